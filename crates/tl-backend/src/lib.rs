@@ -1,0 +1,86 @@
+//! Tensor storage and the compute backends behind one small trait.
+//!
+//! The planner and runtime lower every equation onto the primitives of [`Backend`]; the CPU
+//! backend ([`cpu::CpuBackend`]) implements them with rayon and a tuned GEMM, and a GPU backend
+//! implements the same trait, so a program runs unchanged on either.
+#![deny(missing_docs)]
+
+pub mod cpu;
+pub mod dtype;
+pub mod error;
+pub mod host;
+pub mod ops;
+pub mod tensor;
+
+pub use dtype::DType;
+pub use error::{BackendError, Result};
+pub use host::{HostData, HostTensor};
+pub use ops::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};
+pub use tensor::{Layout, Storage, Tensor};
+
+/// The primitives every compute backend provides. Tensors passed in may have any [`Layout`]
+/// (permuted or broadcast views); results are fresh, row-major tensors.
+pub trait Backend: Send + Sync {
+    /// A human name for messages, e.g. `cpu (2 threads)` or `cuda:0 NVIDIA H100`.
+    fn name(&self) -> String;
+
+    /// Copies a host tensor into this backend's memory (keeping its element type).
+    fn upload(&self, host: &HostTensor) -> Result<Tensor>;
+
+    /// Copies a tensor back to host memory, row-major.
+    fn download(&self, tensor: &Tensor) -> Result<HostTensor>;
+
+    /// A tensor of `shape` with every element `value`.
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor>;
+
+    /// Evaluates a fused elementwise expression. Every input has rank `out_shape.len()` and each
+    /// of its axes has the output's extent or extent 1 (broadcast). Arithmetic runs in
+    /// `dtype.compute()`; the result is stored as `dtype`.
+    fn map(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Tensor>;
+
+    /// Combines the elements along `axes` with `op`, removing those axes. With no axes it
+    /// copies. An empty reduction yields 0.
+    fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor>;
+
+    /// Pairwise einsum with the sum-product semiring: axis `k` of `a` carries label
+    /// `a_labels[k]` (likewise `b`); the result has one axis per `out_labels` entry; labels absent
+    /// from `out_labels` are summed. Labels are distinct within each operand. Lowered to
+    /// (batched) GEMM.
+    fn contract(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+    ) -> Result<Tensor>;
+
+    /// Softmax or layer norm along one axis.
+    fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor>;
+
+    /// `out.flat[k] = input.flat[index[k]]`, or 0 where `index[k] < 0`; `out` has `out_shape`
+    /// (`index.len()` elements). Index arithmetic, slices, diagonals and constants lower to this.
+    fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor>;
+
+    /// `out.flat[index[k]] op= values.flat[k]` for every `index[k] >= 0`, over a fresh `out` of
+    /// `out_shape`; cells that receive nothing are 0. (The reverse of `gather`.)
+    fn scatter(
+        &self,
+        values: &Tensor,
+        index: &[i64],
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor>;
+
+    /// Converts to another element type.
+    fn cast(&self, input: &Tensor, dtype: DType) -> Result<Tensor>;
+
+    /// Waits for all queued work to finish.
+    fn synchronize(&self) -> Result<()>;
+}
