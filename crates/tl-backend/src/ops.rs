@@ -76,7 +76,7 @@ pub const UNARY_NAMES: &[(&str, UnaryFn)] = &[
 pub fn erf(x: f64) -> f64 {
     if x.abs() < 2.5 {
         // Maclaurin series: erf x = 2/sqrt(pi) * sum (-1)^n x^(2n+1) / (n! (2n+1))
-        let mut sum = 0.0;
+        let mut sum: f64 = 0.0;
         let mut term = x;
         let x2 = x * x;
         let mut n = 0.0;
