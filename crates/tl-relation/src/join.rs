@@ -1,0 +1,320 @@
+//! Evaluating one rule body: a greedy join plan executed as nested index lookups.
+//!
+//! [`Plan::new`] orders the body: it starts with the delta literal (or the smallest positive
+//! literal), then repeatedly takes the positive literal with the most bound columns, smallest
+//! first. Each literal becomes a lookup in an [`Index`] keyed on its bound columns (constants and
+//! variables bound earlier); repeated variables bind at their first free column and are checked
+//! at the others. Comparisons run as soon as both sides are bound and negated literals as soon as
+//! all their variables are, as membership tests. Variables that no positive literal binds range
+//! over their whole domain (an index absent from an einsum's inputs broadcasts); they are
+//! enumerated last, or bound directly by an `x = term` comparison when one is available.
+//!
+//! [`Plan::execute`] walks the steps depth-first for each row of the first literal, splitting
+//! those rows into chunks that rayon runs in parallel, and projects every full binding onto the
+//! head.
+
+use crate::error::RelationError;
+use crate::index::{Index, IndexCache, RelRef, SourceId};
+use crate::relation::{Relation, Value};
+use crate::rule::{CmpOp, Comparison, Rule, Term};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Where a body literal reads its tuples from, as chosen by the semi-naive variant.
+#[derive(Clone, Debug)]
+pub(crate) struct BodySource<'a> {
+    /// Cache identity of the relation version.
+    pub(crate) id: SourceId,
+    /// The relation version itself.
+    pub(crate) rel: RelRef<'a>,
+}
+
+/// What to do with one non-key column of a looked-up row.
+#[derive(Clone, Copy, Debug)]
+enum Bind {
+    /// First occurrence of a variable: bind it to the column's value.
+    Set(usize),
+    /// A variable bound earlier in the same literal: the column must equal it.
+    Check(usize),
+}
+
+/// One step of a join plan.
+#[derive(Debug)]
+enum Step<'a> {
+    /// Look up the rows matching `key` and bind or check the remaining columns.
+    Join { index: Arc<Index<'a>>, key: Vec<Term>, binds: Vec<Bind> },
+    /// Keep the binding only if the comparison holds.
+    Filter(Comparison),
+    /// Keep the binding only if the tuple is absent from `rel`.
+    Negate { rel: RelRef<'a>, args: Vec<Term> },
+    /// Bind `var` to the value of a term (from an `=` comparison) if it lies in the domain.
+    Assign { var: usize, value: Term, extent: u32 },
+    /// Bind `var` to every element of its domain in turn.
+    Enumerate { var: usize, extent: u32 },
+}
+
+/// An ordered list of steps evaluating one rule body for one semi-naive variant.
+#[derive(Debug)]
+pub(crate) struct Plan<'a> {
+    steps: Vec<Step<'a>>,
+    head_args: Vec<Term>,
+    vars: usize,
+}
+
+/// Value of a term under a binding (variables out of range read as 0; validation prevents that).
+fn value(term: Term, binding: &[Value]) -> Value {
+    match term {
+        Term::Const(c) => c,
+        Term::Var(v) => binding.get(v).copied().unwrap_or(0),
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// Orders the body of `rule`; `sources[i]` gives the version read by `rule.body[i]` and
+    /// `first` the literal to start with (the delta literal of a semi-naive variant).
+    pub(crate) fn new(rule: &Rule, sources: &[BodySource<'a>], first: Option<usize>, cache: &mut IndexCache<'a>) -> Self {
+        let vars = rule.var_extents.len();
+        let mut bound = vec![false; vars];
+        let mut steps = Vec::new();
+        let mut filters_left: Vec<&Comparison> = rule.comparisons.iter().collect();
+        let mut negs_left: Vec<usize> = (0..rule.body.len()).filter(|&i| rule.body[i].negated).collect();
+        let mut pos_left: Vec<usize> = (0..rule.body.len()).filter(|&i| !rule.body[i].negated).collect();
+        let size = |i: usize| sources.get(i).map_or(0, |s| s.rel.len());
+        Self::place_ready(rule, sources, &bound, &mut filters_left, &mut negs_left, &mut steps);
+        let mut next = first.filter(|f| pos_left.contains(f)).or_else(|| pos_left.iter().copied().min_by_key(|&i| size(i)));
+        while let Some(li) = next {
+            pos_left.retain(|&i| i != li);
+            let lit = &rule.body[li];
+            let mut key_cols = Vec::new();
+            let mut key = Vec::new();
+            for (col, &t) in lit.args.iter().enumerate() {
+                if t.var().is_none_or(|v| bound.get(v).copied().unwrap_or(false)) {
+                    key_cols.push(col);
+                    key.push(t);
+                }
+            }
+            let mut binds = Vec::new();
+            for (col, &t) in lit.args.iter().enumerate() {
+                if let (false, Term::Var(v)) = (key_cols.contains(&col), t) {
+                    let seen = binds.iter().any(|b| matches!(b, Bind::Set(w) if *w == v));
+                    binds.push(if seen { Bind::Check(v) } else { Bind::Set(v) });
+                }
+            }
+            for b in &binds {
+                if let Bind::Set(v) = b {
+                    if let Some(slot) = bound.get_mut(*v) {
+                        *slot = true;
+                    }
+                }
+            }
+            if let Some(src) = sources.get(li) {
+                let index = cache.get(src.id, src.rel.clone(), &key_cols);
+                steps.push(Step::Join { index, key, binds });
+            }
+            Self::place_ready(rule, sources, &bound, &mut filters_left, &mut negs_left, &mut steps);
+            let bound_cols = |i: usize| {
+                rule.body[i].args.iter().filter(|t| t.var().is_none_or(|v| bound.get(v).copied().unwrap_or(false))).count()
+            };
+            next = pos_left.iter().copied().min_by_key(|&i| (std::cmp::Reverse(bound_cols(i)), size(i)));
+        }
+        // Variables still needed range over their domains; `x = term` binds x directly.
+        let mut needed: Vec<usize> = rule.head_args.iter().filter_map(|t| t.var()).collect();
+        needed.extend(rule.comparisons.iter().flat_map(Comparison::vars));
+        needed.extend(negs_left.iter().flat_map(|&i| rule.body[i].args.iter().filter_map(|t| t.var())));
+        needed.sort_unstable();
+        needed.dedup();
+        for var in needed {
+            if bound.get(var).copied().unwrap_or(true) {
+                continue;
+            }
+            let extent = rule.extent(var);
+            let is_bound = |t: Term| t.var().is_none_or(|v| bound.get(v).copied().unwrap_or(false));
+            let assign = filters_left.iter().find_map(|c| match (c.op, c.lhs, c.rhs) {
+                (CmpOp::Eq, Term::Var(v), other) | (CmpOp::Eq, other, Term::Var(v)) if v == var && is_bound(other) => Some(other),
+                _ => None,
+            });
+            steps.push(match assign {
+                Some(value) => Step::Assign { var, value, extent },
+                None => Step::Enumerate { var, extent },
+            });
+            if let Some(slot) = bound.get_mut(var) {
+                *slot = true;
+            }
+            Self::place_ready(rule, sources, &bound, &mut filters_left, &mut negs_left, &mut steps);
+        }
+        Plan { steps, head_args: rule.head_args.clone(), vars }
+    }
+
+    /// Emits every comparison and negated literal whose variables are all bound.
+    fn place_ready(
+        rule: &Rule,
+        sources: &[BodySource<'a>],
+        bound: &[bool],
+        filters: &mut Vec<&Comparison>,
+        negs: &mut Vec<usize>,
+        steps: &mut Vec<Step<'a>>,
+    ) {
+        let ready = |t: &Term| t.var().is_none_or(|v| bound.get(v).copied().unwrap_or(false));
+        filters.retain(|c| {
+            let go = ready(&c.lhs) && ready(&c.rhs);
+            if go {
+                steps.push(Step::Filter((*c).clone()));
+            }
+            !go
+        });
+        negs.retain(|&i| {
+            let lit = &rule.body[i];
+            let go = lit.args.iter().all(ready);
+            if let (true, Some(src)) = (go, sources.get(i)) {
+                steps.push(Step::Negate { rel: src.rel.clone(), args: lit.args.clone() });
+            }
+            !go
+        });
+    }
+
+    /// Runs the plan and returns the projected head tuples, sorted and deduplicated.
+    pub(crate) fn execute(&self, head_slot: usize, limit: usize) -> Result<Relation, RelationError> {
+        let arity = self.head_args.len();
+        let too_many = |tuples| RelationError::TooManyTuples { slot: head_slot, tuples, limit };
+        // Parallelise over the rows of the first join, if every step before it is a filter.
+        let first = self.steps.iter().position(|s| matches!(s, Step::Join { .. }));
+        let prefix_ok = first.is_some_and(|f| self.steps.iter().take(f).all(|s| matches!(s, Step::Filter(_))));
+        let sinks: Vec<Sink> = match (first, self.steps.get(first.unwrap_or(0))) {
+            (Some(f), Some(Step::Join { index, key, binds })) if prefix_ok => {
+                let binding = vec![0; self.vars];
+                let holds = |s: &Step| matches!(s, Step::Filter(c) if c.op.holds(value(c.lhs, &binding), value(c.rhs, &binding)));
+                if !self.steps.iter().take(f).all(holds) {
+                    return Ok(Relation::empty(arity));
+                }
+                let key: Vec<Value> = key.iter().map(|&t| value(t, &binding)).collect();
+                let (lo, hi) = index.range(&key);
+                let chunk = ((hi - lo) / (rayon::current_num_threads() * 8)).max(256);
+                let starts: Vec<usize> = (lo..hi).step_by(chunk).collect();
+                starts
+                    .into_par_iter()
+                    .map(|start| {
+                        let mut sink = Sink::new(arity, limit);
+                        let mut binding = vec![0; self.vars];
+                        for i in start..(start + chunk).min(hi) {
+                            if apply_binds(index.rest_row(i), binds, &mut binding) {
+                                self.run(f + 1, &mut binding, &mut sink)?;
+                            }
+                        }
+                        Ok(sink)
+                    })
+                    .collect::<Result<_, RelationError>>()
+                    .map_err(|_| too_many(limit.saturating_add(1)))?
+            }
+            _ => {
+                let mut sink = Sink::new(arity, limit);
+                self.run(0, &mut vec![0; self.vars], &mut sink).map_err(|_| too_many(limit.saturating_add(1)))?;
+                vec![sink]
+            }
+        };
+        let rows: usize = sinks.iter().map(|s| s.rows).sum();
+        if rows > limit {
+            return Err(too_many(rows));
+        }
+        if arity == 0 {
+            return Ok(Relation::nullary(rows > 0));
+        }
+        let values: Vec<Value> = sinks.into_iter().flat_map(|s| s.values).collect();
+        Ok(Relation::from_flat(arity, values))
+    }
+
+    /// Depth-first evaluation of steps `i..` under `binding`, projecting complete bindings into `sink`.
+    fn run(&self, i: usize, binding: &mut [Value], sink: &mut Sink) -> Result<(), RelationError> {
+        let Some(step) = self.steps.get(i) else {
+            return sink.push(&self.head_args, binding);
+        };
+        match step {
+            Step::Join { index, key, binds } => {
+                let mut buf = [0; 8];
+                let owned: Vec<Value>;
+                let key_vals: &[Value] = if key.len() <= buf.len() {
+                    for (slot, &t) in buf.iter_mut().zip(key) {
+                        *slot = value(t, binding);
+                    }
+                    buf.get(..key.len()).unwrap_or(&[])
+                } else {
+                    owned = key.iter().map(|&t| value(t, binding)).collect();
+                    &owned
+                };
+                for rest in index.lookup(key_vals) {
+                    if apply_binds(rest, binds, binding) {
+                        self.run(i + 1, binding, sink)?;
+                    }
+                }
+            }
+            Step::Filter(c) => {
+                if c.op.holds(value(c.lhs, binding), value(c.rhs, binding)) {
+                    self.run(i + 1, binding, sink)?;
+                }
+            }
+            Step::Negate { rel, args } => {
+                let tuple: Vec<Value> = args.iter().map(|&t| value(t, binding)).collect();
+                if !rel.contains(&tuple) {
+                    self.run(i + 1, binding, sink)?;
+                }
+            }
+            Step::Assign { var, value: t, extent } => {
+                let v = value(*t, binding);
+                if v < *extent {
+                    set(binding, *var, v);
+                    self.run(i + 1, binding, sink)?;
+                }
+            }
+            Step::Enumerate { var, extent } => {
+                for v in 0..*extent {
+                    set(binding, *var, v);
+                    self.run(i + 1, binding, sink)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn set(binding: &mut [Value], var: usize, v: Value) {
+    if let Some(slot) = binding.get_mut(var) {
+        *slot = v;
+    }
+}
+
+/// Binds or checks the non-key columns of one looked-up row; false if a repeated variable disagrees.
+fn apply_binds(rest: &[Value], binds: &[Bind], binding: &mut [Value]) -> bool {
+    for (&x, b) in rest.iter().zip(binds) {
+        match *b {
+            Bind::Set(v) => set(binding, v, x),
+            Bind::Check(v) => {
+                if binding.get(v) != Some(&x) {
+                    return false;
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Head tuples produced by one chunk of work.
+struct Sink {
+    values: Vec<Value>,
+    rows: usize,
+    limit: usize,
+}
+
+impl Sink {
+    fn new(arity: usize, limit: usize) -> Self {
+        Sink { values: Vec::with_capacity(arity * 64), rows: 0, limit }
+    }
+
+    fn push(&mut self, head: &[Term], binding: &[Value]) -> Result<(), RelationError> {
+        self.values.extend(head.iter().map(|&t| value(t, binding)));
+        self.rows += 1;
+        if self.rows > self.limit {
+            // The caller replaces this with the head slot; only the count matters here.
+            return Err(RelationError::TooManyTuples { slot: usize::MAX, tuples: self.rows, limit: self.limit });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,269 @@
+//! [`Relation`]: an immutable, sorted, deduplicated set of tuples of one arity.
+//!
+//! Tuples are stored flat and row-major in one `Vec<Value>`, so a relation of a million pairs is
+//! one allocation of two million `u32`s. Set operations are linear merges. Arities 1 to 4 are
+//! processed as fixed-size arrays (`[Value; N]`), which the compiler compares and moves quickly;
+//! larger arities fall back to row slices.
+
+use crate::error::RelationError;
+use rayon::prelude::*;
+
+/// One argument value: an element index within its axis's domain.
+pub type Value = u32;
+
+/// An immutable, sorted, deduplicated set of tuples of one arity, stored flat row-major.
+///
+/// This is the sparse form of a Boolean tensor: a tuple is present exactly when its cell is 1.
+/// A nullary relation (arity 0) holds either no tuple (false) or the empty tuple (true).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Relation {
+    arity: usize,
+    rows: usize,
+    data: Vec<Value>,
+}
+
+/// Runs `$body` with `$rows` bound to the rows of `$data` typed by arity (`[Value; N]` for small
+/// arities, `&[Value]` otherwise), and turns the resulting `Vec` of rows back into flat values.
+macro_rules! with_rows {
+    ($arity:expr, [$($data:ident),*], |$($rows:ident),*| $body:expr) => {
+        match $arity {
+            1 => { $(let $rows: &[Value] = &$data[..];)* let out: Vec<Value> = $body; out }
+            2 => { $(let $rows = $data.as_chunks::<2>().0;)* let out: Vec<[Value; 2]> = $body; out.into_flattened() }
+            3 => { $(let $rows = $data.as_chunks::<3>().0;)* let out: Vec<[Value; 3]> = $body; out.into_flattened() }
+            4 => { $(let $rows = $data.as_chunks::<4>().0;)* let out: Vec<[Value; 4]> = $body; out.into_flattened() }
+            n => {
+                $(let owned: Vec<&[Value]> = $data.chunks_exact(n.max(1)).collect(); let $rows = &owned[..];)*
+                let out: Vec<&[Value]> = $body;
+                out.concat()
+            }
+        }
+    };
+}
+
+impl Relation {
+    /// The relation of the given arity with no tuples (an all-zero tensor).
+    pub fn empty(arity: usize) -> Self {
+        Relation { arity, rows: 0, data: Vec::new() }
+    }
+
+    /// The nullary relation holding the empty tuple (the Boolean scalar `true`).
+    pub fn unit() -> Self {
+        Relation { arity: 0, rows: 1, data: Vec::new() }
+    }
+
+    /// Builds a relation from flat row-major values, sorting and deduplicating the rows.
+    ///
+    /// A trailing partial row (when `values.len()` is not a multiple of `arity`) is dropped;
+    /// use [`Relation::try_from_flat`] to have it reported instead. For arity 0 the result is empty.
+    pub fn from_flat(arity: usize, mut values: Vec<Value>) -> Self {
+        if arity == 0 {
+            return Relation::empty(0);
+        }
+        values.truncate(values.len() - values.len() % arity);
+        let data = sort_dedup(arity, values);
+        Relation { arity, rows: data.len() / arity, data }
+    }
+
+    /// Like [`Relation::from_flat`], but reports a ragged buffer as an error.
+    pub fn try_from_flat(arity: usize, values: Vec<Value>) -> Result<Self, RelationError> {
+        let ragged = if arity == 0 { !values.is_empty() } else { values.len() % arity != 0 };
+        if ragged {
+            return Err(RelationError::RaggedValues { arity, len: values.len() });
+        }
+        Ok(Relation::from_flat(arity, values))
+    }
+
+    /// Wraps values already sorted and deduplicated (internal producers guarantee this).
+    pub(crate) fn from_sorted_flat(arity: usize, data: Vec<Value>) -> Self {
+        let rows = if arity == 0 { 0 } else { data.len() / arity };
+        Relation { arity, rows, data }
+    }
+
+    /// A nullary relation that is `true` when `present`.
+    pub(crate) fn nullary(present: bool) -> Self {
+        if present { Relation::unit() } else { Relation::empty(0) }
+    }
+
+    /// Number of arguments of every tuple.
+    pub fn arity(&self) -> usize {
+        self.arity
+    }
+
+    /// Number of tuples.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether the relation holds no tuple.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The flat, row-major values (length `len() * arity()`).
+    pub fn values(&self) -> &[Value] {
+        &self.data
+    }
+
+    /// The tuple at position `i` in sorted order, if any.
+    pub fn row(&self, i: usize) -> Option<&[Value]> {
+        if i >= self.rows {
+            return None;
+        }
+        self.data.get(i * self.arity..(i + 1) * self.arity)
+    }
+
+    /// The tuples in sorted (lexicographic) order.
+    pub fn iter(&self) -> impl Iterator<Item = &[Value]> {
+        (0..self.rows).map(move |i| self.row(i).unwrap_or(&[]))
+    }
+
+    /// Whether `tuple` is in the relation (binary search).
+    pub fn contains(&self, tuple: &[Value]) -> bool {
+        if tuple.len() != self.arity {
+            return false;
+        }
+        if self.arity == 0 {
+            return self.rows > 0;
+        }
+        let pos = self.lower_bound(tuple);
+        self.row(pos) == Some(tuple)
+    }
+
+    /// First row position whose first `prefix.len()` values are not less than `prefix`.
+    pub(crate) fn lower_bound(&self, prefix: &[Value]) -> usize {
+        let k = prefix.len().min(self.arity);
+        partition_rows(self.rows, |i| self.data.get(i * self.arity..i * self.arity + k) < Some(prefix))
+    }
+
+    /// Row range `[lo, hi)` whose first `prefix.len()` values equal `prefix`.
+    pub(crate) fn prefix_range(&self, prefix: &[Value]) -> (usize, usize) {
+        let k = prefix.len().min(self.arity);
+        let lo = self.lower_bound(prefix);
+        let hi = lo
+            + partition_rows(self.rows - lo, |j| {
+                let i = lo + j;
+                self.data.get(i * self.arity..i * self.arity + k) == Some(prefix)
+            });
+        (lo, hi)
+    }
+
+    /// The set union of two relations of the same arity (a linear merge; the arity of `self` wins).
+    pub fn union(&self, other: &Relation) -> Relation {
+        if self.arity == 0 {
+            return Relation::nullary(self.rows > 0 || other.rows > 0);
+        }
+        if other.is_empty() || other.arity != self.arity {
+            return self.clone();
+        }
+        if self.is_empty() {
+            return other.clone();
+        }
+        let (a, b) = (&self.data, &other.data);
+        let data = with_rows!(self.arity, [a, b], |ra, rb| merge_union(ra, rb));
+        Relation::from_sorted_flat(self.arity, data)
+    }
+
+    /// The tuples of `self` that are not in `other`.
+    pub fn difference(&self, other: &Relation) -> Relation {
+        if self.arity == 0 {
+            return Relation::nullary(self.rows > 0 && other.rows == 0);
+        }
+        if other.is_empty() || self.is_empty() || other.arity != self.arity {
+            return self.clone();
+        }
+        let (a, b) = (&self.data, &other.data);
+        let data = with_rows!(self.arity, [a, b], |ra, rb| set_difference(ra, rb));
+        Relation::from_sorted_flat(self.arity, data)
+    }
+
+    /// Reorders the columns (`columns[k]` is the source column of output column `k`) and re-sorts.
+    pub(crate) fn permute(&self, columns: &[usize]) -> Relation {
+        let mut values = Vec::with_capacity(self.rows * columns.len());
+        for row in self.iter() {
+            values.extend(columns.iter().map(|&c| row.get(c).copied().unwrap_or(0)));
+        }
+        Relation::from_flat(columns.len(), values)
+    }
+}
+
+/// Number of leading positions in `0..n` satisfying the monotone predicate `less`.
+fn partition_rows(n: usize, less: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if less(mid) { lo = mid + 1 } else { hi = mid }
+    }
+    lo
+}
+
+/// Sorts flat rows and removes duplicates (parallel sort for large inputs).
+fn sort_dedup(arity: usize, mut values: Vec<Value>) -> Vec<Value> {
+    fn sort_rows<T: Ord + Send>(rows: &mut [T]) -> usize {
+        if rows.len() > 1 << 15 { rows.par_sort_unstable() } else { rows.sort_unstable() }
+        let mut kept = 0;
+        for i in 0..rows.len() {
+            if i == 0 || rows[i] != rows[kept - 1] {
+                rows.swap(kept, i);
+                kept += 1;
+            }
+        }
+        kept
+    }
+    let kept = match arity {
+        1 => sort_rows(&mut values[..]),
+        2 => sort_rows(values.as_chunks_mut::<2>().0),
+        3 => sort_rows(values.as_chunks_mut::<3>().0),
+        4 => sort_rows(values.as_chunks_mut::<4>().0),
+        n => {
+            let mut rows: Vec<Vec<Value>> = values.chunks_exact(n).map(<[Value]>::to_vec).collect();
+            let kept = sort_rows(&mut rows[..]);
+            rows.truncate(kept);
+            values = rows.concat();
+            kept
+        }
+    };
+    values.truncate(kept * arity);
+    values
+}
+
+/// Merges two sorted, deduplicated row sequences into their sorted union.
+fn merge_union<T: Ord + Copy>(a: &[T], b: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
+        match x.cmp(&y) {
+            std::cmp::Ordering::Less => { out.push(x); i += 1 }
+            std::cmp::Ordering::Greater => { out.push(y); j += 1 }
+            std::cmp::Ordering::Equal => { out.push(x); i += 1; j += 1 }
+        }
+    }
+    out.extend_from_slice(a.get(i..).unwrap_or(&[]));
+    out.extend_from_slice(b.get(j..).unwrap_or(&[]));
+    out
+}
+
+/// The rows of sorted `a` absent from sorted `b`; gallops through `b` when it is much larger.
+fn set_difference<T: Ord + Copy>(a: &[T], b: &[T]) -> Vec<T> {
+    let mut out = Vec::with_capacity(a.len());
+    if b.len() > 16 * a.len() {
+        let mut rest = b;
+        for &x in a {
+            let pos = rest.partition_point(|y| *y < x);
+            rest = rest.get(pos..).unwrap_or(&[]);
+            if rest.first() != Some(&x) {
+                out.push(x);
+            }
+        }
+        return out;
+    }
+    let mut j = 0;
+    for &x in a {
+        while b.get(j).is_some_and(|y| *y < x) {
+            j += 1;
+        }
+        if b.get(j) != Some(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
