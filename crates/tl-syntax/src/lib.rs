@@ -6,7 +6,12 @@
 
 pub mod ast;
 pub mod diagnostic;
+pub mod lexer;
+pub mod loader;
+pub mod parser;
 pub mod span;
 
 pub use diagnostic::{Diagnostic, Label, Severity, ToDiagnostic};
+pub use loader::{load_program, load_source, LoadError};
+pub use parser::{parse, ParseError};
 pub use span::{FileId, SourceMap, Span};

@@ -1,0 +1,143 @@
+//! The program loader: reads a file, parses it, and splices in the files it imports.
+//!
+//! `import "lib.tl"` is resolved against the folder of the file that names it. Each file is
+//! included at most once (by canonical path), so import cycles and diamonds are harmless. The
+//! returned program holds no `Import` statements: each is replaced by the statements of the
+//! file it names.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::ast::{Program, Stmt, StmtKind};
+use crate::diagnostic::{Diagnostic, ToDiagnostic};
+use crate::parser::parse;
+use crate::span::{FileId, SourceMap, Span};
+
+/// A file that could not be read while loading a program.
+#[derive(Clone, Debug, PartialEq, Error)]
+pub enum LoadError {
+    /// The file is missing or unreadable.
+    #[error("cannot read `{path}`: {reason}")]
+    Unreadable {
+        /// The path as resolved.
+        path: PathBuf,
+        /// The operating system's reason.
+        reason: String,
+        /// The `import` string naming the file; `None` for the top-level file.
+        span: Option<Span>,
+    },
+}
+
+impl ToDiagnostic for LoadError {
+    fn to_diagnostic(&self) -> Diagnostic {
+        match self {
+            LoadError::Unreadable { path, span, .. } => {
+                let help =
+                    "check the path; imports are relative to the folder of the importing file";
+                match span {
+                    Some(span) => Diagnostic::error(
+                        "TL0020",
+                        self.to_string(),
+                        *span,
+                        format!("`{}` cannot be read", path.display()),
+                    ),
+                    None => Diagnostic::spanless("TL0020", self.to_string()),
+                }
+                .with_help(help)
+            }
+        }
+    }
+}
+
+/// Loads the program in `path` and every file it imports, adding each to `sources`.
+/// Returns the statements that parsed, with a diagnostic for each problem found.
+pub fn load_program(path: &Path, sources: &mut SourceMap) -> (Program, Vec<Diagnostic>) {
+    let mut loader = Loader {
+        sources,
+        seen: HashSet::new(),
+        diagnostics: Vec::new(),
+    };
+    let stmts = match loader.read(path, None) {
+        Some(id) => {
+            let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+            loader.file(id, &dir)
+        }
+        None => Vec::new(),
+    };
+    (Program { stmts }, loader.diagnostics)
+}
+
+/// Parses `text` (e.g. a REPL line) under the name `name`, resolving its imports against
+/// `base_dir`.
+pub fn load_source(
+    name: &str,
+    text: &str,
+    sources: &mut SourceMap,
+    base_dir: &Path,
+) -> (Program, Vec<Diagnostic>) {
+    let id = sources.add(name, text);
+    let mut loader = Loader {
+        sources,
+        seen: HashSet::new(),
+        diagnostics: Vec::new(),
+    };
+    let stmts = loader.file(id, base_dir);
+    (Program { stmts }, loader.diagnostics)
+}
+
+struct Loader<'s> {
+    sources: &'s mut SourceMap,
+    /// Canonical paths of the files already included.
+    seen: HashSet<PathBuf>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Loader<'_> {
+    /// Reads a file not yet seen and adds it to the source map; `None` when it was already
+    /// included or cannot be read (the latter is reported).
+    fn read(&mut self, path: &Path, span: Option<Span>) -> Option<FileId> {
+        let key = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if self.seen.contains(&key) {
+            return None;
+        }
+        match fs::read_to_string(path) {
+            Ok(text) => {
+                self.seen.insert(key);
+                Some(self.sources.add(path, text))
+            }
+            Err(err) => {
+                let error = LoadError::Unreadable {
+                    path: path.to_path_buf(),
+                    reason: err.to_string(),
+                    span,
+                };
+                self.diagnostics.push(error.to_diagnostic());
+                None
+            }
+        }
+    }
+
+    /// Parses one file and returns its statements with imports spliced in.
+    fn file(&mut self, id: FileId, dir: &Path) -> Vec<Stmt> {
+        let text = self.sources.file(id).text.clone();
+        let (program, errors) = parse(&text, id);
+        self.diagnostics
+            .extend(errors.iter().map(ToDiagnostic::to_diagnostic));
+        let mut stmts = Vec::new();
+        for stmt in program.stmts {
+            let StmtKind::Import(lit) = &stmt.kind else {
+                stmts.push(stmt);
+                continue;
+            };
+            let path = dir.join(&lit.value);
+            if let Some(child) = self.read(&path, Some(lit.span)) {
+                let child_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                stmts.extend(self.file(child, &child_dir));
+            }
+        }
+        stmts
+    }
+}

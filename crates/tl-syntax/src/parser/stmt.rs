@@ -1,0 +1,177 @@
+//! Statements that start with a tensor name or a file string: facts, rules, queries,
+//! equations, data definitions and write commands.
+
+use super::literal::file_ref;
+use super::{PResult, ParseError, Parser};
+use crate::ast::{
+    Atom, BodyItem, CompareOp, DataDef, DataSource, Equation, IndexArg, IndexExpr, Lhs, Projection,
+    Query, Rule, StmtKind, WriteCmd,
+};
+use crate::lexer::{Keyword, TokenKind};
+
+impl Parser {
+    /// A statement starting with an upper-case name; its form is read off its shape.
+    pub(super) fn tensor_statement(&mut self) -> PResult<StmtKind> {
+        if self.ends_with_question() {
+            let access = self.access()?;
+            self.expect(&TokenKind::Question, "`?`")?;
+            return Ok(StmtKind::Query(Query { access }));
+        }
+        if *self.nth(1) == TokenKind::LParen {
+            let head = self.atom()?;
+            if self.eat(&TokenKind::Arrow).is_some() {
+                return self.rule_body(head);
+            }
+            self.eat(&TokenKind::Dot);
+            if !self.at_end() {
+                return Err(self.expected("`<-`, `?` or the end of the fact"));
+            }
+            return fact(head);
+        }
+        let lhs = self.lhs()?;
+        let (projection, op_span) = match self.peek() {
+            TokenKind::Eq => (Projection::Assign, self.span()),
+            TokenKind::PlusEq => (Projection::Add, self.span()),
+            TokenKind::MaxEq => (Projection::Max, self.span()),
+            TokenKind::MinEq => (Projection::Min, self.span()),
+            TokenKind::AvgEq => (Projection::Avg, self.span()),
+            _ => return Err(self.expected("`=`, `+=`, `max=`, `min=`, `avg=` or `?`")),
+        };
+        self.bump();
+        let source = match self.peek() {
+            TokenKind::Str(text)
+                if *self.nth(1) == TokenKind::Newline || *self.nth(1) == TokenKind::Eof =>
+            {
+                let text = text.clone();
+                Some(DataSource::File(file_ref(&text, self.bump().span)))
+            }
+            TokenKind::LBracket => Some(DataSource::Array(self.array()?)),
+            _ => None,
+        };
+        if let Some(source) = source {
+            if projection != Projection::Assign {
+                return Err(ParseError::DataProjection { span: op_span });
+            }
+            return Ok(StmtKind::Data(DataDef { lhs, source }));
+        }
+        let rhs = self.sum()?;
+        Ok(StmtKind::Equation(Equation {
+            lhs,
+            projection,
+            rhs,
+        }))
+    }
+
+    /// Whether the current statement's last token is `?`.
+    fn ends_with_question(&self) -> bool {
+        let mut n = 0;
+        let mut last = &TokenKind::Eof;
+        loop {
+            match self.nth(n) {
+                TokenKind::Newline | TokenKind::Eof => return *last == TokenKind::Question,
+                kind => last = kind,
+            }
+            n += 1;
+        }
+    }
+
+    /// `lhs = UPPER ["[" [lhs_index {"," lhs_index}] "]"]`.
+    fn lhs(&mut self) -> PResult<Lhs> {
+        let name = self.upper("a tensor name")?;
+        let indices = match self.eat(&TokenKind::LBracket) {
+            Some(open) => Some(self.list(open, &TokenKind::RBracket, ']', Parser::lhs_index)?),
+            None => None,
+        };
+        Ok(Lhs {
+            span: self.since(name.span),
+            name,
+            indices,
+        })
+    }
+
+    /// `atom = UPPER "(" [index_arg {"," index_arg}] ")"`.
+    fn atom(&mut self) -> PResult<Atom> {
+        let name = self.upper("a relation name")?;
+        let open = self.expect(&TokenKind::LParen, "`(`")?;
+        let args = self.list(open, &TokenKind::RParen, ')', Parser::access_arg)?;
+        Ok(Atom {
+            span: self.since(name.span),
+            name,
+            args,
+        })
+    }
+
+    /// `body_item {"," body_item}` after `<-`.
+    fn rule_body(&mut self, head: Atom) -> PResult<StmtKind> {
+        let mut body = Vec::new();
+        loop {
+            body.push(self.body_item()?);
+            if self.eat(&TokenKind::Comma).is_none() {
+                return Ok(StmtKind::Rule(Rule { head, body }));
+            }
+        }
+    }
+
+    /// `body_item = ["not"] atom | index_arg cmp_op index_arg`.
+    fn body_item(&mut self) -> PResult<BodyItem> {
+        if self.eat_keyword(Keyword::Not).is_some() {
+            let atom = self.atom()?;
+            return Ok(BodyItem::Atom {
+                negated: true,
+                atom,
+            });
+        }
+        if matches!(self.peek(), TokenKind::Upper(_)) && *self.nth(1) == TokenKind::LParen {
+            let atom = self.atom()?;
+            return Ok(BodyItem::Atom {
+                negated: false,
+                atom,
+            });
+        }
+        let lhs = self.access_arg()?;
+        let op = match self.peek() {
+            TokenKind::EqEq => CompareOp::Eq,
+            TokenKind::Ne => CompareOp::Ne,
+            TokenKind::Lt => CompareOp::Lt,
+            TokenKind::Le => CompareOp::Le,
+            TokenKind::Gt => CompareOp::Gt,
+            TokenKind::Ge => CompareOp::Ge,
+            _ => return Err(self.expected("an atom such as `Parent(x, y)` or a comparison")),
+        };
+        self.bump();
+        let rhs = self.access_arg()?;
+        let span = lhs.span().to(rhs.span());
+        Ok(BodyItem::Compare { op, lhs, rhs, span })
+    }
+
+    /// `write = STRING "=" UPPER {"," UPPER}`.
+    pub(super) fn write(&mut self) -> PResult<StmtKind> {
+        let (text, span) = self.string("a file name")?;
+        self.expect(&TokenKind::Eq, "`=` and the tensors to write")?;
+        let mut tensors = vec![self.upper("a tensor name")?];
+        while self.eat(&TokenKind::Comma).is_some() {
+            tensors.push(self.upper("a tensor name")?);
+        }
+        Ok(StmtKind::Write(WriteCmd {
+            file: file_ref(&text, span),
+            tensors,
+        }))
+    }
+}
+
+/// A fact's arguments must be symbols or integers.
+fn fact(atom: Atom) -> PResult<StmtKind> {
+    let bad = atom.args.iter().find(|arg| {
+        !matches!(
+            arg,
+            IndexArg::Symbol { .. } | IndexArg::Expr(IndexExpr::Int(..))
+        )
+    });
+    if let Some(arg) = bad {
+        return Err(ParseError::FactArgument {
+            span: arg.span(),
+            relation: atom.name.span,
+        });
+    }
+    Ok(StmtKind::Fact(atom))
+}
