@@ -267,3 +267,46 @@ fn set_difference<T: Ord + Copy>(a: &[T], b: &[T]) -> Vec<T> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_flat_sorts_and_dedups() {
+        let r = Relation::from_flat(2, vec![3, 1, 1, 2, 3, 1, 1, 0, 9]);
+        assert_eq!(r.len(), 3);
+        let rows: Vec<&[Value]> = r.iter().collect();
+        assert_eq!(rows, vec![&[1, 0][..], &[1, 2], &[3, 1]]);
+        assert!(r.contains(&[1, 2]) && !r.contains(&[2, 1]) && !r.contains(&[1]));
+        assert!(matches!(Relation::try_from_flat(2, vec![1, 2, 3]), Err(RelationError::RaggedValues { .. })));
+    }
+
+    #[test]
+    fn set_operations_all_arities() {
+        for arity in [1usize, 2, 3, 4, 5] {
+            let a: Vec<Value> = (0..arity as u32 * 6).map(|x| x % 7).collect();
+            let b: Vec<Value> = (0..arity as u32 * 4).map(|x| (x * 3) % 7).collect();
+            let (ra, rb) = (Relation::from_flat(arity, a), Relation::from_flat(arity, b));
+            let u = ra.union(&rb);
+            let d = ra.difference(&rb);
+            for t in ra.iter().chain(rb.iter()) {
+                assert!(u.contains(t));
+                assert_eq!(d.contains(t), ra.contains(t) && !rb.contains(t));
+            }
+            assert_eq!(u.len(), d.len() + rb.len());
+            let sorted: Vec<&[Value]> = u.iter().collect();
+            assert!(sorted.windows(2).all(|w| w[0] < w[1]));
+        }
+    }
+
+    #[test]
+    fn nullary_relations() {
+        let t = Relation::unit();
+        let f = Relation::empty(0);
+        assert!(t.contains(&[]) && !f.contains(&[]));
+        assert_eq!(t.union(&f), t);
+        assert_eq!(t.difference(&t), f);
+        assert_eq!(t.iter().count(), 1);
+    }
+}
