@@ -13,6 +13,8 @@ use std::path::Path;
 /// - There is **no header row**: the first row is a fact like any other.
 /// - Fields are separated by commas (tabs when the file name ends in `.tsv`); a field may be
 ///   quoted (`"a, b"`, with `""` for a literal quote) and is trimmed of surrounding whitespace.
+///   Quotes after leading whitespace (`a, "b c"`) are removed too, but a delimiter inside
+///   quotes is only protected when the opening quote directly follows the delimiter.
 /// - Blank lines and lines starting with `#` are skipped.
 /// - Every row must have as many fields as the first; otherwise [`IoError::Ragged`] names the
 ///   offending line. Text must be UTF-8.
@@ -28,6 +30,7 @@ pub fn read_csv_relation(path: &Path) -> Result<Vec<Vec<String>>, IoError> {
 
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut record = ByteRecord::new();
+    // Arity and start byte of the first row.
     let mut arity: Option<(usize, u64)> = None;
     loop {
         match reader.read_byte_record(&mut record) {
@@ -35,18 +38,18 @@ pub fn read_csv_relation(path: &Path) -> Result<Vec<Vec<String>>, IoError> {
             Ok(false) => break,
             Err(e) => return Err(csv_error(path, &e)),
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let byte = record.position().map_or(0, |p| p.byte());
         // A line of only spaces parses as one empty field: treat it as blank.
         if record.len() == 1 && record[0].trim_ascii().is_empty() {
             continue;
         }
         match arity {
-            None => arity = Some((record.len(), line)),
-            Some((expected, first_line)) if expected != record.len() => {
+            None => arity = Some((record.len(), byte)),
+            Some((expected, first_byte)) if expected != record.len() => {
                 return Err(IoError::Ragged {
                     path: path.to_path_buf(),
-                    line,
-                    first_line,
+                    line: line_of(path, byte),
+                    first_line: line_of(path, first_byte),
                     expected,
                     found: record.len(),
                 })
@@ -56,9 +59,10 @@ pub fn read_csv_relation(path: &Path) -> Result<Vec<Vec<String>>, IoError> {
         let mut row = Vec::with_capacity(record.len());
         for field in record.iter() {
             let text = std::str::from_utf8(field).map_err(|_| {
+                let line = line_of(path, byte);
                 IoError::malformed(path, format!("line {line}: text is not valid UTF-8"))
             })?;
-            row.push(text.trim().to_string());
+            row.push(unquote(text.trim()));
         }
         rows.push(row);
     }
@@ -71,7 +75,11 @@ pub fn read_csv_relation(path: &Path) -> Result<Vec<Vec<String>>, IoError> {
 /// round trip, since the reader trims fields and skips blank lines.
 pub fn write_csv_relation(path: &Path, rows: &[Vec<String>]) -> Result<(), IoError> {
     if let Some(first) = rows.first() {
-        if let Some((i, row)) = rows.iter().enumerate().find(|(_, r)| r.len() != first.len()) {
+        if let Some((i, row)) = rows
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.len() != first.len())
+        {
             return Err(IoError::Write {
                 path: path.to_path_buf(),
                 detail: format!(
@@ -114,6 +122,43 @@ fn escape(field: &str, delimiter: u8, first: bool) -> Cow<'_, str> {
     }
 }
 
+/// Removes quotes the csv crate left in place because whitespace preceded them
+/// (`a, "b c"`): a field that is `"…"` with only doubled quotes inside becomes its content.
+fn unquote(field: &str) -> String {
+    if let Some(inner) = field.strip_prefix('"').and_then(|f| f.strip_suffix('"')) {
+        if !inner.replace("\"\"", "").contains('"') {
+            return inner.replace("\"\"", "\"");
+        }
+    }
+    field.to_string()
+}
+
+/// The 1-based line number of the record starting at byte `start`. The csv crate reports a
+/// record's start before any comment or blank lines that precede it, so those are skipped
+/// here. Only used to build error messages, so re-reading the file is acceptable.
+fn line_of(path: &Path, start: u64) -> u64 {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0;
+    };
+    let mut at = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    loop {
+        let rest = &bytes[at..];
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let line = &rest[..end];
+        let skippable = line.trim_ascii().is_empty() || line.starts_with(b"#");
+        if !skippable || end == rest.len() {
+            break;
+        }
+        at += end;
+    }
+    1 + bytes[..at].iter().filter(|&&b| b == b'\n').count() as u64
+}
+
 /// Tab for `.tsv` files, comma otherwise.
 fn delimiter_for(path: &Path) -> u8 {
     match path.extension().and_then(|e| e.to_str()) {
@@ -127,7 +172,7 @@ fn csv_error(path: &Path, e: &::csv::Error) -> IoError {
     match e.kind() {
         ::csv::ErrorKind::Io(io) => IoError::from_read(path, io),
         _ => {
-            let line = e.position().map_or(0, |p| p.line());
+            let line = e.position().map_or(0, |p| line_of(path, p.byte()));
             IoError::malformed(path, format!("line {line}: {e}"))
         }
     }

@@ -155,9 +155,7 @@ impl IoError {
             IoError::MissingTensor { available, .. } => {
                 Some(list_names("available tensors", available))
             }
-            IoError::NoMatch { sample, .. } => {
-                Some(list_names("tensor names look like", sample))
-            }
+            IoError::NoMatch { sample, .. } => Some(list_names("tensor names look like", sample)),
             IoError::BadPattern { .. } => Some(
                 "write the pattern with exactly one placeholder, e.g. `enc.{l}.q.weight`".into(),
             ),
@@ -171,9 +169,9 @@ impl IoError {
                 "every fact must have the same number of fields; quote fields containing commas"
                     .into(),
             ),
-            IoError::Write { .. } => {
-                Some("check that the folder exists and is writable, and that the disk has space".into())
-            }
+            IoError::Write { .. } => Some(
+                "check that the folder exists and is writable, and that the disk has space".into(),
+            ),
         }
     }
 
@@ -269,7 +267,10 @@ mod tests {
             name: "w3".into(),
             available: ordered,
         };
-        assert_eq!(err.hint().as_deref(), Some("available tensors: w1, w2, zeta"));
+        assert_eq!(
+            err.hint().as_deref(),
+            Some("available tensors: w1, w2, zeta")
+        );
         let msg = err.to_string();
         assert!(msg.contains("m.safetensors") && msg.contains("`w3`") && msg.contains("w1, w2"));
     }
@@ -286,10 +287,16 @@ mod tests {
         let p = PathBuf::from("some/file.bin");
         let all = vec![
             IoError::NotFound { path: p.clone() },
-            IoError::Read { path: p.clone(), detail: "denied".into() },
+            IoError::Read {
+                path: p.clone(),
+                detail: "denied".into(),
+            },
             IoError::malformed(&p, "bad magic"),
             IoError::unsupported(&p, "dtype c8"),
-            IoError::Write { path: p.clone(), detail: "disk full".into() },
+            IoError::Write {
+                path: p.clone(),
+                detail: "disk full".into(),
+            },
         ];
         for e in all {
             assert!(e.to_string().contains("some/file.bin"), "{e}");

@@ -41,9 +41,9 @@ fn parse_npy(path: &Path, bytes: &[u8]) -> Result<HostTensor, IoError> {
     let (header_len, header_start): (usize, usize) = match major {
         1 => (usize::from(u16::from_le_bytes([bytes[8], bytes[9]])), 10),
         2 | 3 => {
-            let raw = bytes.get(8..12).ok_or_else(|| {
-                IoError::malformed(path, "file ends inside the header length")
-            })?;
+            let raw = bytes
+                .get(8..12)
+                .ok_or_else(|| IoError::malformed(path, "file ends inside the header length"))?;
             let n = u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]);
             (usize::try_from(n).unwrap_or(usize::MAX), 12)
         }
@@ -68,9 +68,8 @@ fn parse_npy(path: &Path, bytes: &[u8]) -> Result<HostTensor, IoError> {
         })?;
     let header = String::from_utf8_lossy(&bytes[header_start..header_end]);
     let info = crate::npy_header::parse(&header).map_err(|d| IoError::malformed(path, d))?;
-    let elem = ElemType::from_descr(&info.descr).ok_or_else(|| {
-        IoError::unsupported(path, format!("element type '{}'", info.descr))
-    })?;
+    let elem = ElemType::from_descr(&info.descr)
+        .ok_or_else(|| IoError::unsupported(path, format!("element type '{}'", info.descr)))?;
 
     let numel = info
         .shape
@@ -308,11 +307,21 @@ fn encode_npy(path: &Path, t: &HostTensor) -> Result<Vec<u8>, IoError> {
     }
     out.extend_from_slice(header.as_bytes());
     match &t.data {
-        HostData::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        HostData::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        HostData::F16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        HostData::BF16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        HostData::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        HostData::F32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        HostData::F64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        HostData::F16(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        HostData::BF16(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        HostData::I64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         HostData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b != 0))),
     }
     Ok(out)

@@ -28,8 +28,8 @@ impl SafetensorsFile {
     /// Reads `path` once and validates its header (offsets, shapes and sizes must agree).
     pub fn open(path: &Path) -> Result<SafetensorsFile, IoError> {
         let bytes = std::fs::read(path).map_err(|e| IoError::from_read(path, &e))?;
-        let (header_len, metadata) =
-            SafeTensors::read_metadata(&bytes).map_err(|e| IoError::malformed(path, e.to_string()))?;
+        let (header_len, metadata) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| IoError::malformed(path, e.to_string()))?;
         let mut names: Vec<String> = metadata.tensors().into_keys().collect();
         names.sort();
         Ok(SafetensorsFile {
@@ -54,11 +54,14 @@ impl SafetensorsFile {
     /// The tensor called `name`, converted to a host tensor (integer types widen to i64).
     /// A missing name gives [`IoError::MissingTensor`] listing the closest names first.
     pub fn get(&self, name: &str) -> Result<HostTensor, IoError> {
-        let info = self.metadata.info(name).ok_or_else(|| IoError::MissingTensor {
-            path: self.path.clone(),
-            name: name.to_string(),
-            available: closest_first(name, &self.names),
-        })?;
+        let info = self
+            .metadata
+            .info(name)
+            .ok_or_else(|| IoError::MissingTensor {
+                path: self.path.clone(),
+                name: name.to_string(),
+                available: closest_first(name, &self.names),
+            })?;
         let (start, end) = info.data_offsets;
         let bytes = self
             .data_start
@@ -73,7 +76,10 @@ impl SafetensorsFile {
         if numel != Some(data.len()) {
             return Err(IoError::malformed(
                 &self.path,
-                format!("tensor `{name}`: shape {:?} does not match its data", info.shape),
+                format!(
+                    "tensor `{name}`: shape {:?} does not match its data",
+                    info.shape
+                ),
             ));
         }
         Ok(HostTensor {
@@ -105,7 +111,10 @@ fn decode(path: &Path, name: &str, dtype: Dtype, b: &[u8]) -> Result<HostData, I
     if b.len() % size != 0 {
         return Err(IoError::malformed(
             path,
-            format!("tensor `{name}`: {} bytes is not a whole number of elements", b.len()),
+            format!(
+                "tensor `{name}`: {} bytes is not a whole number of elements",
+                b.len()
+            ),
         ));
     }
     let c = b.chunks_exact(size);
@@ -127,7 +136,10 @@ fn decode(path: &Path, name: &str, dtype: Dtype, b: &[u8]) -> Result<HostData, I
             for x in c {
                 let v = u64::from_le_bytes(le(x));
                 out.push(i64::try_from(v).map_err(|_| {
-                    IoError::unsupported(path, format!("tensor `{name}`: u64 value {v} exceeds i64"))
+                    IoError::unsupported(
+                        path,
+                        format!("tensor `{name}`: u64 value {v} exceeds i64"),
+                    )
                 })?);
             }
             HostData::I64(out)
@@ -159,7 +171,9 @@ pub fn read_stacked(
         pattern: pattern.to_string(),
         detail: detail.to_string(),
     };
-    let open = pattern.find('{').ok_or_else(|| bad("it has no `{…}` placeholder"))?;
+    let open = pattern
+        .find('{')
+        .ok_or_else(|| bad("it has no `{…}` placeholder"))?;
     let close = pattern[open..]
         .find('}')
         .map(|i| open + i)
@@ -229,7 +243,12 @@ pub fn read_stacked(
             (HostData::BF16(a), HostData::BF16(b)) => a.extend(b),
             (HostData::Bool(a), HostData::Bool(b)) => a.extend(b),
             (HostData::I64(a), HostData::I64(b)) => a.extend(b),
-            _ => return Err(IoError::malformed(&file.path, "dtypes changed while stacking")),
+            _ => {
+                return Err(IoError::malformed(
+                    &file.path,
+                    "dtypes changed while stacking",
+                ))
+            }
         }
     }
     Ok((HostTensor { shape, data }, indices))
@@ -277,12 +296,22 @@ pub fn write_safetensors(path: &Path, tensors: &[(String, HostTensor)]) -> Resul
             HostData::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
             HostData::F64(v) => (Dtype::F64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
             HostData::F16(v) => (Dtype::F16, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
-            HostData::BF16(v) => (Dtype::BF16, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+            HostData::BF16(v) => (
+                Dtype::BF16,
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ),
             HostData::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
             HostData::Bool(v) => (Dtype::BOOL, v.iter().map(|&b| u8::from(b != 0)).collect()),
         };
         let shape = t.shape.clone();
-        encoded.push((name.as_str(), Encoded { dtype, shape, bytes }));
+        encoded.push((
+            name.as_str(),
+            Encoded {
+                dtype,
+                shape,
+                bytes,
+            },
+        ));
     }
     let mut names: Vec<&str> = encoded.iter().map(|(n, _)| *n).collect();
     names.sort_unstable();

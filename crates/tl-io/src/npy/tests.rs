@@ -31,7 +31,10 @@ fn round_trips_every_dtype_and_odd_shapes() {
         shape: vec![2],
         data: HostData::I64(vec![i64::MIN, i64::MAX]),
     });
-    round_trip(&HostTensor::from_f32(vec![3], vec![f32::INFINITY, -0.0, 1e-40]));
+    round_trip(&HostTensor::from_f32(
+        vec![3],
+        vec![f32::INFINITY, -0.0, 1e-40],
+    ));
 }
 
 #[test]
@@ -103,7 +106,10 @@ fn fortran_3d_matches_index_formula() {
 
 #[test]
 fn versions_two_and_three_and_big_endian() {
-    let data: Vec<u8> = [1.5f64, -2.0].iter().flat_map(|x| x.to_be_bytes()).collect();
+    let data: Vec<u8> = [1.5f64, -2.0]
+        .iter()
+        .flat_map(|x| x.to_be_bytes())
+        .collect();
     for major in [2, 3] {
         let h = "{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }";
         let t = parse(&npy_bytes(major, h, &data)).unwrap();
@@ -117,12 +123,20 @@ fn integer_and_bool_kinds_widen() {
         ("|i1", vec![0xff, 0x7f], HostData::I64(vec![-1, 127])),
         ("|u1", vec![0xff, 0x00], HostData::I64(vec![255, 0])),
         ("<u2", vec![0xff, 0xff, 1, 0], HostData::I64(vec![65535, 1])),
-        ("<u4", vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0], HostData::I64(vec![4294967295, 0])),
+        (
+            "<u4",
+            vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0],
+            HostData::I64(vec![4294967295, 0]),
+        ),
         ("|b1", vec![1, 0], HostData::Bool(vec![1, 0])),
     ];
     for (descr, data, want) in cases {
         let h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2,), }}");
-        assert_eq!(parse(&npy_bytes(1, &h, &data)).unwrap().data, want, "{descr}");
+        assert_eq!(
+            parse(&npy_bytes(1, &h, &data)).unwrap().data,
+            want,
+            "{descr}"
+        );
     }
     let h = "{'descr': '<u8', 'fortran_order': False, 'shape': (1,), }";
     let err = parse(&npy_bytes(1, h, &u64::MAX.to_le_bytes())).unwrap_err();
@@ -131,7 +145,11 @@ fn integer_and_bool_kinds_widen() {
 
 #[test]
 fn malformed_files_give_errors() {
-    let good = npy_bytes(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", &[0; 8]);
+    let good = npy_bytes(
+        1,
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }",
+        &[0; 8],
+    );
     assert!(parse(&good).is_ok());
     // Every truncation of a valid file is an error, never a panic.
     for cut in 0..good.len() {
@@ -143,7 +161,10 @@ fn malformed_files_give_errors() {
     assert!(parse(&bad_magic).unwrap_err().to_string().contains("magic"));
     let mut bad_version = good.clone();
     bad_version[6] = 9;
-    assert!(matches!(parse(&bad_version), Err(IoError::Unsupported { .. })));
+    assert!(matches!(
+        parse(&bad_version),
+        Err(IoError::Unsupported { .. })
+    ));
     // Trailing garbage after the data.
     let mut long = good.clone();
     long.push(0);
@@ -153,7 +174,11 @@ fn malformed_files_give_errors() {
     huge[8] = 0xff;
     huge[9] = 0xff;
     assert!(matches!(parse(&huge), Err(IoError::Malformed { .. })));
-    let v2 = npy_bytes(2, "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", &[0; 4]);
+    let v2 = npy_bytes(
+        2,
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (1,), }",
+        &[0; 4],
+    );
     let mut v2_huge = v2.clone();
     v2_huge[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
     assert!(matches!(parse(&v2_huge), Err(IoError::Malformed { .. })));
@@ -168,13 +193,20 @@ fn wrong_dtype_and_overflowing_shapes() {
         assert!(err.to_string().contains("x.npy"));
     }
     let big = usize::MAX / 2;
-    for shape in [format!("({big}, 3)"), format!("({big},)"), "(1, 2, 3)".into()] {
+    for shape in [
+        format!("({big}, 3)"),
+        format!("({big},)"),
+        "(1, 2, 3)".into(),
+    ] {
         let h = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}");
         let err = parse(&npy_bytes(1, &h, &[0; 8])).unwrap_err();
         assert!(matches!(err, IoError::Malformed { .. }), "{shape}: {err}");
     }
     let h = "{'descr': '<f8', 'fortran_order': False, 'shape': 3, }";
-    assert!(matches!(parse(&npy_bytes(1, h, &[0; 24])), Err(IoError::Malformed { .. })));
+    assert!(matches!(
+        parse(&npy_bytes(1, h, &[0; 24])),
+        Err(IoError::Malformed { .. })
+    ));
 }
 
 #[test]
