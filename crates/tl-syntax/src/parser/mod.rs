@@ -100,6 +100,7 @@ pub fn parse(text: &str, file: FileId) -> (Program, Vec<ParseError>) {
             }
         }
     }
+    errors.sort_by_key(|e| e.span().start);
     (program, errors)
 }
 
