@@ -141,3 +141,97 @@ impl Loader<'_> {
         stmts
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh folder under the system temp dir, named after the test.
+    fn scratch(name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tl-syntax-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        for (path, text) in files {
+            let path = dir.join(path);
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).unwrap_or_else(|e| panic!("{e}"));
+            }
+            fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        }
+        dir
+    }
+
+    fn names(program: &Program) -> Vec<String> {
+        program
+            .stmts
+            .iter()
+            .map(|s| match &s.kind {
+                StmtKind::Equation(eq) => eq.lhs.name.name.clone(),
+                StmtKind::Data(d) => d.lhs.name.name.clone(),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn imports_are_spliced_in_place_once_each() {
+        let dir = scratch(
+            "splice",
+            &[
+                (
+                    "main.tl",
+                    "A = 1\nimport \"lib/b.tl\"\nimport \"lib/b.tl\"\nD = 4\n",
+                ),
+                ("lib/b.tl", "B = 2\nimport \"c.tl\"\n"),
+                (
+                    "lib/c.tl",
+                    "C = 3\nimport \"b.tl\"\nimport \"../main.tl\"\n",
+                ),
+            ],
+        );
+        let mut sources = SourceMap::new();
+        let (program, diagnostics) = load_program(&dir.join("main.tl"), &mut sources);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(names(&program), ["A", "B", "C", "D"]);
+        assert_eq!(sources.files().len(), 3);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_import_is_reported_at_its_string() {
+        let dir = scratch(
+            "missing",
+            &[("main.tl", "import \"nope.tl\"\nA = 1\nB = \n")],
+        );
+        let mut sources = SourceMap::new();
+        let (program, diagnostics) = load_program(&dir.join("main.tl"), &mut sources);
+        assert_eq!(names(&program), ["A"]);
+        assert_eq!(diagnostics.len(), 2);
+        let missing = diagnostics.iter().find(|d| d.code == "TL0020");
+        assert!(missing.is_some_and(|d| d.message.contains("nope.tl")));
+        assert_eq!(missing.and_then(|d| d.span).map(|s| s.range()), Some(7..16));
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_missing_program_is_a_spanless_error() {
+        let mut sources = SourceMap::new();
+        let path = std::env::temp_dir().join("tl-syntax-no-such-file.tl");
+        let (program, diagnostics) = load_program(&path, &mut sources);
+        assert!(program.stmts.is_empty());
+        assert_eq!(diagnostics.len(), 1);
+        assert_eq!(diagnostics[0].span, None);
+        assert!(diagnostics[0].message.contains("tl-syntax-no-such-file.tl"));
+    }
+
+    #[test]
+    fn repl_source_resolves_imports_against_the_base_dir() {
+        let dir = scratch("repl", &[("lib.tl", "L = 1\n")]);
+        let mut sources = SourceMap::new();
+        let (program, diagnostics) =
+            load_source("<repl>", "import \"lib.tl\"\nR = L", &mut sources, &dir);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(names(&program), ["L", "R"]);
+        assert_eq!(sources.files().len(), 2);
+        let _ = fs::remove_dir_all(dir);
+    }
+}
