@@ -22,13 +22,25 @@ impl SplitMix {
 fn main() {
     let (nodes, edges): (u32, usize) = (10_000, 50_000);
     let mut rng = SplitMix(0x5EED);
-    let values: Vec<Value> = (0..2 * edges).map(|_| (rng.next() % u64::from(nodes)) as Value).collect();
+    let values: Vec<Value> = (0..2 * edges)
+        .map(|_| (rng.next() % u64::from(nodes)) as Value)
+        .collect();
     let graph = Relation::from_flat(2, values);
     let var = Term::Var;
-    let lit = |slot, a, b| Literal { slot, args: vec![var(a), var(b)], negated: false };
+    let lit = |slot, a, b| Literal {
+        slot,
+        args: vec![var(a), var(b)],
+        negated: false,
+    };
     let rules = [
         // T(x, y) <- E(x, y).
-        Rule { head: 1, head_args: vec![var(0), var(1)], body: vec![lit(0, 0, 1)], comparisons: vec![], var_extents: vec![nodes; 2] },
+        Rule {
+            head: 1,
+            head_args: vec![var(0), var(1)],
+            body: vec![lit(0, 0, 1)],
+            comparisons: vec![],
+            var_extents: vec![nodes; 2],
+        },
         // T(x, z) <- T(x, y), E(y, z).
         Rule {
             head: 1,
@@ -40,7 +52,13 @@ fn main() {
     ];
     let mut slots = vec![graph, Relation::empty(2)];
     let start = Instant::now();
-    let result = evaluate_stratum(&rules, &mut slots, &Limits { max_tuples: 200_000_000 });
+    let result = evaluate_stratum(
+        &rules,
+        &mut slots,
+        &Limits {
+            max_tuples: 200_000_000,
+        },
+    );
     let seconds = start.elapsed().as_secs_f64();
     match result {
         Ok(stats) => println!(

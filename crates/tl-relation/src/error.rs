@@ -45,7 +45,9 @@ pub enum RelationError {
         slots: usize,
     },
     /// A term names a variable without an entry in `Rule::var_extents`.
-    #[error("rule for slot {head} uses variable {var}, but only {vars} variable extents are given")]
+    #[error(
+        "rule for slot {head} uses variable {var}, but only {vars} variable extents are given"
+    )]
     UnknownVariable {
         /// Head slot of the offending rule.
         head: usize,

@@ -58,8 +58,15 @@ impl<'a> Index<'a> {
         let mut columns = key_cols.to_vec();
         columns.extend((0..rel.arity()).filter(|c| !key_cols.contains(c)));
         let identity = columns.iter().enumerate().all(|(i, &c)| i == c);
-        let rows = if identity { rel } else { RelRef::Shared(Arc::new(rel.permute(&columns))) };
-        Index { rows, key_len: key_cols.len() }
+        let rows = if identity {
+            rel
+        } else {
+            RelRef::Shared(Arc::new(rel.permute(&columns)))
+        };
+        Index {
+            rows,
+            key_len: key_cols.len(),
+        }
     }
 
     /// The non-key parts of the rows whose key columns equal `key`, in sorted order.
@@ -70,17 +77,27 @@ impl<'a> Index<'a> {
 
     /// Row positions `[lo, hi)` whose key columns equal `key`.
     pub(crate) fn range(&self, key: &[Value]) -> (usize, usize) {
-        if key.is_empty() { (0, self.rows.len()) } else { self.rows.prefix_range(key) }
+        if key.is_empty() {
+            (0, self.rows.len())
+        } else {
+            self.rows.prefix_range(key)
+        }
     }
 
     /// The non-key part of the row at position `i` (empty when out of range).
     pub(crate) fn rest_row(&self, i: usize) -> &[Value] {
-        self.rows.row(i).and_then(|r| r.get(self.key_len..)).unwrap_or(&[])
+        self.rows
+            .row(i)
+            .and_then(|r| r.get(self.key_len..))
+            .unwrap_or(&[])
     }
 
     /// The key part of the row at position `i` (empty when out of range).
     pub(crate) fn key_row(&self, i: usize) -> &[Value] {
-        self.rows.row(i).and_then(|r| r.get(..self.key_len)).unwrap_or(&[])
+        self.rows
+            .row(i)
+            .and_then(|r| r.get(..self.key_len))
+            .unwrap_or(&[])
     }
 }
 
@@ -92,7 +109,12 @@ pub(crate) struct IndexCache<'a> {
 
 impl<'a> IndexCache<'a> {
     /// The index of `rel` (identified by `id`) on `key_cols`, built on first use.
-    pub(crate) fn get(&mut self, id: SourceId, rel: RelRef<'a>, key_cols: &[usize]) -> Arc<Index<'a>> {
+    pub(crate) fn get(
+        &mut self,
+        id: SourceId,
+        rel: RelRef<'a>,
+        key_cols: &[usize],
+    ) -> Arc<Index<'a>> {
         self.map
             .entry((id, key_cols.to_vec()))
             .or_insert_with(|| Arc::new(Index::build(rel, key_cols)))

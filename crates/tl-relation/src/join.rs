@@ -42,13 +42,21 @@ enum Bind {
 #[derive(Debug)]
 enum Step<'a> {
     /// Look up the rows matching `key` and bind or check the remaining columns.
-    Join { index: Arc<Index<'a>>, key: Vec<Term>, binds: Vec<Bind> },
+    Join {
+        index: Arc<Index<'a>>,
+        key: Vec<Term>,
+        binds: Vec<Bind>,
+    },
     /// Keep the binding only if the comparison holds.
     Filter(Comparison),
     /// Keep the binding only if the tuple is absent from `rel`.
     Negate { rel: RelRef<'a>, args: Vec<Term> },
     /// Bind `var` to the value of a term (from an `=` comparison) if it lies in the domain.
-    Assign { var: usize, value: Term, extent: u32 },
+    Assign {
+        var: usize,
+        value: Term,
+        extent: u32,
+    },
     /// Bind `var` to every element of its domain in turn.
     Enumerate { var: usize, extent: u32 },
 }
@@ -72,23 +80,43 @@ fn value(term: Term, binding: &[Value]) -> Value {
 impl<'a> Plan<'a> {
     /// Orders the body of `rule`; `sources[i]` gives the version read by `rule.body[i]` and
     /// `first` the literal to start with (the delta literal of a semi-naive variant).
-    pub(crate) fn new(rule: &Rule, sources: &[BodySource<'a>], first: Option<usize>, cache: &mut IndexCache<'a>) -> Self {
+    pub(crate) fn new(
+        rule: &Rule,
+        sources: &[BodySource<'a>],
+        first: Option<usize>,
+        cache: &mut IndexCache<'a>,
+    ) -> Self {
         let vars = rule.var_extents.len();
         let mut bound = vec![false; vars];
         let mut steps = Vec::new();
         let mut filters_left: Vec<&Comparison> = rule.comparisons.iter().collect();
-        let mut negs_left: Vec<usize> = (0..rule.body.len()).filter(|&i| rule.body[i].negated).collect();
-        let mut pos_left: Vec<usize> = (0..rule.body.len()).filter(|&i| !rule.body[i].negated).collect();
+        let mut negs_left: Vec<usize> = (0..rule.body.len())
+            .filter(|&i| rule.body[i].negated)
+            .collect();
+        let mut pos_left: Vec<usize> = (0..rule.body.len())
+            .filter(|&i| !rule.body[i].negated)
+            .collect();
         let size = |i: usize| sources.get(i).map_or(0, |s| s.rel.len());
-        Self::place_ready(rule, sources, &bound, &mut filters_left, &mut negs_left, &mut steps);
-        let mut next = first.filter(|f| pos_left.contains(f)).or_else(|| pos_left.iter().copied().min_by_key(|&i| size(i)));
+        Self::place_ready(
+            rule,
+            sources,
+            &bound,
+            &mut filters_left,
+            &mut negs_left,
+            &mut steps,
+        );
+        let mut next = first
+            .filter(|f| pos_left.contains(f))
+            .or_else(|| pos_left.iter().copied().min_by_key(|&i| size(i)));
         while let Some(li) = next {
             pos_left.retain(|&i| i != li);
             let lit = &rule.body[li];
             let mut key_cols = Vec::new();
             let mut key = Vec::new();
             for (col, &t) in lit.args.iter().enumerate() {
-                if t.var().is_none_or(|v| bound.get(v).copied().unwrap_or(false)) {
+                if t.var()
+                    .is_none_or(|v| bound.get(v).copied().unwrap_or(false))
+                {
                     key_cols.push(col);
                     key.push(t);
                 }
@@ -111,16 +139,37 @@ impl<'a> Plan<'a> {
                 let index = cache.get(src.id, src.rel.clone(), &key_cols);
                 steps.push(Step::Join { index, key, binds });
             }
-            Self::place_ready(rule, sources, &bound, &mut filters_left, &mut negs_left, &mut steps);
+            Self::place_ready(
+                rule,
+                sources,
+                &bound,
+                &mut filters_left,
+                &mut negs_left,
+                &mut steps,
+            );
             let bound_cols = |i: usize| {
-                rule.body[i].args.iter().filter(|t| t.var().is_none_or(|v| bound.get(v).copied().unwrap_or(false))).count()
+                rule.body[i]
+                    .args
+                    .iter()
+                    .filter(|t| {
+                        t.var()
+                            .is_none_or(|v| bound.get(v).copied().unwrap_or(false))
+                    })
+                    .count()
             };
-            next = pos_left.iter().copied().min_by_key(|&i| (std::cmp::Reverse(bound_cols(i)), size(i)));
+            next = pos_left
+                .iter()
+                .copied()
+                .min_by_key(|&i| (std::cmp::Reverse(bound_cols(i)), size(i)));
         }
         // Variables still needed range over their domains; `x = term` binds x directly.
         let mut needed: Vec<usize> = rule.head_args.iter().filter_map(|t| t.var()).collect();
         needed.extend(rule.comparisons.iter().flat_map(Comparison::vars));
-        needed.extend(negs_left.iter().flat_map(|&i| rule.body[i].args.iter().filter_map(|t| t.var())));
+        needed.extend(
+            negs_left
+                .iter()
+                .flat_map(|&i| rule.body[i].args.iter().filter_map(|t| t.var())),
+        );
         needed.sort_unstable();
         needed.dedup();
         for var in needed {
@@ -128,11 +177,20 @@ impl<'a> Plan<'a> {
                 continue;
             }
             let extent = rule.extent(var);
-            let is_bound = |t: Term| t.var().is_none_or(|v| bound.get(v).copied().unwrap_or(false));
-            let assign = filters_left.iter().find_map(|c| match (c.op, c.lhs, c.rhs) {
-                (CmpOp::Eq, Term::Var(v), other) | (CmpOp::Eq, other, Term::Var(v)) if v == var && is_bound(other) => Some(other),
-                _ => None,
-            });
+            let is_bound = |t: Term| {
+                t.var()
+                    .is_none_or(|v| bound.get(v).copied().unwrap_or(false))
+            };
+            let assign = filters_left
+                .iter()
+                .find_map(|c| match (c.op, c.lhs, c.rhs) {
+                    (CmpOp::Eq, Term::Var(v), other) | (CmpOp::Eq, other, Term::Var(v))
+                        if v == var && is_bound(other) =>
+                    {
+                        Some(other)
+                    }
+                    _ => None,
+                });
             steps.push(match assign {
                 Some(value) => Step::Assign { var, value, extent },
                 None => Step::Enumerate { var, extent },
@@ -140,9 +198,20 @@ impl<'a> Plan<'a> {
             if let Some(slot) = bound.get_mut(var) {
                 *slot = true;
             }
-            Self::place_ready(rule, sources, &bound, &mut filters_left, &mut negs_left, &mut steps);
+            Self::place_ready(
+                rule,
+                sources,
+                &bound,
+                &mut filters_left,
+                &mut negs_left,
+                &mut steps,
+            );
         }
-        Plan { steps, head_args: rule.head_args.clone(), vars }
+        Plan {
+            steps,
+            head_args: rule.head_args.clone(),
+            vars,
+        }
     }
 
     /// Emits every comparison and negated literal whose variables are all bound.
@@ -154,7 +223,10 @@ impl<'a> Plan<'a> {
         negs: &mut Vec<usize>,
         steps: &mut Vec<Step<'a>>,
     ) {
-        let ready = |t: &Term| t.var().is_none_or(|v| bound.get(v).copied().unwrap_or(false));
+        let ready = |t: &Term| {
+            t.var()
+                .is_none_or(|v| bound.get(v).copied().unwrap_or(false))
+        };
         filters.retain(|c| {
             let go = ready(&c.lhs) && ready(&c.rhs);
             if go {
@@ -166,19 +238,38 @@ impl<'a> Plan<'a> {
             let lit = &rule.body[i];
             let go = lit.args.iter().all(ready);
             if let (true, Some(src)) = (go, sources.get(i)) {
-                steps.push(Step::Negate { rel: src.rel.clone(), args: lit.args.clone() });
+                steps.push(Step::Negate {
+                    rel: src.rel.clone(),
+                    args: lit.args.clone(),
+                });
             }
             !go
         });
     }
 
     /// Runs the plan and returns the projected head tuples, sorted and deduplicated.
-    pub(crate) fn execute(&self, head_slot: usize, limit: usize) -> Result<Relation, RelationError> {
+    pub(crate) fn execute(
+        &self,
+        head_slot: usize,
+        limit: usize,
+    ) -> Result<Relation, RelationError> {
         let arity = self.head_args.len();
-        let too_many = |tuples| RelationError::TooManyTuples { slot: head_slot, tuples, limit };
+        let too_many = |tuples| RelationError::TooManyTuples {
+            slot: head_slot,
+            tuples,
+            limit,
+        };
         // Parallelise over the rows of the first join, if every step before it is a filter.
-        let first = self.steps.iter().position(|s| matches!(s, Step::Join { .. }));
-        let prefix_ok = first.is_some_and(|f| self.steps.iter().take(f).all(|s| matches!(s, Step::Filter(_))));
+        let first = self
+            .steps
+            .iter()
+            .position(|s| matches!(s, Step::Join { .. }));
+        let prefix_ok = first.is_some_and(|f| {
+            self.steps
+                .iter()
+                .take(f)
+                .all(|s| matches!(s, Step::Filter(_)))
+        });
         let sinks: Vec<Sink> = match (first, self.steps.get(first.unwrap_or(0))) {
             (Some(f), Some(Step::Join { index, key, binds })) if prefix_ok => {
                 let binding = vec![0; self.vars];
@@ -207,7 +298,8 @@ impl<'a> Plan<'a> {
             }
             _ => {
                 let mut sink = Sink::new(arity, limit);
-                self.run(0, &mut vec![0; self.vars], &mut sink).map_err(|_| too_many(limit.saturating_add(1)))?;
+                self.run(0, &mut vec![0; self.vars], &mut sink)
+                    .map_err(|_| too_many(limit.saturating_add(1)))?;
                 vec![sink]
             }
         };
@@ -257,7 +349,11 @@ impl<'a> Plan<'a> {
                     self.run(i + 1, binding, sink)?;
                 }
             }
-            Step::Assign { var, value: t, extent } => {
+            Step::Assign {
+                var,
+                value: t,
+                extent,
+            } => {
                 let v = value(*t, binding);
                 if v < *extent {
                     set(binding, *var, v);
@@ -305,7 +401,11 @@ struct Sink {
 
 impl Sink {
     fn new(arity: usize, limit: usize) -> Self {
-        Sink { values: Vec::with_capacity(arity * 64), rows: 0, limit }
+        Sink {
+            values: Vec::with_capacity(arity * 64),
+            rows: 0,
+            limit,
+        }
     }
 
     fn push(&mut self, head: &[Term], binding: &[Value]) -> Result<(), RelationError> {
@@ -313,7 +413,11 @@ impl Sink {
         self.rows += 1;
         if self.rows > self.limit {
             // The caller replaces this with the head slot; only the count matters here.
-            return Err(RelationError::TooManyTuples { slot: usize::MAX, tuples: self.rows, limit: self.limit });
+            return Err(RelationError::TooManyTuples {
+                slot: usize::MAX,
+                tuples: self.rows,
+                limit: self.limit,
+            });
         }
         Ok(())
     }

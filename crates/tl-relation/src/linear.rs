@@ -58,7 +58,8 @@ pub(crate) fn delta_step(delta: &Relation, step: &Index<'_>, full: &Relation) ->
     let mut bounds = vec![0];
     let mut pos = target;
     while pos < pairs.len() {
-        while pos < pairs.len() && pairs.get(pos).map(|p| p[0]) == pairs.get(pos - 1).map(|p| p[0]) {
+        while pos < pairs.len() && pairs.get(pos).map(|p| p[0]) == pairs.get(pos - 1).map(|p| p[0])
+        {
             pos += 1;
         }
         bounds.push(pos);
@@ -73,7 +74,9 @@ pub(crate) fn delta_step(delta: &Relation, step: &Index<'_>, full: &Relation) ->
             let mut bits: Vec<u64> = Vec::new();
             let mut out = Vec::new();
             for group in chunk.chunk_by(|p, q| p[0] == q[0]) {
-                let Some(&[u, _]) = group.first() else { continue };
+                let Some(&[u, _]) = group.first() else {
+                    continue;
+                };
                 extend_source(u, group, &adj, full_pairs, &mut bits, &mut out);
             }
             out
@@ -83,7 +86,14 @@ pub(crate) fn delta_step(delta: &Relation, step: &Index<'_>, full: &Relation) ->
 }
 
 /// Handles one source `u`: marks successors, clears known tuples, emits the rest in order.
-fn extend_source(u: Value, group: &[[Value; 2]], adj: &Adjacency, full: &[[Value; 2]], bits: &mut Vec<u64>, out: &mut Vec<Value>) {
+fn extend_source(
+    u: Value,
+    group: &[[Value; 2]],
+    adj: &Adjacency,
+    full: &[[Value; 2]],
+    bits: &mut Vec<u64>,
+    out: &mut Vec<Value>,
+) {
     let (mut lo_w, mut hi_w) = (usize::MAX, 0);
     for &[_, y] in group {
         for &w in adj.successors(y) {
@@ -136,6 +146,9 @@ mod tests {
         let full = Relation::from_flat(2, vec![0, 1, 0, 2, 0, 5, 3, 1]);
         let idx = Index::build(RelRef::Static(&edges), &[0]);
         let got = delta_step(&delta, &idx, &full);
-        assert_eq!(got, Relation::from_flat(2, vec![0, 0, 0, 200, 3, 5, 3, 200]));
+        assert_eq!(
+            got,
+            Relation::from_flat(2, vec![0, 0, 0, 200, 3, 5, 3, 200])
+        );
     }
 }

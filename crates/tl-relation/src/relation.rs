@@ -43,12 +43,20 @@ macro_rules! with_rows {
 impl Relation {
     /// The relation of the given arity with no tuples (an all-zero tensor).
     pub fn empty(arity: usize) -> Self {
-        Relation { arity, rows: 0, data: Vec::new() }
+        Relation {
+            arity,
+            rows: 0,
+            data: Vec::new(),
+        }
     }
 
     /// The nullary relation holding the empty tuple (the Boolean scalar `true`).
     pub fn unit() -> Self {
-        Relation { arity: 0, rows: 1, data: Vec::new() }
+        Relation {
+            arity: 0,
+            rows: 1,
+            data: Vec::new(),
+        }
     }
 
     /// Builds a relation from flat row-major values, sorting and deduplicating the rows.
@@ -61,27 +69,42 @@ impl Relation {
         }
         values.truncate(values.len() - values.len() % arity);
         let data = sort_dedup(arity, values);
-        Relation { arity, rows: data.len() / arity, data }
+        Relation {
+            arity,
+            rows: data.len() / arity,
+            data,
+        }
     }
 
     /// Like [`Relation::from_flat`], but reports a ragged buffer as an error.
     pub fn try_from_flat(arity: usize, values: Vec<Value>) -> Result<Self, RelationError> {
-        let ragged = if arity == 0 { !values.is_empty() } else { values.len() % arity != 0 };
+        let ragged = if arity == 0 {
+            !values.is_empty()
+        } else {
+            !values.len().is_multiple_of(arity)
+        };
         if ragged {
-            return Err(RelationError::RaggedValues { arity, len: values.len() });
+            return Err(RelationError::RaggedValues {
+                arity,
+                len: values.len(),
+            });
         }
         Ok(Relation::from_flat(arity, values))
     }
 
     /// Wraps values already sorted and deduplicated (internal producers guarantee this).
     pub(crate) fn from_sorted_flat(arity: usize, data: Vec<Value>) -> Self {
-        let rows = if arity == 0 { 0 } else { data.len() / arity };
+        let rows = data.len().checked_div(arity).unwrap_or(0);
         Relation { arity, rows, data }
     }
 
     /// A nullary relation that is `true` when `present`.
     pub(crate) fn nullary(present: bool) -> Self {
-        if present { Relation::unit() } else { Relation::empty(0) }
+        if present {
+            Relation::unit()
+        } else {
+            Relation::empty(0)
+        }
     }
 
     /// Number of arguments of every tuple.
@@ -132,7 +155,9 @@ impl Relation {
     /// First row position whose first `prefix.len()` values are not less than `prefix`.
     pub(crate) fn lower_bound(&self, prefix: &[Value]) -> usize {
         let k = prefix.len().min(self.arity);
-        partition_rows(self.rows, |i| self.data.get(i * self.arity..i * self.arity + k) < Some(prefix))
+        partition_rows(self.rows, |i| {
+            self.data.get(i * self.arity..i * self.arity + k) < Some(prefix)
+        })
     }
 
     /// Row range `[lo, hi)` whose first `prefix.len()` values equal `prefix`.
@@ -176,6 +201,15 @@ impl Relation {
         Relation::from_sorted_flat(self.arity, data)
     }
 
+    /// The union of two relations known to share no tuple, merged in parallel.
+    pub(crate) fn union_disjoint(&self, other: &Relation) -> Relation {
+        if self.arity != 2 || other.arity != 2 || self.is_empty() || other.is_empty() {
+            return self.union(other);
+        }
+        let (a, b) = (self.data.as_chunks::<2>().0, other.data.as_chunks::<2>().0);
+        Relation::from_sorted_flat(2, par_merge_disjoint(a, b).into_flattened())
+    }
+
     /// Reorders the columns (`columns[k]` is the source column of output column `k`) and re-sorts.
     pub(crate) fn permute(&self, columns: &[usize]) -> Relation {
         let mut values = Vec::with_capacity(self.rows * columns.len());
@@ -191,7 +225,11 @@ fn partition_rows(n: usize, less: impl Fn(usize) -> bool) -> usize {
     let (mut lo, mut hi) = (0, n);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        if less(mid) { lo = mid + 1 } else { hi = mid }
+        if less(mid) {
+            lo = mid + 1
+        } else {
+            hi = mid
+        }
     }
     lo
 }
@@ -199,7 +237,11 @@ fn partition_rows(n: usize, less: impl Fn(usize) -> bool) -> usize {
 /// Sorts flat rows and removes duplicates (parallel sort for large inputs).
 fn sort_dedup(arity: usize, mut values: Vec<Value>) -> Vec<Value> {
     fn sort_rows<T: Ord + Send>(rows: &mut [T]) -> usize {
-        if rows.len() > 1 << 15 { rows.par_sort_unstable() } else { rows.sort_unstable() }
+        if rows.len() > 1 << 15 {
+            rows.par_sort_unstable()
+        } else {
+            rows.sort_unstable()
+        }
         let mut kept = 0;
         for i in 0..rows.len() {
             if i == 0 || rows[i] != rows[kept - 1] {
@@ -226,15 +268,80 @@ fn sort_dedup(arity: usize, mut values: Vec<Value>) -> Vec<Value> {
     values
 }
 
+/// The union of two disjoint sorted row sequences, merged in parallel pieces written in place.
+///
+/// Piece k takes `a`'s rows from the k-th split point and `b`'s rows from the first row not
+/// below that point's value. As the inputs are disjoint, the piece's output starts at the sum of
+/// the two start positions, so every piece writes its own slice of the output.
+fn par_merge_disjoint<T: Ord + Copy + Default + Send + Sync>(a: &[T], b: &[T]) -> Vec<T> {
+    let pieces = rayon::current_num_threads() * 4;
+    if a.len() + b.len() < 1 << 18 || a.is_empty() {
+        return merge_union(a, b);
+    }
+    let mut cuts: Vec<(usize, usize)> = (0..pieces)
+        .map(|k| {
+            let ai = k * a.len() / pieces;
+            let bi = a.get(ai).map_or(b.len(), |v| b.partition_point(|x| x < v));
+            (ai, if k == 0 { 0 } else { bi })
+        })
+        .collect();
+    cuts.push((a.len(), b.len()));
+    let mut out = vec![T::default(); a.len() + b.len()];
+    let mut rest = &mut out[..];
+    let mut jobs = Vec::with_capacity(pieces);
+    for w in cuts.windows(2) {
+        let (lo, hi) = (w[0], w[1]);
+        let len = (hi.0 - lo.0) + (hi.1 - lo.1);
+        let (piece, tail) = rest.split_at_mut(len.min(rest.len()));
+        rest = tail;
+        jobs.push((
+            a.get(lo.0..hi.0).unwrap_or(&[]),
+            b.get(lo.1..hi.1).unwrap_or(&[]),
+            piece,
+        ));
+    }
+    jobs.into_par_iter().for_each(|(pa, pb, piece)| {
+        let (mut i, mut j) = (0, 0);
+        for slot in piece.iter_mut() {
+            match (pa.get(i), pb.get(j)) {
+                (Some(&x), Some(&y)) if x < y => {
+                    *slot = x;
+                    i += 1
+                }
+                (_, Some(&y)) => {
+                    *slot = y;
+                    j += 1
+                }
+                (Some(&x), None) => {
+                    *slot = x;
+                    i += 1
+                }
+                (None, None) => break,
+            }
+        }
+    });
+    out
+}
+
 /// Merges two sorted, deduplicated row sequences into their sorted union.
 fn merge_union<T: Ord + Copy>(a: &[T], b: &[T]) -> Vec<T> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while let (Some(&x), Some(&y)) = (a.get(i), b.get(j)) {
         match x.cmp(&y) {
-            std::cmp::Ordering::Less => { out.push(x); i += 1 }
-            std::cmp::Ordering::Greater => { out.push(y); j += 1 }
-            std::cmp::Ordering::Equal => { out.push(x); i += 1; j += 1 }
+            std::cmp::Ordering::Less => {
+                out.push(x);
+                i += 1
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(y);
+                j += 1
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(x);
+                i += 1;
+                j += 1
+            }
         }
     }
     out.extend_from_slice(a.get(i..).unwrap_or(&[]));
@@ -279,7 +386,10 @@ mod tests {
         let rows: Vec<&[Value]> = r.iter().collect();
         assert_eq!(rows, vec![&[1, 0][..], &[1, 2], &[3, 1]]);
         assert!(r.contains(&[1, 2]) && !r.contains(&[2, 1]) && !r.contains(&[1]));
-        assert!(matches!(Relation::try_from_flat(2, vec![1, 2, 3]), Err(RelationError::RaggedValues { .. })));
+        assert!(matches!(
+            Relation::try_from_flat(2, vec![1, 2, 3]),
+            Err(RelationError::RaggedValues { .. })
+        ));
     }
 
     #[test]
@@ -298,6 +408,15 @@ mod tests {
             let sorted: Vec<&[Value]> = u.iter().collect();
             assert!(sorted.windows(2).all(|w| w[0] < w[1]));
         }
+    }
+
+    #[test]
+    fn parallel_disjoint_union_matches_merge() {
+        let evens: Vec<Value> = (0..400_000u32).flat_map(|i| [i / 7, 2 * i]).collect();
+        let odds: Vec<Value> = (0..300_000u32).flat_map(|i| [i / 5, 2 * i + 1]).collect();
+        let (a, b) = (Relation::from_flat(2, evens), Relation::from_flat(2, odds));
+        assert_eq!(a.union_disjoint(&b), a.union(&b));
+        assert_eq!(b.union_disjoint(&a), a.union(&b));
     }
 
     #[test]

@@ -106,12 +106,19 @@ impl Rule {
     /// Checks slots, arities, variable ids and stratification against `slots`.
     ///
     /// `in_stratum(s)` tells whether slot `s` is defined by a rule of the stratum being evaluated.
-    pub fn validate(&self, slots: &[Relation], in_stratum: impl Fn(usize) -> bool) -> Result<(), RelationError> {
+    pub fn validate(
+        &self,
+        slots: &[Relation],
+        in_stratum: impl Fn(usize) -> bool,
+    ) -> Result<(), RelationError> {
         self.check_atom(slots, self.head, &self.head_args)?;
         for lit in &self.body {
             self.check_atom(slots, lit.slot, &lit.args)?;
             if lit.negated && in_stratum(lit.slot) {
-                return Err(RelationError::NegationInStratum { head: self.head, slot: lit.slot });
+                return Err(RelationError::NegationInStratum {
+                    head: self.head,
+                    slot: lit.slot,
+                });
             }
         }
         for cmp in &self.comparisons {
@@ -120,10 +127,22 @@ impl Rule {
         Ok(())
     }
 
-    fn check_atom(&self, slots: &[Relation], slot: usize, args: &[Term]) -> Result<(), RelationError> {
-        let rel = slots.get(slot).ok_or(RelationError::UnknownSlot { slot, slots: slots.len() })?;
+    fn check_atom(
+        &self,
+        slots: &[Relation],
+        slot: usize,
+        args: &[Term],
+    ) -> Result<(), RelationError> {
+        let rel = slots.get(slot).ok_or(RelationError::UnknownSlot {
+            slot,
+            slots: slots.len(),
+        })?;
         if rel.arity() != args.len() {
-            return Err(RelationError::ArityMismatch { slot, expected: rel.arity(), found: args.len() });
+            return Err(RelationError::ArityMismatch {
+                slot,
+                expected: rel.arity(),
+                found: args.len(),
+            });
         }
         self.check_terms(args)
     }
@@ -131,7 +150,11 @@ impl Rule {
     fn check_terms(&self, terms: &[Term]) -> Result<(), RelationError> {
         let vars = self.var_extents.len();
         match terms.iter().filter_map(|t| t.var()).find(|&v| v >= vars) {
-            Some(var) => Err(RelationError::UnknownVariable { head: self.head, var, vars }),
+            Some(var) => Err(RelationError::UnknownVariable {
+                head: self.head,
+                var,
+                vars,
+            }),
             None => Ok(()),
         }
     }
@@ -152,7 +175,11 @@ mod tests {
         let rule = |args: Vec<Term>, slot: usize| Rule {
             head: 1,
             head_args: vec![Term::Var(0)],
-            body: vec![Literal { slot, args, negated: false }],
+            body: vec![Literal {
+                slot,
+                args,
+                negated: false,
+            }],
             comparisons: vec![],
             var_extents: vec![4, 4],
         };
@@ -161,12 +188,22 @@ mod tests {
         let bad = rule(vec![Term::Var(0)], 0);
         assert_eq!(
             bad.validate(&slots, |_| false),
-            Err(RelationError::ArityMismatch { slot: 0, expected: 2, found: 1 })
+            Err(RelationError::ArityMismatch {
+                slot: 0,
+                expected: 2,
+                found: 1
+            })
         );
         let unknown = rule(vec![Term::Var(0), Term::Var(7)], 0);
-        assert!(matches!(unknown.validate(&slots, |_| false), Err(RelationError::UnknownVariable { var: 7, .. })));
+        assert!(matches!(
+            unknown.validate(&slots, |_| false),
+            Err(RelationError::UnknownVariable { var: 7, .. })
+        ));
         let missing = rule(vec![Term::Var(0)], 9);
-        assert!(matches!(missing.validate(&slots, |_| false), Err(RelationError::UnknownSlot { slot: 9, .. })));
+        assert!(matches!(
+            missing.validate(&slots, |_| false),
+            Err(RelationError::UnknownSlot { slot: 9, .. })
+        ));
     }
 
     #[test]

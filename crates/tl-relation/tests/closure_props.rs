@@ -7,7 +7,11 @@ use std::collections::VecDeque;
 use tl_relation::{evaluate_stratum, Limits, Literal, Relation, Rule, Term, Value};
 
 fn lit(slot: usize, a: usize, b: usize) -> Literal {
-    Literal { slot, args: vec![Term::Var(a), Term::Var(b)], negated: false }
+    Literal {
+        slot,
+        args: vec![Term::Var(a), Term::Var(b)],
+        negated: false,
+    }
 }
 
 /// Closure of slot 0 into slot 1 with the given recursive rule body (variables x=0, y=1, z=2).
@@ -54,11 +58,11 @@ fn bfs_closure(edges: &[(Value, Value)], n: u32) -> Relation {
 }
 
 fn graph() -> impl Strategy<Value = (u32, Vec<(Value, Value)>)> {
-    (1u32..40).prop_flat_map(|n| (Just(n), prop::collection::vec((0..n, 0..n), 0..80)))
+    (1u32..60).prop_flat_map(|n| (Just(n), prop::collection::vec((0..n, 0..n), 0..150)))
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn closure_matches_bfs_and_formulations_agree((n, edges) in graph()) {
