@@ -1,1 +1,195 @@
-//! The CPU backend.
+//! The CPU backend: host-memory tensors, rayon for parallel loops and the `gemm` crate for
+//! contractions.
+//!
+//! Arithmetic runs in f64 when a tensor's type is f64 and in f32 otherwise
+//! ([`DType::compute`]). `map` stores its result as the requested type; the other operations
+//! return their input's compute type (Boolean gathers stay Boolean).
+
+mod contract;
+mod gather;
+mod map;
+mod math;
+mod normalize;
+mod reduce;
+mod storage;
+#[cfg(test)]
+mod tests_contract;
+#[cfg(test)]
+mod tests_ops;
+#[cfg(test)]
+mod testutil;
+
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::host::{HostData, HostTensor};
+use crate::ops::{MapExpr, NormFn, ReduceOp};
+use crate::tensor::Tensor;
+use crate::Backend;
+use half::{bf16, f16};
+use storage::{copy_raw, numel_checked, output, shape_err, tensor, Float};
+
+/// The backend that runs every primitive on the host CPU.
+#[derive(Clone, Debug, Default)]
+pub struct CpuBackend {
+    _private: (),
+}
+
+impl CpuBackend {
+    /// A CPU backend using rayon's global thread pool.
+    pub fn new() -> Self {
+        CpuBackend { _private: () }
+    }
+}
+
+/// Whether a tensor is computed in f64 (otherwise f32).
+fn is_f64(t: &Tensor) -> bool {
+    t.dtype.compute() == DType::F64
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> String {
+        format!("cpu ({} threads)", rayon::current_num_threads())
+    }
+
+    fn upload(&self, host: &HostTensor) -> Result<Tensor> {
+        let n = numel_checked(&host.shape)?;
+        if host.data.len() != n {
+            return Err(shape_err(
+                "upload",
+                format!(
+                    "shape {:?} needs {n} elements, the data has {}",
+                    host.shape,
+                    host.data.len()
+                ),
+            ));
+        }
+        Ok(tensor(&host.shape, host.data.clone()))
+    }
+
+    fn download(&self, t: &Tensor) -> Result<HostTensor> {
+        Ok(HostTensor {
+            shape: t.shape().to_vec(),
+            data: copy_raw("download", t)?,
+        })
+    }
+
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        let n = numel_checked(shape)?;
+        let data = match dtype {
+            DType::F32 => HostData::F32(vec![value as f32; n]),
+            DType::F64 => HostData::F64(vec![value; n]),
+            DType::F16 => HostData::F16(vec![f16::from_f64(value); n]),
+            DType::BF16 => HostData::BF16(vec![bf16::from_f64(value); n]),
+            DType::Bool => HostData::Bool(vec![u8::from(value != 0.0); n]),
+            DType::I64 => HostData::I64(vec![value as i64; n]),
+        };
+        Ok(tensor(shape, data))
+    }
+
+    fn map(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        numel_checked(out_shape)?;
+        if dtype.compute() == DType::F64 {
+            map::map::<f64>(expr, inputs, out_shape, dtype)
+        } else {
+            map::map::<f32>(expr, inputs, out_shape, dtype)
+        }
+    }
+
+    fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
+        if is_f64(input) {
+            let (v, shape) = reduce::reduce::<f64>(input, axes, op)?;
+            Ok(output(&shape, v, DType::F64))
+        } else {
+            let (v, shape) = reduce::reduce::<f32>(input, axes, op)?;
+            Ok(output(&shape, v, DType::F32))
+        }
+    }
+
+    fn contract(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+    ) -> Result<Tensor> {
+        if is_f64(a) || is_f64(b) {
+            let (v, shape) = contract::contract::<f64>(a, a_labels, b, b_labels, out_labels)?;
+            Ok(output(&shape, v, DType::F64))
+        } else {
+            let (v, shape) = contract::contract::<f32>(a, a_labels, b, b_labels, out_labels)?;
+            Ok(output(&shape, v, DType::F32))
+        }
+    }
+
+    fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor> {
+        if is_f64(input) {
+            let v = normalize::normalize::<f64>(input, axis, func)?;
+            Ok(output(input.shape(), v, DType::F64))
+        } else {
+            let v = normalize::normalize::<f32>(input, axis, func)?;
+            Ok(output(input.shape(), v, DType::F32))
+        }
+    }
+
+    fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor> {
+        if let Some(data) = gather::gather_bool(input, index, out_shape)? {
+            return Ok(tensor(out_shape, data));
+        }
+        if is_f64(input) {
+            let v = gather::gather::<f64>(input, index, out_shape)?;
+            Ok(output(out_shape, v, DType::F64))
+        } else {
+            let v = gather::gather::<f32>(input, index, out_shape)?;
+            Ok(output(out_shape, v, DType::F32))
+        }
+    }
+
+    fn scatter(
+        &self,
+        values: &Tensor,
+        index: &[i64],
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        numel_checked(out_shape)?;
+        if is_f64(values) {
+            let v = gather::scatter::<f64>(values, index, out_shape, op)?;
+            Ok(output(out_shape, v, DType::F64))
+        } else {
+            let v = gather::scatter::<f32>(values, index, out_shape, op)?;
+            Ok(output(out_shape, v, DType::F32))
+        }
+    }
+
+    fn cast(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
+        let shape = input.shape();
+        if input.dtype == dtype {
+            return Ok(tensor(shape, copy_raw("cast", input)?));
+        }
+        match (input.dtype, dtype) {
+            (_, DType::Bool | DType::I64) => {
+                Ok(tensor(shape, copy_raw("cast", input)?.convert(dtype)))
+            }
+            (DType::F64 | DType::I64, _) | (_, DType::F64) => {
+                Ok(output(shape, read_all::<f64>(input)?, dtype))
+            }
+            _ => Ok(output(shape, read_all::<f32>(input)?, dtype)),
+        }
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Every element of a tensor's view in compute type `T`, row-major and owned.
+fn read_all<T: Float>(t: &Tensor) -> Result<Vec<T>> {
+    Ok(storage::read::<T>("cast", t)?.into_owned())
+}

@@ -1,0 +1,346 @@
+//! Pairwise einsum lowered to batched GEMM.
+//!
+//! Labels are classified as batch (in both operands and the output), m (first operand and
+//! output), n (second operand and output) and k (both operands, summed). Labels found in one
+//! operand only and not in the output are summed out first. Each operand is then viewed as a
+//! strided `(batch, m, k)` / `(batch, k, n)` stack of matrices; the GEMM takes arbitrary row and
+//! column strides, so a copy is made only when a group of labels cannot be expressed by one
+//! stride. The result is written straight into the output order when its strides allow.
+
+use super::reduce::sum_axes;
+use super::storage::{check_layout, host, shape_err, strided_collect, Float};
+use crate::error::Result;
+use crate::tensor::{Layout, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+/// Per-matrix work (m·n·k) below which batches run in parallel with single-threaded GEMMs.
+const SMALL_GEMM: usize = 1 << 22;
+/// Per-matrix work below which a lone GEMM is not worth splitting across threads.
+const PAR_GEMM: usize = 1 << 15;
+
+/// One operand as a strided view with a label per axis.
+struct Operand<'a, T: Clone> {
+    data: Cow<'a, [T]>,
+    layout: Layout,
+    labels: Vec<u32>,
+}
+
+impl<T: Float> Operand<'_, T> {
+    fn axis(&self, label: u32) -> Option<usize> {
+        self.labels.iter().position(|&l| l == label)
+    }
+
+    /// (extent, stride) of the labels in order, or `None` when a missing label is asked for.
+    fn dims(&self, labels: &[u32]) -> Vec<(usize, usize)> {
+        labels
+            .iter()
+            .filter_map(|&l| self.axis(l))
+            .map(|a| (self.layout.shape[a], self.layout.strides[a]))
+            .collect()
+    }
+
+    /// A row-major copy with axes in the order of `labels` (which must be a permutation).
+    fn reordered(&self, labels: &[u32]) -> Operand<'static, T> {
+        let perm: Vec<usize> = labels.iter().filter_map(|&l| self.axis(l)).collect();
+        let view = self.layout.permuted(&perm);
+        let data = strided_collect(&self.data, &view, |x| x);
+        Operand {
+            data: Cow::Owned(data),
+            layout: Layout::contiguous(&view.shape),
+            labels: labels.to_vec(),
+        }
+    }
+}
+
+/// The single (extent, stride) that walks a group of axes in order, if one exists.
+fn collapse(dims: &[(usize, usize)]) -> Option<(usize, usize)> {
+    let mut it = dims.iter().filter(|d| d.0 != 1);
+    let Some(&(mut ext, mut stride)) = it.next() else {
+        return Some((1, 1));
+    };
+    for &(n, s) in it {
+        if stride != s * n {
+            return None;
+        }
+        ext *= n;
+        stride = s;
+    }
+    Some((ext, stride))
+}
+
+/// Wraps a tensor as an operand in compute type `T`, summing out labels listed in `drop`.
+fn operand<'a, T: Float>(t: &'a Tensor, labels: &[u32], drop: &[u32]) -> Result<Operand<'a, T>> {
+    if !drop.is_empty() {
+        let axes: Vec<usize> = (0..labels.len())
+            .filter(|&a| drop.contains(&labels[a]))
+            .collect();
+        let (v, shape) = sum_axes::<T>(t, &axes)?;
+        let kept = labels
+            .iter()
+            .copied()
+            .filter(|l| !drop.contains(l))
+            .collect();
+        return Ok(Operand {
+            data: Cow::Owned(v),
+            layout: Layout::contiguous(&shape),
+            labels: kept,
+        });
+    }
+    let data = host(t)?;
+    check_layout("contract", &t.layout, data.len())?;
+    Ok(match T::slice(data) {
+        Some(s) => Operand {
+            data: Cow::Borrowed(s),
+            layout: t.layout.clone(),
+            labels: labels.to_vec(),
+        },
+        None => Operand {
+            data: Cow::Owned(T::convert_all(data, &t.layout)),
+            layout: Layout::contiguous(t.shape()),
+            labels: labels.to_vec(),
+        },
+    })
+}
+
+/// Checks a label list against its tensor's rank and for repeats.
+fn check_labels(what: &str, labels: &[u32], rank: usize) -> Result<()> {
+    if labels.len() != rank {
+        return Err(shape_err(
+            "contract",
+            format!("{what} has {} labels for rank {rank}", labels.len()),
+        ));
+    }
+    for (i, l) in labels.iter().enumerate() {
+        if labels[..i].contains(l) {
+            return Err(shape_err("contract", format!("{what} repeats label {l}")));
+        }
+    }
+    Ok(())
+}
+
+/// A raw pointer that may cross threads (each batch writes a disjoint block of the output).
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: the pointer is only dereferenced by `gemm` on disjoint output blocks.
+unsafe impl<T> Send for SendPtr<T> {}
+// SAFETY: as above; shared references never write through the same block.
+unsafe impl<T> Sync for SendPtr<T> {}
+
+/// `out[out_labels] = sum over the other labels of a[a_labels] * b[b_labels]`, row-major.
+pub(crate) fn contract<T: Float>(
+    a: &Tensor,
+    a_labels: &[u32],
+    b: &Tensor,
+    b_labels: &[u32],
+    out_labels: &[u32],
+) -> Result<(Vec<T>, Vec<usize>)> {
+    check_labels("first operand", a_labels, a.rank())?;
+    check_labels("second operand", b_labels, b.rank())?;
+    check_labels("output", out_labels, out_labels.len())?;
+    let extent = |l: u32| -> Option<usize> {
+        let ea = a_labels.iter().position(|&x| x == l).map(|i| a.shape()[i]);
+        let eb = b_labels.iter().position(|&x| x == l).map(|i| b.shape()[i]);
+        ea.or(eb)
+    };
+    for (i, l) in a_labels.iter().enumerate() {
+        if let Some(j) = b_labels.iter().position(|x| x == l) {
+            if a.shape()[i] != b.shape()[j] {
+                return Err(shape_err(
+                    "contract",
+                    format!(
+                        "label {l} has extent {} in the first operand and {} in the second",
+                        a.shape()[i],
+                        b.shape()[j]
+                    ),
+                ));
+            }
+        }
+    }
+    let mut out_shape = Vec::with_capacity(out_labels.len());
+    for &l in out_labels {
+        out_shape.push(extent(l).ok_or_else(|| {
+            shape_err(
+                "contract",
+                format!("output label {l} is in neither operand"),
+            )
+        })?);
+    }
+    let in_out = |l: &u32| out_labels.contains(l);
+    let a_drop: Vec<u32> = a_labels
+        .iter()
+        .copied()
+        .filter(|l| !in_out(l) && !b_labels.contains(l))
+        .collect();
+    let b_drop: Vec<u32> = b_labels
+        .iter()
+        .copied()
+        .filter(|l| !in_out(l) && !a_labels.contains(l))
+        .collect();
+    let mut oa = operand::<T>(a, a_labels, &a_drop)?;
+    let mut ob = operand::<T>(b, b_labels, &b_drop)?;
+
+    let batch: Vec<u32> = out_labels
+        .iter()
+        .copied()
+        .filter(|l| oa.labels.contains(l) && ob.labels.contains(l))
+        .collect();
+    let ms: Vec<u32> = out_labels
+        .iter()
+        .copied()
+        .filter(|l| oa.labels.contains(l) && !ob.labels.contains(l))
+        .collect();
+    let ns: Vec<u32> = out_labels
+        .iter()
+        .copied()
+        .filter(|l| ob.labels.contains(l) && !oa.labels.contains(l))
+        .collect();
+    let k_by_a: Vec<u32> = oa.labels.iter().copied().filter(|l| !in_out(l)).collect();
+    let k_by_b: Vec<u32> = ob.labels.iter().copied().filter(|l| !in_out(l)).collect();
+
+    let numel: usize = out_shape.iter().product();
+    let mut out = vec![T::ZERO; numel];
+    let kk: usize = k_by_a.iter().filter_map(|&l| extent(l)).product();
+    if numel == 0 || kk == 0 {
+        return Ok((out, out_shape));
+    }
+
+    // Pick the order of the summed labels that both operands can walk with one stride.
+    let fits = |o: &Operand<T>, ks: &[u32]| collapse(&o.dims(ks)).is_some();
+    let ks = if fits(&oa, &k_by_a) && fits(&ob, &k_by_a) {
+        k_by_a
+    } else if fits(&ob, &k_by_b) {
+        k_by_b
+    } else {
+        k_by_a
+    };
+    if !(fits(&oa, &ms) && fits(&oa, &ks)) {
+        let order: Vec<u32> = batch.iter().chain(&ms).chain(&ks).copied().collect();
+        oa = oa.reordered(&order);
+    }
+    if !(fits(&ob, &ks) && fits(&ob, &ns)) {
+        let order: Vec<u32> = batch.iter().chain(&ks).chain(&ns).copied().collect();
+        ob = ob.reordered(&order);
+    }
+    let group = |o: &Operand<T>, ls: &[u32]| collapse(&o.dims(ls)).unwrap_or((1, 1));
+    let (m, a_rs) = group(&oa, &ms);
+    let (k, a_cs) = group(&oa, &ks);
+    let (k2, b_rs) = group(&ob, &ks);
+    let (n, b_cs) = group(&ob, &ns);
+    if k != k2 {
+        return Err(shape_err("contract", "summed extents disagree"));
+    }
+
+    // Output strides: straight into `out` when the m and n groups collapse there.
+    let out_layout = Layout::contiguous(&out_shape);
+    let out_dims = |ls: &[u32]| -> Vec<(usize, usize)> {
+        ls.iter()
+            .filter_map(|l| out_labels.iter().position(|x| x == l))
+            .map(|i| (out_layout.shape[i], out_layout.strides[i]))
+            .collect()
+    };
+    let direct = collapse(&out_dims(&ms)).zip(collapse(&out_dims(&ns)));
+    let bshape: Vec<usize> = batch.iter().filter_map(|&l| extent(l)).collect();
+    let nb: usize = bshape.iter().product();
+    let (dst_rs, dst_cs, dst_batch, mut tmp) = match direct {
+        Some(((_, rs), (_, cs))) => (rs, cs, out_dims(&batch), None),
+        None => {
+            let tl = Layout::contiguous(&[nb, m, n]);
+            let bl = Layout::contiguous(&bshape);
+            let bd = bshape
+                .iter()
+                .zip(&bl.strides)
+                .map(|(&e, &s)| (e, s * m * n));
+            (n, 1, bd.collect(), Some((vec![T::ZERO; numel], tl)))
+        }
+    };
+    let a_batch = oa.dims(&batch);
+    let b_batch = ob.dims(&batch);
+    let offset = |dims: &[(usize, usize)], mut i: usize| -> usize {
+        let mut off = 0;
+        for &(e, s) in dims.iter().rev() {
+            off += (i % e) * s;
+            i /= e;
+        }
+        off
+    };
+    let dst_ptr = SendPtr(match tmp.as_mut() {
+        Some((v, _)) => v.as_mut_ptr(),
+        None => out.as_mut_ptr(),
+    });
+    let (pa, pb) = (
+        SendPtr(oa.data.as_ptr() as *mut T),
+        SendPtr(ob.data.as_ptr() as *mut T),
+    );
+    let (a0, b0) = (oa.layout.offset, ob.layout.offset);
+    let work = m.saturating_mul(n).saturating_mul(k);
+    let threads = rayon::current_num_threads();
+    let run = |bi: usize, par: Parallelism| {
+        let ao = a0 + offset(&a_batch, bi);
+        let bo = b0 + offset(&b_batch, bi);
+        let dso = offset(&dst_batch, bi);
+        let (d, pa, pb) = (dst_ptr, pa, pb);
+        // SAFETY: every operand layout was bounds-checked (or built contiguous) so each
+        // (batch, row, col) lands inside its buffer; batches write disjoint output blocks
+        // because every batch label is an output label.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                d.0.add(dso),
+                dst_cs as isize,
+                dst_rs as isize,
+                false,
+                pa.0.add(ao),
+                a_cs as isize,
+                a_rs as isize,
+                pb.0.add(bo),
+                b_cs as isize,
+                b_rs as isize,
+                T::ZERO,
+                T::from_f64(1.0),
+                false,
+                false,
+                false,
+                par,
+            );
+        }
+    };
+    if nb > 1 && (work < SMALL_GEMM || nb >= 4 * threads) && threads > 1 {
+        (0..nb)
+            .into_par_iter()
+            .for_each(|bi| run(bi, Parallelism::None));
+    } else {
+        let par = if work >= PAR_GEMM && threads > 1 {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        (0..nb).for_each(|bi| run(bi, par));
+    }
+    if let Some((v, tl)) = tmp {
+        // Lay the (batch, m, n) result out in the output's label order.
+        let mut ext = Vec::with_capacity(out_labels.len());
+        let mut st = Vec::with_capacity(out_labels.len());
+        let groups = [(&batch, 0usize), (&ms, 1), (&ns, 2)];
+        for &l in out_labels {
+            for (g, gi) in groups {
+                if let Some(p) = g.iter().position(|&x| x == l) {
+                    let sub: Vec<usize> = g.iter().filter_map(|&x| extent(x)).collect();
+                    let inner: usize = sub[p + 1..].iter().product();
+                    ext.push(sub[p]);
+                    st.push(inner * tl.strides[gi]);
+                }
+            }
+        }
+        let view = Layout {
+            shape: ext,
+            strides: st,
+            offset: 0,
+        };
+        out = strided_collect(&v, &view, |x| x);
+    }
+    Ok((out, out_shape))
+}

@@ -1,0 +1,260 @@
+//! Fused elementwise expressions: the tree is evaluated node by node over blocks of a few
+//! thousand outputs (so each node is one tight loop over a buffer), blocks in parallel.
+
+use super::math::MathFloat;
+use super::storage::{output, read, shape_err, Float};
+use crate::dtype::DType;
+use crate::error::Result;
+use crate::ops::{BinaryFn, MapExpr, UnaryFn};
+use crate::tensor::{Layout, Tensor};
+use rayon::prelude::*;
+use std::borrow::Cow;
+
+/// Outputs evaluated per block: large enough for long loops, small enough to stay in L1/L2.
+const BLOCK: usize = 2048;
+
+/// One input, read as `T`, with its strides in the output's index space (0 on broadcast axes).
+struct Source<'a, T: Clone> {
+    data: Cow<'a, [T]>,
+    /// Strides per output axis into `data`.
+    strides: Vec<usize>,
+    /// Whether `data` is laid out exactly like the output (flat index = output index).
+    dense: bool,
+}
+
+/// The value of one node over one block.
+enum Val<'a, T> {
+    /// A slice borrowed straight from a dense input.
+    Slice(&'a [T]),
+    /// The same value everywhere.
+    Scalar(T),
+    /// A freshly computed buffer.
+    Buf(Vec<T>),
+}
+
+/// Evaluates `expr` over `out_shape`, computing in `T` and storing as `dtype`.
+pub(crate) fn map<T: MathFloat>(
+    expr: &MapExpr,
+    inputs: &[&Tensor],
+    out_shape: &[usize],
+    dtype: DType,
+) -> Result<Tensor> {
+    check_expr(expr, inputs.len())?;
+    let rank = out_shape.len();
+    let mut sources = Vec::with_capacity(inputs.len());
+    for (i, t) in inputs.iter().enumerate() {
+        if t.rank() != rank {
+            return Err(shape_err(
+                "map",
+                format!("input {i} has rank {}, the output {rank}", t.rank()),
+            ));
+        }
+        for (a, (&n, &o)) in t.shape().iter().zip(out_shape).enumerate() {
+            if n != o && n != 1 {
+                return Err(shape_err(
+                    "map",
+                    format!("input {i} axis {a} has extent {n}, the output {o}"),
+                ));
+            }
+        }
+        let data = read::<T>("map", t)?;
+        let own = Layout::contiguous(t.shape());
+        let strides: Vec<usize> = own
+            .strides
+            .iter()
+            .zip(t.shape().iter().zip(out_shape))
+            .map(|(&s, (&n, &o))| if n == 1 && o != 1 { 0 } else { s })
+            .collect();
+        let dense = t.shape() == out_shape;
+        sources.push(Source {
+            data,
+            strides,
+            dense,
+        });
+    }
+    let numel: usize = out_shape.iter().product();
+    let mut out = vec![T::ZERO; numel];
+    let run = |(bi, chunk): (usize, &mut [T])| {
+        let start = bi * BLOCK;
+        let v = eval(expr, &sources, out_shape, start, chunk.len());
+        match v {
+            Val::Slice(s) => chunk.copy_from_slice(s),
+            Val::Scalar(c) => chunk.fill(c),
+            Val::Buf(b) => chunk.copy_from_slice(&b),
+        }
+    };
+    if numel > BLOCK {
+        out.par_chunks_mut(BLOCK).enumerate().for_each(run);
+    } else {
+        out.chunks_mut(BLOCK).enumerate().for_each(run);
+    }
+    Ok(output(out_shape, out, dtype))
+}
+
+/// Rejects references to inputs that were not passed.
+fn check_expr(expr: &MapExpr, n: usize) -> Result<()> {
+    match expr {
+        MapExpr::Input(k) if *k >= n => Err(shape_err(
+            "map",
+            format!("expression reads input {k} of {n}"),
+        )),
+        MapExpr::Input(_) | MapExpr::Const(_) => Ok(()),
+        MapExpr::Unary(_, x) => check_expr(x, n),
+        MapExpr::Binary(_, a, b) => {
+            check_expr(a, n)?;
+            check_expr(b, n)
+        }
+    }
+}
+
+/// Evaluates one node over the outputs `start..start + len`.
+fn eval<'a, T: MathFloat>(
+    expr: &MapExpr,
+    sources: &'a [Source<'a, T>],
+    shape: &[usize],
+    start: usize,
+    len: usize,
+) -> Val<'a, T> {
+    match expr {
+        MapExpr::Const(c) => Val::Scalar(T::from_f64(*c)),
+        MapExpr::Input(k) => match sources.get(*k) {
+            Some(s) => load(s, shape, start, len),
+            None => Val::Scalar(T::from_f64(f64::NAN)),
+        },
+        MapExpr::Unary(f, x) => {
+            let v = eval(x, sources, shape, start, len);
+            unary(*f, v, len)
+        }
+        MapExpr::Binary(f, a, b) => {
+            let va = eval(a, sources, shape, start, len);
+            let vb = eval(b, sources, shape, start, len);
+            binary(*f, va, vb, len)
+        }
+    }
+}
+
+/// Reads one input over a block: borrowed when dense, gathered through strides otherwise.
+fn load<'a, T: Float>(
+    s: &'a Source<'a, T>,
+    shape: &[usize],
+    start: usize,
+    len: usize,
+) -> Val<'a, T> {
+    if s.dense {
+        return Val::Slice(&s.data[start..start + len]);
+    }
+    if s.data.len() == 1 {
+        return Val::Scalar(s.data[0]);
+    }
+    let rank = shape.len();
+    let mut idx = vec![0usize; rank];
+    let mut rem = start;
+    let mut pos = 0usize;
+    for a in (0..rank).rev() {
+        idx[a] = rem % shape[a];
+        rem /= shape[a];
+        pos += idx[a] * s.strides[a];
+    }
+    let mut buf = Vec::with_capacity(len);
+    let last = rank - 1;
+    let (n_in, s_in) = (shape[last], s.strides[last]);
+    while buf.len() < len {
+        let run = (n_in - idx[last]).min(len - buf.len());
+        if s_in == 0 {
+            let x = s.data[pos];
+            buf.extend(std::iter::repeat_n(x, run));
+        } else if s_in == 1 {
+            buf.extend_from_slice(&s.data[pos..pos + run]);
+        } else {
+            buf.extend((0..run).map(|j| s.data[pos + j * s_in]));
+        }
+        // Move to the start of the next row.
+        pos += run * s_in;
+        idx[last] += run;
+        let mut a = last;
+        while idx[a] == shape[a] && a > 0 {
+            pos -= shape[a] * s.strides[a];
+            idx[a] = 0;
+            a -= 1;
+            idx[a] += 1;
+            pos += s.strides[a];
+        }
+    }
+    Val::Buf(buf)
+}
+
+/// Applies `f` elementwise into a fresh or reused buffer.
+#[inline(always)]
+fn apply1<T: Float>(v: Val<'_, T>, len: usize, f: impl Fn(T) -> T) -> Val<'static, T> {
+    match v {
+        Val::Scalar(x) => Val::Scalar(f(x)),
+        Val::Slice(s) => Val::Buf(s[..len].iter().map(|&x| f(x)).collect()),
+        Val::Buf(mut b) => {
+            for x in b.iter_mut() {
+                *x = f(*x);
+            }
+            Val::Buf(b)
+        }
+    }
+}
+
+fn unary<T: MathFloat>(f: UnaryFn, v: Val<'_, T>, len: usize) -> Val<'static, T> {
+    // The common cheap functions get their own loops so they vectorise.
+    match f {
+        UnaryFn::Neg => apply1(v, len, |x| -x),
+        UnaryFn::Relu => apply1(v, len, |x| x.max(T::ZERO)),
+        UnaryFn::Exp => apply1(v, len, |x| x.exp()),
+        UnaryFn::Sqrt => apply1(v, len, |x| x.sqrt()),
+        _ => apply1(v, len, |x| T::unary(f, x)),
+    }
+}
+
+/// Applies `f` pairwise, reusing whichever operand already owns a buffer.
+#[inline(always)]
+fn apply2<T: Float>(
+    a: Val<'_, T>,
+    b: Val<'_, T>,
+    len: usize,
+    f: impl Fn(T, T) -> T,
+) -> Val<'static, T> {
+    match (a, b) {
+        (Val::Scalar(x), Val::Scalar(y)) => Val::Scalar(f(x, y)),
+        (Val::Buf(mut x), y) => {
+            match y {
+                Val::Scalar(c) => x.iter_mut().for_each(|p| *p = f(*p, c)),
+                Val::Slice(s) => x.iter_mut().zip(s).for_each(|(p, &q)| *p = f(*p, q)),
+                Val::Buf(s) => x.iter_mut().zip(&s).for_each(|(p, &q)| *p = f(*p, q)),
+            }
+            Val::Buf(x)
+        }
+        (x, Val::Buf(mut y)) => {
+            match x {
+                Val::Scalar(c) => y.iter_mut().for_each(|p| *p = f(c, *p)),
+                Val::Slice(s) => y.iter_mut().zip(s).for_each(|(p, &q)| *p = f(q, *p)),
+                Val::Buf(_) => {}
+            }
+            Val::Buf(y)
+        }
+        (Val::Slice(x), Val::Slice(y)) => Val::Buf(
+            x[..len]
+                .iter()
+                .zip(&y[..len])
+                .map(|(&p, &q)| f(p, q))
+                .collect(),
+        ),
+        (Val::Slice(x), Val::Scalar(c)) => Val::Buf(x[..len].iter().map(|&p| f(p, c)).collect()),
+        (Val::Scalar(c), Val::Slice(y)) => Val::Buf(y[..len].iter().map(|&q| f(c, q)).collect()),
+    }
+}
+
+fn binary<T: MathFloat>(f: BinaryFn, a: Val<'_, T>, b: Val<'_, T>, len: usize) -> Val<'static, T> {
+    match f {
+        BinaryFn::Add => apply2(a, b, len, |x, y| x + y),
+        BinaryFn::Sub => apply2(a, b, len, |x, y| x - y),
+        BinaryFn::Mul => apply2(a, b, len, |x, y| x * y),
+        BinaryFn::Div => apply2(a, b, len, |x, y| x / y),
+        BinaryFn::Max => apply2(a, b, len, |x, y| x.max(y)),
+        BinaryFn::Min => apply2(a, b, len, |x, y| x.min(y)),
+        _ => apply2(a, b, len, |x, y| T::binary(f, x, y)),
+    }
+}

@@ -1,0 +1,329 @@
+//! Reading tensors of any layout and element type as flat f32/f64 buffers, and wrapping
+//! computed buffers back into fresh row-major tensors.
+
+use crate::dtype::DType;
+use crate::error::{BackendError, Result};
+use crate::host::HostData;
+use crate::tensor::{Layout, Storage, Tensor};
+use half::{bf16, f16};
+use rayon::prelude::*;
+use std::borrow::Cow;
+use std::fmt::Debug;
+use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
+use std::sync::Arc;
+
+/// Element counts above which copies run in parallel.
+const PAR_COPY: usize = 1 << 16;
+
+/// The two compute types (f32 and f64), so every kernel is written once.
+pub(crate) trait Float:
+    Copy
+    + Send
+    + Sync
+    + Debug
+    + PartialOrd
+    + Default
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+    + AddAssign
+{
+    /// The storage type holding this compute type.
+    const DTYPE: DType;
+    /// Additive identity.
+    const ZERO: Self;
+    /// Largest value (the identity of `min`).
+    const INF: Self;
+    /// Rounds from f64.
+    fn from_f64(x: f64) -> Self;
+    /// Widens to f64.
+    fn to_f64(self) -> f64;
+    /// Converts a count.
+    fn from_usize(n: usize) -> Self;
+    /// The elements of `data` when they are stored as this type.
+    fn slice(data: &HostData) -> Option<&[Self]>;
+    /// Wraps computed elements as host data of this type.
+    fn into_host(v: Vec<Self>) -> HostData;
+    /// `e^x`.
+    fn exp(self) -> Self;
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// Larger of two (NaN-ignoring like `f32::max`).
+    fn max(self, o: Self) -> Self;
+    /// Smaller of two.
+    fn min(self, o: Self) -> Self;
+    /// Converts every element of any storage type to this type.
+    fn convert_all(data: &HostData, layout: &Layout) -> Vec<Self>;
+}
+
+macro_rules! impl_float {
+    ($t:ty, $dt:expr, $variant:ident) => {
+        impl Float for $t {
+            const DTYPE: DType = $dt;
+            const ZERO: Self = 0.0;
+            const INF: Self = <$t>::INFINITY;
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn from_usize(n: usize) -> Self {
+                n as $t
+            }
+            fn slice(data: &HostData) -> Option<&[Self]> {
+                match data {
+                    HostData::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn into_host(v: Vec<Self>) -> HostData {
+                HostData::$variant(v)
+            }
+            #[inline(always)]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline(always)]
+            fn max(self, o: Self) -> Self {
+                <$t>::max(self, o)
+            }
+            #[inline(always)]
+            fn min(self, o: Self) -> Self {
+                <$t>::min(self, o)
+            }
+            fn convert_all(data: &HostData, layout: &Layout) -> Vec<Self> {
+                match data {
+                    HostData::F32(v) => strided_collect(v, layout, |x| x as $t),
+                    HostData::F64(v) => strided_collect(v, layout, |x| x as $t),
+                    HostData::F16(v) => strided_collect(v, layout, |x: f16| x.to_f32() as $t),
+                    HostData::BF16(v) => strided_collect(v, layout, |x: bf16| x.to_f32() as $t),
+                    HostData::Bool(v) => strided_collect(v, layout, |x: u8| x as $t),
+                    HostData::I64(v) => strided_collect(v, layout, |x: i64| x as $t),
+                }
+            }
+        }
+    };
+}
+
+impl_float!(f32, DType::F32, F32);
+impl_float!(f64, DType::F64, F64);
+
+/// The host data behind a tensor, or a `Device` error for storage of another backend.
+pub(crate) fn host(t: &Tensor) -> Result<&Arc<HostData>> {
+    match &t.storage {
+        Storage::Host(h) => Ok(h),
+        Storage::Device(_) => Err(BackendError::Device(
+            "the CPU backend was handed a tensor in device memory; download it first".into(),
+        )),
+    }
+}
+
+/// Checks that every element the layout can address lies inside storage of `len` elements.
+pub(crate) fn check_layout(op: &'static str, layout: &Layout, len: usize) -> Result<()> {
+    if layout.shape.len() != layout.strides.len() {
+        return Err(shape_err(
+            op,
+            "layout has different numbers of extents and strides",
+        ));
+    }
+    if layout.numel() == 0 {
+        return Ok(());
+    }
+    let mut last = layout.offset;
+    for (&n, &s) in layout.shape.iter().zip(&layout.strides) {
+        last = (n - 1)
+            .checked_mul(s)
+            .and_then(|d| last.checked_add(d))
+            .ok_or_else(|| shape_err(op, "layout strides overflow"))?;
+    }
+    if last >= len {
+        return Err(shape_err(
+            op,
+            format!("layout reaches element {last} of a storage of {len}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A `Shape` error for `op`.
+pub(crate) fn shape_err(op: &'static str, detail: impl Into<String>) -> BackendError {
+    BackendError::Shape {
+        op,
+        detail: detail.into(),
+    }
+}
+
+/// A tensor's elements in row-major order as compute type `T`: borrowed when the storage
+/// already holds `T` contiguously, converted or gathered otherwise.
+pub(crate) fn read<'a, T: Float>(op: &'static str, t: &'a Tensor) -> Result<Cow<'a, [T]>> {
+    let data = host(t)?;
+    check_layout(op, &t.layout, data.len())?;
+    if let Some(s) = T::slice(data) {
+        if t.layout.is_contiguous() {
+            let n = t.numel();
+            return Ok(Cow::Borrowed(&s[t.layout.offset..t.layout.offset + n]));
+        }
+    }
+    Ok(Cow::Owned(T::convert_all(data, &t.layout)))
+}
+
+/// Merges axes that step through memory as one (and drops extent-1 axes), so copies run
+/// long inner loops. Returns (shape, strides), never empty.
+pub(crate) fn coalesce(shape: &[usize], strides: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut sh: Vec<usize> = Vec::with_capacity(shape.len());
+    let mut st: Vec<usize> = Vec::with_capacity(shape.len());
+    for (&n, &s) in shape.iter().zip(strides) {
+        if n == 1 {
+            continue;
+        }
+        match (sh.last_mut(), st.last_mut()) {
+            (Some(pn), Some(ps)) if *ps == s * n => {
+                *pn *= n;
+                *ps = s;
+            }
+            _ => {
+                sh.push(n);
+                st.push(s);
+            }
+        }
+    }
+    if sh.is_empty() {
+        sh.push(1);
+        st.push(1);
+    }
+    (sh, st)
+}
+
+/// Copies the elements a layout addresses (row-major order) out of `src`, converting each
+/// with `f`. The layout must have passed [`check_layout`].
+pub(crate) fn strided_collect<S: Copy + Sync, T: Copy + Send + Default>(
+    src: &[S],
+    layout: &Layout,
+    f: impl Fn(S) -> T + Sync,
+) -> Vec<T> {
+    let numel = layout.numel();
+    let mut out = vec![T::default(); numel];
+    if numel == 0 {
+        return out;
+    }
+    let (shape, strides) = coalesce(&layout.shape, &layout.strides);
+    let rank = shape.len();
+    let inner = shape[rank - 1];
+    let inner_stride = strides[rank - 1];
+    let rows_per_chunk = (PAR_COPY / inner).max(1);
+    let fill = |(ci, chunk): (usize, &mut [T])| {
+        // Multi-index of the first row of this chunk over the outer axes.
+        let mut idx = vec![0usize; rank];
+        let mut row = ci * rows_per_chunk;
+        for a in (0..rank - 1).rev() {
+            idx[a] = row % shape[a];
+            row /= shape[a];
+        }
+        let mut base: usize = layout.offset
+            + idx[..rank - 1]
+                .iter()
+                .zip(&strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
+        for out_row in chunk.chunks_mut(inner) {
+            if inner_stride == 1 {
+                for (o, &x) in out_row.iter_mut().zip(&src[base..base + inner]) {
+                    *o = f(x);
+                }
+            } else {
+                for (j, o) in out_row.iter_mut().enumerate() {
+                    *o = f(src[base + j * inner_stride]);
+                }
+            }
+            // Advance the outer multi-index by one row.
+            let mut a = rank - 1;
+            while a > 0 {
+                a -= 1;
+                idx[a] += 1;
+                base += strides[a];
+                if idx[a] < shape[a] {
+                    break;
+                }
+                base -= strides[a] * shape[a];
+                idx[a] = 0;
+            }
+        }
+    };
+    if numel >= PAR_COPY && numel / inner > 1 {
+        out.par_chunks_mut(rows_per_chunk * inner)
+            .enumerate()
+            .for_each(fill);
+    } else {
+        out.chunks_mut(rows_per_chunk * inner)
+            .enumerate()
+            .for_each(fill);
+    }
+    out
+}
+
+/// Converts computed elements to storage of `dtype` (Booleans are `x != 0`).
+pub(crate) fn to_host<T: Float>(v: Vec<T>, dtype: DType) -> HostData {
+    if dtype == T::DTYPE {
+        return T::into_host(v);
+    }
+    let it = v.par_iter();
+    match dtype {
+        DType::F32 => HostData::F32(it.map(|&x| x.to_f64() as f32).collect()),
+        DType::F64 => HostData::F64(it.map(|&x| x.to_f64()).collect()),
+        DType::F16 => HostData::F16(it.map(|&x| f16::from_f64(x.to_f64())).collect()),
+        DType::BF16 => HostData::BF16(it.map(|&x| bf16::from_f64(x.to_f64())).collect()),
+        DType::Bool => HostData::Bool(it.map(|&x| u8::from(x != T::ZERO)).collect()),
+        DType::I64 => HostData::I64(it.map(|&x| x.to_f64() as i64).collect()),
+    }
+}
+
+/// A fresh row-major tensor over host data (whose length must match the shape).
+pub(crate) fn tensor(shape: &[usize], data: HostData) -> Tensor {
+    Tensor {
+        layout: Layout::contiguous(shape),
+        dtype: data.dtype(),
+        storage: Storage::Host(Arc::new(data)),
+    }
+}
+
+/// A fresh row-major tensor from computed elements, stored as `dtype`.
+pub(crate) fn output<T: Float>(shape: &[usize], v: Vec<T>, dtype: DType) -> Tensor {
+    tensor(shape, to_host(v, dtype))
+}
+
+/// The row-major copy of a tensor's view in its own element type.
+pub(crate) fn copy_raw(op: &'static str, t: &Tensor) -> Result<HostData> {
+    let data = host(t)?;
+    check_layout(op, &t.layout, data.len())?;
+    let l = &t.layout;
+    Ok(match data.as_ref() {
+        HostData::F32(v) => HostData::F32(strided_collect(v, l, |x| x)),
+        HostData::F64(v) => HostData::F64(strided_collect(v, l, |x| x)),
+        HostData::F16(v) => HostData::F16(strided_collect(v, l, |x| x)),
+        HostData::BF16(v) => HostData::BF16(strided_collect(v, l, |x| x)),
+        HostData::Bool(v) => HostData::Bool(strided_collect(v, l, |x| x)),
+        HostData::I64(v) => HostData::I64(strided_collect(v, l, |x| x)),
+    })
+}
+
+/// The number of elements of `shape`, or a `TooLarge` error when it overflows.
+pub(crate) fn numel_checked(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| BackendError::TooLarge {
+            elements: shape.iter().map(|&n| n as u128).product(),
+            detail: "the element count overflows the address space".into(),
+        })
+}
