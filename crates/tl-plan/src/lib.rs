@@ -1,1 +1,301 @@
-//! placeholder
+//! Plans the evaluation of a checked program. The passes, in order:
+//! 1. `lower`: each equation's right-hand side and each rule's body becomes a [`Graph`] of
+//!    load / gather / map / contract / reduce / normalise nodes (the projection rule decides
+//!    where each index is summed; multi-operand joins are contracted pairwise in a cost order);
+//! 2. `place`: the result is laid onto the left-hand side (a permutation or broadcast, or a
+//!    scatter when the left-hand side has constants or arithmetic);
+//! 3. `pick_storage`: each relation is dense or sparse (sorted tuples), by size;
+//! 4. `semi_naive`: recursive dense rules get one variant per recursive body atom reading the
+//!    last round's delta.
+//!
+//! [`Graph::verify`] runs after lowering in debug builds.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod graph;
+pub mod lower;
+pub mod rules;
+pub mod terms;
+
+pub use error::PlanError;
+pub use graph::{Graph, Node, NodeId, Op};
+
+use lower::Lowerer;
+use tl_backend::ReduceOp;
+use tl_check::{CheckedProgram, Equation, Index, Rule, TensorId, TensorKind, VarId, VarInfo};
+use tl_syntax::ast::Projection;
+use tl_syntax::Span;
+
+/// How a result reaches its left-hand side.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Placement {
+    /// The root's labels are the left-hand variables in axis order.
+    Direct,
+    /// The root is over the left-hand side's variables; each point is written to the cell its
+    /// indices compute (constants, arithmetic, repeated variables), combined by `op`; points
+    /// outside the tensor are dropped.
+    Scatter {
+        /// One index per left-hand axis.
+        indices: Vec<Index>,
+        /// How points landing on one cell combine.
+        op: ReduceOp,
+    },
+}
+
+/// The plan of one equation or rule: a graph whose root is the value written to `target`.
+#[derive(Clone, Debug)]
+pub struct EquationPlan {
+    /// The tensor written.
+    pub target: TensorId,
+    /// The nodes.
+    pub graph: Graph,
+    /// The node holding the result.
+    pub root: NodeId,
+    /// How the root reaches the target.
+    pub placement: Placement,
+    /// How this result combines with the target's other equations.
+    pub combine: ReduceOp,
+    /// The equation's variables.
+    pub vars: Vec<VarInfo>,
+    /// The statement.
+    pub span: Span,
+}
+
+/// How a relation is stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// A dense 0/1 (or real) tensor.
+    Dense,
+    /// Sorted, deduplicated tuples.
+    Sparse,
+}
+
+/// Relations with at most this many cells are always dense.
+pub const DENSE_CELLS: u128 = 1 << 22;
+
+/// The plan of a whole program.
+#[derive(Clone, Debug)]
+pub struct ProgramPlan {
+    /// One plan per equation (same order as the checked program's).
+    pub equations: Vec<EquationPlan>,
+    /// One dense plan per rule.
+    pub rules: Vec<EquationPlan>,
+    /// For each rule, one plan per body atom over a tensor of the rule's recursive stratum,
+    /// reading that atom from the delta (tensor id + tensor count).
+    pub deltas: Vec<Vec<(usize, EquationPlan)>>,
+    /// Storage of each tensor.
+    pub storage: Vec<Storage>,
+}
+
+fn projection_op(p: Projection) -> ReduceOp {
+    match p {
+        Projection::Assign | Projection::Add => ReduceOp::Sum,
+        Projection::Max => ReduceOp::Max,
+        Projection::Min => ReduceOp::Min,
+        Projection::Avg => ReduceOp::Mean,
+    }
+}
+
+/// Lays a root onto left-hand `indices`: a direct map when they are distinct variables,
+/// otherwise a scatter over the variables they use.
+fn place(lw: &mut Lowerer, root: NodeId, indices: &[Index], op: ReduceOp) -> (NodeId, Placement) {
+    let direct: Option<Vec<VarId>> = indices
+        .iter()
+        .map(|ix| {
+            if let Index::Var(v) = ix {
+                Some(*v)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let distinct = direct.as_ref().is_some_and(|vs| {
+        let mut s = vs.clone();
+        s.sort_unstable();
+        s.dedup();
+        s.len() == vs.len()
+    });
+    let (labels, placement) = match direct {
+        Some(vs) if distinct => (vs, Placement::Direct),
+        _ => {
+            let mut vs = Vec::new();
+            for ix in indices {
+                lower::index_vars(ix, &mut vs);
+            }
+            (
+                vs,
+                Placement::Scatter {
+                    indices: indices.to_vec(),
+                    op: if op == ReduceOp::Mean {
+                        ReduceOp::Mean
+                    } else {
+                        op
+                    },
+                },
+            )
+        }
+    };
+    let node = if lw.graph.nodes[root].labels == labels {
+        root
+    } else {
+        lw.map_onto(root, labels)
+    };
+    (node, placement)
+}
+
+/// Plans one equation.
+pub fn plan_equation(
+    p: &CheckedProgram,
+    shapes: &[Vec<usize>],
+    eq: &Equation,
+) -> Result<EquationPlan, PlanError> {
+    let mut kept = Vec::new();
+    for ix in &eq.lhs_indices {
+        lower::index_vars(ix, &mut kept);
+    }
+    let sites = terms::summation_sites(&eq.rhs, &kept);
+    let op = projection_op(eq.projection);
+    let mut lw = Lowerer::new(shapes, &eq.vars, sites, op, eq.norm_var);
+    let root = lw.sum(&eq.rhs, true)?;
+    let scatter_op = if op == ReduceOp::Mean {
+        ReduceOp::Mean
+    } else {
+        op
+    };
+    let (root, placement) = place(&mut lw, root, &eq.lhs_indices, scatter_op);
+    debug_assert_eq!(lw.graph.verify(), Ok(()));
+    let combine = if op == ReduceOp::Mean {
+        ReduceOp::Sum
+    } else {
+        op
+    };
+    let _ = p;
+    Ok(EquationPlan {
+        target: eq.lhs,
+        graph: lw.graph,
+        root,
+        placement,
+        combine,
+        vars: eq.vars.clone(),
+        span: eq.span,
+    })
+}
+
+/// Plans one rule (dense), optionally reading body atom `delta.0` from tensor `delta.1`.
+pub fn plan_rule(
+    kinds: &[TensorKind],
+    shapes: &[Vec<usize>],
+    rule: &Rule,
+    delta: Option<(usize, usize)>,
+) -> EquationPlan {
+    let mut lw = Lowerer::new(shapes, &rule.vars, Default::default(), ReduceOp::Sum, None);
+    let body = lw.rule_body(rule, kinds, delta);
+    let (root, placement) = place(&mut lw, body, &rules::head_indices(rule), ReduceOp::Max);
+    debug_assert_eq!(lw.graph.verify(), Ok(()));
+    EquationPlan {
+        target: rule.head,
+        graph: lw.graph,
+        root,
+        placement,
+        combine: ReduceOp::Max,
+        vars: rule.vars.clone(),
+        span: rule.span,
+    }
+}
+
+/// Plans the whole program.
+pub fn plan(p: &CheckedProgram) -> Result<ProgramPlan, Vec<PlanError>> {
+    let n = p.tensors.len();
+    let shapes: Vec<Vec<usize>> = (0..n).map(|t| p.shape(t)).collect();
+    let kinds: Vec<TensorKind> = p.tensors.iter().map(|t| t.kind).collect();
+    let mut errors = Vec::new();
+    let mut equations = Vec::new();
+    for eq in &p.equations {
+        match plan_equation(p, &shapes, eq) {
+            Ok(plan) => equations.push(plan),
+            Err(e) => errors.push(e),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let storage = pick_storage(p, &shapes);
+    let rules = p
+        .rules
+        .iter()
+        .map(|r| plan_rule(&kinds, &shapes, r, None))
+        .collect();
+    let deltas = p
+        .rules
+        .iter()
+        .map(|r| semi_naive(p, &kinds, &shapes, r))
+        .collect();
+    Ok(ProgramPlan {
+        equations,
+        rules,
+        deltas,
+        storage,
+    })
+}
+
+/// Dense or sparse, per tensor: relations larger than [`DENSE_CELLS`] are sparse, and so is
+/// every relation a rule derives from a sparse one within its stratum.
+fn pick_storage(p: &CheckedProgram, shapes: &[Vec<usize>]) -> Vec<Storage> {
+    let mut storage: Vec<Storage> = p
+        .tensors
+        .iter()
+        .zip(shapes)
+        .map(|(t, s)| {
+            let cells: u128 = s.iter().map(|&e| e as u128).product();
+            if t.kind == TensorKind::Relation && cells > DENSE_CELLS && t.equations.is_empty() {
+                Storage::Sparse
+            } else {
+                Storage::Dense
+            }
+        })
+        .collect();
+    for stratum in &p.strata {
+        let any_sparse = stratum
+            .tensors
+            .iter()
+            .any(|&t| storage[t] == Storage::Sparse);
+        if any_sparse {
+            for &t in &stratum.tensors {
+                if p.tensors[t].equations.is_empty() {
+                    storage[t] = Storage::Sparse;
+                }
+            }
+        }
+    }
+    storage
+}
+
+/// The semi-naive variants of a rule whose body reads tensors of its own recursive stratum.
+fn semi_naive(
+    p: &CheckedProgram,
+    kinds: &[TensorKind],
+    shapes: &[Vec<usize>],
+    rule: &Rule,
+) -> Vec<(usize, EquationPlan)> {
+    let Some(stratum) = p
+        .strata
+        .iter()
+        .find(|s| s.recursive && s.tensors.contains(&rule.head))
+    else {
+        return Vec::new();
+    };
+    let n = p.tensors.len();
+    let mut delta_shapes = shapes.to_vec();
+    delta_shapes.extend_from_slice(shapes);
+    rule.body
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| !a.negated && stratum.tensors.contains(&a.tensor))
+        .map(|(k, a)| {
+            (
+                k,
+                plan_rule(kinds, &delta_shapes, rule, Some((k, a.tensor + n))),
+            )
+        })
+        .collect()
+}

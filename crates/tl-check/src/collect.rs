@@ -1,0 +1,452 @@
+//! Pass 1: find every tensor, its kind, rank and definition, and load its data.
+
+use crate::data::{self, Loaded};
+use crate::error::CheckError;
+use crate::program::Init;
+use crate::unify::{Node, Unifier};
+use std::collections::HashMap;
+use tl_backend::HostTensor;
+use tl_syntax::ast::{self, AccessStyle, DataSource, Expr, ExprKind, StmtKind};
+use tl_syntax::{SourceMap, Span};
+
+/// Where a tensor's values come from, as far as pass 1 knows.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Nothing yet: derived (equations, rules, facts) or implicit.
+    None,
+    /// Dense data.
+    Data(HostTensor, Span),
+    /// Relation rows from a CSV file.
+    Rows(Vec<Vec<String>>, Span),
+    /// A declared parameter.
+    Param(Init, Span),
+}
+
+/// A fact's argument before domains are settled.
+#[derive(Clone, Debug)]
+pub enum FactArg {
+    /// A symbol.
+    Symbol(String),
+    /// An integer.
+    Int(i64),
+}
+
+/// Everything pass 1 learns about one tensor.
+#[derive(Clone, Debug)]
+pub struct Draft {
+    /// The name.
+    pub name: String,
+    /// First place it is seen.
+    pub span: Span,
+    /// Relation if facts, rules or a CSV define it.
+    pub relation: bool,
+    /// Used with brackets or bare somewhere (so a missing definition makes an implicit param).
+    pub read_as_tensor: bool,
+    /// Rank and where it was fixed.
+    pub rank: Option<(usize, Span)>,
+    /// One union-find node per axis, once the rank is known.
+    pub axes: Vec<Node>,
+    /// Data, rows or param.
+    pub source: Source,
+    /// Facts, with their statement spans.
+    pub facts: Vec<(Vec<FactArg>, Span)>,
+    /// Indices into the program's statements of equations defining it.
+    pub equations: Vec<usize>,
+    /// Indices of rules with it as head.
+    pub rules: Vec<usize>,
+}
+
+/// State shared by the checker's passes.
+pub struct Checker<'a> {
+    /// The program's files, for resolving data paths.
+    pub sources: &'a SourceMap,
+    /// Tensors by id.
+    pub drafts: Vec<Draft>,
+    /// Tensor ids by name.
+    pub by_name: HashMap<String, usize>,
+    /// Declared domains by name: their union-find node.
+    pub domain_nodes: HashMap<String, Node>,
+    /// The union-find.
+    pub uf: Unifier,
+    /// Errors so far (checking goes on after an error to report several).
+    pub errors: Vec<CheckError>,
+    /// Symbols written in rules, by the id a `Term::Symbol` holds: the name and its axis node.
+    pub symbol_refs: Vec<(String, Node)>,
+}
+
+impl<'a> Checker<'a> {
+    /// A checker over a program's files.
+    pub fn new(sources: &'a SourceMap) -> Self {
+        Checker {
+            sources,
+            drafts: Vec::new(),
+            by_name: HashMap::new(),
+            domain_nodes: HashMap::new(),
+            uf: Unifier::default(),
+            errors: Vec::new(),
+            symbol_refs: Vec::new(),
+        }
+    }
+
+    /// The id of the tensor with this name, creating it on first sight.
+    pub fn tensor(&mut self, name: &str, span: Span) -> usize {
+        if let Some(&id) = self.by_name.get(name) {
+            return id;
+        }
+        self.drafts.push(Draft {
+            name: name.to_string(),
+            span,
+            relation: false,
+            read_as_tensor: false,
+            rank: None,
+            axes: Vec::new(),
+            source: Source::None,
+            facts: Vec::new(),
+            equations: Vec::new(),
+            rules: Vec::new(),
+        });
+        self.by_name.insert(name.to_string(), self.drafts.len() - 1);
+        self.drafts.len() - 1
+    }
+
+    /// Fixes a tensor's rank (creating its axis nodes), or checks it against the known one.
+    pub fn set_rank(&mut self, id: usize, rank: usize, span: Span) -> bool {
+        match self.drafts[id].rank {
+            Some((r, first)) if r != rank => {
+                self.errors.push(CheckError::RankMismatch {
+                    tensor: self.drafts[id].name.clone(),
+                    expected: r,
+                    found: rank,
+                    span,
+                    first,
+                });
+                false
+            }
+            Some(_) => true,
+            None => {
+                self.drafts[id].rank = Some((rank, span));
+                let name = self.drafts[id].name.clone();
+                self.drafts[id].axes = (0..rank)
+                    .map(|k| {
+                        self.uf
+                            .node(format!("axis {k} of `{name}`"), format!("{name}.{k}"))
+                    })
+                    .collect();
+                true
+            }
+        }
+    }
+
+    fn set_source(&mut self, id: usize, source: Source, span: Span) {
+        if let Some(first) = source_span(&self.drafts[id].source) {
+            self.errors.push(CheckError::Redefined {
+                tensor: self.drafts[id].name.clone(),
+                detail: "by data or `param` more than once".into(),
+                span,
+                first,
+            });
+            return;
+        }
+        self.drafts[id].source = source;
+    }
+
+    /// Pass 1 over all statements.
+    pub fn collect(&mut self, program: &ast::Program) {
+        for (k, stmt) in program.stmts.iter().enumerate() {
+            if let Err(e) = self.collect_stmt(k, stmt) {
+                self.errors.push(e);
+            }
+        }
+    }
+
+    fn collect_stmt(&mut self, k: usize, stmt: &ast::Stmt) -> Result<(), CheckError> {
+        match &stmt.kind {
+            StmtKind::Fact(atom) => {
+                let id = self.atom(atom);
+                self.drafts[id].relation = true;
+                let args = atom
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        ast::IndexArg::Symbol { name, .. } => Ok(FactArg::Symbol(name.clone())),
+                        ast::IndexArg::Expr(ast::IndexExpr::Int(v, _)) => Ok(FactArg::Int(*v)),
+                        other => Err(CheckError::Misplaced {
+                            what: "a fact's arguments must be constants".into(),
+                            span: other.span(),
+                            hint: "write a symbol such as `Alice`, or an integer; a rule uses `<-`"
+                                .into(),
+                        }),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.drafts[id].facts.push((args, stmt.span));
+            }
+            StmtKind::Rule(rule) => {
+                let head = self.atom(&rule.head);
+                self.drafts[head].relation = true;
+                self.drafts[head].rules.push(k);
+                for item in &rule.body {
+                    if let ast::BodyItem::Atom { atom, .. } = item {
+                        self.atom(atom);
+                    }
+                }
+            }
+            StmtKind::Equation(eq) => {
+                let id = self.tensor(&eq.lhs.name.name, eq.lhs.name.span);
+                if let Some(ix) = &eq.lhs.indices {
+                    self.set_rank(id, ix.len(), eq.lhs.span);
+                }
+                self.drafts[id].equations.push(k);
+                self.note_expr(&eq.rhs);
+            }
+            StmtKind::Data(def) => self.data(def)?,
+            StmtKind::Param(p) => {
+                let id = self.tensor(&p.name.name, p.name.span);
+                self.set_rank(id, p.dims.len(), stmt.span);
+                self.drafts[id].read_as_tensor = true;
+                let init = match &p.init {
+                    None => Init::Xavier,
+                    Some(ast::Init::Constant(c, _)) => Init::Constant(*c),
+                    Some(ast::Init::Random(call)) => init_call(call)?,
+                };
+                self.set_source(id, Source::Param(init, stmt.span), stmt.span);
+                for (axis, dim) in p.dims.iter().enumerate() {
+                    let node = self.drafts[id].axes.get(axis).copied();
+                    match (dim, node) {
+                        (ast::DimSpec::Size(n, span), Some(node)) => {
+                            self.uf.set_extent(node, *n as usize, *span)?
+                        }
+                        (ast::DimSpec::Domain(d), Some(node)) => {
+                            let dn = self.domain_node(d)?;
+                            self.uf.union(node, dn)?;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            StmtKind::Const(c) => {
+                let id = self.tensor(&c.name.name, c.name.span);
+                self.set_rank(id, c.value.shape.len(), stmt.span);
+                self.drafts[id].read_as_tensor = true;
+                self.set_source(
+                    id,
+                    Source::Data(data::literal(&c.value), stmt.span),
+                    stmt.span,
+                );
+                self.fix_shape(id, &c.value.shape, stmt.span)?;
+            }
+            StmtKind::Domain(d) => {
+                let node = self
+                    .uf
+                    .node(format!("domain `{}`", d.name.name), d.name.name.clone());
+                match &d.members {
+                    ast::DomainMembers::Symbols(syms) => {
+                        let names: Vec<String> = syms.iter().map(|(s, _)| s.clone()).collect();
+                        self.uf.close(node, &d.name.name, &names, d.name.span);
+                    }
+                    ast::DomainMembers::Range(n, span) => {
+                        self.uf.set_extent(node, *n as usize, *span)?
+                    }
+                }
+                if self
+                    .domain_nodes
+                    .insert(d.name.name.clone(), node)
+                    .is_some()
+                {
+                    return Err(CheckError::Misplaced {
+                        what: format!("domain `{}` is declared twice", d.name.name),
+                        span: d.name.span,
+                        hint: "keep one declaration".into(),
+                    });
+                }
+            }
+            StmtKind::Query(q) => self.note_access(&q.access),
+            StmtKind::Write(w) => {
+                for t in &w.tensors {
+                    self.tensor(&t.name, t.span);
+                }
+            }
+            StmtKind::Minimize(m) => {
+                self.tensor(&m.loss.name, m.loss.span);
+            }
+            StmtKind::Import(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Records a symbol written in a rule and returns the id a `Term::Symbol` refers to it by.
+    pub fn symbol_ref(&mut self, name: &str, axis: Node) -> u32 {
+        self.symbol_refs.push((name.to_string(), axis));
+        (self.symbol_refs.len() - 1) as u32
+    }
+
+    /// The union-find node of a declared domain.
+    pub fn domain_node(&mut self, name: &ast::Ident) -> Result<Node, CheckError> {
+        self.domain_nodes
+            .get(&name.name)
+            .copied()
+            .ok_or_else(|| CheckError::UnknownName {
+                kind: "domain",
+                name: name.name.clone(),
+                span: name.span,
+                hint: "declare it first, e.g. `domain Person = {Alice, Bob}` or `domain N = 10`"
+                    .into(),
+            })
+    }
+
+    fn atom(&mut self, atom: &ast::Atom) -> usize {
+        let id = self.tensor(&atom.name.name, atom.name.span);
+        self.set_rank(id, atom.args.len(), atom.span);
+        id
+    }
+
+    fn note_access(&mut self, a: &ast::Access) {
+        let id = self.tensor(&a.name.name, a.name.span);
+        match a.style {
+            AccessStyle::Bare => self.drafts[id].read_as_tensor = true,
+            AccessStyle::Bracket => {
+                self.drafts[id].read_as_tensor = true;
+                self.set_rank(id, a.args.len(), a.span);
+            }
+            AccessStyle::Paren => {
+                self.set_rank(id, a.args.len(), a.span);
+            }
+        }
+    }
+
+    fn note_expr(&mut self, e: &Expr) {
+        match &e.kind {
+            ExprKind::Number(_) => {}
+            ExprKind::Access(a) => self.note_access(a),
+            ExprKind::Call { args, .. } => args.iter().for_each(|a| self.note_expr(a)),
+            ExprKind::Neg(x) => self.note_expr(x),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                self.note_expr(lhs);
+                self.note_expr(rhs);
+            }
+        }
+    }
+
+    fn fix_shape(&mut self, id: usize, shape: &[usize], span: Span) -> Result<(), CheckError> {
+        for (k, &n) in shape.iter().enumerate() {
+            if let Some(&node) = self.drafts[id].axes.get(k) {
+                self.uf.set_extent(node, n, span)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn data(&mut self, def: &ast::DataDef) -> Result<(), CheckError> {
+        let id = self.tensor(&def.lhs.name.name, def.lhs.name.span);
+        let span = def.lhs.span.to(match &def.source {
+            DataSource::Array(a) => a.span,
+            DataSource::File(f) => f.span,
+        });
+        let loaded = match &def.source {
+            DataSource::Array(lit) => Loaded::Tensor(data::literal(lit)),
+            DataSource::File(f) => {
+                data::load_file(&self.sources.dir_of(f.span.file), f, &def.lhs.name.name)?
+            }
+        };
+        match loaded {
+            Loaded::Tensor(t) => {
+                let shape = t.shape.clone();
+                if let Some(ix) = &def.lhs.indices {
+                    if ix.len() != shape.len() {
+                        return Err(CheckError::RankMismatch {
+                            tensor: def.lhs.name.name.clone(),
+                            expected: shape.len(),
+                            found: ix.len(),
+                            span: def.lhs.span,
+                            first: span,
+                        });
+                    }
+                }
+                self.drafts[id].read_as_tensor = true;
+                if self.set_rank(id, shape.len(), span) {
+                    self.fix_shape(id, &shape, span)?;
+                }
+                self.set_source(id, Source::Data(t, span), span);
+            }
+            Loaded::Rows(rows) => {
+                let arity = rows.first().map_or(0, Vec::len);
+                self.drafts[id].relation = true;
+                if self.set_rank(id, arity, span) {
+                    let axes = self.drafts[id].axes.clone();
+                    for (col, &axis) in axes.iter().enumerate() {
+                        let ints: Option<Vec<i64>> = rows
+                            .iter()
+                            .map(|r| {
+                                r.get(col)
+                                    .and_then(|f| f.parse::<i64>().ok())
+                                    .filter(|&v| v >= 0)
+                            })
+                            .collect();
+                        match ints {
+                            Some(values) => {
+                                if let Some(&max) = values.iter().max() {
+                                    self.uf.add_integer(axis, max, span);
+                                }
+                            }
+                            None => {
+                                for row in &rows {
+                                    if let Some(field) = row.get(col) {
+                                        self.uf.add_symbol(axis, field, span)?;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                self.set_source(id, Source::Rows(rows, span), span);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn source_span(s: &Source) -> Option<Span> {
+    match s {
+        Source::None => None,
+        Source::Data(_, span) | Source::Rows(_, span) | Source::Param(_, span) => Some(*span),
+    }
+}
+
+fn init_call(call: &ast::Call) -> Result<Init, CheckError> {
+    let nums: Vec<f64> = call
+        .args
+        .iter()
+        .map(|a| match &a.value {
+            ast::ArgValue::Number(x) => Ok(*x),
+            _ => Err(CheckError::BadOption {
+                option: "initialiser argument".into(),
+                expected: "a number",
+                span: a.span,
+            }),
+        })
+        .collect::<Result<_, _>>()?;
+    let two = |default: (f64, f64)| -> Result<(f64, f64), CheckError> {
+        match nums.as_slice() {
+            [] => Ok(default),
+            [a] => Ok((*a, default.1)),
+            [a, b] => Ok((*a, *b)),
+            _ => Err(CheckError::Arity {
+                func: call.name.name.clone(),
+                expected: "at most two numbers",
+                found: nums.len(),
+                span: call.span,
+            }),
+        }
+    };
+    match call.name.name.as_str() {
+        "normal" => two((0.0, 1.0)).map(|(m, s)| Init::Normal(m, s)),
+        "uniform" => two((0.0, 1.0)).map(|(a, b)| Init::Uniform(a, b)),
+        "xavier" if nums.is_empty() => Ok(Init::Xavier),
+        "xavier" => Err(CheckError::Arity { func: "xavier".into(), expected: "no arguments", found: nums.len(), span: call.span }),
+        other => Err(CheckError::UnknownName {
+            kind: "initialiser",
+            name: other.into(),
+            span: call.name.span,
+            hint: "the initialisers are normal(mean, std), uniform(low, high), xavier, or `= constant`".into(),
+        }),
+    }
+}

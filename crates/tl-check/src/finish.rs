@@ -1,0 +1,382 @@
+//! Pass 3: settle every extent (direct uses first, then arithmetic and slice hints, then integer
+//! constants), turn union-find classes into domains, and assemble the checked tensors.
+
+use crate::collect::{Checker, FactArg, Source};
+use crate::error::CheckError;
+use crate::program::{
+    Definition, Domain, DomainId, Equation, Expr, Index, Rule, TensorDecl, TensorKind, Term,
+};
+use crate::resolve::{Hint, Pending};
+use crate::statements::Resolved;
+use crate::unify::Node;
+use std::collections::HashMap;
+
+/// Domains by union-find class, built once every class is settled.
+pub struct Domains {
+    /// The domains, by id.
+    pub list: Vec<Domain>,
+    by_root: HashMap<Node, DomainId>,
+}
+
+impl Checker<'_> {
+    fn apply_hints(&mut self, hints: &[Hint]) -> Result<bool, CheckError> {
+        let mut changed = false;
+        for h in hints {
+            match h {
+                Hint::Arithmetic { var, axis } => {
+                    if self.uf.known_extent(*var).is_none() {
+                        if let Some(e) = self.uf.known_extent(*axis) {
+                            let span = self
+                                .uf
+                                .info(*axis)
+                                .extent
+                                .map(|(_, s)| s)
+                                .unwrap_or_default();
+                            self.uf.set_extent(*var, e, span)?;
+                            changed = true;
+                        }
+                    }
+                }
+                Hint::Slice {
+                    var,
+                    axis,
+                    start,
+                    end,
+                    span,
+                } => {
+                    if self.uf.known_extent(*var).is_some() && end.is_none() {
+                        continue;
+                    }
+                    let axis_extent = self.uf.known_extent(*axis);
+                    let end = match (end, axis_extent) {
+                        (Some(e), _) => *e,
+                        (None, Some(n)) => n as i64,
+                        (None, None) => continue,
+                    };
+                    if let Some(n) = axis_extent {
+                        if *start < 0 || end > n as i64 || end < *start {
+                            return Err(CheckError::Misplaced {
+                                what: format!(
+                                    "slice {start}:{end} does not fit an axis of {n} values"
+                                ),
+                                span: *span,
+                                hint: format!("slices are half-open and lie within 0:{n}"),
+                            });
+                        }
+                    }
+                    let len = (end - start).max(0) as usize;
+                    if self.uf.known_extent(*var) != Some(len) {
+                        self.uf.set_extent(*var, len, *span)?;
+                        changed = true;
+                    }
+                }
+                Hint::LhsExpr {
+                    axis,
+                    expr,
+                    vars,
+                    span,
+                } => {
+                    if self.uf.known_extent(*axis).is_some() {
+                        continue;
+                    }
+                    let extents: Option<Vec<i64>> = vars
+                        .iter()
+                        .map(|&v| self.uf.known_extent(v).map(|e| e as i64))
+                        .collect();
+                    if let Some(extents) = extents {
+                        let max = corner_max(expr, &extents);
+                        self.uf
+                            .set_extent(*axis, (max + 1).max(0) as usize, *span)?;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Settles every class, applying hints until nothing changes.
+    pub fn settle(&mut self, resolved: &Resolved) -> Result<(), CheckError> {
+        let nodes: Vec<Node> = self.all_nodes(resolved);
+        for use_constants in [false, true] {
+            loop {
+                for &n in &nodes {
+                    self.uf.settle(n, use_constants)?;
+                }
+                if !self.apply_hints(&resolved.hints)? {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn all_nodes(&self, resolved: &Resolved) -> Vec<Node> {
+        let mut nodes: Vec<Node> = self
+            .drafts
+            .iter()
+            .flat_map(|d| d.axes.iter().copied())
+            .collect();
+        nodes.extend(
+            resolved
+                .equations
+                .iter()
+                .flat_map(|p| p.scope.nodes.iter().copied()),
+        );
+        nodes.extend(
+            resolved
+                .rules
+                .iter()
+                .flat_map(|p| p.scope.nodes.iter().copied()),
+        );
+        nodes.extend(self.domain_nodes.values().copied());
+        nodes
+    }
+
+    /// Builds the domains; reports every index or axis whose size is still unknown.
+    pub fn domains(&mut self, resolved: &Resolved) -> Domains {
+        let mut out = Domains {
+            list: Vec::new(),
+            by_root: HashMap::new(),
+        };
+        let mut unsized_reported: Vec<Node> = Vec::new();
+        let mut report = |ck: &mut Checker, node: Node, name: &str, span| {
+            let root = ck.uf.find(node);
+            if ck.uf.known_extent(node).is_none() && !unsized_reported.contains(&root) {
+                unsized_reported.push(root);
+                ck.errors.push(CheckError::UnsizedIndex {
+                    index: name.to_string(),
+                    span,
+                });
+            }
+        };
+        for p in resolved
+            .equations
+            .iter()
+            .map(|p| (&p.scope, p.item.span))
+            .chain(resolved.rules.iter().map(|p| (&p.scope, p.item.span)))
+        {
+            let (scope, _) = p;
+            for (k, &n) in scope.nodes.iter().enumerate() {
+                report(self, n, &scope.names[k], scope.spans[k]);
+            }
+        }
+        for t in 0..self.drafts.len() {
+            for (k, &n) in self.drafts[t].axes.clone().iter().enumerate() {
+                let name = format!("axis {k} of `{}`", self.drafts[t].name);
+                let span = self.drafts[t].span;
+                report(self, n, &name, span);
+            }
+        }
+        for n in self.all_nodes(resolved) {
+            let root = self.uf.find(n);
+            if out.by_root.contains_key(&root) {
+                continue;
+            }
+            let info = self.uf.info(root).clone();
+            let extent = self.uf.known_extent(root).unwrap_or(0);
+            let name = if info.name.is_empty() {
+                format!("domain{}", out.list.len())
+            } else {
+                info.name.clone()
+            };
+            out.by_root.insert(root, out.list.len());
+            out.list
+                .push(Domain::new(name, extent, info.symbols.clone()));
+        }
+        out
+    }
+}
+
+impl Domains {
+    /// The domain of a node's class.
+    pub fn of(&self, ck: &mut Checker, node: Node) -> DomainId {
+        let root = ck.uf.find(node);
+        self.by_root.get(&root).copied().unwrap_or(0)
+    }
+}
+
+/// The largest value `expr` takes with each variable in `0..extent` (checked at the corners of
+/// the box, which is exact for the monotone arithmetic indices use).
+fn corner_max(expr: &crate::program::IndexExpr, extents: &[i64]) -> i64 {
+    let n = extents.len().min(16);
+    let mut best = i64::MIN;
+    for mask in 0u32..(1 << n) {
+        let point: Vec<i64> = (0..extents.len())
+            .map(|k| {
+                if k < n && mask & (1 << k) != 0 {
+                    (extents[k] - 1).max(0)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        if let Some(v) = expr.eval(&point) {
+            best = best.max(v);
+        }
+    }
+    best
+}
+
+/// Replaces symbols with element indices throughout one resolved statement.
+pub struct SymbolFixer<'d> {
+    /// The settled domains.
+    pub domains: &'d Domains,
+}
+
+impl SymbolFixer<'_> {
+    fn index(&self, ck: &mut Checker, ix: &mut Index) {
+        if let Index::Symbol(name, node) = ix {
+            let d = self.domains.of(ck, *node);
+            let pos = self.domains.list[d].index_of(name).map_or(-1, |p| p as i64);
+            *ix = Index::Const(pos);
+        }
+    }
+
+    fn expr(&self, ck: &mut Checker, e: &mut Expr) {
+        match e {
+            Expr::Access(a) => a.indices.iter_mut().for_each(|ix| self.index(ck, ix)),
+            Expr::Call(_, args, _) => args.iter_mut().for_each(|a| self.expr(ck, a)),
+            Expr::Neg(x) => self.expr(ck, x),
+            Expr::Binary(_, a, b) => {
+                self.expr(ck, a);
+                self.expr(ck, b);
+            }
+            Expr::Number(_) | Expr::IndexValue(_) => {}
+        }
+    }
+
+    fn term(&self, ck: &mut Checker, t: &mut Term) {
+        if let Term::Symbol(k) = *t {
+            let (name, node) = ck.symbol_refs[k as usize].clone();
+            let d = self.domains.of(ck, node);
+            *t = Term::Const(
+                self.domains.list[d]
+                    .index_of(&name)
+                    .map_or(u32::MAX, |p| p as u32),
+            );
+        }
+    }
+
+    /// Finishes an equation: symbols resolved and variables sized.
+    pub fn equation(&self, ck: &mut Checker, mut p: Pending<Equation>) -> Equation {
+        for ix in p.item.lhs_indices.iter_mut() {
+            self.index(ck, ix);
+        }
+        self.expr(ck, &mut p.item.rhs);
+        for (k, v) in p.item.vars.iter_mut().enumerate() {
+            v.domain = self.domains.of(ck, p.scope.nodes[k]);
+            v.extent = self.domains.list[v.domain].extent;
+        }
+        p.item
+    }
+
+    /// Finishes a rule.
+    pub fn rule(&self, ck: &mut Checker, mut p: Pending<Rule>) -> Rule {
+        for t in p.item.head_args.iter_mut() {
+            self.term(ck, t);
+        }
+        for a in p.item.body.iter_mut() {
+            for t in a.args.iter_mut() {
+                self.term(ck, t);
+            }
+        }
+        for c in p.item.comparisons.iter_mut() {
+            self.term(ck, &mut c.lhs);
+            self.term(ck, &mut c.rhs);
+        }
+        for (k, v) in p.item.vars.iter_mut().enumerate() {
+            v.domain = self.domains.of(ck, p.scope.nodes[k]);
+            v.extent = self.domains.list[v.domain].extent;
+        }
+        p.item
+    }
+
+    /// Builds the checked tensor declarations (facts and CSV rows become element indices).
+    pub fn tensors(&self, ck: &mut Checker) -> Vec<TensorDecl> {
+        let mut out = Vec::new();
+        for t in 0..ck.drafts.len() {
+            let d = ck.drafts[t].clone();
+            let axes: Vec<DomainId> = d.axes.iter().map(|&n| self.domains.of(ck, n)).collect();
+            let kind = if d.relation {
+                TensorKind::Relation
+            } else {
+                TensorKind::Real
+            };
+            let derived = !d.equations.is_empty() || !d.rules.is_empty();
+            let mut facts = Vec::new();
+            for (args, _) in &d.facts {
+                let tuple: Option<Vec<u32>> = args
+                    .iter()
+                    .zip(&axes)
+                    .map(|(a, &dom)| match a {
+                        FactArg::Symbol(s) => self.domains.list[dom].index_of(s).map(|p| p as u32),
+                        FactArg::Int(v) => u32::try_from(*v).ok(),
+                    })
+                    .collect();
+                facts.extend(tuple);
+            }
+            let def = match &d.source {
+                _ if derived => {
+                    if let Some(span) = source_span(&d.source) {
+                        ck.errors.push(CheckError::Redefined {
+                            tensor: d.name.clone(),
+                            detail: "by data and by equations or rules".into(),
+                            span,
+                            first: d.span,
+                        });
+                    }
+                    Definition::Derived
+                }
+                Source::Data(h, _) => Definition::Data(h.clone()),
+                Source::Param(init, _) => Definition::Param(init.clone()),
+                Source::Rows(rows, _) => {
+                    let mut tuples = std::mem::take(&mut facts);
+                    for row in rows {
+                        let tuple: Option<Vec<u32>> = row
+                            .iter()
+                            .zip(&axes)
+                            .map(|(s, &dom)| {
+                                self.domains.list[dom]
+                                    .index_of(s)
+                                    .map(|p| p as u32)
+                                    .or_else(|| {
+                                        if self.domains.list[dom].is_symbolic() {
+                                            None
+                                        } else {
+                                            s.parse().ok()
+                                        }
+                                    })
+                            })
+                            .collect();
+                        tuples.extend(tuple);
+                    }
+                    Definition::Tuples(tuples)
+                }
+                Source::None if d.relation || !d.facts.is_empty() => {
+                    Definition::Tuples(std::mem::take(&mut facts))
+                }
+                Source::None if d.read_as_tensor => Definition::ImplicitParam,
+                Source::None => Definition::Tuples(Vec::new()),
+            };
+            out.push(TensorDecl {
+                name: d.name,
+                span: d.span,
+                kind,
+                axes,
+                def,
+                facts,
+                equations: Vec::new(),
+                rules: Vec::new(),
+            });
+        }
+        out
+    }
+}
+
+fn source_span(s: &Source) -> Option<tl_syntax::Span> {
+    match s {
+        Source::None => None,
+        Source::Data(_, span) | Source::Rows(_, span) | Source::Param(_, span) => Some(*span),
+    }
+}

@@ -1,0 +1,196 @@
+//! Pass 2 over whole statements: equations and rules become their resolved forms, waiting
+//! only for domains to be settled.
+
+use crate::collect::Checker;
+use crate::error::CheckError;
+use crate::program::{Equation, Index, Rule};
+use crate::resolve::{Hint, Pending, Scope};
+use tl_syntax::ast::{self, AccessStyle, ExprKind, IndexArg, StmtKind};
+
+/// Resolved equations and rules with their scopes, and the size hints they left.
+#[derive(Default)]
+pub struct Resolved {
+    /// Equations in statement order.
+    pub equations: Vec<Pending<Equation>>,
+    /// Rules in statement order.
+    pub rules: Vec<Pending<Rule>>,
+    /// Size hints.
+    pub hints: Vec<Hint>,
+}
+
+impl Checker<'_> {
+    /// Pass 2 over every equation and rule.
+    pub fn resolve_all(&mut self, program: &ast::Program) -> Resolved {
+        let mut out = Resolved::default();
+        for stmt in &program.stmts {
+            let result = match &stmt.kind {
+                StmtKind::Equation(eq) => self
+                    .equation(eq, stmt.span, &mut out.hints)
+                    .map(|p| out.equations.push(p)),
+                StmtKind::Rule(rule) => self.rule(rule, stmt.span).map(|p| out.rules.push(p)),
+                _ => Ok(()),
+            };
+            if let Err(e) = result {
+                self.errors.push(e);
+            }
+        }
+        out
+    }
+
+    fn equation(
+        &mut self,
+        eq: &ast::Equation,
+        span: tl_syntax::Span,
+        hints: &mut Vec<Hint>,
+    ) -> Result<Pending<Equation>, CheckError> {
+        let lhs = self.by_name.get(&eq.lhs.name.name).copied().unwrap_or(0);
+        let mut scope = Scope::default();
+        let mut lhs_indices = Vec::new();
+        let mut norm_var = None;
+        let mut anon = Vec::new();
+        match &eq.lhs.indices {
+            Some(indices) => {
+                let axes = self.drafts[lhs].axes.clone();
+                for (ix, &axis) in indices.iter().zip(&axes) {
+                    if let IndexArg::Slice { span, .. } = &ix.arg {
+                        return Err(CheckError::Misplaced {
+                            what: "a slice cannot be assigned to".into(),
+                            span: *span,
+                            hint: "slice on the right-hand side: `Mid = S[2:5]`".into(),
+                        });
+                    }
+                    let index = self.index(&mut scope, hints, &ix.arg, axis, None)?;
+                    if let Index::Expr(e) = &index {
+                        hints.push(Hint::LhsExpr {
+                            axis,
+                            expr: e.clone(),
+                            vars: scope.nodes.clone(),
+                            span: ix.arg.span(),
+                        });
+                    }
+                    if let (Index::Var(v), Some(ann)) = (&index, &ix.extent) {
+                        match ann {
+                            ast::ExtentAnn::Size(n, s) => {
+                                self.uf.set_extent(scope.nodes[*v], *n as usize, *s)?
+                            }
+                            ast::ExtentAnn::Domain(d) => {
+                                let dn = self.domain_node(d)?;
+                                self.uf.union(scope.nodes[*v], dn)?;
+                            }
+                        }
+                    }
+                    if ix.dotted {
+                        match index {
+                            Index::Var(v) => norm_var = Some(v),
+                            _ => {
+                                return Err(CheckError::Misplaced {
+                                    what: "only a plain index can be dotted".into(),
+                                    span: ix.arg.span(),
+                                    hint: "write e.g. `A[p, q.]`".into(),
+                                })
+                            }
+                        }
+                    }
+                    lhs_indices.push(index);
+                }
+            }
+            None => {
+                let rank = self.anon_rank(&eq.rhs);
+                let axes = match self.drafts[lhs].rank {
+                    Some(_) => self.drafts[lhs].axes.clone(),
+                    None => {
+                        self.set_rank(lhs, rank, eq.lhs.span);
+                        self.drafts[lhs].axes.clone()
+                    }
+                };
+                for (k, &axis) in axes.iter().enumerate() {
+                    let v = scope.fresh(self, &format!("_{k}"), eq.lhs.span);
+                    scope.direct[v] = true;
+                    self.uf.union(scope.nodes[v], axis)?;
+                    lhs_indices.push(Index::Var(v));
+                    anon.push(v);
+                }
+            }
+        }
+        let rhs = self.expr(&mut scope, hints, &eq.rhs, &anon)?;
+        let vars = scope.infos();
+        Ok(Pending {
+            item: Equation {
+                lhs,
+                lhs_indices,
+                norm_var,
+                projection: eq.projection,
+                rhs,
+                vars,
+                span,
+            },
+            scope,
+        })
+    }
+
+    /// The number of unnamed axes a right-hand side keeps: the most axes of any bare tensor
+    /// read, or of slices in one read.
+    fn anon_rank(&self, e: &ast::Expr) -> usize {
+        match &e.kind {
+            ExprKind::Number(_) => 0,
+            ExprKind::Access(a) => match a.style {
+                AccessStyle::Bare => self
+                    .by_name
+                    .get(&a.name.name)
+                    .and_then(|&t| self.drafts[t].rank)
+                    .map_or(0, |(r, _)| r),
+                _ => a
+                    .args
+                    .iter()
+                    .filter(|x| matches!(x, IndexArg::Slice { .. }))
+                    .count(),
+            },
+            ExprKind::Call { args, .. } => {
+                args.iter().map(|a| self.anon_rank(a)).max().unwrap_or(0)
+            }
+            ExprKind::Neg(x) => self.anon_rank(x),
+            ExprKind::Binary { lhs, rhs, .. } => self.anon_rank(lhs).max(self.anon_rank(rhs)),
+        }
+    }
+
+    fn rule(
+        &mut self,
+        rule: &ast::Rule,
+        span: tl_syntax::Span,
+    ) -> Result<Pending<Rule>, CheckError> {
+        let head = self.by_name.get(&rule.head.name.name).copied().unwrap_or(0);
+        let mut scope = Scope::default();
+        let axes = self.drafts[head].axes.clone();
+        let head_args = rule
+            .head
+            .args
+            .iter()
+            .zip(&axes)
+            .map(|(a, &ax)| self.term(&mut scope, a, Some(ax)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut body = Vec::new();
+        let mut comparisons = Vec::new();
+        for item in &rule.body {
+            match item {
+                ast::BodyItem::Atom { negated, atom } => {
+                    body.push(self.body_atom(&mut scope, atom, *negated)?)
+                }
+                ast::BodyItem::Compare { op, lhs, rhs, .. } => {
+                    comparisons.push(self.comparison(&mut scope, *op, lhs, rhs)?)
+                }
+            }
+        }
+        let vars = scope.infos();
+        Ok(Pending {
+            item: Rule {
+                head,
+                head_args,
+                body,
+                comparisons,
+                vars,
+                span,
+            },
+            scope,
+        })
+    }
+}

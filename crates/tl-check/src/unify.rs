@@ -1,0 +1,227 @@
+//! Domain inference: a union-find over axis slots (tensor, axis), index variables and declared
+//! domains. An index variable written directly in an axis joins the two; every class ends up
+//! as one [`crate::program::Domain`] with one extent, and either named symbols or integers.
+
+use crate::error::CheckError;
+use tl_syntax::Span;
+
+/// Identifies a node of the union-find.
+pub type Node = usize;
+
+/// What is known about one class of nodes.
+#[derive(Clone, Debug, Default)]
+pub struct ClassInfo {
+    /// A fixed extent and where it was fixed.
+    pub extent: Option<(usize, Span)>,
+    /// Symbols seen in this class, in first-seen order.
+    pub symbols: Vec<String>,
+    /// Membership of `symbols`, for constant-time lookups on large relations.
+    pub symbol_set: std::collections::HashSet<String>,
+    /// Where a symbol was first seen.
+    pub symbol_span: Option<Span>,
+    /// Whether the symbol set is closed (a declared `domain`).
+    pub closed: Option<(String, Span)>,
+    /// One past the largest integer constant seen, and where.
+    pub min_extent: Option<(usize, Span)>,
+    /// A human description (`axis 1 of Parent`, `index j`), for messages.
+    pub what: String,
+    /// A name for the domain (declared name or `Tensor.axis`).
+    pub name: String,
+}
+
+/// The union-find with per-class information.
+#[derive(Default)]
+pub struct Unifier {
+    parent: Vec<Node>,
+    info: Vec<ClassInfo>,
+}
+
+impl Unifier {
+    /// A new singleton node described by `what` and named `name`.
+    pub fn node(&mut self, what: String, name: String) -> Node {
+        self.parent.push(self.parent.len());
+        self.info.push(ClassInfo {
+            what,
+            name,
+            ..ClassInfo::default()
+        });
+        self.parent.len() - 1
+    }
+
+    /// The representative of a node's class.
+    pub fn find(&mut self, mut n: Node) -> Node {
+        while self.parent[n] != n {
+            self.parent[n] = self.parent[self.parent[n]];
+            n = self.parent[n];
+        }
+        n
+    }
+
+    /// Information about a node's class.
+    pub fn info(&mut self, n: Node) -> &ClassInfo {
+        let r = self.find(n);
+        &self.info[r]
+    }
+
+    /// Fixes the extent of a node's class; conflicting extents are an error.
+    pub fn set_extent(&mut self, n: Node, extent: usize, span: Span) -> Result<(), CheckError> {
+        let r = self.find(n);
+        let info = &mut self.info[r];
+        match info.extent {
+            Some((e, first)) if e != extent => Err(CheckError::ExtentMismatch {
+                what: info.what.clone(),
+                first_extent: e,
+                first,
+                second_extent: extent,
+                second: span,
+            }),
+            Some(_) => Ok(()),
+            None => {
+                info.extent = Some((extent, span));
+                Ok(())
+            }
+        }
+    }
+
+    /// Records a symbol used in a node's class.
+    pub fn add_symbol(&mut self, n: Node, symbol: &str, span: Span) -> Result<(), CheckError> {
+        let r = self.find(n);
+        let info = &mut self.info[r];
+        if !info.symbol_set.contains(symbol) {
+            if let Some((domain, _)) = &info.closed {
+                return Err(CheckError::Misplaced {
+                    what: format!("`{symbol}` is not a member of domain `{domain}`"),
+                    span,
+                    hint: format!("add it to the `domain {domain} = {{…}}` declaration"),
+                });
+            }
+            info.symbols.push(symbol.to_string());
+            info.symbol_set.insert(symbol.to_string());
+        }
+        info.symbol_span.get_or_insert(span);
+        Ok(())
+    }
+
+    /// Records an integer constant used in a node's class (the extent must exceed it).
+    pub fn add_integer(&mut self, n: Node, value: i64, span: Span) {
+        let r = self.find(n);
+        let need = usize::try_from(value.max(0))
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        let info = &mut self.info[r];
+        if info.min_extent.is_none_or(|(m, _)| need > m) {
+            info.min_extent = Some((need, span));
+        }
+    }
+
+    /// Declares a node's class to be exactly the given symbols (a `domain` declaration).
+    pub fn close(&mut self, n: Node, name: &str, symbols: &[String], span: Span) {
+        let r = self.find(n);
+        let info = &mut self.info[r];
+        info.symbols = symbols.to_vec();
+        info.symbol_set = symbols.iter().cloned().collect();
+        info.closed = Some((name.to_string(), span));
+        info.name = name.to_string();
+        info.symbol_span = Some(span);
+    }
+
+    /// Joins two classes, merging what is known about them.
+    pub fn union(&mut self, a: Node, b: Node) -> Result<(), CheckError> {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return Ok(());
+        }
+        let other = std::mem::take(&mut self.info[rb]);
+        self.parent[rb] = ra;
+        if let Some((e, span)) = other.extent {
+            self.set_extent(ra, e, span)?;
+        }
+        if let Some((name, span)) = &other.closed {
+            let mine = std::mem::take(&mut self.info[ra].symbols);
+            self.info[ra].symbol_set.clear();
+            self.close(ra, name, &other.symbols, *span);
+            for s in &mine {
+                self.add_symbol(ra, s, *span)?;
+            }
+        } else {
+            let span = other.symbol_span.unwrap_or_default();
+            for s in &other.symbols {
+                self.add_symbol(ra, s, span)?;
+            }
+        }
+        let info = &mut self.info[ra];
+        if info.symbol_span.is_none() {
+            info.symbol_span = other.symbol_span;
+        }
+        if let Some((m, span)) = other.min_extent {
+            if info.min_extent.is_none_or(|(mine, _)| m > mine) {
+                info.min_extent = Some((m, span));
+            }
+        }
+        if info.name.contains('.') && !other.name.contains('.') && !other.name.is_empty() {
+            info.name = other.name;
+        }
+        Ok(())
+    }
+
+    /// Whether the class already has a known extent (fixed, or implied by its symbols).
+    pub fn known_extent(&mut self, n: Node) -> Option<usize> {
+        let info = self.info(n);
+        info.extent.map(|(e, _)| e).or(if info.symbols.is_empty() {
+            None
+        } else {
+            Some(info.symbols.len())
+        })
+    }
+
+    /// Settles a class's extent from its symbols or integer constants, checking consistency.
+    pub fn settle(&mut self, n: Node, use_constants: bool) -> Result<Option<usize>, CheckError> {
+        let r = self.find(n);
+        let info = self.info[r].clone();
+        if let (Some(sym), Some((_, int_span))) = (info.symbol_span, info.min_extent) {
+            if !info.symbols.is_empty() {
+                return Err(CheckError::MixedDomain {
+                    what: info.what,
+                    symbol: sym,
+                    integer: int_span,
+                });
+            }
+        }
+        if !info.symbols.is_empty() {
+            let count = info.symbols.len();
+            if let Some((e, span)) = info.extent {
+                if e != count {
+                    return Err(CheckError::ExtentMismatch {
+                        what: info.what,
+                        first_extent: count,
+                        first: info.symbol_span.unwrap_or(span),
+                        second_extent: e,
+                        second: span,
+                    });
+                }
+            }
+            self.info[r].extent = Some((count, info.symbol_span.unwrap_or_default()));
+            return Ok(Some(count));
+        }
+        if let Some((e, _)) = info.extent {
+            if let Some((m, span)) = info.min_extent {
+                if m > e {
+                    return Err(CheckError::OutOfRange {
+                        value: m as i64 - 1,
+                        what: info.what,
+                        extent: e,
+                        span,
+                    });
+                }
+            }
+            return Ok(Some(e));
+        }
+        if use_constants {
+            if let Some((m, span)) = info.min_extent {
+                self.info[r].extent = Some((m, span));
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,178 @@
+//! The plan's IR: an arena of nodes, each a tensor whose axes are labelled by the equation's
+//! index variables. `Display` prints one line per node, e.g.
+//! `%4 = contract %1 %2 : [i, k] (64, 128)`.
+
+use std::fmt;
+use tl_backend::{MapExpr, NormFn, ReduceOp};
+use tl_check::{Index, TensorId, VarId};
+
+/// Index of a node in its [`Graph`].
+pub type NodeId = usize;
+
+/// What a node computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A tensor read whose indices are distinct plain variables: the node's labels are those
+    /// variables in axis order (no data moves).
+    Load {
+        /// The tensor (ids at or past the program's tensor count name semi-naive deltas).
+        tensor: TensorId,
+    },
+    /// A tensor read with constants, arithmetic, slices or a repeated variable: a gather over
+    /// the node's labels (the distinct variables of the access). Reads outside the tensor are 0.
+    Gather {
+        /// The tensor.
+        tensor: TensorId,
+        /// One index per axis.
+        indices: Vec<Index>,
+    },
+    /// A scalar constant.
+    Const(f64),
+    /// The value of an index variable at each point (`0, 1, …, n-1` along its one axis).
+    IndexValue(VarId),
+    /// A fused elementwise expression of its inputs, broadcast onto this node's labels.
+    Map {
+        /// The expression (`Input(k)` is `inputs[k]`).
+        expr: MapExpr,
+        /// The input nodes.
+        inputs: Vec<NodeId>,
+    },
+    /// Pairwise sum-product contraction onto this node's labels.
+    Contract {
+        /// Left operand.
+        a: NodeId,
+        /// Right operand.
+        b: NodeId,
+    },
+    /// Reduces the input's labels that this node lacks.
+    Reduce {
+        /// The input.
+        input: NodeId,
+        /// How.
+        op: ReduceOp,
+    },
+    /// Softmax or layer norm along one labelled axis.
+    Normalize {
+        /// The input.
+        input: NodeId,
+        /// The axis's variable.
+        axis: VarId,
+        /// Which function.
+        func: NormFn,
+    },
+}
+
+/// One node: its operation, the variables labelling its axes, and its shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// What it computes.
+    pub op: Op,
+    /// The variable of each axis.
+    pub labels: Vec<VarId>,
+    /// The extent of each axis.
+    pub shape: Vec<usize>,
+}
+
+/// An arena of nodes in evaluation order (inputs before users).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Graph {
+    /// The nodes.
+    pub nodes: Vec<Node>,
+}
+
+impl Graph {
+    /// Appends a node and returns its id.
+    pub fn push(&mut self, op: Op, labels: Vec<VarId>, shape: Vec<usize>) -> NodeId {
+        self.nodes.push(Node { op, labels, shape });
+        self.nodes.len() - 1
+    }
+
+    /// The inputs of a node.
+    pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
+        match &self.nodes[id].op {
+            Op::Map { inputs, .. } => inputs.clone(),
+            Op::Contract { a, b } => vec![*a, *b],
+            Op::Reduce { input, .. } | Op::Normalize { input, .. } => vec![*input],
+            Op::Load { .. } | Op::Gather { .. } | Op::Const(_) | Op::IndexValue(_) => Vec::new(),
+        }
+    }
+
+    /// How many launches evaluating the graph takes (every node but loads and constants).
+    pub fn kernel_count(&self) -> usize {
+        self.nodes
+            .iter()
+            .filter(|n| !matches!(n.op, Op::Load { .. } | Op::Const(_)))
+            .count()
+    }
+
+    /// Checks the invariants every pass must keep: inputs precede users, labels are distinct
+    /// and match shapes, reductions drop labels, contractions keep only their operands' labels.
+    pub fn verify(&self) -> Result<(), String> {
+        for (id, n) in self.nodes.iter().enumerate() {
+            if n.labels.len() != n.shape.len() {
+                return Err(format!(
+                    "%{id}: {} labels for {} axes",
+                    n.labels.len(),
+                    n.shape.len()
+                ));
+            }
+            let mut seen = n.labels.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            if seen.len() != n.labels.len() {
+                return Err(format!("%{id}: repeated label"));
+            }
+            for i in self.inputs(id) {
+                if i >= id {
+                    return Err(format!("%{id} reads %{i}, which comes later"));
+                }
+                if let Op::Reduce { .. } = n.op {
+                    if !n.labels.iter().all(|l| self.nodes[i].labels.contains(l)) {
+                        return Err(format!("%{id}: reduction adds a label"));
+                    }
+                }
+            }
+            if let Op::Contract { a, b } = n.op {
+                let (la, lb) = (&self.nodes[a].labels, &self.nodes[b].labels);
+                if !n.labels.iter().all(|l| la.contains(l) || lb.contains(l)) {
+                    return Err(format!(
+                        "%{id}: contraction output label not in its operands"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (id, n) in self.nodes.iter().enumerate() {
+            let op = match &n.op {
+                Op::Load { tensor } => format!("load t{tensor}"),
+                Op::Gather { tensor, indices } => format!("gather t{tensor} {indices:?}"),
+                Op::Const(c) => format!("const {c}"),
+                Op::IndexValue(v) => format!("index v{v}"),
+                Op::Map { expr, inputs } => format!(
+                    "map {expr:?} ({})",
+                    inputs
+                        .iter()
+                        .map(|i| format!("%{i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Op::Contract { a, b } => format!("contract %{a} %{b}"),
+                Op::Reduce { input, op } => format!("reduce {op:?} %{input}"),
+                Op::Normalize { input, axis, func } => format!("{func:?} %{input} along v{axis}"),
+            };
+            let labels = n
+                .labels
+                .iter()
+                .map(|l| format!("v{l}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            writeln!(f, "%{id} = {op} : [{labels}] {:?}", n.shape)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,429 @@
+//! Lowering one equation's right-hand side to a [`Graph`]: factors become loads, gathers,
+//! constants and elementwise maps; each term contracts its factors pairwise in a cost-chosen
+//! order, summing the indices the projection rule assigns to it.
+
+use crate::error::PlanError;
+use crate::graph::{Graph, NodeId, Op};
+use crate::terms::{is_sum, split_factors, split_sum, TermId};
+use std::collections::HashMap;
+use tl_backend::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
+use tl_check::{Access, Expr, Func, Index, VarId, VarInfo};
+use tl_syntax::ast::BinOp;
+use tl_syntax::Span;
+
+/// Adds the variables an index uses to `out` (once each).
+pub fn index_vars(ix: &Index, out: &mut Vec<VarId>) {
+    match ix {
+        Index::Var(v) | Index::Slice { var: v, .. } => {
+            if !out.contains(v) {
+                out.push(*v)
+            }
+        }
+        Index::Expr(e) => e.vars(out),
+        Index::Const(_) | Index::Symbol(..) => {}
+    }
+}
+
+/// Lowers the expressions of one equation.
+pub struct Lowerer<'a> {
+    /// Shape of every tensor (semi-naive delta ids wrap around to their tensor).
+    pub shapes: &'a [Vec<usize>],
+    /// The equation's variables.
+    pub vars: &'a [VarInfo],
+    /// Variables summed at each term.
+    pub sites: HashMap<TermId, Vec<VarId>>,
+    /// How the outermost terms project.
+    pub projection: ReduceOp,
+    /// The dotted left-hand variable.
+    pub norm_var: Option<VarId>,
+    /// The graph being built.
+    pub graph: Graph,
+    next_term: TermId,
+}
+
+impl<'a> Lowerer<'a> {
+    /// A lowerer for one equation.
+    pub fn new(
+        shapes: &'a [Vec<usize>],
+        vars: &'a [VarInfo],
+        sites: HashMap<TermId, Vec<VarId>>,
+        projection: ReduceOp,
+        norm_var: Option<VarId>,
+    ) -> Self {
+        Lowerer {
+            shapes,
+            vars,
+            sites,
+            projection,
+            norm_var,
+            graph: Graph::default(),
+            next_term: 1,
+        }
+    }
+
+    fn shape_of(&self, labels: &[VarId]) -> Vec<usize> {
+        labels.iter().map(|&v| self.vars[v].extent).collect()
+    }
+
+    fn labels(&self, n: NodeId) -> &[VarId] {
+        &self.graph.nodes[n].labels
+    }
+
+    fn push(&mut self, op: Op, labels: Vec<VarId>) -> NodeId {
+        let shape = self.shape_of(&labels);
+        self.graph.push(op, labels, shape)
+    }
+
+    /// An elementwise map over the union of its inputs' labels.
+    pub fn map(&mut self, expr: MapExpr, inputs: Vec<NodeId>) -> NodeId {
+        let mut labels = Vec::new();
+        for &i in &inputs {
+            for &l in self.labels(i) {
+                if !labels.contains(&l) {
+                    labels.push(l);
+                }
+            }
+        }
+        self.push(Op::Map { expr, inputs }, labels)
+    }
+
+    /// A map onto an explicit label order (for placing a result on the left-hand side).
+    pub fn map_onto(&mut self, input: NodeId, labels: Vec<VarId>) -> NodeId {
+        self.push(
+            Op::Map {
+                expr: MapExpr::Input(0),
+                inputs: vec![input],
+            },
+            labels,
+        )
+    }
+
+    fn constant(&mut self, c: f64) -> NodeId {
+        self.push(Op::Const(c), Vec::new())
+    }
+
+    /// Lowers a tensor read.
+    pub fn access(&mut self, a: &Access) -> NodeId {
+        let mut labels = Vec::new();
+        let plain = a.indices.iter().all(|ix| matches!(ix, Index::Var(_)));
+        for ix in &a.indices {
+            index_vars(ix, &mut labels);
+        }
+        if plain && labels.len() == a.indices.len() {
+            self.push(Op::Load { tensor: a.tensor }, labels)
+        } else {
+            self.push(
+                Op::Gather {
+                    tensor: a.tensor,
+                    indices: a.indices.clone(),
+                },
+                labels,
+            )
+        }
+    }
+
+    /// Lowers a sum; at the top level (`outer`), indices summed over the whole right-hand
+    /// side use the equation's projection.
+    pub fn sum(&mut self, e: &Expr, outer: bool) -> Result<NodeId, PlanError> {
+        let root_sums = if outer {
+            self.sites.get(&0).cloned().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut nodes = Vec::new();
+        let mut expr: Option<MapExpr> = None;
+        for (k, (sign, t)) in split_sum(e).into_iter().enumerate() {
+            let id = self.next_term;
+            self.next_term += 1;
+            nodes.push(self.term(t, id, outer)?);
+            let input = MapExpr::Input(k);
+            expr = Some(match expr {
+                None if sign < 0.0 => MapExpr::Unary(UnaryFn::Neg, Box::new(input)),
+                None => input,
+                Some(acc) => MapExpr::Binary(
+                    if sign < 0.0 {
+                        BinaryFn::Sub
+                    } else {
+                        BinaryFn::Add
+                    },
+                    Box::new(acc),
+                    Box::new(input),
+                ),
+            });
+        }
+        let node = match (nodes.len(), expr) {
+            (1, Some(MapExpr::Input(0))) => nodes[0],
+            (_, Some(expr)) => self.map(expr, nodes),
+            (_, None) => self.constant(0.0),
+        };
+        Ok(self.reduce(
+            node,
+            &root_sums,
+            if outer {
+                self.projection
+            } else {
+                ReduceOp::Sum
+            },
+        ))
+    }
+
+    fn reduce(&mut self, node: NodeId, vars: &[VarId], op: ReduceOp) -> NodeId {
+        if !self.labels(node).iter().any(|l| vars.contains(l)) {
+            return node;
+        }
+        let keep: Vec<VarId> = self
+            .labels(node)
+            .iter()
+            .copied()
+            .filter(|l| !vars.contains(l))
+            .collect();
+        self.push(Op::Reduce { input: node, op }, keep)
+    }
+
+    fn term(&mut self, e: &Expr, id: TermId, outer: bool) -> Result<NodeId, PlanError> {
+        let summed = self.sites.get(&id).cloned().unwrap_or_default();
+        let (sign, factors) = split_factors(e);
+        let mut coeff = sign;
+        let mut nodes = Vec::new();
+        for f in factors {
+            if let (Expr::Number(x), false) = (f.expr, f.recip) {
+                coeff *= x;
+                continue;
+            }
+            if let (Expr::Number(x), true) = (f.expr, f.recip) {
+                coeff /= x;
+                continue;
+            }
+            let n = self.factor(f.expr)?;
+            nodes.push(if f.recip {
+                self.map(
+                    MapExpr::Unary(UnaryFn::Recip, Box::new(MapExpr::Input(0))),
+                    vec![n],
+                )
+            } else {
+                n
+            });
+        }
+        let op = if outer {
+            self.projection
+        } else {
+            ReduceOp::Sum
+        };
+        let mut node = match op {
+            ReduceOp::Sum | ReduceOp::Mean => self.contract_all(nodes, &summed),
+            ReduceOp::Max | ReduceOp::Min => {
+                let product = self.product(nodes);
+                self.reduce(product, &summed, op)
+            }
+        };
+        if op == ReduceOp::Mean {
+            let count: f64 = summed.iter().map(|&v| self.vars[v].extent as f64).product();
+            if !summed.is_empty() {
+                coeff /= count.max(1.0);
+            }
+        }
+        if coeff != 1.0 {
+            let c = self.constant(coeff);
+            node = if self.graph.nodes[node].op == Op::Const(1.0) {
+                c
+            } else {
+                self.map(
+                    MapExpr::Binary(
+                        BinaryFn::Mul,
+                        Box::new(MapExpr::Input(0)),
+                        Box::new(MapExpr::Input(1)),
+                    ),
+                    vec![node, c],
+                )
+            };
+        }
+        Ok(node)
+    }
+
+    /// The elementwise product of nodes (no summation), or the constant 1 for none.
+    fn product(&mut self, nodes: Vec<NodeId>) -> NodeId {
+        match nodes.len() {
+            0 => self.constant(1.0),
+            1 => nodes[0],
+            _ => {
+                let mut expr = MapExpr::Input(0);
+                for k in 1..nodes.len() {
+                    expr =
+                        MapExpr::Binary(BinaryFn::Mul, Box::new(expr), Box::new(MapExpr::Input(k)));
+                }
+                self.map(expr, nodes)
+            }
+        }
+    }
+
+    /// Contracts factors pairwise, summing `summed`: each step picks the pair whose
+    /// contraction does the fewest multiply-adds (ties: the smaller result).
+    pub fn contract_all(&mut self, mut nodes: Vec<NodeId>, summed: &[VarId]) -> NodeId {
+        if nodes.is_empty() {
+            return self.constant(1.0);
+        }
+        // Sum out indices that only one factor has, before joining.
+        for k in 0..nodes.len() {
+            let own: Vec<VarId> = self
+                .labels(nodes[k])
+                .iter()
+                .copied()
+                .filter(|v| {
+                    summed.contains(v)
+                        && !nodes
+                            .iter()
+                            .enumerate()
+                            .any(|(j, &n)| j != k && self.labels(n).contains(v))
+                })
+                .collect();
+            nodes[k] = self.reduce(nodes[k], &own, ReduceOp::Sum);
+        }
+        while nodes.len() > 1 {
+            let mut best: Option<(f64, f64, usize, usize, Vec<VarId>)> = None;
+            for i in 0..nodes.len() {
+                for j in i + 1..nodes.len() {
+                    let (la, lb) = (
+                        self.labels(nodes[i]).to_vec(),
+                        self.labels(nodes[j]).to_vec(),
+                    );
+                    let mut union = la.clone();
+                    union.extend(lb.iter().copied().filter(|l| !la.contains(l)));
+                    let keep: Vec<VarId> = union
+                        .iter()
+                        .copied()
+                        .filter(|v| {
+                            !summed.contains(v)
+                                || nodes
+                                    .iter()
+                                    .enumerate()
+                                    .any(|(k, &n)| k != i && k != j && self.labels(n).contains(v))
+                        })
+                        .collect();
+                    let flops: f64 = union.iter().map(|&v| self.vars[v].extent as f64).product();
+                    let size: f64 = keep.iter().map(|&v| self.vars[v].extent as f64).product();
+                    if best.as_ref().is_none_or(|b| (flops, size) < (b.0, b.1)) {
+                        best = Some((flops, size, i, j, keep));
+                    }
+                }
+            }
+            let Some((_, _, i, j, keep)) = best else {
+                break;
+            };
+            let (a, b) = (nodes[i], nodes[j]);
+            let c = self.push(Op::Contract { a, b }, keep);
+            nodes.remove(j);
+            nodes[i] = c;
+        }
+        let node = nodes[0];
+        self.reduce(node, summed, ReduceOp::Sum)
+    }
+
+    /// Lowers one factor (no summation happens here; its indices stay as labels).
+    fn factor(&mut self, e: &Expr) -> Result<NodeId, PlanError> {
+        Ok(match e {
+            Expr::Number(x) => self.constant(*x),
+            Expr::Access(a) => self.access(a),
+            Expr::IndexValue(v) => self.push(Op::IndexValue(*v), vec![*v]),
+            Expr::Call(func, args, span) => self.call(*func, args, *span)?,
+            Expr::Binary(BinOp::Pow, b, x) => {
+                let b = if is_sum(b) {
+                    self.sum(b, false)?
+                } else {
+                    self.inline(b)?
+                };
+                let x = if is_sum(x) {
+                    self.sum(x, false)?
+                } else {
+                    self.inline(x)?
+                };
+                self.map(
+                    MapExpr::Binary(
+                        BinaryFn::Pow,
+                        Box::new(MapExpr::Input(0)),
+                        Box::new(MapExpr::Input(1)),
+                    ),
+                    vec![b, x],
+                )
+            }
+            Expr::Binary(BinOp::Add | BinOp::Sub, _, _) => self.sum(e, false)?,
+            Expr::Binary(_, _, _) | Expr::Neg(_) => self.inline(e)?,
+        })
+    }
+
+    /// A product written inside a factor (e.g. a power's base): elementwise, nothing summed.
+    fn inline(&mut self, e: &Expr) -> Result<NodeId, PlanError> {
+        let (sign, factors) = split_factors(e);
+        let mut nodes = Vec::new();
+        for f in factors {
+            let n = self.factor(f.expr)?;
+            nodes.push(if f.recip {
+                self.map(
+                    MapExpr::Unary(UnaryFn::Recip, Box::new(MapExpr::Input(0))),
+                    vec![n],
+                )
+            } else {
+                n
+            });
+        }
+        let mut node = self.product(nodes);
+        if sign < 0.0 {
+            node = self.map(
+                MapExpr::Unary(UnaryFn::Neg, Box::new(MapExpr::Input(0))),
+                vec![node],
+            );
+        }
+        Ok(node)
+    }
+
+    fn call(&mut self, func: Func, args: &[Expr], span: Span) -> Result<NodeId, PlanError> {
+        let mut inputs = Vec::new();
+        for a in args {
+            inputs.push(self.sum(a, false)?);
+        }
+        Ok(match func {
+            Func::Unary(f) => self.map(MapExpr::Unary(f, Box::new(MapExpr::Input(0))), inputs),
+            Func::SigmoidT => self.map(
+                MapExpr::Binary(
+                    BinaryFn::SigmoidT,
+                    Box::new(MapExpr::Input(0)),
+                    Box::new(MapExpr::Input(1)),
+                ),
+                inputs,
+            ),
+            Func::Norm(nf) => {
+                let input = inputs.first().copied().unwrap_or(0);
+                let labels = self.labels(input).to_vec();
+                let name = if nf == tl_backend::NormFn::Softmax {
+                    "softmax"
+                } else {
+                    "lnorm"
+                };
+                let axis = match self.norm_var {
+                    Some(v) if labels.contains(&v) => v,
+                    Some(v) => {
+                        return Err(PlanError::NormAxisUnused {
+                            func: name.into(),
+                            var: self.vars[v].name.clone(),
+                            span,
+                        })
+                    }
+                    None if labels.len() == 1 => labels[0],
+                    None => {
+                        return Err(PlanError::NoNormAxis {
+                            func: name.into(),
+                            span,
+                        })
+                    }
+                };
+                self.push(
+                    Op::Normalize {
+                        input,
+                        axis,
+                        func: nf,
+                    },
+                    labels,
+                )
+            }
+        })
+    }
+}
