@@ -62,6 +62,8 @@ mod error;
 mod expr;
 mod index;
 mod literal;
+#[cfg(test)]
+mod recovery_tests;
 mod stmt;
 #[cfg(test)]
 mod tests;
