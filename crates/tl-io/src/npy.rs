@@ -288,7 +288,8 @@ fn encode_npy(path: &Path, t: &HostTensor) -> Result<Vec<u8>, IoError> {
     };
     let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
     // Pad with spaces so the data starts on a 64-byte boundary; the header ends in '\n'.
-    let v1 = 10 + header.len() + 1 <= usize::from(u16::MAX);
+    // Format 1.0 stores the padded header length in a u16; longer headers need 2.0.
+    let v1 = (10 + header.len() + 1).next_multiple_of(64) - 10 <= usize::from(u16::MAX);
     let prefix = if v1 { 10 } else { 12 };
     let total = (prefix + header.len() + 1).next_multiple_of(64);
     header.push_str(&" ".repeat(total - prefix - header.len() - 1));

@@ -108,7 +108,7 @@ fn decode(path: &Path, name: &str, dtype: Dtype, b: &[u8]) -> Result<HostData, I
             ))
         }
     };
-    if b.len() % size != 0 {
+    if !b.len().is_multiple_of(size) {
         return Err(IoError::malformed(
             path,
             format!(

@@ -123,6 +123,7 @@ fn million_rows_load_quickly() {
     let start = std::time::Instant::now();
     let got = read_csv_relation(&p).unwrap();
     let took = start.elapsed();
+    eprintln!("read 10^6 two-column rows in {took:?}");
     assert_eq!(got.len(), 1_000_000);
     assert_eq!(got[3], vec!["n3".to_string(), "n23757".to_string()]);
     // Generous bound so debug builds pass; release takes a small fraction of this.
