@@ -226,3 +226,16 @@ fn long_headers_use_version_two() {
     assert_eq!(bytes[6], 2);
     assert_eq!(read_npy(&p).unwrap(), t);
 }
+
+#[test]
+fn single_byte_corruptions_never_panic() {
+    let t = HostTensor::from_f64(vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], DType::F64);
+    let good = encode_npy(Path::new("x.npy"), &t).unwrap();
+    for i in 0..good.len() {
+        for v in [0u8, 1, b'(', b')', b'\'', b',', b'9', 0x7f, 0xff] {
+            let mut bad = good.clone();
+            bad[i] = v;
+            let _ = parse(&bad); // Ok or Err, but no panic.
+        }
+    }
+}

@@ -260,3 +260,28 @@ fn writer_rejects_bad_input_and_keeps_old_file() {
     let err = read_safetensors(&p, "w").unwrap_err();
     assert!(err.to_string().contains("no tensors"), "{err}");
 }
+
+#[test]
+fn single_byte_corruptions_never_panic() {
+    let (_dir, p) = tmp();
+    let tensors = vec![
+        ("a".to_string(), ramp(&[2, 2], DType::F32, 0.0)),
+        ("b".to_string(), ramp(&[3], DType::I64, 0.0)),
+    ];
+    write_safetensors(&p, &tensors).unwrap();
+    let good = std::fs::read(&p).unwrap();
+    // The JSON header is where structure lives; corrupt each of its bytes.
+    let header_end = 8 + usize::from(good[0]) + 256 * usize::from(good[1]);
+    for i in 0..header_end.min(good.len()) {
+        for v in [0u8, b'0', b'9', b'[', b']', b'"', b',', 0xff] {
+            let mut bad = good.clone();
+            bad[i] = v;
+            std::fs::write(&p, &bad).unwrap();
+            if let Ok(f) = SafetensorsFile::open(&p) {
+                for name in f.names().to_vec() {
+                    let _ = f.get(&name);
+                }
+            }
+        }
+    }
+}
