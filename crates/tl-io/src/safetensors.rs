@@ -205,8 +205,14 @@ pub fn read_stacked(
             sample,
         });
     }
-    // Sort by index; "01" and "1" would both map to 1, which is then reported as a gap.
+    // Sort by index; "01" and "1" would both map to 1, which is rejected as ambiguous.
     found.sort();
+    if let Some(w) = found.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(bad(&format!(
+            "`{}` and `{}` both give index {}",
+            w[0].1, w[1].1, w[0].0
+        )));
+    }
     let indices: Vec<i64> = found.iter().map(|&(i, _)| i).collect();
     if let Some(missing) = (0i64..).zip(&indices).find(|(want, &got)| *want != got) {
         return Err(IoError::StackGap {

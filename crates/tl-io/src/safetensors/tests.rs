@@ -161,6 +161,9 @@ fn stacking_errors() {
         ("c.0.w".to_string(), ramp(&[2], DType::F32, 0.0)),
         ("c.1.w".to_string(), ramp(&[2], DType::F64, 0.0)),
         ("d.1.w".to_string(), ramp(&[2], DType::F32, 0.0)),
+        ("e.0.w".to_string(), ramp(&[2], DType::F32, 0.0)),
+        ("e.1.w".to_string(), ramp(&[2], DType::F32, 0.0)),
+        ("e.01.w".to_string(), ramp(&[2], DType::F32, 0.0)),
     ];
     write_safetensors(&p, &tensors).unwrap();
     let f = SafetensorsFile::open(&p).unwrap();
@@ -191,6 +194,11 @@ fn stacking_errors() {
         other => panic!("unexpected {other}"),
     }
     assert!(err.hint().unwrap().contains("a.0.w"));
+    let err = read_stacked(&f, "e.{l}.w").unwrap_err();
+    assert!(
+        matches!(err, IoError::BadPattern { .. }) && err.to_string().contains("e.01.w"),
+        "{err}"
+    );
     for bad in ["a.0.w", "a.{l.w", "a.{l}.{m}.w", "a.}{l}.w"] {
         assert!(
             matches!(read_stacked(&f, bad), Err(IoError::BadPattern { .. })),
