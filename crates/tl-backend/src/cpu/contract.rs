@@ -7,6 +7,7 @@
 //! column strides, so a copy is made only when a group of labels cannot be expressed by one
 //! stride. The result is written straight into the output order when its strides allow.
 
+use super::gemv::{gemv, supported, Mat};
 use super::reduce::sum_axes;
 use super::storage::{check_layout, host, shape_err, strided_collect, Float};
 use crate::error::Result;
@@ -128,6 +129,52 @@ unsafe impl<T> Send for SendPtr<T> {}
 // SAFETY: as above; shared references never write through the same block.
 unsafe impl<T> Sync for SendPtr<T> {}
 
+/// Runs one product with an empty m or n group as a matrix–vector product, handing each
+/// result to `put(i, value)`. Returns false (doing nothing) when no fast kernel applies.
+#[allow(clippy::too_many_arguments)]
+fn matvec<T: Float>(
+    oa: &Operand<T>,
+    ob: &Operand<T>,
+    (ao, a_rs, a_cs): (usize, usize, usize),
+    (bo, b_rs, b_cs): (usize, usize, usize),
+    (m, n, k): (usize, usize, usize),
+    par: Parallelism,
+    put: impl Fn(usize, T),
+) -> bool {
+    // n == 1: rows of A against B's column; m == 1: rows of Bᵀ against A's row.
+    let (mat, vec, (voff, vs), rows) = if n == 1 {
+        let mat = Mat {
+            data: &oa.data[..],
+            off: ao,
+            rs: a_rs,
+            cs: a_cs,
+        };
+        (mat, &ob.data[..], (bo, b_rs), m)
+    } else {
+        let mat = Mat {
+            data: &ob.data[..],
+            off: bo,
+            rs: b_cs,
+            cs: b_rs,
+        };
+        (mat, &oa.data[..], (ao, a_cs), n)
+    };
+    if !supported(&mat) {
+        return false;
+    }
+    let v: Cow<[T]> = if vs == 1 {
+        Cow::Borrowed(&vec[voff..voff + k])
+    } else {
+        Cow::Owned((0..k).map(|i| vec[voff + i * vs]).collect())
+    };
+    let mut out = vec![T::ZERO; rows];
+    gemv(mat, &v, &mut out, matches!(par, Parallelism::Rayon(_)));
+    for (i, x) in out.into_iter().enumerate() {
+        put(i, x);
+    }
+    true
+}
+
 /// `out[out_labels] = sum over the other labels of a[a_labels] * b[b_labels]`, row-major.
 pub(crate) fn contract<T: Float>(
     a: &Tensor,
@@ -200,10 +247,9 @@ pub(crate) fn contract<T: Float>(
     let k_by_b: Vec<u32> = ob.labels.iter().copied().filter(|l| !in_out(l)).collect();
 
     let numel: usize = out_shape.iter().product();
-    let mut out = vec![T::ZERO; numel];
     let kk: usize = k_by_a.iter().filter_map(|&l| extent(l)).product();
     if numel == 0 || kk == 0 {
-        return Ok((out, out_shape));
+        return Ok((vec![T::ZERO; numel], out_shape));
     }
 
     // Pick the order of the summed labels that both operands can walk with one stride.
@@ -243,7 +289,7 @@ pub(crate) fn contract<T: Float>(
     let direct = collapse(&out_dims(&ms)).zip(collapse(&out_dims(&ns)));
     let bshape: Vec<usize> = batch.iter().filter_map(|&l| extent(l)).collect();
     let nb: usize = bshape.iter().product();
-    let (dst_rs, dst_cs, dst_batch, mut tmp) = match direct {
+    let (dst_rs, dst_cs, dst_batch, tmp) = match direct {
         Some(((_, rs), (_, cs))) => (rs, cs, out_dims(&batch), None),
         None => {
             let tl = Layout::contiguous(&[nb, m, n]);
@@ -252,7 +298,7 @@ pub(crate) fn contract<T: Float>(
                 .iter()
                 .zip(&bl.strides)
                 .map(|(&e, &s)| (e, s * m * n));
-            (n, 1, bd.collect(), Some((vec![T::ZERO; numel], tl)))
+            (n, 1, bd.collect(), Some(tl))
         }
     };
     let a_batch = oa.dims(&batch);
@@ -265,10 +311,11 @@ pub(crate) fn contract<T: Float>(
         }
         off
     };
-    let dst_ptr = SendPtr(match tmp.as_mut() {
-        Some((v, _)) => v.as_mut_ptr(),
-        None => out.as_mut_ptr(),
-    });
+    // The GEMMs overwrite every element (every output label is a batch, m or n label and
+    // `read_dst` is off), so the buffer is not zeroed first: zeroing a large fresh buffer
+    // costs as much as a small GEMM.
+    let mut buf: Vec<T> = Vec::with_capacity(numel);
+    let dst_ptr = SendPtr(buf.as_mut_ptr());
     let (pa, pb) = (
         SendPtr(oa.data.as_ptr() as *mut T),
         SendPtr(ob.data.as_ptr() as *mut T),
@@ -281,6 +328,25 @@ pub(crate) fn contract<T: Float>(
         let bo = b0 + offset(&b_batch, bi);
         let dso = offset(&dst_batch, bi);
         let (d, pa, pb) = (dst_ptr, pa, pb);
+        if (m == 1 || n == 1)
+            && matvec(
+                &oa,
+                &ob,
+                (ao, a_rs, a_cs),
+                (bo, b_rs, b_cs),
+                (m, n, k),
+                par,
+                |i, x| {
+                    // SAFETY: `i` < the vector's length, whose elements all lie in this batch's block.
+                    unsafe {
+                        d.0.add(dso + i * if n == 1 { dst_rs } else { dst_cs })
+                            .write(x)
+                    }
+                },
+            )
+        {
+            return;
+        }
         // SAFETY: every operand layout was bounds-checked (or built contiguous) so each
         // (batch, row, col) lands inside its buffer; batches write disjoint output blocks
         // because every batch label is an output label.
@@ -320,7 +386,12 @@ pub(crate) fn contract<T: Float>(
         };
         (0..nb).for_each(|bi| run(bi, par));
     }
-    if let Some((v, tl)) = tmp {
+    // SAFETY: the GEMMs above wrote all `numel` elements (see where `buf` is created).
+    unsafe { buf.set_len(numel) };
+    let Some(tl) = tmp else {
+        return Ok((buf, out_shape));
+    };
+    {
         // Lay the (batch, m, n) result out in the output's label order.
         let mut ext = Vec::with_capacity(out_labels.len());
         let mut st = Vec::with_capacity(out_labels.len());
@@ -340,7 +411,6 @@ pub(crate) fn contract<T: Float>(
             strides: st,
             offset: 0,
         };
-        out = strided_collect(&v, &view, |x| x);
+        Ok((strided_collect(&buf, &view, |x| x), out_shape))
     }
-    Ok((out, out_shape))
 }

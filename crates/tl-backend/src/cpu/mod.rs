@@ -7,6 +7,7 @@
 
 mod contract;
 mod gather;
+mod gemv;
 mod map;
 mod math;
 mod normalize;
