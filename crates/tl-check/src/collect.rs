@@ -178,6 +178,13 @@ impl<'a> Checker<'a> {
                         }),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                let axes = self.drafts[id].axes.clone();
+                for ((arg, syntax), &axis) in args.iter().zip(&atom.args).zip(&axes) {
+                    match arg {
+                        FactArg::Symbol(s) => self.uf.add_symbol(axis, s, syntax.span())?,
+                        FactArg::Int(v) => self.uf.add_integer(axis, *v, syntax.span()),
+                    }
+                }
                 self.drafts[id].facts.push((args, stmt.span));
             }
             StmtKind::Rule(rule) => {

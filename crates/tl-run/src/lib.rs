@@ -1,1 +1,52 @@
-//! placeholder
+//! Runs a planned Tensor Logic program: gives every tensor its initial value, evaluates the
+//! strata in dependency order (fixpoints for recursive ones), then carries out the commands
+//! (queries, file writes) in program order.
+#![deny(missing_docs)]
+
+pub mod answer;
+pub mod engine;
+pub mod error;
+pub mod eval;
+pub mod rng;
+pub mod strata;
+pub mod write;
+
+pub use answer::Answer;
+pub use engine::{Engine, RunOptions, Value};
+pub use error::RunError;
+
+use tl_check::Command;
+
+impl Engine<'_> {
+    /// Evaluates the definitions, then runs every command, handing each answer to `emit` as
+    /// soon as it is ready.
+    pub fn run(&mut self, emit: &mut dyn FnMut(&Answer)) -> Result<(), RunError> {
+        self.evaluate_all()?;
+        for cmd in &self.program.commands {
+            match cmd {
+                Command::Query {
+                    tensor,
+                    args,
+                    text,
+                    span,
+                } => {
+                    let a = self.answer(*tensor, args, text, *span)?;
+                    emit(&a);
+                }
+                Command::Write {
+                    path,
+                    tensors,
+                    span,
+                } => self.write(path, tensors, *span)?,
+                Command::Minimize(m) => {
+                    return Err(RunError::Unsupported {
+                        what: "`minimize` is checked but training is not available in this version"
+                            .into(),
+                        span: m.span,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,356 @@
+//! Query answers and their two printed forms (LANGUAGE.md §5): relations as sorted rows of
+//! symbols, dense tensors as shape and row-major data; `--json` prints one object per line.
+
+use crate::engine::{Engine, Value};
+use crate::error::RunError;
+use serde_json::json;
+use tl_backend::DType;
+use tl_check::{QueryArg, TensorId, TensorKind};
+use tl_syntax::Span;
+
+/// One cell of a relation row.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cell {
+    /// An integer element.
+    Int(i64),
+    /// A named symbol.
+    Symbol(String),
+}
+
+/// The answer to one query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    /// Rows of a relation over the query's variables.
+    Rows {
+        /// The query text.
+        query: String,
+        /// Variable names, in order of first appearance.
+        vars: Vec<String>,
+        /// Sorted, distinct rows.
+        rows: Vec<Vec<Cell>>,
+    },
+    /// A dense tensor.
+    Tensor {
+        /// The query text.
+        query: String,
+        /// Extent of each axis.
+        shape: Vec<usize>,
+        /// Row-major values.
+        data: Vec<f64>,
+    },
+}
+
+fn cell_json(c: &Cell) -> serde_json::Value {
+    match c {
+        Cell::Int(i) => json!(i),
+        Cell::Symbol(s) => json!(s),
+    }
+}
+
+impl Answer {
+    /// The `--json` line.
+    pub fn to_json(&self) -> String {
+        match self {
+            Answer::Rows { query, vars, rows } => json!({"query": query, "vars": vars, "rows": rows.iter().map(|r| r.iter().map(cell_json).collect::<Vec<_>>()).collect::<Vec<_>>()}).to_string(),
+            Answer::Tensor { query, shape, data } => {
+                let data: Vec<serde_json::Value> = data.iter().map(|&x| serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)).collect();
+                json!({"query": query, "shape": shape, "data": data}).to_string()
+            }
+        }
+    }
+
+    /// The human form.
+    pub fn to_human(&self) -> String {
+        match self {
+            Answer::Rows { query, vars, rows } if vars.is_empty() => format!(
+                "{query}: {}\n",
+                if rows.is_empty() { "false" } else { "true" }
+            ),
+            Answer::Rows { query, vars, rows } => {
+                let cells: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|c| match c {
+                                Cell::Int(i) => i.to_string(),
+                                Cell::Symbol(s) => s.clone(),
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let mut widths: Vec<usize> = vars.iter().map(|v| v.chars().count()).collect();
+                for r in &cells {
+                    for (w, c) in widths.iter_mut().zip(r) {
+                        *w = (*w).max(c.chars().count());
+                    }
+                }
+                let line = |r: &[String]| {
+                    r.iter()
+                        .zip(&widths)
+                        .map(|(c, &w)| format!("{c:<w$}"))
+                        .collect::<Vec<_>>()
+                        .join("  ")
+                        .trim_end()
+                        .to_string()
+                };
+                let mut out = format!(
+                    "{query}: {} row{}\n",
+                    rows.len(),
+                    if rows.len() == 1 { "" } else { "s" }
+                );
+                out += &format!("  {}\n", line(vars));
+                for r in &cells {
+                    out += &format!("  {}\n", line(r));
+                }
+                out
+            }
+            Answer::Tensor { query, shape, data } => format!(
+                "{query} {}:\n{}",
+                shape_text(shape),
+                array_text(shape, data)
+            ),
+        }
+    }
+}
+
+fn shape_text(shape: &[usize]) -> String {
+    format!(
+        "[{}]",
+        shape
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// A number for people: integers without a point, others to 6 significant digits.
+pub fn number_text(x: f64) -> String {
+    if x.is_finite() && x == x.round() && x.abs() < 1e15 {
+        format!("{}", x as i64)
+    } else if x != 0.0 && (x.abs() < 1e-4 || x.abs() >= 1e15) {
+        format!("{x:.5e}")
+    } else {
+        let s = format!("{x:.6}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// An aligned, bracketed array: the last axis on one line, blocks for the others.
+fn array_text(shape: &[usize], data: &[f64]) -> String {
+    let texts: Vec<String> = data.iter().map(|&x| number_text(x)).collect();
+    let w = texts.iter().map(String::len).max().unwrap_or(1);
+    if shape.is_empty() {
+        return format!("  {}\n", texts.first().cloned().unwrap_or_default());
+    }
+    let row = *shape.last().unwrap_or(&1);
+    let mut out = String::new();
+    for (k, chunk) in texts.chunks(row.max(1)).enumerate() {
+        if k > 0 && shape.len() > 2 && k % shape[shape.len() - 2].max(1) == 0 {
+            out.push('\n');
+        }
+        out += &format!(
+            "  [{}]\n",
+            chunk
+                .iter()
+                .map(|t| format!("{t:>w$}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if data.is_empty() {
+        out += "  []\n";
+    }
+    out
+}
+
+/// A stored f32 printed as the shortest decimal that reads back as the same f32.
+fn tidy(x: f64, dtype: DType) -> f64 {
+    match dtype {
+        DType::F64 => x,
+        _ => format!("{}", x as f32).parse().unwrap_or(x),
+    }
+}
+
+impl Engine<'_> {
+    /// Answers a query from the current values.
+    pub fn answer(
+        &mut self,
+        tensor: TensorId,
+        args: &[QueryArg],
+        text: &str,
+        span: Span,
+    ) -> Result<Answer, RunError> {
+        let shape = self.shape(tensor);
+        let relation = self.program.tensors[tensor].kind == TensorKind::Relation;
+        let args: Vec<QueryArg> = if args.is_empty() {
+            if relation {
+                (0..shape.len())
+                    .map(|k| QueryArg::Var(format!("_{k}")))
+                    .collect()
+            } else {
+                (0..shape.len())
+                    .map(|k| QueryArg::Slice(0, shape[k] as i64))
+                    .collect()
+            }
+        } else {
+            args.to_vec()
+        };
+        if relation {
+            self.rows(tensor, &args, text, span)
+        } else {
+            self.tensor_answer(tensor, &args, text, span)
+        }
+    }
+
+    fn rows(
+        &mut self,
+        tensor: TensorId,
+        args: &[QueryArg],
+        text: &str,
+        span: Span,
+    ) -> Result<Answer, RunError> {
+        let rel = match self.values.get(tensor).and_then(Option::as_ref) {
+            Some(Value::Sparse(r)) => r.clone(),
+            _ => self.tuples(tensor, span)?,
+        };
+        let mut vars: Vec<String> = Vec::new();
+        for a in args {
+            if let QueryArg::Var(v) = a {
+                if !vars.contains(v) {
+                    vars.push(v.clone());
+                }
+            }
+        }
+        let axes = self.program.tensors[tensor].axes.clone();
+        let mut rows: Vec<Vec<Cell>> = Vec::new();
+        for tuple in rel.iter() {
+            let mut binding: Vec<Option<u32>> = vec![None; vars.len()];
+            let ok = args.iter().zip(tuple).all(|(a, &x)| match a {
+                QueryArg::Const(c) => *c == Some(i64::from(x)),
+                QueryArg::Slice(s, e) => (*s..*e).contains(&i64::from(x)),
+                QueryArg::Var(v) => {
+                    let k = vars.iter().position(|w| w == v).unwrap_or(0);
+                    match binding[k] {
+                        Some(y) => y == x,
+                        None => {
+                            binding[k] = Some(x);
+                            true
+                        }
+                    }
+                }
+            });
+            if ok {
+                let row = args
+                    .iter()
+                    .zip(tuple)
+                    .zip(&axes)
+                    .filter_map(|((a, &x), &d)| {
+                        if let QueryArg::Var(v) = a {
+                            Some((v, x, d))
+                        } else {
+                            None
+                        }
+                    })
+                    .fold(Vec::<(String, Cell)>::new(), |mut acc, (v, x, d)| {
+                        if !acc.iter().any(|(w, _)| w == v) {
+                            let dom = &self.program.domains[d];
+                            let cell = dom
+                                .symbols
+                                .get(x as usize)
+                                .map_or(Cell::Int(i64::from(x)), |s| Cell::Symbol(s.clone()));
+                            acc.push((v.clone(), cell));
+                        }
+                        acc
+                    })
+                    .into_iter()
+                    .map(|(_, c)| c)
+                    .collect();
+                rows.push(row);
+            }
+        }
+        rows.sort();
+        rows.dedup();
+        Ok(Answer::Rows {
+            query: text.to_string(),
+            vars,
+            rows,
+        })
+    }
+
+    fn tensor_answer(
+        &mut self,
+        tensor: TensorId,
+        args: &[QueryArg],
+        text: &str,
+        span: Span,
+    ) -> Result<Answer, RunError> {
+        let value = self.dense(tensor, span)?;
+        let host = self
+            .backend
+            .download(&value)
+            .map_err(|e| RunError::backend(e, span))?;
+        let data = host.data.to_f64();
+        let shape = host.shape.clone();
+        let mut vars: Vec<(String, usize)> = Vec::new();
+        let mut slices = 0;
+        for (a, &e) in args.iter().zip(&shape) {
+            match a {
+                QueryArg::Var(v) if !vars.iter().any(|(w, _)| w == v) => vars.push((v.clone(), e)),
+                QueryArg::Slice(s, end) => {
+                    vars.push((format!("#{slices}"), (end - s).max(0) as usize));
+                    slices += 1;
+                }
+                _ => {}
+            }
+        }
+        let out_shape: Vec<usize> = vars.iter().map(|(_, e)| *e).collect();
+        let total: usize = out_shape.iter().product();
+        let mut out = Vec::with_capacity(total);
+        let mut point = vec![0usize; out_shape.len()];
+        for _ in 0..total {
+            let mut flat = 0usize;
+            let mut slice_k = 0;
+            let mut ok = true;
+            for (a, &e) in args.iter().zip(&shape) {
+                let i = match a {
+                    QueryArg::Const(Some(c)) => *c as usize,
+                    QueryArg::Const(None) => {
+                        ok = false;
+                        0
+                    }
+                    QueryArg::Var(v) => vars
+                        .iter()
+                        .position(|(w, _)| w == v)
+                        .map_or(0, |k| point[k]),
+                    QueryArg::Slice(s, _) => {
+                        let k = vars
+                            .iter()
+                            .position(|(w, _)| *w == format!("#{slice_k}"))
+                            .unwrap_or(0);
+                        slice_k += 1;
+                        *s as usize + point[k]
+                    }
+                };
+                flat = flat * e + i.min(e.saturating_sub(1));
+            }
+            out.push(if ok {
+                tidy(data.get(flat).copied().unwrap_or(0.0), host.dtype())
+            } else {
+                0.0
+            });
+            for k in (0..point.len()).rev() {
+                point[k] += 1;
+                if point[k] < out_shape[k] {
+                    break;
+                }
+                point[k] = 0;
+            }
+        }
+        Ok(Answer::Tensor {
+            query: text.to_string(),
+            shape: out_shape,
+            data: out,
+        })
+    }
+}

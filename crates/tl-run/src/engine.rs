@@ -1,0 +1,270 @@
+//! The engine's state: the current value of every tensor (dense on the backend, or sparse
+//! tuples for large relations), and how values are made from data, facts and initialisers.
+
+use crate::error::RunError;
+use crate::rng::Rng;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tl_backend::{Backend, DType, HostData, HostTensor, Tensor};
+use tl_check::{CheckedProgram, Definition, Init, TensorId, TensorKind};
+use tl_plan::{ProgramPlan, Storage};
+use tl_relation::Relation;
+use tl_syntax::{Diagnostic, Span};
+
+/// The value of one tensor.
+#[derive(Clone, Debug)]
+pub enum Value {
+    /// A dense tensor on the backend.
+    Dense(Tensor),
+    /// A relation as sorted tuples (element indices).
+    Sparse(Relation),
+}
+
+/// Options of one run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The real element type.
+    pub dtype: DType,
+    /// Seed of the one random generator.
+    pub seed: u64,
+    /// Bound on real-valued fixpoint iterations.
+    pub max_iters: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            dtype: DType::F32,
+            seed: 0,
+            max_iters: 1000,
+        }
+    }
+}
+
+/// Dense relations may be made from sparse ones up to this many cells.
+pub const DENSIFY_CELLS: u128 = 1 << 28;
+
+/// A program being run: its plan, backend and current values.
+pub struct Engine<'a> {
+    /// The checked program.
+    pub program: &'a CheckedProgram,
+    /// Its plan.
+    pub plan: &'a ProgramPlan,
+    /// Where tensors live and ops run.
+    pub backend: &'a dyn Backend,
+    /// Options.
+    pub options: RunOptions,
+    /// Values by tensor id; ids past the tensor count hold semi-naive deltas.
+    pub values: Vec<Option<Value>>,
+    /// Warnings raised while running (e.g. a fixpoint that did not converge).
+    pub warnings: Vec<Diagnostic>,
+    /// Gather and scatter index vectors, by (plan address, node), computed once.
+    pub index_cache: HashMap<(usize, usize), Arc<Vec<i64>>>,
+    /// The random generator.
+    pub rng: Rng,
+}
+
+impl<'a> Engine<'a> {
+    /// An engine with every data tensor, relation and parameter given its initial value.
+    pub fn new(
+        program: &'a CheckedProgram,
+        plan: &'a ProgramPlan,
+        backend: &'a dyn Backend,
+        options: RunOptions,
+    ) -> Result<Self, RunError> {
+        let n = program.tensors.len();
+        let rng = Rng::new(options.seed);
+        let mut engine = Engine {
+            program,
+            plan,
+            backend,
+            options,
+            values: vec![None; 2 * n],
+            warnings: Vec::new(),
+            index_cache: HashMap::new(),
+            rng,
+        };
+        for t in 0..n {
+            engine.values[t] = engine.initial(t)?;
+        }
+        Ok(engine)
+    }
+
+    /// The element type real tensors are stored in.
+    pub fn dtype(&self) -> DType {
+        self.options.dtype
+    }
+
+    /// The shape of a tensor (delta ids wrap around).
+    pub fn shape(&self, t: TensorId) -> Vec<usize> {
+        self.program.shape(t % self.program.tensors.len())
+    }
+
+    fn upload(&self, host: &HostTensor, span: Span) -> Result<Tensor, RunError> {
+        let host = HostTensor {
+            shape: host.shape.clone(),
+            data: host.data.convert(self.dtype()),
+        };
+        self.backend
+            .upload(&host)
+            .map_err(|e| RunError::backend(e, span))
+    }
+
+    fn initial(&mut self, t: TensorId) -> Result<Option<Value>, RunError> {
+        let decl = &self.program.tensors[t];
+        let shape = self.program.shape(t);
+        let span = decl.span;
+        Ok(match &decl.def {
+            Definition::Data(host) => Some(Value::Dense(self.upload(host, span)?)),
+            Definition::Tuples(tuples) => Some(self.relation_value(t, tuples, span)?),
+            Definition::Param(init) => Some(Value::Dense(self.init_param(&shape, init, span)?)),
+            Definition::ImplicitParam => Some(Value::Dense(self.init_param(
+                &shape,
+                &Init::Xavier,
+                span,
+            )?)),
+            Definition::Derived => None,
+        })
+    }
+
+    /// A relation's value from tuples, in the storage the plan chose.
+    pub fn relation_value(
+        &self,
+        t: TensorId,
+        tuples: &[Vec<u32>],
+        span: Span,
+    ) -> Result<Value, RunError> {
+        let shape = self.shape(t);
+        if self.plan.storage[t % self.program.tensors.len()] == Storage::Sparse {
+            let flat: Vec<u32> = tuples.iter().flatten().copied().collect();
+            return Ok(Value::Sparse(Relation::from_flat(shape.len(), flat)));
+        }
+        let host = tuples_to_dense(&shape, tuples.iter().map(Vec::as_slice));
+        Ok(Value::Dense(self.upload(&host, span)?))
+    }
+
+    fn init_param(&mut self, shape: &[usize], init: &Init, span: Span) -> Result<Tensor, RunError> {
+        let n: usize = shape.iter().product();
+        let data: Vec<f64> = match *init {
+            Init::Constant(c) => vec![c; n],
+            Init::Normal(mean, std) => (0..n).map(|_| mean + std * self.rng.normal()).collect(),
+            Init::Uniform(lo, hi) => (0..n)
+                .map(|_| lo + (hi - lo) * self.rng.uniform())
+                .collect(),
+            Init::Xavier => {
+                let (fan_in, fan_out) = fans(shape);
+                let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                (0..n)
+                    .map(|_| a * (2.0 * self.rng.uniform() - 1.0))
+                    .collect()
+            }
+        };
+        self.upload(
+            &HostTensor::from_f64(shape.to_vec(), data, DType::F64),
+            span,
+        )
+    }
+
+    /// The dense value of a tensor: sparse relations are expanded, and tensors not yet
+    /// computed read as 0.
+    pub fn dense(&self, t: TensorId, span: Span) -> Result<Tensor, RunError> {
+        match self.values.get(t).and_then(Option::as_ref) {
+            Some(Value::Dense(x)) => Ok(x.clone()),
+            Some(Value::Sparse(rel)) => {
+                let shape = self.shape(t);
+                let cells: u128 = shape.iter().map(|&e| e as u128).product();
+                if cells > DENSIFY_CELLS {
+                    let name = self.program.tensors[t % self.program.tensors.len()]
+                        .name
+                        .clone();
+                    return Err(RunError::TooDense {
+                        tensor: name,
+                        cells,
+                        span,
+                    });
+                }
+                let host = tuples_to_dense(&shape, rel.iter());
+                self.upload(&host, span)
+            }
+            None => self
+                .backend
+                .full(&self.shape(t), 0.0, self.dtype())
+                .map_err(|e| RunError::backend(e, span)),
+        }
+    }
+
+    /// The tuples of a relation's value (dense values: the cells > 0).
+    pub fn tuples(&self, t: TensorId, span: Span) -> Result<Relation, RunError> {
+        let arity = self.shape(t).len();
+        match self.values.get(t).and_then(Option::as_ref) {
+            Some(Value::Sparse(rel)) => Ok(rel.clone()),
+            Some(Value::Dense(x)) => {
+                let host = self
+                    .backend
+                    .download(x)
+                    .map_err(|e| RunError::backend(e, span))?;
+                Ok(Relation::from_flat(arity, dense_to_tuples(&host)))
+            }
+            None => Ok(Relation::empty(arity)),
+        }
+    }
+
+    /// Whether a tensor holds truth values.
+    pub fn is_relation(&self, t: TensorId) -> bool {
+        self.program.tensors[t % self.program.tensors.len()].kind == TensorKind::Relation
+    }
+}
+
+/// Glorot fans of a shape, as PyTorch computes them for 2-D and higher; vectors and scalars
+/// use their length for both.
+fn fans(shape: &[usize]) -> (usize, usize) {
+    match shape {
+        [] => (1, 1),
+        [n] => (*n, *n),
+        [out, inp, rest @ ..] => {
+            let field: usize = rest.iter().product();
+            (inp * field, out * field)
+        }
+    }
+}
+
+/// A dense 0/1 host tensor with ones at the given tuples (tuples outside the shape are skipped).
+pub fn tuples_to_dense<'t>(shape: &[usize], tuples: impl Iterator<Item = &'t [u32]>) -> HostTensor {
+    let n: usize = shape.iter().product();
+    let mut data = vec![0f32; n];
+    for tuple in tuples {
+        let mut flat = 0usize;
+        let mut inside = true;
+        for (&v, &e) in tuple.iter().zip(shape) {
+            inside &= (v as usize) < e;
+            flat = flat * e + v as usize;
+        }
+        if inside {
+            if let Some(cell) = data.get_mut(flat) {
+                *cell = 1.0;
+            }
+        }
+    }
+    HostTensor {
+        shape: shape.to_vec(),
+        data: HostData::F32(data),
+    }
+}
+
+/// The coordinates of the cells > 0 of a dense host tensor, flattened.
+pub fn dense_to_tuples(host: &HostTensor) -> Vec<u32> {
+    let values = host.data.to_f64();
+    let mut out = Vec::new();
+    for (flat, &x) in values.iter().enumerate() {
+        if x > 0.0 {
+            let mut rest = flat;
+            let start = out.len();
+            for &e in host.shape.iter().rev() {
+                out.push((rest % e.max(1)) as u32);
+                rest /= e.max(1);
+            }
+            out[start..].reverse();
+        }
+    }
+    out
+}

@@ -1,0 +1,93 @@
+//! Errors while running a program. Each carries the span of the statement involved.
+
+use thiserror::Error;
+use tl_syntax::{Diagnostic, Span, ToDiagnostic};
+
+/// A failure during evaluation or a command.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum RunError {
+    /// The backend failed (out of memory, a device error).
+    #[error("{error}")]
+    Backend {
+        /// The backend's error.
+        error: tl_backend::BackendError,
+        /// The statement being evaluated.
+        span: Span,
+    },
+    /// A file could not be written.
+    #[error("{message}")]
+    Io {
+        /// The writer's message (names the file).
+        message: String,
+        /// A fix, if known.
+        hint: Option<String>,
+        /// The command.
+        span: Span,
+    },
+    /// A relation would grow past the tuple limit.
+    #[error("{message}")]
+    Relation {
+        /// What happened.
+        message: String,
+        /// The rules' stratum (one of its rules).
+        span: Span,
+    },
+    /// A relation too large to hold densely is used where a dense tensor is needed.
+    #[error("`{tensor}` has {cells} cells, too many to use as a dense tensor")]
+    TooDense {
+        /// The relation.
+        tensor: String,
+        /// Its cell count.
+        cells: u128,
+        /// Where it is used.
+        span: Span,
+    },
+    /// A command this build cannot carry out.
+    #[error("{what}")]
+    Unsupported {
+        /// What.
+        what: String,
+        /// Where.
+        span: Span,
+    },
+}
+
+impl RunError {
+    /// A backend error at a statement.
+    pub fn backend(error: tl_backend::BackendError, span: Span) -> Self {
+        RunError::Backend { error, span }
+    }
+}
+
+impl ToDiagnostic for RunError {
+    fn to_diagnostic(&self) -> Diagnostic {
+        let msg = self.to_string();
+        match self {
+            RunError::Backend { span, error } => {
+                let help = match error {
+                    tl_backend::BackendError::OutOfMemory { .. } => "use smaller domains, `--dtype bf16`, or the CPU (`--device cpu`)",
+                    _ => "this is a problem in the engine or the device; please report it with the program",
+                };
+                Diagnostic::error("TL0301", msg, *span, "while evaluating this").with_help(help)
+            }
+            RunError::Io { span, hint, .. } => {
+                Diagnostic::error("TL0302", msg, *span, "while writing this").with_help(
+                    hint.clone()
+                        .unwrap_or_else(|| "check that the folder exists and is writable".into()),
+                )
+            }
+            RunError::Relation { span, .. } => {
+                Diagnostic::error("TL0303", msg, *span, "in this recursion").with_help(
+                    "the relation grows past the tuple limit; restrict the rules or the data",
+                )
+            }
+            RunError::TooDense { span, .. } => {
+                Diagnostic::error("TL0304", msg, *span, "used densely here").with_help(
+                    "use the relation in rules (stored sparsely), or restrict its domains",
+                )
+            }
+            RunError::Unsupported { span, .. } => Diagnostic::error("TL0305", msg, *span, "here")
+                .with_help("see docs/language.md for what each command does"),
+        }
+    }
+}

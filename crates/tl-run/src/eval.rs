@@ -1,0 +1,230 @@
+//! Evaluates one equation plan on the backend: nodes in order, each input viewed (permuted and
+//! broadcast, no copies) onto the node's labels, and the root laid onto the target's shape.
+
+use crate::engine::Engine;
+use crate::error::RunError;
+use std::sync::Arc;
+use tl_backend::{HostData, HostTensor, Tensor};
+use tl_check::{Index, VarInfo};
+use tl_plan::{EquationPlan, Op, Placement};
+
+/// Row-major points over `extents`, calling `f` with each point's coordinates.
+fn for_each_point(extents: &[usize], mut f: impl FnMut(&[i64])) {
+    let n: usize = extents.iter().product();
+    let mut point = vec![0i64; extents.len()];
+    for _ in 0..n {
+        f(&point);
+        for k in (0..extents.len()).rev() {
+            point[k] += 1;
+            if (point[k] as usize) < extents[k] {
+                break;
+            }
+            point[k] = 0;
+        }
+    }
+}
+
+/// For each point over `labels`, the flat index into a tensor of `shape` that `indices` pick,
+/// or -1 when it falls outside.
+pub fn index_vector(
+    vars: &[VarInfo],
+    labels: &[usize],
+    indices: &[Index],
+    shape: &[usize],
+) -> Vec<i64> {
+    let extents: Vec<usize> = labels.iter().map(|&v| vars[v].extent).collect();
+    let mut assignment = vec![0i64; vars.len()];
+    let mut out = Vec::with_capacity(extents.iter().product());
+    for_each_point(&extents, |point| {
+        for (&v, &x) in labels.iter().zip(point) {
+            assignment[v] = x;
+        }
+        let mut flat = 0i64;
+        let mut inside = true;
+        for (ix, &e) in indices.iter().zip(shape) {
+            let i = match ix {
+                Index::Var(v) => assignment[*v],
+                Index::Const(c) => *c,
+                Index::Expr(expr) => expr.eval(&assignment).unwrap_or(-1),
+                Index::Slice { var, start } => start + assignment[*var],
+                Index::Symbol(..) => -1,
+            };
+            inside &= i >= 0 && (i as usize) < e;
+            flat = flat * e as i64 + i;
+        }
+        out.push(if inside { flat } else { -1 });
+    });
+    out
+}
+
+/// Where axis k of a tensor labelled `from` goes among `to`, as a permutation to apply and the
+/// target positions (both sorted by target position).
+fn alignment(from: &[usize], to: &[usize]) -> (Vec<usize>, Vec<usize>) {
+    let mut order: Vec<(usize, usize)> = from
+        .iter()
+        .enumerate()
+        .map(|(k, l)| (to.iter().position(|t| t == l).unwrap_or(usize::MAX), k))
+        .collect();
+    order.sort_unstable();
+    (
+        order.iter().map(|&(_, k)| k).collect(),
+        order.iter().map(|&(p, _)| p).collect(),
+    )
+}
+
+impl Engine<'_> {
+    fn cached_index(
+        &mut self,
+        plan: &EquationPlan,
+        node: usize,
+        build: impl FnOnce() -> Vec<i64>,
+    ) -> Arc<Vec<i64>> {
+        let key = (plan as *const EquationPlan as usize, node);
+        self.index_cache
+            .entry(key)
+            .or_insert_with(|| Arc::new(build()))
+            .clone()
+    }
+
+    /// Evaluates a plan; the result has the target's shape.
+    pub fn evaluate(&mut self, plan: &EquationPlan) -> Result<Tensor, RunError> {
+        let span = plan.span;
+        let be = self.backend;
+        let dtype = self.dtype();
+        let err = |e| RunError::backend(e, span);
+        let mut vals: Vec<Option<Tensor>> = vec![None; plan.graph.nodes.len()];
+        for (id, node) in plan.graph.nodes.iter().enumerate() {
+            let get = |vals: &[Option<Tensor>], i: usize| {
+                vals.get(i).cloned().flatten().ok_or_else(|| {
+                    RunError::backend(
+                        tl_backend::BackendError::Shape {
+                            op: "plan",
+                            detail: format!("node %{i} has no value"),
+                        },
+                        span,
+                    )
+                })
+            };
+            let value = match &node.op {
+                Op::Load { tensor } => self.dense(*tensor, span)?,
+                Op::Gather { tensor, indices } => {
+                    let source = self.dense(*tensor, span)?;
+                    let shape = source.shape().to_vec();
+                    let idx = self.cached_index(plan, id, || {
+                        index_vector(&plan.vars, &node.labels, indices, &shape)
+                    });
+                    be.gather(&source, &idx, &node.shape).map_err(err)?
+                }
+                Op::Const(c) => be.full(&[], *c, dtype).map_err(err)?,
+                Op::IndexValue(v) => {
+                    let n = plan.vars[*v].extent;
+                    let host = HostTensor {
+                        shape: vec![n],
+                        data: HostData::F64((0..n).map(|x| x as f64).collect()).convert(dtype),
+                    };
+                    be.upload(&host).map_err(err)?
+                }
+                Op::Map { expr, inputs } => {
+                    let mut views = Vec::with_capacity(inputs.len());
+                    for &i in inputs {
+                        let t = get(&vals, i)?;
+                        let (perm, positions) =
+                            alignment(&plan.graph.nodes[i].labels, &node.labels);
+                        views.push(
+                            t.permuted(&perm)
+                                .expanded_to_rank(&positions, node.labels.len()),
+                        );
+                    }
+                    let refs: Vec<&Tensor> = views.iter().collect();
+                    be.map(expr, &refs, &node.shape, dtype).map_err(err)?
+                }
+                Op::Contract { a, b } => {
+                    let (ta, tb) = (get(&vals, *a)?, get(&vals, *b)?);
+                    let la: Vec<u32> = plan.graph.nodes[*a]
+                        .labels
+                        .iter()
+                        .map(|&l| l as u32)
+                        .collect();
+                    let lb: Vec<u32> = plan.graph.nodes[*b]
+                        .labels
+                        .iter()
+                        .map(|&l| l as u32)
+                        .collect();
+                    let lo: Vec<u32> = node.labels.iter().map(|&l| l as u32).collect();
+                    be.contract(&ta, &la, &tb, &lb, &lo).map_err(err)?
+                }
+                Op::Reduce { input, op } => {
+                    let t = get(&vals, *input)?;
+                    let axes: Vec<usize> = plan.graph.nodes[*input]
+                        .labels
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, l)| !node.labels.contains(l))
+                        .map(|(k, _)| k)
+                        .collect();
+                    be.reduce(&t, &axes, *op).map_err(err)?
+                }
+                Op::Normalize { input, axis, func } => {
+                    let t = get(&vals, *input)?;
+                    let pos = plan.graph.nodes[*input]
+                        .labels
+                        .iter()
+                        .position(|l| l == axis)
+                        .unwrap_or(0);
+                    be.normalize(&t, pos, *func).map_err(err)?
+                }
+            };
+            vals[id] = Some(value);
+        }
+        let root = vals.get(plan.root).cloned().flatten().ok_or_else(|| {
+            RunError::backend(
+                tl_backend::BackendError::Shape {
+                    op: "plan",
+                    detail: "no root".into(),
+                },
+                span,
+            )
+        })?;
+        match &plan.placement {
+            Placement::Direct => Ok(root),
+            Placement::Scatter { indices, op } => {
+                let shape = self.shape(plan.target);
+                let labels = plan.graph.nodes[plan.root].labels.clone();
+                let idx = self.cached_index(plan, usize::MAX, || {
+                    index_vector(&plan.vars, &labels, indices, &shape)
+                });
+                be.scatter(&root, &idx, &shape, *op).map_err(err)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alignment_orders_axes_by_target_position() {
+        let (perm, pos) = alignment(&[5, 2], &[2, 7, 5]);
+        assert_eq!(perm, vec![1, 0]);
+        assert_eq!(pos, vec![0, 2]);
+    }
+
+    #[test]
+    fn index_vector_marks_reads_outside_as_negative() {
+        let vars = vec![VarInfo {
+            name: "i".into(),
+            domain: 0,
+            extent: 3,
+        }];
+        let e = tl_check::IndexExpr::Binary(
+            tl_syntax::ast::IndexOp::Add,
+            Box::new(tl_check::IndexExpr::Var(0)),
+            Box::new(tl_check::IndexExpr::Const(1)),
+        );
+        assert_eq!(
+            index_vector(&vars, &[0], &[Index::Expr(e)], &[3]),
+            vec![1, 2, -1]
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! Evaluating strata in dependency order. A non-recursive tensor is computed once. A recursive
+//! group of dense relations runs semi-naively: each round, every rule runs once per recursive
+//! body atom with that atom reading the last round's delta, and the new delta is what was
+//! derived minus what was known; it stops when no delta is left. Sparse relations run the same
+//! way in `tl-relation`. Real-valued recursion iterates to max |Δ| ≤ 1e-6 or `--max-iters`.
+
+use crate::engine::{Engine, Value};
+use crate::error::RunError;
+use tl_backend::{BinaryFn, MapExpr, ReduceOp, Tensor, UnaryFn};
+use tl_check::{Stratum, TensorId, TensorKind, Term};
+use tl_plan::Storage;
+use tl_syntax::{Diagnostic, Span};
+
+fn bin(f: BinaryFn) -> MapExpr {
+    MapExpr::Binary(f, Box::new(MapExpr::Input(0)), Box::new(MapExpr::Input(1)))
+}
+
+impl Engine<'_> {
+    fn span_of(&self, t: TensorId) -> Span {
+        self.program.tensors[t].span
+    }
+
+    fn binary(&self, f: MapExpr, a: &Tensor, b: &Tensor, span: Span) -> Result<Tensor, RunError> {
+        self.backend
+            .map(&f, &[a, b], a.shape(), self.dtype())
+            .map_err(|e| RunError::backend(e, span))
+    }
+
+    fn unary(&self, f: UnaryFn, a: &Tensor, span: Span) -> Result<Tensor, RunError> {
+        self.backend
+            .map(
+                &MapExpr::Unary(f, Box::new(MapExpr::Input(0))),
+                &[a],
+                a.shape(),
+                self.dtype(),
+            )
+            .map_err(|e| RunError::backend(e, span))
+    }
+
+    /// The largest absolute element of a tensor (a device sync).
+    pub fn max_abs(&self, a: &Tensor, span: Span) -> Result<f64, RunError> {
+        let abs = self.unary(UnaryFn::Abs, a, span)?;
+        let axes: Vec<usize> = (0..abs.rank()).collect();
+        let m = self
+            .backend
+            .reduce(&abs, &axes, ReduceOp::Max)
+            .map_err(|e| RunError::backend(e, span))?;
+        let host = self
+            .backend
+            .download(&m)
+            .map_err(|e| RunError::backend(e, span))?;
+        Ok(host.data.to_f64().first().copied().unwrap_or(0.0))
+    }
+
+    /// Computes a derived tensor once from the current values of its inputs: its equations
+    /// combined by their projection, its rules and facts OR-ed; Boolean heads are stepped.
+    pub fn compute(&mut self, t: TensorId) -> Result<Tensor, RunError> {
+        let decl = &self.program.tensors[t];
+        let span = decl.span;
+        let relation = decl.kind == TensorKind::Relation;
+        let mut acc: Option<Tensor> = None;
+        for &e in &decl.equations {
+            let plan = &self.plan.equations[e];
+            let r = self.evaluate(plan)?;
+            let f = if relation {
+                BinaryFn::Add
+            } else {
+                combine_fn(plan.combine)
+            };
+            acc = Some(match acc {
+                None => r,
+                Some(a) => self.binary(bin(f), &a, &r, span)?,
+            });
+        }
+        for &r in &decl.rules {
+            let v = self.evaluate(&self.plan.rules[r])?;
+            acc = Some(match acc {
+                None => v,
+                Some(a) => self.binary(bin(BinaryFn::Add), &a, &v, span)?,
+            });
+        }
+        if !decl.facts.is_empty() {
+            if let Value::Dense(f) = self.relation_value(t, &decl.facts, span)? {
+                acc = Some(match acc {
+                    None => f,
+                    Some(a) => self.binary(bin(BinaryFn::Add), &a, &f, span)?,
+                });
+            }
+        }
+        let value = match acc {
+            Some(a) => a,
+            None => self
+                .backend
+                .full(&self.shape(t), 0.0, self.dtype())
+                .map_err(|e| RunError::backend(e, span))?,
+        };
+        if relation {
+            self.unary(UnaryFn::Step, &value, span)
+        } else {
+            Ok(value)
+        }
+    }
+
+    /// Evaluates every stratum in order.
+    pub fn evaluate_all(&mut self) -> Result<(), RunError> {
+        for stratum in &self.program.strata {
+            self.stratum(stratum)?;
+        }
+        Ok(())
+    }
+
+    fn stratum(&mut self, s: &Stratum) -> Result<(), RunError> {
+        let sparse = s
+            .tensors
+            .iter()
+            .any(|&t| self.plan.storage[t] == Storage::Sparse);
+        let only_rules = s.tensors.iter().all(|&t| {
+            self.program.tensors[t].equations.is_empty()
+                && self.program.tensors[t].kind == TensorKind::Relation
+        });
+        if sparse && only_rules {
+            return self.sparse_stratum(s);
+        }
+        if !s.recursive {
+            for &t in &s.tensors {
+                let v = self.compute(t)?;
+                self.values[t] = Some(Value::Dense(v));
+            }
+            return Ok(());
+        }
+        if only_rules {
+            return self.semi_naive(s);
+        }
+        self.iterate(s)
+    }
+
+    /// Real-valued (or mixed) recursion: recompute the group until nothing moves.
+    fn iterate(&mut self, s: &Stratum) -> Result<(), RunError> {
+        let span = self.span_of(s.tensors[0]);
+        for iteration in 0.. {
+            let mut delta: f64 = 0.0;
+            for &t in &s.tensors {
+                let new = self.compute(t)?;
+                let old = self.dense(t, span)?;
+                let diff = self.binary(bin(BinaryFn::Sub), &new, &old, span)?;
+                delta = delta.max(self.max_abs(&diff, span)?);
+                self.values[t] = Some(Value::Dense(new));
+            }
+            if delta <= 1e-6 || delta.is_nan() {
+                break;
+            }
+            if iteration + 1 >= self.options.max_iters {
+                let names: Vec<String> = s
+                    .tensors
+                    .iter()
+                    .map(|&t| self.program.tensors[t].name.clone())
+                    .collect();
+                self.warnings.push(
+                    Diagnostic::error("TL0310", format!("the recursion defining {} did not converge in {} iterations (last max |Δ| = {delta:.3e})", names.join(", "), self.options.max_iters), span, "this recursion")
+                        .warning()
+                        .with_help("raise `--max-iters`, or check that the iteration is a contraction"),
+                );
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Dense Boolean recursion, semi-naively.
+    fn semi_naive(&mut self, s: &Stratum) -> Result<(), RunError> {
+        let n = self.program.tensors.len();
+        let span = self.span_of(s.tensors[0]);
+        for &t in &s.tensors {
+            let v = self.compute(t)?;
+            self.values[t + n] = Some(Value::Dense(v.clone()));
+            self.values[t] = Some(Value::Dense(v));
+        }
+        loop {
+            let mut any = false;
+            let mut fresh: Vec<(TensorId, Tensor)> = Vec::new();
+            for &t in &s.tensors {
+                let mut cand: Option<Tensor> = None;
+                for &r in &self.program.tensors[t].rules {
+                    for (_, plan) in &self.plan.deltas[r] {
+                        let v = self.evaluate(plan)?;
+                        cand = Some(match cand {
+                            None => v,
+                            Some(c) => self.binary(bin(BinaryFn::Max), &c, &v, span)?,
+                        });
+                    }
+                }
+                let full = self.dense(t, span)?;
+                let delta = match cand {
+                    Some(c) => self.unary(
+                        UnaryFn::Step,
+                        &self.binary(bin(BinaryFn::Sub), &c, &full, span)?,
+                        span,
+                    )?,
+                    None => self
+                        .backend
+                        .full(full.shape(), 0.0, self.dtype())
+                        .map_err(|e| RunError::backend(e, span))?,
+                };
+                any |= self.max_abs(&delta, span)? > 0.0;
+                fresh.push((t, delta));
+            }
+            for (t, delta) in fresh {
+                let full = self.dense(t, span)?;
+                let merged = self.binary(bin(BinaryFn::Max), &full, &delta, span)?;
+                self.values[t] = Some(Value::Dense(merged));
+                self.values[t + n] = Some(Value::Dense(delta));
+            }
+            if !any {
+                break;
+            }
+        }
+        for &t in &s.tensors {
+            self.values[t + n] = None;
+        }
+        Ok(())
+    }
+
+    /// Rules over sparse relations, handed to the tuple engine.
+    fn sparse_stratum(&mut self, s: &Stratum) -> Result<(), RunError> {
+        let n = self.program.tensors.len();
+        let span = self.program.tensors[s.tensors[0]]
+            .rules
+            .first()
+            .map_or(self.span_of(s.tensors[0]), |&r| self.program.rules[r].span);
+        let mut slots: Vec<tl_relation::Relation> = (0..n)
+            .map(|t| tl_relation::Relation::empty(self.shape(t).len()))
+            .collect();
+        let mut rules = Vec::new();
+        for &head in &s.tensors {
+            let facts: Vec<u32> = self.program.tensors[head]
+                .facts
+                .iter()
+                .flatten()
+                .copied()
+                .collect();
+            slots[head] = tl_relation::Relation::from_flat(self.shape(head).len(), facts);
+            for &r in &self.program.tensors[head].rules {
+                let rule = &self.program.rules[r];
+                for atom in &rule.body {
+                    if !s.tensors.contains(&atom.tensor) && slots[atom.tensor].is_empty() {
+                        slots[atom.tensor] = self.tuples(atom.tensor, span)?;
+                    }
+                }
+                rules.push(tl_relation::Rule {
+                    head,
+                    head_args: rule.head_args.iter().map(term).collect(),
+                    body: rule
+                        .body
+                        .iter()
+                        .map(|a| tl_relation::Literal {
+                            slot: a.tensor,
+                            args: a.args.iter().map(term).collect(),
+                            negated: a.negated,
+                        })
+                        .collect(),
+                    comparisons: rule
+                        .comparisons
+                        .iter()
+                        .map(|c| tl_relation::Comparison {
+                            op: cmp(c.op),
+                            lhs: term(&c.lhs),
+                            rhs: term(&c.rhs),
+                        })
+                        .collect(),
+                    var_extents: rule.vars.iter().map(|v| v.extent as u32).collect(),
+                });
+            }
+        }
+        tl_relation::evaluate_stratum(&rules, &mut slots, &tl_relation::Limits::default())
+            .map_err(|e| RunError::Relation {
+                message: e.to_string(),
+                span,
+            })?;
+        for &t in &s.tensors {
+            let rel = std::mem::replace(&mut slots[t], tl_relation::Relation::empty(0));
+            self.values[t] = Some(Value::Sparse(rel));
+        }
+        Ok(())
+    }
+}
+
+fn combine_fn(op: ReduceOp) -> BinaryFn {
+    match op {
+        ReduceOp::Max => BinaryFn::Max,
+        ReduceOp::Min => BinaryFn::Min,
+        ReduceOp::Sum | ReduceOp::Mean => BinaryFn::Add,
+    }
+}
+
+fn term(t: &Term) -> tl_relation::Term {
+    match *t {
+        Term::Var(v) => tl_relation::Term::Var(v),
+        Term::Const(c) | Term::Symbol(c) => tl_relation::Term::Const(c),
+    }
+}
+
+fn cmp(op: tl_syntax::ast::CompareOp) -> tl_relation::CmpOp {
+    use tl_syntax::ast::CompareOp as C;
+    match op {
+        C::Eq => tl_relation::CmpOp::Eq,
+        C::Ne => tl_relation::CmpOp::Ne,
+        C::Lt => tl_relation::CmpOp::Lt,
+        C::Le => tl_relation::CmpOp::Le,
+        C::Gt => tl_relation::CmpOp::Gt,
+        C::Ge => tl_relation::CmpOp::Ge,
+    }
+}
