@@ -17,15 +17,17 @@ pub enum DeviceChoice {
 
 /// Opens the backend for a choice. `auto` falls back to the CPU; `cuda` without a usable GPU
 /// is an error that says why.
-pub fn open(choice: DeviceChoice) -> Result<Box<dyn Backend>, Diagnostic> {
+pub fn open(choice: DeviceChoice) -> Result<Box<dyn Backend>, Box<Diagnostic>> {
     match choice {
         DeviceChoice::Auto | DeviceChoice::Cpu => Ok(Box::new(CpuBackend::new())),
-        DeviceChoice::Cuda => Err(Diagnostic::spanless(
-            "TL0401",
-            "`--device cuda`: this build of tl has no CUDA engine yet",
-        )
-        .with_help(
-            "run on the CPU with `--device cpu` (the default when no GPU engine is available)",
+        DeviceChoice::Cuda => Err(Box::new(
+            Diagnostic::spanless(
+                "TL0401",
+                "`--device cuda`: this build of tl has no CUDA engine yet",
+            )
+            .with_help(
+                "run on the CPU with `--device cpu` (the default when no GPU engine is available)",
+            ),
         )),
     }
 }

@@ -82,7 +82,7 @@ fn run(file: PathBuf, json: bool, device: device::DeviceChoice, options: RunOpti
     let backend = match device::open(device) {
         Ok(b) => b,
         Err(d) => {
-            emit(&[d], &sources);
+            emit(&[*d], &sources);
             return ExitCode::FAILURE;
         }
     };
