@@ -181,8 +181,8 @@ impl Checker<'_> {
                 info.name.clone()
             };
             out.by_root.insert(root, out.list.len());
-            out.list
-                .push(Domain::new(name, extent, info.symbols.clone()));
+            let symbols = self.uf.ordered_symbols(root);
+            out.list.push(Domain::new(name, extent, symbols));
         }
         out
     }

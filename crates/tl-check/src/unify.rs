@@ -34,6 +34,9 @@ pub struct ClassInfo {
 pub struct Unifier {
     parent: Vec<Node>,
     info: Vec<ClassInfo>,
+    /// When each symbol was first seen anywhere, so domains list symbols in first-seen order
+    /// whatever order their classes merged in.
+    first_seen: std::collections::HashMap<String, usize>,
 }
 
 impl Unifier {
@@ -86,6 +89,8 @@ impl Unifier {
     /// Records a symbol used in a node's class.
     pub fn add_symbol(&mut self, n: Node, symbol: &str, span: Span) -> Result<(), CheckError> {
         let r = self.find(n);
+        let next = self.first_seen.len();
+        self.first_seen.entry(symbol.to_string()).or_insert(next);
         let info = &mut self.info[r];
         if !info.symbol_set.contains(symbol) {
             if let Some((domain, _)) = &info.closed {
@@ -158,10 +163,24 @@ impl Unifier {
                 info.min_extent = Some((m, span));
             }
         }
-        if info.name.contains('.') && !other.name.contains('.') && !other.name.is_empty() {
+        if info.name.is_empty()
+            || (info.name.contains('.') && !other.name.contains('.') && !other.name.is_empty())
+        {
             info.name = other.name;
         }
         Ok(())
+    }
+
+    /// The symbols of a node's class in the order they were first seen in the program
+    /// (declared domains keep their declared order).
+    pub fn ordered_symbols(&mut self, n: Node) -> Vec<String> {
+        let r = self.find(n);
+        let info = &self.info[r];
+        let mut symbols = info.symbols.clone();
+        if info.closed.is_none() {
+            symbols.sort_by_key(|s| self.first_seen.get(s).copied().unwrap_or(usize::MAX));
+        }
+        symbols
     }
 
     /// Whether the class already has a known extent (fixed, or implied by its symbols).

@@ -146,7 +146,31 @@ impl Engine<'_> {
                 delta = delta.max(self.max_abs(&diff, span)?);
                 self.values[t] = Some(Value::Dense(new));
             }
-            if delta <= 1e-6 || delta.is_nan() {
+            if delta.is_nan() {
+                let names: Vec<String> = s
+                    .tensors
+                    .iter()
+                    .map(|&t| self.program.tensors[t].name.clone())
+                    .collect();
+                self.warnings.push(
+                    Diagnostic::error(
+                        "TL0311",
+                        format!(
+                            "the recursion defining {} produced NaN after {} iterations",
+                            names.join(", "),
+                            iteration + 1
+                        ),
+                        span,
+                        "this recursion",
+                    )
+                    .warning()
+                    .with_help(
+                        "the iteration diverges or divides by zero; check the equations' inputs",
+                    ),
+                );
+                break;
+            }
+            if delta <= 1e-6 {
                 break;
             }
             if iteration + 1 >= self.options.max_iters {
