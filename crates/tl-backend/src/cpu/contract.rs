@@ -7,7 +7,7 @@
 //! column strides, so a copy is made only when a group of labels cannot be expressed by one
 //! stride. The result is written straight into the output order when its strides allow.
 
-use super::gemv::{gemv, supported, Mat};
+use super::gemv::matvec;
 use super::reduce::sum_axes;
 use super::storage::{check_layout, host, shape_err, strided_collect, Float};
 use crate::error::Result;
@@ -128,52 +128,6 @@ struct SendPtr<T>(*mut T);
 unsafe impl<T> Send for SendPtr<T> {}
 // SAFETY: as above; shared references never write through the same block.
 unsafe impl<T> Sync for SendPtr<T> {}
-
-/// Runs one product with an empty m or n group as a matrix–vector product, handing each
-/// result to `put(i, value)`. Returns false (doing nothing) when no fast kernel applies.
-#[allow(clippy::too_many_arguments)]
-fn matvec<T: Float>(
-    oa: &Operand<T>,
-    ob: &Operand<T>,
-    (ao, a_rs, a_cs): (usize, usize, usize),
-    (bo, b_rs, b_cs): (usize, usize, usize),
-    (m, n, k): (usize, usize, usize),
-    par: Parallelism,
-    put: impl Fn(usize, T),
-) -> bool {
-    // n == 1: rows of A against B's column; m == 1: rows of Bᵀ against A's row.
-    let (mat, vec, (voff, vs), rows) = if n == 1 {
-        let mat = Mat {
-            data: &oa.data[..],
-            off: ao,
-            rs: a_rs,
-            cs: a_cs,
-        };
-        (mat, &ob.data[..], (bo, b_rs), m)
-    } else {
-        let mat = Mat {
-            data: &ob.data[..],
-            off: bo,
-            rs: b_cs,
-            cs: b_rs,
-        };
-        (mat, &oa.data[..], (ao, a_cs), n)
-    };
-    if !supported(&mat) {
-        return false;
-    }
-    let v: Cow<[T]> = if vs == 1 {
-        Cow::Borrowed(&vec[voff..voff + k])
-    } else {
-        Cow::Owned((0..k).map(|i| vec[voff + i * vs]).collect())
-    };
-    let mut out = vec![T::ZERO; rows];
-    gemv(mat, &v, &mut out, matches!(par, Parallelism::Rayon(_)));
-    for (i, x) in out.into_iter().enumerate() {
-        put(i, x);
-    }
-    true
-}
 
 /// `out[out_labels] = sum over the other labels of a[a_labels] * b[b_labels]`, row-major.
 pub(crate) fn contract<T: Float>(
@@ -330,8 +284,8 @@ pub(crate) fn contract<T: Float>(
         let (d, pa, pb) = (dst_ptr, pa, pb);
         if (m == 1 || n == 1)
             && matvec(
-                &oa,
-                &ob,
+                &oa.data,
+                &ob.data,
                 (ao, a_rs, a_cs),
                 (bo, b_rs, b_cs),
                 (m, n, k),

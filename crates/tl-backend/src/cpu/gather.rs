@@ -127,3 +127,82 @@ pub(crate) fn scatter<T: Float>(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::testutil::*;
+    use crate::cpu::CpuBackend;
+    use crate::dtype::DType;
+    use crate::error::{BackendError, Result};
+    use crate::host::{HostData, HostTensor};
+    use crate::ops::ReduceOp;
+    use crate::Backend;
+
+    #[test]
+    fn gather_and_scatter_match_reference() -> Result<()> {
+        let be = CpuBackend::new();
+        let mut rng = Rng::new(13);
+        for dtype in FLOATS {
+            for shape in SHAPES {
+                let (t, d) = input(&mut rng, shape, dtype);
+                let n = d.len();
+                let m = 1 + rng.below(2 * n + 3);
+                let index: Vec<i64> = (0..m)
+                    .map(|_| rng.below(n + 2) as i64 - 1)
+                    .map(|i| i.min(n as i64 - 1))
+                    .collect();
+                let want: Vec<f64> = index
+                    .iter()
+                    .map(|&i| if i < 0 { 0.0 } else { d[i as usize] })
+                    .collect();
+                let g = be.gather(&t, &index, &[m])?;
+                assert_eq!(g.dtype, dtype);
+                check("gather", &fetch(&be, &g)?.1, &want, dtype);
+                // Scatter the gathered values back with every combining op.
+                let (vals, vd) = input(&mut rng, &[m], dtype);
+                for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::Mean] {
+                    let mut cells: Vec<Vec<f64>> = vec![Vec::new(); n];
+                    for (&i, &v) in index.iter().zip(&vd) {
+                        if i >= 0 {
+                            cells[i as usize].push(v);
+                        }
+                    }
+                    let want: Vec<f64> = cells
+                        .iter()
+                        .map(|c| match (c.is_empty(), op) {
+                            (true, _) => 0.0,
+                            (_, ReduceOp::Sum) => c.iter().sum(),
+                            (_, ReduceOp::Mean) => c.iter().sum::<f64>() / c.len() as f64,
+                            (_, ReduceOp::Max) => c.iter().fold(f64::MIN, |a, &b| a.max(b)),
+                            (_, ReduceOp::Min) => c.iter().fold(f64::MAX, |a, &b| a.min(b)),
+                        })
+                        .collect();
+                    let s = be.scatter(&vals, &index, shape, op)?;
+                    let (ss, sv) = fetch(&be, &s)?;
+                    assert_eq!(&ss[..], *shape);
+                    check(&format!("scatter {op:?}"), &sv, &want, dtype);
+                }
+            }
+        }
+        let b = be.upload(&HostTensor {
+            shape: vec![3],
+            data: HostData::Bool(vec![1, 0, 1]),
+        })?;
+        let g = be.gather(&b, &[2, -1, 1, 0], &[2, 2])?;
+        assert_eq!(be.download(&g)?.data, HostData::Bool(vec![1, 0, 0, 1]));
+        let x = tensor(&[3], &[1.0, 2.0, 3.0], DType::F32);
+        assert!(matches!(
+            be.gather(&x, &[3], &[1]),
+            Err(BackendError::Shape { .. })
+        ));
+        assert!(matches!(
+            be.gather(&x, &[0, 1], &[1]),
+            Err(BackendError::Shape { .. })
+        ));
+        assert!(matches!(
+            be.scatter(&x, &[0, 1, 5], &[4], ReduceOp::Sum),
+            Err(BackendError::Shape { .. })
+        ));
+        Ok(())
+    }
+}

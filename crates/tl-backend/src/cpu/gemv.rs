@@ -4,12 +4,15 @@
 //! products over contiguous rows, or scaled column sums over contiguous columns.
 
 use super::storage::Float;
+use gemm::Parallelism;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Work (rows × k) above which a single product is split across threads.
 const PAR_WORK: usize = 1 << 16;
-/// Lanes of independent accumulators in a dot product (lets the compiler vectorise).
-const LANES: usize = 16;
+/// Lanes of independent accumulators in a dot product: enough for two AVX-512 registers of
+/// f32 (or four of f64), so the adds are not serialised on one register.
+const LANES: usize = 32;
 
 /// A strided matrix inside a buffer: element (i, k) is `data[off + i*rs + k*cs]`.
 #[derive(Clone, Copy)]
@@ -62,8 +65,7 @@ pub(crate) fn gemv<T: Float>(mat: Mat<'_, T>, v: &[T], out: &mut [T], parallel: 
             chunk.fill(T::ZERO);
             for (kk, &s) in v.iter().enumerate() {
                 let start = mat.off + r0 * mat.rs + kk * mat.cs;
-                let col = &mat.data[start..start + w];
-                chunk.iter_mut().zip(col).for_each(|(o, &x)| *o += s * x);
+                axpy(chunk, s, &mat.data[start..start + w]);
             }
         };
         if par {
@@ -74,9 +76,57 @@ pub(crate) fn gemv<T: Float>(mat: Mat<'_, T>, v: &[T], out: &mut [T], parallel: 
     }
 }
 
-/// A dot product with independent accumulators, combined pairwise.
-#[inline]
-fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+/// Compiles `$body` (a generic `#[inline(always)]` kernel) three times: for AVX-512, for
+/// AVX2+FMA and for the baseline target, and picks the widest one the running CPU has. The
+/// crate is built for baseline x86-64, so without this the loops would use 128-bit vectors.
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident<T>($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident;) => {
+        $(#[$m])*
+        #[inline]
+        fn $name<T: Float>($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn v4<T: Float>($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn v3<T: Float>($($arg: $ty),*) -> $ret {
+                    $body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU supports the features `v4` was compiled for.
+                    return unsafe { v4($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports the features `v3` was compiled for.
+                    return unsafe { v3($($arg),*) };
+                }
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+multiversion! {
+    /// `o[i] += s * x[i]`.
+    fn axpy<T>(o: &mut [T], s: T, x: &[T]) -> () = axpy_body;
+}
+
+multiversion! {
+    /// A dot product with independent accumulators, combined pairwise.
+    fn dot<T>(a: &[T], b: &[T]) -> T = dot_body;
+}
+
+#[inline(always)]
+fn axpy_body<T: Float>(o: &mut [T], s: T, x: &[T]) {
+    o.iter_mut().zip(x).for_each(|(o, &x)| *o += s * x);
+}
+
+#[inline(always)]
+fn dot_body<T: Float>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::ZERO; LANES];
     let ca = a.chunks_exact(LANES);
     let cb = b.chunks_exact(LANES);
@@ -98,6 +148,52 @@ fn dot<T: Float>(a: &[T], b: &[T]) -> T {
         }
     }
     acc[0] + tail
+}
+
+/// Runs one product with an empty m or n group as a matrix–vector product, handing each
+/// result to `put(i, value)`. Returns false (doing nothing) when no fast kernel applies.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matvec<T: Float>(
+    a: &[T],
+    b: &[T],
+    (ao, a_rs, a_cs): (usize, usize, usize),
+    (bo, b_rs, b_cs): (usize, usize, usize),
+    (m, n, k): (usize, usize, usize),
+    par: Parallelism,
+    put: impl Fn(usize, T),
+) -> bool {
+    // n == 1: rows of A against B's column; m == 1: rows of Bᵀ against A's row.
+    let (mat, vec, (voff, vs), rows) = if n == 1 {
+        let mat = Mat {
+            data: a,
+            off: ao,
+            rs: a_rs,
+            cs: a_cs,
+        };
+        (mat, b, (bo, b_rs), m)
+    } else {
+        let mat = Mat {
+            data: b,
+            off: bo,
+            rs: b_cs,
+            cs: b_rs,
+        };
+        (mat, a, (ao, a_cs), n)
+    };
+    if !supported(&mat) {
+        return false;
+    }
+    let v: Cow<[T]> = if vs == 1 {
+        Cow::Borrowed(&vec[voff..voff + k])
+    } else {
+        Cow::Owned((0..k).map(|i| vec[voff + i * vs]).collect())
+    };
+    let mut out = vec![T::ZERO; rows];
+    gemv(mat, &v, &mut out, matches!(par, Parallelism::Rayon(_)));
+    for (i, x) in out.into_iter().enumerate() {
+        put(i, x);
+    }
+    true
 }
 
 #[cfg(test)]

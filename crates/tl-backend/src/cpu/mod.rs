@@ -16,8 +16,6 @@ mod storage;
 #[cfg(test)]
 mod tests_contract;
 #[cfg(test)]
-mod tests_ops;
-#[cfg(test)]
 mod testutil;
 
 use crate::dtype::DType;
@@ -193,4 +191,52 @@ impl Backend for CpuBackend {
 /// Every element of a tensor's view in compute type `T`, row-major and owned.
 fn read_all<T: Float>(t: &Tensor) -> Result<Vec<T>> {
     Ok(storage::read::<T>("cast", t)?.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::testutil::*;
+    use crate::cpu::CpuBackend;
+    use crate::dtype::DType;
+    use crate::error::{BackendError, Result};
+    use crate::host::{HostData, HostTensor};
+    use crate::Backend;
+
+    #[test]
+    fn upload_download_full_cast() -> Result<()> {
+        let be = CpuBackend::new();
+        assert!(be.name().starts_with("cpu ("));
+        let h = HostTensor::from_f64(
+            vec![2, 3],
+            vec![1.0, -2.0, 3.5, 0.25, 5.0, -6.0],
+            DType::F32,
+        );
+        let t = be.upload(&h)?;
+        assert_eq!(be.download(&t)?, h);
+        let tt = t.permuted(&[1, 0]);
+        assert_eq!(fetch(&be, &tt)?.1, vec![1.0, 0.25, -2.0, 5.0, 3.5, -6.0]);
+        let bad = HostTensor {
+            shape: vec![4],
+            data: HostData::F32(vec![1.0]),
+        };
+        assert!(matches!(be.upload(&bad), Err(BackendError::Shape { .. })));
+        for dtype in [
+            DType::F32,
+            DType::F64,
+            DType::F16,
+            DType::BF16,
+            DType::Bool,
+            DType::I64,
+        ] {
+            let f = be.full(&[3, 2], 2.0, dtype)?;
+            assert_eq!(f.dtype, dtype);
+            assert_eq!(
+                fetch(&be, &f)?.1,
+                vec![if dtype == DType::Bool { 1.0 } else { 2.0 }; 6]
+            );
+            let c = be.cast(&tt, dtype)?;
+            assert_eq!(be.download(&c)?.data, be.download(&tt)?.data.convert(dtype));
+        }
+        be.synchronize()
+    }
 }

@@ -116,3 +116,69 @@ fn columns<T: Float>(v: &mut [T], n: usize, inner: usize, func: NormFn) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::testutil::*;
+    use crate::cpu::CpuBackend;
+    use crate::dtype::DType;
+    use crate::error::{BackendError, Result};
+    use crate::ops::NormFn;
+    use crate::Backend;
+
+    #[test]
+    fn normalize_matches_reference() -> Result<()> {
+        let be = CpuBackend::new();
+        let mut rng = Rng::new(12);
+        for dtype in FLOATS {
+            for shape in SHAPES.iter().filter(|s| !s.is_empty()) {
+                for axis in 0..shape.len() {
+                    let (t, d) = input(&mut rng, shape, dtype);
+                    let n = shape[axis];
+                    let inner: usize = shape[axis + 1..].iter().product();
+                    for func in [NormFn::Softmax, NormFn::LayerNorm] {
+                        let mut want = d.clone();
+                        for (s, slab) in want.chunks_mut(n * inner).enumerate() {
+                            for j in 0..inner {
+                                let col: Vec<f64> =
+                                    (0..n).map(|i| d[s * n * inner + i * inner + j]).collect();
+                                let mean = col.iter().sum::<f64>() / n as f64;
+                                let var = col.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>()
+                                    / n as f64;
+                                let mx = col.iter().fold(f64::MIN, |a, &b| a.max(b));
+                                let z: f64 = col.iter().map(|x| (x - mx).exp()).sum();
+                                for (i, &x) in col.iter().enumerate() {
+                                    slab[i * inner + j] = match func {
+                                        NormFn::Softmax => (x - mx).exp() / z,
+                                        NormFn::LayerNorm => (x - mean) / (var + 1e-5).sqrt(),
+                                    };
+                                }
+                            }
+                        }
+                        let got = be.normalize(&t, axis, func)?;
+                        let (gs, gv) = fetch(&be, &got)?;
+                        assert_eq!(&gs[..], *shape);
+                        check(
+                            &format!("{func:?} {shape:?} axis {axis}"),
+                            &gv,
+                            &want,
+                            dtype,
+                        );
+                    }
+                }
+            }
+        }
+        let big = tensor(
+            &[2, 3],
+            &[1000.0, 1001.0, 999.0, -5.0, 0.0, 5.0],
+            DType::F32,
+        );
+        let (_, v) = fetch(&be, &be.normalize(&big, 1, NormFn::Softmax)?)?;
+        assert!(v.iter().all(|x| x.is_finite()));
+        assert!(matches!(
+            be.normalize(&big, 2, NormFn::Softmax),
+            Err(BackendError::Shape { .. })
+        ));
+        Ok(())
+    }
+}

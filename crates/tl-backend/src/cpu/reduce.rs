@@ -180,3 +180,69 @@ fn reduce_columns<T: Float>(flat: &[T], out: &mut [T], r: usize, op: ReduceOp) {
 pub(crate) fn sum_axes<T: Float>(t: &Tensor, axes: &[usize]) -> Result<(Vec<T>, Vec<usize>)> {
     reduce::<T>(t, axes, ReduceOp::Sum)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cpu::testutil::*;
+    use crate::cpu::CpuBackend;
+    use crate::dtype::DType;
+    use crate::error::{BackendError, Result};
+    use crate::ops::ReduceOp;
+    use crate::Backend;
+
+    #[test]
+    fn reduce_matches_reference() -> Result<()> {
+        let be = CpuBackend::new();
+        let mut rng = Rng::new(11);
+        for dtype in FLOATS {
+            for shape in SHAPES
+                .iter()
+                .chain(&[&[129usize, 300][..], &[300, 129][..]])
+            {
+                let r = shape.len();
+                for mask in 0..(1usize << r) {
+                    let axes: Vec<usize> = (0..r).filter(|a| mask >> a & 1 == 1).collect();
+                    let (t, d) = input(&mut rng, shape, dtype);
+                    let kept: Vec<usize> = (0..r).filter(|a| !axes.contains(a)).collect();
+                    let oshape: Vec<usize> = kept.iter().map(|&a| shape[a]).collect();
+                    for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::Mean] {
+                        let m: usize = oshape.iter().product();
+                        let mut acc: Vec<Vec<f64>> = vec![Vec::new(); m];
+                        for (i, &v) in d.iter().enumerate() {
+                            let idx = unravel(i, shape);
+                            let o: Vec<usize> = kept.iter().map(|&a| idx[a]).collect();
+                            acc[ravel(&o, &oshape)].push(v);
+                        }
+                        let want: Vec<f64> = acc
+                            .iter()
+                            .map(|v| match op {
+                                ReduceOp::Sum => v.iter().sum(),
+                                ReduceOp::Mean => v.iter().sum::<f64>() / v.len() as f64,
+                                ReduceOp::Max => v.iter().fold(f64::MIN, |a, &b| a.max(b)),
+                                ReduceOp::Min => v.iter().fold(f64::MAX, |a, &b| a.min(b)),
+                            })
+                            .collect();
+                        let got = be.reduce(&t, &axes, op)?;
+                        assert_eq!(got.dtype, dtype);
+                        let (gs, gv) = fetch(&be, &got)?;
+                        assert_eq!(gs, oshape);
+                        check(
+                            &format!("reduce {op:?} {shape:?} {axes:?}"),
+                            &gv,
+                            &want,
+                            dtype,
+                        );
+                    }
+                }
+            }
+        }
+        let e = tensor(&[3, 0], &[], DType::F16);
+        let (s, v) = fetch(&be, &be.reduce(&e, &[1], ReduceOp::Max)?)?;
+        assert_eq!((s, v), (vec![3], vec![0.0; 3]));
+        assert!(matches!(
+            be.reduce(&e, &[2], ReduceOp::Sum),
+            Err(BackendError::Shape { .. })
+        ));
+        Ok(())
+    }
+}

@@ -84,12 +84,11 @@ fn case(
     };
     let (want, wshape) = naive(&sa, &sb, out);
     assert_eq!(gshape, wshape);
-    check(
-        &format!("{al:?},{bl:?}->{out:?} {ashape:?} {bshape:?}"),
-        &gv,
-        &want,
-        dtype,
-    );
+    let aa: Vec<f64> = ad.iter().map(|x| x.abs()).collect();
+    let ba: Vec<f64> = bd.iter().map(|x| x.abs()).collect();
+    let scale = naive(&Spec { data: &aa, ..sa }, &Spec { data: &ba, ..sb }, out).0;
+    let what = format!("{al:?},{bl:?}->{out:?} {ashape:?} {bshape:?}");
+    check_scaled(&what, &gv, &want, &scale, dtype);
     Ok(())
 }
 
@@ -227,7 +226,8 @@ fn broadcast_and_mixed_inputs() -> Result<()> {
         labels: &[2, 3],
     };
     let (want, _) = naive(&sa, &sb, &[1, 0, 3]);
-    check("broadcast", &fetch(&be, &got)?.1, &want, DType::F64);
+    let scale: Vec<f64> = want.iter().map(|_| 1.0).collect();
+    check_scaled("broadcast", &fetch(&be, &got)?.1, &want, &scale, DType::F64);
     Ok(())
 }
 

@@ -6,6 +6,7 @@ use crate::error::Result;
 use crate::host::{HostData, HostTensor};
 use crate::tensor::{Layout, Storage, Tensor};
 use crate::Backend;
+
 use std::sync::Arc;
 
 /// SplitMix64: small, seeded, good enough for test data.
@@ -178,6 +179,23 @@ pub fn tol(dtype: DType) -> f64 {
     }
 }
 
+/// Asserts ‖got − want‖ ≤ tol · ‖scale‖, where `scale` is the same computation on absolute
+/// values (|A|·|B| for a product): the norm-wise bound a floating-point sum of products can
+/// meet even when its terms cancel, which no relative bound on the result itself can.
+pub fn check_scaled(what: &str, got: &[f64], want: &[f64], scale: &[f64], dtype: DType) {
+    let num: f64 = got.iter().zip(want).map(|(g, w)| (g - w) * (g - w)).sum();
+    let den: f64 = scale.iter().map(|w| w * w).sum();
+    let e = if den == 0.0 {
+        num.sqrt()
+    } else {
+        (num / den).sqrt()
+    };
+    assert!(
+        e <= tol(dtype),
+        "{what}: scaled error {e:e} (dtype {dtype})"
+    );
+}
+
 /// Asserts a result matches its reference within the dtype's tolerance.
 pub fn check(what: &str, got: &[f64], want: &[f64], dtype: DType) {
     let e = rel_err(got, want);
@@ -185,4 +203,28 @@ pub fn check(what: &str, got: &[f64], want: &[f64], dtype: DType) {
         e <= tol(dtype),
         "{what}: relative error {e:e} (dtype {dtype})"
     );
+}
+
+/// Shapes every op is checked at (odd sizes, unit axes, a scalar).
+pub const SHAPES: &[&[usize]] = &[
+    &[1],
+    &[7],
+    &[129],
+    &[7, 129],
+    &[129, 1, 7],
+    &[3, 7, 5, 2],
+    &[],
+];
+/// The two compute types.
+pub const FLOATS: [DType; 2] = [DType::F32, DType::F64];
+/// A contiguous or randomly permuted tensor of random contents.
+pub fn input(rng: &mut Rng, shape: &[usize], dtype: DType) -> (Tensor, Vec<f64>) {
+    let d = rng.values(shape.iter().product(), dtype);
+    let t = if rng.below(2) == 0 {
+        tensor(shape, &d, dtype)
+    } else {
+        let p = rng.perm(shape.len());
+        permuted_view(shape, &d, dtype, &p)
+    };
+    (t, d)
 }
