@@ -1,4 +1,4 @@
-//! Where each index is summed: LANGUAGE.md §3's projection rule. The right-hand side, every
+//! Where each index is summed: docs/language.md §3's projection rule. The right-hand side, every
 //! parenthesised sum and every function argument is a sum of terms; an index absent from the
 //! left-hand side is summed in the smallest term holding all its occurrences. Term ids are
 //! assigned in one fixed traversal order, which [`crate::lower`] repeats.

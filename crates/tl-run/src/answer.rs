@@ -1,4 +1,4 @@
-//! Query answers and their two printed forms (LANGUAGE.md §5): relations as sorted rows of
+//! Query answers and their two printed forms (docs/language.md §5): relations as sorted rows of
 //! symbols, dense tensors as shape and row-major data; `--json` prints one object per line.
 
 use crate::engine::{Engine, Value};

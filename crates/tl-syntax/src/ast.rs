@@ -30,7 +30,7 @@ pub struct Stmt {
     pub span: Span,
 }
 
-/// The statement forms of LANGUAGE.md §2.
+/// The statement forms of docs/language.md §2.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StmtKind {
     /// `Parent(Alice, Bob)`: one true element of a Boolean tensor.
@@ -294,7 +294,7 @@ pub struct Expr {
     pub span: Span,
 }
 
-/// Expression forms of LANGUAGE.md §3. Parentheses leave no node: the tree's shape records them.
+/// Expression forms of docs/language.md §3. Parentheses leave no node: the tree's shape records them.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ExprKind {
     /// A numeric literal.

@@ -204,6 +204,6 @@ mod tests {
         assert_eq!(err, "");
         assert!(out.contains("Bob") && out.contains("Carol"), "{out}");
         let (_, err, _) = s.handle("Y[i] = Nope(");
-        assert!(err.contains("error"), "{err}");
+        assert!(err.contains("Error") && err.contains("<repl>:5:"), "{err}");
     }
 }

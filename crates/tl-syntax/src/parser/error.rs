@@ -171,7 +171,7 @@ impl ToDiagnostic for ParseError {
             ),
             ParseError::Expected { expected, .. } => base(
                 "unexpected here",
-                &format!("write {expected} here (see LANGUAGE.md §2 for the statement forms)"),
+                &format!("write {expected} here (docs/language.md lists the statement forms)"),
             ),
             ParseError::Unclosed { close, open, .. } => {
                 let opened = match close {

@@ -1,4 +1,4 @@
-//! Right-hand-side expressions (LANGUAGE.md §3): sums, products by `*` and by juxtaposition,
+//! Right-hand-side expressions (docs/language.md §3): sums, products by `*` and by juxtaposition,
 //! unary minus, powers, function calls, and tensor accesses.
 
 use super::{PResult, ParseError, Parser};

@@ -6,7 +6,7 @@
 //! parser records it, skips to the next statement, and goes on, so one run reports every
 //! broken statement of a file.
 //!
-//! The grammar (LANGUAGE.md §1–§3), in EBNF. `UPPER` and `lower` are names by the case of their
+//! The grammar (docs/language.md §1–§3), in EBNF. `UPPER` and `lower` are names by the case of their
 //! first letter, `INT` is a number written without `.` or exponent, `NL` ends a statement.
 //!
 //! ```text
