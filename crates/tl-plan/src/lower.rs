@@ -194,15 +194,7 @@ impl<'a> Lowerer<'a> {
                 coeff /= x;
                 continue;
             }
-            let n = self.factor(f.expr)?;
-            nodes.push(if f.recip {
-                self.map(
-                    MapExpr::Unary(UnaryFn::Recip, Box::new(MapExpr::Input(0))),
-                    vec![n],
-                )
-            } else {
-                n
-            });
+            nodes.push(self.signed_factor(&f)?);
         }
         let op = if outer {
             self.projection
@@ -350,20 +342,25 @@ impl<'a> Lowerer<'a> {
         })
     }
 
+    /// A factor, as its reciprocal when it divides.
+    fn signed_factor(&mut self, f: &crate::terms::Factor) -> Result<NodeId, PlanError> {
+        let n = self.factor(f.expr)?;
+        Ok(if f.recip {
+            self.map(
+                MapExpr::Unary(UnaryFn::Recip, Box::new(MapExpr::Input(0))),
+                vec![n],
+            )
+        } else {
+            n
+        })
+    }
+
     /// A product written inside a factor (e.g. a power's base): elementwise, nothing summed.
     fn inline(&mut self, e: &Expr) -> Result<NodeId, PlanError> {
         let (sign, factors) = split_factors(e);
         let mut nodes = Vec::new();
         for f in factors {
-            let n = self.factor(f.expr)?;
-            nodes.push(if f.recip {
-                self.map(
-                    MapExpr::Unary(UnaryFn::Recip, Box::new(MapExpr::Input(0))),
-                    vec![n],
-                )
-            } else {
-                n
-            });
+            nodes.push(self.signed_factor(&f)?);
         }
         let mut node = self.product(nodes);
         if sign < 0.0 {
