@@ -15,6 +15,8 @@ pub struct ClassInfo {
     pub extent: Option<(usize, Span)>,
     /// Symbols seen in this class, in first-seen order.
     pub symbols: Vec<String>,
+    /// Where each of `symbols` was first seen (parallel to it).
+    pub symbol_spans: Vec<Span>,
     /// Membership of `symbols`, for constant-time lookups on large relations.
     pub symbol_set: std::collections::HashSet<String>,
     /// Where a symbol was first seen.
@@ -101,6 +103,7 @@ impl Unifier {
                 });
             }
             info.symbols.push(symbol.to_string());
+            info.symbol_spans.push(span);
             info.symbol_set.insert(symbol.to_string());
         }
         info.symbol_span.get_or_insert(span);
@@ -124,6 +127,7 @@ impl Unifier {
         let r = self.find(n);
         let info = &mut self.info[r];
         info.symbols = symbols.to_vec();
+        info.symbol_spans = vec![span; symbols.len()];
         info.symbol_set = symbols.iter().cloned().collect();
         info.closed = Some((name.to_string(), span));
         info.name = name.to_string();
@@ -143,15 +147,15 @@ impl Unifier {
         }
         if let Some((name, span)) = &other.closed {
             let mine = std::mem::take(&mut self.info[ra].symbols);
+            let spans = std::mem::take(&mut self.info[ra].symbol_spans);
             self.info[ra].symbol_set.clear();
             self.close(ra, name, &other.symbols, *span);
-            for s in &mine {
-                self.add_symbol(ra, s, *span)?;
+            for (s, at) in mine.iter().zip(&spans) {
+                self.add_symbol(ra, s, *at)?;
             }
         } else {
-            let span = other.symbol_span.unwrap_or_default();
-            for s in &other.symbols {
-                self.add_symbol(ra, s, span)?;
+            for (s, at) in other.symbols.iter().zip(&other.symbol_spans) {
+                self.add_symbol(ra, s, *at)?;
             }
         }
         let info = &mut self.info[ra];
@@ -242,5 +246,25 @@ impl Unifier {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symbol_outside_a_closed_domain_is_reported_where_it_is_written() {
+        let mut u = Unifier::default();
+        let dom = u.node("domain `Person`".into(), "Person".into());
+        u.close(dom, "Person", &["Alice".into()], Span::default());
+        let axis = u.node("axis 0 of `F`".into(), "F.0".into());
+        let (alice, zed) = (Span::default(), Span { start: 7, end: 10, ..Span::default() });
+        u.add_symbol(axis, "Alice", alice).unwrap();
+        u.add_symbol(axis, "Zed", zed).unwrap();
+        match u.union(dom, axis) {
+            Err(CheckError::Misplaced { span, .. }) => assert_eq!(span, zed),
+            other => panic!("expected a closed-domain error, got {other:?}"),
+        }
     }
 }
