@@ -21,12 +21,16 @@ fn repo_root() -> PathBuf {
 }
 
 fn programs(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() && p.file_name().is_some_and(|n| n != "errors") {
             programs(&p, out);
-        } else if p.extension().is_some_and(|x| x == "tl") && p.with_extension("expected.jsonl").is_file() {
+        } else if p.extension().is_some_and(|x| x == "tl")
+            && p.with_extension("expected.jsonl").is_file()
+        {
             out.push(p);
         }
     }
@@ -35,11 +39,18 @@ fn programs(dir: &Path, out: &mut Vec<PathBuf>) {
 fn close(got: &Value, want: &Value) -> bool {
     match (got, want) {
         (Value::Number(g), Value::Number(w)) => {
-            let (g, w) = (g.as_f64().unwrap_or(f64::NAN), w.as_f64().unwrap_or(f64::NAN));
+            let (g, w) = (
+                g.as_f64().unwrap_or(f64::NAN),
+                w.as_f64().unwrap_or(f64::NAN),
+            );
             (g - w).abs() <= 1e-4 * w.abs().max(1.0)
         }
-        (Value::Array(g), Value::Array(w)) => g.len() == w.len() && g.iter().zip(w).all(|(a, b)| close(a, b)),
-        (Value::Object(g), Value::Object(w)) => g.len() == w.len() && w.iter().all(|(k, v)| g.get(k).is_some_and(|x| close(x, v))),
+        (Value::Array(g), Value::Array(w)) => {
+            g.len() == w.len() && g.iter().zip(w).all(|(a, b)| close(a, b))
+        }
+        (Value::Object(g), Value::Object(w)) => {
+            g.len() == w.len() && w.iter().all(|(k, v)| g.get(k).is_some_and(|x| close(x, v)))
+        }
         _ => got == want,
     }
 }
@@ -50,25 +61,55 @@ fn every_example_gives_its_expected_answers() {
     let mut files = Vec::new();
     programs(&root.join("examples"), &mut files);
     files.sort();
-    assert!(files.len() >= 9, "expected at least 9 examples, found {}", files.len());
+    assert!(
+        files.len() >= 9,
+        "expected at least 9 examples, found {}",
+        files.len()
+    );
     let mut failures = Vec::new();
     for file in &files {
         let rel = file.strip_prefix(&root).unwrap_or(file);
-        let out = Command::new(env!("CARGO_BIN_EXE_tl")).current_dir(&root).args(["run", "--json", "--device", "cpu"]).arg(rel).output();
+        let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+            .current_dir(&root)
+            .args(["run", "--json", "--device", "cpu"])
+            .arg(rel)
+            .output();
         let Ok(out) = out else {
             failures.push(format!("{}: could not start tl", rel.display()));
             continue;
         };
         let stdout = String::from_utf8_lossy(&out.stdout);
         if !out.status.success() {
-            failures.push(format!("{}: exit {:?}\n{}", rel.display(), out.status.code(), String::from_utf8_lossy(&out.stderr)));
+            failures.push(format!(
+                "{}: exit {:?}\n{}",
+                rel.display(),
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
             continue;
         }
-        let got: Vec<Value> = stdout.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
-        let expected = std::fs::read_to_string(file.with_extension("expected.jsonl")).unwrap_or_default();
-        let want: Vec<Value> = expected.lines().filter(|l| !l.trim().is_empty()).filter_map(|l| serde_json::from_str(l).ok()).collect();
-        if got.len() != want.len() || stdout.lines().filter(|l| !l.trim().is_empty()).count() != got.len() {
-            failures.push(format!("{}: {} answers (all JSON: {}), expected {}", rel.display(), got.len(), stdout.lines().count() == got.len(), want.len()));
+        let got: Vec<Value> = stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let expected =
+            std::fs::read_to_string(file.with_extension("expected.jsonl")).unwrap_or_default();
+        let want: Vec<Value> = expected
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if got.len() != want.len()
+            || stdout.lines().filter(|l| !l.trim().is_empty()).count() != got.len()
+        {
+            failures.push(format!(
+                "{}: {} answers (all JSON: {}), expected {}",
+                rel.display(),
+                got.len(),
+                stdout.lines().count() == got.len(),
+                want.len()
+            ));
             continue;
         }
         for (g, w) in got.iter().zip(&want) {
@@ -77,5 +118,10 @@ fn every_example_gives_its_expected_answers() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} example(s) differ:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} example(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
