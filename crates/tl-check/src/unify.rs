@@ -259,7 +259,14 @@ mod tests {
         let dom = u.node("domain `Person`".into(), "Person".into());
         u.close(dom, "Person", &["Alice".into()], Span::default());
         let axis = u.node("axis 0 of `F`".into(), "F.0".into());
-        let (alice, zed) = (Span::default(), Span { start: 7, end: 10, ..Span::default() });
+        let (alice, zed) = (
+            Span::default(),
+            Span {
+                start: 7,
+                end: 10,
+                ..Span::default()
+            },
+        );
         u.add_symbol(axis, "Alice", alice).unwrap();
         u.add_symbol(axis, "Zed", zed).unwrap();
         match u.union(dom, axis) {
