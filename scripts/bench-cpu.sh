@@ -18,7 +18,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 cargo build --quiet --release -p tl-backend --example bench_cpu
 for r in $(seq "$rounds"); do
-    cargo run --quiet --release -p tl-backend --example bench_cpu > "$tmp/tl.$r.jsonl"
+    cargo run --quiet --release -p tl-backend --example bench_cpu > "$tmp/tl.$r.jsonl" 2> "$tmp/tl.err"
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 scripts/bench_numpy.py > "$tmp/np.$r.jsonl"
 done
 

@@ -277,37 +277,63 @@ pub(crate) fn contract<T: Float>(
     let (a0, b0) = (oa.layout.offset, ob.layout.offset);
     let work = m.saturating_mul(n).saturating_mul(k);
     let threads = rayon::current_num_threads();
-    let run = |bi: usize, par: Parallelism| {
+    // Work is cut into units of (batch, piece): many small products run a batch per task;
+    // otherwise each product is split into one slice of its longer side per thread, and every
+    // slice runs a single-threaded GEMM (measured faster than the GEMM's own threading).
+    let matvec_case = m == 1 || n == 1;
+    let batch_parallel = nb > 1 && (work < SMALL_GEMM || nb >= 4 * threads);
+    let pieces = if matvec_case || threads < 2 || work < PAR_GEMM || batch_parallel {
+        1
+    } else {
+        threads
+    };
+    let split_n = n >= m;
+    let span = if split_n { n } else { m };
+    let run = |unit: usize, par: bool| {
+        let (bi, piece) = (unit / pieces, unit % pieces);
         let ao = a0 + offset(&a_batch, bi);
         let bo = b0 + offset(&b_batch, bi);
         let dso = offset(&dst_batch, bi);
         let (d, pa, pb) = (dst_ptr, pa, pb);
-        if (m == 1 || n == 1)
+        let mode = if par {
+            Parallelism::Rayon(threads)
+        } else {
+            Parallelism::None
+        };
+        if matvec_case
             && matvec(
                 &oa.data,
                 &ob.data,
                 (ao, a_rs, a_cs),
                 (bo, b_rs, b_cs),
                 (m, n, k),
-                par,
+                mode,
                 |i, x| {
-                    // SAFETY: `i` < the vector's length, whose elements all lie in this batch's block.
-                    unsafe {
-                        d.0.add(dso + i * if n == 1 { dst_rs } else { dst_cs })
-                            .write(x)
-                    }
+                    let step = if n == 1 { dst_rs } else { dst_cs };
+                    // SAFETY: `i` < the vector's length, whose elements all lie in this
+                    // batch's block of the output.
+                    unsafe { d.0.add(dso + i * step).write(x) }
                 },
             )
         {
             return;
         }
+        let (lo, hi) = (span * piece / pieces, span * (piece + 1) / pieces);
+        let (mm, nn, ao, bo, dso) = if split_n {
+            (m, hi - lo, ao, bo + lo * b_cs, dso + lo * dst_cs)
+        } else {
+            (hi - lo, n, ao + lo * a_rs, bo, dso + lo * dst_rs)
+        };
+        if mm == 0 || nn == 0 {
+            return;
+        }
         // SAFETY: every operand layout was bounds-checked (or built contiguous) so each
-        // (batch, row, col) lands inside its buffer; batches write disjoint output blocks
-        // because every batch label is an output label.
+        // (batch, row, col) lands inside its buffer; units write disjoint output blocks
+        // because every batch label is an output label and pieces split the rows/columns.
         unsafe {
             gemm::gemm(
-                m,
-                n,
+                mm,
+                nn,
                 k,
                 d.0.add(dso),
                 dst_cs as isize,
@@ -324,21 +350,16 @@ pub(crate) fn contract<T: Float>(
                 false,
                 false,
                 false,
-                par,
+                Parallelism::None,
             );
         }
     };
-    if nb > 1 && (work < SMALL_GEMM || nb >= 4 * threads) && threads > 1 {
-        (0..nb)
-            .into_par_iter()
-            .for_each(|bi| run(bi, Parallelism::None));
+    let units = nb * pieces;
+    if threads > 1 && (pieces > 1 || batch_parallel) {
+        (0..units).into_par_iter().for_each(|u| run(u, false));
     } else {
-        let par = if work >= PAR_GEMM && threads > 1 {
-            Parallelism::Rayon(threads)
-        } else {
-            Parallelism::None
-        };
-        (0..nb).for_each(|bi| run(bi, par));
+        let par = threads > 1 && work >= PAR_GEMM;
+        (0..units).for_each(|u| run(u, par));
     }
     // SAFETY: the GEMMs above wrote all `numel` elements (see where `buf` is created).
     unsafe { buf.set_len(numel) };

@@ -10,9 +10,6 @@ use std::borrow::Cow;
 
 /// Work (rows × k) above which a single product is split across threads.
 const PAR_WORK: usize = 1 << 16;
-/// Lanes of independent accumulators in a dot product: enough for two AVX-512 registers of
-/// f32 (or four of f64), so the adds are not serialised on one register.
-const LANES: usize = 32;
 
 /// A strided matrix inside a buffer: element (i, k) is `data[off + i*rs + k*cs]`.
 #[derive(Clone, Copy)]
@@ -39,11 +36,23 @@ pub(crate) fn gemv<T: Float>(mat: Mat<'_, T>, v: &[T], out: &mut [T], parallel: 
     let rows = out.len();
     let par = parallel && rows * k >= PAR_WORK && rows > 1;
     if mat.cs == 1 {
-        let rows_per_task = (PAR_WORK / k.max(1)).clamp(1, rows.max(1));
+        // A few tasks per thread: enough to balance, few enough that scheduling is free.
+        let per_thread = rows.div_ceil(4 * rayon::current_num_threads().max(1));
+        let rows_per_task = (PAR_WORK / k.max(1)).max(per_thread).clamp(1, rows.max(1));
+        let row = |i: usize| {
+            let start = mat.off + i * mat.rs;
+            &mat.data[start..start + k]
+        };
         let work = |(ci, chunk): (usize, &mut [T])| {
-            for (j, o) in chunk.iter_mut().enumerate() {
-                let start = mat.off + (ci * rows_per_task + j) * mat.rs;
-                *o = dot(&mat.data[start..start + k], v);
+            let r0 = ci * rows_per_task;
+            let (quads, rest) = chunk.as_chunks_mut::<4>();
+            for (q, o) in quads.iter_mut().enumerate() {
+                let i = r0 + 4 * q;
+                *o = T::dot4([row(i), row(i + 1), row(i + 2), row(i + 3)], v);
+            }
+            let done = 4 * quads.len();
+            for (j, o) in rest.iter_mut().enumerate() {
+                *o = T::dot(row(r0 + done + j), v);
             }
         };
         if par {
@@ -65,7 +74,7 @@ pub(crate) fn gemv<T: Float>(mat: Mat<'_, T>, v: &[T], out: &mut [T], parallel: 
             chunk.fill(T::ZERO);
             for (kk, &s) in v.iter().enumerate() {
                 let start = mat.off + r0 * mat.rs + kk * mat.cs;
-                axpy(chunk, s, &mat.data[start..start + w]);
+                T::axpy(chunk, s, &mat.data[start..start + w]);
             }
         };
         if par {
@@ -74,80 +83,6 @@ pub(crate) fn gemv<T: Float>(mat: Mat<'_, T>, v: &[T], out: &mut [T], parallel: 
             out.chunks_mut(block).enumerate().for_each(work);
         }
     }
-}
-
-/// Compiles `$body` (a generic `#[inline(always)]` kernel) three times: for AVX-512, for
-/// AVX2+FMA and for the baseline target, and picks the widest one the running CPU has. The
-/// crate is built for baseline x86-64, so without this the loops would use 128-bit vectors.
-macro_rules! multiversion {
-    ($(#[$m:meta])* fn $name:ident<T>($($arg:ident: $ty:ty),*) -> $ret:ty = $body:ident;) => {
-        $(#[$m])*
-        #[inline]
-        fn $name<T: Float>($($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f")]
-                fn v4<T: Float>($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                fn v3<T: Float>($($arg: $ty),*) -> $ret {
-                    $body($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU supports the features `v4` was compiled for.
-                    return unsafe { v4($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: the CPU supports the features `v3` was compiled for.
-                    return unsafe { v3($($arg),*) };
-                }
-            }
-            $body($($arg),*)
-        }
-    };
-}
-
-multiversion! {
-    /// `o[i] += s * x[i]`.
-    fn axpy<T>(o: &mut [T], s: T, x: &[T]) -> () = axpy_body;
-}
-
-multiversion! {
-    /// A dot product with independent accumulators, combined pairwise.
-    fn dot<T>(a: &[T], b: &[T]) -> T = dot_body;
-}
-
-#[inline(always)]
-fn axpy_body<T: Float>(o: &mut [T], s: T, x: &[T]) {
-    o.iter_mut().zip(x).for_each(|(o, &x)| *o += s * x);
-}
-
-#[inline(always)]
-fn dot_body<T: Float>(a: &[T], b: &[T]) -> T {
-    let mut acc = [T::ZERO; LANES];
-    let ca = a.chunks_exact(LANES);
-    let cb = b.chunks_exact(LANES);
-    let mut tail = T::ZERO;
-    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
-        tail += x * y;
-    }
-    for (xa, xb) in ca.zip(cb) {
-        for ((s, &x), &y) in acc.iter_mut().zip(xa).zip(xb) {
-            *s += x * y;
-        }
-    }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            let hi = acc[i + width];
-            acc[i] += hi;
-        }
-    }
-    acc[0] + tail
 }
 
 /// Runs one product with an empty m or n group as a matrix–vector product, handing each

@@ -12,6 +12,7 @@ mod map;
 mod math;
 mod normalize;
 mod reduce;
+mod simd;
 mod storage;
 #[cfg(test)]
 mod tests_contract;

@@ -112,14 +112,14 @@ fn fold_row<T: Float>(row: &[T], op: ReduceOp) -> T {
 fn lanes<T: Float, A: Copy>(row: &[T], init: A, f: impl Fn(A, T) -> A, g: impl Fn(A, A) -> A) -> A {
     const L: usize = 16;
     let mut acc = [init; L];
-    let mut chunks = row.chunks_exact(L);
-    for c in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a = f(*a, x);
+    let (chunks, rest) = row.as_chunks::<L>();
+    for c in chunks {
+        for i in 0..L {
+            acc[i] = f(acc[i], c[i]);
         }
     }
     let mut total = init;
-    for &x in chunks.remainder() {
+    for &x in rest {
         total = f(total, x);
     }
     let mut width = L;

@@ -57,11 +57,29 @@ pub(crate) trait Float:
     fn min(self, o: Self) -> Self;
     /// Converts every element of any storage type to this type.
     fn convert_all(data: &HostData, layout: &Layout) -> Vec<Self>;
+    /// Σ a[i]·b[i] (vectorised; see [`super::simd`]).
+    fn dot(a: &[Self], b: &[Self]) -> Self;
+    /// `o[i] += s · x[i]` (vectorised; see [`super::simd`]).
+    fn axpy(o: &mut [Self], s: Self, x: &[Self]);
+    /// Four rows dotted with one vector (vectorised; see [`super::simd`]).
+    fn dot4(rows: [&[Self]; 4], v: &[Self]) -> [Self; 4];
 }
 
 macro_rules! impl_float {
-    ($t:ty, $dt:expr, $variant:ident) => {
+    ($t:ty, $dt:expr, $variant:ident, $dot:ident, $axpy:ident, $dot4:ident) => {
         impl Float for $t {
+            #[inline]
+            fn dot4(rows: [&[Self]; 4], v: &[Self]) -> [Self; 4] {
+                super::simd::$dot4(rows, v)
+            }
+            #[inline]
+            fn dot(a: &[Self], b: &[Self]) -> Self {
+                super::simd::$dot(a, b)
+            }
+            #[inline]
+            fn axpy(o: &mut [Self], s: Self, x: &[Self]) {
+                super::simd::$axpy(o, s, x)
+            }
             const DTYPE: DType = $dt;
             const ZERO: Self = 0.0;
             const INF: Self = <$t>::INFINITY;
@@ -116,8 +134,8 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, DType::F32, F32);
-impl_float!(f64, DType::F64, F64);
+impl_float!(f32, DType::F32, F32, dot_f32, axpy_f32, dot4_f32);
+impl_float!(f64, DType::F64, F64, dot_f64, axpy_f64, dot4_f64);
 
 /// The host data behind a tensor, or a `Device` error for storage of another backend.
 pub(crate) fn host(t: &Tensor) -> Result<&Arc<HostData>> {

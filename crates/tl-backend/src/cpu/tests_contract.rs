@@ -103,6 +103,8 @@ fn matmul_shapes() -> Result<()> {
             (7, 129, 7),
             (1, 129, 129),
             (65, 33, 17),
+            (150, 20, 60),
+            (60, 20, 150),
         ] {
             for permute in [false, true] {
                 case(
