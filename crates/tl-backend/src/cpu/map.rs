@@ -2,7 +2,7 @@
 //! thousand outputs (so each node is one tight loop over a buffer), blocks in parallel.
 
 use super::math::MathFloat;
-use super::storage::{output, read, shape_err, Float};
+use super::storage::{output, read_view, shape_err, Float};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::ops::{BinaryFn, MapExpr, UnaryFn};
@@ -57,15 +57,24 @@ pub(crate) fn map<T: MathFloat>(
                 ));
             }
         }
-        let data = read::<T>("map", t)?;
-        let own = Layout::contiguous(t.shape());
+        // A stride-0 (already broadcast) axis is read once, as extent 1, and re-broadcast
+        // below, so a broadcast view is never expanded in memory.
+        let mut compact = t.layout.clone();
+        for (n, &s) in compact.shape.iter_mut().zip(&t.layout.strides) {
+            if s == 0 && *n > 1 {
+                *n = 1;
+            }
+        }
+        let data = read_view::<T>("map", t, &compact)?;
+        let cshape = &compact.shape[..];
+        let own = Layout::contiguous(cshape);
         let strides: Vec<usize> = own
             .strides
             .iter()
-            .zip(t.shape().iter().zip(out_shape))
+            .zip(cshape.iter().zip(out_shape))
             .map(|(&s, (&n, &o))| if n == 1 && o != 1 { 0 } else { s })
             .collect();
-        let dense = t.shape() == out_shape;
+        let dense = cshape == out_shape;
         sources.push(Source {
             data,
             strides,

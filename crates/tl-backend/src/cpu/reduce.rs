@@ -81,10 +81,48 @@ fn reduce_rows<T: Float>(flat: &[T], out: &mut [T], r: usize, op: ReduceOp) {
             *o = fold_row(&flat[i * r..(i + 1) * r], op);
         }
     };
-    if out.len() * r >= 2 * GRAIN && out.len() > 1 {
+    let threads = rayon::current_num_threads();
+    if out.len() < threads && r >= 4 * GRAIN && threads > 1 {
+        // Few long rows: split each row across the threads instead.
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = fold_row_parallel(&flat[i * r..(i + 1) * r], op);
+        }
+    } else if out.len() * r >= 2 * GRAIN && out.len() > 1 {
         out.par_chunks_mut(per_task).enumerate().for_each(work);
     } else {
         out.chunks_mut(per_task).enumerate().for_each(work);
+    }
+}
+
+/// [`fold_row`] of one long run, in parallel pieces combined in a fixed order.
+fn fold_row_parallel<T: Float>(row: &[T], op: ReduceOp) -> T {
+    let pieces = row.par_chunks(GRAIN);
+    match op {
+        ReduceOp::Sum | ReduceOp::Mean => {
+            let parts: Vec<f64> = pieces
+                .map(|c| lanes(c, 0.0f64, |a, b| a + b.to_f64(), |a, b| a + b))
+                .collect();
+            let total: f64 = parts.iter().sum();
+            let n = if op == ReduceOp::Mean {
+                row.len() as f64
+            } else {
+                1.0
+            };
+            T::from_f64(total / n)
+        }
+        ReduceOp::Max | ReduceOp::Min => {
+            let parts: Vec<T> = pieces.map(|c| fold_row(c, op)).collect();
+            parts.into_iter().fold(
+                if op == ReduceOp::Max { -T::INF } else { T::INF },
+                |a, b| {
+                    if op == ReduceOp::Max {
+                        a.max(b)
+                    } else {
+                        a.min(b)
+                    }
+                },
+            )
+        }
     }
 }
 
@@ -243,6 +281,29 @@ mod tests {
             be.reduce(&e, &[2], ReduceOp::Sum),
             Err(BackendError::Shape { .. })
         ));
+        Ok(())
+    }
+
+    /// A long run reduced in parallel pieces (the few-outputs path).
+    #[test]
+    fn long_rows_reduce_in_parallel() -> Result<()> {
+        let be = CpuBackend::new();
+        let mut rng = Rng::new(14);
+        for dtype in FLOATS {
+            let n = 300_007;
+            let (t, d) = input(&mut rng, &[n], dtype);
+            for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::Mean] {
+                let sum: f64 = d.iter().sum();
+                let want = match op {
+                    ReduceOp::Sum => sum,
+                    ReduceOp::Mean => sum / n as f64,
+                    ReduceOp::Max => d.iter().fold(f64::MIN, |a, &b| a.max(b)),
+                    ReduceOp::Min => d.iter().fold(f64::MAX, |a, &b| a.min(b)),
+                };
+                let (_, got) = fetch(&be, &be.reduce(&t, &[0], op)?)?;
+                check(&format!("long {op:?}"), &got, &[want], dtype);
+            }
+        }
         Ok(())
     }
 }

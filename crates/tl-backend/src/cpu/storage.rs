@@ -185,15 +185,25 @@ pub(crate) fn shape_err(op: &'static str, detail: impl Into<String>) -> BackendE
 /// A tensor's elements in row-major order as compute type `T`: borrowed when the storage
 /// already holds `T` contiguously, converted or gathered otherwise.
 pub(crate) fn read<'a, T: Float>(op: &'static str, t: &'a Tensor) -> Result<Cow<'a, [T]>> {
+    read_view(op, t, &t.layout)
+}
+
+/// Like [`read`], but through another layout over the same storage (e.g. with broadcast
+/// axes shrunk to extent 1).
+pub(crate) fn read_view<'a, T: Float>(
+    op: &'static str,
+    t: &'a Tensor,
+    layout: &Layout,
+) -> Result<Cow<'a, [T]>> {
     let data = host(t)?;
-    check_layout(op, &t.layout, data.len())?;
+    check_layout(op, layout, data.len())?;
     if let Some(s) = T::slice(data) {
-        if t.layout.is_contiguous() {
-            let n = t.numel();
-            return Ok(Cow::Borrowed(&s[t.layout.offset..t.layout.offset + n]));
+        if layout.is_contiguous() {
+            let n = layout.numel();
+            return Ok(Cow::Borrowed(&s[layout.offset..layout.offset + n]));
         }
     }
-    Ok(Cow::Owned(T::convert_all(data, &t.layout)))
+    Ok(Cow::Owned(T::convert_all(data, layout)))
 }
 
 /// Merges axes that step through memory as one (and drops extent-1 axes), so copies run
