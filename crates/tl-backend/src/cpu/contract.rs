@@ -9,7 +9,9 @@
 
 use super::gemv::matvec;
 use super::reduce::sum_axes;
-use super::storage::{check_layout, host, shape_err, strided_collect, Float};
+use super::storage::{
+    check_layout, host, numel_checked, reserve, shape_err, strided_collect, Float,
+};
 use crate::error::Result;
 use crate::tensor::{Layout, Tensor};
 use gemm::Parallelism;
@@ -200,7 +202,7 @@ pub(crate) fn contract<T: Float>(
     let k_by_a: Vec<u32> = oa.labels.iter().copied().filter(|l| !in_out(l)).collect();
     let k_by_b: Vec<u32> = ob.labels.iter().copied().filter(|l| !in_out(l)).collect();
 
-    let numel: usize = out_shape.iter().product();
+    let numel = numel_checked(&out_shape)?;
     let kk: usize = k_by_a.iter().filter_map(|&l| extent(l)).product();
     if numel == 0 || kk == 0 {
         return Ok((vec![T::ZERO; numel], out_shape));
@@ -268,7 +270,7 @@ pub(crate) fn contract<T: Float>(
     // The GEMMs overwrite every element (every output label is a batch, m or n label and
     // `read_dst` is off), so the buffer is not zeroed first: zeroing a large fresh buffer
     // costs as much as a small GEMM.
-    let mut buf: Vec<T> = Vec::with_capacity(numel);
+    let mut buf: Vec<T> = reserve(numel)?;
     let dst_ptr = SendPtr(buf.as_mut_ptr());
     let (pa, pb) = (
         SendPtr(oa.data.as_ptr() as *mut T),

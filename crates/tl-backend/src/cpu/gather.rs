@@ -1,7 +1,7 @@
 //! Gather and scatter through flat (row-major) indices: the primitives that index arithmetic,
 //! slices, diagonals and projections lower to.
 
-use super::storage::{check_layout, host, read, shape_err, strided_collect, Float};
+use super::storage::{check_layout, host, numel_checked, read, shape_err, strided_collect, Float};
 use crate::error::Result;
 use crate::host::HostData;
 use crate::ops::ReduceOp;
@@ -13,7 +13,7 @@ const GRAIN: usize = 1 << 15;
 
 /// Checks that `index` fills `out_shape` and returns the element count.
 fn check_index(op: &'static str, index: &[i64], out_shape: &[usize]) -> Result<usize> {
-    let n: usize = out_shape.iter().product();
+    let n = numel_checked(out_shape)?;
     if index.len() != n {
         return Err(shape_err(
             op,

@@ -6,6 +6,7 @@
 //! return their input's compute type (Boolean gathers stay Boolean).
 
 mod contract;
+mod copy;
 mod gather;
 mod gemv;
 mod map;

@@ -12,8 +12,7 @@ use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul, Neg, Sub};
 use std::sync::Arc;
 
-/// Element counts above which copies run in parallel.
-const PAR_COPY: usize = 1 << 16;
+pub(crate) use super::copy::strided_collect;
 
 /// The two compute types (f32 and f64), so every kernel is written once.
 pub(crate) trait Float:
@@ -206,100 +205,6 @@ pub(crate) fn read_view<'a, T: Float>(
     Ok(Cow::Owned(T::convert_all(data, layout)))
 }
 
-/// Merges axes that step through memory as one (and drops extent-1 axes), so copies run
-/// long inner loops. Returns (shape, strides), never empty.
-pub(crate) fn coalesce(shape: &[usize], strides: &[usize]) -> (Vec<usize>, Vec<usize>) {
-    let mut sh: Vec<usize> = Vec::with_capacity(shape.len());
-    let mut st: Vec<usize> = Vec::with_capacity(shape.len());
-    for (&n, &s) in shape.iter().zip(strides) {
-        if n == 1 {
-            continue;
-        }
-        match (sh.last_mut(), st.last_mut()) {
-            (Some(pn), Some(ps)) if *ps == s * n => {
-                *pn *= n;
-                *ps = s;
-            }
-            _ => {
-                sh.push(n);
-                st.push(s);
-            }
-        }
-    }
-    if sh.is_empty() {
-        sh.push(1);
-        st.push(1);
-    }
-    (sh, st)
-}
-
-/// Copies the elements a layout addresses (row-major order) out of `src`, converting each
-/// with `f`. The layout must have passed [`check_layout`].
-pub(crate) fn strided_collect<S: Copy + Sync, T: Copy + Send + Default>(
-    src: &[S],
-    layout: &Layout,
-    f: impl Fn(S) -> T + Sync,
-) -> Vec<T> {
-    let numel = layout.numel();
-    let mut out = vec![T::default(); numel];
-    if numel == 0 {
-        return out;
-    }
-    let (shape, strides) = coalesce(&layout.shape, &layout.strides);
-    let rank = shape.len();
-    let inner = shape[rank - 1];
-    let inner_stride = strides[rank - 1];
-    let rows_per_chunk = (PAR_COPY / inner).max(1);
-    let fill = |(ci, chunk): (usize, &mut [T])| {
-        // Multi-index of the first row of this chunk over the outer axes.
-        let mut idx = vec![0usize; rank];
-        let mut row = ci * rows_per_chunk;
-        for a in (0..rank - 1).rev() {
-            idx[a] = row % shape[a];
-            row /= shape[a];
-        }
-        let mut base: usize = layout.offset
-            + idx[..rank - 1]
-                .iter()
-                .zip(&strides)
-                .map(|(i, s)| i * s)
-                .sum::<usize>();
-        for out_row in chunk.chunks_mut(inner) {
-            if inner_stride == 1 {
-                for (o, &x) in out_row.iter_mut().zip(&src[base..base + inner]) {
-                    *o = f(x);
-                }
-            } else {
-                for (j, o) in out_row.iter_mut().enumerate() {
-                    *o = f(src[base + j * inner_stride]);
-                }
-            }
-            // Advance the outer multi-index by one row.
-            let mut a = rank - 1;
-            while a > 0 {
-                a -= 1;
-                idx[a] += 1;
-                base += strides[a];
-                if idx[a] < shape[a] {
-                    break;
-                }
-                base -= strides[a] * shape[a];
-                idx[a] = 0;
-            }
-        }
-    };
-    if numel >= PAR_COPY && numel / inner > 1 {
-        out.par_chunks_mut(rows_per_chunk * inner)
-            .enumerate()
-            .for_each(fill);
-    } else {
-        out.chunks_mut(rows_per_chunk * inner)
-            .enumerate()
-            .for_each(fill);
-    }
-    out
-}
-
 /// Converts computed elements to storage of `dtype` (Booleans are `x != 0`).
 pub(crate) fn to_host<T: Float>(v: Vec<T>, dtype: DType) -> HostData {
     if dtype == T::DTYPE {
@@ -354,4 +259,17 @@ pub(crate) fn numel_checked(shape: &[usize]) -> Result<usize> {
             elements: shape.iter().map(|&n| n as u128).product(),
             detail: "the element count overflows the address space".into(),
         })
+}
+
+/// An empty buffer with room for `numel` elements, or an `OutOfMemory` error instead of the
+/// allocator aborting the process.
+pub(crate) fn reserve<T>(numel: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(numel)
+        .map_err(|_| BackendError::OutOfMemory {
+            device: "cpu".into(),
+            requested: numel.saturating_mul(std::mem::size_of::<T>()),
+            free: 0,
+        })?;
+    Ok(v)
 }
