@@ -7,8 +7,12 @@ use rayon::prelude::*;
 
 /// Element counts above which copies run in parallel.
 const PAR_COPY: usize = 1 << 16;
-/// Side of the square tiles of a transposing copy (a tile of each side stays in L1).
-const TILE: usize = 32;
+/// Output rows per band of a transposing copy: each visit to a source page reads this many
+/// contiguous elements, so page walks (costly in a VM) are amortised.
+const TILE: usize = 128;
+/// Output columns per tile: 64 source pages and `TILE` output pages in flight stay within
+/// the TLB, and the `TILE × TILE_J` buffer within L1.
+const TILE_J: usize = 64;
 
 /// Merges axes that step through memory as one (and drops extent-1 axes), so copies run
 /// long inner loops. Returns (shape, strides), never empty.
@@ -111,7 +115,7 @@ pub(crate) fn strided_collect<S: Copy + Sync, T: Copy + Send + Default>(
 /// The copy for layouts whose last two (coalesced) axes are transposed: the second-to-last
 /// steps by 1 in the source, the last by a larger stride. Copies `TILE × TILE` tiles so both
 /// the reads and the writes stay within a few cache lines at a time.
-fn transpose_collect<S: Copy + Sync, T: Copy + Send>(
+fn transpose_collect<S: Copy + Sync, T: Copy + Send + Default>(
     src: &[S],
     offset: usize,
     shape: &[usize],
@@ -133,13 +137,20 @@ fn transpose_collect<S: Copy + Sync, T: Copy + Send>(
         }
         let i0 = b * TILE;
         let rows = chunk.len() / n1;
-        for j0 in (0..n1).step_by(TILE) {
-            let j1 = (j0 + TILE).min(n1);
-            for j in j0..j1 {
-                let col = base + j * s1 + i0;
-                for (i, &x) in src[col..col + rows].iter().enumerate() {
-                    chunk[i * n1 + j] = f(x);
+        // Each source run (a column of the tile) and each output row segment is read or
+        // written once in full; writing straight to the strided output rows instead would
+        // revisit lines 4 KiB apart, which collide in the same L1 set.
+        let mut tile = vec![[T::default(); TILE_J]; TILE];
+        for j0 in (0..n1).step_by(TILE_J) {
+            let jn = TILE_J.min(n1 - j0);
+            for (jj, c) in (j0..j0 + jn).enumerate() {
+                let col = base + c * s1 + i0;
+                for (t, &x) in tile.iter_mut().zip(&src[col..col + rows]) {
+                    t[jj] = f(x);
                 }
+            }
+            for (i, t) in tile.iter().enumerate().take(rows) {
+                chunk[i * n1 + j0..i * n1 + j0 + jn].copy_from_slice(&t[..jn]);
             }
         }
     };
