@@ -140,7 +140,7 @@ fn transpose_collect<S: Copy + Sync, T: Copy + Send + Default>(
         // Each source run (a column of the tile) and each output row segment is read or
         // written once in full; writing straight to the strided output rows instead would
         // revisit lines 4 KiB apart, which collide in the same L1 set.
-        let mut tile = vec![[T::default(); TILE_J]; TILE];
+        let mut tile = [[T::default(); TILE_J]; TILE];
         for j0 in (0..n1).step_by(TILE_J) {
             let jn = TILE_J.min(n1 - j0);
             for (jj, c) in (j0..j0 + jn).enumerate() {
