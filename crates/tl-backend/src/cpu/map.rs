@@ -212,7 +212,8 @@ fn unary<T: MathFloat>(f: UnaryFn, v: Val<'_, T>, len: usize) -> Val<'static, T>
     match f {
         UnaryFn::Neg => apply1(v, len, |x| -x),
         UnaryFn::Relu => apply1(v, len, |x| x.max(T::ZERO)),
-        UnaryFn::Exp => apply1(v, len, |x| x.exp()),
+        UnaryFn::Exp => apply1(v, len, T::fast_exp),
+        UnaryFn::Sigmoid => apply1(v, len, T::fast_sigmoid),
         UnaryFn::Sqrt => apply1(v, len, |x| x.sqrt()),
         _ => apply1(v, len, |x| T::unary(f, x)),
     }
