@@ -94,13 +94,7 @@ impl MathFloat for f32 {
 pub(crate) fn exp_f32(x: f32) -> f32 {
     const HI: f32 = 88.722_83;
     const LO: f32 = -87.336_55;
-    let xc = if x > HI {
-        HI
-    } else if x < LO {
-        LO
-    } else {
-        x
-    };
+    let xc = x.clamp(LO, HI);
     // Round x·log2(e) to nearest with the 1.5·2^23 trick (no rounding instruction needed).
     const MAGIC: f32 = 12_582_912.0;
     let n = (xc * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
@@ -109,7 +103,7 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
         * r
         + 1.666_666_5e-1)
         * r
-        + 5.000_000_1e-1)
+        + 0.5)
         * r
         * r)
         + r
