@@ -32,6 +32,8 @@ pub enum UnaryFn {
     Sin,
     /// `cos(x)`
     Cos,
+    /// d gelu(x)/dx = Φ(x) + x·φ(x), for gradients.
+    GeluGrad,
 }
 
 /// An elementwise function of two arguments.
@@ -53,6 +55,10 @@ pub enum BinaryFn {
     Min,
     /// `sig(a, T)`: logistic of a/T; T = 0 is `step`.
     SigmoidT,
+    /// ∂ sig(a, T)/∂a (1 at T = 0: straight-through), for gradients.
+    SigmoidTGradA,
+    /// ∂ sig(a, T)/∂T (0 at T = 0), for gradients.
+    SigmoidTGradT,
 }
 
 /// The surface names of the unary functions, as the checker resolves calls.
@@ -128,6 +134,7 @@ impl UnaryFn {
             UnaryFn::Abs => x.abs(),
             UnaryFn::Sin => x.sin(),
             UnaryFn::Cos => x.cos(),
+            UnaryFn::GeluGrad => UnaryFn::Gelu.derivative(x),
         }
     }
 
@@ -154,6 +161,10 @@ impl UnaryFn {
             UnaryFn::Abs => x.signum(),
             UnaryFn::Sin => x.cos(),
             UnaryFn::Cos => -x.sin(),
+            UnaryFn::GeluGrad => {
+                let pdf = (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                pdf * (2.0 - x * x)
+            }
         }
     }
 
@@ -173,6 +184,7 @@ impl UnaryFn {
             UnaryFn::Abs => format!("fabsf({x})"),
             UnaryFn::Sin => format!("sinf({x})"),
             UnaryFn::Cos => format!("cosf({x})"),
+            UnaryFn::GeluGrad => format!("tl_gelu_grad({x})"),
         }
     }
 }
@@ -195,6 +207,8 @@ impl BinaryFn {
                     sigmoid(a / b)
                 }
             }
+            BinaryFn::SigmoidTGradA => BinaryFn::SigmoidT.derivatives(a, b).0,
+            BinaryFn::SigmoidTGradT => BinaryFn::SigmoidT.derivatives(a, b).1,
         }
     }
 
@@ -233,6 +247,7 @@ impl BinaryFn {
                     (ds / b, -ds * a / (b * b))
                 }
             }
+            BinaryFn::SigmoidTGradA | BinaryFn::SigmoidTGradT => (0.0, 0.0),
         }
     }
 
@@ -247,6 +262,8 @@ impl BinaryFn {
             BinaryFn::Max => format!("fmaxf({a}, {b})"),
             BinaryFn::Min => format!("fminf({a}, {b})"),
             BinaryFn::SigmoidT => format!("tl_sig_t({a}, {b})"),
+            BinaryFn::SigmoidTGradA => format!("tl_sig_t_grad_a({a}, {b})"),
+            BinaryFn::SigmoidTGradT => format!("tl_sig_t_grad_t({a}, {b})"),
         }
     }
 }
@@ -339,6 +356,26 @@ mod tests {
                 erf(x)
             );
         }
+    }
+
+    #[test]
+    fn gradient_rows_match_finite_differences() {
+        let h = 1e-6;
+        for x in [-1.3, 0.2, 2.1] {
+            let fd = (UnaryFn::Gelu.eval(x + h) - UnaryFn::Gelu.eval(x - h)) / (2.0 * h);
+            assert!((fd - UnaryFn::GeluGrad.eval(x)).abs() < 1e-7);
+            let fd2 = (UnaryFn::GeluGrad.eval(x + h) - UnaryFn::GeluGrad.eval(x - h)) / (2.0 * h);
+            assert!((fd2 - UnaryFn::GeluGrad.derivative(x)).abs() < 1e-6);
+            for t in [0.5, 2.0] {
+                let fa = (BinaryFn::SigmoidT.eval(x + h, t) - BinaryFn::SigmoidT.eval(x - h, t))
+                    / (2.0 * h);
+                let ft = (BinaryFn::SigmoidT.eval(x, t + h) - BinaryFn::SigmoidT.eval(x, t - h))
+                    / (2.0 * h);
+                assert!((fa - BinaryFn::SigmoidTGradA.eval(x, t)).abs() < 1e-7);
+                assert!((ft - BinaryFn::SigmoidTGradT.eval(x, t)).abs() < 1e-7);
+            }
+        }
+        assert_eq!(BinaryFn::SigmoidTGradA.eval(0.3, 0.0), 1.0);
     }
 
     #[test]

@@ -63,6 +63,7 @@ impl MathFloat for f32 {
             UnaryFn::Abs => x.abs(),
             UnaryFn::Sin => x.sin(),
             UnaryFn::Cos => x.cos(),
+            UnaryFn::GeluGrad => UnaryFn::GeluGrad.eval(f64::from(x)) as f32,
         }
     }
 
@@ -82,6 +83,9 @@ impl MathFloat for f32 {
                 } else {
                     sigmoid_f32(a / b)
                 }
+            }
+            BinaryFn::SigmoidTGradA | BinaryFn::SigmoidTGradT => {
+                f.eval(f64::from(a), f64::from(b)) as f32
             }
         }
     }
