@@ -7,6 +7,7 @@ pub mod answer;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod observe;
 pub mod rng;
 pub mod strata;
 pub mod write;
