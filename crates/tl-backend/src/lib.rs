@@ -8,6 +8,7 @@
 pub mod cpu;
 pub mod dtype;
 pub mod error;
+pub mod grad_expr;
 pub mod host;
 pub mod ops;
 pub mod tensor;

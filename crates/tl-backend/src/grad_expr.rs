@@ -1,0 +1,211 @@
+//! Derivatives of fused elementwise expressions, built from the op table's rows: the gradient
+//! of a `map` is again a `map`, so backward passes run on the same kernels as forward ones.
+
+use crate::ops::{BinaryFn, MapExpr, UnaryFn};
+
+fn c(x: f64) -> MapExpr {
+    MapExpr::Const(x)
+}
+
+fn un(f: UnaryFn, x: MapExpr) -> MapExpr {
+    MapExpr::Unary(f, Box::new(x))
+}
+
+/// `a · b`, folding multiplications by 0 and 1.
+pub fn mul(a: MapExpr, b: MapExpr) -> MapExpr {
+    match (&a, &b) {
+        (MapExpr::Const(x), _) if *x == 0.0 => c(0.0),
+        (_, MapExpr::Const(y)) if *y == 0.0 => c(0.0),
+        (MapExpr::Const(x), _) if *x == 1.0 => b,
+        (_, MapExpr::Const(y)) if *y == 1.0 => a,
+        _ => MapExpr::Binary(BinaryFn::Mul, Box::new(a), Box::new(b)),
+    }
+}
+
+/// `a + b`, folding additions of 0.
+pub fn add(a: MapExpr, b: MapExpr) -> MapExpr {
+    match (&a, &b) {
+        (MapExpr::Const(x), _) if *x == 0.0 => b,
+        (_, MapExpr::Const(y)) if *y == 0.0 => a,
+        _ => MapExpr::Binary(BinaryFn::Add, Box::new(a), Box::new(b)),
+    }
+}
+
+fn sub(a: MapExpr, b: MapExpr) -> MapExpr {
+    MapExpr::Binary(BinaryFn::Sub, Box::new(a), Box::new(b))
+}
+
+fn bin(f: BinaryFn, a: MapExpr, b: MapExpr) -> MapExpr {
+    MapExpr::Binary(f, Box::new(a), Box::new(b))
+}
+
+impl UnaryFn {
+    /// f'(x) as an expression of `x` (matching [`UnaryFn::derivative`]).
+    pub fn derivative_expr(self, x: MapExpr) -> MapExpr {
+        match self {
+            UnaryFn::Neg => c(-1.0),
+            UnaryFn::Recip => un(UnaryFn::Neg, un(UnaryFn::Recip, mul(x.clone(), x))),
+            UnaryFn::Step => c(1.0),
+            UnaryFn::Sigmoid => {
+                let s = un(UnaryFn::Sigmoid, x);
+                mul(s.clone(), sub(c(1.0), s))
+            }
+            UnaryFn::Relu => un(UnaryFn::Step, x),
+            UnaryFn::Gelu => un(UnaryFn::GeluGrad, x),
+            UnaryFn::Tanh => {
+                let t = un(UnaryFn::Tanh, x);
+                sub(c(1.0), mul(t.clone(), t))
+            }
+            UnaryFn::Exp => un(UnaryFn::Exp, x),
+            UnaryFn::Log => un(UnaryFn::Recip, x),
+            UnaryFn::Sqrt => mul(c(0.5), un(UnaryFn::Recip, un(UnaryFn::Sqrt, x))),
+            UnaryFn::Abs => sub(
+                un(UnaryFn::Step, x.clone()),
+                un(UnaryFn::Step, un(UnaryFn::Neg, x)),
+            ),
+            UnaryFn::Sin => un(UnaryFn::Cos, x),
+            UnaryFn::Cos => un(UnaryFn::Neg, un(UnaryFn::Sin, x)),
+            UnaryFn::GeluGrad => {
+                // φ(x)(2 − x²), φ the standard normal density.
+                let pdf = mul(
+                    c(1.0 / (2.0 * std::f64::consts::PI).sqrt()),
+                    un(UnaryFn::Exp, mul(c(-0.5), mul(x.clone(), x.clone()))),
+                );
+                mul(pdf, sub(c(2.0), mul(x.clone(), x)))
+            }
+        }
+    }
+}
+
+impl BinaryFn {
+    /// (∂f/∂a, ∂f/∂b) as expressions of `a` and `b` (matching [`BinaryFn::derivatives`]).
+    pub fn derivative_exprs(self, a: MapExpr, b: MapExpr) -> (MapExpr, MapExpr) {
+        match self {
+            BinaryFn::Add => (c(1.0), c(1.0)),
+            BinaryFn::Sub => (c(1.0), c(-1.0)),
+            BinaryFn::Mul => (b, a),
+            BinaryFn::Div => {
+                let inv = un(UnaryFn::Recip, b.clone());
+                (inv.clone(), un(UnaryFn::Neg, mul(a, mul(inv.clone(), inv))))
+            }
+            BinaryFn::Pow => {
+                let da = mul(
+                    b.clone(),
+                    bin(BinaryFn::Pow, a.clone(), sub(b.clone(), c(1.0))),
+                );
+                // a^b ln a, taken as 0 where a <= 0 (no real logarithm there).
+                let pos = un(UnaryFn::Step, a.clone());
+                let safe = add(mul(pos.clone(), a.clone()), sub(c(1.0), pos.clone()));
+                let db = mul(pos, mul(bin(BinaryFn::Pow, a, b), un(UnaryFn::Log, safe)));
+                (da, db)
+            }
+            BinaryFn::Max => {
+                let b_wins = un(UnaryFn::Step, sub(b, a));
+                (sub(c(1.0), b_wins.clone()), b_wins)
+            }
+            BinaryFn::Min => {
+                let b_wins = un(UnaryFn::Step, sub(a, b));
+                (sub(c(1.0), b_wins.clone()), b_wins)
+            }
+            BinaryFn::SigmoidT => (
+                bin(BinaryFn::SigmoidTGradA, a.clone(), b.clone()),
+                bin(BinaryFn::SigmoidTGradT, a, b),
+            ),
+            BinaryFn::SigmoidTGradA | BinaryFn::SigmoidTGradT => (c(0.0), c(0.0)),
+        }
+    }
+}
+
+impl MapExpr {
+    /// ∂ self / ∂ Input(k), as an expression over the same inputs.
+    pub fn derivative(&self, k: usize) -> MapExpr {
+        match self {
+            MapExpr::Input(j) => c(if *j == k { 1.0 } else { 0.0 }),
+            MapExpr::Const(_) => c(0.0),
+            MapExpr::Unary(f, x) => {
+                let dx = x.derivative(k);
+                if dx == c(0.0) {
+                    return dx;
+                }
+                mul(f.derivative_expr((**x).clone()), dx)
+            }
+            MapExpr::Binary(f, a, b) => {
+                let (da, db) = (a.derivative(k), b.derivative(k));
+                let (fa, fb) = f.derivative_exprs((**a).clone(), (**b).clone());
+                add(
+                    if da == c(0.0) { da } else { mul(fa, da) },
+                    if db == c(0.0) { db } else { mul(fb, db) },
+                )
+            }
+        }
+    }
+
+    /// Whether the expression reads input `k`.
+    pub fn uses(&self, k: usize) -> bool {
+        match self {
+            MapExpr::Input(j) => *j == k,
+            MapExpr::Const(_) => false,
+            MapExpr::Unary(_, x) => x.uses(k),
+            MapExpr::Binary(_, a, b) => a.uses(k) || b.uses(k),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_function() -> MapExpr {
+        let x = || MapExpr::Input(0);
+        let y = || MapExpr::Input(1);
+        let mut e = mul(x(), y());
+        for f in [
+            UnaryFn::Sigmoid,
+            UnaryFn::Tanh,
+            UnaryFn::Gelu,
+            UnaryFn::Sin,
+            UnaryFn::Cos,
+            UnaryFn::Exp,
+            UnaryFn::Neg,
+            UnaryFn::Relu,
+            UnaryFn::GeluGrad,
+        ] {
+            e = add(e, un(f, mul(x(), y())));
+        }
+        let pos = || add(mul(x(), x()), c(0.5));
+        for f in [UnaryFn::Log, UnaryFn::Sqrt, UnaryFn::Recip, UnaryFn::Abs] {
+            e = add(e, un(f, pos()));
+        }
+        for f in [
+            BinaryFn::Div,
+            BinaryFn::Pow,
+            BinaryFn::Max,
+            BinaryFn::Min,
+            BinaryFn::SigmoidT,
+            BinaryFn::Sub,
+        ] {
+            e = add(e, bin(f, pos(), add(y(), c(2.0))));
+        }
+        e
+    }
+
+    #[test]
+    fn derivatives_match_central_differences() {
+        let e = every_function();
+        let h = 1e-6;
+        for point in [[0.3, 0.7], [-0.8, 1.3], [1.1, -0.4]] {
+            for k in 0..2 {
+                let mut up = point;
+                let mut down = point;
+                up[k] += h;
+                down[k] -= h;
+                let fd = (e.eval(&up) - e.eval(&down)) / (2.0 * h);
+                let exact = e.derivative(k).eval(&point);
+                assert!(
+                    (fd - exact).abs() <= 1e-6 * fd.abs().max(1.0),
+                    "input {k} at {point:?}: fd {fd} exact {exact}"
+                );
+            }
+        }
+    }
+}
