@@ -8,6 +8,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod observe;
+pub mod optim;
 pub mod rng;
 pub mod strata;
 pub mod write;
