@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod answer;
+pub mod checkpoint;
 pub mod engine;
 pub mod error;
 pub mod eval;
