@@ -62,6 +62,10 @@ pub struct Engine<'a> {
     pub index_cache: HashMap<(usize, usize), Arc<Vec<i64>>>,
     /// The random generator.
     pub rng: Rng,
+    /// Whether `evaluate` keeps node values for a backward pass.
+    pub record: bool,
+    /// Node values by plan address, kept while `record` is on.
+    pub traces: HashMap<usize, Vec<Tensor>>,
 }
 
 impl<'a> Engine<'a> {
@@ -73,8 +77,18 @@ impl<'a> Engine<'a> {
         options: RunOptions,
     ) -> Result<Self, RunError> {
         let n = program.tensors.len();
+        let mut engine = Engine::bare(program, plan, backend, options);
+        for t in 0..n {
+            engine.values[t] = engine.initial(t)?;
+        }
+        Ok(engine)
+    }
+
+    /// An engine with no values yet (the caller supplies them, e.g. for a mini-batch).
+    pub fn bare(program: &'a CheckedProgram, plan: &'a ProgramPlan, backend: &'a dyn Backend, options: RunOptions) -> Self {
+        let n = program.tensors.len();
         let rng = Rng::new(options.seed);
-        let mut engine = Engine {
+        Engine {
             program,
             plan,
             backend,
@@ -83,11 +97,9 @@ impl<'a> Engine<'a> {
             warnings: Vec::new(),
             index_cache: HashMap::new(),
             rng,
-        };
-        for t in 0..n {
-            engine.values[t] = engine.initial(t)?;
+            record: false,
+            traces: HashMap::new(),
         }
-        Ok(engine)
     }
 
     /// The element type real tensors are stored in.

@@ -86,8 +86,20 @@ impl Engine<'_> {
             .clone()
     }
 
-    /// Evaluates a plan; the result has the target's shape.
+    /// Evaluates a plan; the result has the target's shape. While `self.record` is on, every
+    /// node's value is kept in `self.traces` for the backward pass.
     pub fn evaluate(&mut self, plan: &EquationPlan) -> Result<Tensor, RunError> {
+        let vals = self.node_values(plan)?;
+        let root = vals.get(plan.root).cloned().ok_or_else(|| RunError::backend(tl_backend::BackendError::Shape { op: "plan", detail: "no root".into() }, plan.span))?;
+        let out = self.place(plan, root);
+        if self.record {
+            self.traces.insert(plan as *const EquationPlan as usize, vals);
+        }
+        out
+    }
+
+    /// The value of every node of a plan, in order.
+    pub fn node_values(&mut self, plan: &EquationPlan) -> Result<Vec<Tensor>, RunError> {
         let span = plan.span;
         let be = self.backend;
         let dtype = self.dtype();
@@ -176,15 +188,14 @@ impl Engine<'_> {
             };
             vals[id] = Some(value);
         }
-        let root = vals.get(plan.root).cloned().flatten().ok_or_else(|| {
-            RunError::backend(
-                tl_backend::BackendError::Shape {
-                    op: "plan",
-                    detail: "no root".into(),
-                },
-                span,
-            )
-        })?;
+        vals.into_iter().enumerate().map(|(i, v)| v.ok_or_else(|| RunError::backend(tl_backend::BackendError::Shape { op: "plan", detail: format!("node %{i} has no value") }, span))).collect()
+    }
+
+    /// Lays a plan's root value onto its target's shape.
+    pub fn place(&mut self, plan: &EquationPlan, root: Tensor) -> Result<Tensor, RunError> {
+        let span = plan.span;
+        let err = |e| RunError::backend(e, span);
+        let be = self.backend;
         match &plan.placement {
             Placement::Direct => Ok(root),
             Placement::Scatter { indices, op } => {
