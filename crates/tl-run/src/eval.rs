@@ -59,7 +59,7 @@ pub fn index_vector(
 
 /// Where axis k of a tensor labelled `from` goes among `to`, as a permutation to apply and the
 /// target positions (both sorted by target position).
-fn alignment(from: &[usize], to: &[usize]) -> (Vec<usize>, Vec<usize>) {
+pub(crate) fn alignment(from: &[usize], to: &[usize]) -> (Vec<usize>, Vec<usize>) {
     let mut order: Vec<(usize, usize)> = from
         .iter()
         .enumerate()

@@ -8,6 +8,7 @@ pub mod checkpoint;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod grad;
 pub mod observe;
 pub mod optim;
 pub mod rng;

@@ -1,0 +1,289 @@
+//! Reverse-mode differentiation over the plan graphs: the gradient of a program is computed by
+//! the same engine and backend primitives as its value. Each node kind has one rule:
+//! a contraction's gradient is a contraction, a map's is a map of its symbolic derivative
+//! (`grad_expr`), a sum broadcasts back, max/min route to the arg-max/arg-min (every tie gets
+//! the gradient), a gather scatters back (0 outside), softmax and layer norm use their
+//! closed-form Jacobian products, and `step` passes gradients straight through.
+//!
+//! Recursive strata are differentiated at their fixpoint x* = F(x*, θ) by the implicit
+//! function theorem: the adjoint λ = g + (∂F/∂x)ᵀ λ is iterated to convergence (each round one
+//! backward pass through the stratum's equations at x*), then θ receives (∂F/∂θ)ᵀ λ.
+
+use crate::engine::Engine;
+use crate::error::RunError;
+use crate::eval::index_vector;
+use tl_backend::grad_expr::mul;
+use tl_backend::{BinaryFn, MapExpr, NormFn, ReduceOp, Tensor, UnaryFn};
+use tl_check::{Stratum, TensorId};
+use tl_plan::{EquationPlan, Op, Placement};
+use tl_syntax::Span;
+
+fn input(k: usize) -> MapExpr {
+    MapExpr::Input(k)
+}
+
+fn un(f: UnaryFn, x: MapExpr) -> MapExpr {
+    MapExpr::Unary(f, Box::new(x))
+}
+
+fn bin(f: BinaryFn, a: MapExpr, b: MapExpr) -> MapExpr {
+    MapExpr::Binary(f, Box::new(a), Box::new(b))
+}
+
+/// `1` where a == b, else `0`.
+fn equal(a: MapExpr, b: MapExpr) -> MapExpr {
+    bin(BinaryFn::Sub, MapExpr::Const(1.0), un(UnaryFn::Step, un(UnaryFn::Abs, bin(BinaryFn::Sub, a, b))))
+}
+
+/// Gradients by tensor id (ids past the tensor count are unused).
+pub type Grads = Vec<Option<Tensor>>;
+
+impl Engine<'_> {
+    fn err(&self, span: Span) -> impl Fn(tl_backend::BackendError) -> RunError {
+        move |e| RunError::backend(e, span)
+    }
+
+    /// Evaluates `expr` over tensors labelled by variables, onto `out` labels.
+    fn map_labelled(&self, expr: &MapExpr, inputs: &[(&Tensor, &[usize])], out: &[usize], shape: &[usize], span: Span) -> Result<Tensor, RunError> {
+        let views: Vec<Tensor> = inputs
+            .iter()
+            .map(|(t, labels)| {
+                let (perm, pos) = crate::eval::alignment(labels, out);
+                t.permuted(&perm).expanded_to_rank(&pos, out.len())
+            })
+            .collect();
+        let refs: Vec<&Tensor> = views.iter().collect();
+        self.backend.map(expr, &refs, shape, self.dtype()).map_err(self.err(span))
+    }
+
+    /// Sums a tensor labelled `from` down to the labels `to` (a subset), in `to`'s order.
+    fn sum_to(&self, t: &Tensor, from: &[usize], to: &[usize], to_shape: &[usize], span: Span) -> Result<Tensor, RunError> {
+        let axes: Vec<usize> = from.iter().enumerate().filter(|(_, l)| !to.contains(l)).map(|(k, _)| k).collect();
+        let reduced = if axes.is_empty() { t.clone() } else { self.backend.reduce(t, &axes, ReduceOp::Sum).map_err(self.err(span))? };
+        let kept: Vec<usize> = from.iter().copied().filter(|l| to.contains(l)).collect();
+        if kept == to {
+            return Ok(reduced);
+        }
+        self.map_labelled(&input(0), &[(&reduced, &kept)], to, to_shape, span)
+    }
+
+    fn accumulate(&self, slot: &mut Option<Tensor>, g: Tensor, span: Span) -> Result<(), RunError> {
+        *slot = Some(match slot.take() {
+            None => g,
+            Some(a) => self.backend.map(&bin(BinaryFn::Add, input(0), input(1)), &[&a, &g], g.shape(), self.dtype()).map_err(self.err(span))?,
+        });
+        Ok(())
+    }
+
+    /// The gradient of a plan's root from the gradient of its target.
+    fn place_backward(&mut self, plan: &EquationPlan, root: &Tensor, g: &Tensor) -> Result<Tensor, RunError> {
+        let span = plan.span;
+        let Placement::Scatter { indices, op } = &plan.placement else {
+            return Ok(g.clone());
+        };
+        let shape = self.shape(plan.target);
+        let labels = plan.graph.nodes[plan.root].labels.clone();
+        let key = (plan as *const EquationPlan as usize, usize::MAX);
+        let idx = self.index_cache.entry(key).or_insert_with(|| std::sync::Arc::new(index_vector(&plan.vars, &labels, indices, &shape))).clone();
+        let be = self.backend;
+        let root_shape = root.shape().to_vec();
+        match op {
+            ReduceOp::Sum => be.gather(g, &idx, &root_shape).map_err(self.err(span)),
+            ReduceOp::Mean => {
+                let ones = be.full(&root_shape, 1.0, self.dtype()).map_err(self.err(span))?;
+                let counts = be.scatter(&ones, &idx, &shape, ReduceOp::Sum).map_err(self.err(span))?;
+                let per = be.map(&bin(BinaryFn::Div, input(0), bin(BinaryFn::Max, input(1), MapExpr::Const(1.0))), &[g, &counts], &shape, self.dtype()).map_err(self.err(span))?;
+                be.gather(&per, &idx, &root_shape).map_err(self.err(span))
+            }
+            ReduceOp::Max | ReduceOp::Min => {
+                let target = self.dense(plan.target, span)?;
+                let tv = be.gather(&target, &idx, &root_shape).map_err(self.err(span))?;
+                let gg = be.gather(g, &idx, &root_shape).map_err(self.err(span))?;
+                be.map(&mul(input(0), equal(input(1), input(2))), &[&gg, root, &tv], &root_shape, self.dtype()).map_err(self.err(span))
+            }
+        }
+    }
+
+    /// Backpropagates `g_root` through one recorded plan, adding into `grads` for every tensor
+    /// with `wanted[t]`.
+    fn graph_backward(&mut self, plan: &EquationPlan, g_root: Tensor, grads: &mut Grads, wanted: &[bool]) -> Result<(), RunError> {
+        let span = plan.span;
+        let n = self.program.tensors.len();
+        let key = plan as *const EquationPlan as usize;
+        let vals = self.traces.get(&key).cloned().ok_or_else(|| RunError::Unsupported { what: "internal: no recorded forward pass for the backward pass".into(), span })?;
+        let nodes = &plan.graph.nodes;
+        let mut req = vec![false; nodes.len()];
+        for (id, node) in nodes.iter().enumerate() {
+            req[id] = match &node.op {
+                Op::Load { tensor } | Op::Gather { tensor, .. } => wanted.get(tensor % n).copied().unwrap_or(false),
+                Op::Const(_) | Op::IndexValue(_) => false,
+                _ => plan.graph.inputs(id).iter().any(|&i| req[i]),
+            };
+        }
+        let mut gn: Vec<Option<Tensor>> = vec![None; nodes.len()];
+        if req[plan.root] {
+            gn[plan.root] = Some(g_root);
+        }
+        let be = self.backend;
+        for id in (0..nodes.len()).rev() {
+            let Some(g) = gn[id].take() else { continue };
+            let node = &nodes[id];
+            match &node.op {
+                Op::Load { tensor } => self.accumulate(&mut grads[tensor % n], g, span)?,
+                Op::Gather { tensor, indices } => {
+                    let shape = self.shape(*tensor);
+                    let idx = self.index_cache.entry((key, id)).or_insert_with(|| std::sync::Arc::new(index_vector(&plan.vars, &node.labels, indices, &shape))).clone();
+                    let back = be.scatter(&g, &idx, &shape, ReduceOp::Sum).map_err(self.err(span))?;
+                    self.accumulate(&mut grads[tensor % n], back, span)?;
+                }
+                Op::Const(_) | Op::IndexValue(_) => {}
+                Op::Map { expr, inputs } => {
+                    for (k, &i) in inputs.iter().enumerate() {
+                        if !req[i] || !expr.uses(k) {
+                            continue;
+                        }
+                        let d = mul(expr.derivative(k), input(inputs.len()));
+                        let mut args: Vec<(&Tensor, &[usize])> = inputs.iter().map(|&j| (&vals[j], nodes[j].labels.as_slice())).collect();
+                        args.push((&g, node.labels.as_slice()));
+                        let full = self.map_labelled(&d, &args, &node.labels, &node.shape, span)?;
+                        let gi = self.sum_to(&full, &node.labels, &nodes[i].labels, &nodes[i].shape, span)?;
+                        self.accumulate(&mut gn[i], gi, span)?;
+                    }
+                }
+                Op::Contract { a, b } => {
+                    for (x, other) in [(*a, *b), (*b, *a)] {
+                        if !req[x] {
+                            continue;
+                        }
+                        let (lx, lo) = (&nodes[x].labels, &nodes[other].labels);
+                        let present: Vec<usize> = lx.iter().copied().filter(|l| node.labels.contains(l) || lo.contains(l)).collect();
+                        let l32 = |v: &[usize]| v.iter().map(|&l| l as u32).collect::<Vec<u32>>();
+                        let gx = be.contract(&g, &l32(&node.labels), &vals[other], &l32(lo), &l32(&present)).map_err(self.err(span))?;
+                        let gx = if present.len() == lx.len() { gx } else { self.map_labelled(&input(0), &[(&gx, &present)], lx, &nodes[x].shape, span)? };
+                        self.accumulate(&mut gn[x], gx, span)?;
+                    }
+                }
+                Op::Reduce { input: i, op } => {
+                    let (li, si) = (&nodes[*i].labels, &nodes[*i].shape);
+                    let gi = match op {
+                        ReduceOp::Sum => self.map_labelled(&input(0), &[(&g, &node.labels)], li, si, span)?,
+                        ReduceOp::Mean => {
+                            let count: f64 = si.iter().product::<usize>() as f64 / node.shape.iter().product::<usize>().max(1) as f64;
+                            self.map_labelled(&bin(BinaryFn::Mul, input(0), MapExpr::Const(1.0 / count.max(1.0))), &[(&g, &node.labels)], li, si, span)?
+                        }
+                        ReduceOp::Max | ReduceOp::Min => self.map_labelled(&mul(input(0), equal(input(1), input(2))), &[(&g, &node.labels), (&vals[*i], li), (&vals[id], &node.labels)], li, si, span)?,
+                    };
+                    self.accumulate(&mut gn[*i], gi, span)?;
+                }
+                Op::Normalize { input: i, axis, func } => {
+                    let labels = &node.labels;
+                    let rest: Vec<usize> = labels.iter().copied().filter(|l| l != axis).collect();
+                    let rest_shape: Vec<usize> = rest.iter().map(|&l| plan.vars[l].extent).collect();
+                    let y = &vals[id];
+                    let gy = self.map_labelled(&bin(BinaryFn::Mul, input(0), input(1)), &[(&g, labels), (y, labels)], labels, &node.shape, span)?;
+                    let s_gy = self.sum_to(&gy, labels, &rest, &rest_shape, span)?;
+                    let gi = match func {
+                        NormFn::Softmax => self.map_labelled(&mul(input(0), bin(BinaryFn::Sub, input(1), input(2))), &[(y, labels), (&g, labels), (&s_gy, &rest)], labels, &node.shape, span)?,
+                        NormFn::LayerNorm => {
+                            let len = plan.vars[*axis].extent.max(1) as f64;
+                            let x = &vals[*i];
+                            let s_x = self.sum_to(x, labels, &rest, &rest_shape, span)?;
+                            let centred = self.map_labelled(&bin(BinaryFn::Sub, input(0), bin(BinaryFn::Mul, input(1), MapExpr::Const(1.0 / len))), &[(x, labels), (&s_x, &rest)], labels, &node.shape, span)?;
+                            let sq = self.map_labelled(&bin(BinaryFn::Mul, input(0), input(0)), &[(&centred, labels)], labels, &node.shape, span)?;
+                            let s_sq = self.sum_to(&sq, labels, &rest, &rest_shape, span)?;
+                            let s_g = self.sum_to(&g, labels, &rest, &rest_shape, span)?;
+                            // (g − mean g − y·mean(g·y)) / sqrt(var + eps)
+                            let inv_len = MapExpr::Const(1.0 / len);
+                            let sigma = un(UnaryFn::Sqrt, bin(BinaryFn::Add, bin(BinaryFn::Mul, input(3), inv_len.clone()), MapExpr::Const(1e-5)));
+                            let num = bin(BinaryFn::Sub, bin(BinaryFn::Sub, input(0), bin(BinaryFn::Mul, input(1), inv_len.clone())), bin(BinaryFn::Mul, input(4), bin(BinaryFn::Mul, input(2), inv_len)));
+                            self.map_labelled(&bin(BinaryFn::Div, num, sigma), &[(&g, labels), (&s_g, &rest), (&s_gy, &rest), (&s_sq, &rest), (y, labels)], labels, &node.shape, span)?
+                        }
+                    };
+                    self.accumulate(&mut gn[*i], gi, span)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Backpropagates the gradient of one derived tensor through its equations (rules and
+    /// facts hold no parameters; a Boolean head's `step` passes gradients straight through).
+    fn tensor_backward(&mut self, t: TensorId, g: &Tensor, grads: &mut Grads, wanted: &[bool]) -> Result<(), RunError> {
+        let plan = self.plan;
+        for &e in &self.program.tensors[t].equations {
+            let p = &plan.equations[e];
+            let key = p as *const EquationPlan as usize;
+            let Some(root) = self.traces.get(&key).and_then(|v| v.get(p.root)).cloned() else { continue };
+            let g_root = self.place_backward(p, &root, g)?;
+            self.graph_backward(p, g_root, grads, wanted)?;
+        }
+        Ok(())
+    }
+
+    /// Gradients of the scalar `loss` with respect to every tensor with `wanted[t]`, after a
+    /// forward pass run with `record` on.
+    pub fn backward(&mut self, loss: TensorId, wanted: &[bool]) -> Result<Grads, RunError> {
+        let n = self.program.tensors.len();
+        let span = self.program.tensors[loss].span;
+        let mut grads: Grads = vec![None; n];
+        grads[loss] = Some(self.backend.full(&self.shape(loss), 1.0, self.dtype()).map_err(self.err(span))?);
+        for s in self.program.strata.iter().rev() {
+            if !s.tensors.iter().any(|&t| grads[t].is_some()) {
+                continue;
+            }
+            if s.recursive {
+                self.stratum_adjoint(s, &mut grads, wanted)?;
+            } else {
+                for &t in &s.tensors {
+                    if let Some(g) = grads[t].clone() {
+                        self.tensor_backward(t, &g, &mut grads, wanted)?;
+                    }
+                }
+            }
+        }
+        Ok(grads)
+    }
+
+    /// The implicit-function adjoint of a recursive stratum (see the module doc).
+    fn stratum_adjoint(&mut self, s: &Stratum, grads: &mut Grads, wanted: &[bool]) -> Result<(), RunError> {
+        let n = self.program.tensors.len();
+        let span = self.program.tensors[s.tensors[0]].span;
+        let incoming: Vec<(TensorId, Tensor)> = s.tensors.iter().filter_map(|&t| grads[t].clone().map(|g| (t, g))).collect();
+        let mut lambda: Vec<(TensorId, Tensor)> = incoming.clone();
+        for _ in 0..self.options.max_iters {
+            let mut local: Grads = vec![None; n];
+            for (t, l) in &lambda {
+                self.tensor_backward(*t, l, &mut local, wanted)?;
+            }
+            let mut next = Vec::new();
+            let mut change: f64 = 0.0;
+            for &t in &s.tensors {
+                let parts: Vec<Tensor> = incoming.iter().filter(|(u, _)| *u == t).map(|(_, g)| g.clone()).chain(local[t].take()).collect();
+                let Some(mut v) = parts.first().cloned() else { continue };
+                for p in &parts[1..] {
+                    v = self.backend.map(&bin(BinaryFn::Add, input(0), input(1)), &[&v, p], v.shape(), self.dtype()).map_err(self.err(span))?;
+                }
+                let d = match lambda.iter().find(|(u, _)| *u == t) {
+                    Some((_, old)) => self.backend.map(&bin(BinaryFn::Sub, input(0), input(1)), &[&v, old], v.shape(), self.dtype()).map_err(self.err(span))?,
+                    None => v.clone(),
+                };
+                change = change.max(self.max_abs(&d, span)?);
+                next.push((t, v));
+            }
+            lambda = next;
+            if change <= 1e-6 || change.is_nan() {
+                break;
+            }
+        }
+        let mut local: Grads = vec![None; n];
+        for (t, l) in &lambda {
+            self.tensor_backward(*t, l, &mut local, wanted)?;
+        }
+        for (t, g) in local.into_iter().enumerate() {
+            if let (Some(g), false) = (g, s.tensors.contains(&t)) {
+                self.accumulate(&mut grads[t], g, span)?;
+            }
+        }
+        Ok(())
+    }
+}
