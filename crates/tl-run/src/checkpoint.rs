@@ -170,7 +170,9 @@ mod tests {
     use super::*;
     use tl_backend::DType;
 
-    fn sample() -> (Vec<(String, HostTensor)>, Vec<(String, HostTensor)>) {
+    type Named = Vec<(String, HostTensor)>;
+
+    fn sample() -> (Named, Named) {
         let params = vec![
             (
                 "W".to_string(),

@@ -4,8 +4,9 @@ mod device;
 mod pipeline;
 mod repl;
 mod report;
+mod train_ui;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ enum Cmd {
         /// Bound on iterations of real-valued recursion.
         #[arg(long, default_value_t = 1000)]
         max_iters: usize,
+        #[command(flatten)]
+        train: TrainArgs,
     },
     /// Parse and check a program: print inferred shapes, domains and implicit params.
     Check {
@@ -53,6 +56,49 @@ enum Cmd {
     },
     /// An interactive session: type statements and queries.
     Repl,
+}
+
+/// How `tl run` reports and saves training (`minimize`).
+#[derive(Args, Clone, Debug)]
+struct TrainArgs {
+    /// No progress bar (it is also left out when standard error is not a terminal).
+    #[arg(long)]
+    quiet: bool,
+    /// Write every training step to this CSV file (`step,epoch,loss,lr`).
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Draw the loss curve into this PNG file.
+    #[arg(long, value_name = "FILE.png")]
+    plot: Option<PathBuf>,
+    /// Save parameters and optimiser state into this folder as training goes.
+    #[arg(long, value_name = "DIR")]
+    checkpoint: Option<PathBuf>,
+    /// Steps between checkpoints (with `--checkpoint`).
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    checkpoint_every: u64,
+    /// Continue training from the checkpoint saved in this folder.
+    #[arg(long, value_name = "DIR")]
+    resume: Option<PathBuf>,
+}
+
+impl TrainArgs {
+    fn ui_options(&self) -> train_ui::TrainUiOptions {
+        train_ui::TrainUiOptions {
+            progress: train_ui::progress_wanted(self.quiet, std::io::stderr().is_terminal()),
+            log: self.log.clone(),
+            plot: self.plot.clone(),
+        }
+    }
+}
+
+/// A file-format error from the command line's own files (checkpoints, logs, plots).
+fn io_diagnostic(code: &'static str, e: &tl_io::IoError) -> Diagnostic {
+    let d = Diagnostic::spanless(code, e.to_string());
+    match e.hint() {
+        Some(h) => d.with_help(h),
+        None => d,
+    }
 }
 
 fn parse_dtype(s: &str) -> Result<DType, String> {
@@ -69,8 +115,24 @@ fn emit(diags: &[Diagnostic], sources: &SourceMap) -> bool {
     diags.iter().any(|d| d.severity == Severity::Error)
 }
 
-fn run(file: PathBuf, json: bool, device: device::DeviceChoice, options: RunOptions) -> ExitCode {
+fn run(
+    file: PathBuf,
+    json: bool,
+    device: device::DeviceChoice,
+    options: RunOptions,
+    train: TrainArgs,
+) -> ExitCode {
     let mut sources = SourceMap::new();
+    if let Some(dir) = &train.resume {
+        // Checked before compiling, so a mistyped folder fails at once.
+        if let Err(e) = tl_run::checkpoint::load(dir) {
+            emit(&[io_diagnostic("TL0403", &e)], &sources);
+            return ExitCode::FAILURE;
+        }
+    }
+    // Not yet handed to the engine: its run options do not take checkpoints so far.
+    let _checkpointing = (&train.checkpoint, train.checkpoint_every);
+    let mut ui = train_ui::TrainUi::new(train.ui_options());
     let (program, diags) = tl_syntax::load_program(&file, &mut sources);
     let (checked, plan) = match pipeline::compile(&program, diags, &sources) {
         Ok(x) => x,
@@ -103,8 +165,14 @@ fn run(file: PathBuf, json: bool, device: device::DeviceChoice, options: RunOpti
         };
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
-    });
+    }, &mut ui);
     emit(&engine.warnings, &sources);
+    let ui_errors: Vec<Diagnostic> = ui
+        .take_errors()
+        .iter()
+        .map(|e| io_diagnostic("TL0402", e).warning())
+        .collect();
+    emit(&ui_errors, &sources);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -147,6 +215,7 @@ fn main() -> ExitCode {
             dtype,
             seed,
             max_iters,
+            train,
         } => run(
             file,
             json,
@@ -155,7 +224,9 @@ fn main() -> ExitCode {
                 dtype,
                 seed,
                 max_iters,
+                ..RunOptions::default()
             },
+            train,
         ),
         Cmd::Check { file, dump_plan } => check(file, dump_plan),
         Cmd::Repl => repl::main(),

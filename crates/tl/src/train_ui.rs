@@ -1,0 +1,585 @@
+//! What `tl run` shows and saves while a program trains: a progress bar on standard error,
+//! a CSV log of every step (`--log`) and a PNG plot of the loss curve (`--plot`).
+//!
+//! [`TrainUi`] receives the engine's [`TrainObserver`] calls. Steps of several `minimize`
+//! commands in one program are numbered on from one another, so the log and the plot show one
+//! continuous run. Files are rewritten atomically at the end of each `minimize`, so an
+//! interrupted run never leaves a half-written log or image.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use plotters::prelude::*;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use tl_io::IoError;
+use tl_run::observe::{StepInfo, TrainObserver};
+
+/// Size of the `--plot` image in pixels.
+pub const PLOT_SIZE: (u32, u32) = (960, 600);
+
+/// The loss must span more than this factor (two decades) for the plot to use a log scale.
+const LOG_SPAN: f64 = 100.0;
+
+/// What the training display should do.
+#[derive(Clone, Debug, Default)]
+pub struct TrainUiOptions {
+    /// Draw a progress bar on standard error (see [`progress_wanted`]).
+    pub progress: bool,
+    /// Where to write the CSV log of every step.
+    pub log: Option<PathBuf>,
+    /// Where to write the PNG plot of the loss.
+    pub plot: Option<PathBuf>,
+}
+
+/// Whether to draw a progress bar: only on a terminal, and never under `--quiet`.
+pub fn progress_wanted(quiet: bool, stderr_is_terminal: bool) -> bool {
+    stderr_is_terminal && !quiet
+}
+
+/// One logged step.
+#[derive(Clone, Debug, PartialEq)]
+struct Row {
+    /// Step counted over the whole program (continuing across `minimize` commands).
+    step: u64,
+    /// The epoch, with mini-batches.
+    epoch: Option<u64>,
+    loss: f64,
+    lr: f64,
+}
+
+/// One `minimize`: its loss tensor's name and where its rows start.
+#[derive(Clone, Debug)]
+struct Segment {
+    loss: String,
+    first_row: usize,
+}
+
+/// The command line's [`TrainObserver`]: progress bar, CSV log and loss plot.
+pub struct TrainUi {
+    options: TrainUiOptions,
+    bar: Option<ProgressBar>,
+    rows: Vec<Row>,
+    segments: Vec<Segment>,
+    /// Steps taken by the `minimize` commands already finished.
+    offset: u64,
+    /// The last step reported by the current `minimize`.
+    last_step: u64,
+    errors: Vec<IoError>,
+}
+
+impl TrainUi {
+    /// A display doing what `options` asks.
+    pub fn new(options: TrainUiOptions) -> Self {
+        TrainUi {
+            options,
+            bar: None,
+            rows: Vec::new(),
+            segments: Vec::new(),
+            offset: 0,
+            last_step: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Failures to write the log or the plot so far, emptied by the call.
+    pub fn take_errors(&mut self) -> Vec<IoError> {
+        std::mem::take(&mut self.errors)
+    }
+
+    /// The CSV log of every step so far: header `step,epoch,loss,lr`, one row per step.
+    fn csv(&self) -> String {
+        let mut out = String::from("step,epoch,loss,lr\n");
+        for r in &self.rows {
+            let epoch = r.epoch.map(|e| e.to_string()).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{},{epoch},{},{}",
+                r.step,
+                csv_number(r.loss),
+                csv_number(r.lr)
+            );
+        }
+        out
+    }
+
+    /// Each `minimize`'s loss name and (step, loss) points.
+    fn series(&self) -> Vec<(String, Vec<(u64, f64)>)> {
+        self.segments
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                let end = self
+                    .segments
+                    .get(k + 1)
+                    .map_or(self.rows.len(), |n| n.first_row);
+                let points = self.rows[s.first_row..end]
+                    .iter()
+                    .map(|r| (r.step, r.loss))
+                    .collect();
+                (s.loss.clone(), points)
+            })
+            .collect()
+    }
+
+    fn write_files(&mut self) {
+        if let Some(path) = self.options.log.clone() {
+            let text = self.csv();
+            if let Err(e) = tl_io::write_atomic_with(&path, |w| w.write_all(text.as_bytes())) {
+                self.errors.push(e);
+            }
+        }
+        if let Some(path) = self.options.plot.clone() {
+            let result = render_loss_png(&self.series(), PLOT_SIZE)
+                .map_err(|detail| IoError::Write {
+                    path: path.clone(),
+                    detail: format!("cannot draw the plot: {detail}"),
+                })
+                .and_then(|png| tl_io::write_atomic(&path, &png));
+            if let Err(e) = result {
+                self.errors.push(e);
+            }
+        }
+    }
+}
+
+impl TrainObserver for TrainUi {
+    fn start(&mut self, loss: &str, total: u64) {
+        self.segments.push(Segment {
+            loss: loss.to_string(),
+            first_row: self.rows.len(),
+        });
+        self.last_step = 0;
+        if self.options.progress {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(bar_style());
+            bar.set_prefix(format!("minimize {loss}"));
+            self.bar = Some(bar);
+        }
+    }
+
+    fn step(&mut self, info: &StepInfo) {
+        self.last_step = info.step;
+        self.rows.push(Row {
+            step: self.offset + info.step,
+            epoch: info.epoch.map(|(e, _)| e),
+            loss: info.loss,
+            lr: info.lr,
+        });
+        if let Some(bar) = &self.bar {
+            let mut msg = format!("loss {}  lr {}", sig4(info.loss), sig4(info.lr));
+            if let Some((e, n)) = info.epoch {
+                let _ = write!(msg, "  epoch {e}/{n}");
+            }
+            bar.set_message(msg);
+            bar.set_position(info.step);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish();
+        }
+        self.offset += self.last_step;
+        self.last_step = 0;
+        self.write_files();
+    }
+}
+
+/// The bar's look: what is minimised, the bar, step/total, loss and lr, steps/s and ETA.
+fn bar_style() -> ProgressStyle {
+    fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
+        let _ = write!(w, "{} steps/s", sig4(state.per_sec()));
+    }
+    ProgressStyle::with_template(
+        "{prefix} [{bar:30.cyan/blue}] {pos}/{len}  {msg}  {rate}  ETA {eta}",
+    )
+    .expect("the progress template is valid")
+    .with_key("rate", rate)
+    .progress_chars("=> ")
+}
+
+/// `x` with 4 significant digits: plain for moderate magnitudes, scientific otherwise.
+pub fn sig4(x: f64) -> String {
+    if !x.is_finite() {
+        return x.to_string();
+    }
+    if x == 0.0 {
+        return "0".into();
+    }
+    let mag = x.abs().log10().floor();
+    if (-3.0..4.0).contains(&mag) {
+        let decimals = (3.0 - mag).max(0.0) as usize;
+        format!("{x:.decimals$}")
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+/// A tick label: [`sig4`] without trailing zeros (`1`, `0.25`, `1.5e-7`).
+fn tick_label(x: f64) -> String {
+    let s = sig4(x);
+    let (mantissa, exponent) = match s.find('e') {
+        Some(i) => s.split_at(i),
+        None => (s.as_str(), ""),
+    };
+    let mantissa = if mantissa.contains('.') {
+        mantissa.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        mantissa
+    };
+    format!("{mantissa}{exponent}")
+}
+
+/// A number for the CSV: the shortest text that reads back as the same f64, in scientific
+/// notation when plain notation would be long.
+fn csv_number(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() || (1e-4..1e15).contains(&x.abs()) {
+        x.to_string()
+    } else {
+        format!("{x:e}")
+    }
+}
+
+/// Name under which the embedded font is registered with the plotting library.
+const FONT: &str = "sans-serif";
+
+/// Registers the embedded DejaVu Sans once (plotting has no access to system fonts).
+fn register_font() -> Result<(), String> {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let bytes: &'static [u8] = include_bytes!("../assets/DejaVuSans.ttf");
+        plotters::style::register_font(FONT, FontStyle::Normal, bytes)
+            .map_err(|_| "the embedded font could not be read".to_string())
+    })
+    .clone()
+}
+
+/// Line colours of successive `minimize` commands.
+const COLORS: [RGBColor; 5] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+];
+
+/// Draws the loss curves (one per `minimize`: loss name and (step, loss) points) as a PNG of
+/// `size` pixels: loss against step, with a log-scale y axis when the finite losses are all
+/// positive and span more than two decades. Non-finite losses are left out.
+pub fn render_loss_png(
+    series: &[(String, Vec<(u64, f64)>)],
+    size: (u32, u32),
+) -> Result<Vec<u8>, String> {
+    register_font()?;
+    let (w, h) = size;
+    let mut pixels = vec![0u8; w as usize * h as usize * 3];
+    draw_chart(&mut pixels, series, size)?;
+    let mut png = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut png, w, h);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(|e| e.to_string())?;
+        writer
+            .write_image_data(&pixels)
+            .map_err(|e| e.to_string())?;
+        writer.finish().map_err(|e| e.to_string())?;
+    }
+    Ok(png)
+}
+
+fn draw_chart(
+    pixels: &mut [u8],
+    series: &[(String, Vec<(u64, f64)>)],
+    size: (u32, u32),
+) -> Result<(), String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let finite: Vec<(u64, f64)> = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().copied())
+        .filter(|(_, l)| l.is_finite())
+        .collect();
+    let x_lo = finite.iter().map(|p| p.0).min().unwrap_or(0);
+    let x_hi = finite.iter().map(|p| p.0).max().unwrap_or(1).max(x_lo + 1);
+    let y_lo = finite.iter().map(|p| p.1).fold(f64::INFINITY, f64::min);
+    let y_hi = finite.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max);
+    let (y_lo, y_hi) = if y_lo.is_finite() {
+        (y_lo, y_hi)
+    } else {
+        (0.0, 1.0)
+    };
+    let log = y_lo > 0.0 && y_hi / y_lo > LOG_SPAN;
+
+    let mut names: Vec<&str> = Vec::new();
+    for (n, _) in series {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    let title = if names.is_empty() {
+        "Training loss".to_string()
+    } else {
+        format!("Training loss: {}", names.join(", "))
+    };
+
+    let root = BitMapBackend::with_buffer(pixels, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+
+    // The linear and logarithmic charts have different coordinate types; the drawing code is
+    // the same for both.
+    macro_rules! plot {
+        ($y_range:expr, $y_desc:expr) => {{
+            let mut chart = ChartBuilder::on(&root)
+                .caption(&title, (FONT, 26))
+                .margin(16)
+                .x_label_area_size(50)
+                .y_label_area_size(80)
+                .build_cartesian_2d(x_lo..x_hi, $y_range)
+                .map_err(|e| err(&e))?;
+            chart
+                .configure_mesh()
+                .x_desc("step")
+                .y_desc($y_desc)
+                .y_label_formatter(&|v: &f64| tick_label(*v))
+                .label_style((FONT, 15))
+                .axis_desc_style((FONT, 17))
+                .draw()
+                .map_err(|e| err(&e))?;
+            for (k, (name, points)) in series.iter().enumerate() {
+                let color = COLORS[k % COLORS.len()];
+                let line = points
+                    .iter()
+                    .copied()
+                    .filter(|&(_, l)| l.is_finite() && (!log || l > 0.0));
+                let drawn = chart
+                    .draw_series(LineSeries::new(line, color.stroke_width(2)))
+                    .map_err(|e| err(&e))?;
+                if series.len() > 1 {
+                    drawn.label(name.as_str()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+                }
+            }
+            if series.len() > 1 {
+                chart
+                    .configure_series_labels()
+                    .label_font((FONT, 15))
+                    .background_style(WHITE.mix(0.8))
+                    .border_style(BLACK)
+                    .draw()
+                    .map_err(|e| err(&e))?;
+            }
+        }};
+    }
+
+    if log {
+        plot!((y_lo / 1.25..y_hi * 1.25).log_scale(), "loss (log scale)");
+    } else {
+        let pad = if y_hi > y_lo {
+            (y_hi - y_lo) * 0.05
+        } else {
+            y_lo.abs().max(1.0) * 0.1
+        };
+        plot!(y_lo - pad..y_hi + pad, "loss");
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(step: u64, total: u64, loss: f64, lr: f64) -> StepInfo {
+        StepInfo {
+            step,
+            total,
+            epoch: None,
+            loss,
+            lr,
+        }
+    }
+
+    /// Width and height from a PNG's IHDR chunk, after checking the signature.
+    fn png_size(bytes: &[u8]) -> (u32, u32) {
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "PNG signature");
+        assert_eq!(&bytes[12..16], b"IHDR");
+        let w = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        (w, h)
+    }
+
+    #[test]
+    fn four_significant_digits() {
+        assert_eq!(sig4(0.0), "0");
+        assert_eq!(sig4(1.0), "1.000");
+        assert_eq!(sig4(0.012345), "0.01235");
+        assert_eq!(sig4(123.456), "123.5");
+        assert_eq!(sig4(-2.5), "-2.500");
+        assert_eq!(sig4(12345.0), "1.234e4");
+        assert_eq!(sig4(1.5e-7), "1.500e-7");
+        assert_eq!(sig4(f64::NAN), "NaN");
+    }
+
+    #[test]
+    fn tick_labels_drop_trailing_zeros() {
+        assert_eq!(tick_label(1.0), "1");
+        assert_eq!(tick_label(0.25), "0.25");
+        assert_eq!(tick_label(0.001), "0.001");
+        assert_eq!(tick_label(120.0), "120");
+        assert_eq!(tick_label(1e-4), "1e-4");
+        assert_eq!(tick_label(1.5e-7), "1.5e-7");
+        assert_eq!(tick_label(0.0), "0");
+    }
+
+    #[test]
+    fn only_a_terminal_without_quiet_gets_a_bar() {
+        assert!(progress_wanted(false, true));
+        assert!(!progress_wanted(true, true));
+        assert!(!progress_wanted(false, false));
+        assert!(!progress_wanted(true, false));
+    }
+
+    #[test]
+    fn non_terminal_draws_nothing() {
+        let mut ui = TrainUi::new(TrainUiOptions {
+            progress: progress_wanted(false, false),
+            ..Default::default()
+        });
+        ui.start("L", 3);
+        for s in 1..=3 {
+            ui.step(&info(s, 3, 1.0 / s as f64, 0.1));
+            assert!(ui.bar.is_none(), "no bar exists to draw");
+        }
+        ui.finish();
+        assert!(ui.bar.is_none());
+        assert!(ui.take_errors().is_empty());
+    }
+
+    #[test]
+    fn csv_has_header_and_rows_and_steps_continue_across_minimize() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("loss.csv");
+        let mut ui = TrainUi::new(TrainUiOptions {
+            log: Some(log.clone()),
+            ..Default::default()
+        });
+        ui.start("L", 2);
+        ui.step(&info(1, 2, 0.5, 0.1));
+        ui.step(&info(2, 2, 0.25, 0.1));
+        ui.finish();
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "step,epoch,loss,lr\n1,,0.5,0.1\n2,,0.25,0.1\n"
+        );
+        ui.start("M", 2);
+        ui.step(&StepInfo {
+            epoch: Some((1, 2)),
+            ..info(1, 2, 3.0, 1e-5)
+        });
+        ui.step(&StepInfo {
+            epoch: Some((2, 2)),
+            ..info(2, 2, 1e-9, 1e-5)
+        });
+        ui.finish();
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            "step,epoch,loss,lr\n1,,0.5,0.1\n2,,0.25,0.1\n3,1,3,1e-5\n4,2,1e-9,1e-5\n"
+        );
+        // Every number reads back exactly.
+        assert_eq!("1e-9".parse::<f64>().unwrap(), 1e-9);
+        assert!(ui.take_errors().is_empty());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec!["loss.csv"], "no temporary file is left");
+    }
+
+    #[test]
+    fn a_log_that_cannot_be_written_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("missing_folder").join("loss.csv");
+        let mut ui = TrainUi::new(TrainUiOptions {
+            log: Some(log),
+            ..Default::default()
+        });
+        ui.start("L", 1);
+        ui.step(&info(1, 1, 1.0, 0.1));
+        ui.finish();
+        let errors = ui.take_errors();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("loss.csv"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn plot_is_a_png_of_the_requested_size() {
+        let points: Vec<(u64, f64)> = (1..=200)
+            .map(|s| (s, 5.0 * (-0.05 * s as f64).exp()))
+            .collect();
+        let png = render_loss_png(&[("L".into(), points)], (640, 400)).unwrap();
+        assert_eq!(png_size(&png), (640, 400));
+    }
+
+    #[test]
+    fn plot_survives_odd_data() {
+        for series in [
+            vec![],
+            vec![("L".to_string(), vec![(1, 2.0)])],
+            vec![("L".to_string(), vec![(1, f64::NAN), (2, f64::INFINITY)])],
+            vec![("L".to_string(), vec![(1, -1.0), (2, 0.0), (3, 1e6)])],
+            vec![
+                ("L".to_string(), vec![(1, 3.0), (2, 1.0)]),
+                ("M".to_string(), vec![(3, 1e-4), (4, 1e-5)]),
+            ],
+        ] {
+            let png = render_loss_png(&series, (320, 200)).unwrap();
+            assert_eq!(png_size(&png), (320, 200));
+        }
+    }
+
+    #[test]
+    fn observer_writes_the_plot_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let plot = dir.path().join("loss.png");
+        let mut ui = TrainUi::new(TrainUiOptions {
+            plot: Some(plot.clone()),
+            ..Default::default()
+        });
+        ui.start("L", 50);
+        for s in 1..=50 {
+            ui.step(&info(s, 50, 1.0 / s as f64, 0.01));
+        }
+        ui.finish();
+        assert!(ui.take_errors().is_empty());
+        assert_eq!(png_size(&std::fs::read(&plot).unwrap()), PLOT_SIZE);
+    }
+
+    /// Writes sample plots for a person to look at: `TL_PLOT_SAMPLES=folder cargo test …`.
+    #[test]
+    fn sample_plots_for_inspection() {
+        let Some(dir) = std::env::var_os("TL_PLOT_SAMPLES") else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        let decay: Vec<(u64, f64)> = (1..=500)
+            .map(|s| {
+                (
+                    s,
+                    3.0 * (-0.02 * s as f64).exp() + 1e-4 * (1.0 + (s as f64).sin()),
+                )
+            })
+            .collect();
+        let flat: Vec<(u64, f64)> = (1..=300)
+            .map(|s| (s, 0.7 + 0.2 / (s as f64).sqrt()))
+            .collect();
+        let log_png = render_loss_png(&[("L".into(), decay.clone())], PLOT_SIZE).unwrap();
+        std::fs::write(dir.join("log.png"), log_png).unwrap();
+        let lin_png = render_loss_png(&[("Loss".into(), flat)], PLOT_SIZE).unwrap();
+        std::fs::write(dir.join("linear.png"), lin_png).unwrap();
+        let two: Vec<(u64, f64)> = decay.iter().map(|&(s, l)| (s + 500, l / 10.0)).collect();
+        let multi = render_loss_png(&[("L".into(), decay), ("M".into(), two)], PLOT_SIZE).unwrap();
+        std::fs::write(dir.join("two.png"), multi).unwrap();
+    }
+}
