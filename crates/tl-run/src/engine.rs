@@ -29,6 +29,12 @@ pub struct RunOptions {
     pub seed: u64,
     /// Bound on real-valued fixpoint iterations.
     pub max_iters: usize,
+    /// Write parameters and optimiser state to this folder every `checkpoint_every` steps.
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Steps between checkpoints.
+    pub checkpoint_every: u64,
+    /// Continue the first `minimize` from the checkpoint in this folder.
+    pub resume: Option<std::path::PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -37,6 +43,9 @@ impl Default for RunOptions {
             dtype: DType::F32,
             seed: 0,
             max_iters: 1000,
+            checkpoint: None,
+            checkpoint_every: 100,
+            resume: None,
         }
     }
 }
@@ -85,7 +94,12 @@ impl<'a> Engine<'a> {
     }
 
     /// An engine with no values yet (the caller supplies them, e.g. for a mini-batch).
-    pub fn bare(program: &'a CheckedProgram, plan: &'a ProgramPlan, backend: &'a dyn Backend, options: RunOptions) -> Self {
+    pub fn bare(
+        program: &'a CheckedProgram,
+        plan: &'a ProgramPlan,
+        backend: &'a dyn Backend,
+        options: RunOptions,
+    ) -> Self {
         let n = program.tensors.len();
         let rng = Rng::new(options.seed);
         Engine {
@@ -122,7 +136,8 @@ impl<'a> Engine<'a> {
             .map_err(|e| RunError::backend(e, span))
     }
 
-    fn initial(&mut self, t: TensorId) -> Result<Option<Value>, RunError> {
+    /// The value a tensor starts with (data, facts, initialised parameters; none if derived).
+    pub fn initial(&mut self, t: TensorId) -> Result<Option<Value>, RunError> {
         let decl = &self.program.tensors[t];
         let shape = self.program.shape(t);
         let span = decl.span;

@@ -42,6 +42,14 @@ pub enum RunError {
         /// Where it is used.
         span: Span,
     },
+    /// A NaN or infinity appeared while training.
+    #[error("{what}")]
+    NonFinite {
+        /// What became non-finite, and where it first appeared.
+        what: String,
+        /// The equation where it first appeared (or the `minimize`).
+        span: Span,
+    },
     /// A command this build cannot carry out.
     #[error("{what}")]
     Unsupported {
@@ -84,6 +92,11 @@ impl ToDiagnostic for RunError {
             RunError::TooDense { span, .. } => {
                 Diagnostic::error("TL0304", msg, *span, "used densely here").with_help(
                     "use the relation in rules (stored sparsely), or restrict its domains",
+                )
+            }
+            RunError::NonFinite { span, .. } => {
+                Diagnostic::error("TL0306", msg, *span, "first non-finite here").with_help(
+                    "lower the learning rate, or guard logs, divisions and square roots against 0",
                 )
             }
             RunError::Unsupported { span, .. } => Diagnostic::error("TL0305", msg, *span, "here")

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod answer;
+pub mod batch;
 pub mod checkpoint;
 pub mod engine;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod observe;
 pub mod optim;
 pub mod rng;
 pub mod strata;
+pub mod train;
 pub mod write;
 
 pub use answer::Answer;
@@ -24,7 +26,11 @@ use tl_check::Command;
 impl Engine<'_> {
     /// Evaluates the definitions, then runs every command, handing each answer to `emit` as
     /// soon as it is ready.
-    pub fn run(&mut self, emit: &mut dyn FnMut(&Answer)) -> Result<(), RunError> {
+    pub fn run(
+        &mut self,
+        emit: &mut dyn FnMut(&Answer),
+        observer: &mut dyn observe::TrainObserver,
+    ) -> Result<(), RunError> {
         self.evaluate_all()?;
         for cmd in &self.program.commands {
             match cmd {
@@ -42,13 +48,7 @@ impl Engine<'_> {
                     tensors,
                     span,
                 } => self.write(path, tensors, *span)?,
-                Command::Minimize(m) => {
-                    return Err(RunError::Unsupported {
-                        what: "`minimize` is checked but training is not available in this version"
-                            .into(),
-                        span: m.span,
-                    });
-                }
+                Command::Minimize(m) => self.minimize(m, observer)?,
             }
         }
         Ok(())

@@ -157,15 +157,18 @@ fn run(
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = engine.run(&mut |answer| {
-        let text = if json {
-            answer.to_json() + "\n"
-        } else {
-            answer.to_human()
-        };
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
-    }, &mut ui);
+    let result = engine.run(
+        &mut |answer| {
+            let text = if json {
+                answer.to_json() + "\n"
+            } else {
+                answer.to_human()
+            };
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        },
+        &mut ui,
+    );
     emit(&engine.warnings, &sources);
     let ui_errors: Vec<Diagnostic> = ui
         .take_errors()

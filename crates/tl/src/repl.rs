@@ -98,12 +98,15 @@ impl Session {
         let result =
             Engine::new(&checked, &plan, &backend, RunOptions::default()).and_then(|mut engine| {
                 let mut k = 0;
-                let r = engine.run(&mut |a| {
-                    if k == last {
-                        out.push_str(&a.to_human());
-                    }
-                    k += 1;
-                });
+                let r = engine.run(
+                    &mut |a| {
+                        if k == last {
+                            out.push_str(&a.to_human());
+                        }
+                        k += 1;
+                    },
+                    &mut tl_run::observe::Silent,
+                );
                 for w in &engine.warnings {
                     err.push_str(&report::render_to_string(w, &sources));
                 }

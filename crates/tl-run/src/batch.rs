@@ -1,0 +1,174 @@
+//! Mini-batches along an example index (`minimize … batch e 64`): the example index's domain
+//! shrinks to the batch, every data tensor and relation with an axis in that domain is cut to
+//! the batch's examples, and the program is re-planned once per batch size.
+
+use crate::engine::{tuples_to_dense, Engine, Value};
+use crate::error::RunError;
+use std::collections::HashMap;
+use tl_backend::{HostData, HostTensor};
+use tl_check::{CheckedProgram, Definition, DomainId, TensorId};
+use tl_plan::ProgramPlan;
+use tl_syntax::Span;
+
+/// The example domain and the programs re-planned for each batch size.
+pub struct Batcher {
+    /// The domain the batch index ranges over.
+    pub domain: DomainId,
+    /// Examples per batch.
+    pub size: usize,
+    /// Re-planned programs by batch length (data definitions left empty; values come in per batch).
+    plans: HashMap<usize, (CheckedProgram, ProgramPlan)>,
+}
+
+/// The domain of the index variable called `name` in the equations (it must be one domain).
+pub fn batch_domain(p: &CheckedProgram, name: &str, span: Span) -> Result<DomainId, RunError> {
+    let mut found: Vec<DomainId> = p
+        .equations
+        .iter()
+        .flat_map(|e| e.vars.iter())
+        .chain(p.rules.iter().flat_map(|r| r.vars.iter()))
+        .filter(|v| v.name == name)
+        .map(|v| v.domain)
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    match found.as_slice() {
+        [d] => Ok(*d),
+        [] => Err(RunError::Unsupported { what: format!("no equation uses an index `{name}` to batch along"), span }),
+        _ => Err(RunError::Unsupported { what: format!("index `{name}` ranges over different domains in different equations; batching needs one"), span }),
+    }
+}
+
+impl Batcher {
+    /// A batcher over `domain` with batches of `size`.
+    pub fn new(domain: DomainId, size: usize) -> Self {
+        Batcher {
+            domain,
+            size: size.max(1),
+            plans: HashMap::new(),
+        }
+    }
+
+    /// The program and plan for batches of `len` examples.
+    pub fn plan_for(
+        &mut self,
+        p: &CheckedProgram,
+        len: usize,
+        span: Span,
+    ) -> Result<&(CheckedProgram, ProgramPlan), RunError> {
+        if !self.plans.contains_key(&len) {
+            let mut bp = p.clone();
+            bp.domains[self.domain].extent = len;
+            for eq in bp.equations.iter_mut() {
+                eq.vars
+                    .iter_mut()
+                    .filter(|v| v.domain == self.domain)
+                    .for_each(|v| v.extent = len);
+            }
+            for r in bp.rules.iter_mut() {
+                r.vars
+                    .iter_mut()
+                    .filter(|v| v.domain == self.domain)
+                    .for_each(|v| v.extent = len);
+            }
+            for t in bp.tensors.iter_mut() {
+                if let Definition::Data(_) = t.def {
+                    t.def = Definition::Data(HostTensor {
+                        shape: Vec::new(),
+                        data: HostData::F32(Vec::new()),
+                    });
+                }
+            }
+            let plan = tl_plan::plan(&bp).map_err(|e| RunError::Unsupported {
+                what: format!(
+                    "cannot plan a batch: {}",
+                    e.first().map(|x| x.to_string()).unwrap_or_default()
+                ),
+                span,
+            })?;
+            self.plans.insert(len, (bp, plan));
+        }
+        self.plans.get(&len).ok_or_else(|| RunError::Unsupported {
+            what: "internal: batch plan missing".into(),
+            span,
+        })
+    }
+}
+
+/// `host` cut to the examples `rows` along every axis in `axes`.
+fn cut(host: &HostTensor, axes: &[usize], rows: &[usize]) -> HostTensor {
+    let values = host.data.to_f64();
+    let shape: Vec<usize> = host
+        .shape
+        .iter()
+        .enumerate()
+        .map(|(k, &e)| if axes.contains(&k) { rows.len() } else { e })
+        .collect();
+    let n: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut point = vec![0usize; shape.len()];
+    for _ in 0..n {
+        let mut flat = 0usize;
+        for (k, &e) in host.shape.iter().enumerate() {
+            let i = if axes.contains(&k) {
+                rows[point[k]]
+            } else {
+                point[k]
+            };
+            flat = flat * e + i;
+        }
+        out.push(values.get(flat).copied().unwrap_or(0.0));
+        for k in (0..shape.len()).rev() {
+            point[k] += 1;
+            if point[k] < shape[k] {
+                break;
+            }
+            point[k] = 0;
+        }
+    }
+    HostTensor::from_f64(shape, out, host.dtype())
+}
+
+impl Engine<'_> {
+    /// The value tensor `t` takes in a batch of examples `rows` of `domain`: data and relations
+    /// with an axis in the domain are cut to the batch; everything else is shared.
+    pub fn batch_value(
+        &self,
+        t: TensorId,
+        domain: DomainId,
+        rows: &[usize],
+        span: Span,
+    ) -> Result<Option<Value>, RunError> {
+        let decl = &self.program.tensors[t];
+        let axes: Vec<usize> = decl
+            .axes
+            .iter()
+            .enumerate()
+            .filter(|(_, &d)| d == domain)
+            .map(|(k, _)| k)
+            .collect();
+        if axes.is_empty() || matches!(decl.def, Definition::Derived) {
+            return Ok(if matches!(decl.def, Definition::Derived) {
+                None
+            } else {
+                self.values[t].clone()
+            });
+        }
+        match &decl.def {
+            Definition::Data(host) => {
+                let sub = cut(host, &axes, rows);
+                let sub = HostTensor { shape: sub.shape.clone(), data: sub.data.convert(self.dtype()) };
+                Ok(Some(Value::Dense(self.backend.upload(&sub).map_err(|e| RunError::backend(e, span))?)))
+            }
+            Definition::Tuples(tuples) => {
+                let position: HashMap<u32, u32> = rows.iter().enumerate().map(|(k, &r)| (r as u32, k as u32)).collect();
+                let kept: Vec<Vec<u32>> = tuples.iter().filter_map(|tu| tu.iter().enumerate().map(|(k, &v)| if axes.contains(&k) { position.get(&v).copied() } else { Some(v) }).collect()).collect();
+                let mut shape = self.shape(t);
+                axes.iter().for_each(|&k| shape[k] = rows.len());
+                let host = tuples_to_dense(&shape, kept.iter().map(Vec::as_slice));
+                Ok(Some(Value::Dense(self.backend.upload(&host).map_err(|e| RunError::backend(e, span))?)))
+            }
+            _ => Err(RunError::Unsupported { what: format!("parameter `{}` has an axis along the batch index; batches cut data, not parameters", decl.name), span }),
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! `minimize`: gradient descent on every parameter the loss depends on. Each step evaluates
+//! the program with node values kept, backpropagates from the loss (`grad`), checks the loss
+//! and gradients are finite, and updates the parameters with the optimiser (`optim`) at the
+//! scheduled learning rate. Mini-batches (`batch`) re-plan the program for the batch size and
+//! reshuffle the examples every epoch from the run's one seeded generator.
+
+use crate::batch::{batch_domain, Batcher};
+use crate::engine::{Engine, Value};
+use crate::error::RunError;
+use crate::observe::{StepInfo, TrainObserver};
+use crate::optim::{learning_rate, OptimizerState};
+use tl_backend::{HostTensor, Tensor};
+use tl_check::learn::MinimizeSpec;
+use tl_check::{Definition, TensorId};
+use tl_syntax::Span;
+
+/// What one forward and backward pass gives: the loss and each parameter's gradient.
+struct StepResult {
+    loss: f64,
+    grads: Vec<Tensor>,
+}
+
+impl Engine<'_> {
+    /// Tensors each tensor reads through its equations and rules.
+    fn reads(&self, t: TensorId) -> Vec<TensorId> {
+        let mut out = Vec::new();
+        for &e in &self.program.tensors[t].equations {
+            let mut r = Vec::new();
+            tl_check::strata::collect_reads(&self.program.equations[e].rhs, &mut r);
+            out.extend(r.into_iter().map(|(x, _)| x));
+        }
+        for &r in &self.program.tensors[t].rules {
+            out.extend(self.program.rules[r].body.iter().map(|a| a.tensor));
+        }
+        out
+    }
+
+    /// The parameters (declared or implicit) that `loss` depends on, in tensor order.
+    pub fn learned_params(&self, loss: TensorId) -> Vec<TensorId> {
+        let n = self.program.tensors.len();
+        let mut seen = vec![false; n];
+        let mut stack = vec![loss];
+        while let Some(t) = stack.pop() {
+            if std::mem::replace(&mut seen[t], true) {
+                continue;
+            }
+            stack.extend(self.reads(t));
+        }
+        (0..n)
+            .filter(|&t| {
+                seen[t]
+                    && matches!(
+                        self.program.tensors[t].def,
+                        Definition::Param(_) | Definition::ImplicitParam
+                    )
+            })
+            .collect()
+    }
+
+    /// For each tensor, whether it depends on one of `params`.
+    fn depends_on(&self, params: &[TensorId]) -> Vec<bool> {
+        let n = self.program.tensors.len();
+        let mut dep: Vec<bool> = (0..n).map(|t| params.contains(&t)).collect();
+        loop {
+            let mut changed = false;
+            for t in 0..n {
+                if !dep[t] && self.reads(t).iter().any(|&r| dep[r]) {
+                    dep[t] = true;
+                    changed = true;
+                }
+            }
+            if !changed {
+                return dep;
+            }
+        }
+    }
+
+    /// Forgets every derived value so the next evaluation recomputes it.
+    pub fn reset_derived(&mut self) {
+        for (t, decl) in self.program.tensors.iter().enumerate() {
+            if matches!(decl.def, Definition::Derived) {
+                self.values[t] = None;
+            }
+        }
+    }
+
+    fn scalar(&self, t: TensorId, span: Span) -> Result<f64, RunError> {
+        let v = self.dense(t, span)?;
+        let host = self
+            .backend
+            .download(&v)
+            .map_err(|e| RunError::backend(e, span))?;
+        Ok(host.data.to_f64().iter().sum())
+    }
+
+    /// The first derived tensor (in evaluation order) holding a NaN or infinity, with the
+    /// span of its first equation.
+    fn first_non_finite(&self) -> Option<(String, Span)> {
+        for s in &self.program.strata {
+            for &t in &s.tensors {
+                let decl = &self.program.tensors[t];
+                let Some(Value::Dense(v)) = &self.values[t] else {
+                    continue;
+                };
+                if self.max_abs(v, decl.span).map_or(true, |m| !m.is_finite()) {
+                    let span = decl
+                        .equations
+                        .first()
+                        .map_or(decl.span, |&e| self.program.equations[e].span);
+                    return Some((decl.name.clone(), span));
+                }
+            }
+        }
+        None
+    }
+
+    /// One forward and backward pass over the current values.
+    fn pass(
+        &mut self,
+        loss: TensorId,
+        params: &[TensorId],
+        wanted: &[bool],
+        step: u64,
+        span: Span,
+    ) -> Result<StepResult, RunError> {
+        self.reset_derived();
+        self.traces.clear();
+        self.record = true;
+        let forward = self.evaluate_all();
+        self.record = false;
+        forward?;
+        let name = &self.program.tensors[loss].name;
+        let value = self.scalar(loss, span)?;
+        if !value.is_finite() {
+            let (culprit, at) = self.first_non_finite().unwrap_or((name.clone(), span));
+            return Err(RunError::NonFinite { what: format!("the loss `{name}` is {value} at step {step}; the first non-finite value is in `{culprit}`"), span: at });
+        }
+        let mut grads = self.backward(loss, wanted)?;
+        self.traces.clear();
+        let mut out = Vec::with_capacity(params.len());
+        for &p in params {
+            let pspan = self.program.tensors[p].span;
+            let g = match grads[p].take() {
+                Some(g) => g,
+                None => self
+                    .backend
+                    .full(&self.shape(p), 0.0, self.dtype())
+                    .map_err(|e| RunError::backend(e, pspan))?,
+            };
+            let m = self.max_abs(&g, pspan)?;
+            if !m.is_finite() {
+                let pname = &self.program.tensors[p].name;
+                return Err(RunError::NonFinite { what: format!("the gradient of `{name}` with respect to `{pname}` is not finite at step {step}"), span: pspan });
+            }
+            out.push(g);
+        }
+        Ok(StepResult {
+            loss: value,
+            grads: out,
+        })
+    }
+
+    fn param_hosts(
+        &self,
+        params: &[TensorId],
+        span: Span,
+    ) -> Result<Vec<(String, HostTensor)>, RunError> {
+        params
+            .iter()
+            .map(|&p| {
+                let v = self.dense(p, span)?;
+                let h = self
+                    .backend
+                    .download(&v)
+                    .map_err(|e| RunError::backend(e, span))?;
+                Ok((self.program.tensors[p].name.clone(), h))
+            })
+            .collect()
+    }
+
+    fn resume(
+        &mut self,
+        dir: &std::path::Path,
+        params: &[TensorId],
+        opt: &mut OptimizerState,
+        span: Span,
+    ) -> Result<u64, RunError> {
+        let io = |e: tl_io::IoError| RunError::Io {
+            message: e.to_string(),
+            hint: e.hint(),
+            span,
+        };
+        let ckpt = crate::checkpoint::load(dir).map_err(io)?;
+        for (name, host) in &ckpt.params {
+            let Some(&p) = params
+                .iter()
+                .find(|&&p| &self.program.tensors[p].name == name)
+            else {
+                return Err(RunError::Unsupported {
+                    what: format!(
+                        "the checkpoint in `{}` holds `{name}`, which this program does not learn",
+                        dir.display()
+                    ),
+                    span,
+                });
+            };
+            if host.shape != self.shape(p) {
+                return Err(RunError::Unsupported {
+                    what: format!(
+                        "`{name}` in the checkpoint has shape {:?}, the program's has {:?}",
+                        host.shape,
+                        self.shape(p)
+                    ),
+                    span,
+                });
+            }
+            let host = HostTensor {
+                shape: host.shape.clone(),
+                data: host.data.convert(self.dtype()),
+            };
+            self.values[p] = Some(Value::Dense(
+                self.backend
+                    .upload(&host)
+                    .map_err(|e| RunError::backend(e, span))?,
+            ));
+        }
+        let tensors: Vec<Tensor> = params
+            .iter()
+            .map(|&p| self.dense(p, span))
+            .collect::<Result<_, _>>()?;
+        let mut state = ckpt.optimizer.clone();
+        state.push((
+            crate::checkpoint::STEP.to_string(),
+            HostTensor::from_f64(Vec::new(), vec![ckpt.step as f64], tl_backend::DType::I64),
+        ));
+        opt.load_state(self.backend, &tensors, state)
+            .map_err(|what| RunError::Unsupported {
+                what: format!("cannot resume from `{}`: {what}", dir.display()),
+                span,
+            })?;
+        Ok(ckpt.step)
+    }
+
+    fn save_checkpoint(
+        &self,
+        dir: &std::path::Path,
+        step: u64,
+        params: &[TensorId],
+        opt: &OptimizerState,
+        span: Span,
+    ) -> Result<(), RunError> {
+        let hosts = self.param_hosts(params, span)?;
+        let state: Vec<(String, HostTensor)> = opt
+            .state(self.backend)
+            .map_err(|e| RunError::backend(e, span))?
+            .into_iter()
+            .filter(|(n, _)| n != crate::checkpoint::STEP)
+            .collect();
+        crate::checkpoint::save(dir, step, &hosts, &state).map_err(|e| RunError::Io {
+            message: e.to_string(),
+            hint: e.hint(),
+            span,
+        })
+    }
+
+    /// Runs one `minimize` command, reporting each step to `observer`.
+    pub fn minimize(
+        &mut self,
+        spec: &MinimizeSpec,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), RunError> {
+        let span = spec.span;
+        let params = self.learned_params(spec.loss);
+        if params.is_empty() {
+            return Err(RunError::Unsupported {
+                what: format!(
+                    "`{}` depends on no `param`, so there is nothing to learn",
+                    self.program.tensors[spec.loss].name
+                ),
+                span,
+            });
+        }
+        let wanted = self.depends_on(&params);
+        let mut opt = OptimizerState::new(&spec.optimizer, params.len());
+        let mut batcher = match &spec.batch {
+            Some((name, size)) => Some(Batcher::new(
+                batch_domain(self.program, name, span)?,
+                *size as usize,
+            )),
+            None => None,
+        };
+        let examples = batcher
+            .as_ref()
+            .map_or(1, |b| self.program.domains[b.domain].extent.max(1));
+        let per_epoch = batcher.as_ref().map_or(1, |b| examples.div_ceil(b.size)) as u64;
+        let total = if spec.epochs {
+            spec.count * per_epoch
+        } else {
+            spec.count
+        };
+        let mut start = 0;
+        if let Some(dir) = self.options.resume.take() {
+            start = self.resume(&dir, &params, &mut opt, span)?.min(total);
+        }
+        observer.start(&self.program.tensors[spec.loss].name, total);
+        let result = self.train_steps(
+            spec,
+            &params,
+            &wanted,
+            &mut opt,
+            batcher.as_mut(),
+            start,
+            total,
+            per_epoch,
+            observer,
+        );
+        observer.finish();
+        result?;
+        self.reset_derived();
+        self.evaluate_all()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn train_steps(
+        &mut self,
+        spec: &MinimizeSpec,
+        params: &[TensorId],
+        wanted: &[bool],
+        opt: &mut OptimizerState,
+        mut batcher: Option<&mut Batcher>,
+        start: u64,
+        total: u64,
+        per_epoch: u64,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), RunError> {
+        let span = spec.span;
+        let base_lr = match spec.optimizer {
+            tl_check::learn::Optimizer::Sgd { lr, .. }
+            | tl_check::learn::Optimizer::Adam { lr, .. } => lr,
+        };
+        let mut order: Vec<usize> = Vec::new();
+        for step in 0..total {
+            let epoch = step / per_epoch;
+            if let Some(b) = batcher.as_deref() {
+                if step % per_epoch == 0 {
+                    order = (0..self.program.domains[b.domain].extent).collect();
+                    for i in (1..order.len()).rev() {
+                        let j = self.rng.below(i + 1);
+                        order.swap(i, j);
+                    }
+                }
+            }
+            if step < start {
+                continue;
+            }
+            let result = match batcher.as_deref_mut() {
+                None => self.pass(spec.loss, params, wanted, step + 1, span)?,
+                Some(b) => {
+                    let k = (step % per_epoch) as usize;
+                    let rows: Vec<usize> =
+                        order[k * b.size..((k + 1) * b.size).min(order.len())].to_vec();
+                    let domain = b.domain;
+                    let (bp, bplan) = b.plan_for(self.program, rows.len(), span)?;
+                    let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
+                    for t in 0..self.program.tensors.len() {
+                        sub.values[t] = self.batch_value(t, domain, &rows, span)?;
+                    }
+                    sub.pass(spec.loss, params, wanted, step + 1, span)?
+                }
+            };
+            let lr = learning_rate(base_lr, spec.schedule.as_ref(), step, total);
+            let mut tensors: Vec<Tensor> = params
+                .iter()
+                .map(|&p| self.dense(p, span))
+                .collect::<Result<_, _>>()?;
+            opt.step(self.backend, &mut tensors, &result.grads, lr)
+                .map_err(|e| RunError::backend(e, span))?;
+            for (&p, t) in params.iter().zip(tensors) {
+                self.values[p] = Some(Value::Dense(t));
+            }
+            let epochs = if spec.epochs {
+                Some((epoch + 1, spec.count))
+            } else {
+                None
+            };
+            observer.step(&StepInfo {
+                step: step + 1,
+                total,
+                epoch: epochs,
+                loss: result.loss,
+                lr,
+            });
+            if let Some(dir) = self.options.checkpoint.clone() {
+                if (step + 1) % self.options.checkpoint_every.max(1) == 0 || step + 1 == total {
+                    self.save_checkpoint(&dir, step + 1, params, opt, span)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
