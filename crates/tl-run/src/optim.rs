@@ -262,10 +262,25 @@ impl OptimizerState {
             .collect()
     }
 
-    /// The state as named host tensors for checkpoints: `{k}.momentum_buffer`, `{k}.exp_avg`,
-    /// `{k}.exp_avg_sq` for each parameter index `k` that has them (none before the first step),
-    /// and `step` as a 0-d i64 tensor.
+    /// The state as named host tensors for checkpoints: [`OptimizerState::buffers`] followed
+    /// by `step`, the number of steps taken, as a 0-d i64 tensor.
     pub fn state(&self, backend: &dyn Backend) -> Result<Vec<(String, HostTensor)>> {
+        let mut out = self.buffers(backend)?;
+        out.push((
+            "step".to_string(),
+            HostTensor {
+                shape: Vec::new(),
+                data: tl_backend::HostData::I64(vec![self.step.min(i64::MAX as u64) as i64]),
+            },
+        ));
+        Ok(out)
+    }
+
+    /// The per-parameter buffers as named host tensors, without the step count (for
+    /// [`crate::checkpoint::save`], which stores the step itself): `{k}.momentum_buffer` (SGD
+    /// with momentum) or `{k}.exp_avg` and `{k}.exp_avg_sq` (Adam, AdamW) for each parameter
+    /// index `k` that has them (none before the first step), in that order.
+    pub fn buffers(&self, backend: &dyn Backend) -> Result<Vec<(String, HostTensor)>> {
         let mut out = Vec::new();
         for (k, kind) in self.entry_names() {
             let slot = if kind == "exp_avg_sq" {
@@ -277,25 +292,54 @@ impl OptimizerState {
                 out.push((format!("{k}.{kind}"), backend.download(t)?));
             }
         }
-        out.push((
-            "step".to_string(),
-            HostTensor {
-                shape: Vec::new(),
-                data: tl_backend::HostData::I64(vec![self.step.min(i64::MAX as u64) as i64]),
-            },
-        ));
         Ok(out)
     }
 
     /// Restores what [`OptimizerState::state`] returned, uploading each buffer in its
     /// parameter's element type. `params` are the parameters the state belongs to (for their
-    /// shapes and types). `step` is required; after a step > 0 every buffer of this optimiser
-    /// is required too. Missing, misshapen or unknown entries are an error naming every one.
+    /// shapes and types). `step` is required; see [`OptimizerState::restore`] for the rest.
+    /// On an error the state is left as it was.
     pub fn load_state(
         &mut self,
         backend: &dyn Backend,
         params: &[Tensor],
-        state: Vec<(String, HostTensor)>,
+        mut state: Vec<(String, HostTensor)>,
+    ) -> std::result::Result<(), String> {
+        let Some(pos) = state.iter().position(|(n, _)| n == "step") else {
+            // Report the buffers' problems too, in one message.
+            let rest = self.restore(backend, params, 0, state).err();
+            let mut msg = "the optimiser state does not fit: `step` is missing".to_string();
+            if let Some(rest) = rest {
+                msg.push_str("; ");
+                msg.push_str(rest.trim_start_matches("the optimiser state does not fit: "));
+            }
+            return Err(msg);
+        };
+        let t = state.swap_remove(pos).1;
+        let v = t.data.to_f64();
+        let step = match (t.numel() == 1, v.first()) {
+            (true, Some(&x)) if x >= 0.0 && x.fract() == 0.0 && x.is_finite() => x as u64,
+            _ => {
+                return Err(format!(
+                    "the optimiser state does not fit: `step` should be one non-negative whole \
+                     number, not a tensor of shape {:?}",
+                    t.shape
+                ))
+            }
+        };
+        self.restore(backend, params, step, state)
+    }
+
+    /// Restores the state from a step count and what [`OptimizerState::buffers`] returned
+    /// (as [`crate::checkpoint::load`] gives them back). After a step > 0 every buffer of this
+    /// optimiser is required. Missing, misshapen or unknown entries are an error naming every
+    /// one; on an error the state is left as it was.
+    pub fn restore(
+        &mut self,
+        backend: &dyn Backend,
+        params: &[Tensor],
+        step: u64,
+        buffers: Vec<(String, HostTensor)>,
     ) -> std::result::Result<(), String> {
         if params.len() != self.first.len() {
             return Err(format!(
@@ -305,37 +349,17 @@ impl OptimizerState {
             ));
         }
         let mut problems = Vec::new();
-        let mut entries: Vec<(String, HostTensor)> = state;
-        let mut take = |name: &str| -> Option<HostTensor> {
-            let pos = entries.iter().position(|(n, _)| n == name)?;
-            Some(entries.swap_remove(pos).1)
-        };
-        let step = match take("step") {
-            None => {
-                problems.push("`step` is missing".to_string());
-                0
-            }
-            Some(t) => {
-                let v = t.data.to_f64();
-                match (t.shape.is_empty() || t.numel() == 1, v.first()) {
-                    (true, Some(&x)) if x >= 0.0 && x.fract() == 0.0 && x.is_finite() => x as u64,
-                    _ => {
-                        problems.push(format!(
-                            "`step` should be one non-negative whole number, not a tensor of \
-                             shape {:?}",
-                            t.shape
-                        ));
-                        0
-                    }
-                }
-            }
-        };
+        let mut entries: Vec<(String, HostTensor)> = buffers;
         let mut first = vec![None; params.len()];
         let mut second = vec![None; params.len()];
         for (k, kind) in self.entry_names() {
             let name = format!("{k}.{kind}");
             let p = &params[k];
-            match take(&name) {
+            let found = entries
+                .iter()
+                .position(|(n, _)| *n == name)
+                .map(|pos| entries.swap_remove(pos).1);
+            match found {
                 None => {
                     if step > 0 {
                         problems.push(format!("`{name}` is missing"));
@@ -352,13 +376,8 @@ impl OptimizerState {
                         data: t.data.convert(float_type(p)),
                     };
                     match backend.upload(&host) {
-                        Ok(dev) => {
-                            if kind == "exp_avg_sq" {
-                                second[k] = Some(dev);
-                            } else {
-                                first[k] = Some(dev);
-                            }
-                        }
+                        Ok(dev) if kind == "exp_avg_sq" => second[k] = Some(dev),
+                        Ok(dev) => first[k] = Some(dev),
                         Err(e) => problems.push(format!("`{name}`: {e}")),
                     }
                 }
@@ -369,10 +388,11 @@ impl OptimizerState {
         for n in unknown {
             problems.push(format!("`{n}` is not part of this optimiser's state"));
         }
-        // Adam needs both moments or neither for a parameter.
-        if matches!(self.spec, Optimizer::Adam { .. }) {
-            for k in 0..params.len() {
-                if first[k].is_some() != second[k].is_some() && step == 0 {
+        // Adam needs both moments or neither for a parameter (at step 0, where neither is
+        // required, a lone one would otherwise slip through).
+        if step == 0 && matches!(self.spec, Optimizer::Adam { .. }) {
+            for (k, (m, v)) in first.iter().zip(&second).enumerate() {
+                if m.is_some() != v.is_some() {
                     problems.push(format!(
                         "parameter {k} has only one of its two Adam moments"
                     ));
@@ -751,10 +771,18 @@ mod tests {
             let mut pr = pa.clone();
             r.load_state(&b, &pr, saved).unwrap();
             assert_eq!(r.steps(), 3);
+            // The same through `buffers` and `restore` (the checkpoint module's split).
+            let mut r2 = OptimizerState::new(&spec, 2);
+            let mut pr2 = pa.clone();
+            r2.restore(&b, &pr2, a.steps(), a.buffers(&b).unwrap())
+                .unwrap();
+            assert_eq!(r2.steps(), 3);
             a.step(&b, &mut pa, &grads, 0.1).unwrap();
             r.step(&b, &mut pr, &grads, 0.1).unwrap();
-            for (x, y) in pa.iter().zip(&pr) {
+            r2.step(&b, &mut pr2, &grads, 0.1).unwrap();
+            for ((x, y), z) in pa.iter().zip(&pr).zip(&pr2) {
                 assert_eq!(b.download(x).unwrap(), b.download(y).unwrap());
+                assert_eq!(b.download(x).unwrap(), b.download(z).unwrap());
             }
         }
     }
