@@ -90,10 +90,19 @@ impl Engine<'_> {
     /// node's value is kept in `self.traces` for the backward pass.
     pub fn evaluate(&mut self, plan: &EquationPlan) -> Result<Tensor, RunError> {
         let vals = self.node_values(plan)?;
-        let root = vals.get(plan.root).cloned().ok_or_else(|| RunError::backend(tl_backend::BackendError::Shape { op: "plan", detail: "no root".into() }, plan.span))?;
+        let root = vals.get(plan.root).cloned().ok_or_else(|| {
+            RunError::backend(
+                tl_backend::BackendError::Shape {
+                    op: "plan",
+                    detail: "no root".into(),
+                },
+                plan.span,
+            )
+        })?;
         let out = self.place(plan, root);
         if self.record {
-            self.traces.insert(plan as *const EquationPlan as usize, vals);
+            self.traces
+                .insert(plan as *const EquationPlan as usize, vals);
         }
         out
     }
@@ -188,7 +197,20 @@ impl Engine<'_> {
             };
             vals[id] = Some(value);
         }
-        vals.into_iter().enumerate().map(|(i, v)| v.ok_or_else(|| RunError::backend(tl_backend::BackendError::Shape { op: "plan", detail: format!("node %{i} has no value") }, span))).collect()
+        vals.into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.ok_or_else(|| {
+                    RunError::backend(
+                        tl_backend::BackendError::Shape {
+                            op: "plan",
+                            detail: format!("node %{i} has no value"),
+                        },
+                        span,
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Lays a plan's root value onto its target's shape.

@@ -32,7 +32,11 @@ fn bin(f: BinaryFn, a: MapExpr, b: MapExpr) -> MapExpr {
 
 /// `1` where a == b, else `0`.
 fn equal(a: MapExpr, b: MapExpr) -> MapExpr {
-    bin(BinaryFn::Sub, MapExpr::Const(1.0), un(UnaryFn::Step, un(UnaryFn::Abs, bin(BinaryFn::Sub, a, b))))
+    bin(
+        BinaryFn::Sub,
+        MapExpr::Const(1.0),
+        un(UnaryFn::Step, un(UnaryFn::Abs, bin(BinaryFn::Sub, a, b))),
+    )
 }
 
 /// Gradients by tensor id (ids past the tensor count are unused).
@@ -44,7 +48,14 @@ impl Engine<'_> {
     }
 
     /// Evaluates `expr` over tensors labelled by variables, onto `out` labels.
-    fn map_labelled(&self, expr: &MapExpr, inputs: &[(&Tensor, &[usize])], out: &[usize], shape: &[usize], span: Span) -> Result<Tensor, RunError> {
+    fn map_labelled(
+        &self,
+        expr: &MapExpr,
+        inputs: &[(&Tensor, &[usize])],
+        out: &[usize],
+        shape: &[usize],
+        span: Span,
+    ) -> Result<Tensor, RunError> {
         let views: Vec<Tensor> = inputs
             .iter()
             .map(|(t, labels)| {
@@ -53,13 +64,33 @@ impl Engine<'_> {
             })
             .collect();
         let refs: Vec<&Tensor> = views.iter().collect();
-        self.backend.map(expr, &refs, shape, self.dtype()).map_err(self.err(span))
+        self.backend
+            .map(expr, &refs, shape, self.dtype())
+            .map_err(self.err(span))
     }
 
     /// Sums a tensor labelled `from` down to the labels `to` (a subset), in `to`'s order.
-    fn sum_to(&self, t: &Tensor, from: &[usize], to: &[usize], to_shape: &[usize], span: Span) -> Result<Tensor, RunError> {
-        let axes: Vec<usize> = from.iter().enumerate().filter(|(_, l)| !to.contains(l)).map(|(k, _)| k).collect();
-        let reduced = if axes.is_empty() { t.clone() } else { self.backend.reduce(t, &axes, ReduceOp::Sum).map_err(self.err(span))? };
+    fn sum_to(
+        &self,
+        t: &Tensor,
+        from: &[usize],
+        to: &[usize],
+        to_shape: &[usize],
+        span: Span,
+    ) -> Result<Tensor, RunError> {
+        let axes: Vec<usize> = from
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !to.contains(l))
+            .map(|(k, _)| k)
+            .collect();
+        let reduced = if axes.is_empty() {
+            t.clone()
+        } else {
+            self.backend
+                .reduce(t, &axes, ReduceOp::Sum)
+                .map_err(self.err(span))?
+        };
         let kept: Vec<usize> = from.iter().copied().filter(|l| to.contains(l)).collect();
         if kept == to {
             return Ok(reduced);
@@ -70,13 +101,26 @@ impl Engine<'_> {
     fn accumulate(&self, slot: &mut Option<Tensor>, g: Tensor, span: Span) -> Result<(), RunError> {
         *slot = Some(match slot.take() {
             None => g,
-            Some(a) => self.backend.map(&bin(BinaryFn::Add, input(0), input(1)), &[&a, &g], g.shape(), self.dtype()).map_err(self.err(span))?,
+            Some(a) => self
+                .backend
+                .map(
+                    &bin(BinaryFn::Add, input(0), input(1)),
+                    &[&a, &g],
+                    g.shape(),
+                    self.dtype(),
+                )
+                .map_err(self.err(span))?,
         });
         Ok(())
     }
 
     /// The gradient of a plan's root from the gradient of its target.
-    fn place_backward(&mut self, plan: &EquationPlan, root: &Tensor, g: &Tensor) -> Result<Tensor, RunError> {
+    fn place_backward(
+        &mut self,
+        plan: &EquationPlan,
+        root: &Tensor,
+        g: &Tensor,
+    ) -> Result<Tensor, RunError> {
         let span = plan.span;
         let Placement::Scatter { indices, op } = &plan.placement else {
             return Ok(g.clone());
@@ -84,38 +128,82 @@ impl Engine<'_> {
         let shape = self.shape(plan.target);
         let labels = plan.graph.nodes[plan.root].labels.clone();
         let key = (plan as *const EquationPlan as usize, usize::MAX);
-        let idx = self.index_cache.entry(key).or_insert_with(|| std::sync::Arc::new(index_vector(&plan.vars, &labels, indices, &shape))).clone();
+        let idx = self
+            .index_cache
+            .entry(key)
+            .or_insert_with(|| {
+                std::sync::Arc::new(index_vector(&plan.vars, &labels, indices, &shape))
+            })
+            .clone();
         let be = self.backend;
         let root_shape = root.shape().to_vec();
         match op {
             ReduceOp::Sum => be.gather(g, &idx, &root_shape).map_err(self.err(span)),
             ReduceOp::Mean => {
-                let ones = be.full(&root_shape, 1.0, self.dtype()).map_err(self.err(span))?;
-                let counts = be.scatter(&ones, &idx, &shape, ReduceOp::Sum).map_err(self.err(span))?;
-                let per = be.map(&bin(BinaryFn::Div, input(0), bin(BinaryFn::Max, input(1), MapExpr::Const(1.0))), &[g, &counts], &shape, self.dtype()).map_err(self.err(span))?;
+                let ones = be
+                    .full(&root_shape, 1.0, self.dtype())
+                    .map_err(self.err(span))?;
+                let counts = be
+                    .scatter(&ones, &idx, &shape, ReduceOp::Sum)
+                    .map_err(self.err(span))?;
+                let per = be
+                    .map(
+                        &bin(
+                            BinaryFn::Div,
+                            input(0),
+                            bin(BinaryFn::Max, input(1), MapExpr::Const(1.0)),
+                        ),
+                        &[g, &counts],
+                        &shape,
+                        self.dtype(),
+                    )
+                    .map_err(self.err(span))?;
                 be.gather(&per, &idx, &root_shape).map_err(self.err(span))
             }
             ReduceOp::Max | ReduceOp::Min => {
                 let target = self.dense(plan.target, span)?;
-                let tv = be.gather(&target, &idx, &root_shape).map_err(self.err(span))?;
+                let tv = be
+                    .gather(&target, &idx, &root_shape)
+                    .map_err(self.err(span))?;
                 let gg = be.gather(g, &idx, &root_shape).map_err(self.err(span))?;
-                be.map(&mul(input(0), equal(input(1), input(2))), &[&gg, root, &tv], &root_shape, self.dtype()).map_err(self.err(span))
+                be.map(
+                    &mul(input(0), equal(input(1), input(2))),
+                    &[&gg, root, &tv],
+                    &root_shape,
+                    self.dtype(),
+                )
+                .map_err(self.err(span))
             }
         }
     }
 
     /// Backpropagates `g_root` through one recorded plan, adding into `grads` for every tensor
     /// with `wanted[t]`.
-    fn graph_backward(&mut self, plan: &EquationPlan, g_root: Tensor, grads: &mut Grads, wanted: &[bool]) -> Result<(), RunError> {
+    fn graph_backward(
+        &mut self,
+        plan: &EquationPlan,
+        g_root: Tensor,
+        grads: &mut Grads,
+        wanted: &[bool],
+    ) -> Result<(), RunError> {
         let span = plan.span;
         let n = self.program.tensors.len();
         let key = plan as *const EquationPlan as usize;
-        let vals = self.traces.get(&key).cloned().ok_or_else(|| RunError::Unsupported { what: "internal: no recorded forward pass for the backward pass".into(), span })?;
+        let vals = self
+            .traces
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| RunError::Unsupported {
+                what: "internal: no recorded forward pass for the backward pass".into(),
+                span,
+            })?;
         let nodes = &plan.graph.nodes;
         let mut req = vec![false; nodes.len()];
         for (id, node) in nodes.iter().enumerate() {
             req[id] = match &node.op {
-                Op::Load { tensor } | Op::Gather { tensor, .. } => wanted.get(tensor % n).copied().unwrap_or(false),
+                Op::Load { tensor } | Op::Gather { tensor, .. } => {
+                    wanted.get(tensor % n).copied().unwrap_or(false)
+                }
                 Op::Const(_) | Op::IndexValue(_) => false,
                 _ => plan.graph.inputs(id).iter().any(|&i| req[i]),
             };
@@ -132,8 +220,21 @@ impl Engine<'_> {
                 Op::Load { tensor } => self.accumulate(&mut grads[tensor % n], g, span)?,
                 Op::Gather { tensor, indices } => {
                     let shape = self.shape(*tensor);
-                    let idx = self.index_cache.entry((key, id)).or_insert_with(|| std::sync::Arc::new(index_vector(&plan.vars, &node.labels, indices, &shape))).clone();
-                    let back = be.scatter(&g, &idx, &shape, ReduceOp::Sum).map_err(self.err(span))?;
+                    let idx = self
+                        .index_cache
+                        .entry((key, id))
+                        .or_insert_with(|| {
+                            std::sync::Arc::new(index_vector(
+                                &plan.vars,
+                                &node.labels,
+                                indices,
+                                &shape,
+                            ))
+                        })
+                        .clone();
+                    let back = be
+                        .scatter(&g, &idx, &shape, ReduceOp::Sum)
+                        .map_err(self.err(span))?;
                     self.accumulate(&mut grads[tensor % n], back, span)?;
                 }
                 Op::Const(_) | Op::IndexValue(_) => {}
@@ -143,10 +244,19 @@ impl Engine<'_> {
                             continue;
                         }
                         let d = mul(expr.derivative(k), input(inputs.len()));
-                        let mut args: Vec<(&Tensor, &[usize])> = inputs.iter().map(|&j| (&vals[j], nodes[j].labels.as_slice())).collect();
+                        let mut args: Vec<(&Tensor, &[usize])> = inputs
+                            .iter()
+                            .map(|&j| (&vals[j], nodes[j].labels.as_slice()))
+                            .collect();
                         args.push((&g, node.labels.as_slice()));
                         let full = self.map_labelled(&d, &args, &node.labels, &node.shape, span)?;
-                        let gi = self.sum_to(&full, &node.labels, &nodes[i].labels, &nodes[i].shape, span)?;
+                        let gi = self.sum_to(
+                            &full,
+                            &node.labels,
+                            &nodes[i].labels,
+                            &nodes[i].shape,
+                            span,
+                        )?;
                         self.accumulate(&mut gn[i], gi, span)?;
                     }
                 }
@@ -156,47 +266,156 @@ impl Engine<'_> {
                             continue;
                         }
                         let (lx, lo) = (&nodes[x].labels, &nodes[other].labels);
-                        let present: Vec<usize> = lx.iter().copied().filter(|l| node.labels.contains(l) || lo.contains(l)).collect();
+                        let present: Vec<usize> = lx
+                            .iter()
+                            .copied()
+                            .filter(|l| node.labels.contains(l) || lo.contains(l))
+                            .collect();
                         let l32 = |v: &[usize]| v.iter().map(|&l| l as u32).collect::<Vec<u32>>();
-                        let gx = be.contract(&g, &l32(&node.labels), &vals[other], &l32(lo), &l32(&present)).map_err(self.err(span))?;
-                        let gx = if present.len() == lx.len() { gx } else { self.map_labelled(&input(0), &[(&gx, &present)], lx, &nodes[x].shape, span)? };
+                        let gx = be
+                            .contract(
+                                &g,
+                                &l32(&node.labels),
+                                &vals[other],
+                                &l32(lo),
+                                &l32(&present),
+                            )
+                            .map_err(self.err(span))?;
+                        let gx = if present.len() == lx.len() {
+                            gx
+                        } else {
+                            self.map_labelled(
+                                &input(0),
+                                &[(&gx, &present)],
+                                lx,
+                                &nodes[x].shape,
+                                span,
+                            )?
+                        };
                         self.accumulate(&mut gn[x], gx, span)?;
                     }
                 }
                 Op::Reduce { input: i, op } => {
                     let (li, si) = (&nodes[*i].labels, &nodes[*i].shape);
                     let gi = match op {
-                        ReduceOp::Sum => self.map_labelled(&input(0), &[(&g, &node.labels)], li, si, span)?,
-                        ReduceOp::Mean => {
-                            let count: f64 = si.iter().product::<usize>() as f64 / node.shape.iter().product::<usize>().max(1) as f64;
-                            self.map_labelled(&bin(BinaryFn::Mul, input(0), MapExpr::Const(1.0 / count.max(1.0))), &[(&g, &node.labels)], li, si, span)?
+                        ReduceOp::Sum => {
+                            self.map_labelled(&input(0), &[(&g, &node.labels)], li, si, span)?
                         }
-                        ReduceOp::Max | ReduceOp::Min => self.map_labelled(&mul(input(0), equal(input(1), input(2))), &[(&g, &node.labels), (&vals[*i], li), (&vals[id], &node.labels)], li, si, span)?,
+                        ReduceOp::Mean => {
+                            let count: f64 = si.iter().product::<usize>() as f64
+                                / node.shape.iter().product::<usize>().max(1) as f64;
+                            self.map_labelled(
+                                &bin(
+                                    BinaryFn::Mul,
+                                    input(0),
+                                    MapExpr::Const(1.0 / count.max(1.0)),
+                                ),
+                                &[(&g, &node.labels)],
+                                li,
+                                si,
+                                span,
+                            )?
+                        }
+                        ReduceOp::Max | ReduceOp::Min => self.map_labelled(
+                            &mul(input(0), equal(input(1), input(2))),
+                            &[
+                                (&g, &node.labels),
+                                (&vals[*i], li),
+                                (&vals[id], &node.labels),
+                            ],
+                            li,
+                            si,
+                            span,
+                        )?,
                     };
                     self.accumulate(&mut gn[*i], gi, span)?;
                 }
-                Op::Normalize { input: i, axis, func } => {
+                Op::Normalize {
+                    input: i,
+                    axis,
+                    func,
+                } => {
                     let labels = &node.labels;
                     let rest: Vec<usize> = labels.iter().copied().filter(|l| l != axis).collect();
-                    let rest_shape: Vec<usize> = rest.iter().map(|&l| plan.vars[l].extent).collect();
+                    let rest_shape: Vec<usize> =
+                        rest.iter().map(|&l| plan.vars[l].extent).collect();
                     let y = &vals[id];
-                    let gy = self.map_labelled(&bin(BinaryFn::Mul, input(0), input(1)), &[(&g, labels), (y, labels)], labels, &node.shape, span)?;
+                    let gy = self.map_labelled(
+                        &bin(BinaryFn::Mul, input(0), input(1)),
+                        &[(&g, labels), (y, labels)],
+                        labels,
+                        &node.shape,
+                        span,
+                    )?;
                     let s_gy = self.sum_to(&gy, labels, &rest, &rest_shape, span)?;
                     let gi = match func {
-                        NormFn::Softmax => self.map_labelled(&mul(input(0), bin(BinaryFn::Sub, input(1), input(2))), &[(y, labels), (&g, labels), (&s_gy, &rest)], labels, &node.shape, span)?,
+                        NormFn::Softmax => self.map_labelled(
+                            &mul(input(0), bin(BinaryFn::Sub, input(1), input(2))),
+                            &[(y, labels), (&g, labels), (&s_gy, &rest)],
+                            labels,
+                            &node.shape,
+                            span,
+                        )?,
                         NormFn::LayerNorm => {
                             let len = plan.vars[*axis].extent.max(1) as f64;
                             let x = &vals[*i];
                             let s_x = self.sum_to(x, labels, &rest, &rest_shape, span)?;
-                            let centred = self.map_labelled(&bin(BinaryFn::Sub, input(0), bin(BinaryFn::Mul, input(1), MapExpr::Const(1.0 / len))), &[(x, labels), (&s_x, &rest)], labels, &node.shape, span)?;
-                            let sq = self.map_labelled(&bin(BinaryFn::Mul, input(0), input(0)), &[(&centred, labels)], labels, &node.shape, span)?;
+                            let centred = self.map_labelled(
+                                &bin(
+                                    BinaryFn::Sub,
+                                    input(0),
+                                    bin(BinaryFn::Mul, input(1), MapExpr::Const(1.0 / len)),
+                                ),
+                                &[(x, labels), (&s_x, &rest)],
+                                labels,
+                                &node.shape,
+                                span,
+                            )?;
+                            let sq = self.map_labelled(
+                                &bin(BinaryFn::Mul, input(0), input(0)),
+                                &[(&centred, labels)],
+                                labels,
+                                &node.shape,
+                                span,
+                            )?;
                             let s_sq = self.sum_to(&sq, labels, &rest, &rest_shape, span)?;
                             let s_g = self.sum_to(&g, labels, &rest, &rest_shape, span)?;
                             // (g − mean g − y·mean(g·y)) / sqrt(var + eps)
                             let inv_len = MapExpr::Const(1.0 / len);
-                            let sigma = un(UnaryFn::Sqrt, bin(BinaryFn::Add, bin(BinaryFn::Mul, input(3), inv_len.clone()), MapExpr::Const(1e-5)));
-                            let num = bin(BinaryFn::Sub, bin(BinaryFn::Sub, input(0), bin(BinaryFn::Mul, input(1), inv_len.clone())), bin(BinaryFn::Mul, input(4), bin(BinaryFn::Mul, input(2), inv_len)));
-                            self.map_labelled(&bin(BinaryFn::Div, num, sigma), &[(&g, labels), (&s_g, &rest), (&s_gy, &rest), (&s_sq, &rest), (y, labels)], labels, &node.shape, span)?
+                            let sigma = un(
+                                UnaryFn::Sqrt,
+                                bin(
+                                    BinaryFn::Add,
+                                    bin(BinaryFn::Mul, input(3), inv_len.clone()),
+                                    MapExpr::Const(1e-5),
+                                ),
+                            );
+                            let num = bin(
+                                BinaryFn::Sub,
+                                bin(
+                                    BinaryFn::Sub,
+                                    input(0),
+                                    bin(BinaryFn::Mul, input(1), inv_len.clone()),
+                                ),
+                                bin(
+                                    BinaryFn::Mul,
+                                    input(4),
+                                    bin(BinaryFn::Mul, input(2), inv_len),
+                                ),
+                            );
+                            self.map_labelled(
+                                &bin(BinaryFn::Div, num, sigma),
+                                &[
+                                    (&g, labels),
+                                    (&s_g, &rest),
+                                    (&s_gy, &rest),
+                                    (&s_sq, &rest),
+                                    (y, labels),
+                                ],
+                                labels,
+                                &node.shape,
+                                span,
+                            )?
                         }
                     };
                     self.accumulate(&mut gn[*i], gi, span)?;
@@ -208,12 +427,20 @@ impl Engine<'_> {
 
     /// Backpropagates the gradient of one derived tensor through its equations (rules and
     /// facts hold no parameters; a Boolean head's `step` passes gradients straight through).
-    fn tensor_backward(&mut self, t: TensorId, g: &Tensor, grads: &mut Grads, wanted: &[bool]) -> Result<(), RunError> {
+    fn tensor_backward(
+        &mut self,
+        t: TensorId,
+        g: &Tensor,
+        grads: &mut Grads,
+        wanted: &[bool],
+    ) -> Result<(), RunError> {
         let plan = self.plan;
         for &e in &self.program.tensors[t].equations {
             let p = &plan.equations[e];
             let key = p as *const EquationPlan as usize;
-            let Some(root) = self.traces.get(&key).and_then(|v| v.get(p.root)).cloned() else { continue };
+            let Some(root) = self.traces.get(&key).and_then(|v| v.get(p.root)).cloned() else {
+                continue;
+            };
             let g_root = self.place_backward(p, &root, g)?;
             self.graph_backward(p, g_root, grads, wanted)?;
         }
@@ -226,7 +453,11 @@ impl Engine<'_> {
         let n = self.program.tensors.len();
         let span = self.program.tensors[loss].span;
         let mut grads: Grads = vec![None; n];
-        grads[loss] = Some(self.backend.full(&self.shape(loss), 1.0, self.dtype()).map_err(self.err(span))?);
+        grads[loss] = Some(
+            self.backend
+                .full(&self.shape(loss), 1.0, self.dtype())
+                .map_err(self.err(span))?,
+        );
         for s in self.program.strata.iter().rev() {
             if !s.tensors.iter().any(|&t| grads[t].is_some()) {
                 continue;
@@ -245,10 +476,19 @@ impl Engine<'_> {
     }
 
     /// The implicit-function adjoint of a recursive stratum (see the module doc).
-    fn stratum_adjoint(&mut self, s: &Stratum, grads: &mut Grads, wanted: &[bool]) -> Result<(), RunError> {
+    fn stratum_adjoint(
+        &mut self,
+        s: &Stratum,
+        grads: &mut Grads,
+        wanted: &[bool],
+    ) -> Result<(), RunError> {
         let n = self.program.tensors.len();
         let span = self.program.tensors[s.tensors[0]].span;
-        let incoming: Vec<(TensorId, Tensor)> = s.tensors.iter().filter_map(|&t| grads[t].clone().map(|g| (t, g))).collect();
+        let incoming: Vec<(TensorId, Tensor)> = s
+            .tensors
+            .iter()
+            .filter_map(|&t| grads[t].clone().map(|g| (t, g)))
+            .collect();
         let mut lambda: Vec<(TensorId, Tensor)> = incoming.clone();
         for _ in 0..self.options.max_iters {
             let mut local: Grads = vec![None; n];
@@ -258,13 +498,36 @@ impl Engine<'_> {
             let mut next = Vec::new();
             let mut change: f64 = 0.0;
             for &t in &s.tensors {
-                let parts: Vec<Tensor> = incoming.iter().filter(|(u, _)| *u == t).map(|(_, g)| g.clone()).chain(local[t].take()).collect();
-                let Some(mut v) = parts.first().cloned() else { continue };
+                let parts: Vec<Tensor> = incoming
+                    .iter()
+                    .filter(|(u, _)| *u == t)
+                    .map(|(_, g)| g.clone())
+                    .chain(local[t].take())
+                    .collect();
+                let Some(mut v) = parts.first().cloned() else {
+                    continue;
+                };
                 for p in &parts[1..] {
-                    v = self.backend.map(&bin(BinaryFn::Add, input(0), input(1)), &[&v, p], v.shape(), self.dtype()).map_err(self.err(span))?;
+                    v = self
+                        .backend
+                        .map(
+                            &bin(BinaryFn::Add, input(0), input(1)),
+                            &[&v, p],
+                            v.shape(),
+                            self.dtype(),
+                        )
+                        .map_err(self.err(span))?;
                 }
                 let d = match lambda.iter().find(|(u, _)| *u == t) {
-                    Some((_, old)) => self.backend.map(&bin(BinaryFn::Sub, input(0), input(1)), &[&v, old], v.shape(), self.dtype()).map_err(self.err(span))?,
+                    Some((_, old)) => self
+                        .backend
+                        .map(
+                            &bin(BinaryFn::Sub, input(0), input(1)),
+                            &[&v, old],
+                            v.shape(),
+                            self.dtype(),
+                        )
+                        .map_err(self.err(span))?,
                     None => v.clone(),
                 };
                 change = change.max(self.max_abs(&d, span)?);
