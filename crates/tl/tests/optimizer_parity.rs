@@ -156,7 +156,6 @@ fn compare(label: &str, got_path: &Path, want_path: &Path, problems: &mut Vec<St
 }
 
 #[test]
-#[ignore = "needs minimize"]
 fn optimizers_match_torch_optim() {
     let configs = configurations();
     assert_eq!(
@@ -210,7 +209,7 @@ fn optimizers_match_torch_optim() {
 }
 
 /// The checked-in references are complete and readable, and the comparison finds a reference
-/// equal to itself and not to a perturbed copy (so the ignored test above can only fail for a
+/// equal to itself and not to a perturbed copy (so the test above can only fail for a
 /// real difference).
 #[test]
 fn parity_data_is_complete_and_the_comparison_works() {
