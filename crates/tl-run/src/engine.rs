@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub seed: u64,
     /// Bound on real-valued fixpoint iterations.
     pub max_iters: usize,
+    /// A real-valued fixpoint has converged when no element moves by more than this.
+    pub tolerance: f64,
     /// Write parameters and optimiser state to this folder every `checkpoint_every` steps.
     pub checkpoint: Option<std::path::PathBuf>,
     /// Steps between checkpoints.
@@ -43,6 +45,7 @@ impl Default for RunOptions {
             dtype: DType::F32,
             seed: 0,
             max_iters: 1000,
+            tolerance: 1e-6,
             checkpoint: None,
             checkpoint_every: 100,
             resume: None,

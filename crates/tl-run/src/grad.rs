@@ -534,7 +534,7 @@ impl Engine<'_> {
                 next.push((t, v));
             }
             lambda = next;
-            if change <= 1e-6 || change.is_nan() {
+            if change <= self.options.tolerance || change.is_nan() {
                 break;
             }
         }

@@ -170,7 +170,7 @@ impl Engine<'_> {
                 );
                 break;
             }
-            if delta <= 1e-6 {
+            if delta <= self.options.tolerance {
                 break;
             }
             if iteration + 1 >= self.options.max_iters {

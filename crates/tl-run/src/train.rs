@@ -160,6 +160,36 @@ impl Engine<'_> {
         })
     }
 
+    /// The loss and its gradient with respect to every parameter it depends on (evaluating
+    /// the program from the current parameter values), for checks and tools.
+    pub fn loss_and_gradients(
+        &mut self,
+        loss: TensorId,
+    ) -> Result<(f64, Vec<(TensorId, HostTensor)>), RunError> {
+        let span = self.program.tensors[loss].span;
+        let params = self.learned_params(loss);
+        let wanted = self.depends_on(&params);
+        let r = self.pass(loss, &params, &wanted, 0, span)?;
+        let hosts = r
+            .grads
+            .iter()
+            .map(|g| {
+                self.backend
+                    .download(g)
+                    .map_err(|e| RunError::backend(e, span))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((r.loss, params.into_iter().zip(hosts).collect()))
+    }
+
+    /// The loss from the current parameter values, without gradients.
+    pub fn loss_value(&mut self, loss: TensorId) -> Result<f64, RunError> {
+        let span = self.program.tensors[loss].span;
+        self.reset_derived();
+        self.evaluate_all()?;
+        self.scalar(loss, span)
+    }
+
     fn param_hosts(
         &self,
         params: &[TensorId],

@@ -115,10 +115,13 @@ fn pipeline(text: &str) {
     let Ok(mut engine) = Engine::new(&checked, &plan, &backend, options) else {
         return;
     };
-    let _ = engine.run(&mut |answer| {
-        let _ = answer.to_json();
-        let _ = answer.to_human();
-    });
+    let _ = engine.run(
+        &mut |answer| {
+            let _ = answer.to_json();
+            let _ = answer.to_human();
+        },
+        &mut tl_run::observe::Silent,
+    );
 }
 
 /// Runs `pipeline`, turning a panic into a test failure that shows the program.
