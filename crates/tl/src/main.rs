@@ -123,15 +123,28 @@ fn run(
     train: TrainArgs,
 ) -> ExitCode {
     let mut sources = SourceMap::new();
-    if let Some(dir) = &train.resume {
-        // Checked before compiling, so a mistyped folder fails at once.
-        if let Err(e) = tl_run::checkpoint::load(dir) {
-            emit(&[io_diagnostic("TL0403", &e)], &sources);
+    for (flag, path) in [("--log", &train.log), ("--plot", &train.plot)] {
+        // Checked before training, so a long run does not end without its log or plot.
+        let folder = path.as_deref().and_then(std::path::Path::parent);
+        if let Some(folder) = folder.filter(|f| !f.as_os_str().is_empty() && !f.is_dir()) {
+            let d = Diagnostic::spanless(
+                "TL0404",
+                format!("`{flag}`: folder {} does not exist", folder.display()),
+            )
+            .with_help("create the folder first, or write the file somewhere else");
+            emit(&[d], &sources);
             return ExitCode::FAILURE;
         }
     }
-    // Not yet handed to the engine: its run options do not take checkpoints so far.
-    let _checkpointing = (&train.checkpoint, train.checkpoint_every);
+    if let Some(dir) = &train.resume {
+        // Checked before compiling, so a mistyped folder fails at once.
+        if let Err(e) = tl_run::checkpoint::load(dir) {
+            let mut d = io_diagnostic("TL0403", &e);
+            d.message = format!("`--resume`: {}", d.message);
+            emit(&[d], &sources);
+            return ExitCode::FAILURE;
+        }
+    }
     let mut ui = train_ui::TrainUi::new(train.ui_options());
     let (program, diags) = tl_syntax::load_program(&file, &mut sources);
     let (checked, plan) = match pipeline::compile(&program, diags, &sources) {
@@ -227,6 +240,9 @@ fn main() -> ExitCode {
                 dtype,
                 seed,
                 max_iters,
+                checkpoint: train.checkpoint.clone(),
+                checkpoint_every: train.checkpoint_every,
+                resume: train.resume.clone(),
                 ..RunOptions::default()
             },
             train,

@@ -167,7 +167,7 @@ impl TrainObserver for TrainUi {
             lr: info.lr,
         });
         if let Some(bar) = &self.bar {
-            let mut msg = format!("loss {}  lr {}", sig4(info.loss), sig4(info.lr));
+            let mut msg = format!("loss {}  lr {}", sig4(info.loss), tick_label(info.lr));
             if let Some((e, n)) = info.epoch {
                 let _ = write!(msg, "  epoch {e}/{n}");
             }
@@ -189,7 +189,13 @@ impl TrainObserver for TrainUi {
 /// The bar's look: what is minimised, the bar, step/total, loss and lr, steps/s and ETA.
 fn bar_style() -> ProgressStyle {
     fn rate(state: &ProgressState, w: &mut dyn std::fmt::Write) {
-        let _ = write!(w, "{} steps/s", sig4(state.per_sec()));
+        let r = state.per_sec();
+        let text = if r >= 1000.0 && r.is_finite() {
+            format!("{r:.0}")
+        } else {
+            tick_label(r)
+        };
+        let _ = write!(w, "{text} steps/s");
     }
     ProgressStyle::with_template(
         "{prefix} [{bar:30.cyan/blue}] {pos}/{len}  {msg}  {rate}  ETA {eta}",
@@ -216,7 +222,7 @@ pub fn sig4(x: f64) -> String {
     }
 }
 
-/// A tick label: [`sig4`] without trailing zeros (`1`, `0.25`, `1.5e-7`).
+/// [`sig4`] without trailing zeros (`1`, `0.25`, `1.5e-7`): tick labels and learning rates.
 fn tick_label(x: f64) -> String {
     let s = sig4(x);
     let (mantissa, exponent) = match s.find('e') {
