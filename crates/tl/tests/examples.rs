@@ -1,7 +1,9 @@
 //! Runs every program in `examples/` that has a `.expected.jsonl` beside it and compares
 //! `tl run --json` with the expected answers: relations exactly, numbers within a relative
 //! tolerance of 1e-4 (the expected values are computed in float64 outside TensorLogic; the
-//! engine computes in float32).
+//! engine computes in float32). An expected answer may carry `"tolerance": x`: every number in
+//! that answer is then compared within the absolute tolerance x instead (for results of
+//! training, which depend on floating-point details).
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -36,20 +38,37 @@ fn programs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Compares one answer with its expectation; a `"tolerance"` key in the expectation is not part
+/// of the answer but sets an absolute tolerance for all of its numbers.
 fn close(got: &Value, want: &Value) -> bool {
+    if let Value::Object(w) = want {
+        if let Some(tol) = w.get("tolerance").and_then(Value::as_f64) {
+            let mut w = w.clone();
+            w.remove("tolerance");
+            return close_within(got, &Value::Object(w), Some(tol));
+        }
+    }
+    close_within(got, want, None)
+}
+
+/// `tol` is an absolute tolerance; without it, numbers must agree within 1e-4 relative.
+fn close_within(got: &Value, want: &Value, tol: Option<f64>) -> bool {
     match (got, want) {
         (Value::Number(g), Value::Number(w)) => {
             let (g, w) = (
                 g.as_f64().unwrap_or(f64::NAN),
                 w.as_f64().unwrap_or(f64::NAN),
             );
-            (g - w).abs() <= 1e-4 * w.abs().max(1.0)
+            (g - w).abs() <= tol.unwrap_or(1e-4 * w.abs().max(1.0))
         }
         (Value::Array(g), Value::Array(w)) => {
-            g.len() == w.len() && g.iter().zip(w).all(|(a, b)| close(a, b))
+            g.len() == w.len() && g.iter().zip(w).all(|(a, b)| close_within(a, b, tol))
         }
         (Value::Object(g), Value::Object(w)) => {
-            g.len() == w.len() && w.iter().all(|(k, v)| g.get(k).is_some_and(|x| close(x, v)))
+            g.len() == w.len()
+                && w
+                    .iter()
+                    .all(|(k, v)| g.get(k).is_some_and(|x| close_within(x, v, tol)))
         }
         _ => got == want,
     }

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Generate the data files and expected answers of the learning examples (examples/learning/).
+
+Data come from fixed seeds; running the script twice produces byte-identical files.
+Expected answers are what the trained programs must show:
+
+- exact where the outcome is discrete (XOR's rounded predictions, thresholded relations);
+- otherwise a value with a `"tolerance"` (absolute, for every number of that answer; see
+  crates/tl/tests/examples.rs), since training results depend on floating-point details.
+  Linear regression's weights are the least-squares solution computed here with NumPy.
+
+Usage: python3 scripts/gen_learning.py
+"""
+
+import json
+import os
+
+import numpy as np
+
+ROOT = os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "learning")
+)
+
+
+def path(rel):
+    p = os.path.join(ROOT, *rel.split("/"))
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    return p
+
+
+def write_npy(rel, array):
+    np.save(path(rel), np.ascontiguousarray(array, dtype=np.float32))
+
+
+def write_expected(rel, answers):
+    with open(path(rel), "w", newline="\n") as f:
+        for a in answers:
+            f.write(json.dumps(a, separators=(",", ":")) + "\n")
+
+
+def tensor(query, data, shape=None, tolerance=None):
+    arr = np.asarray(data, dtype=np.float64)
+    out = {
+        "query": query,
+        "shape": list(arr.shape) if shape is None else shape,
+        "data": [float(round(x, 6)) for x in arr.reshape(-1)],
+    }
+    if tolerance is not None:
+        out["tolerance"] = tolerance
+    return out
+
+
+def relation(query, vars_, rows):
+    return {"query": query, "vars": vars_, "rows": sorted(set(tuple(r) for r in rows))}
+
+
+# ---------------------------------------------------------------------------
+# XOR: the rounded predictions are exact; the final loss only has to be small.
+# ---------------------------------------------------------------------------
+
+def xor():
+    write_expected(
+        "xor.expected.jsonl",
+        [
+            tensor("Pred", [0, 1, 1, 0]),
+            tensor("Loss", 0.0, tolerance=1e-3),
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------
+# Linear regression from .npy: y = X w + b + noise; expected W, B = least squares.
+# ---------------------------------------------------------------------------
+
+def linreg():
+    rng = np.random.default_rng(20240601)
+    n = 200
+    w_true = np.array([2.0, -1.0, 0.5])
+    b_true = 0.3
+    X = rng.normal(size=(n, 3)).astype(np.float32)
+    y = (X.astype(np.float64) @ w_true + b_true + 0.05 * rng.normal(size=n)).astype(np.float32)
+    write_npy("linreg/X.npy", X)
+    write_npy("linreg/y.npy", y)
+    A = np.hstack([X.astype(np.float64), np.ones((n, 1))])
+    sol, *_ = np.linalg.lstsq(A, y.astype(np.float64), rcond=None)
+    write_expected(
+        "linreg/linreg.expected.jsonl",
+        [
+            tensor("W", sol[:3], tolerance=1e-3),
+            tensor("B", sol[3], tolerance=1e-3),
+        ],
+    )
+    return sol
+
+
+if __name__ == "__main__":
+    xor()
+    print("linreg least squares:", linreg())
