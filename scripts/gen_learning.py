@@ -93,6 +93,33 @@ def linreg():
     return sol
 
 
+# ---------------------------------------------------------------------------
+# Spiral: 3 interleaved arms of 100 points each (the CS231n spiral), one-hot labels.
+# The expected accuracy is 0.975 with tolerance 0.025: anything in [0.95, 1] passes.
+# ---------------------------------------------------------------------------
+
+def spiral():
+    rng = np.random.default_rng(7)
+    per, classes = 100, 3
+    X = np.zeros((per * classes, 2))
+    labels = np.zeros(per * classes, dtype=int)
+    for c in range(classes):
+        r = np.linspace(0.0, 1.0, per)
+        t = np.linspace(c * 4.0, (c + 1) * 4.0, per) + 0.2 * rng.normal(size=per)
+        X[c * per:(c + 1) * per] = np.column_stack([r * np.sin(t), r * np.cos(t)])
+        labels[c * per:(c + 1) * per] = c
+    write_npy("spiral/X.npy", X)
+    write_npy("spiral/onehot.npy", np.eye(classes)[labels])
+    write_expected(
+        "spiral/spiral.expected.jsonl",
+        [
+            tensor("Acc", 0.975, tolerance=0.025),
+            tensor("Loss", 0.0, tolerance=0.1),  # mean cross-entropy below 0.1
+        ],
+    )
+
+
 if __name__ == "__main__":
+    spiral()
     xor()
     print("linreg least squares:", linreg())
