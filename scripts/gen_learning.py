@@ -119,7 +119,59 @@ def spiral():
     )
 
 
+# ---------------------------------------------------------------------------
+# RESCAL: a 24-person, three-generation family. family.csv holds every true fact of five
+# relations; hidden.csv lists half of the Child cells (true or false), drawn at random, which
+# the program masks out of its loss. The expected answers say that thresholding the learned
+# scores on the hidden cells recovers exactly the hidden Child facts.
+# ---------------------------------------------------------------------------
+
+def rescal():
+    # Generation 1: four couples; each has a son and a daughter (generation 2), who marry into
+    # the other families; each generation-2 couple has two children (generation 3).
+    g1 = [("Arthur", "Beth"), ("Carl", "Dora"), ("Emil", "Fern"), ("Glen", "Hana")]
+    g2 = [("Ivan", "Jane"), ("Kurt", "Lola"), ("Mark", "Nina"), ("Otto", "Pia")]
+    g3 = [("Quin", "Rosa"), ("Saul", "Tess"), ("Umar", "Vera"), ("Walt", "Xena")]
+    couples = [(f, m, [g2[k][0], g2[(k + 1) % 4][1]]) for k, (f, m) in enumerate(g1)]
+    couples += [(f, m, list(g3[k])) for k, (f, m) in enumerate(g2)]
+    people = [p for gen in (g1, g2, g3) for couple in gen for p in couple]
+    parent = {(p, c) for f, m, cs in couples for p in (f, m) for c in cs}
+    child = {(c, p) for p, c in parent}
+    spouse = {pair for f, m, _ in couples for pair in ((f, m), (m, f))}
+    sibling = {(a, b) for _, _, cs in couples for a in cs for b in cs if a != b}
+    grand = {(g, c) for g, p in parent for p2, c in parent if p == p2}
+    rels = {"Parent": parent, "Child": child, "Spouse": spouse, "Sibling": sibling,
+            "Grandparent": grand}
+    rows = [(r, a, b) for r, facts in rels.items() for a, b in sorted(facts)]
+    with open(path("rescal/family.csv"), "w", newline="\n") as f:
+        f.write("# relation,head,tail: every true fact of the family\n")
+        for r in rows:
+            f.write(",".join(r) + "\n")
+    rng = np.random.default_rng(3)
+    cells = [(a, b) for a in people for b in people]
+    order = rng.permutation(len(cells))
+    hidden = sorted(cells[k] for k in order[: len(cells) // 2])
+    with open(path("rescal/hidden.csv"), "w", newline="\n") as f:
+        f.write("# relation,head,tail: cells masked out of the training loss\n")
+        for a, b in hidden:
+            f.write(f"Child,{a},{b}\n")
+    held = [c for c in hidden if c in child]
+    print(f"rescal: {len(rows)} facts, {len(hidden)} hidden Child cells, "
+          f"{len(held)} of them true, {len(child) - len(held)} true Child facts trained")
+    write_expected(
+        "rescal/rescal.expected.jsonl",
+        [
+            relation("Guess(x, y)", ["x", "y"], held),
+            relation("Missed(x, y)", ["x", "y"], []),
+            relation("Wrong(x, y)", ["x", "y"], []),
+            tensor("Recall", 1.0),
+            tensor("Precision", 1.0),
+        ],
+    )
+
+
 if __name__ == "__main__":
     spiral()
+    rescal()
     xor()
     print("linreg least squares:", linreg())
