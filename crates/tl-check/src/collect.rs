@@ -322,7 +322,7 @@ impl<'a> Checker<'a> {
 
     fn note_expr(&mut self, e: &Expr) {
         match &e.kind {
-            ExprKind::Number(_) => {}
+            ExprKind::Number(_) | ExprKind::Index(_) => {}
             ExprKind::Access(a) => self.note_access(a),
             ExprKind::Call { args, .. } => args.iter().for_each(|a| self.note_expr(a)),
             ExprKind::Neg(x) => self.note_expr(x),

@@ -241,6 +241,7 @@ impl Checker<'_> {
     ) -> Result<Expr, CheckError> {
         Ok(match &e.kind {
             ExprKind::Number(x) => Expr::Number(*x),
+            ExprKind::Index(id) => Expr::IndexValue(scope.var(self, &id.name, id.span)),
             ExprKind::Access(a) => Expr::Access(self.access(scope, hints, a, anon)?),
             ExprKind::Neg(x) => Expr::Neg(Box::new(self.expr(scope, hints, x, anon)?)),
             ExprKind::Binary { op, lhs, rhs } => Expr::Binary(

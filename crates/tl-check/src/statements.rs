@@ -132,7 +132,7 @@ impl Checker<'_> {
     /// read, or of slices in one read.
     fn anon_rank(&self, e: &ast::Expr) -> usize {
         match &e.kind {
-            ExprKind::Number(_) => 0,
+            ExprKind::Number(_) | ExprKind::Index(_) => 0,
             ExprKind::Access(a) => match a.style {
                 AccessStyle::Bare => self
                     .by_name

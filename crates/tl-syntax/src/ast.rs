@@ -301,6 +301,9 @@ pub enum ExprKind {
     Number(f64),
     /// A tensor read.
     Access(Access),
+    /// An index variable used as a number: `p` in `sin(p / 10000^(d / Dm))` is 0, 1, 2, … along
+    /// its axis.
+    Index(Ident),
     /// A function call: `sig(x)`, `sig(x, T)`, `softmax(…)`.
     Call {
         /// The function's name.

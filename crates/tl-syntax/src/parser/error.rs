@@ -45,14 +45,6 @@ pub enum ParseError {
         /// The opening bracket.
         open: Span,
     },
-    /// A lower-case name used as a value in an expression.
-    #[error("index variable `{name}` used as a value")]
-    VariableInExpr {
-        /// The name.
-        name: String,
-        /// Where it is.
-        span: Span,
-    },
     /// A variable, arithmetic or slice among a fact's arguments.
     #[error("a fact's arguments must be constants")]
     FactArgument {
@@ -123,7 +115,6 @@ impl ParseError {
             | ParseError::UnterminatedString { span }
             | ParseError::Expected { span, .. }
             | ParseError::Unclosed { span, .. }
-            | ParseError::VariableInExpr { span, .. }
             | ParseError::FactArgument { span, .. }
             | ParseError::NotAnInteger { span, .. }
             | ParseError::LowercaseTensor { span, .. }
@@ -142,7 +133,6 @@ impl ParseError {
             ParseError::UnterminatedString { .. } => "TL0002",
             ParseError::Expected { .. } => "TL0003",
             ParseError::Unclosed { .. } => "TL0004",
-            ParseError::VariableInExpr { .. } => "TL0005",
             ParseError::FactArgument { .. } => "TL0006",
             ParseError::RaggedArray { .. } => "TL0007",
             ParseError::NotAnInteger { .. } => "TL0008",
@@ -185,11 +175,6 @@ impl ToDiagnostic for ParseError {
                 )
                 .with_label(*open, format!("`{opened}` opened here"))
             }
-            ParseError::VariableInExpr { .. } => base(
-                "an index variable outside `[..]`",
-                "index variables only appear inside [..]; tensor names start with an upper-case \
-                 letter, and functions are called as `name(..)`",
-            ),
             ParseError::FactArgument { relation, .. } => base(
                 "not a constant",
                 "facts hold constants (symbols such as `Alice` or integers); did you mean a rule \

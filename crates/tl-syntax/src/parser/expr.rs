@@ -42,8 +42,8 @@ impl Parser {
         }
     }
 
-    /// Whether the next token can start a juxtaposed factor. A lower-case name counts, so that
-    /// a stray index variable is reported as such rather than as a missing operator.
+    /// Whether the next token can start a juxtaposed factor (a lower-case name is an index
+    /// value or a function call).
     fn starts_primary(&self) -> bool {
         matches!(
             self.peek(),
@@ -102,7 +102,11 @@ impl Parser {
             }
             TokenKind::Lower(name) => {
                 if *self.nth(1) != TokenKind::LParen {
-                    return Err(ParseError::VariableInExpr { name, span: start });
+                    self.bump();
+                    return Ok(Expr {
+                        kind: ExprKind::Index(crate::ast::Ident { name, span: start }),
+                        span: start,
+                    });
                 }
                 let func = self.lower("a function name")?;
                 let open = self.bump().span;

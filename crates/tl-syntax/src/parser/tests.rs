@@ -115,6 +115,7 @@ fn array(shape: Vec<usize>, data: Vec<f64>) -> ArrayLit {
 fn sx(e: &Expr) -> String {
     match &e.kind {
         ExprKind::Number(n) => n.to_string(),
+        ExprKind::Index(id) => format!("#{}", id.name),
         ExprKind::Access(a) => {
             let args: Vec<String> = a.args.iter().map(ix).collect();
             match a.style {
