@@ -170,7 +170,64 @@ def rescal():
     )
 
 
+# ---------------------------------------------------------------------------
+# Learned temperature: the relaxed reachability fixpoint and the same SGD as the program,
+# with the gradient of the fixpoint's loss taken by central differences in float64.
+# ---------------------------------------------------------------------------
+
+def temperature():
+    import re
+
+    with open(path("temperature.tl")) as f:
+        edges = [tuple(map(int, m)) for m in re.findall(r"^Edge\((\d+), (\d+)\)", f.read(), re.M)]
+    n = 1 + max(max(e) for e in edges)
+    E = np.zeros((n, n))
+    for a, b in edges:
+        E[a, b] = 1.0
+    closure = E.copy()
+    for _ in range(n):
+        closure = np.minimum(1.0, closure + closure @ E)
+
+    def fixpoint(t):
+        r = np.zeros((n, n))
+        for _ in range(10000):
+            nxt = 1.0 / (1.0 + np.exp(-(E + r @ E - 0.5) / t))
+            if np.abs(nxt - r).max() <= 1e-13:
+                return nxt
+            r = nxt
+        raise RuntimeError("no convergence")
+
+    def loss(t):
+        return float(((fixpoint(t) - closure) ** 2).mean())
+
+    def rows(m):
+        return [(int(a), int(b)) for a, b in zip(*np.nonzero(m))]
+
+    t = 1.0
+    before = fixpoint(t) > 0.5
+    loss0 = loss(t)
+    for _ in range(300):  # sgd(lr=0.2) for 300 steps
+        t -= 0.2 * (loss(t + 1e-7) - loss(t - 1e-7)) / 2e-7
+    after = fixpoint(t) > 0.5
+    print(f"temperature: Tm {t:.6f}, loss {loss0:.6f} -> {loss(t):.3g}, "
+          f"{int((before != closure).sum())} wrong rows before, {int((after != closure).sum())} after")
+    write_expected(
+        "temperature.expected.jsonl",
+        [
+            relation("Extra(x, z)", ["x", "z"], rows(before & (closure == 0))),
+            relation("Lost(x, z)", ["x", "z"], rows(~before & (closure == 1))),
+            tensor("Loss", loss0),
+            tensor("Tm", t, tolerance=0.03),  # well below 1: anything in [0.04, 0.1]
+            tensor("Loss", 0.0, tolerance=1e-4),
+            relation("Extra(x, z)", ["x", "z"], rows(after & (closure == 0))),
+            relation("Lost(x, z)", ["x", "z"], rows(~after & (closure == 1))),
+            relation("Derived(x, z)", ["x", "z"], rows(closure == 1)),
+        ],
+    )
+
+
 if __name__ == "__main__":
+    temperature()
     spiral()
     rescal()
     xor()
