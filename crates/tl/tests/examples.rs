@@ -66,8 +66,7 @@ fn close_within(got: &Value, want: &Value, tol: Option<f64>) -> bool {
         }
         (Value::Object(g), Value::Object(w)) => {
             g.len() == w.len()
-                && w
-                    .iter()
+                && w.iter()
                     .all(|(k, v)| g.get(k).is_some_and(|x| close_within(x, v, tol)))
         }
         _ => got == want,
