@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod cpu;
+pub mod cuda;
 pub mod dtype;
 pub mod error;
 pub mod grad_expr;

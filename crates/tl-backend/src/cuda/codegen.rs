@@ -1,0 +1,789 @@
+//! CUDA C source for every kernel the backend launches, generated from the op description.
+//!
+//! Kernels take one by-value argument, `TlMeta` (an array of 64-bit words: element counts,
+//! device addresses, extents and strides), so a kernel depends only on the *signature* of a
+//! call (expression, element types, rank, which inputs are strided), not on its sizes. Math is
+//! written once in the `float` dialect; for f64 the source is rewritten to the `double` one
+//! ([`dialect`]). Half and bfloat16 conversions use PTX / bit operations, so no CUDA header is
+//! needed.
+
+use crate::dtype::DType;
+use crate::ops::{MapExpr, NormFn, ReduceOp};
+use std::fmt::Write;
+
+/// Threads per block of every kernel.
+pub(crate) const BLOCK: u32 = 256;
+
+/// The arithmetic type of a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Real {
+    /// `float`
+    F32,
+    /// `double`
+    F64,
+}
+
+impl Real {
+    /// The compute type of a storage type (f64 for f64, f32 for everything else).
+    pub(crate) fn of(d: DType) -> Real {
+        if d.compute() == DType::F64 {
+            Real::F64
+        } else {
+            Real::F32
+        }
+    }
+
+    /// The storage type holding this compute type.
+    pub(crate) fn dtype(self) -> DType {
+        match self {
+            Real::F32 => DType::F32,
+            Real::F64 => DType::F64,
+        }
+    }
+
+    fn c(self) -> &'static str {
+        match self {
+            Real::F32 => "float",
+            Real::F64 => "double",
+        }
+    }
+}
+
+/// The C type that holds one element of `d` in device memory.
+pub(crate) fn c_type(d: DType) -> &'static str {
+    match d {
+        DType::F32 => "float",
+        DType::F64 => "double",
+        DType::F16 | DType::BF16 => "unsigned short",
+        DType::Bool => "unsigned char",
+        DType::I64 => "long long",
+    }
+}
+
+/// Element conversions (never rewritten to the double dialect).
+const CONVERSIONS: &str = r#"
+__device__ __forceinline__ float tl_h2f(unsigned short h) {
+  float f; asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h)); return f;
+}
+__device__ __forceinline__ unsigned short tl_f2h(float f) {
+  unsigned short h; asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f)); return h;
+}
+__device__ __forceinline__ float tl_bf2f(unsigned short h) {
+  return __uint_as_float(((unsigned int)h) << 16);
+}
+__device__ __forceinline__ unsigned short tl_f2bf(float f) {
+  unsigned int u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (unsigned short)(u >> 16);
+}
+"#;
+
+/// The functions `UnaryFn::c_expr`/`BinaryFn::c_expr` call besides libm, matching the f64
+/// definitions in `ops.rs`. Written in the float dialect over `real`.
+const MATH: &str = r#"
+__device__ __forceinline__ real tl_sigmoid(real x) {
+  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+  real e = expf(x);
+  return e / (1.0f + e);
+}
+__device__ __forceinline__ real tl_pow(real a, real b) {
+  if (floorf(b) == b && fabsf(b) <= 64.0f) {
+    int n = (int)b;
+    unsigned int e = n < 0 ? (unsigned int)(-n) : (unsigned int)n;
+    real r = 1.0f;
+    real base = a;
+    while (e) { if (e & 1u) r *= base; base *= base; e >>= 1; }
+    return n < 0 ? 1.0f / r : r;
+  }
+  return powf(a, b);
+}
+__device__ __forceinline__ real tl_sig_t(real a, real t) {
+  if (t == 0.0f) return a > 0.0f ? 1.0f : 0.0f;
+  return tl_sigmoid(a / t);
+}
+__device__ __forceinline__ real tl_sig_t_grad_a(real a, real t) {
+  if (t == 0.0f) return 1.0f;
+  real s = tl_sigmoid(a / t);
+  return s * (1.0f - s) / t;
+}
+__device__ __forceinline__ real tl_sig_t_grad_t(real a, real t) {
+  if (t == 0.0f) return 0.0f;
+  real s = tl_sigmoid(a / t);
+  return -s * (1.0f - s) * a / (t * t);
+}
+__device__ __forceinline__ real tl_gelu_grad(real x) {
+  real cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+  real pdf = expf(-0.5f * x * x) * 0.39894228040143268f;
+  return cdf + x * pdf;
+}
+"#;
+
+/// float-dialect math functions and their double names.
+const DOUBLE_NAMES: &[(&str, &str)] = &[
+    ("expf", "exp"),
+    ("logf", "log"),
+    ("sqrtf", "sqrt"),
+    ("fabsf", "fabs"),
+    ("sinf", "sin"),
+    ("cosf", "cos"),
+    ("tanhf", "tanh"),
+    ("erff", "erf"),
+    ("fmaxf", "fmax"),
+    ("fminf", "fmin"),
+    ("powf", "pow"),
+    ("floorf", "floor"),
+];
+
+/// Rewrites float-dialect source for `real`: for f64, float math functions become their double
+/// versions and the `f` suffix of decimal literals is dropped (hex literals are left alone).
+pub(crate) fn dialect(src: &str, real: Real) -> String {
+    if real == Real::F32 {
+        return src.to_string();
+    }
+    let b = src.as_bytes();
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let s = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            let word = &src[s..i];
+            match DOUBLE_NAMES.iter().find(|(f, _)| *f == word) {
+                Some((_, d)) => out.push_str(d),
+                None => out.push_str(word),
+            }
+        } else if c.is_ascii_digit() || (c == b'.' && b.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
+            let s = i;
+            while i < b.len() {
+                let d = b[i];
+                let exp_sign = (d == b'+' || d == b'-')
+                    && matches!(b[i - 1], b'e' | b'E')
+                    && !src[s..i].starts_with("0x");
+                if d.is_ascii_alphanumeric() || d == b'.' || exp_sign {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            let lit = &src[s..i];
+            let hex = lit.starts_with("0x") || lit.starts_with("0X");
+            match lit.strip_suffix(['f', 'F']) {
+                Some(stripped) if !hex => out.push_str(stripped),
+                _ => out.push_str(lit),
+            }
+        } else {
+            // Copy one (possibly multi-byte) character.
+            let len = src[i..].chars().next().map_or(1, char::len_utf8);
+            out.push_str(&src[i..i + len]);
+            i += len;
+        }
+    }
+    out
+}
+
+/// Capacity (in 64-bit words) of the `TlMeta` argument for `len` words, or `None` when the
+/// argument would exceed CUDA's 4 KiB parameter limit.
+pub(crate) fn meta_cap(len: usize) -> Option<usize> {
+    [16, 64, 480].into_iter().find(|&c| len <= c)
+}
+
+/// The common head of every kernel: conversions, `real`, `TlMeta`, the math helpers.
+fn header(real: Real, cap: usize) -> String {
+    let mut s = String::from(CONVERSIONS);
+    let _ = writeln!(s, "typedef {} real;", real.c());
+    let _ = writeln!(s, "struct TlMeta {{ long long v[{cap}]; }};");
+    s.push_str(&dialect(MATH, real));
+    s
+}
+
+/// A C literal of `c` in the float dialect.
+pub(crate) fn literal(c: f64) -> String {
+    if c.is_nan() {
+        "__int_as_float(0x7fc00000)".into()
+    } else if c.is_infinite() {
+        if c > 0.0 {
+            "__int_as_float(0x7f800000)".into()
+        } else {
+            "(-__int_as_float(0x7f800000))".into()
+        }
+    } else if c < 0.0 {
+        format!("(-{:e}f)", -c)
+    } else {
+        format!("{c:e}f")
+    }
+}
+
+/// The C expression of a map expression over variables `x0, x1, …` (float dialect).
+pub(crate) fn expr_c(e: &MapExpr) -> String {
+    match e {
+        MapExpr::Input(k) => format!("x{k}"),
+        MapExpr::Const(c) => literal(*c),
+        MapExpr::Unary(f, x) => f.c_expr(&expr_c(x)),
+        MapExpr::Binary(f, a, b) => f.c_expr(&expr_c(a), &expr_c(b)),
+    }
+}
+
+/// Reads a stored element as `real`.
+fn load(d: DType, at: &str) -> String {
+    match d {
+        DType::F16 => format!("(real)tl_h2f({at})"),
+        DType::BF16 => format!("(real)tl_bf2f({at})"),
+        _ => format!("(real)({at})"),
+    }
+}
+
+/// Converts a `real` value to the stored type.
+fn store(d: DType, v: &str) -> String {
+    match d {
+        DType::F32 => format!("(float)({v})"),
+        DType::F64 => format!("(double)({v})"),
+        DType::F16 => format!("tl_f2h((float)({v}))"),
+        DType::BF16 => format!("tl_f2bf((float)({v}))"),
+        DType::Bool => format!("(unsigned char)(({v}) != (real)0)"),
+        DType::I64 => format!("(long long)({v})"),
+    }
+}
+
+/// How an elementwise kernel addresses one input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Access {
+    /// Laid out like the output: element `i` is at `i`.
+    Contiguous,
+    /// One value for every output.
+    Scalar,
+    /// Through the strides in `TlMeta`.
+    Strided,
+}
+
+/// The signature an elementwise kernel is generated for.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ElemSig {
+    /// The expression over inputs `x0…`.
+    pub expr: MapExpr,
+    /// Element type and access of each input.
+    pub inputs: Vec<(DType, Access)>,
+    /// Stored element type of the output.
+    pub out: DType,
+    /// Arithmetic type.
+    pub real: Real,
+    /// Rank of the (coalesced) index space.
+    pub rank: usize,
+}
+
+impl ElemSig {
+    /// Whether the kernel moves elements unchanged (a copy of one input of the output's type).
+    fn raw(&self) -> bool {
+        self.expr == MapExpr::Input(0) && self.inputs.len() == 1 && self.inputs[0].0 == self.out
+    }
+
+    fn n_strided(&self) -> usize {
+        self.inputs
+            .iter()
+            .filter(|(_, a)| *a == Access::Strided)
+            .count()
+    }
+
+    /// Words of `TlMeta`: `[n, out, in_0 … in_{K-1}, extents (rank), strides of each strided
+    /// input (rank each)]`.
+    pub(crate) fn meta_len(&self) -> usize {
+        2 + self.inputs.len() + self.rank + self.n_strided() * self.rank
+    }
+
+    /// The `TlMeta` words of one launch. `strides` lists the strides of the strided inputs
+    /// in input order.
+    pub(crate) fn meta(
+        &self,
+        n: usize,
+        out: u64,
+        inputs: &[u64],
+        shape: &[usize],
+        strides: &[Vec<usize>],
+    ) -> Vec<i64> {
+        let mut m = Vec::with_capacity(self.meta_len());
+        m.push(n as i64);
+        m.push(out as i64);
+        m.extend(inputs.iter().map(|&p| p as i64));
+        m.extend(shape.iter().map(|&e| e as i64));
+        for s in strides {
+            m.extend(s.iter().map(|&x| x as i64));
+        }
+        m
+    }
+
+    /// The kernel source, or `None` when the argument block would be too large.
+    pub(crate) fn source(&self) -> Option<String> {
+        let cap = meta_cap(self.meta_len())?;
+        let k = self.inputs.len();
+        let shape_at = 2 + k;
+        let mut s = header(self.real, cap);
+        let mut body = String::new();
+        let _ = writeln!(
+            body,
+            "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long n = m.v[0];\n  {}* out = ({}*)m.v[1];",
+            c_type(self.out),
+            c_type(self.out)
+        );
+        for (j, (d, _)) in self.inputs.iter().enumerate() {
+            let t = c_type(*d);
+            let _ = writeln!(body, "  const {t}* in{j} = (const {t}*)m.v[{}];", 2 + j);
+        }
+        body.push_str("  const long long step = (long long)gridDim.x * blockDim.x;\n");
+        body.push_str(
+            "  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {\n",
+        );
+        // Offsets of strided inputs, one digit of `i` per axis, innermost first.
+        let strided: Vec<usize> = (0..k)
+            .filter(|&j| self.inputs[j].1 == Access::Strided)
+            .collect();
+        if !strided.is_empty() {
+            body.push_str("    long long rem = i;\n");
+            for &j in &strided {
+                let _ = writeln!(body, "    long long o{j} = 0;");
+            }
+            for a in (0..self.rank).rev() {
+                let _ = write!(
+                    body,
+                    "    {{ const long long e = m.v[{}]; const long long c = rem % e; rem /= e;",
+                    shape_at + a
+                );
+                for (q, &j) in strided.iter().enumerate() {
+                    let st = shape_at + self.rank + q * self.rank + a;
+                    let _ = write!(body, " o{j} += c * m.v[{st}];");
+                }
+                body.push_str(" }\n");
+            }
+        }
+        let at = |j: usize| match self.inputs[j].1 {
+            Access::Contiguous => format!("in{j}[i]"),
+            Access::Scalar => format!("in{j}[0]"),
+            Access::Strided => format!("in{j}[o{j}]"),
+        };
+        if self.raw() {
+            let _ = writeln!(body, "    out[i] = {};", at(0));
+        } else {
+            for (j, (d, _)) in self.inputs.iter().enumerate() {
+                let _ = writeln!(body, "    const real x{j} = {};", load(*d, &at(j)));
+            }
+            let v = expr_c(&self.expr);
+            let _ = writeln!(body, "    const real v = {v};");
+            let _ = writeln!(body, "    out[i] = {};", store(self.out, "v"));
+        }
+        body.push_str("  }\n}\n");
+        s.push_str(&dialect(&body, self.real));
+        Some(s)
+    }
+}
+
+/// Row reduction over a contiguous `[m, r]` array of `real`, writing `m` values of `real`.
+/// `TlMeta = [m, r, x, out]`. With `per_thread`, each thread folds one row (for short rows);
+/// otherwise a block folds each row.
+pub(crate) fn reduce_source(op: ReduceOp, real: Real, per_thread: bool) -> String {
+    let (acc, init, comb) = match op {
+        ReduceOp::Sum | ReduceOp::Mean => ("double", "0.0", "(A) + (B)"),
+        ReduceOp::Max => ("real", "(-__int_as_float(0x7f800000))", "fmaxf(A, B)"),
+        ReduceOp::Min => ("real", "__int_as_float(0x7f800000)", "fminf(A, B)"),
+    };
+    let combine = |a: &str, b: &str| comb.replace('A', a).replace('B', b);
+    let finish = match op {
+        ReduceOp::Mean => "(real)(a / (double)r)",
+        _ => "(real)(a)",
+    };
+    let mut s = header(real, 16);
+    let mut body = String::from(
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const long long rows = m.v[0];\n  const long long r = m.v[1];\n  const real* x = (const real*)m.v[2];\n  real* out = (real*)m.v[3];\n",
+    );
+    if per_thread {
+        let _ = write!(
+            body,
+            "  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x; row < rows; row += step) {{\n    {acc} a = {init};\n    for (long long j = 0; j < r; ++j) a = {};\n    out[row] = {finish};\n  }}\n}}\n",
+            combine("a", &format!("({acc})x[row * r + j]"))
+        );
+    } else {
+        let _ = write!(
+            body,
+            "  __shared__ {acc} sh[{BLOCK}];\n  for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{\n    {acc} a = {init};\n    for (long long j = threadIdx.x; j < r; j += blockDim.x) a = {};\n    sh[threadIdx.x] = a;\n    __syncthreads();\n    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {{\n      if (threadIdx.x < s) sh[threadIdx.x] = {};\n      __syncthreads();\n    }}\n    if (threadIdx.x == 0) {{ a = sh[0]; out[row] = {finish}; }}\n    __syncthreads();\n  }}\n}}\n",
+            combine("a", &format!("({acc})x[row * r + j]")),
+            combine("sh[threadIdx.x]", "sh[threadIdx.x + s]")
+        );
+    }
+    s.push_str(&dialect(&body, real));
+    s
+}
+
+/// Softmax or layer norm of a contiguous `[outer, n, inner]` array of `real` along the middle
+/// axis, one block per `(outer, inner)` pair. `TlMeta = [rows, n, inner, x, out]`.
+pub(crate) fn normalize_source(func: NormFn, real: Real) -> String {
+    let mut s = header(real, 16);
+    let reducers = r#"
+__device__ real tl_block_sum(real v, real* sh) {
+  sh[threadIdx.x] = v;
+  __syncthreads();
+  for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+    __syncthreads();
+  }
+  real r = sh[0];
+  __syncthreads();
+  return r;
+}
+__device__ real tl_block_max(real v, real* sh) {
+  sh[threadIdx.x] = v;
+  __syncthreads();
+  for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) sh[threadIdx.x] = fmaxf(sh[threadIdx.x], sh[threadIdx.x + s]);
+    __syncthreads();
+  }
+  real r = sh[0];
+  __syncthreads();
+  return r;
+}
+"#;
+    let head = format!(
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long rows = m.v[0];\n  const long long n = m.v[1];\n  const long long inner = m.v[2];\n  const real* x = (const real*)m.v[3];\n  real* out = (real*)m.v[4];\n  __shared__ real sh[{BLOCK}];\n  for (long long q = blockIdx.x; q < rows; q += gridDim.x) {{\n    const long long base = (q / inner) * n * inner + (q % inner);\n"
+    );
+    let work = match func {
+        NormFn::Softmax => {
+            r#"    real mx = -__int_as_float(0x7f800000);
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, x[base + j * inner]);
+    mx = tl_block_max(mx, sh);
+    real sum = 0.0f;
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) sum += expf(x[base + j * inner] - mx);
+    sum = tl_block_sum(sum, sh);
+    const real inv = 1.0f / sum;
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) out[base + j * inner] = expf(x[base + j * inner] - mx) * inv;
+"#
+        }
+        NormFn::LayerNorm => {
+            r#"    real sum = 0.0f;
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) sum += x[base + j * inner];
+    const real mean = tl_block_sum(sum, sh) / (real)n;
+    real var = 0.0f;
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) { const real d = x[base + j * inner] - mean; var += d * d; }
+    var = tl_block_sum(var, sh) / (real)n;
+    const real inv = 1.0f / sqrtf(var + 1e-5f);
+    for (long long j = threadIdx.x; j < n; j += blockDim.x) out[base + j * inner] = (x[base + j * inner] - mean) * inv;
+"#
+        }
+    };
+    let body = format!("{reducers}{head}{work}  }}\n}}\n");
+    s.push_str(&dialect(&body, real));
+    s
+}
+
+/// `out[k] = index[k] < 0 ? 0 : src[index[k]]` over elements of `d`.
+/// `TlMeta = [n, src, index, out]`.
+pub(crate) fn gather_source(d: DType) -> String {
+    let t = c_type(d);
+    let mut s = header(Real::F32, 16);
+    let _ = write!(
+        s,
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long n = m.v[0];\n  const {t}* src = (const {t}*)m.v[1];\n  const long long* idx = (const long long*)m.v[2];\n  {t}* out = ({t}*)m.v[3];\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {{\n    const long long j = idx[i];\n    out[i] = j < 0 ? ({t})0 : src[j];\n  }}\n}}\n"
+    );
+    s
+}
+
+/// Scatter accumulation: for every `k` with `index[k] >= 0`, combines `vals[k]` into
+/// `out[index[k]]` atomically (and counts hits for Mean/Max/Min).
+/// `TlMeta = [n, vals, index, out, count]`.
+pub(crate) fn scatter_source(op: ReduceOp, real: Real) -> String {
+    let (bits, as_bits, from_bits, cas_t) = match real {
+        Real::F32 => (
+            "unsigned int",
+            "__float_as_uint",
+            "__uint_as_float",
+            "unsigned int",
+        ),
+        Real::F64 => (
+            "unsigned long long",
+            "(unsigned long long)__double_as_longlong",
+            "__longlong_as_double",
+            "unsigned long long",
+        ),
+    };
+    let fold = match op {
+        ReduceOp::Max => "fmaxf",
+        _ => "fminf",
+    };
+    let mut s = header(real, 16);
+    let atomic_fold = format!(
+        r#"
+__device__ void tl_atomic_fold(real* addr, real v) {{
+  {cas_t}* a = ({cas_t}*)addr;
+  {bits} old = *a, assumed;
+  do {{
+    assumed = old;
+    const real nv = {fold}({from_bits}(({cas_t})assumed), v);
+    const {bits} nb = {as_bits}(nv);
+    if (nb == assumed) break;
+    old = atomicCAS(a, assumed, nb);
+  }} while (assumed != old);
+}}
+"#
+    );
+    let update = match op {
+        ReduceOp::Sum => "atomicAdd(&out[j], vals[i]);",
+        ReduceOp::Mean => "atomicAdd(&out[j], vals[i]); atomicAdd(&count[j], 1u);",
+        ReduceOp::Max | ReduceOp::Min => {
+            "tl_atomic_fold(&out[j], vals[i]); atomicAdd(&count[j], 1u);"
+        }
+    };
+    let body = format!(
+        "{}extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long n = m.v[0];\n  const real* vals = (const real*)m.v[1];\n  const long long* idx = (const long long*)m.v[2];\n  real* out = (real*)m.v[3];\n  unsigned int* count = (unsigned int*)m.v[4];\n  (void)count;\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {{\n    const long long j = idx[i];\n    if (j >= 0) {{ {update} }}\n  }}\n}}\n",
+        if matches!(op, ReduceOp::Max | ReduceOp::Min) {
+            atomic_fold.as_str()
+        } else {
+            ""
+        }
+    );
+    s.push_str(&dialect(&body, real));
+    s
+}
+
+/// The pass after a Mean/Max/Min scatter: cells that received nothing become 0, Mean cells
+/// are divided by their count. `TlMeta = [n, out, count]`.
+pub(crate) fn scatter_finish_source(op: ReduceOp, real: Real) -> String {
+    let hit = match op {
+        ReduceOp::Mean => "out[i] / (real)c",
+        _ => "out[i]",
+    };
+    let mut s = header(real, 16);
+    let body = format!(
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long n = m.v[0];\n  real* out = (real*)m.v[1];\n  const unsigned int* count = (const unsigned int*)m.v[2];\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {{\n    const unsigned int c = count[i];\n    out[i] = c > 0u ? {hit} : (real)0;\n  }}\n}}\n"
+    );
+    s.push_str(&dialect(&body, real));
+    s
+}
+
+/// Fills `n` elements of `width` bytes with one bit pattern. `TlMeta = [n, out, bits]`.
+pub(crate) fn fill_source(width: usize) -> String {
+    let t = match width {
+        1 => "unsigned char",
+        2 => "unsigned short",
+        4 => "unsigned int",
+        _ => "unsigned long long",
+    };
+    let mut s = header(Real::F32, 16);
+    let _ = write!(
+        s,
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long n = m.v[0];\n  {t}* out = ({t}*)m.v[1];\n  const {t} v = ({t})(unsigned long long)m.v[2];\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) out[i] = v;\n}}\n"
+    );
+    s
+}
+
+/// Collapses an index space: drops extent-1 axes and merges neighbours that every operand
+/// walks with one stride. `strides[q]` are operand `q`'s strides over `shape`; returns the new
+/// shape and strides (row-major order kept).
+pub(crate) fn coalesce(shape: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut cs: Vec<usize> = Vec::new();
+    let mut cst: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
+    for a in 0..shape.len() {
+        if shape[a] == 1 {
+            continue;
+        }
+        let mergeable = !cs.is_empty()
+            && strides.iter().zip(&cst).all(|(s, c)| {
+                c.last()
+                    .is_some_and(|&prev| prev == s[a].saturating_mul(shape[a]))
+            });
+        if mergeable {
+            if let Some(e) = cs.last_mut() {
+                *e *= shape[a];
+            }
+            for (s, c) in strides.iter().zip(cst.iter_mut()) {
+                if let Some(l) = c.last_mut() {
+                    *l = s[a];
+                }
+            }
+        } else {
+            cs.push(shape[a]);
+            for (s, c) in strides.iter().zip(cst.iter_mut()) {
+                c.push(s[a]);
+            }
+        }
+    }
+    (cs, cst)
+}
+
+/// A stable 64-bit hash (FNV-1a) of kernel source plus compile target: the cache key.
+pub(crate) fn cache_key(source: &str, target: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in source
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(target.bytes())
+    {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{BinaryFn, UnaryFn};
+
+    fn sig(expr: MapExpr, inputs: Vec<(DType, Access)>, out: DType, rank: usize) -> ElemSig {
+        ElemSig {
+            real: Real::of(out),
+            expr,
+            inputs,
+            out,
+            rank,
+        }
+    }
+
+    #[test]
+    fn map_source_splices_the_op_table() {
+        use MapExpr::*;
+        let e = Binary(
+            BinaryFn::Add,
+            Box::new(Unary(UnaryFn::Gelu, Box::new(Input(0)))),
+            Box::new(Binary(
+                BinaryFn::Pow,
+                Box::new(Input(1)),
+                Box::new(Const(-2.5)),
+            )),
+        );
+        let s = sig(
+            e.clone(),
+            vec![
+                (DType::F32, Access::Contiguous),
+                (DType::F16, Access::Strided),
+            ],
+            DType::BF16,
+            2,
+        );
+        let src = s.source().unwrap_or_default();
+        assert!(src.contains("typedef float real;"));
+        assert!(src.contains("erff(("));
+        assert!(src.contains("tl_pow(x1, (-2.5e0f))"));
+        assert!(src.contains("const real x0 = (real)(in0[i]);"));
+        assert!(src.contains("const real x1 = (real)tl_h2f(in1[o1]);"));
+        assert!(src.contains("out[i] = tl_f2bf((float)(v));"));
+        assert!(src.contains("struct TlMeta { long long v[16]; };"));
+        for f in [
+            "tl_pow",
+            "tl_sig_t",
+            "tl_sig_t_grad_a",
+            "tl_sig_t_grad_t",
+            "tl_gelu_grad",
+        ] {
+            assert!(src.contains(&format!("real {f}(")), "{f} missing");
+        }
+        // Two axes, one strided input: digits of i times its strides.
+        assert!(src.contains("o1 += c * m.v[6];") && src.contains("o1 += c * m.v[7];"));
+        assert_eq!(s.meta_len(), 2 + 2 + 2 + 2);
+        let meta = s.meta(10, 100, &[200, 300], &[2, 5], &[vec![1, 2]]);
+        assert_eq!(meta, vec![10, 100, 200, 300, 2, 5, 1, 2]);
+
+        let d = sig(
+            e,
+            vec![
+                (DType::F64, Access::Scalar),
+                (DType::F64, Access::Contiguous),
+            ],
+            DType::F64,
+            1,
+        );
+        let src = d.source().unwrap_or_default();
+        assert!(src.contains("typedef double real;"));
+        assert!(src.contains("erf(("), "{src}");
+        assert!(!src.contains("erff(") && !src.contains("expf("));
+        assert!(src.contains("tl_pow(x1, (-2.5e0))"));
+        assert!(src.contains("x0 = (real)(in0[0])"));
+        // Conversions stay in float.
+        assert!(src.contains("cvt.rn.f16.f32"));
+    }
+
+    #[test]
+    fn raw_copy_and_bool_store() {
+        let s = sig(
+            MapExpr::Input(0),
+            vec![(DType::I64, Access::Strided)],
+            DType::I64,
+            3,
+        );
+        let src = s.source().unwrap_or_default();
+        assert!(src.contains("out[i] = in0[o0];"));
+        let b = sig(
+            MapExpr::Unary(UnaryFn::Step, Box::new(MapExpr::Input(0))),
+            vec![(DType::Bool, Access::Contiguous)],
+            DType::Bool,
+            1,
+        );
+        let src = b.source().unwrap_or_default();
+        assert!(src.contains("((x0) > 0.0f ? 1.0f : 0.0f)"));
+        assert!(src.contains("(unsigned char)((v) != (real)0)"));
+    }
+
+    #[test]
+    fn dialect_rewrites_names_and_literals_only() {
+        let f = "expf(1.5f) + fmaxf(x, 2e-5f) + 0x7fffu + 3.0F + tl_expf_like + 7";
+        assert_eq!(
+            dialect(f, Real::F64),
+            "exp(1.5) + fmax(x, 2e-5) + 0x7fffu + 3.0 + tl_expf_like + 7"
+        );
+        assert_eq!(dialect(f, Real::F32), f);
+        assert_eq!(literal(f64::INFINITY), "__int_as_float(0x7f800000)");
+        assert_eq!(literal(0.1), "1e-1f");
+        assert_eq!(literal(-3.0), "(-3e0f)");
+    }
+
+    #[test]
+    fn other_kernels_generate() {
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+            for real in [Real::F32, Real::F64] {
+                for pt in [false, true] {
+                    let s = reduce_source(op, real, pt);
+                    assert!(s.contains("tl_kernel"));
+                    if op == ReduceOp::Max {
+                        assert_eq!(real == Real::F32, s.contains("fmaxf("));
+                    }
+                }
+                let s = scatter_source(op, real);
+                assert!(s.contains("atomic"));
+                let _ = scatter_finish_source(op, real);
+            }
+        }
+        assert!(reduce_source(ReduceOp::Mean, Real::F32, false).contains("(real)(a / (double)r)"));
+        let n = normalize_source(NormFn::LayerNorm, Real::F64);
+        assert!(n.contains("sqrt(var + 1e-5)"));
+        let n = normalize_source(NormFn::Softmax, Real::F32);
+        assert!(n.contains("expf(x[base + j * inner] - mx)"));
+        assert!(gather_source(DType::Bool).contains("unsigned char* out"));
+        assert!(fill_source(8).contains("unsigned long long* out"));
+    }
+
+    #[test]
+    fn coalescing_merges_walkable_axes() {
+        // A contiguous [2, 3, 4] with a contiguous output: one axis.
+        let (s, st) = coalesce(&[2, 3, 4], &[vec![12, 4, 1], vec![12, 4, 1]]);
+        assert_eq!((s, st), (vec![24], vec![vec![1], vec![1]]));
+        // A transposed input keeps two axes; extent-1 axes vanish.
+        let (s, st) = coalesce(&[3, 1, 4], &[vec![4, 4, 1], vec![1, 7, 3]]);
+        assert_eq!((s, st), (vec![3, 4], vec![vec![4, 1], vec![1, 3]]));
+        // A broadcast axis merges with another broadcast one.
+        let (s, st) = coalesce(&[2, 3, 4], &[vec![12, 4, 1], vec![0, 0, 1]]);
+        assert_eq!((s, st), (vec![6, 4], vec![vec![4, 1], vec![0, 1]]));
+        let (s, _) = coalesce(&[1, 1], &[vec![1, 1]]);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn cache_keys_depend_on_source_and_target() {
+        let a = cache_key("kernel", "compute_90");
+        assert_eq!(a, cache_key("kernel", "compute_90"));
+        assert_ne!(a, cache_key("kernel", "compute_80"));
+        assert_ne!(a, cache_key("kernel2", "compute_90"));
+        assert_ne!(cache_key("ab", "c"), cache_key("a", "bc"));
+        assert_eq!(meta_cap(10), Some(16));
+        assert_eq!(meta_cap(100), Some(480));
+        assert_eq!(meta_cap(481), None);
+    }
+}

@@ -1,0 +1,1012 @@
+//! The CUDA backend: tensors live in device memory, elementwise work runs in kernels generated
+//! as CUDA C and compiled with NVRTC for the device, contractions run on cuBLAS.
+//!
+//! Everything is loaded at run time (`cudarc` with dynamic loading), so a build of `tl`
+//! without a GPU, a driver or the CUDA toolkit works and simply reports the backend as
+//! unavailable ([`CudaBackend::open`]). All work is queued on the device's default stream, so
+//! operations, copies and the reuse of cached memory are ordered without extra events.
+//!
+//! Semantics follow the CPU backend ([`crate::cpu`]): arithmetic runs in f64 for f64 tensors
+//! and in f32 otherwise; `map` and `cast` store the requested type, the other operations
+//! return their input's compute type (Boolean gathers stay Boolean).
+
+mod alloc;
+mod codegen;
+mod contract;
+
+pub use alloc::MemoryStats;
+
+use crate::dtype::DType;
+use crate::error::{BackendError, Result};
+use crate::host::{HostData, HostTensor};
+use crate::ops::{MapExpr, NormFn, ReduceOp};
+use crate::tensor::{DeviceStorage, Layout, Storage, Tensor};
+use crate::Backend;
+use alloc::{AllocError, Block, Pool, RawError, RawMemory};
+use codegen::{Access, ElemSig, Real};
+use cudarc::driver::{result as drv, sys as dsys, CudaContext, CudaFunction, CudaStream};
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+use half::{bf16, f16};
+use std::any::Any;
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Why the CUDA backend cannot be used on this machine.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// The driver library (`libcuda.so`) is not installed.
+    #[error("no CUDA driver library (libcuda.so) could be loaded")]
+    NoDriver,
+    /// The runtime compiler library is not installed.
+    #[error("the CUDA runtime compiler (libnvrtc.so) could not be loaded")]
+    NoNvrtc,
+    /// cuBLAS is not installed.
+    #[error("cuBLAS (libcublas.so) could not be loaded")]
+    NoCublas,
+    /// The driver works but reports no usable device.
+    #[error("no CUDA device: {0}")]
+    NoDevice(String),
+    /// Initialisation failed for another reason.
+    #[error("CUDA initialisation failed: {0}")]
+    Init(String),
+}
+
+/// A device buffer holding the elements of one tensor.
+#[derive(Debug)]
+pub struct CudaStorage {
+    block: Block,
+    len: usize,
+    dtype: DType,
+}
+
+impl CudaStorage {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the buffer holds no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The device address of element 0.
+    fn ptr(&self) -> u64 {
+        self.block.ptr()
+    }
+}
+
+impl DeviceStorage for CudaStorage {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Device memory straight from the driver, for the caching allocator.
+struct DriverMemory {
+    ctx: Arc<CudaContext>,
+}
+
+impl RawMemory for DriverMemory {
+    fn alloc(&self, bytes: usize) -> std::result::Result<u64, RawError> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| RawError::Other(format!("{e:?}")))?;
+        // SAFETY: a plain allocation in the bound context; the address is only used by kernels
+        // and copies of this backend while its block is alive.
+        match unsafe { drv::malloc_sync(bytes) } {
+            Ok(p) => Ok(p),
+            Err(e) if e.0 == dsys::CUresult::CUDA_ERROR_OUT_OF_MEMORY => Err(RawError::OutOfMemory),
+            Err(e) => Err(RawError::Other(format!("{e:?}"))),
+        }
+    }
+
+    fn free(&self, ptr: u64) {
+        if self.ctx.bind_to_thread().is_ok() {
+            // SAFETY: `ptr` came from `malloc_sync` and no live tensor refers to it; queued
+            // work was waited for by `synchronize`.
+            let _ = unsafe { drv::free_sync(ptr) };
+        }
+    }
+
+    fn synchronize(&self) {
+        let _ = self.ctx.synchronize();
+    }
+
+    fn free_bytes(&self) -> usize {
+        if self.ctx.bind_to_thread().is_err() {
+            return 0;
+        }
+        drv::mem_get_info().map(|(free, _)| free).unwrap_or(0)
+    }
+}
+
+/// A cuBLAS handle (used under a lock).
+struct BlasHandle(cudarc::cublas::sys::cublasHandle_t);
+
+// SAFETY: the handle is only used while holding the backend's mutex, with the context bound.
+unsafe impl Send for BlasHandle {}
+
+impl Drop for BlasHandle {
+    fn drop(&mut self) {
+        // SAFETY: created by `create_handle` and destroyed once, here.
+        let _ = unsafe { cudarc::cublas::result::destroy_handle(self.0) };
+    }
+}
+
+/// The backend that runs every primitive on one NVIDIA GPU.
+pub struct CudaBackend {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    pool: Arc<Pool>,
+    blas: Mutex<BlasHandle>,
+    kernels: Mutex<HashMap<u64, CudaFunction>>,
+    /// NVRTC target, e.g. `compute_90`.
+    target: String,
+    include: Vec<String>,
+    device_name: String,
+    tf32: AtomicBool,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaBackend({}, {})", self.device_name, self.target)
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (the guarded maps stay consistent).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A `Device` error from a driver-level failure.
+fn dev_err(what: &str, e: impl std::fmt::Debug) -> BackendError {
+    BackendError::Device(format!("{what}: {e:?}"))
+}
+
+/// A `Shape` error for `op`.
+fn shape_err(op: &'static str, detail: impl Into<String>) -> BackendError {
+    BackendError::Shape {
+        op,
+        detail: detail.into(),
+    }
+}
+
+/// The number of elements of `shape`, or a `TooLarge` error when it overflows.
+fn numel_checked(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
+        .ok_or_else(|| BackendError::TooLarge {
+            elements: shape.iter().map(|&n| n as u128).product(),
+            detail: "the element count overflows the address space".into(),
+        })
+}
+
+/// Checks that every element the layout can address lies inside storage of `len` elements.
+fn check_layout(op: &'static str, layout: &Layout, len: usize) -> Result<()> {
+    if layout.shape.len() != layout.strides.len() {
+        return Err(shape_err(
+            op,
+            "layout has different numbers of extents and strides",
+        ));
+    }
+    if layout.numel() == 0 {
+        return Ok(());
+    }
+    let mut last = layout.offset;
+    for (&n, &s) in layout.shape.iter().zip(&layout.strides) {
+        last = (n - 1)
+            .checked_mul(s)
+            .and_then(|d| last.checked_add(d))
+            .ok_or_else(|| shape_err(op, "layout strides overflow"))?;
+    }
+    if last >= len {
+        return Err(shape_err(
+            op,
+            format!("layout reaches element {last} of a storage of {len}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Blocks for a grid-stride loop over `n` items.
+fn grid_for(n: usize) -> u32 {
+    n.div_ceil(codegen::BLOCK as usize).clamp(1, 1 << 20) as u32
+}
+
+/// Folders searched for CUDA headers (passed to NVRTC when present; the generated kernels
+/// include none, so a missing toolkit folder is fine).
+fn include_dirs() -> Vec<String> {
+    let mut v = Vec::new();
+    for var in ["CUDA_PATH", "CUDA_HOME", "CUDA_ROOT"] {
+        if let Ok(p) = std::env::var(var) {
+            v.push(format!("{p}/include"));
+        }
+    }
+    v.push("/usr/local/cuda/include".into());
+    v.retain(|p| std::path::Path::new(p).is_dir());
+    v.dedup();
+    v
+}
+
+/// Where compiled PTX is kept between runs: `$TL_PTX_CACHE`, else
+/// `$XDG_CACHE_HOME/tensorlogic/ptx`, else `~/.cache/tensorlogic/ptx`.
+pub fn ptx_cache_dir() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("TL_PTX_CACHE") {
+        return Some(PathBuf::from(p));
+    }
+    let base = match std::env::var_os("XDG_CACHE_HOME") {
+        Some(x) if !x.is_empty() => PathBuf::from(x),
+        _ => PathBuf::from(std::env::var_os("HOME")?).join(".cache"),
+    };
+    Some(base.join("tensorlogic").join("ptx"))
+}
+
+/// A device view of a tensor: the storage kept alive, the address of element `[0, …]`'s
+/// storage slot 0, and the storage length.
+struct DevRef {
+    keep: Arc<dyn DeviceStorage>,
+    base: u64,
+    len: usize,
+}
+
+impl CudaBackend {
+    /// Opens device 0. Fails with the reason when no driver, device, NVRTC or cuBLAS is
+    /// usable; never panics (libraries are probed before first use, and initialisation runs
+    /// under `catch_unwind`).
+    pub fn open() -> std::result::Result<CudaBackend, Unavailable> {
+        // SAFETY: each probe only tries to open the shared library and closes it again.
+        if !unsafe { dsys::is_culib_present() } {
+            return Err(Unavailable::NoDriver);
+        }
+        // SAFETY: as above.
+        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+            return Err(Unavailable::NoNvrtc);
+        }
+        // SAFETY: as above.
+        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+            return Err(Unavailable::NoCublas);
+        }
+        match catch_unwind(AssertUnwindSafe(Self::init)) {
+            Ok(r) => r,
+            Err(p) => {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "the CUDA library panicked".into());
+                Err(Unavailable::Init(msg))
+            }
+        }
+    }
+
+    fn init() -> std::result::Result<CudaBackend, Unavailable> {
+        drv::init().map_err(|e| Unavailable::NoDevice(format!("cuInit failed ({e:?})")))?;
+        let count =
+            drv::device::get_count().map_err(|e| Unavailable::NoDevice(format!("{e:?}")))?;
+        if count < 1 {
+            return Err(Unavailable::NoDevice("the driver reports 0 devices".into()));
+        }
+        let ctx = CudaContext::new(0).map_err(|e| Unavailable::Init(format!("{e:?}")))?;
+        let device_name = ctx
+            .name()
+            .map_err(|e| Unavailable::Init(format!("{e:?}")))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| Unavailable::Init(format!("{e:?}")))?;
+        let stream = ctx.default_stream();
+        let handle = cudarc::cublas::result::create_handle()
+            .map_err(|e| Unavailable::Init(format!("cuBLAS: {e:?}")))?;
+        let blas = BlasHandle(handle);
+        // SAFETY: a fresh handle and the context's own (default) stream.
+        unsafe { cudarc::cublas::result::set_stream(blas.0, stream.cu_stream() as _) }
+            .map_err(|e| Unavailable::Init(format!("cuBLAS: {e:?}")))?;
+        let pool = Pool::new(
+            Box::new(DriverMemory { ctx: ctx.clone() }),
+            "cuda:0".to_string(),
+        );
+        Ok(CudaBackend {
+            ctx,
+            stream,
+            pool,
+            blas: Mutex::new(blas),
+            kernels: Mutex::new(HashMap::new()),
+            // PTX for the device's virtual architecture (the driver finishes it for the
+            // exact chip); NVRTC only returns PTX for `compute_*` targets.
+            target: format!("compute_{major}{minor}"),
+            include: include_dirs(),
+            device_name,
+            tf32: AtomicBool::new(false),
+        })
+    }
+
+    /// The device's name, e.g. `NVIDIA H100 80GB HBM3`.
+    pub fn device_name(&self) -> &str {
+        &self.device_name
+    }
+
+    /// The NVRTC target kernels are compiled for, e.g. `compute_90`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// Allows TF32 tensor cores for f32 contractions (off by default: f32 results then match
+    /// the CPU to f32 rounding; with TF32, to about 1e-3).
+    pub fn set_tf32(&self, on: bool) {
+        self.tf32.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether f32 contractions may use TF32.
+    pub fn tf32(&self) -> bool {
+        self.tf32.load(Ordering::Relaxed)
+    }
+
+    /// Counters of the caching allocator.
+    pub fn memory_stats(&self) -> MemoryStats {
+        self.pool.stats()
+    }
+
+    /// Returns every cached (unused) block to the driver.
+    pub fn empty_cache(&self) {
+        self.pool.empty_cache();
+    }
+
+    fn bind(&self) -> Result<()> {
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| dev_err("binding the CUDA context", e))
+    }
+
+    /// A fresh buffer of `n` elements of `dtype`.
+    fn alloc(&self, n: usize, dtype: DType) -> Result<CudaStorage> {
+        let bytes = n
+            .checked_mul(dtype.size())
+            .ok_or_else(|| BackendError::TooLarge {
+                elements: n as u128,
+                detail: "the byte count overflows the address space".into(),
+            })?;
+        self.alloc_bytes(bytes, n, dtype)
+    }
+
+    fn alloc_bytes(&self, bytes: usize, n: usize, dtype: DType) -> Result<CudaStorage> {
+        match self.pool.alloc(bytes) {
+            Ok(block) => Ok(CudaStorage {
+                block,
+                len: n,
+                dtype,
+            }),
+            Err(AllocError::OutOfMemory { free }) => Err(BackendError::OutOfMemory {
+                device: format!("{} ({})", self.pool.device(), self.device_name),
+                requested: bytes,
+                free,
+            }),
+            Err(AllocError::TooLarge) => Err(BackendError::TooLarge {
+                elements: n as u128,
+                detail: format!("{bytes} bytes cannot be allocated"),
+            }),
+            Err(AllocError::Driver(e)) => Err(BackendError::Device(format!(
+                "allocating {bytes} bytes: {e}"
+            ))),
+        }
+    }
+
+    /// Asks the allocator for `bytes` bytes and keeps them (for tests of the out-of-memory
+    /// path and of the cache): the block goes back to the cache when the storage is dropped.
+    pub fn allocate_raw(&self, bytes: usize) -> Result<CudaStorage> {
+        self.alloc_bytes(bytes, bytes, DType::Bool)
+    }
+
+    /// Wraps fresh storage as a row-major tensor.
+    fn wrap(storage: CudaStorage, shape: &[usize]) -> Tensor {
+        Tensor {
+            layout: Layout::contiguous(shape),
+            dtype: storage.dtype,
+            storage: Storage::Device(Arc::new(storage)),
+        }
+    }
+
+    /// The device storage behind a tensor (host storage is uploaded on the way), checked
+    /// against the tensor's layout and type.
+    fn dev(&self, op: &'static str, t: &Tensor) -> Result<DevRef> {
+        let keep: Arc<dyn DeviceStorage> = match &t.storage {
+            Storage::Device(d) => d.clone(),
+            Storage::Host(h) => {
+                let up = self.upload(&HostTensor {
+                    shape: vec![h.len()],
+                    data: h.as_ref().clone(),
+                })?;
+                match up.storage {
+                    Storage::Device(d) => d,
+                    Storage::Host(_) => return Err(BackendError::Device("upload failed".into())),
+                }
+            }
+        };
+        let (base, len, dtype) = match keep.as_any().downcast_ref::<CudaStorage>() {
+            Some(s) => (s.ptr(), s.len, s.dtype),
+            None => {
+                return Err(BackendError::Device(format!(
+                    "{op}: the CUDA backend was handed storage of another device"
+                )))
+            }
+        };
+        if dtype != t.dtype {
+            return Err(shape_err(
+                op,
+                format!("tensor says {} but its storage holds {dtype}", t.dtype),
+            ));
+        }
+        check_layout(op, &t.layout, len)?;
+        Ok(DevRef { keep, base, len })
+    }
+
+    /// The compiled kernel of a source (memory cache, then disk cache, then NVRTC).
+    fn function(&self, src: &str) -> Result<CudaFunction> {
+        let key = codegen::cache_key(src, &self.target);
+        if let Some(f) = lock(&self.kernels).get(&key) {
+            return Ok(f.clone());
+        }
+        let f = self.build(src, key)?;
+        lock(&self.kernels).insert(key, f.clone());
+        Ok(f)
+    }
+
+    fn load_ptx(&self, ptx: String) -> Result<CudaFunction> {
+        let module = self
+            .ctx
+            .load_module(cudarc::nvrtc::Ptx::from_src(ptx))
+            .map_err(|e| dev_err("loading a kernel", e))?;
+        module
+            .load_function("tl_kernel")
+            .map_err(|e| dev_err("loading a kernel", e))
+    }
+
+    fn build(&self, src: &str, key: u64) -> Result<CudaFunction> {
+        let file = ptx_cache_dir().map(|d| (d.join(format!("{key:016x}.ptx")), d));
+        if let Some((path, _)) = &file {
+            if let Ok(text) = std::fs::read_to_string(path) {
+                if !text.contains('\0') && text.contains("tl_kernel") {
+                    if let Ok(f) = self.load_ptx(text) {
+                        return Ok(f);
+                    }
+                }
+            }
+        }
+        let opts = cudarc::nvrtc::CompileOptions {
+            options: vec![format!("--gpu-architecture={}", self.target)],
+            include_paths: self.include.clone(),
+            ..Default::default()
+        };
+        let ptx = match cudarc::nvrtc::compile_ptx_with_opts(src, opts) {
+            Ok(p) => p,
+            Err(cudarc::nvrtc::CompileError::CompileError { log, .. }) => {
+                return Err(BackendError::Device(format!(
+                    "NVRTC could not compile a generated kernel:\n{}\n--- source ---\n{src}",
+                    log.to_string_lossy()
+                )))
+            }
+            Err(e) => return Err(dev_err("NVRTC", e)),
+        };
+        let bytes = ptx.as_bytes().unwrap_or_default();
+        let text: String = String::from_utf8_lossy(bytes)
+            .trim_end_matches('\0')
+            .to_string();
+        if text.contains('\0') {
+            return Err(BackendError::Device("NVRTC returned malformed PTX".into()));
+        }
+        if let Some((path, dir)) = &file {
+            // A cache that cannot be written only costs a recompilation next time.
+            if std::fs::create_dir_all(dir).is_ok() {
+                let tmp = dir.join(format!("{key:016x}.{}.tmp", std::process::id()));
+                if std::fs::write(&tmp, &text).is_ok() && std::fs::rename(&tmp, path).is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            }
+        }
+        self.load_ptx(text)
+    }
+
+    /// Launches `tl_kernel` of `src` with the `TlMeta` words `meta`.
+    fn launch(&self, src: &str, meta: &[i64], grid: u32) -> Result<()> {
+        let f = self.function(src)?;
+        self.bind()?;
+        let cfg = LaunchConfig {
+            grid_dim: (grid.max(1), 1, 1),
+            block_dim: (codegen::BLOCK, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        macro_rules! go {
+            ($n:literal) => {{
+                let mut words = [0i64; $n];
+                words[..meta.len()].copy_from_slice(meta);
+                let mut b = self.stream.launch_builder(&f);
+                b.arg(&words);
+                // SAFETY: the argument is the `TlMeta` struct of exactly this capacity the
+                // kernel was generated with; every address in it belongs to a live block
+                // (kept by the caller until the launch is queued; reuse is stream-ordered).
+                unsafe { b.launch(cfg) }.map_err(|e| dev_err("launching a kernel", e))?;
+            }};
+        }
+        match codegen::meta_cap(meta.len()) {
+            Some(16) => go!(16),
+            Some(64) => go!(64),
+            Some(480) => go!(480),
+            _ => {
+                return Err(BackendError::Device(format!(
+                    "kernel argument block of {} words is too large",
+                    meta.len()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates `expr` over `inputs` (any layouts, broadcast by extent 1) into a fresh
+    /// row-major tensor of `out` computed in `real`.
+    fn elementwise(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        out: DType,
+        real: Real,
+    ) -> Result<Tensor> {
+        let rank = out_shape.len();
+        let n = numel_checked(out_shape)?;
+        let mut refs = Vec::with_capacity(inputs.len());
+        let out_layout = Layout::contiguous(out_shape);
+        let mut strides = vec![out_layout.strides.clone()];
+        for (i, t) in inputs.iter().enumerate() {
+            if t.rank() != rank {
+                return Err(shape_err(
+                    "map",
+                    format!("input {i} has rank {}, the output {rank}", t.rank()),
+                ));
+            }
+            for (a, (&e, &o)) in t.shape().iter().zip(out_shape).enumerate() {
+                if e != o && e != 1 {
+                    return Err(shape_err(
+                        "map",
+                        format!("input {i} axis {a} has extent {e}, the output {o}"),
+                    ));
+                }
+            }
+            let r = self.dev("map", t)?;
+            strides.push(
+                t.shape()
+                    .iter()
+                    .zip(&t.layout.strides)
+                    .map(|(&e, &s)| if e == 1 { 0 } else { s })
+                    .collect(),
+            );
+            let ptr = r.base + (t.layout.offset * t.dtype.size()) as u64;
+            refs.push((r, ptr));
+        }
+        let storage = self.alloc(n, out)?;
+        if n > 0 {
+            let (cshape, cst) = codegen::coalesce(out_shape, &strides);
+            let mut access = Vec::with_capacity(inputs.len());
+            let mut strided = Vec::new();
+            for (q, t) in inputs.iter().enumerate() {
+                let s = &cst[q + 1];
+                let a = if s.iter().all(|&x| x == 0) {
+                    Access::Scalar
+                } else if *s == cst[0] {
+                    Access::Contiguous
+                } else {
+                    strided.push(s.clone());
+                    Access::Strided
+                };
+                access.push((t.dtype, a));
+            }
+            let sig = ElemSig {
+                expr: expr.clone(),
+                inputs: access,
+                out,
+                real,
+                rank: cshape.len(),
+            };
+            let src = sig.source().ok_or_else(|| {
+                shape_err(
+                    "map",
+                    format!(
+                        "{} inputs over {} axes is too many for one kernel",
+                        inputs.len(),
+                        cshape.len()
+                    ),
+                )
+            })?;
+            let ptrs: Vec<u64> = refs.iter().map(|(_, p)| *p).collect();
+            let meta = sig.meta(n, storage.ptr(), &ptrs, &cshape, &strided);
+            self.launch(&src, &meta, grid_for(n))?;
+        }
+        drop(refs);
+        Ok(Self::wrap(storage, out_shape))
+    }
+
+    /// The tensor as a row-major buffer of `dtype` (no copy when it already is one): the
+    /// storage to keep alive and the address of its first element.
+    fn packed(&self, t: &Tensor, dtype: DType) -> Result<(Arc<dyn DeviceStorage>, u64)> {
+        if t.dtype == dtype && t.layout.is_contiguous() {
+            let r = self.dev("pack", t)?;
+            let _ = r.len;
+            return Ok((r.keep, r.base + (t.layout.offset * dtype.size()) as u64));
+        }
+        let c = self.elementwise(&MapExpr::Input(0), &[t], t.shape(), dtype, Real::of(dtype))?;
+        let r = self.dev("pack", &c)?;
+        Ok((r.keep, r.base))
+    }
+
+    /// Fills a fresh buffer of `n` elements of `dtype` with a bit pattern.
+    fn fill_bits(&self, storage: &CudaStorage, n: usize, bits: u64) -> Result<()> {
+        if n == 0 {
+            return Ok(());
+        }
+        let src = codegen::fill_source(storage.dtype.size());
+        self.launch(
+            &src,
+            &[n as i64, storage.ptr() as i64, bits as i64],
+            grid_for(n),
+        )
+    }
+
+    /// Copies host elements into a fresh device buffer.
+    fn upload_slice<T: Copy>(&self, v: &[T], dtype: DType) -> Result<CudaStorage> {
+        let s = self.alloc(v.len(), dtype)?;
+        if !v.is_empty() {
+            self.bind()?;
+            // SAFETY: the block holds at least `size_of_val(v)` bytes.
+            unsafe { drv::memcpy_htod_sync(s.ptr(), v) }
+                .map_err(|e| dev_err("copying to the device", e))?;
+        }
+        Ok(s)
+    }
+
+    /// Copies `n` elements from the device into a host vector.
+    fn download_vec<T: Copy>(&self, ptr: u64, n: usize, zero: T) -> Result<Vec<T>> {
+        let mut v = vec![zero; n];
+        if n > 0 {
+            self.bind()?;
+            // SAFETY: `ptr` addresses at least `n` elements of `T` of a live block.
+            unsafe { drv::memcpy_dtoh_sync(&mut v, ptr) }
+                .map_err(|e| dev_err("copying from the device", e))?;
+        }
+        Ok(v)
+    }
+
+    /// Rejects gather/scatter indices past the end.
+    fn check_indices(op: &'static str, index: &[i64], n: usize) -> Result<()> {
+        if let Some(&bad) = index.iter().find(|&&i| i >= 0 && i as u64 >= n as u64) {
+            return Err(shape_err(
+                op,
+                format!("index {bad} into a tensor of {n} elements"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The bit pattern of `value` stored as `dtype`.
+fn bits_of(value: f64, dtype: DType) -> u64 {
+    match dtype {
+        DType::F32 => u64::from((value as f32).to_bits()),
+        DType::F64 => value.to_bits(),
+        DType::F16 => u64::from(f16::from_f64(value).to_bits()),
+        DType::BF16 => u64::from(bf16::from_f64(value).to_bits()),
+        DType::Bool => u64::from(value != 0.0),
+        DType::I64 => (value as i64) as u64,
+    }
+}
+
+/// Rejects expressions that read inputs that were not passed.
+fn check_expr(expr: &MapExpr, n: usize) -> Result<()> {
+    match expr {
+        MapExpr::Input(k) if *k >= n => Err(shape_err(
+            "map",
+            format!("expression reads input {k} of {n}"),
+        )),
+        MapExpr::Input(_) | MapExpr::Const(_) => Ok(()),
+        MapExpr::Unary(_, x) => check_expr(x, n),
+        MapExpr::Binary(_, a, b) => {
+            check_expr(a, n)?;
+            check_expr(b, n)
+        }
+    }
+}
+
+impl Backend for CudaBackend {
+    fn name(&self) -> String {
+        format!("cuda:0 {}", self.device_name)
+    }
+
+    fn upload(&self, host: &HostTensor) -> Result<Tensor> {
+        let n = numel_checked(&host.shape)?;
+        if host.data.len() != n {
+            return Err(shape_err(
+                "upload",
+                format!(
+                    "shape {:?} needs {n} elements, the data has {}",
+                    host.shape,
+                    host.data.len()
+                ),
+            ));
+        }
+        let s = match &host.data {
+            HostData::F32(v) => self.upload_slice(v, DType::F32)?,
+            HostData::F64(v) => self.upload_slice(v, DType::F64)?,
+            HostData::F16(v) => self.upload_slice(v, DType::F16)?,
+            HostData::BF16(v) => self.upload_slice(v, DType::BF16)?,
+            HostData::Bool(v) => self.upload_slice(v, DType::Bool)?,
+            HostData::I64(v) => self.upload_slice(v, DType::I64)?,
+        };
+        Ok(Self::wrap(s, &host.shape))
+    }
+
+    fn download(&self, t: &Tensor) -> Result<HostTensor> {
+        let n = numel_checked(t.shape())?;
+        let r = self.dev("download", t)?;
+        // A row-major view is copied straight; any other layout is packed on the device.
+        let (_keep, ptr) = if t.layout.is_contiguous() {
+            (r.keep, r.base + (t.layout.offset * t.dtype.size()) as u64)
+        } else {
+            self.packed(t, t.dtype)?
+        };
+        let data = match t.dtype {
+            DType::F32 => HostData::F32(self.download_vec(ptr, n, 0f32)?),
+            DType::F64 => HostData::F64(self.download_vec(ptr, n, 0f64)?),
+            DType::F16 => HostData::F16(self.download_vec(ptr, n, f16::ZERO)?),
+            DType::BF16 => HostData::BF16(self.download_vec(ptr, n, bf16::ZERO)?),
+            DType::Bool => HostData::Bool(self.download_vec(ptr, n, 0u8)?),
+            DType::I64 => HostData::I64(self.download_vec(ptr, n, 0i64)?),
+        };
+        Ok(HostTensor {
+            shape: t.shape().to_vec(),
+            data,
+        })
+    }
+
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        let n = numel_checked(shape)?;
+        let s = self.alloc(n, dtype)?;
+        self.fill_bits(&s, n, bits_of(value, dtype))?;
+        Ok(Self::wrap(s, shape))
+    }
+
+    fn map(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, inputs.len())?;
+        self.elementwise(expr, inputs, out_shape, dtype, Real::of(dtype))
+    }
+
+    fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
+        let rank = input.rank();
+        let mut reduced = vec![false; rank];
+        for &a in axes {
+            if a >= rank {
+                return Err(shape_err(
+                    "reduce",
+                    format!("axis {a} of a rank-{rank} tensor"),
+                ));
+            }
+            if reduced[a] {
+                return Err(shape_err("reduce", format!("axis {a} listed twice")));
+            }
+            reduced[a] = true;
+        }
+        let real = Real::of(input.dtype);
+        let kept: Vec<usize> = (0..rank).filter(|&a| !reduced[a]).collect();
+        let red: Vec<usize> = (0..rank).filter(|&a| reduced[a]).collect();
+        let out_shape: Vec<usize> = kept.iter().map(|&a| input.shape()[a]).collect();
+        let m = numel_checked(&out_shape)?;
+        let r: usize = red.iter().map(|&a| input.shape()[a]).product();
+        self.dev("reduce", input)?;
+        if m == 0 || r == 0 {
+            return self.full(&out_shape, 0.0, real.dtype());
+        }
+        let order: Vec<usize> = kept.iter().chain(&red).copied().collect();
+        let (_keep, x) = self.packed(&input.permuted(&order), real.dtype())?;
+        let out = self.alloc(m, real.dtype())?;
+        let per_thread = r <= 32;
+        let src = codegen::reduce_source(op, real, per_thread);
+        let grid = if per_thread {
+            grid_for(m)
+        } else {
+            m.min(1 << 20) as u32
+        };
+        self.launch(
+            &src,
+            &[m as i64, r as i64, x as i64, out.ptr() as i64],
+            grid,
+        )?;
+        Ok(Self::wrap(out, &out_shape))
+    }
+
+    fn contract(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+    ) -> Result<Tensor> {
+        contract::contract(self, a, a_labels, b, b_labels, out_labels)
+    }
+
+    fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor> {
+        let rank = input.rank();
+        if axis >= rank {
+            return Err(shape_err(
+                "normalize",
+                format!("axis {axis} of a rank-{rank} tensor"),
+            ));
+        }
+        let real = Real::of(input.dtype);
+        let shape = input.shape();
+        let numel = numel_checked(shape)?;
+        let n = shape[axis];
+        let inner: usize = shape[axis + 1..].iter().product();
+        let outer: usize = shape[..axis].iter().product();
+        let (_keep, x) = self.packed(input, real.dtype())?;
+        let out = self.alloc(numel, real.dtype())?;
+        if numel > 0 {
+            let rows = outer * inner;
+            let src = codegen::normalize_source(func, real);
+            let meta = [
+                rows as i64,
+                n as i64,
+                inner as i64,
+                x as i64,
+                out.ptr() as i64,
+            ];
+            self.launch(&src, &meta, rows.min(1 << 20) as u32)?;
+        }
+        Ok(Self::wrap(out, shape))
+    }
+
+    fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor> {
+        let n = numel_checked(out_shape)?;
+        if index.len() != n {
+            return Err(shape_err(
+                "gather",
+                format!("{} indices for an output of {n} elements", index.len()),
+            ));
+        }
+        let dtype = if input.dtype == DType::Bool {
+            DType::Bool
+        } else {
+            Real::of(input.dtype).dtype()
+        };
+        Self::check_indices("gather", index, input.numel())?;
+        let (_keep, src) = self.packed(input, dtype)?;
+        let out = self.alloc(n, dtype)?;
+        if n > 0 {
+            let idx = self.upload_slice(index, DType::I64)?;
+            let meta = [n as i64, src as i64, idx.ptr() as i64, out.ptr() as i64];
+            self.launch(&codegen::gather_source(dtype), &meta, grid_for(n))?;
+        }
+        Ok(Self::wrap(out, out_shape))
+    }
+
+    fn scatter(
+        &self,
+        values: &Tensor,
+        index: &[i64],
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        let n = numel_checked(out_shape)?;
+        let real = Real::of(values.dtype);
+        if index.len() != values.numel() {
+            return Err(shape_err(
+                "scatter",
+                format!("{} indices for {} values", index.len(), values.numel()),
+            ));
+        }
+        Self::check_indices("scatter", index, n)?;
+        let (_keep, vals) = self.packed(values, real.dtype())?;
+        let out = self.alloc(n, real.dtype())?;
+        let init = match op {
+            ReduceOp::Sum | ReduceOp::Mean => 0.0,
+            ReduceOp::Max => f64::NEG_INFINITY,
+            ReduceOp::Min => f64::INFINITY,
+        };
+        self.fill_bits(&out, n, bits_of(init, real.dtype()))?;
+        if n == 0 {
+            return Ok(Self::wrap(out, out_shape));
+        }
+        let count = if op == ReduceOp::Sum {
+            None
+        } else {
+            let c = self.alloc_bytes(n * 4, n, DType::F32)?;
+            self.fill_bits(&c, n, 0)?;
+            Some(c)
+        };
+        let count_ptr = count.as_ref().map_or(0, |c| c.ptr());
+        if !index.is_empty() {
+            let idx = self.upload_slice(index, DType::I64)?;
+            let meta = [
+                index.len() as i64,
+                vals as i64,
+                idx.ptr() as i64,
+                out.ptr() as i64,
+                count_ptr as i64,
+            ];
+            self.launch(
+                &codegen::scatter_source(op, real),
+                &meta,
+                grid_for(index.len()),
+            )?;
+        }
+        if count.is_some() {
+            let meta = [n as i64, out.ptr() as i64, count_ptr as i64];
+            self.launch(
+                &codegen::scatter_finish_source(op, real),
+                &meta,
+                grid_for(n),
+            )?;
+        }
+        Ok(Self::wrap(out, out_shape))
+    }
+
+    fn cast(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
+        let wide = matches!(input.dtype, DType::F64 | DType::I64)
+            || matches!(dtype, DType::F64 | DType::Bool | DType::I64);
+        let real = if wide { Real::F64 } else { Real::F32 };
+        self.elementwise(&MapExpr::Input(0), &[input], input.shape(), dtype, real)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.bind()?;
+        self.stream
+            .synchronize()
+            .map_err(|e| dev_err("waiting for the device", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_never_panics() {
+        match CudaBackend::open() {
+            Ok(be) => assert!(be.name().starts_with("cuda:0")),
+            Err(why) => assert!(!why.to_string().is_empty()),
+        }
+    }
+
+    #[test]
+    fn fill_patterns() {
+        assert_eq!(bits_of(1.0, DType::F32), 0x3f80_0000);
+        assert_eq!(bits_of(1.0, DType::F16), 0x3c00);
+        assert_eq!(bits_of(1.0, DType::BF16), 0x3f80);
+        assert_eq!(bits_of(2.0, DType::Bool), 1);
+        assert_eq!(bits_of(-1.0, DType::I64), u64::MAX);
+        assert_eq!(
+            bits_of(f64::NEG_INFINITY, DType::F64),
+            0xfff0_0000_0000_0000
+        );
+    }
+
+    #[test]
+    fn cache_dir_follows_the_environment() {
+        if std::env::var_os("TL_PTX_CACHE").is_none() {
+            if let Some(d) = ptx_cache_dir() {
+                assert!(d.ends_with("tensorlogic/ptx"));
+            }
+        }
+    }
+}
