@@ -1,6 +1,8 @@
 //! Choosing the compute backend from `--device`.
 
+use std::sync::Once;
 use tl_backend::cpu::CpuBackend;
+use tl_backend::cuda::CudaBackend;
 use tl_backend::Backend;
 use tl_syntax::Diagnostic;
 
@@ -15,19 +17,40 @@ pub enum DeviceChoice {
     Cuda,
 }
 
-/// Opens the backend for a choice. `auto` falls back to the CPU; `cuda` without a usable GPU
-/// is an error that says why.
+/// Says once per process which GPU runs the program.
+fn announce(be: &CudaBackend) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| eprintln!("tl: using cuda:0 ({})", be.device_name()));
+}
+
+/// Opens the backend for a choice. `auto` uses a usable GPU and otherwise falls back to the
+/// CPU silently; `cuda` without a usable GPU is an error that says why.
 pub fn open(choice: DeviceChoice) -> Result<Box<dyn Backend>, Box<Diagnostic>> {
     match choice {
-        DeviceChoice::Auto | DeviceChoice::Cpu => Ok(Box::new(CpuBackend::new())),
-        DeviceChoice::Cuda => Err(Box::new(
-            Diagnostic::spanless(
-                "TL0401",
-                "`--device cuda`: this build of tl has no CUDA engine yet",
-            )
-            .with_help(
-                "run on the CPU with `--device cpu` (the default when no GPU engine is available)",
-            ),
-        )),
+        DeviceChoice::Cpu => Ok(Box::new(CpuBackend::new())),
+        DeviceChoice::Auto => match CudaBackend::open() {
+            Ok(be) => {
+                announce(&be);
+                Ok(Box::new(be))
+            }
+            Err(_) => Ok(Box::new(CpuBackend::new())),
+        },
+        DeviceChoice::Cuda => match CudaBackend::open() {
+            Ok(be) => {
+                announce(&be);
+                Ok(Box::new(be))
+            }
+            Err(why) => Err(Box::new(
+                Diagnostic::spanless(
+                    "TL0401",
+                    format!("`--device cuda`: the CUDA engine is unavailable: {why}"),
+                )
+                .with_help(
+                    "run on the CPU with `--device cpu` (or `--device auto`, which falls back \
+                     to the CPU); a GPU run needs an NVIDIA driver (libcuda.so), NVRTC and \
+                     cuBLAS (libnvrtc.so, libcublas.so) on the library path",
+                ),
+            )),
+        },
     }
 }

@@ -1,0 +1,573 @@
+//! The CUDA backend against the CPU backend's f64 results, for every primitive and element
+//! type, on random (never zero) data at awkward shapes and through permuted/broadcast views.
+//! Every test skips (with a message) on machines without a usable CUDA driver.
+
+use std::sync::OnceLock;
+use tl_backend::cpu::CpuBackend;
+use tl_backend::cuda::CudaBackend;
+use tl_backend::{
+    Backend, BackendError, BinaryFn, DType, HostTensor, Layout, MapExpr, NormFn, ReduceOp, Tensor,
+    UnaryFn,
+};
+
+type R = Result<(), BackendError>;
+
+/// The shared CUDA backend, or `None` (after saying why) when there is none.
+fn cuda_or_skip() -> Option<&'static CudaBackend> {
+    static BE: OnceLock<Result<CudaBackend, String>> = OnceLock::new();
+    match BE.get_or_init(|| CudaBackend::open().map_err(|e| e.to_string())) {
+        Ok(be) => Some(be),
+        Err(why) => {
+            eprintln!("skipped: no CUDA driver ({why})");
+            None
+        }
+    }
+}
+
+const FLOATS: [DType; 4] = [DType::F32, DType::F64, DType::F16, DType::BF16];
+const SHAPES: &[&[usize]] = &[
+    &[1],
+    &[7],
+    &[129],
+    &[1000],
+    &[3, 5, 7],
+    &[2, 1, 9, 4],
+    &[13, 129],
+];
+
+/// A small deterministic generator of values in ±[0.1, 2] (never zero).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let u = (self.0 >> 11) as f64 / (1u64 << 53) as f64;
+        let mag = 0.1 + 1.9 * u;
+        if self.0 & 1 == 0 {
+            mag
+        } else {
+            -mag
+        }
+    }
+    fn vec(&mut self, n: usize) -> Vec<f64> {
+        (0..n).map(|_| self.next()).collect()
+    }
+}
+
+fn tol(d: DType) -> f64 {
+    match d {
+        DType::F64 => 1e-10,
+        DType::F32 => 1e-5,
+        _ => 1e-2,
+    }
+}
+
+/// The same random data on the GPU (as `dtype`) and on the CPU (as f64 of the rounded values).
+fn pair(
+    be: &CudaBackend,
+    rng: &mut Rng,
+    shape: &[usize],
+    dtype: DType,
+) -> Result<(Tensor, Tensor), BackendError> {
+    let n = shape.iter().product();
+    let h = HostTensor::from_f64(shape.to_vec(), rng.vec(n), dtype);
+    let r = HostTensor {
+        shape: shape.to_vec(),
+        data: h.data.convert(DType::F64),
+    };
+    Ok((be.upload(&h)?, CpuBackend::new().upload(&r)?))
+}
+
+/// Relative norm error of the GPU tensor against the CPU one, asserted below `bound`.
+fn close(be: &CudaBackend, got: &Tensor, want: &Tensor, bound: f64, what: &str) -> R {
+    let g = be.download(got)?;
+    let w = CpuBackend::new().download(want)?;
+    assert_eq!(g.shape, w.shape, "{what}: shape");
+    let (g, w) = (g.data.to_f64(), w.data.to_f64());
+    let mut num = 0.0;
+    let mut den = 0.0;
+    for (x, y) in g.iter().zip(&w) {
+        assert_eq!(x.is_nan(), y.is_nan(), "{what}: NaN mismatch ({x} vs {y})");
+        if !x.is_nan() {
+            num += (x - y) * (x - y);
+            den += y * y;
+        }
+    }
+    let err = num.sqrt() / den.sqrt().max(1e-300);
+    assert!(
+        err <= bound || num == 0.0,
+        "{what}: relative error {err:e} > {bound:e}"
+    );
+    Ok(())
+}
+
+/// A broadcast view: `t` (shape `[n]`) repeated `m` times along a new leading axis.
+fn broadcast_rows(t: &Tensor, m: usize) -> Tensor {
+    Tensor {
+        layout: Layout {
+            shape: vec![m, t.shape()[0]],
+            strides: vec![0, t.layout.strides[0]],
+            offset: t.layout.offset,
+        },
+        dtype: t.dtype,
+        storage: t.storage.clone(),
+    }
+}
+
+fn big_expr() -> MapExpr {
+    use MapExpr::*;
+    let x = || Box::new(Input(0));
+    let y = || Box::new(Input(1));
+    let z = || Box::new(Input(2));
+    let mut e = Binary(BinaryFn::Mul, x(), y());
+    for f in [
+        UnaryFn::Neg,
+        UnaryFn::Sigmoid,
+        UnaryFn::Tanh,
+        UnaryFn::Gelu,
+        UnaryFn::Sin,
+        UnaryFn::GeluGrad,
+    ] {
+        e = Binary(BinaryFn::Add, Box::new(e), Box::new(Unary(f, z())));
+    }
+    let pos = || {
+        Box::new(Binary(
+            BinaryFn::Add,
+            Box::new(Unary(UnaryFn::Abs, x())),
+            Box::new(Const(0.5)),
+        ))
+    };
+    for f in [
+        UnaryFn::Log,
+        UnaryFn::Sqrt,
+        UnaryFn::Recip,
+        UnaryFn::Exp,
+        UnaryFn::Cos,
+        UnaryFn::Relu,
+        UnaryFn::Step,
+    ] {
+        e = Binary(BinaryFn::Sub, Box::new(e), Box::new(Unary(f, pos())));
+    }
+    for f in [
+        BinaryFn::Div,
+        BinaryFn::Max,
+        BinaryFn::Min,
+        BinaryFn::SigmoidT,
+        BinaryFn::SigmoidTGradA,
+        BinaryFn::SigmoidTGradT,
+        BinaryFn::Pow,
+    ] {
+        e = Binary(BinaryFn::Add, Box::new(e), Box::new(Binary(f, pos(), y())));
+    }
+    Binary(
+        BinaryFn::Add,
+        Box::new(Binary(BinaryFn::Mul, Box::new(e), Box::new(Const(0.1)))),
+        Box::new(Binary(BinaryFn::Pow, y(), Box::new(Const(2.0)))),
+    )
+}
+
+#[test]
+fn upload_download_full_and_cast() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(7);
+    let all = [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::Bool,
+        DType::I64,
+    ];
+    for &d in &all {
+        let h = HostTensor::from_f64(
+            vec![3, 129],
+            rng.vec(387).iter().map(|x| x * 50.0).collect(),
+            d,
+        );
+        let t = be.upload(&h)?;
+        assert_eq!(be.download(&t)?, h, "{d} round trip");
+        let tt = t.permuted(&[1, 0]);
+        let ct = cpu.upload(&h)?.permuted(&[1, 0]);
+        assert_eq!(
+            be.download(&tt)?,
+            cpu.download(&ct)?,
+            "{d} permuted download"
+        );
+        let f = be.full(&[7, 3], -2.5, d)?;
+        assert_eq!(
+            be.download(&f)?,
+            cpu.download(&cpu.full(&[7, 3], -2.5, d)?)?,
+            "{d} full"
+        );
+        for &to in &all {
+            let g = be.download(&be.cast(&tt, to)?)?;
+            let w = cpu.download(&cpu.cast(&ct, to)?)?;
+            assert_eq!(g.shape, w.shape);
+            let (g, w) = (g.data.to_f64(), w.data.to_f64());
+            for (x, y) in g.iter().zip(&w) {
+                assert!(
+                    (x - y).abs() <= 1e-2 * y.abs(),
+                    "cast {d} -> {to}: {x} vs {y}"
+                );
+            }
+        }
+    }
+    be.synchronize()
+}
+
+#[test]
+fn map_matches_cpu_for_every_function_and_layout() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(11);
+    let e = big_expr();
+    for &d in &FLOATS {
+        for &shape in SHAPES {
+            let (g0, c0) = pair(be, &mut rng, shape, d)?;
+            let (g1, c1) = pair(be, &mut rng, shape, d)?;
+            let (g2, c2) = pair(be, &mut rng, shape, d)?;
+            let got = be.map(&e, &[&g0, &g1, &g2], shape, d)?;
+            let want = cpu.map(&e, &[&c0, &c1, &c2], shape, DType::F64)?;
+            close(be, &got, &want, tol(d), &format!("map {d} {shape:?}"))?;
+        }
+        // Permuted and broadcast inputs.
+        let (a, ca) = pair(be, &mut rng, &[129, 7], d)?;
+        let (b, cb) = pair(be, &mut rng, &[129], d)?;
+        let (s, cs) = pair(be, &mut rng, &[1, 1], d)?;
+        let out = [7, 129];
+        let got = be.map(
+            &e,
+            &[&a.permuted(&[1, 0]), &broadcast_rows(&b, 7), &s],
+            &out,
+            d,
+        )?;
+        let want = cpu.map(
+            &e,
+            &[&ca.permuted(&[1, 0]), &broadcast_rows(&cb, 7), &cs],
+            &out,
+            DType::F64,
+        )?;
+        close(be, &got, &want, tol(d), &format!("map views {d}"))?;
+        // A rank-3 view with a broadcast middle axis.
+        let (c, cc) = pair(be, &mut rng, &[5, 1, 3], d)?;
+        let (x, cx) = pair(be, &mut rng, &[3, 4, 5], d)?;
+        let sum = MapExpr::Binary(
+            BinaryFn::Add,
+            Box::new(MapExpr::Input(0)),
+            Box::new(MapExpr::Input(1)),
+        );
+        let got = be.map(&sum, &[&c.permuted(&[2, 1, 0]), &x], &[3, 4, 5], d)?;
+        let want = cpu.map(
+            &sum,
+            &[&cc.permuted(&[2, 1, 0]), &cx],
+            &[3, 4, 5],
+            DType::F64,
+        )?;
+        close(
+            be,
+            &got,
+            &want,
+            tol(d),
+            &format!("map rank-3 broadcast {d}"),
+        )?;
+    }
+    // Bool and i64 inputs, Bool output.
+    let bits = HostTensor::from_f64(
+        vec![129],
+        (0..129).map(|i| f64::from(i % 3 == 0)).collect(),
+        DType::Bool,
+    );
+    let ints = HostTensor::from_f64(
+        vec![129],
+        (0..129).map(|i| f64::from(i - 64)).collect(),
+        DType::I64,
+    );
+    let e = MapExpr::Unary(
+        UnaryFn::Step,
+        Box::new(MapExpr::Binary(
+            BinaryFn::Mul,
+            Box::new(MapExpr::Input(0)),
+            Box::new(MapExpr::Input(1)),
+        )),
+    );
+    let got = be.map(
+        &e,
+        &[&be.upload(&bits)?, &be.upload(&ints)?],
+        &[129],
+        DType::Bool,
+    )?;
+    let want = cpu.map(
+        &e,
+        &[&cpu.upload(&bits)?, &cpu.upload(&ints)?],
+        &[129],
+        DType::Bool,
+    )?;
+    assert_eq!(be.download(&got)?, cpu.download(&want)?);
+    Ok(())
+}
+
+#[test]
+fn reduce_matches_cpu() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(13);
+    let cases: &[(&[usize], &[&[usize]])] = &[
+        (&[1], &[&[], &[0]]),
+        (&[1000], &[&[0]]),
+        (&[13, 129], &[&[0], &[1], &[0, 1]]),
+        (&[3, 5, 7], &[&[0], &[1], &[2], &[0, 2], &[0, 1, 2]]),
+        (&[2, 1, 9, 4], &[&[1, 3], &[2]]),
+        (&[3, 40000], &[&[1]]),
+    ];
+    for &d in &FLOATS {
+        for &(shape, axes_list) in cases {
+            let (g, c) = pair(be, &mut rng, shape, d)?;
+            for &axes in axes_list {
+                for op in [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min, ReduceOp::Mean] {
+                    let got = be.reduce(&g, axes, op)?;
+                    let want = cpu.reduce(&c, axes, op)?;
+                    close(
+                        be,
+                        &got,
+                        &want,
+                        tol(d).max(1e-5),
+                        &format!("reduce {op:?} {d} {shape:?} {axes:?}"),
+                    )?;
+                }
+            }
+        }
+        let (g, c) = pair(be, &mut rng, &[7, 129], d)?;
+        let got = be.reduce(&g.permuted(&[1, 0]), &[1], ReduceOp::Sum)?;
+        let want = cpu.reduce(&c.permuted(&[1, 0]), &[1], ReduceOp::Sum)?;
+        close(
+            be,
+            &got,
+            &want,
+            tol(d).max(1e-5),
+            &format!("reduce permuted {d}"),
+        )?;
+    }
+    let e = be.full(&[3, 0], 1.0, DType::F32)?;
+    let r = be.download(&be.reduce(&e, &[1], ReduceOp::Max)?)?;
+    assert_eq!(r.data.to_f64(), vec![0.0; 3]);
+    Ok(())
+}
+
+#[test]
+fn normalize_matches_cpu() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(17);
+    for &d in &FLOATS {
+        for &shape in SHAPES {
+            let (g, c) = pair(be, &mut rng, shape, d)?;
+            for axis in 0..shape.len() {
+                for f in [NormFn::Softmax, NormFn::LayerNorm] {
+                    let got = be.normalize(&g, axis, f)?;
+                    let want = cpu.normalize(&c, axis, f)?;
+                    close(
+                        be,
+                        &got,
+                        &want,
+                        tol(d).max(1e-5),
+                        &format!("{f:?} {d} {shape:?} axis {axis}"),
+                    )?;
+                }
+            }
+        }
+        let (g, c) = pair(be, &mut rng, &[129, 7], d)?;
+        let got = be.normalize(&g.permuted(&[1, 0]), 1, NormFn::Softmax)?;
+        let want = cpu.normalize(&c.permuted(&[1, 0]), 1, NormFn::Softmax)?;
+        close(
+            be,
+            &got,
+            &want,
+            tol(d).max(1e-5),
+            &format!("softmax permuted {d}"),
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn gather_and_scatter_match_cpu() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(19);
+    for &d in &FLOATS {
+        let (g, c) = pair(be, &mut rng, &[13, 129], d)?;
+        let n = 13 * 129;
+        let index: Vec<i64> = (0..1000)
+            .map(|k| if k % 7 == 3 { -1 } else { (k * 37 % n) as i64 })
+            .collect();
+        for (gv, cv) in [
+            (g.clone(), c.clone()),
+            (g.permuted(&[1, 0]), c.permuted(&[1, 0])),
+        ] {
+            let got = be.gather(&gv, &index, &[10, 100])?;
+            let want = cpu.gather(&cv, &index, &[10, 100])?;
+            close(be, &got, &want, tol(d).max(1e-6), &format!("gather {d}"))?;
+        }
+        let (v, cvals) = pair(be, &mut rng, &[1000], d)?;
+        // Collisions (k % 129), negatives, and cells that receive nothing (129..200).
+        let sidx: Vec<i64> = (0..1000)
+            .map(|k| if k % 11 == 0 { -1 } else { (k % 129) as i64 })
+            .collect();
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+            let got = be.scatter(&v, &sidx, &[200], op)?;
+            let want = cpu.scatter(&cvals, &sidx, &[200], op)?;
+            close(
+                be,
+                &got,
+                &want,
+                tol(d).max(1e-5),
+                &format!("scatter {op:?} {d}"),
+            )?;
+        }
+    }
+    let bits = HostTensor::from_f64(
+        vec![7],
+        vec![1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0],
+        DType::Bool,
+    );
+    let idx = [6, -1, 0, 1, 1];
+    let got = be.gather(&be.upload(&bits)?, &idx, &[5])?;
+    let want = cpu.gather(&cpu.upload(&bits)?, &idx, &[5])?;
+    assert_eq!(be.download(&got)?, cpu.download(&want)?);
+    assert!(matches!(
+        be.gather(&got, &[5], &[1]),
+        Err(BackendError::Shape { .. })
+    ));
+    Ok(())
+}
+
+#[test]
+fn contract_matches_cpu() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(23);
+    // (a shape, a labels, b shape, b labels, out labels)
+    type Case = (
+        &'static [usize],
+        &'static [u32],
+        &'static [usize],
+        &'static [u32],
+        &'static [u32],
+    );
+    let cases: &[Case] = &[
+        (&[129, 7], &[0, 1], &[7, 1000], &[1, 2], &[0, 2]),
+        (&[1, 1], &[0, 1], &[1, 1], &[1, 2], &[0, 2]),
+        (&[1000], &[0], &[1000], &[0], &[]),
+        (&[7], &[0], &[129], &[1], &[1, 0]),
+        (&[3, 5, 7], &[0, 1, 2], &[3, 7, 4], &[0, 2, 3], &[0, 1, 3]),
+        (&[3, 5, 7], &[0, 1, 2], &[7, 4, 3], &[2, 3, 0], &[3, 1, 0]),
+        (&[2, 9, 4], &[0, 1, 2], &[4, 5], &[2, 3], &[3]),
+        (&[13, 129], &[0, 1], &[129, 13], &[1, 0], &[]),
+    ];
+    for &d in &FLOATS {
+        for &(sa, la, sb, lb, lo) in cases {
+            let (a, ca) = pair(be, &mut rng, sa, d)?;
+            let (b, cb) = pair(be, &mut rng, sb, d)?;
+            let got = be.contract(&a, la, &b, lb, lo)?;
+            let want = cpu.contract(&ca, la, &cb, lb, lo)?;
+            close(
+                be,
+                &got,
+                &want,
+                tol(d).max(1e-5),
+                &format!("contract {d} {sa:?}{la:?} {sb:?}{lb:?} -> {lo:?}"),
+            )?;
+        }
+        // Permuted and broadcast operands.
+        let (a, ca) = pair(be, &mut rng, &[7, 129], d)?;
+        let (b, cb) = pair(be, &mut rng, &[129], d)?;
+        let got = be.contract(
+            &a.permuted(&[1, 0]),
+            &[0, 1],
+            &broadcast_rows(&b, 7),
+            &[1, 2],
+            &[2, 0],
+        )?;
+        let want = cpu.contract(
+            &ca.permuted(&[1, 0]),
+            &[0, 1],
+            &broadcast_rows(&cb, 7),
+            &[1, 2],
+            &[2, 0],
+        )?;
+        close(
+            be,
+            &got,
+            &want,
+            tol(d).max(1e-5),
+            &format!("contract views {d}"),
+        )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn tf32_contract_is_within_1e3() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let tf = CudaBackend::open().map_err(|e| BackendError::Device(e.to_string()))?;
+    tf.set_tf32(true);
+    assert!(tf.tf32() && !be.tf32());
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(29);
+    let (a, ca) = pair(&tf, &mut rng, &[129, 1000], DType::F32)?;
+    let (b, cb) = pair(&tf, &mut rng, &[1000, 7], DType::F32)?;
+    let got = tf.contract(&a, &[0, 1], &b, &[1, 2], &[0, 2])?;
+    let want = cpu.contract(&ca, &[0, 1], &cb, &[1, 2], &[0, 2])?;
+    close(&tf, &got, &want, 1e-3, "tf32 contract")
+}
+
+#[test]
+fn allocator_reuses_freed_blocks() -> R {
+    let Some(_) = cuda_or_skip() else {
+        return Ok(());
+    };
+    // A backend of its own, so no other test takes the freed block in between.
+    let be = CudaBackend::open().map_err(|e| BackendError::Device(e.to_string()))?;
+    let before = be.memory_stats();
+    let a = be.allocate_raw(3_000_000)?;
+    drop(a);
+    let _b = be.allocate_raw(3_000_000)?;
+    let after = be.memory_stats();
+    assert_eq!(after.cache_hits, before.cache_hits + 1, "{after:?}");
+    assert_eq!(after.allocations, before.allocations + 2);
+    assert!(after.reserved >= 3_000_000 && after.peak >= after.in_use);
+    be.empty_cache();
+    Ok(())
+}
+
+#[test]
+fn out_of_memory_is_an_error() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    match be.allocate_raw(1 << 50) {
+        Err(BackendError::OutOfMemory { requested, .. }) => assert_eq!(requested, 1 << 50),
+        other => panic!("expected OutOfMemory, got {other:?}"),
+    }
+    // Still usable afterwards.
+    let t = be.full(&[4], 1.0, DType::F32)?;
+    assert_eq!(be.download(&t)?.data.to_f64(), vec![1.0; 4]);
+    Ok(())
+}
