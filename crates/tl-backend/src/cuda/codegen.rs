@@ -201,30 +201,37 @@ fn header(real: Real, cap: usize) -> String {
     s
 }
 
-/// A C literal of `c` in the float dialect.
-pub(crate) fn literal(c: f64) -> String {
-    if c.is_nan() {
-        "__int_as_float(0x7fc00000)".into()
-    } else if c.is_infinite() {
-        if c > 0.0 {
-            "__int_as_float(0x7f800000)".into()
-        } else {
-            "(-__int_as_float(0x7f800000))".into()
+/// The C expression of a map expression over inputs `x0, x1, …` and constants `c0, c1, …`
+/// (numbered in [`constants`] order; float dialect). Constants are kernel arguments, not
+/// literals, so expressions differing only in constants (a learning rate, a step count)
+/// share one compiled kernel.
+pub(crate) fn expr_c(e: &MapExpr, next_const: &mut usize) -> String {
+    match e {
+        MapExpr::Input(k) => format!("x{k}"),
+        MapExpr::Const(_) => {
+            let j = *next_const;
+            *next_const += 1;
+            format!("c{j}")
         }
-    } else if c < 0.0 {
-        format!("(-{:e}f)", -c)
-    } else {
-        format!("{c:e}f")
+        MapExpr::Unary(f, x) => f.c_expr(&expr_c(x, next_const)),
+        MapExpr::Binary(f, a, b) => {
+            let ca = expr_c(a, next_const);
+            let cb = expr_c(b, next_const);
+            f.c_expr(&ca, &cb)
+        }
     }
 }
 
-/// The C expression of a map expression over variables `x0, x1, …` (float dialect).
-pub(crate) fn expr_c(e: &MapExpr) -> String {
+/// The constants of an expression in the order [`expr_c`] numbers them.
+pub(crate) fn constants(e: &MapExpr, out: &mut Vec<f64>) {
     match e {
-        MapExpr::Input(k) => format!("x{k}"),
-        MapExpr::Const(c) => literal(*c),
-        MapExpr::Unary(f, x) => f.c_expr(&expr_c(x)),
-        MapExpr::Binary(f, a, b) => f.c_expr(&expr_c(a), &expr_c(b)),
+        MapExpr::Input(_) => {}
+        MapExpr::Const(c) => out.push(*c),
+        MapExpr::Unary(_, x) => constants(x, out),
+        MapExpr::Binary(_, a, b) => {
+            constants(a, out);
+            constants(b, out);
+        }
     }
 }
 
@@ -288,10 +295,21 @@ impl ElemSig {
             .count()
     }
 
-    /// Words of `TlMeta`: `[n, out, in_0 … in_{K-1}, extents (rank), strides of each strided
-    /// input (rank each)]`.
-    pub(crate) fn meta_len(&self) -> usize {
+    fn n_consts(&self) -> usize {
+        let mut c = Vec::new();
+        constants(&self.expr, &mut c);
+        c.len()
+    }
+
+    /// Index of the first constant in `TlMeta`.
+    fn consts_at(&self) -> usize {
         2 + self.inputs.len() + self.rank + self.n_strided() * self.rank
+    }
+
+    /// Words of `TlMeta`: `[n, out, in_0 … in_{K-1}, extents (rank), strides of each strided
+    /// input (rank each), the expression's constants (f64 bits)]`.
+    pub(crate) fn meta_len(&self) -> usize {
+        self.consts_at() + self.n_consts()
     }
 
     /// The `TlMeta` words of one launch. `strides` lists the strides of the strided inputs
@@ -312,6 +330,9 @@ impl ElemSig {
         for s in strides {
             m.extend(s.iter().map(|&x| x as i64));
         }
+        let mut c = Vec::new();
+        constants(&self.expr, &mut c);
+        m.extend(c.iter().map(|x| x.to_bits() as i64));
         m
     }
 
@@ -369,7 +390,14 @@ impl ElemSig {
             for (j, (d, _)) in self.inputs.iter().enumerate() {
                 let _ = writeln!(body, "    const real x{j} = {};", load(*d, &at(j)));
             }
-            let v = expr_c(&self.expr);
+            for j in 0..self.n_consts() {
+                let _ = writeln!(
+                    body,
+                    "    const real c{j} = (real)__longlong_as_double(m.v[{}]);",
+                    self.consts_at() + j
+                );
+            }
+            let v = expr_c(&self.expr, &mut 0);
             let _ = writeln!(body, "    const real v = {v};");
             let _ = writeln!(body, "    out[i] = {};", store(self.out, "v"));
         }
@@ -662,7 +690,8 @@ mod tests {
         let src = s.source().unwrap_or_default();
         assert!(src.contains("typedef float real;"));
         assert!(src.contains("erff(("));
-        assert!(src.contains("tl_pow(x1, (-2.5e0f))"));
+        assert!(src.contains("tl_pow(x1, c0)"));
+        assert!(src.contains("const real c0 = (real)__longlong_as_double(m.v[8]);"));
         assert!(src.contains("const real x0 = (real)(in0[i]);"));
         assert!(src.contains("const real x1 = (real)tl_h2f(in1[o1]);"));
         assert!(src.contains("out[i] = tl_f2bf((float)(v));"));
@@ -678,9 +707,22 @@ mod tests {
         }
         // Two axes, one strided input: digits of i times its strides.
         assert!(src.contains("o1 += c * m.v[6];") && src.contains("o1 += c * m.v[7];"));
-        assert_eq!(s.meta_len(), 2 + 2 + 2 + 2);
+        assert_eq!(s.meta_len(), 2 + 2 + 2 + 2 + 1);
         let meta = s.meta(10, 100, &[200, 300], &[2, 5], &[vec![1, 2]]);
-        assert_eq!(meta, vec![10, 100, 200, 300, 2, 5, 1, 2]);
+        let c = (-2.5f64).to_bits() as i64;
+        assert_eq!(meta, vec![10, 100, 200, 300, 2, 5, 1, 2, c]);
+        // Another constant: the same kernel.
+        let mut other = s.clone();
+        other.expr = MapExpr::Binary(
+            BinaryFn::Add,
+            Box::new(MapExpr::Unary(UnaryFn::Gelu, Box::new(MapExpr::Input(0)))),
+            Box::new(MapExpr::Binary(
+                BinaryFn::Pow,
+                Box::new(MapExpr::Input(1)),
+                Box::new(MapExpr::Const(3.0)),
+            )),
+        );
+        assert_eq!(other.source(), s.source());
 
         let d = sig(
             e,
@@ -695,7 +737,7 @@ mod tests {
         assert!(src.contains("typedef double real;"));
         assert!(src.contains("erf(("), "{src}");
         assert!(!src.contains("erff(") && !src.contains("expf("));
-        assert!(src.contains("tl_pow(x1, (-2.5e0))"));
+        assert!(src.contains("tl_pow(x1, c0)"));
         assert!(src.contains("x0 = (real)(in0[0])"));
         // Conversions stay in float.
         assert!(src.contains("cvt.rn.f16.f32"));
@@ -730,9 +772,6 @@ mod tests {
             "exp(1.5) + fmax(x, 2e-5) + 0x7fffu + 3.0 + tl_expf_like + 7"
         );
         assert_eq!(dialect(f, Real::F32), f);
-        assert_eq!(literal(f64::INFINITY), "__int_as_float(0x7f800000)");
-        assert_eq!(literal(0.1), "1e-1f");
-        assert_eq!(literal(-3.0), "(-3e0f)");
     }
 
     #[test]
