@@ -78,7 +78,7 @@ fn error_examples_match_their_expected_stderr() {
     let mut failures = Vec::new();
     for prog in &progs {
         let out = Command::new(env!("CARGO_BIN_EXE_tl"))
-            .arg("run")
+            .args(["run", "--device", "cpu"])
             .arg(prog)
             .current_dir(&root)
             .env("NO_COLOR", "1")
