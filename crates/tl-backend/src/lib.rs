@@ -85,4 +85,10 @@ pub trait Backend: Send + Sync {
 
     /// Waits for all queued work to finish.
     fn synchronize(&self) -> Result<()>;
+
+    /// A one-line summary of device memory statistics, for backends that pool memory;
+    /// `None` (the default) for backends that do not.
+    fn memory_report(&self) -> Option<String> {
+        None
+    }
 }

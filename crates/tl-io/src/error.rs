@@ -142,7 +142,7 @@ impl IoError {
     pub fn hint(&self) -> Option<String> {
         match self {
             IoError::NotFound { .. } => {
-                Some("check the path; relative paths are resolved from the current folder".into())
+                Some("check the path; paths in a program are relative to the folder of the program file".into())
             }
             IoError::Read { .. } => Some("check the file's permissions".into()),
             IoError::Malformed { .. } => {

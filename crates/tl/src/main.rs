@@ -80,6 +80,10 @@ struct TrainArgs {
     /// Continue training from the checkpoint saved in this folder.
     #[arg(long, value_name = "DIR")]
     resume: Option<PathBuf>,
+    /// Print the device allocator's statistics (GPU only) after steps 1, 10, 100 and the last
+    /// of each `minimize`, and at the end of the run.
+    #[arg(long)]
+    memory_stats: bool,
 }
 
 impl TrainArgs {
@@ -88,6 +92,7 @@ impl TrainArgs {
             progress: train_ui::progress_wanted(self.quiet, std::io::stderr().is_terminal()),
             log: self.log.clone(),
             plot: self.plot.clone(),
+            memory_stats: self.memory_stats,
         }
     }
 }
@@ -145,7 +150,6 @@ fn run(
             return ExitCode::FAILURE;
         }
     }
-    let mut ui = train_ui::TrainUi::new(train.ui_options());
     let (program, diags) = tl_syntax::load_program(&file, &mut sources);
     let (checked, plan) = match pipeline::compile(&program, diags, &sources) {
         Ok(x) => x,
@@ -161,6 +165,7 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
+    let mut ui = train_ui::TrainUi::new(train.ui_options()).with_backend(backend.as_ref());
     let mut engine = match Engine::new(&checked, &plan, backend.as_ref(), options) {
         Ok(e) => e,
         Err(e) => {
@@ -183,6 +188,7 @@ fn run(
         &mut ui,
     );
     emit(&engine.warnings, &sources);
+    ui.print_final_memory();
     let ui_errors: Vec<Diagnostic> = ui
         .take_errors()
         .iter()

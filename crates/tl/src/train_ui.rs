@@ -5,6 +5,10 @@
 //! commands in one program are numbered on from one another, so the log and the plot show one
 //! continuous run. Files are rewritten atomically at the end of each `minimize`, so an
 //! interrupted run never leaves a half-written log or image.
+//!
+//! With `--memory-stats`, the backend's memory report (see [`Backend::memory_report`]) is
+//! printed to standard error after steps 1, 10, 100 and the last step of each `minimize`, and
+//! once more at the end of the run ([`TrainUi::print_final_memory`]).
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use plotters::prelude::*;
@@ -12,6 +16,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use tl_backend::Backend;
 use tl_io::IoError;
 use tl_run::observe::{StepInfo, TrainObserver};
 
@@ -30,6 +35,14 @@ pub struct TrainUiOptions {
     pub log: Option<PathBuf>,
     /// Where to write the PNG plot of the loss.
     pub plot: Option<PathBuf>,
+    /// Print the backend's memory report after selected steps (`--memory-stats`).
+    pub memory_stats: bool,
+}
+
+/// Whether the memory report is printed after `step` of a `minimize` of `total` steps:
+/// after steps 1, 10 and 100, and after the last step.
+pub fn memory_report_step(step: u64, total: u64) -> bool {
+    matches!(step, 1 | 10 | 100) || step == total
 }
 
 /// Whether to draw a progress bar: only on a terminal, and never under `--quiet`.
@@ -55,9 +68,11 @@ struct Segment {
     first_row: usize,
 }
 
-/// The command line's [`TrainObserver`]: progress bar, CSV log and loss plot.
-pub struct TrainUi {
+/// The command line's [`TrainObserver`]: progress bar, CSV log, loss plot and memory report.
+pub struct TrainUi<'b> {
     options: TrainUiOptions,
+    /// The backend whose memory report `--memory-stats` prints.
+    backend: Option<&'b dyn Backend>,
     bar: Option<ProgressBar>,
     rows: Vec<Row>,
     segments: Vec<Segment>,
@@ -68,17 +83,52 @@ pub struct TrainUi {
     errors: Vec<IoError>,
 }
 
-impl TrainUi {
+impl<'b> TrainUi<'b> {
     /// A display doing what `options` asks.
     pub fn new(options: TrainUiOptions) -> Self {
         TrainUi {
             options,
+            backend: None,
             bar: None,
             rows: Vec::new(),
             segments: Vec::new(),
             offset: 0,
             last_step: 0,
             errors: Vec::new(),
+        }
+    }
+
+    /// Uses `backend` for the memory report of `--memory-stats`.
+    pub fn with_backend(mut self, backend: &'b dyn Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The backend's memory report, when `--memory-stats` asks for it and the backend pools
+    /// memory.
+    fn memory_report(&self) -> Option<String> {
+        if !self.options.memory_stats {
+            return None;
+        }
+        self.backend.and_then(|b| b.memory_report())
+    }
+
+    /// Prints one memory report line (above the progress bar, when there is one).
+    fn print_memory(&self, step: u64) {
+        if let Some(report) = self.memory_report() {
+            let line = format!("memory after step {step}: {report}");
+            match &self.bar {
+                Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                None => eprintln!("{line}"),
+            }
+        }
+    }
+
+    /// Prints the memory report once at the end of the run (with `--memory-stats` on a
+    /// backend that pools memory; nothing otherwise).
+    pub fn print_final_memory(&self) {
+        if let Some(report) = self.memory_report() {
+            eprintln!("memory at end of run: {report}");
         }
     }
 
@@ -143,7 +193,7 @@ impl TrainUi {
     }
 }
 
-impl TrainObserver for TrainUi {
+impl TrainObserver for TrainUi<'_> {
     fn start(&mut self, loss: &str, total: u64) {
         self.segments.push(Segment {
             loss: loss.to_string(),
@@ -173,6 +223,9 @@ impl TrainObserver for TrainUi {
             }
             bar.set_message(msg);
             bar.set_position(info.step);
+        }
+        if memory_report_step(info.step, info.total) {
+            self.print_memory(self.offset + info.step);
         }
     }
 
@@ -437,6 +490,34 @@ mod tests {
         assert_eq!(tick_label(1e-4), "1e-4");
         assert_eq!(tick_label(1.5e-7), "1.5e-7");
         assert_eq!(tick_label(0.0), "0");
+    }
+
+    #[test]
+    fn memory_report_steps() {
+        let picked: Vec<u64> = (1..=250).filter(|&s| memory_report_step(s, 250)).collect();
+        assert_eq!(picked, vec![1, 10, 100, 250]);
+        let picked: Vec<u64> = (1..=5).filter(|&s| memory_report_step(s, 5)).collect();
+        assert_eq!(picked, vec![1, 5]);
+        let picked: Vec<u64> = (1..=100).filter(|&s| memory_report_step(s, 100)).collect();
+        assert_eq!(picked, vec![1, 10, 100]);
+        assert!(memory_report_step(1, 1));
+    }
+
+    #[test]
+    fn memory_report_needs_flag_and_pooling_backend() {
+        let cpu = tl_backend::cpu::CpuBackend::new();
+        let ui = TrainUi::new(TrainUiOptions {
+            memory_stats: true,
+            ..Default::default()
+        })
+        .with_backend(&cpu);
+        assert_eq!(
+            ui.memory_report(),
+            None,
+            "the CPU backend does not pool memory"
+        );
+        let ui = TrainUi::new(TrainUiOptions::default()).with_backend(&cpu);
+        assert_eq!(ui.memory_report(), None);
     }
 
     #[test]

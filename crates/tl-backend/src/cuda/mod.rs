@@ -974,6 +974,35 @@ impl Backend for CudaBackend {
             .synchronize()
             .map_err(|e| dev_err("waiting for the device", e))
     }
+
+    fn memory_report(&self) -> Option<String> {
+        Some(format_memory_stats(&self.memory_stats()))
+    }
+}
+
+/// One line of allocator counters: in use, peak, reserved, requests, cache hits, hit rate and
+/// driver allocations.
+fn format_memory_stats(s: &MemoryStats) -> String {
+    let hit_rate = if s.allocations == 0 {
+        0.0
+    } else {
+        100.0 * s.cache_hits as f64 / s.allocations as f64
+    };
+    format!(
+        "in use {}, peak {}, reserved {}, allocations {}, cache hits {} ({hit_rate:.1}% hit rate), \
+         driver allocations {}",
+        mib(s.in_use),
+        mib(s.peak),
+        mib(s.reserved),
+        s.allocations,
+        s.cache_hits,
+        s.driver_allocations
+    )
+}
+
+/// Bytes as mebibytes with one decimal, e.g. `12.5 MiB`.
+fn mib(bytes: usize) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 #[cfg(test)]
@@ -986,6 +1015,32 @@ mod tests {
             Ok(be) => assert!(be.name().starts_with("cuda:0")),
             Err(why) => assert!(!why.to_string().is_empty()),
         }
+    }
+
+    #[test]
+    fn memory_report_line() {
+        let s = MemoryStats {
+            in_use: 3 << 20,
+            peak: 5 << 20,
+            reserved: 6 << 20,
+            allocations: 200,
+            cache_hits: 150,
+            driver_allocations: 50,
+        };
+        assert_eq!(
+            format_memory_stats(&s),
+            "in use 3.0 MiB, peak 5.0 MiB, reserved 6.0 MiB, allocations 200, cache hits 150 \
+             (75.0% hit rate), driver allocations 50"
+        );
+        let empty = MemoryStats {
+            in_use: 0,
+            peak: 0,
+            reserved: 0,
+            allocations: 0,
+            cache_hits: 0,
+            driver_allocations: 0,
+        };
+        assert!(format_memory_stats(&empty).contains("(0.0% hit rate)"));
     }
 
     #[test]
