@@ -78,7 +78,7 @@ pub fn load_source(
     sources: &mut SourceMap,
     base_dir: &Path,
 ) -> (Program, Vec<Diagnostic>) {
-    let id = sources.add(name, text);
+    let id = sources.add_with_base(name, text, base_dir);
     let mut loader = Loader {
         sources,
         seen: HashSet::new(),

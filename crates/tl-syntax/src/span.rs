@@ -52,6 +52,9 @@ pub struct SourceFile {
     pub path: PathBuf,
     /// The full text of the file.
     pub text: String,
+    /// The folder relative paths in this source resolve against, when it is not the file's
+    /// own folder (text typed at the REPL, or given without a file).
+    pub base: Option<PathBuf>,
 }
 
 /// Every source file read while loading a program, so diagnostics can quote any of them.
@@ -71,6 +74,22 @@ impl SourceMap {
         self.files.push(SourceFile {
             path: path.into(),
             text: text.into(),
+            base: None,
+        });
+        FileId((self.files.len() - 1) as u32)
+    }
+
+    /// Adds text that is not read from a file, whose relative paths resolve against `base`.
+    pub fn add_with_base(
+        &mut self,
+        name: impl Into<PathBuf>,
+        text: impl Into<String>,
+        base: &Path,
+    ) -> FileId {
+        self.files.push(SourceFile {
+            path: name.into(),
+            text: text.into(),
+            base: Some(base.to_path_buf()),
         });
         FileId((self.files.len() - 1) as u32)
     }
@@ -81,6 +100,7 @@ impl SourceMap {
         static EMPTY: SourceFile = SourceFile {
             path: PathBuf::new(),
             text: String::new(),
+            base: None,
         };
         self.files.get(id.0 as usize).unwrap_or(&EMPTY)
     }
@@ -92,11 +112,15 @@ impl SourceMap {
 
     /// The folder of the file that a span is in, against which relative data paths resolve.
     pub fn dir_of(&self, id: FileId) -> PathBuf {
-        self.file(id)
-            .path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default()
+        let file = self.file(id);
+        match &file.base {
+            Some(base) => base.clone(),
+            None => file
+                .path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+        }
     }
 
     /// 1-based line and column (in characters) of a byte offset in a file.
