@@ -5,6 +5,7 @@
 //! implements the same trait, so a program runs unchanged on either.
 #![deny(missing_docs)]
 
+mod check;
 pub mod cpu;
 pub mod cuda;
 pub mod dtype;

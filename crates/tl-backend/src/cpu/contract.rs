@@ -12,6 +12,7 @@ use super::reduce::sum_axes;
 use super::storage::{
     check_layout, host, numel_checked, reserve, shape_err, strided_collect, Float,
 };
+use crate::check::check_labels;
 use crate::error::Result;
 use crate::tensor::{Layout, Tensor};
 use gemm::Parallelism;
@@ -105,22 +106,6 @@ fn operand<'a, T: Float>(t: &'a Tensor, labels: &[u32], drop: &[u32]) -> Result<
             labels: labels.to_vec(),
         },
     })
-}
-
-/// Checks a label list against its tensor's rank and for repeats.
-fn check_labels(what: &str, labels: &[u32], rank: usize) -> Result<()> {
-    if labels.len() != rank {
-        return Err(shape_err(
-            "contract",
-            format!("{what} has {} labels for rank {rank}", labels.len()),
-        ));
-    }
-    for (i, l) in labels.iter().enumerate() {
-        if labels[..i].contains(l) {
-            return Err(shape_err("contract", format!("{what} repeats label {l}")));
-        }
-    }
-    Ok(())
 }
 
 /// A raw pointer that may cross threads (each batch writes a disjoint block of the output).

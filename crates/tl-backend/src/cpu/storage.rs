@@ -1,6 +1,7 @@
 //! Reading tensors of any layout and element type as flat f32/f64 buffers, and wrapping
 //! computed buffers back into fresh row-major tensors.
 
+pub(crate) use crate::check::{check_layout, numel_checked, shape_err};
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};
 use crate::host::HostData;
@@ -146,41 +147,6 @@ pub(crate) fn host(t: &Tensor) -> Result<&Arc<HostData>> {
     }
 }
 
-/// Checks that every element the layout can address lies inside storage of `len` elements.
-pub(crate) fn check_layout(op: &'static str, layout: &Layout, len: usize) -> Result<()> {
-    if layout.shape.len() != layout.strides.len() {
-        return Err(shape_err(
-            op,
-            "layout has different numbers of extents and strides",
-        ));
-    }
-    if layout.numel() == 0 {
-        return Ok(());
-    }
-    let mut last = layout.offset;
-    for (&n, &s) in layout.shape.iter().zip(&layout.strides) {
-        last = (n - 1)
-            .checked_mul(s)
-            .and_then(|d| last.checked_add(d))
-            .ok_or_else(|| shape_err(op, "layout strides overflow"))?;
-    }
-    if last >= len {
-        return Err(shape_err(
-            op,
-            format!("layout reaches element {last} of a storage of {len}"),
-        ));
-    }
-    Ok(())
-}
-
-/// A `Shape` error for `op`.
-pub(crate) fn shape_err(op: &'static str, detail: impl Into<String>) -> BackendError {
-    BackendError::Shape {
-        op,
-        detail: detail.into(),
-    }
-}
-
 /// A tensor's elements in row-major order as compute type `T`: borrowed when the storage
 /// already holds `T` contiguously, converted or gathered otherwise.
 pub(crate) fn read<'a, T: Float>(op: &'static str, t: &'a Tensor) -> Result<Cow<'a, [T]>> {
@@ -248,17 +214,6 @@ pub(crate) fn copy_raw(op: &'static str, t: &Tensor) -> Result<HostData> {
         HostData::Bool(v) => HostData::Bool(strided_collect(v, l, |x| x)),
         HostData::I64(v) => HostData::I64(strided_collect(v, l, |x| x)),
     })
-}
-
-/// The number of elements of `shape`, or a `TooLarge` error when it overflows.
-pub(crate) fn numel_checked(shape: &[usize]) -> Result<usize> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
-        .ok_or_else(|| BackendError::TooLarge {
-            elements: shape.iter().map(|&n| n as u128).product(),
-            detail: "the element count overflows the address space".into(),
-        })
 }
 
 /// An empty buffer with room for `numel` elements, or an `OutOfMemory` error instead of the

@@ -8,6 +8,7 @@
 
 use super::codegen::Real;
 use super::{dev_err, numel_checked, shape_err, CudaBackend};
+use crate::check::check_labels;
 use crate::error::{BackendError, Result};
 use crate::ops::{MapExpr, ReduceOp};
 use crate::tensor::Tensor;
@@ -16,22 +17,6 @@ use cudarc::cublas::sys::{
     cublasComputeType_t, cublasGemmAlgo_t, cublasOperation_t, cudaDataType_t,
 };
 use std::ffi::c_void;
-
-/// Checks a label list against its tensor's rank and for repeats.
-fn check_labels(what: &str, labels: &[u32], rank: usize) -> Result<()> {
-    if labels.len() != rank {
-        return Err(shape_err(
-            "contract",
-            format!("{what} has {} labels for rank {rank}", labels.len()),
-        ));
-    }
-    for (i, l) in labels.iter().enumerate() {
-        if labels[..i].contains(l) {
-            return Err(shape_err("contract", format!("{what} repeats label {l}")));
-        }
-    }
-    Ok(())
-}
 
 /// Converts a GEMM dimension to cuBLAS's `int`.
 fn dim(x: usize) -> Result<i32> {

@@ -16,6 +16,7 @@ mod contract;
 
 pub use alloc::MemoryStats;
 
+use crate::check::{check_layout, numel_checked, shape_err};
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};
 use crate::host::{HostData, HostTensor};
@@ -170,52 +171,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A `Device` error from a driver-level failure.
 fn dev_err(what: &str, e: impl std::fmt::Debug) -> BackendError {
     BackendError::Device(format!("{what}: {e:?}"))
-}
-
-/// A `Shape` error for `op`.
-fn shape_err(op: &'static str, detail: impl Into<String>) -> BackendError {
-    BackendError::Shape {
-        op,
-        detail: detail.into(),
-    }
-}
-
-/// The number of elements of `shape`, or a `TooLarge` error when it overflows.
-fn numel_checked(shape: &[usize]) -> Result<usize> {
-    shape
-        .iter()
-        .try_fold(1usize, |acc, &n| acc.checked_mul(n))
-        .ok_or_else(|| BackendError::TooLarge {
-            elements: shape.iter().map(|&n| n as u128).product(),
-            detail: "the element count overflows the address space".into(),
-        })
-}
-
-/// Checks that every element the layout can address lies inside storage of `len` elements.
-fn check_layout(op: &'static str, layout: &Layout, len: usize) -> Result<()> {
-    if layout.shape.len() != layout.strides.len() {
-        return Err(shape_err(
-            op,
-            "layout has different numbers of extents and strides",
-        ));
-    }
-    if layout.numel() == 0 {
-        return Ok(());
-    }
-    let mut last = layout.offset;
-    for (&n, &s) in layout.shape.iter().zip(&layout.strides) {
-        last = (n - 1)
-            .checked_mul(s)
-            .and_then(|d| last.checked_add(d))
-            .ok_or_else(|| shape_err(op, "layout strides overflow"))?;
-    }
-    if last >= len {
-        return Err(shape_err(
-            op,
-            format!("layout reaches element {last} of a storage of {len}"),
-        ));
-    }
-    Ok(())
 }
 
 /// Blocks for a grid-stride loop over `n` items.
