@@ -141,9 +141,10 @@ impl IoError {
     /// A one-line suggestion of how to fix the problem, where there is one worth giving.
     pub fn hint(&self) -> Option<String> {
         match self {
-            IoError::NotFound { .. } => {
-                Some("check the path; paths in a program are relative to the folder of the program file".into())
-            }
+            IoError::NotFound { .. } => Some(
+                "check the path; paths in a program are relative to the folder of the program file"
+                    .into(),
+            ),
             IoError::Read { .. } => Some("check the file's permissions".into()),
             IoError::Malformed { .. } => {
                 Some("the file may be truncated or corrupt; re-export it".into())
