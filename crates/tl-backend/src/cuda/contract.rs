@@ -3,12 +3,14 @@
 //! `(batch, k, n)` stack in the compute type, cuBLAS multiplies the stacks, and the
 //! `(batch, m, n)` result is permuted into the output's label order.
 //!
-//! f16 and bf16 operands are widened to f32 while packing (as the CPU backend computes them);
+//! Two f16 (or two bf16) operands are packed as 16-bit and multiplied on the tensor cores with
+//! f32 accumulation and an f32 result (as the CPU backend computes them);
 //! f64 runs on DGEMM. f32 uses plain FP32 unless [`super::CudaBackend::set_tf32`] allows TF32.
 
 use super::codegen::Real;
 use super::{dev_err, numel_checked, shape_err, CudaBackend};
 use crate::check::check_labels;
+use crate::dtype::DType;
 use crate::error::{BackendError, Result};
 use crate::ops::{MapExpr, ReduceOp};
 use crate::tensor::Tensor;
@@ -139,10 +141,16 @@ pub(super) fn contract(
 
     let a_order: Vec<u32> = batch.iter().chain(&ms).chain(&ks).copied().collect();
     let b_order: Vec<u32> = batch.iter().chain(&ks).chain(&ns).copied().collect();
-    let (_ka, pa) = be.packed(&ta.permuted(&perm_of(&la, &a_order)), real.dtype())?;
-    let (_kb, pb) = be.packed(&tb.permuted(&perm_of(&lb, &b_order)), real.dtype())?;
+    // Two f16 (or two bf16) operands stay 16-bit for the tensor cores, accumulating in f32.
+    let operand = match (a.dtype, b.dtype) {
+        (DType::F16, DType::F16) => DType::F16,
+        (DType::BF16, DType::BF16) => DType::BF16,
+        _ => real.dtype(),
+    };
+    let (_ka, pa) = be.packed(&ta.permuted(&perm_of(&la, &a_order)), operand)?;
+    let (_kb, pb) = be.packed(&tb.permuted(&perm_of(&lb, &b_order)), operand)?;
     let c = be.alloc(nb * m * n, real.dtype())?;
-    gemm(be, real, nb, m, n, k, pa, pb, c.ptr())?;
+    gemm(be, real, operand, nb, m, n, k, pa, pb, c.ptr())?;
 
     let c_labels: Vec<u32> = batch.iter().chain(&ms).chain(&ns).copied().collect();
     let c_shape: Vec<usize> = c_labels.iter().filter_map(|&l| extent(l)).collect();
@@ -155,11 +163,13 @@ pub(super) fn contract(
 }
 
 /// Row-major `C[b] = A[b] · B[b]` for `nb` stacked `m×k` and `k×n` matrices, as the
-/// column-major product `Cᵀ = Bᵀ · Aᵀ` cuBLAS computes.
+/// column-major product `Cᵀ = Bᵀ · Aᵀ` cuBLAS computes. `A` and `B` hold `operand` elements
+/// (the compute type, or f16/bf16 with an f32 result); `C` holds the compute type.
 #[allow(clippy::too_many_arguments)]
 fn gemm(
     be: &CudaBackend,
     real: Real,
+    operand: DType,
     nb: usize,
     m: usize,
     n: usize,
@@ -199,8 +209,19 @@ fn gemm(
             &zero32 as *const f32 as *const c_void,
         ),
     };
-    // SAFETY: `a`, `b` and `c` address live device buffers of nb·m·k, nb·k·n and nb·m·n
-    // elements of the compute type; alpha/beta point to host scalars of that type (cuBLAS's
+    let (in_ty, compute) = match operand {
+        DType::F16 => (
+            cudaDataType_t::CUDA_R_16F,
+            cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        ),
+        DType::BF16 => (
+            cudaDataType_t::CUDA_R_16BF,
+            cublasComputeType_t::CUBLAS_COMPUTE_32F,
+        ),
+        _ => (ty, compute),
+    };
+    // SAFETY: `a`, `b` and `c` address live device buffers of nb·m·k, nb·k·n elements of
+    // `operand` and nb·m·n elements of the compute type; alpha/beta point to host scalars of that type (cuBLAS's
     // default host pointer mode); leading dimensions equal the row lengths.
     unsafe {
         cudarc::cublas::result::gemm_strided_batched_ex(
@@ -212,11 +233,11 @@ fn gemm(
             ki,
             alpha,
             b as *const c_void,
-            ty,
+            in_ty,
             ni,
             sb,
             a as *const c_void,
-            ty,
+            in_ty,
             ki,
             sa,
             beta,
