@@ -9,6 +9,7 @@ mod check;
 pub mod cpu;
 pub mod cuda;
 pub mod dtype;
+mod einsum;
 pub mod error;
 pub mod grad_expr;
 pub mod host;

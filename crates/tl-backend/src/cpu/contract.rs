@@ -12,7 +12,7 @@ use super::reduce::sum_axes;
 use super::storage::{
     check_layout, host, numel_checked, reserve, shape_err, strided_collect, Float,
 };
-use crate::check::check_labels;
+use crate::einsum::{groups, Pairwise};
 use crate::error::Result;
 use crate::tensor::{Layout, Tensor};
 use gemm::Parallelism;
@@ -124,66 +124,15 @@ pub(crate) fn contract<T: Float>(
     b_labels: &[u32],
     out_labels: &[u32],
 ) -> Result<(Vec<T>, Vec<usize>)> {
-    check_labels("first operand", a_labels, a.rank())?;
-    check_labels("second operand", b_labels, b.rank())?;
-    check_labels("output", out_labels, out_labels.len())?;
-    let extent = |l: u32| -> Option<usize> {
-        let ea = a_labels.iter().position(|&x| x == l).map(|i| a.shape()[i]);
-        let eb = b_labels.iter().position(|&x| x == l).map(|i| b.shape()[i]);
-        ea.or(eb)
-    };
-    for (i, l) in a_labels.iter().enumerate() {
-        if let Some(j) = b_labels.iter().position(|x| x == l) {
-            if a.shape()[i] != b.shape()[j] {
-                return Err(shape_err(
-                    "contract",
-                    format!(
-                        "label {l} has extent {} in the first operand and {} in the second",
-                        a.shape()[i],
-                        b.shape()[j]
-                    ),
-                ));
-            }
-        }
-    }
-    let mut out_shape = Vec::with_capacity(out_labels.len());
-    for &l in out_labels {
-        out_shape.push(extent(l).ok_or_else(|| {
-            shape_err(
-                "contract",
-                format!("output label {l} is in neither operand"),
-            )
-        })?);
-    }
+    let pw = Pairwise::new(a.shape(), a_labels, b.shape(), b_labels, out_labels)?;
+    let extent = |l: u32| pw.extent(l);
+    let out_shape = pw.out_shape.clone();
     let in_out = |l: &u32| out_labels.contains(l);
-    let a_drop: Vec<u32> = a_labels
-        .iter()
-        .copied()
-        .filter(|l| !in_out(l) && !b_labels.contains(l))
-        .collect();
-    let b_drop: Vec<u32> = b_labels
-        .iter()
-        .copied()
-        .filter(|l| !in_out(l) && !a_labels.contains(l))
-        .collect();
+    let (a_drop, b_drop) = (pw.a_drop.clone(), pw.b_drop.clone());
     let mut oa = operand::<T>(a, a_labels, &a_drop)?;
     let mut ob = operand::<T>(b, b_labels, &b_drop)?;
 
-    let batch: Vec<u32> = out_labels
-        .iter()
-        .copied()
-        .filter(|l| oa.labels.contains(l) && ob.labels.contains(l))
-        .collect();
-    let ms: Vec<u32> = out_labels
-        .iter()
-        .copied()
-        .filter(|l| oa.labels.contains(l) && !ob.labels.contains(l))
-        .collect();
-    let ns: Vec<u32> = out_labels
-        .iter()
-        .copied()
-        .filter(|l| ob.labels.contains(l) && !oa.labels.contains(l))
-        .collect();
+    let (batch, ms, ns) = groups(&oa.labels, &ob.labels, out_labels);
     let k_by_a: Vec<u32> = oa.labels.iter().copied().filter(|l| !in_out(l)).collect();
     let k_by_b: Vec<u32> = ob.labels.iter().copied().filter(|l| !in_out(l)).collect();
 

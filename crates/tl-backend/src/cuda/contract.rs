@@ -8,9 +8,9 @@
 //! f64 runs on DGEMM. f32 uses plain FP32 unless [`super::CudaBackend::set_tf32`] allows TF32.
 
 use super::codegen::Real;
-use super::{dev_err, numel_checked, shape_err, CudaBackend};
-use crate::check::check_labels;
+use super::{dev_err, numel_checked, CudaBackend};
 use crate::dtype::DType;
+use crate::einsum::{groups, Pairwise};
 use crate::error::{BackendError, Result};
 use crate::ops::{MapExpr, ReduceOp};
 use crate::tensor::Tensor;
@@ -65,71 +65,20 @@ pub(super) fn contract(
     b_labels: &[u32],
     out_labels: &[u32],
 ) -> Result<Tensor> {
-    check_labels("first operand", a_labels, a.rank())?;
-    check_labels("second operand", b_labels, b.rank())?;
-    check_labels("output", out_labels, out_labels.len())?;
-    for (i, l) in a_labels.iter().enumerate() {
-        if let Some(j) = b_labels.iter().position(|x| x == l) {
-            if a.shape()[i] != b.shape()[j] {
-                return Err(shape_err(
-                    "contract",
-                    format!(
-                        "label {l} has extent {} in the first operand and {} in the second",
-                        a.shape()[i],
-                        b.shape()[j]
-                    ),
-                ));
-            }
-        }
-    }
-    let extent = |l: u32| -> Option<usize> {
-        let ea = a_labels.iter().position(|&x| x == l).map(|i| a.shape()[i]);
-        let eb = b_labels.iter().position(|&x| x == l).map(|i| b.shape()[i]);
-        ea.or(eb)
-    };
-    let mut out_shape = Vec::with_capacity(out_labels.len());
-    for &l in out_labels {
-        out_shape.push(extent(l).ok_or_else(|| {
-            shape_err(
-                "contract",
-                format!("output label {l} is in neither operand"),
-            )
-        })?);
-    }
+    let pw = Pairwise::new(a.shape(), a_labels, b.shape(), b_labels, out_labels)?;
+    let extent = |l: u32| pw.extent(l);
+    let out_shape = pw.out_shape.clone();
+    let in_out = |l: &u32| out_labels.contains(l);
+    let (a_drop, b_drop) = (pw.a_drop.clone(), pw.b_drop.clone());
     let real = if Real::of(a.dtype) == Real::F64 || Real::of(b.dtype) == Real::F64 {
         Real::F64
     } else {
         Real::F32
     };
-    let in_out = |l: &u32| out_labels.contains(l);
-    let a_drop: Vec<u32> = a_labels
-        .iter()
-        .copied()
-        .filter(|l| !in_out(l) && !b_labels.contains(l))
-        .collect();
-    let b_drop: Vec<u32> = b_labels
-        .iter()
-        .copied()
-        .filter(|l| !in_out(l) && !a_labels.contains(l))
-        .collect();
     let (ta, la) = summed(be, a, a_labels, &a_drop)?;
     let (tb, lb) = summed(be, b, b_labels, &b_drop)?;
 
-    let batch: Vec<u32> = out_labels
-        .iter()
-        .copied()
-        .filter(|l| la.contains(l) && lb.contains(l))
-        .collect();
-    let ms: Vec<u32> = out_labels
-        .iter()
-        .copied()
-        .filter(|l| la.contains(l) && !lb.contains(l))
-        .collect();
-    let ns: Vec<u32> = out_labels
-        .iter()
-        .copied()
-        .filter(|l| lb.contains(l) && !la.contains(l))
-        .collect();
+    let (batch, ms, ns) = groups(&la, &lb, out_labels);
     let ks: Vec<u32> = la.iter().copied().filter(|l| !in_out(l)).collect();
 
     let numel = numel_checked(&out_shape)?;
