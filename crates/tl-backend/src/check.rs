@@ -65,3 +65,60 @@ pub(crate) fn check_labels(what: &str, labels: &[u32], rank: usize) -> Result<()
     }
     Ok(())
 }
+
+/// Which axes of a rank-`rank` tensor a reduction removes; out-of-range or repeated axes are
+/// errors.
+pub(crate) fn reduced_axes(rank: usize, axes: &[usize]) -> Result<Vec<bool>> {
+    let mut reduced = vec![false; rank];
+    for &a in axes {
+        if a >= rank {
+            return Err(shape_err(
+                "reduce",
+                format!("axis {a} of a rank-{rank} tensor"),
+            ));
+        }
+        if reduced[a] {
+            return Err(shape_err("reduce", format!("axis {a} listed twice")));
+        }
+        reduced[a] = true;
+    }
+    Ok(reduced)
+}
+
+/// Checks that every input of a `map` has the output's rank and, on each axis, its extent or 1.
+pub(crate) fn broadcastable(inputs: &[&crate::tensor::Tensor], out_shape: &[usize]) -> Result<()> {
+    let rank = out_shape.len();
+    for (i, t) in inputs.iter().enumerate() {
+        if t.rank() != rank {
+            return Err(shape_err(
+                "map",
+                format!("input {i} has rank {}, the output {rank}", t.rank()),
+            ));
+        }
+        for (a, (&e, &o)) in t.shape().iter().zip(out_shape).enumerate() {
+            if e != o && e != 1 {
+                return Err(shape_err(
+                    "map",
+                    format!("input {i} axis {a} has extent {e}, the output {o}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The element count of a host tensor, checked against its data.
+pub(crate) fn upload_len(host: &crate::host::HostTensor) -> Result<usize> {
+    let n = numel_checked(&host.shape)?;
+    if host.data.len() != n {
+        return Err(shape_err(
+            "upload",
+            format!(
+                "shape {:?} needs {n} elements, the data has {}",
+                host.shape,
+                host.data.len()
+            ),
+        ));
+    }
+    Ok(n)
+}

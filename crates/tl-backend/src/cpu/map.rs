@@ -3,6 +3,7 @@
 
 use super::math::MathFloat;
 use super::storage::{output, read_view, shape_err, Float};
+use crate::check::broadcastable;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::ops::{BinaryFn, MapExpr, UnaryFn};
@@ -40,23 +41,9 @@ pub(crate) fn map<T: MathFloat>(
     dtype: DType,
 ) -> Result<Tensor> {
     check_expr(expr, inputs.len())?;
-    let rank = out_shape.len();
+    broadcastable(inputs, out_shape)?;
     let mut sources = Vec::with_capacity(inputs.len());
-    for (i, t) in inputs.iter().enumerate() {
-        if t.rank() != rank {
-            return Err(shape_err(
-                "map",
-                format!("input {i} has rank {}, the output {rank}", t.rank()),
-            ));
-        }
-        for (a, (&n, &o)) in t.shape().iter().zip(out_shape).enumerate() {
-            if n != o && n != 1 {
-                return Err(shape_err(
-                    "map",
-                    format!("input {i} axis {a} has extent {n}, the output {o}"),
-                ));
-            }
-        }
+    for t in inputs {
         // A stride-0 (already broadcast) axis is read once, as extent 1, and re-broadcast
         // below, so a broadcast view is never expanded in memory.
         let mut compact = t.layout.clone();

@@ -20,6 +20,7 @@ mod tests_contract;
 #[cfg(test)]
 mod testutil;
 
+use crate::check::upload_len;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::host::{HostData, HostTensor};
@@ -27,7 +28,7 @@ use crate::ops::{MapExpr, NormFn, ReduceOp};
 use crate::tensor::Tensor;
 use crate::Backend;
 use half::{bf16, f16};
-use storage::{copy_raw, numel_checked, output, shape_err, tensor, Float};
+use storage::{copy_raw, numel_checked, output, tensor, Float};
 
 /// The backend that runs every primitive on the host CPU.
 #[derive(Clone, Debug, Default)]
@@ -53,17 +54,7 @@ impl Backend for CpuBackend {
     }
 
     fn upload(&self, host: &HostTensor) -> Result<Tensor> {
-        let n = numel_checked(&host.shape)?;
-        if host.data.len() != n {
-            return Err(shape_err(
-                "upload",
-                format!(
-                    "shape {:?} needs {n} elements, the data has {}",
-                    host.shape,
-                    host.data.len()
-                ),
-            ));
-        }
+        upload_len(host)?;
         Ok(tensor(&host.shape, host.data.clone()))
     }
 

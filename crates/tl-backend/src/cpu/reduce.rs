@@ -4,7 +4,8 @@
 //! contiguous run; when `[reduced…, kept…]` is row-major instead, whole rows are accumulated
 //! into the output; anything else is first copied into the `[kept…, reduced…]` order.
 
-use super::storage::{check_layout, host, shape_err, Float};
+use super::storage::{check_layout, host, Float};
+use crate::check::reduced_axes;
 use crate::error::Result;
 use crate::ops::ReduceOp;
 use crate::tensor::Tensor;
@@ -21,19 +22,7 @@ pub(crate) fn reduce<T: Float>(
     op: ReduceOp,
 ) -> Result<(Vec<T>, Vec<usize>)> {
     let rank = t.rank();
-    let mut reduced = vec![false; rank];
-    for &a in axes {
-        if a >= rank {
-            return Err(shape_err(
-                "reduce",
-                format!("axis {a} of a rank-{rank} tensor"),
-            ));
-        }
-        if reduced[a] {
-            return Err(shape_err("reduce", format!("axis {a} listed twice")));
-        }
-        reduced[a] = true;
-    }
+    let reduced = reduced_axes(rank, axes)?;
     let kept: Vec<usize> = (0..rank).filter(|&a| !reduced[a]).collect();
     let red: Vec<usize> = (0..rank).filter(|&a| reduced[a]).collect();
     let out_shape: Vec<usize> = kept.iter().map(|&a| t.shape()[a]).collect();

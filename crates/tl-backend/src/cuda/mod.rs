@@ -16,7 +16,9 @@ mod contract;
 
 pub use alloc::MemoryStats;
 
-use crate::check::{check_layout, numel_checked, shape_err};
+use crate::check::{
+    broadcastable, check_layout, numel_checked, reduced_axes, shape_err, upload_len,
+};
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};
 use crate::host::{HostData, HostTensor};
@@ -514,26 +516,12 @@ impl CudaBackend {
         out: DType,
         real: Real,
     ) -> Result<Tensor> {
-        let rank = out_shape.len();
         let n = numel_checked(out_shape)?;
         let mut refs = Vec::with_capacity(inputs.len());
         let out_layout = Layout::contiguous(out_shape);
         let mut strides = vec![out_layout.strides.clone()];
-        for (i, t) in inputs.iter().enumerate() {
-            if t.rank() != rank {
-                return Err(shape_err(
-                    "map",
-                    format!("input {i} has rank {}, the output {rank}", t.rank()),
-                ));
-            }
-            for (a, (&e, &o)) in t.shape().iter().zip(out_shape).enumerate() {
-                if e != o && e != 1 {
-                    return Err(shape_err(
-                        "map",
-                        format!("input {i} axis {a} has extent {e}, the output {o}"),
-                    ));
-                }
-            }
+        broadcastable(inputs, out_shape)?;
+        for t in inputs {
             let r = self.dev("map", t)?;
             strides.push(
                 t.shape()
@@ -683,17 +671,7 @@ impl Backend for CudaBackend {
     }
 
     fn upload(&self, host: &HostTensor) -> Result<Tensor> {
-        let n = numel_checked(&host.shape)?;
-        if host.data.len() != n {
-            return Err(shape_err(
-                "upload",
-                format!(
-                    "shape {:?} needs {n} elements, the data has {}",
-                    host.shape,
-                    host.data.len()
-                ),
-            ));
-        }
+        upload_len(host)?;
         let s = match &host.data {
             HostData::F32(v) => self.upload_slice(v, DType::F32)?,
             HostData::F64(v) => self.upload_slice(v, DType::F64)?,
@@ -748,19 +726,7 @@ impl Backend for CudaBackend {
 
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
         let rank = input.rank();
-        let mut reduced = vec![false; rank];
-        for &a in axes {
-            if a >= rank {
-                return Err(shape_err(
-                    "reduce",
-                    format!("axis {a} of a rank-{rank} tensor"),
-                ));
-            }
-            if reduced[a] {
-                return Err(shape_err("reduce", format!("axis {a} listed twice")));
-            }
-            reduced[a] = true;
-        }
+        let reduced = reduced_axes(rank, axes)?;
         let real = Real::of(input.dtype);
         let kept: Vec<usize> = (0..rank).filter(|&a| !reduced[a]).collect();
         let red: Vec<usize> = (0..rank).filter(|&a| reduced[a]).collect();
