@@ -3,7 +3,8 @@
 
 For n in 64 ... 8192 and element types f32 (TF32 off), tf32 (f32 with
 torch.backends.cuda.matmul.allow_tf32 = True), f16 and bf16: 3 warm-up runs, then 20 timed
-runs each bracketed by CUDA events, reporting the median. Prints one JSON line per case:
+samples, each 10 back-to-back matmuls bracketed by CUDA events (the same bursts the TL side
+times), reporting the median time per matmul. Prints one JSON line per case:
 {"n": ..., "dtype": ..., "ms": ..., "tflops": ...} (2 n^3 flops per GEMM).
 """
 import json
@@ -15,6 +16,7 @@ import torch
 SIZES = [64, 128, 256, 512, 1024, 2048, 4096, 8192]
 WARMUP = 3
 RUNS = 20
+BURST = 10
 CASES = [
     ("f32", torch.float32, False),
     ("tf32", torch.float32, True),
@@ -24,7 +26,7 @@ CASES = [
 
 
 def time_matmul(a, b):
-    """Median milliseconds of a @ b after warm-up."""
+    """Median milliseconds per a @ b after warm-up."""
     for _ in range(WARMUP):
         torch.matmul(a, b)
     torch.cuda.synchronize()
@@ -33,10 +35,11 @@ def time_matmul(a, b):
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         start.record()
-        c = torch.matmul(a, b)
+        for _ in range(BURST):
+            c = torch.matmul(a, b)
         end.record()
         end.synchronize()
-        times.append(start.elapsed_time(end))
+        times.append(start.elapsed_time(end) / BURST)
         del c
     return statistics.median(times)
 
