@@ -2,6 +2,7 @@
 //! against the address space, and einsum label lists.
 
 use crate::error::{BackendError, Result};
+use crate::ops::MapExpr;
 use crate::tensor::Layout;
 
 /// A `Shape` error for `op`.
@@ -121,4 +122,20 @@ pub(crate) fn upload_len(host: &crate::host::HostTensor) -> Result<usize> {
         ));
     }
     Ok(n)
+}
+
+/// Rejects references to inputs that were not passed.
+pub(crate) fn check_expr(expr: &MapExpr, n: usize) -> Result<()> {
+    match expr {
+        MapExpr::Input(k) if *k >= n => Err(shape_err(
+            "map",
+            format!("expression reads input {k} of {n}"),
+        )),
+        MapExpr::Input(_) | MapExpr::Const(_) => Ok(()),
+        MapExpr::Unary(_, x) => check_expr(x, n),
+        MapExpr::Binary(_, a, b) => {
+            check_expr(a, n)?;
+            check_expr(b, n)
+        }
+    }
 }

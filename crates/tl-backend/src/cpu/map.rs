@@ -2,8 +2,8 @@
 //! thousand outputs (so each node is one tight loop over a buffer), blocks in parallel.
 
 use super::math::MathFloat;
-use super::storage::{output, read_view, shape_err, Float};
-use crate::check::broadcastable;
+use super::storage::{output, read_view, Float};
+use crate::check::{broadcastable, check_expr};
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::ops::{BinaryFn, MapExpr, UnaryFn};
@@ -85,22 +85,6 @@ pub(crate) fn map<T: MathFloat>(
         out.chunks_mut(BLOCK).enumerate().for_each(run);
     }
     Ok(output(out_shape, out, dtype))
-}
-
-/// Rejects references to inputs that were not passed.
-fn check_expr(expr: &MapExpr, n: usize) -> Result<()> {
-    match expr {
-        MapExpr::Input(k) if *k >= n => Err(shape_err(
-            "map",
-            format!("expression reads input {k} of {n}"),
-        )),
-        MapExpr::Input(_) | MapExpr::Const(_) => Ok(()),
-        MapExpr::Unary(_, x) => check_expr(x, n),
-        MapExpr::Binary(_, a, b) => {
-            check_expr(a, n)?;
-            check_expr(b, n)
-        }
-    }
 }
 
 /// Evaluates one node over the outputs `start..start + len`.

@@ -17,7 +17,7 @@ mod contract;
 pub use alloc::MemoryStats;
 
 use crate::check::{
-    broadcastable, check_layout, numel_checked, reduced_axes, shape_err, upload_len,
+    broadcastable, check_expr, check_layout, numel_checked, reduced_axes, shape_err, upload_len,
 };
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};
@@ -646,22 +646,6 @@ fn bits_of(value: f64, dtype: DType) -> u64 {
         DType::BF16 => u64::from(bf16::from_f64(value).to_bits()),
         DType::Bool => u64::from(value != 0.0),
         DType::I64 => (value as i64) as u64,
-    }
-}
-
-/// Rejects expressions that read inputs that were not passed.
-fn check_expr(expr: &MapExpr, n: usize) -> Result<()> {
-    match expr {
-        MapExpr::Input(k) if *k >= n => Err(shape_err(
-            "map",
-            format!("expression reads input {k} of {n}"),
-        )),
-        MapExpr::Input(_) | MapExpr::Const(_) => Ok(()),
-        MapExpr::Unary(_, x) => check_expr(x, n),
-        MapExpr::Binary(_, a, b) => {
-            check_expr(a, n)?;
-            check_expr(b, n)
-        }
     }
 }
 
