@@ -253,7 +253,7 @@ fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(
         "{prefix} [{bar:30.cyan/blue}] {pos}/{len}  {msg}  {rate}  ETA {eta}",
     )
-    .expect("the progress template is valid")
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
     .with_key("rate", rate)
     .progress_chars("=> ")
 }
