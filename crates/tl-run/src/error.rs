@@ -50,6 +50,15 @@ pub enum RunError {
         /// The equation where it first appeared (or the `minimize`).
         span: Span,
     },
+    /// Data-parallel training failed: another rank stopped, a collective timed out, or the
+    /// communication library failed.
+    #[error("{error}")]
+    Parallel {
+        /// What went wrong, naming the rank.
+        error: crate::parallel::ReduceError,
+        /// The `minimize`.
+        span: Span,
+    },
     /// A command this build cannot carry out.
     #[error("{what}")]
     Unsupported {
@@ -98,6 +107,17 @@ impl ToDiagnostic for RunError {
                 Diagnostic::error("TL0306", msg, *span, "first non-finite here").with_help(
                     "lower the learning rate, or guard logs, divisions and square roots against 0",
                 )
+            }
+            RunError::Parallel { span, error } => {
+                use crate::parallel::ReduceError as R;
+                let help = match error {
+                    R::Lost { .. } => "the other ranks stopped with it; its own error is printed above, and `--checkpoint DIR` makes the run resumable with `--resume DIR`",
+                    R::Timeout { .. } => "a rank is stuck or far slower than the others; raise `--collective-timeout` if a first step is slow, or resume from a checkpoint",
+                    R::Mismatch { .. } => "every rank must run the same program with the same options",
+                    R::Transport { .. } => "check the communication library (NCCL) and the devices; set NCCL_DEBUG=INFO for its own log",
+                    R::Backend { .. } => "this is a problem in the engine or the device; please report it with the program",
+                };
+                Diagnostic::error("TL0307", msg, *span, "while training this").with_help(help)
             }
             RunError::Unsupported { span, .. } => Diagnostic::error("TL0305", msg, *span, "here")
                 .with_help("see docs/language.md for what each command does"),

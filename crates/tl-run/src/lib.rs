@@ -12,6 +12,7 @@ pub mod eval;
 pub mod grad;
 pub mod observe;
 pub mod optim;
+pub mod parallel;
 pub mod rng;
 pub mod strata;
 pub mod train;

@@ -9,15 +9,16 @@ use crate::engine::{Engine, Value};
 use crate::error::RunError;
 use crate::observe::{StepInfo, TrainObserver};
 use crate::optim::{learning_rate, OptimizerState};
+use crate::parallel::DataParallel;
 use tl_backend::{HostTensor, Tensor};
 use tl_check::learn::MinimizeSpec;
 use tl_check::{Definition, TensorId};
 use tl_syntax::Span;
 
 /// What one forward and backward pass gives: the loss and each parameter's gradient.
-struct StepResult {
-    loss: f64,
-    grads: Vec<Tensor>,
+pub(crate) struct StepResult {
+    pub(crate) loss: f64,
+    pub(crate) grads: Vec<Tensor>,
 }
 
 impl Engine<'_> {
@@ -299,6 +300,17 @@ impl Engine<'_> {
         spec: &MinimizeSpec,
         observer: &mut dyn TrainObserver,
     ) -> Result<(), RunError> {
+        self.minimize_with(spec, observer, None)
+    }
+
+    /// Runs one `minimize` command alone (`dp` is `None`) or as one rank of a data-parallel
+    /// run, computing its shard of every batch and summing gradients through `dp`.
+    pub fn minimize_with(
+        &mut self,
+        spec: &MinimizeSpec,
+        observer: &mut dyn TrainObserver,
+        mut dp: Option<&mut DataParallel<'_>>,
+    ) -> Result<(), RunError> {
         let span = spec.span;
         let params = self.learned_params(spec.loss);
         if params.is_empty() {
@@ -328,6 +340,9 @@ impl Engine<'_> {
         } else {
             spec.count
         };
+        if let Some(d) = dp.as_deref_mut() {
+            d.prepare(self.program, spec, batcher.as_ref().map(|b| b.domain))?;
+        }
         let mut start = 0;
         if let Some(dir) = self.options.resume.take() {
             start = self.resume(&dir, &params, &mut opt, span)?.min(total);
@@ -343,6 +358,7 @@ impl Engine<'_> {
             total,
             per_epoch,
             observer,
+            dp,
         );
         observer.finish();
         result?;
@@ -362,8 +378,10 @@ impl Engine<'_> {
         total: u64,
         per_epoch: u64,
         observer: &mut dyn TrainObserver,
+        mut dp: Option<&mut DataParallel<'_>>,
     ) -> Result<(), RunError> {
         let span = spec.span;
+        let leader = dp.as_ref().is_none_or(|d| d.is_leader());
         let base_lr = match spec.optimizer {
             tl_check::learn::Optimizer::Sgd { lr, .. }
             | tl_check::learn::Optimizer::Adam { lr, .. } => lr,
@@ -383,21 +401,34 @@ impl Engine<'_> {
             if step < start {
                 continue;
             }
-            let result = match batcher.as_deref_mut() {
+            // Examples this rank computes, and in the whole batch (for the shards' weights).
+            let mut rows_of = (1, 1);
+            let mut result = match batcher.as_deref_mut() {
                 None => self.pass(spec.loss, params, wanted, step + 1, span)?,
                 Some(b) => {
                     let k = (step % per_epoch) as usize;
-                    let rows: Vec<usize> =
-                        order[k * b.size..((k + 1) * b.size).min(order.len())].to_vec();
-                    let domain = b.domain;
-                    let (bp, bplan) = b.plan_for(self.program, rows.len(), span)?;
-                    let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
-                    for t in 0..self.program.tensors.len() {
-                        sub.values[t] = self.batch_value(t, domain, &rows, span)?;
+                    let batch = &order[k * b.size..((k + 1) * b.size).min(order.len())];
+                    let mine = dp
+                        .as_deref()
+                        .map_or(0..batch.len(), |d| d.shard(batch.len()));
+                    let rows: Vec<usize> = batch[mine].to_vec();
+                    rows_of = (rows.len(), batch.len());
+                    if rows.is_empty() {
+                        self.zero_step(params, span)?
+                    } else {
+                        let domain = b.domain;
+                        let (bp, bplan) = b.plan_for(self.program, rows.len(), span)?;
+                        let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
+                        for t in 0..self.program.tensors.len() {
+                            sub.values[t] = self.batch_value(t, domain, &rows, span)?;
+                        }
+                        sub.pass(spec.loss, params, wanted, step + 1, span)?
                     }
-                    sub.pass(spec.loss, params, wanted, step + 1, span)?
                 }
             };
+            if let Some(d) = dp.as_deref_mut() {
+                result = d.combine(self.backend, result, rows_of, span)?;
+            }
             let lr = learning_rate(base_lr, spec.schedule.as_ref(), step, total);
             let mut tensors: Vec<Tensor> = params
                 .iter()
@@ -420,7 +451,7 @@ impl Engine<'_> {
                 loss: result.loss,
                 lr,
             });
-            if let Some(dir) = self.options.checkpoint.clone() {
+            if let Some(dir) = self.options.checkpoint.clone().filter(|_| leader) {
                 if (step + 1) % self.options.checkpoint_every.max(1) == 0 || step + 1 == total {
                     self.save_checkpoint(&dir, step + 1, params, opt, span)?;
                 }

@@ -1,0 +1,883 @@
+//! Data-parallel training: several ranks (one process per device) run the same program from the
+//! same seed, each takes its shard of every mini-batch, and their gradients are summed through a
+//! [`Reducer`] so that every rank applies the same optimiser step to the same parameters.
+//!
+//! **Sharding.** Every rank draws the same shuffle, so all agree on the global batch of each
+//! step (the `B` of `minimize … batch e B`). Rank `r` of `N` takes a contiguous slice of it
+//! ([`shard`]): `B / N` examples, plus one for the first `B mod N` ranks.
+//!
+//! **Weights.** What the sum of the shards' gradients must equal is the gradient of the loss
+//! over the whole batch, and that depends on how the loss combines examples ([`LossKind`]):
+//!
+//! - a mean over the batch index (`Loss avg= …e…`): the batch loss is
+//!   `Σ_r (b_r / B) · L_r`, where `L_r` is the shard's own mean over its `b_r` examples, so
+//!   rank `r` weighs its loss and gradients by `b_r / B`. This is exact for uneven shards (the
+//!   last batch of an epoch, `B` not a multiple of `N`), and terms that do not depend on the
+//!   batch (a weight penalty) are counted once, since the weights add up to 1;
+//! - a sum over the batch index (`Loss = …e…`): the shards' sums add up, so every weight is 1;
+//!   a term without the batch index would then count `N` times, so such losses are refused.
+//!
+//! The reduced loss (the same weighted sum) is what rank 0 reports, so the loss curve is the one
+//! a single device would draw for the same global batch. Statistics over the batch computed
+//! inside the model (an `avg=` over the batch index that feeds further equations) are taken per
+//! shard, as in data-parallel training elsewhere.
+//!
+//! **Buckets.** Gradients are handed to the reducer in buckets of about
+//! [`DEFAULT_BUCKET_BYTES`], last parameter first (the order a backward pass finishes them), so
+//! a device reducer can run one collective per bucket instead of one per tensor.
+//!
+//! **One rank** ([`SingleRank`]) runs the same code with weight 1 and no arithmetic on the
+//! gradients, so it gives bit-identical results to a run without data parallelism.
+
+use crate::engine::Engine;
+use crate::error::RunError;
+use crate::observe::{Silent, TrainObserver};
+use crate::train::StepResult;
+use crate::Answer;
+use std::ops::Range;
+use tl_backend::{Backend, BackendError, BinaryFn, DType, HostTensor, MapExpr, Tensor};
+use tl_check::learn::MinimizeSpec;
+use tl_check::{CheckedProgram, Command, DomainId, Expr, Index, TensorId};
+use tl_syntax::ast::{BinOp, Projection};
+use tl_syntax::Span;
+
+/// Gradient bytes per bucket handed to the reducer at once (PyTorch DDP's default, 25 MiB).
+pub const DEFAULT_BUCKET_BYTES: usize = 25 << 20;
+
+/// Why an exchange between ranks failed. Every variant names the rank it concerns, so that the
+/// user learns which worker to look at.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReduceError {
+    /// Another rank stopped (its process exited or its connection closed).
+    #[error("rank {rank} stopped: {detail}")]
+    Lost {
+        /// The rank that stopped.
+        rank: usize,
+        /// What was seen (exit status, closed connection).
+        detail: String,
+    },
+    /// A collective did not complete in time.
+    #[error("rank {rank} waited more than {seconds} s for {what}")]
+    Timeout {
+        /// The rank that gave up waiting.
+        rank: usize,
+        /// What it waited for.
+        what: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// The ranks handed in different things (a different program, or a bug).
+    #[error("rank {rank}: the ranks disagree: {detail}")]
+    Mismatch {
+        /// The rank that noticed.
+        rank: usize,
+        /// What differs.
+        detail: String,
+    },
+    /// The communication library or channel failed.
+    #[error("rank {rank}: {detail}")]
+    Transport {
+        /// The rank where it failed.
+        rank: usize,
+        /// The library's message.
+        detail: String,
+    },
+    /// The device failed while preparing or reading back a bucket.
+    #[error("rank {rank}: {error}")]
+    Backend {
+        /// The rank where it failed.
+        rank: usize,
+        /// The backend's error.
+        error: BackendError,
+    },
+}
+
+/// Sums tensors element-wise over every rank of a data-parallel run. The training loop only
+/// talks to this trait, so the same sharding and weighting code runs over NCCL on GPUs and over
+/// a host channel between CPU workers.
+pub trait Reducer {
+    /// This process's rank, `0..world()`; rank 0 alone prints and writes files.
+    fn rank(&self) -> usize;
+    /// The number of ranks.
+    fn world(&self) -> usize;
+    /// Starts summing one bucket over all ranks. The reducer owns the tensors until
+    /// [`Reducer::finish`] hands them back summed. Every rank starts the same buckets, with the
+    /// same shapes and element types, in the same order.
+    fn start(&mut self, backend: &dyn Backend, bucket: Vec<Tensor>) -> Result<(), ReduceError>;
+    /// Waits for every started bucket; returns the sums, bucket by bucket, in start order.
+    /// Every rank receives the same values, bit for bit.
+    fn finish(&mut self, backend: &dyn Backend) -> Result<Vec<Vec<Tensor>>, ReduceError>;
+}
+
+/// The reducer of a run with one rank: the sum over one rank is the tensor itself.
+#[derive(Debug, Default)]
+pub struct SingleRank {
+    pending: Vec<Vec<Tensor>>,
+}
+
+impl Reducer for SingleRank {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world(&self) -> usize {
+        1
+    }
+    fn start(&mut self, _backend: &dyn Backend, bucket: Vec<Tensor>) -> Result<(), ReduceError> {
+        self.pending.push(bucket);
+        Ok(())
+    }
+    fn finish(&mut self, _backend: &dyn Backend) -> Result<Vec<Vec<Tensor>>, ReduceError> {
+        Ok(std::mem::take(&mut self.pending))
+    }
+}
+
+/// Sums flat vectors of numbers over all ranks, on the host: the part of a host reducer that
+/// moves data between ranks (a channel to a coordinating process, or threads in tests).
+pub trait HostExchange {
+    /// This process's rank.
+    fn rank(&self) -> usize;
+    /// The number of ranks.
+    fn world(&self) -> usize;
+    /// The element-wise sum of `data` over all ranks, added in rank order (so every rank gets
+    /// the same bits).
+    fn sum(&mut self, data: Vec<f64>) -> Result<Vec<f64>, ReduceError>;
+}
+
+/// A [`Reducer`] that downloads each bucket, sums it through a [`HostExchange`] in f64, and
+/// uploads the sums in each tensor's element type. Slow, simple and exact enough for CPU
+/// workers and tests; GPUs use NCCL instead.
+pub struct HostReducer<X: HostExchange> {
+    exchange: X,
+    done: Vec<Vec<Tensor>>,
+}
+
+impl<X: HostExchange> HostReducer<X> {
+    /// A reducer over `exchange`.
+    pub fn new(exchange: X) -> Self {
+        HostReducer {
+            exchange,
+            done: Vec::new(),
+        }
+    }
+}
+
+impl<X: HostExchange> Reducer for HostReducer<X> {
+    fn rank(&self) -> usize {
+        self.exchange.rank()
+    }
+    fn world(&self) -> usize {
+        self.exchange.world()
+    }
+    fn start(&mut self, backend: &dyn Backend, bucket: Vec<Tensor>) -> Result<(), ReduceError> {
+        let rank = self.rank();
+        let err = |error| ReduceError::Backend { rank, error };
+        let mut flat = Vec::new();
+        let mut parts = Vec::with_capacity(bucket.len());
+        for t in &bucket {
+            let host = backend.download(t).map_err(err)?;
+            parts.push((host.shape.clone(), host.dtype()));
+            flat.extend(host.data.to_f64());
+        }
+        let total = flat.len();
+        let sum = self.exchange.sum(flat)?;
+        if sum.len() != total {
+            return Err(ReduceError::Mismatch {
+                rank,
+                detail: format!(
+                    "this rank sent {total} numbers and received {} back",
+                    sum.len()
+                ),
+            });
+        }
+        let mut out = Vec::with_capacity(parts.len());
+        let mut at = 0;
+        for (shape, dtype) in parts {
+            let n: usize = shape.iter().product();
+            let host = HostTensor::from_f64(shape, sum[at..at + n].to_vec(), dtype);
+            at += n;
+            out.push(backend.upload(&host).map_err(err)?);
+        }
+        self.done.push(out);
+        Ok(())
+    }
+    fn finish(&mut self, _backend: &dyn Backend) -> Result<Vec<Vec<Tensor>>, ReduceError> {
+        Ok(std::mem::take(&mut self.done))
+    }
+}
+
+/// The examples rank `rank` of `world` takes from a batch of `len`: a contiguous range, the
+/// first `len % world` ranks one example longer than the others.
+pub fn shard(len: usize, rank: usize, world: usize) -> Range<usize> {
+    let world = world.max(1);
+    let (base, extra) = (len / world, len % world);
+    let start = rank * base + rank.min(extra);
+    let size = base + usize::from(rank < extra);
+    start.min(len)..(start + size).min(len)
+}
+
+/// How a loss combines the examples of a batch, which decides each rank's weight (see the
+/// module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossKind {
+    /// The loss averages over the batch index (`avg=`): rank `r` weighs by `b_r / B`.
+    Mean,
+    /// The loss sums over the batch index (`=`): every rank weighs by 1.
+    Sum,
+}
+
+/// Variables an expression uses (reads' indices and index values).
+fn expr_vars(e: &Expr, out: &mut Vec<usize>) {
+    match e {
+        Expr::Number(_) => {}
+        Expr::IndexValue(v) => out.push(*v),
+        Expr::Access(a) => {
+            for ix in &a.indices {
+                match ix {
+                    Index::Var(v) | Index::Slice { var: v, .. } => out.push(*v),
+                    Index::Expr(x) => x.vars(out),
+                    Index::Const(_) | Index::Symbol(..) => {}
+                }
+            }
+        }
+        Expr::Call(_, args, _) => args.iter().for_each(|a| expr_vars(a, out)),
+        Expr::Neg(x) => expr_vars(x, out),
+        Expr::Binary(_, a, b) => {
+            expr_vars(a, out);
+            expr_vars(b, out);
+        }
+    }
+}
+
+/// The top-level terms of an expression (split at `+` and `-`).
+fn terms(e: &Expr) -> Vec<&Expr> {
+    match e {
+        Expr::Binary(BinOp::Add | BinOp::Sub, a, b) => {
+            let mut v = terms(a);
+            v.extend(terms(b));
+            v
+        }
+        Expr::Neg(x) => terms(x),
+        _ => vec![e],
+    }
+}
+
+/// Finds how `loss` combines the examples of the batch domain `batch`, from the equations that
+/// project the batch index away. Refuses losses that data parallelism cannot split exactly:
+/// `max=`/`min=` over the batch, averages mixed with sums, and sums with a term that does not
+/// depend on the batch.
+pub fn loss_kind(p: &CheckedProgram, loss: TensorId, batch: DomainId) -> Result<LossKind, String> {
+    let n = p.tensors.len();
+    // Which tensors depend on the batch (have a batch axis or read such a tensor).
+    let mut batchy: Vec<bool> = p.tensors.iter().map(|t| t.axes.contains(&batch)).collect();
+    loop {
+        let mut changed = false;
+        for t in 0..n {
+            if batchy[t] {
+                continue;
+            }
+            let mut reads = Vec::new();
+            for &e in &p.tensors[t].equations {
+                tl_check::strata::collect_reads(&p.equations[e].rhs, &mut reads);
+            }
+            let from_rules = p.tensors[t]
+                .rules
+                .iter()
+                .any(|&r| p.rules[r].body.iter().any(|a| batchy[a.tensor]));
+            if from_rules || reads.iter().any(|&(r, _)| batchy[r]) {
+                batchy[t] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let name = &p.tensors[loss].name;
+    let mut seen = vec![false; n];
+    let mut stack = vec![loss];
+    let (mut means, mut sums) = (Vec::new(), Vec::new());
+    while let Some(t) = stack.pop() {
+        if std::mem::replace(&mut seen[t], true) {
+            continue;
+        }
+        for &r in &p.tensors[t].rules {
+            stack.extend(p.rules[r].body.iter().map(|a| a.tensor));
+        }
+        for &e in &p.tensors[t].equations {
+            let eq = &p.equations[e];
+            let mut reads = Vec::new();
+            tl_check::strata::collect_reads(&eq.rhs, &mut reads);
+            stack.extend(reads.iter().map(|&(r, _)| r));
+            let kept: Vec<usize> = eq
+                .lhs_indices
+                .iter()
+                .filter_map(|ix| match ix {
+                    Index::Var(v) => Some(*v),
+                    _ => None,
+                })
+                .collect();
+            let reduces = eq
+                .vars
+                .iter()
+                .enumerate()
+                .any(|(v, info)| info.domain == batch && !kept.contains(&v));
+            if !reduces {
+                continue;
+            }
+            let lhs = &p.tensors[eq.lhs].name;
+            match eq.projection {
+                Projection::Avg => means.push(lhs.clone()),
+                Projection::Assign | Projection::Add => sums.push((lhs.clone(), e)),
+                Projection::Max | Projection::Min => {
+                    return Err(format!(
+                        "`{lhs}` takes a maximum or minimum over the batch index; \
+                         a loss split across ranks must average or sum over it"
+                    ))
+                }
+            }
+        }
+    }
+    match (means.is_empty(), sums.is_empty()) {
+        (_, true) => Ok(LossKind::Mean),
+        (true, false) => {
+            for &e in &p.tensors[loss].equations {
+                let eq = &p.equations[e];
+                for term in terms(&eq.rhs) {
+                    let mut vars = Vec::new();
+                    expr_vars(term, &mut vars);
+                    let mut reads = Vec::new();
+                    tl_check::strata::collect_reads(term, &mut reads);
+                    let uses_batch = vars.iter().any(|&v| eq.vars[v].domain == batch)
+                        || reads.iter().any(|&(r, _)| batchy[r]);
+                    if !uses_batch {
+                        return Err(format!(
+                            "`{name}` sums over the batch index and adds a term that does not \
+                             depend on the batch; split across ranks that term would count once \
+                             per rank"
+                        ));
+                    }
+                }
+            }
+            Ok(LossKind::Sum)
+        }
+        (false, false) => Err(format!(
+            "`{name}` averages over the batch index in `{}` but sums over it in `{}`; a loss \
+             split across ranks must do one or the other",
+            means[0], sums[0].0
+        )),
+    }
+}
+
+/// One rank's part in data-parallel training: its reducer and how the current `minimize`
+/// weighs the shards.
+pub struct DataParallel<'r> {
+    reducer: &'r mut dyn Reducer,
+    /// Gradient bytes per bucket handed to the reducer at once.
+    pub bucket_bytes: usize,
+    kind: LossKind,
+}
+
+impl<'r> DataParallel<'r> {
+    /// This rank's side of a run over `reducer`.
+    pub fn new(reducer: &'r mut dyn Reducer) -> Self {
+        DataParallel {
+            reducer,
+            bucket_bytes: DEFAULT_BUCKET_BYTES,
+            kind: LossKind::Mean,
+        }
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        self.reducer.rank()
+    }
+
+    /// The number of ranks.
+    pub fn world(&self) -> usize {
+        self.reducer.world()
+    }
+
+    /// Whether this rank prints, writes files and checkpoints (rank 0).
+    pub fn is_leader(&self) -> bool {
+        self.rank() == 0
+    }
+
+    /// Checks that `spec` can be split across the ranks and settles the shards' weights.
+    pub(crate) fn prepare(
+        &mut self,
+        program: &CheckedProgram,
+        spec: &MinimizeSpec,
+        batch: Option<DomainId>,
+    ) -> Result<(), RunError> {
+        let world = self.world();
+        let name = &program.tensors[spec.loss].name;
+        self.kind = match batch {
+            Some(d) => loss_kind(program, spec.loss, d).map_err(|what| RunError::Unsupported {
+                what: format!("cannot split `minimize {name}` across {world} ranks: {what}"),
+                span: spec.span,
+            })?,
+            None if world == 1 => LossKind::Mean,
+            None => {
+                return Err(RunError::Unsupported {
+                    what: format!(
+                        "`minimize {name}` has no `batch` clause, so there is nothing to split \
+                         across {world} ranks"
+                    ),
+                    span: spec.span,
+                })
+            }
+        };
+        Ok(())
+    }
+
+    /// The examples of a batch of `len` that this rank computes.
+    pub(crate) fn shard(&self, len: usize) -> Range<usize> {
+        shard(len, self.rank(), self.world())
+    }
+
+    /// Sums the ranks' weighted losses and gradients: `local` was computed from `rows.0`
+    /// examples of a batch of `rows.1`. Every rank returns the same result.
+    pub(crate) fn combine(
+        &mut self,
+        backend: &dyn Backend,
+        local: StepResult,
+        rows: (usize, usize),
+        span: Span,
+    ) -> Result<StepResult, RunError> {
+        let rank = self.rank();
+        let fail = |error: ReduceError| RunError::Parallel { error, span };
+        let dev = |error: BackendError| fail(ReduceError::Backend { rank, error });
+        let weight = match self.kind {
+            LossKind::Sum => 1.0,
+            LossKind::Mean if rows.1 == 0 => 1.0,
+            LossKind::Mean => rows.0 as f64 / rows.1 as f64,
+        };
+        let scale = MapExpr::Binary(
+            BinaryFn::Mul,
+            Box::new(MapExpr::Const(weight)),
+            Box::new(MapExpr::Input(0)),
+        );
+        let mut parts: Vec<Option<Tensor>> = Vec::with_capacity(local.grads.len() + 1);
+        for g in local.grads {
+            parts.push(Some(if weight == 1.0 {
+                g
+            } else {
+                backend
+                    .map(&scale, &[&g], g.shape(), g.dtype)
+                    .map_err(dev)?
+            }));
+        }
+        let loss = HostTensor::from_f64(Vec::new(), vec![weight * local.loss], DType::F64);
+        parts.push(Some(backend.upload(&loss).map_err(dev)?));
+        // Buckets from the last parameter back; the loss rides in the last bucket.
+        let count = parts.len();
+        let mut order: Vec<usize> = (0..count - 1).rev().collect();
+        order.push(count - 1);
+        let mut buckets: Vec<Vec<usize>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for &k in &order {
+            let t = parts[k].as_ref().map_or(0, |t| t.numel() * t.dtype.size());
+            if bytes > 0 && bytes + t > self.bucket_bytes && k != count - 1 {
+                buckets.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += t;
+            if let Some(last) = buckets.last_mut() {
+                last.push(k);
+            }
+        }
+        for b in &buckets {
+            let tensors: Vec<Tensor> = b.iter().filter_map(|&k| parts[k].take()).collect();
+            self.reducer.start(backend, tensors).map_err(fail)?;
+        }
+        let sums = self.reducer.finish(backend).map_err(fail)?;
+        if sums.len() != buckets.len() || sums.iter().zip(&buckets).any(|(s, b)| s.len() != b.len())
+        {
+            return Err(fail(ReduceError::Mismatch {
+                rank,
+                detail: "the reducer returned a different number of tensors than it was given"
+                    .into(),
+            }));
+        }
+        for (b, s) in buckets.iter().zip(sums) {
+            for (&k, t) in b.iter().zip(s) {
+                parts[k] = Some(t);
+            }
+        }
+        let loss_sum = parts.pop().flatten();
+        let loss = match loss_sum {
+            Some(t) => backend.download(&t).map_err(dev)?.data.to_f64()[..]
+                .iter()
+                .sum(),
+            None => 0.0,
+        };
+        let grads: Vec<Tensor> = parts.into_iter().flatten().collect();
+        Ok(StepResult { loss, grads })
+    }
+}
+
+impl Engine<'_> {
+    /// A step's result for a rank whose shard of the batch is empty: zero loss and zero
+    /// gradients (its weight is 0).
+    pub(crate) fn zero_step(
+        &self,
+        params: &[TensorId],
+        span: Span,
+    ) -> Result<StepResult, RunError> {
+        let grads = params
+            .iter()
+            .map(|&p| {
+                self.backend
+                    .full(&self.shape(p), 0.0, self.dtype())
+                    .map_err(|e| RunError::backend(e, span))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(StepResult { loss: 0.0, grads })
+    }
+
+    /// [`Engine::run`] as one rank of a data-parallel run: every rank evaluates the program and
+    /// trains in step with the others; only rank 0 answers queries (through `emit`), reports
+    /// training to `observer`, writes files and checkpoints.
+    pub fn run_parallel(
+        &mut self,
+        emit: &mut dyn FnMut(&Answer),
+        observer: &mut dyn TrainObserver,
+        dp: &mut DataParallel<'_>,
+    ) -> Result<(), RunError> {
+        let leader = dp.is_leader();
+        let mut silent = Silent;
+        let observer: &mut dyn TrainObserver = if leader { observer } else { &mut silent };
+        self.evaluate_all()?;
+        let program = self.program;
+        for cmd in &program.commands {
+            match cmd {
+                Command::Query {
+                    tensor,
+                    args,
+                    text,
+                    span,
+                } if leader => {
+                    let a = self.answer(*tensor, args, text, *span)?;
+                    emit(&a);
+                }
+                Command::Write {
+                    path,
+                    tensors,
+                    span,
+                } if leader => self.write(path, tensors, *span)?,
+                Command::Query { .. } | Command::Write { .. } => {}
+                Command::Minimize(m) => self.minimize_with(m, observer, Some(dp))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Duration;
+    use tl_backend::cpu::CpuBackend;
+    use tl_syntax::SourceMap;
+
+    #[test]
+    fn shards_cover_the_batch_in_order_and_differ_by_at_most_one() {
+        for len in 0..40 {
+            for world in 1..9 {
+                let mut next = 0;
+                let mut sizes = Vec::new();
+                for rank in 0..world {
+                    let r = shard(len, rank, world);
+                    assert_eq!(r.start, next, "len {len} world {world} rank {rank}");
+                    next = r.end;
+                    sizes.push(r.len());
+                }
+                assert_eq!(next, len);
+                let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+                assert!(hi - lo <= 1, "{sizes:?}");
+                assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+            }
+        }
+    }
+
+    fn checked(text: &str) -> (CheckedProgram, tl_plan::ProgramPlan) {
+        let mut sources = SourceMap::new();
+        let (parsed, diags) =
+            tl_syntax::load_source("<test>", text, &mut sources, std::path::Path::new("."));
+        assert!(diags.is_empty(), "{diags:?}");
+        let checked = tl_check::check(&parsed, &sources).expect("checks");
+        let plan = tl_plan::plan(&checked).expect("plans");
+        (checked, plan)
+    }
+
+    fn kind_of(text: &str) -> Result<LossKind, String> {
+        let (p, _) = checked(text);
+        let Some(Command::Minimize(m)) = p.commands.last() else {
+            panic!("no minimize")
+        };
+        let d = crate::batch::batch_domain(&p, "e", Span::default()).expect("batch domain");
+        loss_kind(&p, m.loss, d)
+    }
+
+    const DATA: &str = "X = [[1, 2], [3, 4], [5, 6], [7, 8]]\nT = [1, 0, 1, 0]\n\
+                        param W[2] ~ normal(0, 1)\nY[e] = W[i] X[e, i]\n";
+
+    #[test]
+    fn loss_kinds_are_read_from_the_batch_projection() {
+        let mean = format!("{DATA}Loss avg= (Y[e] - T[e])^2\nminimize Loss with sgd(lr=0.1) for 1 epochs batch e 2");
+        assert_eq!(kind_of(&mean), Ok(LossKind::Mean));
+        let nested = format!("{DATA}E[e] = (Y[e] - T[e])^2\nM avg= E[e]\nLoss = M + 0.1 W[i] W[i]\nminimize Loss with sgd(lr=0.1) for 1 epochs batch e 2");
+        assert_eq!(kind_of(&nested), Ok(LossKind::Mean));
+        let sum = format!(
+            "{DATA}Loss = (Y[e] - T[e])^2\nminimize Loss with sgd(lr=0.1) for 1 epochs batch e 2"
+        );
+        assert_eq!(kind_of(&sum), Ok(LossKind::Sum));
+        let penalised = format!("{DATA}Loss = (Y[e] - T[e])^2 + W[i] W[i]\nminimize Loss with sgd(lr=0.1) for 1 epochs batch e 2");
+        assert!(kind_of(&penalised).unwrap_err().contains("once per rank"));
+        let max = format!("{DATA}Loss max= (Y[e] - T[e])^2\nminimize Loss with sgd(lr=0.1) for 1 epochs batch e 2");
+        assert!(kind_of(&max).unwrap_err().contains("maximum"));
+        let mixed = format!("{DATA}A avg= Y[e]^2\nS = Y[e]\nLoss = A + S\nminimize Loss with sgd(lr=0.1) for 1 epochs batch e 2");
+        assert!(kind_of(&mixed).unwrap_err().contains("averages"));
+    }
+
+    /// Ranks as threads of one process, summing through shared memory (tests only).
+    struct ThreadGroup {
+        state: Mutex<GroupState>,
+        ready: Condvar,
+        world: usize,
+    }
+
+    #[derive(Default)]
+    struct GroupState {
+        round: u64,
+        inputs: Vec<Option<Vec<f64>>>,
+        results: Vec<(u64, Arc<Vec<f64>>, usize)>,
+    }
+
+    struct ThreadExchange {
+        group: Arc<ThreadGroup>,
+        rank: usize,
+    }
+
+    impl HostExchange for ThreadExchange {
+        fn rank(&self) -> usize {
+            self.rank
+        }
+        fn world(&self) -> usize {
+            self.group.world
+        }
+        fn sum(&mut self, data: Vec<f64>) -> Result<Vec<f64>, ReduceError> {
+            let g = &self.group;
+            let mut s = g.state.lock().unwrap();
+            if s.inputs.is_empty() {
+                s.inputs = vec![None; g.world];
+            }
+            while s.inputs[self.rank].is_some() {
+                s = g.ready.wait(s).unwrap();
+            }
+            let round = s.round;
+            s.inputs[self.rank] = Some(data);
+            if s.inputs.iter().all(Option::is_some) {
+                let inputs: Vec<Vec<f64>> =
+                    s.inputs.iter_mut().map(|x| x.take().unwrap()).collect();
+                let mut sum = inputs[0].clone();
+                for v in &inputs[1..] {
+                    sum.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+                }
+                s.results.push((round, Arc::new(sum), g.world));
+                s.round += 1;
+                g.ready.notify_all();
+            }
+            loop {
+                if let Some(k) = s.results.iter().position(|r| r.0 == round) {
+                    let out = s.results[k].1.as_ref().clone();
+                    s.results[k].2 -= 1;
+                    if s.results[k].2 == 0 {
+                        s.results.remove(k);
+                    }
+                    return Ok(out);
+                }
+                let (next, timeout) = g.ready.wait_timeout(s, Duration::from_secs(60)).unwrap();
+                s = next;
+                if timeout.timed_out() {
+                    return Err(ReduceError::Timeout {
+                        rank: self.rank,
+                        what: "the other ranks".into(),
+                        seconds: 60,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Trains `text` with `world` ranks as threads; returns rank 0's final parameter values and
+    /// losses (every rank's parameters must be equal).
+    fn train(text: &str, world: usize, bucket_bytes: usize) -> (Vec<Vec<f64>>, Vec<f64>) {
+        let (p, plan) = checked(text);
+        let group = Arc::new(ThreadGroup {
+            state: Mutex::new(GroupState::default()),
+            ready: Condvar::new(),
+            world,
+        });
+        let results: Vec<(Vec<Vec<f64>>, Vec<f64>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..world)
+                .map(|rank| {
+                    let (p, plan, group) = (&p, &plan, group.clone());
+                    scope.spawn(move || {
+                        let backend = CpuBackend::new();
+                        let options = crate::RunOptions {
+                            dtype: DType::F64,
+                            ..Default::default()
+                        };
+                        let mut engine = Engine::new(p, plan, &backend, options).unwrap();
+                        let mut reducer = HostReducer::new(ThreadExchange { group, rank });
+                        let mut dp = DataParallel::new(&mut reducer);
+                        dp.bucket_bytes = bucket_bytes;
+                        let mut losses = Losses(Vec::new());
+                        engine
+                            .run_parallel(&mut |_| {}, &mut losses, &mut dp)
+                            .unwrap();
+                        let Some(Command::Minimize(m)) = p.commands.last() else {
+                            panic!("no minimize")
+                        };
+                        let params = engine.learned_params(m.loss);
+                        let values = params
+                            .iter()
+                            .map(|&t| {
+                                let v = engine.dense(t, Span::default()).unwrap();
+                                backend.download(&v).unwrap().data.to_f64()
+                            })
+                            .collect();
+                        (values, losses.0)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for r in &results[1..] {
+            assert_eq!(r.0, results[0].0, "ranks hold different parameters");
+            assert!(r.1.is_empty(), "only rank 0 reports");
+        }
+        results.into_iter().next().unwrap()
+    }
+
+    struct Losses(Vec<f64>);
+    impl TrainObserver for Losses {
+        fn step(&mut self, info: &crate::observe::StepInfo) {
+            self.0.push(info.loss);
+        }
+    }
+
+    /// 10 examples, batches of 4: the last batch of each epoch has 2 examples, so with 3 ranks
+    /// shards are uneven (2, 1, 1 and then 1, 1, 0: one rank has none).
+    fn mlp(projection: &str) -> String {
+        let x: Vec<String> = (0..10)
+            .map(|e| {
+                format!(
+                    "[{}, {}, {}]",
+                    (e as f64 * 0.7).sin(),
+                    (e as f64 * 1.3).cos(),
+                    e as f64 / 10.0
+                )
+            })
+            .collect();
+        let t: Vec<String> = (0..10)
+            .map(|e| format!("{}", (e as f64 * 0.9).sin()))
+            .collect();
+        format!(
+            "X = [{}]\nT = [{}]\nparam W1[5, 3] ~ normal(0, 1)\nparam B1[5] = 0\nparam W2[5] ~ normal(0, 1)\n\
+             H[e, h] = tanh(W1[h, i] X[e, i] + B1[h])\nY[e] = W2[h] H[e, h]\n\
+             Loss {projection} (Y[e] - T[e])^2\nminimize Loss with adam(lr=0.05) for 4 epochs batch e 4\n",
+            x.join(", "),
+            t.join(", ")
+        )
+    }
+
+    fn close(a: &[Vec<f64>], b: &[Vec<f64>]) {
+        for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+            assert!((x - y).abs() <= 1e-9 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn one_rank_is_bit_identical_to_a_plain_run() {
+        let text = mlp("avg=");
+        let (p, plan) = checked(&text);
+        let backend = CpuBackend::new();
+        let options = crate::RunOptions {
+            dtype: DType::F64,
+            ..Default::default()
+        };
+        let mut engine = Engine::new(&p, &plan, &backend, options).unwrap();
+        let mut losses = Losses(Vec::new());
+        engine.run(&mut |_| {}, &mut losses).unwrap();
+        let Some(Command::Minimize(m)) = p.commands.last() else {
+            panic!()
+        };
+        let plain: Vec<Vec<f64>> = engine
+            .learned_params(m.loss)
+            .iter()
+            .map(|&t| {
+                backend
+                    .download(&engine.dense(t, Span::default()).unwrap())
+                    .unwrap()
+                    .data
+                    .to_f64()
+            })
+            .collect();
+        let (params, curve) = train(&text, 1, DEFAULT_BUCKET_BYTES);
+        assert_eq!(params, plain);
+        assert_eq!(curve, losses.0);
+    }
+
+    #[test]
+    fn ranks_averaging_gradients_match_one_rank_with_the_full_batch() {
+        for projection in ["avg=", "="] {
+            let text = mlp(projection);
+            let (one, one_curve) = train(&text, 1, DEFAULT_BUCKET_BYTES);
+            for world in [2, 3, 4] {
+                // A small bucket size: one bucket per tensor.
+                let (params, curve) = train(&text, world, 8);
+                close(&params, &one);
+                assert_eq!(curve.len(), one_curve.len());
+                for (a, b) in curve.iter().zip(&one_curve) {
+                    assert!(
+                        (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                        "{projection} {world}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_minimize_without_batch_cannot_be_split() {
+        let text =
+            format!("{DATA}Loss avg= (Y[e] - T[e])^2\nminimize Loss with sgd(lr=0.1) for 2 steps");
+        let (p, plan) = checked(&text);
+        let backend = CpuBackend::new();
+        let mut engine = Engine::new(&p, &plan, &backend, Default::default()).unwrap();
+        struct Two;
+        impl Reducer for Two {
+            fn rank(&self) -> usize {
+                0
+            }
+            fn world(&self) -> usize {
+                2
+            }
+            fn start(&mut self, _: &dyn Backend, _: Vec<Tensor>) -> Result<(), ReduceError> {
+                unreachable!("nothing is reduced")
+            }
+            fn finish(&mut self, _: &dyn Backend) -> Result<Vec<Vec<Tensor>>, ReduceError> {
+                unreachable!("nothing is reduced")
+            }
+        }
+        let mut two = Two;
+        let mut dp = DataParallel::new(&mut two);
+        let e = engine
+            .run_parallel(&mut |_| {}, &mut Silent, &mut dp)
+            .unwrap_err();
+        assert!(e.to_string().contains("no `batch` clause"), "{e}");
+    }
+}
