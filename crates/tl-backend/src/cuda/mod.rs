@@ -13,6 +13,7 @@
 mod alloc;
 mod codegen;
 mod contract;
+pub mod nccl;
 
 pub use alloc::MemoryStats;
 
