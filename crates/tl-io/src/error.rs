@@ -110,6 +110,30 @@ pub enum IoError {
         /// Number of fields in the offending row.
         found: usize,
     },
+    /// A `tokenizer.json` that the `tokenizers` library cannot load.
+    #[error("{}: not a usable tokenizer: {detail}", .path.display())]
+    BadTokenizer {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// What the tokenizer library reported.
+        detail: String,
+    },
+    /// A sentence the tokenizer failed to encode.
+    #[error("{}: sentence {sentence}: cannot tokenize: {detail}", .path.display())]
+    Tokenize {
+        /// The text file.
+        path: PathBuf,
+        /// 1-based number of the sentence (blank lines not counted).
+        sentence: usize,
+        /// What the tokenizer library reported.
+        detail: String,
+    },
+    /// A text file with no sentence in it.
+    #[error("{}: no sentences (the file is empty or blank)", .path.display())]
+    EmptyText {
+        /// The text file.
+        path: PathBuf,
+    },
     /// Writing the file failed; the target was left as it was.
     #[error("{}: cannot write: {detail}", .path.display())]
     Write {
@@ -134,6 +158,9 @@ impl IoError {
             | IoError::StackGap { path, .. }
             | IoError::Mismatch { path, .. }
             | IoError::Ragged { path, .. }
+            | IoError::BadTokenizer { path, .. }
+            | IoError::Tokenize { path, .. }
+            | IoError::EmptyText { path }
             | IoError::Write { path, .. } => path,
         }
     }
@@ -170,6 +197,14 @@ impl IoError {
                 "every fact must have the same number of fields; quote fields containing commas"
                     .into(),
             ),
+            IoError::BadTokenizer { .. } => Some(
+                "give the `tokenizer.json` of a Hugging Face model (as saved by the `tokenizers` library)"
+                    .into(),
+            ),
+            IoError::Tokenize { .. } => {
+                Some("check that the sentence is plain text the tokenizer can encode".into())
+            }
+            IoError::EmptyText { .. } => Some("write one sentence per line".into()),
             IoError::Write { .. } => Some(
                 "check that the folder exists and is writable, and that the disk has space".into(),
             ),

@@ -3,6 +3,7 @@
 //! - NumPy `.npy` ([`read_npy`], [`write_npy`]) for single arrays exchanged with Python;
 //! - safetensors ([`SafetensorsFile`], [`read_safetensors`], [`read_stacked`],
 //!   [`write_safetensors`]) for model weights, including per-layer tensors stacked into one;
+//! - text through a Hugging Face `tokenizer.json` ([`tokenize_file`]), for language models;
 //! - CSV relations ([`read_csv_relation`], [`write_csv_relation`]) for ground facts;
 //! - [`write_atomic`], used by every writer, so an interrupted save never leaves a torn file.
 //!
@@ -16,6 +17,7 @@ mod error;
 mod npy;
 mod npy_header;
 mod safetensors;
+mod tokenize;
 
 pub use crate::atomic::{write_atomic, write_atomic_with};
 pub use crate::csv::{read_csv_relation, write_csv_relation};
@@ -23,6 +25,9 @@ pub use crate::error::IoError;
 pub use crate::npy::{read_npy, write_npy};
 pub use crate::safetensors::{
     read_safetensors, read_stacked, safetensors_names, write_safetensors, SafetensorsFile,
+};
+pub use crate::tokenize::{
+    load_tokenizer, read_sentences, tokenize_file, TokenizeOptions, TokenizedText,
 };
 pub use tl_backend::{DType, HostData, HostTensor};
 
