@@ -65,6 +65,29 @@ pub trait Backend: Send + Sync {
         out_labels: &[u32],
     ) -> Result<Tensor>;
 
+    /// A contraction followed by an elementwise epilogue: `expr` reads the product of `a` and
+    /// `b` (as [`Backend::contract`] computes it) as `Input(0)` and `extra[k]` as
+    /// `Input(k + 1)`; every extra input has the product's rank, each axis of the product's
+    /// extent or 1 (broadcast). The result is stored as `dtype`. Backends fuse what they can
+    /// (a bias, a residual and ReLU run inside the GEMM on CUDA); the default multiplies, then
+    /// maps.
+    #[allow(clippy::too_many_arguments)]
+    fn contract_map(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+        expr: &MapExpr,
+        extra: &[&Tensor],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        multiply_then_map(
+            self, a, a_labels, b, b_labels, out_labels, expr, extra, dtype,
+        )
+    }
+
     /// Softmax or layer norm along one axis.
     fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor>;
 
@@ -93,4 +116,26 @@ pub trait Backend: Send + Sync {
     fn memory_report(&self) -> Option<String> {
         None
     }
+}
+
+/// [`Backend::contract_map`] as two steps, a contraction then a map (the unfused way, which
+/// backends fall back to).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn multiply_then_map<B: Backend + ?Sized>(
+    be: &B,
+    a: &Tensor,
+    a_labels: &[u32],
+    b: &Tensor,
+    b_labels: &[u32],
+    out_labels: &[u32],
+    expr: &MapExpr,
+    extra: &[&Tensor],
+    dtype: DType,
+) -> Result<Tensor> {
+    let product = be.contract(a, a_labels, b, b_labels, out_labels)?;
+    let mut inputs = Vec::with_capacity(extra.len() + 1);
+    inputs.push(&product);
+    inputs.extend_from_slice(extra);
+    let shape = product.shape().to_vec();
+    be.map(expr, &inputs, &shape, dtype)
 }

@@ -335,6 +335,28 @@ impl MapExpr {
             MapExpr::Binary(f, a, b) => f.eval(a.eval(inputs), b.eval(inputs)),
         }
     }
+
+    /// The expression with every `Input(k)` replaced by `by(k)` (how fused maps are composed).
+    pub fn substitute(&self, by: &dyn Fn(usize) -> MapExpr) -> MapExpr {
+        match self {
+            MapExpr::Input(k) => by(*k),
+            MapExpr::Const(v) => MapExpr::Const(*v),
+            MapExpr::Unary(f, x) => MapExpr::Unary(*f, Box::new(x.substitute(by))),
+            MapExpr::Binary(f, a, b) => {
+                MapExpr::Binary(*f, Box::new(a.substitute(by)), Box::new(b.substitute(by)))
+            }
+        }
+    }
+
+    /// How many times the expression reads input `k`.
+    pub fn reads(&self, k: usize) -> usize {
+        match self {
+            MapExpr::Input(j) => usize::from(*j == k),
+            MapExpr::Const(_) => 0,
+            MapExpr::Unary(_, x) => x.reads(k),
+            MapExpr::Binary(_, a, b) => a.reads(k) + b.reads(k),
+        }
+    }
 }
 
 #[cfg(test)]

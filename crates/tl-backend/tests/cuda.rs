@@ -478,6 +478,12 @@ fn contract_matches_cpu() -> R {
         (&[3, 5, 7], &[0, 1, 2], &[7, 4, 3], &[2, 3, 0], &[3, 1, 0]),
         (&[2, 9, 4], &[0, 1, 2], &[4, 5], &[2, 3], &[3]),
         (&[13, 129], &[0, 1], &[129, 13], &[1, 0], &[]),
+        // Operands stored transposed (read in place) and results computed transposed.
+        (&[129, 7], &[0, 1], &[1000, 7], &[2, 1], &[0, 2]),
+        (&[7, 129], &[1, 0], &[7, 1000], &[1, 2], &[0, 2]),
+        (&[129, 7], &[0, 1], &[7, 1000], &[1, 2], &[2, 0]),
+        (&[3, 5, 7], &[0, 1, 2], &[3, 4, 7], &[0, 3, 2], &[0, 1, 3]),
+        (&[3, 7, 5], &[0, 2, 1], &[3, 7, 4], &[0, 2, 3], &[0, 3, 1]),
     ];
     for &d in &FLOATS {
         for &(sa, la, sb, lb, lo) in cases {
@@ -517,6 +523,69 @@ fn contract_matches_cpu() -> R {
             tol(d).max(1e-5),
             &format!("contract views {d}"),
         )?;
+    }
+    Ok(())
+}
+
+#[test]
+fn contract_map_epilogues_match_cpu() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(29);
+    use MapExpr::*;
+    let add = |a: MapExpr, b: MapExpr| Binary(BinaryFn::Add, Box::new(a), Box::new(b));
+    let relu = |a: MapExpr| Unary(UnaryFn::Relu, Box::new(a));
+    let exprs = [
+        relu(add(add(Input(0), Input(1)), Input(2))),
+        add(Input(2), Input(0)),
+        relu(add(Input(1), Input(0))),
+        relu(Input(0)),
+        Unary(UnaryFn::Gelu, Box::new(add(Input(0), Input(1)))),
+        add(
+            Binary(BinaryFn::Mul, Box::new(Input(0)), Box::new(Input(2))),
+            Input(1),
+        ),
+    ];
+    for &d in &FLOATS {
+        for &(m, k, n) in &[(1, 1, 1), (7, 129, 13), (129, 7, 1000), (64, 64, 64)] {
+            for b_transposed in [false, true] {
+                let (x, cx) = pair(be, &mut rng, &[m, k], d)?;
+                let (w, cw, lw) = if b_transposed {
+                    let (w, cw) = pair(be, &mut rng, &[n, k], d)?;
+                    (w, cw, [2u32, 1])
+                } else {
+                    let (w, cw) = pair(be, &mut rng, &[k, n], d)?;
+                    (w, cw, [1u32, 2])
+                };
+                let (bias, cbias) = pair(be, &mut rng, &[n], d)?;
+                let (res, cres) = pair(be, &mut rng, &[m, n], d)?;
+                let (gb, cb) = (broadcast_rows(&bias, m), broadcast_rows(&cbias, m));
+                for (e, expr) in exprs.iter().enumerate() {
+                    let got =
+                        be.contract_map(&x, &[0, 1], &w, &lw, &[0, 2], expr, &[&gb, &res], d)?;
+                    let want = cpu.contract_map(
+                        &cx,
+                        &[0, 1],
+                        &cw,
+                        &lw,
+                        &[0, 2],
+                        expr,
+                        &[&cb, &cres],
+                        DType::F64,
+                    )?;
+                    assert_eq!(got.dtype, d, "epilogue {e} result type");
+                    close(
+                        be,
+                        &got,
+                        &want,
+                        tol(d).max(1e-5),
+                        &format!("epilogue {e} {d} {m}x{k}x{n} transposed {b_transposed}"),
+                    )?;
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -44,6 +44,19 @@ pub enum Op {
         /// Right operand.
         b: NodeId,
     },
+    /// A contraction with an elementwise epilogue (made by fusion): `expr` reads the product of
+    /// `a` and `b` as `Input(0)` and `inputs[k]` as `Input(k + 1)`, broadcast onto this node's
+    /// labels.
+    ContractMap {
+        /// Left operand.
+        a: NodeId,
+        /// Right operand.
+        b: NodeId,
+        /// The epilogue.
+        expr: MapExpr,
+        /// The epilogue's other inputs.
+        inputs: Vec<NodeId>,
+    },
     /// Reduces the input's labels that this node lacks.
     Reduce {
         /// The input.
@@ -92,6 +105,9 @@ impl Graph {
         match &self.nodes[id].op {
             Op::Map { inputs, .. } => inputs.clone(),
             Op::Contract { a, b } => vec![*a, *b],
+            Op::ContractMap { a, b, inputs, .. } => {
+                [*a, *b].into_iter().chain(inputs.iter().copied()).collect()
+            }
             Op::Reduce { input, .. } | Op::Normalize { input, .. } => vec![*input],
             Op::Load { .. } | Op::Gather { .. } | Op::Const(_) | Op::IndexValue(_) => Vec::new(),
         }
@@ -132,7 +148,7 @@ impl Graph {
                     }
                 }
             }
-            if let Op::Contract { a, b } = n.op {
+            if let Op::Contract { a, b } | Op::ContractMap { a, b, .. } = n.op {
                 let (la, lb) = (&self.nodes[a].labels, &self.nodes[b].labels);
                 if !n.labels.iter().all(|l| la.contains(l) || lb.contains(l)) {
                     return Err(format!(
@@ -145,6 +161,14 @@ impl Graph {
     }
 }
 
+/// `%1, %4, …` for a list of nodes.
+fn node_list(ids: &[NodeId]) -> String {
+    ids.iter()
+        .map(|i| format!("%{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl fmt::Display for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (id, n) in self.nodes.iter().enumerate() {
@@ -153,15 +177,12 @@ impl fmt::Display for Graph {
                 Op::Gather { tensor, indices } => format!("gather t{tensor} {indices:?}"),
                 Op::Const(c) => format!("const {c}"),
                 Op::IndexValue(v) => format!("index v{v}"),
-                Op::Map { expr, inputs } => format!(
-                    "map {expr:?} ({})",
-                    inputs
-                        .iter()
-                        .map(|i| format!("%{i}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                Op::Map { expr, inputs } => format!("map {expr:?} ({})", node_list(inputs)),
                 Op::Contract { a, b } => format!("contract %{a} %{b}"),
+                Op::ContractMap { a, b, expr, inputs } => format!(
+                    "contract %{a} %{b} then map {expr:?} ({})",
+                    node_list(inputs)
+                ),
                 Op::Reduce { input, op } => format!("reduce {op:?} %{input}"),
                 Op::Normalize { input, axis, func } => format!("{func:?} %{input} along v{axis}"),
             };

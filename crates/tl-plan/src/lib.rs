@@ -6,12 +6,15 @@
 //!    scatter when the left-hand side has constants or arithmetic);
 //! 3. `pick_storage`: each relation is dense or sparse (sorted tuples), by size;
 //! 4. `semi_naive`: recursive dense rules get one variant per recursive body atom reading the
-//!    last round's delta.
+//!    last round's delta;
+//! 5. `fuse`: each graph gets a fused twin (map chains as one kernel, contractions with their
+//!    elementwise epilogue) for evaluations that need no backward pass.
 //!
 //! [`Graph::verify`] runs after lowering in debug builds.
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod fuse;
 pub mod graph;
 pub mod lower;
 pub mod rules;
@@ -51,6 +54,11 @@ pub struct EquationPlan {
     pub graph: Graph,
     /// The node holding the result.
     pub root: NodeId,
+    /// The graph with elementwise work fused (see [`fuse`]), for evaluations that keep no
+    /// intermediate values for a backward pass.
+    pub fused: Graph,
+    /// The node of `fused` holding the result.
+    pub fused_root: NodeId,
     /// How the root reaches the target.
     pub placement: Placement,
     /// How this result combines with the target's other equations.
@@ -170,10 +178,13 @@ pub fn plan_equation(
         op
     };
     let _ = p;
+    let (fused, fused_root) = fuse::fuse(&lw.graph, root);
     Ok(EquationPlan {
         target: eq.lhs,
         graph: lw.graph,
         root,
+        fused,
+        fused_root,
         placement,
         combine,
         vars: eq.vars.clone(),
@@ -192,10 +203,13 @@ pub fn plan_rule(
     let body = lw.rule_body(rule, kinds, delta);
     let (root, placement) = place(&mut lw, body, &rules::head_indices(rule), ReduceOp::Max);
     debug_assert_eq!(lw.graph.verify(), Ok(()));
+    let (fused, fused_root) = fuse::fuse(&lw.graph, root);
     EquationPlan {
         target: rule.head,
         graph: lw.graph,
         root,
+        fused,
+        fused_root,
         placement,
         combine: ReduceOp::Max,
         vars: rule.vars.clone(),

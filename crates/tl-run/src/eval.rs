@@ -6,7 +6,8 @@ use crate::error::RunError;
 use std::sync::Arc;
 use tl_backend::{HostData, HostTensor, Tensor};
 use tl_check::{Index, VarInfo};
-use tl_plan::{EquationPlan, Op, Placement};
+use tl_plan::{EquationPlan, Graph, Node, Op, Placement};
+use tl_syntax::Span;
 
 /// Row-major points over `extents`, calling `f` with each point's coordinates.
 fn for_each_point(extents: &[usize], mut f: impl FnMut(&[i64])) {
@@ -72,14 +73,57 @@ pub(crate) fn alignment(from: &[usize], to: &[usize]) -> (Vec<usize>, Vec<usize>
     )
 }
 
+/// Labels as the backend takes them.
+fn labels32(labels: &[usize]) -> Vec<u32> {
+    labels.iter().map(|&l| l as u32).collect()
+}
+
+/// The value computed for node `i`.
+fn value_of(vals: &[Option<Tensor>], i: usize, span: Span) -> Result<Tensor, RunError> {
+    vals.get(i).cloned().flatten().ok_or_else(|| {
+        RunError::backend(
+            tl_backend::BackendError::Shape {
+                op: "plan",
+                detail: format!("node %{i} has no value"),
+            },
+            span,
+        )
+    })
+}
+
+/// The values of `inputs`, each permuted and broadcast onto `node`'s labels.
+fn aligned(
+    graph: &Graph,
+    vals: &[Option<Tensor>],
+    inputs: &[usize],
+    node: &Node,
+    span: Span,
+) -> Result<Vec<Tensor>, RunError> {
+    inputs
+        .iter()
+        .map(|&i| {
+            let t = value_of(vals, i, span)?;
+            let (perm, positions) = alignment(&graph.nodes[i].labels, &node.labels);
+            Ok(t.permuted(&perm)
+                .expanded_to_rank(&positions, node.labels.len()))
+        })
+        .collect()
+}
+
 impl Engine<'_> {
     fn cached_index(
         &mut self,
         plan: &EquationPlan,
+        fused: bool,
         node: usize,
         build: impl FnOnce() -> Vec<i64>,
     ) -> Arc<Vec<i64>> {
-        let key = (plan as *const EquationPlan as usize, node);
+        // Plans are 8-byte aligned, so the low bit of the address can tell the fused graph's
+        // nodes from the unfused one's.
+        let key = (
+            plan as *const EquationPlan as usize | usize::from(fused),
+            node,
+        );
         self.index_cache
             .entry(key)
             .or_insert_with(|| Arc::new(build()))
@@ -90,7 +134,12 @@ impl Engine<'_> {
     /// node's value is kept in `self.traces` for the backward pass.
     pub fn evaluate(&mut self, plan: &EquationPlan) -> Result<Tensor, RunError> {
         let vals = self.node_values(plan)?;
-        let root = vals.get(plan.root).cloned().ok_or_else(|| {
+        let root = if self.record {
+            plan.root
+        } else {
+            plan.fused_root
+        };
+        let root = vals.get(root).cloned().ok_or_else(|| {
             RunError::backend(
                 tl_backend::BackendError::Shape {
                     op: "plan",
@@ -107,31 +156,24 @@ impl Engine<'_> {
         out
     }
 
-    /// The value of every node of a plan, in order.
+    /// The value of every node of a plan, in order: of its unfused graph while recording for
+    /// a backward pass (which needs every intermediate value), else of its fused graph.
     pub fn node_values(&mut self, plan: &EquationPlan) -> Result<Vec<Tensor>, RunError> {
+        let fused = !self.record;
+        let graph = if fused { &plan.fused } else { &plan.graph };
         let span = plan.span;
         let be = self.backend;
         let dtype = self.dtype();
         let err = |e| RunError::backend(e, span);
-        let mut vals: Vec<Option<Tensor>> = vec![None; plan.graph.nodes.len()];
-        for (id, node) in plan.graph.nodes.iter().enumerate() {
-            let get = |vals: &[Option<Tensor>], i: usize| {
-                vals.get(i).cloned().flatten().ok_or_else(|| {
-                    RunError::backend(
-                        tl_backend::BackendError::Shape {
-                            op: "plan",
-                            detail: format!("node %{i} has no value"),
-                        },
-                        span,
-                    )
-                })
-            };
+        let mut vals: Vec<Option<Tensor>> = vec![None; graph.nodes.len()];
+        for (id, node) in graph.nodes.iter().enumerate() {
+            let get = |vals: &[Option<Tensor>], i: usize| value_of(vals, i, span);
             let value = match &node.op {
                 Op::Load { tensor } => self.dense(*tensor, span)?,
                 Op::Gather { tensor, indices } => {
                     let source = self.dense(*tensor, span)?;
                     let shape = source.shape().to_vec();
-                    let idx = self.cached_index(plan, id, || {
+                    let idx = self.cached_index(plan, fused, id, || {
                         index_vector(&plan.vars, &node.labels, indices, &shape)
                     });
                     be.gather(&source, &idx, &node.shape).map_err(err)?
@@ -146,37 +188,42 @@ impl Engine<'_> {
                     be.upload(&host).map_err(err)?
                 }
                 Op::Map { expr, inputs } => {
-                    let mut views = Vec::with_capacity(inputs.len());
-                    for &i in inputs {
-                        let t = get(&vals, i)?;
-                        let (perm, positions) =
-                            alignment(&plan.graph.nodes[i].labels, &node.labels);
-                        views.push(
-                            t.permuted(&perm)
-                                .expanded_to_rank(&positions, node.labels.len()),
-                        );
-                    }
+                    let views = aligned(graph, &vals, inputs, node, span)?;
                     let refs: Vec<&Tensor> = views.iter().collect();
                     be.map(expr, &refs, &node.shape, dtype).map_err(err)?
                 }
                 Op::Contract { a, b } => {
                     let (ta, tb) = (get(&vals, *a)?, get(&vals, *b)?);
-                    let la: Vec<u32> = plan.graph.nodes[*a]
-                        .labels
-                        .iter()
-                        .map(|&l| l as u32)
-                        .collect();
-                    let lb: Vec<u32> = plan.graph.nodes[*b]
-                        .labels
-                        .iter()
-                        .map(|&l| l as u32)
-                        .collect();
-                    let lo: Vec<u32> = node.labels.iter().map(|&l| l as u32).collect();
-                    be.contract(&ta, &la, &tb, &lb, &lo).map_err(err)?
+                    let (la, lb) = (
+                        labels32(&graph.nodes[*a].labels),
+                        labels32(&graph.nodes[*b].labels),
+                    );
+                    be.contract(&ta, &la, &tb, &lb, &labels32(&node.labels))
+                        .map_err(err)?
+                }
+                Op::ContractMap { a, b, expr, inputs } => {
+                    let (ta, tb) = (get(&vals, *a)?, get(&vals, *b)?);
+                    let (la, lb) = (
+                        labels32(&graph.nodes[*a].labels),
+                        labels32(&graph.nodes[*b].labels),
+                    );
+                    let views = aligned(graph, &vals, inputs, node, span)?;
+                    let refs: Vec<&Tensor> = views.iter().collect();
+                    be.contract_map(
+                        &ta,
+                        &la,
+                        &tb,
+                        &lb,
+                        &labels32(&node.labels),
+                        expr,
+                        &refs,
+                        dtype,
+                    )
+                    .map_err(err)?
                 }
                 Op::Reduce { input, op } => {
                     let t = get(&vals, *input)?;
-                    let axes: Vec<usize> = plan.graph.nodes[*input]
+                    let axes: Vec<usize> = graph.nodes[*input]
                         .labels
                         .iter()
                         .enumerate()
@@ -187,7 +234,7 @@ impl Engine<'_> {
                 }
                 Op::Normalize { input, axis, func } => {
                     let t = get(&vals, *input)?;
-                    let pos = plan.graph.nodes[*input]
+                    let pos = graph.nodes[*input]
                         .labels
                         .iter()
                         .position(|l| l == axis)
@@ -223,7 +270,7 @@ impl Engine<'_> {
             Placement::Scatter { indices, op } => {
                 let shape = self.shape(plan.target);
                 let labels = plan.graph.nodes[plan.root].labels.clone();
-                let idx = self.cached_index(plan, usize::MAX, || {
+                let idx = self.cached_index(plan, false, usize::MAX, || {
                     index_vector(&plan.vars, &labels, indices, &shape)
                 });
                 be.scatter(&root, &idx, &shape, *op).map_err(err)

@@ -260,6 +260,12 @@ impl Engine<'_> {
                         self.accumulate(&mut gn[i], gi, span)?;
                     }
                 }
+                Op::ContractMap { .. } => {
+                    return Err(RunError::Unsupported {
+                        what: "internal: the backward pass reads unfused graphs only".into(),
+                        span,
+                    })
+                }
                 Op::Contract { a, b } => {
                     for (x, other) in [(*a, *b), (*b, *a)] {
                         if !req[x] {

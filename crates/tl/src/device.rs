@@ -48,7 +48,7 @@ pub fn open(choice: DeviceChoice) -> Result<Box<dyn Backend>, Box<Diagnostic>> {
                 .with_help(
                     "run on the CPU with `--device cpu` (or `--device auto`, which falls back \
                      to the CPU); a GPU run needs an NVIDIA driver (libcuda.so), NVRTC and \
-                     cuBLAS (libnvrtc.so, libcublas.so) on the library path",
+                     cuBLASLt (libnvrtc.so, libcublasLt.so) on the library path",
                 ),
             )),
         },

@@ -1,5 +1,6 @@
 //! `tl`: run, check and explore Tensor Logic programs.
 
+mod bench;
 mod device;
 mod pipeline;
 mod repl;
@@ -53,6 +54,27 @@ enum Cmd {
         /// Also print the planned graph of every equation and rule.
         #[arg(long)]
         dump_plan: bool,
+    },
+    /// Time a program: the median of many runs after warm-up (a training step when it has a
+    /// `minimize`, else an evaluation of every definition).
+    Bench {
+        /// The program file.
+        file: PathBuf,
+        /// Where to compute: auto (a GPU when present), cpu or cuda.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: device::DeviceChoice,
+        /// Real element type: f32 (default), f64, f16 or bf16.
+        #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+        dtype: DType,
+        /// Untimed runs first.
+        #[arg(long, default_value_t = 10)]
+        warmup: usize,
+        /// Timed runs.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+        runs: u64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// An interactive session: type statements and queries.
     Repl,
@@ -213,8 +235,13 @@ fn check(file: PathBuf, dump_plan: bool) -> ExitCode {
             if dump_plan {
                 for (k, p) in plan.equations.iter().chain(&plan.rules).enumerate() {
                     println!(
-                        "plan {k} → {} ({:?}):\n{}",
-                        checked.tensors[p.target].name, p.placement, p.graph
+                        "plan {k} → {} ({:?}):\n{}fused: {} kernel launches (unfused: {}):\n{}",
+                        checked.tensors[p.target].name,
+                        p.placement,
+                        p.graph,
+                        p.fused.kernel_count(),
+                        p.graph.kernel_count(),
+                        p.fused
                     );
                 }
             }
@@ -254,6 +281,24 @@ fn main() -> ExitCode {
             train,
         ),
         Cmd::Check { file, dump_plan } => check(file, dump_plan),
+        Cmd::Bench {
+            file,
+            device,
+            dtype,
+            warmup,
+            runs,
+            json,
+        } => bench::bench(bench::BenchArgs {
+            file,
+            device,
+            options: RunOptions {
+                dtype,
+                ..RunOptions::default()
+            },
+            warmup,
+            runs: runs as usize,
+            json,
+        }),
         Cmd::Repl => repl::main(),
     }
 }

@@ -13,6 +13,7 @@
 mod alloc;
 mod codegen;
 mod contract;
+mod lt;
 pub mod nccl;
 
 pub use alloc::MemoryStats;
@@ -48,8 +49,8 @@ pub enum Unavailable {
     #[error("the CUDA runtime compiler (libnvrtc.so) could not be loaded")]
     NoNvrtc,
     /// cuBLAS is not installed.
-    #[error("cuBLAS (libcublas.so) could not be loaded")]
-    NoCublas,
+    #[error("cuBLASLt (libcublasLt.so) could not be loaded")]
+    NoCublasLt,
     /// The driver works but reports no usable device.
     #[error("no CUDA device: {0}")]
     NoDevice(String),
@@ -133,17 +134,10 @@ impl RawMemory for DriverMemory {
     }
 }
 
-/// A cuBLAS handle (used under a lock).
-struct BlasHandle(cudarc::cublas::sys::cublasHandle_t);
-
-// SAFETY: the handle is only used while holding the backend's mutex, with the context bound.
-unsafe impl Send for BlasHandle {}
-
-impl Drop for BlasHandle {
-    fn drop(&mut self) {
-        // SAFETY: created by `create_handle` and destroyed once, here.
-        let _ = unsafe { cudarc::cublas::result::destroy_handle(self.0) };
-    }
+/// cuBLASLt's handle and plans, with its scratch buffer once the first product asks for it.
+struct Matmuls {
+    lt: lt::Lt,
+    workspace: Option<CudaStorage>,
 }
 
 /// The backend that runs every primitive on one NVIDIA GPU.
@@ -151,7 +145,7 @@ pub struct CudaBackend {
     ctx: Arc<CudaContext>,
     stream: Arc<CudaStream>,
     pool: Arc<Pool>,
-    blas: Mutex<BlasHandle>,
+    matmuls: Mutex<Matmuls>,
     kernels: Mutex<HashMap<u64, CudaFunction>>,
     /// NVRTC target, e.g. `compute_90`.
     target: String,
@@ -231,8 +225,8 @@ impl CudaBackend {
             return Err(Unavailable::NoNvrtc);
         }
         // SAFETY: as above.
-        if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-            return Err(Unavailable::NoCublas);
+        if !unsafe { cudarc::cublaslt::sys::is_culib_present() } {
+            return Err(Unavailable::NoCublasLt);
         }
         match catch_unwind(AssertUnwindSafe(Self::init)) {
             Ok(r) => r,
@@ -262,12 +256,7 @@ impl CudaBackend {
             .compute_capability()
             .map_err(|e| Unavailable::Init(format!("{e:?}")))?;
         let stream = ctx.default_stream();
-        let handle = cudarc::cublas::result::create_handle()
-            .map_err(|e| Unavailable::Init(format!("cuBLAS: {e:?}")))?;
-        let blas = BlasHandle(handle);
-        // SAFETY: a fresh handle and the context's own (default) stream.
-        unsafe { cudarc::cublas::result::set_stream(blas.0, stream.cu_stream() as _) }
-            .map_err(|e| Unavailable::Init(format!("cuBLAS: {e:?}")))?;
+        let lt = lt::Lt::new().map_err(Unavailable::Init)?;
         let pool = Pool::new(
             Box::new(DriverMemory { ctx: ctx.clone() }),
             "cuda:0".to_string(),
@@ -276,7 +265,10 @@ impl CudaBackend {
             ctx,
             stream,
             pool,
-            blas: Mutex::new(blas),
+            matmuls: Mutex::new(Matmuls {
+                lt,
+                workspace: None,
+            }),
             kernels: Mutex::new(HashMap::new()),
             // PTX for the device's virtual architecture (the driver finishes it for the
             // exact chip); NVRTC only returns PTX for `compute_*` targets.
@@ -322,6 +314,21 @@ impl CudaBackend {
         self.ctx
             .bind_to_thread()
             .map_err(|e| dev_err("binding the CUDA context", e))
+    }
+
+    /// Queues one cuBLASLt product on the backend's stream.
+    fn matmul(&self, p: &lt::Product) -> Result<()> {
+        self.bind()?;
+        let mut m = lock(&self.matmuls);
+        if m.workspace.is_none() {
+            m.workspace =
+                Some(self.alloc_bytes(lt::WORKSPACE_BYTES, lt::WORKSPACE_BYTES, DType::Bool)?);
+        }
+        let ws = m.workspace.as_ref().map_or(0, |w| w.ptr());
+        let stream = self.stream.cu_stream() as cudarc::cublaslt::sys::cudaStream_t;
+        // SAFETY: the caller built `p` from live buffers of the sizes it states (see
+        // `contract`), the workspace holds WORKSPACE_BYTES, and the context is bound.
+        unsafe { m.lt.matmul(p, ws, stream) }
     }
 
     /// A fresh buffer of `n` elements of `dtype`.
@@ -749,6 +756,28 @@ impl Backend for CudaBackend {
         out_labels: &[u32],
     ) -> Result<Tensor> {
         contract::contract(self, a, a_labels, b, b_labels, out_labels)
+    }
+
+    fn contract_map(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+        expr: &MapExpr,
+        extra: &[&Tensor],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, extra.len() + 1)?;
+        if let Some(t) = contract::contract_epilogue(
+            self, a, a_labels, b, b_labels, out_labels, expr, extra, dtype,
+        )? {
+            return Ok(t);
+        }
+        crate::multiply_then_map(
+            self, a, a_labels, b, b_labels, out_labels, expr, extra, dtype,
+        )
     }
 
     fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor> {

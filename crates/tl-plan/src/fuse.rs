@@ -1,0 +1,313 @@
+//! Fusion: fewer, larger kernels for evaluation.
+//!
+//! Memory-bound nodes are merged into their consumer so that each value crosses memory once:
+//! - a map reading another map (over the same labels, used nowhere else) absorbs it, so a chain
+//!   of elementwise nodes becomes one generated kernel;
+//! - a map reading a contraction (over the same labels, used nowhere else) becomes the
+//!   contraction's epilogue ([`Op::ContractMap`]), which a backend runs inside its GEMM where it
+//!   can (bias, residual and ReLU on cuBLASLt) and right after it otherwise.
+//!
+//! The pass is applied to graphs that are evaluated without a backward pass; autograd works on
+//! the unfused graph, whose every intermediate value it needs.
+
+use crate::graph::{Graph, NodeId, Op};
+use tl_backend::MapExpr;
+
+/// The fused form of `graph` and the id its `root` has there.
+pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
+    let mut g = graph.clone();
+    let uses = use_counts(&g, root);
+    // First each map absorbs the single-use maps it reads once (a chain becomes one kernel).
+    for id in 0..g.nodes.len() {
+        let Op::Map { expr, inputs } = &g.nodes[id].op else {
+            continue;
+        };
+        let (mut expr, mut inputs) = (expr.clone(), inputs.clone());
+        // Absorb single-use maps over the same labels, each read once, until none is left.
+        while let Some((pos, inner, inner_inputs)) = (0..inputs.len()).find_map(|k| {
+            let i = inputs[k];
+            match &g.nodes[i].op {
+                Op::Map {
+                    expr: e,
+                    inputs: ins,
+                } if uses[i] == 1
+                    && expr.reads(k) == 1
+                    && g.nodes[i].labels == g.nodes[id].labels =>
+                {
+                    Some((k, e.clone(), ins.clone()))
+                }
+                _ => None,
+            }
+        }) {
+            let base = inputs.len();
+            let shifted = inner.substitute(&|k| MapExpr::Input(base + k));
+            expr = expr.substitute(&|k| {
+                if k == pos {
+                    shifted.clone()
+                } else {
+                    MapExpr::Input(k)
+                }
+            });
+            inputs.extend(inner_inputs);
+            (expr, inputs) = compact(&expr, &inputs);
+        }
+        g.nodes[id].op = Op::Map { expr, inputs };
+    }
+    // Then each map takes in a single-use contraction it reads once, as the epilogue's product.
+    for id in 0..g.nodes.len() {
+        let Op::Map { expr, inputs } = &g.nodes[id].op else {
+            continue;
+        };
+        let (expr, inputs) = (expr.clone(), inputs.clone());
+        let product = (0..inputs.len()).find_map(|k| {
+            let i = inputs[k];
+            match g.nodes[i].op {
+                Op::Contract { a, b }
+                    if uses[i] == 1
+                        && expr.reads(k) == 1
+                        && g.nodes[i].labels == g.nodes[id].labels =>
+                {
+                    Some((k, a, b))
+                }
+                _ => None,
+            }
+        });
+        g.nodes[id].op = match product {
+            Some((pos, a, b)) => {
+                let extra: Vec<NodeId> = inputs
+                    .iter()
+                    .enumerate()
+                    .filter(|&(k, _)| k != pos)
+                    .map(|(_, &i)| i)
+                    .collect();
+                let renumber = |k: usize| {
+                    MapExpr::Input(match k.cmp(&pos) {
+                        std::cmp::Ordering::Equal => 0,
+                        std::cmp::Ordering::Less => k + 1,
+                        std::cmp::Ordering::Greater => k,
+                    })
+                };
+                Op::ContractMap {
+                    a,
+                    b,
+                    expr: expr.substitute(&renumber),
+                    inputs: extra,
+                }
+            }
+            None => Op::Map { expr, inputs },
+        };
+    }
+    prune(&g, root)
+}
+
+/// How many times each node is read, counting the root's use as the result.
+fn use_counts(g: &Graph, root: NodeId) -> Vec<usize> {
+    let mut uses = vec![0usize; g.nodes.len()];
+    for id in 0..g.nodes.len() {
+        for i in g.inputs(id) {
+            uses[i] += 1;
+        }
+    }
+    if let Some(u) = uses.get_mut(root) {
+        *u += 1;
+    }
+    uses
+}
+
+/// Drops inputs the expression no longer reads and merges repeated ones, renumbering.
+fn compact(expr: &MapExpr, inputs: &[NodeId]) -> (MapExpr, Vec<NodeId>) {
+    let mut kept: Vec<NodeId> = Vec::new();
+    let mut at = vec![0usize; inputs.len()];
+    for (k, &i) in inputs.iter().enumerate() {
+        if !expr.uses(k) {
+            continue;
+        }
+        at[k] = match kept.iter().position(|&x| x == i) {
+            Some(p) => p,
+            None => {
+                kept.push(i);
+                kept.len() - 1
+            }
+        };
+    }
+    (expr.substitute(&|k| MapExpr::Input(at[k])), kept)
+}
+
+/// The nodes the root depends on, renumbered in order.
+fn prune(g: &Graph, root: NodeId) -> (Graph, NodeId) {
+    let mut live = vec![false; g.nodes.len()];
+    if root < live.len() {
+        live[root] = true;
+    }
+    for id in (0..g.nodes.len()).rev() {
+        if live[id] {
+            for i in g.inputs(id) {
+                live[i] = true;
+            }
+        }
+    }
+    let mut new_id = vec![0usize; g.nodes.len()];
+    let mut out = Graph::default();
+    for (id, node) in g.nodes.iter().enumerate() {
+        if !live[id] {
+            continue;
+        }
+        let r = |i: &NodeId| new_id[*i];
+        let op = match &node.op {
+            Op::Map { expr, inputs } => Op::Map {
+                expr: expr.clone(),
+                inputs: inputs.iter().map(r).collect(),
+            },
+            Op::Contract { a, b } => Op::Contract { a: r(a), b: r(b) },
+            Op::ContractMap { a, b, expr, inputs } => Op::ContractMap {
+                a: r(a),
+                b: r(b),
+                expr: expr.clone(),
+                inputs: inputs.iter().map(r).collect(),
+            },
+            Op::Reduce { input, op } => Op::Reduce {
+                input: r(input),
+                op: *op,
+            },
+            Op::Normalize { input, axis, func } => Op::Normalize {
+                input: r(input),
+                axis: *axis,
+                func: *func,
+            },
+            other => other.clone(),
+        };
+        new_id[id] = out.push(op, node.labels.clone(), node.shape.clone());
+    }
+    let root = new_id.get(root).copied().unwrap_or(0);
+    (out, root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tl_backend::{BinaryFn, UnaryFn};
+
+    fn add(a: MapExpr, b: MapExpr) -> MapExpr {
+        MapExpr::Binary(BinaryFn::Add, Box::new(a), Box::new(b))
+    }
+
+    fn un(f: UnaryFn, a: MapExpr) -> MapExpr {
+        MapExpr::Unary(f, Box::new(a))
+    }
+
+    /// `relu(X[i,k] W[k,j] + B[j] + R[i,j])` as the lowering builds it.
+    fn dense_layer() -> (Graph, NodeId) {
+        let mut g = Graph::default();
+        let x = g.push(Op::Load { tensor: 0 }, vec![0, 2], vec![4, 3]);
+        let w = g.push(Op::Load { tensor: 1 }, vec![2, 1], vec![3, 5]);
+        let c = g.push(Op::Contract { a: x, b: w }, vec![0, 1], vec![4, 5]);
+        let b = g.push(Op::Load { tensor: 2 }, vec![1], vec![5]);
+        let r = g.push(Op::Load { tensor: 3 }, vec![0, 1], vec![4, 5]);
+        let sum = add(add(MapExpr::Input(0), MapExpr::Input(1)), MapExpr::Input(2));
+        let m = g.push(
+            Op::Map {
+                expr: sum,
+                inputs: vec![c, b, r],
+            },
+            vec![0, 1],
+            vec![4, 5],
+        );
+        let root = g.push(
+            Op::Map {
+                expr: un(UnaryFn::Relu, MapExpr::Input(0)),
+                inputs: vec![m],
+            },
+            vec![0, 1],
+            vec![4, 5],
+        );
+        (g, root)
+    }
+
+    #[test]
+    fn a_dense_layer_becomes_one_contraction_with_its_epilogue() {
+        let (g, root) = dense_layer();
+        assert_eq!(g.kernel_count(), 3);
+        let (f, froot) = fuse(&g, root);
+        assert_eq!(f.verify(), Ok(()));
+        assert_eq!(f.kernel_count(), 1);
+        let Op::ContractMap { expr, inputs, .. } = &f.nodes[froot].op else {
+            panic!("root is {:?}", f.nodes[froot].op);
+        };
+        assert_eq!(inputs.len(), 2);
+        // product 1.5, bias -4, residual 2: relu(1.5 - 4 + 2) = 0; with residual 3: 0.5.
+        assert_eq!(expr.eval(&[1.5, -4.0, 2.0]), 0.0);
+        assert_eq!(expr.eval(&[1.5, -4.0, 3.0]), 0.5);
+    }
+
+    #[test]
+    fn shared_values_are_not_fused_away() {
+        let (mut g, root) = dense_layer();
+        // A second user of the pre-activation sum keeps it a separate node.
+        let sum_node = root - 1;
+        let both = g.push(
+            Op::Map {
+                expr: add(MapExpr::Input(0), MapExpr::Input(1)),
+                inputs: vec![root, sum_node],
+            },
+            vec![0, 1],
+            vec![4, 5],
+        );
+        let (f, froot) = fuse(&g, both);
+        assert_eq!(f.verify(), Ok(()));
+        // The sum (now the contraction's epilogue) and one map reading it twice over.
+        assert_eq!(f.kernel_count(), 2);
+        assert!(matches!(f.nodes[froot].op, Op::Map { .. }));
+    }
+
+    #[test]
+    fn a_chain_of_maps_is_one_map_with_the_same_values() {
+        let mut g = Graph::default();
+        let x = g.push(Op::Load { tensor: 0 }, vec![0], vec![3]);
+        let y = g.push(Op::Load { tensor: 1 }, vec![0], vec![3]);
+        let a = g.push(
+            Op::Map {
+                expr: un(UnaryFn::Tanh, MapExpr::Input(0)),
+                inputs: vec![x],
+            },
+            vec![0],
+            vec![3],
+        );
+        let b = g.push(
+            Op::Map {
+                expr: MapExpr::Binary(
+                    BinaryFn::Mul,
+                    Box::new(MapExpr::Input(0)),
+                    Box::new(MapExpr::Input(1)),
+                ),
+                inputs: vec![a, y],
+            },
+            vec![0],
+            vec![3],
+        );
+        let root = g.push(
+            Op::Map {
+                expr: add(un(UnaryFn::Exp, MapExpr::Input(0)), MapExpr::Input(1)),
+                inputs: vec![b, x],
+            },
+            vec![0],
+            vec![3],
+        );
+        let (f, froot) = fuse(&g, root);
+        assert_eq!(f.kernel_count(), 1);
+        let Op::Map { expr, inputs } = &f.nodes[froot].op else {
+            panic!("root is {:?}", f.nodes[froot].op);
+        };
+        // x is read twice but passed once.
+        assert_eq!(inputs.len(), 2);
+        let (xv, yv) = (0.3f64, -1.7f64);
+        let want = (xv.tanh() * yv).exp() + xv;
+        let vals: Vec<f64> = inputs
+            .iter()
+            .map(|&i| match f.nodes[i].op {
+                Op::Load { tensor: 0 } => xv,
+                _ => yv,
+            })
+            .collect();
+        assert!((expr.eval(&vals) - want).abs() < 1e-12);
+    }
+}

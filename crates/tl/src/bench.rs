@@ -1,0 +1,148 @@
+//! `tl bench`: times a program the way comparisons with other systems are made — after
+//! warm-up, the median of many timed runs, with the device synchronised around each one.
+//!
+//! A program with a `minimize` is timed per training step (forward, backward and optimiser
+//! update; every step reads its loss back, which synchronises); any other program is timed per
+//! evaluation of all its definitions (every derived tensor recomputed).
+
+use crate::{device, emit, pipeline};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+use tl_check::Command;
+use tl_run::observe::{StepInfo, TrainObserver};
+use tl_run::{Engine, RunError, RunOptions};
+use tl_syntax::{Diagnostic, SourceMap, ToDiagnostic};
+
+/// What `tl bench` was asked to do.
+pub struct BenchArgs {
+    /// The program file.
+    pub file: PathBuf,
+    /// Where to compute.
+    pub device: device::DeviceChoice,
+    /// Engine options (element type, seed, …).
+    pub options: RunOptions,
+    /// Untimed runs first.
+    pub warmup: usize,
+    /// Timed runs.
+    pub runs: usize,
+    /// One JSON object instead of a sentence.
+    pub json: bool,
+}
+
+/// Records when each training step ends.
+struct StepClock {
+    ends: Vec<Instant>,
+}
+
+impl TrainObserver for StepClock {
+    fn step(&mut self, _info: &StepInfo) {
+        self.ends.push(Instant::now());
+    }
+}
+
+/// The median of some durations, in milliseconds.
+fn median_ms(mut d: Vec<Duration>) -> f64 {
+    if d.is_empty() {
+        return f64::NAN;
+    }
+    d.sort_unstable();
+    let mid = d.len() / 2;
+    let m = if d.len() % 2 == 0 {
+        (d[mid - 1] + d[mid]) / 2
+    } else {
+        d[mid]
+    };
+    m.as_secs_f64() * 1e3
+}
+
+/// Times the program; on success prints the result and returns it in milliseconds.
+fn measure(engine: &mut Engine<'_>, warmup: usize, runs: usize) -> Result<(String, f64, usize), RunError> {
+    let program = engine.program;
+    let minimize = program.commands.iter().find_map(|c| match c {
+        Command::Minimize(m) => Some(m),
+        _ => None,
+    });
+    match minimize {
+        Some(spec) => {
+            let mut spec = spec.clone();
+            spec.count = (warmup + runs + 1) as u64;
+            spec.epochs = false;
+            engine.evaluate_all()?;
+            let mut clock = StepClock { ends: Vec::new() };
+            engine.minimize(&spec, &mut clock)?;
+            let times: Vec<Duration> = clock
+                .ends
+                .windows(2)
+                .skip(warmup)
+                .map(|w| w[1] - w[0])
+                .collect();
+            let n = times.len();
+            Ok(("training step".into(), median_ms(times), n))
+        }
+        None => {
+            let mut times = Vec::with_capacity(runs);
+            for k in 0..warmup + runs {
+                engine.reset_derived();
+                let t0 = Instant::now();
+                engine.evaluate_all()?;
+                engine
+                    .backend
+                    .synchronize()
+                    .map_err(|e| RunError::backend(e, tl_syntax::Span::default()))?;
+                if k >= warmup {
+                    times.push(t0.elapsed());
+                }
+            }
+            Ok(("evaluation".into(), median_ms(times), runs))
+        }
+    }
+}
+
+/// Runs `tl bench`.
+pub fn bench(args: BenchArgs) -> ExitCode {
+    let mut sources = SourceMap::new();
+    let (program, diags) = tl_syntax::load_program(&args.file, &mut sources);
+    let (checked, plan) = match pipeline::compile(&program, diags, &sources) {
+        Ok(x) => x,
+        Err(diags) => {
+            emit(&diags, &sources);
+            return ExitCode::FAILURE;
+        }
+    };
+    let backend = match device::open(args.device) {
+        Ok(b) => b,
+        Err(d) => {
+            emit(&[*d], &sources);
+            return ExitCode::FAILURE;
+        }
+    };
+    let dtype = args.options.dtype;
+    let result = Engine::new(&checked, &plan, backend.as_ref(), args.options)
+        .and_then(|mut e| measure(&mut e, args.warmup, args.runs));
+    match result {
+        Ok((what, ms, n)) => {
+            let file = args.file.display().to_string();
+            if args.json {
+                println!(
+                    "{{\"file\": {}, \"device\": {}, \"dtype\": \"{dtype}\", \"what\": \"{what}\", \"median_ms\": {ms}, \"runs\": {n}, \"warmup\": {}}}",
+                    serde_json::Value::from(file),
+                    serde_json::Value::from(backend.name()),
+                    args.warmup
+                );
+            } else {
+                println!(
+                    "{file}: {what} {ms:.4} ms (median of {n} after {} warm-up, {}, {dtype})",
+                    args.warmup,
+                    backend.name()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let d: Diagnostic = e.to_diagnostic();
+            emit(&[d], &sources);
+            ExitCode::FAILURE
+        }
+    }
+}
