@@ -18,6 +18,8 @@ pub enum Source {
     Data(HostTensor, Span),
     /// Relation rows from a CSV file.
     Rows(Vec<Vec<String>>, Span),
+    /// Relation tuples as element numbers, over axes whose extents are already fixed.
+    Tuples(Vec<Vec<u32>>, Span),
     /// A declared parameter.
     Param(Init, Span),
 }
@@ -344,15 +346,13 @@ impl<'a> Checker<'a> {
 
     fn data(&mut self, def: &ast::DataDef) -> Result<(), CheckError> {
         let id = self.tensor(&def.lhs.name.name, def.lhs.name.span);
-        let span = def.lhs.span.to(match &def.source {
-            DataSource::Array(a) => a.span,
-            DataSource::File(f) => f.span,
-        });
+        let span = def.lhs.span.to(def.source.span());
         let loaded = match &def.source {
             DataSource::Array(lit) => Loaded::Tensor(data::literal(lit)),
             DataSource::File(f) => {
                 data::load_file(&self.sources.dir_of(f.span.file), f, &def.lhs.name.name)?
             }
+            DataSource::Tokenized(t) => data::tokenize(&self.sources.dir_of(t.span.file), t)?,
         };
         match loaded {
             Loaded::Tensor(t) => {
@@ -406,6 +406,24 @@ impl<'a> Checker<'a> {
                 }
                 self.set_source(id, Source::Rows(rows, span), span);
             }
+            Loaded::Tuples { tuples, shape } => {
+                if let Some(ix) = &def.lhs.indices {
+                    if ix.len() != shape.len() {
+                        return Err(CheckError::RankMismatch {
+                            tensor: def.lhs.name.name.clone(),
+                            expected: shape.len(),
+                            found: ix.len(),
+                            span: def.lhs.span,
+                            first: span,
+                        });
+                    }
+                }
+                self.drafts[id].relation = true;
+                if self.set_rank(id, shape.len(), span) {
+                    self.fix_shape(id, &shape, span)?;
+                }
+                self.set_source(id, Source::Tuples(tuples, span), span);
+            }
         }
         Ok(())
     }
@@ -414,7 +432,10 @@ impl<'a> Checker<'a> {
 fn source_span(s: &Source) -> Option<Span> {
     match s {
         Source::None => None,
-        Source::Data(_, span) | Source::Rows(_, span) | Source::Param(_, span) => Some(*span),
+        Source::Data(_, span)
+        | Source::Rows(_, span)
+        | Source::Tuples(_, span)
+        | Source::Param(_, span) => Some(*span),
     }
 }
 

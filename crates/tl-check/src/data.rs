@@ -4,7 +4,7 @@
 use crate::error::CheckError;
 use std::path::{Path, PathBuf};
 use tl_backend::{DType, HostTensor};
-use tl_syntax::ast::{ArrayLit, FileRef};
+use tl_syntax::ast::{ArrayLit, FileRef, Tokenized};
 use tl_syntax::Span;
 
 /// What a data statement provides.
@@ -14,6 +14,61 @@ pub enum Loaded {
     Tensor(HostTensor),
     /// Rows of a relation (from `.csv`), as written.
     Rows(Vec<Vec<String>>),
+    /// Tuples of a relation as element numbers, with the extent of each axis (tokenized text).
+    Tuples {
+        /// One tuple per true cell.
+        tuples: Vec<Vec<u32>>,
+        /// The extent of each axis.
+        shape: Vec<usize>,
+    },
+}
+
+/// Reads `"text" tokenized by "tokenizer.json"`: the relation `Tok(sentence, position, token)`
+/// with one true cell per token of each sentence. Its axes are the sentences, the positions
+/// (the longest sentence, or the fixed `length`) and the tokenizer's vocabulary; positions
+/// past a sentence's end hold no token, so `Mask(s, p) <- Tok(s, p, t)` marks the real ones.
+pub fn tokenize(dir: &Path, t: &Tokenized) -> Result<Loaded, CheckError> {
+    let text = resolve_path(dir, &t.text.value);
+    let tokenizer = resolve_path(dir, &t.tokenizer.value);
+    let size = |n: Option<(u64, Span)>| -> Result<Option<usize>, CheckError> {
+        match n {
+            None => Ok(None),
+            Some((0, span)) => Err(CheckError::Data {
+                message: "a sentence needs at least one position".into(),
+                hint: Some("give a positive number of tokens".into()),
+                span,
+            }),
+            Some((n, span)) => usize::try_from(n).map(Some).map_err(|_| CheckError::Data {
+                message: format!("{n} tokens is too many"),
+                hint: None,
+                span,
+            }),
+        }
+    };
+    let options = tl_io::TokenizeOptions {
+        max_length: size(t.max_length)?,
+        length: size(t.length)?,
+    };
+    let out = tl_io::tokenize_file(&text, &tokenizer, options).map_err(|e| {
+        let span = if e.path() == tokenizer.as_path() {
+            t.tokenizer.span
+        } else {
+            t.text.span
+        };
+        io_error(&e, span)
+    })?;
+    let mut tuples = Vec::new();
+    for (s, ids) in out.ids.iter().enumerate() {
+        for (p, &id) in ids.iter().enumerate() {
+            if (id as usize) < out.vocab_size {
+                tuples.push(vec![s as u32, p as u32, id]);
+            }
+        }
+    }
+    Ok(Loaded::Tuples {
+        tuples,
+        shape: vec![out.ids.len(), out.positions, out.vocab_size],
+    })
 }
 
 /// The host tensor of an array literal (stored as f64; cast to the run's dtype later).

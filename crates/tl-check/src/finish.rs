@@ -353,6 +353,11 @@ impl SymbolFixer<'_> {
                     }
                     Definition::Tuples(tuples)
                 }
+                Source::Tuples(tuples, _) => {
+                    let mut all = std::mem::take(&mut facts);
+                    all.extend(tuples.iter().cloned());
+                    Definition::Tuples(all)
+                }
                 Source::None if d.relation || !d.facts.is_empty() => {
                     Definition::Tuples(std::mem::take(&mut facts))
                 }
@@ -377,6 +382,9 @@ impl SymbolFixer<'_> {
 fn source_span(s: &Source) -> Option<tl_syntax::Span> {
     match s {
         Source::None => None,
-        Source::Data(_, span) | Source::Rows(_, span) | Source::Param(_, span) => Some(*span),
+        Source::Data(_, span)
+        | Source::Rows(_, span)
+        | Source::Tuples(_, span)
+        | Source::Param(_, span) => Some(*span),
     }
 }

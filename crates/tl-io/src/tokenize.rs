@@ -92,8 +92,8 @@ pub fn tokenize_file(
         (Some(m), Some(n)) => Some(m.min(n)),
         (m, n) => m.or(n),
     };
-    let tk = load_tokenizer(tokenizer, max_length)?;
     let sentences = read_sentences(text)?;
+    let tk = load_tokenizer(tokenizer, max_length)?;
     let mut ids = Vec::with_capacity(sentences.len());
     for (k, sentence) in sentences.iter().enumerate() {
         let encoding = tk

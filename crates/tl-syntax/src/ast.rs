@@ -355,6 +355,35 @@ pub enum DataSource {
     Array(ArrayLit),
     /// `"file.npy"`, `"m.safetensors#name"`, `"m.safetensors#enc.{l}.q"`.
     File(FileRef),
+    /// `"sentences.txt" tokenized by "tokenizer.json" max 256 length 128`.
+    Tokenized(Tokenized),
+}
+
+/// Sentences of a text file encoded by a tokenizer: the relation `Tok(sentence, position,
+/// token)`, true where a sentence holds a token at a position (padding holds none).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tokenized {
+    /// The text file: one sentence per line.
+    pub text: StrLit,
+    /// The Hugging Face `tokenizer.json`.
+    pub tokenizer: StrLit,
+    /// `max N`: keep at most N tokens per sentence (replaces the tokenizer's own limit).
+    pub max_length: Option<(u64, Span)>,
+    /// `length N`: exactly N positions per sentence (truncated or padded).
+    pub length: Option<(u64, Span)>,
+    /// From the text file's string to the end of the options.
+    pub span: Span,
+}
+
+impl DataSource {
+    /// The source as written.
+    pub fn span(&self) -> Span {
+        match self {
+            DataSource::Array(a) => a.span,
+            DataSource::File(f) => f.span,
+            DataSource::Tokenized(t) => t.span,
+        }
+    }
 }
 
 /// A rectangular array literal, flattened in row-major order.

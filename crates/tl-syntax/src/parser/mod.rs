@@ -33,7 +33,8 @@
 //! fact       = atom [ "." ] ;                       (* constant arguments only *)
 //! atom       = UPPER "(" [ index_arg { "," index_arg } ] ")" ;
 //! equation   = lhs proj sum ;
-//! data       = lhs "=" ( STRING | array ) ;
+//! data       = ( lhs | atom ) "=" ( STRING | tokenized ) | lhs "=" array ;
+//! tokenized  = STRING "tokenized" "by" STRING { ( "max" | "length" ) INT } ;
 //! proj       = "=" | "+=" | "max=" | "min=" | "avg=" ;
 //! lhs        = UPPER [ "[" [ lhs_index { "," lhs_index } ] "]" ] ;
 //! lhs_index  = index_arg [ "." ] [ ":" ( INT | UPPER ) ] [ "." ] ;

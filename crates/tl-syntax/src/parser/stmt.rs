@@ -4,8 +4,8 @@
 use super::literal::file_ref;
 use super::{PResult, ParseError, Parser};
 use crate::ast::{
-    Atom, BodyItem, CompareOp, DataDef, DataSource, Equation, IndexArg, IndexExpr, Lhs, Projection,
-    Query, Rule, StmtKind, WriteCmd,
+    Atom, BodyItem, CompareOp, DataDef, DataSource, Equation, IndexArg, IndexExpr, Lhs, LhsIndex,
+    Projection, Query, Rule, StmtKind, StrLit, Tokenized, WriteCmd,
 };
 use crate::lexer::{Keyword, TokenKind};
 
@@ -21,6 +21,9 @@ impl Parser {
             let head = self.atom()?;
             if self.eat(&TokenKind::Arrow).is_some() {
                 return self.rule_body(head);
+            }
+            if *self.peek() == TokenKind::Eq && matches!(self.nth(1), TokenKind::Str(_)) {
+                return self.relation_data(head);
             }
             self.eat(&TokenKind::Dot);
             if !self.at_end() {
@@ -39,6 +42,7 @@ impl Parser {
         };
         self.bump();
         let source = match self.peek() {
+            TokenKind::Str(_) if self.at_tokenized() => Some(self.tokenized()?),
             TokenKind::Str(text)
                 if *self.nth(1) == TokenKind::Newline || *self.nth(1) == TokenKind::Eof =>
             {
@@ -59,6 +63,94 @@ impl Parser {
             lhs,
             projection,
             rhs,
+        }))
+    }
+
+    /// `Tok(s, p, t) = "file"…`: a relation read from a file, its arguments naming its axes.
+    fn relation_data(&mut self, head: Atom) -> PResult<StmtKind> {
+        self.expect(&TokenKind::Eq, "`=`")?;
+        let indices = head
+            .args
+            .into_iter()
+            .map(|arg| LhsIndex {
+                arg,
+                dotted: false,
+                extent: None,
+            })
+            .collect();
+        let lhs = Lhs {
+            name: head.name,
+            indices: Some(indices),
+            span: head.span,
+        };
+        let source = if self.at_tokenized() {
+            self.tokenized()?
+        } else {
+            let (text, span) = self.string("a file name")?;
+            DataSource::File(file_ref(&text, span))
+        };
+        if !self.at_end() {
+            return Err(self.expected("the end of the statement"));
+        }
+        Ok(StmtKind::Data(DataDef { lhs, source }))
+    }
+
+    /// Whether a string followed by `tokenized` starts here.
+    fn at_tokenized(&self) -> bool {
+        matches!(self.nth(1), TokenKind::Lower(w) if w == "tokenized")
+    }
+
+    /// `tokenized = STRING "tokenized" "by" STRING {("max" | "length") INT}`.
+    fn tokenized(&mut self) -> PResult<DataSource> {
+        let (text, text_span) = self.string("a text file")?;
+        self.bump();
+        match self.peek() {
+            TokenKind::Lower(w) if w == "by" => {
+                self.bump();
+            }
+            _ => return Err(self.expected("`by` and the tokenizer file")),
+        }
+        let (tokenizer, tokenizer_span) =
+            self.string("the tokenizer file, e.g. \"tokenizer.json\"")?;
+        let mut max_length = None;
+        let mut length = None;
+        loop {
+            let clause: &'static str = match self.peek() {
+                TokenKind::Lower(w) if w == "max" => "max",
+                TokenKind::Lower(w) if w == "length" => "length",
+                _ => break,
+            };
+            let first = self.bump().span;
+            let value = self.count("a number of tokens")?;
+            let slot = if clause == "max" {
+                &mut max_length
+            } else {
+                &mut length
+            };
+            if let Some((_, earlier)) = slot {
+                return Err(ParseError::DuplicateClause {
+                    clause,
+                    span: first,
+                    first: *earlier,
+                });
+            }
+            *slot = Some((value.0, first.to(value.1)));
+        }
+        if !self.at_end() {
+            return Err(self.expected("`max N`, `length N` or the end of the statement"));
+        }
+        Ok(DataSource::Tokenized(Tokenized {
+            text: StrLit {
+                value: text,
+                span: text_span,
+            },
+            tokenizer: StrLit {
+                value: tokenizer,
+                span: tokenizer_span,
+            },
+            max_length,
+            length,
+            span: self.since(text_span),
         }))
     }
 
