@@ -78,6 +78,8 @@ pub struct Engine<'a> {
     pub record: bool,
     /// Node values by plan address, kept while `record` is on.
     pub traces: HashMap<usize, Vec<Tensor>>,
+    /// Index vectors of joins with sparse relations, computed once per relation value.
+    pub sparse_cache: crate::sparse::SparseIndexCache,
 }
 
 impl<'a> Engine<'a> {
@@ -116,6 +118,7 @@ impl<'a> Engine<'a> {
             rng,
             record: false,
             traces: HashMap::new(),
+            sparse_cache: HashMap::new(),
         }
     }
 

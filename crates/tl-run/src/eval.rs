@@ -166,8 +166,14 @@ impl Engine<'_> {
         let dtype = self.dtype();
         let err = |e| RunError::backend(e, span);
         let mut vals: Vec<Option<Tensor>> = vec![None; graph.nodes.len()];
+        let sparse = self.sparse_loads(graph);
+        let plan_key = plan as *const EquationPlan as usize | usize::from(fused);
         for (id, node) in graph.nodes.iter().enumerate() {
             let get = |vals: &[Option<Tensor>], i: usize| value_of(vals, i, span);
+            if let Some(value) = self.sparse_node(graph, &vals, &sparse, (plan_key, id), span)? {
+                vals[id] = Some(value);
+                continue;
+            }
             let value = match &node.op {
                 Op::Load { tensor } => self.dense(*tensor, span)?,
                 Op::Gather { tensor, indices } => {

@@ -14,6 +14,7 @@ pub mod observe;
 pub mod optim;
 pub mod parallel;
 pub mod rng;
+pub mod sparse;
 pub mod strata;
 pub mod train;
 pub mod write;

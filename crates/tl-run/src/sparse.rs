@@ -1,0 +1,354 @@
+//! Joins with a sparse relation without expanding it. A relation stored as tuples (one too
+//! large to be dense, such as tokenized text `Tok(s, p, t)` over a 30 000-token vocabulary)
+//! that a plan contracts with a dense tensor, or reduces, is used tuple by tuple: the dense
+//! operand is gathered at each tuple and the products are scattered onto the result, so
+//! `Emb[s, p, d] = Tok(s, p, t) W[t, d]` is a row lookup costing one row per token, not a
+//! product with a one-hot matrix.
+//!
+//! While a backward pass is being recorded the relation is expanded as before, so gradients
+//! see ordinary dense values.
+
+use crate::engine::{Engine, Value};
+use crate::error::RunError;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tl_backend::{ReduceOp, Tensor};
+use tl_plan::{Graph, Op};
+use tl_relation::Relation;
+use tl_syntax::Span;
+
+/// Gather and scatter index vectors of one sparse join, keyed by (plan address, node, a
+/// fingerprint of the relation's tuples), so a join over unchanged data is indexed once.
+pub type SparseIndexCache = HashMap<(usize, usize, u64), (Arc<Vec<i64>>, Arc<Vec<i64>>)>;
+
+/// A fingerprint of a relation's tuples (FNV-1a over the values).
+fn fingerprint(rel: &Relation) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ rel.arity() as u64;
+    for &v in rel.values() {
+        h ^= u64::from(v);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// The row-major strides of a shape.
+fn strides(shape: &[usize]) -> Vec<i64> {
+    let mut out = vec![0i64; shape.len()];
+    let mut acc = 1i64;
+    for (s, &n) in out.iter_mut().zip(shape).rev() {
+        *s = acc;
+        acc *= n as i64;
+    }
+    out
+}
+
+impl Engine<'_> {
+    /// The relation a node loads, if it is stored as tuples and the node can be used without
+    /// expanding it: a plain load, read only as an operand of contractions or of sum / max
+    /// reductions, while no backward pass is being recorded.
+    pub fn sparse_loads(&self, graph: &Graph) -> Vec<Option<Relation>> {
+        let mut out: Vec<Option<Relation>> = vec![None; graph.nodes.len()];
+        if self.record {
+            return out;
+        }
+        for (id, node) in graph.nodes.iter().enumerate() {
+            let Op::Load { tensor } = node.op else {
+                continue;
+            };
+            let Some(Some(Value::Sparse(rel))) = self.values.get(tensor) else {
+                continue;
+            };
+            let sparse_use = |op: &Op| match op {
+                Op::Contract { a, b } | Op::ContractMap { a, b, .. } if *a == id || *b == id => {
+                    *a != *b
+                }
+                Op::Reduce { input, op } if *input == id => {
+                    matches!(op, ReduceOp::Sum | ReduceOp::Max)
+                }
+                _ => false,
+            };
+            let users: Vec<&Op> = graph
+                .nodes
+                .iter()
+                .map(|n| &n.op)
+                .filter(|op| {
+                    let reads = match op {
+                        Op::Map { inputs, .. } => inputs.contains(&id),
+                        Op::ContractMap { a, b, inputs, .. } => {
+                            *a == id || *b == id || inputs.contains(&id)
+                        }
+                        Op::Contract { a, b } => *a == id || *b == id,
+                        Op::Reduce { input, .. } | Op::Normalize { input, .. } => *input == id,
+                        _ => false,
+                    };
+                    reads
+                })
+                .collect();
+            let in_contract_map_inputs = graph
+                .nodes
+                .iter()
+                .any(|n| matches!(&n.op, Op::ContractMap { inputs, .. } if inputs.contains(&id)));
+            if !users.is_empty() && users.iter().all(|op| sparse_use(op)) && !in_contract_map_inputs
+            {
+                out[id] = Some(rel.clone());
+            }
+        }
+        out
+    }
+
+    /// The value of node `key.1` when it loads, contracts or reduces a relation kept sparse
+    /// (`sparse` from [`Engine::sparse_loads`]); `None` for every other node. A sparse load
+    /// itself gets a scalar placeholder, which only its sparse users see.
+    pub fn sparse_node(
+        &mut self,
+        graph: &Graph,
+        vals: &[Option<Tensor>],
+        sparse: &[Option<Relation>],
+        key: (usize, usize),
+        span: Span,
+    ) -> Result<Option<Tensor>, RunError> {
+        let id = key.1;
+        let node = &graph.nodes[id];
+        let is_sparse = |i: usize| sparse.get(i).is_some_and(Option::is_some);
+        let value = |i: usize| -> Result<Tensor, RunError> {
+            vals.get(i).cloned().flatten().ok_or_else(|| {
+                RunError::backend(
+                    tl_backend::BackendError::Shape {
+                        op: "plan",
+                        detail: format!("node %{i} has no value"),
+                    },
+                    span,
+                )
+            })
+        };
+        let err = |e| RunError::backend(e, span);
+        match &node.op {
+            Op::Load { .. } if is_sparse(id) => self
+                .backend
+                .full(&[], 0.0, self.dtype())
+                .map(Some)
+                .map_err(err),
+            Op::Reduce { input, op } => match &sparse.get(*input) {
+                Some(Some(rel)) => self
+                    .sparse_reduce(
+                        rel,
+                        &graph.nodes[*input].labels,
+                        &node.labels,
+                        &node.shape,
+                        *op,
+                        span,
+                    )
+                    .map(Some),
+                _ => Ok(None),
+            },
+            Op::Contract { a, b } | Op::ContractMap { a, b, .. } => {
+                let (r, d) = match (is_sparse(*a), is_sparse(*b)) {
+                    (true, _) => (*a, *b),
+                    (false, true) => (*b, *a),
+                    (false, false) => return Ok(None),
+                };
+                let dense = if is_sparse(d) {
+                    match &graph.nodes[d].op {
+                        Op::Load { tensor } => self.dense(*tensor, span)?,
+                        _ => value(d)?,
+                    }
+                } else {
+                    value(d)?
+                };
+                let Some(Some(rel)) = sparse.get(r) else {
+                    return Ok(None);
+                };
+                let product = self.sparse_contract(
+                    key,
+                    rel,
+                    &graph.nodes[r].labels,
+                    &dense,
+                    &graph.nodes[d].labels,
+                    &node.labels,
+                    &node.shape,
+                    span,
+                )?;
+                let Op::ContractMap { expr, inputs, .. } = &node.op else {
+                    return Ok(Some(product));
+                };
+                let mut views = vec![product];
+                for &i in inputs {
+                    let t = value(i)?;
+                    let (perm, positions) =
+                        crate::eval::alignment(&graph.nodes[i].labels, &node.labels);
+                    views.push(
+                        t.permuted(&perm)
+                            .expanded_to_rank(&positions, node.labels.len()),
+                    );
+                }
+                let refs: Vec<&Tensor> = views.iter().collect();
+                self.backend
+                    .map(expr, &refs, &node.shape, self.dtype())
+                    .map(Some)
+                    .map_err(err)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `Σ rel[labels_r] · dense[labels_d]` onto `out_labels` (shape `out_shape`), without
+    /// expanding `rel`: one gathered element of `dense` per tuple and per value of the dense
+    /// operand's own variables, scattered (summed) onto the result.
+    #[allow(clippy::too_many_arguments)]
+    pub fn sparse_contract(
+        &mut self,
+        key: (usize, usize),
+        rel: &Relation,
+        rel_labels: &[usize],
+        dense: &Tensor,
+        dense_labels: &[usize],
+        out_labels: &[usize],
+        out_shape: &[usize],
+        span: Span,
+    ) -> Result<Tensor, RunError> {
+        let dense_shape = dense.shape().to_vec();
+        let cache_key = (key.0, key.1, fingerprint(rel));
+        let (gather, scatter) = match self.sparse_cache.get(&cache_key) {
+            Some(hit) => hit.clone(),
+            None => {
+                let built = sparse_indices(
+                    rel,
+                    rel_labels,
+                    dense_labels,
+                    &dense_shape,
+                    out_labels,
+                    out_shape,
+                );
+                let built = (Arc::new(built.0), Arc::new(built.1));
+                self.sparse_cache.insert(cache_key, built.clone());
+                built
+            }
+        };
+        let be = self.backend;
+        let err = |e| RunError::backend(e, span);
+        let picked = be.gather(dense, &gather, &[gather.len()]).map_err(err)?;
+        be.scatter(&picked, &scatter, out_shape, ReduceOp::Sum)
+            .map_err(err)
+    }
+
+    /// A sum or max of a relation's cells onto `out_labels`, without expanding it: each tuple
+    /// adds 1 (sum) or marks 1 (max) at the cell of its kept variables.
+    pub fn sparse_reduce(
+        &self,
+        rel: &Relation,
+        rel_labels: &[usize],
+        out_labels: &[usize],
+        out_shape: &[usize],
+        op: ReduceOp,
+        span: Span,
+    ) -> Result<Tensor, RunError> {
+        let out_strides = strides(out_shape);
+        let index: Vec<i64> = rel
+            .iter()
+            .map(|tuple| {
+                out_labels
+                    .iter()
+                    .zip(&out_strides)
+                    .map(|(l, s)| {
+                        let k = rel_labels.iter().position(|r| r == l).unwrap_or(0);
+                        i64::from(tuple.get(k).copied().unwrap_or(0)) * s
+                    })
+                    .sum()
+            })
+            .collect();
+        let be = self.backend;
+        let err = |e| RunError::backend(e, span);
+        let ones = be.full(&[index.len()], 1.0, self.dtype()).map_err(err)?;
+        be.scatter(&ones, &index, out_shape, op).map_err(err)
+    }
+}
+
+/// The gather indices (into `dense`) and scatter indices (into the result) of a sparse join:
+/// one point per tuple and per value of the variables only the dense operand has.
+fn sparse_indices(
+    rel: &Relation,
+    rel_labels: &[usize],
+    dense_labels: &[usize],
+    dense_shape: &[usize],
+    out_labels: &[usize],
+    out_shape: &[usize],
+) -> (Vec<i64>, Vec<i64>) {
+    // The dense operand's own variables, with their extents, in its axis order.
+    let own: Vec<(usize, usize)> = dense_labels
+        .iter()
+        .zip(dense_shape)
+        .filter(|(l, _)| !rel_labels.contains(l))
+        .map(|(&l, &e)| (l, e))
+        .collect();
+    let own_count: usize = own.iter().map(|&(_, e)| e).product();
+    let (d_strides, o_strides) = (strides(dense_shape), strides(out_shape));
+    let mut gather = Vec::with_capacity(rel.len() * own_count);
+    let mut scatter = Vec::with_capacity(rel.len() * own_count);
+    // Where each variable's value comes from: a tuple column, or a position among `own`.
+    let source = |l: usize| -> (bool, usize) {
+        match rel_labels.iter().position(|&r| r == l) {
+            Some(k) => (true, k),
+            None => (false, own.iter().position(|&(o, _)| o == l).unwrap_or(0)),
+        }
+    };
+    let d_src: Vec<(bool, usize)> = dense_labels.iter().map(|&l| source(l)).collect();
+    let o_src: Vec<(bool, usize)> = out_labels.iter().map(|&l| source(l)).collect();
+    let mut point = vec![0usize; own.len()];
+    for tuple in rel.iter() {
+        point.iter_mut().for_each(|p| *p = 0);
+        for _ in 0..own_count {
+            let value = |(from_tuple, k): (bool, usize)| -> i64 {
+                if from_tuple {
+                    i64::from(tuple.get(k).copied().unwrap_or(0))
+                } else {
+                    point[k] as i64
+                }
+            };
+            gather.push(
+                d_src
+                    .iter()
+                    .zip(&d_strides)
+                    .map(|(&s, st)| value(s) * st)
+                    .sum(),
+            );
+            scatter.push(
+                o_src
+                    .iter()
+                    .zip(&o_strides)
+                    .map(|(&s, st)| value(s) * st)
+                    .sum(),
+            );
+            for k in (0..own.len()).rev() {
+                point[k] += 1;
+                if point[k] < own[k].1 {
+                    break;
+                }
+                point[k] = 0;
+            }
+        }
+    }
+    (gather, scatter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_one_hot_join_gathers_rows_and_scatters_them_to_their_cells() {
+        // Tok(s, t) over 2 sentences: s0 -> t2, s1 -> t0; W[t, d] is 3 x 2.
+        let rel = Relation::from_flat(2, vec![0, 2, 1, 0]);
+        let (g, s) = sparse_indices(&rel, &[0, 1], &[1, 2], &[3, 2], &[0, 2], &[2, 2]);
+        assert_eq!(g, vec![4, 5, 0, 1]);
+        assert_eq!(s, vec![0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn variables_only_the_relation_has_are_summed_by_the_scatter() {
+        // R(i, j) with out [j]: both tuples with j = 1 land on cell 1.
+        let rel = Relation::from_flat(2, vec![0, 1, 2, 1]);
+        let (g, s) = sparse_indices(&rel, &[0, 1], &[5], &[3], &[1, 5], &[2, 3]);
+        assert_eq!(g.len(), 6);
+        assert_eq!(s, vec![3, 4, 5, 3, 4, 5]);
+    }
+}
