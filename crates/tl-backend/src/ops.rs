@@ -176,7 +176,8 @@ impl UnaryFn {
             UnaryFn::Step => format!("(({x}) > 0.0f ? 1.0f : 0.0f)"),
             UnaryFn::Sigmoid => format!("(1.0f/(1.0f+expf(-({x}))))"),
             UnaryFn::Relu => format!("fmaxf({x}, 0.0f)"),
-            UnaryFn::Gelu => format!("(0.5f*({x})*(1.0f+erff(({x})*0.70710678118654752f)))"),
+            // erfc keeps full relative precision where 1 + erf(x/√2) would cancel (x ≪ 0).
+            UnaryFn::Gelu => format!("(0.5f*({x})*erfcf(-({x})*0.70710678118654752f))"),
             UnaryFn::Tanh => format!("tanhf({x})"),
             UnaryFn::Exp => format!("expf({x})"),
             UnaryFn::Log => format!("logf({x})"),

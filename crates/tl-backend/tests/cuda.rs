@@ -327,6 +327,9 @@ fn reduce_matches_cpu() -> R {
         (&[3, 5, 7], &[&[0], &[1], &[2], &[0, 2], &[0, 1, 2]]),
         (&[2, 1, 9, 4], &[&[1, 3], &[2]]),
         (&[3, 40000], &[&[1]]),
+        // Long rows are split over blocks, with a partial last chunk.
+        (&[1_000_003], &[&[0]]),
+        (&[517, 301], &[&[0, 1]]),
     ];
     for &d in &FLOATS {
         for &(shape, axes_list) in cases {

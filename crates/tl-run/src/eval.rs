@@ -4,7 +4,7 @@
 use crate::engine::Engine;
 use crate::error::RunError;
 use std::sync::Arc;
-use tl_backend::{HostData, HostTensor, Tensor};
+use tl_backend::{DType, HostData, HostTensor, MapExpr, Tensor};
 use tl_check::{Index, VarInfo};
 use tl_plan::{EquationPlan, Graph, Node, Op, Placement};
 use tl_syntax::Span;
@@ -204,8 +204,14 @@ impl Engine<'_> {
                         labels32(&graph.nodes[*a].labels),
                         labels32(&graph.nodes[*b].labels),
                     );
-                    be.contract(&ta, &la, &tb, &lb, &labels32(&node.labels))
-                        .map_err(err)?
+                    let lo = labels32(&node.labels);
+                    if matches!(dtype, DType::F16 | DType::BF16) {
+                        // Stored in the program's 16-bit type straight from the GEMM.
+                        be.contract_map(&ta, &la, &tb, &lb, &lo, &MapExpr::Input(0), &[], dtype)
+                    } else {
+                        be.contract(&ta, &la, &tb, &lb, &lo)
+                    }
+                    .map_err(err)?
                 }
                 Op::ContractMap { a, b, expr, inputs } => {
                     let (ta, tb) = (get(&vals, *a)?, get(&vals, *b)?);

@@ -57,7 +57,11 @@ fn median_ms(mut d: Vec<Duration>) -> f64 {
 }
 
 /// Times the program; on success prints the result and returns it in milliseconds.
-fn measure(engine: &mut Engine<'_>, warmup: usize, runs: usize) -> Result<(String, f64, usize), RunError> {
+fn measure(
+    engine: &mut Engine<'_>,
+    warmup: usize,
+    runs: usize,
+) -> Result<(String, f64, usize), RunError> {
     let program = engine.program;
     let minimize = program.commands.iter().find_map(|c| match c {
         Command::Minimize(m) => Some(m),

@@ -113,7 +113,7 @@ __device__ __forceinline__ real tl_sig_t_grad_t(real a, real t) {
   return -s * (1.0f - s) * a / (t * t);
 }
 __device__ __forceinline__ real tl_gelu_grad(real x) {
-  real cdf = 0.5f * (1.0f + erff(x * 0.70710678118654752f));
+  real cdf = 0.5f * erfcf(-x * 0.70710678118654752f);
   real pdf = expf(-0.5f * x * x) * 0.39894228040143268f;
   return cdf + x * pdf;
 }
@@ -128,6 +128,7 @@ const DOUBLE_NAMES: &[(&str, &str)] = &[
     ("sinf", "sin"),
     ("cosf", "cos"),
     ("tanhf", "tanh"),
+    ("erfcf", "erfc"),
     ("erff", "erf"),
     ("fmaxf", "fmax"),
     ("fminf", "fmin"),
@@ -407,9 +408,11 @@ impl ElemSig {
     }
 }
 
-/// Row reduction over a contiguous `[m, r]` array of `real`, writing `m` values of `real`.
-/// `TlMeta = [m, r, x, out]`. With `per_thread`, each thread folds one row (for short rows);
-/// otherwise a block folds each row.
+/// Row reduction over a contiguous `[m, r]` array of `real`. With `per_thread`, each thread
+/// folds one row (for short rows; `TlMeta = [m, r, x, out]`); otherwise a block folds each of
+/// `rows = m · chunks` chunks of `len` elements (`TlMeta = [rows, r, x, out, len, chunks,
+/// count]`, a mean dividing by `count`), so a long row can be split over many blocks and the
+/// partial results reduced by a second launch.
 pub(crate) fn reduce_source(op: ReduceOp, real: Real, per_thread: bool) -> String {
     let (acc, init, comb) = match op {
         ReduceOp::Sum | ReduceOp::Mean => ("double", "0.0", "(A) + (B)"),
@@ -432,9 +435,16 @@ pub(crate) fn reduce_source(op: ReduceOp, real: Real, per_thread: bool) -> Strin
             combine("a", &format!("({acc})x[row * r + j]"))
         );
     } else {
+        // Output q reduces chunk q % chunks (of `len` elements) of row q / chunks; a mean
+        // divides by `count`. With one chunk per row this is a plain row reduction; with
+        // several, a second launch combines the partial results.
+        let finish = match op {
+            ReduceOp::Mean => "(real)(a / (double)count)",
+            _ => "(real)(a)",
+        };
         let _ = write!(
             body,
-            "  __shared__ {acc} sh[{BLOCK}];\n  for (long long row = blockIdx.x; row < rows; row += gridDim.x) {{\n    {acc} a = {init};\n    for (long long j = threadIdx.x; j < r; j += blockDim.x) a = {};\n    sh[threadIdx.x] = a;\n    __syncthreads();\n    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {{\n      if (threadIdx.x < s) sh[threadIdx.x] = {};\n      __syncthreads();\n    }}\n    if (threadIdx.x == 0) {{ a = sh[0]; out[row] = {finish}; }}\n    __syncthreads();\n  }}\n}}\n",
+            "  const long long len = m.v[4];\n  const long long chunks = m.v[5];\n  const long long count = m.v[6];\n  __shared__ {acc} sh[{BLOCK}];\n  for (long long q = blockIdx.x; q < rows; q += gridDim.x) {{\n    const long long row = q / chunks;\n    const long long start = (q % chunks) * len;\n    const long long end = start + len < r ? start + len : r;\n    {acc} a = {init};\n    for (long long j = start + threadIdx.x; j < end; j += blockDim.x) a = {};\n    sh[threadIdx.x] = a;\n    __syncthreads();\n    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {{\n      if (threadIdx.x < s) sh[threadIdx.x] = {};\n      __syncthreads();\n    }}\n    if (threadIdx.x == 0) {{ a = sh[0]; out[q] = {finish}; }}\n    __syncthreads();\n  }}\n}}\n",
             combine("a", &format!("({acc})x[row * r + j]")),
             combine("sh[threadIdx.x]", "sh[threadIdx.x + s]")
         );
@@ -689,7 +699,7 @@ mod tests {
         );
         let src = s.source().unwrap_or_default();
         assert!(src.contains("typedef float real;"));
-        assert!(src.contains("erff(("));
+        assert!(src.contains("erfcf(-("));
         assert!(src.contains("tl_pow(x1, c0)"));
         assert!(src.contains("const real c0 = (real)__longlong_as_double(m.v[8]);"));
         assert!(src.contains("const real x0 = (real)(in0[i]);"));
@@ -735,8 +745,8 @@ mod tests {
         );
         let src = d.source().unwrap_or_default();
         assert!(src.contains("typedef double real;"));
-        assert!(src.contains("erf(("), "{src}");
-        assert!(!src.contains("erff(") && !src.contains("expf("));
+        assert!(src.contains("erfc(-("), "{src}");
+        assert!(!src.contains("erfcf(") && !src.contains("expf("));
         assert!(src.contains("tl_pow(x1, c0)"));
         assert!(src.contains("x0 = (real)(in0[0])"));
         // Conversions stay in float.

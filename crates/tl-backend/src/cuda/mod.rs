@@ -732,18 +732,44 @@ impl Backend for CudaBackend {
         let order: Vec<usize> = kept.iter().chain(&red).copied().collect();
         let (_keep, x) = self.packed(&input.permuted(&order), real.dtype())?;
         let out = self.alloc(m, real.dtype())?;
-        let per_thread = r <= 32;
-        let src = codegen::reduce_source(op, real, per_thread);
-        let grid = if per_thread {
-            grid_for(m)
+        if r <= 32 {
+            let src = codegen::reduce_source(op, real, true);
+            let meta = [m as i64, r as i64, x as i64, out.ptr() as i64];
+            self.launch(&src, &meta, grid_for(m))?;
+            return Ok(Self::wrap(out, &out_shape));
+        }
+        // Few long rows: split each row over many blocks, then combine the partial results.
+        let chunks = if m < 512 && r >= 1 << 15 {
+            r.div_ceil(1 << 13).min(1024)
         } else {
-            m.min(1 << 20) as u32
+            1
         };
-        self.launch(
-            &src,
-            &[m as i64, r as i64, x as i64, out.ptr() as i64],
-            grid,
-        )?;
+        let block_reduce = |op, rows: usize, r: usize, x: u64, out: u64, chunks: usize, count| {
+            let src = codegen::reduce_source(op, real, false);
+            let len = r.div_ceil(chunks);
+            let meta = [
+                rows as i64,
+                r as i64,
+                x as i64,
+                out as i64,
+                len as i64,
+                chunks as i64,
+                count as i64,
+            ];
+            self.launch(&src, &meta, rows.min(1 << 20) as u32)
+        };
+        if chunks == 1 {
+            block_reduce(op, m, r, x, out.ptr(), 1, r)?;
+        } else {
+            let partial = self.alloc(m * chunks, real.dtype())?;
+            let first = if op == ReduceOp::Mean {
+                ReduceOp::Sum
+            } else {
+                op
+            };
+            block_reduce(first, m * chunks, r, x, partial.ptr(), chunks, r)?;
+            block_reduce(op, m, chunks, partial.ptr(), out.ptr(), 1, r)?;
+        }
         Ok(Self::wrap(out, &out_shape))
     }
 
