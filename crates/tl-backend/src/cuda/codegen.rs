@@ -10,6 +10,7 @@
 use crate::dtype::DType;
 use crate::ops::{MapExpr, NormFn, ReduceOp};
 use std::fmt::Write;
+use std::hash::{Hash, Hasher};
 
 /// Threads per block of every kernel.
 pub(crate) const BLOCK: u32 = 256;
@@ -283,7 +284,41 @@ pub(crate) struct ElemSig {
     pub rank: usize,
 }
 
+/// A hash of everything a generated kernel's source depends on, for the launch cache.
+pub(crate) fn kernel_key(parts: &impl Hash) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    parts.hash(&mut h);
+    h.finish()
+}
+
+/// Feeds an expression's shape into a hasher. Constant values are left out: kernels read them
+/// from `TlMeta`, so one kernel serves every value (a scheduled learning rate, say).
+fn hash_expr(e: &MapExpr, h: &mut impl Hasher) {
+    match e {
+        MapExpr::Input(k) => (0u8, *k).hash(h),
+        MapExpr::Const(_) => 1u8.hash(h),
+        MapExpr::Unary(f, x) => {
+            (2u8, f).hash(h);
+            hash_expr(x, h);
+        }
+        MapExpr::Binary(f, a, b) => {
+            (3u8, f).hash(h);
+            hash_expr(a, h);
+            hash_expr(b, h);
+        }
+    }
+}
+
 impl ElemSig {
+    /// The launch-cache key of this signature (see [`kernel_key`]).
+    pub(crate) fn key(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        "map".hash(&mut h);
+        hash_expr(&self.expr, &mut h);
+        (&self.inputs, self.out, self.real, self.rank).hash(&mut h);
+        h.finish()
+    }
+
     /// Whether the kernel moves elements unchanged (a copy of one input of the output's type).
     fn raw(&self) -> bool {
         self.expr == MapExpr::Input(0) && self.inputs.len() == 1 && self.inputs[0].0 == self.out
@@ -800,7 +835,10 @@ mod tests {
                 let _ = scatter_finish_source(op, real);
             }
         }
-        assert!(reduce_source(ReduceOp::Mean, Real::F32, false).contains("(real)(a / (double)r)"));
+        assert!(reduce_source(ReduceOp::Mean, Real::F32, true).contains("(real)(a / (double)r)"));
+        let split = reduce_source(ReduceOp::Mean, Real::F32, false);
+        assert!(split.contains("(real)(a / (double)count)"));
+        assert!(split.contains("const long long start = (q % chunks) * len;"));
         let n = normalize_source(NormFn::LayerNorm, Real::F64);
         assert!(n.contains("sqrt(var + 1e-5)"));
         let n = normalize_source(NormFn::Softmax, Real::F32);
@@ -822,6 +860,34 @@ mod tests {
         assert_eq!((s, st), (vec![6, 4], vec![vec![4, 1], vec![0, 1]]));
         let (s, _) = coalesce(&[1, 1], &[vec![1, 1]]);
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn launch_keys_ignore_constant_values_only() {
+        let sig = |expr: MapExpr, out: DType| ElemSig {
+            expr,
+            inputs: vec![(DType::F32, Access::Contiguous)],
+            out,
+            real: Real::F32,
+            rank: 1,
+        };
+        let scaled = |c: f64| {
+            MapExpr::Binary(
+                BinaryFn::Mul,
+                Box::new(MapExpr::Input(0)),
+                Box::new(MapExpr::Const(c)),
+            )
+        };
+        let a = sig(scaled(0.5), DType::F32);
+        assert_eq!(a.key(), sig(scaled(-3.0), DType::F32).key());
+        assert_eq!(a.source(), sig(scaled(-3.0), DType::F32).source());
+        assert_ne!(a.key(), sig(scaled(0.5), DType::F16).key());
+        let added = MapExpr::Binary(
+            BinaryFn::Add,
+            Box::new(MapExpr::Input(0)),
+            Box::new(MapExpr::Const(0.5)),
+        );
+        assert_ne!(a.key(), sig(added, DType::F32).key());
     }
 
     #[test]

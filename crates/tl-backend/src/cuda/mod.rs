@@ -147,6 +147,8 @@ pub struct CudaBackend {
     pool: Arc<Pool>,
     matmuls: Mutex<Matmuls>,
     kernels: Mutex<HashMap<u64, CudaFunction>>,
+    /// Compiled kernels by a hash of what their source depends on (see `launch_keyed`).
+    keyed: Mutex<HashMap<u64, CudaFunction>>,
     /// NVRTC target, e.g. `compute_90`.
     target: String,
     include: Vec<String>,
@@ -270,6 +272,7 @@ impl CudaBackend {
                 workspace: None,
             }),
             kernels: Mutex::new(HashMap::new()),
+            keyed: Mutex::new(HashMap::new()),
             // PTX for the device's virtual architecture (the driver finishes it for the
             // exact chip); NVRTC only returns PTX for `compute_*` targets.
             target: format!("compute_{major}{minor}"),
@@ -482,6 +485,32 @@ impl CudaBackend {
     /// Launches `tl_kernel` of `src` with the `TlMeta` words `meta`.
     fn launch(&self, src: &str, meta: &[i64], grid: u32) -> Result<()> {
         let f = self.function(src)?;
+        self.launch_function(&f, meta, grid)
+    }
+
+    /// Launches the kernel known by `key` (a hash of everything its source depends on),
+    /// generating its source with `source` only the first time: building kernel source for
+    /// every launch would cost more host time than the launch itself.
+    fn launch_keyed(
+        &self,
+        key: u64,
+        source: impl FnOnce() -> Result<String>,
+        meta: &[i64],
+        grid: u32,
+    ) -> Result<()> {
+        let known = lock(&self.keyed).get(&key).cloned();
+        let f = match known {
+            Some(f) => f,
+            None => {
+                let f = self.function(&source()?)?;
+                lock(&self.keyed).insert(key, f.clone());
+                f
+            }
+        };
+        self.launch_function(&f, meta, grid)
+    }
+
+    fn launch_function(&self, f: &CudaFunction, meta: &[i64], grid: u32) -> Result<()> {
         self.bind()?;
         let cfg = LaunchConfig {
             grid_dim: (grid.max(1), 1, 1),
@@ -492,7 +521,7 @@ impl CudaBackend {
             ($n:literal) => {{
                 let mut words = [0i64; $n];
                 words[..meta.len()].copy_from_slice(meta);
-                let mut b = self.stream.launch_builder(&f);
+                let mut b = self.stream.launch_builder(f);
                 b.arg(&words);
                 // SAFETY: the argument is the `TlMeta` struct of exactly this capacity the
                 // kernel was generated with; every address in it belongs to a live block
@@ -565,19 +594,21 @@ impl CudaBackend {
                 real,
                 rank: cshape.len(),
             };
-            let src = sig.source().ok_or_else(|| {
-                shape_err(
-                    "map",
-                    format!(
-                        "{} inputs over {} axes is too many for one kernel",
-                        inputs.len(),
-                        cshape.len()
-                    ),
-                )
-            })?;
             let ptrs: Vec<u64> = refs.iter().map(|(_, p)| *p).collect();
             let meta = sig.meta(n, storage.ptr(), &ptrs, &cshape, &strided);
-            self.launch(&src, &meta, grid_for(n))?;
+            let source = || {
+                sig.source().ok_or_else(|| {
+                    shape_err(
+                        "map",
+                        format!(
+                            "{} inputs over {} axes is too many for one kernel",
+                            inputs.len(),
+                            cshape.len()
+                        ),
+                    )
+                })
+            };
+            self.launch_keyed(sig.key(), source, &meta, grid_for(n))?;
         }
         drop(refs);
         Ok(Self::wrap(storage, out_shape))
@@ -601,9 +632,10 @@ impl CudaBackend {
         if n == 0 {
             return Ok(());
         }
-        let src = codegen::fill_source(storage.dtype.size());
-        self.launch(
-            &src,
+        let size = storage.dtype.size();
+        self.launch_keyed(
+            codegen::kernel_key(&("fill", size)),
+            || Ok(codegen::fill_source(size)),
             &[n as i64, storage.ptr() as i64, bits as i64],
             grid_for(n),
         )
@@ -733,9 +765,13 @@ impl Backend for CudaBackend {
         let (_keep, x) = self.packed(&input.permuted(&order), real.dtype())?;
         let out = self.alloc(m, real.dtype())?;
         if r <= 32 {
-            let src = codegen::reduce_source(op, real, true);
             let meta = [m as i64, r as i64, x as i64, out.ptr() as i64];
-            self.launch(&src, &meta, grid_for(m))?;
+            self.launch_keyed(
+                codegen::kernel_key(&("reduce", op, real, true)),
+                || Ok(codegen::reduce_source(op, real, true)),
+                &meta,
+                grid_for(m),
+            )?;
             return Ok(Self::wrap(out, &out_shape));
         }
         // Few long rows: split each row over many blocks, then combine the partial results.
@@ -745,7 +781,6 @@ impl Backend for CudaBackend {
             1
         };
         let block_reduce = |op, rows: usize, r: usize, x: u64, out: u64, chunks: usize, count| {
-            let src = codegen::reduce_source(op, real, false);
             let len = r.div_ceil(chunks);
             let meta = [
                 rows as i64,
@@ -756,7 +791,12 @@ impl Backend for CudaBackend {
                 chunks as i64,
                 count as i64,
             ];
-            self.launch(&src, &meta, rows.min(1 << 20) as u32)
+            self.launch_keyed(
+                codegen::kernel_key(&("reduce", op, real, false)),
+                || Ok(codegen::reduce_source(op, real, false)),
+                &meta,
+                rows.min(1 << 20) as u32,
+            )
         };
         if chunks == 1 {
             block_reduce(op, m, r, x, out.ptr(), 1, r)?;
