@@ -130,6 +130,23 @@ impl Tensor {
         }
     }
 
+    /// A view of one position `index` along `axis`, with that axis removed (no data moves):
+    /// one layer of a stack of per-layer tensors. `None` when `index` is outside the axis.
+    pub fn selected(&self, axis: usize, index: usize) -> Option<Tensor> {
+        if axis >= self.rank() || index >= self.layout.shape[axis] {
+            return None;
+        }
+        let mut layout = self.layout.clone();
+        layout.offset += index * layout.strides[axis];
+        layout.shape.remove(axis);
+        layout.strides.remove(axis);
+        Some(Tensor {
+            layout,
+            dtype: self.dtype,
+            storage: self.storage.clone(),
+        })
+    }
+
     /// A view of a contiguous tensor with a new shape of the same element count.
     pub fn reshaped(&self, shape: &[usize]) -> Option<Tensor> {
         if !self.layout.is_contiguous() || shape.iter().product::<usize>() != self.numel() {

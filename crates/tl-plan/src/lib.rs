@@ -7,7 +7,9 @@
 //! 3. `pick_storage`: each relation is dense or sparse (sorted tuples), by size;
 //! 4. `semi_naive`: recursive dense rules get one variant per recursive body atom reading the
 //!    last round's delta;
-//! 5. `fuse`: each graph gets a fused twin (map chains as one kernel, contractions with their
+//! 5. `layers`: a recursive group whose equations write layer row `l + c` from rows at most
+//!    `l + c` gets row plans, so it runs one pass per layer instead of as a fixpoint;
+//! 6. `fuse`: each graph gets a fused twin (map chains as one kernel, contractions with their
 //!    elementwise epilogue) for evaluations that need no backward pass.
 //!
 //! [`Graph::verify`] runs after lowering in debug builds.
@@ -16,6 +18,7 @@
 pub mod error;
 pub mod fuse;
 pub mod graph;
+pub mod layers;
 pub mod lower;
 pub mod rules;
 pub mod terms;
@@ -93,6 +96,8 @@ pub struct ProgramPlan {
     pub deltas: Vec<Vec<(usize, EquationPlan)>>,
     /// Storage of each tensor.
     pub storage: Vec<Storage>,
+    /// Recursive strata that run one layer row at a time (see [`layers`]).
+    pub layers: layers::Layers,
 }
 
 fn projection_op(p: Projection) -> ReduceOp {
@@ -244,11 +249,13 @@ pub fn plan(p: &CheckedProgram) -> Result<ProgramPlan, Vec<PlanError>> {
         .iter()
         .map(|r| semi_naive(p, &kinds, &shapes, r))
         .collect();
+    let layers = layers::plan_layers(p, &shapes).map_err(|e| vec![e])?;
     Ok(ProgramPlan {
         equations,
         rules,
         deltas,
         storage,
+        layers,
     })
 }
 

@@ -18,6 +18,14 @@ pub enum Value {
     Dense(Tensor),
     /// A relation as sorted tuples (element indices).
     Sparse(Relation),
+    /// A tensor of a layered recursion, kept as its rows along the layer axis (`None`: a row
+    /// nothing wrote, all 0), as the row-by-row evaluation made them.
+    Layers {
+        /// The layer axis.
+        axis: usize,
+        /// Each row: the tensor without the layer axis.
+        rows: Vec<Option<Tensor>>,
+    },
 }
 
 /// Options of one run.
@@ -66,7 +74,8 @@ pub struct Engine<'a> {
     pub backend: &'a dyn Backend,
     /// Options.
     pub options: RunOptions,
-    /// Values by tensor id; ids past the tensor count hold semi-naive deltas.
+    /// Values by tensor id; ids past the tensor count hold semi-naive deltas, and ids past
+    /// twice the count the rows that layered recursion hands its row plans.
     pub values: Vec<Option<Value>>,
     /// Warnings raised while running (e.g. a fixpoint that did not converge).
     pub warnings: Vec<Diagnostic>,
@@ -78,6 +87,8 @@ pub struct Engine<'a> {
     pub record: bool,
     /// Node values by plan address, kept while `record` is on.
     pub traces: HashMap<usize, Vec<Tensor>>,
+    /// How many equation and rule plans have been evaluated (for tests and statistics).
+    pub evaluations: usize,
     /// Index vectors of joins with sparse relations, computed once per relation value.
     pub sparse_cache: crate::sparse::SparseIndexCache,
 }
@@ -106,13 +117,15 @@ impl<'a> Engine<'a> {
         options: RunOptions,
     ) -> Self {
         let n = program.tensors.len();
+        let slots = plan.layers.slot_shapes.len();
         let rng = Rng::new(options.seed);
         Engine {
             program,
             plan,
             backend,
             options,
-            values: vec![None; 2 * n],
+            values: vec![None; 2 * n + slots],
+            evaluations: 0,
             warnings: Vec::new(),
             index_cache: HashMap::new(),
             rng,
@@ -127,9 +140,19 @@ impl<'a> Engine<'a> {
         self.options.dtype
     }
 
-    /// The shape of a tensor (delta ids wrap around).
+    /// The shape of a tensor (delta ids wrap around; row slots have their own shapes).
     pub fn shape(&self, t: TensorId) -> Vec<usize> {
-        self.program.shape(t % self.program.tensors.len())
+        let n = self.program.tensors.len();
+        match t.checked_sub(2 * n) {
+            Some(k) => self
+                .plan
+                .layers
+                .slot_shapes
+                .get(k)
+                .cloned()
+                .unwrap_or_default(),
+            None => self.program.shape(t % n),
+        }
     }
 
     fn upload(&self, host: &HostTensor, span: Span) -> Result<Tensor, RunError> {
@@ -219,6 +242,7 @@ impl<'a> Engine<'a> {
                 let host = tuples_to_dense(&shape, rel.iter());
                 self.upload(&host, span)
             }
+            Some(Value::Layers { axis, rows }) => self.stack_rows(t, *axis, rows, span),
             None => self
                 .backend
                 .full(&self.shape(t), 0.0, self.dtype())
@@ -231,10 +255,11 @@ impl<'a> Engine<'a> {
         let arity = self.shape(t).len();
         match self.values.get(t).and_then(Option::as_ref) {
             Some(Value::Sparse(rel)) => Ok(rel.clone()),
-            Some(Value::Dense(x)) => {
+            Some(Value::Dense(_) | Value::Layers { .. }) => {
+                let x = self.dense(t, span)?;
                 let host = self
                     .backend
-                    .download(x)
+                    .download(&x)
                     .map_err(|e| RunError::backend(e, span))?;
                 Ok(Relation::from_flat(arity, dense_to_tuples(&host)))
             }

@@ -133,6 +133,7 @@ impl Engine<'_> {
     /// Evaluates a plan; the result has the target's shape. While `self.record` is on, every
     /// node's value is kept in `self.traces` for the backward pass.
     pub fn evaluate(&mut self, plan: &EquationPlan) -> Result<Tensor, RunError> {
+        self.evaluations += 1;
         let vals = self.node_values(plan)?;
         let root = if self.record {
             plan.root
@@ -171,6 +172,10 @@ impl Engine<'_> {
         for (id, node) in graph.nodes.iter().enumerate() {
             let get = |vals: &[Option<Tensor>], i: usize| value_of(vals, i, span);
             if let Some(value) = self.sparse_node(graph, &vals, &sparse, (plan_key, id), span)? {
+                vals[id] = Some(value);
+                continue;
+            }
+            if let Some(value) = self.layer_row_node(plan, graph, id, span)? {
                 vals[id] = Some(value);
                 continue;
             }

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod grad;
+pub mod layers;
 pub mod observe;
 pub mod optim;
 pub mod parallel;

@@ -2,7 +2,8 @@
 //! group of dense relations runs semi-naively: each round, every rule runs once per recursive
 //! body atom with that atom reading the last round's delta, and the new delta is what was
 //! derived minus what was known; it stops when no delta is left. Sparse relations run the same
-//! way in `tl-relation`. Real-valued recursion iterates to max |Δ| ≤ 1e-6 or `--max-iters`.
+//! way in `tl-relation`. A layer recursion runs one row at a time (`layers.rs`); any other
+//! real-valued recursion iterates to max |Δ| ≤ 1e-6 or `--max-iters`.
 
 use crate::engine::{Engine, Value};
 use crate::error::RunError;
@@ -103,7 +104,11 @@ impl Engine<'_> {
 
     /// Evaluates every stratum in order.
     pub fn evaluate_all(&mut self) -> Result<(), RunError> {
-        for stratum in &self.program.strata {
+        for (index, stratum) in self.program.strata.iter().enumerate() {
+            if let Some(layered) = self.plan.layers.stratum(index) {
+                self.layered(layered)?;
+                continue;
+            }
             self.stratum(stratum)?;
         }
         Ok(())

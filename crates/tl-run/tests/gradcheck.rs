@@ -2,7 +2,7 @@
 //! joins (matmul), each elementwise function, `sig(x, T)` with a learned temperature, softmax
 //! and layer norm along a dotted axis, `max=`/`min=`/`avg=` projections, index arithmetic,
 //! slices, constants, scatters onto computed left-hand indices, powers and divisions, and
-//! real-valued recursion (a fixpoint, differentiated implicitly). Shapes and values are drawn
+//! real-valued recursion (a fixpoint, differentiated implicitly, and a layer recursion). Shapes and values are drawn
 //! at random for each case; the gradient must match to 1e-6 relative.
 
 use proptest::prelude::*;
@@ -29,6 +29,7 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("scatter", "param W[{n}] ~ normal(0, 1)\nP[x/2] max= W[x]\nQ[x/2] = W[x] W[x]\nR[x/2] avg= W[x]\nLoss = P[i] U[i] + Q[i] + R[i]^2"),
     ("power", "param W[{n}] ~ normal(0, 1)\nparam P = 1.5\nLoss = (W[i]^2 + 1)^P / (2 + W[i]^2)"),
     ("fixpoint", "param W[{n}, {n}] ~ normal(0, 1)\nR[i] = V[i] + 0.1 tanh(W[i, j]) R[j] / {n}\nLoss = R[i] V[i]"),
+    ("layers", "param W[3, {n}, {n}] ~ normal(0, 1)\nX[0, i] = V[i]\nH[l, i] = tanh(W[l, i, j] X[l, j] / {n}) + X[l, i]\nX[l+1, i] = H[l, i]\nLoss = H[2, i] V[i] + H[l, i]^2"),
     ("relaxed_rule", "param W[{n}, {n}] ~ normal(0, 1)\nparam Tm = 1.3\nAnc[x, z] = sig(W[x, z] + 0.2 Anc[x, y] W[y, z] / {n} - 0.5, Tm)\nLoss = Anc[x, y]^2"),
 ];
 
