@@ -74,8 +74,8 @@ fn tokenizer_gives_the_reference_token_ids() {
         max_length: Some(256),
         length: None,
     };
-    let got = tl_io::tokenize_file(&text, &model.join("tokenizer.json"), options)
-        .expect("tokenizes");
+    let got =
+        tl_io::tokenize_file(&text, &model.join("tokenizer.json"), options).expect("tokenizes");
     let want: Vec<Vec<u32>> = serde_json::from_value(record["token_ids"].clone())
         .expect("token_ids is a list of lists of ids");
     assert_eq!(got.ids, want);
