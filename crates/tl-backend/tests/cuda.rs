@@ -594,6 +594,38 @@ fn contract_map_epilogues_match_cpu() -> R {
 }
 
 #[test]
+fn boolean_contractions_count_paths_exactly() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(31);
+    for &(m, k, n) in &[(1, 1, 1), (129, 300, 77), (7, 1000, 13)] {
+        let mut bits =
+            |len: usize| -> Vec<u8> { (0..len).map(|_| u8::from(rng.next() > 0.0)).collect() };
+        let a = HostTensor {
+            shape: vec![m, k],
+            data: tl_backend::HostData::Bool(bits(m * k)),
+        };
+        let b = HostTensor {
+            shape: vec![k, n],
+            data: tl_backend::HostData::Bool(bits(k * n)),
+        };
+        let got = be.contract(&be.upload(&a)?, &[0, 1], &be.upload(&b)?, &[1, 2], &[0, 2])?;
+        let want = cpu.contract(
+            &cpu.upload(&a)?,
+            &[0, 1],
+            &cpu.upload(&b)?,
+            &[1, 2],
+            &[0, 2],
+        )?;
+        let (g, w) = (be.download(&got)?, cpu.download(&want)?);
+        assert_eq!(g.data.to_f64(), w.data.to_f64(), "boolean {m}x{k}x{n}");
+    }
+    Ok(())
+}
+
+#[test]
 fn tf32_contract_is_within_1e3() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());

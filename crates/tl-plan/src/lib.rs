@@ -15,6 +15,7 @@
 //! [`Graph::verify`] runs after lowering in debug builds.
 #![deny(missing_docs)]
 
+pub mod closure;
 pub mod error;
 pub mod fuse;
 pub mod graph;

@@ -6,6 +6,7 @@
 pub mod answer;
 pub mod batch;
 pub mod checkpoint;
+mod closure;
 pub mod engine;
 pub mod error;
 pub mod eval;

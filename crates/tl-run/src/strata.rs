@@ -126,6 +126,11 @@ impl Engine<'_> {
         if sparse && only_rules {
             return self.sparse_stratum(s);
         }
+        if !sparse && !self.record {
+            if let Some(c) = tl_plan::closure::closure_of(self.program, s) {
+                return self.square_closure(c);
+            }
+        }
         if !s.recursive {
             for &t in &s.tensors {
                 let v = self.compute(t)?;

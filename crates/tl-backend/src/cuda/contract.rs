@@ -114,10 +114,12 @@ fn prepare(
     let prod = |ls: &[u32]| -> usize { ls.iter().filter_map(|&l| extent(l)).product() };
     let cat =
         |x: &[u32], y: &[u32]| -> Vec<u32> { batch.iter().chain(x).chain(y).copied().collect() };
-    // Two f16 (or two bf16) operands stay 16-bit for the tensor cores, accumulating in f32.
+    // Two f16 (or two bf16) operands stay 16-bit for the tensor cores, accumulating in f32;
+    // two Boolean ones (relations) run there too: 0 and 1 are exact in f16, and counts of
+    // paths are exact in the f32 accumulator up to 2^24 and positive beyond.
     let real = Real::of(out_type);
     let operand_type = match (a.0.dtype, b.0.dtype) {
-        (DType::F16, DType::F16) => DType::F16,
+        (DType::F16, DType::F16) | (DType::Bool, DType::Bool) if real == Real::F32 => DType::F16,
         (DType::BF16, DType::BF16) => DType::BF16,
         _ => real.dtype(),
     };
