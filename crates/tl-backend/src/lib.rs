@@ -111,6 +111,12 @@ pub trait Backend: Send + Sync {
     /// Waits for all queued work to finish.
     fn synchronize(&self) -> Result<()>;
 
+    /// Whether this backend is a GPU (the planner then keeps larger relations dense, for its
+    /// matrix units).
+    fn is_accelerator(&self) -> bool {
+        false
+    }
+
     /// A one-line summary of device memory statistics, for backends that pool memory;
     /// `None` (the default) for backends that do not.
     fn memory_report(&self) -> Option<String> {

@@ -85,6 +85,39 @@ pub enum Storage {
 /// Relations with at most this many cells are always dense.
 pub const DENSE_CELLS: u128 = 1 << 22;
 
+/// On a GPU, relations with at most this many cells are dense (256 MiB as Booleans): their
+/// joins are matrix products on the tensor cores, far faster there than tuple joins.
+pub const ACCELERATOR_DENSE_CELLS: u128 = 1 << 28;
+
+/// Choices the planner makes for the device a program runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Relations with at most this many cells are stored dense; larger ones defined only by
+    /// facts and rules are sorted tuples, evaluated by the tuple engine.
+    pub dense_cells: u128,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            dense_cells: DENSE_CELLS,
+        }
+    }
+}
+
+impl PlanOptions {
+    /// The options for a backend: larger dense relations on an accelerator.
+    pub fn for_accelerator(accelerator: bool) -> Self {
+        PlanOptions {
+            dense_cells: if accelerator {
+                ACCELERATOR_DENSE_CELLS
+            } else {
+                DENSE_CELLS
+            },
+        }
+    }
+}
+
 /// The plan of a whole program.
 #[derive(Clone, Debug)]
 pub struct ProgramPlan {
@@ -97,6 +130,8 @@ pub struct ProgramPlan {
     pub deltas: Vec<Vec<(usize, EquationPlan)>>,
     /// Storage of each tensor.
     pub storage: Vec<Storage>,
+    /// The options it was planned with (mini-batch re-plans reuse them).
+    pub options: PlanOptions,
     /// Recursive strata that run one layer row at a time (see [`layers`]).
     pub layers: layers::Layers,
 }
@@ -223,8 +258,13 @@ pub fn plan_rule(
     }
 }
 
-/// Plans the whole program.
+/// Plans the whole program with the default (CPU) options.
 pub fn plan(p: &CheckedProgram) -> Result<ProgramPlan, Vec<PlanError>> {
+    plan_with(p, PlanOptions::default())
+}
+
+/// Plans the whole program.
+pub fn plan_with(p: &CheckedProgram, options: PlanOptions) -> Result<ProgramPlan, Vec<PlanError>> {
     let n = p.tensors.len();
     let shapes: Vec<Vec<usize>> = (0..n).map(|t| p.shape(t)).collect();
     let kinds: Vec<TensorKind> = p.tensors.iter().map(|t| t.kind).collect();
@@ -239,7 +279,7 @@ pub fn plan(p: &CheckedProgram) -> Result<ProgramPlan, Vec<PlanError>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let storage = pick_storage(p, &shapes);
+    let storage = pick_storage(p, &shapes, options.dense_cells);
     let rules = p
         .rules
         .iter()
@@ -257,19 +297,20 @@ pub fn plan(p: &CheckedProgram) -> Result<ProgramPlan, Vec<PlanError>> {
         deltas,
         storage,
         layers,
+        options,
     })
 }
 
 /// Dense or sparse, per tensor: relations larger than [`DENSE_CELLS`] are sparse, and so is
 /// every relation a rule derives from a sparse one within its stratum.
-fn pick_storage(p: &CheckedProgram, shapes: &[Vec<usize>]) -> Vec<Storage> {
+fn pick_storage(p: &CheckedProgram, shapes: &[Vec<usize>], dense_cells: u128) -> Vec<Storage> {
     let mut storage: Vec<Storage> = p
         .tensors
         .iter()
         .zip(shapes)
         .map(|(t, s)| {
             let cells: u128 = s.iter().map(|&e| e as u128).product();
-            if t.kind == TensorKind::Relation && cells > DENSE_CELLS && t.equations.is_empty() {
+            if t.kind == TensorKind::Relation && cells > dense_cells && t.equations.is_empty() {
                 Storage::Sparse
             } else {
                 Storage::Dense

@@ -53,6 +53,7 @@ impl Batcher {
     pub fn plan_for(
         &mut self,
         p: &CheckedProgram,
+        options: tl_plan::PlanOptions,
         len: usize,
         span: Span,
     ) -> Result<&(CheckedProgram, ProgramPlan), RunError> {
@@ -79,7 +80,7 @@ impl Batcher {
                     });
                 }
             }
-            let plan = tl_plan::plan(&bp).map_err(|e| RunError::Unsupported {
+            let plan = tl_plan::plan_with(&bp, options).map_err(|e| RunError::Unsupported {
                 what: format!(
                     "cannot plan a batch: {}",
                     e.first().map(|x| x.to_string()).unwrap_or_default()

@@ -417,7 +417,8 @@ impl Engine<'_> {
                         self.zero_step(params, span)?
                     } else {
                         let domain = b.domain;
-                        let (bp, bplan) = b.plan_for(self.program, rows.len(), span)?;
+                        let (bp, bplan) =
+                            b.plan_for(self.program, self.plan.options, rows.len(), span)?;
                         let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
                         for t in 0..self.program.tensors.len() {
                             sub.values[t] = self.batch_value(t, domain, &rows, span)?;

@@ -121,6 +121,13 @@ pub fn bench(args: BenchArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let plan = match pipeline::for_backend(&checked, plan, backend.as_ref()) {
+        Ok(p) => p,
+        Err(diags) => {
+            emit(&diags, &sources);
+            return ExitCode::FAILURE;
+        }
+    };
     let dtype = args.options.dtype;
     let result = Engine::new(&checked, &plan, backend.as_ref(), args.options)
         .and_then(|mut e| measure(&mut e, args.warmup, args.runs));

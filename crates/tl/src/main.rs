@@ -187,6 +187,13 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
+    let plan = match pipeline::for_backend(&checked, plan, backend.as_ref()) {
+        Ok(p) => p,
+        Err(diags) => {
+            emit(&diags, &sources);
+            return ExitCode::FAILURE;
+        }
+    };
     let mut ui = train_ui::TrainUi::new(train.ui_options()).with_backend(backend.as_ref());
     let mut engine = match Engine::new(&checked, &plan, backend.as_ref(), options) {
         Ok(e) => e,

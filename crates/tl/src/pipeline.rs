@@ -30,6 +30,21 @@ pub fn compile(
     }
 }
 
+/// The plan for the backend a program runs on: re-planned when the backend wants other
+/// choices (a GPU keeps larger relations dense, for its matrix units).
+pub fn for_backend(
+    checked: &CheckedProgram,
+    plan: ProgramPlan,
+    backend: &dyn tl_backend::Backend,
+) -> Result<ProgramPlan, Vec<Diagnostic>> {
+    let options = tl_plan::PlanOptions::for_accelerator(backend.is_accelerator());
+    if options == plan.options {
+        return Ok(plan);
+    }
+    tl_plan::plan_with(checked, options)
+        .map_err(|errors| errors.iter().map(ToDiagnostic::to_diagnostic).collect())
+}
+
 /// What `tl check` prints: tensors with kinds and shapes, domains, implicit params, strata.
 pub fn summary(p: &CheckedProgram) -> String {
     use tl_check::{Definition, TensorKind};

@@ -824,6 +824,10 @@ impl Backend for CudaBackend {
         contract::contract(self, a, a_labels, b, b_labels, out_labels)
     }
 
+    fn is_accelerator(&self) -> bool {
+        true
+    }
+
     fn contract_map(
         &self,
         a: &Tensor,
