@@ -71,17 +71,14 @@ impl Engine<'_> {
                 .nodes
                 .iter()
                 .map(|n| &n.op)
-                .filter(|op| {
-                    let reads = match op {
-                        Op::Map { inputs, .. } => inputs.contains(&id),
-                        Op::ContractMap { a, b, inputs, .. } => {
-                            *a == id || *b == id || inputs.contains(&id)
-                        }
-                        Op::Contract { a, b } => *a == id || *b == id,
-                        Op::Reduce { input, .. } | Op::Normalize { input, .. } => *input == id,
-                        _ => false,
-                    };
-                    reads
+                .filter(|op| match op {
+                    Op::Map { inputs, .. } => inputs.contains(&id),
+                    Op::ContractMap { a, b, inputs, .. } => {
+                        *a == id || *b == id || inputs.contains(&id)
+                    }
+                    Op::Contract { a, b } => *a == id || *b == id,
+                    Op::Reduce { input, .. } | Op::Normalize { input, .. } => *input == id,
+                    _ => false,
                 })
                 .collect();
             let in_contract_map_inputs = graph
