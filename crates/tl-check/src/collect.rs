@@ -74,6 +74,8 @@ pub struct Checker<'a> {
     pub errors: Vec<CheckError>,
     /// Symbols written in rules, by the id a `Term::Symbol` holds: the name and its axis node.
     pub symbol_refs: Vec<(String, Node)>,
+    /// Safetensors files already read, by path, so a model's many `#name` reads load it once.
+    pub safetensors: data::SafetensorsCache,
 }
 
 impl<'a> Checker<'a> {
@@ -87,6 +89,7 @@ impl<'a> Checker<'a> {
             uf: Unifier::default(),
             errors: Vec::new(),
             symbol_refs: Vec::new(),
+            safetensors: data::SafetensorsCache::default(),
         }
     }
 
@@ -350,7 +353,8 @@ impl<'a> Checker<'a> {
         let loaded = match &def.source {
             DataSource::Array(lit) => Loaded::Tensor(data::literal(lit)),
             DataSource::File(f) => {
-                data::load_file(&self.sources.dir_of(f.span.file), f, &def.lhs.name.name)?
+                let dir = self.sources.dir_of(f.span.file);
+                data::load_file(&dir, f, &def.lhs.name.name, &mut self.safetensors)?
             }
             DataSource::Tokenized(t) => data::tokenize(&self.sources.dir_of(t.span.file), t)?,
         };

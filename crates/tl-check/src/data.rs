@@ -2,7 +2,9 @@
 //! time, since shapes and symbol domains are inferred from it.
 
 use crate::error::CheckError;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use tl_backend::{DType, HostTensor};
 use tl_syntax::ast::{ArrayLit, FileRef, Tokenized};
 use tl_syntax::Span;
@@ -94,9 +96,17 @@ pub fn resolve_path(dir: &Path, path: &str) -> PathBuf {
     }
 }
 
-/// Reads the file a data statement names. `stack` is the name of the left-hand index a
-/// `{name}` placeholder stacks along, if any.
-pub fn load_file(dir: &Path, file: &FileRef, tensor_name: &str) -> Result<Loaded, CheckError> {
+/// Safetensors files read so far, by resolved path.
+pub type SafetensorsCache = HashMap<PathBuf, Rc<tl_io::SafetensorsFile>>;
+
+/// Reads the file a data statement names; a safetensors file is read once per check and kept
+/// in `cache` for the program's other reads of it.
+pub fn load_file(
+    dir: &Path,
+    file: &FileRef,
+    tensor_name: &str,
+    cache: &mut SafetensorsCache,
+) -> Result<Loaded, CheckError> {
     let path = resolve_path(dir, &file.path);
     let ext = path
         .extension()
@@ -120,7 +130,16 @@ pub fn load_file(dir: &Path, file: &FileRef, tensor_name: &str) -> Result<Loaded
                 .map_err(|e| io_error(&e, span))
         }
         "safetensors" => {
-            let st = tl_io::SafetensorsFile::open(&path).map_err(|e| io_error(&e, span))?;
+            let st = match cache.get(&path) {
+                Some(st) => st.clone(),
+                None => {
+                    let st = Rc::new(
+                        tl_io::SafetensorsFile::open(&path).map_err(|e| io_error(&e, span))?,
+                    );
+                    cache.insert(path.clone(), st.clone());
+                    st
+                }
+            };
             match &file.selector {
                 Some(sel) if sel.contains('{') => tl_io::read_stacked(&st, sel)
                     .map(|(t, _)| Loaded::Tensor(t))
