@@ -17,8 +17,9 @@ use tl_plan::{Graph, Op};
 use tl_relation::Relation;
 use tl_syntax::Span;
 
-/// Gather and scatter index vectors of one sparse join, keyed by (plan address, node, a
-/// fingerprint of the relation's tuples), so a join over unchanged data is indexed once.
+/// Gather and scatter index vectors of one sparse join (an empty scatter vector: each point
+/// lands in its own cell, in order), keyed by (plan address, node, a fingerprint of the
+/// relation's tuples), so a join over unchanged data is indexed once.
 pub type SparseIndexCache = HashMap<(usize, usize, u64), (Arc<Vec<i64>>, Arc<Vec<i64>>)>;
 
 /// A fingerprint of a relation's tuples (FNV-1a over the values).
@@ -216,7 +217,13 @@ impl Engine<'_> {
                     out_labels,
                     out_shape,
                 );
-                let built = (Arc::new(built.0), Arc::new(built.1));
+                // A scatter that puts every point in its own cell, in order (a one-hot join
+                // with no padding), is left out: the gathered values are the result.
+                let numel: usize = out_shape.iter().product();
+                let identity = built.1.len() == numel
+                    && built.1.iter().enumerate().all(|(k, &i)| i == k as i64);
+                let scatter = if identity { Vec::new() } else { built.1 };
+                let built = (Arc::new(built.0), Arc::new(scatter));
                 self.sparse_cache.insert(cache_key, built.clone());
                 built
             }
@@ -224,6 +231,11 @@ impl Engine<'_> {
         let be = self.backend;
         let err = |e| RunError::backend(e, span);
         let picked = be.gather(dense, &gather, &[gather.len()]).map_err(err)?;
+        if scatter.is_empty() && !gather.is_empty() {
+            if let Some(whole) = picked.reshaped(out_shape) {
+                return Ok(whole);
+            }
+        }
         be.scatter(&picked, &scatter, out_shape, ReduceOp::Sum)
             .map_err(err)
     }
