@@ -92,6 +92,19 @@ pub enum ReduceError {
     },
 }
 
+/// What a reducer measured of its exchanges (`tl run --comm-stats`): buckets summed, their
+/// bytes on this rank, and the seconds spent exchanging them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ExchangeStats {
+    /// Buckets summed.
+    pub buckets: u64,
+    /// Bytes of the tensors summed, on this rank.
+    pub bytes: u64,
+    /// Seconds the exchanges took (for NCCL: on the communication stream, including the wait
+    /// for the slowest rank to join each collective).
+    pub seconds: f64,
+}
+
 /// Sums tensors element-wise over every rank of a data-parallel run. The training loop only
 /// talks to this trait, so the same sharding and weighting code runs over NCCL on GPUs and over
 /// a host channel between CPU workers.
@@ -107,6 +120,10 @@ pub trait Reducer {
     /// Waits for every started bucket; returns the sums, bucket by bucket, in start order.
     /// Every rank receives the same values, bit for bit.
     fn finish(&mut self, backend: &dyn Backend) -> Result<Vec<Vec<Tensor>>, ReduceError>;
+    /// What the exchanges so far cost, if the reducer measures it.
+    fn stats(&self) -> Option<ExchangeStats> {
+        None
+    }
 }
 
 /// The reducer of a run with one rank: the sum over one rank is the tensor itself.
@@ -149,6 +166,7 @@ pub trait HostExchange {
 pub struct HostReducer<X: HostExchange> {
     exchange: X,
     done: Vec<Vec<Tensor>>,
+    stats: ExchangeStats,
 }
 
 impl<X: HostExchange> HostReducer<X> {
@@ -157,6 +175,7 @@ impl<X: HostExchange> HostReducer<X> {
         HostReducer {
             exchange,
             done: Vec::new(),
+            stats: ExchangeStats::default(),
         }
     }
 }
@@ -179,7 +198,14 @@ impl<X: HostExchange> Reducer for HostReducer<X> {
             flat.extend(host.data.to_f64());
         }
         let total = flat.len();
+        let began = std::time::Instant::now();
         let sum = self.exchange.sum(flat)?;
+        self.stats.buckets += 1;
+        self.stats.seconds += began.elapsed().as_secs_f64();
+        self.stats.bytes += bucket
+            .iter()
+            .map(|t| (t.numel() * t.dtype.size()) as u64)
+            .sum::<u64>();
         if sum.len() != total {
             return Err(ReduceError::Mismatch {
                 rank,
@@ -202,6 +228,9 @@ impl<X: HostExchange> Reducer for HostReducer<X> {
     }
     fn finish(&mut self, _backend: &dyn Backend) -> Result<Vec<Vec<Tensor>>, ReduceError> {
         Ok(std::mem::take(&mut self.done))
+    }
+    fn stats(&self) -> Option<ExchangeStats> {
+        Some(self.stats)
     }
 }
 

@@ -3,9 +3,11 @@
 mod bench;
 mod device;
 mod pipeline;
+mod relay;
 mod repl;
 mod report;
 mod train_ui;
+mod workers;
 
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
@@ -46,6 +48,8 @@ enum Cmd {
         max_iters: usize,
         #[command(flatten)]
         train: TrainArgs,
+        #[command(flatten)]
+        parallel: workers::ParallelArgs,
     },
     /// Parse and check a program: print inferred shapes, domains and implicit params.
     Check {
@@ -148,6 +152,7 @@ fn run(
     device: device::DeviceChoice,
     options: RunOptions,
     train: TrainArgs,
+    parallel: workers::ParallelArgs,
 ) -> ExitCode {
     let mut sources = SourceMap::new();
     for (flag, path) in [("--log", &train.log), ("--plot", &train.plot)] {
@@ -180,22 +185,60 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
-    let backend = match device::open(device) {
+    let role = match workers::Role::of(&parallel, device) {
+        Ok(r) => r,
+        Err(d) => {
+            emit(&[*d], &sources);
+            return ExitCode::FAILURE;
+        }
+    };
+    if let workers::Role::Launch {
+        world,
+        transport,
+        timeout,
+    } = role
+    {
+        return match workers::launch(world, transport, timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(d) => {
+                emit(&[*d], &sources);
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let opened = match workers::open(device, &role) {
         Ok(b) => b,
         Err(d) => {
             emit(&[*d], &sources);
             return ExitCode::FAILURE;
         }
     };
-    let plan = match pipeline::for_backend(&checked, plan, backend.as_ref()) {
+    let backend = opened.backend();
+    let mut reducer = match workers::connect(&role, &opened) {
+        Ok(r) => r,
+        Err(d) => {
+            emit(&[*d], &sources);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut ui_options = train.ui_options();
+    if !role.is_leader() {
+        ui_options = train_ui::TrainUiOptions {
+            progress: false,
+            log: None,
+            plot: None,
+            memory_stats: false,
+        };
+    }
+    let plan = match pipeline::for_backend(&checked, plan, backend) {
         Ok(p) => p,
         Err(diags) => {
             emit(&diags, &sources);
             return ExitCode::FAILURE;
         }
     };
-    let mut ui = train_ui::TrainUi::new(train.ui_options()).with_backend(backend.as_ref());
-    let mut engine = match Engine::new(&checked, &plan, backend.as_ref(), options) {
+    let mut ui = train_ui::TrainUi::new(ui_options).with_backend(backend);
+    let mut engine = match Engine::new(&checked, &plan, backend, options) {
         Ok(e) => e,
         Err(e) => {
             emit(&[e.to_diagnostic()], &sources);
@@ -204,18 +247,28 @@ fn run(
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let result = engine.run(
-        &mut |answer| {
-            let text = if json {
-                answer.to_json() + "\n"
-            } else {
-                answer.to_human()
-            };
-            let _ = out.write_all(text.as_bytes());
-            let _ = out.flush();
-        },
-        &mut ui,
-    );
+    let mut print = |answer: &tl_run::Answer| {
+        let text = if json {
+            answer.to_json() + "\n"
+        } else {
+            answer.to_human()
+        };
+        let _ = out.write_all(text.as_bytes());
+        let _ = out.flush();
+    };
+    let result = match reducer.as_deref_mut() {
+        None => engine.run(&mut print, &mut ui),
+        Some(r) => {
+            let mut dp = tl_run::parallel::DataParallel::new(r);
+            let result = engine.run_parallel(&mut print, &mut ui, &mut dp);
+            if parallel.comm_stats && role.is_leader() {
+                if let Some(s) = r.stats() {
+                    eprintln!("{}", workers::stats_line(&s, r.world()));
+                }
+            }
+            result
+        }
+    };
     emit(&engine.warnings, &sources);
     ui.print_final_memory();
     let ui_errors: Vec<Diagnostic> = ui
@@ -272,6 +325,7 @@ fn main() -> ExitCode {
             seed,
             max_iters,
             train,
+            parallel,
         } => run(
             file,
             json,
@@ -286,6 +340,7 @@ fn main() -> ExitCode {
                 ..RunOptions::default()
             },
             train,
+            parallel,
         ),
         Cmd::Check { file, dump_plan } => check(file, dump_plan),
         Cmd::Bench {

@@ -188,6 +188,27 @@ pub fn unique_id() -> Result<[u8; 128], NcclError> {
     Ok(id.internal.map(|c| c as u8))
 }
 
+/// Collectives a [`NcclComm`] ran: groups, bytes reduced on this rank, and seconds on the
+/// communication stream (from the moment the inputs were ready, so it includes the wait for
+/// the slowest rank).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CollectiveStats {
+    /// All-reduce groups run.
+    pub groups: u64,
+    /// Bytes reduced on this rank.
+    pub bytes: u64,
+    /// Seconds on the communication stream.
+    pub seconds: f64,
+}
+
+/// A bucket being reduced: events around its group, and its tensors.
+struct Inflight {
+    began: CudaEvent,
+    done: CudaEvent,
+    bytes: u64,
+    tensors: Vec<Tensor>,
+}
+
 /// A communicator handle that may move to the set-up thread and back.
 struct RawComm(nsys::ncclComm_t);
 
@@ -203,7 +224,8 @@ pub struct NcclComm<'b> {
     rank: usize,
     world: usize,
     timeout: Duration,
-    inflight: Vec<(CudaEvent, Vec<Tensor>)>,
+    inflight: Vec<Inflight>,
+    stats: CollectiveStats,
 }
 
 impl std::fmt::Debug for NcclComm<'_> {
@@ -284,6 +306,7 @@ impl<'b> NcclComm<'b> {
             world,
             timeout,
             inflight: Vec::new(),
+            stats: CollectiveStats::default(),
         })
     }
 
@@ -295,6 +318,11 @@ impl<'b> NcclComm<'b> {
     /// The number of ranks.
     pub fn world(&self) -> usize {
         self.world
+    }
+
+    /// What the collectives waited for so far cost.
+    pub fn stats(&self) -> CollectiveStats {
+        self.stats
     }
 
     /// A tensor's device buffer if the tensor owns all of it, row-major from element 0 (so it
@@ -363,6 +391,10 @@ impl<'b> NcclComm<'b> {
         self.stream
             .wait(&produced)
             .map_err(cuda("cuStreamWaitEvent"))?;
+        let began = self
+            .stream
+            .record_event(None)
+            .map_err(cuda("cuEventRecord"))?;
         nres::group_start().map_err(|e| call_err("ncclGroupStart", e))?;
         let mut failed = None;
         for &(ptr, count, dtype) in &ops {
@@ -393,7 +425,16 @@ impl<'b> NcclComm<'b> {
             .stream
             .record_event(None)
             .map_err(cuda("cuEventRecord"))?;
-        self.inflight.push((done, tensors));
+        let bytes = tensors
+            .iter()
+            .map(|t| (t.numel() * t.dtype.size()) as u64)
+            .sum();
+        self.inflight.push(Inflight {
+            began,
+            done,
+            bytes,
+            tensors,
+        });
         Ok(())
     }
 
@@ -419,7 +460,13 @@ impl<'b> NcclComm<'b> {
     /// tensors, bucket by bucket. Later work on the compute stream is ordered after them.
     pub fn wait(&mut self) -> Result<Vec<Vec<Tensor>>, NcclError> {
         let mut out = Vec::with_capacity(self.inflight.len());
-        for (done, tensors) in std::mem::take(&mut self.inflight) {
+        for Inflight {
+            began: start,
+            done,
+            bytes,
+            tensors,
+        } in std::mem::take(&mut self.inflight)
+        {
             let began = Instant::now();
             let mut spins = 0u32;
             loop {
@@ -453,6 +500,9 @@ impl<'b> NcclComm<'b> {
                     std::thread::sleep(Duration::from_micros(50));
                 }
             }
+            self.stats.groups += 1;
+            self.stats.bytes += bytes;
+            self.stats.seconds += f64::from(start.elapsed_ms(&done).unwrap_or(0.0)) / 1e3;
             self.backend
                 .stream
                 .wait(&done)

@@ -1,0 +1,692 @@
+//! `tl run --gpus N`: data-parallel training with one worker process per GPU.
+//!
+//! The command first checks and compiles the program itself (so mistakes are reported once),
+//! then becomes the launcher: it starts N copies of itself, each with `--rank r`, one GPU
+//! (`CUDA_VISIBLE_DEVICES`), NCCL's NVLink multicast off (`NCCL_NVLS_ENABLE=0`) and a folder on
+//! the library path where `libnccl.so` points at the NCCL library found on this machine. Rank 0
+//! prints and writes files; the others are silent unless they fail. The launcher relays rank 0's
+//! NCCL id to the others and watches them: when one exits with an error, or an exchange waits
+//! past `--collective-timeout`, it stops every rank and reports the one that failed.
+//!
+//! With `--device cpu`, `--gpus N` starts N CPU workers instead, which send their gradients to
+//! the launcher to be summed ([`crate::relay`]): the same sharding, weighting and bucketing
+//! code as over NCCL, runnable anywhere (tests). `--gpus 1` needs no communication and runs in
+//! this process with one rank.
+
+use crate::device::DeviceChoice;
+use crate::relay::{read_frames, Coordinator, Event, Frame, RelayExchange};
+use std::io::Read;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tl_backend::cpu::CpuBackend;
+use tl_backend::cuda::nccl::{self, NcclComm, NcclError};
+use tl_backend::cuda::CudaBackend;
+use tl_backend::{Backend, Tensor};
+use tl_run::parallel::{ExchangeStats, HostReducer, ReduceError, Reducer, SingleRank};
+use tl_syntax::Diagnostic;
+
+/// How many GPUs `--gpus` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuCount {
+    /// Every GPU the driver reports.
+    All,
+    /// This many (at least 1).
+    Count(usize),
+}
+
+fn parse_gpus(s: &str) -> Result<GpuCount, String> {
+    if s == "all" {
+        return Ok(GpuCount::All);
+    }
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(GpuCount::Count(n)),
+        _ => Err(format!(
+            "expected a number of GPUs (1 or more) or `all`, got `{s}`"
+        )),
+    }
+}
+
+/// How ranks exchange gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// NCCL between GPUs.
+    Nccl,
+    /// Through the launcher, on the host (CPU workers).
+    Relay,
+}
+
+/// The data-parallel flags of `tl run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ParallelArgs {
+    /// Train data-parallel on N GPUs (one worker process each, gradients summed with NCCL), or
+    /// on `all` of them; with `--device cpu`, on N CPU worker processes.
+    #[arg(long, value_name = "N|all", value_parser = parse_gpus)]
+    pub gpus: Option<GpuCount>,
+    /// Seconds a rank waits for the others (joining, and at each gradient exchange) before the
+    /// run stops with an error.
+    #[arg(long, value_name = "SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub collective_timeout: u64,
+    /// With `--gpus N`: print how many gradient bytes were all-reduced, in how long, and the
+    /// bandwidth, at the end of the run.
+    #[arg(long)]
+    pub comm_stats: bool,
+    /// This process's rank (set by the launcher).
+    #[arg(long, hide = true, requires_all = ["world", "coordinator", "transport"])]
+    pub rank: Option<usize>,
+    /// Number of ranks (set by the launcher).
+    #[arg(long, hide = true)]
+    pub world: Option<usize>,
+    /// The launcher's socket (set by the launcher).
+    #[arg(long, hide = true)]
+    pub coordinator: Option<PathBuf>,
+    /// How ranks exchange gradients (set by the launcher).
+    #[arg(long, hide = true, value_enum)]
+    pub transport: Option<Transport>,
+}
+
+/// One worker of a launched run.
+#[derive(Clone, Debug)]
+pub struct Worker {
+    rank: usize,
+    world: usize,
+    transport: Transport,
+    coordinator: PathBuf,
+    timeout: Duration,
+}
+
+/// What this `tl run` process does.
+#[derive(Clone, Debug)]
+pub enum Role {
+    /// An ordinary run.
+    Plain,
+    /// `--gpus 1`: the data-parallel code path with one rank, in this process.
+    Single,
+    /// Start `world` workers and watch them.
+    Launch {
+        /// Number of workers.
+        world: usize,
+        /// How they exchange gradients.
+        transport: Transport,
+        /// Their collective timeout.
+        timeout: Duration,
+    },
+    /// A worker started by the launcher.
+    Worker(Worker),
+}
+
+fn gpus_error(message: String, help: &str) -> Box<Diagnostic> {
+    Box::new(Diagnostic::spanless("TL0405", message).with_help(help.to_string()))
+}
+
+impl Role {
+    /// The role the flags ask for. `--gpus all` and GPU counts are checked against the driver.
+    pub fn of(args: &ParallelArgs, device: DeviceChoice) -> Result<Role, Box<Diagnostic>> {
+        let timeout = Duration::from_secs(args.collective_timeout);
+        if let Some(rank) = args.rank {
+            return match (args.world, &args.coordinator, args.transport) {
+                (Some(world), Some(c), Some(transport)) if rank < world => {
+                    Ok(Role::Worker(Worker {
+                        rank,
+                        world,
+                        transport,
+                        coordinator: c.clone(),
+                        timeout,
+                    }))
+                }
+                _ => Err(gpus_error(
+                    "`--rank` is set by `tl run --gpus N` for its workers".into(),
+                    "run `tl run --gpus N FILE` instead",
+                )),
+            };
+        }
+        let Some(gpus) = args.gpus else {
+            return Ok(Role::Plain);
+        };
+        if device == DeviceChoice::Cpu {
+            return match gpus {
+                GpuCount::All => Err(gpus_error(
+                    "`--gpus all` with `--device cpu`: there are no GPUs to count".into(),
+                    "give a number of CPU workers, e.g. `--device cpu --gpus 2`",
+                )),
+                GpuCount::Count(1) => Ok(Role::Single),
+                GpuCount::Count(n) => Ok(Role::Launch {
+                    world: n,
+                    transport: Transport::Relay,
+                    timeout,
+                }),
+            };
+        }
+        let flag = match gpus {
+            GpuCount::All => "--gpus all".to_string(),
+            GpuCount::Count(n) => format!("--gpus {n}"),
+        };
+        let count = nccl::device_count().map_err(|why| {
+            gpus_error(
+                format!("`{flag}`: no usable GPU ({why})"),
+                "`--device cpu --gpus N` trains with N CPU worker processes instead",
+            )
+        })?;
+        let n = match gpus {
+            GpuCount::All => count,
+            GpuCount::Count(n) => n,
+        };
+        if n == 0 || n > count {
+            return Err(gpus_error(
+                format!("`{flag}`: this machine has {count} GPU(s)"),
+                "ask for at most that many, or `--gpus all`",
+            ));
+        }
+        Ok(if n == 1 {
+            Role::Single
+        } else {
+            Role::Launch {
+                world: n,
+                transport: Transport::Nccl,
+                timeout,
+            }
+        })
+    }
+
+    /// Whether this process prints, writes files and shows training progress.
+    pub fn is_leader(&self) -> bool {
+        match self {
+            Role::Worker(w) => w.rank == 0,
+            _ => true,
+        }
+    }
+}
+
+/// The backend a process computes on: chosen by `--device`, or the worker's GPU.
+pub enum Opened {
+    /// Any backend (a plain run, `--gpus 1`, CPU workers).
+    Any(Box<dyn Backend>),
+    /// A GPU worker's device, kept concrete for NCCL.
+    Cuda(CudaBackend),
+}
+
+impl Opened {
+    /// The backend to run on.
+    pub fn backend(&self) -> &dyn Backend {
+        match self {
+            Opened::Any(b) => b.as_ref(),
+            Opened::Cuda(c) => c,
+        }
+    }
+}
+
+/// Opens the backend for `role`: a GPU worker opens the one GPU the launcher gave it.
+pub fn open(device: DeviceChoice, role: &Role) -> Result<Opened, Box<Diagnostic>> {
+    match role {
+        Role::Worker(w) if w.transport == Transport::Nccl => match CudaBackend::open() {
+            Ok(be) => Ok(Opened::Cuda(be)),
+            Err(why) => Err(Box::new(
+                Diagnostic::spanless(
+                    "TL0401",
+                    format!("rank {}: the CUDA engine is unavailable: {why}", w.rank),
+                )
+                .with_help("every GPU of a `--gpus` run needs the CUDA driver, NVRTC and cuBLAS"),
+            )),
+        },
+        Role::Worker(_) => Ok(Opened::Any(Box::new(CpuBackend::new()))),
+        _ => crate::device::open(device).map(Opened::Any),
+    }
+}
+
+/// Sums gradients over NCCL: the [`Reducer`] of GPU workers.
+struct NcclReducer<'b> {
+    comm: NcclComm<'b>,
+}
+
+fn reduce_error(rank: usize, e: NcclError) -> ReduceError {
+    match e {
+        NcclError::Timeout { what, seconds } => ReduceError::Timeout {
+            rank,
+            what,
+            seconds,
+        },
+        other => ReduceError::Transport {
+            rank,
+            detail: other.to_string(),
+        },
+    }
+}
+
+impl Reducer for NcclReducer<'_> {
+    fn rank(&self) -> usize {
+        self.comm.rank()
+    }
+    fn world(&self) -> usize {
+        self.comm.world()
+    }
+    fn start(&mut self, _backend: &dyn Backend, bucket: Vec<Tensor>) -> Result<(), ReduceError> {
+        let rank = self.rank();
+        self.comm.start(bucket).map_err(|e| reduce_error(rank, e))
+    }
+    fn finish(&mut self, _backend: &dyn Backend) -> Result<Vec<Vec<Tensor>>, ReduceError> {
+        let rank = self.rank();
+        self.comm.wait().map_err(|e| reduce_error(rank, e))
+    }
+    fn stats(&self) -> Option<ExchangeStats> {
+        let s = self.comm.stats();
+        Some(ExchangeStats {
+            buckets: s.groups,
+            bytes: s.bytes,
+            seconds: s.seconds,
+        })
+    }
+}
+
+/// The `--comm-stats` line: how much was all-reduced and at what bandwidth. The bus bandwidth
+/// is NCCL's measure for all-reduce, the algorithm bandwidth times `2 (N - 1) / N`.
+pub fn stats_line(s: &ExchangeStats, world: usize) -> String {
+    let gb = s.bytes as f64 / 1e9;
+    let alg = if s.seconds > 0.0 { gb / s.seconds } else { 0.0 };
+    let bus = alg * 2.0 * (world.saturating_sub(1)) as f64 / world.max(1) as f64;
+    format!(
+        "tl: gradient all-reduce over {world} ranks: {} buckets, {gb:.3} GB in {:.3} s \
+         ({alg:.1} GB/s algorithm bandwidth, {bus:.1} GB/s bus bandwidth)",
+        s.buckets, s.seconds
+    )
+}
+
+fn worker_error(rank: usize, what: String, help: &str) -> Box<Diagnostic> {
+    Box::new(
+        Diagnostic::spanless("TL0406", format!("rank {rank}: {what}")).with_help(help.to_string()),
+    )
+}
+
+/// The reducer of this process's rank: none for a plain run, one rank for `--gpus 1`, and for
+/// a worker a connection to the launcher (and NCCL on GPUs).
+pub fn connect<'a>(
+    role: &Role,
+    opened: &'a Opened,
+) -> Result<Option<Box<dyn Reducer + 'a>>, Box<Diagnostic>> {
+    let w = match role {
+        Role::Plain | Role::Launch { .. } => return Ok(None),
+        Role::Single => return Ok(Some(Box::new(SingleRank::default()))),
+        Role::Worker(w) => w,
+    };
+    let rank = w.rank;
+    let lost = |e: std::io::Error| {
+        worker_error(
+            rank,
+            format!(
+                "cannot reach the launcher at {}: {e}",
+                w.coordinator.display()
+            ),
+            "workers are started by `tl run --gpus N`; another rank may have stopped",
+        )
+    };
+    let mut stream = UnixStream::connect(&w.coordinator).map_err(lost)?;
+    Frame::Hello(rank as u32).write(&mut stream).map_err(lost)?;
+    if w.transport == Transport::Relay {
+        let exchange = RelayExchange::new(stream, rank, w.world, w.timeout);
+        return Ok(Some(Box::new(HostReducer::new(exchange))));
+    }
+    let Opened::Cuda(cuda) = opened else {
+        return Err(worker_error(
+            rank,
+            "an NCCL worker has no GPU".into(),
+            "run on a GPU machine",
+        ));
+    };
+    let nccl_help = "install NCCL (PyTorch's wheels bundle it as nvidia/nccl/lib/libnccl.so.2) or \
+                     point TL_NCCL_LIBRARY at libnccl.so.2";
+    if !nccl::library_loads() {
+        return Err(worker_error(
+            rank,
+            "the NCCL library does not load".into(),
+            nccl_help,
+        ));
+    }
+    let id = if rank == 0 {
+        let id = nccl::unique_id().map_err(|e| worker_error(rank, e.to_string(), nccl_help))?;
+        Frame::NcclId(Box::new(id))
+            .write(&mut stream)
+            .map_err(lost)?;
+        id
+    } else {
+        stream.set_read_timeout(Some(w.timeout)).map_err(lost)?;
+        match Frame::read(&mut stream) {
+            Ok(Frame::NcclId(id)) => *id,
+            Ok(other) => {
+                return Err(worker_error(
+                    rank,
+                    format!("unexpected message {other:?}"),
+                    nccl_help,
+                ))
+            }
+            Err(e) => return Err(lost(e)),
+        }
+    };
+    let comm = NcclComm::new(cuda, rank, w.world, &id, w.timeout).map_err(|e| {
+        worker_error(
+            rank,
+            e.to_string(),
+            "every rank must start; raise `--collective-timeout` if start-up is slow",
+        )
+    })?;
+    // The launcher's connection stays open while the run lasts; when it closes, the launcher
+    // has stopped, and so does this worker (rather than wait on ranks that are gone).
+    let _ = stream.set_read_timeout(None);
+    std::thread::spawn(move || {
+        let mut stream = stream;
+        while Frame::read(&mut stream).is_ok() {}
+        eprintln!("tl: rank {rank}: the launcher has stopped; stopping too");
+        std::process::exit(1);
+    });
+    Ok(Some(Box::new(NcclReducer { comm })))
+}
+
+/// A scratch folder removed when dropped: the launcher's socket and library link.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A started worker and the tail of its standard error (ranks other than 0).
+struct Running {
+    child: Child,
+    stderr: Option<(Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>)>,
+    exited: bool,
+}
+
+/// Standard error kept per worker for the report when it fails.
+const STDERR_TAIL: usize = 16 << 10;
+
+fn launch_error(message: String, help: &str) -> Box<Diagnostic> {
+    Box::new(Diagnostic::spanless("TL0406", message).with_help(help.to_string()))
+}
+
+/// The device each rank sees: entry `rank` of `$CUDA_VISIBLE_DEVICES` when set, else `rank`.
+fn device_for(rank: usize) -> String {
+    match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(list) if !list.trim().is_empty() => list
+            .split(',')
+            .nth(rank)
+            .map_or_else(|| rank.to_string(), |d| d.trim().to_string()),
+        _ => rank.to_string(),
+    }
+}
+
+/// Starts `world` workers with this process's arguments plus their rank, watches them until
+/// all finish, and stops them all when one fails. Prints nothing itself on success.
+pub fn launch(
+    world: usize,
+    transport: Transport,
+    timeout: Duration,
+) -> Result<(), Box<Diagnostic>> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("tl-workers-{}-{stamp}", std::process::id()));
+    let scratch_err = |e: std::io::Error| {
+        launch_error(
+            format!("cannot prepare the workers' folder {}: {e}", dir.display()),
+            "check that the temporary folder ($TMPDIR) is writable",
+        )
+    };
+    std::fs::create_dir_all(&dir).map_err(scratch_err)?;
+    let scratch = Scratch(dir.clone());
+    let mut library_path = std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default();
+    if transport == Transport::Nccl {
+        let lib = nccl::find_library().map_err(|e| {
+            gpus_error(
+                format!("`--gpus {world}`: {e}"),
+                "install NCCL (PyTorch's wheels bundle it as nvidia/nccl/lib/libnccl.so.2), or \
+                 point TL_NCCL_LIBRARY at libnccl.so.2",
+            )
+        })?;
+        std::os::unix::fs::symlink(&lib, dir.join("libnccl.so")).map_err(scratch_err)?;
+        let mut paths = vec![dir.clone()];
+        paths.extend(std::env::split_paths(&library_path));
+        library_path = std::env::join_paths(paths).map_err(|e| {
+            launch_error(
+                format!("cannot extend LD_LIBRARY_PATH: {e}"),
+                "shorten LD_LIBRARY_PATH",
+            )
+        })?;
+        eprintln!(
+            "tl: data-parallel training on {world} GPUs (one worker each), NCCL from {}",
+            lib.display()
+        );
+    } else {
+        eprintln!("tl: data-parallel training on {world} CPU workers");
+    }
+    let socket = dir.join("coordinator.sock");
+    let listener = UnixListener::bind(&socket).map_err(scratch_err)?;
+    listener.set_nonblocking(true).map_err(scratch_err)?;
+    let exe = std::env::current_exe().map_err(|e| {
+        launch_error(
+            format!("cannot find the tl executable: {e}"),
+            "run tl from its install folder",
+        )
+    })?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut workers: Vec<Running> = Vec::with_capacity(world);
+    for rank in 0..world {
+        let mut cmd = Command::new(&exe);
+        cmd.args(&args)
+            .args(["--rank", &rank.to_string(), "--world", &world.to_string()])
+            .arg("--coordinator")
+            .arg(&socket)
+            .args([
+                "--transport",
+                if transport == Transport::Nccl {
+                    "nccl"
+                } else {
+                    "relay"
+                },
+            ])
+            .env("NCCL_NVLS_ENABLE", "0")
+            .env("LD_LIBRARY_PATH", &library_path)
+            .stdin(Stdio::null());
+        if transport == Transport::Nccl {
+            cmd.env("CUDA_VISIBLE_DEVICES", device_for(rank));
+        }
+        if rank != 0 {
+            cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                stop(&mut workers);
+                return Err(launch_error(
+                    format!("cannot start worker {rank}: {e}"),
+                    "check the process limits of this machine",
+                ));
+            }
+        };
+        let stderr = child.stderr.take().map(|mut pipe| {
+            let tail = Arc::new(Mutex::new(Vec::new()));
+            let keep = tail.clone();
+            let reader = std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let mut t = keep.lock().unwrap_or_else(|e| e.into_inner());
+                    t.extend_from_slice(&buf[..n]);
+                    let excess = t.len().saturating_sub(STDERR_TAIL);
+                    t.drain(..excess);
+                }
+            });
+            (tail, reader)
+        });
+        workers.push(Running {
+            child,
+            stderr,
+            exited: false,
+        });
+    }
+    let result = watch(&listener, &mut workers, world, timeout);
+    drop(listener);
+    drop(scratch);
+    result
+}
+
+/// Kills every worker still running and waits for it.
+fn stop(workers: &mut [Running]) {
+    for w in workers.iter_mut().filter(|w| !w.exited) {
+        let _ = w.child.kill();
+        let _ = w.child.wait();
+        w.exited = true;
+    }
+}
+
+/// A worker's exit, if it has exited: `Ok(())` for success, else a description.
+fn exited(w: &mut Running) -> Option<Result<(), String>> {
+    if w.exited {
+        return None;
+    }
+    match w.child.try_wait() {
+        Ok(Some(status)) => {
+            w.exited = true;
+            Some(if status.success() {
+                Ok(())
+            } else {
+                Err(match status.code() {
+                    Some(c) => format!("exited with status {c}"),
+                    None => "was killed by a signal".to_string(),
+                })
+            })
+        }
+        Ok(None) => None,
+        Err(e) => {
+            w.exited = true;
+            Some(Err(format!("could not be watched: {e}")))
+        }
+    }
+}
+
+/// Stops all workers and reports rank `rank`'s failure, with its standard error.
+fn failed(workers: &mut [Running], world: usize, rank: usize, what: String) -> Box<Diagnostic> {
+    stop(workers);
+    if let Some((tail, reader)) = workers.get_mut(rank).and_then(|w| w.stderr.take()) {
+        let _ = reader.join();
+        let text =
+            String::from_utf8_lossy(&tail.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+        for line in text.lines() {
+            eprintln!("[rank {rank}] {line}");
+        }
+    }
+    launch_error(
+        format!("rank {rank} of {world} {what}; every rank was stopped"),
+        "its own error is shown above; `--checkpoint DIR` saves the training so that \
+         `--resume DIR` continues it",
+    )
+}
+
+/// Accepts the workers' connections, relays and sums for them, and waits for them to finish.
+fn watch(
+    listener: &UnixListener,
+    workers: &mut [Running],
+    world: usize,
+    timeout: Duration,
+) -> Result<(), Box<Diagnostic>> {
+    let mut streams: Vec<Option<UnixStream>> = (0..world).map(|_| None).collect();
+    let mut done = vec![false; world];
+    let began = Instant::now();
+    loop {
+        // Exits first, then connections: a worker connects before it can exit, so one that
+        // exited before this drain of the queue is found in it.
+        for rank in 0..world {
+            match exited(&mut workers[rank]) {
+                Some(Err(what)) => return Err(failed(workers, world, rank, what)),
+                Some(Ok(())) => done[rank] = true,
+                None => {}
+            }
+        }
+        loop {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_read_timeout(Some(timeout));
+                    if let Ok(Frame::Hello(r)) = Frame::read(&mut s) {
+                        if let Some(slot) = streams.get_mut(r as usize) {
+                            let _ = s.set_read_timeout(None);
+                            *slot = Some(s);
+                        }
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    return Err(failed(
+                        workers,
+                        world,
+                        0,
+                        format!("could not connect ({e})"),
+                    ))
+                }
+            }
+        }
+        if let Some(rank) = (0..world).find(|&r| done[r] && streams[r].is_none()) {
+            let what = "finished without joining the run".to_string();
+            return Err(failed(workers, world, rank, what));
+        }
+        if streams.iter().all(Option::is_some) {
+            break;
+        }
+        if began.elapsed() > timeout {
+            let rank = streams.iter().position(Option::is_none).unwrap_or(0);
+            let what = format!("did not start within {} s", timeout.as_secs());
+            return Err(failed(workers, world, rank, what));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let mut writers = Vec::with_capacity(world);
+    for (rank, s) in streams.into_iter().flatten().enumerate() {
+        let reader = s
+            .try_clone()
+            .map_err(|e| failed(workers, world, rank, format!("lost its connection ({e})")))?;
+        let tx = tx.clone();
+        std::thread::spawn(move || read_frames(rank, reader, tx));
+        writers.push(s);
+    }
+    drop(tx);
+    let mut coordinator = Coordinator::new(writers, timeout);
+    loop {
+        if let Err(e) = coordinator.pump(&rx, Duration::from_millis(20)) {
+            let (rank, what) = match &e {
+                ReduceError::Lost { rank, detail } => (*rank, format!("stopped ({detail})")),
+                ReduceError::Timeout { rank, .. }
+                | ReduceError::Mismatch { rank, .. }
+                | ReduceError::Transport { rank, .. }
+                | ReduceError::Backend { rank, .. } => (*rank, format!("failed: {e}")),
+            };
+            // A rank that exited with an error (seen before the others are stopped) is the
+            // better culprit than one whose connection closed.
+            std::thread::sleep(Duration::from_millis(50));
+            for r in 0..world {
+                if let Some(Err(why)) = exited(&mut workers[r]) {
+                    coordinator.shutdown();
+                    return Err(failed(workers, world, r, why));
+                }
+            }
+            coordinator.shutdown();
+            return Err(failed(workers, world, rank, what));
+        }
+        for rank in 0..world {
+            match exited(&mut workers[rank]) {
+                Some(Ok(())) => done[rank] = true,
+                Some(Err(what)) => {
+                    coordinator.shutdown();
+                    return Err(failed(workers, world, rank, what));
+                }
+                None => {}
+            }
+        }
+        if done.iter().all(|&d| d) {
+            return Ok(());
+        }
+    }
+}
