@@ -48,7 +48,7 @@ fn median_ms(mut d: Vec<Duration>) -> f64 {
     }
     d.sort_unstable();
     let mid = d.len() / 2;
-    let m = if d.len() % 2 == 0 {
+    let m = if d.len().is_multiple_of(2) {
         (d[mid - 1] + d[mid]) / 2
     } else {
         d[mid]
