@@ -22,6 +22,8 @@ pub use host::{HostData, HostTensor};
 pub use ops::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};
 pub use tensor::{Layout, Storage, Tensor};
 
+use std::sync::Arc;
+
 /// The primitives every compute backend provides. Tensors passed in may have any [`Layout`]
 /// (permuted or broadcast views); results are fresh, row-major tensors.
 pub trait Backend: Send + Sync {
@@ -104,6 +106,30 @@ pub trait Backend: Send + Sync {
         out_shape: &[usize],
         op: ReduceOp,
     ) -> Result<Tensor>;
+
+    /// [`Backend::gather`] with an index vector the caller keeps and reuses: a device backend
+    /// may keep its own copy of the indices (keyed by the allocation, which the copy keeps
+    /// alive), so repeated evaluations do not upload and check them again.
+    fn gather_shared(
+        &self,
+        input: &Tensor,
+        index: &Arc<Vec<i64>>,
+        out_shape: &[usize],
+    ) -> Result<Tensor> {
+        self.gather(input, index, out_shape)
+    }
+
+    /// [`Backend::scatter`] with an index vector the caller keeps and reuses (see
+    /// [`Backend::gather_shared`]).
+    fn scatter_shared(
+        &self,
+        values: &Tensor,
+        index: &Arc<Vec<i64>>,
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        self.scatter(values, index, out_shape, op)
+    }
 
     /// Converts to another element type.
     fn cast(&self, input: &Tensor, dtype: DType) -> Result<Tensor>;

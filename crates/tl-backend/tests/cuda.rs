@@ -2,7 +2,7 @@
 //! type, on random (never zero) data at awkward shapes and through permuted/broadcast views.
 //! Every test skips (with a message) on machines without a usable CUDA driver.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use tl_backend::cpu::CpuBackend;
 use tl_backend::cuda::CudaBackend;
 use tl_backend::{
@@ -622,6 +622,36 @@ fn boolean_contractions_count_paths_exactly() -> R {
         let (g, w) = (be.download(&got)?, cpu.download(&want)?);
         assert_eq!(g.data.to_f64(), w.data.to_f64(), "boolean {m}x{k}x{n}");
     }
+    Ok(())
+}
+
+#[test]
+fn shared_index_vectors_are_reused_and_still_checked() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let mut rng = Rng(37);
+    let (x, _) = pair(be, &mut rng, &[1000], DType::F32)?;
+    let index: Arc<Vec<i64>> = Arc::new(
+        (0..129i64)
+            .map(|k| if k % 5 == 0 { -1 } else { k * 7 % 1000 })
+            .collect(),
+    );
+    let reversed: Arc<Vec<i64>> = Arc::new((0..1000).rev().collect());
+    let plain = be.download(&be.gather(&x, &index, &[129])?)?.data.to_f64();
+    let plain_back = be
+        .download(&be.scatter(&x, &reversed, &[1000], ReduceOp::Sum)?)?
+        .data
+        .to_f64();
+    for _ in 0..3 {
+        let shared = be.download(&be.gather_shared(&x, &index, &[129])?)?;
+        assert_eq!(shared.data.to_f64(), plain);
+        let back = be.scatter_shared(&x, &reversed, &[1000], ReduceOp::Sum)?;
+        assert_eq!(be.download(&back)?.data.to_f64(), plain_back);
+    }
+    // The cached copy is still checked against each call's tensor.
+    let (small, _) = pair(be, &mut rng, &[10], DType::F32)?;
+    assert!(be.gather_shared(&small, &index, &[129]).is_err());
     Ok(())
 }
 

@@ -187,7 +187,7 @@ impl Engine<'_> {
                     let idx = self.cached_index(plan, fused, id, || {
                         index_vector(&plan.vars, &node.labels, indices, &shape)
                     });
-                    be.gather(&source, &idx, &node.shape).map_err(err)?
+                    be.gather_shared(&source, &idx, &node.shape).map_err(err)?
                 }
                 Op::Const(c) => be.full(&[], *c, dtype).map_err(err)?,
                 Op::IndexValue(v) => {
@@ -290,7 +290,7 @@ impl Engine<'_> {
                 let idx = self.cached_index(plan, false, usize::MAX, || {
                     index_vector(&plan.vars, &labels, indices, &shape)
                 });
-                be.scatter(&root, &idx, &shape, *op).map_err(err)
+                be.scatter_shared(&root, &idx, &shape, *op).map_err(err)
             }
         }
     }

@@ -138,13 +138,15 @@ impl Engine<'_> {
         let be = self.backend;
         let root_shape = root.shape().to_vec();
         match op {
-            ReduceOp::Sum => be.gather(g, &idx, &root_shape).map_err(self.err(span)),
+            ReduceOp::Sum => be
+                .gather_shared(g, &idx, &root_shape)
+                .map_err(self.err(span)),
             ReduceOp::Mean => {
                 let ones = be
                     .full(&root_shape, 1.0, self.dtype())
                     .map_err(self.err(span))?;
                 let counts = be
-                    .scatter(&ones, &idx, &shape, ReduceOp::Sum)
+                    .scatter_shared(&ones, &idx, &shape, ReduceOp::Sum)
                     .map_err(self.err(span))?;
                 let per = be
                     .map(
@@ -158,14 +160,17 @@ impl Engine<'_> {
                         self.dtype(),
                     )
                     .map_err(self.err(span))?;
-                be.gather(&per, &idx, &root_shape).map_err(self.err(span))
+                be.gather_shared(&per, &idx, &root_shape)
+                    .map_err(self.err(span))
             }
             ReduceOp::Max | ReduceOp::Min => {
                 let target = self.dense(plan.target, span)?;
                 let tv = be
-                    .gather(&target, &idx, &root_shape)
+                    .gather_shared(&target, &idx, &root_shape)
                     .map_err(self.err(span))?;
-                let gg = be.gather(g, &idx, &root_shape).map_err(self.err(span))?;
+                let gg = be
+                    .gather_shared(g, &idx, &root_shape)
+                    .map_err(self.err(span))?;
                 be.map(
                     &mul(input(0), equal(input(1), input(2))),
                     &[&gg, root, &tv],
@@ -233,7 +238,7 @@ impl Engine<'_> {
                         })
                         .clone();
                     let back = be
-                        .scatter(&g, &idx, &shape, ReduceOp::Sum)
+                        .scatter_shared(&g, &idx, &shape, ReduceOp::Sum)
                         .map_err(self.err(span))?;
                     self.accumulate(&mut grads[tensor % n], back, span)?;
                 }

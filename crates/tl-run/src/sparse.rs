@@ -230,13 +230,15 @@ impl Engine<'_> {
         };
         let be = self.backend;
         let err = |e| RunError::backend(e, span);
-        let picked = be.gather(dense, &gather, &[gather.len()]).map_err(err)?;
+        let picked = be
+            .gather_shared(dense, &gather, &[gather.len()])
+            .map_err(err)?;
         if scatter.is_empty() && !gather.is_empty() {
             if let Some(whole) = picked.reshaped(out_shape) {
                 return Ok(whole);
             }
         }
-        be.scatter(&picked, &scatter, out_shape, ReduceOp::Sum)
+        be.scatter_shared(&picked, &scatter, out_shape, ReduceOp::Sum)
             .map_err(err)
     }
 

@@ -134,6 +134,17 @@ impl RawMemory for DriverMemory {
     }
 }
 
+/// Device copies of index vectors that callers reuse, with the host vector kept alive (so its
+/// address, the key, is not reused while the entry lives) and its largest index.
+struct IndexEntry {
+    host: Arc<Vec<i64>>,
+    device: Arc<CudaStorage>,
+    max: i64,
+}
+
+/// At most this many bytes of cached index vectors; past it the cache starts over.
+const INDEX_CACHE_BYTES: usize = 1 << 30;
+
 /// cuBLASLt's handle and plans, with its scratch buffer once the first product asks for it.
 struct Matmuls {
     lt: lt::Lt,
@@ -149,6 +160,8 @@ pub struct CudaBackend {
     kernels: Mutex<HashMap<u64, CudaFunction>>,
     /// Compiled kernels by a hash of what their source depends on (see `launch_keyed`).
     keyed: Mutex<HashMap<u64, CudaFunction>>,
+    /// Index vectors already on the device (see `gather_shared`).
+    indices: Mutex<HashMap<usize, IndexEntry>>,
     /// NVRTC target, e.g. `compute_90`.
     target: String,
     include: Vec<String>,
@@ -273,6 +286,7 @@ impl CudaBackend {
             }),
             kernels: Mutex::new(HashMap::new()),
             keyed: Mutex::new(HashMap::new()),
+            indices: Mutex::new(HashMap::new()),
             // PTX for the device's virtual architecture (the driver finishes it for the
             // exact chip); NVRTC only returns PTX for `compute_*` targets.
             target: format!("compute_{major}{minor}"),
@@ -666,6 +680,133 @@ impl CudaBackend {
     }
 
     /// Rejects gather/scatter indices past the end.
+    /// A device copy of an index vector checked against `bound` elements: from the cache when
+    /// `shared` is the caller's reusable vector, else uploaded for this call.
+    fn device_index(
+        &self,
+        op: &'static str,
+        index: &[i64],
+        shared: Option<&Arc<Vec<i64>>>,
+        bound: usize,
+    ) -> Result<Arc<CudaStorage>> {
+        let Some(shared) = shared else {
+            Self::check_indices(op, index, bound)?;
+            return Ok(Arc::new(self.upload_slice(index, DType::I64)?));
+        };
+        let key = Arc::as_ptr(shared) as usize;
+        if let Some(entry) = lock(&self.indices).get(&key) {
+            if entry.max < bound as i64 || entry.max < 0 {
+                return Ok(entry.device.clone());
+            }
+        }
+        Self::check_indices(op, index, bound)?;
+        let device = Arc::new(self.upload_slice(index, DType::I64)?);
+        let mut cache = lock(&self.indices);
+        let bytes: usize = cache.values().map(|e| e.host.len() * 8).sum();
+        if bytes + index.len() * 8 > INDEX_CACHE_BYTES {
+            cache.clear();
+        }
+        cache.insert(
+            key,
+            IndexEntry {
+                host: shared.clone(),
+                device: device.clone(),
+                max: index.iter().copied().max().unwrap_or(-1),
+            },
+        );
+        Ok(device)
+    }
+
+    fn gather_with(
+        &self,
+        input: &Tensor,
+        index: &[i64],
+        shared: Option<&Arc<Vec<i64>>>,
+        out_shape: &[usize],
+    ) -> Result<Tensor> {
+        let n = numel_checked(out_shape)?;
+        if index.len() != n {
+            return Err(shape_err(
+                "gather",
+                format!("{} indices for an output of {n} elements", index.len()),
+            ));
+        }
+        let dtype = if input.dtype == DType::Bool {
+            DType::Bool
+        } else {
+            Real::of(input.dtype).dtype()
+        };
+        let (_keep, src) = self.packed(input, dtype)?;
+        let out = self.alloc(n, dtype)?;
+        if n > 0 {
+            let idx = self.device_index("gather", index, shared, input.numel())?;
+            let meta = [n as i64, src as i64, idx.ptr() as i64, out.ptr() as i64];
+            self.launch(&codegen::gather_source(dtype), &meta, grid_for(n))?;
+        }
+        Ok(Self::wrap(out, out_shape))
+    }
+
+    fn scatter_with(
+        &self,
+        values: &Tensor,
+        index: &[i64],
+        shared: Option<&Arc<Vec<i64>>>,
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        let n = numel_checked(out_shape)?;
+        let real = Real::of(values.dtype);
+        if index.len() != values.numel() {
+            return Err(shape_err(
+                "scatter",
+                format!("{} indices for {} values", index.len(), values.numel()),
+            ));
+        }
+        let (_keep, vals) = self.packed(values, real.dtype())?;
+        let out = self.alloc(n, real.dtype())?;
+        let init = match op {
+            ReduceOp::Sum | ReduceOp::Mean => 0.0,
+            ReduceOp::Max => f64::NEG_INFINITY,
+            ReduceOp::Min => f64::INFINITY,
+        };
+        self.fill_bits(&out, n, bits_of(init, real.dtype()))?;
+        if n == 0 {
+            return Ok(Self::wrap(out, out_shape));
+        }
+        let count = if op == ReduceOp::Sum {
+            None
+        } else {
+            let c = self.alloc_bytes(n * 4, n, DType::F32)?;
+            self.fill_bits(&c, n, 0)?;
+            Some(c)
+        };
+        let count_ptr = count.as_ref().map_or(0, |c| c.ptr());
+        if !index.is_empty() {
+            let idx = self.device_index("scatter", index, shared, n)?;
+            let meta = [
+                index.len() as i64,
+                vals as i64,
+                idx.ptr() as i64,
+                out.ptr() as i64,
+                count_ptr as i64,
+            ];
+            self.launch(
+                &codegen::scatter_source(op, real),
+                &meta,
+                grid_for(index.len()),
+            )?;
+        }
+        if count.is_some() {
+            let meta = [n as i64, out.ptr() as i64, count_ptr as i64];
+            self.launch(
+                &codegen::scatter_finish_source(op, real),
+                &meta,
+                grid_for(n),
+            )?;
+        }
+        Ok(Self::wrap(out, out_shape))
+    }
+
     fn check_indices(op: &'static str, index: &[i64], n: usize) -> Result<()> {
         if let Some(&bad) = index.iter().find(|&&i| i >= 0 && i as u64 >= n as u64) {
             return Err(shape_err(
@@ -882,27 +1023,16 @@ impl Backend for CudaBackend {
     }
 
     fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor> {
-        let n = numel_checked(out_shape)?;
-        if index.len() != n {
-            return Err(shape_err(
-                "gather",
-                format!("{} indices for an output of {n} elements", index.len()),
-            ));
-        }
-        let dtype = if input.dtype == DType::Bool {
-            DType::Bool
-        } else {
-            Real::of(input.dtype).dtype()
-        };
-        Self::check_indices("gather", index, input.numel())?;
-        let (_keep, src) = self.packed(input, dtype)?;
-        let out = self.alloc(n, dtype)?;
-        if n > 0 {
-            let idx = self.upload_slice(index, DType::I64)?;
-            let meta = [n as i64, src as i64, idx.ptr() as i64, out.ptr() as i64];
-            self.launch(&codegen::gather_source(dtype), &meta, grid_for(n))?;
-        }
-        Ok(Self::wrap(out, out_shape))
+        self.gather_with(input, index, None, out_shape)
+    }
+
+    fn gather_shared(
+        &self,
+        input: &Tensor,
+        index: &Arc<Vec<i64>>,
+        out_shape: &[usize],
+    ) -> Result<Tensor> {
+        self.gather_with(input, index, Some(index), out_shape)
     }
 
     fn scatter(
@@ -912,58 +1042,17 @@ impl Backend for CudaBackend {
         out_shape: &[usize],
         op: ReduceOp,
     ) -> Result<Tensor> {
-        let n = numel_checked(out_shape)?;
-        let real = Real::of(values.dtype);
-        if index.len() != values.numel() {
-            return Err(shape_err(
-                "scatter",
-                format!("{} indices for {} values", index.len(), values.numel()),
-            ));
-        }
-        Self::check_indices("scatter", index, n)?;
-        let (_keep, vals) = self.packed(values, real.dtype())?;
-        let out = self.alloc(n, real.dtype())?;
-        let init = match op {
-            ReduceOp::Sum | ReduceOp::Mean => 0.0,
-            ReduceOp::Max => f64::NEG_INFINITY,
-            ReduceOp::Min => f64::INFINITY,
-        };
-        self.fill_bits(&out, n, bits_of(init, real.dtype()))?;
-        if n == 0 {
-            return Ok(Self::wrap(out, out_shape));
-        }
-        let count = if op == ReduceOp::Sum {
-            None
-        } else {
-            let c = self.alloc_bytes(n * 4, n, DType::F32)?;
-            self.fill_bits(&c, n, 0)?;
-            Some(c)
-        };
-        let count_ptr = count.as_ref().map_or(0, |c| c.ptr());
-        if !index.is_empty() {
-            let idx = self.upload_slice(index, DType::I64)?;
-            let meta = [
-                index.len() as i64,
-                vals as i64,
-                idx.ptr() as i64,
-                out.ptr() as i64,
-                count_ptr as i64,
-            ];
-            self.launch(
-                &codegen::scatter_source(op, real),
-                &meta,
-                grid_for(index.len()),
-            )?;
-        }
-        if count.is_some() {
-            let meta = [n as i64, out.ptr() as i64, count_ptr as i64];
-            self.launch(
-                &codegen::scatter_finish_source(op, real),
-                &meta,
-                grid_for(n),
-            )?;
-        }
-        Ok(Self::wrap(out, out_shape))
+        self.scatter_with(values, index, None, out_shape, op)
+    }
+
+    fn scatter_shared(
+        &self,
+        values: &Tensor,
+        index: &Arc<Vec<i64>>,
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        self.scatter_with(values, index, Some(index), out_shape, op)
     }
 
     fn cast(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
