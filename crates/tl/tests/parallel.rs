@@ -239,7 +239,7 @@ fn a_killed_worker_stops_the_run_and_is_named() {
     }
     let tmp = tempfile::tempdir().unwrap();
     std::fs::write(tmp.path().join("p.tl"), program("avg=", 100_000)).unwrap();
-    let mut launcher = Command::new(env!("CARGO_BIN_EXE_tl"))
+    let launcher = Command::new(env!("CARGO_BIN_EXE_tl"))
         .current_dir(tmp.path())
         .args(["run", "p.tl", "--device", "cpu", "--gpus", "2", "--quiet"])
         .stdout(Stdio::null())

@@ -391,9 +391,11 @@ impl<'b> NcclComm<'b> {
         self.stream
             .wait(&produced)
             .map_err(cuda("cuStreamWaitEvent"))?;
+        // Timed events (cudarc's default disables timing) around the group, for `stats`.
+        let timed = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
         let began = self
             .stream
-            .record_event(None)
+            .record_event(timed)
             .map_err(cuda("cuEventRecord"))?;
         nres::group_start().map_err(|e| call_err("ncclGroupStart", e))?;
         let mut failed = None;
@@ -423,7 +425,7 @@ impl<'b> NcclComm<'b> {
         ended?;
         let done = self
             .stream
-            .record_event(None)
+            .record_event(timed)
             .map_err(cuda("cuEventRecord"))?;
         let bytes = tensors
             .iter()
