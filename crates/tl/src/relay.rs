@@ -72,7 +72,7 @@ impl Frame {
                 id.copy_from_slice(&payload);
                 Ok(Frame::NcclId(id))
             }
-            3 | 4 if payload.len() % 8 == 0 => {
+            3 | 4 if payload.len().is_multiple_of(8) => {
                 let v = payload
                     .chunks_exact(8)
                     .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
@@ -215,7 +215,7 @@ impl Coordinator {
     /// Handles one event from the reader threads.
     pub fn handle(&mut self, event: Event) -> Result<(), ReduceError> {
         match event {
-            Event::Frame(rank, Frame::NcclId(id)) if rank == 0 => {
+            Event::Frame(0, Frame::NcclId(id)) => {
                 for w in self.writers.iter_mut().skip(1) {
                     // A rank that cannot be reached fails on its own and is reported then.
                     let _ = Frame::NcclId(id.clone()).write(w);

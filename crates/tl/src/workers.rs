@@ -205,7 +205,7 @@ pub enum Opened {
     /// Any backend (a plain run, `--gpus 1`, CPU workers).
     Any(Box<dyn Backend>),
     /// A GPU worker's device, kept concrete for NCCL.
-    Cuda(CudaBackend),
+    Cuda(Box<CudaBackend>),
 }
 
 impl Opened {
@@ -213,7 +213,7 @@ impl Opened {
     pub fn backend(&self) -> &dyn Backend {
         match self {
             Opened::Any(b) => b.as_ref(),
-            Opened::Cuda(c) => c,
+            Opened::Cuda(c) => c.as_ref(),
         }
     }
 }
@@ -222,7 +222,7 @@ impl Opened {
 pub fn open(device: DeviceChoice, role: &Role) -> Result<Opened, Box<Diagnostic>> {
     match role {
         Role::Worker(w) if w.transport == Transport::Nccl => match CudaBackend::open() {
-            Ok(be) => Ok(Opened::Cuda(be)),
+            Ok(be) => Ok(Opened::Cuda(Box::new(be))),
             Err(why) => Err(Box::new(
                 Diagnostic::spanless(
                     "TL0401",
@@ -391,10 +391,13 @@ impl Drop for Scratch {
     }
 }
 
+/// The last bytes a worker wrote to standard error, and the thread collecting them.
+type StderrTail = (Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>);
+
 /// A started worker and the tail of its standard error (ranks other than 0).
 struct Running {
     child: Child,
-    stderr: Option<(Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>)>,
+    stderr: Option<StderrTail>,
     exited: bool,
 }
 
