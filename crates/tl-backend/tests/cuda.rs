@@ -649,6 +649,14 @@ fn shared_index_vectors_are_reused_and_still_checked() -> R {
         let back = be.scatter_shared(&x, &reversed, &[1000], ReduceOp::Sum)?;
         assert_eq!(be.download(&back)?.data.to_f64(), plain_back);
     }
+    // A 16-bit result of mixed operands (f32 · bf16) is multiplied in f32, then narrowed.
+    let (a32, ca) = pair(be, &mut rng, &[36, 32], DType::F32)?;
+    let (b16, cb) = pair(be, &mut rng, &[32, 36], DType::BF16)?;
+    let id = MapExpr::Input(0);
+    let got = be.contract_map(&a32, &[0, 1], &b16, &[1, 2], &[0, 2], &id, &[], DType::BF16)?;
+    assert_eq!(got.dtype, DType::BF16);
+    let want = CpuBackend::new().contract(&ca, &[0, 1], &cb, &[1, 2], &[0, 2])?;
+    close(be, &got, &want, 1e-2, "mixed f32 · bf16 into bf16")?;
     // The cached copy is still checked against each call's tensor.
     let (small, _) = pair(be, &mut rng, &[10], DType::F32)?;
     assert!(be.gather_shared(&small, &index, &[129]).is_err());

@@ -95,6 +95,18 @@ fn operand(
     ))
 }
 
+/// The element type both operands are multiplied in. Two f16 (or two bf16) operands stay
+/// 16-bit for the tensor cores, accumulating in f32; two Boolean ones (relations) run there
+/// too: 0 and 1 are exact in f16, and counts of paths are exact in the f32 accumulator up to
+/// 2^24 and positive beyond. Anything else is multiplied in the compute type `real`.
+fn operand_type(a: DType, b: DType, real: Real) -> DType {
+    match (a, b) {
+        (DType::F16, DType::F16) | (DType::Bool, DType::Bool) if real == Real::F32 => DType::F16,
+        (DType::BF16, DType::BF16) => DType::BF16,
+        _ => real.dtype(),
+    }
+}
+
 /// Lays out `a·b` for cuBLASLt. The result's rows are the labels of `a` or of `b`, whichever
 /// puts the product directly in `out_labels`' order when one does.
 fn prepare(
@@ -114,15 +126,8 @@ fn prepare(
     let prod = |ls: &[u32]| -> usize { ls.iter().filter_map(|&l| extent(l)).product() };
     let cat =
         |x: &[u32], y: &[u32]| -> Vec<u32> { batch.iter().chain(x).chain(y).copied().collect() };
-    // Two f16 (or two bf16) operands stay 16-bit for the tensor cores, accumulating in f32;
-    // two Boolean ones (relations) run there too: 0 and 1 are exact in f16, and counts of
-    // paths are exact in the f32 accumulator up to 2^24 and positive beyond.
     let real = Real::of(out_type);
-    let operand_type = match (a.0.dtype, b.0.dtype) {
-        (DType::F16, DType::F16) | (DType::Bool, DType::Bool) if real == Real::F32 => DType::F16,
-        (DType::BF16, DType::BF16) => DType::BF16,
-        _ => real.dtype(),
-    };
+    let operand_type = operand_type(a.0.dtype, b.0.dtype, real);
     let swap = cat(&ns, &ms) == out_labels && cat(&ms, &ns) != out_labels;
     let (lhs, rhs, rows, cols) = if swap {
         (b, a, &ns, &ms)
@@ -292,6 +297,11 @@ pub(super) fn contract_epilogue(
         Real::F32
     };
     if numel == 0 || Real::of(dtype) != real {
+        return Ok(None);
+    }
+    // cuBLASLt stores a 16-bit result only from 16-bit operands.
+    let narrow = matches!(dtype, DType::F16 | DType::BF16);
+    if narrow && operand_type(a.dtype, b.dtype, Real::of(dtype)) != dtype {
         return Ok(None);
     }
     let mut prep = prepare(be, (a, a_labels), (b, b_labels), out_labels, &extent, dtype)?;
