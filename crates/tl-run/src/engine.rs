@@ -91,6 +91,9 @@ pub struct Engine<'a> {
     pub evaluations: usize,
     /// Index vectors of joins with sparse relations, computed once per relation value.
     pub sparse_cache: crate::sparse::SparseIndexCache,
+    /// When set, every plan evaluation is timed (the device synchronised around it) and its
+    /// time added to its statement's entry (`tl bench --profile`).
+    pub profile: Option<HashMap<Span, (std::time::Duration, usize)>>,
 }
 
 impl<'a> Engine<'a> {
@@ -131,6 +134,7 @@ impl<'a> Engine<'a> {
             rng,
             record: false,
             traces: HashMap::new(),
+            profile: None,
             sparse_cache: HashMap::new(),
         }
     }

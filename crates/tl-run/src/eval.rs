@@ -133,6 +133,27 @@ impl Engine<'_> {
     /// Evaluates a plan; the result has the target's shape. While `self.record` is on, every
     /// node's value is kept in `self.traces` for the backward pass.
     pub fn evaluate(&mut self, plan: &EquationPlan) -> Result<Tensor, RunError> {
+        if self.profile.is_none() {
+            return self.evaluate_now(plan);
+        }
+        let sync = |e: &Self| {
+            e.backend
+                .synchronize()
+                .map_err(|err| RunError::backend(err, plan.span))
+        };
+        sync(self)?;
+        let start = std::time::Instant::now();
+        let out = self.evaluate_now(plan)?;
+        sync(self)?;
+        if let Some(p) = self.profile.as_mut() {
+            let e = p.entry(plan.span).or_default();
+            e.0 += start.elapsed();
+            e.1 += 1;
+        }
+        Ok(out)
+    }
+
+    fn evaluate_now(&mut self, plan: &EquationPlan) -> Result<Tensor, RunError> {
         self.evaluations += 1;
         let vals = self.node_values(plan)?;
         let root = if self.record {

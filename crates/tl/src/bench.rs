@@ -28,6 +28,8 @@ pub struct BenchArgs {
     pub runs: usize,
     /// One JSON object instead of a sentence.
     pub json: bool,
+    /// Also time every statement (synchronising around each) and print where the time goes.
+    pub profile: bool,
 }
 
 /// Records when each training step ends.
@@ -56,12 +58,52 @@ fn median_ms(mut d: Vec<Duration>) -> f64 {
     m.as_secs_f64() * 1e3
 }
 
+/// The statements that took the most time in the timed runs: milliseconds per run,
+/// evaluations per run, `file:line` and the statement's first line.
+fn profile_table(
+    profile: &std::collections::HashMap<tl_syntax::Span, (Duration, usize)>,
+    runs: usize,
+    sources: &SourceMap,
+) -> String {
+    let mut rows: Vec<_> = profile.iter().collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
+    let total: Duration = profile.values().map(|v| v.0).sum();
+    let runs = runs.max(1) as f64;
+    let mut out = format!(
+        "{:>10}  {:>6}  {:>9}  statement (synchronised around each; {:.3} ms per run in all)\n",
+        "ms/run",
+        "share",
+        "evals/run",
+        total.as_secs_f64() * 1e3 / runs
+    );
+    for (span, (time, count)) in rows.into_iter().take(20) {
+        let file = sources.file(span.file);
+        let (line, _) = sources.line_col(span.file, span.start);
+        let text = file
+            .text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or("")
+            .trim();
+        out += &format!(
+            "{:>10.4}  {:>5.1}%  {:>9.1}  {}:{line}  {}\n",
+            time.as_secs_f64() * 1e3 / runs,
+            100.0 * time.as_secs_f64() / total.as_secs_f64().max(1e-12),
+            *count as f64 / runs,
+            file.path.display(),
+            text.chars().take(90).collect::<String>()
+        );
+    }
+    out
+}
+
 /// Times the program; on success prints the result and returns it in milliseconds.
 fn measure(
     engine: &mut Engine<'_>,
     warmup: usize,
     runs: usize,
-) -> Result<(String, f64, usize), RunError> {
+    profile: bool,
+) -> Result<(String, f64, usize, usize), RunError> {
     let program = engine.program;
     let minimize = program.commands.iter().find_map(|c| match c {
         Command::Minimize(m) => Some(m),
@@ -73,6 +115,9 @@ fn measure(
             spec.count = (warmup + runs + 1) as u64;
             spec.epochs = false;
             engine.evaluate_all()?;
+            if profile {
+                engine.profile = Some(Default::default());
+            }
             let mut clock = StepClock { ends: Vec::new() };
             engine.minimize(&spec, &mut clock)?;
             let times: Vec<Duration> = clock
@@ -82,11 +127,19 @@ fn measure(
                 .map(|w| w[1] - w[0])
                 .collect();
             let n = times.len();
-            Ok(("training step".into(), median_ms(times), n))
+            Ok((
+                "training step".into(),
+                median_ms(times),
+                n,
+                warmup + runs + 1,
+            ))
         }
         None => {
             let mut times = Vec::with_capacity(runs);
             for k in 0..warmup + runs {
+                if k == warmup && profile {
+                    engine.profile = Some(Default::default());
+                }
                 engine.reset_derived();
                 let t0 = Instant::now();
                 engine.evaluate_all()?;
@@ -98,7 +151,7 @@ fn measure(
                     times.push(t0.elapsed());
                 }
             }
-            Ok(("evaluation".into(), median_ms(times), runs))
+            Ok(("evaluation".into(), median_ms(times), runs, runs))
         }
     }
 }
@@ -129,10 +182,19 @@ pub fn bench(args: BenchArgs) -> ExitCode {
         }
     };
     let dtype = args.options.dtype;
-    let result = Engine::new(&checked, &plan, backend.as_ref(), args.options)
-        .and_then(|mut e| measure(&mut e, args.warmup, args.runs));
+    let mut table = None;
+    let result = Engine::new(&checked, &plan, backend.as_ref(), args.options).and_then(|mut e| {
+        let r = measure(&mut e, args.warmup, args.runs, args.profile);
+        if let (Some(p), Ok((.., profiled))) = (&e.profile, &r) {
+            table = Some(profile_table(p, *profiled, &sources));
+        }
+        r
+    });
+    if let Some(t) = table {
+        eprint!("{t}");
+    }
     match result {
-        Ok((what, ms, n)) => {
+        Ok((what, ms, n, _)) => {
             let file = args.file.display().to_string();
             if args.json {
                 println!(

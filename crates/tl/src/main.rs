@@ -79,6 +79,10 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// Also time every statement (synchronising the device around each) and print the
+        /// most expensive ones to standard error.
+        #[arg(long)]
+        profile: bool,
     },
     /// An interactive session: type statements and queries.
     Repl,
@@ -350,6 +354,7 @@ fn main() -> ExitCode {
             warmup,
             runs,
             json,
+            profile,
         } => bench::bench(bench::BenchArgs {
             file,
             device,
@@ -360,6 +365,7 @@ fn main() -> ExitCode {
             warmup,
             runs: runs as usize,
             json,
+            profile,
         }),
         Cmd::Repl => repl::main(),
     }
