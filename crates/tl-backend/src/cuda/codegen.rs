@@ -398,21 +398,29 @@ impl ElemSig {
             .filter(|&j| self.inputs[j].1 == Access::Strided)
             .collect();
         if !strided.is_empty() {
-            body.push_str("    long long rem = i;\n");
             for &j in &strided {
                 let _ = writeln!(body, "    long long o{j} = 0;");
             }
-            for a in (0..self.rank).rev() {
-                let _ = write!(
-                    body,
-                    "    {{ const long long e = m.v[{}]; const long long c = rem % e; rem /= e;",
-                    shape_at + a
-                );
-                for (q, &j) in strided.iter().enumerate() {
-                    let st = shape_at + self.rank + q * self.rank + a;
-                    let _ = write!(body, " o{j} += c * m.v[{st}];");
+            // 32-bit digits when the index space fits (64-bit division costs several times
+            // more), 64-bit otherwise; the branch is the same for every thread.
+            for (guard, int) in [
+                ("if (n <= 4294967295LL)", "unsigned int"),
+                ("else", "long long"),
+            ] {
+                let _ = writeln!(body, "    {guard} {{\n      {int} rem = ({int})i;");
+                for a in (0..self.rank).rev() {
+                    let _ = write!(
+                        body,
+                        "      {{ const {int} e = ({int})m.v[{}]; const {int} c = rem % e; rem /= e;",
+                        shape_at + a
+                    );
+                    for (q, &j) in strided.iter().enumerate() {
+                        let st = shape_at + self.rank + q * self.rank + a;
+                        let _ = write!(body, " o{j} += (long long)c * m.v[{st}];");
+                    }
+                    body.push_str(" }\n");
                 }
-                body.push_str(" }\n");
+                body.push_str("    }\n");
             }
         }
         let at = |j: usize| match self.inputs[j].1 {
@@ -751,7 +759,12 @@ mod tests {
             assert!(src.contains(&format!("real {f}(")), "{f} missing");
         }
         // Two axes, one strided input: digits of i times its strides.
-        assert!(src.contains("o1 += c * m.v[6];") && src.contains("o1 += c * m.v[7];"));
+        assert!(
+            src.contains("o1 += (long long)c * m.v[6];")
+                && src.contains("o1 += (long long)c * m.v[7];")
+        );
+        assert!(src.contains("unsigned int rem = (unsigned int)i;"));
+        assert!(src.contains("long long rem = (long long)i;"));
         assert_eq!(s.meta_len(), 2 + 2 + 2 + 2 + 1);
         let meta = s.meta(10, 100, &[200, 300], &[2, 5], &[vec![1, 2]]);
         let c = (-2.5f64).to_bits() as i64;
