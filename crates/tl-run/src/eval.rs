@@ -79,7 +79,7 @@ fn labels32(labels: &[usize]) -> Vec<u32> {
 }
 
 /// The value computed for node `i`.
-fn value_of(vals: &[Option<Tensor>], i: usize, span: Span) -> Result<Tensor, RunError> {
+pub(crate) fn value_of(vals: &[Option<Tensor>], i: usize, span: Span) -> Result<Tensor, RunError> {
     vals.get(i).cloned().flatten().ok_or_else(|| {
         RunError::backend(
             tl_backend::BackendError::Shape {

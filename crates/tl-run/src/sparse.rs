@@ -108,17 +108,7 @@ impl Engine<'_> {
         let id = key.1;
         let node = &graph.nodes[id];
         let is_sparse = |i: usize| sparse.get(i).is_some_and(Option::is_some);
-        let value = |i: usize| -> Result<Tensor, RunError> {
-            vals.get(i).cloned().flatten().ok_or_else(|| {
-                RunError::backend(
-                    tl_backend::BackendError::Shape {
-                        op: "plan",
-                        detail: format!("node %{i} has no value"),
-                    },
-                    span,
-                )
-            })
-        };
+        let value = |i: usize| crate::eval::value_of(vals, i, span);
         let err = |e| RunError::backend(e, span);
         match &node.op {
             Op::Load { .. } if is_sparse(id) => self

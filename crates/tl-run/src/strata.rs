@@ -147,6 +147,11 @@ impl Engine<'_> {
     /// Real-valued (or mixed) recursion: recompute the group until nothing moves.
     fn iterate(&mut self, s: &Stratum) -> Result<(), RunError> {
         let span = self.span_of(s.tensors[0]);
+        let names: Vec<String> = s
+            .tensors
+            .iter()
+            .map(|&t| self.program.tensors[t].name.clone())
+            .collect();
         for iteration in 0.. {
             let mut delta: f64 = 0.0;
             for &t in &s.tensors {
@@ -157,11 +162,6 @@ impl Engine<'_> {
                 self.values[t] = Some(Value::Dense(new));
             }
             if delta.is_nan() {
-                let names: Vec<String> = s
-                    .tensors
-                    .iter()
-                    .map(|&t| self.program.tensors[t].name.clone())
-                    .collect();
                 self.warnings.push(
                     Diagnostic::error(
                         "TL0311",
@@ -184,11 +184,6 @@ impl Engine<'_> {
                 break;
             }
             if iteration + 1 >= self.options.max_iters {
-                let names: Vec<String> = s
-                    .tensors
-                    .iter()
-                    .map(|&t| self.program.tensors[t].name.clone())
-                    .collect();
                 self.warnings.push(
                     Diagnostic::error("TL0310", format!("the recursion defining {} did not converge in {} iterations (last max |Δ| = {delta:.3e})", names.join(", "), self.options.max_iters), span, "this recursion")
                         .warning()

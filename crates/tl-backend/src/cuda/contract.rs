@@ -95,6 +95,15 @@ fn operand(
     ))
 }
 
+/// The compute type of a product: f64 when either operand is f64, else f32.
+fn product_real(a: DType, b: DType) -> Real {
+    if Real::of(a) == Real::F64 || Real::of(b) == Real::F64 {
+        Real::F64
+    } else {
+        Real::F32
+    }
+}
+
 /// The element type both operands are multiplied in. Two f16 (or two bf16) operands stay
 /// 16-bit for the tensor cores, accumulating in f32; two Boolean ones (relations) run there
 /// too: 0 and 1 are exact in f16, and counts of paths are exact in the f32 accumulator up to
@@ -175,11 +184,7 @@ pub(super) fn contract(
     let pw = Pairwise::new(a.shape(), a_labels, b.shape(), b_labels, out_labels)?;
     let extent = |l: u32| pw.extent(l);
     let out_shape = pw.out_shape.clone();
-    let real = if Real::of(a.dtype) == Real::F64 || Real::of(b.dtype) == Real::F64 {
-        Real::F64
-    } else {
-        Real::F32
-    };
+    let real = product_real(a.dtype, b.dtype);
     let (ta, la) = summed(be, a, a_labels, &pw.a_drop)?;
     let (tb, lb) = summed(be, b, b_labels, &pw.b_drop)?;
     let numel = numel_checked(&out_shape)?;
@@ -291,17 +296,20 @@ pub(super) fn contract_epilogue(
     }
     let extent = |l: u32| pw.extent(l);
     let numel = numel_checked(&pw.out_shape)?;
-    let real = if Real::of(a.dtype) == Real::F64 || Real::of(b.dtype) == Real::F64 {
-        Real::F64
-    } else {
-        Real::F32
-    };
+    let real = product_real(a.dtype, b.dtype);
     if numel == 0 || Real::of(dtype) != real {
         return Ok(None);
     }
     // cuBLASLt stores a 16-bit result only from 16-bit operands.
     let narrow = matches!(dtype, DType::F16 | DType::BF16);
     if narrow && operand_type(a.dtype, b.dtype, Real::of(dtype)) != dtype {
+        return Ok(None);
+    }
+    // The epilogue writes the result in place, so the product must come out in the result's
+    // order (one of the two orientations `prepare` picks from); checked before any packing.
+    let (batch, ms, ns) = groups(a_labels, b_labels, out_labels);
+    let in_order = |x: &[u32], y: &[u32]| batch.iter().chain(x).chain(y).eq(out_labels.iter());
+    if !in_order(&ms, &ns) && !in_order(&ns, &ms) {
         return Ok(None);
     }
     let mut prep = prepare(be, (a, a_labels), (b, b_labels), out_labels, &extent, dtype)?;

@@ -497,15 +497,10 @@ impl CudaBackend {
     }
 
     /// Launches `tl_kernel` of `src` with the `TlMeta` words `meta`.
-    fn launch(&self, src: &str, meta: &[i64], grid: u32) -> Result<()> {
-        let f = self.function(src)?;
-        self.launch_function(&f, meta, grid)
-    }
-
     /// Launches the kernel known by `key` (a hash of everything its source depends on),
     /// generating its source with `source` only the first time: building kernel source for
     /// every launch would cost more host time than the launch itself.
-    fn launch_keyed(
+    fn launch(
         &self,
         key: u64,
         source: impl FnOnce() -> Result<String>,
@@ -622,7 +617,7 @@ impl CudaBackend {
                     )
                 })
             };
-            self.launch_keyed(sig.key(), source, &meta, grid_for(n))?;
+            self.launch(sig.key(), source, &meta, grid_for(n))?;
         }
         drop(refs);
         Ok(Self::wrap(storage, out_shape))
@@ -647,7 +642,7 @@ impl CudaBackend {
             return Ok(());
         }
         let size = storage.dtype.size();
-        self.launch_keyed(
+        self.launch(
             codegen::kernel_key(&("fill", size)),
             || Ok(codegen::fill_source(size)),
             &[n as i64, storage.ptr() as i64, bits as i64],
@@ -741,7 +736,12 @@ impl CudaBackend {
         if n > 0 {
             let idx = self.device_index("gather", index, shared, input.numel())?;
             let meta = [n as i64, src as i64, idx.ptr() as i64, out.ptr() as i64];
-            self.launch(&codegen::gather_source(dtype), &meta, grid_for(n))?;
+            self.launch(
+                codegen::kernel_key(&("gather", dtype)),
+                || Ok(codegen::gather_source(dtype)),
+                &meta,
+                grid_for(n),
+            )?;
         }
         Ok(Self::wrap(out, out_shape))
     }
@@ -791,7 +791,8 @@ impl CudaBackend {
                 count_ptr as i64,
             ];
             self.launch(
-                &codegen::scatter_source(op, real),
+                codegen::kernel_key(&("scatter", op, real)),
+                || Ok(codegen::scatter_source(op, real)),
                 &meta,
                 grid_for(index.len()),
             )?;
@@ -799,7 +800,8 @@ impl CudaBackend {
         if count.is_some() {
             let meta = [n as i64, out.ptr() as i64, count_ptr as i64];
             self.launch(
-                &codegen::scatter_finish_source(op, real),
+                codegen::kernel_key(&("scatter finish", op, real)),
+                || Ok(codegen::scatter_finish_source(op, real)),
                 &meta,
                 grid_for(n),
             )?;
@@ -907,7 +909,7 @@ impl Backend for CudaBackend {
         let out = self.alloc(m, real.dtype())?;
         if r <= 32 {
             let meta = [m as i64, r as i64, x as i64, out.ptr() as i64];
-            self.launch_keyed(
+            self.launch(
                 codegen::kernel_key(&("reduce", op, real, true)),
                 || Ok(codegen::reduce_source(op, real, true)),
                 &meta,
@@ -932,7 +934,7 @@ impl Backend for CudaBackend {
                 chunks as i64,
                 count as i64,
             ];
-            self.launch_keyed(
+            self.launch(
                 codegen::kernel_key(&("reduce", op, real, false)),
                 || Ok(codegen::reduce_source(op, real, false)),
                 &meta,
@@ -1009,7 +1011,6 @@ impl Backend for CudaBackend {
         let out = self.alloc(numel, real.dtype())?;
         if numel > 0 {
             let rows = outer * inner;
-            let src = codegen::normalize_source(func, real);
             let meta = [
                 rows as i64,
                 n as i64,
@@ -1017,7 +1018,12 @@ impl Backend for CudaBackend {
                 x as i64,
                 out.ptr() as i64,
             ];
-            self.launch(&src, &meta, rows.min(1 << 20) as u32)?;
+            self.launch(
+                codegen::kernel_key(&("normalize", func, real)),
+                || Ok(codegen::normalize_source(func, real)),
+                &meta,
+                rows.min(1 << 20) as u32,
+            )?;
         }
         Ok(Self::wrap(out, shape))
     }

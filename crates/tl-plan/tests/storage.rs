@@ -1,0 +1,46 @@
+//! Which relations are stored dense: the CPU's threshold (2^22 cells) and a GPU's (2^28).
+
+use tl_plan::{PlanOptions, Storage};
+
+/// Plans `text` with `options` and returns the storage of relation `E`.
+fn storage_of_e(text: &str, options: PlanOptions) -> Storage {
+    let mut sources = tl_syntax::SourceMap::new();
+    let (program, diags) =
+        tl_syntax::load_source("t.tl", text, &mut sources, std::path::Path::new("."));
+    assert!(diags.is_empty(), "{diags:?}");
+    let checked = match tl_check::check(&program, &sources) {
+        Ok(c) => c,
+        Err(e) => panic!("{e:?}"),
+    };
+    let plan = match tl_plan::plan_with(&checked, options) {
+        Ok(p) => p,
+        Err(e) => panic!("{e:?}"),
+    };
+    assert_eq!(plan.options, options);
+    let e = checked.tensor_named("E").unwrap_or_else(|| panic!("no E"));
+    plan.storage[e]
+}
+
+#[test]
+fn a_gpu_keeps_larger_relations_dense() {
+    // 3000 × 3000 = 9 M cells: above the CPU's 2^22, below a GPU's 2^28.
+    let mid = "E(0, 0)\nE(2999, 2999)\nR(x, y) <- E(x, y)\n";
+    assert_eq!(storage_of_e(mid, PlanOptions::default()), Storage::Sparse);
+    assert_eq!(
+        storage_of_e(mid, PlanOptions::for_accelerator(false)),
+        Storage::Sparse
+    );
+    assert_eq!(
+        storage_of_e(mid, PlanOptions::for_accelerator(true)),
+        Storage::Dense
+    );
+    // 20000 × 20000 = 4 × 10^8 cells: sparse on both.
+    let big = "E(0, 0)\nE(19999, 19999)\nR(x, y) <- E(x, y)\n";
+    assert_eq!(
+        storage_of_e(big, PlanOptions::for_accelerator(true)),
+        Storage::Sparse
+    );
+    // Small relations are dense everywhere.
+    let small = "E(0, 0)\nE(9, 9)\nR(x, y) <- E(x, y)\n";
+    assert_eq!(storage_of_e(small, PlanOptions::default()), Storage::Dense);
+}
