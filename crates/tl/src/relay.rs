@@ -136,9 +136,10 @@ impl HostExchange for RelayExchange {
             detail: format!("the launcher's connection failed ({e}); another rank has stopped"),
         };
         Frame::Reduce(data).write(&mut self.stream).map_err(lost)?;
-        self.stream
-            .set_read_timeout(Some(self.timeout))
-            .map_err(lost)?;
+        // The launcher knows which rank is missing, so it must give up first: a worker waits
+        // longer than the launcher's timeout before reporting a timeout of its own.
+        let patience = self.timeout + self.timeout / 2 + Duration::from_secs(1);
+        self.stream.set_read_timeout(Some(patience)).map_err(lost)?;
         match Frame::read(&mut self.stream) {
             Ok(Frame::Sum(v)) => Ok(v),
             Ok(other) => Err(ReduceError::Mismatch {
@@ -148,7 +149,7 @@ impl HostExchange for RelayExchange {
             Err(e) if timed_out(&e) => Err(ReduceError::Timeout {
                 rank,
                 what: "the other ranks at a gradient exchange".into(),
-                seconds: self.timeout.as_secs(),
+                seconds: patience.as_secs(),
             }),
             Err(e) => Err(lost(e)),
         }
