@@ -14,6 +14,7 @@ pub mod error;
 pub mod grad_expr;
 pub mod host;
 pub mod ops;
+pub mod profiled;
 pub mod tensor;
 
 pub use dtype::DType;

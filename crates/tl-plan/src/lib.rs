@@ -205,6 +205,7 @@ pub fn plan_equation(
     let sites = terms::summation_sites(&eq.rhs, &kept);
     let op = projection_op(eq.projection);
     let mut lw = Lowerer::new(shapes, &eq.vars, sites, op, eq.norm_var);
+    lw.head = kept;
     let root = lw.sum(&eq.rhs, true)?;
     let scatter_op = if op == ReduceOp::Mean {
         ReduceOp::Mean
@@ -241,6 +242,9 @@ pub fn plan_rule(
     delta: Option<(usize, usize)>,
 ) -> EquationPlan {
     let mut lw = Lowerer::new(shapes, &rule.vars, Default::default(), ReduceOp::Sum, None);
+    for ix in &rules::head_indices(rule) {
+        lower::index_vars(ix, &mut lw.head);
+    }
     let body = lw.rule_body(rule, kinds, delta);
     let (root, placement) = place(&mut lw, body, &rules::head_indices(rule), ReduceOp::Max);
     debug_assert_eq!(lw.graph.verify(), Ok(()));

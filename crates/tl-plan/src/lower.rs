@@ -38,6 +38,9 @@ pub struct Lowerer<'a> {
     pub norm_var: Option<VarId>,
     /// The graph being built.
     pub graph: Graph,
+    /// The left-hand side's variables in order: results are laid out in this order where
+    /// the choice is free, so the final placement is rarely a transposing copy.
+    pub head: Vec<VarId>,
     next_term: TermId,
 }
 
@@ -57,8 +60,16 @@ impl<'a> Lowerer<'a> {
             projection,
             norm_var,
             graph: Graph::default(),
+            head: Vec::new(),
             next_term: 1,
         }
+    }
+
+    /// `labels` in the left-hand side's order; variables it lacks (summed later) go last, in
+    /// the order given.
+    fn head_ordered(&self, mut labels: Vec<VarId>) -> Vec<VarId> {
+        labels.sort_by_key(|l| self.head.iter().position(|h| h == l).unwrap_or(usize::MAX));
+        labels
     }
 
     fn shape_of(&self, labels: &[VarId]) -> Vec<usize> {
@@ -84,6 +95,7 @@ impl<'a> Lowerer<'a> {
                 }
             }
         }
+        let labels = self.head_ordered(labels);
         self.push(Op::Map { expr, inputs }, labels)
     }
 
@@ -302,12 +314,34 @@ impl<'a> Lowerer<'a> {
                 break;
             };
             let (a, b) = (nodes[i], nodes[j]);
-            let c = self.push(Op::Contract { a, b }, keep);
+            let c = if (self.covers(a, b) || self.covers(b, a))
+                && keep.len() == self.labels(a).len().max(self.labels(b).len())
+            {
+                // Nothing is summed and one factor's indices are among the other's: a
+                // broadcast elementwise product (a gain, a scale), not a matrix product.
+                self.map(
+                    MapExpr::Binary(
+                        BinaryFn::Mul,
+                        Box::new(MapExpr::Input(0)),
+                        Box::new(MapExpr::Input(1)),
+                    ),
+                    vec![a, b],
+                )
+            } else {
+                let keep = self.head_ordered(keep);
+                self.push(Op::Contract { a, b }, keep)
+            };
             nodes.remove(j);
             nodes[i] = c;
         }
         let node = nodes[0];
         self.reduce(node, summed, ReduceOp::Sum)
+    }
+
+    /// Whether every index of node `small` is one of node `big`'s.
+    fn covers(&self, big: NodeId, small: NodeId) -> bool {
+        let b = self.labels(big);
+        self.labels(small).iter().all(|l| b.contains(l))
     }
 
     /// Lowers one factor (no summation happens here; its indices stay as labels).

@@ -9,6 +9,7 @@ use crate::{device, emit, pipeline};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
+use tl_backend::profiled::{OpTime, ProfiledBackend};
 use tl_check::Command;
 use tl_run::observe::{StepInfo, TrainObserver};
 use tl_run::{Engine, RunError, RunOptions};
@@ -97,13 +98,44 @@ fn profile_table(
     out
 }
 
+/// The backend primitives that took the most time in the timed runs: milliseconds and calls
+/// per run, and what each was (its inputs' shapes and types; `~` marks a strided view).
+fn ops_table(rows: &[(String, OpTime)], runs: usize) -> String {
+    let total: Duration = rows.iter().map(|r| r.1.time).sum();
+    let runs = runs.max(1) as f64;
+    let mut out = format!(
+        "{:>10}  {:>6}  {:>9}  backend call (synchronised around each; {:.3} ms per run in all)\n",
+        "ms/run",
+        "share",
+        "calls/run",
+        total.as_secs_f64() * 1e3 / runs
+    );
+    for (what, t) in rows.iter().take(30) {
+        out += &format!(
+            "{:>10.4}  {:>5.1}%  {:>9.1}  {}\n",
+            t.time.as_secs_f64() * 1e3 / runs,
+            100.0 * t.time.as_secs_f64() / total.as_secs_f64().max(1e-12),
+            t.calls as f64 / runs,
+            what.chars().take(160).collect::<String>()
+        );
+    }
+    out
+}
+
 /// Times the program; on success prints the result and returns it in milliseconds.
 fn measure(
     engine: &mut Engine<'_>,
     warmup: usize,
     runs: usize,
-    profile: bool,
+    ops: Option<&ProfiledBackend>,
 ) -> Result<(String, f64, usize, usize), RunError> {
+    let profile = ops.is_some();
+    let start_profile = |engine: &mut Engine<'_>| {
+        engine.profile = Some(Default::default());
+        if let Some(p) = ops {
+            p.enable();
+        }
+    };
     let program = engine.program;
     let minimize = program.commands.iter().find_map(|c| match c {
         Command::Minimize(m) => Some(m),
@@ -116,7 +148,7 @@ fn measure(
             spec.epochs = false;
             engine.evaluate_all()?;
             if profile {
-                engine.profile = Some(Default::default());
+                start_profile(engine);
             }
             let mut clock = StepClock { ends: Vec::new() };
             engine.minimize(&spec, &mut clock)?;
@@ -138,7 +170,7 @@ fn measure(
             let mut times = Vec::with_capacity(runs);
             for k in 0..warmup + runs {
                 if k == warmup && profile {
-                    engine.profile = Some(Default::default());
+                    start_profile(engine);
                 }
                 engine.reset_derived();
                 let t0 = Instant::now();
@@ -183,8 +215,15 @@ pub fn bench(args: BenchArgs) -> ExitCode {
     };
     let dtype = args.options.dtype;
     let mut table = None;
-    let result = Engine::new(&checked, &plan, backend.as_ref(), args.options).and_then(|mut e| {
-        let r = measure(&mut e, args.warmup, args.runs, args.profile);
+    let ops = args
+        .profile
+        .then(|| ProfiledBackend::new(backend.as_ref()));
+    let engine_backend: &dyn tl_backend::Backend = match &ops {
+        Some(p) => p,
+        None => backend.as_ref(),
+    };
+    let result = Engine::new(&checked, &plan, engine_backend, args.options).and_then(|mut e| {
+        let r = measure(&mut e, args.warmup, args.runs, ops.as_ref());
         if let (Some(p), Ok((.., profiled))) = (&e.profile, &r) {
             table = Some(profile_table(p, *profiled, &sources));
         }
@@ -192,6 +231,9 @@ pub fn bench(args: BenchArgs) -> ExitCode {
     });
     if let Some(t) = table {
         eprint!("{t}");
+    }
+    if let (Some(p), Ok((.., profiled))) = (&ops, &result) {
+        eprint!("{}", ops_table(&p.report(), *profiled));
     }
     match result {
         Ok((what, ms, n, _)) => {

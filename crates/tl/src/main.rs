@@ -79,8 +79,8 @@ enum Cmd {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
-        /// Also time every statement (synchronising the device around each) and print the
-        /// most expensive ones to standard error.
+        /// Also time every statement and every backend call (synchronising the device around
+        /// each) and print the most expensive ones to standard error.
         #[arg(long)]
         profile: bool,
     },

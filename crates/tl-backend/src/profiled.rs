@@ -1,0 +1,313 @@
+//! A backend that times every primitive of another one, for `tl bench --profile`.
+//!
+//! Each call is bracketed by two synchronisations of the inner backend, so the time recorded is
+//! the primitive's own (device work included), at the price of serialising everything. Calls
+//! are grouped by what they are and the shapes they touch, which is what says where a
+//! program's time goes below the level of its statements.
+
+use crate::{Backend, DType, HostTensor, MapExpr, NormFn, ReduceOp, Result, Tensor};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Time and count of one kind of call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpTime {
+    /// Total time, synchronised.
+    pub time: Duration,
+    /// Calls.
+    pub calls: usize,
+}
+
+/// Wraps a backend and records the time of each call by kind and shapes.
+pub struct ProfiledBackend<'a> {
+    inner: &'a dyn Backend,
+    times: Mutex<HashMap<String, OpTime>>,
+    enabled: std::sync::atomic::AtomicBool,
+}
+
+/// `2x3x4` for a shape, `s` for a scalar.
+fn dims(shape: &[usize]) -> String {
+    if shape.is_empty() {
+        return "s".into();
+    }
+    shape
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
+}
+
+/// A short description of a tensor: shape, type and whether it is a strided view.
+fn describe(t: &Tensor) -> String {
+    let view = if t.layout.is_contiguous() { "" } else { "~" };
+    format!("{}{view}:{}", dims(t.shape()), t.dtype)
+}
+
+/// The number of nodes of an elementwise expression (a rough measure of its work).
+fn expr_size(e: &MapExpr) -> usize {
+    match e {
+        MapExpr::Input(_) | MapExpr::Const(_) => 1,
+        MapExpr::Unary(_, a) => 1 + expr_size(a),
+        MapExpr::Binary(_, a, b) => 1 + expr_size(a) + expr_size(b),
+    }
+}
+
+impl<'a> ProfiledBackend<'a> {
+    /// Wraps `inner`; nothing is recorded until [`ProfiledBackend::enable`].
+    pub fn new(inner: &'a dyn Backend) -> Self {
+        ProfiledBackend {
+            inner,
+            times: Mutex::new(HashMap::new()),
+            enabled: false.into(),
+        }
+    }
+
+    /// Starts recording (after warm-up, say), forgetting what was recorded so far.
+    pub fn enable(&self) {
+        if let Ok(mut t) = self.times.lock() {
+            t.clear();
+        }
+        self.enabled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What was recorded: (call description, time and count), slowest first.
+    pub fn report(&self) -> Vec<(String, OpTime)> {
+        let mut rows: Vec<_> = match self.times.lock() {
+            Ok(t) => t.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            Err(_) => Vec::new(),
+        };
+        rows.sort_by_key(|r| std::cmp::Reverse(r.1.time));
+        rows
+    }
+
+    /// Runs `f`, synchronised on both sides when recording, and files its time under `what`.
+    fn timed<T>(&self, what: impl FnOnce() -> String, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if !self.enabled.load(std::sync::atomic::Ordering::Relaxed) {
+            return f();
+        }
+        self.inner.synchronize()?;
+        let t0 = Instant::now();
+        let r = f()?;
+        self.inner.synchronize()?;
+        let dt = t0.elapsed();
+        if let Ok(mut t) = self.times.lock() {
+            let e = t.entry(what()).or_default();
+            e.time += dt;
+            e.calls += 1;
+        }
+        Ok(r)
+    }
+}
+
+impl Backend for ProfiledBackend<'_> {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn upload(&self, host: &HostTensor) -> Result<Tensor> {
+        self.timed(
+            || format!("upload {}", dims(&host.shape)),
+            || self.inner.upload(host),
+        )
+    }
+
+    fn download(&self, tensor: &Tensor) -> Result<HostTensor> {
+        self.timed(
+            || format!("download {}", describe(tensor)),
+            || self.inner.download(tensor),
+        )
+    }
+
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        self.timed(
+            || format!("full {}:{dtype}", dims(shape)),
+            || self.inner.full(shape, value, dtype),
+        )
+    }
+
+    fn map(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        self.timed(
+            || {
+                let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
+                format!(
+                    "map({} nodes) {} -> {}:{dtype}",
+                    expr_size(expr),
+                    ins.join(" "),
+                    dims(out_shape)
+                )
+            },
+            || self.inner.map(expr, inputs, out_shape, dtype),
+        )
+    }
+
+    fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
+        self.timed(
+            || format!("reduce {op:?} {} over {axes:?}", describe(input)),
+            || self.inner.reduce(input, axes, op),
+        )
+    }
+
+    fn contract(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+    ) -> Result<Tensor> {
+        self.timed(
+            || {
+                format!(
+                    "contract {}{a_labels:?} {}{b_labels:?} -> {out_labels:?}",
+                    describe(a),
+                    describe(b)
+                )
+            },
+            || self.inner.contract(a, a_labels, b, b_labels, out_labels),
+        )
+    }
+
+    fn contract_map(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+        expr: &MapExpr,
+        extra: &[&Tensor],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        self.timed(
+            || {
+                let ins: Vec<_> = extra.iter().map(|t| describe(t)).collect();
+                format!(
+                    "contract_map({} nodes) {}{a_labels:?} {}{b_labels:?} -> {out_labels:?} + [{}] :{dtype}",
+                    expr_size(expr),
+                    describe(a),
+                    describe(b),
+                    ins.join(" ")
+                )
+            },
+            || {
+                self.inner.contract_map(
+                    a, a_labels, b, b_labels, out_labels, expr, extra, dtype,
+                )
+            },
+        )
+    }
+
+    fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor> {
+        self.timed(
+            || format!("normalize {func:?} {} axis {axis}", describe(input)),
+            || self.inner.normalize(input, axis, func),
+        )
+    }
+
+    fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor> {
+        self.timed(
+            || format!("gather {} -> {}", describe(input), dims(out_shape)),
+            || self.inner.gather(input, index, out_shape),
+        )
+    }
+
+    fn scatter(
+        &self,
+        values: &Tensor,
+        index: &[i64],
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        self.timed(
+            || format!("scatter {op:?} {} -> {}", describe(values), dims(out_shape)),
+            || self.inner.scatter(values, index, out_shape, op),
+        )
+    }
+
+    fn gather_shared(
+        &self,
+        input: &Tensor,
+        index: &Arc<Vec<i64>>,
+        out_shape: &[usize],
+    ) -> Result<Tensor> {
+        self.timed(
+            || format!("gather(kept index) {} -> {}", describe(input), dims(out_shape)),
+            || self.inner.gather_shared(input, index, out_shape),
+        )
+    }
+
+    fn scatter_shared(
+        &self,
+        values: &Tensor,
+        index: &Arc<Vec<i64>>,
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        self.timed(
+            || {
+                format!(
+                    "scatter(kept index) {op:?} {} -> {}",
+                    describe(values),
+                    dims(out_shape)
+                )
+            },
+            || self.inner.scatter_shared(values, index, out_shape, op),
+        )
+    }
+
+    fn cast(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
+        self.timed(
+            || format!("cast {} -> {dtype}", describe(input)),
+            || self.inner.cast(input, dtype),
+        )
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.inner.synchronize()
+    }
+
+    fn is_accelerator(&self) -> bool {
+        self.inner.is_accelerator()
+    }
+
+    fn memory_report(&self) -> Option<String> {
+        self.inner.memory_report()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::CpuBackend;
+
+    #[test]
+    fn records_only_after_enable_and_groups_by_shape() {
+        let cpu = CpuBackend::new();
+        let p = ProfiledBackend::new(&cpu);
+        let x = p
+            .upload(&HostTensor::from_f32(vec![2, 3], vec![1.0; 6]))
+            .unwrap();
+        assert!(p.report().is_empty());
+        p.enable();
+        let e = MapExpr::Unary(crate::UnaryFn::Exp, Box::new(MapExpr::Input(0)));
+        for _ in 0..3 {
+            p.map(&e, &[&x], &[2, 3], DType::F32).unwrap();
+        }
+        p.reduce(&x, &[1], ReduceOp::Sum).unwrap();
+        let r = p.report();
+        assert_eq!(r.len(), 2, "{r:?}");
+        let map = r.iter().find(|(k, _)| k.starts_with("map")).unwrap();
+        assert_eq!(map.1.calls, 3);
+        assert_eq!(map.0, "map(2 nodes) 2x3:f32 -> 2x3:f32");
+        let red = r.iter().find(|(k, _)| k.starts_with("reduce")).unwrap();
+        assert_eq!(red.0, "reduce Sum 2x3:f32 over [1]");
+    }
+}
