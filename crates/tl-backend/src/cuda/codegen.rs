@@ -496,12 +496,31 @@ pub(crate) fn reduce_source(op: ReduceOp, real: Real, per_thread: bool) -> Strin
     s
 }
 
-/// Softmax or layer norm of a contiguous `[outer, n, inner]` array of `real` along the middle
-/// axis, one block per `(outer, inner)` pair. `TlMeta = [rows, n, inner, x, out]`.
-pub(crate) fn normalize_source(func: NormFn, real: Real) -> String {
+/// Rows up to this long are normalised by one warp each (shuffles, no block barriers); longer
+/// ones by a whole block.
+pub(crate) const WARP_ROW_MAX: usize = 4096;
+
+/// Softmax or layer norm of a contiguous `[outer, n, inner]` array stored as `storage` along
+/// the middle axis, computed in `real` and stored back as `storage`. With `warp`, each warp
+/// normalises one `(outer, inner)` row (rows of up to [`WARP_ROW_MAX`]); otherwise each block
+/// does. `TlMeta = [rows, n, inner, x, out]`.
+pub(crate) fn normalize_source(func: NormFn, real: Real, storage: DType, warp: bool) -> String {
     let mut s = header(real, 16);
-    let reducers = r#"
-__device__ real tl_block_sum(real v, real* sh) {
+    let t = c_type(storage);
+    let reducers = if warp {
+        r#"
+__device__ real tl_row_sum(real v, real* sh) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ real tl_row_max(real v, real* sh) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+"#
+    } else {
+        r#"
+__device__ real tl_row_sum(real v, real* sh) {
   sh[threadIdx.x] = v;
   __syncthreads();
   for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
@@ -512,7 +531,7 @@ __device__ real tl_block_sum(real v, real* sh) {
   __syncthreads();
   return r;
 }
-__device__ real tl_block_max(real v, real* sh) {
+__device__ real tl_row_max(real v, real* sh) {
   sh[threadIdx.x] = v;
   __syncthreads();
   for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {
@@ -523,33 +542,38 @@ __device__ real tl_block_max(real v, real* sh) {
   __syncthreads();
   return r;
 }
-"#;
+"#
+    };
+    // Which rows a thread works on, and its first element and stride within one.
+    let (first_row, row_step, lane, lanes) = if warp {
+        (
+            format!("(long long)blockIdx.x * ({BLOCK} / 32) + threadIdx.x / 32"),
+            format!("(long long)gridDim.x * ({BLOCK} / 32)"),
+            "(threadIdx.x & 31)",
+            "32",
+        )
+    } else {
+        (
+            "(long long)blockIdx.x".to_string(),
+            "(long long)gridDim.x".to_string(),
+            "threadIdx.x",
+            "blockDim.x",
+        )
+    };
     let head = format!(
-        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long rows = m.v[0];\n  const long long n = m.v[1];\n  const long long inner = m.v[2];\n  const real* x = (const real*)m.v[3];\n  real* out = (real*)m.v[4];\n  __shared__ real sh[{BLOCK}];\n  for (long long q = blockIdx.x; q < rows; q += gridDim.x) {{\n    const long long base = (q / inner) * n * inner + (q % inner);\n"
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long rows = m.v[0];\n  const long long n = m.v[1];\n  const long long inner = m.v[2];\n  const {t}* x = (const {t}*)m.v[3];\n  {t}* out = ({t}*)m.v[4];\n  __shared__ real sh[{BLOCK}];\n  for (long long q = {first_row}; q < rows; q += {row_step}) {{\n    const long long base = (q / inner) * n * inner + (q % inner);\n"
     );
+    let at = |j: &str| load(storage, &format!("x[base + {j} * inner]"));
+    let xj = at("j");
     let work = match func {
-        NormFn::Softmax => {
-            r#"    real mx = -__int_as_float(0x7f800000);
-    for (long long j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, x[base + j * inner]);
-    mx = tl_block_max(mx, sh);
-    real sum = 0.0f;
-    for (long long j = threadIdx.x; j < n; j += blockDim.x) sum += expf(x[base + j * inner] - mx);
-    sum = tl_block_sum(sum, sh);
-    const real inv = 1.0f / sum;
-    for (long long j = threadIdx.x; j < n; j += blockDim.x) out[base + j * inner] = expf(x[base + j * inner] - mx) * inv;
-"#
-        }
-        NormFn::LayerNorm => {
-            r#"    real sum = 0.0f;
-    for (long long j = threadIdx.x; j < n; j += blockDim.x) sum += x[base + j * inner];
-    const real mean = tl_block_sum(sum, sh) / (real)n;
-    real var = 0.0f;
-    for (long long j = threadIdx.x; j < n; j += blockDim.x) { const real d = x[base + j * inner] - mean; var += d * d; }
-    var = tl_block_sum(var, sh) / (real)n;
-    const real inv = 1.0f / sqrtf(var + 1e-5f);
-    for (long long j = threadIdx.x; j < n; j += blockDim.x) out[base + j * inner] = (x[base + j * inner] - mean) * inv;
-"#
-        }
+        NormFn::Softmax => format!(
+            "    real mx = -__int_as_float(0x7f800000);\n    for (long long j = {lane}; j < n; j += {lanes}) mx = fmaxf(mx, {xj});\n    mx = tl_row_max(mx, sh);\n    real sum = 0.0f;\n    for (long long j = {lane}; j < n; j += {lanes}) sum += expf({xj} - mx);\n    sum = tl_row_sum(sum, sh);\n    const real inv = 1.0f / sum;\n    for (long long j = {lane}; j < n; j += {lanes}) out[base + j * inner] = {};\n",
+            store(storage, &format!("expf({xj} - mx) * inv"))
+        ),
+        NormFn::LayerNorm => format!(
+            "    real sum = 0.0f;\n    for (long long j = {lane}; j < n; j += {lanes}) sum += {xj};\n    const real mean = tl_row_sum(sum, sh) / (real)n;\n    real var = 0.0f;\n    for (long long j = {lane}; j < n; j += {lanes}) {{ const real d = {xj} - mean; var += d * d; }}\n    var = tl_row_sum(var, sh) / (real)n;\n    const real inv = 1.0f / sqrtf(var + 1e-5f);\n    for (long long j = {lane}; j < n; j += {lanes}) out[base + j * inner] = {};\n",
+            store(storage, &format!("({xj} - mean) * inv"))
+        ),
     };
     let body = format!("{reducers}{head}{work}  }}\n}}\n");
     s.push_str(&dialect(&body, real));
@@ -852,10 +876,11 @@ mod tests {
         let split = reduce_source(ReduceOp::Mean, Real::F32, false);
         assert!(split.contains("(real)(a / (double)count)"));
         assert!(split.contains("const long long start = (q % chunks) * len;"));
-        let n = normalize_source(NormFn::LayerNorm, Real::F64);
+        let n = normalize_source(NormFn::LayerNorm, Real::F64, DType::F64, false);
         assert!(n.contains("sqrt(var + 1e-5)"));
-        let n = normalize_source(NormFn::Softmax, Real::F32);
-        assert!(n.contains("expf(x[base + j * inner] - mx)"));
+        let n = normalize_source(NormFn::Softmax, Real::F32, DType::BF16, true);
+        assert!(n.contains("expf((real)tl_bf2f(x[base + j * inner]) - mx)"), "{n}");
+        assert!(n.contains("__shfl_xor_sync") && n.contains("unsigned short* out"));
         assert!(gather_source(DType::Bool).contains("unsigned char* out"));
         assert!(fill_source(8).contains("unsigned long long* out"));
     }

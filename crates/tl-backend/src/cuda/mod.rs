@@ -1001,14 +1001,19 @@ impl Backend for CudaBackend {
                 format!("axis {axis} of a rank-{rank} tensor"),
             ));
         }
-        let real = Real::of(input.dtype);
+        // Normalised in the compute type, stored in the input's floating type.
+        let storage = match input.dtype {
+            DType::F64 | DType::F32 | DType::F16 | DType::BF16 => input.dtype,
+            _ => DType::F32,
+        };
+        let real = Real::of(storage);
         let shape = input.shape();
         let numel = numel_checked(shape)?;
         let n = shape[axis];
         let inner: usize = shape[axis + 1..].iter().product();
         let outer: usize = shape[..axis].iter().product();
-        let (_keep, x) = self.packed(input, real.dtype())?;
-        let out = self.alloc(numel, real.dtype())?;
+        let (_keep, x) = self.packed(input, storage)?;
+        let out = self.alloc(numel, storage)?;
         if numel > 0 {
             let rows = outer * inner;
             let meta = [
@@ -1018,11 +1023,13 @@ impl Backend for CudaBackend {
                 x as i64,
                 out.ptr() as i64,
             ];
+            let warp = n <= codegen::WARP_ROW_MAX;
+            let per_block = if warp { codegen::BLOCK as usize / 32 } else { 1 };
             self.launch(
-                codegen::kernel_key(&("normalize", func, real)),
-                || Ok(codegen::normalize_source(func, real)),
+                codegen::kernel_key(&("normalize", func, real, storage, warp)),
+                || Ok(codegen::normalize_source(func, real, storage, warp)),
                 &meta,
-                rows.min(1 << 20) as u32,
+                rows.div_ceil(per_block).min(1 << 20) as u32,
             )?;
         }
         Ok(Self::wrap(out, shape))
