@@ -114,6 +114,22 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// Evaluates the strata that have a tensor without a value, in order: after a training
+    /// step forgets what depends on the parameters, what does not is kept, not recomputed.
+    pub fn evaluate_missing(&mut self) -> Result<(), RunError> {
+        for (index, stratum) in self.program.strata.iter().enumerate() {
+            if stratum.tensors.iter().all(|&t| self.values[t].is_some()) {
+                continue;
+            }
+            if let Some(layered) = self.plan.layers.stratum(index) {
+                self.layered(layered)?;
+                continue;
+            }
+            self.stratum(stratum)?;
+        }
+        Ok(())
+    }
+
     fn stratum(&mut self, s: &Stratum) -> Result<(), RunError> {
         let sparse = s
             .tensors

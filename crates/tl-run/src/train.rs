@@ -124,10 +124,16 @@ impl Engine<'_> {
         step: u64,
         span: Span,
     ) -> Result<StepResult, RunError> {
-        self.reset_derived();
+        // Derived tensors that do not depend on a parameter keep their values from the last
+        // step; the rest are recomputed, recording what the backward pass reads.
+        for (t, decl) in self.program.tensors.iter().enumerate() {
+            if wanted[t] && matches!(decl.def, Definition::Derived) {
+                self.values[t] = None;
+            }
+        }
         self.traces.clear();
         self.record = true;
-        let forward = self.evaluate_all();
+        let forward = self.evaluate_missing();
         self.record = false;
         forward?;
         let name = &self.program.tensors[loss].name;

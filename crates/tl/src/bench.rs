@@ -144,27 +144,23 @@ fn measure(
     match minimize {
         Some(spec) => {
             let mut spec = spec.clone();
-            spec.count = (warmup + runs + 1) as u64;
             spec.epochs = false;
             engine.evaluate_all()?;
+            // Warm-up steps run first on their own, so a profile counts only the timed steps
+            // (not the first steps' kernel compilation and allocation).
+            if warmup > 0 {
+                spec.count = warmup as u64;
+                engine.minimize(&spec, &mut StepClock { ends: Vec::new() })?;
+            }
             if profile {
                 start_profile(engine);
             }
+            spec.count = (runs + 1) as u64;
             let mut clock = StepClock { ends: Vec::new() };
             engine.minimize(&spec, &mut clock)?;
-            let times: Vec<Duration> = clock
-                .ends
-                .windows(2)
-                .skip(warmup)
-                .map(|w| w[1] - w[0])
-                .collect();
+            let times: Vec<Duration> = clock.ends.windows(2).map(|w| w[1] - w[0]).collect();
             let n = times.len();
-            Ok((
-                "training step".into(),
-                median_ms(times),
-                n,
-                warmup + runs + 1,
-            ))
+            Ok(("training step".into(), median_ms(times), n, runs + 1))
         }
         None => {
             let mut times = Vec::with_capacity(runs);
