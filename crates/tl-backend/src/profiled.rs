@@ -239,7 +239,13 @@ impl Backend for ProfiledBackend<'_> {
         out_shape: &[usize],
     ) -> Result<Tensor> {
         self.timed(
-            || format!("gather(kept index) {} -> {}", describe(input), dims(out_shape)),
+            || {
+                format!(
+                    "gather(kept index) {} -> {}",
+                    describe(input),
+                    dims(out_shape)
+                )
+            },
             || self.inner.gather_shared(input, index, out_shape),
         )
     }

@@ -211,9 +211,7 @@ pub fn bench(args: BenchArgs) -> ExitCode {
     };
     let dtype = args.options.dtype;
     let mut table = None;
-    let ops = args
-        .profile
-        .then(|| ProfiledBackend::new(backend.as_ref()));
+    let ops = args.profile.then(|| ProfiledBackend::new(backend.as_ref()));
     let engine_backend: &dyn tl_backend::Backend = match &ops {
         Some(p) => p,
         None => backend.as_ref(),

@@ -879,7 +879,10 @@ mod tests {
         let n = normalize_source(NormFn::LayerNorm, Real::F64, DType::F64, false);
         assert!(n.contains("sqrt(var + 1e-5)"));
         let n = normalize_source(NormFn::Softmax, Real::F32, DType::BF16, true);
-        assert!(n.contains("expf((real)tl_bf2f(x[base + j * inner]) - mx)"), "{n}");
+        assert!(
+            n.contains("expf((real)tl_bf2f(x[base + j * inner]) - mx)"),
+            "{n}"
+        );
         assert!(n.contains("__shfl_xor_sync") && n.contains("unsigned short* out"));
         assert!(gather_source(DType::Bool).contains("unsigned char* out"));
         assert!(fill_source(8).contains("unsigned long long* out"));

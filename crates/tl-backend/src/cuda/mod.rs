@@ -1024,7 +1024,11 @@ impl Backend for CudaBackend {
                 out.ptr() as i64,
             ];
             let warp = n <= codegen::WARP_ROW_MAX;
-            let per_block = if warp { codegen::BLOCK as usize / 32 } else { 1 };
+            let per_block = if warp {
+                codegen::BLOCK as usize / 32
+            } else {
+                1
+            };
             self.launch(
                 codegen::kernel_key(&("normalize", func, real, storage, warp)),
                 || Ok(codegen::normalize_source(func, real, storage, warp)),
