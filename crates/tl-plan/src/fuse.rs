@@ -1,11 +1,15 @@
 //! Fusion: fewer, larger kernels for evaluation.
 //!
 //! Memory-bound nodes are merged into their consumer so that each value crosses memory once:
-//! - a map reading another map (over the same labels, used nowhere else) absorbs it, so a chain
-//!   of elementwise nodes becomes one generated kernel;
+//! - a map reading another map (over the same indices or fewer, used nowhere else) absorbs
+//!   it, so a chain of elementwise nodes becomes one generated kernel; constants are written
+//!   into the expression (kernels take them as arguments), and a map of constants alone is
+//!   computed at plan time;
 //! - a map reading a contraction (over the same labels, used nowhere else) becomes the
 //!   contraction's epilogue ([`Op::ContractMap`]), which a backend runs inside its GEMM where it
-//!   can (bias, residual and ReLU on cuBLASLt) and right after it otherwise.
+//!   can (bias, residual and ReLU on cuBLASLt) and right after it otherwise;
+//! - a constant factor on an operand of a product moves into the product's epilogue
+//!   (`(Q / sqrt(32)) K` scales the scores, not `Q`).
 //!
 //! The pass is applied to graphs that are evaluated without a backward pass; autograd works on
 //! the unfused graph, whose every intermediate value it needs.
@@ -22,8 +26,10 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
         let Op::Map { expr, inputs } = &g.nodes[id].op else {
             continue;
         };
-        let (mut expr, mut inputs) = (expr.clone(), inputs.clone());
-        // Absorb single-use maps over the same labels, each read once, until none is left.
+        let (mut expr, mut inputs) = fold_constants(&g, expr, inputs);
+        // Absorb single-use maps each read once, until none is left. An absorbed map over
+        // fewer indices (a per-row scale, say) is recomputed for every element that reads it:
+        // a few arithmetic operations instead of a round trip through memory.
         while let Some((pos, inner, inner_inputs)) = (0..inputs.len()).find_map(|k| {
             let i = inputs[k];
             match &g.nodes[i].op {
@@ -32,7 +38,10 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
                     inputs: ins,
                 } if uses[i] == 1
                     && expr.reads(k) == 1
-                    && g.nodes[i].labels == g.nodes[id].labels =>
+                    && g.nodes[i]
+                        .labels
+                        .iter()
+                        .all(|l| g.nodes[id].labels.contains(l)) =>
                 {
                     Some((k, e.clone(), ins.clone()))
                 }
@@ -50,8 +59,14 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             });
             inputs.extend(inner_inputs);
             (expr, inputs) = compact(&expr, &inputs);
+            (expr, inputs) = fold_constants(&g, &expr, &inputs);
         }
-        g.nodes[id].op = Op::Map { expr, inputs };
+        g.nodes[id].op = if inputs.is_empty() {
+            // Constants only (`1 / sqrt(32)`): computed here, once.
+            Op::Const(expr.eval(&[]))
+        } else {
+            Op::Map { expr, inputs }
+        };
     }
     // Then each map takes in a single-use contraction it reads once, as the epilogue's product.
     for id in 0..g.nodes.len() {
@@ -97,7 +112,74 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             None => Op::Map { expr, inputs },
         };
     }
+    // Last, a constant factor on a product's operand moves into its epilogue:
+    // (c·A)·B = c·(A·B), which saves the pass that scaled the operand.
+    for id in 0..g.nodes.len() {
+        let (a, b, expr, extra) = match &g.nodes[id].op {
+            Op::Contract { a, b } => (*a, *b, MapExpr::Input(0), Vec::new()),
+            Op::ContractMap { a, b, expr, inputs } => (*a, *b, expr.clone(), inputs.clone()),
+            _ => continue,
+        };
+        let scaled = |x: NodeId| match &g.nodes[x].op {
+            Op::Map { expr, inputs } if uses[x] == 1 && inputs.len() == 1 => {
+                constant_factor(expr).map(|c| (inputs[0], c))
+            }
+            _ => None,
+        };
+        let (a, b, c) = match (scaled(a), scaled(b)) {
+            (Some((a, ca)), Some((b, cb))) => (a, b, ca * cb),
+            (Some((a, c)), None) => (a, b, c),
+            (None, Some((b, c))) => (a, b, c),
+            (None, None) => continue,
+        };
+        let product = MapExpr::Binary(
+            tl_backend::BinaryFn::Mul,
+            Box::new(MapExpr::Input(0)),
+            Box::new(MapExpr::Const(c)),
+        );
+        let expr = expr.substitute(&|k| {
+            if k == 0 {
+                product.clone()
+            } else {
+                MapExpr::Input(k)
+            }
+        });
+        g.nodes[id].op = Op::ContractMap {
+            a,
+            b,
+            expr,
+            inputs: extra,
+        };
+    }
     prune(&g, root)
+}
+
+/// `c` when `expr` is `Input(0)` times (or divided by) the constant `c`.
+fn constant_factor(expr: &MapExpr) -> Option<f64> {
+    use tl_backend::BinaryFn::{Div, Mul};
+    match expr {
+        MapExpr::Binary(Mul, x, y) => match (&**x, &**y) {
+            (MapExpr::Input(0), MapExpr::Const(c)) | (MapExpr::Const(c), MapExpr::Input(0)) => {
+                Some(*c)
+            }
+            _ => None,
+        },
+        MapExpr::Binary(Div, x, k) => match (&**x, &**k) {
+            (MapExpr::Input(0), MapExpr::Const(c)) if *c != 0.0 => Some(1.0 / c),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Writes the constants a map reads into its expression (kernels take them as arguments, so
+/// no constant needs a tensor or a launch of its own), dropping those inputs.
+fn fold_constants(g: &Graph, expr: &MapExpr, inputs: &[NodeId]) -> (MapExpr, Vec<NodeId>) {
+    let folded = expr.substitute(&|k| match g.nodes[inputs[k]].op {
+        Op::Const(c) => MapExpr::Const(c),
+        _ => MapExpr::Input(k),
+    });
+    compact(&folded, inputs)
 }
 
 /// How many times each node is read, counting the root's use as the result.
@@ -309,5 +391,120 @@ mod tests {
             })
             .collect();
         assert!((expr.eval(&vals) - want).abs() < 1e-12);
+    }
+
+    fn mul(a: MapExpr, b: MapExpr) -> MapExpr {
+        MapExpr::Binary(BinaryFn::Mul, Box::new(a), Box::new(b))
+    }
+
+    #[test]
+    fn a_layer_norm_line_is_one_kernel_with_its_constants_inside() {
+        // G[o] Z[s, o] / sqrt(V[s] + 1e-12) + B[o], lowered as maps and a constant.
+        let mut g = Graph::default();
+        let gain = g.push(Op::Load { tensor: 0 }, vec![1], vec![4]);
+        let z = g.push(Op::Load { tensor: 1 }, vec![0, 1], vec![3, 4]);
+        let v = g.push(Op::Load { tensor: 2 }, vec![0], vec![3]);
+        let eps = g.push(Op::Const(1e-12), vec![], vec![]);
+        let inv = g.push(
+            Op::Map {
+                expr: un(
+                    UnaryFn::Recip,
+                    un(UnaryFn::Sqrt, add(MapExpr::Input(0), MapExpr::Input(1))),
+                ),
+                inputs: vec![v, eps],
+            },
+            vec![0],
+            vec![3],
+        );
+        let gz = g.push(
+            Op::Map {
+                expr: mul(MapExpr::Input(0), MapExpr::Input(1)),
+                inputs: vec![z, gain],
+            },
+            vec![0, 1],
+            vec![3, 4],
+        );
+        let scaled = g.push(
+            Op::Map {
+                expr: mul(MapExpr::Input(0), MapExpr::Input(1)),
+                inputs: vec![gz, inv],
+            },
+            vec![0, 1],
+            vec![3, 4],
+        );
+        let b = g.push(Op::Load { tensor: 3 }, vec![1], vec![4]);
+        let root = g.push(
+            Op::Map {
+                expr: add(MapExpr::Input(0), MapExpr::Input(1)),
+                inputs: vec![scaled, b],
+            },
+            vec![0, 1],
+            vec![3, 4],
+        );
+        let (f, froot) = fuse(&g, root);
+        assert_eq!(f.verify(), Ok(()));
+        assert_eq!(f.kernel_count(), 1, "{f:?}");
+        let Op::Map { expr, inputs } = &f.nodes[froot].op else {
+            panic!("root is {:?}", f.nodes[froot].op);
+        };
+        assert!(inputs
+            .iter()
+            .all(|&i| matches!(f.nodes[i].op, Op::Load { .. })));
+        let value = |t: usize| [2.0, -1.5, 0.25, 0.5][t];
+        let vals: Vec<f64> = inputs
+            .iter()
+            .map(|&i| match f.nodes[i].op {
+                Op::Load { tensor } => value(tensor),
+                _ => f64::NAN,
+            })
+            .collect();
+        let want = 2.0 * -1.5 / (0.25f64 + 1e-12).sqrt() + 0.5;
+        assert!((expr.eval(&vals) - want).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_constant_factor_of_an_operand_moves_into_the_epilogue() {
+        // (Q[i, k] * 0.5) K[j, k]: one product whose epilogue scales by 0.5.
+        let mut g = Graph::default();
+        let q = g.push(Op::Load { tensor: 0 }, vec![0, 2], vec![3, 4]);
+        let half = g.push(Op::Const(0.5), vec![], vec![]);
+        let qs = g.push(
+            Op::Map {
+                expr: mul(MapExpr::Input(0), MapExpr::Input(1)),
+                inputs: vec![q, half],
+            },
+            vec![0, 2],
+            vec![3, 4],
+        );
+        let k = g.push(Op::Load { tensor: 1 }, vec![1, 2], vec![5, 4]);
+        let root = g.push(Op::Contract { a: qs, b: k }, vec![0, 1], vec![3, 5]);
+        let (f, froot) = fuse(&g, root);
+        assert_eq!(f.verify(), Ok(()));
+        assert_eq!(f.kernel_count(), 1);
+        let Op::ContractMap {
+            a, expr, inputs, ..
+        } = &f.nodes[froot].op
+        else {
+            panic!("root is {:?}", f.nodes[froot].op);
+        };
+        assert!(matches!(f.nodes[*a].op, Op::Load { tensor: 0 }));
+        assert!(inputs.is_empty());
+        assert_eq!(expr.eval(&[3.0]), 1.5);
+    }
+
+    #[test]
+    fn a_map_of_constants_only_is_computed_once_here() {
+        let mut g = Graph::default();
+        let c = g.push(Op::Const(32.0), vec![], vec![]);
+        let root = g.push(
+            Op::Map {
+                expr: un(UnaryFn::Recip, un(UnaryFn::Sqrt, MapExpr::Input(0))),
+                inputs: vec![c],
+            },
+            vec![],
+            vec![],
+        );
+        let (f, froot) = fuse(&g, root);
+        assert_eq!(f.nodes[froot].op, Op::Const(1.0 / 32f64.sqrt()));
     }
 }

@@ -81,6 +81,9 @@ pub struct Engine<'a> {
     pub warnings: Vec<Diagnostic>,
     /// Gather and scatter index vectors, by (plan address, node), computed once.
     pub index_cache: HashMap<(usize, usize), Arc<Vec<i64>>>,
+    /// Scalar constants on the backend, by (value bits, element type), made once: a plan's
+    /// constants are then no allocation or launch of their own on later evaluations.
+    pub constants: HashMap<(u64, DType), Tensor>,
     /// The random generator.
     pub rng: Rng,
     /// Whether `evaluate` keeps node values for a backward pass.
@@ -131,6 +134,7 @@ impl<'a> Engine<'a> {
             evaluations: 0,
             warnings: Vec::new(),
             index_cache: HashMap::new(),
+            constants: HashMap::new(),
             rng,
             record: false,
             traces: HashMap::new(),

@@ -210,7 +210,14 @@ impl Engine<'_> {
                     });
                     be.gather_shared(&source, &idx, &node.shape).map_err(err)?
                 }
-                Op::Const(c) => be.full(&[], *c, dtype).map_err(err)?,
+                Op::Const(c) => match self.constants.get(&(c.to_bits(), dtype)) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t = be.full(&[], *c, dtype).map_err(err)?;
+                        self.constants.insert((c.to_bits(), dtype), t.clone());
+                        t
+                    }
+                },
                 Op::IndexValue(v) => {
                     let n = plan.vars[*v].extent;
                     let host = HostTensor {

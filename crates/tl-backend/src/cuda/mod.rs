@@ -726,11 +726,9 @@ impl CudaBackend {
                 format!("{} indices for an output of {n} elements", index.len()),
             ));
         }
-        let dtype = if input.dtype == DType::Bool {
-            DType::Bool
-        } else {
-            Real::of(input.dtype).dtype()
-        };
+        // A gather only moves elements, so it keeps their type (a 16-bit weight stays 16-bit
+        // for the tensor cores).
+        let dtype = input.dtype;
         let (_keep, src) = self.packed(input, dtype)?;
         let out = self.alloc(n, dtype)?;
         if n > 0 {
