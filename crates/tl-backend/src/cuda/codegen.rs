@@ -942,4 +942,129 @@ mod tests {
         assert_eq!(meta_cap(100), Some(480));
         assert_eq!(meta_cap(481), None);
     }
+
+    /// Every kind of generated kernel, in every type it is generated for.
+    fn every_source() -> Vec<(String, String)> {
+        use ReduceOp::{Max, Mean, Min, Sum};
+        let unary = [
+            UnaryFn::Neg,
+            UnaryFn::Recip,
+            UnaryFn::Step,
+            UnaryFn::Sigmoid,
+            UnaryFn::Relu,
+            UnaryFn::Gelu,
+            UnaryFn::Tanh,
+            UnaryFn::Exp,
+            UnaryFn::Log,
+            UnaryFn::Sqrt,
+            UnaryFn::Abs,
+            UnaryFn::Sin,
+            UnaryFn::Cos,
+            UnaryFn::GeluGrad,
+        ];
+        let binary = [
+            BinaryFn::Add,
+            BinaryFn::Sub,
+            BinaryFn::Mul,
+            BinaryFn::Div,
+            BinaryFn::Pow,
+            BinaryFn::Max,
+            BinaryFn::Min,
+            BinaryFn::SigmoidT,
+            BinaryFn::SigmoidTGradA,
+            BinaryFn::SigmoidTGradT,
+        ];
+        // One expression using every function, over four inputs and a constant.
+        let mut expr = MapExpr::Input(0);
+        for (k, f) in unary.iter().enumerate() {
+            expr = MapExpr::Unary(*f, Box::new(expr));
+            let b = binary[k % binary.len()];
+            let other = if k % 3 == 0 {
+                MapExpr::Const(0.5)
+            } else {
+                MapExpr::Input(1 + k % 3)
+            };
+            expr = MapExpr::Binary(b, Box::new(expr), Box::new(other));
+        }
+        let floats = [DType::F32, DType::F64, DType::F16, DType::BF16];
+        let mut out = Vec::new();
+        for out_t in [DType::F32, DType::F64, DType::F16, DType::BF16, DType::Bool] {
+            let inputs = vec![
+                (DType::F16, Access::Contiguous),
+                (DType::BF16, Access::Strided),
+                (DType::Bool, Access::Scalar),
+                (out_t, Access::Strided),
+            ];
+            let e = sig(expr.clone(), inputs, out_t, 3);
+            out.push((format!("map -> {out_t}"), e.source().unwrap_or_default()));
+            let copy = sig(MapExpr::Input(0), vec![(out_t, Access::Strided)], out_t, 2);
+            out.push((format!("copy {out_t}"), copy.source().unwrap_or_default()));
+        }
+        for op in [Sum, Mean, Max, Min] {
+            for real in [Real::F32, Real::F64] {
+                for per_thread in [false, true] {
+                    out.push((
+                        format!("reduce {op:?} {real:?} {per_thread}"),
+                        reduce_source(op, real, per_thread),
+                    ));
+                }
+                out.push((format!("scatter {op:?} {real:?}"), scatter_source(op, real)));
+                out.push((
+                    format!("scatter finish {op:?} {real:?}"),
+                    scatter_finish_source(op, real),
+                ));
+            }
+        }
+        for func in [NormFn::Softmax, NormFn::LayerNorm] {
+            for storage in floats {
+                for warp in [false, true] {
+                    out.push((
+                        format!("normalize {func:?} {storage} {warp}"),
+                        normalize_source(func, Real::of(storage), storage, warp),
+                    ));
+                }
+            }
+        }
+        for d in [
+            DType::F32,
+            DType::F64,
+            DType::F16,
+            DType::BF16,
+            DType::Bool,
+            DType::I64,
+        ] {
+            out.push((format!("gather {d}"), gather_source(d)));
+        }
+        for width in [1, 2, 4, 8] {
+            out.push((format!("fill {width}"), fill_source(width)));
+        }
+        out
+    }
+
+    /// Compiles every generated kernel with NVRTC where the library can be loaded (no GPU is
+    /// needed), so a kernel that does not compile is found on any machine with the CUDA
+    /// runtime compiler, not only at run time on a GPU.
+    #[test]
+    fn every_generated_kernel_compiles_with_nvrtc() {
+        if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+            eprintln!("skipped: NVRTC (libnvrtc.so) not found; set LD_LIBRARY_PATH to its folder");
+            return;
+        }
+        for (what, src) in every_source() {
+            assert!(src.contains("tl_kernel"), "{what}: no kernel");
+            let opts = cudarc::nvrtc::CompileOptions {
+                options: vec!["--gpu-architecture=compute_90".into()],
+                ..Default::default()
+            };
+            if let Err(e) = cudarc::nvrtc::compile_ptx_with_opts(&src, opts) {
+                let log = match e {
+                    cudarc::nvrtc::CompileError::CompileError { log, .. } => {
+                        log.to_string_lossy().into_owned()
+                    }
+                    other => format!("{other:?}"),
+                };
+                panic!("{what} does not compile:\n{log}\n--- source ---\n{src}");
+            }
+        }
+    }
 }
