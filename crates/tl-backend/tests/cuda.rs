@@ -330,6 +330,11 @@ fn reduce_matches_cpu() -> R {
         // Long rows are split over blocks, with a partial last chunk.
         (&[1_000_003], &[&[0]]),
         (&[517, 301], &[&[0, 1]]),
+        // A warp per row up to 4096, a block beyond.
+        (&[5, 4096], &[&[1]]),
+        (&[5, 4097], &[&[1]]),
+        // Columns of many rows: chunks of rows per thread, combined by a second pass.
+        (&[4099, 67], &[&[0]]),
     ];
     for &d in &FLOATS {
         for &(shape, axes_list) in cases {

@@ -451,12 +451,26 @@ impl ElemSig {
     }
 }
 
-/// Row reduction over a contiguous `[m, r]` array of `real`. With `per_thread`, each thread
-/// folds one row (for short rows; `TlMeta = [m, r, x, out]`); otherwise a block folds each of
-/// `rows = m · chunks` chunks of `len` elements (`TlMeta = [rows, r, x, out, len, chunks,
-/// count]`, a mean dividing by `count`), so a long row can be split over many blocks and the
-/// partial results reduced by a second launch.
-pub(crate) fn reduce_source(op: ReduceOp, real: Real, per_thread: bool) -> String {
+/// How a reduction kernel lays its work out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum ReduceLayout {
+    /// One thread folds each row of `[rows, r]` (short rows).
+    PerThread,
+    /// One warp folds each chunk of a row of `[rows, r]` (rows up to a few thousand).
+    Warp,
+    /// One block folds each chunk of a row of `[rows, r]` (long rows).
+    Block,
+    /// One thread folds each chunk of a column of `[r, cols]`: the reduced axes lead, so
+    /// neighbouring threads read neighbouring elements.
+    Column,
+}
+
+/// A reduction of an array stored as `storage`, accumulated in f64 for sums and means and in
+/// `real` for max and min, with a result of `real`. `TlMeta = [outputs, r, x, out, len,
+/// chunks, count]`: output `q` folds chunk `q % chunks` (rows) or `q / cols` (columns, where
+/// `outputs = cols · chunks`) of `len` elements of its row or column of `r`; a mean divides
+/// by `count`. With several chunks a second launch combines the partial results.
+pub(crate) fn reduce_source(op: ReduceOp, real: Real, storage: DType, layout: ReduceLayout) -> String {
     let (acc, init, comb) = match op {
         ReduceOp::Sum | ReduceOp::Mean => ("double", "0.0", "(A) + (B)"),
         ReduceOp::Max => ("real", "(-__int_as_float(0x7f800000))", "fmaxf(A, B)"),
@@ -464,33 +478,47 @@ pub(crate) fn reduce_source(op: ReduceOp, real: Real, per_thread: bool) -> Strin
     };
     let combine = |a: &str, b: &str| comb.replace('A', a).replace('B', b);
     let finish = match op {
-        ReduceOp::Mean => "(real)(a / (double)r)",
+        ReduceOp::Mean => "(real)(a / (double)count)",
         _ => "(real)(a)",
     };
+    let t = c_type(storage);
     let mut s = header(real, 16);
-    let mut body = String::from(
-        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const long long rows = m.v[0];\n  const long long r = m.v[1];\n  const real* x = (const real*)m.v[2];\n  real* out = (real*)m.v[3];\n",
+    let mut body = format!(
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long rows = m.v[0];\n  const long long r = m.v[1];\n  const {t}* x = (const {t}*)m.v[2];\n  real* out = (real*)m.v[3];\n  const long long len = m.v[4];\n  const long long chunks = m.v[5];\n  const long long count = m.v[6];\n"
     );
-    if per_thread {
-        let _ = write!(
-            body,
-            "  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long row = (long long)blockIdx.x * blockDim.x + threadIdx.x; row < rows; row += step) {{\n    {acc} a = {init};\n    for (long long j = 0; j < r; ++j) a = {};\n    out[row] = {finish};\n  }}\n}}\n",
-            combine("a", &format!("({acc})x[row * r + j]"))
-        );
-    } else {
-        // Output q reduces chunk q % chunks (of `len` elements) of row q / chunks; a mean
-        // divides by `count`. With one chunk per row this is a plain row reduction; with
-        // several, a second launch combines the partial results.
-        let finish = match op {
-            ReduceOp::Mean => "(real)(a / (double)count)",
-            _ => "(real)(a)",
-        };
-        let _ = write!(
-            body,
-            "  const long long len = m.v[4];\n  const long long chunks = m.v[5];\n  const long long count = m.v[6];\n  __shared__ {acc} sh[{BLOCK}];\n  for (long long q = blockIdx.x; q < rows; q += gridDim.x) {{\n    const long long row = q / chunks;\n    const long long start = (q % chunks) * len;\n    const long long end = start + len < r ? start + len : r;\n    {acc} a = {init};\n    for (long long j = start + threadIdx.x; j < end; j += blockDim.x) a = {};\n    sh[threadIdx.x] = a;\n    __syncthreads();\n    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {{\n      if (threadIdx.x < s) sh[threadIdx.x] = {};\n      __syncthreads();\n    }}\n    if (threadIdx.x == 0) {{ a = sh[0]; out[q] = {finish}; }}\n    __syncthreads();\n  }}\n}}\n",
-            combine("a", &format!("({acc})x[row * r + j]")),
-            combine("sh[threadIdx.x]", "sh[threadIdx.x + s]")
-        );
+    let row_chunk = "    const long long row = q / chunks;\n    const long long start = (q % chunks) * len;\n    const long long end = start + len < r ? start + len : r;\n";
+    let fold = |at: &str| combine("a", &format!("({acc}){}", load(storage, at)));
+    match layout {
+        ReduceLayout::PerThread => {
+            let _ = write!(
+                body,
+                "  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x; q < rows; q += step) {{\n{row_chunk}    {acc} a = {init};\n    for (long long j = start; j < end; ++j) a = {};\n    out[q] = {finish};\n  }}\n}}\n",
+                fold("x[row * r + j]")
+            );
+        }
+        ReduceLayout::Warp => {
+            let _ = write!(
+                body,
+                "  const long long lane = threadIdx.x & 31;\n  for (long long q = (long long)blockIdx.x * ({BLOCK} / 32) + threadIdx.x / 32; q < rows; q += (long long)gridDim.x * ({BLOCK} / 32)) {{\n{row_chunk}    {acc} a = {init};\n    for (long long j = start + lane; j < end; j += 32) a = {};\n    for (int o = 16; o > 0; o >>= 1) a = {};\n    if (lane == 0) out[q] = {finish};\n  }}\n}}\n",
+                fold("x[row * r + j]"),
+                combine("a", "__shfl_xor_sync(0xffffffffu, a, o)")
+            );
+        }
+        ReduceLayout::Block => {
+            let _ = write!(
+                body,
+                "  __shared__ {acc} sh[{BLOCK}];\n  for (long long q = blockIdx.x; q < rows; q += gridDim.x) {{\n{row_chunk}    {acc} a = {init};\n    for (long long j = start + threadIdx.x; j < end; j += blockDim.x) a = {};\n    sh[threadIdx.x] = a;\n    __syncthreads();\n    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {{\n      if (threadIdx.x < s) sh[threadIdx.x] = {};\n      __syncthreads();\n    }}\n    if (threadIdx.x == 0) {{ a = sh[0]; out[q] = {finish}; }}\n    __syncthreads();\n  }}\n}}\n",
+                fold("x[row * r + j]"),
+                combine("sh[threadIdx.x]", "sh[threadIdx.x + s]")
+            );
+        }
+        ReduceLayout::Column => {
+            let _ = write!(
+                body,
+                "  const long long cols = rows / chunks;\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x; q < rows; q += step) {{\n    const long long col = q % cols;\n    const long long start = (q / cols) * len;\n    const long long end = start + len < r ? start + len : r;\n    {acc} a = {init};\n    for (long long i = start; i < end; ++i) a = {};\n    out[q] = {finish};\n  }}\n}}\n",
+                fold("x[i * cols + col]")
+            );
+        }
     }
     s.push_str(&dialect(&body, real));
     s
@@ -856,12 +884,19 @@ mod tests {
         assert_eq!(dialect(f, Real::F32), f);
     }
 
+    const REDUCE_LAYOUTS: [ReduceLayout; 4] = [
+        ReduceLayout::PerThread,
+        ReduceLayout::Warp,
+        ReduceLayout::Block,
+        ReduceLayout::Column,
+    ];
+
     #[test]
     fn other_kernels_generate() {
         for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
             for real in [Real::F32, Real::F64] {
-                for pt in [false, true] {
-                    let s = reduce_source(op, real, pt);
+                for layout in REDUCE_LAYOUTS {
+                    let s = reduce_source(op, real, real.dtype(), layout);
                     assert!(s.contains("tl_kernel"));
                     if op == ReduceOp::Max {
                         assert_eq!(real == Real::F32, s.contains("fmaxf("));
@@ -872,10 +907,14 @@ mod tests {
                 let _ = scatter_finish_source(op, real);
             }
         }
-        assert!(reduce_source(ReduceOp::Mean, Real::F32, true).contains("(real)(a / (double)r)"));
-        let split = reduce_source(ReduceOp::Mean, Real::F32, false);
+        let split = reduce_source(ReduceOp::Mean, Real::F32, DType::F32, ReduceLayout::Block);
         assert!(split.contains("(real)(a / (double)count)"));
         assert!(split.contains("const long long start = (q % chunks) * len;"));
+        let warp = reduce_source(ReduceOp::Sum, Real::F32, DType::BF16, ReduceLayout::Warp);
+        assert!(warp.contains("(double)(real)tl_bf2f(x[row * r + j])"), "{warp}");
+        assert!(warp.contains("__shfl_xor_sync"));
+        let col = reduce_source(ReduceOp::Max, Real::F32, DType::F16, ReduceLayout::Column);
+        assert!(col.contains("x[i * cols + col]"), "{col}");
         let n = normalize_source(NormFn::LayerNorm, Real::F64, DType::F64, false);
         assert!(n.contains("sqrt(var + 1e-5)"));
         let n = normalize_source(NormFn::Softmax, Real::F32, DType::BF16, true);
@@ -1002,11 +1041,15 @@ mod tests {
         }
         for op in [Sum, Mean, Max, Min] {
             for real in [Real::F32, Real::F64] {
-                for per_thread in [false, true] {
-                    out.push((
-                        format!("reduce {op:?} {real:?} {per_thread}"),
-                        reduce_source(op, real, per_thread),
-                    ));
+                for layout in REDUCE_LAYOUTS {
+                    for storage in floats {
+                        if Real::of(storage) == real {
+                            out.push((
+                                format!("reduce {op:?} {real:?} {storage} {layout:?}"),
+                                reduce_source(op, real, storage, layout),
+                            ));
+                        }
+                    }
                 }
                 out.push((format!("scatter {op:?} {real:?}"), scatter_source(op, real)));
                 out.push((
