@@ -15,6 +15,9 @@ use std::hash::{Hash, Hasher};
 /// Threads per block of every kernel.
 pub(crate) const BLOCK: u32 = 256;
 
+/// Elements each thread of an elementwise kernel handles per pass (see [`ElemSig::source`]).
+pub(crate) const ELEM_UNROLL: usize = 4;
+
 /// The arithmetic type of a kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Real {
@@ -389,9 +392,32 @@ impl ElemSig {
             let t = c_type(*d);
             let _ = writeln!(body, "  const {t}* in{j} = (const {t}*)m.v[{}];", 2 + j);
         }
-        body.push_str("  const long long step = (long long)gridDim.x * blockDim.x;\n");
-        body.push_str(
-            "  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {\n",
+        if !self.raw() {
+            for j in 0..self.n_consts() {
+                let _ = writeln!(
+                    body,
+                    "  const real c{j} = (real)__longlong_as_double(m.v[{}]);",
+                    self.consts_at() + j
+                );
+            }
+        }
+        // Each thread handles ELEM_UNROLL elements a block apart, loading all of them before
+        // computing any, so that several loads per thread are in flight at once (one 16-bit
+        // load per thread at a time leaves most of the memory bandwidth unused).
+        let _ = writeln!(
+            body,
+            "  const long long step = (long long)gridDim.x * blockDim.x * {ELEM_UNROLL};\n  for (long long first = (long long)blockIdx.x * blockDim.x * {ELEM_UNROLL} + threadIdx.x; first < n; first += step) {{"
+        );
+        if self.raw() {
+            let _ = writeln!(body, "    {} r0[{ELEM_UNROLL}];", c_type(self.inputs[0].0));
+        } else {
+            for j in 0..k {
+                let _ = writeln!(body, "    real r{j}[{ELEM_UNROLL}];");
+            }
+        }
+        let _ = writeln!(
+            body,
+            "#pragma unroll\n    for (int u = 0; u < {ELEM_UNROLL}; ++u) {{\n      const long long i = first + (long long)u * blockDim.x;\n      if (i >= n) break;"
         );
         // Offsets of strided inputs, one digit of `i` per axis, innermost first.
         let strided: Vec<usize> = (0..k)
@@ -399,7 +425,7 @@ impl ElemSig {
             .collect();
         if !strided.is_empty() {
             for &j in &strided {
-                let _ = writeln!(body, "    long long o{j} = 0;");
+                let _ = writeln!(body, "      long long o{j} = 0;");
             }
             // 32-bit digits when the index space fits (64-bit division costs several times
             // more), 64-bit otherwise; the branch is the same for every thread.
@@ -407,11 +433,11 @@ impl ElemSig {
                 ("if (n <= 4294967295LL)", "unsigned int"),
                 ("else", "long long"),
             ] {
-                let _ = writeln!(body, "    {guard} {{\n      {int} rem = ({int})i;");
+                let _ = writeln!(body, "      {guard} {{\n        {int} rem = ({int})i;");
                 for a in (0..self.rank).rev() {
                     let _ = write!(
                         body,
-                        "      {{ const {int} e = ({int})m.v[{}]; const {int} c = rem % e; rem /= e;",
+                        "        {{ const {int} e = ({int})m.v[{}]; const {int} c = rem % e; rem /= e;",
                         shape_at + a
                     );
                     for (q, &j) in strided.iter().enumerate() {
@@ -420,7 +446,7 @@ impl ElemSig {
                     }
                     body.push_str(" }\n");
                 }
-                body.push_str("    }\n");
+                body.push_str("      }\n");
             }
         }
         let at = |j: usize| match self.inputs[j].1 {
@@ -429,22 +455,28 @@ impl ElemSig {
             Access::Strided => format!("in{j}[o{j}]"),
         };
         if self.raw() {
-            let _ = writeln!(body, "    out[i] = {};", at(0));
+            let _ = writeln!(body, "      r0[u] = {};", at(0));
         } else {
             for (j, (d, _)) in self.inputs.iter().enumerate() {
-                let _ = writeln!(body, "    const real x{j} = {};", load(*d, &at(j)));
+                let _ = writeln!(body, "      r{j}[u] = {};", load(*d, &at(j)));
             }
-            for j in 0..self.n_consts() {
-                let _ = writeln!(
-                    body,
-                    "    const real c{j} = (real)__longlong_as_double(m.v[{}]);",
-                    self.consts_at() + j
-                );
+        }
+        body.push_str("    }\n");
+        let _ = writeln!(
+            body,
+            "#pragma unroll\n    for (int u = 0; u < {ELEM_UNROLL}; ++u) {{\n      const long long i = first + (long long)u * blockDim.x;\n      if (i >= n) break;"
+        );
+        if self.raw() {
+            body.push_str("      out[i] = r0[u];\n");
+        } else {
+            for j in 0..k {
+                let _ = writeln!(body, "      const real x{j} = r{j}[u];");
             }
             let v = expr_c(&self.expr, &mut 0);
-            let _ = writeln!(body, "    const real v = {v};");
-            let _ = writeln!(body, "    out[i] = {};", store(self.out, "v"));
+            let _ = writeln!(body, "      const real v = {v};");
+            let _ = writeln!(body, "      out[i] = {};", store(self.out, "v"));
         }
+        body.push_str("    }\n");
         body.push_str("  }\n}\n");
         s.push_str(&dialect(&body, self.real));
         Some(s)
@@ -797,8 +829,9 @@ mod tests {
         assert!(src.contains("erfcf(-("));
         assert!(src.contains("tl_pow(x1, c0)"));
         assert!(src.contains("const real c0 = (real)__longlong_as_double(m.v[8]);"));
-        assert!(src.contains("const real x0 = (real)(in0[i]);"));
-        assert!(src.contains("const real x1 = (real)tl_h2f(in1[o1]);"));
+        assert!(src.contains("r0[u] = (real)(in0[i]);"), "{src}");
+        assert!(src.contains("r1[u] = (real)tl_h2f(in1[o1]);"));
+        assert!(src.contains("const real x1 = r1[u];"));
         assert!(src.contains("out[i] = tl_f2bf((float)(v));"));
         assert!(src.contains("struct TlMeta { long long v[16]; };"));
         for f in [
@@ -848,7 +881,7 @@ mod tests {
         assert!(src.contains("erfc(-("), "{src}");
         assert!(!src.contains("erfcf(") && !src.contains("expf("));
         assert!(src.contains("tl_pow(x1, c0)"));
-        assert!(src.contains("x0 = (real)(in0[0])"));
+        assert!(src.contains("r0[u] = (real)(in0[0])"));
         // Conversions stay in float.
         assert!(src.contains("cvt.rn.f16.f32"));
     }
@@ -862,7 +895,7 @@ mod tests {
             3,
         );
         let src = s.source().unwrap_or_default();
-        assert!(src.contains("out[i] = in0[o0];"));
+        assert!(src.contains("r0[u] = in0[o0];") && src.contains("out[i] = r0[u];"));
         let b = sig(
             MapExpr::Unary(UnaryFn::Step, Box::new(MapExpr::Input(0))),
             vec![(DType::Bool, Access::Contiguous)],

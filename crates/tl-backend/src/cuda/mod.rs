@@ -617,7 +617,8 @@ impl CudaBackend {
                     )
                 })
             };
-            self.launch(sig.key(), source, &meta, grid_for(n))?;
+            let grid = grid_for(n.div_ceil(codegen::ELEM_UNROLL));
+            self.launch(sig.key(), source, &meta, grid)?;
         }
         drop(refs);
         Ok(Self::wrap(storage, out_shape))
