@@ -111,6 +111,25 @@ fn aligned(
 }
 
 impl Engine<'_> {
+    /// A pairwise product ([`tl_backend::Backend::contract`]); in a 16-bit program it is
+    /// stored in the program's type straight from the GEMM (no f32 result to convert).
+    pub(crate) fn multiply(
+        &self,
+        a: &Tensor,
+        la: &[u32],
+        b: &Tensor,
+        lb: &[u32],
+        lo: &[u32],
+    ) -> Result<Tensor, tl_backend::BackendError> {
+        let dtype = self.dtype();
+        if matches!(dtype, DType::F16 | DType::BF16) {
+            self.backend
+                .contract_map(a, la, b, lb, lo, &MapExpr::Input(0), &[], dtype)
+        } else {
+            self.backend.contract(a, la, b, lb, lo)
+        }
+    }
+
     fn cached_index(
         &mut self,
         plan: &EquationPlan,
@@ -238,13 +257,7 @@ impl Engine<'_> {
                         labels32(&graph.nodes[*b].labels),
                     );
                     let lo = labels32(&node.labels);
-                    if matches!(dtype, DType::F16 | DType::BF16) {
-                        // Stored in the program's 16-bit type straight from the GEMM.
-                        be.contract_map(&ta, &la, &tb, &lb, &lo, &MapExpr::Input(0), &[], dtype)
-                    } else {
-                        be.contract(&ta, &la, &tb, &lb, &lo)
-                    }
-                    .map_err(err)?
+                    self.multiply(&ta, &la, &tb, &lb, &lo).map_err(err)?
                 }
                 Op::ContractMap { a, b, expr, inputs } => {
                     let (ta, tb) = (get(&vals, *a)?, get(&vals, *b)?);

@@ -283,8 +283,8 @@ impl Engine<'_> {
                             .filter(|l| node.labels.contains(l) || lo.contains(l))
                             .collect();
                         let l32 = |v: &[usize]| v.iter().map(|&l| l as u32).collect::<Vec<u32>>();
-                        let gx = be
-                            .contract(
+                        let gx = self
+                            .multiply(
                                 &g,
                                 &l32(&node.labels),
                                 &vals[other],
