@@ -213,14 +213,17 @@ impl<'a> Lowerer<'a> {
         } else {
             ReduceOp::Sum
         };
+        // A mean of one factor is one reduction (not a sum, then a scaling pass).
+        let single_mean = op == ReduceOp::Mean && nodes.len() == 1 && !summed.is_empty();
         let mut node = match op {
+            ReduceOp::Mean if single_mean => self.reduce(nodes[0], &summed, ReduceOp::Mean),
             ReduceOp::Sum | ReduceOp::Mean => self.contract_all(nodes, &summed),
             ReduceOp::Max | ReduceOp::Min => {
                 let product = self.product(nodes);
                 self.reduce(product, &summed, op)
             }
         };
-        if op == ReduceOp::Mean {
+        if op == ReduceOp::Mean && !single_mean {
             let count: f64 = summed.iter().map(|&v| self.vars[v].extent as f64).product();
             if !summed.is_empty() {
                 coeff /= count.max(1.0);
