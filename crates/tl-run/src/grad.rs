@@ -249,12 +249,28 @@ impl Engine<'_> {
                             continue;
                         }
                         let d = mul(expr.derivative(k), input(inputs.len()));
-                        let mut args: Vec<(&Tensor, &[usize])> = inputs
-                            .iter()
-                            .map(|&j| (&vals[j], nodes[j].labels.as_slice()))
-                            .collect();
-                        args.push((&g, node.labels.as_slice()));
-                        let full = self.map_labelled(&d, &args, &node.labels, &node.shape, span)?;
+                        let full = if d == input(inputs.len()) {
+                            // The local derivative is 1 (a sum's term): the gradient passes
+                            // through as it is, with no pass over memory.
+                            g.clone()
+                        } else {
+                            // Only the inputs the derivative reads are passed (and read).
+                            let mut args: Vec<(&Tensor, &[usize])> = Vec::new();
+                            let mut slot = vec![usize::MAX; inputs.len() + 1];
+                            for (j, arg) in inputs
+                                .iter()
+                                .map(|&j| (&vals[j], nodes[j].labels.as_slice()))
+                                .chain([(&g, node.labels.as_slice())])
+                                .enumerate()
+                            {
+                                if d.uses(j) {
+                                    slot[j] = args.len();
+                                    args.push(arg);
+                                }
+                            }
+                            let d = d.substitute(&|j| input(slot[j]));
+                            self.map_labelled(&d, &args, &node.labels, &node.shape, span)?
+                        };
                         let gi = self.sum_to(
                             &full,
                             &node.labels,
