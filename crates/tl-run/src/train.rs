@@ -10,7 +10,7 @@ use crate::error::RunError;
 use crate::observe::{StepInfo, TrainObserver};
 use crate::optim::{learning_rate, OptimizerState};
 use crate::parallel::DataParallel;
-use tl_backend::{HostTensor, Tensor};
+use tl_backend::{BinaryFn, DType, HostTensor, MapExpr, Tensor};
 use tl_check::learn::MinimizeSpec;
 use tl_check::{Definition, TensorId};
 use tl_syntax::Span;
@@ -136,12 +136,8 @@ impl Engine<'_> {
         let forward = self.evaluate_missing();
         self.record = false;
         forward?;
-        let name = &self.program.tensors[loss].name;
-        let value = self.scalar(loss, span)?;
-        if !value.is_finite() {
-            let (culprit, at) = self.first_non_finite().unwrap_or((name.clone(), span));
-            return Err(RunError::NonFinite { what: format!("the loss `{name}` is {value} at step {step}; the first non-finite value is in `{culprit}`"), span: at });
-        }
+        let name = self.program.tensors[loss].name.clone();
+        let loss_sum = self.summed(&self.dense(loss, span)?, span)?;
         let mut grads = self.backward(loss, wanted)?;
         self.traces.clear();
         let mut out = Vec::with_capacity(params.len());
@@ -154,17 +150,91 @@ impl Engine<'_> {
                     .full(&self.shape(p), 0.0, self.dtype())
                     .map_err(|e| RunError::backend(e, pspan))?,
             };
-            let m = self.max_abs(&g, pspan)?;
-            if !m.is_finite() {
+            out.push(g);
+        }
+        // One read-back per step: the loss plus, for every gradient, the sum of its elements
+        // times 0 (0 when all are finite, NaN otherwise). Only when that is not finite are the
+        // parts read one by one, to say which is at fault.
+        let mut flags = Vec::with_capacity(out.len());
+        for g in &out {
+            flags.push(self.nan_unless_finite(g, span)?);
+        }
+        let mut parts: Vec<&Tensor> = vec![&loss_sum];
+        parts.extend(flags.iter());
+        let total = self.scalar_sum(&parts, span)?;
+        if total.is_finite() {
+            return Ok(StepResult {
+                loss: total,
+                grads: out,
+            });
+        }
+        let value = self.scalar_sum(&[&loss_sum], span)?;
+        if !value.is_finite() {
+            let (culprit, at) = self.first_non_finite().unwrap_or((name.clone(), span));
+            return Err(RunError::NonFinite { what: format!("the loss `{name}` is {value} at step {step}; the first non-finite value is in `{culprit}`"), span: at });
+        }
+        for (&p, flag) in params.iter().zip(&flags) {
+            if !self.scalar_sum(&[flag], span)?.is_finite() {
                 let pname = &self.program.tensors[p].name;
+                let pspan = self.program.tensors[p].span;
                 return Err(RunError::NonFinite { what: format!("the gradient of `{name}` with respect to `{pname}` is not finite at step {step}"), span: pspan });
             }
-            out.push(g);
         }
         Ok(StepResult {
             loss: value,
             grads: out,
         })
+    }
+
+    /// The sum of a tensor's elements, on the device (the tensor itself when it is a scalar).
+    fn summed(&self, t: &Tensor, span: Span) -> Result<Tensor, RunError> {
+        if t.rank() == 0 {
+            return Ok(t.clone());
+        }
+        let axes: Vec<usize> = (0..t.rank()).collect();
+        self.backend
+            .reduce(t, &axes, tl_backend::ReduceOp::Sum)
+            .map_err(|e| RunError::backend(e, span))
+    }
+
+    /// A scalar on the device: 0 when every element of `t` is finite, NaN otherwise.
+    fn nan_unless_finite(&self, t: &Tensor, span: Span) -> Result<Tensor, RunError> {
+        let zeroed = self
+            .backend
+            .map(
+                &MapExpr::Binary(
+                    BinaryFn::Mul,
+                    Box::new(MapExpr::Input(0)),
+                    Box::new(MapExpr::Const(0.0)),
+                ),
+                &[t],
+                t.shape(),
+                self.dtype(),
+            )
+            .map_err(|e| RunError::backend(e, span))?;
+        self.summed(&zeroed, span)
+    }
+
+    /// The sum of some device scalars, read back (one synchronisation).
+    fn scalar_sum(&self, parts: &[&Tensor], span: Span) -> Result<f64, RunError> {
+        let mut expr = MapExpr::Input(0);
+        for k in 1..parts.len() {
+            expr = MapExpr::Binary(BinaryFn::Add, Box::new(expr), Box::new(MapExpr::Input(k)));
+        }
+        let dtype = if self.dtype() == DType::F64 {
+            DType::F64
+        } else {
+            DType::F32
+        };
+        let sum = self
+            .backend
+            .map(&expr, parts, &[], dtype)
+            .map_err(|e| RunError::backend(e, span))?;
+        let host = self
+            .backend
+            .download(&sum)
+            .map_err(|e| RunError::backend(e, span))?;
+        Ok(host.data.to_f64().first().copied().unwrap_or(0.0))
     }
 
     /// The loss and its gradient with respect to every parameter it depends on (evaluating

@@ -502,7 +502,12 @@ pub(crate) enum ReduceLayout {
 /// chunks, count]`: output `q` folds chunk `q % chunks` (rows) or `q / cols` (columns, where
 /// `outputs = cols · chunks`) of `len` elements of its row or column of `r`; a mean divides
 /// by `count`. With several chunks a second launch combines the partial results.
-pub(crate) fn reduce_source(op: ReduceOp, real: Real, storage: DType, layout: ReduceLayout) -> String {
+pub(crate) fn reduce_source(
+    op: ReduceOp,
+    real: Real,
+    storage: DType,
+    layout: ReduceLayout,
+) -> String {
     let (acc, init, comb) = match op {
         ReduceOp::Sum | ReduceOp::Mean => ("double", "0.0", "(A) + (B)"),
         ReduceOp::Max => ("real", "(-__int_as_float(0x7f800000))", "fmaxf(A, B)"),
@@ -944,7 +949,10 @@ mod tests {
         assert!(split.contains("(real)(a / (double)count)"));
         assert!(split.contains("const long long start = (q % chunks) * len;"));
         let warp = reduce_source(ReduceOp::Sum, Real::F32, DType::BF16, ReduceLayout::Warp);
-        assert!(warp.contains("(double)(real)tl_bf2f(x[row * r + j])"), "{warp}");
+        assert!(
+            warp.contains("(double)(real)tl_bf2f(x[row * r + j])"),
+            "{warp}"
+        );
         assert!(warp.contains("__shfl_xor_sync"));
         let col = reduce_source(ReduceOp::Max, Real::F32, DType::F16, ReduceLayout::Column);
         assert!(col.contains("x[i * cols + col]"), "{col}");

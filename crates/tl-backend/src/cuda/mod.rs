@@ -972,7 +972,12 @@ impl Backend for CudaBackend {
                 [m, r, x, o, r, 1, r],
             )?;
         } else if r <= codegen::WARP_ROW_MAX {
-            run(codegen::ReduceLayout::Warp, op, storage, [m, r, x, o, r, 1, r])?;
+            run(
+                codegen::ReduceLayout::Warp,
+                op,
+                storage,
+                [m, r, x, o, r, 1, r],
+            )?;
         } else {
             // Few long rows: split each row over many blocks, then combine the partial results.
             let chunks = if m < 512 && r >= 1 << 15 {
