@@ -51,6 +51,22 @@ pub trait Backend: Send + Sync {
         dtype: DType,
     ) -> Result<Tensor>;
 
+    /// Several elementwise expressions over the same inputs, each stored as its own tensor of
+    /// `out_shape` and `dtype` (an optimiser step writes a parameter and its moments). A
+    /// backend may compute them in one pass over the inputs; the default maps each in turn.
+    fn map_many(
+        &self,
+        exprs: &[MapExpr],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Vec<Tensor>> {
+        exprs
+            .iter()
+            .map(|e| self.map(e, inputs, out_shape, dtype))
+            .collect()
+    }
+
     /// Combines the elements along `axes` with `op`, removing those axes. With no axes it
     /// copies. An empty reduction yields 0.
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor>;

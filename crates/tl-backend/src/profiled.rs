@@ -148,6 +148,28 @@ impl Backend for ProfiledBackend<'_> {
         )
     }
 
+    fn map_many(
+        &self,
+        exprs: &[MapExpr],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Vec<Tensor>> {
+        self.timed(
+            || {
+                let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
+                let nodes: usize = exprs.iter().map(expr_size).sum();
+                format!(
+                    "map_many({} outputs, {nodes} nodes) {} -> {}:{dtype}",
+                    exprs.len(),
+                    ins.join(" "),
+                    dims(out_shape)
+                )
+            },
+            || self.inner.map_many(exprs, inputs, out_shape, dtype),
+        )
+    }
+
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
         self.timed(
             || format!("reduce {op:?} {} over {axes:?}", describe(input)),

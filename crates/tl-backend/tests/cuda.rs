@@ -255,6 +255,21 @@ fn map_matches_cpu_for_every_function_and_layout() -> R {
             DType::F64,
         )?;
         close(be, &got, &want, tol(d), &format!("map views {d}"))?;
+        // Several outputs from one pass over the same (viewed) inputs.
+        let exprs = [
+            e.clone(),
+            MapExpr::Input(1),
+            MapExpr::Unary(UnaryFn::Tanh, Box::new(MapExpr::Input(0))),
+        ];
+        let views = [&a.permuted(&[1, 0]), &broadcast_rows(&b, 7), &s];
+        let cviews = [&ca.permuted(&[1, 0]), &broadcast_rows(&cb, 7), &cs];
+        let got = be.map_many(&exprs, &views, &out, d)?;
+        assert_eq!(got.len(), 3);
+        for (k, (g, x)) in got.iter().zip(&exprs).enumerate() {
+            assert_eq!(g.dtype, d);
+            let want = cpu.map(x, &cviews, &out, DType::F64)?;
+            close(be, g, &want, tol(d), &format!("map_many output {k} {d}"))?;
+        }
         // A rank-3 view with a broadcast middle axis.
         let (c, cc) = pair(be, &mut rng, &[5, 1, 3], d)?;
         let (x, cx) = pair(be, &mut rng, &[3, 4, 5], d)?;

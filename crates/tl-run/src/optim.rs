@@ -11,9 +11,10 @@
 //!   `p ← p − (lr/bc1) · m / (sqrt(v)/sqrt(bc2) + eps)`.
 //! - **AdamW**: `p ← p·(1 − lr·weight_decay)` first, then Adam with the plain gradient.
 //!
-//! Every update is one fused [`MapExpr`] per tensor evaluated by the backend, in the parameter's
-//! element type (f32 by default, f64 when the parameters are f64); scalars such as the learning
-//! rate and the bias corrections enter as constants.
+//! Every update is one pass per parameter ([`Backend::map_many`]: the parameter and its
+//! moments or momentum buffer from the same inputs), in the parameter's element type (f32 by
+//! default, f64 when the parameters are f64); scalars such as the learning rate and the bias
+//! corrections enter as constants.
 
 use tl_backend::{Backend, BinaryFn, DType, HostTensor, MapExpr, Result, Tensor, UnaryFn};
 use tl_check::learn::{Optimizer, Schedule};
@@ -53,6 +54,14 @@ fn div(a: MapExpr, b: MapExpr) -> MapExpr {
 }
 fn sqrt(a: MapExpr) -> MapExpr {
     MapExpr::Unary(UnaryFn::Sqrt, Box::new(a))
+}
+
+/// The error for a backend that returned fewer results than expressions.
+fn missing_output() -> tl_backend::BackendError {
+    tl_backend::BackendError::Shape {
+        op: "map_many",
+        detail: "fewer results than expressions".into(),
+    }
 }
 
 /// The gradient with L2 weight decay folded in: `grad + wd·p` (just `grad` when `wd` is 0).
@@ -177,21 +186,24 @@ impl OptimizerState {
         }
         let buf = match &self.first[k] {
             // First step: the buffer is the (decayed) gradient itself.
-            None => backend.map(&g, &[p, grad], &shape, dt)?,
-            Some(old) => backend.map(
-                &add(mul(input(2), c(momentum)), g.clone()),
-                &[p, grad, old],
-                &shape,
-                dt,
-            )?,
+            None => g.clone(),
+            Some(_) => add(mul(input(2), c(momentum)), g.clone()),
         };
         let direction = if nesterov {
-            add(g, mul(c(momentum), input(2)))
+            add(g, mul(c(momentum), buf.clone()))
         } else {
-            input(2)
+            buf.clone()
         };
         let new_p = sub(input(0), mul(c(lr), direction));
-        *p = backend.map(&new_p, &[p, grad, &buf], &shape, dt)?;
+        // The buffer and the parameter in one pass.
+        let mut out = match &self.first[k] {
+            None => backend.map_many(&[buf, new_p], &[p, grad], &shape, dt)?,
+            Some(old) => backend.map_many(&[buf, new_p], &[p, grad, old], &shape, dt)?,
+        };
+        let (Some(new_p), Some(buf)) = (out.pop(), out.pop()) else {
+            return Err(missing_output());
+        };
+        *p = new_p;
         self.first[k] = Some(buf);
         Ok(())
     }
@@ -206,43 +218,47 @@ impl OptimizerState {
     ) -> Result<()> {
         let shape = p.shape().to_vec();
         let dt = float_type(p);
-        let zeros = |slot: &Option<Tensor>| -> Result<Tensor> {
-            match slot {
-                Some(t) => Ok(t.clone()),
-                None => backend.full(&shape, 0.0, dt),
-            }
+        // Inputs: 0 = param, 1 = grad, 2 = first moment, 3 = second moment; before the first
+        // step the moments are 0, written into the expressions.
+        let (m_old, v_old) = match (&self.first[k], &self.second[k]) {
+            (Some(_), Some(_)) => (input(2), input(3)),
+            _ => (c(0.0), c(0.0)),
         };
-        let m_old = zeros(&self.first[k])?;
-        let v_old = zeros(&self.second[k])?;
-        // Inputs: 0 = param, 1 = grad, 2 = the moment being updated.
         let g = if h.decoupled {
             input(1)
         } else {
             decayed_grad(input(1), input(0), h.weight_decay)
         };
         // m + (1-β1)(g - m), torch's lerp.
-        let m_expr = add(input(2), mul(c(1.0 - h.beta1), sub(g.clone(), input(2))));
-        let m = backend.map(&m_expr, &[p, grad, &m_old], &shape, dt)?;
+        let m = add(m_old.clone(), mul(c(1.0 - h.beta1), sub(g.clone(), m_old)));
         // β2 v + (1-β2) g g.
-        let v_expr = add(
-            mul(input(2), c(h.beta2)),
+        let v = add(
+            mul(v_old, c(h.beta2)),
             mul(c(1.0 - h.beta2), mul(g.clone(), g)),
         );
-        let v = backend.map(&v_expr, &[p, grad, &v_old], &shape, dt)?;
-
         let t = h.t.min(i32::MAX as u64) as i32;
         let bc1 = 1.0 - h.beta1.powi(t);
         let bc2_sqrt = (1.0 - h.beta2.powi(t)).sqrt();
         let step_size = h.lr / bc1;
-        // Inputs: 0 = param, 1 = m, 2 = v.
-        let denom = add(div(sqrt(input(2)), c(bc2_sqrt)), c(h.eps));
+        let denom = add(div(sqrt(v.clone()), c(bc2_sqrt)), c(h.eps));
         let base = if h.decoupled && h.weight_decay != 0.0 {
             mul(input(0), c(1.0 - h.lr * h.weight_decay))
         } else {
             input(0)
         };
-        let new_p = sub(base, mul(c(step_size), div(input(1), denom)));
-        *p = backend.map(&new_p, &[p, &m, &v], &shape, dt)?;
+        let new_p = sub(base, mul(c(step_size), div(m.clone(), denom)));
+        // Both moments and the parameter in one pass over the four tensors.
+        let exprs = [m, v, new_p];
+        let mut out = match (&self.first[k], &self.second[k]) {
+            (Some(m_old), Some(v_old)) => {
+                backend.map_many(&exprs, &[p, grad, m_old, v_old], &shape, dt)?
+            }
+            _ => backend.map_many(&exprs, &[p, grad], &shape, dt)?,
+        };
+        let (Some(new_p), Some(v), Some(m)) = (out.pop(), out.pop(), out.pop()) else {
+            return Err(missing_output());
+        };
+        *p = new_p;
         self.first[k] = Some(m);
         self.second[k] = Some(v);
         Ok(())

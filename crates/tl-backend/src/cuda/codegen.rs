@@ -272,15 +272,14 @@ pub(crate) enum Access {
     Strided,
 }
 
-/// The signature an elementwise kernel is generated for.
+/// The signature an elementwise kernel is generated for: one or more outputs, each an
+/// expression over the same inputs, computed in one pass over them.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ElemSig {
-    /// The expression over inputs `x0…`.
-    pub expr: MapExpr,
+    /// Each output's expression over inputs `x0…` and its stored element type.
+    pub outs: Vec<(MapExpr, DType)>,
     /// Element type and access of each input.
     pub inputs: Vec<(DType, Access)>,
-    /// Stored element type of the output.
-    pub out: DType,
     /// Arithmetic type.
     pub real: Real,
     /// Rank of the (coalesced) index space.
@@ -317,14 +316,22 @@ impl ElemSig {
     pub(crate) fn key(&self) -> u64 {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         "map".hash(&mut h);
-        hash_expr(&self.expr, &mut h);
-        (&self.inputs, self.out, self.real, self.rank).hash(&mut h);
+        for (e, d) in &self.outs {
+            hash_expr(e, &mut h);
+            d.hash(&mut h);
+        }
+        (&self.inputs, self.real, self.rank).hash(&mut h);
         h.finish()
     }
 
     /// Whether the kernel moves elements unchanged (a copy of one input of the output's type).
     fn raw(&self) -> bool {
-        self.expr == MapExpr::Input(0) && self.inputs.len() == 1 && self.inputs[0].0 == self.out
+        matches!(&self.outs[..], [(MapExpr::Input(0), d)] if self.inputs.len() == 1 && self.inputs[0].0 == *d)
+    }
+
+    /// Index of the first input pointer in `TlMeta`.
+    fn inputs_at(&self) -> usize {
+        1 + self.outs.len()
     }
 
     fn n_strided(&self) -> usize {
@@ -334,21 +341,24 @@ impl ElemSig {
             .count()
     }
 
-    fn n_consts(&self) -> usize {
+    /// The constants of every output's expression, in order.
+    fn all_constants(&self) -> Vec<f64> {
         let mut c = Vec::new();
-        constants(&self.expr, &mut c);
-        c.len()
+        for (e, _) in &self.outs {
+            constants(e, &mut c);
+        }
+        c
     }
 
     /// Index of the first constant in `TlMeta`.
     fn consts_at(&self) -> usize {
-        2 + self.inputs.len() + self.rank + self.n_strided() * self.rank
+        self.inputs_at() + self.inputs.len() + self.rank + self.n_strided() * self.rank
     }
 
-    /// Words of `TlMeta`: `[n, out, in_0 … in_{K-1}, extents (rank), strides of each strided
-    /// input (rank each), the expression's constants (f64 bits)]`.
+    /// Words of `TlMeta`: `[n, out_0 … out_{O-1}, in_0 … in_{K-1}, extents (rank), strides of
+    /// each strided input (rank each), the expressions' constants (f64 bits)]`.
     pub(crate) fn meta_len(&self) -> usize {
-        self.consts_at() + self.n_consts()
+        self.consts_at() + self.all_constants().len()
     }
 
     /// The `TlMeta` words of one launch. `strides` lists the strides of the strided inputs
@@ -356,22 +366,20 @@ impl ElemSig {
     pub(crate) fn meta(
         &self,
         n: usize,
-        out: u64,
+        outs: &[u64],
         inputs: &[u64],
         shape: &[usize],
         strides: &[Vec<usize>],
     ) -> Vec<i64> {
         let mut m = Vec::with_capacity(self.meta_len());
         m.push(n as i64);
-        m.push(out as i64);
+        m.extend(outs.iter().map(|&p| p as i64));
         m.extend(inputs.iter().map(|&p| p as i64));
         m.extend(shape.iter().map(|&e| e as i64));
         for s in strides {
             m.extend(s.iter().map(|&x| x as i64));
         }
-        let mut c = Vec::new();
-        constants(&self.expr, &mut c);
-        m.extend(c.iter().map(|x| x.to_bits() as i64));
+        m.extend(self.all_constants().iter().map(|x| x.to_bits() as i64));
         m
     }
 
@@ -379,21 +387,25 @@ impl ElemSig {
     pub(crate) fn source(&self) -> Option<String> {
         let cap = meta_cap(self.meta_len())?;
         let k = self.inputs.len();
-        let shape_at = 2 + k;
+        let shape_at = self.inputs_at() + k;
         let mut s = header(self.real, cap);
-        let mut body = String::new();
-        let _ = writeln!(
-            body,
-            "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long n = m.v[0];\n  {}* out = ({}*)m.v[1];",
-            c_type(self.out),
-            c_type(self.out)
+        let mut body = String::from(
+            "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const long long n = m.v[0];\n",
         );
+        for (o, (_, d)) in self.outs.iter().enumerate() {
+            let t = c_type(*d);
+            let _ = writeln!(body, "  {t}* out{o} = ({t}*)m.v[{}];", 1 + o);
+        }
         for (j, (d, _)) in self.inputs.iter().enumerate() {
             let t = c_type(*d);
-            let _ = writeln!(body, "  const {t}* in{j} = (const {t}*)m.v[{}];", 2 + j);
+            let _ = writeln!(
+                body,
+                "  const {t}* in{j} = (const {t}*)m.v[{}];",
+                self.inputs_at() + j
+            );
         }
         if !self.raw() {
-            for j in 0..self.n_consts() {
+            for j in 0..self.all_constants().len() {
                 let _ = writeln!(
                     body,
                     "  const real c{j} = (real)__longlong_as_double(m.v[{}]);",
@@ -467,14 +479,18 @@ impl ElemSig {
             "#pragma unroll\n    for (int u = 0; u < {ELEM_UNROLL}; ++u) {{\n      const long long i = first + (long long)u * blockDim.x;\n      if (i >= n) break;"
         );
         if self.raw() {
-            body.push_str("      out[i] = r0[u];\n");
+            body.push_str("      out0[i] = r0[u];\n");
         } else {
             for j in 0..k {
                 let _ = writeln!(body, "      const real x{j} = r{j}[u];");
             }
-            let v = expr_c(&self.expr, &mut 0);
-            let _ = writeln!(body, "      const real v = {v};");
-            let _ = writeln!(body, "      out[i] = {};", store(self.out, "v"));
+            // Constants are numbered across the outputs' expressions, in order.
+            let mut next_const = 0;
+            for (o, (e, d)) in self.outs.iter().enumerate() {
+                let v = expr_c(e, &mut next_const);
+                let _ = writeln!(body, "      const real v{o} = {v};");
+                let _ = writeln!(body, "      out{o}[i] = {};", store(*d, &format!("v{o}")));
+            }
         }
         body.push_str("    }\n");
         body.push_str("  }\n}\n");
@@ -801,9 +817,8 @@ mod tests {
     fn sig(expr: MapExpr, inputs: Vec<(DType, Access)>, out: DType, rank: usize) -> ElemSig {
         ElemSig {
             real: Real::of(out),
-            expr,
+            outs: vec![(expr, out)],
             inputs,
-            out,
             rank,
         }
     }
@@ -837,7 +852,7 @@ mod tests {
         assert!(src.contains("r0[u] = (real)(in0[i]);"), "{src}");
         assert!(src.contains("r1[u] = (real)tl_h2f(in1[o1]);"));
         assert!(src.contains("const real x1 = r1[u];"));
-        assert!(src.contains("out[i] = tl_f2bf((float)(v));"));
+        assert!(src.contains("out0[i] = tl_f2bf((float)(v0));"));
         assert!(src.contains("struct TlMeta { long long v[16]; };"));
         for f in [
             "tl_pow",
@@ -856,12 +871,12 @@ mod tests {
         assert!(src.contains("unsigned int rem = (unsigned int)i;"));
         assert!(src.contains("long long rem = (long long)i;"));
         assert_eq!(s.meta_len(), 2 + 2 + 2 + 2 + 1);
-        let meta = s.meta(10, 100, &[200, 300], &[2, 5], &[vec![1, 2]]);
+        let meta = s.meta(10, &[100], &[200, 300], &[2, 5], &[vec![1, 2]]);
         let c = (-2.5f64).to_bits() as i64;
         assert_eq!(meta, vec![10, 100, 200, 300, 2, 5, 1, 2, c]);
         // Another constant: the same kernel.
         let mut other = s.clone();
-        other.expr = MapExpr::Binary(
+        other.outs[0].0 = MapExpr::Binary(
             BinaryFn::Add,
             Box::new(MapExpr::Unary(UnaryFn::Gelu, Box::new(MapExpr::Input(0)))),
             Box::new(MapExpr::Binary(
@@ -892,6 +907,58 @@ mod tests {
     }
 
     #[test]
+    fn several_outputs_share_one_pass_and_number_constants_in_order() {
+        let two = ElemSig {
+            outs: vec![
+                (
+                    MapExpr::Binary(
+                        BinaryFn::Mul,
+                        Box::new(MapExpr::Input(0)),
+                        Box::new(MapExpr::Const(0.5)),
+                    ),
+                    DType::F32,
+                ),
+                (
+                    MapExpr::Binary(
+                        BinaryFn::Add,
+                        Box::new(MapExpr::Input(1)),
+                        Box::new(MapExpr::Const(2.0)),
+                    ),
+                    DType::BF16,
+                ),
+            ],
+            inputs: vec![
+                (DType::F32, Access::Contiguous),
+                (DType::F32, Access::Contiguous),
+            ],
+            real: Real::F32,
+            rank: 1,
+        };
+        let src = two.source().unwrap_or_default();
+        assert!(src.contains("float* out0 = (float*)m.v[1];"), "{src}");
+        assert!(src.contains("unsigned short* out1 = (unsigned short*)m.v[2];"));
+        assert!(src.contains("const float* in0 = (const float*)m.v[3];"));
+        assert!(src.contains("const real v0 = ((x0)*(c0));"), "{src}");
+        assert!(src.contains("const real v1 = ((x1)+(c1));"), "{src}");
+        assert!(src.contains("out1[i] = tl_f2bf((float)(v1));"));
+        let meta = two.meta(7, &[10, 11], &[20, 21], &[7], &[]);
+        assert_eq!(
+            meta,
+            vec![
+                7,
+                10,
+                11,
+                20,
+                21,
+                7,
+                0.5f64.to_bits() as i64,
+                2.0f64.to_bits() as i64
+            ]
+        );
+        assert_eq!(two.meta_len(), meta.len());
+    }
+
+    #[test]
     fn raw_copy_and_bool_store() {
         let s = sig(
             MapExpr::Input(0),
@@ -900,7 +967,7 @@ mod tests {
             3,
         );
         let src = s.source().unwrap_or_default();
-        assert!(src.contains("r0[u] = in0[o0];") && src.contains("out[i] = r0[u];"));
+        assert!(src.contains("r0[u] = in0[o0];") && src.contains("out0[i] = r0[u];"));
         let b = sig(
             MapExpr::Unary(UnaryFn::Step, Box::new(MapExpr::Input(0))),
             vec![(DType::Bool, Access::Contiguous)],
@@ -909,7 +976,7 @@ mod tests {
         );
         let src = b.source().unwrap_or_default();
         assert!(src.contains("((x0) > 0.0f ? 1.0f : 0.0f)"));
-        assert!(src.contains("(unsigned char)((v) != (real)0)"));
+        assert!(src.contains("(unsigned char)((v0) != (real)0)"));
     }
 
     #[test]
@@ -986,9 +1053,8 @@ mod tests {
     #[test]
     fn launch_keys_ignore_constant_values_only() {
         let sig = |expr: MapExpr, out: DType| ElemSig {
-            expr,
+            outs: vec![(expr, out)],
             inputs: vec![(DType::F32, Access::Contiguous)],
-            out,
             real: Real::F32,
             rank: 1,
         };
@@ -1079,6 +1145,16 @@ mod tests {
             out.push((format!("map -> {out_t}"), e.source().unwrap_or_default()));
             let copy = sig(MapExpr::Input(0), vec![(out_t, Access::Strided)], out_t, 2);
             out.push((format!("copy {out_t}"), copy.source().unwrap_or_default()));
+            let mut many = sig(expr.clone(), e.inputs.clone(), out_t, 3);
+            many.outs.push((MapExpr::Input(3), DType::F32));
+            many.outs.push((
+                MapExpr::Unary(UnaryFn::Exp, Box::new(MapExpr::Input(1))),
+                out_t,
+            ));
+            out.push((
+                format!("three outputs {out_t}"),
+                many.source().unwrap_or_default(),
+            ));
         }
         for op in [Sum, Mean, Max, Min] {
             for real in [Real::F32, Real::F64] {

@@ -562,6 +562,19 @@ impl CudaBackend {
         out: DType,
         real: Real,
     ) -> Result<Tensor> {
+        let mut v = self.elementwise_many(&[(expr.clone(), out)], inputs, out_shape, real)?;
+        v.pop().ok_or_else(|| shape_err("map", "no result"))
+    }
+
+    /// Evaluates every `(expression, element type)` of `outs` over the same `inputs` in one
+    /// kernel, each into a fresh row-major tensor, computed in `real`.
+    fn elementwise_many(
+        &self,
+        outs: &[(MapExpr, DType)],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        real: Real,
+    ) -> Result<Vec<Tensor>> {
         let n = numel_checked(out_shape)?;
         let mut refs = Vec::with_capacity(inputs.len());
         let out_layout = Layout::contiguous(out_shape);
@@ -579,7 +592,10 @@ impl CudaBackend {
             let ptr = r.base + (t.layout.offset * t.dtype.size()) as u64;
             refs.push((r, ptr));
         }
-        let storage = self.alloc(n, out)?;
+        let storages = outs
+            .iter()
+            .map(|(_, d)| self.alloc(n, *d))
+            .collect::<Result<Vec<_>>>()?;
         if n > 0 {
             let (cshape, cst) = codegen::coalesce(out_shape, &strides);
             let mut access = Vec::with_capacity(inputs.len());
@@ -597,21 +613,22 @@ impl CudaBackend {
                 access.push((t.dtype, a));
             }
             let sig = ElemSig {
-                expr: expr.clone(),
+                outs: outs.to_vec(),
                 inputs: access,
-                out,
                 real,
                 rank: cshape.len(),
             };
             let ptrs: Vec<u64> = refs.iter().map(|(_, p)| *p).collect();
-            let meta = sig.meta(n, storage.ptr(), &ptrs, &cshape, &strided);
+            let out_ptrs: Vec<u64> = storages.iter().map(|s| s.ptr()).collect();
+            let meta = sig.meta(n, &out_ptrs, &ptrs, &cshape, &strided);
             let source = || {
                 sig.source().ok_or_else(|| {
                     shape_err(
                         "map",
                         format!(
-                            "{} inputs over {} axes is too many for one kernel",
+                            "{} inputs and {} outputs over {} axes is too many for one kernel",
                             inputs.len(),
+                            outs.len(),
                             cshape.len()
                         ),
                     )
@@ -621,7 +638,10 @@ impl CudaBackend {
             self.launch(sig.key(), source, &meta, grid)?;
         }
         drop(refs);
-        Ok(Self::wrap(storage, out_shape))
+        Ok(storages
+            .into_iter()
+            .map(|s| Self::wrap(s, out_shape))
+            .collect())
     }
 
     /// The tensor as a row-major buffer of `dtype` (no copy when it already is one): the
@@ -888,6 +908,20 @@ impl Backend for CudaBackend {
     ) -> Result<Tensor> {
         check_expr(expr, inputs.len())?;
         self.elementwise(expr, inputs, out_shape, dtype, Real::of(dtype))
+    }
+
+    fn map_many(
+        &self,
+        exprs: &[MapExpr],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Vec<Tensor>> {
+        for e in exprs {
+            check_expr(e, inputs.len())?;
+        }
+        let outs: Vec<(MapExpr, DType)> = exprs.iter().map(|e| (e.clone(), dtype)).collect();
+        self.elementwise_many(&outs, inputs, out_shape, Real::of(dtype))
     }
 
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
