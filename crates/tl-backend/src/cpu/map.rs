@@ -186,6 +186,8 @@ fn unary<T: MathFloat>(f: UnaryFn, v: Val<'_, T>, len: usize) -> Val<'static, T>
         UnaryFn::Exp => apply1(v, len, T::fast_exp),
         UnaryFn::Sigmoid => apply1(v, len, T::fast_sigmoid),
         UnaryFn::Sqrt => apply1(v, len, |x| x.sqrt()),
+        UnaryFn::Tanh => apply1(v, len, T::fast_tanh),
+        UnaryFn::Gelu => apply1(v, len, T::fast_gelu),
         _ => apply1(v, len, |x| T::unary(f, x)),
     }
 }

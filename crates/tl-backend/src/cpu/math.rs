@@ -21,6 +21,10 @@ pub(crate) trait MathFloat: Float {
             e * s
         }
     }
+    /// `tanh x` in a form the compiler can vectorise over a slice.
+    fn fast_tanh(x: Self) -> Self;
+    /// The exact `gelu x` in a form the compiler can vectorise over a slice.
+    fn fast_gelu(x: Self) -> Self;
     /// One unary function at `x`.
     fn unary(f: UnaryFn, x: Self) -> Self;
     /// One binary function at `(a, b)`.
@@ -31,6 +35,14 @@ impl MathFloat for f64 {
     #[inline(always)]
     fn fast_exp(x: f64) -> f64 {
         x.exp()
+    }
+    #[inline(always)]
+    fn fast_tanh(x: f64) -> f64 {
+        x.tanh()
+    }
+    #[inline(always)]
+    fn fast_gelu(x: f64) -> f64 {
+        UnaryFn::Gelu.eval(x)
     }
     #[inline]
     fn unary(f: UnaryFn, x: f64) -> f64 {
@@ -47,6 +59,14 @@ impl MathFloat for f32 {
     fn fast_exp(x: f32) -> f32 {
         exp_f32(x)
     }
+    #[inline(always)]
+    fn fast_tanh(x: f32) -> f32 {
+        tanh_f32(x)
+    }
+    #[inline(always)]
+    fn fast_gelu(x: f32) -> f32 {
+        gelu_f32(x)
+    }
     #[inline]
     fn unary(f: UnaryFn, x: f32) -> f32 {
         match f {
@@ -56,7 +76,7 @@ impl MathFloat for f32 {
             UnaryFn::Sigmoid => f32::fast_sigmoid(x),
             UnaryFn::Relu => x.max(0.0),
             UnaryFn::Gelu => gelu_f32(x),
-            UnaryFn::Tanh => x.tanh(),
+            UnaryFn::Tanh => tanh_f32(x),
             UnaryFn::Exp => exp_f32(x),
             UnaryFn::Log => x.ln(),
             UnaryFn::Sqrt => x.sqrt(),
@@ -127,6 +147,58 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// `e^x` for f64 to about 1e-15 relative, without a library call: x = n·ln2 + r with
+/// |r| ≤ ln2/2, the Taylor polynomial of degree 11 for e^r, and 2^n put into the exponent bits
+/// with integer arithmetic only. Branch-free, so loops over it vectorise.
+#[inline(always)]
+pub(crate) fn exp_f64(x: f64) -> f64 {
+    const HI: f64 = 709.0;
+    const LO: f64 = -708.0;
+    let xc = x.clamp(LO, HI);
+    // Round x·log2(e) to nearest with the 1.5·2^52 trick; the integer sits in the low bits.
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let t = xc * std::f64::consts::LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    let r = xc - n * 6.931_471_803_691_238e-1 - n * 1.908_214_929_270_587_7e-10;
+    let mut p = 1.0 / 39_916_800.0;
+    for k in [
+        3_628_800.0,
+        362_880.0,
+        40_320.0,
+        5_040.0,
+        720.0,
+        120.0,
+        24.0,
+        6.0,
+        2.0,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + 1.0 / k;
+    }
+    let ni = t.to_bits().wrapping_sub(MAGIC.to_bits());
+    let y = p * f64::from_bits(ni.wrapping_add(1023) << 52);
+    if x > HI {
+        f64::INFINITY
+    } else if x < LO {
+        0.0
+    } else {
+        // NaN passes through the arithmetic above unchanged.
+        y
+    }
+}
+
+/// `tanh x` for f32, computed in f64 as (e^2x − 1)/(e^2x + 1), with x − x³/3 near 0 where
+/// that form would cancel. Branch-free.
+#[inline(always)]
+pub(crate) fn tanh_f32(x: f32) -> f32 {
+    let xd = f64::from(x);
+    let e = exp_f64((2.0 * xd).clamp(-40.0, 40.0));
+    let far = (e - 1.0) / (e + 1.0);
+    let near = xd - xd * xd * xd / 3.0;
+    (if xd.abs() < 1e-4 { near } else { far }) as f32
+}
+
 /// The logistic function without overflow for large |x|.
 #[inline]
 pub(crate) fn sigmoid_f32(x: f32) -> f32 {
@@ -150,7 +222,7 @@ pub(crate) fn pow_f32(a: f32, b: f32) -> f32 {
 
 /// Complementary error function with relative error below 1.1e-7 over the whole line
 /// (Chebyshev-fitted exponent form), evaluated in f64 so f32 callers lose nothing more.
-#[inline]
+#[inline(always)]
 pub(crate) fn erfc_approx(x: f64) -> f64 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
@@ -162,7 +234,7 @@ pub(crate) fn erfc_approx(x: f64) -> f64 {
                         + t * (0.278_868_07
                             + t * (-1.135_203_98
                                 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let r = t * poly.exp();
+    let r = t * exp_f64(poly);
     if x >= 0.0 {
         r
     } else {
@@ -193,7 +265,7 @@ pub(crate) fn erf_f32(x: f32) -> f32 {
 
 /// Exact gelu, x·Φ(x), with Φ(x) = erfc(-x/√2)/2 so large negative x keeps relative accuracy
 /// (the argument is scaled in f64: its rounding would be amplified by erfc's steep tail).
-#[inline]
+#[inline(always)]
 pub(crate) fn gelu_f32(x: f32) -> f32 {
     let xd = f64::from(x);
     (0.5 * xd * erfc_approx(-xd * std::f64::consts::FRAC_1_SQRT_2)) as f32
@@ -235,6 +307,46 @@ mod tests {
         assert_eq!(exp_f32(-200.0), 0.0);
         assert!(exp_f32(f32::NAN).is_nan());
         assert_eq!(exp_f32(0.0), 1.0);
+    }
+
+    #[test]
+    fn exp_f64_is_accurate_everywhere() {
+        let mut x = -708.0f64;
+        while x < 709.0 {
+            let want = x.exp();
+            assert!(
+                (exp_f64(x) - want).abs() <= 1e-14 * want,
+                "exp({x}) = {}, want {want}",
+                exp_f64(x)
+            );
+            x += 0.377;
+        }
+        assert_eq!(exp_f64(710.0), f64::INFINITY);
+        assert_eq!(exp_f64(-800.0), 0.0);
+        assert!(exp_f64(f64::NAN).is_nan());
+        assert_eq!(exp_f64(0.0), 1.0);
+    }
+
+    #[test]
+    fn tanh_f32_matches_reference() {
+        let mut x = -12.0f64;
+        while x <= 12.0 {
+            let xf = x as f32;
+            let want = f64::from(xf).tanh();
+            let got = f64::from(tanh_f32(xf));
+            assert!(
+                (got - want).abs() <= 2e-7 * want.abs() + 1e-30,
+                "tanh({x}) = {got}, want {want}"
+            );
+            x += 0.000_97;
+        }
+        for x in [1e-30f32, -3e-9, 2e-5, -9e-5, 1e-4, 0.0] {
+            let want = f64::from(x).tanh();
+            assert!((f64::from(tanh_f32(x)) - want).abs() <= 2e-7 * want.abs());
+        }
+        assert_eq!(tanh_f32(f32::INFINITY), 1.0);
+        assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
+        assert!(tanh_f32(f32::NAN).is_nan());
     }
 
     #[test]
