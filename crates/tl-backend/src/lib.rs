@@ -67,6 +67,24 @@ pub trait Backend: Send + Sync {
             .collect()
     }
 
+    /// The reduction with `op` of an elementwise expression over its last `reduced` axes:
+    /// `reduce(map(expr, inputs, shape, dtype), last reduced axes, op)`, as `reduce` types its
+    /// result. A backend may compute it without storing the expression's values (one pass);
+    /// the default maps, then reduces.
+    fn map_reduce(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        reduced: usize,
+        op: ReduceOp,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        let values = self.map(expr, inputs, shape, dtype)?;
+        let axes: Vec<usize> = (shape.len().saturating_sub(reduced)..shape.len()).collect();
+        self.reduce(&values, &axes, op)
+    }
+
     /// Combines the elements along `axes` with `op`, removing those axes. With no axes it
     /// copies. An empty reduction yields 0.
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor>;

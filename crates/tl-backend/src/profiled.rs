@@ -170,6 +170,32 @@ impl Backend for ProfiledBackend<'_> {
         )
     }
 
+    fn map_reduce(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        reduced: usize,
+        op: ReduceOp,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        self.timed(
+            || {
+                let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
+                format!(
+                    "map_reduce({} nodes) {} -> {}:{dtype}, {op:?} over the last {reduced}",
+                    expr_size(expr),
+                    ins.join(" "),
+                    dims(shape)
+                )
+            },
+            || {
+                self.inner
+                    .map_reduce(expr, inputs, shape, reduced, op, dtype)
+            },
+        )
+    }
+
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
         self.timed(
             || format!("reduce {op:?} {} over {axes:?}", describe(input)),

@@ -255,6 +255,25 @@ fn map_matches_cpu_for_every_function_and_layout() -> R {
             DType::F64,
         )?;
         close(be, &got, &want, tol(d), &format!("map views {d}"))?;
+        // Reductions of an expression over its last axes, without storing its values.
+        for (shape, reduced) in [(&[7usize, 129][..], 1), (&[3, 5, 7], 2), (&[2, 5000], 1)] {
+            let (x, cx) = pair(be, &mut rng, shape, d)?;
+            let mut bshape = shape.to_vec();
+            bshape[0] = 1;
+            let (y, cy) = pair(be, &mut rng, &bshape, d)?;
+            let (s1, cs1) = pair(be, &mut rng, &vec![1; shape.len()], d)?;
+            for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+                let got = be.map_reduce(&e, &[&x, &y, &s1], shape, reduced, op, d)?;
+                let want = cpu.map_reduce(&e, &[&cx, &cy, &cs1], shape, reduced, op, DType::F64)?;
+                close(
+                    be,
+                    &got,
+                    &want,
+                    tol(d).max(1e-5),
+                    &format!("map_reduce {op:?} {d} {shape:?} last {reduced}"),
+                )?;
+            }
+        }
         // Several outputs from one pass over the same (viewed) inputs.
         let exprs = [
             e.clone(),

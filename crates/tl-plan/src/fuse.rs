@@ -112,6 +112,35 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             None => Op::Map { expr, inputs },
         };
     }
+    // A reduction of a single-use map computes the map's values as it reads them, so they
+    // never reach memory: one kernel, not two.
+    for id in 0..g.nodes.len() {
+        let Op::Reduce { input, op } = g.nodes[id].op else {
+            continue;
+        };
+        let Op::Map { expr, inputs } = &g.nodes[input].op else {
+            continue;
+        };
+        if uses[input] != 1 {
+            continue;
+        }
+        let kept = g.nodes[id].labels.clone();
+        let mut over = kept.clone();
+        let mut over_shape = g.nodes[id].shape.clone();
+        for (l, &n) in g.nodes[input].labels.iter().zip(&g.nodes[input].shape) {
+            if !kept.contains(l) {
+                over.push(*l);
+                over_shape.push(n);
+            }
+        }
+        g.nodes[id].op = Op::MapReduce {
+            expr: expr.clone(),
+            inputs: inputs.clone(),
+            over,
+            over_shape,
+            op,
+        };
+    }
     // Last, a constant factor on a product's operand moves into its epilogue:
     // (c·A)·B = c·(A·B), which saves the pass that scaled the operand.
     for id in 0..g.nodes.len() {
@@ -246,6 +275,19 @@ fn prune(g: &Graph, root: NodeId) -> (Graph, NodeId) {
                 b: r(b),
                 expr: expr.clone(),
                 inputs: inputs.iter().map(r).collect(),
+            },
+            Op::MapReduce {
+                expr,
+                inputs,
+                over,
+                over_shape,
+                op,
+            } => Op::MapReduce {
+                expr: expr.clone(),
+                inputs: inputs.iter().map(r).collect(),
+                over: over.clone(),
+                over_shape: over_shape.clone(),
+                op: *op,
             },
             Op::Reduce { input, op } => Op::Reduce {
                 input: r(input),
@@ -506,5 +548,58 @@ mod tests {
         );
         let (f, froot) = fuse(&g, root);
         assert_eq!(f.nodes[froot].op, Op::Const(1.0 / 32f64.sqrt()));
+    }
+
+    #[test]
+    fn a_reduction_of_a_map_is_one_node_over_the_map_s_labels() {
+        // V[s] avg= (Z[o, s] - M[s])^2: the squares are never stored.
+        let mut g = Graph::default();
+        let z = g.push(Op::Load { tensor: 0 }, vec![1, 0], vec![4, 3]);
+        let m = g.push(Op::Load { tensor: 1 }, vec![0], vec![3]);
+        let two = g.push(Op::Const(2.0), vec![], vec![]);
+        let sq = g.push(
+            Op::Map {
+                expr: MapExpr::Binary(
+                    BinaryFn::Pow,
+                    Box::new(MapExpr::Binary(
+                        BinaryFn::Sub,
+                        Box::new(MapExpr::Input(0)),
+                        Box::new(MapExpr::Input(1)),
+                    )),
+                    Box::new(MapExpr::Input(2)),
+                ),
+                inputs: vec![z, m, two],
+            },
+            vec![1, 0],
+            vec![4, 3],
+        );
+        let root = g.push(
+            Op::Reduce {
+                input: sq,
+                op: tl_backend::ReduceOp::Mean,
+            },
+            vec![0],
+            vec![3],
+        );
+        let (f, froot) = fuse(&g, root);
+        assert_eq!(f.verify(), Ok(()));
+        assert_eq!(f.kernel_count(), 1);
+        let Op::MapReduce {
+            expr,
+            inputs,
+            over,
+            over_shape,
+            op,
+        } = &f.nodes[froot].op
+        else {
+            panic!("root is {:?}", f.nodes[froot].op);
+        };
+        assert_eq!(
+            (over.as_slice(), over_shape.as_slice()),
+            (&[0, 1][..], &[3, 4][..])
+        );
+        assert_eq!(*op, tl_backend::ReduceOp::Mean);
+        assert_eq!(inputs.len(), 2);
+        assert_eq!(expr.eval(&[5.0, 2.0]), 9.0);
     }
 }

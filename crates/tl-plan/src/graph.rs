@@ -64,6 +64,21 @@ pub enum Op {
         /// How.
         op: ReduceOp,
     },
+    /// A reduction of an elementwise expression (made by fusion): `expr` over `inputs`,
+    /// broadcast onto the labels `over` (this node's labels, then the reduced ones), reduced
+    /// with `op` to this node's labels, without storing the expression's values.
+    MapReduce {
+        /// The expression (`Input(k)` is `inputs[k]`).
+        expr: MapExpr,
+        /// The input nodes.
+        inputs: Vec<NodeId>,
+        /// The expression's labels: this node's, then the reduced ones.
+        over: Vec<VarId>,
+        /// The extents of `over`.
+        over_shape: Vec<usize>,
+        /// How.
+        op: ReduceOp,
+    },
     /// Softmax or layer norm along one labelled axis.
     Normalize {
         /// The input.
@@ -103,7 +118,7 @@ impl Graph {
     /// The inputs of a node.
     pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
         match &self.nodes[id].op {
-            Op::Map { inputs, .. } => inputs.clone(),
+            Op::Map { inputs, .. } | Op::MapReduce { inputs, .. } => inputs.clone(),
             Op::Contract { a, b } => vec![*a, *b],
             Op::ContractMap { a, b, inputs, .. } => {
                 [*a, *b].into_iter().chain(inputs.iter().copied()).collect()
@@ -147,6 +162,21 @@ impl Graph {
                         return Err(format!("%{id}: reduction adds a label"));
                     }
                 }
+                if let Op::MapReduce { over, .. } = &n.op {
+                    if !self.nodes[i].labels.iter().all(|l| over.contains(l)) {
+                        return Err(format!("%{id}: an input has a label outside the map"));
+                    }
+                }
+            }
+            if let Op::MapReduce {
+                over, over_shape, ..
+            } = &n.op
+            {
+                if over.len() != over_shape.len() || !over.starts_with(&n.labels) {
+                    return Err(format!(
+                        "%{id}: the map's labels must start with the result's"
+                    ));
+                }
             }
             if let Op::Contract { a, b } | Op::ContractMap { a, b, .. } = n.op {
                 let (la, lb) = (&self.nodes[a].labels, &self.nodes[b].labels);
@@ -184,6 +214,9 @@ impl fmt::Display for Graph {
                     node_list(inputs)
                 ),
                 Op::Reduce { input, op } => format!("reduce {op:?} %{input}"),
+                Op::MapReduce {
+                    expr, inputs, op, ..
+                } => format!("reduce {op:?} of map {expr:?} ({})", node_list(inputs)),
                 Op::Normalize { input, axis, func } => format!("{func:?} %{input} along v{axis}"),
             };
             let labels = n

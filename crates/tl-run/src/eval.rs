@@ -6,7 +6,7 @@ use crate::error::RunError;
 use std::sync::Arc;
 use tl_backend::{DType, HostData, HostTensor, MapExpr, Tensor};
 use tl_check::{Index, VarInfo};
-use tl_plan::{EquationPlan, Graph, Node, Op, Placement};
+use tl_plan::{EquationPlan, Graph, Op, Placement};
 use tl_syntax::Span;
 
 /// Row-major points over `extents`, calling `f` with each point's coordinates.
@@ -91,21 +91,20 @@ pub(crate) fn value_of(vals: &[Option<Tensor>], i: usize, span: Span) -> Result<
     })
 }
 
-/// The values of `inputs`, each permuted and broadcast onto `node`'s labels.
+/// The values of `inputs`, each permuted and broadcast onto the labels `onto`.
 fn aligned(
     graph: &Graph,
     vals: &[Option<Tensor>],
     inputs: &[usize],
-    node: &Node,
+    onto: &[usize],
     span: Span,
 ) -> Result<Vec<Tensor>, RunError> {
     inputs
         .iter()
         .map(|&i| {
             let t = value_of(vals, i, span)?;
-            let (perm, positions) = alignment(&graph.nodes[i].labels, &node.labels);
-            Ok(t.permuted(&perm)
-                .expanded_to_rank(&positions, node.labels.len()))
+            let (perm, positions) = alignment(&graph.nodes[i].labels, onto);
+            Ok(t.permuted(&perm).expanded_to_rank(&positions, onto.len()))
         })
         .collect()
 }
@@ -246,7 +245,7 @@ impl Engine<'_> {
                     be.upload(&host).map_err(err)?
                 }
                 Op::Map { expr, inputs } => {
-                    let views = aligned(graph, &vals, inputs, node, span)?;
+                    let views = aligned(graph, &vals, inputs, &node.labels, span)?;
                     let refs: Vec<&Tensor> = views.iter().collect();
                     be.map(expr, &refs, &node.shape, dtype).map_err(err)?
                 }
@@ -265,7 +264,7 @@ impl Engine<'_> {
                         labels32(&graph.nodes[*a].labels),
                         labels32(&graph.nodes[*b].labels),
                     );
-                    let views = aligned(graph, &vals, inputs, node, span)?;
+                    let views = aligned(graph, &vals, inputs, &node.labels, span)?;
                     let refs: Vec<&Tensor> = views.iter().collect();
                     be.contract_map(
                         &ta,
@@ -278,6 +277,19 @@ impl Engine<'_> {
                         dtype,
                     )
                     .map_err(err)?
+                }
+                Op::MapReduce {
+                    expr,
+                    inputs,
+                    over,
+                    over_shape,
+                    op,
+                } => {
+                    let views = aligned(graph, &vals, inputs, over, span)?;
+                    let refs: Vec<&Tensor> = views.iter().collect();
+                    let reduced = over.len() - node.labels.len();
+                    be.map_reduce(expr, &refs, over_shape, reduced, *op, dtype)
+                        .map_err(err)?
                 }
                 Op::Reduce { input, op } => {
                     let t = get(&vals, *input)?;

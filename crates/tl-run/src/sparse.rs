@@ -73,7 +73,7 @@ impl Engine<'_> {
                 .iter()
                 .map(|n| &n.op)
                 .filter(|op| match op {
-                    Op::Map { inputs, .. } => inputs.contains(&id),
+                    Op::Map { inputs, .. } | Op::MapReduce { inputs, .. } => inputs.contains(&id),
                     Op::ContractMap { a, b, inputs, .. } => {
                         *a == id || *b == id || inputs.contains(&id)
                     }

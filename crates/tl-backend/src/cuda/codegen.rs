@@ -383,11 +383,148 @@ impl ElemSig {
         m
     }
 
+    /// Code that reads every input at flat output index `i` into `target(j)` (converted to
+    /// `real` when `convert`): strided inputs through their offsets, one digit of `i` per axis,
+    /// innermost first (in 32 bits when the index space `n` fits, a branch that is the same for
+    /// every thread).
+    fn read_inputs(
+        &self,
+        body: &mut String,
+        pad: &str,
+        target: &dyn Fn(usize) -> String,
+        convert: bool,
+    ) {
+        let k = self.inputs.len();
+        let shape_at = self.inputs_at() + k;
+        let strided: Vec<usize> = (0..k)
+            .filter(|&j| self.inputs[j].1 == Access::Strided)
+            .collect();
+        if !strided.is_empty() {
+            for &j in &strided {
+                let _ = writeln!(body, "{pad}long long o{j} = 0;");
+            }
+            for (guard, int) in [
+                ("if (n <= 4294967295LL)", "unsigned int"),
+                ("else", "long long"),
+            ] {
+                let _ = writeln!(body, "{pad}{guard} {{\n{pad}  {int} rem = ({int})i;");
+                for a in (0..self.rank).rev() {
+                    let _ = write!(
+                        body,
+                        "{pad}  {{ const {int} e = ({int})m.v[{}]; const {int} c = rem % e; rem /= e;",
+                        shape_at + a
+                    );
+                    for (q, &j) in strided.iter().enumerate() {
+                        let st = shape_at + self.rank + q * self.rank + a;
+                        let _ = write!(body, " o{j} += (long long)c * m.v[{st}];");
+                    }
+                    body.push_str(" }\n");
+                }
+                let _ = writeln!(body, "{pad}}}");
+            }
+        }
+        for (j, (d, a)) in self.inputs.iter().enumerate() {
+            let at = match a {
+                Access::Contiguous => format!("in{j}[i]"),
+                Access::Scalar => format!("in{j}[0]"),
+                Access::Strided => format!("in{j}[o{j}]"),
+            };
+            let value = if convert { load(*d, &at) } else { at };
+            let _ = writeln!(body, "{pad}{} = {value};", target(j));
+        }
+    }
+
+    /// A row reduction of this signature's one expression over `[rows, r]` (the expression's
+    /// index space, reduced axes last), without storing the expression's values: one warp per
+    /// row (`warp`) or one block per row, accumulating as [`reduce_source`] does. `TlMeta` is
+    /// [`ElemSig::meta`]'s followed by `r`; the output (of `real`) is `out0`.
+    pub(crate) fn reduce_source(&self, op: ReduceOp, warp: bool) -> Option<String> {
+        let cap = meta_cap(self.meta_len() + 1)?;
+        let (acc, init, comb) = match op {
+            ReduceOp::Sum | ReduceOp::Mean => ("double", "0.0", "(A) + (B)"),
+            ReduceOp::Max => ("real", "(-__int_as_float(0x7f800000))", "fmaxf(A, B)"),
+            ReduceOp::Min => ("real", "__int_as_float(0x7f800000)", "fminf(A, B)"),
+        };
+        let combine = |a: &str, b: &str| comb.replace('A', a).replace('B', b);
+        let finish = match op {
+            ReduceOp::Mean => "(real)(a / (double)r)",
+            _ => "(real)(a)",
+        };
+        let mut s = header(self.real, cap);
+        let mut body = String::from(
+            "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const long long n = m.v[0];\n  real* out0 = (real*)m.v[1];\n",
+        );
+        for (j, (d, _)) in self.inputs.iter().enumerate() {
+            let t = c_type(*d);
+            let _ = writeln!(
+                body,
+                "  const {t}* in{j} = (const {t}*)m.v[{}];",
+                self.inputs_at() + j
+            );
+        }
+        let consts = self.all_constants().len();
+        for j in 0..consts {
+            let _ = writeln!(
+                body,
+                "  const real c{j} = (real)__longlong_as_double(m.v[{}]);",
+                self.consts_at() + j
+            );
+        }
+        let _ = writeln!(
+            body,
+            "  const long long r = m.v[{}];\n  const long long rows = n / r;",
+            self.consts_at() + consts
+        );
+        let (first, step, lane, lanes) = if warp {
+            (
+                format!("(long long)blockIdx.x * ({BLOCK} / 32) + threadIdx.x / 32"),
+                format!("(long long)gridDim.x * ({BLOCK} / 32)"),
+                "(long long)(threadIdx.x & 31)",
+                "32",
+            )
+        } else {
+            (
+                "(long long)blockIdx.x".to_string(),
+                "(long long)gridDim.x".to_string(),
+                "(long long)threadIdx.x",
+                "(long long)blockDim.x",
+            )
+        };
+        if !warp {
+            let _ = writeln!(body, "  __shared__ {acc} sh[{BLOCK}];");
+        }
+        let _ = writeln!(
+            body,
+            "  for (long long q = {first}; q < rows; q += {step}) {{\n    {acc} a = {init};\n    for (long long j = {lane}; j < r; j += {lanes}) {{\n      const long long i = q * r + j;"
+        );
+        self.read_inputs(&mut body, "      ", &|j| format!("const real x{j}"), true);
+        let v = expr_c(&self.outs[0].0, &mut 0);
+        let _ = writeln!(
+            body,
+            "      a = {};\n    }}",
+            combine("a", &format!("({acc})({v})"))
+        );
+        if warp {
+            let _ = writeln!(
+                body,
+                "    for (int o = 16; o > 0; o >>= 1) a = {};\n    if ((threadIdx.x & 31) == 0) out0[q] = {finish};\n  }}\n}}",
+                combine("a", "__shfl_xor_sync(0xffffffffu, a, o)")
+            );
+        } else {
+            let _ = writeln!(
+                body,
+                "    sh[threadIdx.x] = a;\n    __syncthreads();\n    for (unsigned int s = blockDim.x / 2; s > 0; s >>= 1) {{\n      if (threadIdx.x < s) sh[threadIdx.x] = {};\n      __syncthreads();\n    }}\n    if (threadIdx.x == 0) {{ a = sh[0]; out0[q] = {finish}; }}\n    __syncthreads();\n  }}\n}}",
+                combine("sh[threadIdx.x]", "sh[threadIdx.x + s]")
+            );
+        }
+        s.push_str(&dialect(&body, self.real));
+        Some(s)
+    }
+
     /// The kernel source, or `None` when the argument block would be too large.
     pub(crate) fn source(&self) -> Option<String> {
         let cap = meta_cap(self.meta_len())?;
         let k = self.inputs.len();
-        let shape_at = self.inputs_at() + k;
         let mut s = header(self.real, cap);
         let mut body = String::from(
             "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const long long n = m.v[0];\n",
@@ -431,47 +568,10 @@ impl ElemSig {
             body,
             "#pragma unroll\n    for (int u = 0; u < {ELEM_UNROLL}; ++u) {{\n      const long long i = first + (long long)u * blockDim.x;\n      if (i >= n) break;"
         );
-        // Offsets of strided inputs, one digit of `i` per axis, innermost first.
-        let strided: Vec<usize> = (0..k)
-            .filter(|&j| self.inputs[j].1 == Access::Strided)
-            .collect();
-        if !strided.is_empty() {
-            for &j in &strided {
-                let _ = writeln!(body, "      long long o{j} = 0;");
-            }
-            // 32-bit digits when the index space fits (64-bit division costs several times
-            // more), 64-bit otherwise; the branch is the same for every thread.
-            for (guard, int) in [
-                ("if (n <= 4294967295LL)", "unsigned int"),
-                ("else", "long long"),
-            ] {
-                let _ = writeln!(body, "      {guard} {{\n        {int} rem = ({int})i;");
-                for a in (0..self.rank).rev() {
-                    let _ = write!(
-                        body,
-                        "        {{ const {int} e = ({int})m.v[{}]; const {int} c = rem % e; rem /= e;",
-                        shape_at + a
-                    );
-                    for (q, &j) in strided.iter().enumerate() {
-                        let st = shape_at + self.rank + q * self.rank + a;
-                        let _ = write!(body, " o{j} += (long long)c * m.v[{st}];");
-                    }
-                    body.push_str(" }\n");
-                }
-                body.push_str("      }\n");
-            }
-        }
-        let at = |j: usize| match self.inputs[j].1 {
-            Access::Contiguous => format!("in{j}[i]"),
-            Access::Scalar => format!("in{j}[0]"),
-            Access::Strided => format!("in{j}[o{j}]"),
-        };
         if self.raw() {
-            let _ = writeln!(body, "      r0[u] = {};", at(0));
+            self.read_inputs(&mut body, "      ", &|_| "r0[u]".into(), false);
         } else {
-            for (j, (d, _)) in self.inputs.iter().enumerate() {
-                let _ = writeln!(body, "      r{j}[u] = {};", load(*d, &at(j)));
-            }
+            self.read_inputs(&mut body, "      ", &|j| format!("r{j}[u]"), true);
         }
         body.push_str("    }\n");
         let _ = writeln!(
@@ -1155,6 +1255,17 @@ mod tests {
                 format!("three outputs {out_t}"),
                 many.source().unwrap_or_default(),
             ));
+            if out_t != DType::Bool {
+                let red = sig(expr.clone(), e.inputs.clone(), Real::of(out_t).dtype(), 3);
+                for op in [Sum, Mean, Max, Min] {
+                    for warp in [false, true] {
+                        out.push((
+                            format!("map_reduce {op:?} {out_t} {warp}"),
+                            red.reduce_source(op, warp).unwrap_or_default(),
+                        ));
+                    }
+                }
+            }
         }
         for op in [Sum, Mean, Max, Min] {
             for real in [Real::F32, Real::F64] {

@@ -924,6 +924,92 @@ impl Backend for CudaBackend {
         self.elementwise_many(&outs, inputs, out_shape, Real::of(dtype))
     }
 
+    fn map_reduce(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        reduced: usize,
+        op: ReduceOp,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, inputs.len())?;
+        broadcastable(inputs, shape)?;
+        let split = shape.len().saturating_sub(reduced);
+        let r: usize = shape[split..].iter().product();
+        let rows: usize = shape[..split].iter().product();
+        let n = numel_checked(shape)?;
+        // Rows of a few thousand at most, in one warp or block each; other shapes (and empty
+        // ones) map, then reduce.
+        if reduced == 0 || r == 0 || rows == 0 || r > 1 << 16 {
+            let values = self.map(expr, inputs, shape, dtype)?;
+            let axes: Vec<usize> = (split..shape.len()).collect();
+            return self.reduce(&values, &axes, op);
+        }
+        let real = Real::of(dtype);
+        let mut refs = Vec::with_capacity(inputs.len());
+        let mut strides = vec![Layout::contiguous(shape).strides];
+        for t in inputs {
+            let d = self.dev("map_reduce", t)?;
+            strides.push(
+                t.shape()
+                    .iter()
+                    .zip(&t.layout.strides)
+                    .map(|(&e, &s)| if e == 1 { 0 } else { s })
+                    .collect(),
+            );
+            let ptr = d.base + (t.layout.offset * t.dtype.size()) as u64;
+            refs.push((d, ptr));
+        }
+        let out = self.alloc(rows, real.dtype())?;
+        let (cshape, cst) = codegen::coalesce(shape, &strides);
+        let mut access = Vec::with_capacity(inputs.len());
+        let mut strided = Vec::new();
+        for (q, t) in inputs.iter().enumerate() {
+            let s = &cst[q + 1];
+            let a = if s.iter().all(|&x| x == 0) {
+                Access::Scalar
+            } else if *s == cst[0] {
+                Access::Contiguous
+            } else {
+                strided.push(s.clone());
+                Access::Strided
+            };
+            access.push((t.dtype, a));
+        }
+        let sig = ElemSig {
+            outs: vec![(expr.clone(), real.dtype())],
+            inputs: access,
+            real,
+            rank: cshape.len(),
+        };
+        let ptrs: Vec<u64> = refs.iter().map(|(_, p)| *p).collect();
+        let mut meta = sig.meta(n, &[out.ptr()], &ptrs, &cshape, &strided);
+        meta.push(r as i64);
+        let warp = r <= codegen::WARP_ROW_MAX;
+        let per_block = if warp {
+            codegen::BLOCK as usize / 32
+        } else {
+            1
+        };
+        let key = codegen::kernel_key(&("map_reduce", sig.key(), op, warp));
+        self.launch(
+            key,
+            || {
+                sig.reduce_source(op, warp).ok_or_else(|| {
+                    shape_err(
+                        "map_reduce",
+                        format!("{} inputs is too many for one kernel", inputs.len()),
+                    )
+                })
+            },
+            &meta,
+            rows.div_ceil(per_block).min(1 << 20) as u32,
+        )?;
+        drop(refs);
+        Ok(Self::wrap(out, &shape[..split]))
+    }
+
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
         let rank = input.rank();
         let reduced = reduced_axes(rank, axes)?;
