@@ -5,7 +5,7 @@ use crate::engine::Engine;
 use crate::error::RunError;
 use std::sync::Arc;
 use tl_backend::{DType, HostData, HostTensor, MapExpr, Tensor};
-use tl_check::{Index, VarInfo};
+use tl_check::{Index, IndexExpr, VarInfo};
 use tl_plan::{EquationPlan, Graph, Op, Placement};
 use tl_syntax::Span;
 
@@ -56,6 +56,101 @@ pub fn index_vector(
         out.push(if inside { flat } else { -1 });
     });
     out
+}
+
+/// `Σ coef[v]·v + c` for an index expression that is affine in its variables (sums,
+/// differences and products by constants); `None` for anything else.
+fn affine(e: &IndexExpr) -> Option<(Vec<(usize, i64)>, i64)> {
+    use tl_syntax::ast::IndexOp;
+    fn scale(t: (Vec<(usize, i64)>, i64), k: i64) -> Option<(Vec<(usize, i64)>, i64)> {
+        let terms =
+            t.0.into_iter()
+                .map(|(v, c)| Some((v, c.checked_mul(k)?)))
+                .collect::<Option<_>>()?;
+        Some((terms, t.1.checked_mul(k)?))
+    }
+    fn add(
+        a: (Vec<(usize, i64)>, i64),
+        b: (Vec<(usize, i64)>, i64),
+    ) -> Option<(Vec<(usize, i64)>, i64)> {
+        let mut terms = a.0;
+        for (v, c) in b.0 {
+            match terms.iter_mut().find(|(u, _)| *u == v) {
+                Some(t) => t.1 = t.1.checked_add(c)?,
+                None => terms.push((v, c)),
+            }
+        }
+        Some((terms, a.1.checked_add(b.1)?))
+    }
+    match e {
+        IndexExpr::Var(v) => Some((vec![(*v, 1)], 0)),
+        IndexExpr::Const(c) => Some((Vec::new(), *c)),
+        IndexExpr::Binary(op, a, b) => {
+            let (a, b) = (affine(a)?, affine(b)?);
+            match op {
+                IndexOp::Add => add(a, b),
+                IndexOp::Sub => add(a, scale(b, -1)?),
+                IndexOp::Mul if a.0.is_empty() => scale(b, a.1),
+                IndexOp::Mul if b.0.is_empty() => scale(a, b.1),
+                _ => None,
+            }
+        }
+    }
+}
+
+/// A read `source[indices]` over the points of `labels` as a strided view of `source`, when
+/// every index is affine in the variables with non-negative coefficients and stays inside its
+/// axis at every point (`W[l, 32*h + k, i]` is `W` seen as `[l, h, k, i]`; `W[0, d]` one row):
+/// no data moves and no index vector is built. `None` when a gather is needed.
+pub(crate) fn affine_view(
+    source: &Tensor,
+    indices: &[Index],
+    labels: &[usize],
+    vars: &[VarInfo],
+) -> Option<Tensor> {
+    if indices.len() != source.rank() {
+        return None;
+    }
+    let mut strides = vec![0usize; labels.len()];
+    let mut offset = source.layout.offset;
+    for (axis, ix) in indices.iter().enumerate() {
+        let (terms, c) = match ix {
+            Index::Var(v) => (vec![(*v, 1)], 0),
+            Index::Const(c) => (Vec::new(), *c),
+            Index::Slice { var, start } => (vec![(*var, 1)], *start),
+            Index::Expr(e) => affine(e)?,
+            Index::Symbol(..) => return None,
+        };
+        // Coefficients are non-negative, so the smallest index is `c` (every variable at 0).
+        let (lo, mut hi) = (c, c);
+        for &(v, coef) in &terms {
+            let n = vars.get(v)?.extent as i64;
+            if coef < 0 || n == 0 {
+                return None;
+            }
+            hi = hi.checked_add(coef.checked_mul(n - 1)?)?;
+        }
+        let extent = source.layout.shape[axis] as i64;
+        if lo < 0 || hi >= extent {
+            return None;
+        }
+        let step = source.layout.strides[axis];
+        offset += usize::try_from(c).ok()? * step;
+        for (v, coef) in terms {
+            let k = labels.iter().position(|&l| l == v)?;
+            strides[k] += usize::try_from(coef).ok()? * step;
+        }
+    }
+    let shape: Vec<usize> = labels.iter().map(|&v| vars[v].extent).collect();
+    Some(Tensor {
+        layout: tl_backend::Layout {
+            shape,
+            strides,
+            offset,
+        },
+        dtype: source.dtype,
+        storage: source.storage.clone(),
+    })
 }
 
 /// Where axis k of a tensor labelled `from` goes among `to`, as a permutation to apply and the
@@ -222,6 +317,10 @@ impl Engine<'_> {
                 Op::Load { tensor } => self.dense(*tensor, span)?,
                 Op::Gather { tensor, indices } => {
                     let source = self.dense(*tensor, span)?;
+                    if let Some(view) = affine_view(&source, indices, &node.labels, &plan.vars) {
+                        vals[id] = Some(view);
+                        continue;
+                    }
                     let shape = source.shape().to_vec();
                     let idx = self.cached_index(plan, fused, id, || {
                         index_vector(&plan.vars, &node.labels, indices, &shape)
@@ -358,6 +457,66 @@ mod tests {
         let (perm, pos) = alignment(&[5, 2], &[2, 7, 5]);
         assert_eq!(perm, vec![1, 0]);
         assert_eq!(pos, vec![0, 2]);
+    }
+
+    fn var(name: &str, extent: usize) -> VarInfo {
+        VarInfo {
+            name: name.into(),
+            domain: 0,
+            extent,
+        }
+    }
+
+    #[test]
+    fn affine_reads_are_views_and_others_are_not() {
+        use tl_backend::{Backend, HostTensor};
+        use tl_syntax::ast::IndexOp::{Add, Mul};
+        let be = tl_backend::cpu::CpuBackend::new();
+        // W[l: 2, 6, 5] read as W[l, 3*h + k, i] with h < 2, k < 3, i < 5.
+        let data: Vec<f32> = (0..60).map(|x| x as f32).collect();
+        let w = be
+            .upload(&HostTensor::from_f32(vec![2, 6, 5], data.clone()))
+            .unwrap();
+        let vars = vec![var("l", 2), var("h", 2), var("k", 3), var("i", 5)];
+        let e = IndexExpr::Binary(
+            Add,
+            Box::new(IndexExpr::Binary(
+                Mul,
+                Box::new(IndexExpr::Const(3)),
+                Box::new(IndexExpr::Var(1)),
+            )),
+            Box::new(IndexExpr::Var(2)),
+        );
+        let ix = [Index::Var(0), Index::Expr(e.clone()), Index::Var(3)];
+        let v = affine_view(&w, &ix, &[0, 1, 2, 3], &vars).unwrap();
+        assert_eq!(v.shape(), &[2, 2, 3, 5]);
+        let got = be.download(&v).unwrap().data.to_f64();
+        let want = index_vector(&vars, &[0, 1, 2, 3], &ix, &[2, 6, 5]);
+        let want: Vec<f64> = want.iter().map(|&j| f64::from(data[j as usize])).collect();
+        assert_eq!(got, want);
+        // One row of a constant index, in another label order.
+        let row = [Index::Const(1), Index::Var(2), Index::Var(3)];
+        let v = affine_view(&w, &row, &[3, 2], &vars).unwrap();
+        let got = be.download(&v).unwrap().data.to_f64();
+        let want = index_vector(&vars, &[3, 2], &row, &[2, 6, 5]);
+        let want: Vec<f64> = want.iter().map(|&j| f64::from(data[j as usize])).collect();
+        assert_eq!(got, want);
+        // Reads that can leave the axis (k + 4 reaches 6) need a gather, as do products of
+        // variables.
+        let past = IndexExpr::Binary(
+            Add,
+            Box::new(IndexExpr::Var(2)),
+            Box::new(IndexExpr::Const(4)),
+        );
+        let ix = [Index::Var(0), Index::Expr(past), Index::Var(3)];
+        assert!(affine_view(&w, &ix, &[0, 2, 3], &vars).is_none());
+        let square = IndexExpr::Binary(
+            Mul,
+            Box::new(IndexExpr::Var(2)),
+            Box::new(IndexExpr::Var(1)),
+        );
+        let ix = [Index::Var(0), Index::Expr(square), Index::Var(3)];
+        assert!(affine_view(&w, &ix, &[0, 1, 2, 3], &vars).is_none());
     }
 
     #[test]
