@@ -360,6 +360,18 @@ impl<'a> Lowerer<'a> {
                 } else {
                     self.inline(b)?
                 };
+                if matches!(**x, Expr::Number(n) if n == 2.0) {
+                    // A square is a product (the same value as `powi(2)`, without a power
+                    // function per element).
+                    return Ok(self.map(
+                        MapExpr::Binary(
+                            BinaryFn::Mul,
+                            Box::new(MapExpr::Input(0)),
+                            Box::new(MapExpr::Input(0)),
+                        ),
+                        vec![b],
+                    ));
+                }
                 let x = if is_sum(x) {
                     self.sum(x, false)?
                 } else {
