@@ -128,6 +128,23 @@ pub trait Backend: Send + Sync {
     /// Softmax or layer norm along one axis.
     fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor>;
 
+    /// Softmax or layer norm along `axis` of an elementwise expression of `shape`:
+    /// `normalize(map(expr, inputs, shape, dtype), axis, func)`. A backend may compute it
+    /// without storing the expression's values (the scores' scale and mask inside the softmax);
+    /// the default maps, then normalises.
+    fn map_normalize(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        axis: usize,
+        func: NormFn,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        let values = self.map(expr, inputs, shape, dtype)?;
+        self.normalize(&values, axis, func)
+    }
+
     /// `out.flat[k] = input.flat[index[k]]`, or 0 where `index[k] < 0`; `out` has `out_shape`
     /// (`index.len()` elements). Index arithmetic, slices, diagonals and constants lower to this.
     fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor>;

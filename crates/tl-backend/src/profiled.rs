@@ -260,6 +260,32 @@ impl Backend for ProfiledBackend<'_> {
         )
     }
 
+    fn map_normalize(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        axis: usize,
+        func: NormFn,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        self.timed(
+            || {
+                let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
+                format!(
+                    "map_normalize({} nodes) {} -> {}:{dtype}, {func:?} axis {axis}",
+                    expr_size(expr),
+                    ins.join(" "),
+                    dims(shape)
+                )
+            },
+            || {
+                self.inner
+                    .map_normalize(expr, inputs, shape, axis, func, dtype)
+            },
+        )
+    }
+
     fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor> {
         self.timed(
             || format!("gather {} -> {}", describe(input), dims(out_shape)),

@@ -274,6 +274,29 @@ fn map_matches_cpu_for_every_function_and_layout() -> R {
                 )?;
             }
         }
+        // Softmax and layer norm of an expression, without storing its values.
+        for (shape, axis) in [(&[7usize, 129][..], 1), (&[3, 5, 7], 1), (&[2, 5000], 1)] {
+            let (x, cx) = pair(be, &mut rng, shape, d)?;
+            let mut bshape = shape.to_vec();
+            bshape[0] = 1;
+            let (y, cy) = pair(be, &mut rng, &bshape, d)?;
+            let sum = MapExpr::Binary(
+                BinaryFn::Add,
+                Box::new(MapExpr::Input(0)),
+                Box::new(MapExpr::Input(1)),
+            );
+            for f in [NormFn::Softmax, NormFn::LayerNorm] {
+                let got = be.map_normalize(&sum, &[&x, &y], shape, axis, f, d)?;
+                let want = cpu.map_normalize(&sum, &[&cx, &cy], shape, axis, f, DType::F64)?;
+                close(
+                    be,
+                    &got,
+                    &want,
+                    tol(d).max(1e-5),
+                    &format!("map_normalize {f:?} {d} {shape:?} axis {axis}"),
+                )?;
+            }
+        }
         // Several outputs from one pass over the same (viewed) inputs.
         let exprs = [
             e.clone(),
@@ -604,6 +627,12 @@ fn contract_map_epilogues_match_cpu() -> R {
             Binary(BinaryFn::Mul, Box::new(Input(0)), Box::new(Input(2))),
             Input(1),
         ),
+        // A scaled product (cuBLASLt's alpha), with and without a bias and ReLU.
+        Binary(BinaryFn::Mul, Box::new(Input(0)), Box::new(Const(0.17))),
+        relu(add(
+            Binary(BinaryFn::Mul, Box::new(Const(-1.5)), Box::new(Input(0))),
+            Input(1),
+        )),
     ];
     for &d in &FLOATS {
         for &(m, k, n) in &[(1, 1, 1), (7, 129, 13), (129, 7, 1000), (64, 64, 64)] {

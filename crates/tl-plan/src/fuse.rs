@@ -8,8 +8,10 @@
 //! - a map reading a contraction (over the same labels, used nowhere else) becomes the
 //!   contraction's epilogue ([`Op::ContractMap`]), which a backend runs inside its GEMM where it
 //!   can (bias, residual and ReLU on cuBLASLt) and right after it otherwise;
+//! - a reduction, softmax or layer norm of a single-use map computes the map's values as it
+//!   reads them ([`Op::MapReduce`], [`Op::MapNormalize`]), so they never reach memory;
 //! - a constant factor on an operand of a product moves into the product's epilogue
-//!   (`(Q / sqrt(32)) K` scales the scores, not `Q`).
+//!   (`(Q / sqrt(32)) K` scales the scores, not `Q`; on cuBLASLt it is the GEMM's alpha).
 //!
 //! The pass is applied to graphs that are evaluated without a backward pass; autograd works on
 //! the unfused graph, whose every intermediate value it needs.
@@ -68,11 +70,37 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             Op::Map { expr, inputs }
         };
     }
+    // Maps taken into a normalisation, which the epilogue pass must leave alone.
+    let mut absorbed = vec![false; g.nodes.len()];
+    // A softmax or layer norm of a single-use map computes the map's values as it reads its
+    // rows (the scores' scale and mask inside the softmax); this comes before epilogues, so
+    // the product under such a map is left plain and the map runs where it is free.
+    for id in 0..g.nodes.len() {
+        let Op::Normalize { input, axis, func } = g.nodes[id].op else {
+            continue;
+        };
+        let Op::Map { expr, inputs } = &g.nodes[input].op else {
+            continue;
+        };
+        if uses[input] != 1 || g.nodes[input].labels != g.nodes[id].labels {
+            continue;
+        }
+        g.nodes[id].op = Op::MapNormalize {
+            expr: expr.clone(),
+            inputs: inputs.clone(),
+            axis,
+            func,
+        };
+        absorbed[input] = true;
+    }
     // Then each map takes in a single-use contraction it reads once, as the epilogue's product.
     for id in 0..g.nodes.len() {
         let Op::Map { expr, inputs } = &g.nodes[id].op else {
             continue;
         };
+        if absorbed[id] {
+            continue;
+        }
         let (expr, inputs) = (expr.clone(), inputs.clone());
         let product = (0..inputs.len()).find_map(|k| {
             let i = inputs[k];
@@ -292,6 +320,17 @@ fn prune(g: &Graph, root: NodeId) -> (Graph, NodeId) {
             Op::Reduce { input, op } => Op::Reduce {
                 input: r(input),
                 op: *op,
+            },
+            Op::MapNormalize {
+                expr,
+                inputs,
+                axis,
+                func,
+            } => Op::MapNormalize {
+                expr: expr.clone(),
+                inputs: inputs.iter().map(r).collect(),
+                axis: *axis,
+                func: *func,
             },
             Op::Normalize { input, axis, func } => Op::Normalize {
                 input: r(input),
@@ -601,5 +640,53 @@ mod tests {
         assert_eq!(*op, tl_backend::ReduceOp::Mean);
         assert_eq!(inputs.len(), 2);
         assert_eq!(expr.eval(&[5.0, 2.0]), 9.0);
+    }
+
+    #[test]
+    fn attention_scores_scale_in_the_product_and_mask_in_the_softmax() {
+        // softmax(Q[p, k] K[q, k] / 4 + Pad[q]) along q.
+        let mut g = Graph::default();
+        let qn = g.push(Op::Load { tensor: 0 }, vec![0, 2], vec![3, 8]);
+        let quarter = g.push(Op::Const(0.25), vec![], vec![]);
+        let qs = g.push(
+            Op::Map {
+                expr: mul(MapExpr::Input(0), MapExpr::Input(1)),
+                inputs: vec![qn, quarter],
+            },
+            vec![0, 2],
+            vec![3, 8],
+        );
+        let kn = g.push(Op::Load { tensor: 1 }, vec![1, 2], vec![5, 8]);
+        let scores = g.push(Op::Contract { a: qs, b: kn }, vec![0, 1], vec![3, 5]);
+        let pad = g.push(Op::Load { tensor: 2 }, vec![1], vec![5]);
+        let masked = g.push(
+            Op::Map {
+                expr: add(MapExpr::Input(0), MapExpr::Input(1)),
+                inputs: vec![scores, pad],
+            },
+            vec![0, 1],
+            vec![3, 5],
+        );
+        let root = g.push(
+            Op::Normalize {
+                input: masked,
+                axis: 1,
+                func: tl_backend::NormFn::Softmax,
+            },
+            vec![0, 1],
+            vec![3, 5],
+        );
+        let (f, froot) = fuse(&g, root);
+        assert_eq!(f.verify(), Ok(()));
+        assert_eq!(f.kernel_count(), 2, "{f}");
+        let Op::MapNormalize { expr, inputs, .. } = &f.nodes[froot].op else {
+            panic!("root is {:?}", f.nodes[froot].op);
+        };
+        assert_eq!(expr.eval(&[1.0, -2.0]), -1.0);
+        let Op::ContractMap { a, expr, .. } = &f.nodes[inputs[0]].op else {
+            panic!("the scores are {:?}", f.nodes[inputs[0]].op);
+        };
+        assert!(matches!(f.nodes[*a].op, Op::Load { tensor: 0 }));
+        assert_eq!(expr.eval(&[2.0]), 0.5);
     }
 }

@@ -79,6 +79,19 @@ pub enum Op {
         /// How.
         op: ReduceOp,
     },
+    /// Softmax or layer norm along one labelled axis of an elementwise expression (made by
+    /// fusion): `expr` over `inputs`, broadcast onto this node's labels, normalised without
+    /// storing the expression's values.
+    MapNormalize {
+        /// The expression (`Input(k)` is `inputs[k]`).
+        expr: MapExpr,
+        /// The input nodes.
+        inputs: Vec<NodeId>,
+        /// The axis's variable.
+        axis: VarId,
+        /// Which function.
+        func: NormFn,
+    },
     /// Softmax or layer norm along one labelled axis.
     Normalize {
         /// The input.
@@ -118,7 +131,9 @@ impl Graph {
     /// The inputs of a node.
     pub fn inputs(&self, id: NodeId) -> Vec<NodeId> {
         match &self.nodes[id].op {
-            Op::Map { inputs, .. } | Op::MapReduce { inputs, .. } => inputs.clone(),
+            Op::Map { inputs, .. }
+            | Op::MapReduce { inputs, .. }
+            | Op::MapNormalize { inputs, .. } => inputs.clone(),
             Op::Contract { a, b } => vec![*a, *b],
             Op::ContractMap { a, b, inputs, .. } => {
                 [*a, *b].into_iter().chain(inputs.iter().copied()).collect()
@@ -218,6 +233,15 @@ impl fmt::Display for Graph {
                     expr, inputs, op, ..
                 } => format!("reduce {op:?} of map {expr:?} ({})", node_list(inputs)),
                 Op::Normalize { input, axis, func } => format!("{func:?} %{input} along v{axis}"),
+                Op::MapNormalize {
+                    expr,
+                    inputs,
+                    axis,
+                    func,
+                } => format!(
+                    "{func:?} of map {expr:?} ({}) along v{axis}",
+                    node_list(inputs)
+                ),
             };
             let labels = n
                 .labels

@@ -401,6 +401,18 @@ impl Engine<'_> {
                         .collect();
                     be.reduce(&t, &axes, *op).map_err(err)?
                 }
+                Op::MapNormalize {
+                    expr,
+                    inputs,
+                    axis,
+                    func,
+                } => {
+                    let views = aligned(graph, &vals, inputs, &node.labels, span)?;
+                    let refs: Vec<&Tensor> = views.iter().collect();
+                    let pos = node.labels.iter().position(|l| l == axis).unwrap_or(0);
+                    be.map_normalize(expr, &refs, &node.shape, pos, *func, dtype)
+                        .map_err(err)?
+                }
                 Op::Normalize { input, axis, func } => {
                     let t = get(&vals, *input)?;
                     let pos = graph.nodes[*input]

@@ -281,7 +281,7 @@ impl Engine<'_> {
                         self.accumulate(&mut gn[i], gi, span)?;
                     }
                 }
-                Op::ContractMap { .. } | Op::MapReduce { .. } => {
+                Op::ContractMap { .. } | Op::MapReduce { .. } | Op::MapNormalize { .. } => {
                     return Err(RunError::Unsupported {
                         what: "internal: the backward pass reads unfused graphs only".into(),
                         span,

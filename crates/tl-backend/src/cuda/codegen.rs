@@ -521,6 +521,60 @@ impl ElemSig {
         Some(s)
     }
 
+    /// A softmax or layer norm of this signature's one expression along the middle axis of
+    /// its index space `[outer, len, inner]`, without storing the expression's values (each
+    /// pass over a row computes them again from the inputs), stored as `storage`. `TlMeta` is
+    /// [`ElemSig::meta`]'s followed by `len` and `inner`; the output is `out0`.
+    pub(crate) fn normalize_source(
+        &self,
+        func: NormFn,
+        storage: DType,
+        warp: bool,
+    ) -> Option<String> {
+        let cap = meta_cap(self.meta_len() + 2)?;
+        let mut s = header(self.real, cap);
+        let t = c_type(storage);
+        let mut head = format!(
+            "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long n = m.v[0];\n  {t}* out0 = ({t}*)m.v[1];\n"
+        );
+        for (j, (d, _)) in self.inputs.iter().enumerate() {
+            let c = c_type(*d);
+            let _ = writeln!(
+                head,
+                "  const {c}* in{j} = (const {c}*)m.v[{}];",
+                self.inputs_at() + j
+            );
+        }
+        let consts = self.all_constants().len();
+        for j in 0..consts {
+            let _ = writeln!(
+                head,
+                "  const real c{j} = (real)__longlong_as_double(m.v[{}]);",
+                self.consts_at() + j
+            );
+        }
+        let at = self.consts_at() + consts;
+        let _ = writeln!(
+            head,
+            "  const long long len = m.v[{at}];\n  const long long inner = m.v[{}];\n  const long long rows = n / len;",
+            at + 1
+        );
+        let mut value = String::new();
+        self.read_inputs(&mut value, "      ", &|j| format!("const real x{j}"), true);
+        let _ = writeln!(
+            value,
+            "      const real v = {};",
+            expr_c(&self.outs[0].0, &mut 0)
+        );
+        let body = format!(
+            "{}{head}{}",
+            row_reducers(warp),
+            normalize_rows(func, storage, warp, &value)
+        );
+        s.push_str(&dialect(&body, self.real));
+        Some(s)
+    }
+
     /// The kernel source, or `None` when the argument block would be too large.
     pub(crate) fn source(&self) -> Option<String> {
         let cap = meta_cap(self.meta_len())?;
@@ -677,18 +731,9 @@ pub(crate) fn reduce_source(
     s
 }
 
-/// Rows up to this long are normalised by one warp each (shuffles, no block barriers); longer
-/// ones by a whole block.
-pub(crate) const WARP_ROW_MAX: usize = 4096;
-
-/// Softmax or layer norm of a contiguous `[outer, n, inner]` array stored as `storage` along
-/// the middle axis, computed in `real` and stored back as `storage`. With `warp`, each warp
-/// normalises one `(outer, inner)` row (rows of up to [`WARP_ROW_MAX`]); otherwise each block
-/// does. `TlMeta = [rows, n, inner, x, out]`.
-pub(crate) fn normalize_source(func: NormFn, real: Real, storage: DType, warp: bool) -> String {
-    let mut s = header(real, 16);
-    let t = c_type(storage);
-    let reducers = if warp {
+/// The row reductions a normalisation kernel uses: warp shuffles, or a block's shared memory.
+fn row_reducers(warp: bool) -> &'static str {
+    if warp {
         r#"
 __device__ real tl_row_sum(real v, real* sh) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -724,8 +769,14 @@ __device__ real tl_row_max(real v, real* sh) {
   return r;
 }
 "#
-    };
-    // Which rows a thread works on, and its first element and stride within one.
+    }
+}
+
+/// The body of a normalisation over the rows of `[outer, len, inner]` (the variables `rows`,
+/// `len`, `inner` and `sh` in scope): for each row `q` a warp (`warp`) or a block walks the
+/// row's elements `i = base + j * inner`, `value` giving the code that defines `const real v`
+/// at `i`, and the result goes to `out0[i]` stored as `storage`.
+fn normalize_rows(func: NormFn, storage: DType, warp: bool, value: &str) -> String {
     let (first_row, row_step, lane, lanes) = if warp {
         (
             format!("(long long)blockIdx.x * ({BLOCK} / 32) + threadIdx.x / 32"),
@@ -741,22 +792,50 @@ __device__ real tl_row_max(real v, real* sh) {
             "blockDim.x",
         )
     };
-    let head = format!(
-        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long rows = m.v[0];\n  const long long n = m.v[1];\n  const long long inner = m.v[2];\n  const {t}* x = (const {t}*)m.v[3];\n  {t}* out = ({t}*)m.v[4];\n  __shared__ real sh[{BLOCK}];\n  for (long long q = {first_row}; q < rows; q += {row_step}) {{\n    const long long base = (q / inner) * n * inner + (q % inner);\n"
-    );
-    let at = |j: &str| load(storage, &format!("x[base + {j} * inner]"));
-    let xj = at("j");
+    let each = |inner: &str| {
+        format!(
+            "    for (long long j = {lane}; j < len; j += {lanes}) {{\n      const long long i = base + j * inner;\n{value}{inner}    }}\n"
+        )
+    };
     let work = match func {
         NormFn::Softmax => format!(
-            "    real mx = -__int_as_float(0x7f800000);\n    for (long long j = {lane}; j < n; j += {lanes}) mx = fmaxf(mx, {xj});\n    mx = tl_row_max(mx, sh);\n    real sum = 0.0f;\n    for (long long j = {lane}; j < n; j += {lanes}) sum += expf({xj} - mx);\n    sum = tl_row_sum(sum, sh);\n    const real inv = 1.0f / sum;\n    for (long long j = {lane}; j < n; j += {lanes}) out[base + j * inner] = {};\n",
-            store(storage, &format!("expf({xj} - mx) * inv"))
+            "    real mx = -__int_as_float(0x7f800000);\n{}    mx = tl_row_max(mx, sh);\n    real sum = 0.0f;\n{}    sum = tl_row_sum(sum, sh);\n    const real inv = 1.0f / sum;\n{}",
+            each("      mx = fmaxf(mx, v);\n"),
+            each("      sum += expf(v - mx);\n"),
+            each(&format!("      out0[i] = {};\n", store(storage, "expf(v - mx) * inv")))
         ),
         NormFn::LayerNorm => format!(
-            "    real sum = 0.0f;\n    for (long long j = {lane}; j < n; j += {lanes}) sum += {xj};\n    const real mean = tl_row_sum(sum, sh) / (real)n;\n    real var = 0.0f;\n    for (long long j = {lane}; j < n; j += {lanes}) {{ const real d = {xj} - mean; var += d * d; }}\n    var = tl_row_sum(var, sh) / (real)n;\n    const real inv = 1.0f / sqrtf(var + 1e-5f);\n    for (long long j = {lane}; j < n; j += {lanes}) out[base + j * inner] = {};\n",
-            store(storage, &format!("({xj} - mean) * inv"))
+            "    real sum = 0.0f;\n{}    const real mean = tl_row_sum(sum, sh) / (real)len;\n    real var = 0.0f;\n{}    var = tl_row_sum(var, sh) / (real)len;\n    const real inv = 1.0f / sqrtf(var + 1e-5f);\n{}",
+            each("      sum += v;\n"),
+            each("      { const real d = v - mean; var += d * d; }\n"),
+            each(&format!("      out0[i] = {};\n", store(storage, "(v - mean) * inv")))
         ),
     };
-    let body = format!("{reducers}{head}{work}  }}\n}}\n");
+    format!(
+        "  __shared__ real sh[{BLOCK}];\n  for (long long q = {first_row}; q < rows; q += {row_step}) {{\n    const long long base = (q / inner) * len * inner + (q % inner);\n{work}  }}\n}}\n"
+    )
+}
+
+/// Rows up to this long are normalised by one warp each (shuffles, no block barriers); longer
+/// ones by a whole block.
+pub(crate) const WARP_ROW_MAX: usize = 4096;
+
+/// Softmax or layer norm of a contiguous `[outer, len, inner]` array stored as `storage` along
+/// the middle axis, computed in `real` and stored back as `storage`. With `warp`, each warp
+/// normalises one `(outer, inner)` row (rows of up to [`WARP_ROW_MAX`]); otherwise each block
+/// does. `TlMeta = [rows, len, inner, x, out]`.
+pub(crate) fn normalize_source(func: NormFn, real: Real, storage: DType, warp: bool) -> String {
+    let mut s = header(real, 16);
+    let t = c_type(storage);
+    let head = format!(
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long rows = m.v[0];\n  const long long len = m.v[1];\n  const long long inner = m.v[2];\n  const {t}* x = (const {t}*)m.v[3];\n  {t}* out0 = ({t}*)m.v[4];\n"
+    );
+    let value = format!("      const real v = {};\n", load(storage, "x[i]"));
+    let body = format!(
+        "{}{head}{}",
+        row_reducers(warp),
+        normalize_rows(func, storage, warp, &value)
+    );
     s.push_str(&dialect(&body, real));
     s
 }
@@ -1127,7 +1206,7 @@ mod tests {
         assert!(n.contains("sqrt(var + 1e-5)"));
         let n = normalize_source(NormFn::Softmax, Real::F32, DType::BF16, true);
         assert!(
-            n.contains("expf((real)tl_bf2f(x[base + j * inner]) - mx)"),
+            n.contains("const real v = (real)tl_bf2f(x[i]);") && n.contains("expf(v - mx)"),
             "{n}"
         );
         assert!(n.contains("__shfl_xor_sync") && n.contains("unsigned short* out"));
@@ -1256,6 +1335,14 @@ mod tests {
                 many.source().unwrap_or_default(),
             ));
             if out_t != DType::Bool {
+                for func in [NormFn::Softmax, NormFn::LayerNorm] {
+                    for warp in [false, true] {
+                        out.push((
+                            format!("map_normalize {func:?} {out_t} {warp}"),
+                            e.normalize_source(func, out_t, warp).unwrap_or_default(),
+                        ));
+                    }
+                }
                 let red = sig(expr.clone(), e.inputs.clone(), Real::of(out_t).dtype(), 3);
                 for op in [Sum, Mean, Max, Min] {
                     for warp in [false, true] {

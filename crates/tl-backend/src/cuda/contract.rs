@@ -215,16 +215,25 @@ pub(super) fn contract(
     be.elementwise(&MapExpr::Input(0), &[&view], &out_shape, real.dtype(), real)
 }
 
-/// `relu?(Input(0) + Input(j) + …)`: whether the epilogue applies ReLU, and the inputs added
-/// to the product. `None` for any other expression.
-fn epilogue_terms(expr: &MapExpr) -> Option<(bool, Vec<usize>)> {
-    fn sum(e: &MapExpr, out: &mut Vec<usize>) -> bool {
+/// `relu?(c·Input(0) + Input(j) + …)` (`c` a constant, 1 when absent): whether the epilogue
+/// applies ReLU, the product's scale `c` (cuBLASLt's alpha), and the inputs added to the
+/// product. `None` for any other expression.
+fn epilogue_terms(expr: &MapExpr) -> Option<(bool, f64, Vec<usize>)> {
+    fn sum(e: &MapExpr, out: &mut Vec<usize>, scale: &mut f64) -> bool {
         match e {
             MapExpr::Input(k) => {
                 out.push(*k);
                 true
             }
-            MapExpr::Binary(BinaryFn::Add, a, b) => sum(a, out) && sum(b, out),
+            MapExpr::Binary(BinaryFn::Mul, a, b) => match (&**a, &**b) {
+                (MapExpr::Input(0), MapExpr::Const(c)) | (MapExpr::Const(c), MapExpr::Input(0)) => {
+                    out.push(0);
+                    *scale = *c;
+                    true
+                }
+                _ => false,
+            },
+            MapExpr::Binary(BinaryFn::Add, a, b) => sum(a, out, scale) && sum(b, out, scale),
             _ => false,
         }
     }
@@ -233,11 +242,12 @@ fn epilogue_terms(expr: &MapExpr) -> Option<(bool, Vec<usize>)> {
         e => (false, e),
     };
     let mut terms = Vec::new();
-    if !sum(body, &mut terms) || terms.iter().filter(|&&k| k == 0).count() != 1 {
+    let mut scale = 1.0;
+    if !sum(body, &mut terms, &mut scale) || terms.iter().filter(|&&k| k == 0).count() != 1 {
         return None;
     }
     terms.retain(|&k| k != 0);
-    Some((relu, terms))
+    Some((relu, scale, terms))
 }
 
 /// The address of a bias: a tensor of the result's rank that varies only along the last
@@ -269,7 +279,7 @@ fn bias_address(
 }
 
 /// `expr(a·b, extra…)` with the epilogue inside the GEMM, when `expr` is
-/// `relu?(product + bias + residual)` with a bias along the result's columns and a residual
+/// `relu?(c·product + bias + residual)` with a bias along the result's columns and a residual
 /// laid out like the result, all of type `dtype`, and the product needs no permutation.
 /// `None` when it does not fit; the caller then multiplies and maps separately.
 #[allow(clippy::too_many_arguments)]
@@ -284,7 +294,7 @@ pub(super) fn contract_epilogue(
     extra: &[&Tensor],
     dtype: DType,
 ) -> Result<Option<Tensor>> {
-    let Some((relu, terms)) = epilogue_terms(expr) else {
+    let Some((relu, scale, terms)) = epilogue_terms(expr) else {
         return Ok(None);
     };
     if !matches!(dtype, DType::F32 | DType::F16 | DType::BF16 | DType::F64) || terms.len() > 2 {
@@ -345,9 +355,46 @@ pub(super) fn contract_epilogue(
         }
     }
     prep.product.epilogue.relu = relu;
+    prep.product.epilogue.scale = (scale != 1.0).then_some(scale);
     let c = be.alloc(numel, dtype)?;
     prep.product.out = c.ptr();
     be.matmul(&prep.product)?;
     drop((prep.keep, keep));
     Ok(Some(CudaBackend::wrap(c, &prep.c_shape)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bin(f: BinaryFn, a: MapExpr, b: MapExpr) -> MapExpr {
+        MapExpr::Binary(f, Box::new(a), Box::new(b))
+    }
+
+    #[test]
+    fn epilogue_terms_find_the_scale_bias_and_relu() {
+        use MapExpr::{Const, Input};
+        let scaled = bin(BinaryFn::Mul, Const(0.5), Input(0));
+        assert_eq!(epilogue_terms(&scaled), Some((false, 0.5, vec![])));
+        let e = MapExpr::Unary(
+            UnaryFn::Relu,
+            Box::new(bin(BinaryFn::Add, Input(2), scaled.clone())),
+        );
+        assert_eq!(epilogue_terms(&e), Some((true, 0.5, vec![2])));
+        assert_eq!(
+            epilogue_terms(&bin(BinaryFn::Add, Input(0), Input(1))),
+            Some((false, 1.0, vec![1]))
+        );
+        // The product twice, a scaled input other than the product, or a product of inputs:
+        // not a cuBLASLt epilogue.
+        assert_eq!(epilogue_terms(&bin(BinaryFn::Add, Input(0), scaled)), None);
+        assert_eq!(
+            epilogue_terms(&bin(BinaryFn::Mul, Input(1), Const(2.0))),
+            None
+        );
+        assert_eq!(
+            epilogue_terms(&bin(BinaryFn::Mul, Input(0), Input(1))),
+            None
+        );
+    }
 }

@@ -38,9 +38,11 @@ pub(super) struct Operand {
     pub transposed: bool,
 }
 
-/// Work fused after the product: `relu(A·B + bias[col] + residual)`, each part optional.
+/// Work fused after the product: `relu(scale·A·B + bias[col] + residual)`, each part optional.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Epilogue {
+    /// The product's factor (cuBLASLt's alpha); `None` is 1.
+    pub scale: Option<f64>,
     /// A vector of `n` elements of the output type, added to every row.
     pub bias: Option<u64>,
     /// An `m×n` (per batch) row-major matrix of the output type.
@@ -280,14 +282,16 @@ impl Lt {
             )?;
         }
         let (one32, zero32, one64, zero64) = (1f32, 0f32, 1f64, 0f64);
+        let scale64 = p.epilogue.scale.unwrap_or(1.0);
+        let scale32 = scale64 as f32;
         let beta_one = p.epilogue.residual.is_some();
         let (alpha, beta): (*const c_void, *const c_void) = match p.compute {
             Compute::F64 => (
-                &one64 as *const f64 as _,
+                &scale64 as *const f64 as _,
                 if beta_one { &one64 } else { &zero64 } as *const f64 as _,
             ),
             _ => (
-                &one32 as *const f32 as _,
+                &scale32 as *const f32 as _,
                 if beta_one { &one32 } else { &zero32 } as *const f32 as _,
             ),
         };

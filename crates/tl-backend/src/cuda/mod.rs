@@ -190,6 +190,19 @@ fn grid_for(n: usize) -> u32 {
     n.div_ceil(codegen::BLOCK as usize).clamp(1, 1 << 20) as u32
 }
 
+/// An expression prepared for a fused kernel: its signature, its `TlMeta` words, and the
+/// inputs' device memory, kept alive until the launch is queued.
+struct FusedExpr {
+    sig: ElemSig,
+    meta: Vec<i64>,
+    keep: Vec<DevRef>,
+}
+
+/// The error for an expression with more inputs than one kernel's arguments can address.
+fn too_many(op: &'static str, inputs: usize) -> BackendError {
+    shape_err(op, format!("{inputs} inputs is too many for one kernel"))
+}
+
 /// Folders searched for CUDA headers (passed to NVRTC when present; the generated kernels
 /// include none, so a missing toolkit folder is fine).
 fn include_dirs() -> Vec<String> {
@@ -576,51 +589,15 @@ impl CudaBackend {
         real: Real,
     ) -> Result<Vec<Tensor>> {
         let n = numel_checked(out_shape)?;
-        let mut refs = Vec::with_capacity(inputs.len());
-        let out_layout = Layout::contiguous(out_shape);
-        let mut strides = vec![out_layout.strides.clone()];
         broadcastable(inputs, out_shape)?;
-        for t in inputs {
-            let r = self.dev("map", t)?;
-            strides.push(
-                t.shape()
-                    .iter()
-                    .zip(&t.layout.strides)
-                    .map(|(&e, &s)| if e == 1 { 0 } else { s })
-                    .collect(),
-            );
-            let ptr = r.base + (t.layout.offset * t.dtype.size()) as u64;
-            refs.push((r, ptr));
-        }
         let storages = outs
             .iter()
             .map(|(_, d)| self.alloc(n, *d))
             .collect::<Result<Vec<_>>>()?;
         if n > 0 {
-            let (cshape, cst) = codegen::coalesce(out_shape, &strides);
-            let mut access = Vec::with_capacity(inputs.len());
-            let mut strided = Vec::new();
-            for (q, t) in inputs.iter().enumerate() {
-                let s = &cst[q + 1];
-                let a = if s.iter().all(|&x| x == 0) {
-                    Access::Scalar
-                } else if *s == cst[0] {
-                    Access::Contiguous
-                } else {
-                    strided.push(s.clone());
-                    Access::Strided
-                };
-                access.push((t.dtype, a));
-            }
-            let sig = ElemSig {
-                outs: outs.to_vec(),
-                inputs: access,
-                real,
-                rank: cshape.len(),
-            };
-            let ptrs: Vec<u64> = refs.iter().map(|(_, p)| *p).collect();
             let out_ptrs: Vec<u64> = storages.iter().map(|s| s.ptr()).collect();
-            let meta = sig.meta(n, &out_ptrs, &ptrs, &cshape, &strided);
+            let fused = self.fused_expr(outs, inputs, out_shape, &out_ptrs, real)?;
+            let sig = &fused.sig;
             let source = || {
                 sig.source().ok_or_else(|| {
                     shape_err(
@@ -629,19 +606,72 @@ impl CudaBackend {
                             "{} inputs and {} outputs over {} axes is too many for one kernel",
                             inputs.len(),
                             outs.len(),
-                            cshape.len()
+                            sig.rank
                         ),
                     )
                 })
             };
             let grid = grid_for(n.div_ceil(codegen::ELEM_UNROLL));
-            self.launch(sig.key(), source, &meta, grid)?;
+            self.launch(sig.key(), source, &fused.meta, grid)?;
+            drop(fused.keep);
         }
-        drop(refs);
         Ok(storages
             .into_iter()
             .map(|s| Self::wrap(s, out_shape))
             .collect())
+    }
+
+    /// The signature and `TlMeta` words (without a kernel's own trailing words) of
+    /// expressions over `inputs` broadcast onto `shape`, each written to its `out_ptrs` entry
+    /// as its type, computed in `real`: elementwise kernels, and those that fold an expression
+    /// into a reduction or normalisation.
+    fn fused_expr(
+        &self,
+        outs: &[(MapExpr, DType)],
+        inputs: &[&Tensor],
+        shape: &[usize],
+        out_ptrs: &[u64],
+        real: Real,
+    ) -> Result<FusedExpr> {
+        let n = numel_checked(shape)?;
+        let mut keep = Vec::with_capacity(inputs.len());
+        let mut ptrs = Vec::with_capacity(inputs.len());
+        let mut strides = vec![Layout::contiguous(shape).strides];
+        for t in inputs {
+            let d = self.dev("map", t)?;
+            strides.push(
+                t.shape()
+                    .iter()
+                    .zip(&t.layout.strides)
+                    .map(|(&e, &s)| if e == 1 { 0 } else { s })
+                    .collect(),
+            );
+            ptrs.push(d.base + (t.layout.offset * t.dtype.size()) as u64);
+            keep.push(d);
+        }
+        let (cshape, cst) = codegen::coalesce(shape, &strides);
+        let mut access = Vec::with_capacity(inputs.len());
+        let mut strided = Vec::new();
+        for (q, t) in inputs.iter().enumerate() {
+            let s = &cst[q + 1];
+            let a = if s.iter().all(|&x| x == 0) {
+                Access::Scalar
+            } else if *s == cst[0] {
+                Access::Contiguous
+            } else {
+                strided.push(s.clone());
+                Access::Strided
+            };
+            access.push((t.dtype, a));
+        }
+        let sig = ElemSig {
+            outs: outs.to_vec(),
+            inputs: access,
+            real,
+            rank: cshape.len(),
+        };
+        let meta = sig.meta(n, out_ptrs, &ptrs, &cshape, &strided);
+        Ok(FusedExpr { sig, meta, keep })
     }
 
     /// The tensor as a row-major buffer of `dtype` (no copy when it already is one): the
@@ -938,7 +968,6 @@ impl Backend for CudaBackend {
         let split = shape.len().saturating_sub(reduced);
         let r: usize = shape[split..].iter().product();
         let rows: usize = shape[..split].iter().product();
-        let n = numel_checked(shape)?;
         // Rows of a few thousand at most, in one warp or block each; other shapes (and empty
         // ones) map, then reduce.
         if reduced == 0 || r == 0 || rows == 0 || r > 1 << 16 {
@@ -947,44 +976,10 @@ impl Backend for CudaBackend {
             return self.reduce(&values, &axes, op);
         }
         let real = Real::of(dtype);
-        let mut refs = Vec::with_capacity(inputs.len());
-        let mut strides = vec![Layout::contiguous(shape).strides];
-        for t in inputs {
-            let d = self.dev("map_reduce", t)?;
-            strides.push(
-                t.shape()
-                    .iter()
-                    .zip(&t.layout.strides)
-                    .map(|(&e, &s)| if e == 1 { 0 } else { s })
-                    .collect(),
-            );
-            let ptr = d.base + (t.layout.offset * t.dtype.size()) as u64;
-            refs.push((d, ptr));
-        }
         let out = self.alloc(rows, real.dtype())?;
-        let (cshape, cst) = codegen::coalesce(shape, &strides);
-        let mut access = Vec::with_capacity(inputs.len());
-        let mut strided = Vec::new();
-        for (q, t) in inputs.iter().enumerate() {
-            let s = &cst[q + 1];
-            let a = if s.iter().all(|&x| x == 0) {
-                Access::Scalar
-            } else if *s == cst[0] {
-                Access::Contiguous
-            } else {
-                strided.push(s.clone());
-                Access::Strided
-            };
-            access.push((t.dtype, a));
-        }
-        let sig = ElemSig {
-            outs: vec![(expr.clone(), real.dtype())],
-            inputs: access,
-            real,
-            rank: cshape.len(),
-        };
-        let ptrs: Vec<u64> = refs.iter().map(|(_, p)| *p).collect();
-        let mut meta = sig.meta(n, &[out.ptr()], &ptrs, &cshape, &strided);
+        let outs = [(expr.clone(), real.dtype())];
+        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], real)?;
+        let mut meta = fused.meta;
         meta.push(r as i64);
         let warp = r <= codegen::WARP_ROW_MAX;
         let per_block = if warp {
@@ -992,22 +987,66 @@ impl Backend for CudaBackend {
         } else {
             1
         };
-        let key = codegen::kernel_key(&("map_reduce", sig.key(), op, warp));
+        let sig = &fused.sig;
         self.launch(
-            key,
+            codegen::kernel_key(&("map_reduce", sig.key(), op, warp)),
             || {
-                sig.reduce_source(op, warp).ok_or_else(|| {
-                    shape_err(
-                        "map_reduce",
-                        format!("{} inputs is too many for one kernel", inputs.len()),
-                    )
-                })
+                sig.reduce_source(op, warp)
+                    .ok_or_else(|| too_many("map_reduce", inputs.len()))
             },
             &meta,
             rows.div_ceil(per_block).min(1 << 20) as u32,
         )?;
-        drop(refs);
+        drop(fused.keep);
         Ok(Self::wrap(out, &shape[..split]))
+    }
+
+    fn map_normalize(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        axis: usize,
+        func: NormFn,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, inputs.len())?;
+        broadcastable(inputs, shape)?;
+        let storage = match dtype {
+            DType::F64 | DType::F32 | DType::F16 | DType::BF16 => dtype,
+            _ => DType::F32,
+        };
+        let n = numel_checked(shape)?;
+        if axis >= shape.len() || n == 0 {
+            let values = self.map(expr, inputs, shape, dtype)?;
+            return self.normalize(&values, axis, func);
+        }
+        let len = shape[axis];
+        let inner: usize = shape[axis + 1..].iter().product();
+        let rows = n / len;
+        let out = self.alloc(n, storage)?;
+        let outs = [(expr.clone(), storage)];
+        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], Real::of(storage))?;
+        let mut meta = fused.meta;
+        meta.extend([len as i64, inner as i64]);
+        let warp = len <= codegen::WARP_ROW_MAX;
+        let per_block = if warp {
+            codegen::BLOCK as usize / 32
+        } else {
+            1
+        };
+        let sig = &fused.sig;
+        self.launch(
+            codegen::kernel_key(&("map_normalize", sig.key(), func, storage, warp)),
+            || {
+                sig.normalize_source(func, storage, warp)
+                    .ok_or_else(|| too_many("map_normalize", inputs.len()))
+            },
+            &meta,
+            rows.div_ceil(per_block).min(1 << 20) as u32,
+        )?;
+        drop(fused.keep);
+        Ok(Self::wrap(out, shape))
     }
 
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
