@@ -94,13 +94,10 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
         absorbed[input] = true;
     }
     // Then each map takes in a single-use contraction it reads once, as the epilogue's product.
-    for id in 0..g.nodes.len() {
+    for id in (0..g.nodes.len()).filter(|&id| !absorbed[id]) {
         let Op::Map { expr, inputs } = &g.nodes[id].op else {
             continue;
         };
-        if absorbed[id] {
-            continue;
-        }
         let (expr, inputs) = (expr.clone(), inputs.clone());
         let product = (0..inputs.len()).find_map(|k| {
             let i = inputs[k];
