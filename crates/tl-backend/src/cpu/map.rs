@@ -40,7 +40,25 @@ pub(crate) fn map<T: MathFloat>(
     out_shape: &[usize],
     dtype: DType,
 ) -> Result<Tensor> {
-    check_expr(expr, inputs.len())?;
+    let mut out = map_many::<T>(std::slice::from_ref(expr), inputs, out_shape, dtype)?;
+    out.pop().ok_or_else(|| crate::BackendError::Shape {
+        op: "map",
+        detail: "no result".into(),
+    })
+}
+
+/// Evaluates every expression of `exprs` over `out_shape` in one pass over the inputs (block by
+/// block, each block's inputs read once for all the expressions), computing in `T` and storing
+/// each as `dtype`.
+pub(crate) fn map_many<T: MathFloat>(
+    exprs: &[MapExpr],
+    inputs: &[&Tensor],
+    out_shape: &[usize],
+    dtype: DType,
+) -> Result<Vec<Tensor>> {
+    for e in exprs {
+        check_expr(e, inputs.len())?;
+    }
     broadcastable(inputs, out_shape)?;
     let mut sources = Vec::with_capacity(inputs.len());
     for t in inputs {
@@ -69,22 +87,33 @@ pub(crate) fn map<T: MathFloat>(
         });
     }
     let numel: usize = out_shape.iter().product();
-    let mut out = vec![T::ZERO; numel];
-    let run = |(bi, chunk): (usize, &mut [T])| {
+    let mut outs: Vec<Vec<T>> = exprs.iter().map(|_| vec![T::ZERO; numel]).collect();
+    // Each block's slice of every output, so blocks run in parallel over all outputs at once.
+    let mut blocks: Vec<Vec<&mut [T]>> = (0..numel.div_ceil(BLOCK)).map(|_| Vec::new()).collect();
+    for out in outs.iter_mut() {
+        for (b, chunk) in out.chunks_mut(BLOCK).enumerate() {
+            blocks[b].push(chunk);
+        }
+    }
+    let run = |(bi, chunks): (usize, Vec<&mut [T]>)| {
         let start = bi * BLOCK;
-        let v = eval(expr, &sources, out_shape, start, chunk.len());
-        match v {
-            Val::Slice(s) => chunk.copy_from_slice(s),
-            Val::Scalar(c) => chunk.fill(c),
-            Val::Buf(b) => chunk.copy_from_slice(&b),
+        for (expr, chunk) in exprs.iter().zip(chunks) {
+            match eval(expr, &sources, out_shape, start, chunk.len()) {
+                Val::Slice(s) => chunk.copy_from_slice(s),
+                Val::Scalar(c) => chunk.fill(c),
+                Val::Buf(b) => chunk.copy_from_slice(&b),
+            }
         }
     };
     if numel > BLOCK {
-        out.par_chunks_mut(BLOCK).enumerate().for_each(run);
+        blocks.into_par_iter().enumerate().for_each(run);
     } else {
-        out.chunks_mut(BLOCK).enumerate().for_each(run);
+        blocks.into_iter().enumerate().for_each(run);
     }
-    Ok(output(out_shape, out, dtype))
+    Ok(outs
+        .into_iter()
+        .map(|o| output(out_shape, o, dtype))
+        .collect())
 }
 
 /// Evaluates one node over the outputs `start..start + len`.
@@ -300,6 +329,35 @@ mod tests {
             Box::new(Binary(BinaryFn::Mul, Box::new(e), Box::new(Const(0.1)))),
             Box::new(Const(2.0)),
         )
+    }
+
+    #[test]
+    fn map_many_equals_one_map_per_expression() -> Result<()> {
+        let be = CpuBackend::new();
+        let mut rng = Rng::new(12);
+        let exprs = [
+            big_expr(),
+            MapExpr::Input(1),
+            MapExpr::Binary(
+                BinaryFn::Mul,
+                Box::new(MapExpr::Input(0)),
+                Box::new(MapExpr::Const(3.0)),
+            ),
+        ];
+        for dtype in FLOATS {
+            for shape in SHAPES.iter().chain(&[&[3usize, 4096, 3][..], &[0, 4][..]]) {
+                let (x, _) = input(&mut rng, shape, dtype);
+                let (y, _) = input(&mut rng, shape, dtype);
+                let (z, _) = input(&mut rng, shape, dtype);
+                let many = be.map_many(&exprs, &[&x, &y, &z], shape, dtype)?;
+                assert_eq!(many.len(), exprs.len());
+                for (e, got) in exprs.iter().zip(&many) {
+                    let want = be.map(e, &[&x, &y, &z], shape, dtype)?;
+                    assert_eq!(fetch(&be, got)?, fetch(&be, &want)?, "{e:?} {shape:?}");
+                }
+            }
+        }
+        Ok(())
     }
 
     #[test]

@@ -93,6 +93,21 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn map_many(
+        &self,
+        exprs: &[MapExpr],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Vec<Tensor>> {
+        numel_checked(out_shape)?;
+        if dtype.compute() == DType::F64 {
+            map::map_many::<f64>(exprs, inputs, out_shape, dtype)
+        } else {
+            map::map_many::<f32>(exprs, inputs, out_shape, dtype)
+        }
+    }
+
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
         if is_f64(input) {
             let (v, shape) = reduce::reduce::<f64>(input, axes, op)?;
