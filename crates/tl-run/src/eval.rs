@@ -141,7 +141,10 @@ pub(crate) fn affine_view(
             strides[k] += usize::try_from(coef).ok()? * step;
         }
     }
-    let shape: Vec<usize> = labels.iter().map(|&v| vars[v].extent).collect();
+    let shape: Vec<usize> = labels
+        .iter()
+        .map(|&v| vars.get(v).map(|x| x.extent))
+        .collect::<Option<_>>()?;
     Some(Tensor {
         layout: tl_backend::Layout {
             shape,
@@ -386,7 +389,7 @@ impl Engine<'_> {
                 } => {
                     let views = aligned(graph, &vals, inputs, over, span)?;
                     let refs: Vec<&Tensor> = views.iter().collect();
-                    let reduced = over.len() - node.labels.len();
+                    let reduced = over.len().saturating_sub(node.labels.len());
                     be.map_reduce(expr, &refs, over_shape, reduced, *op, dtype)
                         .map_err(err)?
                 }
