@@ -1,12 +1,16 @@
 //! Fused elementwise expressions: the tree is evaluated node by node over blocks of a few
-//! thousand outputs (so each node is one tight loop over a buffer), blocks in parallel.
+//! thousand outputs (so each node is one tight loop over a buffer), blocks in parallel. Several
+//! expressions over the same inputs share each block's reads (`map_many`), and a reduction of
+//! an expression folds each block as it is computed (`map_reduce`), so the expression's values
+//! never reach memory whole.
 
 use super::math::MathFloat;
+use super::reduce::{fold_row, sum_f64};
 use super::storage::{output, read_view, Float};
 use crate::check::{broadcastable, check_expr};
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::ops::{BinaryFn, MapExpr, UnaryFn};
+use crate::ops::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
 use crate::tensor::{Layout, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -60,32 +64,7 @@ pub(crate) fn map_many<T: MathFloat>(
         check_expr(e, inputs.len())?;
     }
     broadcastable(inputs, out_shape)?;
-    let mut sources = Vec::with_capacity(inputs.len());
-    for t in inputs {
-        // A stride-0 (already broadcast) axis is read once, as extent 1, and re-broadcast
-        // below, so a broadcast view is never expanded in memory.
-        let mut compact = t.layout.clone();
-        for (n, &s) in compact.shape.iter_mut().zip(&t.layout.strides) {
-            if s == 0 && *n > 1 {
-                *n = 1;
-            }
-        }
-        let data = read_view::<T>("map", t, &compact)?;
-        let cshape = &compact.shape[..];
-        let own = Layout::contiguous(cshape);
-        let strides: Vec<usize> = own
-            .strides
-            .iter()
-            .zip(cshape.iter().zip(out_shape))
-            .map(|(&s, (&n, &o))| if n == 1 && o != 1 { 0 } else { s })
-            .collect();
-        let dense = cshape == out_shape;
-        sources.push(Source {
-            data,
-            strides,
-            dense,
-        });
-    }
+    let sources = sources::<T>(inputs, out_shape)?;
     let numel: usize = out_shape.iter().product();
     let mut outs: Vec<Vec<T>> = exprs.iter().map(|_| vec![T::ZERO; numel]).collect();
     // Each block's slice of every output, so blocks run in parallel over all outputs at once.
@@ -114,6 +93,97 @@ pub(crate) fn map_many<T: MathFloat>(
         .into_iter()
         .map(|o| output(out_shape, o, dtype))
         .collect())
+}
+
+/// Each input read as `T`, with its strides in the index space `out_shape`.
+fn sources<'a, T: MathFloat>(
+    inputs: &[&'a Tensor],
+    out_shape: &[usize],
+) -> Result<Vec<Source<'a, T>>> {
+    let mut sources = Vec::with_capacity(inputs.len());
+    for t in inputs {
+        // A stride-0 (already broadcast) axis is read once, as extent 1, and re-broadcast
+        // below, so a broadcast view is never expanded in memory.
+        let mut compact = t.layout.clone();
+        for (n, &s) in compact.shape.iter_mut().zip(&t.layout.strides) {
+            if s == 0 && *n > 1 {
+                *n = 1;
+            }
+        }
+        let data = read_view::<T>("map", t, &compact)?;
+        let cshape = &compact.shape[..];
+        let own = Layout::contiguous(cshape);
+        let strides: Vec<usize> = own
+            .strides
+            .iter()
+            .zip(cshape.iter().zip(out_shape))
+            .map(|(&s, (&n, &o))| if n == 1 && o != 1 { 0 } else { s })
+            .collect();
+        let dense = cshape == out_shape;
+        sources.push(Source {
+            data,
+            strides,
+            dense,
+        });
+    }
+    Ok(sources)
+}
+
+/// The reduction with `op` over the last `reduced` axes of `expr` over `shape`, in one pass:
+/// the expression is evaluated block by block (blocks of every row in parallel) and each block
+/// folded at once, so its values are never stored whole. Sums accumulate in f64, as
+/// [`super::reduce`] does. Returns the elements and the kept shape.
+pub(crate) fn map_reduce<T: MathFloat>(
+    expr: &MapExpr,
+    inputs: &[&Tensor],
+    shape: &[usize],
+    reduced: usize,
+    op: ReduceOp,
+) -> Result<(Vec<T>, Vec<usize>)> {
+    check_expr(expr, inputs.len())?;
+    broadcastable(inputs, shape)?;
+    let sources = sources::<T>(inputs, shape)?;
+    let split = shape.len().saturating_sub(reduced);
+    let out_shape = shape[..split].to_vec();
+    let rows: usize = out_shape.iter().product();
+    let r: usize = shape[split..].iter().product();
+    if rows == 0 || r == 0 {
+        return Ok((vec![T::ZERO; rows], out_shape));
+    }
+    let segments = r.div_ceil(BLOCK);
+    let fold = |v: &[T]| match op {
+        ReduceOp::Sum | ReduceOp::Mean => sum_f64(v),
+        ReduceOp::Max | ReduceOp::Min => fold_row(v, op).to_f64(),
+    };
+    let part = |k: usize| {
+        let (q, s) = (k / segments, k % segments);
+        let len = BLOCK.min(r - s * BLOCK);
+        match eval(expr, &sources, shape, q * r + s * BLOCK, len) {
+            Val::Slice(v) => fold(&v[..len]),
+            Val::Buf(b) => fold(&b),
+            Val::Scalar(c) => match op {
+                ReduceOp::Sum | ReduceOp::Mean => c.to_f64() * len as f64,
+                ReduceOp::Max | ReduceOp::Min => c.to_f64(),
+            },
+        }
+    };
+    let parts: Vec<f64> = if rows * r > BLOCK {
+        (0..rows * segments).into_par_iter().map(part).collect()
+    } else {
+        (0..rows * segments).map(part).collect()
+    };
+    let out = parts
+        .chunks(segments)
+        .map(|p| {
+            T::from_f64(match op {
+                ReduceOp::Sum => p.iter().sum(),
+                ReduceOp::Mean => p.iter().sum::<f64>() / r as f64,
+                ReduceOp::Max => p.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                ReduceOp::Min => p.iter().copied().fold(f64::INFINITY, f64::min),
+            })
+        })
+        .collect();
+    Ok((out, out_shape))
 }
 
 /// Evaluates one node over the outputs `start..start + len`.
@@ -278,7 +348,7 @@ mod tests {
     use crate::dtype::DType;
     use crate::error::{BackendError, Result};
     use crate::host::HostData;
-    use crate::ops::{BinaryFn, MapExpr, UnaryFn};
+    use crate::ops::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
     use crate::Backend;
 
     /// A fused expression touching every function, reading three inputs.
@@ -329,6 +399,46 @@ mod tests {
             Box::new(Binary(BinaryFn::Mul, Box::new(e), Box::new(Const(0.1)))),
             Box::new(Const(2.0)),
         )
+    }
+
+    #[test]
+    fn map_reduce_equals_a_map_then_a_reduction() -> Result<()> {
+        let be = CpuBackend::new();
+        let mut rng = Rng::new(13);
+        let e = big_expr();
+        let cases: &[(&[usize], usize)] = &[
+            (&[7], 1),
+            (&[3, 5, 7], 1),
+            (&[3, 5, 7], 2),
+            (&[3, 5, 7], 3),
+            (&[2, 5000], 1),
+            (&[9000], 1),
+            (&[4, 0], 1),
+            (&[0, 4], 1),
+        ];
+        for dtype in [DType::F32, DType::F64] {
+            for &(shape, reduced) in cases {
+                let (x, _) = input(&mut rng, shape, dtype);
+                let (y, _) = input(&mut rng, shape, dtype);
+                let (z, _) = input(&mut rng, shape, dtype);
+                let axes: Vec<usize> = (shape.len() - reduced..shape.len()).collect();
+                for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+                    let got = be.map_reduce(&e, &[&x, &y, &z], shape, reduced, op, dtype)?;
+                    let values = be.map(&e, &[&x, &y, &z], shape, dtype)?;
+                    let want = be.reduce(&values, &axes, op)?;
+                    let (gs, gv) = fetch(&be, &got)?;
+                    let (ws, wv) = fetch(&be, &want)?;
+                    assert_eq!(gs, ws, "{op:?} {shape:?}");
+                    for (g, w) in gv.iter().zip(&wv) {
+                        assert!(
+                            (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+                            "{op:?} {dtype} {shape:?} last {reduced}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     #[test]

@@ -108,6 +108,25 @@ impl Backend for CpuBackend {
         }
     }
 
+    fn map_reduce(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        reduced: usize,
+        op: ReduceOp,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        numel_checked(shape)?;
+        if dtype.compute() == DType::F64 {
+            let (v, s) = map::map_reduce::<f64>(expr, inputs, shape, reduced, op)?;
+            Ok(output(&s, v, DType::F64))
+        } else {
+            let (v, s) = map::map_reduce::<f32>(expr, inputs, shape, reduced, op)?;
+            Ok(output(&s, v, DType::F32))
+        }
+    }
+
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
         if is_f64(input) {
             let (v, shape) = reduce::reduce::<f64>(input, axes, op)?;

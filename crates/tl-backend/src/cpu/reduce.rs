@@ -118,10 +118,10 @@ fn fold_row_parallel<T: Float>(row: &[T], op: ReduceOp) -> T {
 /// One contiguous run reduced with several accumulators (vectorises). Sums accumulate in
 /// f64 so f32 results are correctly rounded even when the terms cancel.
 #[inline]
-fn fold_row<T: Float>(row: &[T], op: ReduceOp) -> T {
+pub(crate) fn fold_row<T: Float>(row: &[T], op: ReduceOp) -> T {
     match op {
         ReduceOp::Sum | ReduceOp::Mean => {
-            let v = lanes(row, 0.0f64, |a, b| a + b.to_f64(), |a, b| a + b);
+            let v = sum_f64(row);
             let v = if op == ReduceOp::Mean {
                 v / row.len() as f64
             } else {
@@ -132,6 +132,11 @@ fn fold_row<T: Float>(row: &[T], op: ReduceOp) -> T {
         ReduceOp::Max => lanes(row, -T::INF, |a, b| a.max(b), |a, b| a.max(b)),
         ReduceOp::Min => lanes(row, T::INF, |a, b| a.min(b), |a, b| a.min(b)),
     }
+}
+
+/// The sum of a run, accumulated in f64 as every sum here is.
+pub(crate) fn sum_f64<T: Float>(row: &[T]) -> f64 {
+    lanes(row, 0.0f64, |a, b| a + b.to_f64(), |a, b| a + b)
 }
 
 /// Folds a run into 16 independent accumulators, then combines them pairwise.
