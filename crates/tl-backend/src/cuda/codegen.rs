@@ -434,42 +434,46 @@ impl ElemSig {
         }
     }
 
+    /// The kernel's opening: `n`, the outputs `out0…` stored as `out_types`, the inputs
+    /// `in0…` and the constants `c0…`, each read from its `TlMeta` word.
+    fn kernel_head(&self, out_types: &[DType]) -> String {
+        let mut head = String::from(
+            "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const long long n = m.v[0];\n",
+        );
+        for (o, d) in out_types.iter().enumerate() {
+            let t = c_type(*d);
+            let _ = writeln!(head, "  {t}* out{o} = ({t}*)m.v[{}];", 1 + o);
+        }
+        for (j, (d, _)) in self.inputs.iter().enumerate() {
+            let t = c_type(*d);
+            let _ = writeln!(
+                head,
+                "  const {t}* in{j} = (const {t}*)m.v[{}];",
+                self.inputs_at() + j
+            );
+        }
+        for j in 0..self.all_constants().len() {
+            let _ = writeln!(
+                head,
+                "  const real c{j} = (real)__longlong_as_double(m.v[{}]);",
+                self.consts_at() + j
+            );
+        }
+        head
+    }
+
     /// A row reduction of this signature's one expression over `[rows, r]` (the expression's
     /// index space, reduced axes last), without storing the expression's values: one warp per
     /// row (`warp`) or one block per row, accumulating as [`reduce_source`] does. `TlMeta` is
     /// [`ElemSig::meta`]'s followed by `r`; the output (of `real`) is `out0`.
     pub(crate) fn reduce_source(&self, op: ReduceOp, warp: bool) -> Option<String> {
         let cap = meta_cap(self.meta_len() + 1)?;
-        let (acc, init, comb) = match op {
-            ReduceOp::Sum | ReduceOp::Mean => ("double", "0.0", "(A) + (B)"),
-            ReduceOp::Max => ("real", "(-__int_as_float(0x7f800000))", "fmaxf(A, B)"),
-            ReduceOp::Min => ("real", "__int_as_float(0x7f800000)", "fminf(A, B)"),
-        };
-        let combine = |a: &str, b: &str| comb.replace('A', a).replace('B', b);
-        let finish = match op {
-            ReduceOp::Mean => "(real)(a / (double)r)",
-            _ => "(real)(a)",
-        };
+        let fold = FoldCode::new(op, "r");
+        let (acc, init, finish) = (fold.acc, fold.init, &fold.finish);
+        let combine = |a: &str, b: &str| fold.combine(a, b);
         let mut s = header(self.real, cap);
-        let mut body = String::from(
-            "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const long long n = m.v[0];\n  real* out0 = (real*)m.v[1];\n",
-        );
-        for (j, (d, _)) in self.inputs.iter().enumerate() {
-            let t = c_type(*d);
-            let _ = writeln!(
-                body,
-                "  const {t}* in{j} = (const {t}*)m.v[{}];",
-                self.inputs_at() + j
-            );
-        }
+        let mut body = self.kernel_head(&[self.real.dtype()]);
         let consts = self.all_constants().len();
-        for j in 0..consts {
-            let _ = writeln!(
-                body,
-                "  const real c{j} = (real)__longlong_as_double(m.v[{}]);",
-                self.consts_at() + j
-            );
-        }
         let _ = writeln!(
             body,
             "  const long long r = m.v[{}];\n  const long long rows = n / r;",
@@ -533,26 +537,8 @@ impl ElemSig {
     ) -> Option<String> {
         let cap = meta_cap(self.meta_len() + 2)?;
         let mut s = header(self.real, cap);
-        let t = c_type(storage);
-        let mut head = format!(
-            "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long n = m.v[0];\n  {t}* out0 = ({t}*)m.v[1];\n"
-        );
-        for (j, (d, _)) in self.inputs.iter().enumerate() {
-            let c = c_type(*d);
-            let _ = writeln!(
-                head,
-                "  const {c}* in{j} = (const {c}*)m.v[{}];",
-                self.inputs_at() + j
-            );
-        }
+        let mut head = self.kernel_head(&[storage]);
         let consts = self.all_constants().len();
-        for j in 0..consts {
-            let _ = writeln!(
-                head,
-                "  const real c{j} = (real)__longlong_as_double(m.v[{}]);",
-                self.consts_at() + j
-            );
-        }
         let at = self.consts_at() + consts;
         let _ = writeln!(
             head,
@@ -580,30 +566,8 @@ impl ElemSig {
         let cap = meta_cap(self.meta_len())?;
         let k = self.inputs.len();
         let mut s = header(self.real, cap);
-        let mut body = String::from(
-            "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const long long n = m.v[0];\n",
-        );
-        for (o, (_, d)) in self.outs.iter().enumerate() {
-            let t = c_type(*d);
-            let _ = writeln!(body, "  {t}* out{o} = ({t}*)m.v[{}];", 1 + o);
-        }
-        for (j, (d, _)) in self.inputs.iter().enumerate() {
-            let t = c_type(*d);
-            let _ = writeln!(
-                body,
-                "  const {t}* in{j} = (const {t}*)m.v[{}];",
-                self.inputs_at() + j
-            );
-        }
-        if !self.raw() {
-            for j in 0..self.all_constants().len() {
-                let _ = writeln!(
-                    body,
-                    "  const real c{j} = (real)__longlong_as_double(m.v[{}]);",
-                    self.consts_at() + j
-                );
-            }
-        }
+        let out_types: Vec<DType> = self.outs.iter().map(|(_, d)| *d).collect();
+        let mut body = self.kernel_head(&out_types);
         // Each thread handles ELEM_UNROLL elements a block apart, loading all of them before
         // computing any, so that several loads per thread are in flight at once (one 16-bit
         // load per thread at a time leaves most of the memory bandwidth unused).
@@ -653,6 +617,41 @@ impl ElemSig {
     }
 }
 
+/// How a generated reduction accumulates: the accumulator's type (f64 for sums and means),
+/// its start value, how two values combine, and the result from the accumulator `a` (a mean
+/// divides by the variable named `count`).
+struct FoldCode {
+    acc: &'static str,
+    init: &'static str,
+    comb: &'static str,
+    finish: String,
+}
+
+impl FoldCode {
+    fn new(op: ReduceOp, count: &str) -> Self {
+        let (acc, init, comb) = match op {
+            ReduceOp::Sum | ReduceOp::Mean => ("double", "0.0", "(A) + (B)"),
+            ReduceOp::Max => ("real", "(-__int_as_float(0x7f800000))", "fmaxf(A, B)"),
+            ReduceOp::Min => ("real", "__int_as_float(0x7f800000)", "fminf(A, B)"),
+        };
+        let finish = match op {
+            ReduceOp::Mean => format!("(real)(a / (double){count})"),
+            _ => "(real)(a)".to_string(),
+        };
+        FoldCode {
+            acc,
+            init,
+            comb,
+            finish,
+        }
+    }
+
+    /// The code combining `a` and `b`.
+    fn combine(&self, a: &str, b: &str) -> String {
+        self.comb.replace('A', a).replace('B', b)
+    }
+}
+
 /// How a reduction kernel lays its work out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum ReduceLayout {
@@ -678,16 +677,9 @@ pub(crate) fn reduce_source(
     storage: DType,
     layout: ReduceLayout,
 ) -> String {
-    let (acc, init, comb) = match op {
-        ReduceOp::Sum | ReduceOp::Mean => ("double", "0.0", "(A) + (B)"),
-        ReduceOp::Max => ("real", "(-__int_as_float(0x7f800000))", "fmaxf(A, B)"),
-        ReduceOp::Min => ("real", "__int_as_float(0x7f800000)", "fminf(A, B)"),
-    };
-    let combine = |a: &str, b: &str| comb.replace('A', a).replace('B', b);
-    let finish = match op {
-        ReduceOp::Mean => "(real)(a / (double)count)",
-        _ => "(real)(a)",
-    };
+    let fold = FoldCode::new(op, "count");
+    let (acc, init, finish) = (fold.acc, fold.init, &fold.finish);
+    let combine = |a: &str, b: &str| fold.combine(a, b);
     let t = c_type(storage);
     let mut s = header(real, 16);
     let mut body = format!(
