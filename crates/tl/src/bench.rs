@@ -59,6 +59,35 @@ fn median_ms(mut d: Vec<Duration>) -> f64 {
     m.as_secs_f64() * 1e3
 }
 
+/// A table of where the timed runs' time went, slowest first: milliseconds, share and count
+/// per run of each `(what, time, count)` row, at most `limit` rows.
+fn time_table(
+    what: &str,
+    count: &str,
+    mut rows: Vec<(String, Duration, usize)>,
+    runs: usize,
+    limit: usize,
+) -> String {
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+    let total: Duration = rows.iter().map(|r| r.1).sum();
+    let runs = runs.max(1) as f64;
+    let mut out = format!(
+        "{:>10}  {:>6}  {count:>9}  {what} (synchronised around each; {:.3} ms per run in all)\n",
+        "ms/run",
+        "share",
+        total.as_secs_f64() * 1e3 / runs
+    );
+    for (label, time, calls) in rows.into_iter().take(limit) {
+        out += &format!(
+            "{:>10.4}  {:>5.1}%  {:>9.1}  {label}\n",
+            time.as_secs_f64() * 1e3 / runs,
+            100.0 * time.as_secs_f64() / total.as_secs_f64().max(1e-12),
+            calls as f64 / runs,
+        );
+    }
+    out
+}
+
 /// The statements that took the most time in the timed runs: milliseconds per run,
 /// evaluations per run, `file:line` and the statement's first line.
 fn profile_table(
@@ -66,60 +95,36 @@ fn profile_table(
     runs: usize,
     sources: &SourceMap,
 ) -> String {
-    let mut rows: Vec<_> = profile.iter().collect();
-    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
-    let total: Duration = profile.values().map(|v| v.0).sum();
-    let runs = runs.max(1) as f64;
-    let mut out = format!(
-        "{:>10}  {:>6}  {:>9}  statement (synchronised around each; {:.3} ms per run in all)\n",
-        "ms/run",
-        "share",
-        "evals/run",
-        total.as_secs_f64() * 1e3 / runs
-    );
-    for (span, (time, count)) in rows.into_iter().take(20) {
-        let file = sources.file(span.file);
-        let (line, _) = sources.line_col(span.file, span.start);
-        let text = file
-            .text
-            .lines()
-            .nth(line.saturating_sub(1))
-            .unwrap_or("")
-            .trim();
-        out += &format!(
-            "{:>10.4}  {:>5.1}%  {:>9.1}  {}:{line}  {}\n",
-            time.as_secs_f64() * 1e3 / runs,
-            100.0 * time.as_secs_f64() / total.as_secs_f64().max(1e-12),
-            *count as f64 / runs,
-            file.path.display(),
-            text.chars().take(90).collect::<String>()
-        );
-    }
-    out
+    let rows = profile
+        .iter()
+        .map(|(span, &(time, count))| {
+            let file = sources.file(span.file);
+            let (line, _) = sources.line_col(span.file, span.start);
+            let text = file
+                .text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .unwrap_or("")
+                .trim();
+            let label = format!(
+                "{}:{line}  {}",
+                file.path.display(),
+                text.chars().take(90).collect::<String>()
+            );
+            (label, time, count)
+        })
+        .collect();
+    time_table("statement", "evals/run", rows, runs, 20)
 }
 
 /// The backend primitives that took the most time in the timed runs: milliseconds and calls
 /// per run, and what each was (its inputs' shapes and types; `~` marks a strided view).
 fn ops_table(rows: &[(String, OpTime)], runs: usize) -> String {
-    let total: Duration = rows.iter().map(|r| r.1.time).sum();
-    let runs = runs.max(1) as f64;
-    let mut out = format!(
-        "{:>10}  {:>6}  {:>9}  backend call (synchronised around each; {:.3} ms per run in all)\n",
-        "ms/run",
-        "share",
-        "calls/run",
-        total.as_secs_f64() * 1e3 / runs
-    );
-    for (what, t) in rows.iter().take(30) {
-        out += &format!(
-            "{:>10.4}  {:>5.1}%  {:>9.1}  {}\n",
-            t.time.as_secs_f64() * 1e3 / runs,
-            100.0 * t.time.as_secs_f64() / total.as_secs_f64().max(1e-12),
-            t.calls as f64 / runs,
-            what.chars().take(160).collect::<String>()
-        );
-    }
-    out
+    let rows = rows
+        .iter()
+        .map(|(what, t)| (what.chars().take(160).collect(), t.time, t.calls))
+        .collect();
+    time_table("backend call", "calls/run", rows, runs, 30)
 }
 
 /// Times the program; on success prints the result and returns it in milliseconds.
