@@ -61,6 +61,42 @@ pub enum BinaryFn {
     SigmoidTGradT,
 }
 
+impl UnaryFn {
+    /// Every unary function, for code that must handle (or test) each one.
+    pub const ALL: [UnaryFn; 14] = [
+        UnaryFn::Neg,
+        UnaryFn::Recip,
+        UnaryFn::Step,
+        UnaryFn::Sigmoid,
+        UnaryFn::Relu,
+        UnaryFn::Gelu,
+        UnaryFn::Tanh,
+        UnaryFn::Exp,
+        UnaryFn::Log,
+        UnaryFn::Sqrt,
+        UnaryFn::Abs,
+        UnaryFn::Sin,
+        UnaryFn::Cos,
+        UnaryFn::GeluGrad,
+    ];
+}
+
+impl BinaryFn {
+    /// Every binary function, for code that must handle (or test) each one.
+    pub const ALL: [BinaryFn; 10] = [
+        BinaryFn::Add,
+        BinaryFn::Sub,
+        BinaryFn::Mul,
+        BinaryFn::Div,
+        BinaryFn::Pow,
+        BinaryFn::Max,
+        BinaryFn::Min,
+        BinaryFn::SigmoidT,
+        BinaryFn::SigmoidTGradA,
+        BinaryFn::SigmoidTGradT,
+    ];
+}
+
 /// The surface names of the unary functions, as the checker resolves calls.
 pub const UNARY_NAMES: &[(&str, UnaryFn)] = &[
     ("step", UnaryFn::Step),
@@ -399,6 +435,44 @@ mod tests {
             }
         }
         assert_eq!(BinaryFn::SigmoidTGradA.eval(0.3, 0.0), 1.0);
+    }
+
+    #[test]
+    fn all_lists_every_function_once() {
+        // A new function makes these matches fail to compile until it is given a position,
+        // and then this test until `ALL` lists it.
+        let unary = |f: UnaryFn| match f {
+            UnaryFn::Neg => 0,
+            UnaryFn::Recip => 1,
+            UnaryFn::Step => 2,
+            UnaryFn::Sigmoid => 3,
+            UnaryFn::Relu => 4,
+            UnaryFn::Gelu => 5,
+            UnaryFn::Tanh => 6,
+            UnaryFn::Exp => 7,
+            UnaryFn::Log => 8,
+            UnaryFn::Sqrt => 9,
+            UnaryFn::Abs => 10,
+            UnaryFn::Sin => 11,
+            UnaryFn::Cos => 12,
+            UnaryFn::GeluGrad => 13,
+        };
+        let binary = |f: BinaryFn| match f {
+            BinaryFn::Add => 0,
+            BinaryFn::Sub => 1,
+            BinaryFn::Mul => 2,
+            BinaryFn::Div => 3,
+            BinaryFn::Pow => 4,
+            BinaryFn::Max => 5,
+            BinaryFn::Min => 6,
+            BinaryFn::SigmoidT => 7,
+            BinaryFn::SigmoidTGradA => 8,
+            BinaryFn::SigmoidTGradT => 9,
+        };
+        let u: Vec<usize> = UnaryFn::ALL.iter().map(|&f| unary(f)).collect();
+        assert_eq!(u, (0..UnaryFn::ALL.len()).collect::<Vec<_>>());
+        let b: Vec<usize> = BinaryFn::ALL.iter().map(|&f| binary(f)).collect();
+        assert_eq!(b, (0..BinaryFn::ALL.len()).collect::<Vec<_>>());
     }
 
     #[test]
