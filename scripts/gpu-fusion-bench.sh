@@ -25,11 +25,6 @@ python3 - "$work" <<'PY'
 import os, sys
 import numpy as np
 work = sys.argv[1]
-for s in os.environ["MLP_SHAPES"].split():
-    b, w = map(int, s.split("x"))
-    e = np.arange(b)[:, None]; i = np.arange(w)[None, :]
-    np.save(f"{work}/mlp_{b}_{w}_x.npy", np.sin(e * 0.37 + i * 0.11).astype(np.float32))
-    np.save(f"{work}/mlp_{b}_{w}_t.npy", np.sin(e * 0.37 + i * 0.11 + 0.5).astype(np.float32))
 rng = np.random.default_rng(7)
 for n in map(int, os.environ["CLOSURE_SIZES"].split()):
     src = np.repeat(np.arange(n), 2)
@@ -61,21 +56,7 @@ TL
 done
 for s in $MLP_SHAPES; do
   b=${s%x*}; w=${s#*x}
-  cat > "$work/mlp_$s.tl" <<TL
-X = "mlp_${b}_${w}_x.npy"
-T = "mlp_${b}_${w}_t.npy"
-param W1[$w, $w] ~ normal(0, 0.03)
-param B1[$w] = 0
-param W2[$w, $w] ~ normal(0, 0.03)
-param B2[$w] = 0
-param W3[$w, $w] ~ normal(0, 0.03)
-param B3[$w] = 0
-H1[e, h] = relu(W1[h, i] X[e, i] + B1[h])
-H2[e, g] = relu(W2[g, h] H1[e, h] + B2[g])
-Y[e, c] = W3[c, g] H2[e, g] + B3[c]
-Loss avg= (Y[e, c] - T[e, c])^2
-minimize Loss with adam(lr=0.001, eps=0.0001) for 1 steps
-TL
+  bash scripts/write_mlp.sh "$work" "$b" "$w"
   "$tl" bench --device cuda --dtype bf16 --json --warmup 20 --runs 100 "$work/mlp_$s.tl" | sed "s/^{/{\"case\": \"mlp adam step\", \"shape\": [$b, $w], /"
 done
 for n in $CLOSURE_SIZES; do

@@ -25,31 +25,9 @@ show() {
 
 for s in ${PROFILE_MLP-64x128 4096x4096}; do
   b=${s%x*}; w=${s#*x}
-  python3 - "$work" "$b" "$w" <<'PY'
-import sys
-import numpy as np
-work, b, w = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-e = np.arange(b)[:, None]; i = np.arange(w)[None, :]
-np.save(f"{work}/x.npy", np.sin(e * 0.37 + i * 0.11).astype(np.float32))
-np.save(f"{work}/t.npy", np.sin(e * 0.37 + i * 0.11 + 0.5).astype(np.float32))
-PY
-  cat > "$work/mlp.tl" <<TL
-X = "x.npy"
-T = "t.npy"
-param W1[$w, $w] ~ normal(0, 0.03)
-param B1[$w] = 0
-param W2[$w, $w] ~ normal(0, 0.03)
-param B2[$w] = 0
-param W3[$w, $w] ~ normal(0, 0.03)
-param B3[$w] = 0
-H1[e, h] = relu(W1[h, i] X[e, i] + B1[h])
-H2[e, g] = relu(W2[g, h] H1[e, h] + B2[g])
-Y[e, c] = W3[c, g] H2[e, g] + B3[c]
-Loss avg= (Y[e, c] - T[e, c])^2
-minimize Loss with adam(lr=0.001, eps=0.0001) for 1 steps
-TL
+  bash scripts/write_mlp.sh "$work" "$b" "$w"
   show "MLP Adam step $s, bf16" "$tl" bench --device cuda --dtype bf16 --warmup 10 --runs 30 \
-    --profile "$work/mlp.tl" | tee "$out/profile-mlp-$s.txt"
+    --profile "$work/mlp_$s.tl" | tee "$out/profile-mlp-$s.txt"
 done
 
 for n in ${PROFILE_GELU-4096}; do
@@ -68,16 +46,7 @@ if [ "${PROFILE_MINILM-1}" = 1 ]; then
   if [ ! -f "$here/model/model.safetensors" ] && [ -f .gpu/minilm-model/model.safetensors ]; then
     rm -rf "$here/model" && ln -s ../../.gpu/minilm-model "$here/model"
   fi
-  python3 - "$here/sentences.txt" "$here/.profile_sentences.txt" <<'PY'
-import random, sys
-words = open(sys.argv[1], encoding="utf-8").read().split()
-rng = random.Random(0)
-with open(sys.argv[2], "w", encoding="utf-8") as f:
-    for _ in range(256):
-        f.write(" ".join(rng.choice(words) for _ in range(160)) + "\n")
-PY
-  sed -e 's|^Tok(s, p, t) = .*|Tok(s, p, t) = ".profile_sentences.txt" tokenized by "model/tokenizer.json" length 128|' \
-      -e '/^Emb?$/d' "$here/minilm.tl" > "$here/.profile.tl"
+  bash scripts/write_minilm_bench.sh .profile
   show "MiniLM 256 x 128, bf16" "$tl" bench --device cuda --dtype bf16 --warmup 3 --runs 10 \
     --profile "$here/.profile.tl" | tee "$out/profile-minilm.txt"
 fi

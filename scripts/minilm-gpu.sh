@@ -67,16 +67,7 @@ done
 
 echo "== throughput: 256 sentences x 128 tokens, bf16"
 # 256 sentences of at least 128 tokens, cut to exactly 128 (no padding), the same on both sides.
-python3 - "$here/sentences.txt" "$here/.bench_sentences.txt" <<'PY'
-import random, sys
-words = open(sys.argv[1], encoding="utf-8").read().split()
-rng = random.Random(0)
-with open(sys.argv[2], "w", encoding="utf-8") as f:
-    for _ in range(256):
-        f.write(" ".join(rng.choice(words) for _ in range(160)) + "\n")
-PY
-sed -e 's|^Tok(s, p, t) = .*|Tok(s, p, t) = ".bench_sentences.txt" tokenized by "model/tokenizer.json" length 128|' \
-    -e '/^Emb?$/d' "$here/minilm.tl" > "$here/.bench.tl"
+bash scripts/write_minilm_bench.sh .bench
 "$tl" bench --device cuda --dtype bf16 --warmup 10 --runs 50 --json "$here/.bench.tl" \
   > "$tmp/tl.json" 2> "$tmp/tl.err" || { status=1; cat "$tmp/tl.err"; }
 cat "$tmp/tl.json"
