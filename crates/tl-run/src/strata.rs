@@ -40,11 +40,10 @@ impl Engine<'_> {
 
     /// The largest absolute element of a tensor (a device sync).
     pub fn max_abs(&self, a: &Tensor, span: Span) -> Result<f64, RunError> {
-        let abs = self.unary(UnaryFn::Abs, a, span)?;
-        let axes: Vec<usize> = (0..abs.rank()).collect();
+        let abs = MapExpr::Unary(UnaryFn::Abs, Box::new(MapExpr::Input(0)));
         let m = self
             .backend
-            .reduce(&abs, &axes, ReduceOp::Max)
+            .map_reduce(&abs, &[a], a.shape(), a.rank(), ReduceOp::Max, self.dtype())
             .map_err(|e| RunError::backend(e, span))?;
         let host = self
             .backend

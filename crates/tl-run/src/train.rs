@@ -197,22 +197,24 @@ impl Engine<'_> {
             .map_err(|e| RunError::backend(e, span))
     }
 
-    /// A scalar on the device: 0 when every element of `t` is finite, NaN otherwise.
+    /// A scalar on the device: 0 when every element of `t` is finite, NaN otherwise (the sum
+    /// of `t · 0`, in one pass).
     fn nan_unless_finite(&self, t: &Tensor, span: Span) -> Result<Tensor, RunError> {
-        let zeroed = self
-            .backend
-            .map(
-                &MapExpr::Binary(
-                    BinaryFn::Mul,
-                    Box::new(MapExpr::Input(0)),
-                    Box::new(MapExpr::Const(0.0)),
-                ),
+        let zeroed = MapExpr::Binary(
+            BinaryFn::Mul,
+            Box::new(MapExpr::Input(0)),
+            Box::new(MapExpr::Const(0.0)),
+        );
+        self.backend
+            .map_reduce(
+                &zeroed,
                 &[t],
                 t.shape(),
+                t.rank(),
+                tl_backend::ReduceOp::Sum,
                 self.dtype(),
             )
-            .map_err(|e| RunError::backend(e, span))?;
-        self.summed(&zeroed, span)
+            .map_err(|e| RunError::backend(e, span))
     }
 
     /// The sum of some device scalars, read back (one synchronisation).
