@@ -45,9 +45,14 @@ impl Engine<'_> {
             .backend
             .map_reduce(&abs, &[a], a.shape(), a.rank(), ReduceOp::Max, self.dtype())
             .map_err(|e| RunError::backend(e, span))?;
+        self.read_scalar(&m, span)
+    }
+
+    /// The value of a one-element tensor, read back (a device sync).
+    pub(crate) fn read_scalar(&self, t: &Tensor, span: Span) -> Result<f64, RunError> {
         let host = self
             .backend
-            .download(&m)
+            .download(t)
             .map_err(|e| RunError::backend(e, span))?;
         Ok(host.data.to_f64().first().copied().unwrap_or(0.0))
     }

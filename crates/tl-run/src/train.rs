@@ -232,11 +232,7 @@ impl Engine<'_> {
             .backend
             .map(&expr, parts, &[], dtype)
             .map_err(|e| RunError::backend(e, span))?;
-        let host = self
-            .backend
-            .download(&sum)
-            .map_err(|e| RunError::backend(e, span))?;
-        Ok(host.data.to_f64().first().copied().unwrap_or(0.0))
+        self.read_scalar(&sum, span)
     }
 
     /// The loss and its gradient with respect to every parameter it depends on (evaluating
