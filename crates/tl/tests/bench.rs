@@ -47,6 +47,14 @@ fn an_evaluation_is_timed_and_profiled_by_statement() {
     let cols: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cols.get(2), Some(&"1.0"), "evaluations per run: {line}");
     assert_eq!(cols.get(3), Some(&"examples/einsum.tl:12"), "{line}");
+    // The backend calls are listed too: that product is one 2x3 by 3x2 contraction per run.
+    assert!(table.contains("backend call"), "{table}");
+    let call = table
+        .lines()
+        .find(|l| l.contains("contract 2x3:f32[0, 2] 3x2:f32[2, 1] -> [0, 1]"))
+        .unwrap_or_else(|| panic!("no row for C's product:\n{table}"));
+    let cols: Vec<&str> = call.split_whitespace().collect();
+    assert_eq!(cols.get(2), Some(&"1.0"), "calls per run: {call}");
 }
 
 #[test]
