@@ -112,7 +112,7 @@ def main():
     work = sys.argv[1]
     fused_patterns([int(s) for s in os.environ.get("FUSED_SIZES", "128 256 512 1024 2048 4096").split()])
     mlp_steps(work, [tuple(map(int, s.split("x"))) for s in os.environ.get("MLP_SHAPES", "64x128 256x512 1024x1024 4096x4096").split()])
-    closure(work, [int(s) for s in os.environ.get("CLOSURE_SIZES", "1024").split()])
+    closure(work, [int(s) for s in os.environ.get("CLOSURE_SIZES", "1024 4096 8192").split()])
     return 0
 
 

@@ -11,9 +11,9 @@
 # Sizes can be narrowed with FUSED_SIZES, MLP_SHAPES ("64x128 …") and CLOSURE_SIZES.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-export FUSED_SIZES="${FUSED_SIZES:-128 256 512 1024 2048 4096}"
-export MLP_SHAPES="${MLP_SHAPES:-64x128 256x512 1024x1024 4096x4096}"
-export CLOSURE_SIZES="${CLOSURE_SIZES:-1024}"
+export FUSED_SIZES="${FUSED_SIZES-128 256 512 1024 2048 4096}"
+export MLP_SHAPES="${MLP_SHAPES-64x128 256x512 1024x1024 4096x4096}"
+export CLOSURE_SIZES="${CLOSURE_SIZES-1024 4096 8192}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 tl=.gpu/tl

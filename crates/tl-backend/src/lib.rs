@@ -200,6 +200,68 @@ pub trait Backend: Send + Sync {
     fn memory_report(&self) -> Option<String> {
         None
     }
+
+    /// Like [`Backend::map_many`], but writes each result into the matching tensor of `outs`
+    /// (contiguous, of `out_shape`, any of which may also be an input: each element is read
+    /// before it is written). A training step updates its parameters this way, so that a
+    /// recorded step can be replayed over the same memory. Backends that cannot write in place
+    /// say so with an error (the default); callers use [`Backend::can_record`] to know.
+    fn map_many_into(
+        &self,
+        exprs: &[MapExpr],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        outs: &[&Tensor],
+    ) -> Result<()> {
+        let _ = (exprs, inputs, out_shape, outs);
+        Err(not_recordable())
+    }
+
+    /// Whether [`Backend::begin_recording`], [`Backend::end_recording`], [`Backend::replay`]
+    /// and [`Backend::map_many_into`] work here (a GPU queue that can be captured). The
+    /// default is `false`.
+    fn can_record(&self) -> bool {
+        false
+    }
+
+    /// Starts recording: the work queued from now until [`Backend::end_recording`] is kept,
+    /// not run, so that [`Backend::replay`] can run all of it again with one call (a CUDA
+    /// graph). Memory handed out while recording stays reserved for the recording. Nothing
+    /// may be read back while recording.
+    fn begin_recording(&self) -> Result<()> {
+        Err(not_recordable())
+    }
+
+    /// Ends the recording [`Backend::begin_recording`] started. Always ends it, also when it
+    /// failed (an operation that cannot be recorded was queued), which is then the error.
+    fn end_recording(&self) -> Result<Recording> {
+        Err(not_recordable())
+    }
+
+    /// Queues every operation of a recording again, over the same memory.
+    fn replay(&self, recording: &Recording) -> Result<()> {
+        let _ = recording;
+        Err(not_recordable())
+    }
+}
+
+/// Recorded work of a backend ([`Backend::begin_recording`]), replayed with
+/// [`Backend::replay`]. Dropping it frees what it holds (the memory it reserved returns to
+/// the backend once no queued work can still use it).
+pub struct Recording {
+    /// The backend's own representation.
+    pub inner: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Recording")
+    }
+}
+
+/// The error of a recording operation on a backend that cannot record.
+fn not_recordable() -> BackendError {
+    BackendError::Device("this backend cannot record and replay work".into())
 }
 
 /// [`Backend::contract_map`] as two steps, a contraction then a map (the unfused way, which

@@ -361,6 +361,44 @@ impl Backend for ProfiledBackend<'_> {
     fn memory_report(&self) -> Option<String> {
         self.inner.memory_report()
     }
+
+    fn map_many_into(
+        &self,
+        exprs: &[MapExpr],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        outs: &[&Tensor],
+    ) -> Result<()> {
+        self.timed(
+            || {
+                let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
+                let nodes: usize = exprs.iter().map(expr_size).sum();
+                format!(
+                    "map_many_into({} outputs, {nodes} nodes) {} -> {}",
+                    exprs.len(),
+                    ins.join(" "),
+                    dims(out_shape)
+                )
+            },
+            || self.inner.map_many_into(exprs, inputs, out_shape, outs),
+        )
+    }
+
+    fn can_record(&self) -> bool {
+        self.inner.can_record()
+    }
+
+    fn begin_recording(&self) -> Result<()> {
+        self.inner.begin_recording()
+    }
+
+    fn end_recording(&self) -> Result<crate::Recording> {
+        self.inner.end_recording()
+    }
+
+    fn replay(&self, recording: &crate::Recording) -> Result<()> {
+        self.timed(|| "replay".to_string(), || self.inner.replay(recording))
+    }
 }
 
 #[cfg(test)]

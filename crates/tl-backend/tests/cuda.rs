@@ -763,11 +763,105 @@ fn tf32_contract_is_within_1e3() -> R {
     close(&tf, &got, &want, 1e-3, "tf32 contract")
 }
 
+/// Held by tests that synchronise the whole device (emptying the cache) or capture a stream:
+/// a device-wide synchronisation while another stream is being captured breaks the capture.
+static DEVICE_WIDE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn device_wide() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_WIDE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn a_recording_replays_its_work_over_the_same_memory() -> R {
+    let Some(_) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let _serial = device_wide();
+    // A backend (stream) of its own, so that only this test's work is captured.
+    let be = CudaBackend::open().map_err(|e| BackendError::Device(e.to_string()))?;
+    assert!(be.can_record());
+    let mut rng = Rng(0x5eed_1234);
+    for d in [DType::F32, DType::BF16] {
+        let (x, cx) = pair(&be, &mut rng, &[7, 129], d)?;
+        let (y, cy) = pair(&be, &mut rng, &[7, 129], d)?;
+        let (w, cw) = pair(&be, &mut rng, &[129, 5], d)?;
+        let cpu = CpuBackend::new();
+        // x ← 0.5·x + y in place, then z = x·w and s = Σ tanh(z): once outside the recording
+        // (compiling the kernels), then recorded and replayed three times.
+        let update = MapExpr::Binary(
+            BinaryFn::Add,
+            Box::new(MapExpr::Binary(
+                BinaryFn::Mul,
+                Box::new(MapExpr::Input(0)),
+                Box::new(MapExpr::Const(0.5)),
+            )),
+            Box::new(MapExpr::Input(1)),
+        );
+        let tanh = MapExpr::Unary(UnaryFn::Tanh, Box::new(MapExpr::Input(0)));
+        let step = |be: &dyn Backend,
+                    x: &Tensor,
+                    y: &Tensor,
+                    w: &Tensor|
+         -> Result<(Tensor, Tensor), BackendError> {
+            be.map_many_into(std::slice::from_ref(&update), &[x, y], &[7, 129], &[x])?;
+            let z = be.contract(x, &[0, 1], w, &[1, 2], &[0, 2])?;
+            let s = be.map_reduce(&tanh, &[&z], &[7, 5], 2, ReduceOp::Sum, d)?;
+            Ok((z, s))
+        };
+        step(&be, &x, &y, &w)?;
+        be.begin_recording()?;
+        let (z, s) = step(&be, &x, &y, &w)?;
+        let rec = be.end_recording()?;
+        for _ in 0..3 {
+            be.replay(&rec)?;
+        }
+        // The reference: four updates of x (one before the recording, three replays).
+        let mut cx = cx;
+        for _ in 0..4 {
+            cx = cpu.map(&update, &[&cx, &cy], &[7, 129], DType::F64)?;
+        }
+        let cz = cpu.contract(&cx, &[0, 1], &cw, &[1, 2], &[0, 2])?;
+        let cs = cpu.map_reduce(&tanh, &[&cz], &[7, 5], 2, ReduceOp::Sum, DType::F64)?;
+        let bound = if d == DType::F32 { 1e-5 } else { 2e-2 };
+        close(&be, &x, &cx, bound, &format!("{d} x after replays"))?;
+        close(&be, &z, &cz, bound, &format!("{d} z after replays"))?;
+        close(&be, &s, &cs, bound, &format!("{d} s after replays"))?;
+        drop(rec);
+        // The recording's memory is free again and the stream runs ordinary work.
+        let t = be.full(&[3], 2.0, DType::F32)?;
+        assert_eq!(be.download(&t)?.data.to_f64(), vec![2.0; 3]);
+    }
+    // Reading back while recording cannot be recorded: an error, and the stream recovers.
+    be.begin_recording()?;
+    let t = be.full(&[3], 1.0, DType::F32)?;
+    assert!(be.download(&t).is_err());
+    assert!(be.end_recording().is_err());
+    let t = be.full(&[3], 4.0, DType::F32)?;
+    assert_eq!(be.download(&t)?.data.to_f64(), vec![4.0; 3]);
+    Ok(())
+}
+
+#[test]
+fn map_many_into_rejects_views_and_wrong_shapes() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let x = be.full(&[4], 1.0, DType::F32)?;
+    let wide = be.full(&[2, 4], 1.0, DType::F32)?;
+    let e = [MapExpr::Input(0)];
+    assert!(be.map_many_into(&e, &[&x], &[2, 4], &[&x]).is_err());
+    let view = broadcast_rows(&x, 2);
+    assert!(be.map_many_into(&e, &[&wide], &[2, 4], &[&view]).is_err());
+    be.map_many_into(&e, &[&x], &[4], &[&x])?;
+    Ok(())
+}
+
 #[test]
 fn allocator_reuses_freed_blocks() -> R {
     let Some(_) = cuda_or_skip() else {
         return Ok(());
     };
+    let _serial = device_wide();
     // A backend of its own, so no other test takes the freed block in between.
     let be = CudaBackend::open().map_err(|e| BackendError::Device(e.to_string()))?;
     let before = be.memory_stats();
@@ -787,6 +881,7 @@ fn out_of_memory_is_an_error() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
     };
+    let _serial = device_wide();
     match be.allocate_raw(1 << 50) {
         Err(BackendError::OutOfMemory { requested, .. }) => assert_eq!(requested, 1 << 50),
         other => panic!("expected OutOfMemory, got {other:?}"),

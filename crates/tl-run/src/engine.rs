@@ -45,6 +45,9 @@ pub struct RunOptions {
     pub checkpoint_every: u64,
     /// Continue the first `minimize` from the checkpoint in this folder.
     pub resume: Option<std::path::PathBuf>,
+    /// Record a full-batch training step once and replay it (on backends that record, such
+    /// as CUDA), instead of queueing every operation of every step.
+    pub replay: bool,
 }
 
 impl Default for RunOptions {
@@ -57,6 +60,7 @@ impl Default for RunOptions {
             checkpoint: None,
             checkpoint_every: 100,
             resume: None,
+            replay: true,
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct Engine<'a> {
     pub traces: HashMap<usize, Vec<Tensor>>,
     /// How many equation and rule plans have been evaluated (for tests and statistics).
     pub evaluations: usize,
+    /// How many training steps ran as a replay of a recorded step (for tests and statistics).
+    pub replayed_steps: u64,
     /// Index vectors of joins with sparse relations, computed once per relation value.
     pub sparse_cache: crate::sparse::SparseIndexCache,
     /// When set, every plan evaluation is timed (the device synchronised around it) and its
@@ -132,6 +138,7 @@ impl<'a> Engine<'a> {
             options,
             values: vec![None; 2 * n + slots],
             evaluations: 0,
+            replayed_steps: 0,
             warnings: Vec::new(),
             index_cache: HashMap::new(),
             constants: HashMap::new(),

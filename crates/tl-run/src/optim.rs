@@ -14,7 +14,9 @@
 //! Every update is one pass per parameter ([`Backend::map_many`]: the parameter and its
 //! moments or momentum buffer from the same inputs), in the parameter's element type (f32 by
 //! default, f64 when the parameters are f64); scalars such as the learning rate and the bias
-//! corrections enter as constants.
+//! corrections enter as constants. On a backend that records work, later steps update the
+//! parameters and buffers in place ([`OptimizerState::step_in_place`], the bias corrections
+//! then read from device scalars), so that one recorded step can be replayed.
 
 use tl_backend::{Backend, BinaryFn, DType, HostTensor, MapExpr, Result, Tensor, UnaryFn};
 use tl_check::learn::{Optimizer, Schedule};
@@ -28,6 +30,10 @@ pub struct OptimizerState {
     first: Vec<Option<Tensor>>,
     /// Adam's second moments (`exp_avg_sq`); `None` until the first step (always for SGD).
     second: Vec<Option<Tensor>>,
+    /// For updates in place: Adam's `β1^t` and `β2^t` as f64 device scalars, with the step
+    /// count `t` they hold, so that the bias corrections are read from the device (a recorded
+    /// step replayed later must not carry the step count of its recording).
+    powers: Option<(u64, Tensor, Tensor)>,
 }
 
 // Small builders for map expressions.
@@ -97,6 +103,7 @@ impl OptimizerState {
             step: 0,
             first: vec![None; params],
             second: vec![None; params],
+            powers: None,
         }
     }
 
@@ -110,7 +117,7 @@ impl OptimizerState {
         self.step
     }
 
-    /// One update of every parameter in place (`params[k]` is replaced by its new tensor), with
+    /// One update of every parameter (`params[k]` is replaced by its new tensor), with
     /// learning rate `lr` (already scheduled). `grads[k]` is the loss gradient for `params[k]`
     /// (same shape, or broadcastable to it).
     pub fn step(
@@ -120,148 +127,157 @@ impl OptimizerState {
         grads: &[Tensor],
         lr: f64,
     ) -> Result<()> {
-        if params.len() != self.first.len() || grads.len() != params.len() {
-            return Err(state_error(format!(
-                "the optimiser holds state for {} parameters but was given {} parameters and {} \
-                 gradients",
-                self.first.len(),
-                params.len(),
-                grads.len()
-            )));
-        }
+        self.check_lists(params.len(), grads.len())?;
         let t = self.step + 1;
         for (k, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            let shape = p.shape().to_vec();
+            let dt = float_type(p);
+            let state: Vec<&Tensor> = self.first[k].iter().chain(&self.second[k]).collect();
+            let exprs = self.update_exprs(lr, !state.is_empty(), Corrections::Step(t));
+            let mut inputs: Vec<&Tensor> = vec![p, g];
+            inputs.extend(state);
+            let mut out = backend.map_many(&exprs, &inputs, &shape, dt)?;
+            let new_p = out.pop().ok_or_else(missing_output)?;
+            let mut rest = out.into_iter();
             match self.spec {
-                Optimizer::Sgd {
-                    momentum,
-                    nesterov,
-                    weight_decay,
-                    ..
-                } => self.sgd_one(backend, k, p, g, lr, momentum, nesterov, weight_decay)?,
-                Optimizer::Adam {
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                    decoupled,
-                    ..
-                } => {
-                    let h = AdamHyper {
-                        lr,
-                        beta1,
-                        beta2,
-                        eps,
-                        weight_decay,
-                        decoupled,
-                        t,
-                    };
-                    self.adam_one(backend, k, p, g, &h)?
+                Optimizer::Sgd { momentum, .. } if momentum != 0.0 => {
+                    self.first[k] = Some(rest.next().ok_or_else(missing_output)?);
+                }
+                Optimizer::Sgd { .. } => {}
+                Optimizer::Adam { .. } => {
+                    self.first[k] = Some(rest.next().ok_or_else(missing_output)?);
+                    self.second[k] = Some(rest.next().ok_or_else(missing_output)?);
                 }
             }
+            *p = new_p;
         }
         self.step = t;
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn sgd_one(
+    /// Whether [`OptimizerState::step_in_place`] can run: every buffer of this optimiser
+    /// exists (after one ordinary step, or a resumed one).
+    pub fn can_step_in_place(&self) -> bool {
+        match self.spec {
+            Optimizer::Sgd { momentum, .. } if momentum == 0.0 => true,
+            Optimizer::Sgd { .. } => self.first.iter().all(Option::is_some),
+            Optimizer::Adam { .. } => self.first.iter().chain(&self.second).all(Option::is_some),
+        }
+    }
+
+    /// [`OptimizerState::step`] writing the new values into the parameters' and buffers' own
+    /// memory ([`Backend::map_many_into`]), with Adam's bias corrections read from device
+    /// scalars: the same work, over the same memory, at every step, which is what lets a
+    /// recorded training step be replayed. The results equal `step`'s up to rounding.
+    pub fn step_in_place(
         &mut self,
         backend: &dyn Backend,
-        k: usize,
-        p: &mut Tensor,
-        grad: &Tensor,
+        params: &[Tensor],
+        grads: &[Tensor],
         lr: f64,
-        momentum: f64,
-        nesterov: bool,
-        wd: f64,
     ) -> Result<()> {
-        let shape = p.shape().to_vec();
-        let dt = float_type(p);
-        // Inputs: 0 = param, 1 = grad, 2 = momentum buffer (when there is one).
-        let g = decayed_grad(input(1), input(0), wd);
-        if momentum == 0.0 {
-            let new_p = sub(input(0), mul(c(lr), g));
-            *p = backend.map(&new_p, &[p, grad], &shape, dt)?;
-            return Ok(());
+        self.check_lists(params.len(), grads.len())?;
+        if !self.can_step_in_place() {
+            return Err(state_error(
+                "an update in place needs the optimiser's buffers (one ordinary step first)".into(),
+            ));
         }
-        let buf = match &self.first[k] {
-            // First step: the buffer is the (decayed) gradient itself.
-            None => g.clone(),
-            Some(_) => add(mul(input(2), c(momentum)), g.clone()),
+        let powers = match (&self.spec, &self.powers) {
+            (Optimizer::Adam { .. }, Some((at, b1, b2))) if *at == self.step => {
+                Some((b1.clone(), b2.clone()))
+            }
+            (Optimizer::Adam { beta1, beta2, .. }, _) => {
+                let b1 = backend.full(&[], powu(*beta1, self.step), DType::F64)?;
+                let b2 = backend.full(&[], powu(*beta2, self.step), DType::F64)?;
+                Some((b1, b2))
+            }
+            _ => None,
         };
-        let direction = if nesterov {
-            add(g, mul(c(momentum), buf.clone()))
-        } else {
-            buf.clone()
-        };
-        let new_p = sub(input(0), mul(c(lr), direction));
-        // The buffer and the parameter in one pass.
-        let mut out = match &self.first[k] {
-            None => backend.map_many(&[buf, new_p], &[p, grad], &shape, dt)?,
-            Some(old) => backend.map_many(&[buf, new_p], &[p, grad, old], &shape, dt)?,
-        };
-        let (Some(new_p), Some(buf)) = (out.pop(), out.pop()) else {
-            return Err(missing_output());
-        };
-        *p = new_p;
-        self.first[k] = Some(buf);
+        if let (Some((b1, b2)), Optimizer::Adam { beta1, beta2, .. }) = (&powers, &self.spec) {
+            backend.map_many_into(
+                &[mul(input(0), c(*beta1)), mul(input(1), c(*beta2))],
+                &[b1, b2],
+                &[],
+                &[b1, b2],
+            )?;
+        }
+        for (k, (p, g)) in params.iter().zip(grads).enumerate() {
+            let state: Vec<&Tensor> = self.first[k].iter().chain(&self.second[k]).collect();
+            let exprs = self.update_exprs(lr, true, Corrections::Device);
+            let mut inputs: Vec<&Tensor> = vec![p, g];
+            inputs.extend(state.iter().copied());
+            // The scalars, broadcast over the parameter's axes.
+            let scalars = powers.as_ref().map(|(b1, b2)| {
+                [
+                    b1.expanded_to_rank(&[], p.rank()),
+                    b2.expanded_to_rank(&[], p.rank()),
+                ]
+            });
+            if let Some(s) = &scalars {
+                inputs.extend(s);
+            }
+            // The buffers' new values go where they were, then the parameter's.
+            let mut outs = state;
+            outs.push(p);
+            backend.map_many_into(&exprs, &inputs, p.shape(), &outs)?;
+        }
+        self.step += 1;
+        self.powers = powers.map(|(b1, b2)| (self.step, b1, b2));
         Ok(())
     }
 
-    fn adam_one(
-        &mut self,
-        backend: &dyn Backend,
-        k: usize,
-        p: &mut Tensor,
-        grad: &Tensor,
-        h: &AdamHyper,
-    ) -> Result<()> {
-        let shape = p.shape().to_vec();
-        let dt = float_type(p);
-        // Inputs: 0 = param, 1 = grad, 2 = first moment, 3 = second moment; before the first
-        // step the moments are 0, written into the expressions.
-        let (m_old, v_old) = match (&self.first[k], &self.second[k]) {
-            (Some(_), Some(_)) => (input(2), input(3)),
-            _ => (c(0.0), c(0.0)),
-        };
-        let g = if h.decoupled {
-            input(1)
-        } else {
-            decayed_grad(input(1), input(0), h.weight_decay)
-        };
-        // m + (1-β1)(g - m), torch's lerp.
-        let m = add(m_old.clone(), mul(c(1.0 - h.beta1), sub(g.clone(), m_old)));
-        // β2 v + (1-β2) g g.
-        let v = add(
-            mul(v_old, c(h.beta2)),
-            mul(c(1.0 - h.beta2), mul(g.clone(), g)),
-        );
-        let t = h.t.min(i32::MAX as u64) as i32;
-        let bc1 = 1.0 - h.beta1.powi(t);
-        let bc2_sqrt = (1.0 - h.beta2.powi(t)).sqrt();
-        let step_size = h.lr / bc1;
-        let denom = add(div(sqrt(v.clone()), c(bc2_sqrt)), c(h.eps));
-        let base = if h.decoupled && h.weight_decay != 0.0 {
-            mul(input(0), c(1.0 - h.lr * h.weight_decay))
-        } else {
-            input(0)
-        };
-        let new_p = sub(base, mul(c(step_size), div(m.clone(), denom)));
-        // Both moments and the parameter in one pass over the four tensors.
-        let exprs = [m, v, new_p];
-        let mut out = match (&self.first[k], &self.second[k]) {
-            (Some(m_old), Some(v_old)) => {
-                backend.map_many(&exprs, &[p, grad, m_old, v_old], &shape, dt)?
-            }
-            _ => backend.map_many(&exprs, &[p, grad], &shape, dt)?,
-        };
-        let (Some(new_p), Some(v), Some(m)) = (out.pop(), out.pop(), out.pop()) else {
-            return Err(missing_output());
-        };
-        *p = new_p;
-        self.first[k] = Some(m);
-        self.second[k] = Some(v);
+    /// Counts one step that ran without this state's help: a replay of a recorded
+    /// [`OptimizerState::step_in_place`], which updated the device memory itself.
+    pub fn count_replayed_step(&mut self) {
+        self.step += 1;
+        if let Some((at, _, _)) = &mut self.powers {
+            *at += 1;
+        }
+    }
+
+    fn check_lists(&self, params: usize, grads: usize) -> Result<()> {
+        if params != self.first.len() || grads != params {
+            return Err(state_error(format!(
+                "the optimiser holds state for {} parameters but was given {params} parameters \
+                 and {grads} gradients",
+                self.first.len(),
+            )));
+        }
         Ok(())
+    }
+
+    /// The update's expressions over inputs `0 = param, 1 = grad`, then the buffers (SGD's
+    /// momentum buffer; Adam's two moments) when `buffers` (else they start at 0), then, for
+    /// [`Corrections::Device`], `β1^t` and `β2^t`. The results are the new buffers, in that
+    /// order, then the new parameter.
+    fn update_exprs(&self, lr: f64, buffers: bool, corr: Corrections) -> Vec<MapExpr> {
+        match self.spec {
+            Optimizer::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+                ..
+            } => sgd_exprs(lr, momentum, nesterov, weight_decay, buffers),
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                decoupled,
+                ..
+            } => adam_exprs(
+                &AdamHyper {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    decoupled,
+                },
+                buffers,
+                corr,
+            ),
+        }
     }
 
     /// The names of the state entries for the current optimiser, in order: per parameter `k`,
@@ -424,6 +440,7 @@ impl OptimizerState {
         self.step = step;
         self.first = first;
         self.second = second;
+        self.powers = None;
         Ok(())
     }
 }
@@ -436,8 +453,78 @@ struct AdamHyper {
     eps: f64,
     weight_decay: f64,
     decoupled: bool,
-    /// The 1-based number of this step.
-    t: u64,
+}
+
+/// Where Adam's bias corrections come from.
+#[derive(Clone, Copy)]
+enum Corrections {
+    /// Constants for this 1-based step number.
+    Step(u64),
+    /// Inputs 4 and 5: `β1^t` and `β2^t` on the device.
+    Device,
+}
+
+/// SGD's new momentum buffer (when `momentum` is not 0) and new parameter (see
+/// [`OptimizerState::update_exprs`]).
+fn sgd_exprs(lr: f64, momentum: f64, nesterov: bool, wd: f64, buffer: bool) -> Vec<MapExpr> {
+    let g = decayed_grad(input(1), input(0), wd);
+    if momentum == 0.0 {
+        return vec![sub(input(0), mul(c(lr), g))];
+    }
+    let buf = if buffer {
+        add(mul(input(2), c(momentum)), g.clone())
+    } else {
+        // First step: the buffer is the (decayed) gradient itself.
+        g.clone()
+    };
+    let direction = if nesterov {
+        add(g, mul(c(momentum), buf.clone()))
+    } else {
+        buf.clone()
+    };
+    vec![buf, sub(input(0), mul(c(lr), direction))]
+}
+
+/// Adam's new moments and parameter (see [`OptimizerState::update_exprs`]).
+fn adam_exprs(h: &AdamHyper, moments: bool, corr: Corrections) -> Vec<MapExpr> {
+    let (m_old, v_old) = if moments {
+        (input(2), input(3))
+    } else {
+        (c(0.0), c(0.0))
+    };
+    let g = if h.decoupled {
+        input(1)
+    } else {
+        decayed_grad(input(1), input(0), h.weight_decay)
+    };
+    // m + (1-β1)(g - m), torch's lerp.
+    let m = add(m_old.clone(), mul(c(1.0 - h.beta1), sub(g.clone(), m_old)));
+    // β2 v + (1-β2) g g.
+    let v = add(
+        mul(v_old, c(h.beta2)),
+        mul(c(1.0 - h.beta2), mul(g.clone(), g)),
+    );
+    let (step_size, bc2_sqrt) = match corr {
+        Corrections::Step(t) => {
+            let t = t.min(i32::MAX as u64) as i32;
+            (
+                c(h.lr / (1.0 - h.beta1.powi(t))),
+                c((1.0 - h.beta2.powi(t)).sqrt()),
+            )
+        }
+        Corrections::Device => (
+            div(c(h.lr), sub(c(1.0), input(4))),
+            sqrt(sub(c(1.0), input(5))),
+        ),
+    };
+    let denom = add(div(sqrt(v.clone()), bc2_sqrt), c(h.eps));
+    let base = if h.decoupled && h.weight_decay != 0.0 {
+        mul(input(0), c(1.0 - h.lr * h.weight_decay))
+    } else {
+        input(0)
+    };
+    let new_p = sub(base, mul(step_size, div(m.clone(), denom)));
+    vec![m, v, new_p]
 }
 
 /// The learning rate at 0-based step `t` of `total`: no schedule is `base`;
@@ -701,6 +788,62 @@ mod tests {
     fn optimisers_match_the_f64_reference_in_f32() {
         for spec in all_specs() {
             compare(&spec, DType::F32, 25, 2e-5);
+        }
+    }
+
+    #[test]
+    fn adam_with_device_powers_equals_adam_with_constant_corrections() {
+        let be = CpuBackend::new();
+        let n = 11;
+        let inputs: Vec<Tensor> = (0..4)
+            .map(|k| upload(&be, &[n], &values(n, 40 + k), DType::F64))
+            .collect();
+        // Second moments are never negative.
+        let v = be
+            .map(&mul(input(0), input(0)), &[&inputs[3]], &[n], DType::F64)
+            .expect("squares");
+        for spec in [
+            adam(0.01, 0.0, false),
+            adam(0.02, 0.1, false),
+            adam(0.02, 0.1, true),
+        ] {
+            let Optimizer::Adam { beta1, beta2, .. } = spec else {
+                unreachable!("adam() builds Adam")
+            };
+            let state = OptimizerState::new(&spec, 1);
+            for t in [1u64, 2, 7, 300] {
+                let b1 = upload(&be, &[1], &[beta1.powi(t as i32)], DType::F64);
+                let b2 = upload(&be, &[1], &[beta2.powi(t as i32)], DType::F64);
+                let base = [&inputs[0], &inputs[1], &inputs[2], &v];
+                let want = be
+                    .map_many(
+                        &state.update_exprs(0.01, true, Corrections::Step(t)),
+                        &base,
+                        &[n],
+                        DType::F64,
+                    )
+                    .expect("constant corrections");
+                let mut with_powers = base.to_vec();
+                with_powers.extend([&b1, &b2]);
+                let got = be
+                    .map_many(
+                        &state.update_exprs(0.01, true, Corrections::Device),
+                        &with_powers,
+                        &[n],
+                        DType::F64,
+                    )
+                    .expect("device corrections");
+                for (g, w) in got.iter().zip(&want) {
+                    let g = be.download(g).expect("g").data.to_f64();
+                    let w = be.download(w).expect("w").data.to_f64();
+                    for (a, b) in g.iter().zip(&w) {
+                        assert!(
+                            (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                            "t={t}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use crate::error::RunError;
 use crate::observe::{StepInfo, TrainObserver};
 use crate::optim::{learning_rate, OptimizerState};
 use crate::parallel::DataParallel;
+use crate::replay::{Replay, StepTarget};
 use tl_backend::{BinaryFn, DType, HostTensor, MapExpr, Tensor};
 use tl_check::learn::MinimizeSpec;
 use tl_check::{Definition, TensorId};
@@ -18,6 +19,16 @@ use tl_syntax::Span;
 /// What one forward and backward pass gives: the loss and each parameter's gradient.
 pub(crate) struct StepResult {
     pub(crate) loss: f64,
+    pub(crate) grads: Vec<Tensor>,
+}
+
+/// A forward and backward pass still on the device: the gradients, the loss summed, one
+/// scalar per gradient (0, or NaN when it holds a non-finite value) and their total, which
+/// is all a step reads back.
+pub(crate) struct DevicePass {
+    pub(crate) loss_sum: Tensor,
+    pub(crate) flags: Vec<Tensor>,
+    pub(crate) total: Tensor,
     pub(crate) grads: Vec<Tensor>,
 }
 
@@ -115,7 +126,7 @@ impl Engine<'_> {
         None
     }
 
-    /// One forward and backward pass over the current values.
+    /// One forward and backward pass over the current values, checked (one read-back).
     fn pass(
         &mut self,
         loss: TensorId,
@@ -124,6 +135,23 @@ impl Engine<'_> {
         step: u64,
         span: Span,
     ) -> Result<StepResult, RunError> {
+        let d = self.pass_on_device(loss, params, wanted, span)?;
+        let loss_value = self.checked(&d, loss, params, step, span)?;
+        Ok(StepResult {
+            loss: loss_value,
+            grads: d.grads,
+        })
+    }
+
+    /// The forward and backward pass, queued without reading anything back: the gradients,
+    /// and the device scalars [`Engine::checked`] reads.
+    pub(crate) fn pass_on_device(
+        &mut self,
+        loss: TensorId,
+        params: &[TensorId],
+        wanted: &[bool],
+        span: Span,
+    ) -> Result<DevicePass, RunError> {
         // Derived tensors that do not depend on a parameter keep their values from the last
         // step; the rest are recomputed, recording what the backward pass reads.
         for (t, decl) in self.program.tensors.iter().enumerate() {
@@ -136,7 +164,6 @@ impl Engine<'_> {
         let forward = self.evaluate_missing();
         self.record = false;
         forward?;
-        let name = self.program.tensors[loss].name.clone();
         let loss_sum = self.summed(&self.dense(loss, span)?, span)?;
         let mut grads = self.backward(loss, wanted)?;
         self.traces.clear();
@@ -153,37 +180,50 @@ impl Engine<'_> {
             out.push(g);
         }
         // One read-back per step: the loss plus, for every gradient, the sum of its elements
-        // times 0 (0 when all are finite, NaN otherwise). Only when that is not finite are the
-        // parts read one by one, to say which is at fault.
+        // times 0 (0 when all are finite, NaN otherwise).
         let mut flags = Vec::with_capacity(out.len());
         for g in &out {
             flags.push(self.nan_unless_finite(g, span)?);
         }
         let mut parts: Vec<&Tensor> = vec![&loss_sum];
         parts.extend(flags.iter());
-        let total = self.scalar_sum(&parts, span)?;
+        let total = self.scalar_total(&parts, span)?;
+        Ok(DevicePass {
+            loss_sum,
+            flags,
+            total,
+            grads: out,
+        })
+    }
+
+    /// Reads a pass's total back: the loss when it and every gradient are finite. Only when
+    /// they are not are the parts read one by one, to say which is at fault.
+    pub(crate) fn checked(
+        &self,
+        d: &DevicePass,
+        loss: TensorId,
+        params: &[TensorId],
+        step: u64,
+        span: Span,
+    ) -> Result<f64, RunError> {
+        let total = self.read_scalar(&d.total, span)?;
         if total.is_finite() {
-            return Ok(StepResult {
-                loss: total,
-                grads: out,
-            });
+            return Ok(total);
         }
-        let value = self.scalar_sum(&[&loss_sum], span)?;
+        let name = self.program.tensors[loss].name.clone();
+        let value = self.read_scalar(&d.loss_sum, span)?;
         if !value.is_finite() {
             let (culprit, at) = self.first_non_finite().unwrap_or((name.clone(), span));
             return Err(RunError::NonFinite { what: format!("the loss `{name}` is {value} at step {step}; the first non-finite value is in `{culprit}`"), span: at });
         }
-        for (&p, flag) in params.iter().zip(&flags) {
-            if !self.scalar_sum(&[flag], span)?.is_finite() {
+        for (&p, flag) in params.iter().zip(&d.flags) {
+            if !self.read_scalar(flag, span)?.is_finite() {
                 let pname = &self.program.tensors[p].name;
                 let pspan = self.program.tensors[p].span;
                 return Err(RunError::NonFinite { what: format!("the gradient of `{name}` with respect to `{pname}` is not finite at step {step}"), span: pspan });
             }
         }
-        Ok(StepResult {
-            loss: value,
-            grads: out,
-        })
+        Ok(value)
     }
 
     /// The sum of a tensor's elements, on the device (the tensor itself when it is a scalar).
@@ -217,8 +257,8 @@ impl Engine<'_> {
             .map_err(|e| RunError::backend(e, span))
     }
 
-    /// The sum of some device scalars, read back (one synchronisation).
-    fn scalar_sum(&self, parts: &[&Tensor], span: Span) -> Result<f64, RunError> {
+    /// The sum of some device scalars, as a device scalar (f32, or f64 in f64 programs).
+    fn scalar_total(&self, parts: &[&Tensor], span: Span) -> Result<Tensor, RunError> {
         let mut expr = MapExpr::Input(0);
         for k in 1..parts.len() {
             expr = MapExpr::Binary(BinaryFn::Add, Box::new(expr), Box::new(MapExpr::Input(k)));
@@ -228,11 +268,9 @@ impl Engine<'_> {
         } else {
             DType::F32
         };
-        let sum = self
-            .backend
+        self.backend
             .map(&expr, parts, &[], dtype)
-            .map_err(|e| RunError::backend(e, span))?;
-        self.read_scalar(&sum, span)
+            .map_err(|e| RunError::backend(e, span))
     }
 
     /// The loss and its gradient with respect to every parameter it depends on (evaluating
@@ -461,6 +499,17 @@ impl Engine<'_> {
             | tl_check::learn::Optimizer::Adam { lr, .. } => lr,
         };
         let mut order: Vec<usize> = Vec::new();
+        let mut replay = if self.options.replay
+            && self.backend.can_record()
+            && batcher.is_none()
+            && dp.is_none()
+            && spec.schedule.is_none()
+            && self.profile.is_none()
+        {
+            Replay::Warming
+        } else {
+            Replay::Off
+        };
         for step in 0..total {
             let epoch = step / per_epoch;
             if let Some(b) = batcher.as_deref() {
@@ -475,45 +524,31 @@ impl Engine<'_> {
             if step < start {
                 continue;
             }
-            // Examples this rank computes, and in the whole batch (for the shards' weights).
-            let mut rows_of = (1, 1);
-            let mut result = match batcher.as_deref_mut() {
-                None => self.pass(spec.loss, params, wanted, step + 1, span)?,
-                Some(b) => {
-                    let k = (step % per_epoch) as usize;
-                    let batch = &order[k * b.size..((k + 1) * b.size).min(order.len())];
-                    let mine = dp
-                        .as_deref()
-                        .map_or(0..batch.len(), |d| d.shard(batch.len()));
-                    let rows: Vec<usize> = batch[mine].to_vec();
-                    rows_of = (rows.len(), batch.len());
-                    if rows.is_empty() {
-                        self.zero_step(params, span)?
-                    } else {
-                        let domain = b.domain;
-                        let (bp, bplan) =
-                            b.plan_for(self.program, self.plan.options, rows.len(), span)?;
-                        let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
-                        for t in 0..self.program.tensors.len() {
-                            sub.values[t] = self.batch_value(t, domain, &rows, span)?;
-                        }
-                        sub.pass(spec.loss, params, wanted, step + 1, span)?
-                    }
-                }
-            };
-            if let Some(d) = dp.as_deref_mut() {
-                result = d.combine(self.backend, result, rows_of, span)?;
-            }
             let lr = learning_rate(base_lr, spec.schedule.as_ref(), step, total);
-            let mut tensors: Vec<Tensor> = params
-                .iter()
-                .map(|&p| self.dense(p, span))
-                .collect::<Result<_, _>>()?;
-            opt.step(self.backend, &mut tensors, &result.grads, lr)
-                .map_err(|e| RunError::backend(e, span))?;
-            for (&p, t) in params.iter().zip(tensors) {
-                self.values[p] = Some(Value::Dense(t));
-            }
+            let loss = if !matches!(replay, Replay::Off) && opt.can_step_in_place() {
+                let target = StepTarget {
+                    loss: spec.loss,
+                    params,
+                    wanted,
+                    step: step + 1,
+                    lr,
+                    span,
+                };
+                self.replayed_step(&mut replay, opt, &target)?
+            } else {
+                self.step_one_by_one(
+                    spec,
+                    params,
+                    wanted,
+                    opt,
+                    &mut batcher,
+                    &order,
+                    step,
+                    per_epoch,
+                    lr,
+                    &mut dp,
+                )?
+            };
             let epochs = if spec.epochs {
                 Some((epoch + 1, spec.count))
             } else {
@@ -523,7 +558,7 @@ impl Engine<'_> {
                 step: step + 1,
                 total,
                 epoch: epochs,
-                loss: result.loss,
+                loss,
                 lr,
             });
             if let Some(dir) = self.options.checkpoint.clone().filter(|_| leader) {
@@ -533,5 +568,63 @@ impl Engine<'_> {
             }
         }
         Ok(())
+    }
+
+    /// One training step queued operation by operation: the pass (over this rank's share
+    /// of the batch, when there is one), the gradients combined across ranks, the update.
+    #[allow(clippy::too_many_arguments)]
+    fn step_one_by_one(
+        &mut self,
+        spec: &MinimizeSpec,
+        params: &[TensorId],
+        wanted: &[bool],
+        opt: &mut OptimizerState,
+        batcher: &mut Option<&mut Batcher>,
+        order: &[usize],
+        step: u64,
+        per_epoch: u64,
+        lr: f64,
+        dp: &mut Option<&mut DataParallel<'_>>,
+    ) -> Result<f64, RunError> {
+        let span = spec.span;
+        // Examples this rank computes, and in the whole batch (for the shards' weights).
+        let mut rows_of = (1, 1);
+        let mut result = match batcher.as_deref_mut() {
+            None => self.pass(spec.loss, params, wanted, step + 1, span)?,
+            Some(b) => {
+                let k = (step % per_epoch) as usize;
+                let batch = &order[k * b.size..((k + 1) * b.size).min(order.len())];
+                let mine = dp
+                    .as_deref()
+                    .map_or(0..batch.len(), |d| d.shard(batch.len()));
+                let rows: Vec<usize> = batch[mine].to_vec();
+                rows_of = (rows.len(), batch.len());
+                if rows.is_empty() {
+                    self.zero_step(params, span)?
+                } else {
+                    let domain = b.domain;
+                    let (bp, bplan) =
+                        b.plan_for(self.program, self.plan.options, rows.len(), span)?;
+                    let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
+                    for t in 0..self.program.tensors.len() {
+                        sub.values[t] = self.batch_value(t, domain, &rows, span)?;
+                    }
+                    sub.pass(spec.loss, params, wanted, step + 1, span)?
+                }
+            }
+        };
+        if let Some(d) = dp.as_deref_mut() {
+            result = d.combine(self.backend, result, rows_of, span)?;
+        }
+        let mut tensors: Vec<Tensor> = params
+            .iter()
+            .map(|&p| self.dense(p, span))
+            .collect::<Result<_, _>>()?;
+        opt.step(self.backend, &mut tensors, &result.grads, lr)
+            .map_err(|e| RunError::backend(e, span))?;
+        for (&p, t) in params.iter().zip(tensors) {
+            self.values[p] = Some(Value::Dense(t));
+        }
+        Ok(result.loss)
     }
 }

@@ -83,6 +83,10 @@ enum Cmd {
         /// each) and print the most expensive ones to standard error.
         #[arg(long)]
         profile: bool,
+        /// Queue every operation of every training step, instead of recording one full-batch
+        /// step on the GPU (a CUDA graph) and replaying it.
+        #[arg(long)]
+        no_replay: bool,
     },
     /// An interactive session: type statements and queries.
     Repl,
@@ -114,6 +118,10 @@ struct TrainArgs {
     /// of each `minimize`, and at the end of the run.
     #[arg(long)]
     memory_stats: bool,
+    /// Queue every operation of every training step, instead of recording one full-batch step
+    /// on the GPU (a CUDA graph) and replaying it.
+    #[arg(long)]
+    no_replay: bool,
 }
 
 impl TrainArgs {
@@ -341,6 +349,7 @@ fn main() -> ExitCode {
                 checkpoint: train.checkpoint.clone(),
                 checkpoint_every: train.checkpoint_every,
                 resume: train.resume.clone(),
+                replay: !train.no_replay,
                 ..RunOptions::default()
             },
             train,
@@ -355,11 +364,13 @@ fn main() -> ExitCode {
             runs,
             json,
             profile,
+            no_replay,
         } => bench::bench(bench::BenchArgs {
             file,
             device,
             options: RunOptions {
                 dtype,
+                replay: !no_replay,
                 ..RunOptions::default()
             },
             warmup,

@@ -69,6 +69,15 @@ pub struct MemoryStats {
 struct PoolState {
     free: HashMap<usize, Vec<u64>>,
     stats: MemoryStats,
+    /// The recording now capturing work, if any (see [`Pool::begin_recording`]).
+    capturing: Option<u64>,
+    /// Blocks reserved for each live recording, by size class: every block freed while it
+    /// captured, and every block it handed out, once freed. A replay writes them, so nobody
+    /// else may have them; the capture itself reuses them (replay repeats its order).
+    held: HashMap<u64, HashMap<usize, Vec<u64>>>,
+    /// The recording each block handed out while capturing belongs to.
+    owner: HashMap<u64, u64>,
+    next_recording: u64,
 }
 
 /// The caching allocator. Shared (`Arc`) by the backend and every block it handed out.
@@ -134,6 +143,10 @@ impl Pool {
             state: Mutex::new(PoolState {
                 free: HashMap::new(),
                 stats: MemoryStats::default(),
+                capturing: None,
+                held: HashMap::new(),
+                owner: HashMap::new(),
+                next_recording: 0,
             }),
             device,
         })
@@ -163,9 +176,17 @@ impl Pool {
         {
             let mut st = self.lock();
             st.stats.allocations += 1;
-            if let Some(ptr) = st.free.get_mut(&class).and_then(|v| v.pop()) {
+            let capturing = st.capturing;
+            let mine = capturing
+                .and_then(|g| st.held.get_mut(&g))
+                .and_then(|h| h.get_mut(&class))
+                .and_then(|v| v.pop());
+            if let Some(ptr) = mine.or_else(|| st.free.get_mut(&class).and_then(|v| v.pop())) {
                 st.stats.cache_hits += 1;
                 Self::count_use(&mut st.stats, class);
+                if let Some(g) = capturing {
+                    st.owner.insert(ptr, g);
+                }
                 return Ok(Block {
                     ptr,
                     class,
@@ -194,6 +215,9 @@ impl Pool {
         st.stats.driver_allocations += 1;
         st.stats.reserved += class;
         Self::count_use(&mut st.stats, class);
+        if let Some(g) = st.capturing {
+            st.owner.insert(ptr, g);
+        }
         Ok(Block {
             ptr,
             class,
@@ -209,7 +233,52 @@ impl Pool {
     fn release(&self, ptr: u64, class: usize) {
         let mut st = self.lock();
         st.stats.in_use = st.stats.in_use.saturating_sub(class);
-        st.free.entry(class).or_default().push(ptr);
+        let recording = match st.capturing {
+            Some(g) => Some(g),
+            None => match st.owner.get(&ptr) {
+                Some(g) if st.held.contains_key(g) => Some(*g),
+                Some(_) => {
+                    st.owner.remove(&ptr);
+                    None
+                }
+                None => None,
+            },
+        };
+        match recording.and_then(|g| st.held.get_mut(&g)) {
+            Some(held) => held.entry(class).or_default().push(ptr),
+            None => st.free.entry(class).or_default().push(ptr),
+        }
+    }
+
+    /// Starts reserving memory for a new recording, returning its number: until
+    /// [`Pool::end_recording`], blocks handed out belong to it and blocks freed are kept for
+    /// it (and reused by it).
+    pub(crate) fn begin_recording(&self) -> u64 {
+        let mut st = self.lock();
+        let g = st.next_recording;
+        st.next_recording += 1;
+        st.capturing = Some(g);
+        st.held.insert(g, HashMap::new());
+        g
+    }
+
+    /// Stops capturing; the recording's blocks stay reserved until [`Pool::release_recording`].
+    pub(crate) fn end_recording(&self) {
+        self.lock().capturing = None;
+    }
+
+    /// Gives the blocks reserved for recording `g` back to the cache. The caller has waited
+    /// for every replay of it to finish.
+    pub(crate) fn release_recording(&self, g: u64) {
+        let mut st = self.lock();
+        if st.capturing == Some(g) {
+            st.capturing = None;
+        }
+        let held = st.held.remove(&g).unwrap_or_default();
+        for (class, ptrs) in held {
+            st.free.entry(class).or_default().extend(ptrs);
+        }
+        st.owner.retain(|_, owner| *owner != g);
     }
 
     /// Returns every cached (free) block to the driver.
@@ -326,6 +395,41 @@ mod tests {
         drop((b, c));
         assert_eq!(pool.stats().in_use, 0);
         assert_eq!(pool.alloc(0)?.ptr(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_recording_keeps_its_blocks_until_released() -> Result<(), AllocError> {
+        let (_, pool) = fake(1 << 30);
+        let before = pool.alloc(1000)?;
+        let cached = pool.alloc(1000)?;
+        let cached_ptr = cached.ptr();
+        drop(cached);
+        let g = pool.begin_recording();
+        // A block freed while capturing is kept for the capture, and reused by it.
+        let during = pool.alloc(1000)?;
+        assert_eq!(during.ptr(), cached_ptr);
+        let before_ptr = before.ptr();
+        drop(before);
+        let again = pool.alloc(1000)?;
+        assert_eq!(again.ptr(), before_ptr);
+        let (during_ptr, again_ptr) = (during.ptr(), again.ptr());
+        pool.end_recording();
+        // Blocks the recording handed out stay reserved when freed after the capture.
+        drop(during);
+        let outside = pool.alloc(1000)?;
+        assert!(![during_ptr, again_ptr, before_ptr].contains(&outside.ptr()));
+        drop(outside);
+        pool.release_recording(g);
+        // Released: its blocks serve everyone again, and later frees go to the cache.
+        drop(again);
+        let mut seen = Vec::new();
+        let blocks: Vec<Block> = (0..4).map(|_| pool.alloc(1000)).collect::<Result<_, _>>()?;
+        seen.extend(blocks.iter().map(|b| b.ptr()));
+        for p in [during_ptr, again_ptr] {
+            assert!(seen.contains(&p), "{p:#x} not reused in {seen:x?}");
+        }
+        assert_eq!(pool.stats().driver_allocations, 4);
         Ok(())
     }
 

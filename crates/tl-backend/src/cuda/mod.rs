@@ -3,8 +3,9 @@
 //!
 //! Everything is loaded at run time (`cudarc` with dynamic loading), so a build of `tl`
 //! without a GPU, a driver or the CUDA toolkit works and simply reports the backend as
-//! unavailable ([`CudaBackend::open`]). All work is queued on the device's default stream, so
-//! operations, copies and the reuse of cached memory are ordered without extra events.
+//! unavailable ([`CudaBackend::open`]). All work, copies included, is queued on one stream of the
+//! backend's own, so operations, copies and the reuse of cached memory are ordered without
+//! extra events, and the stream can be captured as a CUDA graph ([`Backend::begin_recording`]).
 //!
 //! Semantics follow the CPU backend ([`crate::cpu`]): arithmetic runs in f64 for f64 tensors
 //! and in f32 otherwise; `map` and `cast` store the requested type, the other operations
@@ -15,6 +16,7 @@ mod codegen;
 mod contract;
 mod lt;
 pub mod nccl;
+mod record;
 
 pub use alloc::MemoryStats;
 
@@ -167,6 +169,8 @@ pub struct CudaBackend {
     include: Vec<String>,
     device_name: String,
     tf32: AtomicBool,
+    /// The pool's number for the recording being captured, if one is.
+    recording: Mutex<Option<u64>>,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -283,7 +287,9 @@ impl CudaBackend {
         let (major, minor) = ctx
             .compute_capability()
             .map_err(|e| Unavailable::Init(format!("{e:?}")))?;
-        let stream = ctx.default_stream();
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| Unavailable::Init(format!("creating a stream: {e:?}")))?;
         let lt = lt::Lt::new().map_err(Unavailable::Init)?;
         let pool = Pool::new(
             Box::new(DriverMemory { ctx: ctx.clone() }),
@@ -306,6 +312,7 @@ impl CudaBackend {
             include: include_dirs(),
             device_name,
             tf32: AtomicBool::new(false),
+            recording: Mutex::new(None),
         })
     }
 
@@ -594,31 +601,47 @@ impl CudaBackend {
             .iter()
             .map(|(_, d)| self.alloc(n, *d))
             .collect::<Result<Vec<_>>>()?;
-        if n > 0 {
-            let out_ptrs: Vec<u64> = storages.iter().map(|s| s.ptr()).collect();
-            let fused = self.fused_expr(outs, inputs, out_shape, &out_ptrs, real)?;
-            let sig = &fused.sig;
-            let source = || {
-                sig.source().ok_or_else(|| {
-                    shape_err(
-                        "map",
-                        format!(
-                            "{} inputs and {} outputs over {} axes is too many for one kernel",
-                            inputs.len(),
-                            outs.len(),
-                            sig.rank
-                        ),
-                    )
-                })
-            };
-            let grid = grid_for(n.div_ceil(codegen::ELEM_UNROLL));
-            self.launch(sig.key(), source, &fused.meta, grid)?;
-            drop(fused.keep);
-        }
+        let out_ptrs: Vec<u64> = storages.iter().map(|s| s.ptr()).collect();
+        self.elementwise_into(outs, inputs, out_shape, &out_ptrs, real)?;
         Ok(storages
             .into_iter()
             .map(|s| Self::wrap(s, out_shape))
             .collect())
+    }
+
+    /// Queues the kernel of [`CudaBackend::elementwise_many`] writing row-major results of
+    /// `out_shape` at `out_ptrs` (live blocks the caller keeps).
+    fn elementwise_into(
+        &self,
+        outs: &[(MapExpr, DType)],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        out_ptrs: &[u64],
+        real: Real,
+    ) -> Result<()> {
+        let n = numel_checked(out_shape)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let fused = self.fused_expr(outs, inputs, out_shape, out_ptrs, real)?;
+        let sig = &fused.sig;
+        let source = || {
+            sig.source().ok_or_else(|| {
+                shape_err(
+                    "map",
+                    format!(
+                        "{} inputs and {} outputs over {} axes is too many for one kernel",
+                        inputs.len(),
+                        outs.len(),
+                        sig.rank
+                    ),
+                )
+            })
+        };
+        let grid = grid_for(n.div_ceil(codegen::ELEM_UNROLL));
+        self.launch(sig.key(), source, &fused.meta, grid)?;
+        drop(fused.keep);
+        Ok(())
     }
 
     /// The signature and `TlMeta` words (without a kernel's own trailing words) of
@@ -706,8 +729,10 @@ impl CudaBackend {
         let s = self.alloc(v.len(), dtype)?;
         if !v.is_empty() {
             self.bind()?;
-            // SAFETY: the block holds at least `size_of_val(v)` bytes.
-            unsafe { drv::memcpy_htod_sync(s.ptr(), v) }
+            // SAFETY: the block holds at least `size_of_val(v)` bytes. From pageable memory the
+            // call returns once `v` has been staged, so `v` may go away after it; the copy is
+            // ordered after the work already queued that may still use the block.
+            unsafe { drv::memcpy_htod_async(s.ptr(), v, self.stream.cu_stream()) }
                 .map_err(|e| dev_err("copying to the device", e))?;
         }
         Ok(s)
@@ -718,8 +743,12 @@ impl CudaBackend {
         let mut v = vec![zero; n];
         if n > 0 {
             self.bind()?;
-            // SAFETY: `ptr` addresses at least `n` elements of `T` of a live block.
-            unsafe { drv::memcpy_dtoh_sync(&mut v, ptr) }
+            // SAFETY: `ptr` addresses at least `n` elements of `T` of a live block; the copy
+            // is ordered after the work that writes it, and waited for before `v` is read.
+            unsafe { drv::memcpy_dtoh_async(&mut v, ptr, self.stream.cu_stream()) }
+                .map_err(|e| dev_err("copying from the device", e))?;
+            self.stream
+                .synchronize()
                 .map_err(|e| dev_err("copying from the device", e))?;
         }
         Ok(v)
@@ -952,6 +981,104 @@ impl Backend for CudaBackend {
         }
         let outs: Vec<(MapExpr, DType)> = exprs.iter().map(|e| (e.clone(), dtype)).collect();
         self.elementwise_many(&outs, inputs, out_shape, Real::of(dtype))
+    }
+
+    fn map_many_into(
+        &self,
+        exprs: &[MapExpr],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        outs: &[&Tensor],
+    ) -> Result<()> {
+        if exprs.len() != outs.len() {
+            return Err(shape_err(
+                "map_many_into",
+                format!("{} expressions for {} outputs", exprs.len(), outs.len()),
+            ));
+        }
+        broadcastable(inputs, out_shape)?;
+        let mut keep = Vec::with_capacity(outs.len());
+        let mut typed = Vec::with_capacity(outs.len());
+        for (e, t) in exprs.iter().zip(outs) {
+            check_expr(e, inputs.len())?;
+            if t.shape() != out_shape || !t.layout.is_contiguous() || t.layout.offset != 0 {
+                return Err(shape_err(
+                    "map_many_into",
+                    format!(
+                        "an output must be a whole row-major tensor of {out_shape:?}, not a view of {:?}",
+                        t.shape()
+                    ),
+                ));
+            }
+            keep.push(self.dev("map_many_into", t)?);
+            typed.push((e.clone(), t.dtype));
+        }
+        let real = if typed.iter().any(|(_, d)| *d == DType::F64) {
+            Real::F64
+        } else {
+            Real::F32
+        };
+        let ptrs: Vec<u64> = keep.iter().map(|d| d.base).collect();
+        self.elementwise_into(&typed, inputs, out_shape, &ptrs, real)
+    }
+
+    fn can_record(&self) -> bool {
+        true
+    }
+
+    fn begin_recording(&self) -> Result<()> {
+        let mut current = lock(&self.recording);
+        if current.is_some() {
+            return Err(BackendError::Device(
+                "a recording is already being captured".into(),
+            ));
+        }
+        self.bind()?;
+        self.stream
+            .begin_capture(dsys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+            .map_err(|e| dev_err("starting a graph capture", e))?;
+        *current = Some(self.pool.begin_recording());
+        Ok(())
+    }
+
+    fn end_recording(&self) -> Result<crate::Recording> {
+        let Some(id) = lock(&self.recording).take() else {
+            return Err(BackendError::Device(
+                "no recording is being captured".into(),
+            ));
+        };
+        self.pool.end_recording();
+        let graph = match self.stream.end_capture(dsys::CUgraphInstantiate_flags(0)) {
+            Ok(Some(g)) => g,
+            Ok(None) => {
+                self.pool.release_recording(id);
+                return Err(BackendError::Device("the capture recorded nothing".into()));
+            }
+            Err(e) => {
+                self.pool.release_recording(id);
+                return Err(dev_err("capturing a graph", e));
+            }
+        };
+        Ok(crate::Recording {
+            inner: Box::new(record::CudaRecording {
+                graph: Mutex::new(record::GraphCell(graph)),
+                id,
+                pool: self.pool.clone(),
+                ctx: self.ctx.clone(),
+            }),
+        })
+    }
+
+    fn replay(&self, recording: &crate::Recording) -> Result<()> {
+        let Some(r) = recording.inner.downcast_ref::<record::CudaRecording>() else {
+            return Err(BackendError::Device(
+                "replay: the recording is not from the CUDA backend".into(),
+            ));
+        };
+        lock(&r.graph)
+            .0
+            .launch()
+            .map_err(|e| dev_err("launching a graph", e))
     }
 
     fn map_reduce(

@@ -1,0 +1,132 @@
+//! Replayed training steps. A full-batch step at a fixed learning rate queues the same work
+//! over the same memory every time, once the optimiser updates in place; on a backend that
+//! records work (CUDA graphs), one step is recorded — forward and backward pass, finiteness
+//! checks, every parameter update — and each later step is one replay of it plus one read-back.
+//!
+//! The order: ordinary steps until the optimiser's buffers exist, one step updating in place
+//! (its kernels are compiled and its memory cached outside the recording), one recorded step
+//! (replayed at once), then replays. A step that cannot be recorded (it reads something back,
+//! or uploads) leaves everything as it was and the run goes on step by step.
+
+use crate::engine::Engine;
+use crate::error::RunError;
+use crate::optim::OptimizerState;
+use crate::train::DevicePass;
+use tl_backend::{Recording, Tensor};
+use tl_check::TensorId;
+use tl_syntax::Span;
+
+/// A recorded step and the device scalars each replay of it writes.
+pub(crate) struct RecordedStep {
+    recording: Recording,
+    pass: DevicePass,
+}
+
+/// Where a training run stands with replaying.
+pub(crate) enum Replay {
+    /// Every step runs op by op (a mini-batch, a schedule, several ranks, a profile, a backend
+    /// that cannot record, or `--no-replay`).
+    Off,
+    /// The next step updates in place, unrecorded.
+    Warming,
+    /// The next step is recorded.
+    Record,
+    /// Steps replay this recording.
+    Ready(RecordedStep),
+}
+
+/// What a replayed step works on.
+pub(crate) struct StepTarget<'p> {
+    pub(crate) loss: TensorId,
+    pub(crate) params: &'p [TensorId],
+    pub(crate) wanted: &'p [bool],
+    pub(crate) step: u64,
+    pub(crate) lr: f64,
+    pub(crate) span: Span,
+}
+
+impl Engine<'_> {
+    /// One training step through the replay states (see the module documentation); returns
+    /// the loss. The parameters are updated in their own memory.
+    pub(crate) fn replayed_step(
+        &mut self,
+        state: &mut Replay,
+        opt: &mut OptimizerState,
+        s: &StepTarget<'_>,
+    ) -> Result<f64, RunError> {
+        let span = s.span;
+        let backend_err = |e| RunError::backend(e, span);
+        match state {
+            Replay::Ready(rec) => {
+                self.backend.replay(&rec.recording).map_err(backend_err)?;
+                let loss = self.checked(&rec.pass, s.loss, s.params, s.step, span)?;
+                opt.count_replayed_step();
+                self.replayed_steps += 1;
+                Ok(loss)
+            }
+            Replay::Record => {
+                let before = opt.clone();
+                if self.backend.begin_recording().is_err() {
+                    *state = Replay::Off;
+                    return self.step_in_place(opt, s);
+                }
+                let captured = self
+                    .pass_on_device(s.loss, s.params, s.wanted, span)
+                    .and_then(|d| {
+                        let tensors = self.param_tensors(s.params, span)?;
+                        opt.step_in_place(self.backend, &tensors, &d.grads, s.lr)
+                            .map_err(backend_err)?;
+                        Ok(d)
+                    });
+                let ended = self.backend.end_recording();
+                match (captured, ended) {
+                    (Ok(mut pass), Ok(recording)) => {
+                        // The gradients are only the recording's business now.
+                        pass.grads.clear();
+                        let rec = RecordedStep { recording, pass };
+                        self.backend.replay(&rec.recording).map_err(backend_err)?;
+                        let loss = self.checked(&rec.pass, s.loss, s.params, s.step, span)?;
+                        self.replayed_steps += 1;
+                        *state = Replay::Ready(rec);
+                        Ok(loss)
+                    }
+                    _ => {
+                        // Nothing recorded ran: the optimiser goes back to its state before,
+                        // and values made during the capture (never computed) are forgotten.
+                        *opt = before;
+                        self.constants.clear();
+                        self.reset_derived();
+                        self.traces.clear();
+                        *state = Replay::Off;
+                        self.step_in_place(opt, s)
+                    }
+                }
+            }
+            Replay::Warming => {
+                let loss = self.step_in_place(opt, s)?;
+                *state = Replay::Record;
+                Ok(loss)
+            }
+            Replay::Off => self.step_in_place(opt, s),
+        }
+    }
+
+    /// An ordinary checked pass, then the optimiser's update in place.
+    fn step_in_place(
+        &mut self,
+        opt: &mut OptimizerState,
+        s: &StepTarget<'_>,
+    ) -> Result<f64, RunError> {
+        let d = self.pass_on_device(s.loss, s.params, s.wanted, s.span)?;
+        let loss = self.checked(&d, s.loss, s.params, s.step, s.span)?;
+        let tensors = self.param_tensors(s.params, s.span)?;
+        opt.step_in_place(self.backend, &tensors, &d.grads, s.lr)
+            .map_err(|e| RunError::backend(e, s.span))?;
+        Ok(loss)
+    }
+
+    /// The parameters' current tensors.
+    fn param_tensors(&self, params: &[TensorId], span: Span) -> Result<Vec<Tensor>, RunError> {
+        params.iter().map(|&p| self.dense(p, span)).collect()
+    }
+}

@@ -1,0 +1,119 @@
+//! Replayed training steps on the GPU: a run that records one step and replays it ends at the
+//! same parameters and losses as a run that queues every step op by op. Skips (saying so)
+//! where there is no CUDA device.
+
+use tl_backend::cuda::CudaBackend;
+use tl_backend::{Backend, DType};
+use tl_check::Command;
+use tl_run::observe::{StepInfo, TrainObserver};
+use tl_run::{Engine, RunOptions};
+use tl_syntax::{SourceMap, Span};
+
+/// Records every step's loss.
+struct Losses(Vec<f64>);
+
+impl TrainObserver for Losses {
+    fn step(&mut self, info: &StepInfo) {
+        self.0.push(info.loss);
+    }
+}
+
+/// A two-layer network with biases on a fixed input, trained with `optimizer`.
+fn program(optimizer: &str) -> String {
+    format!(
+        "X[e: 16, i: 9] = sin(0.3 * e + 0.7 * i)\n\
+         T[e: 16, c: 3] = cos(0.2 * e - 0.5 * c)\n\
+         param W1[33, 9] ~ normal(0, 0.3)\n\
+         param B1[33] = 0\n\
+         param W2[3, 33] ~ normal(0, 0.3)\n\
+         H[e, h] = relu(W1[h, i] X[e, i] + B1[h])\n\
+         Y[e, c] = W2[c, h] H[e, h]\n\
+         Loss avg= (Y[e, c] - T[e, c])^2\n\
+         minimize Loss with {optimizer} for 25 steps\n"
+    )
+}
+
+/// The losses of every step, the final parameters and the number of replayed steps.
+fn train(be: &CudaBackend, optimizer: &str, replay: bool) -> (Vec<f64>, Vec<Vec<f64>>, u64) {
+    let src = program(optimizer);
+    let mut sources = SourceMap::new();
+    let (parsed, diags) =
+        tl_syntax::load_source("<test>", &src, &mut sources, std::path::Path::new("."));
+    assert!(diags.is_empty(), "{diags:?}");
+    let checked = tl_check::check(&parsed, &sources).expect("checks");
+    let plan = tl_plan::plan(&checked).expect("plans");
+    let options = RunOptions {
+        dtype: DType::F32,
+        replay,
+        ..RunOptions::default()
+    };
+    let mut engine = Engine::new(&checked, &plan, be, options).expect("starts");
+    engine.evaluate_all().expect("evaluates");
+    let spec = checked
+        .commands
+        .iter()
+        .find_map(|c| match c {
+            Command::Minimize(m) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("a minimize command");
+    let mut losses = Losses(Vec::new());
+    engine.minimize(&spec, &mut losses).expect("trains");
+    let params = ["W1", "B1", "W2"]
+        .iter()
+        .map(|n| {
+            let t = checked.tensor_named(n).expect("param");
+            let v = engine.dense(t, Span::default()).expect("value");
+            be.download(&v).expect("downloads").data.to_f64()
+        })
+        .collect();
+    (losses.0, params, engine.replayed_steps)
+}
+
+#[test]
+fn replayed_steps_train_like_steps_queued_one_by_one() {
+    let be = match CudaBackend::open() {
+        Ok(be) => be,
+        Err(why) => {
+            eprintln!("skipped: no CUDA driver ({why})");
+            return;
+        }
+    };
+    for optimizer in [
+        "adam(lr=0.01)",
+        "adamw(lr=0.01, weight_decay=0.1)",
+        "sgd(lr=0.05, momentum=0.9)",
+        "sgd(lr=0.05)",
+    ] {
+        let (l0, p0, r0) = train(&be, optimizer, false);
+        let (l1, p1, r1) = train(&be, optimizer, true);
+        assert_eq!(r0, 0, "{optimizer}: no replays asked for");
+        // Adam and SGD with momentum: an ordinary step first, then one updating in place,
+        // then the recorded one and its replays; plain SGD needs no first step.
+        let expected = if optimizer == "sgd(lr=0.05)" { 24 } else { 23 };
+        assert_eq!(r1, expected, "{optimizer}: replayed steps");
+        assert_eq!(l0.len(), l1.len());
+        for (k, (a, b)) in l0.iter().zip(&l1).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * a.abs().max(1e-3),
+                "{optimizer}: loss at step {}: {a} op by op, {b} replayed",
+                k + 1
+            );
+        }
+        assert!(
+            l1[24] < l1[0],
+            "{optimizer}: it trains ({} -> {})",
+            l1[0],
+            l1[24]
+        );
+        for (a, b) in p0.iter().zip(&p1) {
+            let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+            let den: f64 = a.iter().map(|x| x * x).sum();
+            assert!(
+                num.sqrt() <= 1e-5 * den.sqrt(),
+                "{optimizer}: parameters differ by {:e} (relative)",
+                num.sqrt() / den.sqrt()
+            );
+        }
+    }
+}
