@@ -85,6 +85,34 @@ pub trait Backend: Send + Sync {
         self.reduce(&values, &axes, op)
     }
 
+    /// A 0-d f32 tensor that is 0 when every element of every tensor in `tensors` is finite
+    /// and NaN otherwise: the check a training step makes of all its gradients, which a
+    /// backend may make in one pass over all of them. The default sums `x·0` over each tensor
+    /// ([`Backend::map_reduce`]), then adds the sums.
+    fn non_finite_flag(&self, tensors: &[&Tensor]) -> Result<Tensor> {
+        let zeroed = MapExpr::Binary(
+            BinaryFn::Mul,
+            Box::new(MapExpr::Input(0)),
+            Box::new(MapExpr::Const(0.0)),
+        );
+        let mut parts = Vec::with_capacity(tensors.len());
+        for t in tensors {
+            let dtype = if t.dtype == DType::F64 {
+                DType::F64
+            } else {
+                DType::F32
+            };
+            let all = t.rank();
+            parts.push(self.map_reduce(&zeroed, &[t], t.shape(), all, ReduceOp::Sum, dtype)?);
+        }
+        let mut sum = MapExpr::Const(0.0);
+        for k in 0..parts.len() {
+            sum = MapExpr::Binary(BinaryFn::Add, Box::new(sum), Box::new(MapExpr::Input(k)));
+        }
+        let refs: Vec<&Tensor> = parts.iter().collect();
+        self.map(&sum, &refs, &[], DType::F32)
+    }
+
     /// Combines the elements along `axes` with `op`, removing those axes. With no axes it
     /// copies. An empty reduction yields 0.
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor>;

@@ -384,6 +384,16 @@ impl Backend for ProfiledBackend<'_> {
         )
     }
 
+    fn non_finite_flag(&self, tensors: &[&Tensor]) -> Result<Tensor> {
+        self.timed(
+            || {
+                let ins: Vec<_> = tensors.iter().map(|t| describe(t)).collect();
+                format!("non_finite_flag {}", ins.join(" "))
+            },
+            || self.inner.non_finite_flag(tensors),
+        )
+    }
+
     fn can_record(&self) -> bool {
         self.inner.can_record()
     }

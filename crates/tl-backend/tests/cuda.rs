@@ -256,7 +256,14 @@ fn map_matches_cpu_for_every_function_and_layout() -> R {
         )?;
         close(be, &got, &want, tol(d), &format!("map views {d}"))?;
         // Reductions of an expression over its last axes, without storing its values.
-        for (shape, reduced) in [(&[7usize, 129][..], 1), (&[3, 5, 7], 2), (&[2, 5000], 1)] {
+        // (Rows past 65536 elements over several axes reduce in two passes.)
+        for (shape, reduced) in [
+            (&[7usize, 129][..], 1),
+            (&[3, 5, 7], 2),
+            (&[2, 5000], 1),
+            (&[3, 300, 301], 2),
+            (&[2, 129, 1000], 3),
+        ] {
             let (x, cx) = pair(be, &mut rng, shape, d)?;
             let mut bshape = shape.to_vec();
             bshape[0] = 1;
@@ -838,6 +845,52 @@ fn a_recording_replays_its_work_over_the_same_memory() -> R {
     assert!(be.end_recording().is_err());
     let t = be.full(&[3], 4.0, DType::F32)?;
     assert_eq!(be.download(&t)?.data.to_f64(), vec![4.0; 3]);
+    Ok(())
+}
+
+#[test]
+fn non_finite_flag_finds_one_bad_element_among_many_tensors() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let mut rng = Rng(77);
+    let cpu = CpuBackend::new();
+    for d in FLOATS {
+        let mut tensors = Vec::new();
+        for shape in [&[129, 1000][..], &[7], &[3, 5, 7], &[1]] {
+            tensors.push(pair(&be, &mut rng, shape, d)?.0);
+        }
+        // A permuted view too.
+        tensors.push(tensors[2].permuted(&[2, 0, 1]));
+        let refs: Vec<&Tensor> = tensors.iter().collect();
+        let flag = be.download(&be.non_finite_flag(&refs)?)?.data.to_f64();
+        assert_eq!(flag, vec![0.0], "{d}: all finite");
+        let want = cpu.download(&cpu.non_finite_flag(&[])?)?.data.to_f64();
+        assert_eq!(want, vec![0.0]);
+        for (k, bad) in [(0usize, f64::NAN), (0, f64::INFINITY), (1, f64::NEG_INFINITY), (4, f64::NAN)] {
+            // The last element of the big tensor, or one of the others (through the view).
+            let src = if k == 4 { 2 } else { k };
+            let host = be.download(&tensors[src])?;
+            let mut v = host.data.to_f64();
+            let at = if k == 0 { v.len() - 1 } else { v.len() / 2 };
+            v[at] = bad;
+            let mut swapped = tensors.clone();
+            let replaced = be.upload(&HostTensor::from_f64(host.shape.clone(), v, d))?;
+            if k == 4 {
+                swapped[2] = replaced.clone();
+                swapped[4] = replaced.permuted(&[2, 0, 1]);
+            } else {
+                swapped[k] = replaced;
+            }
+            let refs: Vec<&Tensor> = if k == 4 {
+                vec![&swapped[0], &swapped[4]]
+            } else {
+                swapped.iter().collect()
+            };
+            let flag = be.download(&be.non_finite_flag(&refs)?)?.data.to_f64();
+            assert!(flag[0].is_nan(), "{d}: {bad} in tensor {k} not found");
+        }
+    }
     Ok(())
 }
 

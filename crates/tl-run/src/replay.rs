@@ -80,9 +80,7 @@ impl Engine<'_> {
                     });
                 let ended = self.backend.end_recording();
                 match (captured, ended) {
-                    (Ok(mut pass), Ok(recording)) => {
-                        // The gradients are only the recording's business now.
-                        pass.grads.clear();
+                    (Ok(pass), Ok(recording)) => {
                         let rec = RecordedStep { recording, pass };
                         self.backend.replay(&rec.recording).map_err(backend_err)?;
                         let loss = self.checked(&rec.pass, s.loss, s.params, s.step, span)?;

@@ -22,12 +22,11 @@ pub(crate) struct StepResult {
     pub(crate) grads: Vec<Tensor>,
 }
 
-/// A forward and backward pass still on the device: the gradients, the loss summed, one
-/// scalar per gradient (0, or NaN when it holds a non-finite value) and their total, which
-/// is all a step reads back.
+/// A forward and backward pass still on the device: the gradients, the loss summed, and
+/// the loss plus a flag (0, or NaN when a gradient holds a non-finite value), which is all a
+/// step reads back.
 pub(crate) struct DevicePass {
     pub(crate) loss_sum: Tensor,
-    pub(crate) flags: Vec<Tensor>,
     pub(crate) total: Tensor,
     pub(crate) grads: Vec<Tensor>,
 }
@@ -179,18 +178,16 @@ impl Engine<'_> {
             };
             out.push(g);
         }
-        // One read-back per step: the loss plus, for every gradient, the sum of its elements
-        // times 0 (0 when all are finite, NaN otherwise).
-        let mut flags = Vec::with_capacity(out.len());
-        for g in &out {
-            flags.push(self.nan_unless_finite(g, span)?);
-        }
-        let mut parts: Vec<&Tensor> = vec![&loss_sum];
-        parts.extend(flags.iter());
-        let total = self.scalar_total(&parts, span)?;
+        // One read-back per step: the loss plus a flag that is 0 when every gradient is
+        // finite and NaN otherwise.
+        let refs: Vec<&Tensor> = out.iter().collect();
+        let flag = self
+            .backend
+            .non_finite_flag(&refs)
+            .map_err(|e| RunError::backend(e, span))?;
+        let total = self.scalar_total(&[&loss_sum, &flag], span)?;
         Ok(DevicePass {
             loss_sum,
-            flags,
             total,
             grads: out,
         })
@@ -216,8 +213,12 @@ impl Engine<'_> {
             let (culprit, at) = self.first_non_finite().unwrap_or((name.clone(), span));
             return Err(RunError::NonFinite { what: format!("the loss `{name}` is {value} at step {step}; the first non-finite value is in `{culprit}`"), span: at });
         }
-        for (&p, flag) in params.iter().zip(&d.flags) {
-            if !self.read_scalar(flag, span)?.is_finite() {
+        for (&p, g) in params.iter().zip(&d.grads) {
+            let flag = self
+                .backend
+                .non_finite_flag(&[g])
+                .map_err(|e| RunError::backend(e, span))?;
+            if !self.read_scalar(&flag, span)?.is_finite() {
                 let pname = &self.program.tensors[p].name;
                 let pspan = self.program.tensors[p].span;
                 return Err(RunError::NonFinite { what: format!("the gradient of `{name}` with respect to `{pname}` is not finite at step {step}"), span: pspan });
@@ -234,26 +235,6 @@ impl Engine<'_> {
         let axes: Vec<usize> = (0..t.rank()).collect();
         self.backend
             .reduce(t, &axes, tl_backend::ReduceOp::Sum)
-            .map_err(|e| RunError::backend(e, span))
-    }
-
-    /// A scalar on the device: 0 when every element of `t` is finite, NaN otherwise (the sum
-    /// of `t · 0`, in one pass).
-    fn nan_unless_finite(&self, t: &Tensor, span: Span) -> Result<Tensor, RunError> {
-        let zeroed = MapExpr::Binary(
-            BinaryFn::Mul,
-            Box::new(MapExpr::Input(0)),
-            Box::new(MapExpr::Const(0.0)),
-        );
-        self.backend
-            .map_reduce(
-                &zeroed,
-                &[t],
-                t.shape(),
-                t.rank(),
-                tl_backend::ReduceOp::Sum,
-                self.dtype(),
-            )
             .map_err(|e| RunError::backend(e, span))
     }
 

@@ -916,6 +916,21 @@ pub(crate) fn scatter_finish_source(op: ReduceOp, real: Real) -> String {
     s
 }
 
+/// Checks tensors of `storage` for NaN and infinity in one pass: `TlMeta = [out, k, (x_t,
+/// n_t) for each of the k tensors]`; every block that meets a non-finite element stores NaN
+/// in the f32 `*out` (which the caller set to 0), the others store nothing.
+pub(crate) fn non_finite_source(storage: DType, cap: usize) -> String {
+    let real = Real::of(storage);
+    let t = c_type(storage);
+    let mut s = header(real, cap);
+    let value = load(storage, "x[i]");
+    let body = format!(
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  float* out = (float*)m.v[0];\n  const long long k = m.v[1];\n  const long long step = (long long)gridDim.x * blockDim.x;\n  int bad = 0;\n  for (long long q = 0; q < k; ++q) {{\n    const {t}* x = (const {t}*)m.v[2 + 2 * q];\n    const long long n = m.v[3 + 2 * q];\n#pragma unroll 4\n    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {{\n      const real v = {value};\n      bad |= !isfinite(v);\n    }}\n  }}\n  if (__syncthreads_or(bad) && threadIdx.x == 0) *out = __int_as_float(0x7fc00000);\n}}\n"
+    );
+    s.push_str(&body);
+    s
+}
+
 /// Fills `n` elements of `width` bytes with one bit pattern. `TlMeta = [n, out, bits]`.
 pub(crate) fn fill_source(width: usize) -> String {
     let t = match width {
@@ -1360,6 +1375,12 @@ mod tests {
         }
         for width in [1, 2, 4, 8] {
             out.push((format!("fill {width}"), fill_source(width)));
+        }
+        for storage in floats {
+            out.push((
+                format!("non-finite {storage}"),
+                non_finite_source(storage, 64),
+            ));
         }
         out
     }

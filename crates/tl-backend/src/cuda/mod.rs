@@ -17,6 +17,7 @@ mod contract;
 mod lt;
 pub mod nccl;
 mod record;
+mod staging;
 
 pub use alloc::MemoryStats;
 
@@ -171,6 +172,8 @@ pub struct CudaBackend {
     tf32: AtomicBool,
     /// The pool's number for the recording being captured, if one is.
     recording: Mutex<Option<u64>>,
+    /// Page-locked memory for short read-backs, made at the first one.
+    staging: Mutex<Option<staging::Staging>>,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -313,6 +316,7 @@ impl CudaBackend {
             device_name,
             tf32: AtomicBool::new(false),
             recording: Mutex::new(None),
+            staging: Mutex::new(None),
         })
     }
 
@@ -741,6 +745,25 @@ impl CudaBackend {
     /// Copies `n` elements from the device into a host vector.
     fn download_vec<T: Copy>(&self, ptr: u64, n: usize, zero: T) -> Result<Vec<T>> {
         let mut v = vec![zero; n];
+        if n > 0 && n * std::mem::size_of::<T>() <= staging::STAGING_BYTES {
+            self.bind()?;
+            let mut cell = lock(&self.staging);
+            if cell.is_none() {
+                *cell = staging::Staging::new();
+            }
+            if let Some(buf) = cell.as_mut() {
+                let dst = buf.slice::<T>(n);
+                // SAFETY: as below, into the page-locked buffer, which the lock keeps ours
+                // until the copy has been waited for.
+                unsafe { drv::memcpy_dtoh_async(dst, ptr, self.stream.cu_stream()) }
+                    .map_err(|e| dev_err("copying from the device", e))?;
+                self.stream
+                    .synchronize()
+                    .map_err(|e| dev_err("copying from the device", e))?;
+                v.copy_from_slice(dst);
+                return Ok(v);
+            }
+        }
         if n > 0 {
             self.bind()?;
             // SAFETY: `ptr` addresses at least `n` elements of `T` of a live block; the copy
@@ -1026,6 +1049,62 @@ impl Backend for CudaBackend {
         true
     }
 
+    fn non_finite_flag(&self, tensors: &[&Tensor]) -> Result<Tensor> {
+        let out = self.alloc(1, DType::F32)?;
+        self.fill_bits(&out, 1, 0)?;
+        // One kernel per element type, over as many whole row-major tensors as its argument
+        // block holds; views are checked through a copy.
+        let mut groups: Vec<(DType, Vec<(DevRef, usize)>)> = Vec::new();
+        for t in tensors {
+            let n = t.numel();
+            if n == 0 {
+                continue;
+            }
+            let d = if t.layout.is_contiguous() {
+                let r = self.dev("non_finite_flag", t)?;
+                DevRef {
+                    base: r.base + (t.layout.offset * t.dtype.size()) as u64,
+                    ..r
+                }
+            } else {
+                let copy = self.cast(t, t.dtype)?;
+                self.dev("non_finite_flag", &copy)?
+            };
+            match groups.iter_mut().find(|(g, _)| *g == t.dtype) {
+                Some((_, list)) => list.push((d, n)),
+                None => groups.push((t.dtype, vec![(d, n)])),
+            }
+        }
+        const PER_LAUNCH: usize = 200;
+        for (dtype, list) in &groups {
+            let storage = match dtype {
+                DType::F64 | DType::F32 | DType::F16 | DType::BF16 => *dtype,
+                // Booleans and integers are always finite.
+                _ => continue,
+            };
+            for chunk in list.chunks(PER_LAUNCH) {
+                let mut meta = vec![out.ptr() as i64, chunk.len() as i64];
+                for (d, n) in chunk {
+                    meta.extend([d.base as i64, *n as i64]);
+                }
+                let most = chunk.iter().map(|(_, n)| *n).max().unwrap_or(1);
+                let Some(cap) = codegen::meta_cap(meta.len()) else {
+                    return Err(BackendError::Device(
+                        "non_finite_flag: too many tensors for one kernel".into(),
+                    ));
+                };
+                self.launch(
+                    codegen::kernel_key(&("non_finite", storage, cap)),
+                    || Ok(codegen::non_finite_source(storage, cap)),
+                    &meta,
+                    grid_for(most).min(2048),
+                )?;
+            }
+        }
+        drop(groups);
+        Ok(Self::wrap(out, &[]))
+    }
+
     fn begin_recording(&self) -> Result<()> {
         let mut current = lock(&self.recording);
         if current.is_some() {
@@ -1095,6 +1174,19 @@ impl Backend for CudaBackend {
         let split = shape.len().saturating_sub(reduced);
         let r: usize = shape[split..].iter().product();
         let rows: usize = shape[..split].iter().product();
+        // Longer rows over several axes: the last axes first (fused, as below), then the
+        // rest of the partial results (a mean of equal-sized means is the mean).
+        if r > 1 << 16 && reduced >= 2 && shape[shape.len() - 1] <= 1 << 16 {
+            let mut inner = 1;
+            let mut k = 0;
+            while k < reduced && inner * shape[shape.len() - 1 - k] <= 1 << 16 {
+                inner *= shape[shape.len() - 1 - k];
+                k += 1;
+            }
+            let partial = self.map_reduce(expr, inputs, shape, k, op, dtype)?;
+            let axes: Vec<usize> = (split..shape.len() - k).collect();
+            return self.reduce(&partial, &axes, op);
+        }
         // Rows of a few thousand at most, in one warp or block each; other shapes (and empty
         // ones) map, then reduce.
         if reduced == 0 || r == 0 || rows == 0 || r > 1 << 16 {
