@@ -858,7 +858,7 @@ fn non_finite_flag_finds_one_bad_element_among_many_tensors() -> R {
     for d in FLOATS {
         let mut tensors = Vec::new();
         for shape in [&[129, 1000][..], &[7], &[3, 5, 7], &[1]] {
-            tensors.push(pair(&be, &mut rng, shape, d)?.0);
+            tensors.push(pair(be, &mut rng, shape, d)?.0);
         }
         // A permuted view too.
         tensors.push(tensors[2].permuted(&[2, 0, 1]));
@@ -867,7 +867,12 @@ fn non_finite_flag_finds_one_bad_element_among_many_tensors() -> R {
         assert_eq!(flag, vec![0.0], "{d}: all finite");
         let want = cpu.download(&cpu.non_finite_flag(&[])?)?.data.to_f64();
         assert_eq!(want, vec![0.0]);
-        for (k, bad) in [(0usize, f64::NAN), (0, f64::INFINITY), (1, f64::NEG_INFINITY), (4, f64::NAN)] {
+        for (k, bad) in [
+            (0usize, f64::NAN),
+            (0, f64::INFINITY),
+            (1, f64::NEG_INFINITY),
+            (4, f64::NAN),
+        ] {
             // The last element of the big tensor, or one of the others (through the view).
             let src = if k == 4 { 2 } else { k };
             let host = be.download(&tensors[src])?;

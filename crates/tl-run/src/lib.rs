@@ -15,7 +15,7 @@ pub mod layers;
 pub mod observe;
 pub mod optim;
 pub mod parallel;
-mod replay;
+pub mod replay;
 pub mod rng;
 pub mod sparse;
 pub mod strata;

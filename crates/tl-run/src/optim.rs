@@ -159,7 +159,7 @@ impl OptimizerState {
     /// exists (after one ordinary step, or a resumed one).
     pub fn can_step_in_place(&self) -> bool {
         match self.spec {
-            Optimizer::Sgd { momentum, .. } if momentum == 0.0 => true,
+            Optimizer::Sgd { momentum: 0.0, .. } => true,
             Optimizer::Sgd { .. } => self.first.iter().all(Option::is_some),
             Optimizer::Adam { .. } => self.first.iter().chain(&self.second).all(Option::is_some),
         }

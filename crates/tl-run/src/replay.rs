@@ -1,19 +1,23 @@
-//! Replayed training steps. A full-batch step at a fixed learning rate queues the same work
-//! over the same memory every time, once the optimiser updates in place; on a backend that
-//! records work (CUDA graphs), one step is recorded — forward and backward pass, finiteness
-//! checks, every parameter update — and each later step is one replay of it plus one read-back.
+//! Replayed work. A full-batch training step at a fixed learning rate queues the same work
+//! over the same memory every time, once the optimiser updates in place; so does a repeated
+//! evaluation of a program whose data and parameters have not changed. On a backend that
+//! records work (CUDA graphs), one such step or evaluation is recorded and each later one is
+//! a single replay of it — for a training step, forward and backward pass, finiteness checks
+//! and every parameter update, plus one read-back.
 //!
-//! The order: ordinary steps until the optimiser's buffers exist, one step updating in place
+//! Training: ordinary steps until the optimiser's buffers exist, one step updating in place
 //! (its kernels are compiled and its memory cached outside the recording), one recorded step
-//! (replayed at once), then replays. A step that cannot be recorded (it reads something back,
-//! or uploads) leaves everything as it was and the run goes on step by step.
+//! (replayed at once), then replays. Evaluation: the first evaluation runs, the second is
+//! recorded, later ones replay. Work that cannot be recorded (it reads something back, as a
+//! fixpoint's convergence test does, or uploads) leaves everything as it was and runs op by
+//! op from then on.
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Value};
 use crate::error::RunError;
 use crate::optim::OptimizerState;
 use crate::train::DevicePass;
 use tl_backend::{Recording, Tensor};
-use tl_check::TensorId;
+use tl_check::{Definition, TensorId};
 use tl_syntax::Span;
 
 /// A recorded step and the device scalars each replay of it writes.
@@ -126,5 +130,95 @@ impl Engine<'_> {
     /// The parameters' current tensors.
     fn param_tensors(&self, params: &[TensorId], span: Span) -> Result<Vec<Tensor>, RunError> {
         params.iter().map(|&p| self.dense(p, span)).collect()
+    }
+}
+
+/// A recorded evaluation and the derived values each replay of it rewrites.
+pub struct RecordedEvaluation {
+    recording: Recording,
+    values: Vec<(TensorId, Value)>,
+}
+
+/// Where repeated evaluations stand with replaying (see [`Engine::evaluate_again`]).
+#[derive(Default)]
+pub enum EvalReplay {
+    /// Nothing evaluated through `evaluate_again` yet.
+    #[default]
+    Cold,
+    /// Evaluated once; the next evaluation is recorded.
+    Warm,
+    /// Evaluations replay this recording.
+    Ready(RecordedEvaluation),
+    /// Evaluations run op by op (recording failed, or the backend cannot record).
+    Off,
+}
+
+impl Engine<'_> {
+    /// Evaluates every definition again from the current data and parameters, as
+    /// [`Engine::evaluate_all`] after [`Engine::reset_derived`] does, but on a backend that
+    /// records work the second such evaluation is recorded and later ones replay it: one
+    /// launch instead of one per kernel. For repeated evaluations of a program whose data
+    /// and parameters keep their memory (as `tl bench` makes); training forgets the recording.
+    pub fn evaluate_again(&mut self) -> Result<(), RunError> {
+        let span = Span::default();
+        match std::mem::take(&mut self.eval_replay) {
+            EvalReplay::Ready(rec) => {
+                self.backend
+                    .replay(&rec.recording)
+                    .map_err(|e| RunError::backend(e, span))?;
+                for (t, v) in &rec.values {
+                    self.values[*t] = Some(v.clone());
+                }
+                self.eval_replay = EvalReplay::Ready(rec);
+                Ok(())
+            }
+            EvalReplay::Warm if self.options.replay && self.profile.is_none() => {
+                self.reset_derived();
+                if self.backend.begin_recording().is_err() {
+                    self.eval_replay = EvalReplay::Off;
+                    return self.evaluate_all();
+                }
+                let evaluated = self.evaluate_all();
+                match (evaluated, self.backend.end_recording()) {
+                    (Ok(()), Ok(recording)) => {
+                        self.backend
+                            .replay(&recording)
+                            .map_err(|e| RunError::backend(e, span))?;
+                        let values = self
+                            .program
+                            .tensors
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, d)| matches!(d.def, Definition::Derived))
+                            .filter_map(|(t, _)| self.values[t].clone().map(|v| (t, v)))
+                            .collect();
+                        self.eval_replay =
+                            EvalReplay::Ready(RecordedEvaluation { recording, values });
+                        Ok(())
+                    }
+                    _ => {
+                        // Nothing recorded ran: forget what the capture made.
+                        self.constants.clear();
+                        self.reset_derived();
+                        self.eval_replay = EvalReplay::Off;
+                        self.evaluate_all()
+                    }
+                }
+            }
+            state => {
+                self.eval_replay = match state {
+                    EvalReplay::Cold if self.backend.can_record() => EvalReplay::Warm,
+                    EvalReplay::Off | EvalReplay::Cold => EvalReplay::Off,
+                    other => other,
+                };
+                self.reset_derived();
+                self.evaluate_all()
+            }
+        }
+    }
+
+    /// Drops a recorded evaluation (the data or parameters it read are about to change).
+    pub fn forget_recorded_evaluation(&mut self) {
+        self.eval_replay = EvalReplay::Cold;
     }
 }

@@ -405,6 +405,7 @@ impl Engine<'_> {
         mut dp: Option<&mut DataParallel<'_>>,
     ) -> Result<(), RunError> {
         let span = spec.span;
+        self.forget_recorded_evaluation();
         let params = self.learned_params(spec.loss);
         if params.is_empty() {
             return Err(RunError::Unsupported {

@@ -1,6 +1,7 @@
-//! Replayed training steps on the GPU: a run that records one step and replays it ends at the
-//! same parameters and losses as a run that queues every step op by op. Skips (saying so)
-//! where there is no CUDA device.
+//! Replayed work on the GPU: a training run that records one step and replays it ends at the
+//! same parameters and losses as a run that queues every step op by op, and replayed
+//! evaluations give the values of ordinary ones. Skips (saying so) where there is no CUDA
+//! device.
 
 use tl_backend::cuda::CudaBackend;
 use tl_backend::{Backend, DType};
@@ -116,4 +117,75 @@ fn replayed_steps_train_like_steps_queued_one_by_one() {
             );
         }
     }
+}
+
+/// Every value of `names` after evaluating `src` with `evaluate_again` `times` times, and the
+/// plan evaluations the last two of those made.
+fn evaluate_repeatedly(
+    be: &CudaBackend,
+    src: &str,
+    names: &[&str],
+    times: usize,
+) -> (Vec<Vec<f64>>, usize) {
+    let mut sources = SourceMap::new();
+    let (parsed, diags) =
+        tl_syntax::load_source("<test>", src, &mut sources, std::path::Path::new("."));
+    assert!(diags.is_empty(), "{diags:?}");
+    let checked = tl_check::check(&parsed, &sources).expect("checks");
+    let plan = tl_plan::plan(&checked).expect("plans");
+    let options = RunOptions {
+        dtype: DType::F32,
+        ..RunOptions::default()
+    };
+    let mut engine = Engine::new(&checked, &plan, be, options).expect("starts");
+    let mut before = 0;
+    for k in 0..times {
+        if k + 2 == times {
+            before = engine.evaluations;
+        }
+        engine.evaluate_again().expect("evaluates");
+    }
+    let values = names
+        .iter()
+        .map(|n| {
+            let t = checked.tensor_named(n).expect("tensor");
+            let v = engine.dense(t, Span::default()).expect("value");
+            be.download(&v).expect("downloads").data.to_f64()
+        })
+        .collect();
+    (values, engine.evaluations - before)
+}
+
+#[test]
+fn replayed_evaluations_give_the_values_of_ordinary_ones() {
+    let be = match CudaBackend::open() {
+        Ok(be) => be,
+        Err(why) => {
+            eprintln!("skipped: no CUDA driver ({why})");
+            return;
+        }
+    };
+    let network = "X[e: 13, i: 9] = sin(0.3 * e + 0.7 * i)\n\
+                   param W[9, 17] ~ normal(0, 0.3)\n\
+                   param B[17] ~ normal(0, 0.1)\n\
+                   H[e, h] = gelu(X[e, i]) W[i, h] + B[h]\n\
+                   P[e, h.] = softmax(H[e, h])\n";
+    let (once, _) = evaluate_repeatedly(&be, network, &["H", "P"], 1);
+    let (many, last_two) = evaluate_repeatedly(&be, network, &["H", "P"], 5);
+    assert_eq!(
+        once, many,
+        "replayed values differ from the first evaluation's"
+    );
+    assert_eq!(
+        last_two, 0,
+        "the last evaluations replayed, evaluating no plan"
+    );
+    // A recursive rule's fixpoint reads its convergence back (on the device, that cannot be
+    // recorded, and evaluations go on op by op): the same answer every time.
+    let closure = "Edge(A, B)\nEdge(B, C)\nEdge(C, D)\nEdge(E, F)\n\
+                   Reach(x, y) <- Edge(x, y)\n\
+                   Reach(x, z) <- Reach(x, y), Edge(y, z)\n";
+    let (once, _) = evaluate_repeatedly(&be, closure, &["Reach"], 1);
+    let (many, _) = evaluate_repeatedly(&be, closure, &["Reach"], 4);
+    assert_eq!(once, many);
 }

@@ -3,7 +3,9 @@
 //!
 //! A program with a `minimize` is timed per training step (forward, backward and optimiser
 //! update; every step reads its loss back, which synchronises); any other program is timed per
-//! evaluation of all its definitions (every derived tensor recomputed).
+//! evaluation of all its definitions (every derived tensor recomputed). On the GPU both replay
+//! a recording of the work once it repeats (CUDA graphs; `--no-replay` turns that off), as a
+//! long training run or a served model would.
 
 use crate::{device, emit, pipeline};
 use std::path::PathBuf;
@@ -173,9 +175,8 @@ fn measure(
                 if k == warmup && profile {
                     start_profile(engine);
                 }
-                engine.reset_derived();
                 let t0 = Instant::now();
-                engine.evaluate_all()?;
+                engine.evaluate_again()?;
                 engine
                     .backend
                     .synchronize()
