@@ -281,20 +281,42 @@ fn map_matches_cpu_for_every_function_and_layout() -> R {
                 )?;
             }
         }
-        // Softmax and layer norm of an expression, without storing its values.
-        for (shape, axis) in [(&[7usize, 129][..], 1), (&[3, 5, 7], 1), (&[2, 5000], 1)] {
+        // Softmax and layer norm of an expression, without storing its values; the inputs
+        // broadcast along other axes, along the normalised one, and are permuted views.
+        for (shape, axis) in [
+            (&[7usize, 129][..], 1),
+            (&[3, 5, 7], 1),
+            (&[2, 5000], 1),
+            (&[4, 3, 33], 2),
+        ] {
             let (x, cx) = pair(be, &mut rng, shape, d)?;
             let mut bshape = shape.to_vec();
             bshape[0] = 1;
             let (y, cy) = pair(be, &mut rng, &bshape, d)?;
+            let mut ashape = shape.to_vec();
+            ashape[axis] = 1;
+            let (z, cz) = pair(be, &mut rng, &ashape, d)?;
+            let reversed: Vec<usize> = shape.iter().rev().copied().collect();
+            let (w, cw) = pair(be, &mut rng, &reversed, d)?;
+            let back: Vec<usize> = (0..shape.len()).rev().collect();
+            let (w, cw) = (w.permuted(&back), cw.permuted(&back));
             let sum = MapExpr::Binary(
                 BinaryFn::Add,
-                Box::new(MapExpr::Input(0)),
-                Box::new(MapExpr::Input(1)),
+                Box::new(MapExpr::Binary(
+                    BinaryFn::Add,
+                    Box::new(MapExpr::Input(0)),
+                    Box::new(MapExpr::Input(1)),
+                )),
+                Box::new(MapExpr::Binary(
+                    BinaryFn::Mul,
+                    Box::new(MapExpr::Input(2)),
+                    Box::new(MapExpr::Input(3)),
+                )),
             );
             for f in [NormFn::Softmax, NormFn::LayerNorm] {
-                let got = be.map_normalize(&sum, &[&x, &y], shape, axis, f, d)?;
-                let want = cpu.map_normalize(&sum, &[&cx, &cy], shape, axis, f, DType::F64)?;
+                let got = be.map_normalize(&sum, &[&x, &y, &z, &w], shape, axis, f, d)?;
+                let want =
+                    cpu.map_normalize(&sum, &[&cx, &cy, &cz, &cw], shape, axis, f, DType::F64)?;
                 close(
                     be,
                     &got,
@@ -838,6 +860,13 @@ fn a_recording_replays_its_work_over_the_same_memory() -> R {
         let t = be.full(&[3], 2.0, DType::F32)?;
         assert_eq!(be.download(&t)?.data.to_f64(), vec![2.0; 3]);
     }
+    // Host data cannot be copied in while recording (the copy would read freed memory at a
+    // later replay): an error.
+    be.begin_recording()?;
+    assert!(be
+        .upload(&HostTensor::from_f64(vec![2], vec![1.0, 2.0], DType::F32))
+        .is_err());
+    drop(be.end_recording());
     // Reading back while recording cannot be recorded: an error, and the stream recovers.
     be.begin_recording()?;
     let t = be.full(&[3], 1.0, DType::F32)?;

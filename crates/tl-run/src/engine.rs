@@ -88,6 +88,9 @@ pub struct Engine<'a> {
     /// Scalar constants on the backend, by (value bits, element type), made once: a plan's
     /// constants are then no allocation or launch of their own on later evaluations.
     pub constants: HashMap<(u64, DType), Tensor>,
+    /// The values `0, 1, …, n-1` of an index used as a number, by (extent, element type),
+    /// uploaded once.
+    pub index_values: HashMap<(usize, DType), Tensor>,
     /// The random generator.
     pub rng: Rng,
     /// Whether `evaluate` keeps node values for a backward pass.
@@ -145,6 +148,7 @@ impl<'a> Engine<'a> {
             warnings: Vec::new(),
             index_cache: HashMap::new(),
             constants: HashMap::new(),
+            index_values: HashMap::new(),
             rng,
             record: false,
             traces: HashMap::new(),

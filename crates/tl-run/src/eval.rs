@@ -340,11 +340,19 @@ impl Engine<'_> {
                 },
                 Op::IndexValue(v) => {
                     let n = plan.vars[*v].extent;
-                    let host = HostTensor {
-                        shape: vec![n],
-                        data: HostData::F64((0..n).map(|x| x as f64).collect()).convert(dtype),
-                    };
-                    be.upload(&host).map_err(err)?
+                    match self.index_values.get(&(n, dtype)) {
+                        Some(t) => t.clone(),
+                        None => {
+                            let host = HostTensor {
+                                shape: vec![n],
+                                data: HostData::F64((0..n).map(|x| x as f64).collect())
+                                    .convert(dtype),
+                            };
+                            let t = be.upload(&host).map_err(err)?;
+                            self.index_values.insert((n, dtype), t.clone());
+                            t
+                        }
+                    }
                 }
                 Op::Map { expr, inputs } => {
                     let views = aligned(graph, &vals, inputs, &node.labels, span)?;

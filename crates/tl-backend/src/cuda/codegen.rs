@@ -191,6 +191,18 @@ pub(crate) fn dialect(src: &str, real: Real) -> String {
     out
 }
 
+/// The magic number of a division by `e` (≥ 1) of a 32-bit `x < 2^31`, as one `TlMeta`
+/// word: the multiplier in the low 32 bits, the shift in the high ones, so that
+/// `x / e = (umulhi(x, multiplier) + x) >> shift` (the round-up method of Granlund and
+/// Montgomery, with `shift = ⌈log2 e⌉`).
+pub(crate) fn divisor(e: usize) -> i64 {
+    let e = e.clamp(1, 1 << 31) as u64;
+    let shift = 64 - (e - 1).leading_zeros() as u64;
+    let shift = if e == 1 { 0 } else { shift };
+    let multiplier = ((1u64 << 32) * ((1u64 << shift) - e)) / e + 1;
+    ((shift << 32) | (multiplier & 0xffff_ffff)) as i64
+}
+
 /// Capacity (in 64-bit words) of the `TlMeta` argument for `len` words, or `None` when the
 /// argument would exceed CUDA's 4 KiB parameter limit.
 pub(crate) fn meta_cap(len: usize) -> Option<usize> {
@@ -352,11 +364,12 @@ impl ElemSig {
 
     /// Index of the first constant in `TlMeta`.
     fn consts_at(&self) -> usize {
-        self.inputs_at() + self.inputs.len() + self.rank + self.n_strided() * self.rank
+        self.inputs_at() + self.inputs.len() + 2 * self.rank + self.n_strided() * self.rank
     }
 
-    /// Words of `TlMeta`: `[n, out_0 … out_{O-1}, in_0 … in_{K-1}, extents (rank), strides of
-    /// each strided input (rank each), the expressions' constants (f64 bits)]`.
+    /// Words of `TlMeta`: `[n, out_0 … out_{O-1}, in_0 … in_{K-1}, extents (rank), their
+    /// divisors (rank, see [`divisor`]), strides of each strided input (rank each), the
+    /// expressions' constants (f64 bits)]`.
     pub(crate) fn meta_len(&self) -> usize {
         self.consts_at() + self.all_constants().len()
     }
@@ -376,6 +389,7 @@ impl ElemSig {
         m.extend(outs.iter().map(|&p| p as i64));
         m.extend(inputs.iter().map(|&p| p as i64));
         m.extend(shape.iter().map(|&e| e as i64));
+        m.extend(shape.iter().map(|&e| divisor(e)));
         for s in strides {
             m.extend(s.iter().map(|&x| x as i64));
         }
@@ -384,9 +398,8 @@ impl ElemSig {
     }
 
     /// Code that reads every input at flat output index `i` into `target(j)` (converted to
-    /// `real` when `convert`): strided inputs through their offsets, one digit of `i` per axis,
-    /// innermost first (in 32 bits when the index space `n` fits, a branch that is the same for
-    /// every thread).
+    /// `real` when `convert`): strided inputs through their offsets (see
+    /// [`ElemSig::offsets`]).
     fn read_inputs(
         &self,
         body: &mut String,
@@ -394,40 +407,68 @@ impl ElemSig {
         target: &dyn Fn(usize) -> String,
         convert: bool,
     ) {
+        self.offsets(body, pad, "i", "o");
+        self.loads(body, pad, target, convert, &|j| format!("o{j}"));
+    }
+
+    /// Code declaring `long long {var}{j}`, the offset of each strided input `j` at flat
+    /// output index `index`: one digit of the index per axis, innermost first (in 32 bits when
+    /// the index space `n` fits, a branch that is the same for every thread).
+    fn offsets(&self, body: &mut String, pad: &str, index: &str, var: &str) {
         let k = self.inputs.len();
         let shape_at = self.inputs_at() + k;
         let strided: Vec<usize> = (0..k)
             .filter(|&j| self.inputs[j].1 == Access::Strided)
             .collect();
-        if !strided.is_empty() {
-            for &j in &strided {
-                let _ = writeln!(body, "{pad}long long o{j} = 0;");
-            }
-            for (guard, int) in [
-                ("if (n <= 4294967295LL)", "unsigned int"),
-                ("else", "long long"),
-            ] {
-                let _ = writeln!(body, "{pad}{guard} {{\n{pad}  {int} rem = ({int})i;");
-                for a in (0..self.rank).rev() {
-                    let _ = write!(
-                        body,
-                        "{pad}  {{ const {int} e = ({int})m.v[{}]; const {int} c = rem % e; rem /= e;",
-                        shape_at + a
-                    );
-                    for (q, &j) in strided.iter().enumerate() {
-                        let st = shape_at + self.rank + q * self.rank + a;
-                        let _ = write!(body, " o{j} += (long long)c * m.v[{st}];");
-                    }
-                    body.push_str(" }\n");
-                }
-                let _ = writeln!(body, "{pad}}}");
-            }
+        if strided.is_empty() {
+            return;
         }
+        for &j in &strided {
+            let _ = writeln!(body, "{pad}long long {var}{j} = 0;");
+        }
+        // Below 2^31 a division by an extent is a multiply-high and a shift (the divisor's
+        // magic number); above, a 64-bit division, a branch that is the same for every thread.
+        for (guard, int) in [
+            ("if (n <= 2147483647LL)", "unsigned int"),
+            ("else", "long long"),
+        ] {
+            let _ = writeln!(body, "{pad}{guard} {{\n{pad}  {int} rem = ({int}){index};");
+            for a in (0..self.rank).rev() {
+                let e = shape_at + a;
+                let digit = if int == "unsigned int" {
+                    let d = shape_at + self.rank + a;
+                    format!(
+                        "const unsigned int e = (unsigned int)m.v[{e}]; const unsigned long long dv = (unsigned long long)m.v[{d}]; const unsigned int qt = (__umulhi(rem, (unsigned int)dv) + rem) >> (unsigned int)(dv >> 32); const unsigned int c = rem - qt * e; rem = qt;"
+                    )
+                } else {
+                    format!("const long long e = m.v[{e}]; const long long c = rem % e; rem /= e;")
+                };
+                let _ = write!(body, "{pad}  {{ {digit}");
+                for (q, &j) in strided.iter().enumerate() {
+                    let st = shape_at + 2 * self.rank + q * self.rank + a;
+                    let _ = write!(body, " {var}{j} += (long long)c * m.v[{st}];");
+                }
+                body.push_str(" }\n");
+            }
+            let _ = writeln!(body, "{pad}}}");
+        }
+    }
+
+    /// Code that reads every input into `target(j)` (converted to `real` when `convert`):
+    /// contiguous ones at `i`, scalars at 0, strided ones at `offset(j)`.
+    fn loads(
+        &self,
+        body: &mut String,
+        pad: &str,
+        target: &dyn Fn(usize) -> String,
+        convert: bool,
+        offset: &dyn Fn(usize) -> String,
+    ) {
         for (j, (d, a)) in self.inputs.iter().enumerate() {
             let at = match a {
                 Access::Contiguous => format!("in{j}[i]"),
                 Access::Scalar => format!("in{j}[0]"),
-                Access::Strided => format!("in{j}[o{j}]"),
+                Access::Strided => format!("in{j}[{}]", offset(j)),
             };
             let value = if convert { load(*d, &at) } else { at };
             let _ = writeln!(body, "{pad}{} = {value};", target(j));
@@ -528,14 +569,19 @@ impl ElemSig {
     /// A softmax or layer norm of this signature's one expression along the middle axis of
     /// its index space `[outer, len, inner]`, without storing the expression's values (each
     /// pass over a row computes them again from the inputs), stored as `storage`. `TlMeta` is
-    /// [`ElemSig::meta`]'s followed by `len` and `inner`; the output is `out0`.
+    /// [`ElemSig::meta`]'s followed by `len`, `inner` and, for each strided input, its stride
+    /// along the normalised axis: a strided input's offsets are found once per row and then
+    /// stepped, not recomputed from the flat index at every element. The output is `out0`.
     pub(crate) fn normalize_source(
         &self,
         func: NormFn,
         storage: DType,
         warp: bool,
     ) -> Option<String> {
-        let cap = meta_cap(self.meta_len() + 2)?;
+        let strided: Vec<usize> = (0..self.inputs.len())
+            .filter(|&j| self.inputs[j].1 == Access::Strided)
+            .collect();
+        let cap = meta_cap(self.meta_len() + 2 + strided.len())?;
         let mut s = header(self.real, cap);
         let mut head = self.kernel_head(&[storage]);
         let consts = self.all_constants().len();
@@ -545,8 +591,19 @@ impl ElemSig {
             "  const long long len = m.v[{at}];\n  const long long inner = m.v[{}];\n  const long long rows = n / len;",
             at + 1
         );
+        for (q, &j) in strided.iter().enumerate() {
+            let _ = writeln!(head, "  const long long st{j} = m.v[{}];", at + 2 + q);
+        }
+        let mut row = String::new();
+        self.offsets(&mut row, "    ", "base", "ob");
         let mut value = String::new();
-        self.read_inputs(&mut value, "      ", &|j| format!("const real x{j}"), true);
+        self.loads(
+            &mut value,
+            "      ",
+            &|j| format!("const real x{j}"),
+            true,
+            &|j| format!("ob{j} + j * st{j}"),
+        );
         let _ = writeln!(
             value,
             "      const real v = {};",
@@ -555,7 +612,7 @@ impl ElemSig {
         let body = format!(
             "{}{head}{}",
             row_reducers(warp),
-            normalize_rows(func, storage, warp, &value)
+            normalize_rows(func, storage, warp, &row, &value)
         );
         s.push_str(&dialect(&body, self.real));
         Some(s)
@@ -765,10 +822,11 @@ __device__ real tl_row_max(real v, real* sh) {
 }
 
 /// The body of a normalisation over the rows of `[outer, len, inner]` (the variables `rows`,
-/// `len`, `inner` and `sh` in scope): for each row `q` a warp (`warp`) or a block walks the
-/// row's elements `i = base + j * inner`, `value` giving the code that defines `const real v`
-/// at `i`, and the result goes to `out0[i]` stored as `storage`.
-fn normalize_rows(func: NormFn, storage: DType, warp: bool, value: &str) -> String {
+/// `len`, `inner` and `sh` in scope): for each row `q` (first element `base`, after the code
+/// `row`) a warp (`warp`) or a block walks the row's elements `i = base + j * inner`, `value`
+/// giving the code that defines `const real v` at `i`, and the result goes to `out0[i]`
+/// stored as `storage`.
+fn normalize_rows(func: NormFn, storage: DType, warp: bool, row: &str, value: &str) -> String {
     let (first_row, row_step, lane, lanes) = if warp {
         (
             format!("(long long)blockIdx.x * ({BLOCK} / 32) + threadIdx.x / 32"),
@@ -804,7 +862,7 @@ fn normalize_rows(func: NormFn, storage: DType, warp: bool, value: &str) -> Stri
         ),
     };
     format!(
-        "  __shared__ real sh[{BLOCK}];\n  for (long long q = {first_row}; q < rows; q += {row_step}) {{\n    const long long base = (q / inner) * len * inner + (q % inner);\n{work}  }}\n}}\n"
+        "  __shared__ real sh[{BLOCK}];\n  for (long long q = {first_row}; q < rows; q += {row_step}) {{\n    const long long base = (q / inner) * len * inner + (q % inner);\n{row}{work}  }}\n}}\n"
     )
 }
 
@@ -826,7 +884,7 @@ pub(crate) fn normalize_source(func: NormFn, real: Real, storage: DType, warp: b
     let body = format!(
         "{}{head}{}",
         row_reducers(warp),
-        normalize_rows(func, storage, warp, &value)
+        normalize_rows(func, storage, warp, "", &value)
     );
     s.push_str(&dialect(&body, real));
     s
@@ -1034,7 +1092,7 @@ mod tests {
         assert!(src.contains("typedef float real;"));
         assert!(src.contains("erfcf(-("));
         assert!(src.contains("tl_pow(x1, c0)"));
-        assert!(src.contains("const real c0 = (real)__longlong_as_double(m.v[8]);"));
+        assert!(src.contains("const real c0 = (real)__longlong_as_double(m.v[10]);"));
         assert!(src.contains("r0[u] = (real)(in0[i]);"), "{src}");
         assert!(src.contains("r1[u] = (real)tl_h2f(in1[o1]);"));
         assert!(src.contains("const real x1 = r1[u];"));
@@ -1051,15 +1109,16 @@ mod tests {
         }
         // Two axes, one strided input: digits of i times its strides.
         assert!(
-            src.contains("o1 += (long long)c * m.v[6];")
-                && src.contains("o1 += (long long)c * m.v[7];")
+            src.contains("o1 += (long long)c * m.v[8];")
+                && src.contains("o1 += (long long)c * m.v[9];")
         );
         assert!(src.contains("unsigned int rem = (unsigned int)i;"));
         assert!(src.contains("long long rem = (long long)i;"));
-        assert_eq!(s.meta_len(), 2 + 2 + 2 + 2 + 1);
+        assert_eq!(s.meta_len(), 2 + 2 + 2 + 2 + 2 + 1);
         let meta = s.meta(10, &[100], &[200, 300], &[2, 5], &[vec![1, 2]]);
         let c = (-2.5f64).to_bits() as i64;
-        assert_eq!(meta, vec![10, 100, 200, 300, 2, 5, 1, 2, c]);
+        let (d2, d5) = (divisor(2), divisor(5));
+        assert_eq!(meta, vec![10, 100, 200, 300, 2, 5, d2, d5, 1, 2, c]);
         // Another constant: the same kernel.
         let mut other = s.clone();
         other.outs[0].0 = MapExpr::Binary(
@@ -1137,6 +1196,7 @@ mod tests {
                 20,
                 21,
                 7,
+                divisor(7),
                 0.5f64.to_bits() as i64,
                 2.0f64.to_bits() as i64
             ]
@@ -1219,6 +1279,46 @@ mod tests {
         assert!(n.contains("__shfl_xor_sync") && n.contains("unsigned short* out"));
         assert!(gather_source(DType::Bool).contains("unsigned char* out"));
         assert!(fill_source(8).contains("unsigned long long* out"));
+    }
+
+    #[test]
+    fn divisors_divide_like_the_hardware_would() {
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for e in [
+            1usize,
+            2,
+            3,
+            5,
+            7,
+            128,
+            129,
+            1000,
+            12288,
+            65535,
+            65536,
+            1 << 30,
+            (1 << 31) - 1,
+        ] {
+            let w = divisor(e) as u64;
+            let (mult, shift) = (w & 0xffff_ffff, w >> 32);
+            let check = |x: u64| {
+                let hi = (x * mult) >> 32;
+                let q = (hi + x) >> shift;
+                assert_eq!(q, x / e as u64, "{x} / {e}");
+            };
+            for x in [0u64, 1, e as u64 - 1, e as u64, e as u64 + 1, (1 << 31) - 1] {
+                check(x);
+            }
+            for _ in 0..2000 {
+                check(next() % (1 << 31));
+            }
+        }
     }
 
     #[test]

@@ -730,6 +730,13 @@ impl CudaBackend {
 
     /// Copies host elements into a fresh device buffer.
     fn upload_slice<T: Copy>(&self, v: &[T], dtype: DType) -> Result<CudaStorage> {
+        if lock(&self.recording).is_some() {
+            // A recorded copy would read `v`'s memory again at every replay, long after `v`
+            // is gone: the recording fails instead.
+            return Err(BackendError::Device(
+                "host data cannot be copied to the device while recording".into(),
+            ));
+        }
         let s = self.alloc(v.len(), dtype)?;
         if !v.is_empty() {
             self.bind()?;
@@ -1248,6 +1255,17 @@ impl Backend for CudaBackend {
         let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], Real::of(storage))?;
         let mut meta = fused.meta;
         meta.extend([len as i64, inner as i64]);
+        // Each strided input's step along the normalised axis.
+        for (t, (_, access)) in inputs.iter().zip(&fused.sig.inputs) {
+            if *access == Access::Strided {
+                let step = if t.shape()[axis] == 1 {
+                    0
+                } else {
+                    t.layout.strides[axis]
+                };
+                meta.push(step as i64);
+            }
+        }
         let warp = len <= codegen::WARP_ROW_MAX;
         let per_block = if warp {
             codegen::BLOCK as usize / 32
