@@ -577,6 +577,7 @@ impl ElemSig {
         func: NormFn,
         storage: DType,
         warp: bool,
+        cached: usize,
     ) -> Option<String> {
         let strided: Vec<usize> = (0..self.inputs.len())
             .filter(|&j| self.inputs[j].1 == Access::Strided)
@@ -612,7 +613,7 @@ impl ElemSig {
         let body = format!(
             "{}{head}{}",
             row_reducers(warp),
-            normalize_rows(func, storage, warp, &row, &value)
+            normalize_rows(func, storage, warp, cached, &row, &value)
         );
         s.push_str(&dialect(&body, self.real));
         Some(s)
@@ -826,7 +827,17 @@ __device__ real tl_row_max(real v, real* sh) {
 /// `row`) a warp (`warp`) or a block walks the row's elements `i = base + j * inner`, `value`
 /// giving the code that defines `const real v` at `i`, and the result goes to `out0[i]`
 /// stored as `storage`.
-fn normalize_rows(func: NormFn, storage: DType, warp: bool, row: &str, value: &str) -> String {
+fn normalize_rows(
+    func: NormFn,
+    storage: DType,
+    warp: bool,
+    cached: usize,
+    row: &str,
+    value: &str,
+) -> String {
+    if warp && cached > 0 {
+        return normalize_cached_rows(func, storage, cached, row, value);
+    }
     let (first_row, row_step, lane, lanes) = if warp {
         (
             format!("(long long)blockIdx.x * ({BLOCK} / 32) + threadIdx.x / 32"),
@@ -866,6 +877,58 @@ fn normalize_rows(func: NormFn, storage: DType, warp: bool, row: &str, value: &s
     )
 }
 
+/// [`normalize_rows`] for rows of at most `32·cached` elements: each lane computes its
+/// `cached` values once, keeps them in registers, and reduces and writes from there (one read
+/// of the inputs and one `expf` per element, not three reads and two).
+fn normalize_cached_rows(
+    func: NormFn,
+    storage: DType,
+    cached: usize,
+    row: &str,
+    value: &str,
+) -> String {
+    let each = |code: &str| {
+        format!(
+            "#pragma unroll\n    for (int u = 0; u < {cached}; ++u) {{\n      const long long j = (long long)(threadIdx.x & 31) + 32LL * u;\n      if (j < len) {{\n{code}      }}\n    }}\n"
+        )
+    };
+    let load = each(&format!(
+        "        const long long i = base + j * inner;\n{value}        vals[u] = v;\n"
+    ));
+    let work = match func {
+        NormFn::Softmax => format!(
+            "    real mx = -__int_as_float(0x7f800000);\n{}    mx = tl_row_max(mx, sh);\n    real sum = 0.0f;\n{}    sum = tl_row_sum(sum, sh);\n    const real inv = 1.0f / sum;\n{}",
+            each("        mx = fmaxf(mx, vals[u]);\n"),
+            each("        vals[u] = expf(vals[u] - mx);\n        sum += vals[u];\n"),
+            each(&format!(
+                "        out0[base + j * inner] = {};\n",
+                store(storage, "vals[u] * inv")
+            ))
+        ),
+        NormFn::LayerNorm => format!(
+            "    real sum = 0.0f;\n{}    const real mean = tl_row_sum(sum, sh) / (real)len;\n    real var = 0.0f;\n{}    var = tl_row_sum(var, sh) / (real)len;\n    const real inv = 1.0f / sqrtf(var + 1e-5f);\n{}",
+            each("        sum += vals[u];\n"),
+            each("        const real d = vals[u] - mean;\n        var += d * d;\n"),
+            each(&format!(
+                "        out0[base + j * inner] = {};\n",
+                store(storage, "(vals[u] - mean) * inv")
+            ))
+        ),
+    };
+    format!(
+        "  __shared__ real sh[{BLOCK}];\n  for (long long q = (long long)blockIdx.x * ({BLOCK} / 32) + threadIdx.x / 32; q < rows; q += (long long)gridDim.x * ({BLOCK} / 32)) {{\n    const long long base = (q / inner) * len * inner + (q % inner);\n{row}    real vals[{cached}];\n{load}{work}  }}\n}}\n"
+    )
+}
+
+/// Values per lane a warp keeps in registers for a row of `len` elements, or 0 when the row
+/// is too long for that (then each pass computes them again).
+pub(crate) fn row_cache(len: usize) -> usize {
+    [1, 2, 4, 8, 16, 32]
+        .into_iter()
+        .find(|&k| 32 * k >= len)
+        .unwrap_or(0)
+}
+
 /// Rows up to this long are normalised by one warp each (shuffles, no block barriers); longer
 /// ones by a whole block.
 pub(crate) const WARP_ROW_MAX: usize = 4096;
@@ -874,7 +937,13 @@ pub(crate) const WARP_ROW_MAX: usize = 4096;
 /// the middle axis, computed in `real` and stored back as `storage`. With `warp`, each warp
 /// normalises one `(outer, inner)` row (rows of up to [`WARP_ROW_MAX`]); otherwise each block
 /// does. `TlMeta = [rows, len, inner, x, out]`.
-pub(crate) fn normalize_source(func: NormFn, real: Real, storage: DType, warp: bool) -> String {
+pub(crate) fn normalize_source(
+    func: NormFn,
+    real: Real,
+    storage: DType,
+    warp: bool,
+    cached: usize,
+) -> String {
     let mut s = header(real, 16);
     let t = c_type(storage);
     let head = format!(
@@ -884,7 +953,7 @@ pub(crate) fn normalize_source(func: NormFn, real: Real, storage: DType, warp: b
     let body = format!(
         "{}{head}{}",
         row_reducers(warp),
-        normalize_rows(func, storage, warp, "", &value)
+        normalize_rows(func, storage, warp, cached, "", &value)
     );
     s.push_str(&dialect(&body, real));
     s
@@ -1269,9 +1338,9 @@ mod tests {
         assert!(warp.contains("__shfl_xor_sync"));
         let col = reduce_source(ReduceOp::Max, Real::F32, DType::F16, ReduceLayout::Column);
         assert!(col.contains("x[i * cols + col]"), "{col}");
-        let n = normalize_source(NormFn::LayerNorm, Real::F64, DType::F64, false);
+        let n = normalize_source(NormFn::LayerNorm, Real::F64, DType::F64, false, 0);
         assert!(n.contains("sqrt(var + 1e-5)"));
-        let n = normalize_source(NormFn::Softmax, Real::F32, DType::BF16, true);
+        let n = normalize_source(NormFn::Softmax, Real::F32, DType::BF16, true, 0);
         assert!(
             n.contains("const real v = (real)tl_bf2f(x[i]);") && n.contains("expf(v - mx)"),
             "{n}"
@@ -1416,10 +1485,11 @@ mod tests {
             ));
             if out_t != DType::Bool {
                 for func in [NormFn::Softmax, NormFn::LayerNorm] {
-                    for warp in [false, true] {
+                    for (warp, cached) in [(false, 0), (true, 0), (true, 4)] {
                         out.push((
-                            format!("map_normalize {func:?} {out_t} {warp}"),
-                            e.normalize_source(func, out_t, warp).unwrap_or_default(),
+                            format!("map_normalize {func:?} {out_t} {warp} {cached}"),
+                            e.normalize_source(func, out_t, warp, cached)
+                                .unwrap_or_default(),
                         ));
                     }
                 }
@@ -1455,10 +1525,10 @@ mod tests {
         }
         for func in [NormFn::Softmax, NormFn::LayerNorm] {
             for storage in floats {
-                for warp in [false, true] {
+                for (warp, cached) in [(false, 0), (true, 0), (true, 1), (true, 32)] {
                     out.push((
-                        format!("normalize {func:?} {storage} {warp}"),
-                        normalize_source(func, Real::of(storage), storage, warp),
+                        format!("normalize {func:?} {storage} {warp} {cached}"),
+                        normalize_source(func, Real::of(storage), storage, warp, cached),
                     ));
                 }
             }

@@ -181,6 +181,31 @@ pub(super) fn contract(
     b_labels: &[u32],
     out_labels: &[u32],
 ) -> Result<Tensor> {
+    let product = contract_view(be, a, a_labels, b, b_labels, out_labels)?;
+    if product.layout.is_contiguous() {
+        return Ok(product);
+    }
+    let real = Real::of(product.dtype);
+    be.elementwise(
+        &MapExpr::Input(0),
+        &[&product],
+        &product.shape().to_vec(),
+        product.dtype,
+        real,
+    )
+}
+
+/// The product of [`contract`] as the cuBLASLt result viewed in the output's label order
+/// (a permuted view when the product's own order differs), so that a consumer reading it
+/// elementwise does the permutation in its own pass.
+pub(super) fn contract_view(
+    be: &CudaBackend,
+    a: &Tensor,
+    a_labels: &[u32],
+    b: &Tensor,
+    b_labels: &[u32],
+    out_labels: &[u32],
+) -> Result<Tensor> {
     let pw = Pairwise::new(a.shape(), a_labels, b.shape(), b_labels, out_labels)?;
     let extent = |l: u32| pw.extent(l);
     let out_shape = pw.out_shape.clone();
@@ -211,8 +236,7 @@ pub(super) fn contract(
     if prep.c_labels == out_labels {
         return Ok(ct);
     }
-    let view = ct.permuted(&perm_of(&prep.c_labels, out_labels));
-    be.elementwise(&MapExpr::Input(0), &[&view], &out_shape, real.dtype(), real)
+    Ok(ct.permuted(&perm_of(&prep.c_labels, out_labels)))
 }
 
 /// `relu?(c·Input(0) + Input(j) + …)` (`c` a constant, 1 when absent): whether the epilogue

@@ -1267,6 +1267,7 @@ impl Backend for CudaBackend {
             }
         }
         let warp = len <= codegen::WARP_ROW_MAX;
+        let cached = codegen::row_cache(len);
         let per_block = if warp {
             codegen::BLOCK as usize / 32
         } else {
@@ -1274,9 +1275,9 @@ impl Backend for CudaBackend {
         };
         let sig = &fused.sig;
         self.launch(
-            codegen::kernel_key(&("map_normalize", sig.key(), func, storage, warp)),
+            codegen::kernel_key(&("map_normalize", sig.key(), func, storage, warp, cached)),
             || {
-                sig.normalize_source(func, storage, warp)
+                sig.normalize_source(func, storage, warp, cached)
                     .ok_or_else(|| too_many("map_normalize", inputs.len()))
             },
             &meta,
@@ -1432,9 +1433,13 @@ impl Backend for CudaBackend {
         )? {
             return Ok(t);
         }
-        crate::multiply_then_map(
-            self, a, a_labels, b, b_labels, out_labels, expr, extra, dtype,
-        )
+        // The epilogue reads the product where cuBLASLt left it, permuting it on the way.
+        let product = contract::contract_view(self, a, a_labels, b, b_labels, out_labels)?;
+        let mut inputs = Vec::with_capacity(extra.len() + 1);
+        inputs.push(&product);
+        inputs.extend_from_slice(extra);
+        let shape = product.shape().to_vec();
+        self.map(expr, &inputs, &shape, dtype)
     }
 
     fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor> {
@@ -1468,14 +1473,15 @@ impl Backend for CudaBackend {
                 out.ptr() as i64,
             ];
             let warp = n <= codegen::WARP_ROW_MAX;
+            let cached = codegen::row_cache(n);
             let per_block = if warp {
                 codegen::BLOCK as usize / 32
             } else {
                 1
             };
             self.launch(
-                codegen::kernel_key(&("normalize", func, real, storage, warp)),
-                || Ok(codegen::normalize_source(func, real, storage, warp)),
+                codegen::kernel_key(&("normalize", func, real, storage, warp, cached)),
+                || Ok(codegen::normalize_source(func, real, storage, warp, cached)),
                 &meta,
                 rows.div_ceil(per_block).min(1 << 20) as u32,
             )?;
