@@ -189,7 +189,7 @@ pub(super) fn contract(
     be.elementwise(
         &MapExpr::Input(0),
         &[&product],
-        &product.shape().to_vec(),
+        product.shape(),
         product.dtype,
         real,
     )
