@@ -342,7 +342,7 @@ impl ElemSig {
     }
 
     /// Index of the first input pointer in `TlMeta`.
-    fn inputs_at(&self) -> usize {
+    pub(crate) fn inputs_at(&self) -> usize {
         1 + self.outs.len()
     }
 
@@ -615,6 +615,125 @@ impl ElemSig {
             row_reducers(warp),
             normalize_rows(func, storage, warp, cached, &row, &value)
         );
+        s.push_str(&dialect(&body, self.real));
+        Some(s)
+    }
+
+    /// Whether [`ElemSig::vector_source`] applies: no input is read through strides.
+    pub(crate) fn vectorizable(&self) -> bool {
+        !self.raw() && self.inputs.iter().all(|(_, a)| *a != Access::Strided)
+    }
+
+    /// The kernel of [`ElemSig::source`] for signatures without strided inputs whose
+    /// contiguous inputs and outputs start at multiples of four elements: each thread handles
+    /// four consecutive elements, moving 16- and 32-bit values with one 8- or 16-byte access
+    /// (and other types one by one); the last `n mod 4` elements go one by one. `None` when
+    /// the argument block would be too large.
+    pub(crate) fn vector_source(&self) -> Option<String> {
+        let cap = meta_cap(self.meta_len())?;
+        let k = self.inputs.len();
+        let mut s = header(self.real, cap);
+        let out_types: Vec<DType> = self.outs.iter().map(|(_, d)| *d).collect();
+        let mut body = self.kernel_head(&out_types);
+        body.push_str("  const long long groups = n >> 2;\n  const long long stride = (long long)gridDim.x * blockDim.x;\n  for (long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x; g < groups; g += stride) {\n    const long long i0 = g << 2;\n");
+        for (j, (d, a)) in self.inputs.iter().enumerate() {
+            let _ = writeln!(body, "    real r{j}[4];");
+            match (a, d) {
+                (Access::Scalar, _) => {
+                    let _ = writeln!(
+                        body,
+                        "    {{ const real x = {}; r{j}[0] = x; r{j}[1] = x; r{j}[2] = x; r{j}[3] = x; }}",
+                        load(*d, &format!("in{j}[0]"))
+                    );
+                }
+                (_, DType::F16 | DType::BF16) => {
+                    let _ = writeln!(body, "    {{ const uint2 w = *(const uint2*)(in{j} + i0);");
+                    for (u, part) in ["w.x & 0xffffu", "w.x >> 16", "w.y & 0xffffu", "w.y >> 16"]
+                        .iter()
+                        .enumerate()
+                    {
+                        let _ = writeln!(
+                            body,
+                            "      r{j}[{u}] = {};",
+                            load(*d, &format!("(unsigned short)({part})"))
+                        );
+                    }
+                    body.push_str("    }\n");
+                }
+                (_, DType::F32) => {
+                    let _ = writeln!(
+                        body,
+                        "    {{ const float4 w = *(const float4*)(in{j} + i0); r{j}[0] = (real)w.x; r{j}[1] = (real)w.y; r{j}[2] = (real)w.z; r{j}[3] = (real)w.w; }}"
+                    );
+                }
+                _ => {
+                    for u in 0..4 {
+                        let _ = writeln!(
+                            body,
+                            "    r{j}[{u}] = {};",
+                            load(*d, &format!("in{j}[i0 + {u}]"))
+                        );
+                    }
+                }
+            }
+        }
+        for o in 0..self.outs.len() {
+            let _ = writeln!(body, "    real y{o}[4];");
+        }
+        body.push_str("#pragma unroll\n    for (int u = 0; u < 4; ++u) {\n");
+        for j in 0..k {
+            let _ = writeln!(body, "      const real x{j} = r{j}[u];");
+        }
+        let mut next_const = 0;
+        for (o, (e, _)) in self.outs.iter().enumerate() {
+            let _ = writeln!(body, "      y{o}[u] = {};", expr_c(e, &mut next_const));
+        }
+        body.push_str("    }\n");
+        for (o, (_, d)) in self.outs.iter().enumerate() {
+            match d {
+                DType::F16 | DType::BF16 => {
+                    let h =
+                        |u: usize| format!("(unsigned int){}", store(*d, &format!("y{o}[{u}]")));
+                    let _ = writeln!(
+                        body,
+                        "    {{ uint2 w; w.x = {} | ({} << 16); w.y = {} | ({} << 16); *(uint2*)(out{o} + i0) = w; }}",
+                        h(0),
+                        h(1),
+                        h(2),
+                        h(3)
+                    );
+                }
+                DType::F32 => {
+                    let _ = writeln!(
+                        body,
+                        "    *(float4*)(out{o} + i0) = make_float4((float)y{o}[0], (float)y{o}[1], (float)y{o}[2], (float)y{o}[3]);"
+                    );
+                }
+                _ => {
+                    for u in 0..4 {
+                        let _ = writeln!(
+                            body,
+                            "    out{o}[i0 + {u}] = {};",
+                            store(*d, &format!("y{o}[{u}]"))
+                        );
+                    }
+                }
+            }
+        }
+        body.push_str("  }\n  for (long long i = (groups << 2) + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {\n");
+        self.loads(
+            &mut body,
+            "    ",
+            &|j| format!("const real x{j}"),
+            true,
+            &|_| String::new(),
+        );
+        let mut next_const = 0;
+        for (o, (e, d)) in self.outs.iter().enumerate() {
+            let v = expr_c(e, &mut next_const);
+            let _ = writeln!(body, "    out{o}[i] = {};", store(*d, &v));
+        }
+        body.push_str("  }\n}\n");
         s.push_str(&dialect(&body, self.real));
         Some(s)
     }
@@ -1482,6 +1601,16 @@ mod tests {
             out.push((
                 format!("three outputs {out_t}"),
                 many.source().unwrap_or_default(),
+            ));
+            let mut flat = many.clone();
+            for (_, a) in flat.inputs.iter_mut() {
+                if *a == Access::Strided {
+                    *a = Access::Contiguous;
+                }
+            }
+            out.push((
+                format!("three outputs, four at a time {out_t}"),
+                flat.vector_source().unwrap_or_default(),
             ));
             if out_t != DType::Bool {
                 for func in [NormFn::Softmax, NormFn::LayerNorm] {

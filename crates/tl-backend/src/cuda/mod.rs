@@ -629,6 +629,33 @@ impl CudaBackend {
         }
         let fused = self.fused_expr(outs, inputs, out_shape, out_ptrs, real)?;
         let sig = &fused.sig;
+        // Four consecutive elements per thread, with wide loads and stores, where every
+        // input is contiguous or a scalar and the wide accesses are aligned.
+        let aligned = |ptr: u64, d: DType| {
+            let size = d.size() as u64;
+            !(size == 2 || size == 4) || ptr.is_multiple_of(4 * size)
+        };
+        let vector = sig.vectorizable()
+            && n >= 4
+            && out_ptrs.iter().zip(outs).all(|(&p, (_, d))| aligned(p, *d))
+            && sig.inputs.iter().enumerate().all(|(j, (d, a))| {
+                *a != Access::Contiguous || aligned(fused.meta[sig.inputs_at() + j] as u64, *d)
+            });
+        if vector {
+            let source = || {
+                sig.vector_source()
+                    .ok_or_else(|| too_many("map", inputs.len()))
+            };
+            let grid = grid_for(n / 4);
+            self.launch(
+                codegen::kernel_key(&("map4", sig.key())),
+                source,
+                &fused.meta,
+                grid,
+            )?;
+            drop(fused.keep);
+            return Ok(());
+        }
         let source = || {
             sig.source().ok_or_else(|| {
                 shape_err(
