@@ -602,6 +602,14 @@ impl Engine<'_> {
             .iter()
             .map(|&p| self.dense(p, span))
             .collect::<Result<_, _>>()?;
+        // Where steps can be replayed, they update in place here too, so that a run gives
+        // the same numbers whether its steps are replayed or not (and `--gpus 1` the same as
+        // a plain run).
+        if self.backend.can_record() && opt.can_step_in_place() {
+            opt.step_in_place(self.backend, &tensors, &result.grads, lr)
+                .map_err(|e| RunError::backend(e, span))?;
+            return Ok(result.loss);
+        }
         opt.step(self.backend, &mut tensors, &result.grads, lr)
             .map_err(|e| RunError::backend(e, span))?;
         for (&p, t) in params.iter().zip(tensors) {
