@@ -6,7 +6,7 @@
 # 1. GEMM throughput: TL's CUDA backend (Backend::contract) and PyTorch's torch.matmul, run
 #    one after the other in this same call, for n = 64 ... 8192 and f32, tf32, f16, bf16.
 #    Prints a Markdown table: n | dtype | TL TFLOP/s | PyTorch TFLOP/s | TL/PyTorch.
-#    (TL's f16/bf16 contraction converts to f32 and runs an f32 GEMM; it is measured as is.)
+#    (16-bit products accumulate in f32 and are stored 16-bit, as torch.matmul stores them.)
 # 2. Allocator statistics of one training run: benches/mlp_gpu.tl with --memory-stats.
 set -uo pipefail
 cd "$(dirname "$0")/.."
