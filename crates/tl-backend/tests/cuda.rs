@@ -237,24 +237,30 @@ fn map_matches_cpu_for_every_function_and_layout() -> R {
             let want = cpu.map(&e, &[&c0, &c1, &c2], shape, DType::F64)?;
             close(be, &got, &want, tol(d), &format!("map {d} {shape:?}"))?;
         }
-        // Permuted and broadcast inputs.
+        // Permuted and broadcast inputs (rows of 129, and of 128: four at a time).
+        for width in [129, 128] {
+            let (a, ca) = pair(be, &mut rng, &[width, 7], d)?;
+            let (b, cb) = pair(be, &mut rng, &[width], d)?;
+            let (s, cs) = pair(be, &mut rng, &[1, 1], d)?;
+            let out = [7, width];
+            let got = be.map(
+                &e,
+                &[&a.permuted(&[1, 0]), &broadcast_rows(&b, 7), &s],
+                &out,
+                d,
+            )?;
+            let want = cpu.map(
+                &e,
+                &[&ca.permuted(&[1, 0]), &broadcast_rows(&cb, 7), &cs],
+                &out,
+                DType::F64,
+            )?;
+            close(be, &got, &want, tol(d), &format!("map views {d} {width}"))?;
+        }
         let (a, ca) = pair(be, &mut rng, &[129, 7], d)?;
         let (b, cb) = pair(be, &mut rng, &[129], d)?;
         let (s, cs) = pair(be, &mut rng, &[1, 1], d)?;
         let out = [7, 129];
-        let got = be.map(
-            &e,
-            &[&a.permuted(&[1, 0]), &broadcast_rows(&b, 7), &s],
-            &out,
-            d,
-        )?;
-        let want = cpu.map(
-            &e,
-            &[&ca.permuted(&[1, 0]), &broadcast_rows(&cb, 7), &cs],
-            &out,
-            DType::F64,
-        )?;
-        close(be, &got, &want, tol(d), &format!("map views {d}"))?;
         // Reductions of an expression over its last axes, without storing its values.
         // (Rows past 65536 elements over several axes reduce in two passes.)
         for (shape, reduced) in [

@@ -619,16 +619,20 @@ impl ElemSig {
         Some(s)
     }
 
-    /// Whether [`ElemSig::vector_source`] applies: no input is read through strides.
-    pub(crate) fn vectorizable(&self) -> bool {
-        !self.raw() && self.inputs.iter().all(|(_, a)| *a != Access::Strided)
+    /// Whether [`ElemSig::vector_source`] can serve an index space whose innermost
+    /// (coalesced) extent is `inner`: four consecutive elements must not cross a row when an
+    /// input is read through strides.
+    pub(crate) fn vectorizable(&self, inner: usize) -> bool {
+        !self.raw()
+            && (inner.is_multiple_of(4) || self.inputs.iter().all(|(_, a)| *a != Access::Strided))
     }
 
-    /// The kernel of [`ElemSig::source`] for signatures without strided inputs whose
-    /// contiguous inputs and outputs start at multiples of four elements: each thread handles
-    /// four consecutive elements, moving 16- and 32-bit values with one 8- or 16-byte access
-    /// (and other types one by one); the last `n mod 4` elements go one by one. `None` when
-    /// the argument block would be too large.
+    /// The kernel of [`ElemSig::source`] for signatures whose contiguous inputs and outputs
+    /// start at multiples of four elements: each thread handles four consecutive elements,
+    /// moving contiguous 16- and 32-bit values with one 8- or 16-byte access (other types one
+    /// by one); a strided input's offset is found once per four elements and stepped along
+    /// the innermost axis. The last `n mod 4` elements go one by one. `None` when the argument
+    /// block would be too large.
     pub(crate) fn vector_source(&self) -> Option<String> {
         let cap = meta_cap(self.meta_len())?;
         let k = self.inputs.len();
@@ -636,9 +640,26 @@ impl ElemSig {
         let out_types: Vec<DType> = self.outs.iter().map(|(_, d)| *d).collect();
         let mut body = self.kernel_head(&out_types);
         body.push_str("  const long long groups = n >> 2;\n  const long long stride = (long long)gridDim.x * blockDim.x;\n  for (long long g = (long long)blockIdx.x * blockDim.x + threadIdx.x; g < groups; g += stride) {\n    const long long i0 = g << 2;\n");
+        self.offsets(&mut body, "    ", "i0", "o");
+        let shape_at = self.inputs_at() + k;
+        let mut q = 0;
         for (j, (d, a)) in self.inputs.iter().enumerate() {
             let _ = writeln!(body, "    real r{j}[4];");
             match (a, d) {
+                (Access::Strided, _) => {
+                    // The stride along the innermost axis, from `TlMeta`.
+                    let inner = shape_at + 2 * self.rank + q * self.rank + self.rank - 1;
+                    q += 1;
+                    let _ = writeln!(body, "    {{ const long long si = m.v[{inner}];");
+                    for u in 0..4 {
+                        let _ = writeln!(
+                            body,
+                            "      r{j}[{u}] = {};",
+                            load(*d, &format!("in{j}[o{j} + {u} * si]"))
+                        );
+                    }
+                    body.push_str("    }\n");
+                }
                 (Access::Scalar, _) => {
                     let _ = writeln!(
                         body,
@@ -721,13 +742,7 @@ impl ElemSig {
             }
         }
         body.push_str("  }\n  for (long long i = (groups << 2) + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {\n");
-        self.loads(
-            &mut body,
-            "    ",
-            &|j| format!("const real x{j}"),
-            true,
-            &|_| String::new(),
-        );
+        self.read_inputs(&mut body, "    ", &|j| format!("const real x{j}"), true);
         let mut next_const = 0;
         for (o, (e, d)) in self.outs.iter().enumerate() {
             let v = expr_c(e, &mut next_const);
@@ -1611,6 +1626,10 @@ mod tests {
             out.push((
                 format!("three outputs, four at a time {out_t}"),
                 flat.vector_source().unwrap_or_default(),
+            ));
+            out.push((
+                format!("three outputs, four at a time, strided {out_t}"),
+                many.vector_source().unwrap_or_default(),
             ));
             if out_t != DType::Bool {
                 for func in [NormFn::Softmax, NormFn::LayerNorm] {

@@ -635,7 +635,11 @@ impl CudaBackend {
             let size = d.size() as u64;
             !(size == 2 || size == 4) || ptr.is_multiple_of(4 * size)
         };
-        let vector = sig.vectorizable()
+        let inner = match sig.rank {
+            0 => 1,
+            r => fused.meta[sig.inputs_at() + sig.inputs.len() + r - 1] as usize,
+        };
+        let vector = sig.vectorizable(inner)
             && n >= 4
             && out_ptrs.iter().zip(outs).all(|(&p, (_, d))| aligned(p, *d))
             && sig.inputs.iter().enumerate().all(|(j, (d, a))| {
