@@ -477,29 +477,81 @@ impl Engine<'_> {
     /// Gradients of the scalar `loss` with respect to every tensor with `wanted[t]`, after a
     /// forward pass run with `record` on.
     pub fn backward(&mut self, loss: TensorId, wanted: &[bool]) -> Result<Grads, RunError> {
+        self.backward_with(loss, wanted, &[], &mut |_, _| Ok(()))
+    }
+
+    /// [`Engine::backward`], handing each tensor of `finals` its gradient (taken out of the
+    /// result, `None` when it has none) as soon as no later work can add to it: after the
+    /// lowest stratum that reads it. Data-parallel training starts summing a parameter's
+    /// gradient across ranks there, while the rest of the backward pass runs.
+    pub(crate) fn backward_with(
+        &mut self,
+        loss: TensorId,
+        wanted: &[bool],
+        finals: &[TensorId],
+        done: &mut dyn FnMut(TensorId, Option<Tensor>) -> Result<(), RunError>,
+    ) -> Result<Grads, RunError> {
         let n = self.program.tensors.len();
         let span = self.program.tensors[loss].span;
+        let last_reader = self.last_readers(finals);
         let mut grads: Grads = vec![None; n];
         grads[loss] = Some(
             self.backend
                 .full(&self.shape(loss), 1.0, self.dtype())
                 .map_err(self.err(span))?,
         );
-        for s in self.program.strata.iter().rev() {
-            if !s.tensors.iter().any(|&t| grads[t].is_some()) {
-                continue;
+        for (k, f) in finals.iter().enumerate() {
+            if last_reader[k].is_none() {
+                done(*f, grads[*f].take())?;
             }
-            if s.recursive {
-                self.stratum_adjoint(s, &mut grads, wanted)?;
-            } else {
-                for &t in &s.tensors {
-                    if let Some(g) = grads[t].clone() {
-                        self.tensor_backward(t, &g, &mut grads, wanted)?;
+        }
+        for (i, s) in self.program.strata.iter().enumerate().rev() {
+            if s.tensors.iter().any(|&t| grads[t].is_some()) {
+                if s.recursive {
+                    self.stratum_adjoint(s, &mut grads, wanted)?;
+                } else {
+                    for &t in &s.tensors {
+                        if let Some(g) = grads[t].clone() {
+                            self.tensor_backward(t, &g, &mut grads, wanted)?;
+                        }
                     }
+                }
+            }
+            for (k, f) in finals.iter().enumerate() {
+                if last_reader[k] == Some(i) {
+                    done(*f, grads[*f].take())?;
                 }
             }
         }
         Ok(grads)
+    }
+
+    /// The lowest stratum reading each of `finals` (`None`: read by no stratum): after the
+    /// backward pass has gone through it, the tensor's gradient is final.
+    fn last_readers(&self, finals: &[TensorId]) -> Vec<Option<usize>> {
+        let mut last_reader: Vec<Option<usize>> = vec![None; finals.len()];
+        for (i, s) in self.program.strata.iter().enumerate() {
+            for &t in &s.tensors {
+                let reads = self.reads(t);
+                for (k, f) in finals.iter().enumerate() {
+                    if reads.contains(f) && last_reader[k].is_none() {
+                        last_reader[k] = Some(i);
+                    }
+                }
+            }
+        }
+        last_reader
+    }
+
+    /// The order in which [`Engine::backward_with`] hands over the gradients of `finals`, as
+    /// indices into `finals` (for a rank that sends zeros in the same order as the others).
+    pub(crate) fn final_order(&self, finals: &[TensorId]) -> Vec<usize> {
+        let last = self.last_readers(finals);
+        let mut order: Vec<usize> = (0..finals.len()).filter(|&k| last[k].is_none()).collect();
+        for i in (0..self.program.strata.len()).rev() {
+            order.extend((0..finals.len()).filter(|&k| last[k] == Some(i)));
+        }
+        order
     }
 
     /// The implicit-function adjoint of a recursive stratum (see the module doc).

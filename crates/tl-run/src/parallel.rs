@@ -397,6 +397,16 @@ pub fn loss_kind(p: &CheckedProgram, loss: TensorId, batch: DomainId) -> Result<
     }
 }
 
+/// A data-parallel step in progress (see [`DataParallel::begin_streaming`]): the shard's
+/// weight, the bucket being filled, and the parameters of each bucket already started.
+pub(crate) struct Streaming {
+    weight: f64,
+    bucket: Vec<(usize, Tensor)>,
+    bytes: usize,
+    started: Vec<Vec<usize>>,
+    params: usize,
+}
+
 /// One rank's part in data-parallel training: its reducer and how the current `minimize`
 /// weighs the shards.
 pub struct DataParallel<'r> {
@@ -464,63 +474,107 @@ impl<'r> DataParallel<'r> {
         shard(len, self.rank(), self.world())
     }
 
-    /// Sums the ranks' weighted losses and gradients: `local` was computed from `rows.0`
-    /// examples of a batch of `rows.1`. Every rank returns the same result.
-    pub(crate) fn combine(
-        &mut self,
-        backend: &dyn Backend,
-        local: StepResult,
-        rows: (usize, usize),
-        span: Span,
-    ) -> Result<StepResult, RunError> {
-        let rank = self.rank();
-        let fail = |error: ReduceError| RunError::Parallel { error, span };
-        let dev = |error: BackendError| fail(ReduceError::Backend { rank, error });
-        let weight = match self.kind {
+    /// The weight of this rank's shard: `rows.0` examples of a batch of `rows.1`.
+    fn weight(&self, rows: (usize, usize)) -> f64 {
+        match self.kind {
             LossKind::Sum => 1.0,
             LossKind::Mean if rows.1 == 0 => 1.0,
             LossKind::Mean => rows.0 as f64 / rows.1 as f64,
+        }
+    }
+
+    /// Starts a step whose gradients are handed over one by one as the backward pass
+    /// finishes them ([`DataParallel::offer`]), for `params` parameters computed from `rows.0`
+    /// examples of a batch of `rows.1`.
+    pub(crate) fn begin_streaming(&self, params: usize, rows: (usize, usize)) -> Streaming {
+        Streaming {
+            weight: self.weight(rows),
+            bucket: Vec::new(),
+            bytes: 0,
+            started: Vec::new(),
+            params,
+        }
+    }
+
+    /// Hands over parameter `k`'s finished gradient (weighted by the shard); a full bucket
+    /// starts summing across the ranks at once, on the reducer's own stream, while the
+    /// backward pass goes on. Every rank finishes the parameters in the same order (the same
+    /// program), so the buckets match.
+    pub(crate) fn offer(
+        &mut self,
+        backend: &dyn Backend,
+        s: &mut Streaming,
+        k: usize,
+        grad: Tensor,
+        span: Span,
+    ) -> Result<(), RunError> {
+        let rank = self.rank();
+        let fail = |error: ReduceError| RunError::Parallel { error, span };
+        let g = if s.weight == 1.0 {
+            grad
+        } else {
+            let scale = MapExpr::Binary(
+                BinaryFn::Mul,
+                Box::new(MapExpr::Const(s.weight)),
+                Box::new(MapExpr::Input(0)),
+            );
+            backend
+                .map(&scale, &[&grad], grad.shape(), grad.dtype)
+                .map_err(|error| fail(ReduceError::Backend { rank, error }))?
         };
+        let bytes = g.numel() * g.dtype.size();
+        if s.bytes > 0 && s.bytes + bytes > self.bucket_bytes {
+            self.start_bucket(backend, s, span)?;
+        }
+        s.bytes += bytes;
+        s.bucket.push((k, g));
+        Ok(())
+    }
+
+    fn start_bucket(
+        &mut self,
+        backend: &dyn Backend,
+        s: &mut Streaming,
+        span: Span,
+    ) -> Result<(), RunError> {
+        let (ks, tensors): (Vec<usize>, Vec<Tensor>) =
+            std::mem::take(&mut s.bucket).into_iter().unzip();
+        s.bytes = 0;
+        s.started.push(ks);
+        self.reducer
+            .start(backend, tensors)
+            .map_err(|error| RunError::Parallel { error, span })
+    }
+
+    /// Ends a streamed step: the weighted local loss (a device scalar) rides in the last
+    /// bucket; returns every rank's summed gradients in parameter order and the summed loss,
+    /// still on the device.
+    pub(crate) fn finish_streaming(
+        &mut self,
+        backend: &dyn Backend,
+        mut s: Streaming,
+        loss: &Tensor,
+        span: Span,
+    ) -> Result<(Vec<Tensor>, Tensor), RunError> {
+        let rank = self.rank();
+        let fail = |error: ReduceError| RunError::Parallel { error, span };
+        let dev = |error: BackendError| fail(ReduceError::Backend { rank, error });
         let scale = MapExpr::Binary(
             BinaryFn::Mul,
-            Box::new(MapExpr::Const(weight)),
+            Box::new(MapExpr::Const(s.weight)),
             Box::new(MapExpr::Input(0)),
         );
-        let mut parts: Vec<Option<Tensor>> = Vec::with_capacity(local.grads.len() + 1);
-        for g in local.grads {
-            parts.push(Some(if weight == 1.0 {
-                g
-            } else {
-                backend
-                    .map(&scale, &[&g], g.shape(), g.dtype)
-                    .map_err(dev)?
-            }));
-        }
-        let loss = HostTensor::from_f64(Vec::new(), vec![weight * local.loss], DType::F64);
-        parts.push(Some(backend.upload(&loss).map_err(dev)?));
-        // Buckets from the last parameter back; the loss rides in the last bucket.
-        let count = parts.len();
-        let mut order: Vec<usize> = (0..count - 1).rev().collect();
-        order.push(count - 1);
-        let mut buckets: Vec<Vec<usize>> = vec![Vec::new()];
-        let mut bytes = 0;
-        for &k in &order {
-            let t = parts[k].as_ref().map_or(0, |t| t.numel() * t.dtype.size());
-            if bytes > 0 && bytes + t > self.bucket_bytes && k != count - 1 {
-                buckets.push(Vec::new());
-                bytes = 0;
-            }
-            bytes += t;
-            if let Some(last) = buckets.last_mut() {
-                last.push(k);
-            }
-        }
-        for b in &buckets {
-            let tensors: Vec<Tensor> = b.iter().filter_map(|&k| parts[k].take()).collect();
-            self.reducer.start(backend, tensors).map_err(fail)?;
-        }
+        let weighted = backend.map(&scale, &[loss], &[], DType::F64).map_err(dev)?;
+        let params = s.params;
+        s.bucket.push((params, weighted));
+        self.start_bucket(backend, &mut s, span)?;
         let sums = self.reducer.finish(backend).map_err(fail)?;
-        if sums.len() != buckets.len() || sums.iter().zip(&buckets).any(|(s, b)| s.len() != b.len())
+        let mut out: Vec<Option<Tensor>> = vec![None; params + 1];
+        if sums.len() != s.started.len()
+            || sums
+                .iter()
+                .zip(&s.started)
+                .any(|(t, ks)| t.len() != ks.len())
         {
             return Err(fail(ReduceError::Mismatch {
                 rank,
@@ -528,20 +582,19 @@ impl<'r> DataParallel<'r> {
                     .into(),
             }));
         }
-        for (b, s) in buckets.iter().zip(sums) {
-            for (&k, t) in b.iter().zip(s) {
-                parts[k] = Some(t);
+        for (ks, ts) in s.started.iter().zip(sums) {
+            for (&k, t) in ks.iter().zip(ts) {
+                out[k] = Some(t);
             }
         }
-        let loss_sum = parts.pop().flatten();
-        let loss = match loss_sum {
-            Some(t) => backend.download(&t).map_err(dev)?.data.to_f64()[..]
-                .iter()
-                .sum(),
-            None => 0.0,
-        };
-        let grads: Vec<Tensor> = parts.into_iter().flatten().collect();
-        Ok(StepResult { loss, grads })
+        let loss_sum = out.pop().flatten();
+        match (loss_sum, out.into_iter().collect::<Option<Vec<Tensor>>>()) {
+            (Some(l), Some(grads)) => Ok((grads, l)),
+            _ => Err(fail(ReduceError::Mismatch {
+                rank,
+                detail: "a gradient was never handed to the reducer".into(),
+            })),
+        }
     }
 }
 

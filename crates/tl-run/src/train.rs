@@ -33,7 +33,7 @@ pub(crate) struct DevicePass {
 
 impl Engine<'_> {
     /// Tensors each tensor reads through its equations and rules.
-    fn reads(&self, t: TensorId) -> Vec<TensorId> {
+    pub(crate) fn reads(&self, t: TensorId) -> Vec<TensorId> {
         let mut out = Vec::new();
         for &e in &self.program.tensors[t].equations {
             let mut r = Vec::new();
@@ -142,17 +142,105 @@ impl Engine<'_> {
         })
     }
 
-    /// The forward and backward pass, queued without reading anything back: the gradients,
-    /// and the device scalars [`Engine::checked`] reads.
-    pub(crate) fn pass_on_device(
+    /// [`Engine::pass`] as one rank of a data-parallel run over `rows.0` examples of a batch
+    /// of `rows.1`: each parameter's gradient goes to the reducer as soon as the backward pass
+    /// has finished it, so the sums across ranks overlap the rest of the backward pass. Returns
+    /// the summed loss and gradients, checked (the same on every rank).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pass_reduced(
         &mut self,
         loss: TensorId,
         params: &[TensorId],
         wanted: &[bool],
+        step: u64,
         span: Span,
-    ) -> Result<DevicePass, RunError> {
-        // Derived tensors that do not depend on a parameter keep their values from the last
-        // step; the rest are recomputed, recording what the backward pass reads.
+        dp: &mut DataParallel<'_>,
+        rows: (usize, usize),
+    ) -> Result<StepResult, RunError> {
+        self.forward_recorded(wanted)?;
+        let loss_sum = self.summed(&self.dense(loss, span)?, span)?;
+        let backend = self.backend;
+        let dtype = self.dtype();
+        let shapes: Vec<Vec<usize>> = params.iter().map(|&p| self.shape(p)).collect();
+        let mut stream = dp.begin_streaming(params.len(), rows);
+        self.backward_with(loss, wanted, params, &mut |p, g| {
+            let Some(k) = params.iter().position(|&q| q == p) else {
+                return Ok(());
+            };
+            let g = match g {
+                Some(g) => g,
+                None => backend
+                    .full(&shapes[k], 0.0, dtype)
+                    .map_err(|e| RunError::backend(e, span))?,
+            };
+            dp.offer(backend, &mut stream, k, g, span)
+        })?;
+        self.traces.clear();
+        self.reduced_result(dp, stream, &loss_sum, loss, params, step, span)
+    }
+
+    /// A data-parallel step of a rank with no examples: zero gradients, handed to the reducer
+    /// in the order the other ranks' backward passes finish them, and a zero loss.
+    pub(crate) fn zeros_reduced(
+        &self,
+        loss: TensorId,
+        params: &[TensorId],
+        step: u64,
+        span: Span,
+        dp: &mut DataParallel<'_>,
+        rows: (usize, usize),
+    ) -> Result<StepResult, RunError> {
+        let mut stream = dp.begin_streaming(params.len(), rows);
+        for k in self.final_order(params) {
+            let zeros = self
+                .backend
+                .full(&self.shape(params[k]), 0.0, self.dtype())
+                .map_err(|e| RunError::backend(e, span))?;
+            dp.offer(self.backend, &mut stream, k, zeros, span)?;
+        }
+        let zero = self
+            .backend
+            .full(&[], 0.0, self.dtype())
+            .map_err(|e| RunError::backend(e, span))?;
+        self.reduced_result(dp, stream, &zero, loss, params, step, span)
+    }
+
+    /// Ends a streamed data-parallel step: the sums across ranks, then one read-back of the
+    /// summed loss and the finiteness of the summed gradients.
+    #[allow(clippy::too_many_arguments)]
+    fn reduced_result(
+        &self,
+        dp: &mut DataParallel<'_>,
+        stream: crate::parallel::Streaming,
+        loss_sum: &Tensor,
+        loss: TensorId,
+        params: &[TensorId],
+        step: u64,
+        span: Span,
+    ) -> Result<StepResult, RunError> {
+        let backend = self.backend;
+        let (grads, summed_loss) = dp.finish_streaming(backend, stream, loss_sum, span)?;
+        let refs: Vec<&Tensor> = grads.iter().collect();
+        let flag = backend
+            .non_finite_flag(&refs)
+            .map_err(|e| RunError::backend(e, span))?;
+        let total = self.scalar_total(&[&summed_loss, &flag], span)?;
+        let d = DevicePass {
+            loss_sum: summed_loss,
+            total,
+            grads,
+        };
+        let loss_value = self.checked(&d, loss, params, step, span)?;
+        Ok(StepResult {
+            loss: loss_value,
+            grads: d.grads,
+        })
+    }
+
+    /// The forward pass of a training step: derived tensors that do not depend on a
+    /// parameter keep their values from the last step; the rest are recomputed, recording
+    /// what the backward pass reads.
+    fn forward_recorded(&mut self, wanted: &[bool]) -> Result<(), RunError> {
         for (t, decl) in self.program.tensors.iter().enumerate() {
             if wanted[t] && matches!(decl.def, Definition::Derived) {
                 self.values[t] = None;
@@ -162,7 +250,19 @@ impl Engine<'_> {
         self.record = true;
         let forward = self.evaluate_missing();
         self.record = false;
-        forward?;
+        forward
+    }
+
+    /// The forward and backward pass, queued without reading anything back: the gradients,
+    /// and the device scalars [`Engine::checked`] reads.
+    pub(crate) fn pass_on_device(
+        &mut self,
+        loss: TensorId,
+        params: &[TensorId],
+        wanted: &[bool],
+        span: Span,
+    ) -> Result<DevicePass, RunError> {
+        self.forward_recorded(wanted)?;
         let loss_sum = self.summed(&self.dense(loss, span)?, span)?;
         let mut grads = self.backward(loss, wanted)?;
         self.traces.clear();
@@ -569,10 +669,15 @@ impl Engine<'_> {
         dp: &mut Option<&mut DataParallel<'_>>,
     ) -> Result<f64, RunError> {
         let span = spec.span;
-        // Examples this rank computes, and in the whole batch (for the shards' weights).
-        let mut rows_of = (1, 1);
-        let mut result = match batcher.as_deref_mut() {
-            None => self.pass(spec.loss, params, wanted, step + 1, span)?,
+        // With several ranks, each gradient is summed across them as soon as the backward
+        // pass has finished it (`pass_reduced`); a rank with no examples sends zeros.
+        let result = match batcher.as_deref_mut() {
+            None => match dp.as_deref_mut() {
+                Some(d) => {
+                    self.pass_reduced(spec.loss, params, wanted, step + 1, span, d, (1, 1))?
+                }
+                None => self.pass(spec.loss, params, wanted, step + 1, span)?,
+            },
             Some(b) => {
                 let k = (step % per_epoch) as usize;
                 let batch = &order[k * b.size..((k + 1) * b.size).min(order.len())];
@@ -580,9 +685,15 @@ impl Engine<'_> {
                     .as_deref()
                     .map_or(0..batch.len(), |d| d.shard(batch.len()));
                 let rows: Vec<usize> = batch[mine].to_vec();
-                rows_of = (rows.len(), batch.len());
+                // Examples this rank computes, and in the whole batch (the shard's weight).
+                let rows_of = (rows.len(), batch.len());
                 if rows.is_empty() {
-                    self.zero_step(params, span)?
+                    match dp.as_deref_mut() {
+                        Some(d) => {
+                            self.zeros_reduced(spec.loss, params, step + 1, span, d, rows_of)?
+                        }
+                        None => self.zero_step(params, span)?,
+                    }
                 } else {
                     let domain = b.domain;
                     let (bp, bplan) =
@@ -591,13 +702,15 @@ impl Engine<'_> {
                     for t in 0..self.program.tensors.len() {
                         sub.values[t] = self.batch_value(t, domain, &rows, span)?;
                     }
-                    sub.pass(spec.loss, params, wanted, step + 1, span)?
+                    match dp.as_deref_mut() {
+                        Some(d) => {
+                            sub.pass_reduced(spec.loss, params, wanted, step + 1, span, d, rows_of)?
+                        }
+                        None => sub.pass(spec.loss, params, wanted, step + 1, span)?,
+                    }
                 }
             }
         };
-        if let Some(d) = dp.as_deref_mut() {
-            result = d.combine(self.backend, result, rows_of, span)?;
-        }
         let mut tensors: Vec<Tensor> = params
             .iter()
             .map(|&p| self.dense(p, span))
