@@ -294,6 +294,8 @@ fn map_matches_cpu_for_every_function_and_layout() -> R {
             (&[3, 5, 7], 1),
             (&[2, 5000], 1),
             (&[4, 3, 33], 2),
+            (&[3, 2, 128], 2),
+            (&[5, 256], 1),
         ] {
             let (x, cx) = pair(be, &mut rng, shape, d)?;
             let mut bshape = shape.to_vec();

@@ -578,6 +578,7 @@ impl ElemSig {
         storage: DType,
         warp: bool,
         cached: usize,
+        wide: bool,
     ) -> Option<String> {
         let strided: Vec<usize> = (0..self.inputs.len())
             .filter(|&j| self.inputs[j].1 == Access::Strided)
@@ -610,13 +611,96 @@ impl ElemSig {
             "      const real v = {};",
             expr_c(&self.outs[0].0, &mut 0)
         );
+        let wide_load = (wide && cached >= 4).then(|| self.wide_row_load(cached));
         let body = format!(
             "{}{head}{}",
             row_reducers(warp),
-            normalize_rows(func, storage, warp, cached, &row, &value)
+            normalize_rows(
+                func,
+                storage,
+                warp,
+                cached,
+                &row,
+                &value,
+                wide_load.as_deref()
+            )
         );
         s.push_str(&dialect(&body, self.real));
         Some(s)
+    }
+
+    /// The loads of a wide row (a row contiguous along the normalised axis, `inner` = 1, of a
+    /// length divisible by four): each lane computes `vals` for groups of four consecutive
+    /// elements, reading contiguous 16- and 32-bit inputs with one 8- or 16-byte access and a
+    /// strided input at `ob + j · st` (see [`ElemSig::normalize_source`]).
+    fn wide_row_load(&self, cached: usize) -> String {
+        let mut code = format!(
+            "#pragma unroll\n    for (int g = 0; g < {}; ++g) {{\n      const long long j0 = 4LL * (threadIdx.x & 31) + 128LL * g;\n      if (j0 < len) {{\n        const long long i0 = base + j0;\n",
+            cached / 4
+        );
+        for (j, (d, a)) in self.inputs.iter().enumerate() {
+            let _ = writeln!(code, "        real a{j}[4];");
+            match (a, d) {
+                (Access::Scalar, _) => {
+                    let _ = writeln!(
+                        code,
+                        "        {{ const real x = {}; a{j}[0] = x; a{j}[1] = x; a{j}[2] = x; a{j}[3] = x; }}",
+                        load(*d, &format!("in{j}[0]"))
+                    );
+                }
+                (Access::Contiguous, DType::F16 | DType::BF16) => {
+                    let _ = writeln!(
+                        code,
+                        "        {{ const uint2 w = *(const uint2*)(in{j} + i0);"
+                    );
+                    for (u, part) in ["w.x & 0xffffu", "w.x >> 16", "w.y & 0xffffu", "w.y >> 16"]
+                        .iter()
+                        .enumerate()
+                    {
+                        let _ = writeln!(
+                            code,
+                            "          a{j}[{u}] = {};",
+                            load(*d, &format!("(unsigned short)({part})"))
+                        );
+                    }
+                    code.push_str("        }\n");
+                }
+                (Access::Contiguous, DType::F32) => {
+                    let _ = writeln!(
+                        code,
+                        "        {{ const float4 w = *(const float4*)(in{j} + i0); a{j}[0] = (real)w.x; a{j}[1] = (real)w.y; a{j}[2] = (real)w.z; a{j}[3] = (real)w.w; }}"
+                    );
+                }
+                (Access::Contiguous, _) => {
+                    for u in 0..4 {
+                        let _ = writeln!(
+                            code,
+                            "        a{j}[{u}] = {};",
+                            load(*d, &format!("in{j}[i0 + {u}]"))
+                        );
+                    }
+                }
+                (Access::Strided, _) => {
+                    for u in 0..4 {
+                        let _ = writeln!(
+                            code,
+                            "        a{j}[{u}] = {};",
+                            load(*d, &format!("in{j}[ob{j} + (j0 + {u}) * st{j}]"))
+                        );
+                    }
+                }
+            }
+        }
+        code.push_str("#pragma unroll\n        for (int w = 0; w < 4; ++w) {\n");
+        for j in 0..self.inputs.len() {
+            let _ = writeln!(code, "          const real x{j} = a{j}[w];");
+        }
+        let _ = writeln!(
+            code,
+            "          vals[4 * g + w] = {};\n        }}\n      }}\n    }}",
+            expr_c(&self.outs[0].0, &mut 0)
+        );
+        code
     }
 
     /// Whether [`ElemSig::vector_source`] can serve an index space whose innermost
@@ -968,9 +1052,10 @@ fn normalize_rows(
     cached: usize,
     row: &str,
     value: &str,
+    wide: Option<&str>,
 ) -> String {
     if warp && cached > 0 {
-        return normalize_cached_rows(func, storage, cached, row, value);
+        return normalize_cached_rows(func, storage, cached, row, value, wide);
     }
     let (first_row, row_step, lane, lanes) = if warp {
         (
@@ -1020,37 +1105,84 @@ fn normalize_cached_rows(
     cached: usize,
     row: &str,
     value: &str,
+    wide: Option<&str>,
 ) -> String {
+    // Element `j` of the row that value `u` of a lane holds: lane-strided, or (`wide`) four
+    // consecutive elements per lane, so that contiguous rows move in 8- and 16-byte accesses.
+    let index = if wide.is_some() {
+        "4LL * (threadIdx.x & 31) + 128LL * (u >> 2) + (u & 3)"
+    } else {
+        "(long long)(threadIdx.x & 31) + 32LL * u"
+    };
     let each = |code: &str| {
         format!(
-            "#pragma unroll\n    for (int u = 0; u < {cached}; ++u) {{\n      const long long j = (long long)(threadIdx.x & 31) + 32LL * u;\n      if (j < len) {{\n{code}      }}\n    }}\n"
+            "#pragma unroll\n    for (int u = 0; u < {cached}; ++u) {{\n      const long long j = {index};\n      if (j < len) {{\n{code}      }}\n    }}\n"
         )
     };
-    let load = each(&format!(
-        "        const long long i = base + j * inner;\n{value}        vals[u] = v;\n"
-    ));
+    let load = match wide {
+        Some(code) => code.to_string(),
+        None => each(&format!(
+            "        const long long i = base + j * inner;\n{value}        vals[u] = v;\n"
+        )),
+    };
+    let result = match func {
+        NormFn::Softmax => "vals[u] * inv",
+        NormFn::LayerNorm => "(vals[u] - mean) * inv",
+    };
+    let write = match wide {
+        Some(_) => wide_store(storage, cached, result),
+        None => each(&format!(
+            "        out0[base + j * inner] = {};\n",
+            store(storage, result)
+        )),
+    };
     let work = match func {
         NormFn::Softmax => format!(
-            "    real mx = -__int_as_float(0x7f800000);\n{}    mx = tl_row_max(mx, sh);\n    real sum = 0.0f;\n{}    sum = tl_row_sum(sum, sh);\n    const real inv = 1.0f / sum;\n{}",
+            "    real mx = -__int_as_float(0x7f800000);\n{}    mx = tl_row_max(mx, sh);\n    real sum = 0.0f;\n{}    sum = tl_row_sum(sum, sh);\n    const real inv = 1.0f / sum;\n{write}",
             each("        mx = fmaxf(mx, vals[u]);\n"),
             each("        vals[u] = expf(vals[u] - mx);\n        sum += vals[u];\n"),
-            each(&format!(
-                "        out0[base + j * inner] = {};\n",
-                store(storage, "vals[u] * inv")
-            ))
         ),
         NormFn::LayerNorm => format!(
-            "    real sum = 0.0f;\n{}    const real mean = tl_row_sum(sum, sh) / (real)len;\n    real var = 0.0f;\n{}    var = tl_row_sum(var, sh) / (real)len;\n    const real inv = 1.0f / sqrtf(var + 1e-5f);\n{}",
+            "    real sum = 0.0f;\n{}    const real mean = tl_row_sum(sum, sh) / (real)len;\n    real var = 0.0f;\n{}    var = tl_row_sum(var, sh) / (real)len;\n    const real inv = 1.0f / sqrtf(var + 1e-5f);\n{write}",
             each("        sum += vals[u];\n"),
             each("        const real d = vals[u] - mean;\n        var += d * d;\n"),
-            each(&format!(
-                "        out0[base + j * inner] = {};\n",
-                store(storage, "(vals[u] - mean) * inv")
-            ))
         ),
     };
     format!(
         "  __shared__ real sh[{BLOCK}];\n  for (long long q = (long long)blockIdx.x * ({BLOCK} / 32) + threadIdx.x / 32; q < rows; q += (long long)gridDim.x * ({BLOCK} / 32)) {{\n    const long long base = (q / inner) * len * inner + (q % inner);\n{row}    real vals[{cached}];\n{load}{work}  }}\n}}\n"
+    )
+}
+
+/// The stores of a wide row ([`normalize_cached_rows`]): each lane's groups of four
+/// consecutive results (`result` over `vals[u]`) with one 8-byte (16-bit types) or 16-byte
+/// (f32) store, else one by one.
+fn wide_store(storage: DType, cached: usize, result: &str) -> String {
+    let at = |w: usize| result.replace("vals[u]", &format!("vals[4 * g + {w}]"));
+    let stores = match storage {
+        DType::F16 | DType::BF16 => {
+            let h = |w: usize| format!("(unsigned int){}", store(storage, &at(w)));
+            format!(
+                "        {{ uint2 o; o.x = {} | ({} << 16); o.y = {} | ({} << 16); *(uint2*)(out0 + base + j0) = o; }}\n",
+                h(0),
+                h(1),
+                h(2),
+                h(3)
+            )
+        }
+        DType::F32 => format!(
+            "        *(float4*)(out0 + base + j0) = make_float4((float)({}), (float)({}), (float)({}), (float)({}));\n",
+            at(0),
+            at(1),
+            at(2),
+            at(3)
+        ),
+        _ => (0..4)
+            .map(|w| format!("        out0[base + j0 + {w}] = {};\n", store(storage, &at(w))))
+            .collect(),
+    };
+    format!(
+        "#pragma unroll\n    for (int g = 0; g < {}; ++g) {{\n      const long long j0 = 4LL * (threadIdx.x & 31) + 128LL * g;\n      if (j0 < len) {{\n{stores}      }}\n    }}\n",
+        cached / 4
     )
 }
 
@@ -1087,7 +1219,7 @@ pub(crate) fn normalize_source(
     let body = format!(
         "{}{head}{}",
         row_reducers(warp),
-        normalize_rows(func, storage, warp, cached, "", &value)
+        normalize_rows(func, storage, warp, cached, "", &value, None)
     );
     s.push_str(&dialect(&body, real));
     s
@@ -1633,10 +1765,15 @@ mod tests {
             ));
             if out_t != DType::Bool {
                 for func in [NormFn::Softmax, NormFn::LayerNorm] {
-                    for (warp, cached) in [(false, 0), (true, 0), (true, 4)] {
+                    for (warp, cached, wide) in [
+                        (false, 0, false),
+                        (true, 0, false),
+                        (true, 4, false),
+                        (true, 8, true),
+                    ] {
                         out.push((
-                            format!("map_normalize {func:?} {out_t} {warp} {cached}"),
-                            e.normalize_source(func, out_t, warp, cached)
+                            format!("map_normalize {func:?} {out_t} {warp} {cached} {wide}"),
+                            e.normalize_source(func, out_t, warp, cached, wide)
                                 .unwrap_or_default(),
                         ));
                     }

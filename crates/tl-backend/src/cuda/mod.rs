@@ -1305,10 +1305,31 @@ impl Backend for CudaBackend {
             1
         };
         let sig = &fused.sig;
+        // Rows contiguous along the axis, of a length divisible by four, move four elements
+        // per lane with wide accesses (when those are aligned).
+        let aligned = |ptr: u64, d: DType| {
+            let size = d.size() as u64;
+            !(size == 2 || size == 4) || ptr.is_multiple_of(4 * size)
+        };
+        let wide = inner == 1
+            && cached >= 4
+            && len.is_multiple_of(4)
+            && aligned(out.ptr(), storage)
+            && sig.inputs.iter().enumerate().all(|(j, (d, a))| {
+                *a != Access::Contiguous || aligned(meta[sig.inputs_at() + j] as u64, *d)
+            });
         self.launch(
-            codegen::kernel_key(&("map_normalize", sig.key(), func, storage, warp, cached)),
+            codegen::kernel_key(&(
+                "map_normalize",
+                sig.key(),
+                func,
+                storage,
+                warp,
+                cached,
+                wide,
+            )),
             || {
-                sig.normalize_source(func, storage, warp, cached)
+                sig.normalize_source(func, storage, warp, cached, wide)
                     .ok_or_else(|| too_many("map_normalize", inputs.len()))
             },
             &meta,
