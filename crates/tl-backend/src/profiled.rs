@@ -101,6 +101,18 @@ impl<'a> ProfiledBackend<'a> {
     }
 }
 
+/// `name(K outputs, N nodes) inputs -> shape`: a several-output map's entry in the profile.
+fn many_label(name: &str, exprs: &[MapExpr], inputs: &[&Tensor], shape: &[usize]) -> String {
+    let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
+    let nodes: usize = exprs.iter().map(expr_size).sum();
+    format!(
+        "{name}({} outputs, {nodes} nodes) {} -> {}",
+        exprs.len(),
+        ins.join(" "),
+        dims(shape)
+    )
+}
+
 impl Backend for ProfiledBackend<'_> {
     fn name(&self) -> String {
         self.inner.name()
@@ -157,13 +169,9 @@ impl Backend for ProfiledBackend<'_> {
     ) -> Result<Vec<Tensor>> {
         self.timed(
             || {
-                let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
-                let nodes: usize = exprs.iter().map(expr_size).sum();
                 format!(
-                    "map_many({} outputs, {nodes} nodes) {} -> {}:{dtype}",
-                    exprs.len(),
-                    ins.join(" "),
-                    dims(out_shape)
+                    "{}:{dtype}",
+                    many_label("map_many", exprs, inputs, out_shape)
                 )
             },
             || self.inner.map_many(exprs, inputs, out_shape, dtype),
@@ -370,27 +378,8 @@ impl Backend for ProfiledBackend<'_> {
         outs: &[&Tensor],
     ) -> Result<()> {
         self.timed(
-            || {
-                let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
-                let nodes: usize = exprs.iter().map(expr_size).sum();
-                format!(
-                    "map_many_into({} outputs, {nodes} nodes) {} -> {}",
-                    exprs.len(),
-                    ins.join(" "),
-                    dims(out_shape)
-                )
-            },
+            || many_label("map_many_into", exprs, inputs, out_shape),
             || self.inner.map_many_into(exprs, inputs, out_shape, outs),
-        )
-    }
-
-    fn non_finite_flag(&self, tensors: &[&Tensor]) -> Result<Tensor> {
-        self.timed(
-            || {
-                let ins: Vec<_> = tensors.iter().map(|t| describe(t)).collect();
-                format!("non_finite_flag {}", ins.join(" "))
-            },
-            || self.inner.non_finite_flag(tensors),
         )
     }
 

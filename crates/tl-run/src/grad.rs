@@ -530,6 +530,10 @@ impl Engine<'_> {
     /// backward pass has gone through it, the tensor's gradient is final.
     fn last_readers(&self, finals: &[TensorId]) -> Vec<Option<usize>> {
         let mut last_reader: Vec<Option<usize>> = vec![None; finals.len()];
+        if finals.is_empty() {
+            // An ordinary backward pass: nothing to look up on every step.
+            return last_reader;
+        }
         for (i, s) in self.program.strata.iter().enumerate() {
             for &t in &s.tensors {
                 let reads = self.reads(t);

@@ -93,12 +93,9 @@ impl Engine<'_> {
                         Ok(loss)
                     }
                     _ => {
-                        // Nothing recorded ran: the optimiser goes back to its state before,
-                        // and values made during the capture (never computed) are forgotten.
+                        // Nothing recorded ran: the optimiser goes back to its state before.
                         *opt = before;
-                        self.constants.clear();
-                        self.reset_derived();
-                        self.traces.clear();
+                        self.forget_capture();
                         *state = Replay::Off;
                         self.step_in_place(opt, s)
                     }
@@ -197,9 +194,7 @@ impl Engine<'_> {
                         Ok(())
                     }
                     _ => {
-                        // Nothing recorded ran: forget what the capture made.
-                        self.constants.clear();
-                        self.reset_derived();
+                        self.forget_capture();
                         self.eval_replay = EvalReplay::Off;
                         self.evaluate_all()
                     }
@@ -215,6 +210,14 @@ impl Engine<'_> {
                 self.evaluate_all()
             }
         }
+    }
+
+    /// Forgets the values a failed capture made: nothing recorded ran, so the constants and
+    /// derived values it created hold nothing and are made again.
+    fn forget_capture(&mut self) {
+        self.constants.clear();
+        self.reset_derived();
+        self.traces.clear();
     }
 
     /// Drops a recorded evaluation (the data or parameters it read are about to change).

@@ -220,16 +220,7 @@ impl Engine<'_> {
     ) -> Result<StepResult, RunError> {
         let backend = self.backend;
         let (grads, summed_loss) = dp.finish_streaming(backend, stream, loss_sum, span)?;
-        let refs: Vec<&Tensor> = grads.iter().collect();
-        let flag = backend
-            .non_finite_flag(&refs)
-            .map_err(|e| RunError::backend(e, span))?;
-        let total = self.scalar_total(&[&summed_loss, &flag], span)?;
-        let d = DevicePass {
-            loss_sum: summed_loss,
-            total,
-            grads,
-        };
+        let d = self.device_pass(summed_loss, grads, span)?;
         let loss_value = self.checked(&d, loss, params, step, span)?;
         Ok(StepResult {
             loss: loss_value,
@@ -278,9 +269,18 @@ impl Engine<'_> {
             };
             out.push(g);
         }
-        // One read-back per step: the loss plus a flag that is 0 when every gradient is
-        // finite and NaN otherwise.
-        let refs: Vec<&Tensor> = out.iter().collect();
+        self.device_pass(loss_sum, out, span)
+    }
+
+    /// A pass's loss and gradients with the one scalar a step reads back: the loss plus a
+    /// flag that is 0 when every gradient is finite and NaN otherwise.
+    fn device_pass(
+        &self,
+        loss_sum: Tensor,
+        grads: Vec<Tensor>,
+        span: Span,
+    ) -> Result<DevicePass, RunError> {
+        let refs: Vec<&Tensor> = grads.iter().collect();
         let flag = self
             .backend
             .non_finite_flag(&refs)
@@ -289,7 +289,7 @@ impl Engine<'_> {
         Ok(DevicePass {
             loss_sum,
             total,
-            grads: out,
+            grads,
         })
     }
 

@@ -5,10 +5,12 @@
 
 use tl_backend::cuda::CudaBackend;
 use tl_backend::{Backend, DType};
-use tl_check::Command;
 use tl_run::observe::{StepInfo, TrainObserver};
 use tl_run::{Engine, RunOptions};
-use tl_syntax::{SourceMap, Span};
+use tl_syntax::Span;
+
+mod common;
+use common::{minimize_spec, planned};
 
 /// Records every step's loss.
 struct Losses(Vec<f64>);
@@ -37,12 +39,7 @@ fn program(optimizer: &str) -> String {
 /// The losses of every step, the final parameters and the number of replayed steps.
 fn train(be: &CudaBackend, optimizer: &str, replay: bool) -> (Vec<f64>, Vec<Vec<f64>>, u64) {
     let src = program(optimizer);
-    let mut sources = SourceMap::new();
-    let (parsed, diags) =
-        tl_syntax::load_source("<test>", &src, &mut sources, std::path::Path::new("."));
-    assert!(diags.is_empty(), "{diags:?}");
-    let checked = tl_check::check(&parsed, &sources).expect("checks");
-    let plan = tl_plan::plan(&checked).expect("plans");
+    let (checked, plan) = planned(&src);
     let options = RunOptions {
         dtype: DType::F32,
         replay,
@@ -50,14 +47,7 @@ fn train(be: &CudaBackend, optimizer: &str, replay: bool) -> (Vec<f64>, Vec<Vec<
     };
     let mut engine = Engine::new(&checked, &plan, be, options).expect("starts");
     engine.evaluate_all().expect("evaluates");
-    let spec = checked
-        .commands
-        .iter()
-        .find_map(|c| match c {
-            Command::Minimize(m) => Some(m.clone()),
-            _ => None,
-        })
-        .expect("a minimize command");
+    let spec = minimize_spec(&checked);
     let mut losses = Losses(Vec::new());
     engine.minimize(&spec, &mut losses).expect("trains");
     let params = ["W1", "B1", "W2"]
@@ -113,12 +103,7 @@ fn evaluate_repeatedly(
     names: &[&str],
     times: usize,
 ) -> (Vec<Vec<f64>>, usize) {
-    let mut sources = SourceMap::new();
-    let (parsed, diags) =
-        tl_syntax::load_source("<test>", src, &mut sources, std::path::Path::new("."));
-    assert!(diags.is_empty(), "{diags:?}");
-    let checked = tl_check::check(&parsed, &sources).expect("checks");
-    let plan = tl_plan::plan(&checked).expect("plans");
+    let (checked, plan) = planned(src);
     let options = RunOptions {
         dtype: DType::F32,
         ..RunOptions::default()

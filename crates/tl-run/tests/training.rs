@@ -4,10 +4,11 @@
 
 use tl_backend::cpu::CpuBackend;
 use tl_backend::DType;
-use tl_check::Command;
 use tl_run::observe::Silent;
 use tl_run::{Engine, RunOptions};
-use tl_syntax::SourceMap;
+
+mod common;
+use common::{minimize_spec, planned};
 
 /// `X` is data computed by an equation (no parameter in it); `Y` and `Loss` depend on `W`.
 const PROGRAM: &str = "X[e: 4, i: 3] = sin(0.3 * e + 0.7 * i)\n\
@@ -18,12 +19,7 @@ const PROGRAM: &str = "X[e: 4, i: 3] = sin(0.3 * e + 0.7 * i)\n\
 
 /// Equation evaluations of `minimize` with `steps` steps, and the loss after it.
 fn train(steps: u64) -> (usize, f64) {
-    let mut sources = SourceMap::new();
-    let (parsed, diags) =
-        tl_syntax::load_source("<test>", PROGRAM, &mut sources, std::path::Path::new("."));
-    assert!(diags.is_empty(), "{diags:?}");
-    let checked = tl_check::check(&parsed, &sources).expect("checks");
-    let plan = tl_plan::plan(&checked).expect("plans");
+    let (checked, plan) = planned(PROGRAM);
     let backend = CpuBackend::new();
     let options = RunOptions {
         dtype: DType::F64,
@@ -31,14 +27,7 @@ fn train(steps: u64) -> (usize, f64) {
     };
     let mut engine = Engine::new(&checked, &plan, &backend, options).expect("starts");
     engine.evaluate_all().expect("evaluates");
-    let mut spec = checked
-        .commands
-        .iter()
-        .find_map(|c| match c {
-            Command::Minimize(m) => Some(m.clone()),
-            _ => None,
-        })
-        .expect("a minimize command");
+    let mut spec = minimize_spec(&checked);
     spec.count = steps;
     let before = engine.evaluations;
     engine.minimize(&spec, &mut Silent).expect("trains");

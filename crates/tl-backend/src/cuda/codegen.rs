@@ -629,6 +629,82 @@ impl ElemSig {
         Some(s)
     }
 
+    /// Whether the outputs and the contiguous inputs of a launch with these `TlMeta` words
+    /// ([`ElemSig::meta`]) start where [`ElemSig::four_loads`] and [`four_stores`] may move
+    /// four 16- or 32-bit values at once (a multiple of four elements).
+    pub(crate) fn fours_aligned(&self, meta: &[i64]) -> bool {
+        let aligned = |ptr: i64, d: DType| {
+            let size = d.size() as u64;
+            !(size == 2 || size == 4) || (ptr as u64).is_multiple_of(4 * size)
+        };
+        self.outs
+            .iter()
+            .enumerate()
+            .all(|(o, (_, d))| meta.get(1 + o).is_some_and(|&p| aligned(p, *d)))
+            && self.inputs.iter().enumerate().all(|(j, (d, a))| {
+                *a != Access::Contiguous
+                    || meta
+                        .get(self.inputs_at() + j)
+                        .is_some_and(|&p| aligned(p, *d))
+            })
+    }
+
+    /// Code reading four consecutive elements of every input into `real {array}{j}[4]`, the
+    /// first at `i0`: contiguous 16- and 32-bit inputs with one 8- or 16-byte load, other
+    /// contiguous ones one by one, scalars once, and strided inputs at `strided(j, u)`.
+    fn four_loads(
+        &self,
+        pad: &str,
+        array: &str,
+        strided: &dyn Fn(usize, usize) -> String,
+    ) -> String {
+        let mut code = String::new();
+        for (j, (d, a)) in self.inputs.iter().enumerate() {
+            let _ = writeln!(code, "{pad}real {array}{j}[4];");
+            let lane = |u: usize, value: String| format!("{pad}  {array}{j}[{u}] = {value};\n");
+            match (a, d) {
+                (Access::Scalar, _) => {
+                    let _ = writeln!(
+                        code,
+                        "{pad}{{ const real x = {}; {array}{j}[0] = x; {array}{j}[1] = x; {array}{j}[2] = x; {array}{j}[3] = x; }}",
+                        load(*d, &format!("in{j}[0]"))
+                    );
+                }
+                (Access::Contiguous, DType::F16 | DType::BF16) => {
+                    let _ = writeln!(code, "{pad}{{ const uint2 w = *(const uint2*)(in{j} + i0);");
+                    for (u, part) in ["w.x & 0xffffu", "w.x >> 16", "w.y & 0xffffu", "w.y >> 16"]
+                        .iter()
+                        .enumerate()
+                    {
+                        code.push_str(&lane(u, load(*d, &format!("(unsigned short)({part})"))));
+                    }
+                    let _ = writeln!(code, "{pad}}}");
+                }
+                (Access::Contiguous, DType::F32) => {
+                    let _ = writeln!(
+                        code,
+                        "{pad}{{ const float4 w = *(const float4*)(in{j} + i0);"
+                    );
+                    for (u, part) in ["w.x", "w.y", "w.z", "w.w"].iter().enumerate() {
+                        code.push_str(&lane(u, format!("(real){part}")));
+                    }
+                    let _ = writeln!(code, "{pad}}}");
+                }
+                (Access::Contiguous, _) => {
+                    for u in 0..4 {
+                        code.push_str(&lane(u, load(*d, &format!("in{j}[i0 + {u}]"))));
+                    }
+                }
+                (Access::Strided, _) => {
+                    for u in 0..4 {
+                        code.push_str(&lane(u, load(*d, &format!("in{j}[{}]", strided(j, u)))));
+                    }
+                }
+            }
+        }
+        code
+    }
+
     /// The loads of a wide row (a row contiguous along the normalised axis, `inner` = 1, of a
     /// length divisible by four): each lane computes `vals` for groups of four consecutive
     /// elements, reading contiguous 16- and 32-bit inputs with one 8- or 16-byte access and a
@@ -638,59 +714,9 @@ impl ElemSig {
             "#pragma unroll\n    for (int g = 0; g < {}; ++g) {{\n      const long long j0 = 4LL * (threadIdx.x & 31) + 128LL * g;\n      if (j0 < len) {{\n        const long long i0 = base + j0;\n",
             cached / 4
         );
-        for (j, (d, a)) in self.inputs.iter().enumerate() {
-            let _ = writeln!(code, "        real a{j}[4];");
-            match (a, d) {
-                (Access::Scalar, _) => {
-                    let _ = writeln!(
-                        code,
-                        "        {{ const real x = {}; a{j}[0] = x; a{j}[1] = x; a{j}[2] = x; a{j}[3] = x; }}",
-                        load(*d, &format!("in{j}[0]"))
-                    );
-                }
-                (Access::Contiguous, DType::F16 | DType::BF16) => {
-                    let _ = writeln!(
-                        code,
-                        "        {{ const uint2 w = *(const uint2*)(in{j} + i0);"
-                    );
-                    for (u, part) in ["w.x & 0xffffu", "w.x >> 16", "w.y & 0xffffu", "w.y >> 16"]
-                        .iter()
-                        .enumerate()
-                    {
-                        let _ = writeln!(
-                            code,
-                            "          a{j}[{u}] = {};",
-                            load(*d, &format!("(unsigned short)({part})"))
-                        );
-                    }
-                    code.push_str("        }\n");
-                }
-                (Access::Contiguous, DType::F32) => {
-                    let _ = writeln!(
-                        code,
-                        "        {{ const float4 w = *(const float4*)(in{j} + i0); a{j}[0] = (real)w.x; a{j}[1] = (real)w.y; a{j}[2] = (real)w.z; a{j}[3] = (real)w.w; }}"
-                    );
-                }
-                (Access::Contiguous, _) => {
-                    for u in 0..4 {
-                        let _ = writeln!(
-                            code,
-                            "        a{j}[{u}] = {};",
-                            load(*d, &format!("in{j}[i0 + {u}]"))
-                        );
-                    }
-                }
-                (Access::Strided, _) => {
-                    for u in 0..4 {
-                        let _ = writeln!(
-                            code,
-                            "        a{j}[{u}] = {};",
-                            load(*d, &format!("in{j}[ob{j} + (j0 + {u}) * st{j}]"))
-                        );
-                    }
-                }
-            }
-        }
+        code.push_str(&self.four_loads("        ", "a", &|j, u| {
+            format!("ob{j} + (j0 + {u}) * st{j}")
+        }));
         code.push_str("#pragma unroll\n        for (int w = 0; w < 4; ++w) {\n");
         for j in 0..self.inputs.len() {
             let _ = writeln!(code, "          const real x{j} = a{j}[w];");
@@ -727,61 +753,15 @@ impl ElemSig {
         self.offsets(&mut body, "    ", "i0", "o");
         let shape_at = self.inputs_at() + k;
         let mut q = 0;
-        for (j, (d, a)) in self.inputs.iter().enumerate() {
-            let _ = writeln!(body, "    real r{j}[4];");
-            match (a, d) {
-                (Access::Strided, _) => {
-                    // The stride along the innermost axis, from `TlMeta`.
-                    let inner = shape_at + 2 * self.rank + q * self.rank + self.rank - 1;
-                    q += 1;
-                    let _ = writeln!(body, "    {{ const long long si = m.v[{inner}];");
-                    for u in 0..4 {
-                        let _ = writeln!(
-                            body,
-                            "      r{j}[{u}] = {};",
-                            load(*d, &format!("in{j}[o{j} + {u} * si]"))
-                        );
-                    }
-                    body.push_str("    }\n");
-                }
-                (Access::Scalar, _) => {
-                    let _ = writeln!(
-                        body,
-                        "    {{ const real x = {}; r{j}[0] = x; r{j}[1] = x; r{j}[2] = x; r{j}[3] = x; }}",
-                        load(*d, &format!("in{j}[0]"))
-                    );
-                }
-                (_, DType::F16 | DType::BF16) => {
-                    let _ = writeln!(body, "    {{ const uint2 w = *(const uint2*)(in{j} + i0);");
-                    for (u, part) in ["w.x & 0xffffu", "w.x >> 16", "w.y & 0xffffu", "w.y >> 16"]
-                        .iter()
-                        .enumerate()
-                    {
-                        let _ = writeln!(
-                            body,
-                            "      r{j}[{u}] = {};",
-                            load(*d, &format!("(unsigned short)({part})"))
-                        );
-                    }
-                    body.push_str("    }\n");
-                }
-                (_, DType::F32) => {
-                    let _ = writeln!(
-                        body,
-                        "    {{ const float4 w = *(const float4*)(in{j} + i0); r{j}[0] = (real)w.x; r{j}[1] = (real)w.y; r{j}[2] = (real)w.z; r{j}[3] = (real)w.w; }}"
-                    );
-                }
-                _ => {
-                    for u in 0..4 {
-                        let _ = writeln!(
-                            body,
-                            "    r{j}[{u}] = {};",
-                            load(*d, &format!("in{j}[i0 + {u}]"))
-                        );
-                    }
-                }
+        for (j, (_, a)) in self.inputs.iter().enumerate() {
+            if *a == Access::Strided {
+                // The stride along the innermost axis, from `TlMeta`.
+                let inner = shape_at + 2 * self.rank + q * self.rank + self.rank - 1;
+                q += 1;
+                let _ = writeln!(body, "    const long long si{j} = m.v[{inner}];");
             }
         }
+        body.push_str(&self.four_loads("    ", "r", &|j, u| format!("o{j} + {u} * si{j}")));
         for o in 0..self.outs.len() {
             let _ = writeln!(body, "    real y{o}[4];");
         }
@@ -795,35 +775,9 @@ impl ElemSig {
         }
         body.push_str("    }\n");
         for (o, (_, d)) in self.outs.iter().enumerate() {
-            match d {
-                DType::F16 | DType::BF16 => {
-                    let h =
-                        |u: usize| format!("(unsigned int){}", store(*d, &format!("y{o}[{u}]")));
-                    let _ = writeln!(
-                        body,
-                        "    {{ uint2 w; w.x = {} | ({} << 16); w.y = {} | ({} << 16); *(uint2*)(out{o} + i0) = w; }}",
-                        h(0),
-                        h(1),
-                        h(2),
-                        h(3)
-                    );
-                }
-                DType::F32 => {
-                    let _ = writeln!(
-                        body,
-                        "    *(float4*)(out{o} + i0) = make_float4((float)y{o}[0], (float)y{o}[1], (float)y{o}[2], (float)y{o}[3]);"
-                    );
-                }
-                _ => {
-                    for u in 0..4 {
-                        let _ = writeln!(
-                            body,
-                            "    out{o}[i0 + {u}] = {};",
-                            store(*d, &format!("y{o}[{u}]"))
-                        );
-                    }
-                }
-            }
+            body.push_str(&four_stores(*d, "    ", &format!("out{o} + i0"), &|u| {
+                format!("y{o}[{u}]")
+            }));
         }
         body.push_str("  }\n  for (long long i = (groups << 2) + (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {\n");
         self.read_inputs(&mut body, "    ", &|j| format!("const real x{j}"), true);
@@ -1157,12 +1111,23 @@ fn normalize_cached_rows(
 /// consecutive results (`result` over `vals[u]`) with one 8-byte (16-bit types) or 16-byte
 /// (f32) store, else one by one.
 fn wide_store(storage: DType, cached: usize, result: &str) -> String {
-    let at = |w: usize| result.replace("vals[u]", &format!("vals[4 * g + {w}]"));
-    let stores = match storage {
+    let stores = four_stores(storage, "        ", "out0 + base + j0", &|w| {
+        result.replace("vals[u]", &format!("vals[4 * g + {w}]"))
+    });
+    format!(
+        "#pragma unroll\n    for (int g = 0; g < {}; ++g) {{\n      const long long j0 = 4LL * (threadIdx.x & 31) + 128LL * g;\n      if (j0 < len) {{\n{stores}      }}\n    }}\n",
+        cached / 4
+    )
+}
+
+/// Code storing four consecutive `real` values (`value(u)`) as `d` from address `at` on: one
+/// 8-byte (16-bit types) or 16-byte (f32) store, else one by one.
+fn four_stores(d: DType, pad: &str, at: &str, value: &dyn Fn(usize) -> String) -> String {
+    match d {
         DType::F16 | DType::BF16 => {
-            let h = |w: usize| format!("(unsigned int){}", store(storage, &at(w)));
+            let h = |u: usize| format!("(unsigned int){}", store(d, &value(u)));
             format!(
-                "        {{ uint2 o; o.x = {} | ({} << 16); o.y = {} | ({} << 16); *(uint2*)(out0 + base + j0) = o; }}\n",
+                "{pad}{{ uint2 w; w.x = {} | ({} << 16); w.y = {} | ({} << 16); *(uint2*)({at}) = w; }}\n",
                 h(0),
                 h(1),
                 h(2),
@@ -1170,20 +1135,16 @@ fn wide_store(storage: DType, cached: usize, result: &str) -> String {
             )
         }
         DType::F32 => format!(
-            "        *(float4*)(out0 + base + j0) = make_float4((float)({}), (float)({}), (float)({}), (float)({}));\n",
-            at(0),
-            at(1),
-            at(2),
-            at(3)
+            "{pad}*(float4*)({at}) = make_float4((float)({}), (float)({}), (float)({}), (float)({}));\n",
+            value(0),
+            value(1),
+            value(2),
+            value(3)
         ),
         _ => (0..4)
-            .map(|w| format!("        out0[base + j0 + {w}] = {};\n", store(storage, &at(w))))
+            .map(|u| format!("{pad}({at})[{u}] = {};\n", store(d, &value(u))))
             .collect(),
-    };
-    format!(
-        "#pragma unroll\n    for (int g = 0; g < {}; ++g) {{\n      const long long j0 = 4LL * (threadIdx.x & 31) + 128LL * g;\n      if (j0 < len) {{\n{stores}      }}\n    }}\n",
-        cached / 4
-    )
+    }
 }
 
 /// Values per lane a warp keeps in registers for a row of `len` elements, or 0 when the row

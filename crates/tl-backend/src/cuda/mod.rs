@@ -629,22 +629,13 @@ impl CudaBackend {
         }
         let fused = self.fused_expr(outs, inputs, out_shape, out_ptrs, real)?;
         let sig = &fused.sig;
-        // Four consecutive elements per thread, with wide loads and stores, where every
-        // input is contiguous or a scalar and the wide accesses are aligned.
-        let aligned = |ptr: u64, d: DType| {
-            let size = d.size() as u64;
-            !(size == 2 || size == 4) || ptr.is_multiple_of(4 * size)
-        };
+        // Four consecutive elements per thread, with wide loads and stores, where rows split
+        // into fours and the wide accesses are aligned.
         let inner = match sig.rank {
             0 => 1,
             r => fused.meta[sig.inputs_at() + sig.inputs.len() + r - 1] as usize,
         };
-        let vector = sig.vectorizable(inner)
-            && n >= 4
-            && out_ptrs.iter().zip(outs).all(|(&p, (_, d))| aligned(p, *d))
-            && sig.inputs.iter().enumerate().all(|(j, (d, a))| {
-                *a != Access::Contiguous || aligned(fused.meta[sig.inputs_at() + j] as u64, *d)
-            });
+        let vector = sig.vectorizable(inner) && n >= 4 && sig.fours_aligned(&fused.meta);
         if vector {
             let source = || {
                 sig.vector_source()
@@ -1307,17 +1298,7 @@ impl Backend for CudaBackend {
         let sig = &fused.sig;
         // Rows contiguous along the axis, of a length divisible by four, move four elements
         // per lane with wide accesses (when those are aligned).
-        let aligned = |ptr: u64, d: DType| {
-            let size = d.size() as u64;
-            !(size == 2 || size == 4) || ptr.is_multiple_of(4 * size)
-        };
-        let wide = inner == 1
-            && cached >= 4
-            && len.is_multiple_of(4)
-            && aligned(out.ptr(), storage)
-            && sig.inputs.iter().enumerate().all(|(j, (d, a))| {
-                *a != Access::Contiguous || aligned(meta[sig.inputs_at() + j] as u64, *d)
-            });
+        let wide = inner == 1 && cached >= 4 && len.is_multiple_of(4) && sig.fours_aligned(&meta);
         self.launch(
             codegen::kernel_key(&(
                 "map_normalize",
