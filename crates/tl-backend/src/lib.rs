@@ -5,6 +5,7 @@
 //! implements the same trait, so a program runs unchanged on either.
 #![deny(missing_docs)]
 
+pub mod attention;
 mod check;
 pub mod cpu;
 pub mod cuda;
@@ -17,6 +18,7 @@ pub mod ops;
 pub mod profiled;
 pub mod tensor;
 
+pub use attention::AttentionArgs;
 pub use dtype::DType;
 pub use error::{BackendError, Result};
 pub use host::{HostData, HostTensor};
@@ -171,6 +173,14 @@ pub trait Backend: Send + Sync {
     ) -> Result<Tensor> {
         let values = self.map(expr, inputs, shape, dtype)?;
         self.normalize(&values, axis, func)
+    }
+
+    /// Attention: the softmax along `key` of an elementwise function of `Q·K`, contracted
+    /// with V over `key` ([`AttentionArgs`]). A backend may compute it without storing the
+    /// scores; the default computes the scores, their softmax and the product one after the
+    /// other, exactly as the unfused plan does.
+    fn attention(&self, args: &AttentionArgs<'_>) -> Result<Tensor> {
+        attention::composed(self, args)
     }
 
     /// `out.flat[k] = input.flat[index[k]]`, or 0 where `index[k] < 0`; `out` has `out_shape`

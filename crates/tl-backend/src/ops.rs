@@ -212,8 +212,9 @@ impl UnaryFn {
             UnaryFn::Step => format!("(({x}) > 0.0f ? 1.0f : 0.0f)"),
             UnaryFn::Sigmoid => format!("(1.0f/(1.0f+expf(-({x}))))"),
             UnaryFn::Relu => format!("fmaxf({x}, 0.0f)"),
-            // erfc keeps full relative precision where 1 + erf(x/√2) would cancel (x ≪ 0).
-            UnaryFn::Gelu => format!("(0.5f*({x})*erfcf(-({x})*0.70710678118654752f))"),
+            // Through erfc, which keeps full relative precision where 1 + erf(x/√2) would
+            // cancel (x ≪ 0).
+            UnaryFn::Gelu => format!("tl_gelu({x})"),
             UnaryFn::Tanh => format!("tanhf({x})"),
             UnaryFn::Exp => format!("expf({x})"),
             UnaryFn::Log => format!("logf({x})"),

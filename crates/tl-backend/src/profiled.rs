@@ -5,7 +5,7 @@
 //! are grouped by what they are and the shapes they touch, which is what says where a
 //! program's time goes below the level of its statements.
 
-use crate::{Backend, DType, HostTensor, MapExpr, NormFn, ReduceOp, Result, Tensor};
+use crate::{AttentionArgs, Backend, DType, HostTensor, MapExpr, NormFn, ReduceOp, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -291,6 +291,29 @@ impl Backend for ProfiledBackend<'_> {
                 self.inner
                     .map_normalize(expr, inputs, shape, axis, func, dtype)
             },
+        )
+    }
+
+    fn attention(&self, args: &AttentionArgs<'_>) -> Result<Tensor> {
+        self.timed(
+            || {
+                let ins: Vec<_> = args.extra.iter().map(|t| describe(t)).collect();
+                format!(
+                    "attention({} nodes) {}{:?} {}{:?} {}{:?} + [{}] softmax along {} -> {:?} :{}",
+                    expr_size(args.expr),
+                    describe(args.q.0),
+                    args.q.1,
+                    describe(args.k.0),
+                    args.k.1,
+                    describe(args.v.0),
+                    args.v.1,
+                    ins.join(" "),
+                    args.key,
+                    args.out,
+                    args.dtype
+                )
+            },
+            || self.inner.attention(args),
         )
     }
 

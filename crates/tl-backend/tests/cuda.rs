@@ -986,3 +986,112 @@ fn out_of_memory_is_an_error() -> R {
     assert_eq!(be.download(&t)?.data.to_f64(), vec![1.0; 4]);
     Ok(())
 }
+
+/// Attention in one kernel against the composed f64 computation on the CPU: heads laid out
+/// `[s, p, h, k]` (the projections' natural order), a padding mask, odd query and key counts,
+/// every supported feature count class, one, two and no batch axes.
+#[test]
+fn attention_kernel_matches_cpu() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(41);
+    // (sentences, heads, queries, keys, key features, value features)
+    let cases: &[(usize, usize, usize, usize, usize, usize)] = &[
+        (2, 3, 128, 128, 32, 32),
+        (1, 2, 37, 77, 16, 8),
+        (3, 1, 130, 65, 64, 24),
+        (1, 1, 5, 200, 128, 128),
+        (2, 4, 129, 1, 32, 16),
+    ];
+    let scaled_plus_mask = MapExpr::Binary(
+        BinaryFn::Add,
+        Box::new(MapExpr::Binary(
+            BinaryFn::Mul,
+            Box::new(MapExpr::Input(0)),
+            Box::new(MapExpr::Const(0.3)),
+        )),
+        Box::new(MapExpr::Input(1)),
+    );
+    for &d in &[DType::BF16, DType::F16, DType::F32] {
+        for &(s, h, m, n, dk, dv) in cases {
+            let (q, cq) = pair(be, &mut rng, &[s, m, h, dk], d)?;
+            let (k, ck) = pair(be, &mut rng, &[s, n, h, dk], d)?;
+            let (v, cv) = pair(be, &mut rng, &[s, n, h, dv], d)?;
+            let mask: Vec<f64> = (0..s * n)
+                .map(|i| {
+                    if (i * 7) % 5 == 0 && i % n != 0 {
+                        -1e9
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let hm = HostTensor::from_f64(vec![s, 1, 1, n], mask, d);
+            let cm = HostTensor {
+                shape: hm.shape.clone(),
+                data: hm.data.convert(DType::F64),
+            };
+            let (gm, cm) = (be.upload(&hm)?, cpu.upload(&cm)?);
+            // Labels: s 0, h 1, p 2, p' 3, k 4, value feature 5.
+            let args = |q, k, v, extra, dtype| tl_backend::AttentionArgs {
+                q: (q, &[0, 2, 1, 4]),
+                k: (k, &[0, 3, 1, 4]),
+                v: (v, &[0, 3, 1, 5]),
+                scores: &[0, 1, 2, 3],
+                key: 3,
+                expr: &scaled_plus_mask,
+                extra,
+                out: &[0, 2, 1, 5],
+                dtype,
+            };
+            let what = format!("attention {d} s{s} h{h} m{m} n{n} dk{dk} dv{dv}");
+            let (cpu_mask, gpu_mask) = ([&cm], [&gm]);
+            let want = cpu.attention(&args(&cq, &ck, &cv, &cpu_mask, DType::F64))?;
+            let fused = be.fused_attention(&args(&q, &k, &v, &gpu_mask, d))?;
+            assert_eq!(fused.is_some(), d != DType::F32, "{what}: kernel taken");
+            let got = be.attention(&args(&q, &k, &v, &gpu_mask, d))?;
+            close(be, &got, &want, tol(d).max(1e-5), &what)?;
+            if let Some(f) = fused {
+                close(be, &f, &want, tol(d), &what)?;
+            }
+        }
+    }
+    // One batch axis (heads), no mask; and none at all.
+    for batch in [true, false] {
+        let d = DType::BF16;
+        let (h, m, n, dk) = (if batch { 3 } else { 1 }, 50, 90, 48);
+        let (shape_q, shape_k): (Vec<usize>, Vec<usize>) = if batch {
+            (vec![h, m, dk], vec![h, n, dk])
+        } else {
+            (vec![m, dk], vec![n, dk])
+        };
+        let (q, cq) = pair(be, &mut rng, &shape_q, d)?;
+        let (k, ck) = pair(be, &mut rng, &shape_k, d)?;
+        let (v, cv) = pair(be, &mut rng, &shape_k, d)?;
+        // Labels (q, k, v, scores, out), with the heads' label 1 or without it.
+        let labels: [&[u32]; 5] = if batch {
+            [&[1, 2, 4], &[1, 3, 4], &[1, 3, 5], &[1, 2, 3], &[1, 2, 5]]
+        } else {
+            [&[2, 4], &[3, 4], &[3, 5], &[2, 3], &[2, 5]]
+        };
+        let [lq, lk, lv, ls, lo] = labels;
+        let args = |q, k, v, dtype| tl_backend::AttentionArgs {
+            q: (q, lq),
+            k: (k, lk),
+            v: (v, lv),
+            scores: ls,
+            key: 3,
+            expr: &MapExpr::Input(0),
+            extra: &[],
+            out: lo,
+            dtype,
+        };
+        let want = cpu.attention(&args(&cq, &ck, &cv, DType::F64))?;
+        let got = be.fused_attention(&args(&q, &k, &v, d))?;
+        let got = got.expect("kernel taken");
+        close(be, &got, &want, tol(d), &format!("attention batch {batch}"))?;
+    }
+    Ok(())
+}

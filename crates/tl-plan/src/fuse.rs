@@ -12,12 +12,15 @@
 //!   reads them ([`Op::MapReduce`], [`Op::MapNormalize`]), so they never reach memory;
 //! - a constant factor on an operand of a product moves into the product's epilogue
 //!   (`(Q / sqrt(32)) K` scales the scores, not `Q`; on cuBLASLt it is the GEMM's alpha).
+//! - a product with V of a softmax of a function of another product (`softmax(Q·K/√d + M)·V`,
+//!   each single-use) becomes one [`Op::Attention`], which a backend may compute without
+//!   storing the scores.
 //!
 //! The pass is applied to graphs that are evaluated without a backward pass; autograd works on
 //! the unfused graph, whose every intermediate value it needs.
 
 use crate::graph::{Graph, NodeId, Op};
-use tl_backend::MapExpr;
+use tl_backend::{MapExpr, NormFn};
 
 /// The fused form of `graph` and the id its `root` has there.
 pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
@@ -99,21 +102,34 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             continue;
         };
         let (expr, inputs) = (expr.clone(), inputs.clone());
+        // Every reader of a node other than the root finds its axes by label, so such a map
+        // may take its product's axis order: the epilogue then writes what the GEMM produces
+        // instead of a permutation of it.
+        let reorderable = |i: NodeId| {
+            let (mut x, mut y) = (g.nodes[i].labels.clone(), g.nodes[id].labels.clone());
+            x.sort_unstable();
+            y.sort_unstable();
+            id != root && x == y
+        };
         let product = (0..inputs.len()).find_map(|k| {
             let i = inputs[k];
             match g.nodes[i].op {
                 Op::Contract { a, b }
                     if uses[i] == 1
                         && expr.reads(k) == 1
-                        && g.nodes[i].labels == g.nodes[id].labels =>
+                        && (g.nodes[i].labels == g.nodes[id].labels || reorderable(i)) =>
                 {
-                    Some((k, a, b))
+                    Some((k, a, b, i))
                 }
                 _ => None,
             }
         });
+        if let Some((_, _, _, i)) = product {
+            g.nodes[id].labels = g.nodes[i].labels.clone();
+            g.nodes[id].shape = g.nodes[i].shape.clone();
+        }
         g.nodes[id].op = match product {
-            Some((pos, a, b)) => {
+            Some((pos, a, b, _)) => {
                 let extra: Vec<NodeId> = inputs
                     .iter()
                     .enumerate()
@@ -205,7 +221,8 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             inputs: extra,
         };
     }
-    prune(&g, root)
+    let (g, root) = prune(&g, root);
+    attention(g, root)
 }
 
 /// `c` when `expr` is `Input(0)` times (or divided by) the constant `c`.
@@ -288,58 +305,117 @@ fn prune(g: &Graph, root: NodeId) -> (Graph, NodeId) {
         if !live[id] {
             continue;
         }
-        let r = |i: &NodeId| new_id[*i];
-        let op = match &node.op {
-            Op::Map { expr, inputs } => Op::Map {
-                expr: expr.clone(),
-                inputs: inputs.iter().map(r).collect(),
-            },
-            Op::Contract { a, b } => Op::Contract { a: r(a), b: r(b) },
-            Op::ContractMap { a, b, expr, inputs } => Op::ContractMap {
-                a: r(a),
-                b: r(b),
-                expr: expr.clone(),
-                inputs: inputs.iter().map(r).collect(),
-            },
-            Op::MapReduce {
-                expr,
-                inputs,
-                over,
-                over_shape,
-                op,
-            } => Op::MapReduce {
-                expr: expr.clone(),
-                inputs: inputs.iter().map(r).collect(),
-                over: over.clone(),
-                over_shape: over_shape.clone(),
-                op: *op,
-            },
-            Op::Reduce { input, op } => Op::Reduce {
-                input: r(input),
-                op: *op,
-            },
-            Op::MapNormalize {
-                expr,
-                inputs,
-                axis,
-                func,
-            } => Op::MapNormalize {
-                expr: expr.clone(),
-                inputs: inputs.iter().map(r).collect(),
-                axis: *axis,
-                func: *func,
-            },
-            Op::Normalize { input, axis, func } => Op::Normalize {
-                input: r(input),
-                axis: *axis,
-                func: *func,
-            },
-            other => other.clone(),
-        };
+        let op = node.op.renumbered(&|i| new_id[i]);
         new_id[id] = out.push(op, node.labels.clone(), node.shape.clone());
     }
     let root = new_id.get(root).copied().unwrap_or(0);
     (out, root)
+}
+
+/// Replaces `softmax_key(f(Q·K, …))·V` (the product, the softmax and its function each used
+/// once, the outer product summing only `key`) with one [`Op::Attention`] node.
+fn attention(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
+    let uses = use_counts(&g, root);
+    let mut found = false;
+    for id in 0..g.nodes.len() {
+        let (a, b) = match &g.nodes[id].op {
+            Op::Contract { a, b } => (*a, *b),
+            Op::ContractMap {
+                a,
+                b,
+                expr: MapExpr::Input(0),
+                inputs,
+            } if inputs.is_empty() => (*a, *b),
+            _ => continue,
+        };
+        let Some(op) = [(a, b), (b, a)]
+            .into_iter()
+            .find_map(|(w, v)| attention_of(&g, &uses, id, w, v))
+        else {
+            continue;
+        };
+        g.nodes[id].op = op;
+        found = true;
+    }
+    if found {
+        prune(&g, root)
+    } else {
+        (g, root)
+    }
+}
+
+/// The attention node for `out = weights · v`, when `weights` is a single-use softmax of a
+/// function of a single-use product `q · k` over the same labels and `out` sums only the
+/// softmax's axis.
+fn attention_of(g: &Graph, uses: &[usize], out: NodeId, w: NodeId, v: NodeId) -> Option<Op> {
+    let Op::MapNormalize {
+        expr,
+        inputs,
+        axis: key,
+        func: NormFn::Softmax,
+    } = &g.nodes[w].op
+    else {
+        return None;
+    };
+    let (key, scores) = (*key, &g.nodes[w].labels);
+    let kept = &g.nodes[out].labels;
+    let sums_only_key = !kept.contains(&key)
+        && g.nodes[v].labels.contains(&key)
+        && scores
+            .iter()
+            .chain(&g.nodes[v].labels)
+            .all(|l| *l == key || kept.contains(l));
+    if uses[w] != 1 || !sums_only_key {
+        return None;
+    }
+    let same_labels = |n: NodeId| {
+        let (mut x, mut y) = (g.nodes[n].labels.clone(), scores.clone());
+        x.sort_unstable();
+        y.sort_unstable();
+        x == y
+    };
+    let (pos, q, k, inner) = inputs.iter().enumerate().find_map(|(pos, &i)| {
+        if uses[i] != 1 || !same_labels(i) {
+            return None;
+        }
+        match &g.nodes[i].op {
+            Op::Contract { a, b } => Some((pos, *a, *b, MapExpr::Input(0))),
+            Op::ContractMap { a, b, expr, inputs } if inputs.is_empty() => {
+                Some((pos, *a, *b, expr.clone()))
+            }
+            _ => None,
+        }
+    })?;
+    let (in_q, in_k) = (
+        g.nodes[q].labels.contains(&key),
+        g.nodes[k].labels.contains(&key),
+    );
+    let (q, k) = match (in_q, in_k) {
+        (false, true) => (q, k),
+        (true, false) => (k, q),
+        _ => return None,
+    };
+    // The product becomes Input(0); the other inputs follow in order.
+    let others: Vec<NodeId> = inputs
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != pos)
+        .map(|(_, &i)| i)
+        .collect();
+    let expr = expr.substitute(&|j| match j.cmp(&pos) {
+        std::cmp::Ordering::Equal => inner.clone(),
+        std::cmp::Ordering::Less => MapExpr::Input(j + 1),
+        std::cmp::Ordering::Greater => MapExpr::Input(j),
+    });
+    Some(Op::Attention {
+        q,
+        k,
+        v,
+        expr,
+        inputs: others,
+        scores: scores.clone(),
+        key,
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use tl_backend::{MapExpr, NormFn, ReduceOp};
-use tl_check::{Index, TensorId, VarId};
+use tl_check::{Index, IndexExpr, TensorId, VarId};
 
 /// Index of a node in its [`Graph`].
 pub type NodeId = usize;
@@ -92,6 +92,26 @@ pub enum Op {
         /// Which function.
         func: NormFn,
     },
+    /// Attention (made by fusion): the softmax along `key` of `expr` over the product of `q`
+    /// and `k` (`Input(0)`, labelled `scores`) and `inputs` (`Input(k + 1)`, broadcast onto
+    /// `scores`), contracted with `v` over `key` onto this node's labels. A backend may compute
+    /// it without storing the scores.
+    Attention {
+        /// Queries.
+        q: NodeId,
+        /// Keys.
+        k: NodeId,
+        /// Values.
+        v: NodeId,
+        /// The scores' function of the product and `inputs`.
+        expr: MapExpr,
+        /// The scores' other inputs.
+        inputs: Vec<NodeId>,
+        /// The labels of the scores.
+        scores: Vec<VarId>,
+        /// The label the softmax runs along.
+        key: VarId,
+    },
     /// Softmax or layer norm along one labelled axis.
     Normalize {
         /// The input.
@@ -101,6 +121,86 @@ pub enum Op {
         /// Which function.
         func: NormFn,
     },
+}
+
+impl Op {
+    /// The same operation reading node `f(i)` wherever it read node `i` (for passes that
+    /// renumber or splice graphs).
+    pub fn renumbered(&self, f: &dyn Fn(NodeId) -> NodeId) -> Op {
+        let all = |v: &[NodeId]| v.iter().map(|&i| f(i)).collect::<Vec<_>>();
+        let mut op = self.clone();
+        match &mut op {
+            Op::Map { inputs, .. }
+            | Op::MapReduce { inputs, .. }
+            | Op::MapNormalize { inputs, .. } => *inputs = all(inputs),
+            Op::Contract { a, b } => (*a, *b) = (f(*a), f(*b)),
+            Op::ContractMap { a, b, inputs, .. } => {
+                (*a, *b) = (f(*a), f(*b));
+                *inputs = all(inputs);
+            }
+            Op::Attention {
+                q, k, v, inputs, ..
+            } => {
+                (*q, *k, *v) = (f(*q), f(*k), f(*v));
+                *inputs = all(inputs);
+            }
+            Op::Reduce { input, .. } | Op::Normalize { input, .. } => *input = f(*input),
+            Op::Load { .. } | Op::Gather { .. } | Op::Const(_) | Op::IndexValue(_) => {}
+        }
+        op
+    }
+
+    /// The same operation with every index variable `v` it names replaced by `f(v)` (for
+    /// splicing one equation's graph into another's, whose variables are numbered apart).
+    pub fn relabelled(&self, f: &dyn Fn(VarId) -> VarId) -> Op {
+        let mut op = self.clone();
+        match &mut op {
+            Op::Gather { indices, .. } => {
+                for ix in indices.iter_mut() {
+                    *ix = relabel_index(ix, f);
+                }
+            }
+            Op::IndexValue(v) => *v = f(*v),
+            Op::MapReduce { over, .. } => over.iter_mut().for_each(|v| *v = f(*v)),
+            Op::MapNormalize { axis, .. } | Op::Normalize { axis, .. } => *axis = f(*axis),
+            Op::Attention { scores, key, .. } => {
+                scores.iter_mut().for_each(|v| *v = f(*v));
+                *key = f(*key);
+            }
+            Op::Load { .. }
+            | Op::Const(_)
+            | Op::Map { .. }
+            | Op::Contract { .. }
+            | Op::ContractMap { .. }
+            | Op::Reduce { .. } => {}
+        }
+        op
+    }
+}
+
+/// An index with its variables renamed by `f`.
+fn relabel_index(ix: &Index, f: &dyn Fn(VarId) -> VarId) -> Index {
+    match ix {
+        Index::Var(v) => Index::Var(f(*v)),
+        Index::Expr(e) => Index::Expr(relabel_index_expr(e, f)),
+        Index::Slice { var, start } => Index::Slice {
+            var: f(*var),
+            start: *start,
+        },
+        Index::Const(_) | Index::Symbol(..) => ix.clone(),
+    }
+}
+
+fn relabel_index_expr(e: &IndexExpr, f: &dyn Fn(VarId) -> VarId) -> IndexExpr {
+    match e {
+        IndexExpr::Var(v) => IndexExpr::Var(f(*v)),
+        IndexExpr::Const(c) => IndexExpr::Const(*c),
+        IndexExpr::Binary(op, a, b) => IndexExpr::Binary(
+            *op,
+            Box::new(relabel_index_expr(a, f)),
+            Box::new(relabel_index_expr(b, f)),
+        ),
+    }
 }
 
 /// One node: its operation, the variables labelling its axes, and its shape.
@@ -138,6 +238,12 @@ impl Graph {
             Op::ContractMap { a, b, inputs, .. } => {
                 [*a, *b].into_iter().chain(inputs.iter().copied()).collect()
             }
+            Op::Attention {
+                q, k, v, inputs, ..
+            } => [*q, *k, *v]
+                .into_iter()
+                .chain(inputs.iter().copied())
+                .collect(),
             Op::Reduce { input, .. } | Op::Normalize { input, .. } => vec![*input],
             Op::Load { .. } | Op::Gather { .. } | Op::Const(_) | Op::IndexValue(_) => Vec::new(),
         }
@@ -233,6 +339,18 @@ impl fmt::Display for Graph {
                     expr, inputs, op, ..
                 } => format!("reduce {op:?} of map {expr:?} ({})", node_list(inputs)),
                 Op::Normalize { input, axis, func } => format!("{func:?} %{input} along v{axis}"),
+                Op::Attention {
+                    q,
+                    k,
+                    v,
+                    expr,
+                    inputs,
+                    key,
+                    ..
+                } => format!(
+                    "attention %{q} %{k} %{v}, softmax of {expr:?} ({}) along v{key}",
+                    node_list(inputs)
+                ),
                 Op::MapNormalize {
                     expr,
                     inputs,

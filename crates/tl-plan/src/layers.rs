@@ -63,6 +63,12 @@ pub struct RowEquation {
     pub plan: EquationPlan,
     /// The rows it reads.
     pub slots: Vec<Slot>,
+    /// The rows its fused plan reads: `slots`, less those of equations spliced into it
+    /// ([`crate::inline`]), plus theirs.
+    pub fused_slots: Vec<Slot>,
+    /// Whether its plan is spliced into its reader's fused plan: then it runs only while a
+    /// backward pass is recorded.
+    pub inlined: bool,
 }
 
 /// A recursive stratum evaluated one layer row at a time.
@@ -375,16 +381,20 @@ fn layered_stratum(
             head,
             extent,
             plan,
+            fused_slots: slots.clone(),
             slots,
+            inlined: false,
         });
     }
-    Ok(Some(LayeredStratum {
+    let mut layered = LayeredStratum {
         stratum: index,
         axes: group.iter().map(|&t| (t, axes[&t])).collect(),
         rows,
         order,
         equations,
-    }))
+    };
+    crate::inline::inline_rows(p, &mut layered);
+    Ok(Some(layered))
 }
 
 /// The group's tensors ordered so that each comes after those it reads in the same row;

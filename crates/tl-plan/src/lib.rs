@@ -10,7 +10,9 @@
 //! 5. `layers`: a recursive group whose equations write layer row `l + c` from rows at most
 //!    `l + c` gets row plans, so it runs one pass per layer instead of as a fixpoint;
 //! 6. `fuse`: each graph gets a fused twin (map chains as one kernel, contractions with their
-//!    elementwise epilogue) for evaluations that need no backward pass.
+//!    elementwise epilogue, attention) for evaluations that need no backward pass;
+//! 7. `inline`: within a layer recursion, a row plan read once, by one other equation of the
+//!    group, and nowhere else, is spliced into its reader's fused plan.
 //!
 //! [`Graph::verify`] runs after lowering in debug builds.
 #![deny(missing_docs)]
@@ -19,6 +21,7 @@ pub mod closure;
 pub mod error;
 pub mod fuse;
 pub mod graph;
+pub mod inline;
 pub mod layers;
 pub mod lower;
 pub mod rules;

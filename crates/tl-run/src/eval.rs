@@ -424,6 +424,38 @@ impl Engine<'_> {
                     be.map_normalize(expr, &refs, &node.shape, pos, *func, dtype)
                         .map_err(err)?
                 }
+                Op::Attention {
+                    q,
+                    k,
+                    v,
+                    expr,
+                    inputs,
+                    scores,
+                    key,
+                } => {
+                    let (tq, tk, tv) = (get(&vals, *q)?, get(&vals, *k)?, get(&vals, *v)?);
+                    let (lq, lk, lv) = (
+                        labels32(&graph.nodes[*q].labels),
+                        labels32(&graph.nodes[*k].labels),
+                        labels32(&graph.nodes[*v].labels),
+                    );
+                    let views = aligned(graph, &vals, inputs, scores, span)?;
+                    let extra: Vec<&Tensor> = views.iter().collect();
+                    let ls = labels32(scores);
+                    let lo = labels32(&node.labels);
+                    be.attention(&tl_backend::AttentionArgs {
+                        q: (&tq, &lq),
+                        k: (&tk, &lk),
+                        v: (&tv, &lv),
+                        scores: &ls,
+                        key: *key as u32,
+                        expr,
+                        extra: &extra,
+                        out: &lo,
+                        dtype,
+                    })
+                    .map_err(err)?
+                }
                 Op::Normalize { input, axis, func } => {
                     let t = get(&vals, *input)?;
                     let pos = graph.nodes[*input]

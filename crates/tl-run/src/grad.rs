@@ -281,7 +281,10 @@ impl Engine<'_> {
                         self.accumulate(&mut gn[i], gi, span)?;
                     }
                 }
-                Op::ContractMap { .. } | Op::MapReduce { .. } | Op::MapNormalize { .. } => {
+                Op::ContractMap { .. }
+                | Op::MapReduce { .. }
+                | Op::MapNormalize { .. }
+                | Op::Attention { .. } => {
                     return Err(RunError::Unsupported {
                         what: "internal: the backward pass reads unfused graphs only".into(),
                         span,

@@ -39,10 +39,17 @@ impl Engine<'_> {
                         Row::Fixed(c) if c == w as i64 => 0,
                         Row::Fixed(_) => continue,
                     };
-                    if v < 0 || v >= re.extent as i64 {
+                    // A row plan spliced into its reader's fused plan runs only while a
+                    // backward pass is recorded (which reads the unfused plans).
+                    if v < 0 || v >= re.extent as i64 || (re.inlined && !self.record) {
                         continue;
                     }
-                    for slot in &re.slots {
+                    let slots = if self.record {
+                        &re.slots
+                    } else {
+                        &re.fused_slots
+                    };
+                    for slot in slots {
                         let r = match slot.row {
                             Row::Offset(c) => v + c,
                             Row::Fixed(c) => c,
@@ -91,7 +98,7 @@ impl Engine<'_> {
             }
         }
         for re in &ls.equations {
-            for slot in &re.slots {
+            for slot in re.slots.iter().chain(&re.fused_slots) {
                 self.values[slot.id] = None;
             }
         }

@@ -59,8 +59,9 @@ fn a_layer_recursion_runs_each_equation_once_per_layer() {
     for layers in [2, 3, 6, 12] {
         let (out, evaluations, strata) = run(&stack(layers), true);
         assert_eq!(strata, 1, "the stack is planned layer by layer");
-        // X, A and H once per layer (X's row 0 from V, rows 1.. from H), and Out once.
-        assert_eq!(evaluations, 3 * layers + 1, "{layers} layers");
+        // X and H once per layer (X's row 0 from V, rows 1.. from H), and Out once. A is
+        // read only by H, in the same row, so its plan is spliced into H's.
+        assert_eq!(evaluations, 2 * layers + 1, "{layers} layers");
         let (fixpoint, fixpoint_evaluations, _) = run(&stack(layers), false);
         for (a, b) in out.iter().zip(&fixpoint) {
             assert!(
@@ -93,5 +94,97 @@ fn a_read_of_a_later_layer_or_a_same_row_cycle_keeps_the_fixpoint() {
     let want = [1.0 / (1.0 - 0.3 / 6.0), 2.0 / (1.0 - 0.4 / 6.0)];
     for (a, b) in out.iter().zip(want) {
         assert!((a - b).abs() < 1e-9, "{out:?}");
+    }
+}
+
+/// Two attention layers written as separate equations (`A = softmax(…)`, `C = A V`), with a
+/// padding mask and a residual; `extra` is appended to the program (a query, say).
+fn attention_stack(extra: &str) -> String {
+    format!(
+        "param Wq[2, 4, 4] ~ normal(0, 0.7)\n\
+         param Wk[2, 4, 4] ~ normal(0, 0.7)\n\
+         param Wv[2, 4, 4] ~ normal(0, 0.7)\n\
+         param E[5, 4] ~ normal(0, 1)\n\
+         M = [0, 0, 0, -1000000000, 0]\n\
+         X[0, p, d] = E[p, d]\n\
+         Q[l, p, k] = Wq[l, k, d] X[l, p, d]\n\
+         K[l, p, k] = Wk[l, k, d] X[l, p, d]\n\
+         V[l, p, k] = Wv[l, k, d] X[l, p, d]\n\
+         A[l, p, p'.] = softmax(Q[l, p, k] K[l, p', k] / 2 + M[p'])\n\
+         C[l, p, k] = A[l, p, p'] V[l, p', k]\n\
+         X[l+1, p, d] = C[l, p, d] + X[l, p, d]\n\
+         Out[p, d] = C[1, p, d] + X[1, p, d]\n{extra}"
+    )
+}
+
+#[test]
+fn attention_written_as_two_equations_runs_as_one_node() {
+    let text = attention_stack("");
+    let mut sources = SourceMap::new();
+    let (parsed, _) =
+        tl_syntax::load_source("<test>", &text, &mut sources, std::path::Path::new("."));
+    let checked = tl_check::check(&parsed, &sources).expect("checks");
+    let plan = tl_plan::plan(&checked).expect("plans");
+    let stratum = &plan.layers.strata[0];
+    let row = |name: &str| {
+        let t = checked.tensor_named(name).expect("tensor");
+        stratum
+            .equations
+            .iter()
+            .find(|re| re.target == t)
+            .expect("row equation")
+    };
+    for name in ["Q", "K", "V", "A"] {
+        assert!(row(name).inlined, "{name} is spliced into its reader");
+    }
+    assert!(!row("C").inlined, "C is read by X and Out");
+    let fused = &row("C").plan.fused;
+    assert!(
+        fused
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, tl_plan::Op::Attention { .. })),
+        "C's fused plan:\n{fused}"
+    );
+    // The same values as the fixpoint, which runs every equation on its own, unfused.
+    let (out, _, strata) = run(&text, true);
+    assert_eq!(strata, 1);
+    let (fixpoint, _, _) = run(&text, false);
+    for (a, b) in out.iter().zip(&fixpoint) {
+        assert!((a - b).abs() <= 1e-12, "{out:?} vs {fixpoint:?}");
+    }
+}
+
+#[test]
+fn a_queried_intermediate_is_kept() {
+    let text = attention_stack("A?\n");
+    let mut sources = SourceMap::new();
+    let (parsed, _) =
+        tl_syntax::load_source("<test>", &text, &mut sources, std::path::Path::new("."));
+    let checked = tl_check::check(&parsed, &sources).expect("checks");
+    let plan = tl_plan::plan(&checked).expect("plans");
+    let a = checked.tensor_named("A").expect("A");
+    let stratum = &plan.layers.strata[0];
+    let re = stratum
+        .equations
+        .iter()
+        .find(|re| re.target == a)
+        .expect("A");
+    assert!(!re.inlined, "a queried tensor keeps its value");
+    // Its rows are computed: each row of A sums to 1 along p'.
+    let backend = CpuBackend::new();
+    let options = RunOptions {
+        dtype: DType::F64,
+        ..RunOptions::default()
+    };
+    let mut engine = Engine::new(&checked, &plan, &backend, options).expect("starts");
+    engine.evaluate_all().expect("evaluates");
+    let value = engine
+        .dense(a, tl_syntax::Span::default())
+        .expect("A has a value");
+    let host = backend.download(&value).expect("downloads").data.to_f64();
+    for row in host.chunks(5) {
+        let sum: f64 = row.iter().sum();
+        assert!((sum - 1.0).abs() < 1e-12, "{row:?}");
     }
 }

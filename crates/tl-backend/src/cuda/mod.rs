@@ -12,6 +12,7 @@
 //! return their input's compute type (Boolean gathers stay Boolean).
 
 mod alloc;
+mod attention;
 mod codegen;
 mod contract;
 mod lt;
@@ -1520,6 +1521,10 @@ impl Backend for CudaBackend {
             )?;
         }
         Ok(Self::wrap(out, shape))
+    }
+
+    fn attention(&self, args: &crate::AttentionArgs<'_>) -> Result<Tensor> {
+        self.attention_call(args)
     }
 
     fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor> {

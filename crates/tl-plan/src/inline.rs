@@ -1,0 +1,180 @@
+//! Splicing row plans into their only reader. Within a layer recursion, a tensor that one
+//! other equation of the group reads, once, in the same row, and that nothing else in the
+//! program reads (no other equation, rule, query, write or objective), need not be stored:
+//! its row plan is spliced into its reader's, and fusion then sees both equations as one
+//! graph. That is how `A = softmax(Q K / √d + M)` and `C = A V`, written as two equations,
+//! become one attention node ([`crate::fuse`]).
+//!
+//! Only the fused plans change. While a backward pass is recorded every equation still runs
+//! on its own, unfused, since the gradient needs each intermediate value.
+
+use crate::fuse::fuse;
+use crate::graph::{Graph, NodeId, Op};
+use crate::layers::{LayeredStratum, Row};
+use crate::Placement;
+use tl_check::{CheckedProgram, Command, Expr, TensorId};
+
+/// Splices every row plan that qualifies into its reader's fused plan, marking it
+/// [`crate::layers::RowEquation::inlined`].
+pub fn inline_rows(p: &CheckedProgram, ls: &mut LayeredStratum) {
+    // The working (unfused) graph of each row equation, with what was spliced into it.
+    let mut spliced: Vec<(Graph, NodeId)> = ls
+        .equations
+        .iter()
+        .map(|re| (re.plan.graph.clone(), re.plan.root))
+        .collect();
+    let mut changed = vec![false; ls.equations.len()];
+    for t in ls.order.clone() {
+        let Some((producer, reader, load)) = splice_site(p, ls, &spliced, t) else {
+            continue;
+        };
+        let (graph, root) = splice(ls, &spliced, producer, reader, load);
+        spliced[reader] = (graph, root);
+        let extra = ls.equations[producer].fused_slots.clone();
+        let slot_of_t = ls.equations[reader]
+            .slots
+            .iter()
+            .find(|s| s.source == t)
+            .map(|s| s.id);
+        let reader_eq = &mut ls.equations[reader];
+        reader_eq.fused_slots.retain(|s| Some(s.id) != slot_of_t);
+        reader_eq.fused_slots.extend(extra);
+        ls.equations[producer].inlined = true;
+        changed[reader] = true;
+    }
+    for (k, re) in ls.equations.iter_mut().enumerate() {
+        if changed[k] {
+            let (graph, root) = &spliced[k];
+            let (fused, fused_root) = fuse(graph, *root);
+            re.plan.fused = fused;
+            re.plan.fused_root = fused_root;
+        }
+    }
+}
+
+/// For tensor `t`: its row equation, its one reader's, and the node of the reader's graph
+/// that loads it, when `t` can be spliced into that reader.
+fn splice_site(
+    p: &CheckedProgram,
+    ls: &LayeredStratum,
+    spliced: &[(Graph, NodeId)],
+    t: TensorId,
+) -> Option<(usize, usize, NodeId)> {
+    let defining: Vec<usize> = (0..ls.equations.len())
+        .filter(|&k| ls.equations[k].target == t)
+        .collect();
+    let [producer] = defining[..] else {
+        return None;
+    };
+    let every_row = |k: usize| {
+        let re = &ls.equations[k];
+        re.head == Row::Offset(0) && re.extent == ls.rows && !re.inlined
+    };
+    if !every_row(producer) || ls.equations[producer].plan.placement != Placement::Direct {
+        return None;
+    }
+    // Exactly one read of `t` among the group's row plans, in the same row.
+    let reads: Vec<(usize, usize)> = ls
+        .equations
+        .iter()
+        .enumerate()
+        .flat_map(|(k, re)| {
+            re.slots
+                .iter()
+                .filter(|s| s.source == t)
+                .map(move |s| (k, s.id))
+        })
+        .collect();
+    let [(reader, slot)] = reads[..] else {
+        return None;
+    };
+    let row = ls.equations[reader]
+        .slots
+        .iter()
+        .find(|s| s.id == slot)
+        .map(|s| s.row);
+    if reader == producer || !every_row(reader) || row != Some(Row::Offset(0)) {
+        return None;
+    }
+    if read_elsewhere(p, ls, t) {
+        return None;
+    }
+    // The reader's graph reads the slot through exactly one plain load.
+    let (graph, _) = &spliced[reader];
+    let touching: Vec<NodeId> = (0..graph.nodes.len())
+        .filter(|&i| match &graph.nodes[i].op {
+            Op::Load { tensor } | Op::Gather { tensor, .. } => *tensor == slot,
+            _ => false,
+        })
+        .collect();
+    match touching[..] {
+        [load] if matches!(graph.nodes[load].op, Op::Load { .. }) => Some((producer, reader, load)),
+        _ => None,
+    }
+}
+
+/// Whether anything outside the group's row plans reads `t`: an equation of another tensor,
+/// a rule, a query, a write, or a training objective.
+fn read_elsewhere(p: &CheckedProgram, ls: &LayeredStratum, t: TensorId) -> bool {
+    let group: Vec<TensorId> = ls.order.clone();
+    let by_equation = p
+        .equations
+        .iter()
+        .any(|eq| !group.contains(&eq.lhs) && reads(&eq.rhs, t));
+    let by_rule = p.rules.iter().any(|r| r.body.iter().any(|a| a.tensor == t));
+    let by_command = p.commands.iter().any(|c| match c {
+        Command::Query { tensor, .. } => *tensor == t,
+        Command::Write { tensors, .. } => tensors.contains(&t),
+        Command::Minimize(spec) => spec.loss == t,
+    });
+    by_equation || by_rule || by_command
+}
+
+/// Whether an expression reads tensor `t`.
+fn reads(e: &Expr, t: TensorId) -> bool {
+    match e {
+        Expr::Access(a) => a.tensor == t,
+        Expr::Call(_, args, _) => args.iter().any(|x| reads(x, t)),
+        Expr::Neg(x) => reads(x, t),
+        Expr::Binary(_, a, b) => reads(a, t) || reads(b, t),
+        Expr::Number(_) | Expr::IndexValue(_) => false,
+    }
+}
+
+/// The reader's graph with node `load` replaced by the producer's graph: the producer's
+/// nodes first, its result variables renamed to the labels of `load` and its other variables
+/// numbered after the reader's (whose variable list grows by the producer's).
+fn splice(
+    ls: &mut LayeredStratum,
+    spliced: &[(Graph, NodeId)],
+    producer: usize,
+    reader: usize,
+    load: NodeId,
+) -> (Graph, NodeId) {
+    let (inner, inner_root) = &spliced[producer];
+    let (outer, outer_root) = &spliced[reader];
+    let base = ls.equations[reader].plan.vars.len();
+    let produced = inner.nodes[*inner_root].labels.clone();
+    let wanted = outer.nodes[load].labels.clone();
+    let var = |v: usize| match produced.iter().position(|&x| x == v) {
+        Some(a) => wanted[a],
+        None => base + v,
+    };
+    let mut g = Graph::default();
+    for n in &inner.nodes {
+        g.push(
+            n.op.relabelled(&var),
+            n.labels.iter().map(|&v| var(v)).collect(),
+            n.shape.clone(),
+        );
+    }
+    let shift = inner.nodes.len();
+    let root_at = *inner_root;
+    let id = |i: NodeId| if i == load { root_at } else { i + shift };
+    for n in &outer.nodes {
+        g.push(n.op.renumbered(&id), n.labels.clone(), n.shape.clone());
+    }
+    let vars = ls.equations[producer].plan.vars.clone();
+    ls.equations[reader].plan.vars.extend(vars);
+    (g, id(*outer_root))
+}
