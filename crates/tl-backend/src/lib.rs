@@ -16,6 +16,7 @@ pub mod grad_expr;
 pub mod host;
 pub mod ops;
 pub mod profiled;
+mod rows;
 pub mod tensor;
 
 pub use attention::AttentionArgs;
@@ -173,6 +174,24 @@ pub trait Backend: Send + Sync {
     ) -> Result<Tensor> {
         let values = self.map(expr, inputs, shape, dtype)?;
         self.normalize(&values, axis, func)
+    }
+
+    /// A map whose expression also reads reductions along `axis` of its inputs: reduction
+    /// `j` is `reductions[j].1` over `axis` of `reductions[j].0` (an expression of `inputs`),
+    /// read by `expr` as `Input(inputs.len() + j)`, the same value all along the axis. Every
+    /// input has rank `shape.len()`, each axis of `shape`'s extent or 1. Arithmetic and
+    /// reductions run in `dtype.compute()`; the result is stored as `dtype`. A backend may
+    /// compute each row in one pass; the default reduces ([`Backend::map_reduce`]), then maps.
+    fn map_rows(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        reductions: &[(MapExpr, ReduceOp)],
+        shape: &[usize],
+        axis: usize,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        rows::reduce_then_map(self, expr, inputs, reductions, shape, axis, dtype)
     }
 
     /// Attention: the softmax along `key` of an elementwise function of `Q·K`, contracted

@@ -294,6 +294,34 @@ impl Backend for ProfiledBackend<'_> {
         )
     }
 
+    fn map_rows(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        reductions: &[(MapExpr, ReduceOp)],
+        shape: &[usize],
+        axis: usize,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        self.timed(
+            || {
+                let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
+                let ops: Vec<_> = reductions.iter().map(|(_, op)| format!("{op:?}")).collect();
+                format!(
+                    "map_rows({} nodes) {} -> {}:{dtype}, {} along axis {axis}",
+                    expr_size(expr),
+                    ins.join(" "),
+                    dims(shape),
+                    ops.join(" ")
+                )
+            },
+            || {
+                self.inner
+                    .map_rows(expr, inputs, reductions, shape, axis, dtype)
+            },
+        )
+    }
+
     fn attention(&self, args: &AttentionArgs<'_>) -> Result<Tensor> {
         self.timed(
             || {

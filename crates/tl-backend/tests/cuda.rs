@@ -1095,3 +1095,130 @@ fn attention_kernel_matches_cpu() -> R {
     }
     Ok(())
 }
+
+/// Maps reading reductions of their own inputs along one axis (the steps of a hand-written
+/// layer norm, a max-shifted exponential) against the default reduce-then-map in f64 on the
+/// CPU, along first, middle and last axes, with broadcast inputs.
+#[test]
+fn map_rows_matches_cpu() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(53);
+    let x = || Box::new(MapExpr::Input(0));
+    let centred = MapExpr::Binary(BinaryFn::Sub, x(), Box::new(MapExpr::Input(2)));
+    let normalised = MapExpr::Binary(
+        BinaryFn::Add,
+        Box::new(MapExpr::Binary(
+            BinaryFn::Div,
+            Box::new(MapExpr::Binary(
+                BinaryFn::Mul,
+                x(),
+                Box::new(MapExpr::Input(1)),
+            )),
+            Box::new(MapExpr::Unary(
+                UnaryFn::Sqrt,
+                Box::new(MapExpr::Binary(
+                    BinaryFn::Add,
+                    Box::new(MapExpr::Input(2)),
+                    Box::new(MapExpr::Const(1e-5)),
+                )),
+            )),
+        )),
+        Box::new(MapExpr::Input(3)),
+    );
+    let shifted_exp = MapExpr::Unary(
+        UnaryFn::Exp,
+        Box::new(MapExpr::Binary(
+            BinaryFn::Sub,
+            x(),
+            Box::new(MapExpr::Input(2)),
+        )),
+    );
+    let square = MapExpr::Binary(BinaryFn::Mul, x(), x());
+    for &d in &FLOATS {
+        for (shape, axis) in [
+            (vec![3, 5, 384], 2),
+            (vec![129, 7], 0),
+            (vec![2, 9, 4, 3], 1),
+            (vec![5, 1000], 1),
+        ] {
+            let rank = shape.len();
+            let (g, c) = pair(be, &mut rng, &shape, d)?;
+            // A gain broadcast along every axis but `axis`.
+            let mut gain_shape = vec![1; rank];
+            gain_shape[axis] = shape[axis];
+            let (gg, cg) = pair(be, &mut rng, &gain_shape, d)?;
+            let cases = [
+                (
+                    "centre",
+                    &centred,
+                    vec![(MapExpr::Input(0), ReduceOp::Mean)],
+                    1,
+                ),
+                (
+                    "normalise",
+                    &normalised,
+                    vec![(square.clone(), ReduceOp::Mean)],
+                    2,
+                ),
+                (
+                    "shifted exp",
+                    &shifted_exp,
+                    vec![(MapExpr::Input(0), ReduceOp::Max)],
+                    1,
+                ),
+            ];
+            for (what, e, reductions, gains) in cases {
+                // Inputs: x, then the gain where the map reads one (Input(1)); the reductions
+                // follow them; a bias (Input(3)) is the gain again.
+                let (mut gi, mut ci): (Vec<&Tensor>, Vec<&Tensor>) = (vec![&g], vec![&c]);
+                if gains == 2 {
+                    gi.push(&gg);
+                    ci.push(&cg);
+                }
+                let e = if gains == 2 {
+                    e.clone()
+                } else {
+                    e.substitute(&|k| MapExpr::Input(if k == 2 { 1 } else { k }))
+                };
+                let e = if gains == 2 {
+                    e.substitute(&|k| MapExpr::Input(if k == 3 { 1 } else { k }))
+                } else {
+                    e
+                };
+                let got = be.map_rows(&e, &gi, &reductions, &shape, axis, d)?;
+                let want = cpu.map_rows(&e, &ci, &reductions, &shape, axis, DType::F64)?;
+                close(
+                    be,
+                    &got,
+                    &want,
+                    tol(d).max(1e-5),
+                    &format!("map_rows {what} {d} {shape:?} axis {axis}"),
+                )?;
+            }
+            // The same view passed twice is read once, and the expressions still see both.
+            let twice = MapExpr::Binary(
+                BinaryFn::Sub,
+                Box::new(MapExpr::Binary(
+                    BinaryFn::Mul,
+                    x(),
+                    Box::new(MapExpr::Input(1)),
+                )),
+                Box::new(MapExpr::Input(2)),
+            );
+            let reductions = [(MapExpr::Input(1), ReduceOp::Sum)];
+            let got = be.map_rows(&twice, &[&g, &g], &reductions, &shape, axis, d)?;
+            let want = cpu.map_rows(&twice, &[&c, &c], &reductions, &shape, axis, DType::F64)?;
+            close(
+                be,
+                &got,
+                &want,
+                tol(d).max(1e-5),
+                &format!("map_rows twice {d} {shape:?} axis {axis}"),
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -12,6 +12,9 @@
 //!   reads them ([`Op::MapReduce`], [`Op::MapNormalize`]), so they never reach memory;
 //! - a constant factor on an operand of a product moves into the product's epilogue
 //!   (`(Q / sqrt(32)) K` scales the scores, not `Q`; on cuBLASLt it is the GEMM's alpha).
+//! - a map reading single-use reductions of its inputs along one of its axes (the mean and
+//!   the variance of a layer norm written by hand) becomes one [`Op::MapRows`], which a
+//!   backend may compute a row at a time in one pass;
 //! - a product with V of a softmax of a function of another product (`softmax(Q·K/√d + M)·V`,
 //!   each single-use) becomes one [`Op::Attention`], which a backend may compute without
 //!   storing the scores.
@@ -20,7 +23,8 @@
 //! the unfused graph, whose every intermediate value it needs.
 
 use crate::graph::{Graph, NodeId, Op};
-use tl_backend::{MapExpr, NormFn};
+use tl_backend::{MapExpr, NormFn, ReduceOp};
+use tl_check::VarId;
 
 /// The fused form of `graph` and the id its `root` has there.
 pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
@@ -222,21 +226,28 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
         };
     }
     let (g, root) = prune(&g, root);
-    attention(g, root)
+    let (g, root) = attention(g, root);
+    rows(g, root)
 }
 
 /// `c` when `expr` is `Input(0)` times (or divided by) the constant `c`.
 fn constant_factor(expr: &MapExpr) -> Option<f64> {
+    match split_factor(expr) {
+        Some((MapExpr::Input(0), c)) => Some(c),
+        _ => None,
+    }
+}
+
+/// `(e, c)` when `expr` is `e` times (or divided by) the constant `c`.
+fn split_factor(expr: &MapExpr) -> Option<(MapExpr, f64)> {
     use tl_backend::BinaryFn::{Div, Mul};
     match expr {
         MapExpr::Binary(Mul, x, y) => match (&**x, &**y) {
-            (MapExpr::Input(0), MapExpr::Const(c)) | (MapExpr::Const(c), MapExpr::Input(0)) => {
-                Some(*c)
-            }
+            (e, MapExpr::Const(c)) | (MapExpr::Const(c), e) => Some((e.clone(), *c)),
             _ => None,
         },
-        MapExpr::Binary(Div, x, k) => match (&**x, &**k) {
-            (MapExpr::Input(0), MapExpr::Const(c)) if *c != 0.0 => Some(1.0 / c),
+        MapExpr::Binary(Div, x, k) => match &**k {
+            MapExpr::Const(c) if *c != 0.0 => Some(((**x).clone(), 1.0 / c)),
             _ => None,
         },
         _ => None,
@@ -312,6 +323,142 @@ fn prune(g: &Graph, root: NodeId) -> (Graph, NodeId) {
     (out, root)
 }
 
+/// Replaces each map that reads single-use reductions along one of its axes (each over that
+/// axis of inputs spanning the map's labels) with one [`Op::MapRows`].
+fn rows(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
+    let uses = use_counts(&g, root);
+    let mut found = false;
+    for id in 0..g.nodes.len() {
+        let Op::Map { expr, inputs } = &g.nodes[id].op else {
+            continue;
+        };
+        let (expr, inputs) = (expr.clone(), inputs.clone());
+        let labels = g.nodes[id].labels.clone();
+        let mut axis = None;
+        // (position in `inputs`, the reduction's expression, its inputs, how it reduces)
+        let mut found_here: Vec<(usize, MapExpr, Vec<NodeId>, ReduceOp)> = Vec::new();
+        for (pos, &i) in inputs.iter().enumerate() {
+            let (e, ins, op, over) = match &g.nodes[i].op {
+                Op::Reduce { input, op } => (
+                    MapExpr::Input(0),
+                    vec![*input],
+                    *op,
+                    g.nodes[*input].labels.clone(),
+                ),
+                Op::MapReduce {
+                    expr,
+                    inputs,
+                    over,
+                    op,
+                    ..
+                } => (expr.clone(), inputs.clone(), *op, over.clone()),
+                _ => continue,
+            };
+            let missing: Vec<VarId> = labels
+                .iter()
+                .filter(|l| !g.nodes[i].labels.contains(l))
+                .copied()
+                .collect();
+            let summed: Vec<VarId> = over
+                .iter()
+                .filter(|l| !g.nodes[i].labels.contains(l))
+                .copied()
+                .collect();
+            let ([a], [r]) = (&missing[..], &summed[..]) else {
+                continue;
+            };
+            let (a, r) = (*a, *r);
+            if uses[i] != 1 || axis.is_some_and(|x| x != a) {
+                continue;
+            }
+            // A reduction spliced in from another equation sums its own variable: it is the
+            // map's axis when the extents agree and its inputs are loads read nowhere else,
+            // which can be renamed in place.
+            let renamed = r != a
+                && !labels.contains(&r)
+                && extent_of(&g, &ins, r) == extent_of(&g, &[id], a)
+                && ins.iter().all(|&n| {
+                    uses[n] == 1 && matches!(g.nodes[n].op, Op::Load { .. } | Op::Gather { .. })
+                });
+            let spans = over.len() == labels.len()
+                && over
+                    .iter()
+                    .all(|l| labels.contains(l) || (renamed && *l == r));
+            if !spans || (r != a && !renamed) {
+                continue;
+            }
+            if renamed {
+                let swap = |v: VarId| if v == r { a } else { v };
+                for &n in &ins {
+                    let node = &mut g.nodes[n];
+                    node.op = node.op.relabelled(&swap);
+                    node.labels.iter_mut().for_each(|l| *l = swap(*l));
+                }
+            }
+            axis = Some(a);
+            found_here.push((pos, e, ins, op));
+        }
+        let Some(axis) = axis else { continue };
+        let mut merged: Vec<NodeId> = Vec::new();
+        let mut index_of = |n: NodeId| match merged.iter().position(|&x| x == n) {
+            Some(k) => k,
+            None => {
+                merged.push(n);
+                merged.len() - 1
+            }
+        };
+        let reduced_at = |k: usize| found_here.iter().position(|(p, ..)| *p == k);
+        // Inputs first, reductions after: placeholders past any input count until the inputs
+        // are all known.
+        let placeholder = inputs.len() + found_here.iter().map(|f| f.2.len()).sum::<usize>();
+        let mut at = vec![0usize; inputs.len()];
+        for (k, &i) in inputs.iter().enumerate() {
+            at[k] = match reduced_at(k) {
+                Some(j) => placeholder + j,
+                None => index_of(i),
+            };
+        }
+        let reductions: Vec<(MapExpr, ReduceOp)> = found_here
+            .iter()
+            .map(|(_, e, ins, op)| {
+                let local: Vec<usize> = ins.iter().map(|&n| index_of(n)).collect();
+                (e.substitute(&|k| MapExpr::Input(local[k])), *op)
+            })
+            .collect();
+        let n = merged.len();
+        let expr = expr.substitute(&|k| {
+            MapExpr::Input(if at[k] >= placeholder {
+                n + at[k] - placeholder
+            } else {
+                at[k]
+            })
+        });
+        g.nodes[id].op = Op::MapRows {
+            expr,
+            inputs: merged,
+            reductions,
+            axis,
+        };
+        found = true;
+    }
+    if found {
+        prune(&g, root)
+    } else {
+        (g, root)
+    }
+}
+
+/// The extent of label `l` in the first of `nodes` that has it.
+fn extent_of(g: &Graph, nodes: &[NodeId], l: VarId) -> Option<usize> {
+    nodes.iter().find_map(|&n| {
+        let node = &g.nodes[n];
+        node.labels
+            .iter()
+            .position(|&x| x == l)
+            .map(|k| node.shape[k])
+    })
+}
+
 /// Replaces `softmax_key(f(Q·K, …))·V` (the product, the softmax and its function each used
 /// once, the outer product summing only `key`) with one [`Op::Attention`] node.
 fn attention(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
@@ -328,12 +475,51 @@ fn attention(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
             } if inputs.is_empty() => (*a, *b),
             _ => continue,
         };
-        let Some(op) = [(a, b), (b, a)]
+        let Some(mut op) = [(a, b), (b, a)]
             .into_iter()
             .find_map(|(w, v)| attention_of(&g, &uses, id, w, v))
         else {
             continue;
         };
+        // A constant factor in the epilogue of the queries' or keys' product moves into the
+        // scores' function ((c·Q)·K = c·(Q·K)), leaving the projection a plain GEMM epilogue.
+        if let Op::Attention { q, k, expr, .. } = &mut op {
+            for n in [*q, *k] {
+                let Op::ContractMap {
+                    expr: inner,
+                    inputs,
+                    a,
+                    b,
+                } = &g.nodes[n].op
+                else {
+                    continue;
+                };
+                let Some((rest, c)) = split_factor(inner) else {
+                    continue;
+                };
+                if uses[n] != 1 {
+                    continue;
+                }
+                g.nodes[n].op = Op::ContractMap {
+                    a: *a,
+                    b: *b,
+                    expr: rest,
+                    inputs: inputs.clone(),
+                };
+                let scaled = MapExpr::Binary(
+                    tl_backend::BinaryFn::Mul,
+                    Box::new(MapExpr::Input(0)),
+                    Box::new(MapExpr::Const(c)),
+                );
+                *expr = expr.substitute(&|j| {
+                    if j == 0 {
+                        scaled.clone()
+                    } else {
+                        MapExpr::Input(j)
+                    }
+                });
+            }
+        }
         g.nodes[id].op = op;
         found = true;
     }

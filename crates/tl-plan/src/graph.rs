@@ -92,6 +92,19 @@ pub enum Op {
         /// Which function.
         func: NormFn,
     },
+    /// A map that also reads reductions along one of its axes (made by fusion): reduction
+    /// `j` is `reductions[j].1` along `axis` of `reductions[j].0` over `inputs`, read by `expr`
+    /// as `Input(inputs.len() + j)`. A backend may compute each row in one pass.
+    MapRows {
+        /// The map (`Input(k)` is `inputs[k]`, then the reductions).
+        expr: MapExpr,
+        /// The input nodes, broadcast onto this node's labels.
+        inputs: Vec<NodeId>,
+        /// Each reduction: its expression over `inputs`, and how it reduces.
+        reductions: Vec<(MapExpr, ReduceOp)>,
+        /// The axis reduced, a label of this node.
+        axis: VarId,
+    },
     /// Attention (made by fusion): the softmax along `key` of `expr` over the product of `q`
     /// and `k` (`Input(0)`, labelled `scores`) and `inputs` (`Input(k + 1)`, broadcast onto
     /// `scores`), contracted with `v` over `key` onto this node's labels. A backend may compute
@@ -132,6 +145,7 @@ impl Op {
         match &mut op {
             Op::Map { inputs, .. }
             | Op::MapReduce { inputs, .. }
+            | Op::MapRows { inputs, .. }
             | Op::MapNormalize { inputs, .. } => *inputs = all(inputs),
             Op::Contract { a, b } => (*a, *b) = (f(*a), f(*b)),
             Op::ContractMap { a, b, inputs, .. } => {
@@ -162,7 +176,9 @@ impl Op {
             }
             Op::IndexValue(v) => *v = f(*v),
             Op::MapReduce { over, .. } => over.iter_mut().for_each(|v| *v = f(*v)),
-            Op::MapNormalize { axis, .. } | Op::Normalize { axis, .. } => *axis = f(*axis),
+            Op::MapNormalize { axis, .. }
+            | Op::Normalize { axis, .. }
+            | Op::MapRows { axis, .. } => *axis = f(*axis),
             Op::Attention { scores, key, .. } => {
                 scores.iter_mut().for_each(|v| *v = f(*v));
                 *key = f(*key);
@@ -233,6 +249,7 @@ impl Graph {
         match &self.nodes[id].op {
             Op::Map { inputs, .. }
             | Op::MapReduce { inputs, .. }
+            | Op::MapRows { inputs, .. }
             | Op::MapNormalize { inputs, .. } => inputs.clone(),
             Op::Contract { a, b } => vec![*a, *b],
             Op::ContractMap { a, b, inputs, .. } => {
@@ -339,6 +356,15 @@ impl fmt::Display for Graph {
                     expr, inputs, op, ..
                 } => format!("reduce {op:?} of map {expr:?} ({})", node_list(inputs)),
                 Op::Normalize { input, axis, func } => format!("{func:?} %{input} along v{axis}"),
+                Op::MapRows {
+                    expr,
+                    inputs,
+                    reductions,
+                    axis,
+                } => format!(
+                    "map {expr:?} ({}) with {reductions:?} along v{axis}",
+                    node_list(inputs)
+                ),
                 Op::Attention {
                     q,
                     k,

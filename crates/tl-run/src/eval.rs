@@ -424,6 +424,18 @@ impl Engine<'_> {
                     be.map_normalize(expr, &refs, &node.shape, pos, *func, dtype)
                         .map_err(err)?
                 }
+                Op::MapRows {
+                    expr,
+                    inputs,
+                    reductions,
+                    axis,
+                } => {
+                    let views = aligned(graph, &vals, inputs, &node.labels, span)?;
+                    let refs: Vec<&Tensor> = views.iter().collect();
+                    let pos = node.labels.iter().position(|l| l == axis).unwrap_or(0);
+                    be.map_rows(expr, &refs, reductions, &node.shape, pos, dtype)
+                        .map_err(err)?
+                }
                 Op::Attention {
                     q,
                     k,

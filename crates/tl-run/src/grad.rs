@@ -284,6 +284,7 @@ impl Engine<'_> {
                 Op::ContractMap { .. }
                 | Op::MapReduce { .. }
                 | Op::MapNormalize { .. }
+                | Op::MapRows { .. }
                 | Op::Attention { .. } => {
                     return Err(RunError::Unsupported {
                         what: "internal: the backward pass reads unfused graphs only".into(),

@@ -98,7 +98,8 @@ fn a_read_of_a_later_layer_or_a_same_row_cycle_keeps_the_fixpoint() {
 }
 
 /// Two attention layers written as separate equations (`A = softmax(…)`, `C = A V`), with a
-/// padding mask and a residual; `extra` is appended to the program (a query, say).
+/// padding mask, a residual and a layer norm written out step by step; `extra` is appended to
+/// the program (a query, say).
 fn attention_stack(extra: &str) -> String {
     format!(
         "param Wq[2, 4, 4] ~ normal(0, 0.7)\n\
@@ -112,13 +113,18 @@ fn attention_stack(extra: &str) -> String {
          V[l, p, k] = Wv[l, k, d] X[l, p, d]\n\
          A[l, p, p'.] = softmax(Q[l, p, k] K[l, p', k] / 2 + M[p'])\n\
          C[l, p, k] = A[l, p, p'] V[l, p', k]\n\
-         X[l+1, p, d] = C[l, p, d] + X[l, p, d]\n\
+         R[l, p, d] = C[l, p, d] + X[l, p, d]\n\
+         Mu[l, p] avg= R[l, p, d]\n\
+         Z[l, p, d] = R[l, p, d] - Mu[l, p]\n\
+         Va[l, p] avg= Z[l, p, d]^2\n\
+         Y[l, p, d] = Z[l, p, d] / sqrt(Va[l, p] + 0.00001)\n\
+         X[l+1, p, d] = Y[l, p, d]\n\
          Out[p, d] = C[1, p, d] + X[1, p, d]\n{extra}"
     )
 }
 
 #[test]
-fn attention_written_as_two_equations_runs_as_one_node() {
+fn attention_and_layer_norm_written_step_by_step_run_as_few_nodes() {
     let text = attention_stack("");
     let mut sources = SourceMap::new();
     let (parsed, _) =
@@ -146,6 +152,21 @@ fn attention_written_as_two_equations_runs_as_one_node() {
             .any(|n| matches!(n.op, tl_plan::Op::Attention { .. })),
         "C's fused plan:\n{fused}"
     );
+    // The layer norm's mean and variance are spliced into the maps that read them, which then
+    // reduce and map each row in one pass.
+    for name in ["Mu", "Va"] {
+        assert!(row(name).inlined, "{name} is spliced into its reader");
+    }
+    for name in ["Z", "Y"] {
+        let fused = &row(name).plan.fused;
+        assert!(
+            fused
+                .nodes
+                .iter()
+                .any(|n| matches!(n.op, tl_plan::Op::MapRows { .. })),
+            "{name}'s fused plan:\n{fused}"
+        );
+    }
     // The same values as the fixpoint, which runs every equation on its own, unfused.
     let (out, _, strata) = run(&text, true);
     assert_eq!(strata, 1);

@@ -32,8 +32,12 @@ struct Signature {
     dv: usize,
     /// Element type of Q, K, V and the result (f16 or bf16).
     dtype: DType,
-    /// Element type of each extra input of the scores' function.
-    extras: Vec<DType>,
+    /// Element type of each extra input of the scores' function, and whether it is the same
+    /// for every query (a padding mask): such an input is staged in shared memory once per
+    /// block of keys instead of being read for every score.
+    extras: Vec<(DType, bool)>,
+    /// Whether every offset within one batch element fits in 32 bits.
+    narrow: bool,
 }
 
 /// One tensor's stride along `label`, 0 where it lacks the label or has extent 1 there.
@@ -255,11 +259,37 @@ impl CudaBackend {
         if codegen::meta_cap(meta.len()).is_none() {
             return Ok(None);
         }
+        // The largest offset within one batch element, of every operand.
+        let reach = |rows: usize, s: &[usize], width: usize| {
+            (rows.saturating_sub(1) as u128) * (s[2] as u128) + width as u128
+        };
+        let mut widest = [
+            reach(m, &sq, dk),
+            reach(n, &sk, dk),
+            reach(n, &sv, dv),
+            reach(m, &so, dv),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(0);
+        let mut per_key = Vec::with_capacity(at.extra.len());
+        for k in 0..at.extra.len() {
+            let words = &meta[20 + 5 * k..25 + 5 * k];
+            let (xq, xk) = (words[3] as u128, words[4] as u128);
+            widest = widest.max((m as u128) * xq + (n as u128) * xk + 1);
+            per_key.push(xq == 0);
+        }
         let sig = Signature {
             dk,
             dv,
             dtype: at.dtype,
-            extras: at.extra.iter().map(|t| t.dtype).collect(),
+            extras: at
+                .extra
+                .iter()
+                .zip(per_key)
+                .map(|(t, k)| (t.dtype, k))
+                .collect(),
+            narrow: widest < i32::MAX as u128,
         };
         let blocks = nb0 * nb1 * qtiles;
         let Ok(grid) = u32::try_from(blocks) else {
@@ -280,6 +310,7 @@ impl CudaBackend {
 /// The kernel for a signature and a scores' function.
 fn source(sig: &Signature, expr: &MapExpr, cap: usize) -> String {
     let (dk, dv) = (sig.dk, sig.dv);
+    let ix = if sig.narrow { "int" } else { "long long" };
     let bf = sig.dtype == DType::BF16;
     let ty = if bf { "bf16" } else { "f16" };
     let mut s = codegen::header(Real::F32, cap);
@@ -290,6 +321,7 @@ fn source(sig: &Signature, expr: &MapExpr, cap: usize) -> String {
 #define DV {dv}
 #define KB 64
 #define TL_INF __int_as_float(0x7f800000)
+typedef {ix} ix;
 __device__ __forceinline__ unsigned int tl_pack(float lo, float hi) {{
   unsigned int r; asm("cvt.rn.{ty}x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r;
 }}
@@ -301,7 +333,8 @@ __device__ __forceinline__ void tl_mma(float* d, const unsigned int* a, unsigned
 extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
   __shared__ __align__(16) unsigned short ks[KB][DK + 8];
   __shared__ __align__(16) unsigned short vt[DV][KB + 8];
-  const long long M = m.v[0], N = m.v[1], NB1 = m.v[2], QT = m.v[3];
+  const ix M = (ix)m.v[0], N = (ix)m.v[1];
+  const long long NB1 = m.v[2], QT = m.v[3];
   const unsigned short* q = (const unsigned short*)m.v[4];
   const unsigned short* k = (const unsigned short*)m.v[5];
   const unsigned short* v = (const unsigned short*)m.v[6];
@@ -309,16 +342,16 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
   const long long bi = blockIdx.x / QT, qt = blockIdx.x % QT;
   const long long b0 = bi / NB1, b1 = bi % NB1;
   q += b0 * m.v[8] + b1 * m.v[9];
-  const long long sq = m.v[10];
+  const ix sq = (ix)m.v[10];
   k += b0 * m.v[11] + b1 * m.v[12];
-  const long long sk = m.v[13];
+  const ix sk = (ix)m.v[13];
   v += b0 * m.v[14] + b1 * m.v[15];
-  const long long sv = m.v[16];
+  const ix sv = (ix)m.v[16];
   out += b0 * m.v[17] + b1 * m.v[18];
-  const long long so = m.v[19];
+  const ix so = (ix)m.v[19];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int g = lane >> 2, t = lane & 3;
-  const long long r0 = qt * {QUERIES} + warp * 16 + g, r1 = r0 + 8;
+  const ix r0 = (ix)qt * {QUERIES} + warp * 16 + g, r1 = r0 + 8;
   // Query fragments (A operand, row-major): rows g and g+8 of this warp's 16.
   unsigned int qa[DK / 16][4];
   for (int c = 0; c < DK / 16; ++c) {{
@@ -328,17 +361,20 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
     qa[c][2] = r0 < M ? *(const unsigned int*)(q + r0 * sq + f + 8) : 0u;
     qa[c][3] = r1 < M ? *(const unsigned int*)(q + r1 * sq + f + 8) : 0u;
   }}
-  const long long e0 = r0 < M ? r0 : M - 1, e1 = r1 < M ? r1 : M - 1;
+  const ix e0 = r0 < M ? r0 : M - 1, e1 = r1 < M ? r1 : M - 1;
 "#
     );
     // Extra inputs: base pointer and strides (b0, b1, query, key), then the constants.
     let mut at = 20;
-    for (j, d) in sig.extras.iter().enumerate() {
+    for (j, (d, per_key)) in sig.extras.iter().enumerate() {
         let c = codegen::c_type(*d);
+        if *per_key {
+            let _ = writeln!(s, "  __shared__ float xs{}[KB];", j + 1);
+        }
         let _ = writeln!(
             s,
             "  const {c}* x{n}p = (const {c}*)m.v[{at}] + b0 * m.v[{a1}] + b1 * m.v[{a2}];\n  \
-             const long long x{n}q = m.v[{a3}], x{n}k = m.v[{a4}];",
+             const ix x{n}q = (ix)m.v[{a3}], x{n}k = (ix)m.v[{a4}];",
             n = j + 1,
             a1 = at + 1,
             a2 = at + 2,
@@ -357,19 +393,36 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
         );
     }
     let score = codegen::expr_c(expr, &mut 0);
+    let convert = |d: DType, at: &str| match d {
+        DType::F16 => format!("tl_h2f({at})"),
+        DType::BF16 => format!("tl_bf2f({at})"),
+        _ => format!("(float)({at})"),
+    };
     let extra_loads: String = sig
         .extras
         .iter()
         .enumerate()
-        .map(|(j, d)| {
+        .map(|(j, (d, per_key))| {
             let n = j + 1;
-            let at = format!("x{n}p[row * x{n}q + key * x{n}k]");
-            let value = match d {
-                DType::F16 => format!("tl_h2f({at})"),
-                DType::BF16 => format!("tl_bf2f({at})"),
-                _ => format!("(float)({at})"),
-            };
-            format!(" const real x{n} = {value};")
+            if *per_key {
+                format!(" const real x{n} = xs{n}[kk];")
+            } else {
+                let value = convert(*d, &format!("x{n}p[row * x{n}q + key * x{n}k]"));
+                format!(" const real x{n} = {value};")
+            }
+        })
+        .collect();
+    let extra_staging: String = sig
+        .extras
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, per_key))| *per_key)
+        .map(|(j, (d, _))| {
+            let n = j + 1;
+            let value = convert(*d, &format!("x{n}p[(kb + w) * x{n}k]"));
+            format!(
+                "    for (int w = threadIdx.x; w < KB; w += 256) xs{n}[w] = kb + w < N ? {value} : 0.f;\n"
+            )
         })
         .collect();
     let _ = write!(
@@ -377,7 +430,7 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
         r#"  float o[DV / 8][4];
   for (int d = 0; d < DV / 8; ++d) {{ o[d][0] = 0.f; o[d][1] = 0.f; o[d][2] = 0.f; o[d][3] = 0.f; }}
   float mx0 = -TL_INF, mx1 = -TL_INF, l0 = 0.f, l1 = 0.f;
-  for (long long kb = 0; kb < N; kb += KB) {{
+  for (ix kb = 0; kb < N; kb += KB) {{
     __syncthreads();
     // Stage keys (row-major) and values (transposed) of this block of keys.
     for (int w = threadIdx.x; w < KB * DK / 2; w += 256) {{
@@ -385,12 +438,12 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
       *(unsigned int*)&ks[key][f] = kb + key < N ? *(const unsigned int*)(k + (kb + key) * sk + f) : 0u;
     }}
     for (int w = threadIdx.x; w < KB * DV / 2; w += 256) {{
-      const int key = w % KB, f = (w / KB) * 2;
+      const int key = w / (DV / 2), f = (w % (DV / 2)) * 2;
       const unsigned int x = kb + key < N ? *(const unsigned int*)(v + (kb + key) * sv + f) : 0u;
       vt[f][key] = (unsigned short)(x & 0xffffu);
       vt[f + 1][key] = (unsigned short)(x >> 16);
     }}
-    __syncthreads();
+{extra_staging}    __syncthreads();
     float sc[KB / 8][4];
     for (int nt = 0; nt < KB / 8; ++nt) {{
       sc[nt][0] = 0.f; sc[nt][1] = 0.f; sc[nt][2] = 0.f; sc[nt][3] = 0.f;
@@ -404,8 +457,9 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
     float bm0 = -TL_INF, bm1 = -TL_INF;
     for (int nt = 0; nt < KB / 8; ++nt) {{
       for (int e = 0; e < 4; ++e) {{
-        const long long key = kb + nt * 8 + 2 * t + (e & 1);
-        const long long row = e < 2 ? e0 : e1;
+        const int kk = nt * 8 + 2 * t + (e & 1);
+        const ix key = kb + kk;
+        const ix row = e < 2 ? e0 : e1;
         float y = -TL_INF;
         if (key < N) {{
           const real x0 = sc[nt][e];{extra_loads}
@@ -480,19 +534,28 @@ pub(crate) fn sample_sources() -> Vec<(String, String)> {
             32,
             32,
             DType::BF16,
-            vec![DType::BF16],
+            vec![(DType::BF16, true)],
             scaled_plus_mask.clone(),
+            true,
         ),
-        (64, 128, DType::F16, vec![], MapExpr::Input(0)),
-        (128, 8, DType::BF16, vec![DType::F32], scaled_plus_mask),
+        (64, 128, DType::F16, vec![], MapExpr::Input(0), false),
+        (
+            128,
+            8,
+            DType::BF16,
+            vec![(DType::F32, false)],
+            scaled_plus_mask,
+            true,
+        ),
     ]
     .into_iter()
-    .map(|(dk, dv, dtype, extras, expr)| {
+    .map(|(dk, dv, dtype, extras, expr, narrow)| {
         let sig = Signature {
             dk,
             dv,
             dtype,
             extras,
+            narrow,
         };
         (format!("attention {sig:?}"), source(&sig, &expr, 64))
     })

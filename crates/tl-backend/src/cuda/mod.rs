@@ -18,6 +18,7 @@ mod contract;
 mod lt;
 pub mod nccl;
 mod record;
+mod rows;
 mod staging;
 
 pub use alloc::MemoryStats;
@@ -1521,6 +1522,18 @@ impl Backend for CudaBackend {
             )?;
         }
         Ok(Self::wrap(out, shape))
+    }
+
+    fn map_rows(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        reductions: &[(MapExpr, ReduceOp)],
+        shape: &[usize],
+        axis: usize,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        self.map_rows_call(expr, inputs, reductions, shape, axis, dtype)
     }
 
     fn attention(&self, args: &crate::AttentionArgs<'_>) -> Result<Tensor> {
