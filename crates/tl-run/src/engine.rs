@@ -101,6 +101,8 @@ pub struct Engine<'a> {
     pub evaluations: usize,
     /// How many training steps ran as a replay of a recorded step (for tests and statistics).
     pub replayed_steps: u64,
+    /// Evaluations replayed from a recording ([`Engine::evaluate_again`]).
+    pub replayed_evaluations: u64,
     /// Where repeated evaluations stand with replaying ([`Engine::evaluate_again`]).
     pub eval_replay: crate::replay::EvalReplay,
     /// Index vectors of joins with sparse relations, computed once per relation value.
@@ -144,6 +146,7 @@ impl<'a> Engine<'a> {
             values: vec![None; 2 * n + slots],
             evaluations: 0,
             replayed_steps: 0,
+            replayed_evaluations: 0,
             eval_replay: crate::replay::EvalReplay::Cold,
             warnings: Vec::new(),
             index_cache: HashMap::new(),

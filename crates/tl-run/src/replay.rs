@@ -167,6 +167,7 @@ impl Engine<'_> {
                     self.values[*t] = Some(v.clone());
                 }
                 self.eval_replay = EvalReplay::Ready(rec);
+                self.replayed_evaluations += 1;
                 Ok(())
             }
             EvalReplay::Warm if self.options.replay && self.profile.is_none() => {
@@ -191,6 +192,7 @@ impl Engine<'_> {
                             .collect();
                         self.eval_replay =
                             EvalReplay::Ready(RecordedEvaluation { recording, values });
+                        self.replayed_evaluations += 1;
                         Ok(())
                     }
                     _ => {

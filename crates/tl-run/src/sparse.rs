@@ -119,6 +119,7 @@ impl Engine<'_> {
             Op::Reduce { input, op } => match &sparse.get(*input) {
                 Some(Some(rel)) => self
                     .sparse_reduce(
+                        key,
                         rel,
                         &graph.nodes[*input].labels,
                         &node.labels,
@@ -234,8 +235,10 @@ impl Engine<'_> {
 
     /// A sum or max of a relation's cells onto `out_labels`, without expanding it: each tuple
     /// adds 1 (sum) or marks 1 (max) at the cell of its kept variables.
+    #[allow(clippy::too_many_arguments)]
     pub fn sparse_reduce(
-        &self,
+        &mut self,
+        key: (usize, usize),
         rel: &Relation,
         rel_labels: &[usize],
         out_labels: &[usize],
@@ -243,24 +246,36 @@ impl Engine<'_> {
         op: ReduceOp,
         span: Span,
     ) -> Result<Tensor, RunError> {
-        let out_strides = strides(out_shape);
-        let index: Vec<i64> = rel
-            .iter()
-            .map(|tuple| {
-                out_labels
+        // Cached like a join's indices (an empty gather vector), so that an evaluation over
+        // unchanged data uploads nothing and can be recorded.
+        let cache_key = (key.0, key.1, fingerprint(rel));
+        let index = match self.sparse_cache.get(&cache_key) {
+            Some((_, scatter)) => scatter.clone(),
+            None => {
+                let out_strides = strides(out_shape);
+                let index: Vec<i64> = rel
                     .iter()
-                    .zip(&out_strides)
-                    .map(|(l, s)| {
-                        let k = rel_labels.iter().position(|r| r == l).unwrap_or(0);
-                        i64::from(tuple.get(k).copied().unwrap_or(0)) * s
+                    .map(|tuple| {
+                        out_labels
+                            .iter()
+                            .zip(&out_strides)
+                            .map(|(l, s)| {
+                                let k = rel_labels.iter().position(|r| r == l).unwrap_or(0);
+                                i64::from(tuple.get(k).copied().unwrap_or(0)) * s
+                            })
+                            .sum()
                     })
-                    .sum()
-            })
-            .collect();
+                    .collect();
+                let index = Arc::new(index);
+                self.sparse_cache
+                    .insert(cache_key, (Arc::new(Vec::new()), index.clone()));
+                index
+            }
+        };
         let be = self.backend;
         let err = |e| RunError::backend(e, span);
         let ones = be.full(&[index.len()], 1.0, self.dtype()).map_err(err)?;
-        be.scatter(&ones, &index, out_shape, op).map_err(err)
+        be.scatter_shared(&ones, &index, out_shape, op).map_err(err)
     }
 }
 

@@ -222,8 +222,10 @@ pub fn bench(args: BenchArgs) -> ExitCode {
         Some(p) => p,
         None => backend.as_ref(),
     };
+    let mut replayed = 0;
     let result = Engine::new(&checked, &plan, engine_backend, args.options).and_then(|mut e| {
         let r = measure(&mut e, args.warmup, args.runs, ops.as_ref());
+        replayed = e.replayed_evaluations + e.replayed_steps;
         if let (Some(p), Ok((.., profiled))) = (&e.profile, &r) {
             table = Some(profile_table(p, *profiled, &sources));
         }
@@ -240,14 +242,14 @@ pub fn bench(args: BenchArgs) -> ExitCode {
             let file = args.file.display().to_string();
             if args.json {
                 println!(
-                    "{{\"file\": {}, \"device\": {}, \"dtype\": \"{dtype}\", \"what\": \"{what}\", \"median_ms\": {ms}, \"runs\": {n}, \"warmup\": {}}}",
+                    "{{\"file\": {}, \"device\": {}, \"dtype\": \"{dtype}\", \"what\": \"{what}\", \"median_ms\": {ms}, \"runs\": {n}, \"warmup\": {}, \"replayed\": {replayed}}}",
                     serde_json::Value::from(file),
                     serde_json::Value::from(backend.name()),
                     args.warmup
                 );
             } else {
                 println!(
-                    "{file}: {what} {ms:.4} ms (median of {n} after {} warm-up, {}, {dtype})",
+                    "{file}: {what} {ms:.4} ms (median of {n} after {} warm-up, {}, {dtype}; {replayed} replayed)",
                     args.warmup,
                     backend.name()
                 );

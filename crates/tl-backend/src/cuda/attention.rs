@@ -1,15 +1,19 @@
 //! Attention in one kernel (`Backend::attention` on CUDA): each block takes one batch element
-//! and 128 queries (16 per warp); for each block of 64 keys it stages K and V in shared
-//! memory, computes the scores on the tensor cores (`mma.sync` m16n8k16, f32 accumulation),
-//! applies the scores' function (scale, mask, bias…) in registers, keeps a running maximum
-//! and sum per query (the online softmax), and adds the weights' product with V, again on the
-//! tensor cores. Neither the scores nor the weights reach memory, and the result is written
-//! straight into the layout the caller asked for.
+//! and 128 queries (16 per warp). Blocks of 64 keys and their values are copied into shared
+//! memory with asynchronous 16-byte copies, the next block while the current one is used
+//! where two fit. The scores come from the tensor cores (`mma.sync` m16n8k16, f32
+//! accumulation); the scores' function (scale, mask, bias…) runs in registers, inputs that are
+//! the same for every query (a padding mask) read once per block of keys; a running maximum
+//! and sum per query give the softmax without a second pass (the online softmax); and the
+//! weights, still in registers, multiply the values on the tensor cores, whose fragments
+//! `ldmatrix.trans` reads straight from the row-major copy. Neither the scores nor the
+//! weights reach memory, and the result is written straight into the layout the caller asked
+//! for.
 //!
 //! It takes 16-bit programs on GPUs of compute capability 8.0 or newer whose queries and keys
 //! have up to 128 features (a multiple of 16) and whose values up to 128 (a multiple of 8),
-//! each stored with unit stride along the feature; anything else is computed by the
-//! composed default.
+//! each stored with unit stride along the feature and with offsets and other strides in
+//! multiples of 8 elements; anything else is computed by the composed default.
 
 use super::codegen::{self, Real};
 use super::{CudaBackend, DevRef};
@@ -22,6 +26,9 @@ use std::fmt::Write as _;
 
 /// Queries per block (16 per warp).
 const QUERIES: usize = 128;
+
+/// Keys per staged block (`KB` in the kernel).
+const KEYS_PER_BLOCK: usize = 64;
 
 /// What a generated attention kernel depends on.
 #[derive(Clone, Debug, Hash, PartialEq)]
@@ -194,9 +201,9 @@ impl CudaBackend {
             strides(k, kl, at.key),
             strides(v, vl, at.key),
         );
-        // 4-byte accesses to pairs of 16-bit features need even offsets and strides.
+        // 16-byte copies of eight 16-bit features need offsets and strides in multiples of 8.
         let even = |t: &Tensor, s: &[usize]| {
-            t.layout.offset.is_multiple_of(2) && s.iter().all(|x| x.is_multiple_of(2))
+            t.layout.offset.is_multiple_of(8) && s.iter().all(|x| x.is_multiple_of(8))
         };
         if !even(q, &sq) || !even(k, &sk) || !even(v, &sv) {
             return Ok(None);
@@ -307,10 +314,23 @@ impl CudaBackend {
     }
 }
 
+/// Buffers of keys and values: two (the next block loads while this one is used) where they
+/// fit in 48 KiB of shared memory with the per-key inputs, else one.
+fn stages(sig: &Signature) -> usize {
+    let per_key = sig.extras.iter().filter(|(_, k)| *k).count();
+    let one = KEYS_PER_BLOCK * ((sig.dk + 8) + (sig.dv + 8)) * 2 + KEYS_PER_BLOCK * 4 * per_key;
+    if 2 * one <= 46 * 1024 {
+        2
+    } else {
+        1
+    }
+}
+
 /// The kernel for a signature and a scores' function.
 fn source(sig: &Signature, expr: &MapExpr, cap: usize) -> String {
     let (dk, dv) = (sig.dk, sig.dv);
     let ix = if sig.narrow { "int" } else { "long long" };
+    let stages = stages(sig);
     let bf = sig.dtype == DType::BF16;
     let ty = if bf { "bf16" } else { "f16" };
     let mut s = codegen::header(Real::F32, cap);
@@ -320,10 +340,22 @@ fn source(sig: &Signature, expr: &MapExpr, cap: usize) -> String {
 #define DK {dk}
 #define DV {dv}
 #define KB 64
+#define STAGES {stages}
 #define TL_INF __int_as_float(0x7f800000)
 typedef {ix} ix;
 __device__ __forceinline__ unsigned int tl_pack(float lo, float hi) {{
   unsigned int r; asm("cvt.rn.{ty}x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo)); return r;
+}}
+__device__ __forceinline__ void tl_cp16(void* dst, const void* src, int bytes) {{
+  const unsigned int d = (unsigned int)__cvta_generic_to_shared(dst);
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" :: "r"(d), "l"(src), "r"(bytes));
+}}
+__device__ __forceinline__ void tl_commit() {{ asm volatile("cp.async.commit_group;"); }}
+__device__ __forceinline__ void tl_wait0() {{ asm volatile("cp.async.wait_group 0;" ::: "memory"); }}
+__device__ __forceinline__ void tl_wait1() {{ asm volatile("cp.async.wait_group 1;" ::: "memory"); }}
+__device__ __forceinline__ void tl_ldsm_t2(unsigned int& b0, unsigned int& b1, const void* p) {{
+  const unsigned int a = (unsigned int)__cvta_generic_to_shared(p);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {{%0, %1}}, [%2];" : "=r"(b0), "=r"(b1) : "r"(a));
 }}
 __device__ __forceinline__ void tl_mma(float* d, const unsigned int* a, unsigned int b0, unsigned int b1) {{
   asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.{ty}.{ty}.f32 {{%0,%1,%2,%3}}, {{%4,%5,%6,%7}}, {{%8,%9}}, {{%0,%1,%2,%3}};"
@@ -331,8 +363,8 @@ __device__ __forceinline__ void tl_mma(float* d, const unsigned int* a, unsigned
     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }}
 extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
-  __shared__ __align__(16) unsigned short ks[KB][DK + 8];
-  __shared__ __align__(16) unsigned short vt[DV][KB + 8];
+  __shared__ __align__(16) unsigned short ks[STAGES][KB][DK + 8];
+  __shared__ __align__(16) unsigned short vs[STAGES][KB][DV + 8];
   const ix M = (ix)m.v[0], N = (ix)m.v[1];
   const long long NB1 = m.v[2], QT = m.v[3];
   const unsigned short* q = (const unsigned short*)m.v[4];
@@ -369,7 +401,7 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
     for (j, (d, per_key)) in sig.extras.iter().enumerate() {
         let c = codegen::c_type(*d);
         if *per_key {
-            let _ = writeln!(s, "  __shared__ float xs{}[KB];", j + 1);
+            let _ = writeln!(s, "  __shared__ float xs{}[STAGES][KB];", j + 1);
         }
         let _ = writeln!(
             s,
@@ -405,7 +437,7 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
         .map(|(j, (d, per_key))| {
             let n = j + 1;
             if *per_key {
-                format!(" const real x{n} = xs{n}[kk];")
+                format!(" const real x{n} = xs{n}[st][kk];")
             } else {
                 let value = convert(*d, &format!("x{n}p[row * x{n}q + key * x{n}k]"));
                 format!(" const real x{n} = {value};")
@@ -419,9 +451,9 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
         .filter(|(_, (_, per_key))| *per_key)
         .map(|(j, (d, _))| {
             let n = j + 1;
-            let value = convert(*d, &format!("x{n}p[(kb + w) * x{n}k]"));
+            let value = convert(*d, &format!("x{n}p[(kb_ + w) * x{n}k]"));
             format!(
-                "    for (int w = threadIdx.x; w < KB; w += 256) xs{n}[w] = kb + w < N ? {value} : 0.f;\n"
+                "  for (int w = threadIdx.x; w < KB; w += 256) xs{n}[st_][w] = kb_ + w < N ? {value} : 0.f; \\\n"
             )
         })
         .collect();
@@ -430,26 +462,35 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
         r#"  float o[DV / 8][4];
   for (int d = 0; d < DV / 8; ++d) {{ o[d][0] = 0.f; o[d][1] = 0.f; o[d][2] = 0.f; o[d][3] = 0.f; }}
   float mx0 = -TL_INF, mx1 = -TL_INF, l0 = 0.f, l1 = 0.f;
-  for (ix kb = 0; kb < N; kb += KB) {{
+  // Stages keys and values of the block of keys from KB0 into buffer ST: 16-byte
+  // asynchronous copies (zeros past the last key), per-key inputs by plain loads.
+#define TL_STAGE(ST, KB0) {{ \
+  const int st_ = (ST); const ix kb_ = (KB0); \
+  for (int w = threadIdx.x; w < KB * DK / 8; w += 256) {{ \
+    const int key = w / (DK / 8), f = (w % (DK / 8)) * 8; const bool in = kb_ + key < N; \
+    tl_cp16(&ks[st_][key][f], in ? k + (kb_ + key) * sk + f : k, in ? 16 : 0); }} \
+  for (int w = threadIdx.x; w < KB * DV / 8; w += 256) {{ \
+    const int key = w / (DV / 8), f = (w % (DV / 8)) * 8; const bool in = kb_ + key < N; \
+    tl_cp16(&vs[st_][key][f], in ? v + (kb_ + key) * sv + f : v, in ? 16 : 0); }} \
+{extra_staging}  tl_commit(); }}
+  const int nkb = (int)((N + KB - 1) / KB);
+  TL_STAGE(0, 0)
+  for (int it = 0; it < nkb; ++it) {{
+    const ix kb = (ix)it * KB;
+    const int st = it % STAGES;
+    if (STAGES == 2 && it + 1 < nkb) {{
+      TL_STAGE((it + 1) % STAGES, kb + KB)
+      tl_wait1();
+    }} else {{
+      tl_wait0();
+    }}
     __syncthreads();
-    // Stage keys (row-major) and values (transposed) of this block of keys.
-    for (int w = threadIdx.x; w < KB * DK / 2; w += 256) {{
-      const int key = w / (DK / 2), f = (w % (DK / 2)) * 2;
-      *(unsigned int*)&ks[key][f] = kb + key < N ? *(const unsigned int*)(k + (kb + key) * sk + f) : 0u;
-    }}
-    for (int w = threadIdx.x; w < KB * DV / 2; w += 256) {{
-      const int key = w / (DV / 2), f = (w % (DV / 2)) * 2;
-      const unsigned int x = kb + key < N ? *(const unsigned int*)(v + (kb + key) * sv + f) : 0u;
-      vt[f][key] = (unsigned short)(x & 0xffffu);
-      vt[f + 1][key] = (unsigned short)(x >> 16);
-    }}
-{extra_staging}    __syncthreads();
     float sc[KB / 8][4];
     for (int nt = 0; nt < KB / 8; ++nt) {{
       sc[nt][0] = 0.f; sc[nt][1] = 0.f; sc[nt][2] = 0.f; sc[nt][3] = 0.f;
       for (int c = 0; c < DK / 16; ++c) {{
-        const unsigned int kb0 = *(const unsigned int*)&ks[nt * 8 + g][c * 16 + 2 * t];
-        const unsigned int kb1 = *(const unsigned int*)&ks[nt * 8 + g][c * 16 + 2 * t + 8];
+        const unsigned int kb0 = *(const unsigned int*)&ks[st][nt * 8 + g][c * 16 + 2 * t];
+        const unsigned int kb1 = *(const unsigned int*)&ks[st][nt * 8 + g][c * 16 + 2 * t + 8];
         tl_mma(sc[nt], qa[c], kb0, kb1);
       }}
     }}
@@ -494,10 +535,14 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
       pa[2] = tl_pack(sc[2 * c + 1][0], sc[2 * c + 1][1]);
       pa[3] = tl_pack(sc[2 * c + 1][2], sc[2 * c + 1][3]);
       for (int d = 0; d < DV / 8; ++d) {{
-        const unsigned int vb0 = *(const unsigned int*)&vt[d * 8 + g][c * 16 + 2 * t];
-        const unsigned int vb1 = *(const unsigned int*)&vt[d * 8 + g][c * 16 + 2 * t + 8];
+        unsigned int vb0, vb1;
+        tl_ldsm_t2(vb0, vb1, &vs[st][c * 16 + (lane & 15)][d * 8]);
         tl_mma(o[d], pa, vb0, vb1);
       }}
+    }}
+    __syncthreads();
+    if (STAGES == 1 && it + 1 < nkb) {{
+      TL_STAGE(0, kb + KB)
     }}
   }}
   l0 += __shfl_xor_sync(0xffffffffu, l0, 1);

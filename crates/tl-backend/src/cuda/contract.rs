@@ -181,7 +181,7 @@ pub(super) fn contract(
     b_labels: &[u32],
     out_labels: &[u32],
 ) -> Result<Tensor> {
-    let product = contract_view(be, a, a_labels, b, b_labels, out_labels)?;
+    let product = contract_view(be, a, a_labels, b, b_labels, out_labels, None)?;
     if product.layout.is_contiguous() {
         return Ok(product);
     }
@@ -197,7 +197,8 @@ pub(super) fn contract(
 
 /// The product of [`contract`] as the cuBLASLt result viewed in the output's label order
 /// (a permuted view when the product's own order differs), so that a consumer reading it
-/// elementwise does the permutation in its own pass.
+/// elementwise does the permutation in its own pass. It is stored in the compute type, or in
+/// `store` when given (a 16-bit program's type, as its unfused products are).
 pub(super) fn contract_view(
     be: &CudaBackend,
     a: &Tensor,
@@ -205,6 +206,7 @@ pub(super) fn contract_view(
     b: &Tensor,
     b_labels: &[u32],
     out_labels: &[u32],
+    store: Option<DType>,
 ) -> Result<Tensor> {
     let pw = Pairwise::new(a.shape(), a_labels, b.shape(), b_labels, out_labels)?;
     let extent = |l: u32| pw.extent(l);
@@ -219,15 +221,9 @@ pub(super) fn contract_view(
     if numel == 0 || k_empty {
         return be.full(&out_shape, 0.0, real.dtype());
     }
-    let mut prep = prepare(
-        be,
-        (&ta, &la),
-        (&tb, &lb),
-        out_labels,
-        &extent,
-        real.dtype(),
-    )?;
-    let c = be.alloc(numel, real.dtype())?;
+    let stored = store.unwrap_or(real.dtype());
+    let mut prep = prepare(be, (&ta, &la), (&tb, &lb), out_labels, &extent, stored)?;
+    let c = be.alloc(numel, stored)?;
     prep.product.out = c.ptr();
     be.matmul(&prep.product)?;
     drop(prep.keep);

@@ -1468,8 +1468,13 @@ impl Backend for CudaBackend {
         )? {
             return Ok(t);
         }
-        // The epilogue reads the product where cuBLASLt left it, permuting it on the way.
-        let product = contract::contract_view(self, a, a_labels, b, b_labels, out_labels)?;
+        // The epilogue reads the product where cuBLASLt left it, permuting it on the way. In
+        // a 16-bit program the product is stored in the program's type, as the unfused plan
+        // stores it: half the bytes to write and to read back.
+        let half =
+            matches!(dtype, DType::F16 | DType::BF16) && a.dtype == dtype && b.dtype == dtype;
+        let store = half.then_some(dtype);
+        let product = contract::contract_view(self, a, a_labels, b, b_labels, out_labels, store)?;
         let mut inputs = Vec::with_capacity(extra.len() + 1);
         inputs.push(&product);
         inputs.extend_from_slice(extra);
