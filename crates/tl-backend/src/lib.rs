@@ -177,8 +177,9 @@ pub trait Backend: Send + Sync {
     }
 
     /// A map whose expression also reads reductions along `axis` of its inputs: reduction
-    /// `j` is `reductions[j].1` over `axis` of `reductions[j].0` (an expression of `inputs`),
-    /// read by `expr` as `Input(inputs.len() + j)`, the same value all along the axis. Every
+    /// `j` is `reductions[j].1` over `axis` of `reductions[j].0` (an expression of `inputs`
+    /// and of the reductions before it, numbered as `expr` numbers them), read by `expr` as
+    /// `Input(inputs.len() + j)`, the same value all along the axis. Every
     /// input has rank `shape.len()`, each axis of `shape`'s extent or 1. Arithmetic and
     /// reductions run in `dtype.compute()`; the result is stored as `dtype`. A backend may
     /// compute each row in one pass; the default reduces ([`Backend::map_reduce`]), then maps.

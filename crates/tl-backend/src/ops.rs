@@ -386,6 +386,15 @@ impl MapExpr {
         }
     }
 
+    /// How many nodes (inputs, constants and functions) the expression has.
+    pub fn size(&self) -> usize {
+        match self {
+            MapExpr::Input(_) | MapExpr::Const(_) => 1,
+            MapExpr::Unary(_, a) => 1 + a.size(),
+            MapExpr::Binary(_, a, b) => 1 + a.size() + b.size(),
+        }
+    }
+
     /// How many times the expression reads input `k`.
     pub fn reads(&self, k: usize) -> usize {
         match self {

@@ -6,9 +6,9 @@
 
 use crate::{Backend, DType, MapExpr, ReduceOp, Result, Tensor};
 
-/// The default [`Backend::map_rows`]: each reduction with [`Backend::map_reduce`] over the
-/// axis moved last, then one [`Backend::map`] reading the inputs and the reductions, each
-/// broadcast along the axis.
+/// The default [`Backend::map_rows`]: each reduction in turn with [`Backend::map_reduce`] over
+/// the axis moved last (reading the inputs and the reductions before it), then one
+/// [`Backend::map`] reading the inputs and the reductions, each broadcast along the axis.
 pub(crate) fn reduce_then_map<B: Backend + ?Sized>(
     be: &B,
     expr: &MapExpr,
@@ -26,16 +26,16 @@ pub(crate) fn reduce_then_map<B: Backend + ?Sized>(
         });
     }
     let last: Vec<usize> = (0..rank).filter(|&d| d != axis).chain([axis]).collect();
-    let moved: Vec<Tensor> = inputs.iter().map(|t| t.permuted(&last)).collect();
-    let moved_refs: Vec<&Tensor> = moved.iter().collect();
     let moved_shape: Vec<usize> = last.iter().map(|&d| shape[d]).collect();
     let kept: Vec<usize> = (0..rank).filter(|&d| d != axis).collect();
-    let mut reduced = Vec::with_capacity(reductions.len());
+    // The inputs, then each reduction as it is computed (later ones may read earlier ones).
+    let mut all: Vec<Tensor> = inputs.iter().map(|&t| t.clone()).collect();
     for (e, op) in reductions {
+        let moved: Vec<Tensor> = all.iter().map(|t| t.permuted(&last)).collect();
+        let moved_refs: Vec<&Tensor> = moved.iter().collect();
         let r = be.map_reduce(e, &moved_refs, &moved_shape, 1, *op, dtype)?;
-        reduced.push(r.expanded_to_rank(&kept, rank));
+        all.push(r.expanded_to_rank(&kept, rank));
     }
-    let mut all: Vec<&Tensor> = inputs.to_vec();
-    all.extend(reduced.iter());
+    let all: Vec<&Tensor> = all.iter().collect();
     be.map(expr, &all, shape, dtype)
 }

@@ -26,6 +26,10 @@ use crate::graph::{Graph, NodeId, Op};
 use tl_backend::{MapExpr, NormFn, ReduceOp};
 use tl_check::VarId;
 
+/// The most nodes a map's expression may have to be absorbed into a reader that reads it
+/// twice.
+const SMALL_MAP: usize = 8;
+
 /// The fused form of `graph` and the id its `root` has there.
 pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
     let mut g = graph.clone();
@@ -36,9 +40,11 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             continue;
         };
         let (mut expr, mut inputs) = fold_constants(&g, expr, inputs);
-        // Absorb single-use maps each read once, until none is left. An absorbed map over
-        // fewer indices (a per-row scale, say) is recomputed for every element that reads it:
-        // a few arithmetic operations instead of a round trip through memory.
+        // Absorb single-use maps, until none is left. An absorbed map over fewer indices (a
+        // per-row scale, say) is recomputed for every element that reads it: a few arithmetic
+        // operations instead of a round trip through memory. A small map read twice (the `Z`
+        // of `Z^2`) is absorbed too: its two copies cost less than storing it, and a compiler
+        // computes them once.
         while let Some((pos, inner, inner_inputs)) = (0..inputs.len()).find_map(|k| {
             let i = inputs[k];
             match &g.nodes[i].op {
@@ -46,7 +52,7 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
                     expr: e,
                     inputs: ins,
                 } if uses[i] == 1
-                    && expr.reads(k) == 1
+                    && (expr.reads(k) == 1 || (expr.reads(k) == 2 && e.size() <= SMALL_MAP))
                     && g.nodes[i]
                         .labels
                         .iter()
@@ -324,7 +330,8 @@ fn prune(g: &Graph, root: NodeId) -> (Graph, NodeId) {
 }
 
 /// Replaces each map that reads single-use reductions along one of its axes (each over that
-/// axis of inputs spanning the map's labels) with one [`Op::MapRows`].
+/// axis of inputs spanning the map's labels, possibly reading earlier such reductions, as a
+/// variance reads a mean) with one [`Op::MapRows`].
 fn rows(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
     let uses = use_counts(&g, root);
     let mut found = false;
@@ -333,109 +340,52 @@ fn rows(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
             continue;
         };
         let (expr, inputs) = (expr.clone(), inputs.clone());
-        let labels = g.nodes[id].labels.clone();
-        let mut axis = None;
-        // (position in `inputs`, the reduction's expression, its inputs, how it reduces)
-        let mut found_here: Vec<(usize, MapExpr, Vec<NodeId>, ReduceOp)> = Vec::new();
-        for (pos, &i) in inputs.iter().enumerate() {
-            let (e, ins, op, over) = match &g.nodes[i].op {
-                Op::Reduce { input, op } => (
-                    MapExpr::Input(0),
-                    vec![*input],
-                    *op,
-                    g.nodes[*input].labels.clone(),
-                ),
-                Op::MapReduce {
-                    expr,
-                    inputs,
-                    over,
-                    op,
-                    ..
-                } => (expr.clone(), inputs.clone(), *op, over.clone()),
-                _ => continue,
-            };
-            let missing: Vec<VarId> = labels
-                .iter()
-                .filter(|l| !g.nodes[i].labels.contains(l))
-                .copied()
-                .collect();
-            let summed: Vec<VarId> = over
-                .iter()
-                .filter(|l| !g.nodes[i].labels.contains(l))
-                .copied()
-                .collect();
-            let ([a], [r]) = (&missing[..], &summed[..]) else {
-                continue;
-            };
-            let (a, r) = (*a, *r);
-            if uses[i] != 1 || axis.is_some_and(|x| x != a) {
-                continue;
-            }
-            // A reduction spliced in from another equation sums its own variable: it is the
-            // map's axis when the extents agree and its inputs are loads read nowhere else,
-            // which can be renamed in place.
-            let renamed = r != a
-                && !labels.contains(&r)
-                && extent_of(&g, &ins, r) == extent_of(&g, &[id], a)
-                && ins.iter().all(|&n| {
-                    uses[n] == 1 && matches!(g.nodes[n].op, Op::Load { .. } | Op::Gather { .. })
-                });
-            let spans = over.len() == labels.len()
-                && over
-                    .iter()
-                    .all(|l| labels.contains(l) || (renamed && *l == r));
-            if !spans || (r != a && !renamed) {
-                continue;
-            }
-            if renamed {
-                let swap = |v: VarId| if v == r { a } else { v };
-                for &n in &ins {
-                    let node = &mut g.nodes[n];
-                    node.op = node.op.relabelled(&swap);
-                    node.labels.iter_mut().for_each(|l| *l = swap(*l));
+        let mut rows = RowFusion {
+            labels: g.nodes[id].labels.clone(),
+            shape: g.nodes[id].shape.clone(),
+            axis: None,
+            merged: Vec::new(),
+            reductions: Vec::new(),
+            renames: Vec::new(),
+        };
+        // Each input: a merged input, or (as a placeholder) a reduction.
+        let mut at = Vec::with_capacity(inputs.len());
+        for &i in &inputs {
+            let before = rows.clone();
+            match rows.absorb(&g, &uses, i) {
+                Some(j) => at.push(PLACEHOLDER + j),
+                None => {
+                    rows = before;
+                    at.push(rows.index_of(i));
                 }
             }
-            axis = Some(a);
-            found_here.push((pos, e, ins, op));
         }
-        let Some(axis) = axis else { continue };
-        let mut merged: Vec<NodeId> = Vec::new();
-        let mut index_of = |n: NodeId| match merged.iter().position(|&x| x == n) {
-            Some(k) => k,
-            None => {
-                merged.push(n);
-                merged.len() - 1
-            }
-        };
-        let reduced_at = |k: usize| found_here.iter().position(|(p, ..)| *p == k);
-        // Inputs first, reductions after: placeholders past any input count until the inputs
-        // are all known.
-        let placeholder = inputs.len() + found_here.iter().map(|f| f.2.len()).sum::<usize>();
-        let mut at = vec![0usize; inputs.len()];
-        for (k, &i) in inputs.iter().enumerate() {
-            at[k] = match reduced_at(k) {
-                Some(j) => placeholder + j,
-                None => index_of(i),
-            };
-        }
-        let reductions: Vec<(MapExpr, ReduceOp)> = found_here
-            .iter()
-            .map(|(_, e, ins, op)| {
-                let local: Vec<usize> = ins.iter().map(|&n| index_of(n)).collect();
-                (e.substitute(&|k| MapExpr::Input(local[k])), *op)
-            })
-            .collect();
-        let n = merged.len();
-        let expr = expr.substitute(&|k| {
-            MapExpr::Input(if at[k] >= placeholder {
-                n + at[k] - placeholder
+        let Some(axis) = rows.axis else { continue };
+        let n = rows.merged.len();
+        let settle = |k: usize| {
+            MapExpr::Input(if k >= PLACEHOLDER {
+                n + k - PLACEHOLDER
             } else {
-                at[k]
+                k
             })
-        });
+        };
+        let expr = expr
+            .substitute(&|k| MapExpr::Input(at[k]))
+            .substitute(&settle);
+        let reductions = rows
+            .reductions
+            .iter()
+            .map(|(e, op)| (e.substitute(&settle), *op))
+            .collect();
+        for &(node, from, to) in &rows.renames {
+            let swap = |v: VarId| if v == from { to } else { v };
+            let n = &mut g.nodes[node];
+            n.op = n.op.relabelled(&swap);
+            n.labels.iter_mut().for_each(|l| *l = swap(*l));
+        }
         g.nodes[id].op = Op::MapRows {
             expr,
-            inputs: merged,
+            inputs: rows.merged,
             reductions,
             axis,
         };
@@ -445,6 +395,106 @@ fn rows(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
         prune(&g, root)
     } else {
         (g, root)
+    }
+}
+
+/// Input numbers from here on stand for reductions while a [`RowFusion`] is built.
+const PLACEHOLDER: usize = 1 << 20;
+
+/// A [`Op::MapRows`] being assembled for a map over `labels`.
+#[derive(Clone)]
+struct RowFusion {
+    labels: Vec<VarId>,
+    shape: Vec<usize>,
+    axis: Option<VarId>,
+    merged: Vec<NodeId>,
+    reductions: Vec<(MapExpr, ReduceOp)>,
+    /// Loads whose summed label becomes the axis: (node, from, to).
+    renames: Vec<(NodeId, VarId, VarId)>,
+}
+
+impl RowFusion {
+    fn index_of(&mut self, n: NodeId) -> usize {
+        match self.merged.iter().position(|&x| x == n) {
+            Some(k) => k,
+            None => {
+                self.merged.push(n);
+                self.merged.len() - 1
+            }
+        }
+    }
+
+    /// Takes in reduction node `i` and the reductions it reads, returning its number among
+    /// the reductions; `None` (leaving `self` partly changed) when it does not fit.
+    fn absorb(&mut self, g: &Graph, uses: &[usize], i: NodeId) -> Option<usize> {
+        let (e, ins, op, over) = match &g.nodes[i].op {
+            Op::Reduce { input, op } => (
+                MapExpr::Input(0),
+                vec![*input],
+                *op,
+                g.nodes[*input].labels.clone(),
+            ),
+            Op::MapReduce {
+                expr,
+                inputs,
+                over,
+                op,
+                ..
+            } => (expr.clone(), inputs.clone(), *op, over.clone()),
+            _ => return None,
+        };
+        let kept = &g.nodes[i].labels;
+        let missing: Vec<VarId> = self
+            .labels
+            .iter()
+            .filter(|l| !kept.contains(l))
+            .copied()
+            .collect();
+        let summed: Vec<VarId> = over.iter().filter(|l| !kept.contains(l)).copied().collect();
+        let ([a], [r]) = (&missing[..], &summed[..]) else {
+            return None;
+        };
+        let (a, r) = (*a, *r);
+        let spans = kept.len() + 1 == self.labels.len()
+            && kept.iter().all(|l| self.labels.contains(l))
+            && (r == a || !self.labels.contains(&r));
+        if uses[i] != 1 || !spans || self.axis.is_some_and(|x| x != a) {
+            return None;
+        }
+        self.axis = Some(a);
+        let mut at = Vec::with_capacity(ins.len());
+        for &n in &ins {
+            let node = &g.nodes[n];
+            if node.labels.len() == kept.len() && node.labels.iter().all(|l| kept.contains(l)) {
+                // A value per row: an earlier reduction, or an input broadcast along the axis.
+                match self.clone().absorb(g, uses, n) {
+                    Some(_) => at.push(PLACEHOLDER + self.absorb(g, uses, n)?),
+                    None => at.push(self.index_of(n)),
+                }
+                continue;
+            }
+            if r != a {
+                // A reduction spliced in from another equation sums its own variable: it is
+                // the map's axis when the extents agree and the input is a load read nowhere
+                // else, which can be renamed in place.
+                let axis_extent = self
+                    .labels
+                    .iter()
+                    .position(|&l| l == a)
+                    .map(|k| self.shape[k]);
+                let renamable = uses[n] == 1
+                    && matches!(node.op, Op::Load { .. } | Op::Gather { .. })
+                    && extent_of(g, &[n], r) == axis_extent;
+                if !renamable {
+                    return None;
+                }
+                self.renames.push((n, r, a));
+            }
+            at.push(self.index_of(n));
+        }
+        self.reductions
+            .push((e.substitute(&|k| MapExpr::Input(at[k])), op));
+        Some(self.reductions.len() - 1)
     }
 }
 

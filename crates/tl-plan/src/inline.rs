@@ -1,9 +1,14 @@
-//! Splicing row plans into their only reader. Within a layer recursion, a tensor that one
-//! other equation of the group reads, once, in the same row, and that nothing else in the
-//! program reads (no other equation, rule, query, write or objective), need not be stored:
-//! its row plan is spliced into its reader's, and fusion then sees both equations as one
-//! graph. That is how `A = softmax(Q K / √d + M)` and `C = A V`, written as two equations,
-//! become one attention node ([`crate::fuse`]).
+//! Splicing row plans into their readers. Within a layer recursion, a tensor that other
+//! equations of the group read in the same row, and that nothing else in the program reads
+//! (no other equation, rule, query, write or objective), need not be stored: its row plan is
+//! spliced into its reader's, and fusion then sees both equations as one graph. That is how
+//! `A = softmax(Q K / √d + M)` and `C = A V`, written as two equations, become one attention
+//! node, and a layer norm written as four equations one row kernel ([`crate::fuse`]).
+//!
+//! A tensor read by one equation is spliced into it whatever it costs, since it is computed
+//! once either way. One read by several is spliced into each only when it and all of them are
+//! elementwise work and reductions (no products): recomputing it inside row kernels costs
+//! arithmetic, where storing it costs a round trip through memory.
 //!
 //! Only the fused plans change. While a backward pass is recorded every equation still runs
 //! on its own, unfused, since the gradient needs each intermediate value.
@@ -25,22 +30,19 @@ pub fn inline_rows(p: &CheckedProgram, ls: &mut LayeredStratum) {
         .collect();
     let mut changed = vec![false; ls.equations.len()];
     for t in ls.order.clone() {
-        let Some((producer, reader, load)) = splice_site(p, ls, &spliced, t) else {
+        let Some((producer, sites)) = splice_sites(p, ls, &spliced, t) else {
             continue;
         };
-        let (graph, root) = splice(ls, &spliced, producer, reader, load);
-        spliced[reader] = (graph, root);
-        let extra = ls.equations[producer].fused_slots.clone();
-        let slot_of_t = ls.equations[reader]
-            .slots
-            .iter()
-            .find(|s| s.source == t)
-            .map(|s| s.id);
-        let reader_eq = &mut ls.equations[reader];
-        reader_eq.fused_slots.retain(|s| Some(s.id) != slot_of_t);
-        reader_eq.fused_slots.extend(extra);
+        for (reader, load) in sites {
+            let (graph, root) = splice(ls, &spliced, producer, reader, load);
+            spliced[reader] = (graph, root);
+            let extra = ls.equations[producer].fused_slots.clone();
+            let reader_eq = &mut ls.equations[reader];
+            reader_eq.fused_slots.retain(|s| s.source != t);
+            reader_eq.fused_slots.extend(extra);
+            changed[reader] = true;
+        }
         ls.equations[producer].inlined = true;
-        changed[reader] = true;
     }
     for (k, re) in ls.equations.iter_mut().enumerate() {
         if changed[k] {
@@ -52,14 +54,14 @@ pub fn inline_rows(p: &CheckedProgram, ls: &mut LayeredStratum) {
     }
 }
 
-/// For tensor `t`: its row equation, its one reader's, and the node of the reader's graph
-/// that loads it, when `t` can be spliced into that reader.
-fn splice_site(
+/// For tensor `t`: its row equation, and each reader's row equation with the node of its
+/// graph that loads `t`, when `t` can be spliced into all of them.
+fn splice_sites(
     p: &CheckedProgram,
     ls: &LayeredStratum,
     spliced: &[(Graph, NodeId)],
     t: TensorId,
-) -> Option<(usize, usize, NodeId)> {
+) -> Option<(usize, Vec<(usize, NodeId)>)> {
     let defining: Vec<usize> = (0..ls.equations.len())
         .filter(|&k| ls.equations[k].target == t)
         .collect();
@@ -73,7 +75,8 @@ fn splice_site(
     if !every_row(producer) || ls.equations[producer].plan.placement != Placement::Direct {
         return None;
     }
-    // Exactly one read of `t` among the group's row plans, in the same row.
+    // The reads of `t` among the group's row plans: each in the same row, at most one per
+    // reader.
     let reads: Vec<(usize, usize)> = ls
         .equations
         .iter()
@@ -85,32 +88,53 @@ fn splice_site(
                 .map(move |s| (k, s.id))
         })
         .collect();
-    let [(reader, slot)] = reads[..] else {
-        return None;
-    };
-    let row = ls.equations[reader]
-        .slots
-        .iter()
-        .find(|s| s.id == slot)
-        .map(|s| s.row);
-    if reader == producer || !every_row(reader) || row != Some(Row::Offset(0)) {
+    if reads.is_empty() || read_elsewhere(p, ls, t) {
         return None;
     }
-    if read_elsewhere(p, ls, t) {
+    let mut readers: Vec<usize> = reads.iter().map(|&(k, _)| k).collect();
+    readers.dedup();
+    let shared = reads.len() > 1;
+    if readers.len() != reads.len()
+        || (shared
+            && !(cheap(&spliced[producer].0) && readers.iter().all(|&r| cheap(&spliced[r].0))))
+    {
         return None;
     }
-    // The reader's graph reads the slot through exactly one plain load.
-    let (graph, _) = &spliced[reader];
-    let touching: Vec<NodeId> = (0..graph.nodes.len())
-        .filter(|&i| match &graph.nodes[i].op {
-            Op::Load { tensor } | Op::Gather { tensor, .. } => *tensor == slot,
-            _ => false,
-        })
-        .collect();
-    match touching[..] {
-        [load] if matches!(graph.nodes[load].op, Op::Load { .. }) => Some((producer, reader, load)),
-        _ => None,
+    let mut sites = Vec::with_capacity(reads.len());
+    for (reader, slot) in reads {
+        let row = ls.equations[reader]
+            .slots
+            .iter()
+            .find(|s| s.id == slot)
+            .map(|s| s.row);
+        if reader == producer || !every_row(reader) || row != Some(Row::Offset(0)) {
+            return None;
+        }
+        // The reader's graph reads the slot through exactly one plain load.
+        let (graph, _) = &spliced[reader];
+        let touching: Vec<NodeId> = (0..graph.nodes.len())
+            .filter(|&i| match &graph.nodes[i].op {
+                Op::Load { tensor } | Op::Gather { tensor, .. } => *tensor == slot,
+                _ => false,
+            })
+            .collect();
+        match touching[..] {
+            [load] if matches!(graph.nodes[load].op, Op::Load { .. }) => sites.push((reader, load)),
+            _ => return None,
+        }
     }
+    Some((producer, sites))
+}
+
+/// Whether a graph is elementwise work and reductions only (no products, gathers or
+/// normalisations), cheap enough to recompute inside the row kernels of several readers.
+fn cheap(g: &Graph) -> bool {
+    g.nodes.iter().all(|n| {
+        matches!(
+            n.op,
+            Op::Load { .. } | Op::Const(_) | Op::Map { .. } | Op::Reduce { .. }
+        )
+    })
 }
 
 /// Whether anything outside the group's row plans reads `t`: an equation of another tensor,

@@ -1,7 +1,9 @@
 //! `Backend::map_rows` on CUDA: one warp per row along the reduced axis. The warp reads the
-//! row once to compute every reduction (shuffles combine the lanes), then once more to write
-//! the map, so a hand-written layer norm step costs one kernel and one round trip through
-//! memory instead of a reduction, a broadcast map and the intermediate between them.
+//! row once per reduction (shuffles combine the lanes; a later reduction may read an earlier
+//! one, as a variance reads its mean), then once more to write the map: a layer norm written
+//! by hand costs one kernel and one round trip through memory instead of reductions,
+//! broadcast maps and the intermediates between them. Only the first read of a row comes
+//! from memory; the others find it in the cache.
 
 use super::codegen::{self, Real};
 use super::{CudaBackend, DevRef};
@@ -251,32 +253,25 @@ fn source(
             consts_at + j
         );
     }
+    // One pass over the row per reduction: a later one may read an earlier one (a variance
+    // reads its mean). Passes after the first find the row in the cache.
     for (j, (_, op)) in reductions.iter().enumerate() {
-        let _ = writeln!(body, "    real a{j} = (real){};", combine(*op).0);
-    }
-    if !reductions.is_empty() {
+        let (identity, fold) = combine(*op);
+        let _ = writeln!(body, "    real a{j} = (real){identity};");
         let _ = writeln!(body, "    for (ix j = lane; j < n; j += 32) {{");
         body.push_str(&loads);
-        for (j, (_, op)) in reductions.iter().enumerate() {
-            let next = combine(*op).1(&format!("a{j}"), &format!("({})", reduced[j]));
-            let _ = writeln!(body, "      a{j} = {next};");
-        }
+        let next = fold(&format!("a{j}"), &format!("({})", reduced[j]));
+        let _ = writeln!(body, "      a{j} = {next};");
         let _ = writeln!(body, "    }}");
-        for (j, (_, op)) in reductions.iter().enumerate() {
-            let _ = writeln!(body, "    for (int o = 16; o > 0; o >>= 1) {{");
-            let shuffled = format!("__shfl_xor_sync(0xffffffffu, a{j}, o)");
-            let _ = writeln!(
-                body,
-                "      a{j} = {};",
-                combine(*op).1(&format!("a{j}"), &shuffled)
-            );
-            let _ = writeln!(body, "    }}");
-            let at = k + j;
-            if *op == ReduceOp::Mean {
-                let _ = writeln!(body, "    const real x{at} = a{j} / (real)n;");
-            } else {
-                let _ = writeln!(body, "    const real x{at} = a{j};");
-            }
+        let _ = writeln!(body, "    for (int o = 16; o > 0; o >>= 1) {{");
+        let shuffled = format!("__shfl_xor_sync(0xffffffffu, a{j}, o)");
+        let _ = writeln!(body, "      a{j} = {};", fold(&format!("a{j}"), &shuffled));
+        let _ = writeln!(body, "    }}");
+        let at = k + j;
+        if *op == ReduceOp::Mean {
+            let _ = writeln!(body, "    const real x{at} = a{j} / (real)n;");
+        } else {
+            let _ = writeln!(body, "    const real x{at} = a{j};");
         }
     }
     let _ = writeln!(body, "    for (ix j = lane; j < n; j += 32) {{");
