@@ -1198,6 +1198,57 @@ fn map_rows_matches_cpu() -> R {
                     &format!("map_rows {what} {d} {shape:?} axis {axis}"),
                 )?;
             }
+            // A whole layer norm: the variance reads the mean, both from the same input
+            // passed twice; gain and bias are the gain.
+            let centred_twice = MapExpr::Binary(
+                BinaryFn::Sub,
+                Box::new(MapExpr::Input(1)),
+                Box::new(MapExpr::Input(3)),
+            );
+            let whole = [
+                (MapExpr::Input(0), ReduceOp::Mean),
+                (
+                    MapExpr::Binary(
+                        BinaryFn::Mul,
+                        Box::new(centred_twice.clone()),
+                        Box::new(centred_twice),
+                    ),
+                    ReduceOp::Mean,
+                ),
+            ];
+            let norm = MapExpr::Binary(
+                BinaryFn::Add,
+                Box::new(MapExpr::Binary(
+                    BinaryFn::Div,
+                    Box::new(MapExpr::Binary(
+                        BinaryFn::Mul,
+                        Box::new(MapExpr::Input(2)),
+                        Box::new(MapExpr::Binary(
+                            BinaryFn::Sub,
+                            x(),
+                            Box::new(MapExpr::Input(3)),
+                        )),
+                    )),
+                    Box::new(MapExpr::Unary(
+                        UnaryFn::Sqrt,
+                        Box::new(MapExpr::Binary(
+                            BinaryFn::Add,
+                            Box::new(MapExpr::Input(4)),
+                            Box::new(MapExpr::Const(1e-5)),
+                        )),
+                    )),
+                )),
+                Box::new(MapExpr::Input(2)),
+            );
+            let got = be.map_rows(&norm, &[&g, &g, &gg], &whole, &shape, axis, d)?;
+            let want = cpu.map_rows(&norm, &[&c, &c, &cg], &whole, &shape, axis, DType::F64)?;
+            close(
+                be,
+                &got,
+                &want,
+                tol(d).max(1e-5),
+                &format!("map_rows layer norm {d} {shape:?} axis {axis}"),
+            )?;
             // The same view passed twice is read once, and the expressions still see both.
             let twice = MapExpr::Binary(
                 BinaryFn::Sub,

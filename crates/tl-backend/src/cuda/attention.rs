@@ -147,6 +147,11 @@ impl CudaBackend {
         if !tensor_cores || !half || !same_type || !extras_ok {
             return Ok(None);
         }
+        let labelled = [at.q, at.k, at.v].iter().all(|(t, l)| t.rank() == l.len())
+            && at.extra.iter().all(|t| t.rank() == at.scores.len());
+        if !labelled {
+            return Ok(None);
+        }
         let Some(r) = roles(at) else {
             return Ok(None);
         };

@@ -76,7 +76,7 @@ impl CudaBackend {
         let expr = &expr.substitute(&moved);
         let reductions: Vec<(MapExpr, ReduceOp)> = reductions
             .iter()
-            .map(|(e, op)| (e.substitute(&|j| MapExpr::Input(at[j])), *op))
+            .map(|(e, op)| (e.substitute(&moved), *op))
             .collect();
         let (inputs, reductions) = (&distinct[..], &reductions[..]);
         let numel = numel_checked(shape)?;
