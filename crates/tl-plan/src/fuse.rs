@@ -140,23 +140,11 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
         }
         g.nodes[id].op = match product {
             Some((pos, a, b, _)) => {
-                let extra: Vec<NodeId> = inputs
-                    .iter()
-                    .enumerate()
-                    .filter(|&(k, _)| k != pos)
-                    .map(|(_, &i)| i)
-                    .collect();
-                let renumber = |k: usize| {
-                    MapExpr::Input(match k.cmp(&pos) {
-                        std::cmp::Ordering::Equal => 0,
-                        std::cmp::Ordering::Less => k + 1,
-                        std::cmp::Ordering::Greater => k,
-                    })
-                };
+                let (expr, extra) = product_first(&expr, &inputs, pos, &MapExpr::Input(0));
                 Op::ContractMap {
                     a,
                     b,
-                    expr: expr.substitute(&renumber),
+                    expr,
                     inputs: extra,
                 }
             }
@@ -234,6 +222,29 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
     let (g, root) = prune(&g, root);
     let (g, root) = attention(g, root);
     rows(g, root)
+}
+
+/// `expr` over `inputs` with input `pos` (a product) replaced by `product` (an expression of
+/// `Input(0)`, the product) and the other inputs numbered from 1 in order, with those inputs:
+/// the form of an epilogue or of the scores' function of an attention node.
+fn product_first(
+    expr: &MapExpr,
+    inputs: &[NodeId],
+    pos: usize,
+    product: &MapExpr,
+) -> (MapExpr, Vec<NodeId>) {
+    let others = inputs
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != pos)
+        .map(|(_, &i)| i)
+        .collect();
+    let expr = expr.substitute(&|j| match j.cmp(&pos) {
+        std::cmp::Ordering::Equal => product.clone(),
+        std::cmp::Ordering::Less => MapExpr::Input(j + 1),
+        std::cmp::Ordering::Greater => MapExpr::Input(j),
+    });
+    (expr, others)
 }
 
 /// `c` when `expr` is `Input(0)` times (or divided by) the constant `c`.
@@ -631,18 +642,7 @@ fn attention_of(g: &Graph, uses: &[usize], out: NodeId, w: NodeId, v: NodeId) ->
         (true, false) => (k, q),
         _ => return None,
     };
-    // The product becomes Input(0); the other inputs follow in order.
-    let others: Vec<NodeId> = inputs
-        .iter()
-        .enumerate()
-        .filter(|&(j, _)| j != pos)
-        .map(|(_, &i)| i)
-        .collect();
-    let expr = expr.substitute(&|j| match j.cmp(&pos) {
-        std::cmp::Ordering::Equal => inner.clone(),
-        std::cmp::Ordering::Less => MapExpr::Input(j + 1),
-        std::cmp::Ordering::Greater => MapExpr::Input(j),
-    });
+    let (expr, others) = product_first(expr, inputs, pos, &inner);
     Some(Op::Attention {
         q,
         k,

@@ -22,15 +22,21 @@ fn stack(layers: usize) -> String {
     )
 }
 
-/// Runs a program's definitions; returns `Out`, the number of equation evaluations, and how
-/// many recursive strata the plan runs layer by layer. `layered: false` forces the fixpoint.
-fn run(text: &str, layered: bool) -> (Vec<f64>, usize, usize) {
+/// A program checked and planned.
+fn planned(text: &str) -> (tl_check::CheckedProgram, tl_plan::ProgramPlan) {
     let mut sources = SourceMap::new();
     let (parsed, diags) =
         tl_syntax::load_source("<test>", text, &mut sources, std::path::Path::new("."));
     assert!(diags.is_empty(), "{diags:?}");
     let checked = tl_check::check(&parsed, &sources).expect("checks");
-    let mut plan = tl_plan::plan(&checked).expect("plans");
+    let plan = tl_plan::plan(&checked).expect("plans");
+    (checked, plan)
+}
+
+/// Runs a program's definitions; returns `Out`, the number of equation evaluations, and how
+/// many recursive strata the plan runs layer by layer. `layered: false` forces the fixpoint.
+fn run(text: &str, layered: bool) -> (Vec<f64>, usize, usize) {
+    let (checked, mut plan) = planned(text);
     if !layered {
         plan.layers.strata.clear();
     }
@@ -126,11 +132,7 @@ fn attention_stack(extra: &str) -> String {
 #[test]
 fn attention_and_layer_norm_written_step_by_step_run_as_few_nodes() {
     let text = attention_stack("");
-    let mut sources = SourceMap::new();
-    let (parsed, _) =
-        tl_syntax::load_source("<test>", &text, &mut sources, std::path::Path::new("."));
-    let checked = tl_check::check(&parsed, &sources).expect("checks");
-    let plan = tl_plan::plan(&checked).expect("plans");
+    let (checked, plan) = planned(&text);
     let stratum = &plan.layers.strata[0];
     let row = |name: &str| {
         let t = checked.tensor_named(name).expect("tensor");
@@ -180,12 +182,7 @@ fn attention_and_layer_norm_written_step_by_step_run_as_few_nodes() {
 
 #[test]
 fn a_queried_intermediate_is_kept() {
-    let text = attention_stack("A?\n");
-    let mut sources = SourceMap::new();
-    let (parsed, _) =
-        tl_syntax::load_source("<test>", &text, &mut sources, std::path::Path::new("."));
-    let checked = tl_check::check(&parsed, &sources).expect("checks");
-    let plan = tl_plan::plan(&checked).expect("plans");
+    let (checked, plan) = planned(&attention_stack("A?\n"));
     let a = checked.tensor_named("A").expect("A");
     let stratum = &plan.layers.strata[0];
     let re = stratum
