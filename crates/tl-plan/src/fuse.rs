@@ -595,14 +595,20 @@ fn attention(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
 /// function of a single-use product `q · k` over the same labels and `out` sums only the
 /// softmax's axis.
 fn attention_of(g: &Graph, uses: &[usize], out: NodeId, w: NodeId, v: NodeId) -> Option<Op> {
-    let Op::MapNormalize {
-        expr,
-        inputs,
-        axis: key,
-        func: NormFn::Softmax,
-    } = &g.nodes[w].op
-    else {
-        return None;
+    let (expr, inputs, key) = match &g.nodes[w].op {
+        Op::MapNormalize {
+            expr,
+            inputs,
+            axis,
+            func: NormFn::Softmax,
+        } => (expr.clone(), inputs.clone(), axis),
+        // A softmax of the product itself: the identity function of it.
+        Op::Normalize {
+            input,
+            axis,
+            func: NormFn::Softmax,
+        } => (MapExpr::Input(0), vec![*input], axis),
+        _ => return None,
     };
     let (key, scores) = (*key, &g.nodes[w].labels);
     let kept = &g.nodes[out].labels;
@@ -642,7 +648,7 @@ fn attention_of(g: &Graph, uses: &[usize], out: NodeId, w: NodeId, v: NodeId) ->
         (true, false) => (k, q),
         _ => return None,
     };
-    let (expr, others) = product_first(expr, inputs, pos, &inner);
+    let (expr, others) = product_first(&expr, &inputs, pos, &inner);
     Some(Op::Attention {
         q,
         k,

@@ -10,17 +10,22 @@
 //! elementwise work and reductions (no products): recomputing it inside row kernels costs
 //! arithmetic, where storing it costs a round trip through memory.
 //!
+//! Outside layer recursions the same holds for a tensor of a stratum of its own that one
+//! equation of a later non-recursive stratum reads once and nothing else reads
+//! ([`inline_equations`]): a top-level `A = softmax(…)` read only by `C = A V` is spliced
+//! into `C`.
+//!
 //! Only the fused plans change. While a backward pass is recorded every equation still runs
 //! on its own, unfused, since the gradient needs each intermediate value.
 
 use crate::fuse::fuse;
 use crate::graph::{Graph, NodeId, Op};
-use crate::layers::{LayeredStratum, Row};
-use crate::Placement;
-use tl_check::{CheckedProgram, Command, Expr, TensorId};
+use crate::layers::{LayeredStratum, Layers, Row};
+use crate::{EquationPlan, Placement};
+use tl_check::{CheckedProgram, Command, Expr, TensorId, TensorKind, VarInfo};
 
 /// Splices every row plan that qualifies into its reader's fused plan, marking it
-/// [`crate::layers::RowEquation::inlined`].
+/// [`crate::EquationPlan::inlined`].
 pub fn inline_rows(p: &CheckedProgram, ls: &mut LayeredStratum) {
     // The working (unfused) graph of each row equation, with what was spliced into it.
     let mut spliced: Vec<(Graph, NodeId)> = ls
@@ -34,15 +39,22 @@ pub fn inline_rows(p: &CheckedProgram, ls: &mut LayeredStratum) {
             continue;
         };
         for (reader, load) in sites {
-            let (graph, root) = splice(ls, &spliced, producer, reader, load);
-            spliced[reader] = (graph, root);
+            let producer_vars = ls.equations[producer].plan.vars.clone();
+            let joined = splice(
+                (&spliced[producer].0, spliced[producer].1),
+                (&spliced[reader].0, spliced[reader].1),
+                load,
+                &producer_vars,
+                &mut ls.equations[reader].plan.vars,
+            );
+            spliced[reader] = joined;
             let extra = ls.equations[producer].fused_slots.clone();
             let reader_eq = &mut ls.equations[reader];
             reader_eq.fused_slots.retain(|s| s.source != t);
             reader_eq.fused_slots.extend(extra);
             changed[reader] = true;
         }
-        ls.equations[producer].inlined = true;
+        ls.equations[producer].plan.inlined = true;
     }
     for (k, re) in ls.equations.iter_mut().enumerate() {
         if changed[k] {
@@ -70,7 +82,7 @@ fn splice_sites(
     };
     let every_row = |k: usize| {
         let re = &ls.equations[k];
-        re.head == Row::Offset(0) && re.extent == ls.rows && !re.inlined
+        re.head == Row::Offset(0) && re.extent == ls.rows && !re.plan.inlined
     };
     if !every_row(producer) || ls.equations[producer].plan.placement != Placement::Direct {
         return None;
@@ -145,13 +157,18 @@ fn read_elsewhere(p: &CheckedProgram, ls: &LayeredStratum, t: TensorId) -> bool 
         .equations
         .iter()
         .any(|eq| !group.contains(&eq.lhs) && reads(&eq.rhs, t));
+    by_equation || read_by_command_or_rule(p, t)
+}
+
+/// Whether a rule, a query, a write or a training objective reads `t`.
+fn read_by_command_or_rule(p: &CheckedProgram, t: TensorId) -> bool {
     let by_rule = p.rules.iter().any(|r| r.body.iter().any(|a| a.tensor == t));
     let by_command = p.commands.iter().any(|c| match c {
         Command::Query { tensor, .. } => *tensor == t,
         Command::Write { tensors, .. } => tensors.contains(&t),
         Command::Minimize(spec) => spec.loss == t,
     });
-    by_equation || by_rule || by_command
+    by_rule || by_command
 }
 
 /// Whether an expression reads tensor `t`.
@@ -169,16 +186,14 @@ fn reads(e: &Expr, t: TensorId) -> bool {
 /// nodes first, its result variables renamed to the labels of `load` and its other variables
 /// numbered after the reader's (whose variable list grows by the producer's).
 fn splice(
-    ls: &mut LayeredStratum,
-    spliced: &[(Graph, NodeId)],
-    producer: usize,
-    reader: usize,
+    (inner, inner_root): (&Graph, NodeId),
+    (outer, outer_root): (&Graph, NodeId),
     load: NodeId,
+    producer_vars: &[VarInfo],
+    reader_vars: &mut Vec<VarInfo>,
 ) -> (Graph, NodeId) {
-    let (inner, inner_root) = &spliced[producer];
-    let (outer, outer_root) = &spliced[reader];
-    let base = ls.equations[reader].plan.vars.len();
-    let produced = inner.nodes[*inner_root].labels.clone();
+    let base = reader_vars.len();
+    let produced = inner.nodes[inner_root].labels.clone();
     let wanted = outer.nodes[load].labels.clone();
     let var = |v: usize| match produced.iter().position(|&x| x == v) {
         Some(a) => wanted[a],
@@ -193,12 +208,77 @@ fn splice(
         );
     }
     let shift = inner.nodes.len();
-    let root_at = *inner_root;
-    let id = |i: NodeId| if i == load { root_at } else { i + shift };
+    let id = |i: NodeId| if i == load { inner_root } else { i + shift };
     for n in &outer.nodes {
         g.push(n.op.renumbered(&id), n.labels.clone(), n.shape.clone());
     }
-    let vars = ls.equations[producer].plan.vars.clone();
-    ls.equations[reader].plan.vars.extend(vars);
-    (g, id(*outer_root))
+    reader_vars.extend_from_slice(producer_vars);
+    (g, id(outer_root))
+}
+
+/// Splices top-level equations (outside layer recursions) into their one reader: a tensor of
+/// a stratum of its own, defined by one equation, read by one equation of another
+/// non-recursive stratum outside any layer recursion (once, through a plain load) and by
+/// nothing else, becomes part of that equation's fused plan.
+pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: &Layers) {
+    let mut spliced: Vec<(Graph, NodeId)> =
+        plans.iter().map(|e| (e.graph.clone(), e.root)).collect();
+    let mut changed = vec![false; plans.len()];
+    let stratum_of = |t: TensorId| p.strata.iter().position(|s| s.tensors.contains(&t));
+    let plain = |t: TensorId| {
+        stratum_of(t).is_some_and(|s| !p.strata[s].recursive && layers.stratum(s).is_none())
+    };
+    for stratum in &p.strata {
+        let [t] = stratum.tensors[..] else { continue };
+        let decl = &p.tensors[t];
+        let [producer] = decl.equations[..] else {
+            continue;
+        };
+        let defined_once = decl.kind == TensorKind::Real
+            && decl.rules.is_empty()
+            && decl.facts.is_empty()
+            && plain(t)
+            && plans[producer].placement == Placement::Direct;
+        if !defined_once || read_by_command_or_rule(p, t) {
+            continue;
+        }
+        let readers: Vec<usize> = (0..p.equations.len())
+            .filter(|&e| reads(&p.equations[e].rhs, t))
+            .collect();
+        let [reader] = readers[..] else { continue };
+        if reader == producer || !plain(p.equations[reader].lhs) {
+            continue;
+        }
+        let (graph, root) = &spliced[reader];
+        let touching: Vec<NodeId> = (0..graph.nodes.len())
+            .filter(|&i| match &graph.nodes[i].op {
+                Op::Load { tensor } | Op::Gather { tensor, .. } => *tensor == t,
+                _ => false,
+            })
+            .collect();
+        let [load] = touching[..] else { continue };
+        if !matches!(graph.nodes[load].op, Op::Load { .. }) {
+            continue;
+        }
+        let (inner, inner_root) = (&spliced[producer].0, spliced[producer].1);
+        let producer_vars = plans[producer].vars.clone();
+        let joined = splice(
+            (inner, inner_root),
+            (graph, *root),
+            load,
+            &producer_vars,
+            &mut plans[reader].vars,
+        );
+        spliced[reader] = joined;
+        plans[producer].inlined = true;
+        changed[reader] = true;
+    }
+    for (k, plan) in plans.iter_mut().enumerate() {
+        if changed[k] {
+            let (graph, root) = &spliced[k];
+            let (fused, fused_root) = fuse(graph, *root);
+            plan.fused = fused;
+            plan.fused_root = fused_root;
+        }
+    }
 }

@@ -66,9 +66,6 @@ pub struct RowEquation {
     /// The rows its fused plan reads: `slots`, less those of equations spliced into it
     /// ([`crate::inline`]), plus theirs.
     pub fused_slots: Vec<Slot>,
-    /// Whether its plan is spliced into its reader's fused plan: then it runs only while a
-    /// backward pass is recorded.
-    pub inlined: bool,
 }
 
 /// A recursive stratum evaluated one layer row at a time.
@@ -383,7 +380,6 @@ fn layered_stratum(
             plan,
             fused_slots: slots.clone(),
             slots,
-            inlined: false,
         });
     }
     let mut layered = LayeredStratum {

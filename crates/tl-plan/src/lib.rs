@@ -11,8 +11,8 @@
 //!    `l + c` gets row plans, so it runs one pass per layer instead of as a fixpoint;
 //! 6. `fuse`: each graph gets a fused twin (map chains as one kernel, contractions with their
 //!    elementwise epilogue, attention) for evaluations that need no backward pass;
-//! 7. `inline`: within a layer recursion, a row plan read once, by one other equation of the
-//!    group, and nowhere else, is spliced into its reader's fused plan.
+//! 7. `inline`: an equation whose result only other equations read (in a layer recursion,
+//!    in the same row; elsewhere, one equation) is spliced into its readers' fused plans.
 //!
 //! [`Graph::verify`] runs after lowering in debug builds.
 #![deny(missing_docs)]
@@ -68,6 +68,9 @@ pub struct EquationPlan {
     pub fused_root: NodeId,
     /// How the root reaches the target.
     pub placement: Placement,
+    /// Whether this plan is spliced into its readers' fused plans ([`inline`]): then it runs
+    /// only while a backward pass is recorded.
+    pub inlined: bool,
     /// How this result combines with the target's other equations.
     pub combine: ReduceOp,
     /// The equation's variables.
@@ -231,6 +234,7 @@ pub fn plan_equation(
         fused,
         fused_root,
         placement,
+        inlined: false,
         combine,
         vars: eq.vars.clone(),
         span: eq.span,
@@ -259,6 +263,7 @@ pub fn plan_rule(
         fused,
         fused_root,
         placement,
+        inlined: false,
         combine: ReduceOp::Max,
         vars: rule.vars.clone(),
         span: rule.span,
@@ -298,6 +303,7 @@ pub fn plan_with(p: &CheckedProgram, options: PlanOptions) -> Result<ProgramPlan
         .map(|r| semi_naive(p, &kinds, &shapes, r))
         .collect();
     let layers = layers::plan_layers(p, &shapes).map_err(|e| vec![e])?;
+    inline::inline_equations(p, &mut equations, &layers);
     Ok(ProgramPlan {
         equations,
         rules,

@@ -41,7 +41,7 @@ impl Engine<'_> {
                     };
                     // A row plan spliced into its reader's fused plan runs only while a
                     // backward pass is recorded (which reads the unfused plans).
-                    if v < 0 || v >= re.extent as i64 || (re.inlined && !self.record) {
+                    if v < 0 || v >= re.extent as i64 || (re.plan.inlined && !self.record) {
                         continue;
                     }
                     let slots = if self.record {

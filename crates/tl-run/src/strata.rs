@@ -122,7 +122,8 @@ impl Engine<'_> {
     /// step forgets what depends on the parameters, what does not is kept, not recomputed.
     pub fn evaluate_missing(&mut self) -> Result<(), RunError> {
         for (index, stratum) in self.program.strata.iter().enumerate() {
-            if stratum.tensors.iter().all(|&t| self.values[t].is_some()) {
+            let known = |t: &TensorId| self.values[*t].is_some() || self.spliced_away(*t);
+            if stratum.tensors.iter().all(known) {
                 continue;
             }
             if let Some(layered) = self.plan.layers.stratum(index) {
@@ -153,6 +154,9 @@ impl Engine<'_> {
         }
         if !s.recursive {
             for &t in &s.tensors {
+                if self.spliced_away(t) {
+                    continue;
+                }
                 let v = self.compute(t)?;
                 self.values[t] = Some(Value::Dense(v));
             }
@@ -162,6 +166,19 @@ impl Engine<'_> {
             return self.semi_naive(s);
         }
         self.iterate(s)
+    }
+
+    /// Whether `t` is computed inside its reader's fused plan instead of on its own
+    /// ([`tl_plan::inline`]): true only while no backward pass is recorded.
+    fn spliced_away(&self, t: TensorId) -> bool {
+        let decl = &self.program.tensors[t];
+        !self.record
+            && decl.rules.is_empty()
+            && decl
+                .equations
+                .iter()
+                .all(|&e| self.plan.equations.get(e).is_some_and(|p| p.inlined))
+            && !decl.equations.is_empty()
     }
 
     /// Real-valued (or mixed) recursion: recompute the group until nothing moves.

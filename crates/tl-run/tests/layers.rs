@@ -6,7 +6,9 @@
 use tl_backend::cpu::CpuBackend;
 use tl_backend::{Backend, DType};
 use tl_run::{Engine, RunOptions};
-use tl_syntax::SourceMap;
+mod common;
+
+use common::planned;
 
 /// A residual stack of `layers` tanh layers; `Out` is the last layer's output.
 fn stack(layers: usize) -> String {
@@ -20,17 +22,6 @@ fn stack(layers: usize) -> String {
          Out[i] = H[{}, i]\n",
         layers - 1
     )
-}
-
-/// A program checked and planned.
-fn planned(text: &str) -> (tl_check::CheckedProgram, tl_plan::ProgramPlan) {
-    let mut sources = SourceMap::new();
-    let (parsed, diags) =
-        tl_syntax::load_source("<test>", text, &mut sources, std::path::Path::new("."));
-    assert!(diags.is_empty(), "{diags:?}");
-    let checked = tl_check::check(&parsed, &sources).expect("checks");
-    let plan = tl_plan::plan(&checked).expect("plans");
-    (checked, plan)
 }
 
 /// Runs a program's definitions; returns `Out`, the number of equation evaluations, and how
@@ -143,9 +134,9 @@ fn attention_and_layer_norm_written_step_by_step_run_as_few_nodes() {
             .expect("row equation")
     };
     for name in ["Q", "K", "V", "A"] {
-        assert!(row(name).inlined, "{name} is spliced into its reader");
+        assert!(row(name).plan.inlined, "{name} is spliced into its reader");
     }
-    assert!(!row("C").inlined, "C is read by X and Out");
+    assert!(!row("C").plan.inlined, "C is read by X and Out");
     let fused = &row("C").plan.fused;
     assert!(
         fused
@@ -158,7 +149,7 @@ fn attention_and_layer_norm_written_step_by_step_run_as_few_nodes() {
     // read them (the centred values into both of their readers), so the whole norm is one
     // row map: the mean, the variance, then the result, a row at a time.
     for name in ["Mu", "Z", "Va"] {
-        assert!(row(name).inlined, "{name} is spliced into its readers");
+        assert!(row(name).plan.inlined, "{name} is spliced into its readers");
     }
     let fused = &row("Y").plan.fused;
     let work: Vec<&tl_plan::Op> = fused
@@ -190,7 +181,7 @@ fn a_queried_intermediate_is_kept() {
         .iter()
         .find(|re| re.target == a)
         .expect("A");
-    assert!(!re.inlined, "a queried tensor keeps its value");
+    assert!(!re.plan.inlined, "a queried tensor keeps its value");
     // Its rows are computed: each row of A sums to 1 along p'.
     let backend = CpuBackend::new();
     let options = RunOptions {
@@ -206,5 +197,60 @@ fn a_queried_intermediate_is_kept() {
     for row in host.chunks(5) {
         let sum: f64 = row.iter().sum();
         assert!((sum - 1.0).abs() < 1e-12, "{row:?}");
+    }
+}
+
+/// The same attention and layer norm written at the top level (no layer recursion).
+const TOP_LEVEL: &str = "param Wq[4, 4] ~ normal(0, 0.7)\n\
+     param Wk[4, 4] ~ normal(0, 0.7)\n\
+     param Wv[4, 4] ~ normal(0, 0.7)\n\
+     param X[5, 4] ~ normal(0, 1)\n\
+     M = [0, 0, 0, -1000000000, 0]\n\
+     Q[p, k] = Wq[k, d] X[p, d]\n\
+     K[p, k] = Wk[k, d] X[p, d]\n\
+     V[p, k] = Wv[k, d] X[p, d]\n\
+     A[p, p'.] = softmax(Q[p, k] K[p', k] / 2 + M[p'])\n\
+     C[p, k] = A[p, p'] V[p', k]\n";
+
+#[test]
+fn top_level_attention_is_spliced_into_its_reader() {
+    let (checked, plan) = planned(&format!("{TOP_LEVEL}C?\n"));
+    let eq = |name: &str| {
+        let t = checked.tensor_named(name).expect("tensor");
+        &plan.equations[checked.tensors[t].equations[0]]
+    };
+    assert!(eq("A").inlined, "A is read only by C");
+    assert!(!eq("C").inlined, "C is queried");
+    assert!(
+        eq("C")
+            .fused
+            .nodes
+            .iter()
+            .any(|n| matches!(n.op, tl_plan::Op::Attention { .. })),
+        "C's fused plan:\n{}",
+        eq("C").fused
+    );
+    // A queried intermediate keeps its own plan and its value.
+    let (checked, plan) = planned(&format!("{TOP_LEVEL}A?\nC?\n"));
+    let a = checked.tensor_named("A").expect("A");
+    assert!(!plan.equations[checked.tensors[a].equations[0]].inlined);
+    // Values: the spliced plan gives what the equations give one by one.
+    let (checked, plan) = planned(&format!("{TOP_LEVEL}C?\n"));
+    let backend = CpuBackend::new();
+    let options = RunOptions {
+        dtype: DType::F64,
+        ..RunOptions::default()
+    };
+    let c = checked.tensor_named("C").expect("C");
+    let value = |record: bool| {
+        let mut engine = Engine::new(&checked, &plan, &backend, options.clone()).expect("starts");
+        engine.record = record;
+        engine.evaluate_all().expect("evaluates");
+        let v = engine.dense(c, tl_syntax::Span::default()).expect("C");
+        backend.download(&v).expect("downloads").data.to_f64()
+    };
+    let (spliced, one_by_one) = (value(false), value(true));
+    for (a, b) in spliced.iter().zip(&one_by_one) {
+        assert!((a - b).abs() <= 1e-12, "{spliced:?} vs {one_by_one:?}");
     }
 }

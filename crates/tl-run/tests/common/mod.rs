@@ -16,7 +16,9 @@ pub fn planned(src: &str) -> (CheckedProgram, ProgramPlan) {
     (checked, plan)
 }
 
-/// The program's (first) `minimize` command.
+/// The program's (first) `minimize` command. (Not every test crate that shares this module
+/// trains.)
+#[allow(dead_code)]
 pub fn minimize_spec(checked: &CheckedProgram) -> MinimizeSpec {
     checked
         .commands
