@@ -223,7 +223,10 @@ pub fn bench(args: BenchArgs) -> ExitCode {
         None => backend.as_ref(),
     };
     let mut replayed = 0;
-    let result = Engine::new(&checked, &plan, engine_backend, args.options).and_then(|mut e| {
+    // A profile times each statement and call on its own: nothing is replayed.
+    let mut options = args.options;
+    options.replay &= !args.profile;
+    let result = Engine::new(&checked, &plan, engine_backend, options).and_then(|mut e| {
         let r = measure(&mut e, args.warmup, args.runs, ops.as_ref());
         replayed = e.replayed_evaluations + e.replayed_steps;
         if let (Some(p), Ok((.., profiled))) = (&e.profile, &r) {
