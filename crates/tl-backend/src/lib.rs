@@ -16,7 +16,7 @@ pub mod grad_expr;
 pub mod host;
 pub mod ops;
 pub mod profiled;
-mod rows;
+pub mod rows;
 pub mod tensor;
 
 pub use attention::AttentionArgs;
@@ -24,6 +24,7 @@ pub use dtype::DType;
 pub use error::{BackendError, Result};
 pub use host::{HostData, HostTensor};
 pub use ops::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};
+pub use rows::RowMapArgs;
 pub use tensor::{Layout, Storage, Tensor};
 
 use std::sync::Arc;
@@ -176,23 +177,13 @@ pub trait Backend: Send + Sync {
         self.normalize(&values, axis, func)
     }
 
-    /// A map whose expression also reads reductions along `axis` of its inputs: reduction
-    /// `j` is `reductions[j].1` over `axis` of `reductions[j].0` (an expression of `inputs`
-    /// and of the reductions before it, numbered as `expr` numbers them), read by `expr` as
-    /// `Input(inputs.len() + j)`, the same value all along the axis. Every
-    /// input has rank `shape.len()`, each axis of `shape`'s extent or 1. Arithmetic and
-    /// reductions run in `dtype.compute()`; the result is stored as `dtype`. A backend may
-    /// compute each row in one pass; the default reduces ([`Backend::map_reduce`]), then maps.
-    fn map_rows(
-        &self,
-        expr: &MapExpr,
-        inputs: &[&Tensor],
-        reductions: &[(MapExpr, ReduceOp)],
-        shape: &[usize],
-        axis: usize,
-        dtype: DType,
-    ) -> Result<Tensor> {
-        rows::reduce_then_map(self, expr, inputs, reductions, shape, axis, dtype)
+    /// A map whose expression also reads reductions along one axis of its inputs
+    /// ([`RowMapArgs`]): reduction `j` reduces an expression of the inputs and of the
+    /// reductions before it along `axis`, and the map reads it as `Input(inputs.len() + j)`,
+    /// the same value all along the axis. A backend may compute each row in one pass; the
+    /// default reduces ([`Backend::map_reduce`]), then maps.
+    fn map_rows(&self, args: &RowMapArgs<'_>) -> Result<Tensor> {
+        rows::reduce_then_map(self, args)
     }
 
     /// Attention: the softmax along `key` of an elementwise function of `Q·K`, contracted

@@ -5,7 +5,10 @@
 //! are grouped by what they are and the shapes they touch, which is what says where a
 //! program's time goes below the level of its statements.
 
-use crate::{AttentionArgs, Backend, DType, HostTensor, MapExpr, NormFn, ReduceOp, Result, Tensor};
+use crate::{
+    AttentionArgs, Backend, DType, HostTensor, MapExpr, NormFn, ReduceOp, Result, RowMapArgs,
+    Tensor,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -290,31 +293,26 @@ impl Backend for ProfiledBackend<'_> {
         )
     }
 
-    fn map_rows(
-        &self,
-        expr: &MapExpr,
-        inputs: &[&Tensor],
-        reductions: &[(MapExpr, ReduceOp)],
-        shape: &[usize],
-        axis: usize,
-        dtype: DType,
-    ) -> Result<Tensor> {
+    fn map_rows(&self, args: &RowMapArgs<'_>) -> Result<Tensor> {
         self.timed(
             || {
-                let ins: Vec<_> = inputs.iter().map(|t| describe(t)).collect();
-                let ops: Vec<_> = reductions.iter().map(|(_, op)| format!("{op:?}")).collect();
+                let ins: Vec<_> = args.inputs.iter().map(|t| describe(t)).collect();
+                let ops: Vec<_> = args
+                    .reductions
+                    .iter()
+                    .map(|(_, op)| format!("{op:?}"))
+                    .collect();
                 format!(
-                    "map_rows({} nodes) {} -> {}:{dtype}, {} along axis {axis}",
-                    expr_size(expr),
+                    "map_rows({} nodes) {} -> {}:{}, {} along axis {}",
+                    expr_size(args.expr),
                     ins.join(" "),
-                    dims(shape),
-                    ops.join(" ")
+                    dims(args.shape),
+                    args.dtype,
+                    ops.join(" "),
+                    args.axis
                 )
             },
-            || {
-                self.inner
-                    .map_rows(expr, inputs, reductions, shape, axis, dtype)
-            },
+            || self.inner.map_rows(args),
         )
     }
 

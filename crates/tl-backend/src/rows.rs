@@ -6,18 +6,39 @@
 
 use crate::{Backend, DType, MapExpr, ReduceOp, Result, Tensor};
 
+/// The operands of [`Backend::map_rows`].
+#[derive(Clone, Copy, Debug)]
+pub struct RowMapArgs<'a> {
+    /// The map: `Input(k)` is `inputs[k]`, `Input(inputs.len() + j)` reduction `j`.
+    pub expr: &'a MapExpr,
+    /// The inputs, each of `shape`'s rank, each axis of `shape`'s extent or 1.
+    pub inputs: &'a [&'a Tensor],
+    /// Each reduction: its expression (of the inputs and the reductions before it) and how
+    /// it reduces along `axis`.
+    pub reductions: &'a [(MapExpr, ReduceOp)],
+    /// The result's shape.
+    pub shape: &'a [usize],
+    /// The axis the reductions run along.
+    pub axis: usize,
+    /// The result's element type (arithmetic in its compute type).
+    pub dtype: DType,
+}
+
 /// The default [`Backend::map_rows`]: each reduction in turn with [`Backend::map_reduce`] over
 /// the axis moved last (reading the inputs and the reductions before it), then one
 /// [`Backend::map`] reading the inputs and the reductions, each broadcast along the axis.
 pub(crate) fn reduce_then_map<B: Backend + ?Sized>(
     be: &B,
-    expr: &MapExpr,
-    inputs: &[&Tensor],
-    reductions: &[(MapExpr, ReduceOp)],
-    shape: &[usize],
-    axis: usize,
-    dtype: DType,
+    args: &RowMapArgs<'_>,
 ) -> Result<Tensor> {
+    let RowMapArgs {
+        expr,
+        inputs,
+        reductions,
+        shape,
+        axis,
+        dtype,
+    } = *args;
     let rank = shape.len();
     if axis >= rank {
         return Err(crate::BackendError::Shape {

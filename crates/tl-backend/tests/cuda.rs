@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use tl_backend::cpu::CpuBackend;
 use tl_backend::cuda::CudaBackend;
 use tl_backend::{
-    Backend, BackendError, BinaryFn, DType, HostTensor, Layout, MapExpr, NormFn, ReduceOp, Tensor,
-    UnaryFn,
+    Backend, BackendError, BinaryFn, DType, HostTensor, Layout, MapExpr, NormFn, ReduceOp,
+    RowMapArgs, Tensor, UnaryFn,
 };
 
 type R = Result<(), BackendError>;
@@ -1096,6 +1096,28 @@ fn attention_kernel_matches_cpu() -> R {
     Ok(())
 }
 
+/// `map_rows` on the GPU (inputs `gpu`, element type `d`) against the CPU in f64 (inputs
+/// `cpu`), the same map and reductions.
+fn rows_match(
+    (be, gpu): (&CudaBackend, &[&Tensor]),
+    (cpu_be, cpu): (&CpuBackend, &[&Tensor]),
+    (expr, reductions): (&MapExpr, &[(MapExpr, ReduceOp)]),
+    (shape, axis, d): (&[usize], usize, DType),
+    what: &str,
+) -> R {
+    let args = |inputs, dtype| RowMapArgs {
+        expr,
+        inputs,
+        reductions,
+        shape,
+        axis,
+        dtype,
+    };
+    let got = be.map_rows(&args(gpu, d))?;
+    let want = cpu_be.map_rows(&args(cpu, DType::F64))?;
+    close(be, &got, &want, tol(d).max(1e-5), what)
+}
+
 /// Maps reading reductions of their own inputs along one axis (the steps of a hand-written
 /// layer norm, a max-shifted exponential) against the default reduce-then-map in f64 on the
 /// CPU, along first, middle and last axes, with broadcast inputs.
@@ -1188,13 +1210,11 @@ fn map_rows_matches_cpu() -> R {
                 } else {
                     e
                 };
-                let got = be.map_rows(&e, &gi, &reductions, &shape, axis, d)?;
-                let want = cpu.map_rows(&e, &ci, &reductions, &shape, axis, DType::F64)?;
-                close(
-                    be,
-                    &got,
-                    &want,
-                    tol(d).max(1e-5),
+                rows_match(
+                    (be, &gi),
+                    (&cpu, &ci),
+                    (&e, &reductions),
+                    (&shape, axis, d),
                     &format!("map_rows {what} {d} {shape:?} axis {axis}"),
                 )?;
             }
@@ -1240,13 +1260,11 @@ fn map_rows_matches_cpu() -> R {
                 )),
                 Box::new(MapExpr::Input(2)),
             );
-            let got = be.map_rows(&norm, &[&g, &g, &gg], &whole, &shape, axis, d)?;
-            let want = cpu.map_rows(&norm, &[&c, &c, &cg], &whole, &shape, axis, DType::F64)?;
-            close(
-                be,
-                &got,
-                &want,
-                tol(d).max(1e-5),
+            rows_match(
+                (be, &[&g, &g, &gg]),
+                (&cpu, &[&c, &c, &cg]),
+                (&norm, &whole),
+                (&shape, axis, d),
                 &format!("map_rows layer norm {d} {shape:?} axis {axis}"),
             )?;
             // The same view passed twice is read once, and the expressions still see both.
@@ -1260,13 +1278,11 @@ fn map_rows_matches_cpu() -> R {
                 Box::new(MapExpr::Input(2)),
             );
             let reductions = [(MapExpr::Input(1), ReduceOp::Sum)];
-            let got = be.map_rows(&twice, &[&g, &g], &reductions, &shape, axis, d)?;
-            let want = cpu.map_rows(&twice, &[&c, &c], &reductions, &shape, axis, DType::F64)?;
-            close(
-                be,
-                &got,
-                &want,
-                tol(d).max(1e-5),
+            rows_match(
+                (be, &[&g, &g]),
+                (&cpu, &[&c, &c]),
+                (&twice, &reductions),
+                (&shape, axis, d),
                 &format!("map_rows twice {d} {shape:?} axis {axis}"),
             )?;
         }

@@ -433,8 +433,15 @@ impl Engine<'_> {
                     let views = aligned(graph, &vals, inputs, &node.labels, span)?;
                     let refs: Vec<&Tensor> = views.iter().collect();
                     let pos = node.labels.iter().position(|l| l == axis).unwrap_or(0);
-                    be.map_rows(expr, &refs, reductions, &node.shape, pos, dtype)
-                        .map_err(err)?
+                    be.map_rows(&tl_backend::RowMapArgs {
+                        expr,
+                        inputs: &refs,
+                        reductions,
+                        shape: &node.shape,
+                        axis: pos,
+                        dtype,
+                    })
+                    .map_err(err)?
                 }
                 Op::Attention {
                     q,

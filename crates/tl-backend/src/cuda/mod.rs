@@ -1529,16 +1529,8 @@ impl Backend for CudaBackend {
         Ok(Self::wrap(out, shape))
     }
 
-    fn map_rows(
-        &self,
-        expr: &MapExpr,
-        inputs: &[&Tensor],
-        reductions: &[(MapExpr, ReduceOp)],
-        shape: &[usize],
-        axis: usize,
-        dtype: DType,
-    ) -> Result<Tensor> {
-        self.map_rows_call(expr, inputs, reductions, shape, axis, dtype)
+    fn map_rows(&self, args: &crate::RowMapArgs<'_>) -> Result<Tensor> {
+        self.map_rows_call(args)
     }
 
     fn attention(&self, args: &crate::AttentionArgs<'_>) -> Result<Tensor> {

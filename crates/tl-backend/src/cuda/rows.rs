@@ -11,6 +11,7 @@ use crate::check::numel_checked;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::ops::{MapExpr, ReduceOp};
+use crate::rows::RowMapArgs;
 use crate::tensor::{Layout, Storage, Tensor};
 use std::fmt::Write as _;
 
@@ -36,16 +37,15 @@ struct Signature {
 impl CudaBackend {
     /// The row kernel where it applies (at most six other axes and a `TlMeta` that fits),
     /// else the default's reduce-then-map.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn map_rows_call(
-        &self,
-        expr: &MapExpr,
-        inputs: &[&Tensor],
-        reductions: &[(MapExpr, ReduceOp)],
-        shape: &[usize],
-        axis: usize,
-        dtype: DType,
-    ) -> Result<Tensor> {
+    pub(crate) fn map_rows_call(&self, args: &RowMapArgs<'_>) -> Result<Tensor> {
+        let RowMapArgs {
+            expr,
+            inputs,
+            reductions,
+            shape,
+            axis,
+            dtype,
+        } = *args;
         let rank = shape.len();
         let fits = axis < rank
             && rank - 1 <= MAX_OTHER_AXES
@@ -53,9 +53,7 @@ impl CudaBackend {
                 t.rank() == rank && t.shape().iter().zip(shape).all(|(&e, &s)| e == s || e == 1)
             });
         if !fits {
-            return crate::rows::reduce_then_map(
-                self, expr, inputs, reductions, shape, axis, dtype,
-            );
+            return crate::rows::reduce_then_map(self, args);
         }
         // The same view passed twice (a row read by two of the maps' steps) is read once.
         let mut distinct: Vec<&Tensor> = Vec::new();
@@ -116,9 +114,7 @@ impl CudaBackend {
         codegen::constants(expr, &mut consts);
         meta.extend(consts.iter().map(|c| c.to_bits() as i64));
         let Some(cap) = codegen::meta_cap(meta.len()) else {
-            return crate::rows::reduce_then_map(
-                self, expr, inputs, reductions, shape, axis, dtype,
-            );
+            return crate::rows::reduce_then_map(self, args);
         };
         let sig = Signature {
             expr: codegen::expr_key(expr),
