@@ -9,10 +9,10 @@
 # 2. Loss curves: benches/mlp_dp.tl and benches/transformer_dp.tl, 20 steps at the same global
 #    batch on 1 GPU and with `--gpus N` for N = 2, 4, 8 (as many as the machine has); prints the
 #    largest relative difference of the per-step losses.
-# 3. Throughput: the same programs at two run lengths (start-up cancels in the difference);
-#    samples/s = batch x (extra steps) / (extra seconds), and `--comm-stats` of the longer run
-#    (gradient bytes all-reduced per rank, and NCCL's bus bandwidth over the time the
-#    collectives took on their stream). Prints a Markdown table.
+# 3. Throughput: one longer run per model and GPU count; samples/s = batch x steps / seconds
+#    between step 10 and the last, from the `seconds` column of the `--log` CSV, and
+#    `--comm-stats` (gradient bytes all-reduced per rank, and NCCL's bus bandwidth over the
+#    time the collectives took on their stream). Prints a Markdown table.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bundle=${BUNDLE:-.gpu}
@@ -88,30 +88,32 @@ PY
 done
 
 echo "== 3. throughput"
-echo "| model | global batch | GPUs | samples/s | speed-up | efficiency | all-reduce per step | bus bandwidth |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-for spec in "mlp_dp 8192 10 50" "transformer_dp 256 10 60"; do
-  set -- $spec; name=$1; batch=$2; s1=$3; s2=$4
-  a=$(prog "$name" "$s1" "$batch"); b=$(prog "$name" "$s2" "$batch")
+# One run per model and GPU count; samples/s from the log's clock over the steps after the
+# first 10 (start-up, NCCL set-up and the first steps' compilation are left out).
+echo "| model | global batch | GPUs | steps timed | samples/s | speed-up | efficiency | all-reduce per step | bus bandwidth |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+for spec in "mlp_dp 8192 110" "transformer_dp 256 410"; do
+  set -- $spec; name=$1; batch=$2; steps=$3
+  f=$(prog "$name" "$steps" "$batch")
   base=""
   for n in "${counts[@]}"; do
-    t0=$(date +%s.%N); run "$n" "$a" "$tmp/a.csv" 2>"$tmp/err_a" || { status=1; tail -5 "$tmp/err_a"; }
-    t1=$(date +%s.%N); run "$n" "$b" "$tmp/b.csv" --comm-stats 2>"$tmp/err_b" || { status=1; tail -5 "$tmp/err_b"; }
-    t2=$(date +%s.%N)
-    python3 - "$name" "$batch" "$n" "$s1" "$s2" "$t0" "$t1" "$t2" "$tmp/err_b" "${base:-0}" 2>"$tmp/rate" <<'PY'
-import re, sys
-name, batch, n, s1, s2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-t0, t1, t2 = map(float, sys.argv[6:9])
-rate = batch * (s2 - s1) / ((t2 - t1) - (t1 - t0))
-base = float(sys.argv[10]) or rate
-m = re.search(r"(\d+) buckets, ([\d.]+) GB in ([\d.]+) s .*?([\d.]+) GB/s bus", open(sys.argv[9]).read())
-per_step = f"{float(m.group(2)) * 1e3 / s2:.0f} MB" if m else "—"
+    run "$n" "$f" "$tmp/t.csv" --comm-stats 2>"$tmp/err_t" || { status=1; tail -5 "$tmp/err_t"; }
+    python3 - "$name" "$batch" "$n" "$tmp/t.csv" "$tmp/err_t" "${base:-0}" 2>"$tmp/rate" <<'PY'
+import csv, re, sys
+name, batch, n, log, err = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+rows = list(csv.DictReader(open(log)))
+first, last = rows[9], rows[-1]
+steps = int(last["step"]) - int(first["step"])
+rate = batch * steps / (float(last["seconds"]) - float(first["seconds"]))
+base = float(sys.argv[6]) or rate
+m = re.search(r"(\d+) buckets, ([\d.]+) GB in ([\d.]+) s .*?([\d.]+) GB/s bus", open(err).read())
+per_step = f"{float(m.group(2)) * 1e3 / len(rows):.0f} MB" if m else "—"
 bus = f"{m.group(4)} GB/s" if m else "—"
-print(f"| {name} | {batch} | {n} | {rate:.0f} | {rate / base:.2f} | {rate / base / n:.2f} | {per_step} | {bus} |")
+print(f"| {name} | {batch} | {n} | {steps} | {rate:.0f} | {rate / base:.2f} | {rate / base / n:.2f} | {per_step} | {bus} |")
 print(rate, file=sys.stderr)
 PY
     [ -z "$base" ] && base=$(cat "$tmp/rate")
-    grep -h "all-reduce" "$tmp/err_b" | sed 's/^/    /' >&2
+    grep -h "all-reduce" "$tmp/err_t" | sed 's/^/    /' >&2
   done
 done
 exit $status

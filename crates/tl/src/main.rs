@@ -98,7 +98,7 @@ struct TrainArgs {
     /// No progress bar (it is also left out when standard error is not a terminal).
     #[arg(long)]
     quiet: bool,
-    /// Write every training step to this CSV file (`step,epoch,loss,lr`).
+    /// Write every training step to this CSV file (`step,epoch,loss,lr,seconds`).
     #[arg(long, value_name = "FILE")]
     log: Option<PathBuf>,
     /// Draw the loss curve into this PNG file.

@@ -59,6 +59,8 @@ struct Row {
     epoch: Option<u64>,
     loss: f64,
     lr: f64,
+    /// Seconds since the run started when the step's loss arrived (throughput from the log).
+    seconds: f64,
 }
 
 /// One `minimize`: its loss tensor's name and where its rows start.
@@ -81,6 +83,8 @@ pub struct TrainUi<'b> {
     /// The last step reported by the current `minimize`.
     last_step: u64,
     errors: Vec<IoError>,
+    /// When the display was made: the log's clock starts here.
+    started: std::time::Instant,
 }
 
 impl<'b> TrainUi<'b> {
@@ -95,6 +99,7 @@ impl<'b> TrainUi<'b> {
             offset: 0,
             last_step: 0,
             errors: Vec::new(),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -137,17 +142,19 @@ impl<'b> TrainUi<'b> {
         std::mem::take(&mut self.errors)
     }
 
-    /// The CSV log of every step so far: header `step,epoch,loss,lr`, one row per step.
+    /// The CSV log of every step so far: header `step,epoch,loss,lr,seconds`, one row per
+    /// step (`seconds`: since the run started, when the step's loss arrived).
     fn csv(&self) -> String {
-        let mut out = String::from("step,epoch,loss,lr\n");
+        let mut out = String::from("step,epoch,loss,lr,seconds\n");
         for r in &self.rows {
             let epoch = r.epoch.map(|e| e.to_string()).unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{},{epoch},{},{}",
+                "{},{epoch},{},{},{:.6}",
                 r.step,
                 csv_number(r.loss),
-                csv_number(r.lr)
+                csv_number(r.lr),
+                r.seconds
             );
         }
         out
@@ -215,6 +222,7 @@ impl TrainObserver for TrainUi<'_> {
             epoch: info.epoch.map(|(e, _)| e),
             loss: info.loss,
             lr: info.lr,
+            seconds: self.started.elapsed().as_secs_f64(),
         });
         if let Some(bar) = &self.bar {
             let mut msg = format!("loss {}  lr {}", sig4(info.loss), tick_label(info.lr));
@@ -544,6 +552,13 @@ mod tests {
         assert!(ui.take_errors().is_empty());
     }
 
+    /// A log with its last column (the clock) taken off every line.
+    fn without_seconds(csv: &str) -> String {
+        csv.lines()
+            .map(|l| format!("{}\n", l.rsplit_once(',').map_or(l, |(head, _)| head)))
+            .collect()
+    }
+
     #[test]
     fn csv_has_header_and_rows_and_steps_continue_across_minimize() {
         let dir = tempfile::tempdir().unwrap();
@@ -557,7 +572,7 @@ mod tests {
         ui.step(&info(2, 2, 0.25, 0.1));
         ui.finish();
         assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
+            without_seconds(&std::fs::read_to_string(&log).unwrap()),
             "step,epoch,loss,lr\n1,,0.5,0.1\n2,,0.25,0.1\n"
         );
         ui.start("M", 2);
@@ -570,10 +585,19 @@ mod tests {
             ..info(2, 2, 1e-9, 1e-5)
         });
         ui.finish();
+        let text = std::fs::read_to_string(&log).unwrap();
         assert_eq!(
-            std::fs::read_to_string(&log).unwrap(),
+            without_seconds(&text),
             "step,epoch,loss,lr\n1,,0.5,0.1\n2,,0.25,0.1\n3,1,3,1e-5\n4,2,1e-9,1e-5\n"
         );
+        // The clock column is a non-decreasing number of seconds.
+        let seconds: Vec<f64> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(seconds.windows(2).all(|w| w[0] <= w[1]), "{seconds:?}");
+        assert!(text.starts_with("step,epoch,loss,lr,seconds\n"));
         // Every number reads back exactly.
         assert_eq!("1e-9".parse::<f64>().unwrap(), 1e-9);
         assert!(ui.take_errors().is_empty());
