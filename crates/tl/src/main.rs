@@ -305,16 +305,38 @@ fn check(file: PathBuf, dump_plan: bool) -> ExitCode {
         Ok((checked, plan)) => {
             print!("{}", pipeline::summary(&checked));
             if dump_plan {
+                // A spliced plan runs inside its readers' fused plans (and on its own only
+                // while gradients are recorded).
+                let spliced = |p: &tl_plan::EquationPlan| {
+                    if p.inlined {
+                        " (spliced into its readers)"
+                    } else {
+                        ""
+                    }
+                };
                 for (k, p) in plan.equations.iter().chain(&plan.rules).enumerate() {
                     println!(
-                        "plan {k} → {} ({:?}):\n{}fused: {} kernel launches (unfused: {}):\n{}",
+                        "plan {k} → {} ({:?}){}:\n{}fused: {} kernel launches (unfused: {}):\n{}",
                         checked.tensors[p.target].name,
                         p.placement,
+                        spliced(p),
                         p.graph,
                         p.fused.kernel_count(),
                         p.graph.kernel_count(),
                         p.fused
                     );
+                }
+                for stratum in &plan.layers.strata {
+                    for re in &stratum.equations {
+                        println!(
+                            "row plan → {} (one layer row){}: fused: {} kernel launches (unfused: {}):\n{}",
+                            checked.tensors[re.target].name,
+                            spliced(&re.plan),
+                            re.plan.fused.kernel_count(),
+                            re.plan.graph.kernel_count(),
+                            re.plan.fused
+                        );
+                    }
                 }
             }
             ExitCode::SUCCESS
