@@ -32,25 +32,9 @@ pub struct AttentionArgs<'a> {
     pub dtype: DType,
 }
 
-/// A pairwise product as the runtime computes one: straight into a 16-bit program's type,
-/// else as the contraction's own type.
-fn product<B: Backend + ?Sized>(
-    be: &B,
-    a: (&Tensor, &[u32]),
-    b: (&Tensor, &[u32]),
-    out: &[u32],
-    dtype: DType,
-) -> Result<Tensor> {
-    if matches!(dtype, DType::F16 | DType::BF16) {
-        be.contract_map(a.0, a.1, b.0, b.1, out, &MapExpr::Input(0), &[], dtype)
-    } else {
-        be.contract(a.0, a.1, b.0, b.1, out)
-    }
-}
-
 /// The scores, their softmax along `key`, and its product with V, one call each.
 pub(crate) fn composed<B: Backend + ?Sized>(be: &B, at: &AttentionArgs<'_>) -> Result<Tensor> {
-    let scores = product(be, at.q, at.k, at.scores, at.dtype)?;
+    let scores = crate::stored_product(be, at.q, at.k, at.scores, at.dtype)?;
     let axis =
         at.scores
             .iter()
@@ -69,5 +53,5 @@ pub(crate) fn composed<B: Backend + ?Sized>(be: &B, at: &AttentionArgs<'_>) -> R
         NormFn::Softmax,
         at.dtype,
     )?;
-    product(be, (&weights, at.scores), at.v, at.out, at.dtype)
+    crate::stored_product(be, (&weights, at.scores), at.v, at.out, at.dtype)
 }

@@ -35,13 +35,7 @@ pub(crate) fn check_layout(op: &'static str, layout: &Layout, len: usize) -> Res
     if layout.numel() == 0 {
         return Ok(());
     }
-    let mut last = layout.offset;
-    for (&n, &s) in layout.shape.iter().zip(&layout.strides) {
-        last = (n - 1)
-            .checked_mul(s)
-            .and_then(|d| last.checked_add(d))
-            .ok_or_else(|| shape_err(op, "layout strides overflow"))?;
-    }
+    let last = last_element(layout).ok_or_else(|| shape_err(op, "layout strides overflow"))?;
     if last >= len {
         return Err(shape_err(
             op,
@@ -49,6 +43,18 @@ pub(crate) fn check_layout(op: &'static str, layout: &Layout, len: usize) -> Res
         ));
     }
     Ok(())
+}
+
+/// The storage index of the last element a non-empty layout addresses; `None` when it
+/// overflows.
+pub(crate) fn last_element(layout: &Layout) -> Option<usize> {
+    layout
+        .shape
+        .iter()
+        .zip(&layout.strides)
+        .try_fold(layout.offset, |last, (&n, &s)| {
+            n.saturating_sub(1).checked_mul(s)?.checked_add(last)
+        })
 }
 
 /// Checks a label list against its tensor's rank and for repeats.

@@ -313,6 +313,31 @@ fn not_recordable() -> BackendError {
     BackendError::Device("this backend cannot record and replay work".into())
 }
 
+/// A pairwise product as a program stores one: in a 16-bit program straight from the GEMM in
+/// the program's type (no f32 result to convert), otherwise as [`Backend::contract`] types it.
+pub fn stored_product<B: Backend + ?Sized>(
+    be: &B,
+    a: (&Tensor, &[u32]),
+    b: (&Tensor, &[u32]),
+    out_labels: &[u32],
+    dtype: DType,
+) -> Result<Tensor> {
+    if matches!(dtype, DType::F16 | DType::BF16) {
+        be.contract_map(
+            a.0,
+            a.1,
+            b.0,
+            b.1,
+            out_labels,
+            &MapExpr::Input(0),
+            &[],
+            dtype,
+        )
+    } else {
+        be.contract(a.0, a.1, b.0, b.1, out_labels)
+    }
+}
+
 /// [`Backend::contract_map`] as two steps, a contraction then a map (the unfused way, which
 /// backends fall back to).
 #[allow(clippy::too_many_arguments)]

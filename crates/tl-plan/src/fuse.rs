@@ -362,13 +362,13 @@ fn rows(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
         // Each input: a merged input, or (as a placeholder) a reduction.
         let mut at = Vec::with_capacity(inputs.len());
         for &i in &inputs {
-            let before = rows.clone();
-            match rows.absorb(&g, &uses, i) {
-                Some(j) => at.push(PLACEHOLDER + j),
-                None => {
-                    rows = before;
-                    at.push(rows.index_of(i));
+            let mut trial = rows.clone();
+            match trial.absorb(&g, &uses, i) {
+                Some(j) => {
+                    rows = trial;
+                    at.push(PLACEHOLDER + j);
                 }
+                None => at.push(rows.index_of(i)),
             }
         }
         let Some(axis) = rows.axis else { continue };
@@ -436,7 +436,8 @@ impl RowFusion {
     }
 
     /// Takes in reduction node `i` and the reductions it reads, returning its number among
-    /// the reductions; `None` (leaving `self` partly changed) when it does not fit.
+    /// the reductions; `None` (leaving `self` partly changed: try it on a copy) when it does
+    /// not fit.
     fn absorb(&mut self, g: &Graph, uses: &[usize], i: NodeId) -> Option<usize> {
         let (e, ins, op, over) = match &g.nodes[i].op {
             Op::Reduce { input, op } => (
@@ -478,8 +479,12 @@ impl RowFusion {
             let node = &g.nodes[n];
             if node.labels.len() == kept.len() && node.labels.iter().all(|l| kept.contains(l)) {
                 // A value per row: an earlier reduction, or an input broadcast along the axis.
-                match self.clone().absorb(g, uses, n) {
-                    Some(_) => at.push(PLACEHOLDER + self.absorb(g, uses, n)?),
+                let mut trial = self.clone();
+                match trial.absorb(g, uses, n) {
+                    Some(j) => {
+                        *self = trial;
+                        at.push(PLACEHOLDER + j);
+                    }
                     None => at.push(self.index_of(n)),
                 }
                 continue;

@@ -131,11 +131,18 @@ fn splice_sites(
             })
             .collect();
         match touching[..] {
-            [load] if matches!(graph.nodes[load].op, Op::Load { .. }) => sites.push((reader, load)),
+            [load] if loads_result(graph, load, &spliced[producer]) => sites.push((reader, load)),
             _ => return None,
         }
     }
     Some((producer, sites))
+}
+
+/// Whether node `load` of `graph` is a plain load with one label per axis of the producer's
+/// result, which the splice renames the producer's result variables to.
+fn loads_result(graph: &Graph, load: NodeId, (producer, root): &(Graph, NodeId)) -> bool {
+    matches!(graph.nodes[load].op, Op::Load { .. })
+        && graph.nodes[load].labels.len() == producer.nodes[*root].labels.len()
 }
 
 /// Whether a graph is elementwise work and reductions only (no products, gathers or
@@ -173,13 +180,9 @@ fn read_by_command_or_rule(p: &CheckedProgram, t: TensorId) -> bool {
 
 /// Whether an expression reads tensor `t`.
 fn reads(e: &Expr, t: TensorId) -> bool {
-    match e {
-        Expr::Access(a) => a.tensor == t,
-        Expr::Call(_, args, _) => args.iter().any(|x| reads(x, t)),
-        Expr::Neg(x) => reads(x, t),
-        Expr::Binary(_, a, b) => reads(a, t) || reads(b, t),
-        Expr::Number(_) | Expr::IndexValue(_) => false,
-    }
+    let mut found = Vec::new();
+    tl_check::strata::collect_reads(e, &mut found);
+    found.iter().any(|&(u, _)| u == t)
 }
 
 /// The reader's graph with node `load` replaced by the producer's graph: the producer's
@@ -257,7 +260,7 @@ pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: 
             })
             .collect();
         let [load] = touching[..] else { continue };
-        if !matches!(graph.nodes[load].op, Op::Load { .. }) {
+        if !loads_result(graph, load, &spliced[producer]) {
             continue;
         }
         let (inner, inner_root) = (&spliced[producer].0, spliced[producer].1);

@@ -4,7 +4,7 @@
 use crate::engine::Engine;
 use crate::error::RunError;
 use std::sync::Arc;
-use tl_backend::{DType, HostData, HostTensor, MapExpr, Tensor};
+use tl_backend::{HostData, HostTensor, Tensor};
 use tl_check::{Index, IndexExpr, VarInfo};
 use tl_plan::{EquationPlan, Graph, Op, Placement};
 use tl_syntax::Span;
@@ -218,13 +218,7 @@ impl Engine<'_> {
         lb: &[u32],
         lo: &[u32],
     ) -> Result<Tensor, tl_backend::BackendError> {
-        let dtype = self.dtype();
-        if matches!(dtype, DType::F16 | DType::BF16) {
-            self.backend
-                .contract_map(a, la, b, lb, lo, &MapExpr::Input(0), &[], dtype)
-        } else {
-            self.backend.contract(a, la, b, lb, lo)
-        }
+        tl_backend::stored_product(self.backend, (a, la), (b, lb), lo, self.dtype())
     }
 
     fn cached_index(

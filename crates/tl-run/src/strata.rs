@@ -174,11 +174,11 @@ impl Engine<'_> {
         let decl = &self.program.tensors[t];
         !self.record
             && decl.rules.is_empty()
+            && !decl.equations.is_empty()
             && decl
                 .equations
                 .iter()
                 .all(|&e| self.plan.equations.get(e).is_some_and(|p| p.inlined))
-            && !decl.equations.is_empty()
     }
 
     /// Real-valued (or mixed) recursion: recompute the group until nothing moves.

@@ -37,6 +37,8 @@ fn an_evaluation_is_timed_and_profiled_by_statement() {
     assert_eq!(v["what"], "evaluation");
     assert_eq!(v["runs"], 3);
     assert!(v["median_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{v}");
+    // The CPU records nothing, and a profile never replays: every run ran op by op.
+    assert_eq!(v["replayed"], 0, "{v}");
     let table = String::from_utf8_lossy(&out.stderr);
     assert!(table.contains("ms/run"), "{table}");
     // The matrix product statement is listed with its file and line, evaluated once per run.

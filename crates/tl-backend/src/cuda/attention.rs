@@ -18,6 +18,7 @@
 use super::codegen::{self, Real};
 use super::{CudaBackend, DevRef};
 use crate::attention::{composed, AttentionArgs};
+use crate::check::check_labels;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::ops::MapExpr;
@@ -147,7 +148,10 @@ impl CudaBackend {
         if !tensor_cores || !half || !same_type || !extras_ok {
             return Ok(None);
         }
-        let labelled = [at.q, at.k, at.v].iter().all(|(t, l)| t.rank() == l.len())
+        // Malformed labels are left to the composed default, which reports them.
+        let labelled = [("queries", at.q), ("keys", at.k), ("values", at.v)]
+            .iter()
+            .all(|(what, (t, l))| check_labels(what, l, t.rank()).is_ok())
             && at.extra.iter().all(|t| t.rank() == at.scores.len());
         if !labelled {
             return Ok(None);
@@ -344,7 +348,7 @@ fn source(sig: &Signature, expr: &MapExpr, cap: usize) -> String {
         r#"
 #define DK {dk}
 #define DV {dv}
-#define KB 64
+#define KB {KEYS_PER_BLOCK}
 #define STAGES {stages}
 #define TL_INF __int_as_float(0x7f800000)
 typedef {ix} ix;
@@ -430,11 +434,6 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
         );
     }
     let score = codegen::expr_c(expr, &mut 0);
-    let convert = |d: DType, at: &str| match d {
-        DType::F16 => format!("tl_h2f({at})"),
-        DType::BF16 => format!("tl_bf2f({at})"),
-        _ => format!("(float)({at})"),
-    };
     let extra_loads: String = sig
         .extras
         .iter()
@@ -444,7 +443,7 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
             if *per_key {
                 format!(" const real x{n} = xs{n}[st][kk];")
             } else {
-                let value = convert(*d, &format!("x{n}p[row * x{n}q + key * x{n}k]"));
+                let value = codegen::load(*d, &format!("x{n}p[row * x{n}q + key * x{n}k]"));
                 format!(" const real x{n} = {value};")
             }
         })
@@ -456,7 +455,7 @@ extern "C" __global__ void __launch_bounds__(256) tl_kernel(const TlMeta m) {{
         .filter(|(_, (_, per_key))| *per_key)
         .map(|(j, (d, _))| {
             let n = j + 1;
-            let value = convert(*d, &format!("x{n}p[(kb_ + w) * x{n}k]"));
+            let value = codegen::load(*d, &format!("x{n}p[(kb_ + w) * x{n}k]"));
             format!(
                 "  for (int w = threadIdx.x; w < KB; w += 256) xs{n}[st_][w] = kb_ + w < N ? {value} : 0.f; \\\n"
             )
