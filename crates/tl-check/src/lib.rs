@@ -4,7 +4,7 @@
 //!
 //! The passes: `collect` (tensors, ranks, data) → `resolve`/`statements` (equations, rules,
 //! variables joined with axes in a union-find) → `finish` (extents settled, domains built) →
-//! `strata` (dependency order) → `commands`.
+//! `strata` (dependency order) → `integer` (exact counts) → `commands`.
 #![deny(missing_docs)]
 
 mod collect;
@@ -12,6 +12,7 @@ mod commands;
 pub mod data;
 pub mod error;
 mod finish;
+pub mod integer;
 pub mod learn;
 pub mod program;
 mod resolve;
@@ -77,7 +78,10 @@ pub fn check(
         commands,
     };
     match strata::stratify(&checked) {
-        Ok(s) => checked.strata = s,
+        Ok(s) => {
+            checked.strata = s;
+            integer::mark_integers(&mut checked);
+        }
         Err(e) => ck.errors.push(e),
     }
     if ck.errors.is_empty() {

@@ -21,6 +21,8 @@ pub enum TensorKind {
     Relation,
     /// A real-valued tensor.
     Real,
+    /// A count or sum over relations (see [`crate::integer`]): integers, kept exact.
+    Integer,
 }
 
 /// The set of values an axis ranges over.

@@ -61,7 +61,10 @@ impl Lowerer<'_> {
                 span: rule.span,
             };
             let mut node = self.access(&access);
-            if kinds.get(atom.tensor) == Some(&TensorKind::Real) {
+            if kinds
+                .get(atom.tensor)
+                .is_some_and(|k| *k != TensorKind::Relation)
+            {
                 node = self.map(un(UnaryFn::Step, MapExpr::Input(0)), vec![node]);
             }
             if atom.negated {

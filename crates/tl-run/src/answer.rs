@@ -37,6 +37,9 @@ pub enum Answer {
         shape: Vec<usize>,
         /// Row-major values.
         data: Vec<f64>,
+        /// Whether the tensor holds integers (counts): JSON then writes them without a
+        /// fractional part.
+        integer: bool,
     },
 }
 
@@ -52,8 +55,21 @@ impl Answer {
     pub fn to_json(&self) -> String {
         match self {
             Answer::Rows { query, vars, rows } => json!({"query": query, "vars": vars, "rows": rows.iter().map(|r| r.iter().map(cell_json).collect::<Vec<_>>()).collect::<Vec<_>>()}).to_string(),
-            Answer::Tensor { query, shape, data } => {
-                let data: Vec<serde_json::Value> = data.iter().map(|&x| serde_json::Number::from_f64(x).map_or(serde_json::Value::Null, serde_json::Value::Number)).collect();
+            Answer::Tensor {
+                query,
+                shape,
+                data,
+                integer,
+            } => {
+                let data: Vec<serde_json::Value> = data
+                    .iter()
+                    .map(|&x| match serde_json::Number::from_f64(x) {
+                        // Integer tensors stay below 2^53, so the conversion is exact.
+                        _ if *integer && x.is_finite() => json!(x as i64),
+                        Some(n) => serde_json::Value::Number(n),
+                        None => serde_json::Value::Null,
+                    })
+                    .collect();
                 json!({"query": query, "shape": shape, "data": data}).to_string()
             }
         }
@@ -104,7 +120,9 @@ impl Answer {
                 }
                 out
             }
-            Answer::Tensor { query, shape, data } => format!(
+            Answer::Tensor {
+                query, shape, data, ..
+            } => format!(
                 "{query} {}:\n{}",
                 shape_text(shape),
                 array_text(shape, data)
@@ -351,6 +369,7 @@ impl Engine<'_> {
             query: text.to_string(),
             shape: out_shape,
             data: out,
+            integer: self.program.tensors[tensor].kind == TensorKind::Integer,
         })
     }
 }

@@ -107,6 +107,8 @@ pub struct Engine<'a> {
     pub eval_replay: crate::replay::EvalReplay,
     /// Index vectors of joins with sparse relations, computed once per relation value.
     pub sparse_cache: crate::sparse::SparseIndexCache,
+    /// Sums and maxima of sparse relations, computed once per relation value.
+    pub sparse_counts: crate::sparse::SparseCountCache,
     /// When set, every plan evaluation is timed (the device synchronised around it) and its
     /// time added to its statement's entry (`tl bench --profile`).
     pub profile: Option<HashMap<Span, (std::time::Duration, usize)>>,
@@ -157,12 +159,41 @@ impl<'a> Engine<'a> {
             traces: HashMap::new(),
             profile: None,
             sparse_cache: HashMap::new(),
+            sparse_counts: HashMap::new(),
         }
     }
 
     /// The element type real tensors are stored in.
     pub fn dtype(&self) -> DType {
         self.options.dtype
+    }
+
+    /// The element type a tensor is stored in: integer tensors (counts, [`TensorKind::Integer`])
+    /// are 64-bit floating point, exact up to 2^53, whatever the real type is.
+    pub fn dtype_of(&self, t: TensorId) -> DType {
+        let n = self.program.tensors.len();
+        match self.program.tensors.get(t % n.max(1)).map(|d| d.kind) {
+            Some(TensorKind::Integer) if t < 2 * n => DType::F64,
+            _ => self.dtype(),
+        }
+    }
+
+    /// The value of `t` as an operand of a plan computing in `dtype`: in an exact plan
+    /// (`f64`, computing an integer tensor) relations are widened so sums of them count
+    /// exactly; in a real plan integer tensors are read in the real type.
+    pub fn operand(&self, t: TensorId, dtype: DType, span: Span) -> Result<Tensor, RunError> {
+        let v = self.dense(t, span)?;
+        let n = self.program.tensors.len();
+        let kind = self.program.tensors[t % n].kind;
+        let widen = dtype == DType::F64 && kind != TensorKind::Real;
+        let narrow = dtype != DType::F64 && kind == TensorKind::Integer;
+        if (widen || narrow) && v.dtype != dtype {
+            return self
+                .backend
+                .cast(&v, dtype)
+                .map_err(|e| RunError::backend(e, span));
+        }
+        Ok(v)
     }
 
     /// The shape of a tensor (delta ids wrap around; row slots have their own shapes).
@@ -270,7 +301,7 @@ impl<'a> Engine<'a> {
             Some(Value::Layers { axis, rows }) => self.stack_rows(t, *axis, rows, span),
             None => self
                 .backend
-                .full(&self.shape(t), 0.0, self.dtype())
+                .full(&self.shape(t), 0.0, self.dtype_of(t))
                 .map_err(|e| RunError::backend(e, span)),
         }
     }

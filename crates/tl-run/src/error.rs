@@ -59,6 +59,16 @@ pub enum RunError {
         /// The `minimize`.
         span: Span,
     },
+    /// A count or integer sum reached 2^53, past which 64-bit floating point skips integers.
+    #[error("`{tensor}` reaches {value:e} (2^53 or more), where counts stop being exact")]
+    Inexact {
+        /// The integer tensor.
+        tensor: String,
+        /// Its largest magnitude.
+        value: f64,
+        /// Its definition.
+        span: Span,
+    },
     /// A command this build cannot carry out.
     #[error("{what}")]
     Unsupported {
@@ -118,6 +128,11 @@ impl ToDiagnostic for RunError {
                     R::Backend { .. } => "this is a problem in the engine or the device; please report it with the program",
                 };
                 Diagnostic::error("TL0307", msg, *span, "while training this").with_help(help)
+            }
+            RunError::Inexact { span, .. } => {
+                Diagnostic::error("TL0312", msg, *span, "this count").with_help(
+                    "counts are kept exact up to 2^53; divide the relation into parts, or make the tensor real (e.g. `0.5 * …`) to accept rounding",
+                )
             }
             RunError::Unsupported { span, .. } => Diagnostic::error("TL0305", msg, *span, "here")
                 .with_help("see docs/language.md for what each command does"),

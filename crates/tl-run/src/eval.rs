@@ -217,8 +217,9 @@ impl Engine<'_> {
         b: &Tensor,
         lb: &[u32],
         lo: &[u32],
+        dtype: tl_backend::DType,
     ) -> Result<Tensor, tl_backend::BackendError> {
-        tl_backend::stored_product(self.backend, (a, la), (b, lb), lo, self.dtype())
+        tl_backend::stored_product(self.backend, (a, la), (b, lb), lo, dtype)
     }
 
     fn cached_index(
@@ -295,14 +296,16 @@ impl Engine<'_> {
         let graph = if fused { &plan.fused } else { &plan.graph };
         let span = plan.span;
         let be = self.backend;
-        let dtype = self.dtype();
+        let dtype = self.dtype_of(plan.target);
         let err = |e| RunError::backend(e, span);
         let mut vals: Vec<Option<Tensor>> = vec![None; graph.nodes.len()];
         let sparse = self.sparse_loads(graph);
         let plan_key = plan as *const EquationPlan as usize | usize::from(fused);
         for (id, node) in graph.nodes.iter().enumerate() {
             let get = |vals: &[Option<Tensor>], i: usize| value_of(vals, i, span);
-            if let Some(value) = self.sparse_node(graph, &vals, &sparse, (plan_key, id), span)? {
+            if let Some(value) =
+                self.sparse_node(graph, &vals, &sparse, (plan_key, id), dtype, span)?
+            {
                 vals[id] = Some(value);
                 continue;
             }
@@ -311,9 +314,9 @@ impl Engine<'_> {
                 continue;
             }
             let value = match &node.op {
-                Op::Load { tensor } => self.dense(*tensor, span)?,
+                Op::Load { tensor } => self.operand(*tensor, dtype, span)?,
                 Op::Gather { tensor, indices } => {
-                    let source = self.dense(*tensor, span)?;
+                    let source = self.operand(*tensor, dtype, span)?;
                     if let Some(view) = affine_view(&source, indices, &node.labels, &plan.vars) {
                         vals[id] = Some(view);
                         continue;
@@ -360,7 +363,7 @@ impl Engine<'_> {
                         labels32(&graph.nodes[*b].labels),
                     );
                     let lo = labels32(&node.labels);
-                    self.multiply(&ta, &la, &tb, &lb, &lo).map_err(err)?
+                    self.multiply(&ta, &la, &tb, &lb, &lo, dtype).map_err(err)?
                 }
                 Op::ContractMap { a, b, expr, inputs } => {
                     let (ta, tb) = (get(&vals, *a)?, get(&vals, *b)?);

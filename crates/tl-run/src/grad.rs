@@ -310,6 +310,7 @@ impl Engine<'_> {
                                 &vals[other],
                                 &l32(lo),
                                 &l32(&present),
+                                self.dtype(),
                             )
                             .map_err(self.err(span))?;
                         let gx = if present.len() == lx.len() {

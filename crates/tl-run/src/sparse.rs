@@ -22,6 +22,10 @@ use tl_syntax::Span;
 /// relation's tuples), so a join over unchanged data is indexed once.
 pub type SparseIndexCache = HashMap<(usize, usize, u64), (Arc<Vec<i64>>, Arc<Vec<i64>>)>;
 
+/// Sums and maxima of sparse relations ([`Engine::sparse_reduce`]), keyed like
+/// [`SparseIndexCache`] and by the element type they are stored in.
+pub type SparseCountCache = HashMap<(usize, usize, u64, tl_backend::DType), Tensor>;
+
 /// A fingerprint of a relation's tuples (FNV-1a over the values).
 fn fingerprint(rel: &Relation) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ rel.arity() as u64;
@@ -103,6 +107,7 @@ impl Engine<'_> {
         vals: &[Option<Tensor>],
         sparse: &[Option<Relation>],
         key: (usize, usize),
+        dtype: tl_backend::DType,
         span: Span,
     ) -> Result<Option<Tensor>, RunError> {
         let id = key.1;
@@ -111,11 +116,9 @@ impl Engine<'_> {
         let value = |i: usize| crate::eval::value_of(vals, i, span);
         let err = |e| RunError::backend(e, span);
         match &node.op {
-            Op::Load { .. } if is_sparse(id) => self
-                .backend
-                .full(&[], 0.0, self.dtype())
-                .map(Some)
-                .map_err(err),
+            Op::Load { .. } if is_sparse(id) => {
+                self.backend.full(&[], 0.0, dtype).map(Some).map_err(err)
+            }
             Op::Reduce { input, op } => match &sparse.get(*input) {
                 Some(Some(rel)) => self
                     .sparse_reduce(
@@ -125,6 +128,7 @@ impl Engine<'_> {
                         &node.labels,
                         &node.shape,
                         *op,
+                        dtype,
                         span,
                     )
                     .map(Some),
@@ -138,7 +142,7 @@ impl Engine<'_> {
                 };
                 let dense = if is_sparse(d) {
                     match &graph.nodes[d].op {
-                        Op::Load { tensor } => self.dense(*tensor, span)?,
+                        Op::Load { tensor } => self.operand(*tensor, dtype, span)?,
                         _ => value(d)?,
                     }
                 } else {
@@ -172,7 +176,7 @@ impl Engine<'_> {
                 }
                 let refs: Vec<&Tensor> = views.iter().collect();
                 self.backend
-                    .map(expr, &refs, &node.shape, self.dtype())
+                    .map(expr, &refs, &node.shape, dtype)
                     .map(Some)
                     .map_err(err)
             }
@@ -234,7 +238,10 @@ impl Engine<'_> {
     }
 
     /// A sum or max of a relation's cells onto `out_labels`, without expanding it: each tuple
-    /// adds 1 (sum) or marks 1 (max) at the cell of its kept variables.
+    /// adds 1 (sum) or marks 1 (max) at the cell of its kept variables. The counts are made on
+    /// the host in 64-bit integers, so they are exact whatever the element type, and stored in
+    /// `dtype` once at the end; the result is cached per relation value, so an evaluation over
+    /// unchanged data uploads nothing (and can be recorded).
     #[allow(clippy::too_many_arguments)]
     pub fn sparse_reduce(
         &mut self,
@@ -244,39 +251,68 @@ impl Engine<'_> {
         out_labels: &[usize],
         out_shape: &[usize],
         op: ReduceOp,
+        dtype: tl_backend::DType,
         span: Span,
     ) -> Result<Tensor, RunError> {
-        // Cached like a join's indices (an empty gather vector), so that an evaluation over
-        // unchanged data uploads nothing and can be recorded.
-        let cache_key = (key.0, key.1, fingerprint(rel));
-        let index = match self.sparse_cache.get(&cache_key) {
-            Some((_, scatter)) => scatter.clone(),
-            None => {
-                let out_strides = strides(out_shape);
-                let index: Vec<i64> = rel
-                    .iter()
-                    .map(|tuple| {
-                        out_labels
-                            .iter()
-                            .zip(&out_strides)
-                            .map(|(l, s)| {
-                                let k = rel_labels.iter().position(|r| r == l).unwrap_or(0);
-                                i64::from(tuple.get(k).copied().unwrap_or(0)) * s
-                            })
-                            .sum()
-                    })
-                    .collect();
-                let index = Arc::new(index);
-                self.sparse_cache
-                    .insert(cache_key, (Arc::new(Vec::new()), index.clone()));
-                index
-            }
-        };
-        let be = self.backend;
-        let err = |e| RunError::backend(e, span);
-        let ones = be.full(&[index.len()], 1.0, self.dtype()).map_err(err)?;
-        be.scatter_shared(&ones, &index, out_shape, op).map_err(err)
+        let cache_key = (key.0, key.1, fingerprint(rel), dtype);
+        if let Some(hit) = self.sparse_counts.get(&cache_key) {
+            return Ok(hit.clone());
+        }
+        let columns: Vec<usize> = out_labels
+            .iter()
+            .map(|l| rel_labels.iter().position(|r| r == l).unwrap_or(0))
+            .collect();
+        let mut counts = cell_counts(rel, &columns, out_shape).ok_or_else(|| {
+            RunError::backend(
+                tl_backend::BackendError::OutOfMemory {
+                    device: "host".into(),
+                    requested: out_shape.iter().fold(8usize, |a, &e| a.saturating_mul(e)),
+                    free: 0,
+                },
+                span,
+            )
+        })?;
+        if op == ReduceOp::Max {
+            counts.iter_mut().for_each(|c| *c = (*c).min(1));
+        }
+        let data: Vec<f64> = counts.into_iter().map(|c| c as f64).collect();
+        let host = tl_backend::HostTensor::from_f64(out_shape.to_vec(), data, dtype);
+        let t = self
+            .backend
+            .upload(&host)
+            .map_err(|e| RunError::backend(e, span))?;
+        self.sparse_counts.insert(cache_key, t.clone());
+        Ok(t)
     }
+}
+
+/// How many tuples of `rel` fall in each cell of a row-major tensor of `shape`, whose axis k
+/// is the relation's column `columns[k]` (tuples outside the shape are not counted); `None`
+/// when the counts cannot be allocated.
+fn cell_counts(rel: &Relation, columns: &[usize], shape: &[usize]) -> Option<Vec<u64>> {
+    let numel = shape.iter().try_fold(1usize, |a, &e| a.checked_mul(e))?;
+    let mut counts: Vec<u64> = Vec::new();
+    counts.try_reserve_exact(numel).ok()?;
+    counts.resize(numel, 0);
+    if columns.is_empty() {
+        if let Some(c) = counts.first_mut() {
+            *c = rel.len() as u64;
+        }
+        return Some(counts);
+    }
+    for tuple in rel.iter() {
+        let mut flat = 0usize;
+        let mut inside = true;
+        for (&c, &e) in columns.iter().zip(shape) {
+            let v = tuple.get(c).copied().unwrap_or(0) as usize;
+            inside &= v < e;
+            flat = flat * e + v;
+        }
+        if let (true, Some(cell)) = (inside, counts.get_mut(flat)) {
+            *cell += 1;
+        }
+    }
+    Some(counts)
 }
 
 /// The gather indices (into `dense`) and scatter indices (into the result) of a sparse join:

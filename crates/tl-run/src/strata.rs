@@ -7,7 +7,7 @@
 
 use crate::engine::{Engine, Value};
 use crate::error::RunError;
-use tl_backend::{BinaryFn, MapExpr, ReduceOp, Tensor, UnaryFn};
+use tl_backend::{BinaryFn, DType, MapExpr, ReduceOp, Tensor, UnaryFn};
 use tl_check::{Stratum, TensorId, TensorKind, Term};
 use tl_plan::Storage;
 use tl_syntax::{Diagnostic, Span};
@@ -22,8 +22,19 @@ impl Engine<'_> {
     }
 
     fn binary(&self, f: MapExpr, a: &Tensor, b: &Tensor, span: Span) -> Result<Tensor, RunError> {
+        self.binary_as(f, a, b, self.dtype(), span)
+    }
+
+    fn binary_as(
+        &self,
+        f: MapExpr,
+        a: &Tensor,
+        b: &Tensor,
+        dtype: DType,
+        span: Span,
+    ) -> Result<Tensor, RunError> {
         self.backend
-            .map(&f, &[a, b], a.shape(), self.dtype())
+            .map(&f, &[a, b], a.shape(), dtype)
             .map_err(|e| RunError::backend(e, span))
     }
 
@@ -43,7 +54,7 @@ impl Engine<'_> {
         let abs = MapExpr::Unary(UnaryFn::Abs, Box::new(MapExpr::Input(0)));
         let m = self
             .backend
-            .map_reduce(&abs, &[a], a.shape(), a.rank(), ReduceOp::Max, self.dtype())
+            .map_reduce(&abs, &[a], a.shape(), a.rank(), ReduceOp::Max, a.dtype)
             .map_err(|e| RunError::backend(e, span))?;
         self.read_scalar(&m, span)
     }
@@ -63,6 +74,7 @@ impl Engine<'_> {
         let decl = &self.program.tensors[t];
         let span = decl.span;
         let relation = decl.kind == TensorKind::Relation;
+        let dtype = self.dtype_of(t);
         let mut acc: Option<Tensor> = None;
         for &e in &decl.equations {
             let plan = &self.plan.equations[e];
@@ -74,7 +86,7 @@ impl Engine<'_> {
             };
             acc = Some(match acc {
                 None => r,
-                Some(a) => self.binary(bin(f), &a, &r, span)?,
+                Some(a) => self.binary_as(bin(f), &a, &r, dtype, span)?,
             });
         }
         for &r in &decl.rules {
@@ -96,14 +108,23 @@ impl Engine<'_> {
             Some(a) => a,
             None => self
                 .backend
-                .full(&self.shape(t), 0.0, self.dtype())
+                .full(&self.shape(t), 0.0, dtype)
                 .map_err(|e| RunError::backend(e, span))?,
         };
         if relation {
-            self.unary(UnaryFn::Step, &value, span)
-        } else {
-            Ok(value)
+            return self.unary(UnaryFn::Step, &value, span);
         }
+        if decl.kind == TensorKind::Integer {
+            let largest = self.max_abs(&value, span)?;
+            if largest >= tl_check::integer::EXACT_LIMIT {
+                return Err(RunError::Inexact {
+                    tensor: decl.name.clone(),
+                    value: largest,
+                    span,
+                });
+            }
+        }
+        Ok(value)
     }
 
     /// Evaluates every stratum in order.

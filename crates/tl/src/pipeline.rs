@@ -63,10 +63,10 @@ pub fn summary(p: &CheckedProgram) -> String {
                 }
             })
             .collect();
-        let kind = if t.kind == TensorKind::Relation {
-            "relation"
-        } else {
-            "real"
+        let kind = match t.kind {
+            TensorKind::Relation => "relation",
+            TensorKind::Integer => "integer",
+            TensorKind::Real => "real",
         };
         let def = match &t.def {
             Definition::Data(_) => "data",
