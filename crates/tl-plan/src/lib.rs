@@ -98,15 +98,19 @@ pub const ACCELERATOR_DENSE_CELLS: u128 = 1 << 28;
 /// Choices the planner makes for the device a program runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlanOptions {
-    /// Relations with at most this many cells are stored dense; larger ones defined only by
-    /// facts and rules are sorted tuples, evaluated by the tuple engine.
+    /// Relations with at most this many cells may be stored dense; larger ones defined only
+    /// by facts and rules are sorted tuples, evaluated by the tuple engine.
     pub dense_cells: u128,
+    /// Whether relations defined by rules that no real equation reads are still dense when
+    /// they fit (on a GPU, whose matrix units run dense joins); on the CPU they are tuples.
+    pub dense_rules: bool,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
         PlanOptions {
             dense_cells: DENSE_CELLS,
+            dense_rules: false,
         }
     }
 }
@@ -120,6 +124,7 @@ impl PlanOptions {
             } else {
                 DENSE_CELLS
             },
+            dense_rules: accelerator,
         }
     }
 }
@@ -291,7 +296,7 @@ pub fn plan_with(p: &CheckedProgram, options: PlanOptions) -> Result<ProgramPlan
     if !errors.is_empty() {
         return Err(errors);
     }
-    let storage = pick_storage(p, &shapes, options.dense_cells);
+    let storage = pick_storage(p, &shapes, options.dense_cells, options.dense_rules);
     let rules = p
         .rules
         .iter()
@@ -314,16 +319,38 @@ pub fn plan_with(p: &CheckedProgram, options: PlanOptions) -> Result<ProgramPlan
     })
 }
 
-/// Dense or sparse, per tensor: relations larger than [`DENSE_CELLS`] are sparse, and so is
-/// every relation a rule derives from a sparse one within its stratum.
-fn pick_storage(p: &CheckedProgram, shapes: &[Vec<usize>], dense_cells: u128) -> Vec<Storage> {
+/// Dense or sparse, per tensor. A relation defined only by facts and rules is sorted tuples,
+/// evaluated by the tuple engine, when it has more than `dense_cells` cells, or, on the CPU
+/// (`dense_readers` false), whenever no real equation reads it: there the tuple engine's
+/// joins, bitsets and closure beat Boolean matrix products at every size. Every relation a rule
+/// derives within the stratum of a sparse one is sparse too.
+fn pick_storage(
+    p: &CheckedProgram,
+    shapes: &[Vec<usize>],
+    dense_cells: u128,
+    dense_readers: bool,
+) -> Vec<Storage> {
+    let mut read_by_real = vec![false; p.tensors.len()];
+    for eq in &p.equations {
+        if p.tensors[eq.lhs].kind == TensorKind::Integer {
+            continue;
+        }
+        let mut reads = Vec::new();
+        tl_check::strata::collect_reads(&eq.rhs, &mut reads);
+        for (t, _) in reads {
+            read_by_real[t] = true;
+        }
+    }
     let mut storage: Vec<Storage> = p
         .tensors
         .iter()
         .zip(shapes)
-        .map(|(t, s)| {
+        .enumerate()
+        .map(|(id, (t, s))| {
             let cells: u128 = s.iter().map(|&e| e as u128).product();
-            if t.kind == TensorKind::Relation && cells > dense_cells && t.equations.is_empty() {
+            let rules_only = t.kind == TensorKind::Relation && t.equations.is_empty();
+            let tuples_pay = !dense_readers && !read_by_real[id] && !t.rules.is_empty();
+            if rules_only && (cells > dense_cells || tuples_pay) {
                 Storage::Sparse
             } else {
                 Storage::Dense

@@ -57,6 +57,7 @@ fn main() {
         &mut slots,
         &Limits {
             max_tuples: 200_000_000,
+            ..Limits::default()
         },
     );
     let seconds = start.elapsed().as_secs_f64();

@@ -18,6 +18,19 @@ pub enum RelationError {
         /// The configured limit.
         limit: usize,
     },
+    /// A relation (or the working sets that compute it) would take more memory than
+    /// [`crate::Limits::max_bytes`]; evaluation stops before allocating it.
+    #[error(
+        "relation in slot {slot} would need {bytes} bytes, more than the {limit} bytes available"
+    )]
+    TooLarge {
+        /// Slot of the relation.
+        slot: usize,
+        /// Bytes it would need (at least this many).
+        bytes: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// A literal or head has a different number of arguments than its relation's arity.
     #[error("slot {slot} has arity {expected}, but {found} arguments were given")]
     ArityMismatch {
@@ -64,4 +77,27 @@ pub enum RelationError {
         /// The negated slot.
         slot: usize,
     },
+}
+
+impl RelationError {
+    /// The same error, naming `slot` where the producer did not know it.
+    pub(crate) fn in_slot(self, slot: usize) -> Self {
+        match self {
+            RelationError::TooManyTuples {
+                slot: usize::MAX,
+                tuples,
+                limit,
+            } => RelationError::TooManyTuples {
+                slot,
+                tuples,
+                limit,
+            },
+            RelationError::TooLarge {
+                slot: usize::MAX,
+                bytes,
+                limit,
+            } => RelationError::TooLarge { slot, bytes, limit },
+            other => other,
+        }
+    }
 }

@@ -14,12 +14,17 @@ pub struct Limits {
     /// Largest number of tuples any relation (or one rule's output) may hold; exceeding it is an
     /// error rather than an out-of-memory abort.
     pub max_tuples: usize,
+    /// Largest number of bytes the relations of one stratum and their working sets may take
+    /// (the memory the machine has free, or what the user allows); exceeding it is an error
+    /// raised before allocating.
+    pub max_bytes: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_tuples: 1 << 31,
+            max_bytes: usize::MAX,
         }
     }
 }
@@ -112,6 +117,24 @@ pub fn evaluate_stratum(
     heads.dedup();
     for rule in rules {
         rule.validate(slots, |s| heads.binary_search(&s).is_ok())?;
+    }
+    if let [head] = heads[..] {
+        let base = crate::closure::closure_base(rules, head);
+        let facts = slots.get(head).map_or(0, Relation::len);
+        if let (Some(e), 0) = (base, facts) {
+            let edges = slots.get(e).cloned().unwrap_or_default();
+            let closure =
+                crate::closure::transitive_closure(&edges, limits.max_tuples, limits.max_bytes)
+                    .map_err(|err| err.in_slot(head))?;
+            let derived = closure.len();
+            if let Some(slot) = slots.get_mut(head) {
+                *slot = closure;
+            }
+            return Ok(FixpointStats {
+                iterations: 1,
+                derived,
+            });
+        }
     }
     let keep_old = rules
         .iter()

@@ -268,7 +268,14 @@ fn errors_for_limits_and_arity() {
         ),
     ];
     let mut slots = vec![parents(), Relation::empty(2)];
-    let err = evaluate_stratum(&rules, &mut slots, &Limits { max_tuples: 5 });
+    let err = evaluate_stratum(
+        &rules,
+        &mut slots,
+        &Limits {
+            max_tuples: 5,
+            ..Limits::default()
+        },
+    );
     assert!(
         matches!(
             err,

@@ -1,12 +1,13 @@
 //! [`Relation`]: an immutable, sorted, deduplicated set of tuples of one arity.
 //!
-//! Tuples are stored flat and row-major in one `Vec<Value>`, so a relation of a million pairs is
-//! one allocation of two million `u32`s. Set operations are linear merges. Arities 1 to 4 are
+//! Tuples are stored flat and row-major in one shared `Vec<Value>`, so a relation of a million
+//! pairs is one allocation of two million `u32`s, and a copy of a relation shares it. Set operations are linear merges. Arities 1 to 4 are
 //! processed as fixed-size arrays (`[Value; N]`), which the compiler compares and moves quickly;
 //! larger arities fall back to row slices.
 
 use crate::error::RelationError;
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// One argument value: an element index within its axis's domain.
 pub type Value = u32;
@@ -19,7 +20,7 @@ pub type Value = u32;
 pub struct Relation {
     arity: usize,
     rows: usize,
-    data: Vec<Value>,
+    data: Arc<Vec<Value>>,
 }
 
 /// Runs `$body` with `$rows` bound to the rows of `$data` typed by arity (`[Value; N]` for small
@@ -46,7 +47,7 @@ impl Relation {
         Relation {
             arity,
             rows: 0,
-            data: Vec::new(),
+            data: Arc::default(),
         }
     }
 
@@ -55,7 +56,7 @@ impl Relation {
         Relation {
             arity: 0,
             rows: 1,
-            data: Vec::new(),
+            data: Arc::default(),
         }
     }
 
@@ -72,7 +73,7 @@ impl Relation {
         Relation {
             arity,
             rows: data.len() / arity,
-            data,
+            data: Arc::new(data),
         }
     }
 
@@ -95,7 +96,11 @@ impl Relation {
     /// Wraps values already sorted and deduplicated (internal producers guarantee this).
     pub(crate) fn from_sorted_flat(arity: usize, data: Vec<Value>) -> Self {
         let rows = data.len().checked_div(arity).unwrap_or(0);
-        Relation { arity, rows, data }
+        Relation {
+            arity,
+            rows,
+            data: Arc::new(data),
+        }
     }
 
     /// A nullary relation that is `true` when `present`.
@@ -183,7 +188,7 @@ impl Relation {
         if self.is_empty() {
             return other.clone();
         }
-        let (a, b) = (&self.data, &other.data);
+        let (a, b) = (&self.data[..], &other.data[..]);
         let data = with_rows!(self.arity, [a, b], |ra, rb| merge_union(ra, rb));
         Relation::from_sorted_flat(self.arity, data)
     }
@@ -196,7 +201,7 @@ impl Relation {
         if other.is_empty() || self.is_empty() || other.arity != self.arity {
             return self.clone();
         }
-        let (a, b) = (&self.data, &other.data);
+        let (a, b) = (&self.data[..], &other.data[..]);
         let data = with_rows!(self.arity, [a, b], |ra, rb| set_difference(ra, rb));
         Relation::from_sorted_flat(self.arity, data)
     }

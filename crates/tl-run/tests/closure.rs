@@ -1,5 +1,6 @@
-//! Transitive closures computed by repeated squaring agree with a breadth-first search, for
-//! right- and left-linear rules, on random graphs with cycles and isolated nodes.
+//! Transitive closures computed by repeated squaring (the dense path a GPU takes) and by the
+//! tuple engine (the CPU's) agree with a breadth-first search, for right- and left-linear and
+//! doubly recursive rules, on random graphs with cycles and isolated nodes.
 
 use std::collections::BTreeSet;
 use tl_backend::cpu::CpuBackend;
@@ -24,22 +25,32 @@ fn reachable(n: usize, edges: &[(usize, usize)]) -> BTreeSet<(String, String)> {
     out
 }
 
-/// The pairs of `R` after running `text`, by node name.
-fn closure_of(text: &str) -> BTreeSet<(String, String)> {
+/// The pairs of `R` after running `text`, by node name; `dense` plans relations as a GPU does
+/// (dense, squared).
+fn closure_of(text: &str, dense: bool) -> BTreeSet<(String, String)> {
     let mut sources = SourceMap::new();
     let (parsed, diags) =
         tl_syntax::load_source("<test>", text, &mut sources, std::path::Path::new("."));
     assert!(diags.is_empty(), "{diags:?}");
     let checked = tl_check::check(&parsed, &sources).expect("checks");
-    let plan = tl_plan::plan(&checked).expect("plans");
+    let options = tl_plan::PlanOptions {
+        dense_rules: dense,
+        ..Default::default()
+    };
+    let plan = tl_plan::plan_with(&checked, options).expect("plans");
     let r = checked.tensor_named("R").expect("R");
     let stratum = checked
         .strata
         .iter()
         .find(|s| s.tensors.contains(&r))
         .expect("a stratum");
+    assert_eq!(
+        plan.storage[r] == tl_plan::Storage::Dense,
+        dense,
+        "dense exactly when planned so"
+    );
     assert!(
-        tl_plan::closure::closure_of(&checked, stratum).is_some(),
+        !dense || tl_plan::closure::closure_of(&checked, stratum).is_some(),
         "squaring applies"
     );
     let backend = CpuBackend::new();
@@ -65,7 +76,7 @@ fn closure_of(text: &str) -> BTreeSet<(String, String)> {
 }
 
 #[test]
-fn squaring_matches_breadth_first_search() {
+fn closures_match_breadth_first_search() {
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next = |m: usize| {
         seed ^= seed << 13;
@@ -82,7 +93,19 @@ fn squaring_matches_breadth_first_search() {
         let want = reachable(n, &edges);
         for step in ["R(x, z) <- R(x, y), E(y, z)", "R(x, z) <- E(x, y), R(y, z)"] {
             let text = format!("{facts}R(x, y) <- E(x, y)\n{step}\n");
-            assert_eq!(closure_of(&text), want, "{n} nodes, {m} edges, {step}");
+            for dense in [true, false] {
+                assert_eq!(
+                    closure_of(&text, dense),
+                    want,
+                    "{n} nodes, {m} edges, {step}, dense {dense}"
+                );
+            }
         }
+        let doubly = format!("{facts}R(x, y) <- E(x, y)\nR(x, z) <- R(x, y), R(y, z)\n");
+        assert_eq!(
+            closure_of(&doubly, false),
+            want,
+            "{n} nodes, doubly recursive"
+        );
     }
 }

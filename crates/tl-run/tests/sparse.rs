@@ -16,8 +16,14 @@ fn a_sum_over_a_sparse_relation_is_counted_once() {
     assert!(diags.is_empty(), "{diags:?}");
     let checked = tl_check::check(&parsed, &sources).expect("checks");
     // Every relation with more than one cell is stored as tuples.
-    let plan =
-        tl_plan::plan_with(&checked, tl_plan::PlanOptions { dense_cells: 1 }).expect("plans");
+    let plan = tl_plan::plan_with(
+        &checked,
+        tl_plan::PlanOptions {
+            dense_cells: 1,
+            ..Default::default()
+        },
+    )
+    .expect("plans");
     let edge = checked.tensor_named("Edge").expect("Edge");
     assert_eq!(plan.storage[edge], tl_plan::Storage::Sparse);
     let backend = CpuBackend::new();
