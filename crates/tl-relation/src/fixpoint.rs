@@ -1,11 +1,13 @@
 //! The semi-naive fixpoint loop for one stratum.
 
+use crate::bits::Cells;
 use crate::error::RelationError;
 use crate::index::{Index, IndexCache, RelRef, SourceId};
-use crate::join::{BodySource, Plan};
+use crate::join::{BodySource, Plan, Produced, Target};
 use crate::linear::delta_step;
-use crate::relation::Relation;
+use crate::relation::{Relation, Value};
 use crate::rule::{Rule, Term};
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Resource limits for one stratum evaluation.
@@ -38,6 +40,10 @@ pub struct FixpointStats {
     pub derived: usize,
 }
 
+/// Bitsets up to this size are always used for a head relation; larger ones once its tuples
+/// would take half the bitset's size.
+const BITS_ALWAYS: u64 = 32 << 20;
+
 /// The semi-naive state of one recursive relation (a head of the stratum).
 ///
 /// A tuple lives through three stages: produced this round (`next`), new in the last round
@@ -53,18 +59,101 @@ pub struct FixpointStats {
 /// positions `p_1 < … < p_k` runs k times per round; run `i` reads `delta` at `p_i`, `old` at the
 /// positions before it and `full` at those after, so every new combination of tuples (one with
 /// at least one delta tuple) is joined exactly once and `old × old` never is.
+///
+/// A relation over small enough domains is held as bits instead ([`Cells`]): rule outputs go
+/// straight into them, an insertion telling whether the tuple is new, so `next` holds only new
+/// tuples and nothing is sorted or merged. Reads of `old` then read the growing bits, a
+/// superset, which can only find a derivation twice, never miss one.
 struct Recursive {
     full: Arc<Relation>,
+    bits: Option<Arc<Cells>>,
+    /// The initial facts: what the first round reads (bits would already show that round's
+    /// own output, which the second round then joins again as its delta).
+    facts: Arc<Relation>,
+    /// The extent of each column, and the bytes its bits would take (if they fit in memory).
+    extents: Vec<u32>,
+    bits_bytes: Option<u64>,
     old: Arc<Relation>,
     delta: Arc<Relation>,
     /// Outputs of this round, with whether each is already known to be disjoint from `full`.
     next: Vec<(Relation, bool)>,
+    /// New tuples of this round, when held as bits.
+    fresh: Vec<Vec<Value>>,
     keep_old: bool,
 }
 
 impl Recursive {
+    fn new(facts: Relation, extents: Vec<u32>, keep_old: bool, max_bytes: usize) -> Self {
+        let arity = facts.arity();
+        let bits_bytes = Cells::bytes_for(&extents).filter(|&b| b <= (max_bytes / 2) as u64);
+        let facts = Arc::new(facts);
+        let mut rec = Recursive {
+            full: facts.clone(),
+            bits: None,
+            facts,
+            extents,
+            bits_bytes,
+            old: Arc::new(Relation::empty(arity)),
+            delta: Arc::new(Relation::empty(arity)),
+            next: Vec::new(),
+            fresh: Vec::new(),
+            keep_old,
+        };
+        if bits_bytes.is_some_and(|b| b <= BITS_ALWAYS) {
+            rec.move_into_bits();
+        }
+        rec
+    }
+
+    fn arity(&self) -> usize {
+        self.extents.len()
+    }
+
+    fn len(&self) -> usize {
+        self.bits.as_ref().map_or(self.full.len(), |c| c.len())
+    }
+
+    /// Moves `full` into bits (when they can be allocated).
+    fn move_into_bits(&mut self) {
+        let Some(cells) = Cells::new(&self.extents) else {
+            return;
+        };
+        let arity = self.arity().max(1);
+        let inserted: usize = self
+            .full
+            .values()
+            .par_chunks(arity * 4096)
+            .map(|chunk| {
+                chunk
+                    .chunks_exact(arity)
+                    .filter(|t| cells.insert(t))
+                    .count()
+            })
+            .sum();
+        cells.counted(inserted);
+        if self.arity() == 0 && !self.full.is_empty() && cells.insert(&[]) {
+            cells.counted(1);
+        }
+        self.bits = Some(Arc::new(cells));
+        self.full = Arc::new(Relation::empty(self.arity()));
+        self.old = Arc::new(Relation::empty(self.arity()));
+    }
+
     /// Folds this round's outputs in; returns the number of new tuples.
     fn advance(&mut self, slot: usize, limit: usize) -> Result<usize, RelationError> {
+        if self.bits.is_some() {
+            let fresh = std::mem::take(&mut self.fresh);
+            let values = group_by_first(&fresh, self.arity(), self.extents[0]);
+            self.delta = Arc::new(Relation::from_distinct(self.arity(), values));
+            if self.len() > limit {
+                return Err(RelationError::TooManyTuples {
+                    slot,
+                    tuples: self.len(),
+                    limit,
+                });
+            }
+            return Ok(self.delta.len());
+        }
         let outputs = std::mem::take(&mut self.next);
         let disjoint = outputs.iter().all(|(_, d)| *d);
         let mut produced = outputs.into_iter().map(|(r, _)| r);
@@ -98,8 +187,72 @@ impl Recursive {
             Arc::new(Relation::empty(0))
         };
         self.delta = Arc::new(delta);
+        // Once the tuples take half the space of bits, bits are cheaper from here on.
+        let tuple_bytes = (self.full.len() as u64).saturating_mul(self.arity() as u64 * 8);
+        if self.bits_bytes.is_some_and(|b| tuple_bytes >= b) {
+            self.move_into_bits();
+        }
         Ok(added)
     }
+
+    /// The final relation.
+    fn finish(self) -> Relation {
+        match self.bits {
+            Some(cells) => cells.to_relation(),
+            None => Arc::try_unwrap(self.full).unwrap_or_else(|shared| (*shared).clone()),
+        }
+    }
+}
+
+/// The tuples of `parts` (flat, distinct) ordered by their first column, by counting, so a
+/// join reading them in order finds the rows of one first value together (the rows its
+/// output lands in stay in cache). Tuples keep their order within one first value.
+fn group_by_first(parts: &[Vec<Value>], arity: usize, extent: u32) -> Vec<Value> {
+    let total: usize = parts.iter().map(Vec::len).sum();
+    if arity < 2 || total <= arity {
+        return parts.concat();
+    }
+    let mut starts = vec![0usize; extent as usize + 1];
+    for t in parts.iter().flat_map(|p| p.chunks_exact(arity)) {
+        if let Some(s) = starts.get_mut(t[0] as usize + 1) {
+            *s += 1;
+        }
+    }
+    for k in 0..extent as usize {
+        starts[k + 1] += starts[k];
+    }
+    let mut out = vec![0; total];
+    for t in parts.iter().flat_map(|p| p.chunks_exact(arity)) {
+        if let Some(s) = starts.get_mut(t[0] as usize) {
+            if let Some(slot) = out.get_mut(*s * arity..(*s + 1) * arity) {
+                slot.copy_from_slice(t);
+            }
+            *s += 1;
+        }
+    }
+    out
+}
+
+/// The extent of each column of `head`: what its rules' variables range over, or past the
+/// largest constant or fact.
+fn head_extents(rules: &[Rule], head: usize, facts: &Relation) -> Vec<u32> {
+    let arity = facts.arity();
+    let mut extents = vec![1u32; arity];
+    for rule in rules.iter().filter(|r| r.head == head) {
+        for (e, t) in extents.iter_mut().zip(&rule.head_args) {
+            let x = match *t {
+                Term::Var(v) => rule.extent(v),
+                Term::Const(c) => c.saturating_add(1),
+            };
+            *e = (*e).max(x);
+        }
+    }
+    for t in facts.iter() {
+        for (e, &v) in extents.iter_mut().zip(t) {
+            *e = (*e).max(v.saturating_add(1));
+        }
+    }
+    extents
 }
 
 /// Evaluates one stratum: `slots[h]` for every head h of `rules` starts with its facts (maybe
@@ -145,20 +298,16 @@ pub fn evaluate_stratum(
             continue;
         };
         let facts = std::mem::take(slot);
-        let arity = facts.arity();
-        let rec = Recursive {
-            full: Arc::new(facts),
-            old: Arc::new(Relation::empty(arity)),
-            delta: Arc::new(Relation::empty(arity)),
-            next: Vec::new(),
-            keep_old,
-        };
-        state.push((h, rec));
+        let extents = head_extents(rules, h, &facts);
+        state.push((
+            h,
+            Recursive::new(facts, extents, keep_old, limits.max_bytes),
+        ));
     }
     let result = run_rounds(rules, slots, &heads, &mut state, limits);
     for (h, rec) in state {
         if let Some(slot) = slots.get_mut(h) {
-            *slot = Arc::try_unwrap(rec.full).unwrap_or_else(|shared| (*shared).clone());
+            *slot = rec.finish();
         }
     }
     result
@@ -181,6 +330,29 @@ enum Version {
     Old,
     Delta,
     Full,
+}
+
+/// The source a literal on recursive relation `rec` (in `slot`) reads for one version
+/// (`None`: the first round, which reads the initial facts).
+fn recursive_source<'a>(slot: usize, rec: &Recursive, version: Option<Version>) -> BodySource<'a> {
+    let Some(version) = version else {
+        return BodySource {
+            id: SourceId::Full(slot),
+            rel: RelRef::Shared(rec.facts.clone()),
+            bits: None,
+        };
+    };
+    let (id, rel, bits) = match (version, &rec.bits) {
+        (Version::Delta, _) => (SourceId::Delta(slot), rec.delta.clone(), None),
+        (_, Some(cells)) => (SourceId::Live(slot), rec.full.clone(), Some(cells.clone())),
+        (Version::Old, None) => (SourceId::Old(slot), rec.old.clone(), None),
+        (Version::Full, None) => (SourceId::Full(slot), rec.full.clone(), None),
+    };
+    BodySource {
+        id,
+        rel: RelRef::Shared(rel),
+        bits,
+    }
 }
 
 fn run_rounds(
@@ -210,21 +382,13 @@ fn run_rounds(
                     let source = match find(state, lit.slot).and_then(|k| state.get(k)) {
                         Some((_, rec)) if !lit.negated => {
                             let version = match delta_at {
-                                None => Version::Full,
-                                Some(d) if i == d => Version::Delta,
-                                Some(d) if i < d => Version::Old,
-                                Some(_) => Version::Full,
+                                None => None,
+                                Some(d) if i == d => Some(Version::Delta),
+                                Some(d) if i < d => Some(Version::Old),
+                                Some(_) => Some(Version::Full),
                             };
-                            let (id, rel) = match version {
-                                Version::Old => (SourceId::Old(lit.slot), rec.old.clone()),
-                                Version::Delta => (SourceId::Delta(lit.slot), rec.delta.clone()),
-                                Version::Full => (SourceId::Full(lit.slot), rec.full.clone()),
-                            };
-                            empty_delta |= version == Version::Delta && rel.is_empty();
-                            BodySource {
-                                id,
-                                rel: RelRef::Shared(rel),
-                            }
+                            empty_delta |= version == Some(Version::Delta) && rec.delta.is_empty();
+                            recursive_source(lit.slot, rec, version)
                         }
                         _ => {
                             let rel = statics
@@ -234,6 +398,7 @@ fn run_rounds(
                             BodySource {
                                 id: SourceId::Static(lit.slot),
                                 rel,
+                                bits: None,
                             }
                         }
                     };
@@ -245,26 +410,42 @@ fn run_rounds(
                 let Some(k) = find(state, rule.head) else {
                     continue;
                 };
-                let head_full = state
+                let (head_full, head_bits) = state
                     .get(k)
-                    .map(|(_, r)| r.full.clone())
+                    .map(|(_, r)| (r.full.clone(), r.bits.clone()))
                     .unwrap_or_default();
-                let output = match delta_at.and_then(|d| linear_shape(rule, d)) {
+                let linear =
+                    delta_at
+                        .and_then(|d| linear_shape(rule, d))
+                        .filter(|&(d, other, _)| {
+                            head_bits.is_none()
+                                && sources.get(d).is_some_and(|s| s.rel.is_sorted())
+                                && sources.get(other).is_some_and(|s| s.bits.is_none())
+                        });
+                let produced = match linear {
                     Some((d, other, key_col)) => match (sources.get(d), sources.get(other)) {
                         (Some(delta), Some(step)) => {
-                            let index: Arc<Index<'_>> =
-                                cache.get(step.id, step.rel.clone(), &[key_col]);
+                            let index: Arc<Index<'_>> = cache.get(step, &[key_col]);
                             (delta_step(&delta.rel, &index, &head_full), true)
                         }
                         _ => continue,
                     },
                     None => {
                         let plan = Plan::new(rule, &sources, delta_at, &mut cache);
-                        (plan.execute(rule.head, limits.max_tuples)?, false)
+                        let target = head_bits.as_deref().map_or(Target::Tuples, Target::Bits);
+                        match plan.execute(rule.head, limits.max_tuples, target)? {
+                            Produced::Sorted(r) => (r, false),
+                            Produced::Fresh(values) => {
+                                if let Some((_, rec)) = state.get_mut(k) {
+                                    rec.fresh.push(values);
+                                }
+                                continue;
+                            }
+                        }
                     }
                 };
                 if let Some((_, rec)) = state.get_mut(k) {
-                    rec.next.push(output);
+                    rec.next.push(produced);
                 }
             }
         }

@@ -7,6 +7,8 @@
 //! [`IndexCache`] keeps for the whole stratum evaluation when the relation is static, and for
 //! one round when it is a version (`full`, `old`, `delta`) of a recursive relation.
 
+use crate::bits::Cells;
+use crate::join::BodySource;
 use crate::relation::{Relation, Value};
 use std::collections::HashMap;
 use std::ops::Deref;
@@ -42,14 +44,31 @@ pub(crate) enum SourceId {
     Old(usize),
     /// The last round's delta.
     Delta(usize),
+    /// A recursive slot held as bits, read as it grows (its index stays valid across rounds;
+    /// a sorted copy of it does not, and is cached under `Full`).
+    Live(usize),
 }
 
-/// A relation whose rows are sorted by the key columns first.
+/// A relation arranged for lookups by the key columns (the bound columns of a join step).
 #[derive(Debug)]
-pub(crate) struct Index<'a> {
-    rows: RelRef<'a>,
-    /// Number of leading key columns; the others follow in their original order.
-    key_len: usize,
+pub(crate) enum Index<'a> {
+    /// Rows sorted with the key columns first: the rows of one key are one contiguous range.
+    Sorted {
+        rows: RelRef<'a>,
+        /// Number of leading key columns; the others follow in their original order.
+        key_len: usize,
+        /// For a one-column key over a small domain, where each key's rows start
+        /// (`offsets[k]..offsets[k + 1]`), so a lookup costs no search.
+        offsets: Option<Vec<usize>>,
+    },
+    /// A recursive relation held as bits ([`Cells`]), keyed on its first columns.
+    Bits { cells: Arc<Cells> },
+}
+
+impl std::fmt::Debug for Cells {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Cells({} tuples)", self.len())
+    }
 }
 
 impl<'a> Index<'a> {
@@ -58,47 +77,97 @@ impl<'a> Index<'a> {
         let mut columns = key_cols.to_vec();
         columns.extend((0..rel.arity()).filter(|c| !key_cols.contains(c)));
         let identity = columns.iter().enumerate().all(|(i, &c)| i == c);
-        let rows = if identity {
+        // Unsorted rows can be scanned (an empty key) but not searched.
+        let rows = if identity && (rel.is_sorted() || key_cols.is_empty()) {
             rel
         } else {
             RelRef::Shared(Arc::new(rel.permute(&columns)))
         };
-        Index {
+        let offsets = (key_cols.len() == 1).then(|| key_offsets(&rows)).flatten();
+        Index::Sorted {
             rows,
             key_len: key_cols.len(),
+            offsets,
         }
     }
 
-    /// The non-key parts of the rows whose key columns equal `key`, in sorted order.
-    pub(crate) fn lookup<'s>(&'s self, key: &[Value]) -> impl Iterator<Item = &'s [Value]> + 's {
-        let (lo, hi) = self.range(key);
-        (lo..hi).map(move |i| self.rest_row(i))
+    /// Calls `f` with the non-key part of every row whose key columns equal `key`, in
+    /// sorted order.
+    #[inline]
+    pub(crate) fn for_each(&self, key: &[Value], mut f: impl FnMut(&[Value])) {
+        match self {
+            Index::Sorted { .. } => {
+                let (lo, hi) = self.range(key);
+                for i in lo..hi {
+                    f(self.rest_row(i));
+                }
+            }
+            Index::Bits { cells, .. } => cells.for_each_with_prefix(key, f),
+        }
     }
 
-    /// Row positions `[lo, hi)` whose key columns equal `key`.
+    /// Row positions `[lo, hi)` whose key columns equal `key` (sorted indexes; a bitset
+    /// index has no positions and answers an empty range).
     pub(crate) fn range(&self, key: &[Value]) -> (usize, usize) {
+        let Index::Sorted { rows, offsets, .. } = self else {
+            return (0, 0);
+        };
         if key.is_empty() {
-            (0, self.rows.len())
-        } else {
-            self.rows.prefix_range(key)
+            return (0, rows.len());
         }
+        if let (Some(offsets), [k]) = (offsets, key) {
+            let k = *k as usize;
+            return match (offsets.get(k), offsets.get(k + 1)) {
+                (Some(&a), Some(&b)) => (a, b),
+                _ => (0, 0),
+            };
+        }
+        rows.prefix_range(key)
     }
 
     /// The non-key part of the row at position `i` (empty when out of range).
     pub(crate) fn rest_row(&self, i: usize) -> &[Value] {
-        self.rows
-            .row(i)
-            .and_then(|r| r.get(self.key_len..))
-            .unwrap_or(&[])
+        match self {
+            Index::Sorted { rows, key_len, .. } => {
+                rows.row(i).and_then(|r| r.get(*key_len..)).unwrap_or(&[])
+            }
+            Index::Bits { .. } => &[],
+        }
     }
 
     /// The key part of the row at position `i` (empty when out of range).
     pub(crate) fn key_row(&self, i: usize) -> &[Value] {
-        self.rows
-            .row(i)
-            .and_then(|r| r.get(..self.key_len))
-            .unwrap_or(&[])
+        match self {
+            Index::Sorted { rows, key_len, .. } => {
+                rows.row(i).and_then(|r| r.get(..*key_len)).unwrap_or(&[])
+            }
+            Index::Bits { .. } => &[],
+        }
     }
+}
+
+/// Where each key's rows start, for rows sorted by a one-column key whose largest value is
+/// not much more than the row count (else `None`: a binary search is as good).
+fn key_offsets(rows: &Relation) -> Option<Vec<usize>> {
+    let n = rows.len();
+    let arity = rows.arity();
+    let values = rows.values();
+    let last = values.get(n.checked_sub(1)? * arity).copied()? as usize;
+    if last > 4 * n + 1024 {
+        return None;
+    }
+    let mut offsets = vec![0usize; last + 2];
+    for i in 0..n {
+        if let Some(&k) = values.get(i * arity) {
+            if let Some(o) = offsets.get_mut(k as usize + 1) {
+                *o += 1;
+            }
+        }
+    }
+    for k in 0..=last {
+        offsets[k + 1] += offsets[k];
+    }
+    Some(offsets)
 }
 
 /// Indexes built during one stratum evaluation, keyed by source relation and key columns.
@@ -108,16 +177,24 @@ pub(crate) struct IndexCache<'a> {
 }
 
 impl<'a> IndexCache<'a> {
-    /// The index of `rel` (identified by `id`) on `key_cols`, built on first use.
-    pub(crate) fn get(
-        &mut self,
-        id: SourceId,
-        rel: RelRef<'a>,
-        key_cols: &[usize],
-    ) -> Arc<Index<'a>> {
+    /// The index of a body source on `key_cols`, built on first use. A source held as bits
+    /// is looked up in place when the key is a prefix of its columns; otherwise through a
+    /// sorted copy of its bits.
+    pub(crate) fn get(&mut self, src: &BodySource<'a>, key_cols: &[usize]) -> Arc<Index<'a>> {
+        let prefix = key_cols.iter().enumerate().all(|(i, &c)| i == c);
         self.map
-            .entry((id, key_cols.to_vec()))
-            .or_insert_with(|| Arc::new(Index::build(rel, key_cols)))
+            .entry((src.id, key_cols.to_vec()))
+            .or_insert_with(|| {
+                Arc::new(match &src.bits {
+                    Some(cells) if prefix => Index::Bits {
+                        cells: cells.clone(),
+                    },
+                    Some(cells) => {
+                        Index::build(RelRef::Shared(Arc::new(cells.to_relation())), key_cols)
+                    }
+                    None => Index::build(src.rel.clone(), key_cols),
+                })
+            })
             .clone()
     }
 
@@ -129,8 +206,9 @@ impl<'a> IndexCache<'a> {
             .into_iter()
             .filter_map(|((id, cols), idx)| match id {
                 SourceId::Static(_) => Some(((id, cols), idx)),
+                SourceId::Live(_) if matches!(*idx, Index::Bits { .. }) => Some(((id, cols), idx)),
                 SourceId::Full(s) => Some(((SourceId::Old(s), cols), idx)),
-                SourceId::Old(_) | SourceId::Delta(_) => None,
+                SourceId::Old(_) | SourceId::Delta(_) | SourceId::Live(_) => None,
             })
             .collect();
     }
@@ -144,17 +222,26 @@ mod tests {
     fn lookup_on_non_prefix_key() {
         let rel = Relation::from_flat(3, vec![1, 5, 7, 2, 5, 8, 3, 6, 9, 4, 5, 7]);
         let idx = Index::build(RelRef::Static(&rel), &[1]);
-        let got: Vec<&[Value]> = idx.lookup(&[5]).collect();
-        assert_eq!(got, vec![&[1, 7][..], &[2, 8], &[4, 7]]);
+        let mut got: Vec<Vec<Value>> = Vec::new();
+        idx.for_each(&[5], |r| got.push(r.to_vec()));
+        assert_eq!(got, vec![vec![1, 7], vec![2, 8], vec![4, 7]]);
         assert_eq!(idx.range(&[6]), (3, 4));
-        assert_eq!(idx.lookup(&[0]).count(), 0);
+        assert_eq!(idx.range(&[0]), (0, 0));
     }
 
     #[test]
     fn prefix_key_borrows() {
         let rel = Relation::from_flat(2, vec![1, 2, 1, 3, 2, 4]);
         let idx = Index::build(RelRef::Static(&rel), &[0]);
-        assert!(matches!(idx.rows, RelRef::Static(_)));
-        assert_eq!(idx.lookup(&[1]).count(), 2);
+        assert!(matches!(
+            idx,
+            Index::Sorted {
+                rows: RelRef::Static(_),
+                ..
+            }
+        ));
+        assert_eq!(idx.range(&[1]), (0, 2));
+        assert_eq!(idx.range(&[2]), (2, 3));
+        assert_eq!(idx.range(&[7]), (0, 0));
     }
 }

@@ -13,6 +13,7 @@
 //! those rows into chunks that rayon runs in parallel, and projects every full binding onto the
 //! head.
 
+use crate::bits::Cells;
 use crate::error::RelationError;
 use crate::index::{Index, IndexCache, RelRef, SourceId};
 use crate::relation::{Relation, Value};
@@ -25,8 +26,35 @@ use std::sync::Arc;
 pub(crate) struct BodySource<'a> {
     /// Cache identity of the relation version.
     pub(crate) id: SourceId,
-    /// The relation version itself.
+    /// The relation version itself (empty when it is held as bits).
     pub(crate) rel: RelRef<'a>,
+    /// The relation as bits, for a recursive relation held that way: looked up in place when
+    /// the key is a prefix of its columns, else through a sorted copy made once per round.
+    pub(crate) bits: Option<Arc<Cells>>,
+}
+
+impl BodySource<'_> {
+    /// Number of tuples.
+    pub(crate) fn len(&self) -> usize {
+        self.bits.as_ref().map_or(self.rel.len(), |c| c.len())
+    }
+}
+
+/// Where a plan's head tuples go.
+#[derive(Clone, Copy)]
+pub(crate) enum Target<'h> {
+    /// Collected, then sorted and deduplicated into a relation.
+    Tuples,
+    /// Inserted into the head's bits; only the tuples new there are collected.
+    Bits(&'h Cells),
+}
+
+/// What a plan produced.
+pub(crate) enum Produced {
+    /// Every head tuple, sorted and deduplicated.
+    Sorted(Relation),
+    /// The tuples that were new to the head's bits (distinct, in no particular order).
+    Fresh(Vec<Value>),
 }
 
 /// What to do with one non-key column of a looked-up row.
@@ -96,7 +124,7 @@ impl<'a> Plan<'a> {
         let mut pos_left: Vec<usize> = (0..rule.body.len())
             .filter(|&i| !rule.body[i].negated)
             .collect();
-        let size = |i: usize| sources.get(i).map_or(0, |s| s.rel.len());
+        let size = |i: usize| sources.get(i).map_or(0, BodySource::len);
         Self::place_ready(
             rule,
             sources,
@@ -136,7 +164,7 @@ impl<'a> Plan<'a> {
                 }
             }
             if let Some(src) = sources.get(li) {
-                let index = cache.get(src.id, src.rel.clone(), &key_cols);
+                let index = cache.get(src, &key_cols);
                 steps.push(Step::Join { index, key, binds });
             }
             Self::place_ready(
@@ -247,12 +275,13 @@ impl<'a> Plan<'a> {
         });
     }
 
-    /// Runs the plan and returns the projected head tuples, sorted and deduplicated.
+    /// Runs the plan, sending the projected head tuples to `target`.
     pub(crate) fn execute(
         &self,
         head_slot: usize,
         limit: usize,
-    ) -> Result<Relation, RelationError> {
+        target: Target<'_>,
+    ) -> Result<Produced, RelationError> {
         let arity = self.head_args.len();
         let too_many = |tuples| RelationError::TooManyTuples {
             slot: head_slot,
@@ -271,11 +300,13 @@ impl<'a> Plan<'a> {
                 .all(|s| matches!(s, Step::Filter(_)))
         });
         let sinks: Vec<Sink> = match (first, self.steps.get(first.unwrap_or(0))) {
-            (Some(f), Some(Step::Join { index, key, binds })) if prefix_ok => {
+            (Some(f), Some(Step::Join { index, key, binds }))
+                if prefix_ok && matches!(**index, Index::Sorted { .. }) =>
+            {
                 let binding = vec![0; self.vars];
                 let holds = |s: &Step| matches!(s, Step::Filter(c) if c.op.holds(value(c.lhs, &binding), value(c.rhs, &binding)));
                 if !self.steps.iter().take(f).all(holds) {
-                    return Ok(Relation::empty(arity));
+                    return Ok(Produced::Sorted(Relation::empty(arity)));
                 }
                 let key: Vec<Value> = key.iter().map(|&t| value(t, &binding)).collect();
                 let (lo, hi) = index.range(&key);
@@ -284,38 +315,55 @@ impl<'a> Plan<'a> {
                 starts
                     .into_par_iter()
                     .map(|start| {
-                        let mut sink = Sink::new(arity, limit);
+                        let mut sink = Sink::new(arity, limit, target);
                         let mut binding = vec![0; self.vars];
                         for i in start..(start + chunk).min(hi) {
-                            if apply_binds(index.rest_row(i), binds, &mut binding) {
-                                self.run(f + 1, &mut binding, &mut sink)?;
+                            if apply_binds(index.rest_row(i), binds, &mut binding)
+                                && !self.run(f + 1, &mut binding, &mut sink)
+                            {
+                                break;
                             }
                         }
-                        Ok(sink)
+                        sink
                     })
-                    .collect::<Result<_, RelationError>>()
-                    .map_err(|_| too_many(limit.saturating_add(1)))?
+                    .collect()
             }
             _ => {
-                let mut sink = Sink::new(arity, limit);
-                self.run(0, &mut vec![0; self.vars], &mut sink)
-                    .map_err(|_| too_many(limit.saturating_add(1)))?;
+                let mut sink = Sink::new(arity, limit, target);
+                self.run(0, &mut vec![0; self.vars], &mut sink);
                 vec![sink]
             }
         };
         let rows: usize = sinks.iter().map(|s| s.rows).sum();
+        if let Target::Bits(cells) = target {
+            cells.counted(rows);
+        }
         if rows > limit {
             return Err(too_many(rows));
         }
-        if arity == 0 {
-            return Ok(Relation::nullary(rows > 0));
-        }
-        let values: Vec<Value> = sinks.into_iter().flat_map(|s| s.values).collect();
-        Ok(Relation::from_flat(arity, values))
+        let values: Vec<Value> = if sinks.len() == 1 {
+            sinks
+                .into_iter()
+                .next()
+                .map(|s| s.values)
+                .unwrap_or_default()
+        } else {
+            let mut all = Vec::with_capacity(rows * arity);
+            sinks
+                .into_iter()
+                .for_each(|s| all.extend_from_slice(&s.values));
+            all
+        };
+        Ok(match target {
+            Target::Bits(_) => Produced::Fresh(values),
+            Target::Tuples if arity == 0 => Produced::Sorted(Relation::nullary(rows > 0)),
+            Target::Tuples => Produced::Sorted(Relation::from_flat(arity, values)),
+        })
     }
 
-    /// Depth-first evaluation of steps `i..` under `binding`, projecting complete bindings into `sink`.
-    fn run(&self, i: usize, binding: &mut [Value], sink: &mut Sink) -> Result<(), RelationError> {
+    /// Depth-first evaluation of steps `i..` under `binding`, projecting complete bindings
+    /// into `sink`. Returns false once the sink is over its limit (evaluation then stops).
+    fn run(&self, i: usize, binding: &mut [Value], sink: &mut Sink<'_>) -> bool {
         let Some(step) = self.steps.get(i) else {
             return sink.push(&self.head_args, binding);
         };
@@ -332,22 +380,31 @@ impl<'a> Plan<'a> {
                     owned = key.iter().map(|&t| value(t, binding)).collect();
                     &owned
                 };
-                for rest in index.lookup(key_vals) {
-                    if apply_binds(rest, binds, binding) {
-                        self.run(i + 1, binding, sink)?;
+                let mut go = true;
+                index.for_each(key_vals, |rest| {
+                    if go && apply_binds(rest, binds, binding) {
+                        go = self.run(i + 1, binding, sink);
                     }
-                }
+                });
+                go
             }
             Step::Filter(c) => {
-                if c.op.holds(value(c.lhs, binding), value(c.rhs, binding)) {
-                    self.run(i + 1, binding, sink)?;
-                }
+                !c.op.holds(value(c.lhs, binding), value(c.rhs, binding))
+                    || self.run(i + 1, binding, sink)
             }
             Step::Negate { rel, args } => {
-                let tuple: Vec<Value> = args.iter().map(|&t| value(t, binding)).collect();
-                if !rel.contains(&tuple) {
-                    self.run(i + 1, binding, sink)?;
-                }
+                let mut buf = [0; 8];
+                let owned: Vec<Value>;
+                let tuple: &[Value] = if args.len() <= buf.len() {
+                    for (slot, &t) in buf.iter_mut().zip(args) {
+                        *slot = value(t, binding);
+                    }
+                    buf.get(..args.len()).unwrap_or(&[])
+                } else {
+                    owned = args.iter().map(|&t| value(t, binding)).collect();
+                    &owned
+                };
+                rel.contains(tuple) || self.run(i + 1, binding, sink)
             }
             Step::Assign {
                 var,
@@ -357,17 +414,20 @@ impl<'a> Plan<'a> {
                 let v = value(*t, binding);
                 if v < *extent {
                     set(binding, *var, v);
-                    self.run(i + 1, binding, sink)?;
+                    return self.run(i + 1, binding, sink);
                 }
+                true
             }
             Step::Enumerate { var, extent } => {
                 for v in 0..*extent {
                     set(binding, *var, v);
-                    self.run(i + 1, binding, sink)?;
+                    if !self.run(i + 1, binding, sink) {
+                        return false;
+                    }
                 }
+                true
             }
         }
-        Ok(())
     }
 }
 
@@ -393,32 +453,38 @@ fn apply_binds(rest: &[Value], binds: &[Bind], binding: &mut [Value]) -> bool {
 }
 
 /// Head tuples produced by one chunk of work.
-struct Sink {
+struct Sink<'h> {
     values: Vec<Value>,
     rows: usize,
     limit: usize,
+    target: Target<'h>,
+    tuple: Vec<Value>,
 }
 
-impl Sink {
-    fn new(arity: usize, limit: usize) -> Self {
+impl<'h> Sink<'h> {
+    fn new(arity: usize, limit: usize, target: Target<'h>) -> Self {
         Sink {
             values: Vec::with_capacity(arity * 64),
             rows: 0,
             limit,
+            target,
+            tuple: vec![0; arity],
         }
     }
 
-    fn push(&mut self, head: &[Term], binding: &[Value]) -> Result<(), RelationError> {
-        self.values.extend(head.iter().map(|&t| value(t, binding)));
-        self.rows += 1;
-        if self.rows > self.limit {
-            // The caller replaces this with the head slot; only the count matters here.
-            return Err(RelationError::TooManyTuples {
-                slot: usize::MAX,
-                tuples: self.rows,
-                limit: self.limit,
-            });
+    /// Adds one head tuple; false once past the limit.
+    #[inline]
+    fn push(&mut self, head: &[Term], binding: &[Value]) -> bool {
+        for (slot, &t) in self.tuple.iter_mut().zip(head) {
+            *slot = value(t, binding);
         }
-        Ok(())
+        if let Target::Bits(cells) = self.target {
+            if !cells.insert(&self.tuple) {
+                return true;
+            }
+        }
+        self.values.extend_from_slice(&self.tuple);
+        self.rows += 1;
+        self.rows <= self.limit
     }
 }

@@ -23,6 +23,7 @@
 //! recursion), [`fixpoint`] (the loop) and [`error`].
 #![deny(missing_docs)]
 
+mod bits;
 pub mod closure;
 pub mod error;
 pub mod fixpoint;

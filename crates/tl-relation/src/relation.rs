@@ -21,6 +21,9 @@ pub struct Relation {
     arity: usize,
     rows: usize,
     data: Arc<Vec<Value>>,
+    /// False only for the distinct but unsorted deltas of the fixpoint loop
+    /// ([`Relation::from_distinct`]), which are scanned, never searched or merged.
+    sorted: bool,
 }
 
 /// Runs `$body` with `$rows` bound to the rows of `$data` typed by arity (`[Value; N]` for small
@@ -48,6 +51,7 @@ impl Relation {
             arity,
             rows: 0,
             data: Arc::default(),
+            sorted: true,
         }
     }
 
@@ -57,6 +61,7 @@ impl Relation {
             arity: 0,
             rows: 1,
             data: Arc::default(),
+            sorted: true,
         }
     }
 
@@ -74,6 +79,7 @@ impl Relation {
             arity,
             rows: data.len() / arity,
             data: Arc::new(data),
+            sorted: true,
         }
     }
 
@@ -100,7 +106,26 @@ impl Relation {
             arity,
             rows,
             data: Arc::new(data),
+            sorted: true,
         }
+    }
+
+    /// Wraps distinct tuples in no particular order: a round's new tuples, which the
+    /// fixpoint loop only scans. Anything that searches or merges sorts them first
+    /// ([`Relation::is_sorted`] tells).
+    pub(crate) fn from_distinct(arity: usize, data: Vec<Value>) -> Self {
+        let rows = data.len().checked_div(arity).unwrap_or(0);
+        Relation {
+            arity,
+            rows,
+            data: Arc::new(data),
+            sorted: rows <= 1,
+        }
+    }
+
+    /// Whether the tuples are in sorted order (every relation outside the fixpoint loop is).
+    pub(crate) fn is_sorted(&self) -> bool {
+        self.sorted
     }
 
     /// A nullary relation that is `true` when `present`.
