@@ -159,14 +159,15 @@ impl Cells {
         }
     }
 
-    /// Calls `f` with the values of the remaining columns of every tuple whose first columns
-    /// equal `prefix`, in increasing order.
-    pub(crate) fn for_each_with_prefix(&self, prefix: &[Value], mut f: impl FnMut(&[Value])) {
+    /// The cells `[base, end)` of the tuples whose first columns equal `prefix` (`None`
+    /// when a value lies outside its column).
+    #[inline]
+    pub(crate) fn prefix_cells(&self, prefix: &[Value]) -> Option<(u64, u64)> {
         let k = prefix.len().min(self.extents.len());
         let mut base = 0u64;
         for (j, &v) in prefix.iter().take(k).enumerate() {
             if u64::from(v) >= self.extents[j] {
-                return;
+                return None;
             }
             base += u64::from(v) * self.strides[j];
         }
@@ -175,23 +176,56 @@ impl Cells {
         } else {
             self.strides[k - 1]
         };
-        let rest = self.extents.len() - k;
-        let mut buf = [0 as Value; 8];
-        let mut owned = vec![0 as Value; if rest > buf.len() { rest } else { 0 }];
-        let out: &mut [Value] = if rest <= buf.len() {
-            &mut buf[..rest]
-        } else {
-            &mut owned
-        };
-        self.for_each_cell(base, base + span, |cell| {
-            let mut r = cell - base;
-            for j in (0..rest).rev() {
-                let e = self.extents[k + j];
-                out[j] = (r % e) as Value;
-                r /= e;
+        Some((base, base + span))
+    }
+
+    /// The first set cell in `[from, end)`.
+    #[inline]
+    pub(crate) fn next_cell(&self, from: u64, end: u64) -> Option<u64> {
+        if from >= end {
+            return None;
+        }
+        let last = (end - 1) / 64;
+        let word = |w: u64| self.words.get(w as usize).map_or(0, |x| x.load(Relaxed));
+        let mut w = from / 64;
+        let mut m = word(w) & (u64::MAX << (from % 64));
+        while m == 0 {
+            w += 1;
+            // On to the next word whose summary bit is set.
+            loop {
+                if w > last {
+                    return None;
+                }
+                let marks = self
+                    .summary
+                    .get((w / 64) as usize)
+                    .map_or(0, |s| s.load(Relaxed))
+                    >> (w % 64);
+                if marks != 0 {
+                    w += u64::from(marks.trailing_zeros());
+                    break;
+                }
+                w = (w / 64 + 1) * 64;
             }
-            f(out);
-        });
+            if w > last {
+                return None;
+            }
+            m = word(w);
+        }
+        let cell = w * 64 + u64::from(m.trailing_zeros());
+        (cell < end).then_some(cell)
+    }
+
+    /// The values of the columns after the first `k` of the tuple `offset` cells past the
+    /// start of its prefix's cells.
+    #[inline]
+    pub(crate) fn decode_rest(&self, k: usize, offset: u64, out: &mut [Value]) {
+        let mut r = offset;
+        for (j, slot) in out.iter_mut().enumerate().rev() {
+            let e = self.extents.get(k + j).copied().unwrap_or(1);
+            *slot = (r % e) as Value;
+            r /= e;
+        }
     }
 
     /// The tuples as a sorted relation (row-major cell order is tuple order), written in
@@ -224,6 +258,23 @@ impl Cells {
             jobs.push((range, piece));
         }
         jobs.into_par_iter().for_each(|((a, b), piece)| {
+            if let [_, width] = self.extents[..] {
+                // Pairs: follow the row as cells increase, with no division per tuple.
+                let mut slots = piece.chunks_exact_mut(2);
+                let (mut row, mut row_start) = ((a as u64 * 64) / width, 0u64);
+                row_start += row * width;
+                self.for_each_cell(a as u64 * 64, b as u64 * 64, |cell| {
+                    while cell >= row_start + width {
+                        row += 1;
+                        row_start += width;
+                    }
+                    if let Some(pair) = slots.next() {
+                        pair[0] = row as Value;
+                        pair[1] = (cell - row_start) as Value;
+                    }
+                });
+                return;
+            }
             let mut slots = piece.chunks_exact_mut(arity.max(1));
             self.for_each_cell(a as u64 * 64, b as u64 * 64, |cell| {
                 if let Some(tuple) = slots.next() {
@@ -246,6 +297,22 @@ impl Cells {
 mod tests {
     use super::*;
 
+    /// The remaining columns of the tuples starting with `prefix`, flattened, in order.
+    fn with_prefix(cells: &Cells, prefix: &[Value]) -> Vec<Value> {
+        let mut out = Vec::new();
+        let rest = cells.extents.len() - prefix.len();
+        if let Some((base, end)) = cells.prefix_cells(prefix) {
+            let mut from = base;
+            while let Some(cell) = cells.next_cell(from, end) {
+                let mut buf = vec![0; rest];
+                cells.decode_rest(prefix.len(), cell - base, &mut buf);
+                out.extend(buf);
+                from = cell + 1;
+            }
+        }
+        out
+    }
+
     #[test]
     fn insert_lookup_and_order() {
         let cells = Cells::new(&[3, 130]).expect("allocates");
@@ -257,12 +324,10 @@ mod tests {
         cells.counted(3);
         assert_eq!(cells.len(), 3);
         assert!(cells.contains(&[1, 129]) && !cells.contains(&[2, 129]));
-        let mut row = Vec::new();
-        cells.for_each_with_prefix(&[1], |rest| row.push(rest[0]));
-        assert_eq!(row, vec![0, 129]);
-        let mut all = Vec::new();
-        cells.for_each_with_prefix(&[], |rest| all.extend_from_slice(rest));
-        assert_eq!(all, vec![0, 64, 1, 0, 1, 129]);
+        assert_eq!(with_prefix(&cells, &[1]), vec![0, 129]);
+        assert_eq!(with_prefix(&cells, &[]), vec![0, 64, 1, 0, 1, 129]);
+        assert_eq!(with_prefix(&cells, &[1, 129]), Vec::<Value>::new());
+        assert_eq!(with_prefix(&cells, &[7]), Vec::<Value>::new());
         assert_eq!(
             cells.to_relation(),
             Relation::from_flat(2, vec![0, 64, 1, 0, 1, 129])
@@ -294,10 +359,17 @@ mod tests {
             // Every prefix of one column finds exactly the rows that start with it.
             for v in 0..extents[0] {
                 let mut got = Vec::new();
-                cells.for_each_with_prefix(&[v], |rest| {
-                    got.push(v);
-                    got.extend_from_slice(rest);
-                });
+                let rest = with_prefix(&cells, &[v]);
+                if extents.len() == 1 {
+                    if cells.contains(&[v]) {
+                        got.push(v);
+                    }
+                } else {
+                    for r in rest.chunks_exact(extents.len() - 1) {
+                        got.push(v);
+                        got.extend_from_slice(r);
+                    }
+                }
                 let expect: Vec<u32> = want
                     .iter()
                     .filter(|r| r[0] == v)

@@ -1,6 +1,7 @@
 //! The semi-naive fixpoint loop for one stratum.
 
 use crate::bits::Cells;
+use crate::chain::Chain;
 use crate::error::RelationError;
 use crate::index::{Index, IndexCache, RelRef, SourceId};
 use crate::join::{BodySource, Plan, Produced, Target};
@@ -366,9 +367,10 @@ fn run_rounds(
     let mut stats = FixpointStats::default();
     let find =
         |state: &[(usize, Recursive)], slot: usize| state.iter().position(|(h, _)| *h == slot);
+    let chains: Vec<Option<Chain>> = rules.iter().map(Chain::of).collect();
     loop {
         let first_round = stats.iterations == 0;
-        for rule in rules {
+        for (rule, chain) in rules.iter().zip(&chains) {
             let rec_pos = recursive_positions(rule, heads);
             let variants: Vec<Option<usize>> = if first_round {
                 vec![None]
@@ -422,6 +424,14 @@ fn run_rounds(
                                 && sources.get(d).is_some_and(|s| s.rel.is_sorted())
                                 && sources.get(other).is_some_and(|s| s.bits.is_none())
                         });
+                if let (Some(chain), Some(d), Some(cells)) = (chain, delta_at, &head_bits) {
+                    if let Some(fresh) = chain.run(d, &sources, &mut cache, cells) {
+                        if let Some((_, rec)) = state.get_mut(k) {
+                            rec.fresh.push(fresh);
+                        }
+                        continue;
+                    }
+                }
                 let produced = match linear {
                     Some((d, other, key_col)) => match (sources.get(d), sources.get(other)) {
                         (Some(delta), Some(step)) => {

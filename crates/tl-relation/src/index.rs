@@ -60,6 +60,9 @@ pub(crate) enum Index<'a> {
         /// For a one-column key over a small domain, where each key's rows start
         /// (`offsets[k]..offsets[k + 1]`), so a lookup costs no search.
         offsets: Option<Vec<usize>>,
+        /// For a binary relation keyed on one column, its other column in row order: the
+        /// values across from one key are one contiguous slice ([`Index::targets`]).
+        targets: Vec<Value>,
     },
     /// A recursive relation held as bits ([`Cells`]), keyed on its first columns.
     Bits { cells: Arc<Cells> },
@@ -84,25 +87,36 @@ impl<'a> Index<'a> {
             RelRef::Shared(Arc::new(rel.permute(&columns)))
         };
         let offsets = (key_cols.len() == 1).then(|| key_offsets(&rows)).flatten();
+        let targets = if offsets.is_some() && rows.arity() == 2 {
+            rows.values().iter().skip(1).step_by(2).copied().collect()
+        } else {
+            Vec::new()
+        };
         Index::Sorted {
             rows,
             key_len: key_cols.len(),
             offsets,
+            targets,
         }
     }
 
-    /// Calls `f` with the non-key part of every row whose key columns equal `key`, in
-    /// sorted order.
+    /// For a binary relation indexed on one column over a small domain, the values of the
+    /// other column across from `key`, in order (`None` for other indexes).
     #[inline]
-    pub(crate) fn for_each(&self, key: &[Value], mut f: impl FnMut(&[Value])) {
+    pub(crate) fn targets(&self, key: Value) -> Option<&[Value]> {
         match self {
-            Index::Sorted { .. } => {
-                let (lo, hi) = self.range(key);
-                for i in lo..hi {
-                    f(self.rest_row(i));
-                }
+            Index::Sorted {
+                offsets: Some(offsets),
+                targets,
+                ..
+            } if !targets.is_empty() => {
+                let k = key as usize;
+                Some(match (offsets.get(k), offsets.get(k + 1)) {
+                    (Some(&a), Some(&b)) => targets.get(a..b).unwrap_or(&[]),
+                    _ => &[],
+                })
             }
-            Index::Bits { cells, .. } => cells.for_each_with_prefix(key, f),
+            _ => None,
         }
     }
 
@@ -222,9 +236,9 @@ mod tests {
     fn lookup_on_non_prefix_key() {
         let rel = Relation::from_flat(3, vec![1, 5, 7, 2, 5, 8, 3, 6, 9, 4, 5, 7]);
         let idx = Index::build(RelRef::Static(&rel), &[1]);
-        let mut got: Vec<Vec<Value>> = Vec::new();
-        idx.for_each(&[5], |r| got.push(r.to_vec()));
-        assert_eq!(got, vec![vec![1, 7], vec![2, 8], vec![4, 7]]);
+        let (lo, hi) = idx.range(&[5]);
+        let got: Vec<&[Value]> = (lo..hi).map(|i| idx.rest_row(i)).collect();
+        assert_eq!(got, vec![&[1, 7][..], &[2, 8], &[4, 7]]);
         assert_eq!(idx.range(&[6]), (3, 4));
         assert_eq!(idx.range(&[0]), (0, 0));
     }

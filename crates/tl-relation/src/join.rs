@@ -317,9 +317,10 @@ impl<'a> Plan<'a> {
                     .map(|start| {
                         let mut sink = Sink::new(arity, limit, target);
                         let mut binding = vec![0; self.vars];
+                        let mut cursors = Vec::new();
                         for i in start..(start + chunk).min(hi) {
                             if apply_binds(index.rest_row(i), binds, &mut binding)
-                                && !self.run(f + 1, &mut binding, &mut sink)
+                                && !self.walk(f + 1, &mut binding, &mut cursors, &mut sink)
                             {
                                 break;
                             }
@@ -330,7 +331,7 @@ impl<'a> Plan<'a> {
             }
             _ => {
                 let mut sink = Sink::new(arity, limit, target);
-                self.run(0, &mut vec![0; self.vars], &mut sink);
+                self.walk(0, &mut vec![0; self.vars], &mut Vec::new(), &mut sink);
                 vec![sink]
             }
         };
@@ -361,14 +362,50 @@ impl<'a> Plan<'a> {
         })
     }
 
-    /// Depth-first evaluation of steps `i..` under `binding`, projecting complete bindings
-    /// into `sink`. Returns false once the sink is over its limit (evaluation then stops).
-    fn run(&self, i: usize, binding: &mut [Value], sink: &mut Sink<'_>) -> bool {
-        let Some(step) = self.steps.get(i) else {
+    /// Depth-first evaluation of steps `start..` under `binding`, projecting complete
+    /// bindings into `sink`: a loop over one cursor per step (no recursion, no closures), so
+    /// a step costs a few instructions per matching row. `cursors` is scratch space kept
+    /// between calls. Returns false once the sink is over its limit.
+    fn walk(
+        &self,
+        start: usize,
+        binding: &mut [Value],
+        cursors: &mut Vec<Cursor>,
+        sink: &mut Sink<'_>,
+    ) -> bool {
+        let n = self.steps.len();
+        if start >= n {
             return sink.push(&self.head_args, binding);
+        }
+        cursors.resize(n, Cursor::Done);
+        let mut d = start;
+        cursors[d] = self.open(d, binding);
+        loop {
+            if self.advance(d, &mut cursors[d], binding) {
+                if d + 1 == n {
+                    if !sink.push(&self.head_args, binding) {
+                        return false;
+                    }
+                } else {
+                    d += 1;
+                    cursors[d] = self.open(d, binding);
+                }
+            } else if d == start {
+                return true;
+            } else {
+                d -= 1;
+            }
+        }
+    }
+
+    /// The cursor of step `d` under the current binding.
+    #[inline]
+    fn open(&self, d: usize, binding: &[Value]) -> Cursor {
+        let Some(step) = self.steps.get(d) else {
+            return Cursor::Done;
         };
         match step {
-            Step::Join { index, key, binds } => {
+            Step::Join { index, key, .. } => {
                 let mut buf = [0; 8];
                 let owned: Vec<Value>;
                 let key_vals: &[Value] = if key.len() <= buf.len() {
@@ -380,55 +417,118 @@ impl<'a> Plan<'a> {
                     owned = key.iter().map(|&t| value(t, binding)).collect();
                     &owned
                 };
-                let mut go = true;
-                index.for_each(key_vals, |rest| {
-                    if go && apply_binds(rest, binds, binding) {
-                        go = self.run(i + 1, binding, sink);
-                    }
-                });
-                go
-            }
-            Step::Filter(c) => {
-                !c.op.holds(value(c.lhs, binding), value(c.rhs, binding))
-                    || self.run(i + 1, binding, sink)
-            }
-            Step::Negate { rel, args } => {
-                let mut buf = [0; 8];
-                let owned: Vec<Value>;
-                let tuple: &[Value] = if args.len() <= buf.len() {
-                    for (slot, &t) in buf.iter_mut().zip(args) {
-                        *slot = value(t, binding);
-                    }
-                    buf.get(..args.len()).unwrap_or(&[])
-                } else {
-                    owned = args.iter().map(|&t| value(t, binding)).collect();
-                    &owned
-                };
-                rel.contains(tuple) || self.run(i + 1, binding, sink)
-            }
-            Step::Assign {
-                var,
-                value: t,
-                extent,
-            } => {
-                let v = value(*t, binding);
-                if v < *extent {
-                    set(binding, *var, v);
-                    return self.run(i + 1, binding, sink);
-                }
-                true
-            }
-            Step::Enumerate { var, extent } => {
-                for v in 0..*extent {
-                    set(binding, *var, v);
-                    if !self.run(i + 1, binding, sink) {
-                        return false;
+                match &**index {
+                    Index::Bits { cells } => match cells.prefix_cells(key_vals) {
+                        Some((base, end)) => Cursor::Cells {
+                            next: base,
+                            end,
+                            base,
+                        },
+                        None => Cursor::Done,
+                    },
+                    Index::Sorted { .. } => {
+                        let (pos, hi) = index.range(key_vals);
+                        Cursor::Rows { pos, hi }
                     }
                 }
-                true
             }
+            Step::Enumerate { extent, .. } => Cursor::Values {
+                next: 0,
+                end: *extent,
+            },
+            Step::Filter(_) | Step::Negate { .. } | Step::Assign { .. } => Cursor::Once,
         }
     }
+
+    /// Moves step `d` to its next match, binding its variables; false when it has none left.
+    #[inline]
+    fn advance(&self, d: usize, cursor: &mut Cursor, binding: &mut [Value]) -> bool {
+        let Some(step) = self.steps.get(d) else {
+            return false;
+        };
+        match (step, cursor) {
+            (Step::Join { index, binds, .. }, Cursor::Rows { pos, hi }) => {
+                while *pos < *hi {
+                    let row = index.rest_row(*pos);
+                    *pos += 1;
+                    if apply_binds(row, binds, binding) {
+                        return true;
+                    }
+                }
+                false
+            }
+            (Step::Join { index, key, binds }, Cursor::Cells { next, end, base }) => {
+                let Index::Bits { cells } = &**index else {
+                    return false;
+                };
+                let mut buf = [0; 8];
+                let rest = binds.len().min(buf.len());
+                while let Some(cell) = cells.next_cell(*next, *end) {
+                    *next = cell + 1;
+                    cells.decode_rest(key.len(), cell - *base, &mut buf[..rest]);
+                    if apply_binds(&buf[..rest], binds, binding) {
+                        return true;
+                    }
+                }
+                *next = *end;
+                false
+            }
+            (Step::Enumerate { var, .. }, Cursor::Values { next, end }) => {
+                if *next >= *end {
+                    return false;
+                }
+                set(binding, *var, *next);
+                *next += 1;
+                true
+            }
+            (_, c @ Cursor::Once) => {
+                *c = Cursor::Done;
+                match step {
+                    Step::Filter(c) => c.op.holds(value(c.lhs, binding), value(c.rhs, binding)),
+                    Step::Negate { rel, args } => {
+                        let mut buf = [0; 8];
+                        let owned: Vec<Value>;
+                        let tuple: &[Value] = if args.len() <= buf.len() {
+                            for (slot, &t) in buf.iter_mut().zip(args) {
+                                *slot = value(t, binding);
+                            }
+                            buf.get(..args.len()).unwrap_or(&[])
+                        } else {
+                            owned = args.iter().map(|&t| value(t, binding)).collect();
+                            &owned
+                        };
+                        !rel.contains(tuple)
+                    }
+                    Step::Assign {
+                        var,
+                        value: t,
+                        extent,
+                    } => {
+                        let v = value(*t, binding);
+                        set(binding, *var, v);
+                        v < *extent
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Where one step of a walk stands among its matches.
+#[derive(Clone, Copy, Debug)]
+enum Cursor {
+    /// Rows `pos..hi` of a sorted index.
+    Rows { pos: usize, hi: usize },
+    /// Cells `next..end` of a bitset index, whose key's cells start at `base`.
+    Cells { next: u64, end: u64, base: u64 },
+    /// Values `next..end` of an enumerated variable.
+    Values { next: u32, end: u32 },
+    /// A test or an assignment not yet made.
+    Once,
+    /// Nothing left.
+    Done,
 }
 
 fn set(binding: &mut [Value], var: usize, v: Value) {

@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 mod bits;
+mod chain;
 pub mod closure;
 pub mod error;
 pub mod fixpoint;
