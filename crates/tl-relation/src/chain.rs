@@ -79,20 +79,20 @@ impl Chain {
     }
 
     /// Runs the variant that reads the delta at body position `delta_at` (whose source must
-    /// be scannable in order), inserting every derived `(x, y)` into `cells` and returning
-    /// those that were new. `None` when an atom's source cannot be walked here (a delta not
-    /// in the path, or a bitset keyed on its second column); the caller then uses the
-    /// general join.
+    /// be scannable in order). With `cells`, inserts every derived `(x, y)` there and returns
+    /// those that were new; without, returns every derived pair (repeats possible). `None`
+    /// when an atom's source cannot be walked here (a delta not in the path, or a growing
+    /// relation crossed from its second column); the caller then uses the general join.
     pub(crate) fn run<'a>(
         &self,
         delta_at: usize,
         sources: &[BodySource<'a>],
         cache: &mut IndexCache<'a>,
-        cells: &Cells,
+        cells: Option<&Cells>,
     ) -> Option<Vec<Value>> {
         let q = self.hops.iter().position(|h| h.atom == delta_at)?;
         let delta = sources.get(delta_at)?;
-        if delta.bits.is_some() {
+        if delta.live.is_some() {
             return None;
         }
         // Walking back from the delta's near end crosses each earlier atom from its far
@@ -123,7 +123,7 @@ impl Chain {
                     let ys = reach(&right, t, &mut ys, &mut scratch);
                     for &x in xs {
                         for &y in ys {
-                            if cells.insert(&[x, y]) {
+                            if cells.is_none_or(|c| c.insert(&[x, y])) {
                                 out.push(x);
                                 out.push(y);
                             }
@@ -133,8 +133,9 @@ impl Chain {
                 out
             })
             .collect();
-        let fresh: usize = parts.iter().map(|p| p.len() / 2).sum();
-        cells.counted(fresh);
+        if let Some(cells) = cells {
+            cells.counted(parts.iter().map(|p| p.len() / 2).sum());
+        }
         Some(if parts.len() == 1 {
             parts.into_iter().next().unwrap_or_default()
         } else {
@@ -152,7 +153,7 @@ impl<'a> Side<'a> {
     /// `from_first`: the walk enters the atom through its first column.
     fn new(src: &BodySource<'a>, cache: &mut IndexCache<'a>, from_first: bool) -> Option<Self> {
         let key = if from_first { 0 } else { 1 };
-        if src.bits.is_some() && !from_first {
+        if src.live.is_some() && !from_first {
             return None;
         }
         Some(Side {
@@ -176,6 +177,7 @@ impl<'a> Side<'a> {
                     }
                 }
             }
+            Index::Rows { rows } => out.extend_from_slice(rows.row(v)),
             Index::Bits { cells } => {
                 if let Some((base, end)) = cells.prefix_cells(&[v]) {
                     let mut from = base;

@@ -4,9 +4,10 @@ use crate::bits::Cells;
 use crate::chain::Chain;
 use crate::error::RelationError;
 use crate::index::{Index, IndexCache, RelRef, SourceId};
-use crate::join::{BodySource, Plan, Produced, Target};
+use crate::join::{BodySource, Live, Plan, Produced, Target};
 use crate::linear::delta_step;
 use crate::relation::{Relation, Value};
+use crate::rows::Rows;
 use crate::rule::{Rule, Term};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -61,13 +62,16 @@ const BITS_ALWAYS: u64 = 32 << 20;
 /// positions before it and `full` at those after, so every new combination of tuples (one with
 /// at least one delta tuple) is joined exactly once and `old × old` never is.
 ///
-/// A relation over small enough domains is held as bits instead ([`Cells`]): rule outputs go
-/// straight into them, an insertion telling whether the tuple is new, so `next` holds only new
-/// tuples and nothing is sorted or merged. Reads of `old` then read the growing bits, a
-/// superset, which can only find a derivation twice, never miss one.
+/// Instead of sorted tuples, `full` may grow in place ([`Live`]). Over small domains it is
+/// bits ([`Cells`]): rule outputs go straight into them, an insertion telling whether the
+/// tuple is new, so `fresh` holds only new tuples and nothing is sorted or merged. A binary
+/// relation over a large domain is rows ([`Rows`]): a round's outputs are merged into the
+/// lists of the first values they touch, at a cost proportional to what they add. Either way
+/// reads of `old` read the growing relation, a superset, which can only find a derivation
+/// twice, never miss one.
 struct Recursive {
     full: Arc<Relation>,
-    bits: Option<Arc<Cells>>,
+    live: Option<Live>,
     /// The initial facts: what the first round reads (bits would already show that round's
     /// own output, which the second round then joins again as its delta).
     facts: Arc<Relation>,
@@ -78,7 +82,7 @@ struct Recursive {
     delta: Arc<Relation>,
     /// Outputs of this round, with whether each is already known to be disjoint from `full`.
     next: Vec<(Relation, bool)>,
-    /// New tuples of this round, when held as bits.
+    /// This round's new tuples (bits) or candidate tuples (rows), flat.
     fresh: Vec<Vec<Value>>,
     keep_old: bool,
 }
@@ -87,10 +91,13 @@ impl Recursive {
     fn new(facts: Relation, extents: Vec<u32>, keep_old: bool, max_bytes: usize) -> Self {
         let arity = facts.arity();
         let bits_bytes = Cells::bytes_for(&extents).filter(|&b| b <= (max_bytes / 2) as u64);
+        let rows_bytes = extents
+            .first()
+            .map_or(u64::MAX, |&e| u64::from(e).saturating_mul(24));
         let facts = Arc::new(facts);
         let mut rec = Recursive {
             full: facts.clone(),
-            bits: None,
+            live: None,
             facts,
             extents,
             bits_bytes,
@@ -102,6 +109,10 @@ impl Recursive {
         };
         if bits_bytes.is_some_and(|b| b <= BITS_ALWAYS) {
             rec.move_into_bits();
+        } else if arity == 2 && rows_bytes <= (max_bytes / 4) as u64 {
+            let rows = Rows::new(&rec.full, rec.extents[0]);
+            rec.live = Some(Live::Rows(Arc::new(rows)));
+            rec.full = Arc::new(Relation::empty(2));
         }
         rec
     }
@@ -111,14 +122,29 @@ impl Recursive {
     }
 
     fn len(&self) -> usize {
-        self.bits.as_ref().map_or(self.full.len(), |c| c.len())
+        match &self.live {
+            Some(Live::Bits(c)) => c.len(),
+            Some(Live::Rows(r)) => r.len(),
+            None => self.full.len(),
+        }
     }
 
-    /// Moves `full` into bits (when they can be allocated).
+    /// The bits the head is held as, if it is.
+    fn bits(&self) -> Option<Arc<Cells>> {
+        match &self.live {
+            Some(Live::Bits(c)) => Some(c.clone()),
+            _ => None,
+        }
+    }
+
+    /// Moves the relation into bits (when they can be allocated).
     fn move_into_bits(&mut self) {
         let Some(cells) = Cells::new(&self.extents) else {
             return;
         };
+        if let Some(Live::Rows(rows)) = &self.live {
+            self.full = Arc::new(rows.to_relation());
+        }
         let arity = self.arity().max(1);
         let inserted: usize = self
             .full
@@ -135,25 +161,53 @@ impl Recursive {
         if self.arity() == 0 && !self.full.is_empty() && cells.insert(&[]) {
             cells.counted(1);
         }
-        self.bits = Some(Arc::new(cells));
+        self.live = Some(Live::Bits(Arc::new(cells)));
         self.full = Arc::new(Relation::empty(self.arity()));
         self.old = Arc::new(Relation::empty(self.arity()));
     }
 
-    /// Folds this round's outputs in; returns the number of new tuples.
+    /// Folds this round's outputs in; returns the number of new tuples. Nothing else may
+    /// hold the rows then (they are updated in place).
     fn advance(&mut self, slot: usize, limit: usize) -> Result<usize, RelationError> {
-        if self.bits.is_some() {
-            let fresh = std::mem::take(&mut self.fresh);
-            let values = group_by_first(&fresh, self.arity(), self.extents[0]);
-            self.delta = Arc::new(Relation::from_distinct(self.arity(), values));
-            if self.len() > limit {
-                return Err(RelationError::TooManyTuples {
-                    slot,
-                    tuples: self.len(),
-                    limit,
-                });
+        let too_many = |tuples| RelationError::TooManyTuples {
+            slot,
+            tuples,
+            limit,
+        };
+        match &mut self.live {
+            Some(Live::Bits(_)) => {
+                let fresh = std::mem::take(&mut self.fresh);
+                let values = group_by_first(&fresh, self.arity(), self.extents[0]);
+                self.delta = Arc::new(Relation::from_distinct(self.arity(), values));
+                if self.len() > limit {
+                    return Err(too_many(self.len()));
+                }
+                return Ok(self.delta.len());
             }
-            return Ok(self.delta.len());
+            Some(Live::Rows(rows)) => {
+                let mut parts = std::mem::take(&mut self.fresh);
+                parts.extend(
+                    std::mem::take(&mut self.next)
+                        .into_iter()
+                        .map(|(r, _)| r.values().to_vec()),
+                );
+                let rows = Arc::make_mut(rows);
+                let fresh = rows.insert(&parts);
+                let (held, bytes) = (rows.len(), rows.bytes() as u64);
+                self.delta = Arc::new(Relation::from_sorted_flat(2, fresh));
+                if held > limit {
+                    return Err(too_many(held));
+                }
+                // Once the rows take half the space of bits, bits are cheaper from here on.
+                if self
+                    .bits_bytes
+                    .is_some_and(|b| bytes.saturating_mul(2) >= b)
+                {
+                    self.move_into_bits();
+                }
+                return Ok(self.delta.len());
+            }
+            None => {}
         }
         let outputs = std::mem::take(&mut self.next);
         let disjoint = outputs.iter().all(|(_, d)| *d);
@@ -169,11 +223,7 @@ impl Recursive {
         };
         let tuples = self.full.len() + delta.len();
         if tuples > limit {
-            return Err(RelationError::TooManyTuples {
-                slot,
-                tuples,
-                limit,
-            });
+            return Err(too_many(tuples));
         }
         let added = delta.len();
         let full = if delta.is_empty() {
@@ -198,8 +248,9 @@ impl Recursive {
 
     /// The final relation.
     fn finish(self) -> Relation {
-        match self.bits {
-            Some(cells) => cells.to_relation(),
+        match self.live {
+            Some(Live::Bits(cells)) => cells.to_relation(),
+            Some(Live::Rows(rows)) => rows.to_relation(),
             None => Arc::try_unwrap(self.full).unwrap_or_else(|shared| (*shared).clone()),
         }
     }
@@ -340,19 +391,19 @@ fn recursive_source<'a>(slot: usize, rec: &Recursive, version: Option<Version>) 
         return BodySource {
             id: SourceId::Full(slot),
             rel: RelRef::Shared(rec.facts.clone()),
-            bits: None,
+            live: None,
         };
     };
-    let (id, rel, bits) = match (version, &rec.bits) {
+    let (id, rel, live) = match (version, &rec.live) {
         (Version::Delta, _) => (SourceId::Delta(slot), rec.delta.clone(), None),
-        (_, Some(cells)) => (SourceId::Live(slot), rec.full.clone(), Some(cells.clone())),
+        (_, Some(live)) => (SourceId::Live(slot), rec.full.clone(), Some(live.clone())),
         (Version::Old, None) => (SourceId::Old(slot), rec.old.clone(), None),
         (Version::Full, None) => (SourceId::Full(slot), rec.full.clone(), None),
     };
     BodySource {
         id,
         rel: RelRef::Shared(rel),
-        bits,
+        live,
     }
 }
 
@@ -400,7 +451,7 @@ fn run_rounds(
                             BodySource {
                                 id: SourceId::Static(lit.slot),
                                 rel,
-                                bits: None,
+                                live: None,
                             }
                         }
                     };
@@ -412,20 +463,20 @@ fn run_rounds(
                 let Some(k) = find(state, rule.head) else {
                     continue;
                 };
-                let (head_full, head_bits) = state
+                let (head_full, head_bits, head_live) = state
                     .get(k)
-                    .map(|(_, r)| (r.full.clone(), r.bits.clone()))
+                    .map(|(_, r)| (r.full.clone(), r.bits(), r.live.is_some()))
                     .unwrap_or_default();
                 let linear =
                     delta_at
                         .and_then(|d| linear_shape(rule, d))
                         .filter(|&(d, other, _)| {
-                            head_bits.is_none()
+                            !head_live
                                 && sources.get(d).is_some_and(|s| s.rel.is_sorted())
-                                && sources.get(other).is_some_and(|s| s.bits.is_none())
+                                && sources.get(other).is_some_and(|s| s.live.is_none())
                         });
-                if let (Some(chain), Some(d), Some(cells)) = (chain, delta_at, &head_bits) {
-                    if let Some(fresh) = chain.run(d, &sources, &mut cache, cells) {
+                if let (Some(chain), Some(d), true) = (chain, delta_at, head_live) {
+                    if let Some(fresh) = chain.run(d, &sources, &mut cache, head_bits.as_deref()) {
                         if let Some((_, rec)) = state.get_mut(k) {
                             rec.fresh.push(fresh);
                         }
@@ -460,6 +511,8 @@ fn run_rounds(
             }
         }
         stats.iterations += 1;
+        // Drop this round's indexes first: rows are updated in place.
+        cache.next_round();
         let mut changed = false;
         for (slot, rec) in state.iter_mut() {
             let added = rec.advance(*slot, limits.max_tuples)?;
@@ -469,7 +522,6 @@ fn run_rounds(
         if !changed {
             return Ok(stats);
         }
-        cache.next_round();
     }
 }
 

@@ -8,8 +8,9 @@
 //! one round when it is a version (`full`, `old`, `delta`) of a recursive relation.
 
 use crate::bits::Cells;
-use crate::join::BodySource;
+use crate::join::{BodySource, Live};
 use crate::relation::{Relation, Value};
+use crate::rows::Rows;
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub(crate) enum Index<'a> {
     },
     /// A recursive relation held as bits ([`Cells`]), keyed on its first columns.
     Bits { cells: Arc<Cells> },
+    /// A binary recursive relation held as rows ([`Rows`]), keyed on its first column.
+    Rows { rows: Arc<Rows> },
 }
 
 impl std::fmt::Debug for Cells {
@@ -116,6 +119,7 @@ impl<'a> Index<'a> {
                     _ => &[],
                 })
             }
+            Index::Rows { rows } => Some(rows.row(key)),
             _ => None,
         }
     }
@@ -145,7 +149,7 @@ impl<'a> Index<'a> {
             Index::Sorted { rows, key_len, .. } => {
                 rows.row(i).and_then(|r| r.get(*key_len..)).unwrap_or(&[])
             }
-            Index::Bits { .. } => &[],
+            Index::Bits { .. } | Index::Rows { .. } => &[],
         }
     }
 
@@ -155,7 +159,7 @@ impl<'a> Index<'a> {
             Index::Sorted { rows, key_len, .. } => {
                 rows.row(i).and_then(|r| r.get(..*key_len)).unwrap_or(&[])
             }
-            Index::Bits { .. } => &[],
+            Index::Bits { .. } | Index::Rows { .. } => &[],
         }
     }
 }
@@ -192,19 +196,23 @@ pub(crate) struct IndexCache<'a> {
 
 impl<'a> IndexCache<'a> {
     /// The index of a body source on `key_cols`, built on first use. A source held as bits
-    /// is looked up in place when the key is a prefix of its columns; otherwise through a
-    /// sorted copy of its bits.
+    /// is looked up in place when the key is a prefix of its columns, one held as rows when
+    /// the key is its first column; otherwise through a sorted copy.
     pub(crate) fn get(&mut self, src: &BodySource<'a>, key_cols: &[usize]) -> Arc<Index<'a>> {
         let prefix = key_cols.iter().enumerate().all(|(i, &c)| i == c);
         self.map
             .entry((src.id, key_cols.to_vec()))
             .or_insert_with(|| {
-                Arc::new(match &src.bits {
-                    Some(cells) if prefix => Index::Bits {
+                Arc::new(match &src.live {
+                    Some(Live::Bits(cells)) if prefix => Index::Bits {
                         cells: cells.clone(),
                     },
-                    Some(cells) => {
+                    Some(Live::Rows(rows)) if key_cols == [0] => Index::Rows { rows: rows.clone() },
+                    Some(Live::Bits(cells)) => {
                         Index::build(RelRef::Shared(Arc::new(cells.to_relation())), key_cols)
+                    }
+                    Some(Live::Rows(rows)) => {
+                        Index::build(RelRef::Shared(Arc::new(rows.to_relation())), key_cols)
                     }
                     None => Index::build(src.rel.clone(), key_cols),
                 })
@@ -221,6 +229,7 @@ impl<'a> IndexCache<'a> {
             .filter_map(|((id, cols), idx)| match id {
                 SourceId::Static(_) => Some(((id, cols), idx)),
                 SourceId::Live(_) if matches!(*idx, Index::Bits { .. }) => Some(((id, cols), idx)),
+                // Rows change between rounds (in place, once nothing else holds them).
                 SourceId::Full(s) => Some(((SourceId::Old(s), cols), idx)),
                 SourceId::Old(_) | SourceId::Delta(_) | SourceId::Live(_) => None,
             })

@@ -17,6 +17,7 @@ use crate::bits::Cells;
 use crate::error::RelationError;
 use crate::index::{Index, IndexCache, RelRef, SourceId};
 use crate::relation::{Relation, Value};
+use crate::rows::Rows;
 use crate::rule::{CmpOp, Comparison, Rule, Term};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -26,17 +27,30 @@ use std::sync::Arc;
 pub(crate) struct BodySource<'a> {
     /// Cache identity of the relation version.
     pub(crate) id: SourceId,
-    /// The relation version itself (empty when it is held as bits).
+    /// The relation version itself (empty when it is held another way).
     pub(crate) rel: RelRef<'a>,
-    /// The relation as bits, for a recursive relation held that way: looked up in place when
-    /// the key is a prefix of its columns, else through a sorted copy made once per round.
-    pub(crate) bits: Option<Arc<Cells>>,
+    /// A recursive relation held as bits or rows as it grows: looked up in place when the
+    /// key suits the form, else through a sorted copy made once per round.
+    pub(crate) live: Option<Live>,
+}
+
+/// The growing forms of a recursive relation.
+#[derive(Clone, Debug)]
+pub(crate) enum Live {
+    /// One bit per cell (small domains).
+    Bits(Arc<Cells>),
+    /// Sorted lists per first value (binary relations over large domains).
+    Rows(Arc<Rows>),
 }
 
 impl BodySource<'_> {
     /// Number of tuples.
     pub(crate) fn len(&self) -> usize {
-        self.bits.as_ref().map_or(self.rel.len(), |c| c.len())
+        match &self.live {
+            Some(Live::Bits(c)) => c.len(),
+            Some(Live::Rows(r)) => r.len(),
+            None => self.rel.len(),
+        }
     }
 }
 
@@ -430,6 +444,14 @@ impl<'a> Plan<'a> {
                         let (pos, hi) = index.range(key_vals);
                         Cursor::Rows { pos, hi }
                     }
+                    Index::Rows { rows } => match key_vals {
+                        [k] => Cursor::List {
+                            key: *k,
+                            pos: 0,
+                            hi: rows.row(*k).len(),
+                        },
+                        _ => Cursor::Done,
+                    },
                 }
             }
             Step::Enumerate { extent, .. } => Cursor::Values {
@@ -471,6 +493,20 @@ impl<'a> Plan<'a> {
                     }
                 }
                 *next = *end;
+                false
+            }
+            (Step::Join { index, binds, .. }, Cursor::List { key, pos, hi }) => {
+                let Index::Rows { rows } = &**index else {
+                    return false;
+                };
+                let row = rows.row(*key);
+                while *pos < *hi {
+                    let v = row.get(*pos).copied().unwrap_or(0);
+                    *pos += 1;
+                    if apply_binds(&[v], binds, binding) {
+                        return true;
+                    }
+                }
                 false
             }
             (Step::Enumerate { var, .. }, Cursor::Values { next, end }) => {
@@ -523,6 +559,8 @@ enum Cursor {
     Rows { pos: usize, hi: usize },
     /// Cells `next..end` of a bitset index, whose key's cells start at `base`.
     Cells { next: u64, end: u64, base: u64 },
+    /// Entries `pos..hi` of the list of one first value of a relation held as rows.
+    List { key: Value, pos: usize, hi: usize },
     /// Values `next..end` of an enumerated variable.
     Values { next: u32, end: u32 },
     /// A test or an assignment not yet made.

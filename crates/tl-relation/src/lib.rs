@@ -32,6 +32,7 @@ mod index;
 mod join;
 mod linear;
 pub mod relation;
+mod rows;
 pub mod rule;
 
 pub use error::RelationError;
