@@ -197,7 +197,7 @@ mod tests {
         // A large round (more candidates than rows) takes the counting path.
         let many: Vec<Value> = (0..64).flat_map(|i| [i % 4, (i * 7) % 11]).collect();
         let before = rows.len();
-        let fresh = rows.insert(&[many.clone()]);
+        let fresh = rows.insert(std::slice::from_ref(&many));
         let want = Relation::from_flat(2, many).difference(&start);
         assert_eq!(fresh.len() / 2 + before, rows.len());
         for t in want.iter() {
