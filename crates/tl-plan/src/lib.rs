@@ -349,7 +349,7 @@ fn pick_storage(
         .map(|(id, (t, s))| {
             let cells: u128 = s.iter().map(|&e| e as u128).product();
             let rules_only = t.kind == TensorKind::Relation && t.equations.is_empty();
-            let tuples_pay = !dense_readers && !read_by_real[id] && !t.rules.is_empty();
+            let tuples_pay = !dense_readers && !read_by_real[id];
             if rules_only && (cells > dense_cells || tuples_pay) {
                 Storage::Sparse
             } else {

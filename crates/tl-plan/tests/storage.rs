@@ -1,4 +1,5 @@
-//! Which relations are stored dense: the CPU's threshold (2^22 cells) and a GPU's (2^28).
+//! Which relations are stored dense: on a GPU up to 2^28 cells; on the CPU up to 2^22 cells,
+//! and only when a real equation reads them (rules, counts and queries read tuples).
 
 use tl_plan::{PlanOptions, Storage};
 
@@ -40,7 +41,20 @@ fn a_gpu_keeps_larger_relations_dense() {
         storage_of_e(big, PlanOptions::for_accelerator(true)),
         Storage::Sparse
     );
-    // Small relations are dense everywhere.
+    // Small relations read only by rules are tuples on the CPU, dense on a GPU.
     let small = "E(0, 0)\nE(9, 9)\nR(x, y) <- E(x, y)\n";
-    assert_eq!(storage_of_e(small, PlanOptions::default()), Storage::Dense);
+    assert_eq!(storage_of_e(small, PlanOptions::default()), Storage::Sparse);
+    assert_eq!(
+        storage_of_e(small, PlanOptions::for_accelerator(true)),
+        Storage::Dense
+    );
+    // A small relation that a real equation reads is dense on the CPU too; a count is not
+    // such a reader.
+    let read = "E(0, 0)\nE(9, 9)\nW[y] = 0.5\nH[x] = E(x, y) W[y]\n";
+    assert_eq!(storage_of_e(read, PlanOptions::default()), Storage::Dense);
+    let counted = "E(0, 0)\nE(9, 9)\nN = E(x, y)\n";
+    assert_eq!(
+        storage_of_e(counted, PlanOptions::default()),
+        Storage::Sparse
+    );
 }
