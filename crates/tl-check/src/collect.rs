@@ -16,8 +16,8 @@ pub enum Source {
     None,
     /// Dense data.
     Data(HostTensor, Span),
-    /// Relation rows from a CSV file.
-    Rows(Vec<Vec<String>>, Span),
+    /// Relation rows from a CSV file, column by column.
+    Rows(tl_io::CsvColumns, Span),
     /// Relation tuples as element numbers, over axes whose extents are already fixed.
     Tuples(Vec<Vec<u32>>, Span),
     /// A declared parameter.
@@ -379,30 +379,34 @@ impl<'a> Checker<'a> {
                 self.set_source(id, Source::Data(t, span), span);
             }
             Loaded::Rows(rows) => {
-                let arity = rows.first().map_or(0, Vec::len);
+                let arity = rows.columns.len();
                 self.drafts[id].relation = true;
                 if self.set_rank(id, arity, span) {
                     let axes = self.drafts[id].axes.clone();
-                    for (col, &axis) in axes.iter().enumerate() {
-                        let ints: Option<Vec<i64>> = rows
-                            .iter()
-                            .map(|r| {
-                                r.get(col)
-                                    .and_then(|f| f.parse::<i64>().ok())
-                                    .filter(|&v| v >= 0)
-                            })
-                            .collect();
-                        match ints {
-                            Some(values) => {
-                                if let Some(&max) = values.iter().max() {
-                                    self.uf.add_integer(axis, max, span);
+                    for (column, &axis) in rows.columns.iter().zip(&axes) {
+                        match column {
+                            tl_io::CsvColumn::Ints(values) => {
+                                let Some(&max) = values.iter().max() else {
+                                    continue;
+                                };
+                                // Element numbers are 32-bit: the largest is 2^32 - 2.
+                                if max >= u64::from(u32::MAX) {
+                                    return Err(CheckError::Data {
+                                        message: format!(
+                                            "`{}` has the integer {max} in column {}, past the largest element number, {}",
+                                            def.lhs.name.name,
+                                            axes.iter().position(|a| *a == axis).unwrap_or(0) + 1,
+                                            u32::MAX - 1
+                                        ),
+                                        hint: Some("integer columns index axes; renumber the values, or quote them so they read as symbols".into()),
+                                        span,
+                                    });
                                 }
+                                self.uf.add_integer(axis, max as i64, span);
                             }
-                            None => {
-                                for row in &rows {
-                                    if let Some(field) = row.get(col) {
-                                        self.uf.add_symbol(axis, field, span)?;
-                                    }
+                            tl_io::CsvColumn::Symbols { names, .. } => {
+                                for name in names {
+                                    self.uf.add_symbol(axis, name, span)?;
                                 }
                             }
                         }

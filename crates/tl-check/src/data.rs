@@ -14,8 +14,8 @@ use tl_syntax::Span;
 pub enum Loaded {
     /// A dense tensor (from a literal, `.npy` or `.safetensors`).
     Tensor(HostTensor),
-    /// Rows of a relation (from `.csv`), as written.
-    Rows(Vec<Vec<String>>),
+    /// A relation from `.csv`, column by column.
+    Rows(tl_io::CsvColumns),
     /// Tuples of a relation as element numbers, with the extent of each axis (tokenized text).
     Tuples {
         /// One tuple per true cell.

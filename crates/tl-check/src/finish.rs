@@ -331,23 +331,43 @@ impl SymbolFixer<'_> {
                 Source::Data(h, _) => Definition::Data(h.clone()),
                 Source::Param(init, _) => Definition::Param(init.clone()),
                 Source::Rows(rows, _) => {
-                    let mut tuples = std::mem::take(&mut facts);
-                    for row in rows {
-                        let tuple: Option<Vec<u32>> = row
-                            .iter()
-                            .zip(&axes)
-                            .map(|(s, &dom)| {
-                                self.domains.list[dom]
-                                    .index_of(s)
-                                    .map(|p| p as u32)
-                                    .or_else(|| {
-                                        if self.domains.list[dom].is_symbolic() {
-                                            None
+                    // Each column's values as element numbers: integers are their own
+                    // number, symbols are looked up once per distinct symbol.
+                    let numbers: Vec<Vec<Option<u32>>> = rows
+                        .columns
+                        .iter()
+                        .zip(&axes)
+                        .map(|(column, &dom)| {
+                            let domain = &self.domains.list[dom];
+                            match column {
+                                tl_io::CsvColumn::Ints(values) => values
+                                    .iter()
+                                    .map(|&v| {
+                                        if domain.is_symbolic() {
+                                            domain.index_of(&v.to_string()).map(|p| p as u32)
                                         } else {
-                                            s.parse().ok()
+                                            u32::try_from(v).ok()
                                         }
                                     })
-                            })
+                                    .collect(),
+                                tl_io::CsvColumn::Symbols { ids, names } => {
+                                    let of_name: Vec<Option<u32>> = names
+                                        .iter()
+                                        .map(|n| domain.index_of(n).map(|p| p as u32))
+                                        .collect();
+                                    ids.iter()
+                                        .map(|&i| of_name.get(i as usize).copied().flatten())
+                                        .collect()
+                                }
+                            }
+                        })
+                        .collect();
+                    let mut tuples = std::mem::take(&mut facts);
+                    tuples.reserve(rows.rows);
+                    for i in 0..rows.rows {
+                        let tuple: Option<Vec<u32>> = numbers
+                            .iter()
+                            .map(|c| c.get(i).copied().flatten())
                             .collect();
                         tuples.extend(tuple);
                     }

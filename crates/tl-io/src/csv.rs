@@ -18,18 +18,90 @@ use std::path::Path;
 /// - Blank lines and lines starting with `#` are skipped.
 /// - Every row must have as many fields as the first; otherwise [`IoError::Ragged`] names the
 ///   offending line. Text must be UTF-8.
-pub fn read_csv_relation(path: &Path) -> Result<Vec<Vec<String>>, IoError> {
-    let file = std::fs::File::open(path).map_err(|e| IoError::from_read(path, &e))?;
+///
+/// The result is column by column: a column whose fields are all non-negative integers is
+/// kept as numbers (parsed once, no text kept), any other as symbol numbers in order of first
+/// appearance with the symbols' names, so a large file costs one pass and one allocation per
+/// distinct symbol.
+pub fn read_csv_relation(path: &Path) -> Result<CsvColumns, IoError> {
+    let bytes = std::fs::read(path).map_err(|e| IoError::from_read(path, &e))?;
+    // Columns are numbers until a field is not one; then the file is read again with that
+    // column as symbols, so that every field keeps its text exactly ("007" stays "007").
+    let mut symbolic: Vec<bool> = Vec::new();
+    loop {
+        match read_columns(path, &bytes, &symbolic)? {
+            Ok(columns) => return Ok(columns),
+            Err(col) => {
+                if symbolic.len() <= col {
+                    symbolic.resize(col + 1, false);
+                }
+                symbolic[col] = true;
+            }
+        }
+    }
+}
+
+/// A relation read from a CSV file, one entry per column.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct CsvColumns {
+    /// Number of rows (facts).
+    pub rows: usize,
+    /// The columns, in file order.
+    pub columns: Vec<CsvColumn>,
+}
+
+/// One column of a CSV relation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CsvColumn {
+    /// Every field is a non-negative integer: the values, one per row.
+    Ints(Vec<u64>),
+    /// Symbols: each row's symbol number, and the symbols in order of first appearance.
+    Symbols {
+        /// One symbol number per row.
+        ids: Vec<u32>,
+        /// The distinct symbols, numbered by first appearance.
+        names: Vec<String>,
+    },
+}
+
+impl CsvColumn {
+    /// The field of row `i` as text.
+    pub fn text(&self, i: usize) -> Option<String> {
+        match self {
+            CsvColumn::Ints(v) => v.get(i).map(u64::to_string),
+            CsvColumn::Symbols { ids, names } => {
+                ids.get(i).and_then(|&k| names.get(k as usize)).cloned()
+            }
+        }
+    }
+}
+
+/// One column being read.
+enum Building {
+    Ints(Vec<u64>),
+    Symbols {
+        ids: Vec<u32>,
+        names: Vec<String>,
+        lookup: std::collections::HashMap<String, u32>,
+    },
+}
+
+/// Reads the columns, with `symbolic[c]` columns as symbols; `Ok(Err(c))` when column `c`
+/// held a field that is not a non-negative integer although it was read as numbers.
+fn read_columns(
+    path: &Path,
+    bytes: &[u8],
+    symbolic: &[bool],
+) -> Result<Result<CsvColumns, usize>, IoError> {
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
         .delimiter(delimiter_for(path))
         .comment(Some(b'#'))
         .flexible(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(file);
-
-    let mut rows: Vec<Vec<String>> = Vec::new();
+        .from_reader(bytes);
     let mut record = ByteRecord::new();
+    let mut columns: Vec<Building> = Vec::new();
+    let mut rows = 0usize;
     // Arity and start byte of the first row.
     let mut arity: Option<(usize, u64)> = None;
     loop {
@@ -44,7 +116,22 @@ pub fn read_csv_relation(path: &Path) -> Result<Vec<Vec<String>>, IoError> {
             continue;
         }
         match arity {
-            None => arity = Some((record.len(), byte)),
+            None => {
+                arity = Some((record.len(), byte));
+                columns = (0..record.len())
+                    .map(|c| {
+                        if symbolic.get(c).copied().unwrap_or(false) {
+                            Building::Symbols {
+                                ids: Vec::new(),
+                                names: Vec::new(),
+                                lookup: Default::default(),
+                            }
+                        } else {
+                            Building::Ints(Vec::new())
+                        }
+                    })
+                    .collect();
+            }
             Some((expected, first_byte)) if expected != record.len() => {
                 return Err(IoError::Ragged {
                     path: path.to_path_buf(),
@@ -56,17 +143,49 @@ pub fn read_csv_relation(path: &Path) -> Result<Vec<Vec<String>>, IoError> {
             }
             Some(_) => {}
         }
-        let mut row = Vec::with_capacity(record.len());
-        for field in record.iter() {
+        for (c, (field, column)) in record.iter().zip(columns.iter_mut()).enumerate() {
             let text = std::str::from_utf8(field).map_err(|_| {
                 let line = line_of(path, byte);
                 IoError::malformed(path, format!("line {line}: text is not valid UTF-8"))
             })?;
-            row.push(unquote(text.trim()));
+            let text = text.trim();
+            let text: Cow<'_, str> = if text.starts_with('"') {
+                Cow::Owned(unquote(text))
+            } else {
+                Cow::Borrowed(text)
+            };
+            match column {
+                Building::Ints(values) => match text.parse::<u64>() {
+                    Ok(v) => values.push(v),
+                    _ => return Ok(Err(c)),
+                },
+                Building::Symbols { ids, names, lookup } => {
+                    let id = match lookup.get(&*text) {
+                        Some(&id) => id,
+                        None => {
+                            let name = text.into_owned();
+                            let id = u32::try_from(names.len()).map_err(|_| {
+                                IoError::malformed(path, "more than 2^32 distinct symbols")
+                            })?;
+                            lookup.insert(name.clone(), id);
+                            names.push(name);
+                            id
+                        }
+                    };
+                    ids.push(id);
+                }
+            }
         }
-        rows.push(row);
+        rows += 1;
     }
-    Ok(rows)
+    let columns = columns
+        .into_iter()
+        .map(|c| match c {
+            Building::Ints(v) => CsvColumn::Ints(v),
+            Building::Symbols { ids, names, .. } => CsvColumn::Symbols { ids, names },
+        })
+        .collect();
+    Ok(Ok(CsvColumns { rows, columns }))
 }
 
 /// Writes `rows` as a CSV relation (no header; fields quoted only where needed), atomically, in

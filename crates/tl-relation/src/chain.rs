@@ -108,31 +108,34 @@ impl Chain {
         let forward = self.hops[q].forward;
         let pairs = delta.rel.values().as_chunks::<2>().0;
         let chunk = (pairs.len() / (rayon::current_num_threads() * 8)).max(512);
-        let parts: Vec<Vec<Value>> = pairs
-            .par_chunks(chunk)
-            .map(|part| {
-                let mut out = Vec::new();
-                let (mut xs, mut ys) = (Vec::new(), Vec::new());
-                let mut scratch = Vec::new();
-                for &[a, b] in part {
-                    let (s, t) = if forward { (a, b) } else { (b, a) };
-                    let xs = reach(&left, s, &mut xs, &mut scratch);
-                    if xs.is_empty() {
-                        continue;
-                    }
-                    let ys = reach(&right, t, &mut ys, &mut scratch);
-                    for &x in xs {
-                        for &y in ys {
-                            if cells.is_none_or(|c| c.insert(&[x, y])) {
-                                out.push(x);
-                                out.push(y);
-                            }
+        let work = |part: &[[Value; 2]]| {
+            let mut out = Vec::new();
+            let (mut xs, mut ys) = (Vec::new(), Vec::new());
+            let mut scratch = Vec::new();
+            for &[a, b] in part {
+                let (s, t) = if forward { (a, b) } else { (b, a) };
+                let xs = reach(&left, s, &mut xs, &mut scratch);
+                if xs.is_empty() {
+                    continue;
+                }
+                let ys = reach(&right, t, &mut ys, &mut scratch);
+                for &x in xs {
+                    for &y in ys {
+                        if cells.is_none_or(|c| c.insert(&[x, y])) {
+                            out.push(x);
+                            out.push(y);
                         }
                     }
                 }
-                out
-            })
-            .collect();
+            }
+            out
+        };
+        // Small deltas (deep recursions add a few tuples per round) stay on this thread.
+        let parts: Vec<Vec<Value>> = if pairs.len() <= chunk {
+            vec![work(pairs)]
+        } else {
+            pairs.par_chunks(chunk).map(work).collect()
+        };
         if let Some(cells) = cells {
             cells.counted(parts.iter().map(|p| p.len() / 2).sum());
         }

@@ -33,13 +33,53 @@ impl Default for Limits {
     }
 }
 
-/// What the fixpoint loop did, for diagnostics and benchmarks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the fixpoint loop did, for diagnostics, benchmarks and `--profile`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FixpointStats {
     /// Number of rounds run (the first round evaluates every rule on the initial contents).
     pub iterations: usize,
     /// Number of tuples added to the head relations beyond their initial facts.
     pub derived: usize,
+    /// Per rule, in the order given.
+    pub rules: Vec<RuleStats>,
+    /// How each head relation was held while it was derived, by slot.
+    pub forms: Vec<(usize, Form)>,
+}
+
+/// The work of one rule in one stratum evaluation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    /// How many times a variant of it was evaluated (one per recursive atom per round).
+    pub runs: usize,
+    /// Tuples it produced: the new ones when its head grows as bits, else every tuple it
+    /// derived before duplicates were removed.
+    pub tuples: usize,
+    /// Time spent evaluating it.
+    pub time: std::time::Duration,
+}
+
+/// How a head relation is held while a stratum is evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// Sorted tuples, merged each round.
+    Tuples,
+    /// One bit per cell.
+    Bits,
+    /// A sorted list per first value.
+    Rows,
+    /// Computed whole as a transitive closure, without rounds.
+    Closure,
+}
+
+impl std::fmt::Display for Form {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Form::Tuples => "sorted tuples",
+            Form::Bits => "bits",
+            Form::Rows => "rows",
+            Form::Closure => "closure",
+        })
+    }
 }
 
 /// Bitsets up to this size are always used for a head relation; larger ones once its tuples
@@ -126,6 +166,15 @@ impl Recursive {
             Some(Live::Bits(c)) => c.len(),
             Some(Live::Rows(r)) => r.len(),
             None => self.full.len(),
+        }
+    }
+
+    /// How the relation is held now.
+    fn form(&self) -> Form {
+        match &self.live {
+            Some(Live::Bits(_)) => Form::Bits,
+            Some(Live::Rows(_)) => Form::Rows,
+            None => Form::Tuples,
         }
     }
 
@@ -323,6 +372,7 @@ pub fn evaluate_stratum(
     for rule in rules {
         rule.validate(slots, |s| heads.binary_search(&s).is_ok())?;
     }
+    let started = std::time::Instant::now();
     if let [head] = heads[..] {
         let base = crate::closure::closure_base(rules, head);
         let facts = slots.get(head).map_or(0, Relation::len);
@@ -335,9 +385,23 @@ pub fn evaluate_stratum(
             if let Some(slot) = slots.get_mut(head) {
                 *slot = closure;
             }
+            // The closure's time and tuples are the recursive rule's (the first, if several).
+            let mut stats = vec![RuleStats::default(); rules.len()];
+            let rec = rules
+                .iter()
+                .position(|r| r.body.iter().any(|l| l.slot == head));
+            if let Some(s) = rec.and_then(|k| stats.get_mut(k)) {
+                *s = RuleStats {
+                    runs: 1,
+                    tuples: derived,
+                    time: started.elapsed(),
+                };
+            }
             return Ok(FixpointStats {
                 iterations: 1,
                 derived,
+                rules: stats,
+                forms: vec![(head, Form::Closure)],
             });
         }
     }
@@ -415,13 +479,16 @@ fn run_rounds(
     limits: &Limits,
 ) -> Result<FixpointStats, RelationError> {
     let mut cache = IndexCache::default();
-    let mut stats = FixpointStats::default();
+    let mut stats = FixpointStats {
+        rules: vec![RuleStats::default(); rules.len()],
+        ..FixpointStats::default()
+    };
     let find =
         |state: &[(usize, Recursive)], slot: usize| state.iter().position(|(h, _)| *h == slot);
     let chains: Vec<Option<Chain>> = rules.iter().map(Chain::of).collect();
     loop {
         let first_round = stats.iterations == 0;
-        for (rule, chain) in rules.iter().zip(&chains) {
+        for (r, (rule, chain)) in rules.iter().zip(&chains).enumerate() {
             let rec_pos = recursive_positions(rule, heads);
             let variants: Vec<Option<usize>> = if first_round {
                 vec![None]
@@ -475,38 +542,47 @@ fn run_rounds(
                                 && sources.get(d).is_some_and(|s| s.rel.is_sorted())
                                 && sources.get(other).is_some_and(|s| s.live.is_none())
                         });
-                if let (Some(chain), Some(d), true) = (chain, delta_at, head_live) {
-                    if let Some(fresh) = chain.run(d, &sources, &mut cache, head_bits.as_deref()) {
-                        if let Some((_, rec)) = state.get_mut(k) {
-                            rec.fresh.push(fresh);
+                let timer = std::time::Instant::now();
+                let output = 'eval: {
+                    if let (Some(chain), Some(d), true) = (chain, delta_at, head_live) {
+                        if let Some(fresh) =
+                            chain.run(d, &sources, &mut cache, head_bits.as_deref())
+                        {
+                            break 'eval Output::Fresh(fresh);
                         }
-                        continue;
                     }
-                }
-                let produced = match linear {
-                    Some((d, other, key_col)) => match (sources.get(d), sources.get(other)) {
-                        (Some(delta), Some(step)) => {
-                            let index: Arc<Index<'_>> = cache.get(step, &[key_col]);
-                            (delta_step(&delta.rel, &index, &head_full), true)
-                        }
-                        _ => continue,
-                    },
-                    None => {
-                        let plan = Plan::new(rule, &sources, delta_at, &mut cache);
-                        let target = head_bits.as_deref().map_or(Target::Tuples, Target::Bits);
-                        match plan.execute(rule.head, limits.max_tuples, target)? {
-                            Produced::Sorted(r) => (r, false),
-                            Produced::Fresh(values) => {
-                                if let Some((_, rec)) = state.get_mut(k) {
-                                    rec.fresh.push(values);
-                                }
-                                continue;
+                    match linear {
+                        Some((d, other, key_col)) => match (sources.get(d), sources.get(other)) {
+                            (Some(delta), Some(step)) => {
+                                let index: Arc<Index<'_>> = cache.get(step, &[key_col]);
+                                Output::Next(delta_step(&delta.rel, &index, &head_full), true)
+                            }
+                            _ => Output::Fresh(Vec::new()),
+                        },
+                        None => {
+                            let plan = Plan::new(rule, &sources, delta_at, &mut cache);
+                            let target = head_bits.as_deref().map_or(Target::Tuples, Target::Bits);
+                            match plan.execute(rule.head, limits.max_tuples, target)? {
+                                Produced::Sorted(r) => Output::Next(r, false),
+                                Produced::Fresh(values) => Output::Fresh(values),
                             }
                         }
                     }
                 };
+                let arity = rule.head_args.len().max(1);
+                if let Some(st) = stats.rules.get_mut(r) {
+                    st.runs += 1;
+                    st.time += timer.elapsed();
+                    st.tuples += match &output {
+                        Output::Fresh(v) => v.len() / arity,
+                        Output::Next(rel, _) => rel.len(),
+                    };
+                }
                 if let Some((_, rec)) = state.get_mut(k) {
-                    rec.next.push(produced);
+                    match output {
+                        Output::Fresh(v) => rec.fresh.push(v),
+                        Output::Next(rel, disjoint) => rec.next.push((rel, disjoint)),
+                    }
                 }
             }
         }
@@ -520,9 +596,21 @@ fn run_rounds(
             changed |= added > 0;
         }
         if !changed {
+            stats.forms = state
+                .iter()
+                .map(|(slot, rec)| (*slot, rec.form()))
+                .collect();
             return Ok(stats);
         }
     }
+}
+
+/// What one rule variant produced.
+enum Output {
+    /// Tuples new to the head's bits, or candidates for its rows (flat).
+    Fresh(Vec<Value>),
+    /// A sorted relation, and whether it is known to be disjoint from what is known.
+    Next(Relation, bool),
 }
 
 /// Recognises `H(u, w) <- D(u, y), S(y, w)` (S's columns in either order) with `D` at `delta_at`:

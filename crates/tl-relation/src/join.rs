@@ -326,22 +326,25 @@ impl<'a> Plan<'a> {
                 let (lo, hi) = index.range(&key);
                 let chunk = ((hi - lo) / (rayon::current_num_threads() * 8)).max(256);
                 let starts: Vec<usize> = (lo..hi).step_by(chunk).collect();
-                starts
-                    .into_par_iter()
-                    .map(|start| {
-                        let mut sink = Sink::new(arity, limit, target);
-                        let mut binding = vec![0; self.vars];
-                        let mut cursors = Vec::new();
-                        for i in start..(start + chunk).min(hi) {
-                            if apply_binds(index.rest_row(i), binds, &mut binding)
-                                && !self.walk(f + 1, &mut binding, &mut cursors, &mut sink)
-                            {
-                                break;
-                            }
+                let work = |start: usize| {
+                    let mut sink = Sink::new(arity, limit, target);
+                    let mut binding = vec![0; self.vars];
+                    let mut cursors = Vec::new();
+                    for i in start..(start + chunk).min(hi) {
+                        if apply_binds(index.rest_row(i), binds, &mut binding)
+                            && !self.walk(f + 1, &mut binding, &mut cursors, &mut sink)
+                        {
+                            break;
                         }
-                        sink
-                    })
-                    .collect()
+                    }
+                    sink
+                };
+                // One chunk (a small first relation) runs on this thread.
+                if starts.len() <= 1 {
+                    starts.into_iter().map(work).collect()
+                } else {
+                    starts.into_par_iter().map(work).collect()
+                }
             }
             _ => {
                 let mut sink = Sink::new(arity, limit, target);

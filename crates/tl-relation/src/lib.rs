@@ -36,6 +36,6 @@ mod rows;
 pub mod rule;
 
 pub use error::RelationError;
-pub use fixpoint::{evaluate_stratum, FixpointStats, Limits};
+pub use fixpoint::{evaluate_stratum, FixpointStats, Form, Limits, RuleStats};
 pub use relation::{Relation, Value};
 pub use rule::{CmpOp, Comparison, Literal, Rule, Term};

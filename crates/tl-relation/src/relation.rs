@@ -137,6 +137,12 @@ impl Relation {
         }
     }
 
+    /// Whether `other` is this very value (a copy sharing its tuple buffer): a check in
+    /// constant time, for caches of what was computed from a relation.
+    pub fn shares_data(&self, other: &Relation) -> bool {
+        Arc::ptr_eq(&self.data, &other.data) && self.arity == other.arity && self.rows == other.rows
+    }
+
     /// Number of arguments of every tuple.
     pub fn arity(&self) -> usize {
         self.arity

@@ -55,7 +55,8 @@ impl Rows {
     pub(crate) fn insert(&mut self, parts: &[Vec<Value>]) -> Vec<Value> {
         let total: usize = parts.iter().map(|p| p.len() / 2).sum();
         let n = self.rows.len();
-        let fresh: Vec<(Value, Vec<Value>)> = if total.saturating_mul(8) < n {
+        let mut out = Vec::new();
+        if total.saturating_mul(4) < n {
             let mut cand: Vec<[Value; 2]> = parts
                 .iter()
                 .flat_map(|p| p.as_chunks::<2>().0.iter().copied())
@@ -63,18 +64,20 @@ impl Rows {
                 .collect();
             cand.sort_unstable();
             cand.dedup();
-            let mut fresh = Vec::new();
+            let (mut values, mut new) = (Vec::new(), Vec::new());
             for group in cand.chunk_by(|a, b| a[0] == b[0]) {
                 let r = group[0][0];
-                let values: Vec<Value> = group.iter().map(|t| t[1]).collect();
+                values.clear();
+                values.extend(group.iter().map(|t| t[1]));
                 if let Some(row) = self.rows.get_mut(r as usize) {
-                    let new = merge_new(row, &values);
-                    if !new.is_empty() {
-                        fresh.push((r, new));
+                    new.clear();
+                    merge_new(row, &values, &mut new);
+                    for &v in &new {
+                        out.push(r);
+                        out.push(v);
                     }
                 }
             }
-            fresh
         } else {
             // Counting sort of the candidates by first value.
             let mut starts = vec![0usize; n + 1];
@@ -96,31 +99,36 @@ impl Rows {
                     *f += 1;
                 }
             }
-            self.rows
-                .par_iter_mut()
-                .enumerate()
-                .filter_map(|(r, row)| {
-                    let cand = grouped.get(starts[r]..starts[r + 1])?;
-                    if cand.is_empty() {
-                        return None;
-                    }
-                    let mut cand = cand.to_vec();
-                    cand.sort_unstable();
-                    cand.dedup();
-                    let new = merge_new(row, &cand);
-                    (!new.is_empty()).then_some((r as Value, new))
-                })
-                .collect()
-        };
-        let added: usize = fresh.iter().map(|(_, v)| v.len()).sum();
-        self.count += added;
-        let mut out = Vec::with_capacity(2 * added);
-        for (r, vs) in fresh {
-            for v in vs {
-                out.push(r);
-                out.push(v);
+            // Rows are independent: large rounds merge them in parallel.
+            let merge = |(r, row): (usize, &mut Vec<Value>)| {
+                let cand = grouped.get(starts[r]..starts[r + 1]).unwrap_or(&[]);
+                if cand.is_empty() {
+                    return None;
+                }
+                let mut cand = cand.to_vec();
+                cand.sort_unstable();
+                cand.dedup();
+                let mut new = Vec::new();
+                merge_new(row, &cand, &mut new);
+                (!new.is_empty()).then_some((r as Value, new))
+            };
+            let fresh: Vec<(Value, Vec<Value>)> = if total > 1 << 16 {
+                self.rows
+                    .par_iter_mut()
+                    .enumerate()
+                    .filter_map(merge)
+                    .collect()
+            } else {
+                self.rows.iter_mut().enumerate().filter_map(merge).collect()
+            };
+            for (r, vs) in fresh {
+                for v in vs {
+                    out.push(r);
+                    out.push(v);
+                }
             }
         }
+        self.count += out.len() / 2;
         out
     }
 
@@ -137,43 +145,34 @@ impl Rows {
     }
 }
 
-/// Merges sorted distinct `cand` into sorted distinct `row`, returning the values of `cand`
-/// that `row` did not hold.
-fn merge_new(row: &mut Vec<Value>, cand: &[Value]) -> Vec<Value> {
-    let mut new = Vec::new();
+/// Merges sorted distinct `cand` into sorted distinct `row` in place (from the back, so
+/// nothing moves twice and no second list is allocated), appending to `new` the values of
+/// `cand` that `row` did not hold.
+fn merge_new(row: &mut Vec<Value>, cand: &[Value], new: &mut Vec<Value>) {
+    let start = new.len();
     if row.is_empty() {
         row.extend_from_slice(cand);
-        return cand.to_vec();
+        new.extend_from_slice(cand);
+        return;
     }
-    for &c in cand {
-        if row.binary_search(&c).is_err() {
-            new.push(c);
+    new.extend(cand.iter().filter(|c| row.binary_search(c).is_err()));
+    let added = new.get(start..).unwrap_or(&[]);
+    if added.is_empty() {
+        return;
+    }
+    let (m, k) = (row.len(), added.len());
+    row.resize(m + k, 0);
+    let (mut i, mut j, mut w) = (m, k, m + k);
+    while j > 0 {
+        w -= 1;
+        if i > 0 && row[i - 1] > added[j - 1] {
+            row[w] = row[i - 1];
+            i -= 1;
+        } else {
+            row[w] = added[j - 1];
+            j -= 1;
         }
     }
-    if new.is_empty() {
-        return new;
-    }
-    let mut merged = Vec::with_capacity(row.len() + new.len());
-    let (mut i, mut j) = (0, 0);
-    while i < row.len() || j < new.len() {
-        match (row.get(i), new.get(j)) {
-            (Some(&a), Some(&b)) if b < a => {
-                merged.push(b);
-                j += 1
-            }
-            (Some(&a), _) => {
-                merged.push(a);
-                i += 1
-            }
-            (None, Some(&b)) => {
-                merged.push(b);
-                j += 1
-            }
-            (None, None) => break,
-        }
-    }
-    *row = merged;
-    new
 }
 
 #[cfg(test)]

@@ -112,6 +112,25 @@ pub struct Engine<'a> {
     /// When set, every plan evaluation is timed (the device synchronised around it) and its
     /// time added to its statement's entry (`tl bench --profile`).
     pub profile: Option<HashMap<Span, (std::time::Duration, usize)>>,
+    /// When set, every stratum the tuple engine evaluates adds its statistics here
+    /// (`tl run --profile`).
+    pub relation_profile: Option<Vec<StratumProfile>>,
+}
+
+/// What the tuple engine did for one stratum: per head, how it was held and how many tuples
+/// it ended with; per rule, its statistics; the rounds, the time and where it ran.
+#[derive(Clone, Debug)]
+pub struct StratumProfile {
+    /// Each head relation, its form while derived, and its final tuple count.
+    pub heads: Vec<(String, tl_relation::Form, usize)>,
+    /// Each rule (its statement) and what it did.
+    pub rules: Vec<(Span, tl_relation::RuleStats)>,
+    /// Rounds of the fixpoint loop.
+    pub rounds: usize,
+    /// Wall time of the whole stratum.
+    pub time: std::time::Duration,
+    /// Where it ran.
+    pub device: String,
 }
 
 impl<'a> Engine<'a> {
@@ -158,6 +177,7 @@ impl<'a> Engine<'a> {
             record: false,
             traces: HashMap::new(),
             profile: None,
+            relation_profile: None,
             sparse_cache: HashMap::new(),
             sparse_counts: HashMap::new(),
         }

@@ -23,7 +23,7 @@ pub mod train;
 pub mod write;
 
 pub use answer::Answer;
-pub use engine::{Engine, RunOptions, Value};
+pub use engine::{Engine, RunOptions, StratumProfile, Value};
 pub use error::RunError;
 
 use tl_check::Command;

@@ -18,23 +18,14 @@ use tl_relation::Relation;
 use tl_syntax::Span;
 
 /// Gather and scatter index vectors of one sparse join (an empty scatter vector: each point
-/// lands in its own cell, in order), keyed by (plan address, node, a fingerprint of the
-/// relation's tuples), so a join over unchanged data is indexed once.
-pub type SparseIndexCache = HashMap<(usize, usize, u64), (Arc<Vec<i64>>, Arc<Vec<i64>>)>;
+/// lands in its own cell, in order), keyed by (plan address, node) and kept with the relation
+/// value they were built from (which the entry keeps alive, so a later relation cannot take
+/// its place unnoticed): a join over unchanged data is indexed once.
+pub type SparseIndexCache = HashMap<(usize, usize), (Relation, Arc<Vec<i64>>, Arc<Vec<i64>>)>;
 
 /// Sums and maxima of sparse relations ([`Engine::sparse_reduce`]), keyed like
 /// [`SparseIndexCache`] and by the element type they are stored in.
-pub type SparseCountCache = HashMap<(usize, usize, u64, tl_backend::DType), Tensor>;
-
-/// A fingerprint of a relation's tuples (FNV-1a over the values).
-fn fingerprint(rel: &Relation) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ rel.arity() as u64;
-    for &v in rel.values() {
-        h ^= u64::from(v);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
+pub type SparseCountCache = HashMap<(usize, usize, tl_backend::DType), (Relation, Tensor)>;
 
 /// The row-major strides of a shape.
 fn strides(shape: &[usize]) -> Vec<i64> {
@@ -200,10 +191,10 @@ impl Engine<'_> {
         span: Span,
     ) -> Result<Tensor, RunError> {
         let dense_shape = dense.shape().to_vec();
-        let cache_key = (key.0, key.1, fingerprint(rel));
+        let cache_key = (key.0, key.1);
         let (gather, scatter) = match self.sparse_cache.get(&cache_key) {
-            Some(hit) => hit.clone(),
-            None => {
+            Some((of, g, s)) if of.shares_data(rel) => (g.clone(), s.clone()),
+            _ => {
                 let built = sparse_indices(
                     rel,
                     rel_labels,
@@ -219,7 +210,8 @@ impl Engine<'_> {
                     && built.1.iter().enumerate().all(|(k, &i)| i == k as i64);
                 let scatter = if identity { Vec::new() } else { built.1 };
                 let built = (Arc::new(built.0), Arc::new(scatter));
-                self.sparse_cache.insert(cache_key, built.clone());
+                self.sparse_cache
+                    .insert(cache_key, (rel.clone(), built.0.clone(), built.1.clone()));
                 built
             }
         };
@@ -254,9 +246,11 @@ impl Engine<'_> {
         dtype: tl_backend::DType,
         span: Span,
     ) -> Result<Tensor, RunError> {
-        let cache_key = (key.0, key.1, fingerprint(rel), dtype);
-        if let Some(hit) = self.sparse_counts.get(&cache_key) {
-            return Ok(hit.clone());
+        let cache_key = (key.0, key.1, dtype);
+        if let Some((of, hit)) = self.sparse_counts.get(&cache_key) {
+            if of.shares_data(rel) {
+                return Ok(hit.clone());
+            }
         }
         let columns: Vec<usize> = out_labels
             .iter()
@@ -281,7 +275,8 @@ impl Engine<'_> {
             .backend
             .upload(&host)
             .map_err(|e| RunError::backend(e, span))?;
-        self.sparse_counts.insert(cache_key, t.clone());
+        self.sparse_counts
+            .insert(cache_key, (rel.clone(), t.clone()));
         Ok(t)
     }
 }

@@ -358,11 +358,37 @@ impl Engine<'_> {
                 });
             }
         }
-        tl_relation::evaluate_stratum(&rules, &mut slots, &tl_relation::Limits::default())
-            .map_err(|e| RunError::Relation {
-                message: e.to_string(),
-                span,
-            })?;
+        let started = std::time::Instant::now();
+        let stats =
+            tl_relation::evaluate_stratum(&rules, &mut slots, &tl_relation::Limits::default())
+                .map_err(|e| RunError::Relation {
+                    message: e.to_string(),
+                    span,
+                })?;
+        if let Some(profile) = self.relation_profile.as_mut() {
+            let rule_spans = s
+                .tensors
+                .iter()
+                .flat_map(|&h| self.program.tensors[h].rules.iter())
+                .map(|&r| self.program.rules[r].span);
+            profile.push(crate::StratumProfile {
+                heads: stats
+                    .forms
+                    .iter()
+                    .map(|&(slot, form)| {
+                        (
+                            self.program.tensors[slot].name.clone(),
+                            form,
+                            slots[slot].len(),
+                        )
+                    })
+                    .collect(),
+                rules: rule_spans.zip(stats.rules.iter().copied()).collect(),
+                rounds: stats.iterations,
+                time: started.elapsed(),
+                device: "cpu (tuple engine)".into(),
+            });
+        }
         for &t in &s.tensors {
             let rel = std::mem::replace(&mut slots[t], tl_relation::Relation::empty(0));
             self.values[t] = Some(Value::Sparse(rel));

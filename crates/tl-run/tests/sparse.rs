@@ -41,10 +41,15 @@ fn a_sum_over_a_sparse_relation_is_counted_once() {
         let host = backend.download(&value).expect("downloads").data.to_f64();
         assert_eq!(host, vec![2.0, 1.0], "out-degrees of A and B");
         assert_eq!(engine.sparse_counts.len(), 1, "one cached count");
-        counted.extend(engine.sparse_counts.values().map(|t| match &t.storage {
-            tl_backend::Storage::Host(data) => std::sync::Arc::as_ptr(data),
-            tl_backend::Storage::Device(_) => std::ptr::null(),
-        }));
+        counted.extend(
+            engine
+                .sparse_counts
+                .values()
+                .map(|(_, t)| match &t.storage {
+                    tl_backend::Storage::Host(data) => std::sync::Arc::as_ptr(data),
+                    tl_backend::Storage::Device(_) => std::ptr::null(),
+                }),
+        );
     }
     assert!(
         !counted[0].is_null() && counted[0] == counted[1],

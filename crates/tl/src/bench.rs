@@ -7,6 +7,7 @@
 //! a recording of the work once it repeats (CUDA graphs; `--no-replay` turns that off), as a
 //! long training run or a served model would.
 
+use crate::profile::{profile_table, time_table};
 use crate::{device, emit, pipeline};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,64 +60,6 @@ fn median_ms(mut d: Vec<Duration>) -> f64 {
         d[mid]
     };
     m.as_secs_f64() * 1e3
-}
-
-/// A table of where the timed runs' time went, slowest first: milliseconds, share and count
-/// per run of each `(what, time, count)` row, at most `limit` rows.
-fn time_table(
-    what: &str,
-    count: &str,
-    mut rows: Vec<(String, Duration, usize)>,
-    runs: usize,
-    limit: usize,
-) -> String {
-    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
-    let total: Duration = rows.iter().map(|r| r.1).sum();
-    let runs = runs.max(1) as f64;
-    let mut out = format!(
-        "{:>10}  {:>6}  {count:>9}  {what} (synchronised around each; {:.3} ms per run in all)\n",
-        "ms/run",
-        "share",
-        total.as_secs_f64() * 1e3 / runs
-    );
-    for (label, time, calls) in rows.into_iter().take(limit) {
-        out += &format!(
-            "{:>10.4}  {:>5.1}%  {:>9.1}  {label}\n",
-            time.as_secs_f64() * 1e3 / runs,
-            100.0 * time.as_secs_f64() / total.as_secs_f64().max(1e-12),
-            calls as f64 / runs,
-        );
-    }
-    out
-}
-
-/// The statements that took the most time in the timed runs: milliseconds per run,
-/// evaluations per run, `file:line` and the statement's first line.
-fn profile_table(
-    profile: &std::collections::HashMap<tl_syntax::Span, (Duration, usize)>,
-    runs: usize,
-    sources: &SourceMap,
-) -> String {
-    let rows = profile
-        .iter()
-        .map(|(span, &(time, count))| {
-            let file = sources.file(span.file);
-            let (line, _) = sources.line_col(span.file, span.start);
-            let text = file
-                .text
-                .lines()
-                .nth(line.saturating_sub(1))
-                .unwrap_or("")
-                .trim();
-            let label = format!(
-                "{}:{line}  {}",
-                file.path.display(),
-                text.chars().take(90).collect::<String>()
-            );
-            (label, time, count)
-        })
-        .collect();
-    time_table("statement", "evals/run", rows, runs, 20)
 }
 
 /// The backend primitives that took the most time in the timed runs: milliseconds and calls

@@ -3,6 +3,7 @@
 mod bench;
 mod device;
 mod pipeline;
+mod profile;
 mod relay;
 mod repl;
 mod report;
@@ -46,6 +47,12 @@ enum Cmd {
         /// Bound on iterations of real-valued recursion.
         #[arg(long, default_value_t = 1000)]
         max_iters: usize,
+        /// Print where the time went to standard error when the run ends: for each stratum of
+        /// rules the tuple engine evaluates, its rounds, device and per rule the evaluations,
+        /// tuples and time; then the time of each statement (the device synchronised around
+        /// each).
+        #[arg(long)]
+        profile: bool,
         #[command(flatten)]
         train: TrainArgs,
         #[command(flatten)]
@@ -161,6 +168,7 @@ fn emit(diags: &[Diagnostic], sources: &SourceMap) -> bool {
 fn run(
     file: PathBuf,
     json: bool,
+    profile: bool,
     device: device::DeviceChoice,
     options: RunOptions,
     train: TrainArgs,
@@ -257,6 +265,10 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
+    if profile {
+        engine.profile = Some(Default::default());
+        engine.relation_profile = Some(Vec::new());
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut print = |answer: &tl_run::Answer| {
@@ -282,6 +294,9 @@ fn run(
         }
     };
     emit(&engine.warnings, &sources);
+    if let (Some(strata), Some(statements)) = (&engine.relation_profile, &engine.profile) {
+        eprint!("{}", profile::report(strata, statements, &sources));
+    }
     ui.print_final_memory();
     let ui_errors: Vec<Diagnostic> = ui
         .take_errors()
@@ -358,11 +373,13 @@ fn main() -> ExitCode {
             dtype,
             seed,
             max_iters,
+            profile,
             train,
             parallel,
         } => run(
             file,
             json,
+            profile,
             device,
             RunOptions {
                 dtype,

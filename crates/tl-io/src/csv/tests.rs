@@ -14,12 +14,20 @@ fn rows(v: &[&[&str]]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The relation in `path` as rows of field text.
+fn read_rows(path: &std::path::Path) -> Result<Vec<Vec<String>>, IoError> {
+    let t = read_csv_relation(path)?;
+    Ok((0..t.rows)
+        .map(|i| t.columns.iter().filter_map(|c| c.text(i)).collect())
+        .collect())
+}
+
 #[test]
 fn reads_facts_trimming_and_skipping() {
     let text =
         "# parent relation\nalice, bob\n\n  \n\"carol, jr\" ,  \"dan \"\"d\"\"\" \r\n#x,y\neve,fay";
     let (_dir, p) = file("parent.csv", text);
-    let got = read_csv_relation(&p).unwrap();
+    let got = read_rows(&p).unwrap();
     assert_eq!(
         got,
         rows(&[
@@ -33,21 +41,21 @@ fn reads_facts_trimming_and_skipping() {
 #[test]
 fn first_row_is_data_not_header() {
     let (_dir, p) = file("r.csv", "src,dst\n1,2\n");
-    assert_eq!(read_csv_relation(&p).unwrap().len(), 2);
+    assert_eq!(read_rows(&p).unwrap().len(), 2);
 }
 
 #[test]
 fn empty_and_comment_only_files() {
     let (_dir, p) = file("e.csv", "");
-    assert!(read_csv_relation(&p).unwrap().is_empty());
+    assert!(read_rows(&p).unwrap().is_empty());
     let (_dir2, p2) = file("c.csv", "# nothing\n\n");
-    assert!(read_csv_relation(&p2).unwrap().is_empty());
+    assert!(read_rows(&p2).unwrap().is_empty());
 }
 
 #[test]
 fn ragged_rows_name_the_line() {
     let (_dir, p) = file("bad.csv", "# header comment\na,b\n\nc,d\ne,f,g\n");
-    let err = read_csv_relation(&p).unwrap_err();
+    let err = read_rows(&p).unwrap_err();
     match &err {
         IoError::Ragged {
             line,
@@ -70,22 +78,19 @@ fn bad_utf8_and_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("u.csv");
     std::fs::write(&p, b"ok,fine\n\xff\xfe,x\n").unwrap();
-    let err = read_csv_relation(&p).unwrap_err();
+    let err = read_rows(&p).unwrap_err();
     assert!(
         matches!(err, IoError::Malformed { .. }) && err.to_string().contains("line 2"),
         "{err}"
     );
     let missing = dir.path().join("none.csv");
-    assert!(matches!(
-        read_csv_relation(&missing),
-        Err(IoError::NotFound { .. })
-    ));
+    assert!(matches!(read_rows(&missing), Err(IoError::NotFound { .. })));
 }
 
 #[test]
 fn tsv_uses_tabs() {
     let (_dir, p) = file("r.tsv", "a b\tc\n");
-    assert_eq!(read_csv_relation(&p).unwrap(), rows(&[&["a b", "c"]]));
+    assert_eq!(read_rows(&p).unwrap(), rows(&[&["a b", "c"]]));
 }
 
 #[test]
@@ -98,14 +103,14 @@ fn write_then_read_round_trips() {
         &["", "multi\nline"],
     ]);
     write_csv_relation(&p, &data).unwrap();
-    assert_eq!(read_csv_relation(&p).unwrap(), data);
+    assert_eq!(read_rows(&p).unwrap(), data);
     let ragged = rows(&[&["a"], &["b", "c"]]);
     assert!(matches!(
         write_csv_relation(&p, &ragged),
         Err(IoError::Write { .. })
     ));
     assert_eq!(
-        read_csv_relation(&p).unwrap(),
+        read_rows(&p).unwrap(),
         data,
         "failed write keeps the old file"
     );
@@ -124,8 +129,31 @@ fn million_rows_load_quickly() {
     let got = read_csv_relation(&p).unwrap();
     let took = start.elapsed();
     eprintln!("read 10^6 two-column rows in {took:?}");
-    assert_eq!(got.len(), 1_000_000);
-    assert_eq!(got[3], vec!["n3".to_string(), "n23757".to_string()]);
+    assert_eq!(got.rows, 1_000_000);
+    let row3: Vec<String> = got.columns.iter().filter_map(|c| c.text(3)).collect();
+    assert_eq!(row3, vec!["n3".to_string(), "n23757".to_string()]);
     // Generous bound so debug builds pass; release takes a small fraction of this.
     assert!(took.as_secs_f64() < 10.0, "took {took:?}");
+}
+
+#[test]
+fn integer_columns_stay_numbers_and_others_keep_their_text() {
+    let (_dir, p) = file("m.csv", "1,007\n20,x\n3,5\n");
+    let got = read_csv_relation(&p).unwrap();
+    assert_eq!(got.rows, 3);
+    assert_eq!(got.columns[0], CsvColumn::Ints(vec![1, 20, 3]));
+    // The second column turned out symbolic: "007" keeps its text, numbered by first
+    // appearance.
+    assert_eq!(
+        got.columns[1],
+        CsvColumn::Symbols {
+            ids: vec![0, 1, 2],
+            names: vec!["007".into(), "x".into(), "5".into()],
+        }
+    );
+    let (_dir2, p2) = file("neg.csv", "-1\n2\n");
+    assert!(matches!(
+        &read_csv_relation(&p2).unwrap().columns[0],
+        CsvColumn::Symbols { .. }
+    ));
 }
