@@ -83,13 +83,16 @@ impl Chain {
     /// those that were new; without, returns every derived pair (repeats possible). `None`
     /// when an atom's source cannot be walked here (a delta not in the path, or a growing
     /// relation crossed from its second column); the caller then uses the general join.
+    /// `Some(Err(n))` when more than `limit` pairs were produced (at least `n`): the walk
+    /// stops there instead of filling memory.
     pub(crate) fn run<'a>(
         &self,
         delta_at: usize,
         sources: &[BodySource<'a>],
         cache: &mut IndexCache<'a>,
         cells: Option<&Cells>,
-    ) -> Option<Vec<Value>> {
+        limit: usize,
+    ) -> Option<Result<Vec<Value>, usize>> {
         let q = self.hops.iter().position(|h| h.atom == delta_at)?;
         let delta = sources.get(delta_at)?;
         if delta.live.is_some() {
@@ -136,14 +139,18 @@ impl Chain {
         } else {
             pairs.par_chunks(chunk).map(work).collect()
         };
+        let produced: usize = parts.iter().map(|p| p.len() / 2).sum();
         if let Some(cells) = cells {
-            cells.counted(parts.iter().map(|p| p.len() / 2).sum());
+            cells.counted(produced);
         }
-        Some(if parts.len() == 1 {
+        if produced > limit {
+            return Some(Err(produced));
+        }
+        Some(Ok(if parts.len() == 1 {
             parts.into_iter().next().unwrap_or_default()
         } else {
             parts.concat()
-        })
+        }))
     }
 }
 

@@ -172,6 +172,34 @@ fn components(g: &Graph, n: usize) -> (Vec<u32>, Vec<Vec<Value>>) {
     (comp, comps)
 }
 
+/// At most the number of pairs of the closure: each component reaches at least its own
+/// members when it lies on a cycle, and at least what its largest-reaching successor
+/// reaches plus that successor's members; every node counts its component's bound.
+fn size_lower_bound(g: &Graph, comp: &[u32], comps: &[Vec<Value>]) -> u128 {
+    let mut lower = vec![0u64; comps.len()];
+    let mut total: u128 = 0;
+    for (c, members) in comps.iter().enumerate() {
+        let mut best = 0u64;
+        let mut cyclic = members.len() > 1;
+        for &u in members {
+            for &v in g.successors(u as usize) {
+                let d = comp[v as usize] as usize;
+                if d == c {
+                    cyclic = true;
+                } else {
+                    best = best.max(lower[d] + comps[d].len() as u64);
+                }
+            }
+        }
+        if cyclic {
+            best = best.max(members.len() as u64);
+        }
+        lower[c] = best;
+        total += u128::from(best) * members.len() as u128;
+    }
+    total
+}
+
 /// The transitive closure of `edges` (binary, sorted): every `(u, v)` joined by a path of one
 /// or more edges. Fails when the result would pass `max_tuples` pairs or its working sets
 /// `max_bytes` bytes, before allocating them.
@@ -191,6 +219,23 @@ pub fn transitive_closure(
         .map_or(0, |m| m as usize + 1);
     let g = Graph::new(edges, n);
     let (comp, comps) = components(&g, n);
+    // A lower bound of the result, in one pass over the condensed graph, so a closure far
+    // too large fails at once rather than after building most of it.
+    let lower = size_lower_bound(&g, &comp, &comps);
+    if lower > max_tuples as u128 {
+        return Err(RelationError::TooManyTuples {
+            slot: usize::MAX,
+            tuples: usize::try_from(lower).unwrap_or(usize::MAX),
+            limit: max_tuples,
+        });
+    }
+    if lower.saturating_mul(8) > max_bytes as u128 {
+        return Err(RelationError::TooLarge {
+            slot: usize::MAX,
+            bytes: usize::try_from(lower.saturating_mul(8)).unwrap_or(usize::MAX),
+            limit: max_bytes,
+        });
+    }
     let words = n.div_ceil(64);
     let mut reach: Vec<Reach> = Vec::with_capacity(comps.len());
     let mut seen = vec![u32::MAX; comps.len()];

@@ -22,6 +22,9 @@ pub struct Limits {
     /// (the memory the machine has free, or what the user allows); exceeding it is an error
     /// raised before allocating.
     pub max_bytes: usize,
+    /// Whether recursive relations may grow in place, as bits or rows, where that is cheaper
+    /// (`false` keeps them sorted tuples, merged every round: the reference form).
+    pub in_place: bool,
 }
 
 impl Default for Limits {
@@ -29,6 +32,7 @@ impl Default for Limits {
         Limits {
             max_tuples: 1 << 31,
             max_bytes: usize::MAX,
+            in_place: true,
         }
     }
 }
@@ -128,9 +132,11 @@ struct Recursive {
 }
 
 impl Recursive {
-    fn new(facts: Relation, extents: Vec<u32>, keep_old: bool, max_bytes: usize) -> Self {
+    fn new(facts: Relation, extents: Vec<u32>, keep_old: bool, limits: &Limits) -> Self {
         let arity = facts.arity();
-        let bits_bytes = Cells::bytes_for(&extents).filter(|&b| b <= (max_bytes / 2) as u64);
+        let max_bytes = limits.max_bytes;
+        let bits_bytes =
+            Cells::bytes_for(&extents).filter(|&b| limits.in_place && b <= (max_bytes / 2) as u64);
         let rows_bytes = extents
             .first()
             .map_or(u64::MAX, |&e| u64::from(e).saturating_mul(24));
@@ -149,7 +155,7 @@ impl Recursive {
         };
         if bits_bytes.is_some_and(|b| b <= BITS_ALWAYS) {
             rec.move_into_bits();
-        } else if arity == 2 && rows_bytes <= (max_bytes / 4) as u64 {
+        } else if limits.in_place && arity == 2 && rows_bytes <= (max_bytes / 4) as u64 {
             let rows = Rows::new(&rec.full, rec.extents[0]);
             rec.live = Some(Live::Rows(Arc::new(rows)));
             rec.full = Arc::new(Relation::empty(2));
@@ -415,10 +421,7 @@ pub fn evaluate_stratum(
         };
         let facts = std::mem::take(slot);
         let extents = head_extents(rules, h, &facts);
-        state.push((
-            h,
-            Recursive::new(facts, extents, keep_old, limits.max_bytes),
-        ));
+        state.push((h, Recursive::new(facts, extents, keep_old, limits)));
     }
     let result = run_rounds(rules, slots, &heads, &mut state, limits);
     for (h, rec) in state {
@@ -545,10 +548,17 @@ fn run_rounds(
                 let timer = std::time::Instant::now();
                 let output = 'eval: {
                     if let (Some(chain), Some(d), true) = (chain, delta_at, head_live) {
-                        if let Some(fresh) =
-                            chain.run(d, &sources, &mut cache, head_bits.as_deref())
-                        {
-                            break 'eval Output::Fresh(fresh);
+                        let limit = tuple_limit(limits, 2);
+                        match chain.run(d, &sources, &mut cache, head_bits.as_deref(), limit) {
+                            Some(Ok(fresh)) => break 'eval Output::Fresh(fresh),
+                            Some(Err(tuples)) => {
+                                return Err(RelationError::TooManyTuples {
+                                    slot: rule.head,
+                                    tuples,
+                                    limit,
+                                })
+                            }
+                            None => {}
                         }
                     }
                     match linear {
@@ -562,7 +572,8 @@ fn run_rounds(
                         None => {
                             let plan = Plan::new(rule, &sources, delta_at, &mut cache);
                             let target = head_bits.as_deref().map_or(Target::Tuples, Target::Bits);
-                            match plan.execute(rule.head, limits.max_tuples, target)? {
+                            let limit = tuple_limit(limits, rule.head_args.len());
+                            match plan.execute(rule.head, limit, target)? {
                                 Produced::Sorted(r) => Output::Next(r, false),
                                 Produced::Fresh(values) => Output::Fresh(values),
                             }
@@ -591,7 +602,7 @@ fn run_rounds(
         cache.next_round();
         let mut changed = false;
         for (slot, rec) in state.iter_mut() {
-            let added = rec.advance(*slot, limits.max_tuples)?;
+            let added = rec.advance(*slot, tuple_limit(limits, rec.arity()))?;
             stats.derived += added;
             changed |= added > 0;
         }
@@ -603,6 +614,15 @@ fn run_rounds(
             return Ok(stats);
         }
     }
+}
+
+/// The most tuples of `arity` values a head may reach: the tuple limit, or what the memory
+/// limit holds with room for the copies a round makes of its candidates (sorting, grouping
+/// and merging them take about six times their size).
+fn tuple_limit(limits: &Limits, arity: usize) -> usize {
+    limits
+        .max_tuples
+        .min(limits.max_bytes / (24 * arity.max(1)))
 }
 
 /// What one rule variant produced.

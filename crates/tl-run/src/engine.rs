@@ -48,6 +48,8 @@ pub struct RunOptions {
     /// Record a full-batch training step once and replay it (on backends that record, such
     /// as CUDA), instead of queueing every operation of every step.
     pub replay: bool,
+    /// Bytes the tuple engine may use for one stratum (`None`: most of the free memory).
+    pub max_memory: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -61,6 +63,7 @@ impl Default for RunOptions {
             checkpoint_every: 100,
             resume: None,
             replay: true,
+            max_memory: None,
         }
     }
 }

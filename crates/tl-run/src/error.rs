@@ -104,8 +104,8 @@ impl ToDiagnostic for RunError {
                 )
             }
             RunError::Relation { span, .. } => {
-                Diagnostic::error("TL0303", msg, *span, "in this recursion").with_help(
-                    "the relation grows past the tuple limit; restrict the rules or the data",
+                Diagnostic::error("TL0303", msg, *span, "this rule grows it").with_help(
+                    "restrict the rules or the data (a narrower domain, a bound argument), or allow more with `--max-memory`",
                 )
             }
             RunError::TooDense { span, .. } => {

@@ -359,12 +359,12 @@ impl Engine<'_> {
             }
         }
         let started = std::time::Instant::now();
-        let stats =
-            tl_relation::evaluate_stratum(&rules, &mut slots, &tl_relation::Limits::default())
-                .map_err(|e| RunError::Relation {
-                    message: e.to_string(),
-                    span,
-                })?;
+        let limits = tl_relation::Limits {
+            max_bytes: self.memory_budget(),
+            ..tl_relation::Limits::default()
+        };
+        let stats = tl_relation::evaluate_stratum(&rules, &mut slots, &limits)
+            .map_err(|e| self.relation_error(&e, span))?;
         if let Some(profile) = self.relation_profile.as_mut() {
             let rule_spans = s
                 .tensors
@@ -395,6 +395,65 @@ impl Engine<'_> {
         }
         Ok(())
     }
+}
+
+impl Engine<'_> {
+    /// Bytes the tuple engine may use: `--max-memory`, else most of what the machine has
+    /// free now (so that a relation too large fails as an error, before the system kills the
+    /// process).
+    pub fn memory_budget(&self) -> usize {
+        if let Some(m) = self.options.max_memory {
+            return usize::try_from(m).unwrap_or(usize::MAX);
+        }
+        available_memory().map_or(usize::MAX, |free| free / 10 * 9)
+    }
+
+    /// A tuple engine error as a diagnostic: the relation by name, at its first recursive
+    /// rule (the one that grows it), with the size it would have had.
+    fn relation_error(&self, e: &tl_relation::RelationError, span: Span) -> RunError {
+        use tl_relation::RelationError as E;
+        let slot = match e {
+            E::TooManyTuples { slot, .. } | E::TooLarge { slot, .. } => Some(*slot),
+            _ => None,
+        };
+        let Some(decl) = slot.and_then(|s| self.program.tensors.get(s)) else {
+            return RunError::Relation {
+                message: e.to_string(),
+                span,
+            };
+        };
+        let recursive = decl.rules.iter().copied().find(|&r| {
+            let rule = &self.program.rules[r];
+            rule.body.iter().any(|a| Some(a.tensor) == slot)
+        });
+        let at = recursive
+            .or(decl.rules.first().copied())
+            .map_or(span, |r| self.program.rules[r].span);
+        let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+        let message = match e {
+            E::TooManyTuples { tuples, limit, .. } => format!(
+                "`{}` would hold at least {tuples} tuples (about {:.1} GiB), past the limit of {limit} tuples",
+                decl.name,
+                gib(tuples.saturating_mul(4 * decl.axes.len().max(1)))
+            ),
+            E::TooLarge { bytes, limit, .. } => format!(
+                "`{}` would need at least {:.1} GiB, more than the {:.1} GiB of memory available",
+                decl.name,
+                gib(*bytes),
+                gib(*limit)
+            ),
+            other => other.to_string(),
+        };
+        RunError::Relation { message, span: at }
+    }
+}
+
+/// Memory the system can still hand out (Linux's `MemAvailable`), in bytes.
+fn available_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 fn combine_fn(op: ReduceOp) -> BinaryFn {

@@ -26,6 +26,8 @@ struct Cli {
     command: Cmd,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a program and print its queries' answers.
@@ -47,6 +49,11 @@ enum Cmd {
         /// Bound on iterations of real-valued recursion.
         #[arg(long, default_value_t = 1000)]
         max_iters: usize,
+        /// Memory the tuple engine may use for one stratum of rules (e.g. 512M, 8G; default:
+        /// nine tenths of the memory free when the stratum starts). A relation that would need
+        /// more is an error naming the rule that grows it.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_memory: Option<u64>,
         /// Print where the time went to standard error when the run ends: for each stratum of
         /// rules the tuple engine evaluates, its rounds, device and per rule the evaluations,
         /// tuples and time; then the time of each statement (the device synchronised around
@@ -153,6 +160,30 @@ fn io_diagnostic(code: &'static str, e: &tl_io::IoError) -> Diagnostic {
 
 fn parse_dtype(s: &str) -> Result<DType, String> {
     DType::parse(s).ok_or_else(|| format!("unknown dtype `{s}` (expected f32, f64, f16 or bf16)"))
+}
+
+/// A size in bytes: a number with an optional `K`, `M`, `G` or `T` (powers of 1024).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown unit in `{s}` (use K, M, G or T)")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (for example 512M or 8G)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 /// Prints diagnostics to standard error; returns whether any was an error.
@@ -373,6 +404,7 @@ fn main() -> ExitCode {
             dtype,
             seed,
             max_iters,
+            max_memory,
             profile,
             train,
             parallel,
@@ -385,6 +417,7 @@ fn main() -> ExitCode {
                 dtype,
                 seed,
                 max_iters,
+                max_memory,
                 checkpoint: train.checkpoint.clone(),
                 checkpoint_every: train.checkpoint_every,
                 resume: train.resume.clone(),
