@@ -15,6 +15,7 @@ pub mod error;
 pub mod grad_expr;
 pub mod host;
 pub mod ops;
+pub mod paths;
 pub mod profiled;
 pub mod rows;
 pub mod tensor;
@@ -242,6 +243,12 @@ pub trait Backend: Send + Sync {
     /// matrix units).
     fn is_accelerator(&self) -> bool {
         false
+    }
+
+    /// The backend's engine for strata of path rules over binary relations ([`paths`]), if
+    /// it has one (the CUDA backend); `None` (the default) leaves them to the CPU.
+    fn paths(&self) -> Option<&dyn paths::PathDevice> {
+        None
     }
 
     /// A one-line summary of device memory statistics, for backends that pool memory;

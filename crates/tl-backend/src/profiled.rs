@@ -411,6 +411,10 @@ impl Backend for ProfiledBackend<'_> {
         self.inner.is_accelerator()
     }
 
+    fn paths(&self) -> Option<&dyn crate::paths::PathDevice> {
+        self.inner.paths()
+    }
+
     fn memory_report(&self) -> Option<String> {
         self.inner.memory_report()
     }

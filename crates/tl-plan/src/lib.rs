@@ -102,7 +102,8 @@ pub struct PlanOptions {
     /// by facts and rules are sorted tuples, evaluated by the tuple engine.
     pub dense_cells: u128,
     /// Whether relations defined by rules that no real equation reads are still dense when
-    /// they fit (on a GPU, whose matrix units run dense joins); on the CPU they are tuples.
+    /// they fit (Boolean matrix products); otherwise they are left to the tuple engine, or on
+    /// a GPU to its path engine, which beat dense products there too.
     pub dense_rules: bool,
 }
 
@@ -116,7 +117,8 @@ impl Default for PlanOptions {
 }
 
 impl PlanOptions {
-    /// The options for a backend: larger dense relations on an accelerator.
+    /// The options for a backend: larger dense relations on an accelerator (for the
+    /// relations real equations read).
     pub fn for_accelerator(accelerator: bool) -> Self {
         PlanOptions {
             dense_cells: if accelerator {
@@ -124,7 +126,7 @@ impl PlanOptions {
             } else {
                 DENSE_CELLS
             },
-            dense_rules: accelerator,
+            dense_rules: false,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Which relations are stored dense: on a GPU up to 2^28 cells; on the CPU up to 2^22 cells,
-//! and only when a real equation reads them (rules, counts and queries read tuples).
+//! Which relations are stored dense: those a real equation reads, up to 2^22 cells on the CPU
+//! and 2^28 on a GPU; relations only rules, counts and queries read are left to the tuple
+//! engine (or a GPU's path engine) at every size.
 
 use tl_plan::{PlanOptions, Storage};
 
@@ -24,8 +25,9 @@ fn storage_of_e(text: &str, options: PlanOptions) -> Storage {
 
 #[test]
 fn a_gpu_keeps_larger_relations_dense() {
-    // 3000 × 3000 = 9 M cells: above the CPU's 2^22, below a GPU's 2^28.
-    let mid = "E(0, 0)\nE(2999, 2999)\nR(x, y) <- E(x, y)\n";
+    // 3000 × 3000 = 9 M cells: above the CPU's 2^22, below a GPU's 2^28; read by a real
+    // equation, so dense only on the GPU.
+    let mid = "E(0, 0)\nE(2999, 2999)\nW[y] = 0.5\nH[x] = E(x, y) W[y]\n";
     assert_eq!(storage_of_e(mid, PlanOptions::default()), Storage::Sparse);
     assert_eq!(
         storage_of_e(mid, PlanOptions::for_accelerator(false)),
@@ -35,18 +37,23 @@ fn a_gpu_keeps_larger_relations_dense() {
         storage_of_e(mid, PlanOptions::for_accelerator(true)),
         Storage::Dense
     );
+    let rules = "E(0, 0)\nE(2999, 2999)\nR(x, y) <- E(x, y)\n";
+    assert_eq!(
+        storage_of_e(rules, PlanOptions::for_accelerator(true)),
+        Storage::Sparse
+    );
     // 20000 × 20000 = 4 × 10^8 cells: sparse on both.
     let big = "E(0, 0)\nE(19999, 19999)\nR(x, y) <- E(x, y)\n";
     assert_eq!(
         storage_of_e(big, PlanOptions::for_accelerator(true)),
         Storage::Sparse
     );
-    // Small relations read only by rules are tuples on the CPU, dense on a GPU.
+    // Small relations read only by rules are tuples everywhere.
     let small = "E(0, 0)\nE(9, 9)\nR(x, y) <- E(x, y)\n";
     assert_eq!(storage_of_e(small, PlanOptions::default()), Storage::Sparse);
     assert_eq!(
         storage_of_e(small, PlanOptions::for_accelerator(true)),
-        Storage::Dense
+        Storage::Sparse
     );
     // A small relation that a real equation reads is dense on the CPU too; a count is not
     // such a reader.

@@ -1,4 +1,5 @@
-//! Rules whose body is a path of binary atoms, joined as a walk along the path.
+//! Rules whose body is a path of binary atoms ([`path_shape`]), joined as a walk along the
+//! path.
 //!
 //! `SG(x, y) <- E(a, x), SG(a, b), E(b, y)` links `x – a – b – y`; so does any rule whose
 //! body atoms are binary and chain the head's first variable to its second, each variable in
@@ -13,7 +14,7 @@ use crate::bits::Cells;
 use crate::index::{Index, IndexCache};
 use crate::join::BodySource;
 use crate::relation::Value;
-use crate::rule::{Rule, Term};
+use crate::rule::{CmpOp, Rule, Term};
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -32,50 +33,83 @@ pub(crate) struct Chain {
     hops: Vec<Hop>,
 }
 
-impl Chain {
-    /// The path of `rule`, when it is one: a binary head `H(x, y)` with `x != y`, and
-    /// positive binary atoms over distinct variables linking `x` to `y`, every atom used once,
-    /// with no comparisons and no constants.
-    pub(crate) fn of(rule: &Rule) -> Option<Chain> {
-        let pair = |args: &[Term]| match *args {
-            [Term::Var(a), Term::Var(b)] if a != b => Some((a, b)),
-            _ => None,
-        };
-        let (x, y) = pair(&rule.head_args)?;
-        if !rule.comparisons.is_empty() || rule.body.len() < 2 {
+/// A rule's body read as a path from the head's first variable `x` to its second `y`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathShape {
+    /// The body atoms in path order: (position in the body, whether the atom's first column
+    /// is the end nearer `x`).
+    pub hops: Vec<(usize, bool)>,
+    /// A comparison `x op y` from the rule's body, if it has one.
+    pub test: Option<CmpOp>,
+}
+
+/// The path of `rule`, when it is one: a binary head `H(x, y)` with `x != y`, and one or
+/// more positive binary atoms over distinct variables linking `x` to `y`, every atom used
+/// once, every variable in between shared by exactly two atoms, no constants, and at most one
+/// comparison, between `x` and `y`.
+pub fn path_shape(rule: &Rule) -> Option<PathShape> {
+    let pair = |args: &[Term]| match *args {
+        [Term::Var(a), Term::Var(b)] if a != b => Some((a, b)),
+        _ => None,
+    };
+    let (x, y) = pair(&rule.head_args)?;
+    let test = match &rule.comparisons[..] {
+        [] => None,
+        [c] => match (c.lhs, c.rhs) {
+            (Term::Var(a), Term::Var(b)) if (a, b) == (x, y) => Some(c.op),
+            (Term::Var(a), Term::Var(b)) if (a, b) == (y, x) => Some(c.op.flipped()),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let mut atoms = Vec::with_capacity(rule.body.len());
+    for lit in &rule.body {
+        if lit.negated {
             return None;
         }
-        let mut atoms = Vec::with_capacity(rule.body.len());
-        for lit in &rule.body {
-            if lit.negated {
-                return None;
+        atoms.push(pair(&lit.args)?);
+    }
+    let mut used = vec![false; atoms.len()];
+    let mut hops = Vec::with_capacity(atoms.len());
+    let mut at = x;
+    while at != y || hops.is_empty() {
+        let mut next = None;
+        for (k, &(a, b)) in atoms.iter().enumerate() {
+            if used[k] || (a != at && b != at) {
+                continue;
             }
-            atoms.push(pair(&lit.args)?);
+            if next.is_some() {
+                return None; // a variable shared by three atoms: not a path
+            }
+            next = Some((k, a == at));
         }
-        let mut used = vec![false; atoms.len()];
-        let mut hops = Vec::with_capacity(atoms.len());
-        let mut at = x;
-        while at != y || hops.is_empty() {
-            let mut next = None;
-            for (k, &(a, b)) in atoms.iter().enumerate() {
-                if used[k] || (a != at && b != at) {
-                    continue;
-                }
-                if next.is_some() {
-                    return None; // a variable shared by three atoms: not a path
-                }
-                next = Some((k, a == at));
-            }
-            let (k, forward) = next?;
-            used[k] = true;
-            hops.push(Hop { atom: k, forward });
-            let (a, b) = atoms[k];
-            at = if forward { b } else { a };
-            if at == x {
-                return None;
-            }
+        let (k, forward) = next?;
+        used[k] = true;
+        hops.push((k, forward));
+        let (a, b) = atoms[k];
+        at = if forward { b } else { a };
+        if at == x {
+            return None;
         }
-        used.iter().all(|&u| u).then_some(Chain { hops })
+    }
+    used.iter().all(|&u| u).then_some(PathShape { hops, test })
+}
+
+impl Chain {
+    /// The path of `rule` for the CPU's walk: a [`path_shape`] of two or more atoms and no
+    /// comparison.
+    pub(crate) fn of(rule: &Rule) -> Option<Chain> {
+        let shape = path_shape(rule)?;
+        if shape.hops.len() < 2 || shape.test.is_some() {
+            return None;
+        }
+        Some(Chain {
+            hops: shape
+                .hops
+                .into_iter()
+                .map(|(atom, forward)| Hop { atom, forward })
+                .collect(),
+        })
     }
 
     /// Runs the variant that reads the delta at body position `delta_at` (whose source must

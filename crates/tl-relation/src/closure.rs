@@ -364,7 +364,7 @@ pub fn transitive_closure(
 /// with no facts, the rule `R(x, y) <- E(x, y)` and one or more of `R(x, z) <- R(x, y),
 /// E(y, z)`, `R(x, z) <- E(x, y), R(y, z)` and `R(x, z) <- R(x, y), R(y, z)` (body atoms in
 /// any order, distinct variables, nothing else in the bodies). Returns `E`'s slot.
-pub(crate) fn closure_base(rules: &[Rule], head: usize) -> Option<usize> {
+pub fn closure_base(rules: &[Rule], head: usize) -> Option<usize> {
     let var_pair = |args: &[Term]| match *args {
         [Term::Var(a), Term::Var(b)] if a != b => Some((a, b)),
         _ => None,

@@ -24,7 +24,7 @@
 #![deny(missing_docs)]
 
 mod bits;
-mod chain;
+pub mod chain;
 pub mod closure;
 pub mod error;
 pub mod fixpoint;
@@ -35,6 +35,7 @@ pub mod relation;
 mod rows;
 pub mod rule;
 
+pub use chain::{path_shape, PathShape};
 pub use error::RelationError;
 pub use fixpoint::{evaluate_stratum, FixpointStats, Form, Limits, RuleStats};
 pub use relation::{Relation, Value};

@@ -18,6 +18,8 @@ pub enum Value {
     Dense(Tensor),
     /// A relation as sorted tuples (element indices).
     Sparse(Relation),
+    /// A binary relation a device derived and holds as bits.
+    Device(Arc<crate::device_rules::DeviceRelation>),
     /// A tensor of a layered recursion, kept as its rows along the layer axis (`None`: a row
     /// nothing wrote, all 0), as the row-by-row evaluation made them.
     Layers {
@@ -124,8 +126,8 @@ pub struct Engine<'a> {
 /// it ended with; per rule, its statistics; the rounds, the time and where it ran.
 #[derive(Clone, Debug)]
 pub struct StratumProfile {
-    /// Each head relation, its form while derived, and its final tuple count.
-    pub heads: Vec<(String, tl_relation::Form, usize)>,
+    /// Each head relation, how it was held while derived, and its final tuple count.
+    pub heads: Vec<(String, String, usize)>,
     /// Each rule (its statement) and what it did.
     pub rules: Vec<(Span, tl_relation::RuleStats)>,
     /// Rounds of the fixpoint loop.
@@ -321,6 +323,24 @@ impl<'a> Engine<'a> {
                 let host = tuples_to_dense(&shape, rel.iter());
                 self.upload(&host, span)
             }
+            Some(Value::Device(d)) => {
+                let rel = d
+                    .relation(self.backend)
+                    .map_err(|e| RunError::backend(e, span))?;
+                let shape = self.shape(t);
+                let cells: u128 = shape.iter().map(|&e| e as u128).product();
+                if cells > DENSIFY_CELLS {
+                    let name = self.program.tensors[t % self.program.tensors.len()]
+                        .name
+                        .clone();
+                    return Err(RunError::TooDense {
+                        tensor: name,
+                        cells,
+                        span,
+                    });
+                }
+                self.upload(&tuples_to_dense(&shape, rel.iter()), span)
+            }
             Some(Value::Layers { axis, rows }) => self.stack_rows(t, *axis, rows, span),
             None => self
                 .backend
@@ -334,6 +354,9 @@ impl<'a> Engine<'a> {
         let arity = self.shape(t).len();
         match self.values.get(t).and_then(Option::as_ref) {
             Some(Value::Sparse(rel)) => Ok(rel.clone()),
+            Some(Value::Device(d)) => d
+                .relation(self.backend)
+                .map_err(|e| RunError::backend(e, span)),
             Some(Value::Dense(_) | Value::Layers { .. }) => {
                 let x = self.dense(t, span)?;
                 let host = self

@@ -7,6 +7,7 @@ pub mod answer;
 pub mod batch;
 pub mod checkpoint;
 mod closure;
+pub mod device_rules;
 pub mod engine;
 pub mod error;
 pub mod eval;

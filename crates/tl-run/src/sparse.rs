@@ -51,9 +51,29 @@ impl Engine<'_> {
             let Op::Load { tensor } = node.op else {
                 continue;
             };
-            let Some(Some(Value::Sparse(rel))) = self.values.get(tensor) else {
-                continue;
+            let rel = match self.values.get(tensor) {
+                Some(Some(Value::Sparse(rel))) => rel.clone(),
+                Some(Some(Value::Device(d))) => {
+                    // Counted where it lives when every use is such a count; the empty
+                    // relation only stands in for the load (see `device_count`).
+                    let counted = graph.nodes.iter().all(|n| match &n.op {
+                        Op::Reduce { input, .. } if *input == id => {
+                            device_countable(graph, n).is_some()
+                        }
+                        op => !reads(op, id),
+                    });
+                    if counted {
+                        Relation::empty(2)
+                    } else {
+                        match d.relation(self.backend) {
+                            Ok(r) => r,
+                            Err(_) => continue,
+                        }
+                    }
+                }
+                _ => continue,
             };
+            let rel = &rel;
             let sparse_use = |op: &Op| match op {
                 Op::Contract { a, b } | Op::ContractMap { a, b, .. } if *a == id || *b == id => {
                     *a != *b
@@ -106,6 +126,9 @@ impl Engine<'_> {
         let is_sparse = |i: usize| sparse.get(i).is_some_and(Option::is_some);
         let value = |i: usize| crate::eval::value_of(vals, i, span);
         let err = |e| RunError::backend(e, span);
+        if let Some(count) = self.device_count(graph, id, dtype, span)? {
+            return Ok(Some(count));
+        }
         match &node.op {
             Op::Load { .. } if is_sparse(id) => {
                 self.backend.full(&[], 0.0, dtype).map(Some).map_err(err)
@@ -278,6 +301,86 @@ impl Engine<'_> {
         self.sparse_counts
             .insert(cache_key, (rel.clone(), t.clone()));
         Ok(t)
+    }
+}
+
+/// Whether `op` reads node `id`.
+fn reads(op: &Op, id: usize) -> bool {
+    match op {
+        Op::Map { inputs, .. } | Op::MapReduce { inputs, .. } => inputs.contains(&id),
+        Op::ContractMap { a, b, inputs, .. } => *a == id || *b == id || inputs.contains(&id),
+        Op::Contract { a, b } => *a == id || *b == id,
+        Op::Reduce { input, .. } | Op::Normalize { input, .. } => *input == id,
+        _ => false,
+    }
+}
+
+/// For a sum or max of a loaded binary relation that keeps nothing or only its first column,
+/// the load's node and whether the first column is kept.
+fn device_countable(graph: &Graph, node: &tl_plan::Node) -> Option<(usize, bool)> {
+    let Op::Reduce { input, op } = &node.op else {
+        return None;
+    };
+    if !matches!(op, ReduceOp::Sum | ReduceOp::Max) {
+        return None;
+    }
+    let load = graph.nodes.get(*input)?;
+    if !matches!(load.op, Op::Load { .. }) || load.labels.len() != 2 {
+        return None;
+    }
+    match node.labels[..] {
+        [] => Some((*input, false)),
+        [l] if l == load.labels[0] => Some((*input, true)),
+        _ => None,
+    }
+}
+
+impl Engine<'_> {
+    /// The value of node `id` when it counts a relation held on the device
+    /// ([`device_countable`]): the total is known, per-row counts come from the device.
+    fn device_count(
+        &self,
+        graph: &Graph,
+        id: usize,
+        dtype: tl_backend::DType,
+        span: Span,
+    ) -> Result<Option<Tensor>, RunError> {
+        let node = &graph.nodes[id];
+        let Some((load, by_row)) = device_countable(graph, node) else {
+            return Ok(None);
+        };
+        let Op::Load { tensor } = graph.nodes[load].op else {
+            return Ok(None);
+        };
+        let Some(Some(Value::Device(d))) = self.values.get(tensor) else {
+            return Ok(None);
+        };
+        let Some(device) = self.backend.paths() else {
+            return Ok(None);
+        };
+        let max = matches!(
+            node.op,
+            Op::Reduce {
+                op: ReduceOp::Max,
+                ..
+            }
+        );
+        let counts: Vec<u64> = if by_row {
+            device
+                .row_counts(&d.bits)
+                .map_err(|e| RunError::backend(e, span))?
+        } else {
+            vec![d.bits.tuples]
+        };
+        let data: Vec<f64> = counts
+            .iter()
+            .map(|&c| if max { c.min(1) as f64 } else { c as f64 })
+            .collect();
+        let host = tl_backend::HostTensor::from_f64(node.shape.clone(), data, dtype);
+        self.backend
+            .upload(&host)
+            .map(Some)
+            .map_err(|e| RunError::backend(e, span))
     }
 }
 

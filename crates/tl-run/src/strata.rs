@@ -358,6 +358,12 @@ impl Engine<'_> {
                 });
             }
         }
+        if self.backend.paths().is_some() {
+            match self.device_stratum(s, &rules, &slots, span)? {
+                Ok(()) => return Ok(()),
+                Err(why) => self.warn_cpu_stratum(s, &why, span),
+            }
+        }
         let started = std::time::Instant::now();
         let limits = tl_relation::Limits {
             max_bytes: self.memory_budget(),
@@ -378,7 +384,7 @@ impl Engine<'_> {
                     .map(|&(slot, form)| {
                         (
                             self.program.tensors[slot].name.clone(),
-                            form,
+                            form.to_string(),
                             slots[slot].len(),
                         )
                     })

@@ -157,6 +157,17 @@ impl Pool {
         &self.device
     }
 
+    /// Bytes that allocations could still get: free device memory plus the cached blocks.
+    pub(crate) fn free_bytes(&self) -> usize {
+        let cached: usize = self
+            .lock()
+            .free
+            .iter()
+            .map(|(class, ptrs)| class * ptrs.len())
+            .sum();
+        self.raw.free_bytes().saturating_add(cached)
+    }
+
     fn lock(&self) -> MutexGuard<'_, PoolState> {
         // A panic while holding the lock cannot leave the maps inconsistent (each update is a
         // single push/pop plus counters), so a poisoned lock is still usable.

@@ -1733,7 +1733,7 @@ mod tests {
             expr = MapExpr::Binary(b, Box::new(expr), Box::new(other));
         }
         let floats = [DType::F32, DType::F64, DType::F16, DType::BF16];
-        let mut out = Vec::new();
+        let mut out = super::super::paths::example_sources();
         for out_t in [DType::F32, DType::F64, DType::F16, DType::BF16, DType::Bool] {
             let inputs = vec![
                 (DType::F16, Access::Contiguous),

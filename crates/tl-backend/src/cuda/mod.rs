@@ -17,6 +17,7 @@ mod codegen;
 mod contract;
 mod lt;
 pub mod nccl;
+mod paths;
 mod record;
 mod rows;
 mod staging;
@@ -1449,6 +1450,10 @@ impl Backend for CudaBackend {
 
     fn is_accelerator(&self) -> bool {
         true
+    }
+
+    fn paths(&self) -> Option<&dyn crate::paths::PathDevice> {
+        Some(self)
     }
 
     fn contract_map(

@@ -1,0 +1,198 @@
+//! Path programs: a stratum of Datalog rules over binary relations, handed to a device whole.
+//!
+//! Graph programs (closures, same generation, labelled paths) are rules whose body is a path of
+//! binary atoms from the head's first argument to its second: `T(x, z) <- T(x, y), E(y, z)`,
+//! `SG(x, y) <- E(a, x), SG(a, b), E(b, y)`. A device that runs them ([`PathDevice`], the CUDA
+//! backend) keeps each head as a bit matrix in its own memory and runs the semi-naive rounds
+//! there: every rule whose path crosses a head at most once is driven by that head's last new
+//! tuples (or, without a head in its path, by its first atom's tuples, in the first round);
+//! from each driving tuple it walks the path both ways through the inputs' adjacency lists and
+//! sets the bits of the head tuples it reaches. Only a count per round comes back to the host.
+//!
+//! This module only describes such programs, in numbers; `tl-run` builds them from rules and
+//! falls back to the CPU tuple engine (saying so) for anything else.
+
+use crate::{Result, Tensor};
+
+/// Which relation an atom of a path reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HopSource {
+    /// A relation computed before the stratum ([`PathProgram::inputs`]).
+    Input(usize),
+    /// A head of the stratum ([`PathProgram::heads`]).
+    Head(usize),
+}
+
+/// One atom of a path, as the walk from the head's first argument crosses it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Hop {
+    /// The relation.
+    pub source: HopSource,
+    /// Whether the atom's first column is the end nearer the head's first argument.
+    pub forward: bool,
+}
+
+/// A comparison of a head tuple's two values, `x op y` (as `x != y` in same generation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PairTest {
+    /// `x == y`
+    Eq,
+    /// `x != y`
+    Ne,
+    /// `x < y`
+    Lt,
+    /// `x <= y`
+    Le,
+    /// `x > y`
+    Gt,
+    /// `x >= y`
+    Ge,
+}
+
+impl PairTest {
+    /// Whether the test holds for `(x, y)`.
+    pub fn holds(self, x: u32, y: u32) -> bool {
+        match self {
+            PairTest::Eq => x == y,
+            PairTest::Ne => x != y,
+            PairTest::Lt => x < y,
+            PairTest::Le => x <= y,
+            PairTest::Gt => x > y,
+            PairTest::Ge => x >= y,
+        }
+    }
+
+    /// The test as a C expression over `x` and `y`.
+    pub fn c_expr(self) -> &'static str {
+        match self {
+            PairTest::Eq => "x == y",
+            PairTest::Ne => "x != y",
+            PairTest::Lt => "x < y",
+            PairTest::Le => "x <= y",
+            PairTest::Gt => "x > y",
+            PairTest::Ge => "x >= y",
+        }
+    }
+}
+
+/// `head(x, y) <- hops…, test(x, y)`: a path of atoms from `x` to `y`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PathRule {
+    /// The head written.
+    pub head: usize,
+    /// The atoms from `x` to `y`, at least one; at most one may read a head.
+    pub hops: Vec<Hop>,
+    /// A condition on `x` and `y`.
+    pub test: Option<PairTest>,
+}
+
+/// A binary relation given to the device: sorted, distinct pairs, flat.
+#[derive(Clone, Copy, Debug)]
+pub struct PathInput<'a> {
+    /// `x0, y0, x1, y1, …`, sorted.
+    pub pairs: &'a [u32],
+    /// Extent of the first column.
+    pub rows: usize,
+    /// Extent of the second column.
+    pub cols: usize,
+}
+
+/// A head of the stratum: its extents and initial facts (sorted flat pairs).
+#[derive(Clone, Copy, Debug)]
+pub struct PathHead<'a> {
+    /// Extent of the first column.
+    pub rows: usize,
+    /// Extent of the second column.
+    pub cols: usize,
+    /// Facts it starts with.
+    pub facts: &'a [u32],
+}
+
+/// A stratum to run to its least fixpoint.
+#[derive(Clone, Debug)]
+pub struct PathProgram<'a> {
+    /// The relations read, computed before.
+    pub inputs: Vec<PathInput<'a>>,
+    /// The relations derived.
+    pub heads: Vec<PathHead<'a>>,
+    /// The rules.
+    pub rules: Vec<PathRule>,
+}
+
+/// A head as the device left it: one bit per cell, row-major, each row `cols` bits rounded up
+/// to 64-bit words, in an `I64` tensor of shape `[rows, words per row]`.
+#[derive(Clone, Debug)]
+pub struct DeviceBits {
+    /// The words.
+    pub words: Tensor,
+    /// Extent of the first column.
+    pub rows: usize,
+    /// Extent of the second column.
+    pub cols: usize,
+    /// Number of tuples (bits set).
+    pub tuples: u64,
+}
+
+impl DeviceBits {
+    /// Words per row.
+    pub fn row_words(&self) -> usize {
+        self.cols.div_ceil(64)
+    }
+}
+
+/// What a device's run of a path program did.
+#[derive(Clone, Debug)]
+pub struct PathOutcome {
+    /// The final heads, in [`PathProgram::heads`] order.
+    pub heads: Vec<DeviceBits>,
+    /// Rounds run.
+    pub rounds: usize,
+    /// New tuples each rule contributed, in [`PathProgram::rules`] order.
+    pub rule_tuples: Vec<u64>,
+}
+
+/// A device that runs path programs and answers questions about their results without
+/// copying them back.
+pub trait PathDevice {
+    /// Runs `program` to its least fixpoint. Fails (before starting) when the heads' bits
+    /// would not fit in the device's memory, saying how many bytes they would take.
+    fn run_paths(&self, program: &PathProgram<'_>) -> Result<PathOutcome>;
+
+    /// The number of tuples of each row (first value) of `bits`.
+    fn row_counts(&self, bits: &DeviceBits) -> Result<Vec<u64>>;
+
+    /// The tuples of `bits`, sorted, flat (copied to the host).
+    fn pairs(&self, bits: &DeviceBits) -> Result<Vec<u32>>;
+}
+
+/// The sorted flat pairs of a row-major bit matrix with `row_words` 64-bit words per row.
+pub fn bits_to_pairs(words: &[i64], row_words: usize) -> Vec<u32> {
+    let mut out = Vec::new();
+    if row_words == 0 {
+        return out;
+    }
+    for (r, row) in words.chunks_exact(row_words).enumerate() {
+        for (k, &w) in row.iter().enumerate() {
+            let mut m = w as u64;
+            while m != 0 {
+                out.push(r as u32);
+                out.push((k as u64 * 64 + u64::from(m.trailing_zeros())) as u32);
+                m &= m - 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bit_rows_decode_in_order() {
+        // Two rows of 70 columns: two words each.
+        let words = [0b101i64, 1 << 5, 0, i64::MIN];
+        assert_eq!(bits_to_pairs(&words, 2), vec![0, 0, 0, 2, 0, 69, 1, 127]);
+        assert!(PairTest::Ne.holds(1, 2) && !PairTest::Lt.holds(2, 2));
+    }
+}
