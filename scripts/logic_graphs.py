@@ -209,6 +209,14 @@ SYNTHETIC = [
     ("tc-rand-1e4-5e4", "tc", True,
      "uniform random digraph, 10^4 nodes, 5*10^4 edges, seed 7 (benches/closure.tl's graph)",
      lambda: random_digraph(10_000, 50_000, 7)),
+    # The largest graphs, for the GPU (~3*10^8 and ~10^9 pairs): heavy, and left out of the
+    # CPU benchmark's default run (see bench-logic.sh's ONLY).
+    ("tc-rand-5e4", "tc", True, "uniform random digraph, 5*10^4 nodes, 6*10^4 edges, seed 1",
+     lambda: random_digraph(50_000, 60_000, 1)),
+    ("tc-rand-1e5", "tc", True, "uniform random digraph, 10^5 nodes, 1.2*10^5 edges, seed 1",
+     lambda: random_digraph(100_000, 120_000, 1)),
+    ("sg-rand-3e4", "sg", True, "uniform random digraph, 3*10^4 nodes, 3.6*10^4 edges, seed 1",
+     lambda: random_digraph(30_000, 36_000, 1)),
 ]
 
 # Real graphs: (graph, builder, description, [(program, heavy)]). Sizes are after conversion

@@ -3,13 +3,15 @@
 //!
 //! Each input relation is uploaded once as its pairs and as adjacency lists both ways
 //! (offsets and targets, 32-bit). Each head has three bit matrices: everything known (`F`),
-//! the last round's new tuples (`D`) and this round's (`N`). A rule's kernel is generated for
-//! its path and its driving atom: one thread per 64-bit word of the driving head's `D` (or
-//! per pair of the driving input, in the first round); from each driving tuple it walks the
-//! atoms before it back to `x` and those after it on to `y` through the adjacency lists, and
-//! for every `(x, y)` that passes the rule's test it reads `F`, and only for a tuple not yet
-//! there ORs it in atomically; the OR's old value tells whether this thread added it, which
-//! then sets it in `N` and counts it. Rounds end when a round adds nothing; `D` and `N` swap.
+//! the last round's new tuples (`D`) and what was known before this round (`P`). A rule's
+//! kernel is generated for its path and its driving atom: one thread per 64-bit word of the
+//! driving head's `D` (or per pair of the driving input, in the first round); from each
+//! driving tuple it walks the atoms before it back to `x` and those after it on to `y`
+//! through the adjacency lists, and for every `(x, y)` that passes the rule's test it reads
+//! `F`, and only for a tuple not yet there ORs it in atomically (the OR's old value tells
+//! whether this thread added it, for the rule's count). A round ends with one pass over each
+//! head, `D = F & !P`, `P = F`, counting `D`'s bits: no second atomic per new tuple. Rounds
+//! end when a round adds nothing.
 //!
 //! Input data are 32-bit values; their buffers are labelled [`DType::F32`] only for their
 //! element size and are never read as numbers.
@@ -64,7 +66,7 @@ fn rule_source(rule: &PathRule, driver: usize, cap: usize) -> String {
     let from_bits = matches!(rule.hops[driver].source, HopSource::Head(_));
     let forward = rule.hops[driver].forward;
     s.push_str(
-        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  unsigned long long* F = (unsigned long long*)m.v[0];\n  unsigned long long* N = (unsigned long long*)m.v[1];\n  unsigned long long* C = (unsigned long long*)m.v[2];\n  const long long W = m.v[3], R = m.v[4], K = m.v[5], items = m.v[6];\n",
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  unsigned long long* F = (unsigned long long*)m.v[0];\n  unsigned long long* C = (unsigned long long*)m.v[2];\n  const long long W = m.v[3], R = m.v[4], K = m.v[5], items = m.v[6];\n",
     );
     // Atoms other than the driver, in walking order: the ones before it from the driver
     // back to x, then the ones after it on to y.
@@ -114,12 +116,27 @@ fn rule_source(rule: &PathRule, driver: usize, cap: usize) -> String {
     let test = rule.test.map_or("true", |t| t.c_expr());
     let _ = writeln!(
         s,
-        "      const unsigned int y = {at};\n      if ((long long)x < R && (long long)y < K && ({test})) {{\n        const unsigned long long w = (unsigned long long)x * W + (y >> 6);\n        const unsigned long long bit = 1ull << (y & 63);\n        if (!(((volatile unsigned long long*)F)[w] & bit)) {{\n          const unsigned long long old = atomicOr(F + w, bit);\n          if (!(old & bit)) {{ atomicOr(N + w, bit); ++added; }}\n        }}\n      }}"
+        "      const unsigned int y = {at};\n      if ((long long)x < R && (long long)y < K && ({test})) {{\n        const unsigned long long w = (unsigned long long)x * W + (y >> 6);\n        const unsigned long long bit = 1ull << (y & 63);\n        if (!(((volatile unsigned long long*)F)[w] & bit)) {{\n          const unsigned long long old = atomicOr(F + w, bit);\n          if (!(old & bit)) ++added;\n        }}\n      }}"
     );
     for _ in 0..depth {
         s.push_str("      }\n");
     }
     s.push_str("    }\n  }\n  if (added) atomicAdd(C, added);\n}\n");
+    s
+}
+
+/// The end of a round: `D = F & !P` (the round's new tuples), then `P = F`, counting the new
+/// tuples into `C`.
+fn advance_source() -> String {
+    let mut s = codegen::header(codegen::Real::F32, 16);
+    s.push_str("extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const unsigned long long* F = (const unsigned long long*)m.v[0];\n  unsigned long long* P = (unsigned long long*)m.v[1];\n  unsigned long long* D = (unsigned long long*)m.v[2];\n  unsigned long long* C = (unsigned long long*)m.v[3];\n  const long long n = m.v[4];\n  unsigned long long c = 0;\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {\n    const unsigned long long f = F[i], d = f & ~P[i];\n    D[i] = d;\n    P[i] = f;\n    c += __popcll(d);\n  }\n  for (int o = 16; o > 0; o >>= 1) c += __shfl_down_sync(0xffffffffu, c, o);\n  if ((threadIdx.x & 31) == 0 && c) atomicAdd(C, c);\n}\n");
+    s
+}
+
+/// Sets the bits of `pairs` (flat `x, y`) in three bit matrices of `W` words per row.
+fn set_pairs_source() -> String {
+    let mut s = codegen::header(codegen::Real::F32, 16);
+    s.push_str("extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const unsigned int* P = (const unsigned int*)m.v[0];\n  const long long n = m.v[1], W = m.v[2], R = m.v[3], K = m.v[4];\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {\n    const unsigned int x = P[2 * i], y = P[2 * i + 1];\n    if ((long long)x >= R || (long long)y >= K) continue;\n    const unsigned long long w = (unsigned long long)x * W + (y >> 6), bit = 1ull << (y & 63);\n    for (int k = 0; k < 3; ++k) atomicOr((unsigned long long*)m.v[5 + k] + w, bit);\n  }\n}\n");
     s
 }
 
@@ -130,11 +147,12 @@ fn row_count_source() -> String {
     s
 }
 
-/// A head's three bit matrices on the device.
+/// A head's three bit matrices on the device: everything known, the last round's new tuples,
+/// and everything known before this round.
 struct Head {
     full: CudaStorage,
     delta: CudaStorage,
-    next: CudaStorage,
+    prev: CudaStorage,
     rows: usize,
     cols: usize,
     words: usize,
@@ -165,26 +183,34 @@ impl CudaBackend {
                 elements: rows as u128 * words as u128,
                 detail: "a relation's bit matrix overflows the address space".into(),
             })?;
-        let mut host = vec![0i64; n];
-        for p in facts.chunks_exact(2) {
-            let (x, y) = (p[0] as usize, p[1] as usize);
-            if x < rows && y < cols {
-                if let Some(w) = host.get_mut(x * words + y / 64) {
-                    *w |= 1 << (y % 64);
-                }
-            }
-        }
-        let full = self.upload_slice(&host, DType::I64)?;
-        let delta = self.upload_slice(&host, DType::I64)?;
-        let next = self.zeroed_words(n)?;
-        Ok(Head {
-            full,
-            delta,
-            next,
+        let head = Head {
+            full: self.zeroed_words(n)?,
+            delta: self.zeroed_words(n)?,
+            prev: self.zeroed_words(n)?,
             rows,
             cols,
             words,
-        })
+        };
+        if facts.len() >= 2 {
+            let pairs = self.upload_u32(facts)?;
+            let count = facts.len() / 2;
+            self.launch(
+                codegen::kernel_key(&"path set pairs"),
+                || Ok(set_pairs_source()),
+                &[
+                    pairs.ptr() as i64,
+                    count as i64,
+                    words as i64,
+                    rows as i64,
+                    cols as i64,
+                    head.full.ptr() as i64,
+                    head.delta.ptr() as i64,
+                    head.prev.ptr() as i64,
+                ],
+                grid(count),
+            )?;
+        }
+        Ok(head)
     }
 
     fn read_counters(&self, c: &CudaStorage, n: usize) -> Result<Vec<u64>> {
@@ -195,6 +221,23 @@ impl CudaBackend {
 
 impl PathDevice for CudaBackend {
     fn run_paths(&self, program: &PathProgram<'_>) -> Result<PathOutcome> {
+        for rule in &program.rules {
+            let heads_read = rule
+                .hops
+                .iter()
+                .filter(|h| matches!(h.source, HopSource::Head(_)))
+                .count();
+            let known = rule.hops.iter().all(|h| match h.source {
+                HopSource::Head(j) => j < program.heads.len(),
+                HopSource::Input(i) => i < program.inputs.len(),
+            });
+            if heads_read > 1 || !known || rule.head >= program.heads.len() || rule.hops.is_empty()
+            {
+                return Err(BackendError::Device(
+                    "a path rule must cross known relations, a head at most once".into(),
+                ));
+            }
+        }
         // Everything the run holds on the device, checked against its free memory first.
         let head_bytes: u128 = program
             .heads
@@ -228,12 +271,13 @@ impl PathDevice for CudaBackend {
                 })
             })
             .collect::<Result<_>>()?;
-        let mut heads: Vec<Head> = program
+        let heads: Vec<Head> = program
             .heads
             .iter()
             .map(|h| self.head_bits(h.rows, h.cols, h.facts))
             .collect::<Result<_>>()?;
         let counters = self.zeroed_words(program.rules.len())?;
+        let round_new = self.zeroed_words(1)?;
         // Each rule's driver: its head atom, else its first atom.
         let drivers: Vec<usize> = program
             .rules
@@ -245,19 +289,6 @@ impl PathDevice for CudaBackend {
                     .unwrap_or(0)
             })
             .collect();
-        for (rule, &d) in program.rules.iter().zip(&drivers) {
-            let others = rule
-                .hops
-                .iter()
-                .enumerate()
-                .filter(|&(k, h)| k != d && !matches!(h.source, HopSource::Input(_)));
-            if others.count() > 0 || rule.head >= heads.len() || rule.hops.is_empty() {
-                return Err(BackendError::Device(
-                    "a path rule crosses a head more than once".into(),
-                ));
-            }
-        }
-        let mut before = vec![0u64; program.rules.len()];
         let mut rounds = 0;
         loop {
             rounds += 1;
@@ -269,7 +300,7 @@ impl PathDevice for CudaBackend {
                 let h = &heads[rule.head];
                 let mut meta = vec![
                     h.full.ptr() as i64,
-                    h.next.ptr() as i64,
+                    0,
                     (counters.ptr() + 8 * r as u64) as i64,
                     h.words as i64,
                     h.rows as i64,
@@ -322,17 +353,34 @@ impl PathDevice for CudaBackend {
                     grid(items),
                 )?;
             }
-            let now = self.read_counters(&counters, program.rules.len())?;
-            let added: u64 = now.iter().zip(&before).map(|(a, b)| a - b).sum();
-            before = now;
+            // The round's new tuples become each head's delta; the count of them, read back,
+            // says whether another round is needed.
+            self.fill_bits(&round_new, 1, 0)?;
+            for h in &heads {
+                let n = h.rows * h.words;
+                self.launch(
+                    codegen::kernel_key(&"path advance"),
+                    || Ok(advance_source()),
+                    &[
+                        h.full.ptr() as i64,
+                        h.prev.ptr() as i64,
+                        h.delta.ptr() as i64,
+                        round_new.ptr() as i64,
+                        n as i64,
+                    ],
+                    grid(n),
+                )?;
+            }
+            let added = self
+                .read_counters(&round_new, 1)?
+                .first()
+                .copied()
+                .unwrap_or(0);
             if added == 0 {
                 break;
             }
-            for h in heads.iter_mut() {
-                std::mem::swap(&mut h.delta, &mut h.next);
-                self.fill_bits(&h.next, h.rows * h.words, 0)?;
-            }
         }
+        let before = self.read_counters(&counters, program.rules.len())?;
         let mut out = Vec::with_capacity(heads.len());
         for (j, (h, spec)) in heads.into_iter().zip(&program.heads).enumerate() {
             let facts = (spec.facts.len() / 2) as u64;
@@ -430,6 +478,8 @@ pub(crate) fn example_sources() -> Vec<(String, String)> {
             rule_source(&base, 0, 16),
         ),
         ("path row counts".into(), row_count_source()),
+        ("path advance".into(), advance_source()),
+        ("path set pairs".into(), set_pairs_source()),
     ]
 }
 
