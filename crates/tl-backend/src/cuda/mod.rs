@@ -360,9 +360,8 @@ impl CudaBackend {
         let mut m = lock(&self.matmuls);
         if m.lt.is_none() {
             // Loading a missing library panics inside cudarc: caught, it is an error.
-            let opened = catch_unwind(lt::Lt::new).unwrap_or_else(|_| {
-                Err("libcublasLt.so could not be loaded".to_string())
-            });
+            let opened = catch_unwind(lt::Lt::new)
+                .unwrap_or_else(|_| Err("libcublasLt.so could not be loaded".to_string()));
             m.lt = Some(opened.map_err(|e| {
                 BackendError::Device(format!(
                     "matrix products need cuBLASLt: {e} (install it with the CUDA toolkit, or run with --device cpu)"
