@@ -229,8 +229,7 @@ fn layout(ty: sys::cudaDataType, rows: usize, cols: usize, nb: usize) -> Result<
 }
 
 impl Lt {
-    /// Loads cuBLASLt and opens a handle (a missing library panics inside cudarc; the caller
-    /// catches that).
+    /// Opens a handle (the library was probed by the caller).
     pub(super) fn new() -> std::result::Result<Lt, String> {
         let handle = lt::create_handle().map_err(|e| format!("cuBLASLt: {e:?}"))?;
         Ok(Lt {
