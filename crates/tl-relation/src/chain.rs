@@ -144,7 +144,7 @@ impl Chain {
         }
         let forward = self.hops[q].forward;
         let pairs = delta.rel.values().as_chunks::<2>().0;
-        let chunk = (pairs.len() / (rayon::current_num_threads() * 8)).max(512);
+        let chunk = (pairs.len() / (rayon::current_num_threads() * 8)).max(4096);
         let work = |part: &[[Value; 2]]| {
             let mut out = Vec::new();
             let (mut xs, mut ys) = (Vec::new(), Vec::new());

@@ -56,19 +56,21 @@ impl Rows {
         let total: usize = parts.iter().map(|p| p.len() / 2).sum();
         let n = self.rows.len();
         let mut out = Vec::new();
-        if total.saturating_mul(4) < n {
-            let mut cand: Vec<[Value; 2]> = parts
+        if total < n {
+            // Pairs as one 64-bit key each (first value high), so the sort compares integers.
+            let mut cand: Vec<u64> = parts
                 .iter()
-                .flat_map(|p| p.as_chunks::<2>().0.iter().copied())
+                .flat_map(|p| p.as_chunks::<2>().0.iter())
                 .filter(|t| (t[0] as usize) < n)
+                .map(|t| u64::from(t[0]) << 32 | u64::from(t[1]))
                 .collect();
             cand.sort_unstable();
             cand.dedup();
             let (mut values, mut new) = (Vec::new(), Vec::new());
-            for group in cand.chunk_by(|a, b| a[0] == b[0]) {
-                let r = group[0][0];
+            for group in cand.chunk_by(|a, b| a >> 32 == b >> 32) {
+                let r = (group[0] >> 32) as Value;
                 values.clear();
-                values.extend(group.iter().map(|t| t[1]));
+                values.extend(group.iter().map(|&t| t as Value));
                 if let Some(row) = self.rows.get_mut(r as usize) {
                     new.clear();
                     merge_new(row, &values, &mut new);
