@@ -172,6 +172,29 @@ fn components(g: &Graph, n: usize) -> (Vec<u32>, Vec<Vec<Value>>) {
     (comp, comps)
 }
 
+/// Calls `f` with the component of every successor of `members` (component `c`) that is not
+/// `c` itself (repeats possible); returns whether `c` lies on a cycle.
+fn successor_components(
+    g: &Graph,
+    comp: &[u32],
+    members: &[Value],
+    c: usize,
+    mut f: impl FnMut(usize),
+) -> bool {
+    let mut cyclic = members.len() > 1;
+    for &u in members {
+        for &v in g.successors(u as usize) {
+            let d = comp[v as usize] as usize;
+            if d == c {
+                cyclic = true;
+            } else {
+                f(d);
+            }
+        }
+    }
+    cyclic
+}
+
 /// At most the number of pairs of the closure: each component reaches at least its own
 /// members when it lies on a cycle, and at least what its largest-reaching successor
 /// reaches plus that successor's members; every node counts its component's bound.
@@ -180,17 +203,9 @@ fn size_lower_bound(g: &Graph, comp: &[u32], comps: &[Vec<Value>]) -> u128 {
     let mut total: u128 = 0;
     for (c, members) in comps.iter().enumerate() {
         let mut best = 0u64;
-        let mut cyclic = members.len() > 1;
-        for &u in members {
-            for &v in g.successors(u as usize) {
-                let d = comp[v as usize] as usize;
-                if d == c {
-                    cyclic = true;
-                } else {
-                    best = best.max(lower[d] + comps[d].len() as u64);
-                }
-            }
-        }
+        let cyclic = successor_components(g, comp, members, c, |d| {
+            best = best.max(lower[d] + comps[d].len() as u64);
+        });
         if cyclic {
             best = best.max(members.len() as u64);
         }
@@ -242,18 +257,12 @@ pub fn transitive_closure(
     let mut bytes = 0usize;
     for (c, members) in comps.iter().enumerate() {
         let mut children = Vec::new();
-        let mut cyclic = members.len() > 1;
-        for &u in members {
-            for &v in g.successors(u as usize) {
-                let d = comp[v as usize] as usize;
-                if d == c {
-                    cyclic = true;
-                } else if seen[d] != c as u32 {
-                    seen[d] = c as u32;
-                    children.push(d);
-                }
+        let cyclic = successor_components(&g, &comp, members, c, |d| {
+            if seen[d] != c as u32 {
+                seen[d] = c as u32;
+                children.push(d);
             }
-        }
+        });
         let estimate: usize = children
             .iter()
             .map(|&d| reach[d].len() + comps[d].len())

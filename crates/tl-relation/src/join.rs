@@ -111,6 +111,25 @@ pub(crate) struct Plan<'a> {
     vars: usize,
 }
 
+/// The values of `terms` under `binding`, in `buf` when they fit (no allocation), else in
+/// `owned`.
+#[inline]
+fn values_of<'b>(
+    terms: &[Term],
+    binding: &[Value],
+    buf: &'b mut [Value; 8],
+    owned: &'b mut Vec<Value>,
+) -> &'b [Value] {
+    if terms.len() <= buf.len() {
+        for (slot, &t) in buf.iter_mut().zip(terms) {
+            *slot = value(t, binding);
+        }
+        return buf.get(..terms.len()).unwrap_or(&[]);
+    }
+    owned.extend(terms.iter().map(|&t| value(t, binding)));
+    owned
+}
+
 /// Value of a term under a binding (variables out of range read as 0; validation prevents that).
 fn value(term: Term, binding: &[Value]) -> Value {
     match term {
@@ -423,17 +442,8 @@ impl<'a> Plan<'a> {
         };
         match step {
             Step::Join { index, key, .. } => {
-                let mut buf = [0; 8];
-                let owned: Vec<Value>;
-                let key_vals: &[Value] = if key.len() <= buf.len() {
-                    for (slot, &t) in buf.iter_mut().zip(key) {
-                        *slot = value(t, binding);
-                    }
-                    buf.get(..key.len()).unwrap_or(&[])
-                } else {
-                    owned = key.iter().map(|&t| value(t, binding)).collect();
-                    &owned
-                };
+                let (mut buf, mut owned) = ([0; 8], Vec::new());
+                let key_vals = values_of(key, binding, &mut buf, &mut owned);
                 match &**index {
                     Index::Bits { cells } => match cells.prefix_cells(key_vals) {
                         Some((base, end)) => Cursor::Cells {
@@ -525,18 +535,8 @@ impl<'a> Plan<'a> {
                 match step {
                     Step::Filter(c) => c.op.holds(value(c.lhs, binding), value(c.rhs, binding)),
                     Step::Negate { rel, args } => {
-                        let mut buf = [0; 8];
-                        let owned: Vec<Value>;
-                        let tuple: &[Value] = if args.len() <= buf.len() {
-                            for (slot, &t) in buf.iter_mut().zip(args) {
-                                *slot = value(t, binding);
-                            }
-                            buf.get(..args.len()).unwrap_or(&[])
-                        } else {
-                            owned = args.iter().map(|&t| value(t, binding)).collect();
-                            &owned
-                        };
-                        !rel.contains(tuple)
+                        let (mut buf, mut owned) = ([0; 8], Vec::new());
+                        !rel.contains(values_of(args, binding, &mut buf, &mut owned))
                     }
                     Step::Assign {
                         var,

@@ -307,39 +307,12 @@ impl<'a> Engine<'a> {
     pub fn dense(&self, t: TensorId, span: Span) -> Result<Tensor, RunError> {
         match self.values.get(t).and_then(Option::as_ref) {
             Some(Value::Dense(x)) => Ok(x.clone()),
-            Some(Value::Sparse(rel)) => {
-                let shape = self.shape(t);
-                let cells: u128 = shape.iter().map(|&e| e as u128).product();
-                if cells > DENSIFY_CELLS {
-                    let name = self.program.tensors[t % self.program.tensors.len()]
-                        .name
-                        .clone();
-                    return Err(RunError::TooDense {
-                        tensor: name,
-                        cells,
-                        span,
-                    });
-                }
-                let host = tuples_to_dense(&shape, rel.iter());
-                self.upload(&host, span)
-            }
+            Some(Value::Sparse(rel)) => self.densify(t, rel, span),
             Some(Value::Device(d)) => {
                 let rel = d
                     .relation(self.backend)
                     .map_err(|e| RunError::backend(e, span))?;
-                let shape = self.shape(t);
-                let cells: u128 = shape.iter().map(|&e| e as u128).product();
-                if cells > DENSIFY_CELLS {
-                    let name = self.program.tensors[t % self.program.tensors.len()]
-                        .name
-                        .clone();
-                    return Err(RunError::TooDense {
-                        tensor: name,
-                        cells,
-                        span,
-                    });
-                }
-                self.upload(&tuples_to_dense(&shape, rel.iter()), span)
+                self.densify(t, &rel, span)
             }
             Some(Value::Layers { axis, rows }) => self.stack_rows(t, *axis, rows, span),
             None => self
@@ -347,6 +320,23 @@ impl<'a> Engine<'a> {
                 .full(&self.shape(t), 0.0, self.dtype_of(t))
                 .map_err(|e| RunError::backend(e, span)),
         }
+    }
+
+    /// A relation's tuples as a dense 0/1 tensor of `t`'s shape, if it has few enough cells.
+    fn densify(&self, t: TensorId, rel: &Relation, span: Span) -> Result<Tensor, RunError> {
+        let shape = self.shape(t);
+        let cells: u128 = shape.iter().map(|&e| e as u128).product();
+        if cells > DENSIFY_CELLS {
+            let name = self.program.tensors[t % self.program.tensors.len()]
+                .name
+                .clone();
+            return Err(RunError::TooDense {
+                tensor: name,
+                cells,
+                span,
+            });
+        }
+        self.upload(&tuples_to_dense(&shape, rel.iter()), span)
     }
 
     /// The tuples of a relation's value (dense values: the cells > 0).
