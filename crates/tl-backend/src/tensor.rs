@@ -110,6 +110,23 @@ impl Tensor {
         }
     }
 
+    /// A scalar seen as a tensor of `shape`, every element the scalar (strides 0, no data
+    /// moves); `None` when `self` is not a scalar.
+    pub fn broadcast_scalar(&self, shape: &[usize]) -> Option<Tensor> {
+        if self.rank() != 0 {
+            return None;
+        }
+        Some(Tensor {
+            layout: Layout {
+                shape: shape.to_vec(),
+                strides: vec![0; shape.len()],
+                offset: self.layout.offset,
+            },
+            dtype: self.dtype,
+            storage: self.storage.clone(),
+        })
+    }
+
     /// A view with size-1 axes inserted so that axis `k` of `self` lands at `positions[k]` of a
     /// tensor of rank `rank`; the other axes have extent 1 (for broadcasting in `map`).
     pub fn expanded_to_rank(&self, positions: &[usize], rank: usize) -> Tensor {

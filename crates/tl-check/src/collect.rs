@@ -174,6 +174,21 @@ impl<'a> Checker<'a> {
                     .iter()
                     .map(|a| match a {
                         ast::IndexArg::Symbol { name, .. } => Ok(FactArg::Symbol(name.clone())),
+                        // Element numbers are 32-bit: the largest is 2^32 - 2.
+                        ast::IndexArg::Expr(ast::IndexExpr::Int(v, span))
+                            if *v < 0 || *v >= i64::from(u32::MAX) =>
+                        {
+                            Err(CheckError::Misplaced {
+                                what: format!(
+                                    "the fact argument {v} is not an element number (0 to {})",
+                                    u32::MAX - 1
+                                ),
+                                hint:
+                                    "integer arguments index an axis; use a symbol for other values"
+                                        .into(),
+                                span: *span,
+                            })
+                        }
                         ast::IndexArg::Expr(ast::IndexExpr::Int(v, _)) => Ok(FactArg::Int(*v)),
                         other => Err(CheckError::Misplaced {
                             what: "a fact's arguments must be constants".into(),

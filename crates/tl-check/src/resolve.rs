@@ -401,11 +401,24 @@ fn index_expr(ck: &mut Checker, scope: &mut Scope, e: &ast::IndexExpr) -> IndexE
     match e {
         ast::IndexExpr::Var(id) => IndexExpr::Var(scope.var(ck, &id.name, id.span)),
         ast::IndexExpr::Int(c, _) => IndexExpr::Const(*c),
-        ast::IndexExpr::Binary { op, lhs, rhs, .. } => IndexExpr::Binary(
-            *op,
-            Box::new(index_expr(ck, scope, lhs)),
-            Box::new(index_expr(ck, scope, rhs)),
-        ),
+        ast::IndexExpr::Binary { op, lhs, rhs, .. } => {
+            let (a, b) = (index_expr(ck, scope, lhs), index_expr(ck, scope, rhs));
+            // A divisor that is zero everywhere (`i/0`, `i % (2 - 2)`) is a mistake, not a
+            // read outside the tensor.
+            let divides = matches!(
+                op,
+                tl_syntax::ast::IndexOp::Div | tl_syntax::ast::IndexOp::Rem
+            );
+            if divides && b.eval(&[]) == Some(0) {
+                ck.errors.push(CheckError::Misplaced {
+                    what: "this index divides by zero".into(),
+                    span: rhs.span(),
+                    hint: "integer division and remainder in an index need a divisor other than 0"
+                        .into(),
+                });
+            }
+            IndexExpr::Binary(*op, Box::new(a), Box::new(b))
+        }
     }
 }
 

@@ -120,6 +120,9 @@ pub struct Engine<'a> {
     /// When set, every stratum the tuple engine evaluates adds its statistics here
     /// (`tl run --profile`).
     pub relation_profile: Option<Vec<StratumProfile>>,
+    /// Bytes one host tensor may take (`--max-memory`, else nine tenths of the memory free
+    /// when the run started).
+    pub host_limit: usize,
 }
 
 /// What the tuple engine did for one stratum: per head, how it was held and how many tuples
@@ -164,6 +167,7 @@ impl<'a> Engine<'a> {
         let n = program.tensors.len();
         let slots = plan.layers.slot_shapes.len();
         let rng = Rng::new(options.seed);
+        let host_limit = crate::budget::budget_now(options.max_memory);
         Engine {
             program,
             plan,
@@ -183,6 +187,7 @@ impl<'a> Engine<'a> {
             traces: HashMap::new(),
             profile: None,
             relation_profile: None,
+            host_limit,
             sparse_cache: HashMap::new(),
             sparse_counts: HashMap::new(),
         }
@@ -249,17 +254,14 @@ impl<'a> Engine<'a> {
     /// The value a tensor starts with (data, facts, initialised parameters; none if derived).
     pub fn initial(&mut self, t: TensorId) -> Result<Option<Value>, RunError> {
         let decl = &self.program.tensors[t];
-        let shape = self.program.shape(t);
         let span = decl.span;
         Ok(match &decl.def {
             Definition::Data(host) => Some(Value::Dense(self.upload(host, span)?)),
             Definition::Tuples(tuples) => Some(self.relation_value(t, tuples, span)?),
-            Definition::Param(init) => Some(Value::Dense(self.init_param(&shape, init, span)?)),
-            Definition::ImplicitParam => Some(Value::Dense(self.init_param(
-                &shape,
-                &Init::Xavier,
-                span,
-            )?)),
+            Definition::Param(init) => Some(Value::Dense(self.init_param(t, init, span)?)),
+            Definition::ImplicitParam => {
+                Some(Value::Dense(self.init_param(t, &Init::Xavier, span)?))
+            }
             Definition::Derived => None,
         })
     }
@@ -276,12 +278,23 @@ impl<'a> Engine<'a> {
             let flat: Vec<u32> = tuples.iter().flatten().copied().collect();
             return Ok(Value::Sparse(Relation::from_flat(shape.len(), flat)));
         }
+        let name = &self.program.tensors[t % self.program.tensors.len()].name;
+        self.fits(
+            &shape,
+            4,
+            || format!("relation `{name}` {shape:?} as 0/1 cells"),
+            span,
+        )?;
         let host = tuples_to_dense(&shape, tuples.iter().map(Vec::as_slice));
         Ok(Value::Dense(self.upload(&host, span)?))
     }
 
-    fn init_param(&mut self, shape: &[usize], init: &Init, span: Span) -> Result<Tensor, RunError> {
-        let n: usize = shape.iter().product();
+    fn init_param(&mut self, t: TensorId, init: &Init, span: Span) -> Result<Tensor, RunError> {
+        let shape = &self.program.shape(t);
+        // Drawn in f64 on the host, then stored in the real type.
+        let per = 8 + self.dtype().size();
+        let name = &self.program.tensors[t].name;
+        let n = self.fits(shape, per, || format!("parameter `{name}` {shape:?}"), span)?;
         let data: Vec<f64> = match *init {
             Init::Constant(c) => vec![c; n],
             Init::Normal(mean, std) => (0..n).map(|_| mean + std * self.rng.normal()).collect(),
@@ -336,6 +349,13 @@ impl<'a> Engine<'a> {
                 span,
             });
         }
+        let name = &self.program.tensors[t % self.program.tensors.len()].name;
+        self.fits(
+            &shape,
+            4,
+            || format!("relation `{name}` {shape:?} as 0/1 cells"),
+            span,
+        )?;
         self.upload(&tuples_to_dense(&shape, rel.iter()), span)
     }
 

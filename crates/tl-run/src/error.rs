@@ -42,6 +42,18 @@ pub enum RunError {
         /// Where it is used.
         span: Span,
     },
+    /// A dense tensor would take more memory than the run may use.
+    #[error("{what} would take {} of memory, more than the {} available", human_bytes(*bytes), human_bytes(*limit))]
+    TooLarge {
+        /// What (names the tensor and its shape).
+        what: String,
+        /// Bytes it would take.
+        bytes: u128,
+        /// Bytes the run may use.
+        limit: u128,
+        /// Its definition or the statement that makes it.
+        span: Span,
+    },
     /// A NaN or infinity appeared while training.
     #[error("{what}")]
     NonFinite {
@@ -79,6 +91,24 @@ pub enum RunError {
     },
 }
 
+/// A byte count for people: `12.5 GiB`, `340.0 MiB`, `512 bytes`.
+fn human_bytes(b: u128) -> String {
+    const UNITS: [(&str, u128); 6] = [
+        ("EiB", 1 << 60),
+        ("PiB", 1 << 50),
+        ("TiB", 1 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (name, size) in UNITS {
+        if b >= size {
+            return format!("{:.1} {name}", b as f64 / size as f64);
+        }
+    }
+    format!("{b} bytes")
+}
+
 impl RunError {
     /// A backend error at a statement.
     pub fn backend(error: tl_backend::BackendError, span: Span) -> Self {
@@ -111,6 +141,11 @@ impl ToDiagnostic for RunError {
             RunError::TooDense { span, .. } => {
                 Diagnostic::error("TL0304", msg, *span, "used densely here").with_help(
                     "use the relation in rules (stored sparsely), or restrict its domains",
+                )
+            }
+            RunError::TooLarge { span, .. } => {
+                Diagnostic::error("TL0314", msg, *span, "this tensor").with_help(
+                    "use smaller domains or shapes, store the relation as tuples (read it only in rules and counts), or allow more with `--max-memory`",
                 )
             }
             RunError::NonFinite { span, .. } => {

@@ -201,6 +201,20 @@ fn aligned(
         .iter()
         .map(|&i| {
             let t = value_of(vals, i, span)?;
+            let labels = &graph.nodes[i].labels;
+            if t.rank() != labels.len() || labels.iter().any(|l| !onto.contains(l)) {
+                return Err(RunError::backend(
+                    tl_backend::BackendError::Shape {
+                        op: "plan",
+                        detail: format!(
+                            "node %{i} has rank {} but {} labels",
+                            t.rank(),
+                            labels.len()
+                        ),
+                    },
+                    span,
+                ));
+            }
             let (perm, positions) = alignment(&graph.nodes[i].labels, onto);
             Ok(t.permuted(&perm).expanded_to_rank(&positions, onto.len()))
         })
@@ -301,7 +315,18 @@ impl Engine<'_> {
         let mut vals: Vec<Option<Tensor>> = vec![None; graph.nodes.len()];
         let sparse = self.sparse_loads(graph);
         let plan_key = plan as *const EquationPlan as usize | usize::from(fused);
+        let host_results = !be.is_accelerator();
         for (id, node) in graph.nodes.iter().enumerate() {
+            if host_results && !matches!(node.op, Op::Load { .. }) {
+                // Every result is a fresh host tensor: too large is an error, not an abort.
+                let shape = &node.shape;
+                self.fits(
+                    shape,
+                    dtype.size(),
+                    || format!("an intermediate result {shape:?} of this statement"),
+                    span,
+                )?;
+            }
             let get = |vals: &[Option<Tensor>], i: usize| value_of(vals, i, span);
             if let Some(value) =
                 self.sparse_node(graph, &vals, &sparse, (plan_key, id), dtype, span)?
@@ -327,14 +352,19 @@ impl Engine<'_> {
                     });
                     be.gather_shared(&source, &idx, &node.shape).map_err(err)?
                 }
-                Op::Const(c) => match self.constants.get(&(c.to_bits(), dtype)) {
-                    Some(t) => t.clone(),
-                    None => {
-                        let t = be.full(&[], *c, dtype).map_err(err)?;
-                        self.constants.insert((c.to_bits(), dtype), t.clone());
-                        t
-                    }
-                },
+                Op::Const(c) => {
+                    let scalar = match self.constants.get(&(c.to_bits(), dtype)) {
+                        Some(t) => t.clone(),
+                        None => {
+                            let t = be.full(&[], *c, dtype).map_err(err)?;
+                            self.constants.insert((c.to_bits(), dtype), t.clone());
+                            t
+                        }
+                    };
+                    // A constant with labels (a fused map of a constant) is that constant at
+                    // every point of its shape.
+                    scalar.broadcast_scalar(&node.shape).unwrap_or(scalar)
+                }
                 Op::IndexValue(v) => {
                     let n = plan.vars[*v].extent;
                     match self.index_values.get(&(n, dtype)) {

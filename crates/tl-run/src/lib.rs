@@ -5,6 +5,7 @@
 
 pub mod answer;
 pub mod batch;
+mod budget;
 pub mod checkpoint;
 mod closure;
 pub mod device_rules;

@@ -404,16 +404,6 @@ impl Engine<'_> {
 }
 
 impl Engine<'_> {
-    /// Bytes the tuple engine may use: `--max-memory`, else most of what the machine has
-    /// free now (so that a relation too large fails as an error, before the system kills the
-    /// process).
-    pub fn memory_budget(&self) -> usize {
-        if let Some(m) = self.options.max_memory {
-            return usize::try_from(m).unwrap_or(usize::MAX);
-        }
-        available_memory().map_or(usize::MAX, |free| free / 10 * 9)
-    }
-
     /// A tuple engine error as a diagnostic: the relation by name, at its first recursive
     /// rule (the one that grows it), with the size it would have had.
     fn relation_error(&self, e: &tl_relation::RelationError, span: Span) -> RunError {
@@ -452,14 +442,6 @@ impl Engine<'_> {
         };
         RunError::Relation { message, span: at }
     }
-}
-
-/// Memory the system can still hand out (Linux's `MemAvailable`), in bytes.
-fn available_memory() -> Option<usize> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
 }
 
 fn combine_fn(op: ReduceOp) -> BinaryFn {
