@@ -229,7 +229,8 @@ fn layout(ty: sys::cudaDataType, rows: usize, cols: usize, nb: usize) -> Result<
 }
 
 impl Lt {
-    /// Opens a handle (the library was probed by the caller).
+    /// Loads cuBLASLt and opens a handle (a missing library panics inside cudarc; the caller
+    /// catches that).
     pub(super) fn new() -> std::result::Result<Lt, String> {
         let handle = lt::create_handle().map_err(|e| format!("cuBLASLt: {e:?}"))?;
         Ok(Lt {

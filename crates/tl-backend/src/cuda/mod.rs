@@ -54,9 +54,6 @@ pub enum Unavailable {
     /// The runtime compiler library is not installed.
     #[error("the CUDA runtime compiler (libnvrtc.so) could not be loaded")]
     NoNvrtc,
-    /// cuBLAS is not installed.
-    #[error("cuBLASLt (libcublasLt.so) could not be loaded")]
-    NoCublasLt,
     /// The driver works but reports no usable device.
     #[error("no CUDA device: {0}")]
     NoDevice(String),
@@ -151,9 +148,11 @@ struct IndexEntry {
 /// At most this many bytes of cached index vectors; past it the cache starts over.
 const INDEX_CACHE_BYTES: usize = 1 << 30;
 
-/// cuBLASLt's handle and plans, with its scratch buffer once the first product asks for it.
+/// cuBLASLt's handle and plans, opened by the first product (cuBLASLt is a large library:
+/// programs without products, such as rules on the path engine, never load it), with its
+/// scratch buffer.
 struct Matmuls {
-    lt: lt::Lt,
+    lt: Option<lt::Lt>,
     workspace: Option<CudaStorage>,
 }
 
@@ -262,10 +261,6 @@ impl CudaBackend {
         if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
             return Err(Unavailable::NoNvrtc);
         }
-        // SAFETY: as above.
-        if !unsafe { cudarc::cublaslt::sys::is_culib_present() } {
-            return Err(Unavailable::NoCublasLt);
-        }
         match catch_unwind(AssertUnwindSafe(Self::init)) {
             Ok(r) => r,
             Err(p) => {
@@ -296,7 +291,6 @@ impl CudaBackend {
         let stream = ctx
             .new_stream()
             .map_err(|e| Unavailable::Init(format!("creating a stream: {e:?}")))?;
-        let lt = lt::Lt::new().map_err(Unavailable::Init)?;
         let pool = Pool::new(
             Box::new(DriverMemory { ctx: ctx.clone() }),
             "cuda:0".to_string(),
@@ -306,7 +300,7 @@ impl CudaBackend {
             stream,
             pool,
             matmuls: Mutex::new(Matmuls {
-                lt,
+                lt: None,
                 workspace: None,
             }),
             kernels: Mutex::new(HashMap::new()),
@@ -360,19 +354,33 @@ impl CudaBackend {
             .map_err(|e| dev_err("binding the CUDA context", e))
     }
 
-    /// Queues one cuBLASLt product on the backend's stream.
+    /// Queues one cuBLASLt product on the backend's stream (opening cuBLASLt the first time).
     fn matmul(&self, p: &lt::Product) -> Result<()> {
         self.bind()?;
         let mut m = lock(&self.matmuls);
+        if m.lt.is_none() {
+            // Loading a missing library panics inside cudarc: caught, it is an error.
+            let opened = catch_unwind(lt::Lt::new)
+                .unwrap_or_else(|_| Err("libcublasLt.so could not be loaded".to_string()));
+            m.lt = Some(opened.map_err(|e| {
+                BackendError::Device(format!(
+                    "matrix products need cuBLASLt: {e} (install it with the CUDA toolkit, or run with --device cpu)"
+                ))
+            })?);
+        }
         if m.workspace.is_none() {
             m.workspace =
                 Some(self.alloc_bytes(lt::WORKSPACE_BYTES, lt::WORKSPACE_BYTES, DType::Bool)?);
         }
         let ws = m.workspace.as_ref().map_or(0, |w| w.ptr());
         let stream = self.stream.cu_stream() as cudarc::cublaslt::sys::cudaStream_t;
+        let Matmuls { lt, .. } = &mut *m;
+        let Some(lt) = lt.as_mut() else {
+            return Err(BackendError::Device("cuBLASLt is not open".into()));
+        };
         // SAFETY: the caller built `p` from live buffers of the sizes it states (see
         // `contract`), the workspace holds WORKSPACE_BYTES, and the context is bound.
-        unsafe { m.lt.matmul(p, ws, stream) }
+        unsafe { lt.matmul(p, ws, stream) }
     }
 
     /// A fresh buffer of `n` elements of `dtype`.

@@ -66,7 +66,7 @@ fn rule_source(rule: &PathRule, driver: usize, cap: usize) -> String {
     let from_bits = matches!(rule.hops[driver].source, HopSource::Head(_));
     let forward = rule.hops[driver].forward;
     s.push_str(
-        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  unsigned long long* F = (unsigned long long*)m.v[0];\n  unsigned long long* C = (unsigned long long*)m.v[2];\n  const long long W = m.v[3], R = m.v[4], K = m.v[5], items = m.v[6];\n",
+        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  unsigned long long* F = (unsigned long long*)m.v[0];\n  unsigned int* touched = (unsigned int*)m.v[1];\n  unsigned long long* C = (unsigned long long*)m.v[2];\n  const long long W = m.v[3], R = m.v[4], K = m.v[5], items = m.v[6];\n",
     );
     // Atoms other than the driver, in walking order: the ones before it from the driver
     // back to x, then the ones after it on to y.
@@ -76,13 +76,13 @@ fn rule_source(rule: &PathRule, driver: usize, cap: usize) -> String {
         let _ = writeln!(
             s,
             "  const unsigned int* off{k} = (const unsigned int*)m.v[{}];\n  const unsigned int* tgt{k} = (const unsigned int*)m.v[{}];",
-            9 + 2 * k,
-            10 + 2 * k
+            10 + 2 * k,
+            11 + 2 * k
         );
     }
     s.push_str("  unsigned long long added = 0;\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long it = (long long)blockIdx.x * blockDim.x + threadIdx.x; it < items; it += step) {\n");
     if from_bits {
-        s.push_str("    const unsigned long long* D = (const unsigned long long*)m.v[7];\n    const long long DW = m.v[8];\n    unsigned long long bits = D[it];\n    const unsigned int a0 = (unsigned int)(it / DW);\n    const unsigned int base = (unsigned int)((it % DW) * 64);\n    while (bits) {\n      const unsigned int a1 = base + (unsigned int)(__ffsll((long long)bits) - 1);\n      bits &= bits - 1;\n");
+        s.push_str("    const unsigned long long* D = (const unsigned long long*)m.v[7];\n    const long long DW = m.v[8];\n    const unsigned int* rows = (const unsigned int*)m.v[9];\n    const unsigned int a0 = rows[it / DW];\n    const long long word = it % DW;\n    unsigned long long bits = D[(long long)a0 * DW + word];\n    const unsigned int base = (unsigned int)(word * 64);\n    while (bits) {\n      const unsigned int a1 = base + (unsigned int)(__ffsll((long long)bits) - 1);\n      bits &= bits - 1;\n");
     } else {
         s.push_str("    const unsigned int* P = (const unsigned int*)m.v[7];\n    {\n      const unsigned int a0 = P[2 * it], a1 = P[2 * it + 1];\n");
     }
@@ -116,7 +116,7 @@ fn rule_source(rule: &PathRule, driver: usize, cap: usize) -> String {
     let test = rule.test.map_or("true", |t| t.c_expr());
     let _ = writeln!(
         s,
-        "      const unsigned int y = {at};\n      if ((long long)x < R && (long long)y < K && ({test})) {{\n        const unsigned long long w = (unsigned long long)x * W + (y >> 6);\n        const unsigned long long bit = 1ull << (y & 63);\n        if (!(((volatile unsigned long long*)F)[w] & bit)) {{\n          const unsigned long long old = atomicOr(F + w, bit);\n          if (!(old & bit)) ++added;\n        }}\n      }}"
+        "      const unsigned int y = {at};\n      if ((long long)x < R && (long long)y < K && ({test})) {{\n        const unsigned long long w = (unsigned long long)x * W + (y >> 6);\n        const unsigned long long bit = 1ull << (y & 63);\n        if (!(((volatile unsigned long long*)F)[w] & bit)) {{\n          const unsigned long long old = atomicOr(F + w, bit);\n          if (!(old & bit)) {{ ++added; touched[x] = 1u; }}\n        }}\n      }}"
     );
     for _ in 0..depth {
         s.push_str("      }\n");
@@ -125,18 +125,29 @@ fn rule_source(rule: &PathRule, driver: usize, cap: usize) -> String {
     s
 }
 
-/// The end of a round: `D = F & !P` (the round's new tuples), then `P = F`, counting the new
-/// tuples into `C`.
-fn advance_source() -> String {
+/// The end of a round, for one head: the rows its rules touched (`touched[r]` set) are
+/// listed (and their marks cleared), then for each listed row `D = F & !P` (the round's new
+/// tuples) and `P = F`, counting the new tuples into `C` and the listed rows into `L`. Rows
+/// not listed are unchanged; their stale `D` words are never read, since the rules of the
+/// next round read `D` only at listed rows. Two kernels: `list` then `advance`.
+fn list_source() -> String {
     let mut s = codegen::header(codegen::Real::F32, 16);
-    s.push_str("extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const unsigned long long* F = (const unsigned long long*)m.v[0];\n  unsigned long long* P = (unsigned long long*)m.v[1];\n  unsigned long long* D = (unsigned long long*)m.v[2];\n  unsigned long long* C = (unsigned long long*)m.v[3];\n  const long long n = m.v[4];\n  unsigned long long c = 0;\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {\n    const unsigned long long f = F[i], d = f & ~P[i];\n    D[i] = d;\n    P[i] = f;\n    c += __popcll(d);\n  }\n  for (int o = 16; o > 0; o >>= 1) c += __shfl_down_sync(0xffffffffu, c, o);\n  if ((threadIdx.x & 31) == 0 && c) atomicAdd(C, c);\n}\n");
+    s.push_str("extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  unsigned int* touched = (unsigned int*)m.v[0];\n  unsigned int* list = (unsigned int*)m.v[1];\n  unsigned long long* L = (unsigned long long*)m.v[2];\n  const long long rows = m.v[3];\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += step) {\n    if (touched[r]) {\n      touched[r] = 0u;\n      list[atomicAdd(L, 1ull)] = (unsigned int)r;\n    }\n  }\n}\n");
     s
 }
 
-/// Sets the bits of `pairs` (flat `x, y`) in three bit matrices of `W` words per row.
+/// See [`list_source`]: `D = F & !P`, `P = F` on the listed rows, counting into `C`.
+fn advance_source() -> String {
+    let mut s = codegen::header(codegen::Real::F32, 16);
+    s.push_str("extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const unsigned long long* F = (const unsigned long long*)m.v[0];\n  unsigned long long* P = (unsigned long long*)m.v[1];\n  unsigned long long* D = (unsigned long long*)m.v[2];\n  unsigned long long* C = (unsigned long long*)m.v[3];\n  const long long W = m.v[5], n = (long long)*(const unsigned long long*)m.v[4] * W;\n  const unsigned int* list = (const unsigned int*)m.v[6];\n  unsigned long long c = 0;\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long it = (long long)blockIdx.x * blockDim.x + threadIdx.x; it < n; it += step) {\n    const long long i = (long long)list[it / W] * W + it % W;\n    const unsigned long long f = F[i], d = f & ~P[i];\n    D[i] = d;\n    P[i] = f;\n    c += __popcll(d);\n  }\n  for (int o = 16; o > 0; o >>= 1) c += __shfl_down_sync(0xffffffffu, c, o);\n  if ((threadIdx.x & 31) == 0 && c) atomicAdd(C, c);\n}\n");
+    s
+}
+
+/// Sets the bits of `pairs` (flat `x, y`) in three bit matrices of `W` words per row, and
+/// marks their rows touched.
 fn set_pairs_source() -> String {
     let mut s = codegen::header(codegen::Real::F32, 16);
-    s.push_str("extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const unsigned int* P = (const unsigned int*)m.v[0];\n  const long long n = m.v[1], W = m.v[2], R = m.v[3], K = m.v[4];\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {\n    const unsigned int x = P[2 * i], y = P[2 * i + 1];\n    if ((long long)x >= R || (long long)y >= K) continue;\n    const unsigned long long w = (unsigned long long)x * W + (y >> 6), bit = 1ull << (y & 63);\n    for (int k = 0; k < 3; ++k) atomicOr((unsigned long long*)m.v[5 + k] + w, bit);\n  }\n}\n");
+    s.push_str("extern \"C\" __global__ void tl_kernel(const TlMeta m) {\n  const unsigned int* P = (const unsigned int*)m.v[0];\n  const long long n = m.v[1], W = m.v[2], R = m.v[3], K = m.v[4];\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) {\n    const unsigned int x = P[2 * i], y = P[2 * i + 1];\n    if ((long long)x >= R || (long long)y >= K) continue;\n    const unsigned long long w = (unsigned long long)x * W + (y >> 6), bit = 1ull << (y & 63);\n    for (int k = 0; k < 3; ++k) atomicOr((unsigned long long*)m.v[5 + k] + w, bit);\n    ((unsigned int*)m.v[8])[x] = 1u;\n  }\n}\n");
     s
 }
 
@@ -153,6 +164,11 @@ struct Head {
     full: CudaStorage,
     delta: CudaStorage,
     prev: CudaStorage,
+    /// Rows given new tuples this round (one 32-bit mark each).
+    touched: CudaStorage,
+    /// The rows `delta` holds tuples in (32-bit row numbers), `listed` of them.
+    list: CudaStorage,
+    listed: usize,
     rows: usize,
     cols: usize,
     words: usize,
@@ -167,6 +183,13 @@ impl CudaBackend {
     fn upload_u32(&self, v: &[u32]) -> Result<CudaStorage> {
         // Never read as floats: F32 stands for "4-byte elements" here.
         self.upload_slice(if v.is_empty() { &[0] } else { v }, DType::F32)
+    }
+
+    fn zeroed_u32(&self, n: usize) -> Result<CudaStorage> {
+        // Never read as floats: F32 stands for "4-byte elements" here.
+        let s = self.alloc(n.max(1), DType::F32)?;
+        self.fill_bits(&s, n.max(1), 0)?;
+        Ok(s)
     }
 
     fn zeroed_words(&self, n: usize) -> Result<CudaStorage> {
@@ -187,6 +210,9 @@ impl CudaBackend {
             full: self.zeroed_words(n)?,
             delta: self.zeroed_words(n)?,
             prev: self.zeroed_words(n)?,
+            touched: self.zeroed_u32(rows)?,
+            list: self.zeroed_u32(rows)?,
+            listed: 0,
             rows,
             cols,
             words,
@@ -206,11 +232,55 @@ impl CudaBackend {
                     head.full.ptr() as i64,
                     head.delta.ptr() as i64,
                     head.prev.ptr() as i64,
+                    head.touched.ptr() as i64,
                 ],
                 grid(count),
             )?;
         }
         Ok(head)
+    }
+
+    /// Ends a round: lists each head's touched rows, makes its delta the new tuples of those
+    /// rows (unless `first`: before the first round the delta is the facts as they are), and
+    /// returns how many new tuples there were (each head's `listed` updated).
+    fn list_rows(&self, heads: &mut [Head], round: &CudaStorage, first: bool) -> Result<u64> {
+        self.fill_bits(round, 1 + heads.len(), 0)?;
+        for (j, h) in heads.iter().enumerate() {
+            let listed = round.ptr() + 8 * (1 + j as u64);
+            self.launch(
+                codegen::kernel_key(&"path list"),
+                || Ok(list_source()),
+                &[
+                    h.touched.ptr() as i64,
+                    h.list.ptr() as i64,
+                    listed as i64,
+                    h.rows as i64,
+                ],
+                grid(h.rows),
+            )?;
+            if first {
+                continue;
+            }
+            self.launch(
+                codegen::kernel_key(&"path advance"),
+                || Ok(advance_source()),
+                &[
+                    h.full.ptr() as i64,
+                    h.prev.ptr() as i64,
+                    h.delta.ptr() as i64,
+                    round.ptr() as i64,
+                    listed as i64,
+                    h.words as i64,
+                    h.list.ptr() as i64,
+                ],
+                grid(h.rows * h.words),
+            )?;
+        }
+        let counts = self.read_counters(round, 1 + heads.len())?;
+        for (h, &n) in heads.iter_mut().zip(counts.iter().skip(1)) {
+            h.listed = n as usize;
+        }
+        Ok(counts.first().copied().unwrap_or(0))
     }
 
     fn read_counters(&self, c: &CudaStorage, n: usize) -> Result<Vec<u64>> {
@@ -271,13 +341,14 @@ impl PathDevice for CudaBackend {
                 })
             })
             .collect::<Result<_>>()?;
-        let heads: Vec<Head> = program
+        let mut heads: Vec<Head> = program
             .heads
             .iter()
             .map(|h| self.head_bits(h.rows, h.cols, h.facts))
             .collect::<Result<_>>()?;
         let counters = self.zeroed_words(program.rules.len())?;
-        let round_new = self.zeroed_words(1)?;
+        // Per round: the new tuples, then each head's listed rows.
+        let round = self.zeroed_words(1 + heads.len())?;
         // Each rule's driver: its head atom, else its first atom.
         let drivers: Vec<usize> = program
             .rules
@@ -289,6 +360,8 @@ impl PathDevice for CudaBackend {
                     .unwrap_or(0)
             })
             .collect();
+        // The facts are the first round's delta: list their rows.
+        self.list_rows(&mut heads, &round, true)?;
         let mut rounds = 0;
         loop {
             rounds += 1;
@@ -300,7 +373,7 @@ impl PathDevice for CudaBackend {
                 let h = &heads[rule.head];
                 let mut meta = vec![
                     h.full.ptr() as i64,
-                    0,
+                    h.touched.ptr() as i64,
                     (counters.ptr() + 8 * r as u64) as i64,
                     h.words as i64,
                     h.rows as i64,
@@ -308,13 +381,15 @@ impl PathDevice for CudaBackend {
                     0,
                     0,
                     0,
+                    0,
                 ];
                 match rule.hops[d].source {
                     HopSource::Head(j) => {
                         let dh = &heads[j];
-                        meta[6] = (dh.rows * dh.words) as i64;
+                        meta[6] = (dh.listed * dh.words) as i64;
                         meta[7] = dh.delta.ptr() as i64;
                         meta[8] = dh.words as i64;
+                        meta[9] = dh.list.ptr() as i64;
                     }
                     HopSource::Input(i) => {
                         meta[6] = inputs[i].len as i64;
@@ -353,29 +428,9 @@ impl PathDevice for CudaBackend {
                     grid(items),
                 )?;
             }
-            // The round's new tuples become each head's delta; the count of them, read back,
-            // says whether another round is needed.
-            self.fill_bits(&round_new, 1, 0)?;
-            for h in &heads {
-                let n = h.rows * h.words;
-                self.launch(
-                    codegen::kernel_key(&"path advance"),
-                    || Ok(advance_source()),
-                    &[
-                        h.full.ptr() as i64,
-                        h.prev.ptr() as i64,
-                        h.delta.ptr() as i64,
-                        round_new.ptr() as i64,
-                        n as i64,
-                    ],
-                    grid(n),
-                )?;
-            }
-            let added = self
-                .read_counters(&round_new, 1)?
-                .first()
-                .copied()
-                .unwrap_or(0);
+            // The rows each head's rules touched become its delta's rows, and their new
+            // tuples its delta; the count of them says whether another round is needed.
+            let added = self.list_rows(&mut heads, &round, false)?;
             if added == 0 {
                 break;
             }
@@ -479,6 +534,7 @@ pub(crate) fn example_sources() -> Vec<(String, String)> {
         ),
         ("path row counts".into(), row_count_source()),
         ("path advance".into(), advance_source()),
+        ("path list".into(), list_source()),
         ("path set pairs".into(), set_pairs_source()),
     ]
 }
