@@ -7,8 +7,9 @@
 # Builds nothing. Writes logs into $OUT (or ./gpu-out). In order:
 #   1. the test executables (the CUDA backend against the CPU, device strata against the tuple
 #      engine), then the examples on --device cuda (scripts/gpu-check.sh);
-#   2. the fixed cost of a CUDA run (a one-fact program), and `--profile` of a closure and a
-#      same-generation program on cuda and on the cpu;
+#   2. where a CUDA process's start-up goes (scripts/cuda_startup.py), the fixed cost of a CUDA
+#      run (a one-fact program), and `--profile` of closures and same-generation programs on
+#      cuda and on the cpu;
 #   3. scripts/gpu-logic.sh on the quick workloads (TL cuda, TL cpu, ascent_par! on every core),
 #      then on the heavy ones (ascent_par! within TIMEOUT) and the largest (TL only).
 set -uo pipefail
@@ -23,9 +24,11 @@ bash scripts/gpu-check.sh 2>&1 | tee "$out/check.log" | tail -25
 for t in .gpu/*.log; do cp "$t" "$out/" 2>/dev/null; done
 
 echo "== 2. fixed cost and profiles"
+python3 scripts/cuda_startup.py 3 2>&1 | tee "$out/startup.log"
 printf 'A(1)\nA(x)?\n' > /tmp/one.tl
 for i in 1 2 3; do /usr/bin/time -f "one fact, cuda: %e s, %M KB" "$TL" run --device cuda /tmp/one.tl >/dev/null; done
-for w in tc-rand-1e4-5e4 sg-rand-1e4 tc-rand-1e5; do
+"$TL" run --profile --device cuda /tmp/one.tl 2>&1 | grep phases
+for w in tc-rand-1e4-5e4 sg-rand-1e4 tc-rand-1e5 sg-rand-3e4 sg-rand-5e4; do
   for d in cuda cpu; do
     echo "-- $w on $d"
     /usr/bin/time -f "   whole process: %e s, %M KB" "$TL" run --profile --device "$d" "$IN_DIR/$w/prog.tl" 2>&1
@@ -36,5 +39,5 @@ echo "== 3. benchmark"
 RUNS=${RUNS:-3} QUICK=1 RESULTS="$out/quick.jsonl" bash scripts/gpu-logic.sh 2>&1 | tail -30
 RUNS=1 TIMEOUT=${TIMEOUT:-60} ONLY=tc-rand-1e4-5e4,tc-chain-1e4,sg-rtree-2e4,sg-words \
   RESULTS="$out/heavy.jsonl" bash scripts/gpu-logic.sh 2>&1 | tail -10
-RUNS=1 ONLY=tc-rand-5e4,sg-rand-3e4,tc-rand-1e5 SYSTEMS="cuda cpu" RESULTS="$out/largest.jsonl" \
+RUNS=${LARGEST_RUNS:-3} ONLY=tc-rand-5e4,sg-rand-3e4,tc-rand-1e5,sg-rand-5e4 SYSTEMS="cuda cpu" RESULTS="$out/largest.jsonl" \
   bash scripts/gpu-logic.sh 2>&1 | tail -8

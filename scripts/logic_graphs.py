@@ -217,6 +217,8 @@ SYNTHETIC = [
      lambda: random_digraph(100_000, 120_000, 1)),
     ("sg-rand-3e4", "sg", True, "uniform random digraph, 3*10^4 nodes, 3.6*10^4 edges, seed 1",
      lambda: random_digraph(30_000, 36_000, 1)),
+    ("sg-rand-5e4", "sg", True, "uniform random digraph, 5*10^4 nodes, 6*10^4 edges, seed 1",
+     lambda: random_digraph(50_000, 60_000, 1)),
 ]
 
 # Real graphs: (graph, builder, description, [(program, heavy)]). Sizes are after conversion

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 use tl_backend::DType;
 use tl_run::{Engine, RunOptions};
 use tl_syntax::{Diagnostic, Severity, SourceMap, ToDiagnostic};
@@ -205,6 +206,7 @@ fn run(
     train: TrainArgs,
     parallel: workers::ParallelArgs,
 ) -> ExitCode {
+    let started = Instant::now();
     let mut sources = SourceMap::new();
     for (flag, path) in [("--log", &train.log), ("--plot", &train.plot)] {
         // Checked before training, so a long run does not end without its log or plot.
@@ -236,6 +238,7 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
+    let compiled = Instant::now();
     let role = match workers::Role::of(&parallel, device) {
         Ok(r) => r,
         Err(d) => {
@@ -265,6 +268,7 @@ fn run(
         }
     };
     let backend = opened.backend();
+    let device_opened = Instant::now();
     let mut reducer = match workers::connect(&role, &opened) {
         Ok(r) => r,
         Err(d) => {
@@ -324,9 +328,15 @@ fn run(
             result
         }
     };
+    let ran = Instant::now();
     emit(&engine.warnings, &sources);
     if let (Some(strata), Some(statements)) = (&engine.relation_profile, &engine.profile) {
-        eprint!("{}", profile::report(strata, statements, &sources));
+        let phases = [
+            ("read, check and plan", compiled - started),
+            ("open the device", device_opened - compiled),
+            ("run", ran - device_opened),
+        ];
+        eprint!("{}", profile::report(strata, statements, &phases, &sources));
     }
     ui.print_final_memory();
     let ui_errors: Vec<Diagnostic> = ui

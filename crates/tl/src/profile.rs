@@ -103,12 +103,23 @@ pub(crate) fn relation_table(strata: &[StratumProfile], sources: &SourceMap) -> 
 pub(crate) fn report(
     strata: &[StratumProfile],
     statements: &std::collections::HashMap<Span, (Duration, usize)>,
+    phases: &[(&str, Duration)],
     sources: &SourceMap,
 ) -> String {
     let mut out = String::from("profile:\n");
+    out += &phase_line(phases);
     out += &relation_table(strata, sources);
     if !statements.is_empty() {
         out += &profile_table(statements, 1, sources);
     }
     out
+}
+
+/// One line of the whole run's phases, in order: `phases: read and check 1.2 ms, ...`.
+pub(crate) fn phase_line(phases: &[(&str, Duration)]) -> String {
+    let parts: Vec<String> = phases
+        .iter()
+        .map(|(what, d)| format!("{what} {:.1} ms", d.as_secs_f64() * 1e3))
+        .collect();
+    format!("phases: {}\n", parts.join(", "))
 }
