@@ -40,7 +40,23 @@ pub enum Answer {
         /// Whether the tensor holds integers (counts): JSON then writes them without a
         /// fractional part.
         integer: bool,
+        /// Per axis, the names of its elements when its domain is symbolic (`None` for an
+        /// integer axis), so that a tensor over people prints which person each row is.
+        labels: Vec<Option<Vec<String>>>,
     },
+}
+
+/// A number in `--json`: finite values as numbers, the others as the strings `"inf"`,
+/// `"-inf"` and `"nan"` (JSON has no infinities; `null` would not tell them apart).
+fn number_json(x: f64, integer: bool) -> serde_json::Value {
+    match serde_json::Number::from_f64(x) {
+        // Integer tensors stay below 2^53, so the conversion is exact.
+        Some(_) if integer => json!(x as i64),
+        Some(n) => serde_json::Value::Number(n),
+        None if x.is_nan() => json!("nan"),
+        None if x > 0.0 => json!("inf"),
+        None => json!("-inf"),
+    }
 }
 
 fn cell_json(c: &Cell) -> serde_json::Value {
@@ -60,17 +76,16 @@ impl Answer {
                 shape,
                 data,
                 integer,
+                labels,
             } => {
-                let data: Vec<serde_json::Value> = data
-                    .iter()
-                    .map(|&x| match serde_json::Number::from_f64(x) {
-                        // Integer tensors stay below 2^53, so the conversion is exact.
-                        _ if *integer && x.is_finite() => json!(x as i64),
-                        Some(n) => serde_json::Value::Number(n),
-                        None => serde_json::Value::Null,
-                    })
-                    .collect();
-                json!({"query": query, "shape": shape, "data": data}).to_string()
+                let data: Vec<serde_json::Value> =
+                    data.iter().map(|&x| number_json(x, *integer)).collect();
+                if labels.iter().any(Option::is_some) {
+                    json!({"query": query, "shape": shape, "data": data, "labels": labels})
+                        .to_string()
+                } else {
+                    json!({"query": query, "shape": shape, "data": data}).to_string()
+                }
             }
         }
     }
@@ -121,11 +136,19 @@ impl Answer {
                 out
             }
             Answer::Tensor {
-                query, shape, data, ..
+                query,
+                shape,
+                data,
+                labels,
+                ..
             } => format!(
                 "{query} {}:\n{}",
                 shape_text(shape),
-                array_text(shape, data)
+                if labels.iter().any(Option::is_some) {
+                    labelled_text(shape, data, labels)
+                } else {
+                    array_text(shape, data)
+                }
             ),
         }
     }
@@ -142,9 +165,14 @@ fn shape_text(shape: &[usize]) -> String {
     )
 }
 
-/// A number for people: integers without a point, others to 6 significant digits.
+/// A number for people: integers without a point, others to 6 significant digits;
+/// `inf`, `-inf` and `nan` for the others.
 pub fn number_text(x: f64) -> String {
-    if x.is_finite() && x == x.round() && x.abs() < 1e15 {
+    if x.is_nan() {
+        "nan".into()
+    } else if x.is_infinite() {
+        if x > 0.0 { "inf" } else { "-inf" }.into()
+    } else if x.is_finite() && x == x.round() && x.abs() < 1e15 {
         format!("{}", x as i64)
     } else if x != 0.0 && (x.abs() < 1e-4 || x.abs() >= 1e15) {
         format!("{x:.5e}")
@@ -175,6 +203,87 @@ fn array_text(shape: &[usize], data: &[f64]) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+    }
+    if data.is_empty() {
+        out += "  []\n";
+    }
+    out
+}
+
+/// The element names of axis `k` (its symbol, else its number) for [`labelled_text`].
+fn axis_names(shape: &[usize], labels: &[Option<Vec<String>>], k: usize) -> Vec<String> {
+    let n = shape.get(k).copied().unwrap_or(0);
+    match labels.get(k) {
+        Some(Some(names)) => (0..n)
+            .map(|i| names.get(i).cloned().unwrap_or_else(|| i.to_string()))
+            .collect(),
+        _ => (0..n).map(|i| i.to_string()).collect(),
+    }
+}
+
+/// A tensor with symbolic axes: a vector as one `name  value` line per element, a matrix as a
+/// table with row and column names, higher ranks as one such table per leading element
+/// (headed `[Alice, :, :]`).
+fn labelled_text(shape: &[usize], data: &[f64], labels: &[Option<Vec<String>>]) -> String {
+    let texts: Vec<String> = data.iter().map(|&x| number_text(x)).collect();
+    let rank = shape.len();
+    let cols = if rank >= 2 {
+        axis_names(shape, labels, rank - 1)
+    } else {
+        vec![String::new()]
+    };
+    let rows = axis_names(
+        shape,
+        labels,
+        rank.saturating_sub(if rank >= 2 { 2 } else { 1 }),
+    );
+    let lead: Vec<Vec<String>> = (0..rank.saturating_sub(2))
+        .map(|k| axis_names(shape, labels, k))
+        .collect();
+    let block = rows.len() * cols.len();
+    let name_w = rows.iter().map(|r| r.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (b, chunk) in texts.chunks(block.max(1)).enumerate() {
+        if !lead.is_empty() {
+            // The leading elements of this block, outermost first.
+            let mut names = Vec::with_capacity(lead.len());
+            let mut rest = b;
+            for axis in lead.iter().rev() {
+                let n = axis.len().max(1);
+                names.push(axis.get(rest % n).cloned().unwrap_or_default());
+                rest /= n;
+            }
+            names.reverse();
+            out += &format!("  [{}, :, :]\n", names.join(", "));
+        }
+        let width = |j: usize| {
+            chunk
+                .iter()
+                .skip(j)
+                .step_by(cols.len().max(1))
+                .map(|t| t.chars().count())
+                .chain(std::iter::once(cols[j].chars().count()))
+                .max()
+                .unwrap_or(1)
+        };
+        let widths: Vec<usize> = (0..cols.len()).map(width).collect();
+        if rank >= 2 {
+            let header: Vec<String> = cols
+                .iter()
+                .zip(&widths)
+                .map(|(c, &w)| format!("{c:>w$}"))
+                .collect();
+            out += &format!("  {:name_w$}  {}\n", "", header.join("  "));
+        }
+        for (r, line) in chunk.chunks(cols.len().max(1)).enumerate() {
+            let cells: Vec<String> = line
+                .iter()
+                .zip(&widths)
+                .map(|(t, &w)| format!("{t:>w$}"))
+                .collect();
+            let name = rows.get(r).map_or("", String::as_str);
+            out += &format!("  {name:<name_w$}  {}\n", cells.join("  "));
+        }
     }
     if data.is_empty() {
         out += "  []\n";
@@ -311,12 +420,25 @@ impl Engine<'_> {
         let data = host.data.to_f64();
         let shape = host.shape.clone();
         let mut vars: Vec<(String, usize)> = Vec::new();
+        let mut labels: Vec<Option<Vec<String>>> = Vec::new();
         let mut slices = 0;
-        for (a, &e) in args.iter().zip(&shape) {
+        let axes = &self.program.tensors[tensor].axes;
+        // The names of an axis's elements `from..from + n`, when its domain is symbolic.
+        let names = |k: usize, from: usize, n: usize| {
+            let dom = &self.program.domains[*axes.get(k)?];
+            dom.is_symbolic()
+                .then(|| dom.symbols.iter().skip(from).take(n).cloned().collect())
+        };
+        for (k, (a, &e)) in args.iter().zip(&shape).enumerate() {
             match a {
-                QueryArg::Var(v) if !vars.iter().any(|(w, _)| w == v) => vars.push((v.clone(), e)),
+                QueryArg::Var(v) if !vars.iter().any(|(w, _)| w == v) => {
+                    vars.push((v.clone(), e));
+                    labels.push(names(k, 0, e));
+                }
                 QueryArg::Slice(s, end) => {
-                    vars.push((format!("#{slices}"), (end - s).max(0) as usize));
+                    let n = (end - s).max(0) as usize;
+                    vars.push((format!("#{slices}"), n));
+                    labels.push(names(k, (*s).max(0) as usize, n));
                     slices += 1;
                 }
                 _ => {}
@@ -370,6 +492,53 @@ impl Engine<'_> {
             shape: out_shape,
             data: out,
             integer: self.program.tensors[tensor].kind == TensorKind::Integer,
+            labels,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tensor(shape: Vec<usize>, data: Vec<f64>, labels: Vec<Option<Vec<String>>>) -> Answer {
+        Answer::Tensor {
+            query: "X".into(),
+            shape,
+            data,
+            integer: false,
+            labels,
+        }
+    }
+
+    #[test]
+    fn json_tells_infinities_and_nan_apart() {
+        let a = tensor(
+            vec![4],
+            vec![1.5, f64::INFINITY, f64::NEG_INFINITY, f64::NAN],
+            vec![None],
+        );
+        assert_eq!(
+            a.to_json(),
+            r#"{"query":"X","shape":[4],"data":[1.5,"inf","-inf","nan"]}"#
+        );
+        assert_eq!(a.to_human(), "X [4]:\n  [ 1.5,  inf, -inf,  nan]\n");
+    }
+
+    #[test]
+    fn symbolic_axes_print_their_names() {
+        let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
+        let a = tensor(
+            vec![2, 3],
+            vec![1.0, 2.0, 3.0, 4.0, 5.0, 60.0],
+            vec![names(&["Alice", "Bob"]), None],
+        );
+        assert_eq!(
+            a.to_human(),
+            "X [2, 3]:\n         0  1   2\n  Alice  1  2   3\n  Bob    4  5  60\n"
+        );
+        assert!(a.to_json().contains(r#""labels":[["Alice","Bob"],null]"#));
+        let v = tensor(vec![2], vec![0.5, 2.0], vec![names(&["A", "B"])]);
+        assert_eq!(v.to_human(), "X [2]:\n  A  0.5\n  B    2\n");
     }
 }

@@ -29,6 +29,15 @@ pub enum LoadError {
         /// The `import` string naming the file; `None` for the top-level file.
         span: Option<Span>,
     },
+    /// An `import` of a file that is not a program (data, or any file not named `.tl`):
+    /// refused before it is read, so its contents never reach the diagnostics.
+    #[error("`{path}` is not a Tensor Logic program: `import` reads `.tl` files")]
+    NotAProgram {
+        /// The path as resolved.
+        path: PathBuf,
+        /// The `import` string naming the file.
+        span: Span,
+    },
 }
 
 impl ToDiagnostic for LoadError {
@@ -48,6 +57,15 @@ impl ToDiagnostic for LoadError {
                 }
                 .with_help(help)
             }
+            LoadError::NotAProgram { span, .. } => Diagnostic::error(
+                "TL0021",
+                self.to_string(),
+                *span,
+                "not a `.tl` file",
+            )
+            .with_help(
+                "to read data, assign the file to a tensor instead: `X = \"data.npy\"`, `R = \"facts.csv\"`",
+            ),
         }
     }
 }
@@ -133,6 +151,14 @@ impl Loader<'_> {
                 continue;
             };
             let path = dir.join(&lit.value);
+            if path.extension().is_none_or(|e| e != "tl") {
+                let error = LoadError::NotAProgram {
+                    path,
+                    span: lit.span,
+                };
+                self.diagnostics.push(error.to_diagnostic());
+                continue;
+            }
             if let Some(child) = self.read(&path, Some(lit.span)) {
                 let child_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
                 stmts.extend(self.file(child, &child_dir));

@@ -50,10 +50,10 @@ enum Cmd {
         /// Bound on iterations of real-valued recursion.
         #[arg(long, default_value_t = 1000)]
         max_iters: usize,
-        /// Memory the tuple engine may use for one stratum of rules (e.g. 512M, 8G; default:
-        /// nine tenths of the memory free when the stratum starts). A relation that would need
-        /// more is an error naming the rule that grows it.
-        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        /// Memory the run may use (e.g. 512M, 8G; default: nine tenths of the memory free when
+        /// it starts): for one stratum of rules, and for each dense tensor made on the CPU. A
+        /// relation or tensor that would need more is an error naming the rule or tensor.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, env = "TL_MAX_MEMORY")]
         max_memory: Option<u64>,
         /// Print where the time went to standard error when the run ends: for each stratum of
         /// rules the tuple engine evaluates, its rounds, device and per rule the evaluations,

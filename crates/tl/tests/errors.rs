@@ -82,6 +82,8 @@ fn error_examples_match_their_expected_stderr() {
             .arg(prog)
             .current_dir(&root)
             .env("NO_COLOR", "1")
+            // Messages that state the memory limit read the same on every machine.
+            .env("TL_MAX_MEMORY", "8G")
             .output()
             .expect("the tl binary runs");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -73,6 +73,8 @@ impl Lexer<'_> {
                     }
                 }
                 c if c.is_whitespace() => self.pos += c.len_utf8(),
+                // A byte-order mark, as some editors write at the start of a UTF-8 file.
+                '\u{feff}' if start == 0 => self.pos += c.len_utf8(),
                 c if c.is_ascii_digit() => self.number(start),
                 c if c.is_alphabetic() || c == '_' => self.word(start),
                 '"' => self.string(start),
@@ -264,6 +266,15 @@ mod tests {
 
     fn num(value: f64, int: Option<i64>) -> TokenKind {
         TokenKind::Number { value, int }
+    }
+
+    #[test]
+    fn a_byte_order_mark_at_the_start_is_skipped() {
+        let (tokens, errors) = lex("\u{feff}X = 1", FileId(0));
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(tokens.first().map(|t| t.span.start), Some(3));
+        // Anywhere else it is a stray character.
+        assert!(!lex("X = \u{feff}1", FileId(0)).1.is_empty());
     }
 
     #[test]
