@@ -19,7 +19,7 @@ mod npy_header;
 mod safetensors;
 mod tokenize;
 
-pub use crate::atomic::{write_atomic, write_atomic_with};
+pub use crate::atomic::{replace_folder, write_atomic, write_atomic_with};
 pub use crate::csv::{read_csv_relation, write_csv_relation, CsvColumn, CsvColumns};
 pub use crate::error::IoError;
 pub use crate::npy::{read_npy, write_npy};

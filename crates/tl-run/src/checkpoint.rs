@@ -1,12 +1,14 @@
 //! Training checkpoints: a folder holding `params.safetensors` (the learnt tensors under their
 //! Tensor Logic names) and `optimizer.safetensors` (the optimiser's state, plus the step count
-//! as a 0-d i64 tensor named `step`).
+//! and which `minimize` of the program it belongs to, as 0-d i64 tensors named `step` and
+//! `minimize`).
 //!
-//! Each file is replaced atomically, so a reader sees either the previous file or the new one.
-//! Two files cannot be replaced in one atomic step, so the optimiser file, written last, also
-//! records a digest of the params file it belongs to; [`load`] refuses a pair whose digest does
-//! not match (a save interrupted between the two renames) instead of resuming from parameters
-//! and optimiser state of different steps.
+//! The folder is replaced as one unit ([`tl_io::replace_folder`]): both files are written into
+//! a fresh folder beside it, which then takes its place, so an interrupt at any moment leaves
+//! either the previous checkpoint or the new one. The optimiser file also records a digest of
+//! the params file it belongs to; [`load`] refuses a pair whose digest does not match (files
+//! copied together from different checkpoints) instead of resuming from parameters and
+//! optimiser state of different steps.
 
 use std::path::{Path, PathBuf};
 use tl_backend::{HostData, HostTensor};
@@ -20,12 +22,17 @@ pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
 pub const STEP: &str = "step";
 /// Name of the params-file digest in the optimiser file (reserved like [`STEP`]).
 pub const PARAMS_DIGEST: &str = "params_digest";
+/// Name of the `minimize` ordinal in the optimiser file (reserved like [`STEP`]).
+pub const MINIMIZE: &str = "minimize";
 
 /// A checkpoint read back by [`load`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
     /// Optimiser steps taken when the checkpoint was saved.
     pub step: u64,
+    /// Which `minimize` command of the program (0 for the first) was training; checkpoints
+    /// saved before this was recorded read as 0.
+    pub minimize: u64,
     /// The parameters by Tensor Logic name, sorted by name.
     pub params: Vec<(String, HostTensor)>,
     /// The optimiser state by name, sorted by name (without the reserved `step` and
@@ -33,41 +40,50 @@ pub struct Checkpoint {
     pub optimizer: Vec<(String, HostTensor)>,
 }
 
-/// Saves a checkpoint into `dir` (created if missing): `params.safetensors` first, then
-/// `optimizer.safetensors` with the optimiser state, `step` and the params file's digest.
-/// Each file is written atomically. Optimiser state may not use the names `step` or
-/// `params_digest`.
+/// Saves a checkpoint as the folder `dir` (created if missing, replaced as a unit if not):
+/// `params.safetensors`, then `optimizer.safetensors` with the optimiser state, `step`,
+/// `minimize` and the params file's digest. Optimiser state may not use the reserved names.
 pub fn save(
     dir: &Path,
     step: u64,
+    minimize: u64,
     params: &[(String, HostTensor)],
     optimizer: &[(String, HostTensor)],
 ) -> Result<(), IoError> {
     let opt_path = dir.join(OPTIMIZER_FILE);
     if let Some((name, _)) = optimizer
         .iter()
-        .find(|(n, _)| n == STEP || n == PARAMS_DIGEST)
+        .find(|(n, _)| n == STEP || n == PARAMS_DIGEST || n == MINIMIZE)
     {
         return Err(IoError::Write {
             path: opt_path,
             detail: format!("optimiser state may not be named `{name}` (the name is reserved)"),
         });
     }
-    let step_i64 = i64::try_from(step).map_err(|_| IoError::Write {
-        path: opt_path.clone(),
-        detail: format!("step {step} does not fit a 64-bit signed integer"),
-    })?;
-    std::fs::create_dir_all(dir).map_err(|e| IoError::Write {
-        path: dir.to_path_buf(),
-        detail: format!("cannot create the checkpoint folder: {e}"),
-    })?;
-    let params_path = dir.join(PARAMS_FILE);
-    write_safetensors(&params_path, params)?;
-    let digest = file_digest(&params_path)?;
-    let mut state = optimizer.to_vec();
-    state.push((STEP.to_string(), scalar_i64(step_i64)));
-    state.push((PARAMS_DIGEST.to_string(), scalar_i64(digest as i64)));
-    write_safetensors(&opt_path, &state)
+    let to_i64 = |v: u64, what: &str| {
+        i64::try_from(v).map_err(|_| IoError::Write {
+            path: opt_path.clone(),
+            detail: format!("{what} {v} does not fit a 64-bit signed integer"),
+        })
+    };
+    let step_i64 = to_i64(step, "step")?;
+    let minimize_i64 = to_i64(minimize, "minimize")?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| IoError::Write {
+            path: parent.to_path_buf(),
+            detail: format!("cannot create the folder: {e}"),
+        })?;
+    }
+    tl_io::replace_folder(dir, &[PARAMS_FILE, OPTIMIZER_FILE], |tmp| {
+        let params_path = tmp.join(PARAMS_FILE);
+        write_safetensors(&params_path, params)?;
+        let digest = file_digest(&params_path)?;
+        let mut state = optimizer.to_vec();
+        state.push((STEP.to_string(), scalar_i64(step_i64)));
+        state.push((MINIMIZE.to_string(), scalar_i64(minimize_i64)));
+        state.push((PARAMS_DIGEST.to_string(), scalar_i64(digest as i64)));
+        write_safetensors(&tmp.join(OPTIMIZER_FILE), &state)
+    })
 }
 
 /// Loads the checkpoint saved in `dir`. A missing folder or file is [`IoError::NotFound`]
@@ -92,6 +108,12 @@ pub fn load(dir: &Path) -> Result<Checkpoint, IoError> {
     let opt = SafetensorsFile::open(&opt_path)?;
     let step = read_scalar(&opt, STEP)?;
     let step = u64::try_from(step).map_err(|_| malformed(&opt_path, "`step` is negative"))?;
+    let minimize = if opt.names().iter().any(|n| n == MINIMIZE) {
+        u64::try_from(read_scalar(&opt, MINIMIZE)?)
+            .map_err(|_| malformed(&opt_path, "`minimize` is negative"))?
+    } else {
+        0
+    };
     let digest = read_scalar(&opt, PARAMS_DIGEST)?;
     if digest as u64 != file_digest(&params_path)? {
         return Err(malformed(
@@ -105,10 +127,11 @@ pub fn load(dir: &Path) -> Result<Checkpoint, IoError> {
     }
     let optimizer = read_all(&opt)?
         .into_iter()
-        .filter(|(n, _)| n != STEP && n != PARAMS_DIGEST)
+        .filter(|(n, _)| n != STEP && n != PARAMS_DIGEST && n != MINIMIZE)
         .collect();
     Ok(Checkpoint {
         step,
+        minimize,
         params,
         optimizer,
     })
@@ -198,9 +221,10 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("ckpt").join("nested");
         let (params, optimizer) = sample();
-        save(&dir, 300, &params, &optimizer).unwrap();
+        save(&dir, 300, 0, &params, &optimizer).unwrap();
         let back = load(&dir).unwrap();
         assert_eq!(back.step, 300);
+        assert_eq!(back.minimize, 0);
         assert_eq!(back.params, params);
         assert_eq!(back.optimizer, optimizer);
         // Only the two files: no temporary file is left behind.
@@ -216,7 +240,7 @@ mod tests {
     fn params_file_holds_just_the_tl_names_and_step_is_0d_i64() {
         let tmp = tempfile::tempdir().unwrap();
         let (params, optimizer) = sample();
-        save(tmp.path(), 7, &params, &optimizer).unwrap();
+        save(tmp.path(), 7, 0, &params, &optimizer).unwrap();
         let p = SafetensorsFile::open(&tmp.path().join(PARAMS_FILE)).unwrap();
         assert_eq!(p.names(), ["W", "b"]);
         let o = SafetensorsFile::open(&tmp.path().join(OPTIMIZER_FILE)).unwrap();
@@ -229,9 +253,9 @@ mod tests {
     fn saving_again_replaces_the_checkpoint() {
         let tmp = tempfile::tempdir().unwrap();
         let (mut params, optimizer) = sample();
-        save(tmp.path(), 100, &params, &optimizer).unwrap();
+        save(tmp.path(), 100, 0, &params, &optimizer).unwrap();
         params[1].1 = HostTensor::scalar(-2.0, DType::F64);
-        save(tmp.path(), 200, &params, &[]).unwrap();
+        save(tmp.path(), 200, 0, &params, &[]).unwrap();
         let back = load(tmp.path()).unwrap();
         assert_eq!(back.step, 200);
         assert_eq!(back.params, params);
@@ -252,7 +276,7 @@ mod tests {
     fn missing_file_is_an_error_naming_it() {
         let tmp = tempfile::tempdir().unwrap();
         let (params, optimizer) = sample();
-        save(tmp.path(), 1, &params, &optimizer).unwrap();
+        save(tmp.path(), 1, 0, &params, &optimizer).unwrap();
         std::fs::remove_file(tmp.path().join(OPTIMIZER_FILE)).unwrap();
         let e = load(tmp.path()).unwrap_err();
         assert!(matches!(e, IoError::NotFound { .. }), "{e}");
@@ -263,7 +287,7 @@ mod tests {
     fn corrupt_files_are_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let (params, optimizer) = sample();
-        save(tmp.path(), 5, &params, &optimizer).unwrap();
+        save(tmp.path(), 5, 0, &params, &optimizer).unwrap();
         let p = tmp.path().join(PARAMS_FILE);
         let bytes = std::fs::read(&p).unwrap();
         std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
@@ -271,7 +295,7 @@ mod tests {
         assert!(matches!(e, IoError::Malformed { .. }), "{e}");
         assert!(e.to_string().contains(PARAMS_FILE), "{e}");
 
-        save(tmp.path(), 5, &params, &optimizer).unwrap();
+        save(tmp.path(), 5, 0, &params, &optimizer).unwrap();
         std::fs::write(tmp.path().join(OPTIMIZER_FILE), b"not a safetensors file").unwrap();
         let e = load(tmp.path()).unwrap_err();
         assert!(matches!(e, IoError::Malformed { .. }), "{e}");
@@ -282,7 +306,7 @@ mod tests {
     fn a_step_of_the_wrong_kind_is_an_error() {
         let tmp = tempfile::tempdir().unwrap();
         let (params, _) = sample();
-        save(tmp.path(), 5, &params, &[]).unwrap();
+        save(tmp.path(), 5, 0, &params, &[]).unwrap();
         let digest = file_digest(&tmp.path().join(PARAMS_FILE)).unwrap();
         write_safetensors(
             &tmp.path().join(OPTIMIZER_FILE),
@@ -300,7 +324,7 @@ mod tests {
     fn params_from_another_save_are_refused() {
         let tmp = tempfile::tempdir().unwrap();
         let (mut params, optimizer) = sample();
-        save(tmp.path(), 10, &params, &optimizer).unwrap();
+        save(tmp.path(), 10, 0, &params, &optimizer).unwrap();
         // As if a later save replaced params.safetensors and stopped before the optimiser file.
         params[1].1 = HostTensor::scalar(9.0, DType::F64);
         write_safetensors(&tmp.path().join(PARAMS_FILE), &params).unwrap();
@@ -314,7 +338,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (params, _) = sample();
         let bad = vec![(STEP.to_string(), HostTensor::scalar(0.0, DType::F32))];
-        let e = save(tmp.path(), 1, &params, &bad).unwrap_err();
+        let e = save(tmp.path(), 1, 0, &params, &bad).unwrap_err();
         assert!(e.to_string().contains("reserved"), "{e}");
         assert!(!tmp.path().join(PARAMS_FILE).exists());
     }

@@ -52,6 +52,9 @@ pub struct RunOptions {
     pub replay: bool,
     /// Bytes the tuple engine may use for one stratum (`None`: most of the free memory).
     pub max_memory: Option<u64>,
+    /// Where an interrupted `minimize` saves its checkpoint when `checkpoint` names no folder
+    /// (`None`: an interrupt then stops training without a checkpoint).
+    pub stop_checkpoint: Option<std::path::PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -66,6 +69,7 @@ impl Default for RunOptions {
             resume: None,
             replay: true,
             max_memory: None,
+            stop_checkpoint: None,
         }
     }
 }
@@ -120,6 +124,8 @@ pub struct Engine<'a> {
     /// When set, every stratum the tuple engine evaluates adds its statistics here
     /// (`tl run --profile`).
     pub relation_profile: Option<Vec<StratumProfile>>,
+    /// How many `minimize` commands have started (a checkpoint records which one it is of).
+    pub(crate) minimizes_started: u64,
     /// Bytes one host tensor may take (`--max-memory`, else nine tenths of the memory free
     /// when the run started).
     pub host_limit: usize,
@@ -187,6 +193,7 @@ impl<'a> Engine<'a> {
             traces: HashMap::new(),
             profile: None,
             relation_profile: None,
+            minimizes_started: 0,
             host_limit,
             sparse_cache: HashMap::new(),
             sparse_counts: HashMap::new(),

@@ -81,6 +81,18 @@ pub enum RunError {
         /// Its definition.
         span: Span,
     },
+    /// Training stopped at an interrupt after finishing a step (see [`crate::interrupt`]).
+    #[error("training was interrupted after step {step} of {total}{}", saved.as_ref().map(|d| format!("; a checkpoint of that step is in `{}`", d.display())).unwrap_or_default())]
+    Interrupted {
+        /// Steps done.
+        step: u64,
+        /// Steps the `minimize` would have taken.
+        total: u64,
+        /// Where the checkpoint of the last step was saved.
+        saved: Option<std::path::PathBuf>,
+        /// The `minimize`.
+        span: Span,
+    },
     /// A command this build cannot carry out.
     #[error("{what}")]
     Unsupported {
@@ -167,6 +179,17 @@ impl ToDiagnostic for RunError {
             RunError::Inexact { span, .. } => {
                 Diagnostic::error("TL0312", msg, *span, "this count").with_help(
                     "counts are kept exact up to 2^53; divide the relation into parts, or make the tensor real (e.g. `0.5 * …`) to accept rounding",
+                )
+            }
+            RunError::Interrupted { span, saved, .. } => {
+                Diagnostic::error("TL0315", msg, *span, "this `minimize` stopped here").with_help(
+                    match saved {
+                        Some(d) => format!(
+                            "continue with the same command and `--resume {}`",
+                            d.display()
+                        ),
+                        None => "pass `--checkpoint DIR` to save the progress of a run".into(),
+                    },
                 )
             }
             RunError::Unsupported { span, .. } => Diagnostic::error("TL0305", msg, *span, "here")

@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod grad;
+pub mod interrupt;
 pub mod layers;
 pub mod observe;
 pub mod optim;

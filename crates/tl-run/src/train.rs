@@ -14,7 +14,7 @@ use crate::replay::{Replay, StepTarget};
 use tl_backend::{BinaryFn, DType, HostTensor, MapExpr, Tensor};
 use tl_check::learn::MinimizeSpec;
 use tl_check::{Definition, TensorId};
-use tl_syntax::Span;
+use tl_syntax::{Diagnostic, Span};
 
 /// What one forward and backward pass gives: the loss and each parameter's gradient.
 pub(crate) struct StepResult {
@@ -469,6 +469,7 @@ impl Engine<'_> {
         &self,
         dir: &std::path::Path,
         step: u64,
+        minimize: u64,
         params: &[TensorId],
         opt: &OptimizerState,
         span: Span,
@@ -480,7 +481,7 @@ impl Engine<'_> {
             .into_iter()
             .filter(|(n, _)| n != crate::checkpoint::STEP)
             .collect();
-        crate::checkpoint::save(dir, step, &hosts, &state).map_err(|e| RunError::Io {
+        crate::checkpoint::save(dir, step, minimize, &hosts, &state).map_err(|e| RunError::Io {
             message: e.to_string(),
             hint: e.hint(),
             span,
@@ -537,18 +538,49 @@ impl Engine<'_> {
         if let Some(d) = dp.as_deref_mut() {
             d.prepare(self.program, spec, batcher.as_ref().map(|b| b.domain))?;
         }
+        let ordinal = self.minimizes_started;
+        self.minimizes_started += 1;
         let mut start = 0;
-        if let Some(dir) = self.options.resume.take() {
-            start = self.resume(&dir, &params, &mut opt, span)?.min(total);
+        if let Some(dir) = self.options.resume.clone() {
+            // A checkpoint of a later `minimize` waits for it; the ones before it run again
+            // (runs are deterministic), so they leave what they left the first time.
+            let io = |e: tl_io::IoError| RunError::Io {
+                message: e.to_string(),
+                hint: e.hint(),
+                span,
+            };
+            if crate::checkpoint::load(&dir).map_err(io)?.minimize == ordinal {
+                self.options.resume = None;
+                start = self.resume(&dir, &params, &mut opt, span)?;
+                if start >= total {
+                    self.warnings.push(
+                        Diagnostic::error(
+                            "TL0316",
+                            format!(
+                                "the checkpoint in `{}` is at step {start} of {total}: this `minimize` had finished, so nothing is left to train",
+                                dir.display()
+                            ),
+                            span,
+                            "already trained",
+                        )
+                        .warning()
+                        .with_help("the commands after it run on the trained parameters; drop `--resume` to train again from the start"),
+                    );
+                }
+                start = start.min(total);
+            }
         }
         observer.start(&self.program.tensors[spec.loss].name, total);
+        // An interrupt stops a run of its own cleanly; the ranks of a data-parallel run would
+        // have to agree on the step, so there it ends the processes instead.
+        let _interruptible = dp.is_none().then(crate::interrupt::Training::begin);
         let result = self.train_steps(
             spec,
             &params,
             &wanted,
             &mut opt,
             batcher.as_mut(),
-            start,
+            (start, ordinal),
             total,
             per_epoch,
             observer,
@@ -568,7 +600,7 @@ impl Engine<'_> {
         wanted: &[bool],
         opt: &mut OptimizerState,
         mut batcher: Option<&mut Batcher>,
-        start: u64,
+        (start, ordinal): (u64, u64),
         total: u64,
         per_epoch: u64,
         observer: &mut dyn TrainObserver,
@@ -643,10 +675,24 @@ impl Engine<'_> {
                 loss,
                 lr,
             });
-            if let Some(dir) = self.options.checkpoint.clone().filter(|_| leader) {
-                if (step + 1) % self.options.checkpoint_every.max(1) == 0 || step + 1 == total {
-                    self.save_checkpoint(&dir, step + 1, params, opt, span)?;
-                }
+            let stop = crate::interrupt::stop_requested() && step + 1 < total;
+            let periodic =
+                (step + 1) % self.options.checkpoint_every.max(1) == 0 || step + 1 == total;
+            let dir = match &self.options.checkpoint {
+                Some(d) => Some(d.clone()),
+                None if stop => self.options.stop_checkpoint.clone(),
+                None => None,
+            };
+            if let Some(dir) = dir.as_ref().filter(|_| leader && (periodic || stop)) {
+                self.save_checkpoint(dir, step + 1, ordinal, params, opt, span)?;
+            }
+            if stop {
+                return Err(RunError::Interrupted {
+                    step: step + 1,
+                    total,
+                    saved: dir,
+                    span,
+                });
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ mod profile;
 mod relay;
 mod repl;
 mod report;
+mod signals;
 mod train_ui;
 mod workers;
 
@@ -293,6 +294,9 @@ fn run(
         }
     };
     let mut ui = train_ui::TrainUi::new(ui_options).with_backend(backend);
+    if train.resume.is_some() {
+        ui = ui.continuing_log();
+    }
     let mut engine = match Engine::new(&checked, &plan, backend, options) {
         Ok(e) => e,
         Err(e) => {
@@ -349,7 +353,11 @@ fn run(
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             emit(&[e.to_diagnostic()], &sources);
-            ExitCode::FAILURE
+            match e {
+                // As a shell reports a process that SIGINT ended.
+                tl_run::RunError::Interrupted { .. } => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -406,6 +414,7 @@ fn check(file: PathBuf, dump_plan: bool) -> ExitCode {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    signals::install();
     match cli.command {
         Cmd::Run {
             file,
@@ -419,7 +428,7 @@ fn main() -> ExitCode {
             train,
             parallel,
         } => run(
-            file,
+            file.clone(),
             json,
             profile,
             device,
@@ -432,6 +441,7 @@ fn main() -> ExitCode {
                 checkpoint_every: train.checkpoint_every,
                 resume: train.resume.clone(),
                 replay: !train.no_replay,
+                stop_checkpoint: Some(signals::default_checkpoint(&file)),
                 ..RunOptions::default()
             },
             train,

@@ -85,6 +85,10 @@ pub struct TrainUi<'b> {
     errors: Vec<IoError>,
     /// When the display was made: the log's clock starts here.
     started: std::time::Instant,
+    /// Rows of the log a resumed run continues (see [`TrainUi::continuing_log`]).
+    previous: Vec<Row>,
+    /// Seconds the continued log had reached, added to this run's clock.
+    seconds_before: f64,
 }
 
 impl<'b> TrainUi<'b> {
@@ -100,7 +104,25 @@ impl<'b> TrainUi<'b> {
             last_step: 0,
             errors: Vec::new(),
             started: std::time::Instant::now(),
+            previous: Vec::new(),
+            seconds_before: 0.0,
         }
+    }
+
+    /// A resumed run continues the `--log` file already there: its rows before the step the
+    /// run resumes from are kept (and the clock goes on from theirs), so that the log of an
+    /// interrupted and resumed run is one log. Rows that do not parse are dropped.
+    pub fn continuing_log(mut self) -> Self {
+        let Some(text) = self
+            .options
+            .log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+        else {
+            return self;
+        };
+        self.previous = text.lines().skip(1).filter_map(parse_row).collect();
+        self
     }
 
     /// Uses `backend` for the memory report of `--memory-stats`.
@@ -217,12 +239,25 @@ impl TrainObserver for TrainUi<'_> {
 
     fn step(&mut self, info: &StepInfo) {
         self.last_step = info.step;
+        let step = self.offset + info.step;
+        if self.rows.is_empty() && !self.previous.is_empty() {
+            // The first step of a resumed run: the old rows before it come first.
+            let kept: Vec<Row> = std::mem::take(&mut self.previous)
+                .into_iter()
+                .filter(|r| r.step < step)
+                .collect();
+            self.seconds_before = kept.last().map_or(0.0, |r| r.seconds);
+            if let Some(segment) = self.segments.last_mut() {
+                segment.first_row = 0;
+            }
+            self.rows = kept;
+        }
         self.rows.push(Row {
-            step: self.offset + info.step,
+            step,
             epoch: info.epoch.map(|(e, _)| e),
             loss: info.loss,
             lr: info.lr,
-            seconds: self.started.elapsed().as_secs_f64(),
+            seconds: self.seconds_before + self.started.elapsed().as_secs_f64(),
         });
         if let Some(bar) = &self.bar {
             let mut msg = format!("loss {}  lr {}", sig4(info.loss), tick_label(info.lr));
@@ -245,6 +280,23 @@ impl TrainObserver for TrainUi<'_> {
         self.last_step = 0;
         self.write_files();
     }
+}
+
+/// One row of a log written by [`TrainUi::csv`] (`step,epoch,loss,lr,seconds`).
+fn parse_row(line: &str) -> Option<Row> {
+    let mut f = line.split(',');
+    let step = f.next()?.parse().ok()?;
+    let epoch = match f.next()? {
+        "" => None,
+        e => Some(e.parse().ok()?),
+    };
+    Some(Row {
+        step,
+        epoch,
+        loss: f.next()?.parse().ok()?,
+        lr: f.next()?.parse().ok()?,
+        seconds: f.next()?.parse().ok()?,
+    })
 }
 
 /// The bar's look: what is minimised, the bar, step/total, loss and lr, steps/s and ETA.
