@@ -86,6 +86,53 @@ impl Engine<'_> {
         }
     }
 
+    /// The current value of every learned tensor (`param`s and implicit ones), by name: what
+    /// a REPL session carries from one input to the next.
+    pub fn learned_values(&mut self) -> Result<Vec<(String, HostTensor)>, RunError> {
+        let learned: Vec<TensorId> = (0..self.program.tensors.len())
+            .filter(|&t| {
+                matches!(
+                    self.program.tensors[t].def,
+                    Definition::Param(_) | Definition::ImplicitParam
+                )
+            })
+            .collect();
+        let span = self
+            .program
+            .tensors
+            .first()
+            .map(|t| t.span)
+            .unwrap_or_default();
+        self.param_hosts(&learned, span)
+    }
+
+    /// Gives learned tensors the values in `values` (by name), in place of their initial
+    /// ones; names the program does not learn, or whose shape changed, are skipped. Call it
+    /// before [`Engine::run`], which then evaluates everything from these values.
+    pub fn set_learned_values(&mut self, values: &[(String, HostTensor)]) -> Result<(), RunError> {
+        for (name, host) in values {
+            let Some(t) = self.program.tensors.iter().position(|d| {
+                &d.name == name && matches!(d.def, Definition::Param(_) | Definition::ImplicitParam)
+            }) else {
+                continue;
+            };
+            if host.shape != self.shape(t) {
+                continue;
+            }
+            let span = self.program.tensors[t].span;
+            let host = HostTensor {
+                shape: host.shape.clone(),
+                data: host.data.convert(self.dtype()),
+            };
+            let value = self
+                .backend
+                .upload(&host)
+                .map_err(|e| RunError::backend(e, span))?;
+            self.values[t] = Some(Value::Dense(value));
+        }
+        Ok(())
+    }
+
     /// Forgets every derived value so the next evaluation recomputes it.
     pub fn reset_derived(&mut self) {
         for (t, decl) in self.program.tensors.iter().enumerate() {
