@@ -78,6 +78,9 @@ pub enum CheckError {
         second_extent: usize,
         /// Where it conflicts.
         second: Span,
+        /// The index occurrence that joins the two axes, when one does (the cause: an
+        /// equation using one index for axes of different sizes).
+        joined: Option<Span>,
     },
     /// An index whose size nothing determines.
     #[error("the size of index `{index}` cannot be inferred")]
@@ -190,10 +193,21 @@ impl ToDiagnostic for CheckError {
             CheckError::RankMismatch { span, first, expected, .. } => Diagnostic::error("TL0105", msg, *span, "used here")
                 .with_label(*first, format!("{expected} axes here"))
                 .with_help("every use of a tensor must give one index per axis"),
-            CheckError::ExtentMismatch { first, first_extent, second, second_extent, .. } => {
-                Diagnostic::error("TL0106", msg, *second, format!("{second_extent} here"))
+            CheckError::ExtentMismatch { first, first_extent, second, second_extent, joined, .. } => {
+                let help = "an index variable joins axes that must have the same size; rename one of the indices if they are different";
+                match joined {
+                    Some(at) => Diagnostic::error(
+                        "TL0106",
+                        msg,
+                        *at,
+                        format!("this index joins an axis of {first_extent} with one of {second_extent}"),
+                    )
                     .with_label(*first, format!("{first_extent} here"))
-                    .with_help("an index variable joins axes that must have the same size; rename one of the indices if they are different")
+                    .with_label(*second, format!("{second_extent} here")),
+                    None => Diagnostic::error("TL0106", msg, *second, format!("{second_extent} here"))
+                        .with_label(*first, format!("{first_extent} here")),
+                }
+                .with_help(help)
             }
             CheckError::UnsizedIndex { span, index } => Diagnostic::error("TL0107", msg, *span, format!("`{index}` has no size"))
                 .with_help(format!("use `{index}` to index an axis of known size, or state it on the left-hand side, e.g. `[{index}: 10]`")),

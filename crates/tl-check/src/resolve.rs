@@ -122,7 +122,7 @@ impl Checker<'_> {
             IndexArg::Expr(ast::IndexExpr::Var(id)) => {
                 let v = scope.var(self, &id.name, id.span);
                 scope.direct[v] = true;
-                self.uf.union(scope.nodes[v], axis)?;
+                self.uf.union_at(scope.nodes[v], axis, id.span)?;
                 Index::Var(v)
             }
             IndexArg::Expr(ast::IndexExpr::Int(c, span)) => {
@@ -316,7 +316,7 @@ impl Checker<'_> {
                 let v = scope.var(self, &id.name, id.span);
                 if let Some(axis) = axis {
                     scope.direct[v] = true;
-                    self.uf.union(scope.nodes[v], axis)?;
+                    self.uf.union_at(scope.nodes[v], axis, id.span)?;
                 }
                 Ok(Term::Var(v))
             }

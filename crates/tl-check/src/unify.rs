@@ -79,6 +79,7 @@ impl Unifier {
                 first,
                 second_extent: extent,
                 second: span,
+                joined: None,
             }),
             Some(_) => Ok(()),
             None => {
@@ -132,6 +133,29 @@ impl Unifier {
         info.closed = Some((name.to_string(), span));
         info.name = name.to_string();
         info.symbol_span = Some(span);
+    }
+
+    /// [`UnionFind::union`] for an index occurrence at `at` (the variable that joins the two
+    /// axes): a conflict of extents then points at it.
+    pub fn union_at(&mut self, a: Node, b: Node, at: Span) -> Result<(), CheckError> {
+        self.union(a, b).map_err(|e| match e {
+            CheckError::ExtentMismatch {
+                what,
+                first_extent,
+                first,
+                second_extent,
+                second,
+                joined: None,
+            } => CheckError::ExtentMismatch {
+                what,
+                first_extent,
+                first,
+                second_extent,
+                second,
+                joined: Some(at),
+            },
+            other => other,
+        })
     }
 
     /// Joins two classes, merging what is known about them.
@@ -220,6 +244,7 @@ impl Unifier {
                         first: info.symbol_span.unwrap_or(span),
                         second_extent: e,
                         second: span,
+                        joined: None,
                     });
                 }
             }

@@ -31,17 +31,13 @@ pub fn render(d: &Diagnostic, sources: &SourceMap, color: bool, out: &mut dyn Wr
         .with_config(config)
         .with_code(d.code)
         .with_message(&d.message);
-    report = report.with_label(
-        Label::new((name(span.file), span.range()))
-            .with_message(&d.label)
-            .with_order(0),
-    );
-    for (k, l) in d.secondary.iter().enumerate() {
-        report = report.with_label(
-            Label::new((name(l.span.file), l.span.range()))
-                .with_message(&l.message)
-                .with_order(k as i32 + 1),
-        );
+    // In source order: the renderer starts a new snippet whenever a label lies above the one
+    // before it, and heads every snippet of the primary file with the primary location.
+    let mut labels: Vec<(tl_syntax::Span, &str)> = vec![(span, d.label.as_str())];
+    labels.extend(d.secondary.iter().map(|l| (l.span, l.message.as_str())));
+    labels.sort_by_key(|(s, _)| (s.file.0, s.start));
+    for (at, message) in labels {
+        report = report.with_label(Label::new((name(at.file), at.range())).with_message(message));
     }
     if let Some(h) = &d.help {
         report = report.with_help(h);
