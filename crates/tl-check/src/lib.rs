@@ -14,6 +14,7 @@ pub mod error;
 mod finish;
 pub mod integer;
 pub mod learn;
+pub mod lint;
 pub mod program;
 mod resolve;
 mod statements;

@@ -239,6 +239,7 @@ fn run(
             return ExitCode::FAILURE;
         }
     };
+    emit(&pipeline::warnings(&checked, &[]), &sources);
     let compiled = Instant::now();
     let role = match workers::Role::of(&parallel, device) {
         Ok(r) => r,
@@ -367,6 +368,7 @@ fn check(file: PathBuf, dump_plan: bool) -> ExitCode {
     let (program, diags) = tl_syntax::load_program(&file, &mut sources);
     match pipeline::compile(&program, diags, &sources) {
         Ok((checked, plan)) => {
+            emit(&pipeline::warnings(&checked, &[]), &sources);
             print!("{}", pipeline::summary(&checked));
             if dump_plan {
                 // A spliced plan runs inside its readers' fused plans (and on its own only

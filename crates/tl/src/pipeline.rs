@@ -30,6 +30,12 @@ pub fn compile(
     }
 }
 
+/// The warnings about a checked program (an implicit param that nothing trains, …);
+/// `trained` names tensors that commands outside it trained already.
+pub fn warnings(checked: &CheckedProgram, trained: &[&str]) -> Vec<Diagnostic> {
+    tl_check::lint::warnings(checked, trained)
+}
+
 /// The plan for the backend a program runs on: re-planned when the backend wants other
 /// choices (a GPU keeps larger relations dense, for its matrix units).
 pub fn for_backend(

@@ -84,6 +84,8 @@ impl TrainObserver for TrainSummary {
 pub struct Session {
     definitions: Vec<(String, String)>,
     learned: Vec<(String, HostTensor)>,
+    /// Implicit params a `minimize` of the session trained.
+    trained: Vec<String>,
     inputs: usize,
 }
 
@@ -128,6 +130,7 @@ impl Session {
             ":reset" => {
                 self.definitions.clear();
                 self.learned.clear();
+                self.trained.clear();
                 return ("session cleared\n".into(), String::new(), false);
             }
             _ => {}
@@ -158,12 +161,35 @@ impl Session {
         if defines {
             self.definitions.push((name.clone(), trimmed.to_string()));
         }
+        // Untrained implicit params are warned about when a command reads them, not at every
+        // definition (a `minimize` for them may still come).
+        let warnings = if runs_commands {
+            let before: Vec<&str> = self.trained.iter().map(String::as_str).collect();
+            let text = render(&pipeline::warnings(&checked, &before), &sources);
+            if program
+                .stmts
+                .iter()
+                .any(|s| matches!(s.kind, StmtKind::Minimize(_)))
+            {
+                // What this input's `minimize` trains stays trained for later inputs.
+                let untrained = tl_check::lint::untrained_implicit_params(&checked, &before);
+                for (t, d) in checked.tensors.iter().enumerate() {
+                    let implicit = matches!(d.def, tl_check::Definition::ImplicitParam);
+                    if implicit && !untrained.contains(&t) && !self.trained.contains(&d.name) {
+                        self.trained.push(d.name.clone());
+                    }
+                }
+            }
+            text
+        } else {
+            String::new()
+        };
         if !runs_commands {
             return (String::new(), String::new(), false);
         }
         let backend = tl_backend::cpu::CpuBackend::new();
         let mut out = String::new();
-        let mut err = String::new();
+        let mut err = warnings;
         let mut summary = TrainSummary::default();
         let result =
             Engine::new(&checked, &plan, &backend, RunOptions::default()).and_then(|mut engine| {
