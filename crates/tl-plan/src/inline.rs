@@ -219,6 +219,12 @@ fn splice(
     (g, id(outer_root))
 }
 
+/// Splicing stops once a reader's graph would pass this many nodes: a long chain of
+/// equations (`X2 = X1 + 1`, `X3 = X2 + 1`, …) would otherwise become one ever larger
+/// expression, costing time and memory quadratic in its length to plan and a kernel too
+/// large to compile; past the cap it is evaluated in pieces of about this size.
+const SPLICE_NODES_MAX: usize = 64;
+
 /// Splices top-level equations (outside layer recursions) into their one reader: a tensor of
 /// a stratum of its own, defined by one equation, read by one equation of another
 /// non-recursive stratum outside any layer recursion (once, through a plain load) and by
@@ -227,9 +233,42 @@ pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: 
     let mut spliced: Vec<(Graph, NodeId)> =
         plans.iter().map(|e| (e.graph.clone(), e.root)).collect();
     let mut changed = vec![false; plans.len()];
-    let stratum_of = |t: TensorId| p.strata.iter().position(|s| s.tensors.contains(&t));
+    // Indexes made once (programs may have 10^5 equations): each tensor's stratum, the
+    // equations that read it, and whether a rule or a command reads it.
+    let mut stratum_of = vec![None; p.tensors.len()];
+    for (k, s) in p.strata.iter().enumerate() {
+        for &t in &s.tensors {
+            if let Some(slot) = stratum_of.get_mut(t) {
+                *slot = Some(k);
+            }
+        }
+    }
+    let mut readers_of: Vec<Vec<usize>> = vec![Vec::new(); p.tensors.len()];
+    let mut found = Vec::new();
+    for (e, eq) in p.equations.iter().enumerate() {
+        found.clear();
+        tl_check::strata::collect_reads(&eq.rhs, &mut found);
+        for &(t, _) in &found {
+            if let Some(list) = readers_of.get_mut(t) {
+                if list.last() != Some(&e) {
+                    list.push(e);
+                }
+            }
+        }
+    }
+    let mut outside = vec![false; p.tensors.len()];
+    for t in p.rules.iter().flat_map(|r| r.body.iter().map(|a| a.tensor)) {
+        outside[t] = true;
+    }
+    for c in &p.commands {
+        match c {
+            Command::Query { tensor, .. } => outside[*tensor] = true,
+            Command::Write { tensors, .. } => tensors.iter().for_each(|&t| outside[t] = true),
+            Command::Minimize(spec) => outside[spec.loss] = true,
+        }
+    }
     let plain = |t: TensorId| {
-        stratum_of(t).is_some_and(|s| !p.strata[s].recursive && layers.stratum(s).is_none())
+        stratum_of[t].is_some_and(|s| !p.strata[s].recursive && layers.stratum(s).is_none())
     };
     for stratum in &p.strata {
         let [t] = stratum.tensors[..] else { continue };
@@ -242,13 +281,12 @@ pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: 
             && decl.facts.is_empty()
             && plain(t)
             && plans[producer].placement == Placement::Direct;
-        if !defined_once || read_by_command_or_rule(p, t) {
+        if !defined_once || outside[t] {
             continue;
         }
-        let readers: Vec<usize> = (0..p.equations.len())
-            .filter(|&e| reads(&p.equations[e].rhs, t))
-            .collect();
-        let [reader] = readers[..] else { continue };
+        let [reader] = readers_of[t][..] else {
+            continue;
+        };
         if reader == producer || !plain(p.equations[reader].lhs) {
             continue;
         }
@@ -264,6 +302,9 @@ pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: 
             continue;
         }
         let (inner, inner_root) = (&spliced[producer].0, spliced[producer].1);
+        if inner.nodes.len() + graph.nodes.len() > SPLICE_NODES_MAX {
+            continue;
+        }
         let producer_vars = plans[producer].vars.clone();
         let joined = splice(
             (inner, inner_root),
@@ -277,7 +318,8 @@ pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: 
         changed[reader] = true;
     }
     for (k, plan) in plans.iter_mut().enumerate() {
-        if changed[k] {
+        // A plan spliced into its reader runs only there (or unfused, while training).
+        if changed[k] && !plan.inlined {
             let (graph, root) = &spliced[k];
             let (fused, fused_root) = fuse(graph, *root);
             plan.fused = fused;

@@ -6,39 +6,37 @@ use crate::ast::{Access, AccessStyle, BinOp, Expr, ExprKind, IndexArg};
 use crate::lexer::TokenKind;
 
 impl Parser {
-    /// `sum = term { ("+" | "-") term }`.
+    /// `sum = term { ("+" | "-") term }`, as a balanced tree (see [`balanced`]).
     pub(super) fn sum(&mut self) -> PResult<Expr> {
-        let mut lhs = self.term()?;
+        let mut items = vec![(false, self.term()?)];
         loop {
-            let op = match self.peek() {
-                TokenKind::Plus => BinOp::Add,
-                TokenKind::Minus => BinOp::Sub,
-                _ => return Ok(lhs),
+            let inverse = match self.peek() {
+                TokenKind::Plus => false,
+                TokenKind::Minus => true,
+                _ => return Ok(balanced(items, BinOp::Add, BinOp::Sub)),
             };
             self.bump();
-            let rhs = self.term()?;
-            lhs = binary(op, lhs, rhs);
+            items.push((inverse, self.term()?));
         }
     }
 
-    /// `term = factor { ("*" | "/" | juxtaposition) factor }`.
+    /// `term = factor { ("*" | "/" | juxtaposition) factor }`, as a balanced tree.
     fn term(&mut self) -> PResult<Expr> {
-        let mut lhs = self.factor()?;
+        let mut items = vec![(false, self.factor()?)];
         loop {
-            let op = match self.peek() {
+            let inverse = match self.peek() {
                 TokenKind::Star => {
                     self.bump();
-                    BinOp::Mul
+                    false
                 }
                 TokenKind::Slash => {
                     self.bump();
-                    BinOp::Div
+                    true
                 }
-                _ if self.starts_primary() => BinOp::Mul,
-                _ => return Ok(lhs),
+                _ if self.starts_primary() => false,
+                _ => return Ok(balanced(items, BinOp::Mul, BinOp::Div)),
             };
-            let rhs = self.factor()?;
-            lhs = binary(op, lhs, rhs);
+            items.push((inverse, self.factor()?));
         }
     }
 
@@ -164,6 +162,35 @@ impl Parser {
         }
         Ok(arg)
     }
+}
+
+/// A chain `x0 ∘ x1 ∘ … ∘ xn` of one level (`+`/`-`, or `*`/`/`), each item with whether it is
+/// subtracted (divided), as a balanced tree of depth log2(n) rather than a left-deep one of
+/// depth n: a sum of 10^5 terms must not make every later pass recurse 10^5 deep. Adjacent
+/// groups are combined pairwise, left to right, keeping the items' order; a group whose
+/// first item is inverted stays inverted (`-a + b` is `-(a - b)`, `-a - b` is `-(a + b)`),
+/// and the first item of a chain never is. The value is the same (sums and products
+/// regroup); only floating-point rounding may differ, as it does for any summation order.
+fn balanced(items: Vec<(bool, Expr)>, op: BinOp, inverse_op: BinOp) -> Expr {
+    let mut level = items;
+    while level.len() > 1 {
+        let mut next = Vec::with_capacity(level.len().div_ceil(2));
+        let mut it = level.into_iter();
+        while let Some((inv_a, a)) = it.next() {
+            match it.next() {
+                Some((inv_b, b)) => {
+                    let how = if inv_a == inv_b { op } else { inverse_op };
+                    next.push((inv_a, binary(how, a, b)));
+                }
+                None => next.push((inv_a, a)),
+            }
+        }
+        level = next;
+    }
+    level.pop().map(|(_, e)| e).unwrap_or_else(|| Expr {
+        kind: ExprKind::Number(0.0),
+        span: crate::span::Span::default(),
+    })
 }
 
 fn binary(op: BinOp, lhs: Expr, rhs: Expr) -> Expr {
