@@ -1,0 +1,149 @@
+//! One program through every phase, with the limits that keep a fuzzing case short.
+
+use std::path::Path;
+use tl_backend::cpu::CpuBackend;
+use tl_run::{Engine, RunOptions};
+use tl_syntax::{Diagnostic, Severity, SourceMap, ToDiagnostic};
+
+/// Tensors may hold this many cells in all before a program is only checked, not run.
+pub const MAX_CELLS: u128 = 100_000;
+/// No equation or rule may range over more index combinations than this to be run.
+pub const MAX_COMBINATIONS: u128 = 1_000_000;
+/// No `minimize` may take more steps than this to be run.
+pub const MAX_STEPS: u64 = 50;
+/// Memory the run may use (`--max-memory`): relations and tensors past it are errors.
+pub const MAX_MEMORY: u64 = 256 << 20;
+
+/// Something that must never happen, found in a program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// A diagnostic that says the engine, not the program, is at fault.
+    InternalError(String),
+    /// A diagnostic whose span lies outside its source.
+    BadSpan(String),
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finding::InternalError(d) => write!(f, "internal error: {d}"),
+            Finding::BadSpan(d) => write!(f, "a span outside its source: {d}"),
+        }
+    }
+}
+
+/// Whether a diagnostic blames the engine (its hint asks for a report).
+fn internal(d: &Diagnostic) -> bool {
+    d.help.as_deref().is_some_and(|h| h.contains("please report"))
+}
+
+/// Checks what every diagnostic must satisfy: a span inside its file, no blame on the engine.
+fn inspect(d: &Diagnostic, sources: &SourceMap) -> Result<(), Finding> {
+    if let Some(s) = d.span {
+        let r = s.range();
+        let len = sources.file(s.file).text.len();
+        if r.start > r.end || r.end > len {
+            return Err(Finding::BadSpan(format!("{d:?}")));
+        }
+    }
+    if internal(d) {
+        return Err(Finding::InternalError(format!(
+            "[{}] {}",
+            d.code, d.message
+        )));
+    }
+    Ok(())
+}
+
+/// Runs `text` through every phase (relative paths resolve in `scratch`). Errors of the
+/// program are fine; a [`Finding`] is not; a panic propagates.
+pub fn run(text: &str, scratch: &Path) -> Result<(), Finding> {
+    let mut sources = SourceMap::new();
+    let (program, diags) = tl_syntax::load_source("fuzz.tl", text, &mut sources, scratch);
+    for d in &diags {
+        inspect(d, &sources)?;
+    }
+    if diags.iter().any(|d| d.severity == Severity::Error) {
+        return Ok(());
+    }
+    let checked = match tl_check::check(&program, &sources) {
+        Ok(c) => c,
+        Err(errors) => {
+            for e in &errors {
+                inspect(&e.to_diagnostic(), &sources)?;
+            }
+            return Ok(());
+        }
+    };
+    for w in tl_check::lint::warnings(&checked, &[]) {
+        inspect(&w, &sources)?;
+    }
+    let plan = match tl_plan::plan(&checked) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                inspect(&e.to_diagnostic(), &sources)?;
+            }
+            return Ok(());
+        }
+    };
+    if !small_enough(&checked) {
+        return Ok(());
+    }
+    let backend = CpuBackend::new();
+    let options = RunOptions {
+        max_iters: 50,
+        max_memory: Some(MAX_MEMORY),
+        ..RunOptions::default()
+    };
+    let mut engine = match Engine::new(&checked, &plan, &backend, options) {
+        Ok(e) => e,
+        Err(e) => return inspect(&e.to_diagnostic(), &sources),
+    };
+    let result = engine.run(
+        &mut |answer| {
+            let _ = answer.to_json();
+            let _ = answer.to_human();
+        },
+        &mut tl_run::observe::Silent,
+    );
+    for w in &engine.warnings {
+        inspect(w, &sources)?;
+    }
+    match result {
+        Ok(()) => Ok(()),
+        Err(e) => inspect(&e.to_diagnostic(), &sources),
+    }
+}
+
+/// Whether a checked program is small enough to run as one fuzzing case.
+fn small_enough(checked: &tl_check::CheckedProgram) -> bool {
+    let extent = |d: usize| checked.domains[d].extent as u128;
+    let cells = checked
+        .tensors
+        .iter()
+        .map(|t| {
+            t.axes
+                .iter()
+                .map(|&d| extent(d))
+                .fold(1u128, u128::saturating_mul)
+        })
+        .fold(0u128, u128::saturating_add);
+    let combos = |vars: &[tl_check::VarInfo]| -> u128 {
+        vars.iter()
+            .map(|v| v.extent as u128)
+            .fold(1u128, u128::saturating_mul)
+    };
+    let widest = checked
+        .equations
+        .iter()
+        .map(|e| combos(&e.vars))
+        .chain(checked.rules.iter().map(|r| combos(&r.vars)))
+        .max()
+        .unwrap_or(1);
+    let steps_ok = checked.commands.iter().all(|c| match c {
+        tl_check::Command::Minimize(m) => m.count <= MAX_STEPS && !(m.epochs && m.count > 5),
+        _ => true,
+    });
+    cells <= MAX_CELLS && widest <= MAX_COMBINATIONS && steps_ok
+}
