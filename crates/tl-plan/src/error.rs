@@ -24,16 +24,32 @@ pub enum PlanError {
         /// The call.
         span: Span,
     },
-    /// An intermediate would need more memory than can be addressed.
-    #[error("{what} would have {cells} elements, too many to hold")]
+    /// The contraction order chosen for an equation's join makes an intermediate of more
+    /// cells than [`crate::order::MAX_INTERMEDIATE_CELLS`]: reported before anything runs,
+    /// instead of exhausting memory part-way through.
+    #[error("the join defining `{tensor}` needs an intermediate of {} over [{}], more than the limit of {}", cells_text(*cells), indices.join(", "), cells_text(*limit))]
     TooLarge {
-        /// What, in words.
-        what: String,
-        /// How many elements.
+        /// The left-hand side's tensor.
+        tensor: String,
+        /// Cells of the largest intermediate (saturating at `u128::MAX`).
         cells: u128,
-        /// Where.
+        /// The most cells allowed.
+        limit: u128,
+        /// The intermediate's indices.
+        indices: Vec<String>,
+        /// The equation.
         span: Span,
     },
+}
+
+/// A number of cells for a message: exact below 2^64, else the power of two it reaches (sizes
+/// saturate at `u128::MAX`, which reads "at least 2^127 cells").
+fn cells_text(cells: u128) -> String {
+    if cells > u128::from(u64::MAX) {
+        format!("at least 2^{} cells", 127 - cells.leading_zeros())
+    } else {
+        format!("{cells} cells")
+    }
 }
 
 impl ToDiagnostic for PlanError {
@@ -44,8 +60,8 @@ impl ToDiagnostic for PlanError {
                 .with_help("mark the axis on the left-hand side with a trailing dot, e.g. `A[p, q.] = softmax(S[p, q])`"),
             PlanError::NormAxisUnused { span, var, .. } => Diagnostic::error("TL0202", msg, *span, format!("`{var}` is not an index of this argument"))
                 .with_help("dot the left-hand index that the argument varies along"),
-            PlanError::TooLarge { span, .. } => Diagnostic::error("TL0203", msg, *span, "too large")
-                .with_help("sum indices earlier (split the equation), or use smaller domains"),
+            PlanError::TooLarge { span, .. } => Diagnostic::error("TL0203", msg, *span, "no order of this join found keeps less at once")
+                .with_help("its factors share indices too densely (a large treewidth): give the shared indices smaller domains, or join fewer of the factors that share them"),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Plans the evaluation of a checked program. The passes, in order:
 //! 1. `lower`: each equation's right-hand side and each rule's body becomes a [`Graph`] of
 //!    load / gather / map / contract / reduce / normalise nodes (the projection rule decides
-//!    where each index is summed; multi-operand joins are contracted pairwise in a cost order);
+//!    where each index is summed; multi-operand joins are contracted pairwise in the order
+//!    [`order`] chooses, and an equation whose largest intermediate would pass
+//!    [`order::MAX_INTERMEDIATE_CELLS`] is an error);
 //! 2. `place`: the result is laid onto the left-hand side (a permutation or broadcast, or a
 //!    scatter when the left-hand side has constants or arithmetic);
 //! 3. `pick_storage`: each relation is dense or sparse (sorted tuples), by size;
@@ -24,6 +26,7 @@ pub mod graph;
 pub mod inline;
 pub mod layers;
 pub mod lower;
+pub mod order;
 pub mod rules;
 pub mod terms;
 
@@ -220,6 +223,20 @@ pub fn plan_equation(
     let mut lw = Lowerer::new(shapes, &eq.vars, sites, op, eq.norm_var);
     lw.head = kept;
     let root = lw.sum(&eq.rhs, true)?;
+    if let Some((cells, labels)) = &lw.largest {
+        if *cells > order::MAX_INTERMEDIATE_CELLS {
+            return Err(PlanError::TooLarge {
+                tensor: p
+                    .tensors
+                    .get(eq.lhs)
+                    .map_or_else(String::new, |t| t.name.clone()),
+                cells: *cells,
+                limit: order::MAX_INTERMEDIATE_CELLS,
+                indices: labels.iter().map(|&v| eq.vars[v].name.clone()).collect(),
+                span: eq.span,
+            });
+        }
+    }
     let scatter_op = if op == ReduceOp::Mean {
         ReduceOp::Mean
     } else {
@@ -232,7 +249,6 @@ pub fn plan_equation(
     } else {
         op
     };
-    let _ = p;
     let (fused, fused_root) = fuse::fuse(&lw.graph, root);
     Ok(EquationPlan {
         target: eq.lhs,

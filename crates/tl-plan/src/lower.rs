@@ -1,11 +1,12 @@
 //! Lowering one equation's right-hand side to a [`Graph`]: factors become loads, gathers,
-//! constants and elementwise maps; each term contracts its factors pairwise in a cost-chosen
-//! order, summing the indices the projection rule assigns to it.
+//! constants and elementwise maps; each term contracts its factors pairwise in the order
+//! [`crate::order`] chooses, summing the indices the projection rule assigns to it.
 
 use crate::error::PlanError;
 use crate::graph::{Graph, NodeId, Op};
+use crate::order;
 use crate::terms::{is_sum, split_factors, split_sum, TermId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tl_backend::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
 use tl_check::{Access, Expr, Func, Index, VarId, VarInfo};
 use tl_syntax::ast::BinOp;
@@ -41,6 +42,10 @@ pub struct Lowerer<'a> {
     /// The left-hand side's variables in order: results are laid out in this order where
     /// the choice is free, so the final placement is rarely a transposing copy.
     pub head: Vec<VarId>,
+    /// The largest intermediate a join made so far (cells, saturating, and its labels):
+    /// [`crate::plan_equation`] rejects an equation whose largest exceeds
+    /// [`order::MAX_INTERMEDIATE_CELLS`].
+    pub largest: Option<(u128, Vec<VarId>)>,
     next_term: TermId,
 }
 
@@ -61,6 +66,7 @@ impl<'a> Lowerer<'a> {
             norm_var,
             graph: Graph::default(),
             head: Vec::new(),
+            largest: None,
             next_term: 1,
         }
     }
@@ -219,7 +225,16 @@ impl<'a> Lowerer<'a> {
             ReduceOp::Mean if single_mean => self.reduce(nodes[0], &summed, ReduceOp::Mean),
             ReduceOp::Sum | ReduceOp::Mean => self.contract_all(nodes, &summed),
             ReduceOp::Max | ReduceOp::Min => {
+                let joined = nodes.len() > 1;
                 let product = self.product(nodes);
+                if joined {
+                    // Every factor broadcast onto all the term's indices, then reduced.
+                    let labels = self.labels(product).to_vec();
+                    let cells = labels.iter().fold(1u128, |acc, &v| {
+                        acc.saturating_mul(self.vars[v].extent as u128)
+                    });
+                    self.note_intermediate(cells, &labels);
+                }
                 self.reduce(product, &summed, op)
             }
         };
@@ -263,62 +278,44 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    /// Contracts factors pairwise, summing `summed`: each step picks the pair whose
-    /// contraction does the fewest multiply-adds (ties: the smaller result).
+    /// Contracts factors pairwise, summing `summed`, in the order [`order::contraction_order`]
+    /// picks; an index only one factor holds is summed out of it first.
     pub fn contract_all(&mut self, mut nodes: Vec<NodeId>, summed: &[VarId]) -> NodeId {
         if nodes.is_empty() {
             return self.constant(1.0);
         }
+        let summed_set: HashSet<VarId> = summed.iter().copied().collect();
+        let mut holders: HashMap<VarId, usize> = HashMap::new();
+        for &n in &nodes {
+            for &l in self.labels(n) {
+                *holders.entry(l).or_default() += 1;
+            }
+        }
         // Sum out indices that only one factor has, before joining.
-        for k in 0..nodes.len() {
+        for node in nodes.iter_mut() {
             let own: Vec<VarId> = self
-                .labels(nodes[k])
+                .labels(*node)
                 .iter()
                 .copied()
-                .filter(|v| {
-                    summed.contains(v)
-                        && !nodes
-                            .iter()
-                            .enumerate()
-                            .any(|(j, &n)| j != k && self.labels(n).contains(v))
-                })
+                .filter(|v| summed_set.contains(v) && holders.get(v) == Some(&1))
                 .collect();
-            nodes[k] = self.reduce(nodes[k], &own, ReduceOp::Sum);
+            *node = self.reduce(*node, &own, ReduceOp::Sum);
         }
-        while nodes.len() > 1 {
-            let mut best: Option<(f64, f64, usize, usize, Vec<VarId>)> = None;
-            for i in 0..nodes.len() {
-                for j in i + 1..nodes.len() {
-                    let (la, lb) = (
-                        self.labels(nodes[i]).to_vec(),
-                        self.labels(nodes[j]).to_vec(),
-                    );
-                    let mut union = la.clone();
-                    union.extend(lb.iter().copied().filter(|l| !la.contains(l)));
-                    let keep: Vec<VarId> = union
-                        .iter()
-                        .copied()
-                        .filter(|v| {
-                            !summed.contains(v)
-                                || nodes
-                                    .iter()
-                                    .enumerate()
-                                    .any(|(k, &n)| k != i && k != j && self.labels(n).contains(v))
-                        })
-                        .collect();
-                    let flops: f64 = union.iter().map(|&v| self.vars[v].extent as f64).product();
-                    let size: f64 = keep.iter().map(|&v| self.vars[v].extent as f64).product();
-                    if best.as_ref().is_none_or(|b| (flops, size) < (b.0, b.1)) {
-                        best = Some((flops, size, i, j, keep));
-                    }
-                }
-            }
-            let Some((_, _, i, j, keep)) = best else {
-                break;
-            };
-            let (a, b) = (nodes[i], nodes[j]);
+        let factors: Vec<Vec<VarId>> = nodes.iter().map(|&n| self.labels(n).to_vec()).collect();
+        let mut keep: Vec<VarId> = holders
+            .keys()
+            .copied()
+            .filter(|v| !summed_set.contains(v))
+            .collect();
+        keep.sort_unstable();
+        let vars = self.vars;
+        let order = order::contraction_order(&factors, &keep, |v| vars[v].extent);
+        let mut operands = nodes;
+        for step in order.steps {
+            let (a, b) = (operands[step.a], operands[step.b]);
+            self.note_intermediate(step.cells, &step.keep);
             let c = if (self.covers(a, b) || self.covers(b, a))
-                && keep.len() == self.labels(a).len().max(self.labels(b).len())
+                && step.keep.len() == self.labels(a).len().max(self.labels(b).len())
             {
                 // Nothing is summed and one factor's indices are among the other's: a
                 // broadcast elementwise product (a gain, a scale), not a matrix product.
@@ -331,14 +328,20 @@ impl<'a> Lowerer<'a> {
                     vec![a, b],
                 )
             } else {
-                let keep = self.head_ordered(keep);
+                let keep = self.head_ordered(step.keep);
                 self.push(Op::Contract { a, b }, keep)
             };
-            nodes.remove(j);
-            nodes[i] = c;
+            operands.push(c);
         }
-        let node = nodes[0];
+        let node = operands[operands.len() - 1];
         self.reduce(node, summed, ReduceOp::Sum)
+    }
+
+    /// Records an intermediate of `cells` cells over `labels` if it is the largest so far.
+    fn note_intermediate(&mut self, cells: u128, labels: &[VarId]) {
+        if self.largest.as_ref().is_none_or(|(c, _)| cells > *c) {
+            self.largest = Some((cells, labels.to_vec()));
+        }
     }
 
     /// Whether every index of node `small` is one of node `big`'s.
