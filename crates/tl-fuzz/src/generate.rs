@@ -18,8 +18,23 @@ const FUNCTIONS: &[&str] = &[
     "lnorm",
 ];
 const NUMBERS: &[&str] = &[
-    "0", "1", "2", "3", "-1", "0.5", "-0.25", "1e-3", "7", "1e308", "-1e308", "1e-310", "3e38",
-    "4294967295", "4294967296", "9007199254740993", "123456789012345678901234567890",
+    "0",
+    "1",
+    "2",
+    "3",
+    "-1",
+    "0.5",
+    "-0.25",
+    "1e-3",
+    "7",
+    "1e308",
+    "-1e308",
+    "1e-310",
+    "3e38",
+    "4294967295",
+    "4294967296",
+    "9007199254740993",
+    "123456789012345678901234567890",
 ];
 const PROJECTIONS: &[&str] = &["=", "=", "=", "+=", "max=", "min=", "avg="];
 const COMPARISONS: &[&str] = &["==", "!=", "<", "<=", ">", ">="];
@@ -88,7 +103,11 @@ impl Gen<'_, '_> {
             1 => format!("{} - {}", self.expr(depth - 1), self.expr(depth - 1)),
             2 => format!("{} {}", self.expr(depth - 1), self.expr(depth - 1)),
             3 => format!("{} / {}", self.expr(depth - 1), self.expr(depth - 1)),
-            4 => format!("({})^{}", self.expr(depth - 1), self.pick(&["2", "0", "0.5", "-1"])),
+            4 => format!(
+                "({})^{}",
+                self.expr(depth - 1),
+                self.pick(&["2", "0", "0.5", "-1"])
+            ),
             5 => {
                 let f = self.pick(FUNCTIONS);
                 format!("{f}({})", self.expr(depth - 1))
@@ -160,7 +179,9 @@ impl Gen<'_, '_> {
                 let arity = 1 + self.below(3);
                 let args: Vec<String> = (0..arity)
                     .map(|_| match self.below(5) {
-                        0 => self.pick(&["0", "2", "4294967294", "4294967296"]).to_string(),
+                        0 => self
+                            .pick(&["0", "2", "4294967294", "4294967296"])
+                            .to_string(),
                         _ => self.pick(SYMBOLS).to_string(),
                     })
                     .collect();
@@ -208,7 +229,12 @@ impl Gen<'_, '_> {
             }
             11 => {
                 let loss = self.pick(TENSORS);
-                let opt = self.pick(&["sgd(lr=0.1)", "adam(lr=0.05)", "adamw(lr=0.01)", "sgd(lr=1e9)"]);
+                let opt = self.pick(&[
+                    "sgd(lr=0.1)",
+                    "adam(lr=0.05)",
+                    "adamw(lr=0.01)",
+                    "sgd(lr=1e9)",
+                ]);
                 let steps = self.pick(&["1", "3", "10", "2"]);
                 format!("minimize {loss} with {opt} for {steps} steps")
             }
@@ -232,7 +258,11 @@ impl Gen<'_, '_> {
             _ => {
                 let q = match self.below(4) {
                     0 => format!("{}?", self.pick(TENSORS)),
-                    1 => format!("{}[{}]?", self.pick(TENSORS), self.pick(&["0", "1:3", "i", "Alice"])),
+                    1 => format!(
+                        "{}[{}]?",
+                        self.pick(TENSORS),
+                        self.pick(&["0", "1:3", "i", "Alice"])
+                    ),
                     2 => format!("{}?", self.atom(false)),
                     _ => format!("{}?", self.access()),
                 };

@@ -34,7 +34,9 @@ impl std::fmt::Display for Finding {
 
 /// Whether a diagnostic blames the engine (its hint asks for a report).
 fn internal(d: &Diagnostic) -> bool {
-    d.help.as_deref().is_some_and(|h| h.contains("please report"))
+    d.help
+        .as_deref()
+        .is_some_and(|h| h.contains("please report"))
 }
 
 /// Checks what every diagnostic must satisfy: a span inside its file, no blame on the engine.

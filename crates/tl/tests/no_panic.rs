@@ -1,8 +1,10 @@
-//! Property test: nothing a program does makes the pipeline panic.
+//! Property test: nothing a program does makes the pipeline panic or blame the engine.
 //!
-//! Random and mutated programs go through parse → check → plan → run in-process, each inside
-//! `std::panic::catch_unwind`; any panic fails the test with the program that caused it
-//! (proptest shrinks it first). Errors are fine; panics are bugs.
+//! Random and mutated programs go through parse → check → plan → run in-process
+//! (`tl_fuzz::pipeline`, as the fuzz targets in `fuzz/` do), each inside
+//! `std::panic::catch_unwind`; a panic, a span outside the source or an error that calls
+//! itself a problem in the engine fails the test with the program that caused it (proptest
+//! shrinks it first). Errors of the program are fine.
 //!
 //! Inputs, from three properties:
 //! - random token sequences from the language's vocabulary (names, indices, operators, brackets,
@@ -10,11 +12,12 @@
 //! - mutations of the example programs in `examples/*.tl` (those without data files): tokens
 //!   deleted, duplicated, swapped, replaced or inserted, numbers changed;
 //! - small structured programs (literals, facts, equations, rules, queries) that usually get past
-//!   the parser and checker, so the planner and the engine are exercised too.
+//!   the parser and checker, so the planner and the engine are exercised too;
+//! - programs of the fuzzers' grammar-aware generator (`tl_fuzz::generate`) from random bytes.
 //!
-//! A program that checks is run only when its tensors hold at most 10^5 cells in total and no
-//! equation or rule ranges over more than 10^6 index combinations (so each case stays fast);
-//! it is still parsed, checked and planned. Data paths resolve against a scratch folder under
+//! A program that checks is run only when its tensors hold at most 10^5 cells in total, no
+//! equation or rule ranges over more than 10^6 index combinations and no `minimize` takes more
+//! than 50 steps (so each case stays fast); it is still parsed, checked and planned. Data paths resolve against a scratch folder under
 //! the system temp dir, so file writes in random programs land there.
 //!
 //! By default 10^4 cases in total are split over the properties; set `TL_FUZZ_CASES` for more:
@@ -28,9 +31,6 @@ use proptest::test_runner::Config as ProptestConfig;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use tl_backend::cpu::CpuBackend;
-use tl_run::{Engine, RunOptions};
-use tl_syntax::SourceMap;
 
 /// Total cases across the properties (`TL_FUZZ_CASES`, default 10^4).
 fn total_cases() -> u32 {
@@ -41,7 +41,7 @@ fn total_cases() -> u32 {
 }
 
 fn config(share: u32) -> ProptestConfig {
-    let mut c = ProptestConfig::with_cases((total_cases() * share / 4).max(1));
+    let mut c = ProptestConfig::with_cases((total_cases() * share / 5).max(1));
     c.failure_persistence = None;
     c
 }
@@ -56,78 +56,17 @@ fn scratch() -> &'static Path {
     })
 }
 
-const MAX_CELLS: u128 = 100_000;
-const MAX_COMBINATIONS: u128 = 1_000_000;
-
-/// Runs one program through every phase; the phases may fail, but must not panic.
-fn pipeline(text: &str) {
-    let mut sources = SourceMap::new();
-    let (program, diags) = tl_syntax::load_source("fuzz.tl", text, &mut sources, scratch());
-    // Rendering every diagnostic must not panic either (spans inside the text, etc.).
-    for d in &diags {
-        if let Some(s) = d.span {
-            let r = s.range();
-            let file = sources.file(s.file);
-            assert!(
-                r.start <= r.end && r.end <= file.text.len(),
-                "span {r:?} outside the source"
-            );
-        }
-    }
-    if diags
-        .iter()
-        .any(|d| d.severity == tl_syntax::Severity::Error)
-    {
-        return;
-    }
-    let Ok(checked) = tl_check::check(&program, &sources) else {
-        return;
-    };
-    let Ok(plan) = tl_plan::plan(&checked) else {
-        return;
-    };
-    let extent = |d: usize| checked.domains[d].extent as u128;
-    let cells: u128 = checked
-        .tensors
-        .iter()
-        .map(|t| t.axes.iter().map(|&d| extent(d)).product::<u128>())
-        .sum();
-    let combos = |vars: &[tl_check::VarInfo]| -> u128 {
-        vars.iter()
-            .map(|v| v.extent as u128)
-            .fold(1u128, |a, b| a.saturating_mul(b))
-    };
-    let widest = checked
-        .equations
-        .iter()
-        .map(|e| combos(&e.vars))
-        .chain(checked.rules.iter().map(|r| combos(&r.vars)))
-        .max()
-        .unwrap_or(1);
-    if cells > MAX_CELLS || widest > MAX_COMBINATIONS {
-        return;
-    }
-    let backend = CpuBackend::new();
-    let options = RunOptions {
-        max_iters: 50,
-        ..RunOptions::default()
-    };
-    let Ok(mut engine) = Engine::new(&checked, &plan, &backend, options) else {
-        return;
-    };
-    let _ = engine.run(
-        &mut |answer| {
-            let _ = answer.to_json();
-            let _ = answer.to_human();
-        },
-        &mut tl_run::observe::Silent,
-    );
+/// Runs one program through every phase (`tl_fuzz::pipeline`): the phases may fail, but must
+/// not panic, and no error may blame the engine.
+fn pipeline(text: &str) -> Result<(), tl_fuzz::pipeline::Finding> {
+    tl_fuzz::pipeline::run(text, scratch())
 }
 
-/// Runs `pipeline`, turning a panic into a test failure that shows the program.
+/// Runs `pipeline`, turning a panic or a finding into a test failure that shows the program.
 fn no_panic(text: &str) -> Result<(), TestCaseError> {
     match catch_unwind(AssertUnwindSafe(|| pipeline(text))) {
-        Ok(()) => Ok(()),
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(finding)) => Err(TestCaseError::fail(format!("{finding}\nprogram:\n{text}"))),
         Err(e) => {
             let msg = e
                 .downcast_ref::<String>()
@@ -529,6 +468,16 @@ proptest! {
         stmts in structured()
     ) {
         no_panic(&stmts)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1))]
+    #[test]
+    fn generated_programs_do_not_panic(
+        bytes in prop::collection::vec(any::<u8>(), 0..256)
+    ) {
+        no_panic(&tl_fuzz::generate::program(&bytes))?;
     }
 }
 
