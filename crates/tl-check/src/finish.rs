@@ -84,9 +84,17 @@ impl Checker<'_> {
                         .map(|&v| self.uf.known_extent(v).map(|e| e as i64))
                         .collect();
                     if let Some(extents) = extents {
-                        let max = corner_max(expr, &extents);
-                        self.uf
-                            .set_extent(*axis, (max + 1).max(0) as usize, *span)?;
+                        // An index past i64's range (or one whose arithmetic overflows) can
+                        // size no axis: an error, not an extent that wrapped around to 0.
+                        let extent = corner_max(expr, &extents)
+                            .and_then(|max| max.checked_add(1))
+                            .map(|e| usize::try_from(e.max(0)).unwrap_or(usize::MAX))
+                            .ok_or_else(|| CheckError::Misplaced {
+                                what: "this left-hand index reaches past the largest position an axis can have (2^63 - 1)".into(),
+                                span: *span,
+                                hint: "place elements at positions a tensor can hold; index arithmetic on the left sizes the axis".into(),
+                            })?;
+                        self.uf.set_extent(*axis, extent, *span)?;
                         changed = true;
                     }
                 }
@@ -197,8 +205,9 @@ impl Domains {
 }
 
 /// The largest value `expr` takes with each variable in `0..extent` (checked at the corners of
-/// the box, which is exact for the monotone arithmetic indices use).
-fn corner_max(expr: &crate::program::IndexExpr, extents: &[i64]) -> i64 {
+/// the box, which is exact for the monotone arithmetic indices use); `None` when it overflows
+/// at some corner.
+fn corner_max(expr: &crate::program::IndexExpr, extents: &[i64]) -> Option<i64> {
     let n = extents.len().min(16);
     let mut best = i64::MIN;
     for mask in 0u32..(1 << n) {
@@ -211,11 +220,28 @@ fn corner_max(expr: &crate::program::IndexExpr, extents: &[i64]) -> i64 {
                 }
             })
             .collect();
-        if let Some(v) = expr.eval(&point) {
-            best = best.max(v);
+        match expr.eval(&point) {
+            Some(v) => best = best.max(v),
+            // Division by zero is the checker's error elsewhere; overflow sizes nothing.
+            None if !divides_by_zero(expr) => return None,
+            None => {}
         }
     }
-    best
+    Some(best)
+}
+
+/// Whether `expr` divides by a constant zero somewhere (reported as its own error).
+fn divides_by_zero(expr: &crate::program::IndexExpr) -> bool {
+    use crate::program::IndexExpr;
+    use tl_syntax::ast::IndexOp;
+    match expr {
+        IndexExpr::Binary(op, a, b) => {
+            (matches!(op, IndexOp::Div | IndexOp::Rem) && b.eval(&[]) == Some(0))
+                || divides_by_zero(a)
+                || divides_by_zero(b)
+        }
+        _ => false,
+    }
 }
 
 /// Replaces symbols with element indices throughout one resolved statement.

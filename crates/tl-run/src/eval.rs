@@ -539,6 +539,11 @@ impl Engine<'_> {
             Placement::Direct => Ok(root),
             Placement::Scatter { indices, op } => {
                 let shape = self.shape(plan.target);
+                if !be.is_accelerator() {
+                    let name = &self.program.tensors[plan.target].name;
+                    let bytes = root.dtype.size();
+                    self.fits(&shape, bytes, || format!("`{name}` {shape:?}"), span)?;
+                }
                 let labels = plan.graph.nodes[plan.root].labels.clone();
                 let idx = self.cached_index(plan, false, usize::MAX, || {
                     index_vector(&plan.vars, &labels, indices, &shape)
