@@ -225,8 +225,34 @@ fn run(
     if let Some(dir) = &train.resume {
         // Checked before compiling, so a mistyped folder fails at once.
         if let Err(e) = tl_run::checkpoint::load(dir) {
-            let mut d = io_diagnostic("TL0403", &e);
-            d.message = format!("`--resume`: {}", d.message);
+            let help =
+                "give `--resume` the folder a run saved with `--checkpoint DIR` (or that an \
+                        interrupt saved as NAME.checkpoint); a relative path starts at the current \
+                        folder";
+            let d = match &e {
+                tl_io::IoError::NotFound { path } if path == dir => Diagnostic::spanless(
+                    "TL0403",
+                    format!("`--resume {}`: there is no such folder", dir.display()),
+                )
+                .with_help(help),
+                tl_io::IoError::NotFound { path } => Diagnostic::spanless(
+                    "TL0403",
+                    format!(
+                        "`--resume {}`: the folder is not a checkpoint (it has no {})",
+                        dir.display(),
+                        path.file_name().map_or_else(
+                            || path.display().to_string(),
+                            |n| n.to_string_lossy().into_owned()
+                        )
+                    ),
+                )
+                .with_help(help),
+                _ => {
+                    let mut d = io_diagnostic("TL0403", &e);
+                    d.message = format!("`--resume`: {}", d.message);
+                    d
+                }
+            };
             emit(&[d], &sources);
             return ExitCode::FAILURE;
         }
