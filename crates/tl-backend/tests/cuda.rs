@@ -1,6 +1,7 @@
 //! The CUDA backend against the CPU backend's f64 results, for every primitive and element
 //! type, on random (never zero) data at awkward shapes and through permuted/broadcast views.
-//! Every test skips (with a message) on machines without a usable CUDA driver.
+//! On a machine without a usable CUDA device every test is reported as ignored in the test
+//! summary, with the reason printed once (the tests run under libtest-mimic for that).
 
 use std::sync::{Arc, OnceLock};
 use tl_backend::cpu::CpuBackend;
@@ -168,7 +169,6 @@ fn big_expr() -> MapExpr {
     )
 }
 
-#[test]
 fn upload_download_full_and_cast() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -220,7 +220,6 @@ fn upload_download_full_and_cast() -> R {
     be.synchronize()
 }
 
-#[test]
 fn map_matches_cpu_for_every_function_and_layout() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -407,7 +406,6 @@ fn map_matches_cpu_for_every_function_and_layout() -> R {
     Ok(())
 }
 
-#[test]
 fn reduce_matches_cpu() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -464,7 +462,6 @@ fn reduce_matches_cpu() -> R {
     Ok(())
 }
 
-#[test]
 fn normalize_matches_cpu() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -517,7 +514,6 @@ fn normalize_matches_cpu() -> R {
     Ok(())
 }
 
-#[test]
 fn gather_and_scatter_match_cpu() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -571,7 +567,6 @@ fn gather_and_scatter_match_cpu() -> R {
     Ok(())
 }
 
-#[test]
 fn contract_matches_cpu() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -644,7 +639,6 @@ fn contract_matches_cpu() -> R {
     Ok(())
 }
 
-#[test]
 fn contract_map_epilogues_match_cpu() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -713,7 +707,6 @@ fn contract_map_epilogues_match_cpu() -> R {
     Ok(())
 }
 
-#[test]
 fn boolean_contractions_count_paths_exactly() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -745,7 +738,6 @@ fn boolean_contractions_count_paths_exactly() -> R {
     Ok(())
 }
 
-#[test]
 fn shared_index_vectors_are_reused_and_still_checked() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -783,7 +775,6 @@ fn shared_index_vectors_are_reused_and_still_checked() -> R {
     Ok(())
 }
 
-#[test]
 fn tf32_contract_is_within_1e3() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -808,7 +799,6 @@ fn device_wide() -> std::sync::MutexGuard<'static, ()> {
     DEVICE_WIDE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[test]
 fn a_recording_replays_its_work_over_the_same_memory() -> R {
     let Some(_) = cuda_or_skip() else {
         return Ok(());
@@ -885,7 +875,6 @@ fn a_recording_replays_its_work_over_the_same_memory() -> R {
     Ok(())
 }
 
-#[test]
 fn non_finite_flag_finds_one_bad_element_among_many_tensors() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -936,7 +925,6 @@ fn non_finite_flag_finds_one_bad_element_among_many_tensors() -> R {
     Ok(())
 }
 
-#[test]
 fn map_many_into_rejects_views_and_wrong_shapes() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -951,7 +939,6 @@ fn map_many_into_rejects_views_and_wrong_shapes() -> R {
     Ok(())
 }
 
-#[test]
 fn allocator_reuses_freed_blocks() -> R {
     let Some(_) = cuda_or_skip() else {
         return Ok(());
@@ -971,7 +958,6 @@ fn allocator_reuses_freed_blocks() -> R {
     Ok(())
 }
 
-#[test]
 fn out_of_memory_is_an_error() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -990,7 +976,6 @@ fn out_of_memory_is_an_error() -> R {
 /// Attention in one kernel against the composed f64 computation on the CPU: heads laid out
 /// `[s, p, h, k]` (the projections' natural order), a padding mask, odd query and key counts,
 /// every supported feature count class, one, two and no batch axes.
-#[test]
 fn attention_kernel_matches_cpu() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -1121,7 +1106,6 @@ fn rows_match(
 /// Maps reading reductions of their own inputs along one axis (the steps of a hand-written
 /// layer norm, a max-shifted exponential) against the default reduce-then-map in f64 on the
 /// CPU, along first, middle and last axes, with broadcast inputs.
-#[test]
 fn map_rows_matches_cpu() -> R {
     let Some(be) = cuda_or_skip() else {
         return Ok(());
@@ -1288,4 +1272,67 @@ fn map_rows_matches_cpu() -> R {
         }
     }
     Ok(())
+}
+
+/// Runs the tests, each ignored (visibly, in the summary) where no CUDA device is usable.
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let tests: &[(&str, fn() -> R)] = &[
+        (
+            "upload_download_full_and_cast",
+            upload_download_full_and_cast,
+        ),
+        (
+            "map_matches_cpu_for_every_function_and_layout",
+            map_matches_cpu_for_every_function_and_layout,
+        ),
+        ("reduce_matches_cpu", reduce_matches_cpu),
+        ("normalize_matches_cpu", normalize_matches_cpu),
+        ("gather_and_scatter_match_cpu", gather_and_scatter_match_cpu),
+        ("contract_matches_cpu", contract_matches_cpu),
+        (
+            "contract_map_epilogues_match_cpu",
+            contract_map_epilogues_match_cpu,
+        ),
+        (
+            "boolean_contractions_count_paths_exactly",
+            boolean_contractions_count_paths_exactly,
+        ),
+        (
+            "shared_index_vectors_are_reused_and_still_checked",
+            shared_index_vectors_are_reused_and_still_checked,
+        ),
+        ("tf32_contract_is_within_1e3", tf32_contract_is_within_1e3),
+        (
+            "a_recording_replays_its_work_over_the_same_memory",
+            a_recording_replays_its_work_over_the_same_memory,
+        ),
+        (
+            "non_finite_flag_finds_one_bad_element_among_many_tensors",
+            non_finite_flag_finds_one_bad_element_among_many_tensors,
+        ),
+        (
+            "map_many_into_rejects_views_and_wrong_shapes",
+            map_many_into_rejects_views_and_wrong_shapes,
+        ),
+        (
+            "allocator_reuses_freed_blocks",
+            allocator_reuses_freed_blocks,
+        ),
+        ("out_of_memory_is_an_error", out_of_memory_is_an_error),
+        ("attention_kernel_matches_cpu", attention_kernel_matches_cpu),
+        ("map_rows_matches_cpu", map_rows_matches_cpu),
+    ];
+    let missing = CudaBackend::open().err().map(|e| e.to_string());
+    if let Some(why) = &missing {
+        eprintln!("every CUDA test is ignored: no usable CUDA device ({why})");
+    }
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| {
+            libtest_mimic::Trial::test(name, move || f().map_err(|e| e.to_string().into()))
+                .with_ignored_flag(missing.is_some())
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }

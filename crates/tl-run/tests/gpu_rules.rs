@@ -1,8 +1,8 @@
 //! Strata of rules on the GPU's path engine agree with the CPU's tuple engine: closures in all
 //! three forms, same generation, longer paths, mutual recursion, heads with facts, comparisons,
 //! and the counts read from device relations, on random graphs with cycles and isolated
-//! nodes. A stratum the device cannot run (negation) runs on the CPU with a warning. Every test
-//! skips, saying so, on machines without a usable CUDA driver.
+//! nodes. A stratum the device cannot run (negation) runs on the CPU with a warning. On a machine
+//! without a usable CUDA device every test is reported as ignored in the test summary.
 
 use std::collections::BTreeMap;
 use tl_backend::cpu::CpuBackend;
@@ -101,7 +101,6 @@ const PROGRAMS: &[(&str, &str)] = &[
     ),
 ];
 
-#[test]
 fn device_strata_match_the_tuple_engine() {
     let Some(gpu) = cuda_or_skip() else {
         return;
@@ -130,7 +129,6 @@ fn device_strata_match_the_tuple_engine() {
     }
 }
 
-#[test]
 fn a_stratum_the_device_cannot_run_says_so_and_runs_on_the_cpu() {
     let Some(gpu) = cuda_or_skip() else {
         return;
@@ -144,4 +142,36 @@ fn a_stratum_the_device_cannot_run_says_so_and_runs_on_the_cpu() {
     let (got, warnings, _) = outcome(&text, &gpu);
     assert_eq!(got, want);
     assert_eq!(warnings, vec!["TL0313".to_string()]);
+}
+
+/// Runs the tests, each ignored (visibly, in the summary) where no CUDA device is usable.
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let tests: &[(&str, fn())] = &[
+        (
+            "device_strata_match_the_tuple_engine",
+            device_strata_match_the_tuple_engine,
+        ),
+        (
+            "a_stratum_the_device_cannot_run_says_so_and_runs_on_the_cpu",
+            a_stratum_the_device_cannot_run_says_so_and_runs_on_the_cpu,
+        ),
+    ];
+    let missing: Option<String> = CudaBackend::open()
+        .err()
+        .map(|e| format!("no usable CUDA device ({e})"));
+    if let Some(why) = &missing {
+        eprintln!("every test here is ignored: {why}");
+    }
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| {
+            libtest_mimic::Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+            .with_ignored_flag(missing.is_some())
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }

@@ -1,7 +1,7 @@
 //! Replayed work on the GPU: a training run that records one step and replays it ends at the
 //! same parameters and losses, bit for bit, as a run that queues every step op by op, and replayed
-//! evaluations give the values of ordinary ones. Skips (saying so) where there is no CUDA
-//! device.
+//! evaluations give the values of ordinary ones. Where no CUDA
+//! device is usable, the tests are reported as ignored in the test summary.
 
 use tl_backend::cuda::CudaBackend;
 use tl_backend::{Backend, DType};
@@ -61,7 +61,6 @@ fn train(be: &CudaBackend, optimizer: &str, replay: bool) -> (Vec<f64>, Vec<Vec<
     (losses.0, params, engine.replayed_steps)
 }
 
-#[test]
 fn replayed_steps_train_like_steps_queued_one_by_one() {
     let be = match CudaBackend::open() {
         Ok(be) => be,
@@ -127,7 +126,6 @@ fn evaluate_repeatedly(
     (values, engine.evaluations - before)
 }
 
-#[test]
 fn replayed_evaluations_give_the_values_of_ordinary_ones() {
     let be = match CudaBackend::open() {
         Ok(be) => be,
@@ -159,4 +157,36 @@ fn replayed_evaluations_give_the_values_of_ordinary_ones() {
     let (once, _) = evaluate_repeatedly(&be, closure, &["Reach"], 1);
     let (many, _) = evaluate_repeatedly(&be, closure, &["Reach"], 4);
     assert_eq!(once, many);
+}
+
+/// Runs the tests, each ignored (visibly, in the summary) where no CUDA device is usable.
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let tests: &[(&str, fn())] = &[
+        (
+            "replayed_steps_train_like_steps_queued_one_by_one",
+            replayed_steps_train_like_steps_queued_one_by_one,
+        ),
+        (
+            "replayed_evaluations_give_the_values_of_ordinary_ones",
+            replayed_evaluations_give_the_values_of_ordinary_ones,
+        ),
+    ];
+    let missing: Option<String> = CudaBackend::open()
+        .err()
+        .map(|e| format!("no usable CUDA device ({e})"));
+    if let Some(why) = &missing {
+        eprintln!("every test here is ignored: {why}");
+    }
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| {
+            libtest_mimic::Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+            .with_ignored_flag(missing.is_some())
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }

@@ -4,8 +4,9 @@
 //! the tokenizer must give the token ids the reference model saw.
 //!
 //! The model is not in the repository: `examples/minilm/fetch.sh` downloads it. Without it the
-//! test prints why it is skipped and passes, unless `TL_MINILM_REQUIRED=1` (set by CI, which
-//! fetches the model first) makes a missing model a failure.
+//! tests are reported as ignored in the test summary (with the reason), unless
+//! `TL_MINILM_REQUIRED=1` (set by CI, which fetches the model first) makes a missing model a
+//! failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +25,20 @@ fn repo_root() -> PathBuf {
             .parent()
             .unwrap_or_else(|| panic!("no `examples/minilm` above {}", start.display()));
     }
+}
+
+/// Why the tests cannot run (the model is missing and not required), if so.
+fn model_missing(root: &Path) -> Option<String> {
+    let model = root.join("examples/minilm/model");
+    let present =
+        model.join("model.safetensors").is_file() && model.join("tokenizer.json").is_file();
+    let required = std::env::var_os("TL_MINILM_REQUIRED").is_some_and(|v| v != "0");
+    (!present && !required).then(|| {
+        format!(
+            "{} has no model.safetensors and tokenizer.json; run examples/minilm/fetch.sh",
+            model.display()
+        )
+    })
 }
 
 /// The model folder, or `None` (after saying why) when the test is to be skipped.
@@ -50,7 +65,6 @@ fn reference_record(root: &Path) -> serde_json::Value {
     serde_json::from_str(&text).expect("reference_tokens.json is JSON")
 }
 
-#[test]
 fn tokenizer_gives_the_reference_token_ids() {
     let root = repo_root();
     let Some(model) = model_dir(&root) else {
@@ -82,7 +96,6 @@ fn tokenizer_gives_the_reference_token_ids() {
     assert_eq!(got.vocab_size, 30522);
 }
 
-#[test]
 fn embeddings_match_pytorch_on_the_cpu() {
     let root = repo_root();
     if model_dir(&root).is_none() {
@@ -142,4 +155,34 @@ fn embeddings_match_pytorch_on_the_cpu() {
         "all {} sentences: min cosine {:.9}, max abs error {:.3e}",
         shape[0], worst.0, worst.1
     );
+}
+
+/// Runs the tests, each ignored (visibly, in the summary) where the model has not been fetched.
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let tests: &[(&str, fn())] = &[
+        (
+            "tokenizer_gives_the_reference_token_ids",
+            tokenizer_gives_the_reference_token_ids,
+        ),
+        (
+            "embeddings_match_pytorch_on_the_cpu",
+            embeddings_match_pytorch_on_the_cpu,
+        ),
+    ];
+    let missing: Option<String> = model_missing(&repo_root());
+    if let Some(why) = &missing {
+        eprintln!("every test here is ignored: {why}");
+    }
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| {
+            libtest_mimic::Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+            .with_ignored_flag(missing.is_some())
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }
