@@ -131,10 +131,37 @@ impl MapExpr {
             }
             MapExpr::Binary(f, a, b) => {
                 let (da, db) = (a.derivative(k), b.derivative(k));
+                let zero = c(0.0);
+                if da == zero && db == zero {
+                    // Nothing of `k` below: no copy of the operands (a sum of n terms would
+                    // otherwise copy its whole tree at every node, for every input).
+                    return zero;
+                }
+                // Sums and products need at most the other operand: copying both (as the
+                // general rule does) at every ancestor of `k` would cost a copy of the whole
+                // expression per input.
+                match f {
+                    BinaryFn::Add => return add(da, db),
+                    BinaryFn::Sub => return add(da, mul(c(-1.0), db)),
+                    BinaryFn::Mul => {
+                        let ta = if da == zero {
+                            da
+                        } else {
+                            mul((**b).clone(), da)
+                        };
+                        let tb = if db == zero {
+                            db
+                        } else {
+                            mul((**a).clone(), db)
+                        };
+                        return add(ta, tb);
+                    }
+                    _ => {}
+                }
                 let (fa, fb) = f.derivative_exprs((**a).clone(), (**b).clone());
                 add(
-                    if da == c(0.0) { da } else { mul(fa, da) },
-                    if db == c(0.0) { db } else { mul(fb, db) },
+                    if da == zero { da } else { mul(fa, da) },
+                    if db == zero { db } else { mul(fb, db) },
                 )
             }
         }
