@@ -227,6 +227,16 @@ fn run(
         if let Err(e) = tl_run::checkpoint::load(dir) {
             let mut d = io_diagnostic("TL0403", &e);
             d.message = format!("`--resume`: {}", d.message);
+            if let tl_io::IoError::NotFound { path } = &e {
+                // A path of the command line, not of a program: the program-relative hint of
+                // a missing data file does not apply.
+                d.message = format!("`--resume`: folder {} does not exist", path.display());
+                d.help = Some(
+                    "give the folder that `--checkpoint DIR` saved into (relative to the current \
+                     folder)"
+                        .into(),
+                );
+            }
             emit(&[d], &sources);
             return ExitCode::FAILURE;
         }
@@ -347,7 +357,20 @@ fn run(
     let ui_errors: Vec<Diagnostic> = ui
         .take_errors()
         .iter()
-        .map(|e| io_diagnostic("TL0402", e).warning())
+        .map(|e| {
+            let mut d = io_diagnostic("TL0402", e).warning();
+            let flag = if train.plot.as_deref() == Some(e.path()) {
+                "--plot"
+            } else {
+                "--log"
+            };
+            d.message = format!("`{flag}`: {}", d.message);
+            d.help = Some(format!(
+                "give `{flag}` a file in a folder that exists and is writable (the run itself \
+                 is not affected)"
+            ));
+            d
+        })
         .collect();
     emit(&ui_errors, &sources);
     match result {
