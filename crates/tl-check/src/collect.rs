@@ -56,6 +56,8 @@ pub struct Draft {
     pub equations: Vec<usize>,
     /// Indices of rules with it as head.
     pub rules: Vec<usize>,
+    /// The first equation or rule defining it.
+    pub derived_at: Option<Span>,
 }
 
 /// State shared by the checker's passes.
@@ -109,6 +111,7 @@ impl<'a> Checker<'a> {
             facts: Vec::new(),
             equations: Vec::new(),
             rules: Vec::new(),
+            derived_at: None,
         });
         self.by_name.insert(name.to_string(), self.drafts.len() - 1);
         self.drafts.len() - 1
@@ -211,6 +214,7 @@ impl<'a> Checker<'a> {
                 let head = self.atom(&rule.head);
                 self.drafts[head].relation = true;
                 self.drafts[head].rules.push(k);
+                self.drafts[head].derived_at.get_or_insert(stmt.span);
                 for item in &rule.body {
                     if let ast::BodyItem::Atom { atom, .. } = item {
                         self.atom(atom);
@@ -223,6 +227,7 @@ impl<'a> Checker<'a> {
                     self.set_rank(id, ix.len(), eq.lhs.span);
                 }
                 self.drafts[id].equations.push(k);
+                self.drafts[id].derived_at.get_or_insert(stmt.span);
                 self.note_expr(&eq.rhs);
             }
             StmtKind::Data(def) => self.data(def)?,
@@ -463,14 +468,19 @@ fn source_span(s: &Source) -> Option<Span> {
 }
 
 fn init_call(call: &ast::Call) -> Result<Init, CheckError> {
+    let name = &call.name.name;
     let nums: Vec<f64> = call
         .args
         .iter()
-        .map(|a| match &a.value {
+        .enumerate()
+        .map(|(k, a)| match &a.value {
             ast::ArgValue::Number(x) => Ok(*x),
             _ => Err(CheckError::BadOption {
-                option: "initialiser argument".into(),
+                what: format!("argument {} of `{name}`", k + 1),
                 expected: "a number",
+                example:
+                    "numbers: `normal(mean, std)` or `uniform(low, high)`, e.g. `normal(0, 0.1)`"
+                        .into(),
                 span: a.span,
             }),
         })

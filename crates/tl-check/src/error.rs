@@ -31,13 +31,15 @@ pub enum CheckError {
         /// Where.
         span: Span,
     },
-    /// An option with a value of the wrong kind.
-    #[error("option `{option}` must be {expected}")]
+    /// An option (or an initialiser's argument) with a value of the wrong kind.
+    #[error("{what} must be {expected}")]
     BadOption {
-        /// The option.
-        option: String,
+        /// What was given, in words: "option `lr`", "argument 2 of `normal`".
+        what: String,
         /// What it must be.
         expected: &'static str,
+        /// A correct way to write it, for the hint: "`lr=0.01`".
+        example: String,
         /// Where.
         span: Span,
     },
@@ -144,14 +146,6 @@ pub enum CheckError {
         /// Where.
         span: Span,
     },
-    /// A normalising function with no axis to work along.
-    #[error("`{func}` needs an axis to normalise along")]
-    NoNormAxis {
-        /// The function.
-        func: String,
-        /// Where.
-        span: Span,
-    },
     /// A construct accepted by the grammar but not meaningful where it is used.
     #[error("{what}")]
     Misplaced {
@@ -188,7 +182,7 @@ impl ToDiagnostic for CheckError {
         match self {
             CheckError::UnknownName { span, hint, .. } => Diagnostic::error("TL0101", msg, *span, "not known here").with_help(hint.clone()),
             CheckError::UnknownOption { span, allowed, .. } => Diagnostic::error("TL0102", msg, *span, "unknown option").with_help(format!("the options are: {allowed}")),
-            CheckError::BadOption { span, expected, .. } => Diagnostic::error("TL0103", msg, *span, format!("expected {expected}")).with_help("options are written `name=value`"),
+            CheckError::BadOption { span, expected, example, .. } => Diagnostic::error("TL0103", msg, *span, format!("expected {expected}")).with_help(format!("write {example}")),
             CheckError::MissingOption { span, option, .. } => Diagnostic::error("TL0104", msg, *span, format!("`{option}` is not given")).with_help(format!("add `{option}=…` to the call")),
             CheckError::RankMismatch { span, first, expected, .. } => Diagnostic::error("TL0105", msg, *span, "used here")
                 .with_label(*first, format!("{expected} axes here"))
@@ -221,8 +215,6 @@ impl ToDiagnostic for CheckError {
                 .with_label(*first, "first defined here")
                 .with_help("give one of them a different name"),
             CheckError::Arity { span, expected, .. } => Diagnostic::error("TL0112", msg, *span, "wrong number of arguments").with_help(format!("it takes {expected}")),
-            CheckError::NoNormAxis { span, .. } => Diagnostic::error("TL0113", msg, *span, "which axis?")
-                .with_help("mark the axis on the left-hand side with a trailing dot, e.g. `A[p, q.] = softmax(S[p, q])`"),
             CheckError::Misplaced { span, hint, .. } => Diagnostic::error("TL0114", msg, *span, "here").with_help(hint.clone()),
             CheckError::Data { span, hint, .. } => {
                 let d = Diagnostic::error("TL0115", msg, *span, "while reading this");

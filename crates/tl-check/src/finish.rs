@@ -344,12 +344,20 @@ impl SymbolFixer<'_> {
             }
             let def = match &d.source {
                 _ if derived => {
-                    if let Some(span) = source_span(&d.source) {
+                    if let Some(data) = source_span(&d.source) {
+                        // The later of the two definitions is the one reported as repeated.
+                        let derived = d.derived_at.unwrap_or(d.span);
+                        let key = |s: tl_syntax::Span| (s.file, s.start);
+                        let (first, span) = if key(data) <= key(derived) {
+                            (data, derived)
+                        } else {
+                            (derived, data)
+                        };
                         ck.errors.push(CheckError::Redefined {
                             tensor: d.name.clone(),
                             detail: "by data and by equations or rules".into(),
                             span,
-                            first: d.span,
+                            first,
                         });
                     }
                     Definition::Derived

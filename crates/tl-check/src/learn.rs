@@ -121,11 +121,7 @@ impl<'a> Options<'a> {
         match self.get(key) {
             Some(arg) => match &arg.value {
                 ArgValue::Number(x) => Ok(*x),
-                _ => Err(CheckError::BadOption {
-                    option: key.into(),
-                    expected: "a number",
-                    span: arg.span,
-                }),
+                _ => Err(bad_option(key, "a number", arg.span)),
             },
             None => default.ok_or_else(|| CheckError::MissingOption {
                 what: self.call.name.name.clone(),
@@ -139,11 +135,7 @@ impl<'a> Options<'a> {
         let x = self.number(key, default.map(|d| d as f64))?;
         if x < 0.0 || x.fract() != 0.0 {
             let span = self.get(key).map_or(self.call.span, |a| a.span);
-            return Err(CheckError::BadOption {
-                option: key.into(),
-                expected: "a whole number",
-                span,
-            });
+            return Err(bad_option(key, "a whole number", span));
         }
         Ok(x as u64)
     }
@@ -152,14 +144,25 @@ impl<'a> Options<'a> {
         match self.get(key) {
             Some(arg) => match &arg.value {
                 ArgValue::Bool(b) => Ok(*b),
-                _ => Err(CheckError::BadOption {
-                    option: key.into(),
-                    expected: "true or false",
-                    span: arg.span,
-                }),
+                _ => Err(bad_option(key, "true or false", arg.span)),
             },
             None => Ok(false),
         }
+    }
+}
+
+/// Option `key` given a value that is not `expected`, with an example of one that is.
+fn bad_option(key: &str, expected: &'static str, span: Span) -> CheckError {
+    let example = match expected {
+        "true or false" => format!("`{key}=true` or `{key}=false`"),
+        "a whole number" => format!("a whole number, e.g. `{key}=100`"),
+        _ => format!("a number, e.g. `{key}=0.01`"),
+    };
+    CheckError::BadOption {
+        what: format!("option `{key}`"),
+        expected,
+        example,
+        span,
     }
 }
 

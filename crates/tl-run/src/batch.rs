@@ -34,8 +34,8 @@ pub fn batch_domain(p: &CheckedProgram, name: &str, span: Span) -> Result<Domain
     found.dedup();
     match found.as_slice() {
         [d] => Ok(*d),
-        [] => Err(RunError::Unsupported { what: format!("no equation uses an index `{name}` to batch along"), span }),
-        _ => Err(RunError::Unsupported { what: format!("index `{name}` ranges over different domains in different equations; batching needs one"), span }),
+        [] => Err(RunError::Unsupported { what: format!("no equation uses an index `{name}` to batch along"), hint: Some("batch along the index that numbers the examples in the loss's equations, e.g. `batch e 32` for `Loss avg= (Y[e] - T[e])^2`".into()), span }),
+        _ => Err(RunError::Unsupported { what: format!("index `{name}` ranges over different domains in different equations; batching needs one"), hint: Some(format!("rename `{name}` where it does not number the examples")), span }),
     }
 }
 
@@ -85,12 +85,14 @@ impl Batcher {
                     "cannot plan a batch: {}",
                     e.first().map(|x| x.to_string()).unwrap_or_default()
                 ),
+                hint: Some("try another batch size, or train without `batch`".into()),
                 span,
             })?;
             self.plans.insert(len, (bp, plan));
         }
         self.plans.get(&len).ok_or_else(|| RunError::Unsupported {
             what: "internal: batch plan missing".into(),
+            hint: None,
             span,
         })
     }
@@ -202,7 +204,7 @@ impl Engine<'_> {
                 let host = tuples_to_dense(&shape, kept.iter().map(Vec::as_slice));
                 Ok(Some(Value::Dense(self.backend.upload(&host).map_err(|e| RunError::backend(e, span))?)))
             }
-            _ => Err(RunError::Unsupported { what: format!("parameter `{}` has an axis along the batch index; batches cut data, not parameters", decl.name), span }),
+            _ => Err(RunError::Unsupported { what: format!("parameter `{}` has an axis along the batch index; batches cut data, not parameters", decl.name), hint: Some("batch along the index that numbers the examples, which the data has and the parameters do not".into()), span }),
         }
     }
 }

@@ -93,18 +93,21 @@ pub enum RunError {
         /// The `minimize`.
         span: Span,
     },
-    /// A command this build cannot carry out.
+    /// A command that cannot be carried out as written (or, with no hint, a failure of the
+    /// engine itself).
     #[error("{what}")]
     Unsupported {
         /// What.
         what: String,
+        /// How to write it instead; `None` where the engine, not the program, is at fault.
+        hint: Option<String>,
         /// Where.
         span: Span,
     },
 }
 
 /// A byte count for people: `12.5 GiB`, `340.0 MiB`, `512 bytes`.
-fn human_bytes(b: u128) -> String {
+pub(crate) fn human_bytes(b: u128) -> String {
     const UNITS: [(&str, u128); 6] = [
         ("EiB", 1 << 60),
         ("PiB", 1 << 50),
@@ -192,8 +195,10 @@ impl ToDiagnostic for RunError {
                     },
                 )
             }
-            RunError::Unsupported { span, .. } => Diagnostic::error("TL0305", msg, *span, "here")
-                .with_help("see docs/language.md for what each command does"),
+            RunError::Unsupported { span, hint, .. } => Diagnostic::error("TL0305", msg, *span, "here")
+                .with_help(hint.clone().unwrap_or_else(|| {
+                    "this is a problem in the engine; please report it with the program".into()
+                })),
         }
     }
 }

@@ -200,6 +200,7 @@ impl Engine<'_> {
             .cloned()
             .ok_or_else(|| RunError::Unsupported {
                 what: "internal: no recorded forward pass for the backward pass".into(),
+                hint: None,
                 span,
             })?;
         let nodes = &plan.graph.nodes;
@@ -288,6 +289,7 @@ impl Engine<'_> {
                 | Op::Attention { .. } => {
                     return Err(RunError::Unsupported {
                         what: "internal: the backward pass reads unfused graphs only".into(),
+                        hint: None,
                         span,
                     })
                 }

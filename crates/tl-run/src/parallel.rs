@@ -453,6 +453,7 @@ impl<'r> DataParallel<'r> {
         self.kind = match batch {
             Some(d) => loss_kind(program, spec.loss, d).map_err(|what| RunError::Unsupported {
                 what: format!("cannot split `minimize {name}` across {world} ranks: {what}"),
+                hint: Some("train it without `--gpus`, or average or sum the loss over the batch index".into()),
                 span: spec.span,
             })?,
             None if world == 1 => LossKind::Mean,
@@ -461,6 +462,10 @@ impl<'r> DataParallel<'r> {
                     what: format!(
                         "`minimize {name}` has no `batch` clause, so there is nothing to split \
                          across {world} ranks"
+                    ),
+                    hint: Some(
+                        "add `batch e N` (along the index of the examples) to the `minimize`, or train without `--gpus`"
+                            .into(),
                     ),
                     span: spec.span,
                 })

@@ -59,6 +59,17 @@ impl Engine<'_> {
         self.read_scalar(&m, span)
     }
 
+    /// Whether a tensor holds a NaN (a device sync). The backends' max skips NaN, so this sums
+    /// absolute values instead: the sum is NaN exactly when an element is.
+    fn has_nan(&self, a: &Tensor, span: Span) -> Result<bool, RunError> {
+        let abs = MapExpr::Unary(UnaryFn::Abs, Box::new(MapExpr::Input(0)));
+        let s = self
+            .backend
+            .map_reduce(&abs, &[a], a.shape(), a.rank(), ReduceOp::Sum, a.dtype)
+            .map_err(|e| RunError::backend(e, span))?;
+        Ok(self.read_scalar(&s, span)?.is_nan())
+    }
+
     /// The value of a one-element tensor, read back (a device sync).
     pub(crate) fn read_scalar(&self, t: &Tensor, span: Span) -> Result<f64, RunError> {
         let host = self
@@ -219,14 +230,20 @@ impl Engine<'_> {
                 delta = delta.max(self.max_abs(&diff, span)?);
                 self.values[t] = Some(Value::Dense(new));
             }
-            if delta.is_nan() {
+            let converged = delta <= self.options.tolerance;
+            let out_of_iterations = iteration + 1 >= self.options.max_iters;
+            // max |Δ| skips NaN elements, so the values are checked once the loop would stop.
+            let nan = delta.is_nan()
+                || ((converged || out_of_iterations) && self.any_nan(&s.tensors, span)?);
+            if nan {
                 self.warnings.push(
                     Diagnostic::error(
                         "TL0311",
                         format!(
-                            "the recursion defining {} produced NaN after {} iterations",
-                            names.join(", "),
-                            iteration + 1
+                            "the recursion defining `{}` produced NaN after {} iteration{}",
+                            names.join("`, `"),
+                            iteration + 1,
+                            if iteration == 0 { "" } else { "s" }
                         ),
                         span,
                         "this recursion",
@@ -238,12 +255,12 @@ impl Engine<'_> {
                 );
                 break;
             }
-            if delta <= self.options.tolerance {
+            if converged {
                 break;
             }
-            if iteration + 1 >= self.options.max_iters {
+            if out_of_iterations {
                 self.warnings.push(
-                    Diagnostic::error("TL0310", format!("the recursion defining {} did not converge in {} iterations (last max |Δ| = {delta:.3e})", names.join(", "), self.options.max_iters), span, "this recursion")
+                    Diagnostic::error("TL0310", format!("the recursion defining `{}` did not converge in {} iterations (last max |Δ| = {delta:.3e})", names.join("`, `"), self.options.max_iters), span, "this recursion")
                         .warning()
                         .with_help("raise `--max-iters`, or check that the iteration is a contraction"),
                 );
@@ -251,6 +268,22 @@ impl Engine<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether any of `tensors` holds a NaN.
+    fn any_nan(&self, tensors: &[TensorId], span: Span) -> Result<bool, RunError> {
+        for &t in tensors {
+            if let Some(Value::Dense(v)) = &self.values[t] {
+                // Only floating-point values can hold a NaN.
+                if matches!(v.dtype, DType::Bool | DType::I64) {
+                    continue;
+                }
+                if self.has_nan(v, span)? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Dense Boolean recursion, semi-naively.
@@ -425,18 +458,18 @@ impl Engine<'_> {
         let at = recursive
             .or(decl.rules.first().copied())
             .map_or(span, |r| self.program.rules[r].span);
-        let gib = |b: usize| b as f64 / (1u64 << 30) as f64;
+        let bytes = |b: usize| crate::error::human_bytes(b as u128);
         let message = match e {
             E::TooManyTuples { tuples, limit, .. } => format!(
-                "`{}` would hold at least {tuples} tuples (about {:.1} GiB), past the limit of {limit} tuples",
+                "`{}` would hold at least {tuples} tuples (about {}), past the limit of {limit} tuples",
                 decl.name,
-                gib(tuples.saturating_mul(4 * decl.axes.len().max(1)))
+                bytes(tuples.saturating_mul(4 * decl.axes.len().max(1)))
             ),
-            E::TooLarge { bytes, limit, .. } => format!(
-                "`{}` would need at least {:.1} GiB, more than the {:.1} GiB of memory available",
+            E::TooLarge { bytes: b, limit, .. } => format!(
+                "`{}` would need at least {}, more than the {} of memory available",
                 decl.name,
-                gib(*bytes),
-                gib(*limit)
+                bytes(*b),
+                bytes(*limit)
             ),
             other => other.to_string(),
         };

@@ -16,6 +16,10 @@ use tl_check::learn::MinimizeSpec;
 use tl_check::{Definition, TensorId};
 use tl_syntax::{Diagnostic, Span};
 
+/// The hint of a checkpoint that does not fit the program resuming from it.
+const RESUME_HINT: &str = "resume with the program (and options) that saved the checkpoint, or \
+                           drop `--resume` to train from the start";
+
 /// What one forward and backward pass gives: the loss and each parameter's gradient.
 pub(crate) struct StepResult {
     pub(crate) loss: f64,
@@ -472,6 +476,7 @@ impl Engine<'_> {
                         "the checkpoint in `{}` holds `{name}`, which this program does not learn",
                         dir.display()
                     ),
+                    hint: Some(RESUME_HINT.into()),
                     span,
                 });
             };
@@ -482,6 +487,7 @@ impl Engine<'_> {
                         host.shape,
                         self.shape(p)
                     ),
+                    hint: Some(RESUME_HINT.into()),
                     span,
                 });
             }
@@ -507,6 +513,7 @@ impl Engine<'_> {
         opt.load_state(self.backend, &tensors, state)
             .map_err(|what| RunError::Unsupported {
                 what: format!("cannot resume from `{}`: {what}", dir.display()),
+                hint: Some(RESUME_HINT.into()),
                 span,
             })?;
         Ok(ckpt.step)
@@ -560,6 +567,11 @@ impl Engine<'_> {
                 what: format!(
                     "`{}` depends on no `param`, so there is nothing to learn",
                     self.program.tensors[spec.loss].name
+                ),
+                hint: Some(
+                    "declare the tensors to learn with `param` (e.g. `param W[8] ~ normal(0, 0.1)`, \
+                     or `param B = 0` for a learned scalar) instead of giving them values"
+                        .into(),
                 ),
                 span,
             });

@@ -44,6 +44,10 @@ impl Engine<'_> {
                     "a `.{ext}` file holds one tensor, but {} are named",
                     tensors.len()
                 ),
+                hint: Some(
+                    "write each tensor to a file of its own, or all of them to one `.safetensors` file"
+                        .into(),
+                ),
                 span,
             }),
             "npy" => {
@@ -54,9 +58,11 @@ impl Engine<'_> {
                 let t = tensors[0];
                 if self.program.tensors[t].kind != TensorKind::Relation {
                     return Err(RunError::Unsupported {
-                        what:
-                            "`.csv` files hold relations; write tensors to `.npy` or `.safetensors`"
-                                .into(),
+                        what: format!(
+                            "`.csv` files hold relations, and `{}` is a tensor",
+                            self.program.tensors[t].name
+                        ),
+                        hint: Some("write tensors to `.npy` or `.safetensors` files".into()),
                         span,
                     });
                 }
@@ -82,6 +88,10 @@ impl Engine<'_> {
             }
             _ => Err(RunError::Unsupported {
                 what: format!("cannot write `{}`: unknown file type", path.display()),
+                hint: Some(
+                    "name a `.npy` file (one tensor), a `.safetensors` file (several) or a `.csv` file (a relation)"
+                        .into(),
+                ),
                 span,
             }),
         }

@@ -43,20 +43,17 @@ pub enum LoadError {
 impl ToDiagnostic for LoadError {
     fn to_diagnostic(&self) -> Diagnostic {
         match self {
-            LoadError::Unreadable { path, span, .. } => {
-                let help =
-                    "check the path; imports are relative to the folder of the importing file";
-                match span {
-                    Some(span) => Diagnostic::error(
-                        "TL0020",
-                        self.to_string(),
-                        *span,
-                        format!("`{}` cannot be read", path.display()),
-                    ),
-                    None => Diagnostic::spanless("TL0020", self.to_string()),
-                }
-                .with_help(help)
-            }
+            LoadError::Unreadable { path, span, .. } => match span {
+                Some(span) => Diagnostic::error(
+                    "TL0020",
+                    self.to_string(),
+                    *span,
+                    format!("`{}` cannot be read", path.display()),
+                )
+                .with_help("check the path; imports are relative to the folder of the importing file"),
+                None => Diagnostic::spanless("TL0020", self.to_string())
+                    .with_help("check the program file's path (relative to the current folder)"),
+            },
             LoadError::NotAProgram { span, .. } => Diagnostic::error(
                 "TL0021",
                 self.to_string(),

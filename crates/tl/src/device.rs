@@ -2,7 +2,7 @@
 
 use std::sync::Once;
 use tl_backend::cpu::CpuBackend;
-use tl_backend::cuda::CudaBackend;
+use tl_backend::cuda::{CudaBackend, Unavailable};
 use tl_backend::Backend;
 use tl_syntax::Diagnostic;
 
@@ -45,11 +45,13 @@ pub fn open(choice: DeviceChoice) -> Result<Box<dyn Backend>, Box<Diagnostic>> {
                     "TL0401",
                     format!("`--device cuda`: the CUDA engine is unavailable: {why}"),
                 )
-                .with_help(
+                .with_help(if why == Unavailable::Disabled {
+                    "unset TL_NO_CUDA to use a GPU, or run on the CPU with `--device cpu`"
+                } else {
                     "run on the CPU with `--device cpu` (or `--device auto`, which falls back \
                      to the CPU); a GPU run needs an NVIDIA driver (libcuda.so), NVRTC and \
-                     cuBLASLt (libnvrtc.so, libcublasLt.so) on the library path",
-                ),
+                     cuBLASLt (libnvrtc.so, libcublasLt.so) on the library path"
+                }),
             )),
         },
     }

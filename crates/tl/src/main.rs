@@ -373,7 +373,20 @@ fn run(
     let ui_errors: Vec<Diagnostic> = ui
         .take_errors()
         .iter()
-        .map(|e| io_diagnostic("TL0402", e).warning())
+        .map(|e| {
+            let mut d = io_diagnostic("TL0402", e).warning();
+            let flag = if train.plot.as_deref() == Some(e.path()) {
+                "--plot"
+            } else {
+                "--log"
+            };
+            d.message = format!("`{flag}`: {}", d.message);
+            d.help = Some(format!(
+                "give `{flag}` a file in a folder that exists and is writable (the run itself \
+                 is not affected)"
+            ));
+            d
+        })
         .collect();
     emit(&ui_errors, &sources);
     match result {

@@ -286,3 +286,62 @@ fn a_killed_worker_stops_the_run_and_is_named() {
         );
     }
 }
+
+/// A rank's side of a run whose other rank has gone: every exchange fails.
+struct Abandoned;
+
+impl tl_run::parallel::Reducer for Abandoned {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn world(&self) -> usize {
+        2
+    }
+    fn start(
+        &mut self,
+        _: &dyn tl_backend::Backend,
+        _: Vec<tl_backend::Tensor>,
+    ) -> Result<(), tl_run::parallel::ReduceError> {
+        Err(tl_run::parallel::ReduceError::Lost {
+            rank: 1,
+            detail: "its connection closed".into(),
+        })
+    }
+    fn finish(
+        &mut self,
+        _: &dyn tl_backend::Backend,
+    ) -> Result<Vec<Vec<tl_backend::Tensor>>, tl_run::parallel::ReduceError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A failed gradient exchange is error TL0307 at the `minimize`, naming the rank that stopped
+/// (which rank a real run loses first is a race, so this drives the engine with a reducer that
+/// fails at the first exchange).
+#[test]
+fn a_failed_exchange_is_tl0307_at_the_minimize() {
+    use tl_syntax::ToDiagnostic;
+    let text = program("avg=", 1);
+    let mut sources = tl_syntax::SourceMap::new();
+    let (parsed, diags) = tl_syntax::load_source("p.tl", &text, &mut sources, Path::new("."));
+    assert!(diags.is_empty(), "{diags:?}");
+    let checked = tl_check::check(&parsed, &sources).expect("checks");
+    let plan = tl_plan::plan(&checked).expect("plans");
+    let backend = tl_backend::cpu::CpuBackend::new();
+    let mut engine =
+        tl_run::Engine::new(&checked, &plan, &backend, Default::default()).expect("an engine");
+    let mut reducer = Abandoned;
+    let mut dp = tl_run::parallel::DataParallel::new(&mut reducer);
+    let e = engine
+        .run_parallel(&mut |_| {}, &mut tl_run::observe::Silent, &mut dp)
+        .expect_err("the exchange fails");
+    let d = e.to_diagnostic();
+    assert_eq!(d.code, "TL0307", "{d:?}");
+    assert!(d.message.contains("rank 1 stopped"), "{}", d.message);
+    let minimize = text.find("minimize").expect("a minimize") as u32;
+    assert_eq!(d.span.map(|s| s.start), Some(minimize), "{d:?}");
+    assert!(
+        d.help.is_some_and(|h| h.contains("--checkpoint")),
+        "the hint says how to make the run resumable"
+    );
+}

@@ -60,6 +60,19 @@ pub enum Unavailable {
     /// Initialisation failed for another reason.
     #[error("CUDA initialisation failed: {0}")]
     Init(String),
+    /// Turned off by the environment variable [`DISABLE_ENV`].
+    #[error("turned off by the environment variable TL_NO_CUDA")]
+    Disabled,
+}
+
+/// The environment variable that, set to anything but nothing or `0`, hides every GPU: the
+/// CUDA backend reports itself unavailable ([`Unavailable::Disabled`]) without loading any
+/// library, so `--device auto` runs on the CPU and `--device cuda` fails, on any machine.
+pub const DISABLE_ENV: &str = "TL_NO_CUDA";
+
+/// Whether [`DISABLE_ENV`] turns the CUDA backend off.
+pub fn disabled() -> bool {
+    std::env::var_os(DISABLE_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// A device buffer holding the elements of one tensor.
@@ -250,9 +263,12 @@ struct DevRef {
 
 impl CudaBackend {
     /// Opens device 0. Fails with the reason when no driver, device, NVRTC or cuBLAS is
-    /// usable; never panics (libraries are probed before first use, and initialisation runs
-    /// under `catch_unwind`).
+    /// usable, or when [`DISABLE_ENV`] turns CUDA off; never panics (libraries are probed
+    /// before first use, and initialisation runs under `catch_unwind`).
     pub fn open() -> std::result::Result<CudaBackend, Unavailable> {
+        if disabled() {
+            return Err(Unavailable::Disabled);
+        }
         // SAFETY: each probe only tries to open the shared library and closes it again.
         if !unsafe { dsys::is_culib_present() } {
             return Err(Unavailable::NoDriver);

@@ -148,6 +148,9 @@ pub fn find_library() -> Result<PathBuf, NcclError> {
 /// The number of CUDA devices the driver reports (what `--gpus all` means); the reason when
 /// the driver does not load or has none.
 pub fn device_count() -> Result<usize, super::Unavailable> {
+    if super::disabled() {
+        return Err(super::Unavailable::Disabled);
+    }
     // SAFETY: only tries to open the shared library and closes it again.
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
         return Err(super::Unavailable::NoDriver);

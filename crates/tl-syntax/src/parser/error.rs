@@ -3,6 +3,7 @@
 use thiserror::Error;
 
 use crate::diagnostic::{Diagnostic, ToDiagnostic};
+use crate::parser::MAX_DEPTH;
 use crate::span::Span;
 
 /// A lexical or syntax error. The parser records one per bad statement and goes on with the
@@ -93,14 +94,14 @@ pub enum ParseError {
         /// The operator used.
         span: Span,
     },
-    /// A `.` or `: extent` on an index that is not on a left-hand side.
-    #[error("index annotations are only allowed on a left-hand side")]
+    /// A `.` or `: extent` on an index that is not on an equation's left-hand side.
+    #[error("index annotations are only allowed on an equation's left-hand side")]
     MisplacedAnnotation {
         /// The annotated index.
         span: Span,
     },
     /// Nesting deeper than the parser accepts.
-    #[error("expression nested too deeply")]
+    #[error("expression nested more than {MAX_DEPTH} levels deep")]
     TooDeep {
         /// Where the limit was reached.
         span: Span,
@@ -190,10 +191,19 @@ impl ToDiagnostic for ParseError {
                 "not a non-negative integer",
                 "write a whole number such as `8` here",
             ),
-            ParseError::LowercaseTensor { .. } => base(
-                "lower-case names are index variables or functions",
-                "name tensors with an upper-case first letter, e.g. `Y` or `Hidden`",
-            ),
+            ParseError::LowercaseTensor { name, .. } => {
+                let mut chars = name.chars();
+                let upper: String = chars
+                    .next()
+                    .map(|c| c.to_uppercase().chain(chars).collect())
+                    .unwrap_or_default();
+                base(
+                    "lower-case names are index variables or functions",
+                    &format!(
+                        "name tensors with an upper-case first letter, e.g. `{upper}` (here and wherever it is used)"
+                    ),
+                )
+            }
             ParseError::DuplicateClause { first, clause, .. } => {
                 base("given again here", &format!("keep one `{clause}` clause"))
                     .with_label(*first, "first given here")

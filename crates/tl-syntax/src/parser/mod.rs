@@ -119,7 +119,7 @@ struct Parser {
 }
 
 /// The deepest nesting of parentheses, minus signs or array brackets accepted.
-const MAX_DEPTH: usize = 200;
+pub(crate) const MAX_DEPTH: usize = 200;
 
 impl Parser {
     fn token(&self) -> &Token {
