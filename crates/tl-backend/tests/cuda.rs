@@ -1277,7 +1277,8 @@ fn map_rows_matches_cpu() -> R {
 /// Runs the tests, each ignored (visibly, in the summary) where no CUDA device is usable.
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
-    let tests: &[(&str, fn() -> R)] = &[
+    type Test = (&'static str, fn() -> R);
+    let tests: &[Test] = &[
         (
             "upload_download_full_and_cast",
             upload_download_full_and_cast,
