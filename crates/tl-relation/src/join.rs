@@ -20,6 +20,7 @@ use crate::relation::{Relation, Value};
 use crate::rows::Rows;
 use crate::rule::{CmpOp, Comparison, Rule, Term};
 use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Where a body literal reads its tuples from, as chosen by the semi-naive variant.
@@ -321,6 +322,10 @@ impl<'a> Plan<'a> {
             tuples,
             limit,
         };
+        // Tuples produced by every chunk together, so parallel chunks stop at the one limit
+        // (each with a limit of its own, eight per thread could each fill it).
+        let produced = AtomicUsize::new(0);
+        let produced = &produced;
         // Parallelise over the rows of the first join, if every step before it is a filter.
         let first = self
             .steps
@@ -346,7 +351,7 @@ impl<'a> Plan<'a> {
                 let chunk = ((hi - lo) / (rayon::current_num_threads() * 8)).max(256);
                 let starts: Vec<usize> = (lo..hi).step_by(chunk).collect();
                 let work = |start: usize| {
-                    let mut sink = Sink::new(arity, limit, target);
+                    let mut sink = Sink::new(arity, limit, target, produced);
                     let mut binding = vec![0; self.vars];
                     let mut cursors = Vec::new();
                     for i in start..(start + chunk).min(hi) {
@@ -366,7 +371,7 @@ impl<'a> Plan<'a> {
                 }
             }
             _ => {
-                let mut sink = Sink::new(arity, limit, target);
+                let mut sink = Sink::new(arity, limit, target, produced);
                 self.walk(0, &mut vec![0; self.vars], &mut Vec::new(), &mut sink);
                 vec![sink]
             }
@@ -600,16 +605,25 @@ struct Sink<'h> {
     limit: usize,
     target: Target<'h>,
     tuple: Vec<Value>,
+    /// Rows of every chunk of the join, updated every [`SHARE_EVERY`] rows of this one.
+    shared: &'h AtomicUsize,
+    unshared: usize,
 }
 
+/// A chunk adds its rows to the shared count this many at a time (a join past its limit runs
+/// at most this many rows per chunk further).
+const SHARE_EVERY: usize = 4096;
+
 impl<'h> Sink<'h> {
-    fn new(arity: usize, limit: usize, target: Target<'h>) -> Self {
+    fn new(arity: usize, limit: usize, target: Target<'h>, shared: &'h AtomicUsize) -> Self {
         Sink {
             values: Vec::with_capacity(arity * 64),
             rows: 0,
             limit,
             target,
             tuple: vec![0; arity],
+            shared,
+            unshared: 0,
         }
     }
 
@@ -626,6 +640,14 @@ impl<'h> Sink<'h> {
         }
         self.values.extend_from_slice(&self.tuple);
         self.rows += 1;
+        self.unshared += 1;
+        if self.unshared == SHARE_EVERY {
+            self.unshared = 0;
+            let all = self.shared.fetch_add(SHARE_EVERY, Ordering::Relaxed) + SHARE_EVERY;
+            if all > self.limit {
+                return false;
+            }
+        }
         self.rows <= self.limit
     }
 }
