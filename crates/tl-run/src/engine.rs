@@ -285,13 +285,7 @@ impl<'a> Engine<'a> {
             let flat: Vec<u32> = tuples.iter().flatten().copied().collect();
             return Ok(Value::Sparse(Relation::from_flat(shape.len(), flat)));
         }
-        let name = &self.program.tensors[t % self.program.tensors.len()].name;
-        self.fits(
-            &shape,
-            4,
-            || format!("relation `{name}` {shape:?} as 0/1 cells"),
-            span,
-        )?;
+        self.fits_dense_relation(t, &shape, span)?;
         let host = tuples_to_dense(&shape, tuples.iter().map(Vec::as_slice));
         Ok(Value::Dense(self.upload(&host, span)?))
     }
@@ -356,14 +350,25 @@ impl<'a> Engine<'a> {
                 span,
             });
         }
+        self.fits_dense_relation(t, &shape, span)?;
+        self.upload(&tuples_to_dense(&shape, rel.iter()), span)
+    }
+
+    /// Checks that relation `t` fits in memory as 0/1 cells of `shape` (4 bytes each).
+    fn fits_dense_relation(
+        &self,
+        t: TensorId,
+        shape: &[usize],
+        span: Span,
+    ) -> Result<(), RunError> {
         let name = &self.program.tensors[t % self.program.tensors.len()].name;
         self.fits(
-            &shape,
+            shape,
             4,
             || format!("relation `{name}` {shape:?} as 0/1 cells"),
             span,
-        )?;
-        self.upload(&tuples_to_dense(&shape, rel.iter()), span)
+        )
+        .map(|_| ())
     }
 
     /// The tuples of a relation's value (dense values: the cells > 0).

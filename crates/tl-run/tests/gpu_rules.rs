@@ -11,6 +11,8 @@ use tl_backend::Backend;
 use tl_run::{Engine, RunOptions, Value};
 use tl_syntax::SourceMap;
 
+mod common;
+
 fn cuda_or_skip() -> Option<CudaBackend> {
     match CudaBackend::open() {
         Ok(be) => Some(be),
@@ -146,8 +148,7 @@ fn a_stratum_the_device_cannot_run_says_so_and_runs_on_the_cpu() {
 
 /// Runs the tests, each ignored (visibly, in the summary) where no CUDA device is usable.
 fn main() {
-    let args = libtest_mimic::Arguments::from_args();
-    let tests: &[(&str, fn())] = &[
+    common::run_gpu_tests(&[
         (
             "device_strata_match_the_tuple_engine",
             device_strata_match_the_tuple_engine,
@@ -156,22 +157,5 @@ fn main() {
             "a_stratum_the_device_cannot_run_says_so_and_runs_on_the_cpu",
             a_stratum_the_device_cannot_run_says_so_and_runs_on_the_cpu,
         ),
-    ];
-    let missing: Option<String> = CudaBackend::open()
-        .err()
-        .map(|e| format!("no usable CUDA device ({e})"));
-    if let Some(why) = &missing {
-        eprintln!("every test here is ignored: {why}");
-    }
-    let trials = tests
-        .iter()
-        .map(|&(name, f)| {
-            libtest_mimic::Trial::test(name, move || {
-                f();
-                Ok(())
-            })
-            .with_ignored_flag(missing.is_some())
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+    ]);
 }

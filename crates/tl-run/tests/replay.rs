@@ -161,8 +161,7 @@ fn replayed_evaluations_give_the_values_of_ordinary_ones() {
 
 /// Runs the tests, each ignored (visibly, in the summary) where no CUDA device is usable.
 fn main() {
-    let args = libtest_mimic::Arguments::from_args();
-    let tests: &[(&str, fn())] = &[
+    common::run_gpu_tests(&[
         (
             "replayed_steps_train_like_steps_queued_one_by_one",
             replayed_steps_train_like_steps_queued_one_by_one,
@@ -171,22 +170,5 @@ fn main() {
             "replayed_evaluations_give_the_values_of_ordinary_ones",
             replayed_evaluations_give_the_values_of_ordinary_ones,
         ),
-    ];
-    let missing: Option<String> = CudaBackend::open()
-        .err()
-        .map(|e| format!("no usable CUDA device ({e})"));
-    if let Some(why) = &missing {
-        eprintln!("every test here is ignored: {why}");
-    }
-    let trials = tests
-        .iter()
-        .map(|&(name, f)| {
-            libtest_mimic::Trial::test(name, move || {
-                f();
-                Ok(())
-            })
-            .with_ignored_flag(missing.is_some())
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit();
+    ]);
 }

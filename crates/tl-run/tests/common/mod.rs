@@ -5,7 +5,9 @@ use tl_check::{CheckedProgram, Command};
 use tl_plan::ProgramPlan;
 use tl_syntax::SourceMap;
 
-/// `src` parsed, checked and planned (panicking, in a test, on any diagnostic).
+/// `src` parsed, checked and planned (panicking, in a test, on any diagnostic). (Not every
+/// test crate that shares this module plans programs.)
+#[allow(dead_code)]
 pub fn planned(src: &str) -> (CheckedProgram, ProgramPlan) {
     let mut sources = SourceMap::new();
     let (parsed, diags) =
@@ -28,4 +30,28 @@ pub fn minimize_spec(checked: &CheckedProgram) -> MinimizeSpec {
             _ => None,
         })
         .expect("a minimize command")
+}
+
+/// Runs GPU tests under libtest-mimic, each reported as ignored (with the reason, printed once)
+/// where no CUDA device is usable. (Only the GPU test crates call it.)
+#[allow(dead_code)]
+pub fn run_gpu_tests(tests: &[(&'static str, fn())]) {
+    let args = libtest_mimic::Arguments::from_args();
+    let missing = tl_backend::cuda::CudaBackend::open()
+        .err()
+        .map(|e| format!("no usable CUDA device ({e})"));
+    if let Some(why) = &missing {
+        eprintln!("every test here is ignored: {why}");
+    }
+    let trials = tests
+        .iter()
+        .map(|&(name, f)| {
+            libtest_mimic::Trial::test(name, move || {
+                f();
+                Ok(())
+            })
+            .with_ignored_flag(missing.is_some())
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
 }
