@@ -12,32 +12,39 @@
 #      cuda and on the cpu;
 #   3. scripts/gpu-logic.sh on the quick workloads (TL cuda, TL cpu, ascent_par! on every core),
 #      then on the heavy ones (ascent_par! within TIMEOUT) and the largest (TL only).
+# PARTS (default "tests profiles quick heavy largest") picks which of these to run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+PARTS=${PARTS:-tests profiles quick heavy largest}
+want() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 [ -f .gpu/bundle.tgz ] && tar xzf .gpu/bundle.tgz -C .gpu
 export TL=.gpu/tl PEER=target/ascent-peer/release/ascent_peer IN_DIR=target/logic-bench/inputs
 
+if want tests; then
 echo "== 1. tests and examples"
 bash scripts/gpu-check.sh 2>&1 | tee "$out/check.log" | tail -25
 for t in .gpu/*.log; do cp "$t" "$out/" 2>/dev/null; done
+fi
 
+if want profiles; then
 echo "== 2. fixed cost and profiles"
 python3 scripts/cuda_startup.py 3 2>&1 | tee "$out/startup.log"
 printf 'A(1)\nA(x)?\n' > /tmp/one.tl
 for i in 1 2 3; do /usr/bin/time -f "one fact, cuda: %e s, %M KB" "$TL" run --device cuda /tmp/one.tl >/dev/null; done
 "$TL" run --profile --device cuda /tmp/one.tl 2>&1 | grep phases
 for w in tc-rand-1e4-5e4 sg-rand-1e4 tc-rand-1e5 sg-rand-3e4 sg-rand-5e4; do
-  for d in cuda cpu; do
+  for d in ${PROFILE_DEVICES:-cuda cpu}; do
     echo "-- $w on $d"
     /usr/bin/time -f "   whole process: %e s, %M KB" "$TL" run --profile --device "$d" "$IN_DIR/$w/prog.tl" 2>&1
   done
 done 2>&1 | tee "$out/profiles.log"
+fi
 
 echo "== 3. benchmark"
-RUNS=${RUNS:-3} QUICK=1 RESULTS="$out/quick.jsonl" bash scripts/gpu-logic.sh 2>&1 | tail -30
-RUNS=1 TIMEOUT=${TIMEOUT:-60} ONLY=tc-rand-1e4-5e4,tc-chain-1e4,sg-rtree-2e4,sg-words \
+want quick && RUNS=${RUNS:-3} QUICK=1 RESULTS="$out/quick.jsonl" bash scripts/gpu-logic.sh 2>&1 | tail -30
+want heavy && RUNS=1 TIMEOUT=${TIMEOUT:-60} ONLY=tc-rand-1e4-5e4,tc-chain-1e4,sg-rtree-2e4,sg-words \
   RESULTS="$out/heavy.jsonl" bash scripts/gpu-logic.sh 2>&1 | tail -10
-RUNS=${LARGEST_RUNS:-3} ONLY=tc-rand-5e4,sg-rand-3e4,tc-rand-1e5,sg-rand-5e4 SYSTEMS="cuda cpu" RESULTS="$out/largest.jsonl" \
+want largest && RUNS=${LARGEST_RUNS:-3} ONLY=tc-rand-5e4,sg-rand-3e4,tc-rand-1e5,sg-rand-5e4 SYSTEMS="${LARGEST_SYSTEMS:-cuda cpu}" RESULTS="$out/largest.jsonl" \
   bash scripts/gpu-logic.sh 2>&1 | tail -8
