@@ -22,8 +22,15 @@ impl Checker<'_> {
     /// Pass 2 over every equation and rule.
     pub fn resolve_all(&mut self, program: &ast::Program) -> Resolved {
         let mut out = Resolved::default();
+        let mut bare = Vec::new();
         for stmt in &program.stmts {
             let result = match &stmt.kind {
+                // A left-hand side without indices takes its axes from the bare tensors its
+                // right-hand side reads: resolved below, once those have their rank.
+                StmtKind::Equation(eq) if eq.lhs.indices.is_none() => {
+                    bare.push((eq, stmt.span));
+                    Ok(())
+                }
                 StmtKind::Equation(eq) => self
                     .equation(eq, stmt.span, &mut out.hints)
                     .map(|p| out.equations.push(p)),
@@ -31,6 +38,15 @@ impl Checker<'_> {
                 _ => Ok(()),
             };
             if let Err(e) = result {
+                self.errors.push(e);
+            }
+        }
+        for k in bare_order(&bare) {
+            let (eq, span) = bare[k];
+            if let Err(e) = self
+                .equation(eq, span, &mut out.hints)
+                .map(|p| out.equations.push(p))
+            {
                 self.errors.push(e);
             }
         }
@@ -192,5 +208,78 @@ impl Checker<'_> {
             },
             scope,
         })
+    }
+}
+
+/// The order in which to resolve equations with a bare left-hand side (`Z = A + B`): each
+/// after the bare-left-hand equations of the tensors it reads bare, so that their ranks are
+/// known whatever order the program lists them in (definitions are order-free). Equations in
+/// a cycle keep their listed order. Kahn's algorithm, linear in the equations' sizes.
+fn bare_order(bare: &[(&ast::Equation, tl_syntax::Span)]) -> Vec<usize> {
+    use std::collections::HashMap;
+    let mut defines: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (k, (eq, _)) in bare.iter().enumerate() {
+        defines
+            .entry(eq.lhs.name.name.as_str())
+            .or_default()
+            .push(k);
+    }
+    let mut waits = vec![0usize; bare.len()];
+    let mut unblocks: Vec<Vec<usize>> = vec![Vec::new(); bare.len()];
+    let mut names = Vec::new();
+    for (k, (eq, _)) in bare.iter().enumerate() {
+        names.clear();
+        bare_reads(&eq.rhs, &mut names);
+        names.sort_unstable();
+        names.dedup();
+        for name in &names {
+            for &d in defines.get(name).map_or(&[][..], Vec::as_slice) {
+                if d != k {
+                    waits[k] += 1;
+                    unblocks[d].push(k);
+                }
+            }
+        }
+    }
+    let mut order = Vec::with_capacity(bare.len());
+    let mut done = vec![false; bare.len()];
+    let mut ready: Vec<usize> = (0..bare.len()).rev().filter(|&k| waits[k] == 0).collect();
+    let mut next_listed = 0;
+    while order.len() < bare.len() {
+        let k = match ready.pop() {
+            Some(k) => k,
+            // A cycle: take the first one still waiting, in listed order.
+            None => {
+                while done[next_listed] {
+                    next_listed += 1;
+                }
+                next_listed
+            }
+        };
+        if std::mem::replace(&mut done[k], true) {
+            continue;
+        }
+        order.push(k);
+        for &u in &unblocks[k] {
+            waits[u] = waits[u].saturating_sub(1);
+            if waits[u] == 0 && !done[u] {
+                ready.push(u);
+            }
+        }
+    }
+    order
+}
+
+/// The names of the tensors an expression reads bare (without brackets).
+fn bare_reads<'e>(e: &'e ast::Expr, out: &mut Vec<&'e str>) {
+    match &e.kind {
+        ExprKind::Access(a) if a.style == AccessStyle::Bare => out.push(a.name.name.as_str()),
+        ExprKind::Access(_) | ExprKind::Number(_) | ExprKind::Index(_) => {}
+        ExprKind::Call { args, .. } => args.iter().for_each(|a| bare_reads(a, out)),
+        ExprKind::Neg(x) => bare_reads(x, out),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            bare_reads(lhs, out);
+            bare_reads(rhs, out);
+        }
     }
 }

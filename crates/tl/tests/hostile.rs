@@ -128,3 +128,17 @@ fn training_through_a_long_recursive_sum_is_quick() {
     answers(&text, &[r#"{"query":"Z","shape":[],"data":[0.0]}"#]);
     assert!(start.elapsed() < std::time::Duration::from_secs(20));
 }
+
+#[test]
+fn bare_definitions_are_order_free() {
+    // Found by fuzzing: a bare left-hand side listed before the tensor it copies got rank 0
+    // (`Z = A` printed a scalar), and `Z = A + A` ended in an internal error.
+    for text in [
+        "R(1, 2, 0)\nZ = A + A\nA = R R\nZ?\n",
+        "R(1, 2, 0)\nA = R R\nZ = A + A\nZ?\n",
+    ] {
+        let (ok, out, err) = run(text);
+        assert!(ok, "{err}");
+        assert!(out.contains(r#""shape":[2,3,1]"#), "{text}\n{out}");
+    }
+}
