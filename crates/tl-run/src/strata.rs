@@ -87,14 +87,16 @@ impl Engine<'_> {
         let relation = decl.kind == TensorKind::Relation;
         let dtype = self.dtype_of(t);
         let mut acc: Option<Tensor> = None;
+        // The equations of one left-hand side combine by min (max) when any of them is a
+        // `min=` (`max=`): a plain `=` is then one more term of the min (LANGUAGE.md §2).
+        let f = if relation {
+            BinaryFn::Add
+        } else {
+            combine_fn(self.combination(t))
+        };
         for &e in &decl.equations {
             let plan = &self.plan.equations[e];
             let r = self.evaluate(plan)?;
-            let f = if relation {
-                BinaryFn::Add
-            } else {
-                combine_fn(plan.combine)
-            };
             acc = Some(match acc {
                 None => r,
                 Some(a) => self.binary_as(bin(f), &a, &r, dtype, span)?,
@@ -213,7 +215,21 @@ impl Engine<'_> {
                 .all(|&e| self.plan.equations.get(e).is_some_and(|p| p.inlined))
     }
 
-    /// Real-valued (or mixed) recursion: recompute the group until nothing moves.
+    /// How the equations of tensor `t` combine: by min or max when any of them projects so,
+    /// else by sum.
+    pub(crate) fn combination(&self, t: TensorId) -> ReduceOp {
+        let decl = &self.program.tensors[t];
+        decl.equations
+            .iter()
+            .map(|&e| self.plan.equations[e].combine)
+            .find(|c| matches!(c, ReduceOp::Min | ReduceOp::Max))
+            .unwrap_or(ReduceOp::Sum)
+    }
+
+    /// Real-valued (or mixed) recursion: recompute the group until nothing moves. A tensor
+    /// combined by min (max) starts from the operator's identity, +∞ (−∞), not from 0, so
+    /// `Dist[x, z] min= Dist[x, y] + W[y, z]` is Bellman-Ford and cells no path reaches stay +∞;
+    /// such a tensor has converged when no cell changes at all.
     fn iterate(&mut self, s: &Stratum) -> Result<(), RunError> {
         let span = self.span_of(s.tensors[0]);
         let names: Vec<String> = s
@@ -221,13 +237,32 @@ impl Engine<'_> {
             .iter()
             .map(|&t| self.program.tensors[t].name.clone())
             .collect();
+        for &t in &s.tensors {
+            let start = match self.combination(t) {
+                ReduceOp::Min => f64::INFINITY,
+                ReduceOp::Max => f64::NEG_INFINITY,
+                _ => continue,
+            };
+            if self.values[t].is_none() {
+                let v = self
+                    .backend
+                    .full(&self.shape(t), start, self.dtype_of(t))
+                    .map_err(|e| RunError::backend(e, span))?;
+                self.values[t] = Some(Value::Dense(v));
+            }
+        }
         for iteration in 0.. {
             let mut delta: f64 = 0.0;
             for &t in &s.tensors {
                 let new = self.compute(t)?;
                 let old = self.dense(t, span)?;
-                let diff = self.binary(bin(BinaryFn::Sub), &new, &old, span)?;
-                delta = delta.max(self.max_abs(&diff, span)?);
+                let moved = if matches!(self.combination(t), ReduceOp::Min | ReduceOp::Max) {
+                    self.largest_change(&new, &old, span)?
+                } else {
+                    let diff = self.binary(bin(BinaryFn::Sub), &new, &old, span)?;
+                    self.max_abs(&diff, span)?
+                };
+                delta = delta.max(moved);
                 self.values[t] = Some(Value::Dense(new));
             }
             let converged = delta <= self.options.tolerance;
@@ -268,6 +303,26 @@ impl Engine<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The largest change from `old` to `new`, cell by cell, where infinities may stand in
+    /// either: 0 where a cell is unchanged (∞ to ∞ included), ∞ where one side is infinite and
+    /// the other not, else the difference.
+    fn largest_change(&self, new: &Tensor, old: &Tensor, span: Span) -> Result<f64, RunError> {
+        let read = |t: &Tensor| {
+            self.backend
+                .download(t)
+                .map(|h| h.data.to_f64())
+                .map_err(|e| RunError::backend(e, span))
+        };
+        let (a, b) = (read(new)?, read(old)?);
+        Ok(a.iter().zip(&b).fold(0.0f64, |m, (&x, &y)| {
+            if x == y || (x.is_nan() && y.is_nan()) {
+                m
+            } else {
+                m.max((x - y).abs())
+            }
+        }))
     }
 
     /// Whether any of `tensors` holds a NaN.
