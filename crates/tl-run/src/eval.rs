@@ -540,7 +540,9 @@ impl Engine<'_> {
             Placement::Scatter { indices, op } => {
                 let shape = self.shape(plan.target);
                 if !be.is_accelerator() {
-                    let name = &self.program.tensors[plan.target].name;
+                    // Targets past the program's tensors are their shadow slots (deltas).
+                    let n = self.program.tensors.len().max(1);
+                    let name = &self.program.tensors[plan.target % n].name;
                     let bytes = root.dtype.size();
                     self.fits(&shape, bytes, || format!("`{name}` {shape:?}"), span)?;
                 }

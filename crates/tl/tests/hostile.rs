@@ -142,3 +142,13 @@ fn bare_definitions_are_order_free() {
         assert!(out.contains(r#""shape":[2,3,1]"#), "{text}\n{out}");
     }
 }
+
+#[test]
+fn a_recursive_placement_is_budgeted_without_panicking() {
+    // Found by fuzzing: the memory check of a placed result named its target by a slot past
+    // the program's tensors (a recursion's shadow copy) and indexed out of bounds.
+    answers(
+        "A[q: 1, j: 1, j: 1] += gelu(A[q-1, j, i]) + (0.5)^-1\nA?\n",
+        &[r#"{"query":"A","shape":[1,1,1],"data":[2.0]}"#],
+    );
+}
