@@ -41,7 +41,13 @@ impl Checker<'_> {
                 self.errors.push(e);
             }
         }
-        for k in bare_order(&bare) {
+        let known = |name: &str| {
+            self.by_name
+                .get(name)
+                .is_some_and(|&t| self.drafts[t].rank.is_some())
+        };
+        let order = bare_order(&bare, known);
+        for k in order {
             let (eq, span) = bare[k];
             if let Err(e) = self
                 .equation(eq, span, &mut out.hints)
@@ -212,10 +218,14 @@ impl Checker<'_> {
 }
 
 /// The order in which to resolve equations with a bare left-hand side (`Z = A + B`): each
-/// after the bare-left-hand equations of the tensors it reads bare, so that their ranks are
-/// known whatever order the program lists them in (definitions are order-free). Equations in
-/// a cycle keep their listed order. Kahn's algorithm, linear in the equations' sizes.
-fn bare_order(bare: &[(&ast::Equation, tl_syntax::Span)]) -> Vec<usize> {
+/// after the bare-left-hand equations of the tensors it reads bare whose rank is not `known`
+/// otherwise, so that their ranks are known whatever order the program lists them in
+/// (definitions are order-free). Equations in a cycle keep their listed order. Kahn's
+/// algorithm, linear in the equations' sizes.
+fn bare_order(
+    bare: &[(&ast::Equation, tl_syntax::Span)],
+    known: impl Fn(&str) -> bool,
+) -> Vec<usize> {
     use std::collections::HashMap;
     let mut defines: HashMap<&str, Vec<usize>> = HashMap::new();
     for (k, (eq, _)) in bare.iter().enumerate() {
@@ -232,7 +242,8 @@ fn bare_order(bare: &[(&ast::Equation, tl_syntax::Span)]) -> Vec<usize> {
         bare_reads(&eq.rhs, &mut names);
         names.sort_unstable();
         names.dedup();
-        for name in &names {
+        // A tensor whose rank other statements already give needs no wait.
+        for name in names.iter().filter(|n| !known(n)) {
             for &d in defines.get(name).map_or(&[][..], Vec::as_slice) {
                 if d != k {
                     waits[k] += 1;

@@ -116,8 +116,10 @@ fn row_form(ix: &Index) -> Option<(Option<VarId>, i64)> {
             IndexExpr::Binary(op, a, b) => {
                 let ((va, ca), (vb, cb)) = (expr(a)?, expr(b)?);
                 match (op, va, vb) {
-                    (IndexOp::Add, v, None) | (IndexOp::Add, None, v) => Some((v, ca + cb)),
-                    (IndexOp::Sub, v, None) => Some((v, ca - cb)),
+                    (IndexOp::Add, v, None) | (IndexOp::Add, None, v) => {
+                        Some((v, ca.checked_add(cb)?))
+                    }
+                    (IndexOp::Sub, v, None) => Some((v, ca.checked_sub(cb)?)),
                     _ => None,
                 }
             }
@@ -177,7 +179,7 @@ impl Builder<'_> {
         let (var, head_c) = head;
         let axis = match self.axes.get(&a.tensor) {
             Some(&axis) if self.group.contains(&a.tensor) => {
-                let (v, c) = row_form(&a.indices[axis])?;
+                let (v, c) = row_form(a.indices.get(axis)?)?;
                 if v != var || c > head_c {
                     return None;
                 }
@@ -191,11 +193,18 @@ impl Builder<'_> {
                     return Some(a.clone());
                 };
                 let using: Vec<usize> = (0..a.indices.len())
-                    .filter(|&k| uses(&a.indices[k], l))
+                    .filter(|&k| a.indices.get(k).is_some_and(|ix| uses(ix, l)))
                     .collect();
                 match using.as_slice() {
                     [] => return Some(a.clone()),
-                    [k] if row_form(&a.indices[*k]).is_some_and(|(v, _)| v == Some(l)) => *k,
+                    [k] if a
+                        .indices
+                        .get(*k)
+                        .and_then(row_form)
+                        .is_some_and(|(v, _)| v == Some(l)) =>
+                    {
+                        *k
+                    }
                     _ => return None,
                 }
             }
@@ -209,7 +218,7 @@ impl Builder<'_> {
                 return None;
             }
         }
-        let (_, c) = row_form(&a.indices[axis])?;
+        let (_, c) = row_form(a.indices.get(axis)?)?;
         let row = if var.is_some() {
             Row::Offset(c)
         } else {
@@ -254,7 +263,7 @@ impl Builder<'_> {
     fn equation(&mut self, k: usize) -> Option<(Equation, Row, usize, Rewrite)> {
         let eq = &self.p.equations[k];
         let axis = *self.axes.get(&eq.lhs)?;
-        let head = row_form(&eq.lhs_indices[axis])?;
+        let head = row_form(eq.lhs_indices.get(axis)?)?;
         if let Some(l) = head.0 {
             let elsewhere = eq
                 .lhs_indices
@@ -301,7 +310,7 @@ fn layer_axes(p: &CheckedProgram, group: &[TensorId]) -> Option<HashMap<TensorId
             let forms: Vec<_> = decl
                 .equations
                 .iter()
-                .map(|&e| row_form(&p.equations[e].lhs_indices[a]))
+                .map(|&e| p.equations[e].lhs_indices.get(a).and_then(row_form))
                 .collect();
             forms.iter().all(Option::is_some)
                 && forms.iter().any(|f| matches!(f, Some((Some(_), _))))

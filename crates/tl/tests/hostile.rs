@@ -152,3 +152,16 @@ fn a_recursive_placement_is_budgeted_without_panicking() {
         &[r#"{"query":"A","shape":[1,1,1],"data":[2.0]}"#],
     );
 }
+
+#[test]
+fn bare_reads_in_a_cycle_take_the_rank_other_statements_give() {
+    // Found by fuzzing: `X = A` and `A = X`, with X's rank known only from a read elsewhere,
+    // resolved `X = A` first, read A as a scalar and failed in the engine; a layer-axis check
+    // indexed past a bare access's indices and panicked.
+    answers(
+        "L = X[0]\nX = A\nA = X\nX?\n",
+        &[r#"{"query":"X","shape":[1],"data":[0.0]}"#],
+    );
+    let (ok, _, err) = run("L = X[0, 0]\nX = 1\nX min= A\nA min= X\nX = ((1))\nX?\n");
+    assert!(ok, "{err}");
+}
