@@ -156,7 +156,7 @@ impl Recursive {
         if bits_bytes.is_some_and(|b| b <= BITS_ALWAYS) {
             rec.move_into_bits();
         } else if limits.in_place && arity == 2 && rows_bytes <= (max_bytes / 4) as u64 {
-            let rows = Rows::new(&rec.full, rec.extents[0]);
+            let rows = Rows::new(&rec.full, rec.extents.first().copied().unwrap_or(0));
             rec.live = Some(Live::Rows(Arc::new(rows)));
             rec.full = Arc::new(Relation::empty(2));
         }
@@ -232,7 +232,9 @@ impl Recursive {
         match &mut self.live {
             Some(Live::Bits(_)) => {
                 let fresh = std::mem::take(&mut self.fresh);
-                let values = group_by_first(&fresh, self.arity(), self.extents[0]);
+                // A nullary relation has no first column to group by.
+                let first = self.extents.first().copied().unwrap_or(0);
+                let values = group_by_first(&fresh, self.arity(), first);
                 self.delta = Arc::new(Relation::from_distinct(self.arity(), values));
                 if self.len() > limit {
                     return Err(too_many(self.len()));

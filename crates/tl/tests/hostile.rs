@@ -165,3 +165,19 @@ fn bare_reads_in_a_cycle_take_the_rank_other_statements_give() {
     let (ok, _, err) = run("L = X[0, 0]\nX = 1\nX min= A\nA min= X\nX = ((1))\nX?\n");
     assert!(ok, "{err}");
 }
+
+#[test]
+fn a_nullary_relation_defined_by_rules_answers() {
+    // Found by fuzzing: a relation with no arguments held as bits had no first column to
+    // group its new tuples by, and the tuple engine indexed past its extents.
+    let (ok, out, err) =
+        run("Edge(1, 2)\nHas() <- Edge(x, y)\nHas()?\nNone() <- Edge(x, x)\nNone()?\n");
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            r#"{"query":"Has()","vars":[],"rows":[[]]}"#,
+            r#"{"query":"None()","vars":[],"rows":[]}"#
+        ]
+    );
+}
