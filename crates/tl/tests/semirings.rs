@@ -57,7 +57,7 @@ fn shortest_paths_match_floyd_warshall() {
             for (j, cell) in row.iter_mut().enumerate() {
                 if i == j {
                     *cell = 0.0;
-                } else if rng.next() % 3 == 0 {
+                } else if rng.next().is_multiple_of(3) {
                     *cell = (1 + rng.next() % 9) as f64 + 0.25;
                 }
             }
@@ -95,7 +95,7 @@ fn max_product_paths_match_the_recursion_in_f64() {
         .map(|_| {
             (0..n)
                 .map(|_| {
-                    if rng.next() % 2 == 0 {
+                    if rng.next().is_multiple_of(2) {
                         0.0
                     } else {
                         (1 + rng.next() % 9) as f64 / 10.0
