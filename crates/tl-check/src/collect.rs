@@ -4,7 +4,7 @@ use crate::data::{self, Loaded};
 use crate::error::CheckError;
 use crate::program::Init;
 use crate::unify::{Node, Unifier};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tl_backend::HostTensor;
 use tl_syntax::ast::{self, AccessStyle, DataSource, Expr, ExprKind, StmtKind};
 use tl_syntax::{SourceMap, Span};
@@ -58,6 +58,8 @@ pub struct Draft {
     pub rules: Vec<usize>,
     /// The first equation or rule defining it.
     pub derived_at: Option<Span>,
+    /// The axes some equation places by arithmetic, a constant or `concat` ([`crate::place`]).
+    pub placed: Vec<usize>,
 }
 
 /// State shared by the checker's passes.
@@ -78,6 +80,10 @@ pub struct Checker<'a> {
     pub symbol_refs: Vec<(String, Node)>,
     /// Safetensors files already read, by path, so a model's many `#name` reads load it once.
     pub safetensors: data::SafetensorsCache,
+    /// The axis nodes of placed axes ([`crate::place`]), known once every rank is.
+    pub placed_nodes: HashSet<Node>,
+    /// Variables sized by the axis they index with arithmetic (class root to the axis's root).
+    pub sized_by: HashMap<Node, Node>,
 }
 
 impl<'a> Checker<'a> {
@@ -92,6 +98,8 @@ impl<'a> Checker<'a> {
             errors: Vec::new(),
             symbol_refs: Vec::new(),
             safetensors: data::SafetensorsCache::default(),
+            placed_nodes: HashSet::new(),
+            sized_by: HashMap::new(),
         }
     }
 
@@ -112,6 +120,7 @@ impl<'a> Checker<'a> {
             equations: Vec::new(),
             rules: Vec::new(),
             derived_at: None,
+            placed: Vec::new(),
         });
         self.by_name.insert(name.to_string(), self.drafts.len() - 1);
         self.drafts.len() - 1
@@ -228,6 +237,11 @@ impl<'a> Checker<'a> {
                 }
                 self.drafts[id].equations.push(k);
                 self.drafts[id].derived_at.get_or_insert(stmt.span);
+                for p in crate::place::placed_positions(eq) {
+                    if !self.drafts[id].placed.contains(&p) {
+                        self.drafts[id].placed.push(p);
+                    }
+                }
                 self.note_expr(&eq.rhs);
             }
             StmtKind::Data(def) => self.data(def)?,

@@ -146,6 +146,26 @@ pub enum CheckError {
         /// Where.
         span: Span,
     },
+    /// A left-hand placement outside its axis: past an extent an annotation, a domain or a
+    /// join fixes, or before position 0. Dropping the elements would lose data silently.
+    #[error("`{tensor}` places elements at positions {lo} to {hi} along axis {position}, outside its extent of {extent}")]
+    PlacedOutside {
+        /// The tensor.
+        tensor: String,
+        /// The axis.
+        position: usize,
+        /// The lowest position written.
+        lo: i64,
+        /// The highest position written.
+        hi: i64,
+        /// The axis's extent.
+        extent: usize,
+        /// Whether the extent was fixed by an annotation, domain or join (rather than by the
+        /// other placements).
+        fixed: bool,
+        /// The left-hand index.
+        span: Span,
+    },
     /// A construct accepted by the grammar but not meaningful where it is used.
     #[error("{what}")]
     Misplaced {
@@ -216,6 +236,16 @@ impl ToDiagnostic for CheckError {
                 .with_help("give one of them a different name"),
             CheckError::Arity { span, expected, .. } => Diagnostic::error("TL0112", msg, *span, "wrong number of arguments").with_help(format!("it takes {expected}")),
             CheckError::Misplaced { span, hint, .. } => Diagnostic::error("TL0114", msg, *span, "here").with_help(hint.clone()),
+            CheckError::PlacedOutside { span, lo, fixed, extent, .. } => {
+                let help = if *lo < 0 {
+                    "positions start at 0; shift on the right-hand side instead (`C[i] = B[i+1]`)".to_string()
+                } else if *fixed {
+                    format!("the axis has {extent} positions because an annotation, a domain or a join fixes it; drop or enlarge that, or place within 0..{extent}")
+                } else {
+                    "this index is sized by the axis it places; state the axis's extent on the left (`C[i: 10]`)".to_string()
+                };
+                Diagnostic::error("TL0120", msg, *span, "placed here").with_help(help)
+            }
             CheckError::Data { span, hint, .. } => {
                 let d = Diagnostic::error("TL0115", msg, *span, "while reading this");
                 match hint {

@@ -3,8 +3,10 @@
 
 use crate::collect::{Checker, FactArg, Source};
 use crate::error::CheckError;
+use crate::place::PlaceHint;
 use crate::program::{
-    Definition, Domain, DomainId, Equation, Expr, Index, Rule, TensorDecl, TensorKind, Term,
+    Definition, Domain, DomainId, Equation, Expr, Index, IndexExpr, Rule, TensorDecl, TensorKind,
+    Term, VarInfo,
 };
 use crate::resolve::{Hint, Pending};
 use crate::statements::Resolved;
@@ -33,6 +35,8 @@ impl Checker<'_> {
                                 .map(|(_, s)| s)
                                 .unwrap_or_default();
                             self.uf.set_extent(*var, e, span)?;
+                            let (v, a) = (self.uf.find(*var), self.uf.find(*axis));
+                            self.sized_by.insert(v, a);
                             changed = true;
                         }
                     }
@@ -70,53 +74,49 @@ impl Checker<'_> {
                         changed = true;
                     }
                 }
-                Hint::LhsExpr {
-                    axis,
-                    expr,
-                    vars,
-                    span,
-                } => {
-                    if self.uf.known_extent(*axis).is_some() {
-                        continue;
-                    }
-                    let extents: Option<Vec<i64>> = vars
-                        .iter()
-                        .map(|&v| self.uf.known_extent(v).map(|e| e as i64))
-                        .collect();
-                    if let Some(extents) = extents {
-                        // An index past i64's range (or one whose arithmetic overflows) can
-                        // size no axis: an error, not an extent that wrapped around to 0.
-                        let extent = corner_max(expr, &extents)
-                            .and_then(|max| max.checked_add(1))
-                            .map(|e| usize::try_from(e.max(0)).unwrap_or(usize::MAX))
-                            .ok_or_else(|| CheckError::Misplaced {
-                                what: "this left-hand index reaches past the largest position an axis can have (2^63 - 1)".into(),
-                                span: *span,
-                                hint: "place elements at positions a tensor can hold; index arithmetic on the left sizes the axis".into(),
-                            })?;
-                        self.uf.set_extent(*axis, extent, *span)?;
-                        changed = true;
-                    }
-                }
+                Hint::Place(_) => {}
             }
         }
         Ok(changed)
     }
 
     /// Settles every class, applying hints until nothing changes.
+    /// Placed axes ([`crate::place`]) are sized once every placement is known; when some
+    /// never is (a variable sized only by the axis it places), one axis at a time is sized from
+    /// the placements that are known, and everything settles again. Last, every placement is
+    /// checked to lie within its axis.
     pub fn settle(&mut self, resolved: &Resolved) -> Result<(), CheckError> {
         let nodes: Vec<Node> = self.all_nodes(resolved);
-        for use_constants in [false, true] {
-            loop {
-                for &n in &nodes {
-                    self.uf.settle(n, use_constants)?;
-                }
-                if !self.apply_hints(&resolved.hints)? {
-                    break;
+        let places: Vec<PlaceHint> = resolved
+            .hints
+            .iter()
+            .filter_map(|h| match h {
+                Hint::Place(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        for &n in &nodes {
+            self.uf.settle(n, false)?;
+        }
+        let fixed = self.fixed_placements(&places);
+        loop {
+            for use_constants in [false, true] {
+                loop {
+                    for &n in &nodes {
+                        self.uf.settle(n, use_constants)?;
+                    }
+                    let hinted = self.apply_hints(&resolved.hints)?;
+                    let placed = self.apply_placements(&places, &fixed, false)?;
+                    if !hinted && !placed {
+                        break;
+                    }
                 }
             }
+            if !self.apply_placements(&places, &fixed, true)? {
+                break;
+            }
         }
-        Ok(())
+        self.check_placements(&places, &fixed)
     }
 
     fn all_nodes(&self, resolved: &Resolved) -> Vec<Node> {
@@ -204,46 +204,6 @@ impl Domains {
     }
 }
 
-/// The largest value `expr` takes with each variable in `0..extent` (checked at the corners of
-/// the box, which is exact for the monotone arithmetic indices use); `None` when it overflows
-/// at some corner.
-fn corner_max(expr: &crate::program::IndexExpr, extents: &[i64]) -> Option<i64> {
-    let n = extents.len().min(16);
-    let mut best = i64::MIN;
-    for mask in 0u32..(1 << n) {
-        let point: Vec<i64> = (0..extents.len())
-            .map(|k| {
-                if k < n && mask & (1 << k) != 0 {
-                    (extents[k] - 1).max(0)
-                } else {
-                    0
-                }
-            })
-            .collect();
-        match expr.eval(&point) {
-            Some(v) => best = best.max(v),
-            // Division by zero is the checker's error elsewhere; overflow sizes nothing.
-            None if !divides_by_zero(expr) => return None,
-            None => {}
-        }
-    }
-    Some(best)
-}
-
-/// Whether `expr` divides by a constant zero somewhere (reported as its own error).
-fn divides_by_zero(expr: &crate::program::IndexExpr) -> bool {
-    use crate::program::IndexExpr;
-    use tl_syntax::ast::IndexOp;
-    match expr {
-        IndexExpr::Binary(op, a, b) => {
-            (matches!(op, IndexOp::Div | IndexOp::Rem) && b.eval(&[]) == Some(0))
-                || divides_by_zero(a)
-                || divides_by_zero(b)
-        }
-        _ => false,
-    }
-}
-
 /// Replaces symbols with element indices throughout one resolved statement.
 pub struct SymbolFixer<'d> {
     /// The settled domains.
@@ -259,16 +219,36 @@ impl SymbolFixer<'_> {
         }
     }
 
-    fn expr(&self, ck: &mut Checker, e: &mut Expr) {
+    fn expr(&self, ck: &mut Checker, e: &mut Expr, vars: &[VarInfo]) {
         match e {
-            Expr::Access(a) => a.indices.iter_mut().for_each(|ix| self.index(ck, ix)),
-            Expr::Call(_, args, _) => args.iter_mut().for_each(|a| self.expr(ck, a)),
-            Expr::Neg(x) => self.expr(ck, x),
+            Expr::Access(a) => {
+                for (k, ix) in a.indices.iter_mut().enumerate() {
+                    self.index(ck, ix);
+                    self.plain(ck, a.tensor, k, ix, vars);
+                }
+            }
+            Expr::Call(_, args, _) => args.iter_mut().for_each(|a| self.expr(ck, a, vars)),
+            Expr::Neg(x) => self.expr(ck, x, vars),
             Expr::Binary(_, a, b) => {
-                self.expr(ck, a);
-                self.expr(ck, b);
+                self.expr(ck, a, vars);
+                self.expr(ck, b, vars);
             }
             Expr::Number(_) | Expr::IndexValue(_) => {}
+        }
+    }
+
+    /// A plain variable on a placed axis ([`crate::place`]) whose extent is the axis's own is
+    /// an ordinary index again (a direct read or write, no gather or scatter).
+    fn plain(&self, ck: &mut Checker, tensor: usize, k: usize, ix: &mut Index, vars: &[VarInfo]) {
+        let Index::Expr(IndexExpr::Var(v)) = ix else {
+            return;
+        };
+        let Some(&axis) = ck.drafts.get(tensor).and_then(|d| d.axes.get(k)) else {
+            return;
+        };
+        let extent = self.domains.list[self.domains.of(ck, axis)].extent;
+        if vars.get(*v).is_some_and(|info| info.extent == extent) {
+            *ix = Index::Var(*v);
         }
     }
 
@@ -286,14 +266,24 @@ impl SymbolFixer<'_> {
 
     /// Finishes an equation: symbols resolved and variables sized.
     pub fn equation(&self, ck: &mut Checker, mut p: Pending<Equation>) -> Equation {
-        for ix in p.item.lhs_indices.iter_mut() {
-            self.index(ck, ix);
-        }
-        self.expr(ck, &mut p.item.rhs);
         for (k, v) in p.item.vars.iter_mut().enumerate() {
             v.domain = self.domains.of(ck, p.scope.nodes[k]);
             v.extent = self.domains.list[v.domain].extent;
         }
+        let vars = p.item.vars.clone();
+        for (position, form) in &p.deferred {
+            let extent = |v: usize| vars.get(v).map_or(0, |i| i.extent);
+            let mut node = |n: Node| self.domains.list[self.domains.of(ck, n)].extent;
+            let index = crate::place::concat_index(form, &extent, &mut node);
+            if let Some(ix) = p.item.lhs_indices.get_mut(*position) {
+                *ix = index;
+            }
+        }
+        for (k, ix) in p.item.lhs_indices.iter_mut().enumerate() {
+            self.index(ck, ix);
+            self.plain(ck, p.item.lhs, k, ix, &vars);
+        }
+        self.expr(ck, &mut p.item.rhs, &vars);
         p.item
     }
 

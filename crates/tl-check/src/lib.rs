@@ -15,6 +15,7 @@ mod finish;
 pub mod integer;
 pub mod learn;
 pub mod lint;
+mod place;
 pub mod program;
 mod resolve;
 mod statements;

@@ -155,6 +155,19 @@ impl IndexExpr {
         })
     }
 
+    /// Whether it divides by a constant zero somewhere (reported where it is written).
+    pub fn divides_by_zero(&self) -> bool {
+        use tl_syntax::ast::IndexOp;
+        match self {
+            IndexExpr::Binary(op, a, b) => {
+                (matches!(op, IndexOp::Div | IndexOp::Rem) && b.eval(&[]) == Some(0))
+                    || a.divides_by_zero()
+                    || b.divides_by_zero()
+            }
+            _ => false,
+        }
+    }
+
     /// Adds every variable used to `out`.
     pub fn vars(&self, out: &mut Vec<VarId>) {
         match self {

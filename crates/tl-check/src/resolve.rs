@@ -34,17 +34,8 @@ pub enum Hint {
         /// The slice's text.
         span: Span,
     },
-    /// A left-hand axis indexed by arithmetic is as long as the largest index it receives.
-    LhsExpr {
-        /// The axis's node.
-        axis: Node,
-        /// The expression.
-        expr: IndexExpr,
-        /// The nodes of the statement's variables.
-        vars: Vec<Node>,
-        /// Where.
-        span: Span,
-    },
+    /// A left-hand placement on a placed axis ([`crate::place`]).
+    Place(crate::place::PlaceHint),
 }
 
 /// The index variables of one statement.
@@ -70,6 +61,11 @@ impl Scope {
         let v = self.fresh(ck, name, span);
         self.map.insert(name.to_string(), v);
         v
+    }
+
+    /// The id of a named variable, if the statement uses it.
+    pub fn lookup(&self, name: &str) -> Option<usize> {
+        self.map.get(name).copied()
     }
 
     /// A new unnamed variable.
@@ -101,6 +97,8 @@ pub struct Pending<T> {
     pub item: T,
     /// Its variables.
     pub scope: Scope,
+    /// Left-hand positions whose index `concat` gives once extents are known.
+    pub deferred: Vec<(usize, crate::place::PlaceForm)>,
 }
 
 impl Checker<'_> {
@@ -118,6 +116,18 @@ impl Checker<'_> {
             IndexArg::Symbol { name, span } => {
                 self.uf.add_symbol(axis, name, *span)?;
                 Index::Symbol(name.clone(), axis)
+            }
+            // A read of a placed axis is soft: the variable is sized by its other uses.
+            IndexArg::Expr(ast::IndexExpr::Var(id)) if self.placed_nodes.contains(&axis) => {
+                let v = scope.var(self, &id.name, id.span);
+                hints.push(Hint::Arithmetic {
+                    var: scope.nodes[v],
+                    axis,
+                });
+                Index::Expr(IndexExpr::Var(v))
+            }
+            IndexArg::Expr(ast::IndexExpr::Int(c, _)) if self.placed_nodes.contains(&axis) => {
+                Index::Const(*c)
             }
             IndexArg::Expr(ast::IndexExpr::Var(id)) => {
                 let v = scope.var(self, &id.name, id.span);
@@ -251,6 +261,13 @@ impl Checker<'_> {
             ),
             ExprKind::Call { func, args } => {
                 let name = func.name.as_str();
+                if name == "concat" {
+                    return Err(CheckError::Misplaced {
+                        what: "`concat` places its arguments along a left-hand axis, so it is the whole right-hand side".into(),
+                        span: e.span,
+                        hint: "give it an equation of its own, `C[k] = concat(A[i], B[j])`, and use `C` here".into(),
+                    });
+                }
                 let f = if let Some((_, u)) = UNARY_NAMES.iter().find(|(n, _)| *n == name) {
                     match (name, args.len()) {
                         ("sig", 2) => Func::SigmoidT,
@@ -397,7 +414,7 @@ impl Checker<'_> {
     }
 }
 
-fn index_expr(ck: &mut Checker, scope: &mut Scope, e: &ast::IndexExpr) -> IndexExpr {
+pub fn index_expr(ck: &mut Checker, scope: &mut Scope, e: &ast::IndexExpr) -> IndexExpr {
     match e {
         ast::IndexExpr::Var(id) => IndexExpr::Var(scope.var(ck, &id.name, id.span)),
         ast::IndexExpr::Int(c, _) => IndexExpr::Const(*c),

@@ -3,8 +3,10 @@
 
 use crate::collect::Checker;
 use crate::error::CheckError;
+use crate::place::{self, ConcatPart, PlaceHint};
 use crate::program::{Equation, Index, Rule};
 use crate::resolve::{Hint, Pending, Scope};
+use crate::unify::Node;
 use tl_syntax::ast::{self, AccessStyle, ExprKind, IndexArg, StmtKind};
 
 /// Resolved equations and rules with their scopes, and the size hints they left.
@@ -23,6 +25,12 @@ impl Checker<'_> {
     pub fn resolve_all(&mut self, program: &ast::Program) -> Resolved {
         let mut out = Resolved::default();
         let mut bare = Vec::new();
+        let placed: Vec<Node> = self
+            .drafts
+            .iter()
+            .flat_map(|d| d.placed.iter().filter_map(|&k| d.axes.get(k).copied()))
+            .collect();
+        self.placed_nodes.extend(placed);
         for stmt in &program.stmts {
             let result = match &stmt.kind {
                 // A left-hand side without indices takes its axes from the bare tensors its
@@ -32,8 +40,8 @@ impl Checker<'_> {
                     Ok(())
                 }
                 StmtKind::Equation(eq) => self
-                    .equation(eq, stmt.span, &mut out.hints)
-                    .map(|p| out.equations.push(p)),
+                    .equations(eq, stmt.span, &mut out.hints)
+                    .map(|ps| out.equations.extend(ps)),
                 StmtKind::Rule(rule) => self.rule(rule, stmt.span).map(|p| out.rules.push(p)),
                 _ => Ok(()),
             };
@@ -50,8 +58,8 @@ impl Checker<'_> {
         for k in order {
             let (eq, span) = bare[k];
             if let Err(e) = self
-                .equation(eq, span, &mut out.hints)
-                .map(|p| out.equations.push(p))
+                .equations(eq, span, &mut out.hints)
+                .map(|ps| out.equations.extend(ps))
             {
                 self.errors.push(e);
             }
@@ -59,9 +67,87 @@ impl Checker<'_> {
         out
     }
 
+    /// Resolves an equation; a `concat` right-hand side becomes one equation per argument
+    /// ([`crate::place`]).
+    fn equations(
+        &mut self,
+        eq: &ast::Equation,
+        span: tl_syntax::Span,
+        hints: &mut Vec<Hint>,
+    ) -> Result<Vec<Pending<Equation>>, CheckError> {
+        let Some(args) = place::concat_args(&eq.rhs) else {
+            return Ok(vec![self.equation(eq, &eq.rhs, None, span, hints)?]);
+        };
+        let pos = place::concat_position(eq, args)?;
+        let mut on_left = Vec::new();
+        for (k, ix) in eq.lhs.indices.iter().flatten().enumerate() {
+            if let (IndexArg::Expr(e), true) = (&ix.arg, k != pos) {
+                place::index_expr_names(e, &mut on_left);
+            }
+        }
+        let new_names = |arg: &ast::Expr| -> Vec<String> {
+            place::index_names(arg)
+                .into_iter()
+                .filter(|n| !on_left.contains(n))
+                .collect()
+        };
+        match args {
+            [] => Err(CheckError::Arity {
+                func: "concat".into(),
+                expected: "one or more arguments",
+                found: 0,
+                span: eq.rhs.span,
+            }),
+            [arg] => {
+                let names = new_names(arg);
+                if names.is_empty() {
+                    return Err(CheckError::Misplaced {
+                        what: "`concat` of one argument flattens its indices that are not on the left, and this one has none".into(),
+                        span: arg.span,
+                        hint: "e.g. `Merge[b, p, m] = concat(Attn[b, h, p, v])` flattens `h` and `v` into `m`".into(),
+                    });
+                }
+                let part = ConcatPart::Flatten(names);
+                Ok(vec![self.equation(
+                    eq,
+                    arg,
+                    Some((pos, part)),
+                    span,
+                    hints,
+                )?])
+            }
+            _ => {
+                let mut before = Vec::new();
+                let mut out = Vec::new();
+                for arg in args {
+                    let names = new_names(arg);
+                    let [name] = names.as_slice() else {
+                        return Err(CheckError::Misplaced {
+                            what: format!("each argument of a `concat` of several needs exactly one index that is not on the left; this one has {}", names.len()),
+                            span: arg.span,
+                            hint: "e.g. `C[k] = concat(A[i], B[j])` lays `i` and then `j` along `k`".into(),
+                        });
+                    };
+                    let part = ConcatPart::Shift {
+                        name: name.clone(),
+                        before: before.clone(),
+                    };
+                    let p = self.equation(eq, arg, Some((pos, part)), span, hints)?;
+                    if let Some(v) = p.scope.lookup(name) {
+                        before.push(p.scope.nodes[v]);
+                    }
+                    out.push(p);
+                }
+                Ok(out)
+            }
+        }
+    }
+
     fn equation(
         &mut self,
         eq: &ast::Equation,
+        rhs: &ast::Expr,
+        concat: Option<(usize, ConcatPart)>,
         span: tl_syntax::Span,
         hints: &mut Vec<Hint>,
     ) -> Result<Pending<Equation>, CheckError> {
@@ -70,10 +156,25 @@ impl Checker<'_> {
         let mut lhs_indices = Vec::new();
         let mut norm_var = None;
         let mut anon = Vec::new();
+        let mut places = Vec::new();
+        let mut deferred_part = None;
         match &eq.lhs.indices {
             Some(indices) => {
                 let axes = self.drafts[lhs].axes.clone();
-                for (ix, &axis) in indices.iter().zip(&axes) {
+                for (k, (ix, &axis)) in indices.iter().zip(&axes).enumerate() {
+                    if let Some((_, part)) = concat.as_ref().filter(|(p, _)| *p == k) {
+                        places.push((k, axis, None, ix.arg.span()));
+                        deferred_part = Some(part.clone());
+                        self.place_lhs_extent(ix, axis)?;
+                        lhs_indices.push(Index::Const(0));
+                        continue;
+                    }
+                    if self.placed_nodes.contains(&axis) {
+                        let (index, form) = self.place_lhs(&mut scope, hints, ix, axis)?;
+                        places.push((k, axis, Some(form), ix.arg.span()));
+                        lhs_indices.push(index);
+                        continue;
+                    }
                     if let IndexArg::Slice { span, .. } = &ix.arg {
                         return Err(CheckError::Misplaced {
                             what: "a slice cannot be assigned to".into(),
@@ -82,14 +183,6 @@ impl Checker<'_> {
                         });
                     }
                     let index = self.index(&mut scope, hints, &ix.arg, axis, None)?;
-                    if let Index::Expr(e) = &index {
-                        hints.push(Hint::LhsExpr {
-                            axis,
-                            expr: e.clone(),
-                            vars: scope.nodes.clone(),
-                            span: ix.arg.span(),
-                        });
-                    }
                     if let (Index::Var(v), Some(ann)) = (&index, &ix.extent) {
                         match ann {
                             ast::ExtentAnn::Size(n, s) => {
@@ -134,7 +227,31 @@ impl Checker<'_> {
                 }
             }
         }
-        let rhs = self.expr(&mut scope, hints, &eq.rhs, &anon)?;
+        let rhs = self.expr(&mut scope, hints, rhs, &anon)?;
+        let name = &eq.lhs.name.name;
+        let mut deferred = Vec::new();
+        for (position, axis, form, at) in places {
+            let form = match (form, deferred_part.take()) {
+                (Some(form), part) => {
+                    deferred_part = part;
+                    form
+                }
+                (None, Some(part)) => {
+                    let form = place::concat_form(&mut scope, part);
+                    deferred.push((position, form.clone()));
+                    form
+                }
+                (None, None) => continue,
+            };
+            hints.push(Hint::Place(PlaceHint {
+                axis,
+                tensor: name.clone(),
+                position,
+                form,
+                vars: scope.nodes.clone(),
+                span: at,
+            }));
+        }
         let vars = scope.infos();
         Ok(Pending {
             item: Equation {
@@ -147,6 +264,7 @@ impl Checker<'_> {
                 span,
             },
             scope,
+            deferred,
         })
     }
 
@@ -213,6 +331,7 @@ impl Checker<'_> {
                 span,
             },
             scope,
+            deferred: Vec::new(),
         })
     }
 }

@@ -82,7 +82,7 @@ fn splice_sites(
     };
     let every_row = |k: usize| {
         let re = &ls.equations[k];
-        re.head == Row::Offset(0) && re.extent == ls.rows && !re.plan.inlined
+        re.head == Row::Offset(0) && re.extent == ls.rows_of(t) && !re.plan.inlined
     };
     if !every_row(producer) || ls.equations[producer].plan.placement != Placement::Direct {
         return None;

@@ -73,9 +73,9 @@ pub struct RowEquation {
 pub struct LayeredStratum {
     /// The stratum, in the checked program's list.
     pub stratum: usize,
-    /// The layer axis of each tensor of the group.
-    pub axes: Vec<(TensorId, usize)>,
-    /// The number of rows (the layer axis's extent).
+    /// The layer axis of each tensor of the group, and how many rows it holds.
+    pub axes: Vec<(TensorId, usize, usize)>,
+    /// The number of rows: the longest layer axis of the group's tensors.
     pub rows: usize,
     /// The group's tensors in the order they are computed within a row.
     pub order: Vec<TensorId>,
@@ -86,7 +86,15 @@ pub struct LayeredStratum {
 impl LayeredStratum {
     /// The layer axis of a tensor of the group.
     pub fn axis_of(&self, t: TensorId) -> Option<usize> {
-        self.axes.iter().find(|(u, _)| *u == t).map(|&(_, a)| a)
+        self.axes.iter().find(|(u, ..)| *u == t).map(|&(_, a, _)| a)
+    }
+
+    /// How many rows a tensor of the group holds (its layer axis's extent).
+    pub fn rows_of(&self, t: TensorId) -> usize {
+        self.axes
+            .iter()
+            .find(|(u, ..)| *u == t)
+            .map_or(0, |&(.., n)| n)
     }
 }
 
@@ -338,10 +346,13 @@ fn layered_stratum(
     let Some(axes) = layer_axes(p, group) else {
         return Ok(None);
     };
-    let rows = shapes[group[0]][axes[&group[0]]];
-    if group.iter().any(|&t| shapes[t][axes[&t]] != rows) {
-        return Ok(None);
-    }
+    // Tensors of the group may hold different numbers of rows (`X[l+1] = Y[l]` gives `X` one
+    // more than `Y`): the recursion runs over the most, and each tensor keeps its own.
+    let rows = group
+        .iter()
+        .map(|&t| shapes[t][axes[&t]])
+        .max()
+        .unwrap_or(0);
     let mut builder = Builder {
         p,
         shapes,
@@ -393,7 +404,10 @@ fn layered_stratum(
     }
     let mut layered = LayeredStratum {
         stratum: index,
-        axes: group.iter().map(|&t| (t, axes[&t])).collect(),
+        axes: group
+            .iter()
+            .map(|&t| (t, axes[&t], shapes[t][axes[&t]]))
+            .collect(),
         rows,
         order,
         equations,

@@ -23,8 +23,11 @@ impl Engine<'_> {
     pub fn layered(&mut self, ls: &LayeredStratum) -> Result<(), RunError> {
         let span = self.program.tensors[ls.order[0]].span;
         let err = |e| RunError::backend(e, span);
-        let mut rows: Vec<(TensorId, Vec<Option<Tensor>>)> =
-            ls.order.iter().map(|&t| (t, vec![None; ls.rows])).collect();
+        let mut rows: Vec<(TensorId, Vec<Option<Tensor>>)> = ls
+            .order
+            .iter()
+            .map(|&t| (t, vec![None; ls.rows_of(t)]))
+            .collect();
         let row_of = |rows: &[(TensorId, Vec<Option<Tensor>>)], t: TensorId, r: usize| {
             rows.iter()
                 .find(|(u, _)| *u == t)
@@ -92,8 +95,12 @@ impl Engine<'_> {
                         }
                     });
                 }
-                if let Some((_, rs)) = rows.iter_mut().find(|(u, _)| *u == t) {
-                    rs[w] = acc;
+                if let Some(slot) = rows
+                    .iter_mut()
+                    .find(|(u, _)| *u == t)
+                    .and_then(|(_, rs)| rs.get_mut(w))
+                {
+                    *slot = acc;
                 }
             }
         }

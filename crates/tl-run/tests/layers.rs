@@ -56,9 +56,10 @@ fn a_layer_recursion_runs_each_equation_once_per_layer() {
     for layers in [2, 3, 6, 12] {
         let (out, evaluations, strata) = run(&stack(layers), true);
         assert_eq!(strata, 1, "the stack is planned layer by layer");
-        // X and H once per layer (X's row 0 from V, rows 1.. from H), and Out once. A is
-        // read only by H, in the same row, so its plan is spliced into H's.
-        assert_eq!(evaluations, 2 * layers + 1, "{layers} layers");
+        // H once per layer, X once per row (row 0 from V, rows 1..=layers from H: X holds
+        // one row more than H), and Out once. A is read only by H, in the same row, so its
+        // plan is spliced into H's.
+        assert_eq!(evaluations, 2 * layers + 2, "{layers} layers");
         let (fixpoint, fixpoint_evaluations, _) = run(&stack(layers), false);
         for (a, b) in out.iter().zip(&fixpoint) {
             assert!(
