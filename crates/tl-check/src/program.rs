@@ -226,6 +226,9 @@ pub enum Func {
     SigmoidT,
     /// `softmax` / `lnorm`, along the left-hand side's dotted axis.
     Norm(NormFn),
+    /// `dropout(x, p)`: `x` times a fresh Bernoulli(1 - p) mask over 1 - p in a training step,
+    /// `x` everywhere else.
+    Dropout(f64),
 }
 
 /// A resolved right-hand-side expression. `Sum` nodes mark where the projection rule applies.
@@ -243,6 +246,27 @@ pub enum Expr {
     Neg(Box<Expr>),
     /// A binary operation (juxtaposition is `Mul`).
     Binary(BinOp, Box<Expr>, Box<Expr>),
+}
+
+impl Expr {
+    /// Whether it draws random numbers (`dropout`), so that a training step must evaluate it
+    /// afresh even when it depends on no parameter.
+    pub fn draws(&self) -> bool {
+        let mut stack = vec![self];
+        while let Some(e) = stack.pop() {
+            match e {
+                Expr::Call(Func::Dropout(_), ..) => return true,
+                Expr::Call(_, args, _) => stack.extend(args),
+                Expr::Neg(x) => stack.push(x),
+                Expr::Binary(_, a, b) => {
+                    stack.push(a);
+                    stack.push(b);
+                }
+                _ => {}
+            }
+        }
+        false
+    }
 }
 
 /// A checked tensor equation.

@@ -241,6 +241,38 @@ impl Checker<'_> {
         })
     }
 
+    /// `dropout(x, p)`: the rate is a number in [0, 1).
+    fn dropout(
+        &mut self,
+        scope: &mut Scope,
+        hints: &mut Vec<Hint>,
+        e: &ast::Expr,
+        args: &[ast::Expr],
+        anon: &[usize],
+    ) -> Result<Expr, CheckError> {
+        let [x, rate] = args else {
+            return Err(CheckError::Arity {
+                func: "dropout".into(),
+                expected: "two arguments, the value and the rate",
+                found: args.len(),
+                span: e.span,
+            });
+        };
+        let p = match &rate.kind {
+            ExprKind::Number(p) => Some(*p),
+            _ => None,
+        };
+        let Some(p) = p.filter(|p| (0.0..1.0).contains(p)) else {
+            return Err(CheckError::Misplaced {
+                what: "the rate of `dropout` is a number from 0 up to (not including) 1".into(),
+                span: rate.span,
+                hint: "write the rate as a literal, e.g. `dropout(H[e, h], 0.1)`".into(),
+            });
+        };
+        let x = self.expr(scope, hints, x, anon)?;
+        Ok(Expr::Call(Func::Dropout(p), vec![x], e.span))
+    }
+
     /// Resolves a right-hand-side expression.
     pub fn expr(
         &mut self,
@@ -261,6 +293,9 @@ impl Checker<'_> {
             ),
             ExprKind::Call { func, args } => {
                 let name = func.name.as_str();
+                if name == "dropout" {
+                    return self.dropout(scope, hints, e, args, anon);
+                }
                 if name == "concat" {
                     return Err(CheckError::Misplaced {
                         what: "`concat` places its arguments along a left-hand axis, so it is the whole right-hand side".into(),
@@ -304,6 +339,7 @@ impl Checker<'_> {
                         .iter()
                         .map(|(n, _)| *n)
                         .chain(NORM_NAMES.iter().map(|(n, _)| *n))
+                        .chain(["dropout", "concat"])
                         .collect();
                     return Err(CheckError::UnknownName {
                         kind: "function",

@@ -30,6 +30,12 @@ pub enum Op {
     Const(f64),
     /// The value of an index variable at each point (`0, 1, …, n-1` along its one axis).
     IndexValue(VarId),
+    /// `dropout`'s mask over this node's labels: in a training step, a fresh draw of 0 (with
+    /// probability `p`) or `1 / (1 - p)` at each point; everywhere else 1.
+    DropMask {
+        /// The rate.
+        p: f64,
+    },
     /// A fused elementwise expression of its inputs, broadcast onto this node's labels.
     Map {
         /// The expression (`Input(k)` is `inputs[k]`).
@@ -159,7 +165,11 @@ impl Op {
                 *inputs = all(inputs);
             }
             Op::Reduce { input, .. } | Op::Normalize { input, .. } => *input = f(*input),
-            Op::Load { .. } | Op::Gather { .. } | Op::Const(_) | Op::IndexValue(_) => {}
+            Op::Load { .. }
+            | Op::Gather { .. }
+            | Op::Const(_)
+            | Op::IndexValue(_)
+            | Op::DropMask { .. } => {}
         }
         op
     }
@@ -185,6 +195,7 @@ impl Op {
             }
             Op::Load { .. }
             | Op::Const(_)
+            | Op::DropMask { .. }
             | Op::Map { .. }
             | Op::Contract { .. }
             | Op::ContractMap { .. }
@@ -262,7 +273,11 @@ impl Graph {
                 .chain(inputs.iter().copied())
                 .collect(),
             Op::Reduce { input, .. } | Op::Normalize { input, .. } => vec![*input],
-            Op::Load { .. } | Op::Gather { .. } | Op::Const(_) | Op::IndexValue(_) => Vec::new(),
+            Op::Load { .. }
+            | Op::Gather { .. }
+            | Op::Const(_)
+            | Op::IndexValue(_)
+            | Op::DropMask { .. } => Vec::new(),
         }
     }
 
@@ -345,6 +360,7 @@ impl fmt::Display for Graph {
                 Op::Gather { tensor, indices } => format!("gather t{tensor} {indices:?}"),
                 Op::Const(c) => format!("const {c}"),
                 Op::IndexValue(v) => format!("index v{v}"),
+                Op::DropMask { p } => format!("dropout mask {p}"),
                 Op::Map { expr, inputs } => format!("map {expr:?} ({})", node_list(inputs)),
                 Op::Contract { a, b } => format!("contract %{a} %{b}"),
                 Op::ContractMap { a, b, expr, inputs } => format!(

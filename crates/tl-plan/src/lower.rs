@@ -431,6 +431,18 @@ impl<'a> Lowerer<'a> {
         }
         Ok(match func {
             Func::Unary(f) => self.map(MapExpr::Unary(f, Box::new(MapExpr::Input(0))), inputs),
+            Func::Dropout(p) => {
+                let x = inputs.first().copied().unwrap_or(0);
+                let mask = self.push(Op::DropMask { p }, self.labels(x).to_vec());
+                self.map(
+                    MapExpr::Binary(
+                        BinaryFn::Mul,
+                        Box::new(MapExpr::Input(0)),
+                        Box::new(MapExpr::Input(1)),
+                    ),
+                    vec![x, mask],
+                )
+            }
             Func::SigmoidT => self.map(
                 MapExpr::Binary(
                     BinaryFn::SigmoidT,

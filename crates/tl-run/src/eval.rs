@@ -352,6 +352,24 @@ impl Engine<'_> {
                     });
                     be.gather_shared(&source, &idx, &node.shape).map_err(err)?
                 }
+                // A training step (a recorded forward pass) draws a fresh mask; everything
+                // else sees 1, and dropout is the identity.
+                Op::DropMask { p } if self.record => {
+                    let keep = 1.0 / (1.0 - p);
+                    let n: usize = node.shape.iter().product();
+                    let data: Vec<f64> = (0..n)
+                        .map(|_| if self.rng.uniform() < *p { 0.0 } else { keep })
+                        .collect();
+                    let host = HostTensor {
+                        shape: node.shape.clone(),
+                        data: HostData::F64(data).convert(dtype),
+                    };
+                    be.upload(&host).map_err(err)?
+                }
+                Op::DropMask { .. } => {
+                    let one = be.full(&[], 1.0, dtype).map_err(err)?;
+                    one.broadcast_scalar(&node.shape).unwrap_or(one)
+                }
                 Op::Const(c) => {
                     let scalar = match self.constants.get(&(c.to_bits(), dtype)) {
                         Some(t) => t.clone(),

@@ -210,7 +210,7 @@ impl Engine<'_> {
                 Op::Load { tensor } | Op::Gather { tensor, .. } => {
                     wanted.get(tensor % n).copied().unwrap_or(false)
                 }
-                Op::Const(_) | Op::IndexValue(_) => false,
+                Op::Const(_) | Op::IndexValue(_) | Op::DropMask { .. } => false,
                 _ => plan.graph.inputs(id).iter().any(|&i| req[i]),
             };
         }
@@ -243,7 +243,7 @@ impl Engine<'_> {
                         .map_err(self.err(span))?;
                     self.accumulate(&mut grads[tensor % n], back, span)?;
                 }
-                Op::Const(_) | Op::IndexValue(_) => {}
+                Op::Const(_) | Op::IndexValue(_) | Op::DropMask { .. } => {}
                 Op::Map { expr, inputs } => {
                     for (k, &i) in inputs.iter().enumerate() {
                         if !req[i] || !expr.uses(k) {

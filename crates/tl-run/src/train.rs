@@ -72,10 +72,18 @@ impl Engine<'_> {
             .collect()
     }
 
-    /// For each tensor, whether it depends on one of `params`.
+    /// The tensors a training step recomputes: those that depend on `params`, or that draw
+    /// random numbers (`dropout`), and whatever reads them.
     fn depends_on(&self, params: &[TensorId]) -> Vec<bool> {
         let n = self.program.tensors.len();
-        let mut dep: Vec<bool> = (0..n).map(|t| params.contains(&t)).collect();
+        let p = self.program;
+        let draws = |t: TensorId| {
+            p.tensors[t]
+                .equations
+                .iter()
+                .any(|&e| p.equations.get(e).is_some_and(|eq| eq.rhs.draws()))
+        };
+        let mut dep: Vec<bool> = (0..n).map(|t| params.contains(&t) || draws(t)).collect();
         loop {
             let mut changed = false;
             for t in 0..n {

@@ -3,26 +3,12 @@
 //! of a placed axis are soft, and `concat` (flatten and append) agrees with a reference built
 //! here, forwards and backwards (one exact SGD step from known parameters).
 
-use std::process::Command;
+mod common;
 
-/// Runs `tl run --json --dtype f64`; (success, answers, stderr).
+use common::{data, fails, run_json};
+
 fn run(text: &str) -> (bool, Vec<serde_json::Value>, String) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let prog = dir.path().join("p.tl");
-    std::fs::write(&prog, text).unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
-        .args(["run", "--json", "--device", "cpu", "--dtype", "f64"])
-        .arg(&prog)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tl: {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let answers = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (out.status.success(), answers, stderr)
+    run_json(text, &["--dtype", "f64"])
 }
 
 /// The shape and data of each answer.
@@ -38,22 +24,9 @@ fn dense(text: &str) -> Vec<(Vec<usize>, Vec<f64>)> {
                 .into_iter()
                 .flatten()
                 .collect();
-            let data = a["data"]
-                .as_array()
-                .map(|s| s.iter().filter_map(|x| x.as_f64()))
-                .into_iter()
-                .flatten()
-                .collect();
-            (shape, data)
+            (shape, data(a))
         })
         .collect()
-}
-
-fn fails(text: &str, code: &str, at: &str) {
-    let (ok, _, err) = run(text);
-    assert!(!ok, "{text}");
-    assert!(err.contains(code), "{text}\n{err}");
-    assert!(err.contains(&format!("p.tl:{at}")), "{text}\n{err}");
 }
 
 /// Deterministic values in [-1, 1), never 0.

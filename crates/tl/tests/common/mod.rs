@@ -1,0 +1,41 @@
+//! Helpers shared by integration tests that run `tl` on a program text.
+
+use std::process::Command;
+
+/// Runs `tl run --json --device cpu ARGS` on `text` (written to `p.tl` in a fresh folder);
+/// (success, one JSON value per answer line, standard error). Fails the test on a panic.
+pub fn run_json(text: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let prog = dir.path().join("p.tl");
+    std::fs::write(&prog, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
+        .args(["run", "--json", "--device", "cpu"])
+        .args(args)
+        .arg(&prog)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tl: {e}"));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let answers = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (out.status.success(), answers, stderr)
+}
+
+/// The numbers of an answer's `data`.
+pub fn data(answer: &serde_json::Value) -> Vec<f64> {
+    answer["data"]
+        .as_array()
+        .map(|s| s.iter().filter_map(|x| x.as_f64()).collect())
+        .unwrap_or_default()
+}
+
+/// The program fails with `code`, located at `line:col` of the program.
+pub fn fails(text: &str, code: &str, at: &str) {
+    let (ok, _, err) = run_json(text, &[]);
+    assert!(!ok, "{text}");
+    assert!(err.contains(code), "{text}\n{err}");
+    assert!(err.contains(&format!("p.tl:{at}")), "{text}\n{err}");
+}
