@@ -2,29 +2,11 @@
 //! ended in an internal error or printed a wrong answer. Each now gives the right answer or
 //! an error with its code, located in the program.
 
-use std::process::Command;
+mod common;
 
 /// Runs `tl run --json` on `text` with an 8 GiB memory limit; (success, stdout, stderr).
 fn run(text: &str) -> (bool, String, String) {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let prog = dir.path().join("p.tl");
-    std::fs::write(&prog, text).unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
-        .args(["run", "--json", "--device", "cpu", "--max-memory", "8G"])
-        .arg(&prog)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tl: {e}"));
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("please report"),
-        "{stderr}"
-    );
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr,
-    )
+    common::run_raw(text, &["--max-memory", "8G"])
 }
 
 /// The program answers with exactly these JSON lines.

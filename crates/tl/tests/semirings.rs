@@ -3,26 +3,16 @@
 //! (Viterbi) against the same recursion in f64, on random weighted graphs; unreached cells
 //! print `inf`.
 
-use std::process::Command;
+mod common;
 
 /// Runs `tl run --json --dtype f64` on `text`; the `data` of its one answer.
 fn answer(text: &str) -> Vec<serde_json::Value> {
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let prog = dir.path().join("p.tl");
-    std::fs::write(&prog, text).unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
-        .args(["run", "--json", "--device", "cpu", "--dtype", "f64"])
-        .arg(&prog)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tl: {e}"));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
-    let v: serde_json::Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{e}"));
-    v["data"].as_array().cloned().unwrap_or_default()
+    let (ok, answers, err) = common::run_json(text, &["--dtype", "f64"]);
+    assert!(ok, "{err}");
+    answers
+        .first()
+        .and_then(|a| a["data"].as_array().cloned())
+        .unwrap_or_default()
 }
 
 /// A small deterministic generator.
@@ -134,23 +124,14 @@ fn max_product_paths_match_the_recursion_in_f64() {
 #[test]
 fn unreached_cells_stay_infinite() {
     // In f32, 1e39 is +inf: no edge at all.
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let prog = dir.path().join("p.tl");
-    std::fs::write(
-        &prog,
+    let (ok, stdout, stderr) = common::run_raw(
         "W = [[0, 1, 1e39], [1e39, 0, 1e39], [1e39, 1e39, 0]]\nDist[x, y] = W[x, y]\nDist[x, z] min= Dist[x, y] + W[y, z]\nDist?\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
-        .args(["run", "--json", "--device", "cpu"])
-        .arg(&prog)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run tl: {e}"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success());
+        &[],
+    );
+    assert!(ok);
     assert_eq!(
         stdout.trim(),
         r#"{"query":"Dist","shape":[3,3],"data":[0.0,1.0,"inf","inf",0.0,"inf","inf","inf",0.0]}"#
     );
-    assert!(String::from_utf8_lossy(&out.stderr).is_empty());
+    assert!(stderr.is_empty());
 }

@@ -1,10 +1,12 @@
-//! Helpers shared by integration tests that run `tl` on a program text.
+//! Helpers shared by integration tests that run `tl` on a program text. Each test file uses
+//! some of them.
+#![allow(dead_code)]
 
 use std::process::Command;
 
 /// Runs `tl run --json --device cpu ARGS` on `text` (written to `p.tl` in a fresh folder);
-/// (success, one JSON value per answer line, standard error). Fails the test on a panic.
-pub fn run_json(text: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {
+/// (success, standard output, standard error). Fails the test on a panic or an internal error.
+pub fn run_raw(text: &str, args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let prog = dir.path().join("p.tl");
     std::fs::write(&prog, text).unwrap_or_else(|e| panic!("{e}"));
@@ -16,12 +18,25 @@ pub fn run_json(text: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, Str
         .output()
         .unwrap_or_else(|e| panic!("cannot run tl: {e}"));
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    let answers = String::from_utf8_lossy(&out.stdout)
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("please report"),
+        "{stderr}"
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+/// [`run_raw`], with one JSON value per answer line.
+pub fn run_json(text: &str, args: &[&str]) -> (bool, Vec<serde_json::Value>, String) {
+    let (ok, out, err) = run_raw(text, args);
+    let answers = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    (out.status.success(), answers, stderr)
+    (ok, answers, err)
 }
 
 /// The numbers of an answer's `data`.
