@@ -562,6 +562,64 @@ def pagerank():
     ])
 
 
+# 10. concat.tl: multi-head attention merged with concat, sequences placed one after another
+def concat():
+    rng = np.random.default_rng(10)
+    P, D, H, K = 4, 5, 2, 3
+    X = np.round(rng.normal(size=(P, D)), 2)
+    Wq = np.round(rng.normal(size=(H, K, D)) * 0.5, 2)
+    Wk = np.round(rng.normal(size=(H, K, D)) * 0.5, 2)
+    Wv = np.round(rng.normal(size=(H, K, D)) * 0.5, 2)
+    Wo = np.round(rng.normal(size=(D, H * K)) * 0.5, 2)
+    U = np.array([1.5, -2.0, 0.25])
+    W = np.array([4.0, 8.0])
+    lines = [
+        "# Multi-head attention as the paper writes it: the heads' outputs merged by `concat`",
+        "# (m = h*|v| + v), then projected; a sequence laid after another; a recurrence that",
+        "# places each row after the one it reads. Dropout is the identity outside training.",
+        "",
+        f"X = {fmt_literal(X)}",
+        f"Wq = {fmt_literal(Wq)}",
+        f"Wk = {fmt_literal(Wk)}",
+        f"Wv = {fmt_literal(Wv)}",
+        f"Wo = {fmt_literal(Wo)}",
+        f"U = {fmt_literal(U)}",
+        f"W = {fmt_literal(W)}",
+        "",
+        "Q[h, p, k] = Wq[h, k, d] X[p, d]",
+        "K[h, p, k] = Wk[h, k, d] X[p, d]",
+        "V[h, p, v] = Wv[h, v, d] X[p, d]",
+        f"A[h, p, p'.] = softmax(Q[h, p, k] K[h, p', k] / sqrt({K}))",
+        "Attn[h, p, v] = A[h, p, p'] V[h, p', v]",
+        "Merge[p, m] = concat(Attn[h, p, v])",
+        "Out[p, o] = Wo[o, m] dropout(Merge[p, m], 0.1)",
+        "",
+        "Seq[t] = concat(U[i], W[j])",
+        "Pow[n: 6] = 0",
+        "Pow[0] = 1",
+        "Pow[n + 1] = 3 Pow[n]",
+        "",
+        "Merge?", "Out?", "Seq?", "Pow?",
+        "",
+    ]
+    write_text("concat.tl", "\n".join(lines))
+    Q = np.einsum("hkd,pd->hpk", Wq, X)
+    Kt = np.einsum("hkd,pd->hpk", Wk, X)
+    V = np.einsum("hvd,pd->hpv", Wv, X)
+    S = np.einsum("hpk,hqk->hpq", Q, Kt) / np.sqrt(K)
+    S = np.exp(S - S.max(axis=2, keepdims=True))
+    A = S / S.sum(axis=2, keepdims=True)
+    Attn = np.einsum("hpq,hqv->hpv", A, V)
+    Merge = Attn.transpose(1, 0, 2).reshape(P, H * K)
+    Out = np.einsum("om,pm->po", Wo, Merge)
+    write_expected("concat.expected.jsonl", [
+        tensor_answer("Merge", Merge),
+        tensor_answer("Out", Out),
+        tensor_answer("Seq", np.concatenate([U, W])),
+        tensor_answer("Pow", 3.0 ** np.arange(6)),
+    ])
+
+
 def main():
     family()
     reachability()
@@ -572,6 +630,7 @@ def main():
     gnn()
     attention()
     pagerank()
+    concat()
 
 
 if __name__ == "__main__":
