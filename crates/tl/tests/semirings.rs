@@ -1,7 +1,7 @@
 //! Recursion combined by min or max (the tropical semirings) is a least fixpoint that starts
 //! from the operator's identity: shortest paths against Floyd–Warshall and max-product paths
-//! (Viterbi) against the same recursion in f64, on random weighted graphs; unreached cells
-//! print `inf`.
+//! (Viterbi) against the same recursion in f64, widest (bottleneck) paths against
+//! Floyd–Warshall over (max, min), on random weighted graphs; unreached cells print `inf`.
 
 mod common;
 
@@ -118,6 +118,47 @@ fn max_product_paths_match_the_recursion_in_f64() {
     for (g, w) in got.iter().zip(v.iter().flatten()) {
         let g = g.as_f64().unwrap_or(f64::NAN);
         assert!((g - w).abs() <= 1e-12, "{g} vs {w}");
+    }
+}
+
+#[test]
+fn widest_paths_match_floyd_warshall_over_max_min() {
+    let mut rng = Rng(0x853c_49e6_748f_ea9b);
+    for n in [1usize, 3, 8, 11] {
+        // Capacities 1..=9 on about half the pairs, 0 (no edge) elsewhere.
+        let cap: Vec<Vec<f64>> = (0..n)
+            .map(|_| {
+                (0..n)
+                    .map(|_| {
+                        if rng.next().is_multiple_of(2) {
+                            0.0
+                        } else {
+                            (1 + rng.next() % 9) as f64
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        // Bottleneck paths of one edge or more: Floyd–Warshall over (max, min).
+        let mut w = cap.clone();
+        for k in 0..n {
+            for i in 0..n {
+                for j in 0..n {
+                    w[i][j] = w[i][j].max(w[i][k].min(w[k][j]));
+                }
+            }
+        }
+        // min(a, b) is a - relu(a - b).
+        let text = format!(
+            "Cap = {}\nWide[x, y] = Cap[x, y]\nWide[x, z] max= Wide[x, y] - relu(Wide[x, y] - Cap[y, z])\nWide?\n",
+            literal(&cap)
+        );
+        let got = answer(&text);
+        let want: Vec<f64> = w.into_iter().flatten().collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g.as_f64(), Some(*w), "{text}");
+        }
     }
 }
 
