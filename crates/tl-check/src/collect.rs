@@ -78,6 +78,10 @@ pub struct Checker<'a> {
     pub symbol_refs: Vec<(String, Node)>,
     /// Safetensors files already read, by path, so a model's many `#name` reads load it once.
     pub safetensors: data::SafetensorsCache,
+    /// Tensors that an equation writes at a virtual index (`S[i, *t+1] = …`), by name.
+    pub virtuals: HashMap<String, Span>,
+    /// While the right-hand side of a step equation is resolved: its step variable and name.
+    pub step: Option<(usize, String)>,
 }
 
 impl<'a> Checker<'a> {
@@ -92,6 +96,8 @@ impl<'a> Checker<'a> {
             errors: Vec::new(),
             symbol_refs: Vec::new(),
             safetensors: data::SafetensorsCache::default(),
+            virtuals: HashMap::new(),
+            step: None,
         }
     }
 
@@ -160,6 +166,7 @@ impl<'a> Checker<'a> {
 
     /// Pass 1 over all statements.
     pub fn collect(&mut self, program: &ast::Program) {
+        self.virtuals = crate::virtual_index::virtual_tensors(program);
         for (k, stmt) in program.stmts.iter().enumerate() {
             if let Err(e) = self.collect_stmt(k, stmt) {
                 self.errors.push(e);
@@ -224,7 +231,8 @@ impl<'a> Checker<'a> {
             StmtKind::Equation(eq) => {
                 let id = self.tensor(&eq.lhs.name.name, eq.lhs.name.span);
                 if let Some(ix) = &eq.lhs.indices {
-                    self.set_rank(id, ix.len(), eq.lhs.span);
+                    let rank = ix.iter().filter(|x| !is_virtual(&x.arg)).count();
+                    self.set_rank(id, rank, eq.lhs.span);
                 }
                 self.drafts[id].equations.push(k);
                 self.drafts[id].derived_at.get_or_insert(stmt.span);
@@ -333,6 +341,16 @@ impl<'a> Checker<'a> {
 
     fn note_access(&mut self, a: &ast::Access) {
         let id = self.tensor(&a.name.name, a.name.span);
+        if a.args.iter().any(is_virtual) {
+            // Only a tensor written at steps is read at one; any other is an error when the
+            // read is resolved, not a rank to learn from.
+            self.drafts[id].read_as_tensor = true;
+            if self.virtuals.contains_key(&a.name.name) {
+                let rank = a.args.iter().filter(|x| !is_virtual(x)).count();
+                self.set_rank(id, rank, a.span);
+            }
+            return;
+        }
         match a.style {
             AccessStyle::Bare => self.drafts[id].read_as_tensor = true,
             AccessStyle::Bracket => {
@@ -370,6 +388,16 @@ impl<'a> Checker<'a> {
     fn data(&mut self, def: &ast::DataDef) -> Result<(), CheckError> {
         let id = self.tensor(&def.lhs.name.name, def.lhs.name.span);
         let span = def.lhs.span.to(def.source.span());
+        if let Some(ix) = def.lhs.indices.iter().flatten().find(|x| is_virtual(&x.arg)) {
+            return Err(CheckError::VirtualMisplaced {
+                what: "data has no steps".into(),
+                span: ix.arg.span(),
+                hint: format!(
+                    "data given for a tensor written at steps is its value before the loop: `{} = …` without `*`",
+                    def.lhs.name.name
+                ),
+            });
+        }
         let loaded = match &def.source {
             DataSource::Array(lit) => Loaded::Tensor(data::literal(lit)),
             DataSource::File(f) => {
@@ -455,6 +483,11 @@ impl<'a> Checker<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether an index argument is a virtual index (`*t`).
+pub fn is_virtual(arg: &ast::IndexArg) -> bool {
+    matches!(arg, ast::IndexArg::Virtual { .. })
 }
 
 fn source_span(s: &Source) -> Option<Span> {

@@ -1,7 +1,7 @@
 //! Pass 2 over whole statements: equations and rules become their resolved forms, waiting
 //! only for domains to be settled.
 
-use crate::collect::Checker;
+use crate::collect::{is_virtual, Checker};
 use crate::error::CheckError;
 use crate::program::{Equation, Index, Rule};
 use crate::resolve::{Hint, Pending, Scope};
@@ -16,6 +16,8 @@ pub struct Resolved {
     pub rules: Vec<Pending<Rule>>,
     /// Size hints.
     pub hints: Vec<Hint>,
+    /// For each equation, its step variable when it writes a step (`S[i, *t+1] = …`).
+    pub step_vars: Vec<Option<usize>>,
 }
 
 impl Checker<'_> {
@@ -31,9 +33,13 @@ impl Checker<'_> {
                     bare.push((eq, stmt.span));
                     Ok(())
                 }
-                StmtKind::Equation(eq) => self
-                    .equation(eq, stmt.span, &mut out.hints)
-                    .map(|p| out.equations.push(p)),
+                StmtKind::Equation(eq) => {
+                    self.equation(eq, stmt.span, &mut out.hints)
+                        .map(|(p, step)| {
+                            out.equations.push(p);
+                            out.step_vars.push(step);
+                        })
+                }
                 StmtKind::Rule(rule) => self.rule(rule, stmt.span).map(|p| out.rules.push(p)),
                 _ => Ok(()),
             };
@@ -51,7 +57,10 @@ impl Checker<'_> {
             let (eq, span) = bare[k];
             if let Err(e) = self
                 .equation(eq, span, &mut out.hints)
-                .map(|p| out.equations.push(p))
+                .map(|(p, step)| {
+                    out.equations.push(p);
+                    out.step_vars.push(step);
+                })
             {
                 self.errors.push(e);
             }
@@ -64,16 +73,21 @@ impl Checker<'_> {
         eq: &ast::Equation,
         span: tl_syntax::Span,
         hints: &mut Vec<Hint>,
-    ) -> Result<Pending<Equation>, CheckError> {
+    ) -> Result<(Pending<Equation>, Option<usize>), CheckError> {
         let lhs = self.by_name.get(&eq.lhs.name.name).copied().unwrap_or(0);
         let mut scope = Scope::default();
         let mut lhs_indices = Vec::new();
         let mut norm_var = None;
         let mut anon = Vec::new();
+        let step = match &eq.lhs.indices {
+            Some(indices) => self.step_head(&mut scope, indices)?,
+            None => None,
+        };
         match &eq.lhs.indices {
             Some(indices) => {
                 let axes = self.drafts[lhs].axes.clone();
-                for (ix, &axis) in indices.iter().zip(&axes) {
+                let kept = indices.iter().filter(|ix| !is_virtual(&ix.arg));
+                for (ix, &axis) in kept.zip(&axes) {
                     if let IndexArg::Slice { span, .. } = &ix.arg {
                         return Err(CheckError::Misplaced {
                             what: "a slice cannot be assigned to".into(),
@@ -134,20 +148,84 @@ impl Checker<'_> {
                 }
             }
         }
-        let rhs = self.expr(&mut scope, hints, &eq.rhs, &anon)?;
+        if let Some((v, _)) = step {
+            let mut used = Vec::new();
+            for ix in &lhs_indices {
+                crate::loops::index_vars(ix, &mut used);
+            }
+            if used.contains(&v) || norm_var == Some(v) {
+                return Err(CheckError::VirtualMisplaced {
+                    what: format!("`{}` is both the step and an axis here", scope.names[v]),
+                    span: scope.spans[v],
+                    hint: "the step variable names no axis of the tensor it writes; use another name for the axis".into(),
+                });
+            }
+            self.step = Some((v, scope.names[v].clone()));
+        }
+        let rhs = self.expr(&mut scope, hints, &eq.rhs, &anon);
+        self.step = None;
+        let rhs = rhs?;
+        if let Some((v, offset)) = step {
+            lhs_indices.push(crate::loops::step_index(v, offset));
+        }
         let vars = scope.infos();
-        Ok(Pending {
-            item: Equation {
-                lhs,
-                lhs_indices,
-                norm_var,
-                projection: eq.projection,
-                rhs,
-                vars,
-                span,
+        Ok((
+            Pending {
+                item: Equation {
+                    lhs,
+                    lhs_indices,
+                    norm_var,
+                    projection: eq.projection,
+                    rhs,
+                    vars,
+                    span,
+                },
+                scope,
             },
-            scope,
-        })
+            step.map(|(v, _)| v),
+        ))
+    }
+
+    /// The step variable and offset of a left-hand side written at a virtual index
+    /// (`S[i, *t+1]`), with the step's extent annotation applied; `None` without one.
+    fn step_head(
+        &mut self,
+        scope: &mut Scope,
+        indices: &[ast::LhsIndex],
+    ) -> Result<Option<(usize, i64)>, CheckError> {
+        let mut stepped = indices.iter().filter(|ix| is_virtual(&ix.arg));
+        let Some(ix) = stepped.next() else {
+            return Ok(None);
+        };
+        if let Some(second) = stepped.next() {
+            return Err(CheckError::VirtualMisplaced {
+                what: "a left-hand side has at most one virtual index".into(),
+                span: second.arg.span(),
+                hint: "a loop runs over one step variable; nest a second loop in a tensor of its own".into(),
+            });
+        }
+        let IndexArg::Virtual { var, offset, span } = &ix.arg else {
+            return Ok(None);
+        };
+        if ix.dotted {
+            return Err(CheckError::VirtualMisplaced {
+                what: "a virtual index has no axis to normalise along".into(),
+                span: *span,
+                hint: "put the `.` on an index without `*`".into(),
+            });
+        }
+        let v = scope.var(self, &var.name, var.span);
+        match &ix.extent {
+            Some(ast::ExtentAnn::Size(n, s)) => {
+                self.uf.set_extent(scope.nodes[v], *n as usize, *s)?
+            }
+            Some(ast::ExtentAnn::Domain(d)) => {
+                let dn = self.domain_node(d)?;
+                self.uf.union(scope.nodes[v], dn)?;
+            }
+            None => {}
+        }
+        Ok(Some((v, *offset)))
     }
 
     /// The number of unnamed axes a right-hand side keeps: the most axes of any bare tensor
