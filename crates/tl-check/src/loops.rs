@@ -57,6 +57,24 @@ pub fn step_offset(ix: &Index, var: VarId) -> Option<i64> {
     }
 }
 
+/// The constant `c` of an index `t + c`, `c + t` or `t - c` over step variable `var`: a row
+/// of a tensor that steps read one at a time (`U[t, j]`).
+pub fn step_row(ix: &Index, var: VarId) -> Option<i64> {
+    let Index::Expr(IndexExpr::Binary(op, a, b)) = ix else {
+        return step_offset(ix, var);
+    };
+    match (op, a.as_ref(), b.as_ref()) {
+        (IndexOp::Add, IndexExpr::Var(v), IndexExpr::Const(c))
+        | (IndexOp::Add, IndexExpr::Const(c), IndexExpr::Var(v))
+            if *v == var =>
+        {
+            Some(*c)
+        }
+        (IndexOp::Sub, IndexExpr::Var(v), IndexExpr::Const(c)) if *v == var => c.checked_neg(),
+        _ => None,
+    }
+}
+
 /// Adds the variables an index uses to `out`.
 pub fn index_vars(ix: &Index, out: &mut Vec<VarId>) {
     match ix {
@@ -298,6 +316,7 @@ fn one_loop(
                 });
             }
         }
+        errors.extend(step_uses(eq, ranks, name));
         for r in step_reads(eq, ranks) {
             let (cy, cx) = (head_of(r.tensor), head_of(x));
             let ahead = r.offset - cy;
@@ -366,6 +385,44 @@ fn one_loop(
         equations,
         span,
     })
+}
+
+/// Errors for reads that use the step variable other than as one row `t + c` of one axis (or,
+/// for a read at a step, other than in the step).
+fn step_uses(eq: &StepEquation, ranks: &[usize], name: &dyn Fn(TensorId) -> String) -> Vec<CheckError> {
+    let mut all = Vec::new();
+    accesses(&eq.equation.rhs, &mut all);
+    let mut errors = Vec::new();
+    for a in all {
+        let stepped = Some(a.indices.len()) == ranks.get(a.tensor).map(|r| r + 1);
+        let plain = if stepped {
+            &a.indices[..a.indices.len().saturating_sub(1)]
+        } else {
+            &a.indices[..]
+        };
+        let using: Vec<&Index> = plain
+            .iter()
+            .filter(|ix| {
+                let mut vs = Vec::new();
+                index_vars(ix, &mut vs);
+                vs.contains(&eq.var)
+            })
+            .collect();
+        let fine = match using[..] {
+            [] => true,
+            [ix] => !stepped && step_row(ix, eq.var).is_some(),
+            _ => false,
+        };
+        if !fine {
+            let t = eq.equation.vars.get(eq.var).map_or("t", |v| v.name.as_str());
+            errors.push(CheckError::VirtualMisplaced {
+                what: format!("the step `{t}` indexes `{}` in a way a step cannot read", name(a.tensor)),
+                span: a.span,
+                hint: format!("a step reads one row of a tensor: `{t}` or `{t}` plus a constant, on one axis (`U[{t}, j]`, `U[{t}+1, j]`)"),
+            });
+        }
+    }
+    errors
 }
 
 /// The loop's tensors ordered so each comes after those it reads at the same step; a cycle is
