@@ -78,8 +78,11 @@ pub struct Checker<'a> {
     pub symbol_refs: Vec<(String, Node)>,
     /// Safetensors files already read, by path, so a model's many `#name` reads load it once.
     pub safetensors: data::SafetensorsCache,
-    /// Tensors that an equation writes at a virtual index (`S[i, *t+1] = …`), by name.
-    pub virtuals: HashMap<String, Span>,
+    /// Tensors that an equation writes at a virtual index (`S[i, *t+1] = …`), by name, with
+    /// the number of their loop.
+    pub virtuals: HashMap<String, usize>,
+    /// The node of each loop's number of steps, by loop number.
+    pub loop_step_nodes: HashMap<usize, Node>,
     /// While the right-hand side of a step equation is resolved: its step variable and name.
     pub step: Option<(usize, String)>,
 }
@@ -97,6 +100,7 @@ impl<'a> Checker<'a> {
             symbol_refs: Vec::new(),
             safetensors: data::SafetensorsCache::default(),
             virtuals: HashMap::new(),
+            loop_step_nodes: HashMap::new(),
             step: None,
         }
     }

@@ -80,7 +80,7 @@ impl Checker<'_> {
         let mut norm_var = None;
         let mut anon = Vec::new();
         let step = match &eq.lhs.indices {
-            Some(indices) => self.step_head(&mut scope, indices)?,
+            Some(indices) => self.step_head(&mut scope, indices, &eq.lhs.name.name)?,
             None => None,
         };
         match &eq.lhs.indices {
@@ -192,6 +192,7 @@ impl Checker<'_> {
         &mut self,
         scope: &mut Scope,
         indices: &[ast::LhsIndex],
+        tensor: &str,
     ) -> Result<Option<(usize, i64)>, CheckError> {
         let mut stepped = indices.iter().filter(|ix| is_virtual(&ix.arg));
         let Some(ix) = stepped.next() else {
@@ -215,6 +216,9 @@ impl Checker<'_> {
             });
         }
         let v = scope.var(self, &var.name, var.span);
+        let group = self.virtuals.get(tensor).copied().unwrap_or(0);
+        let steps = self.loop_steps(group);
+        self.uf.union_at(scope.nodes[v], steps, var.span)?;
         match &ix.extent {
             Some(ast::ExtentAnn::Size(n, s)) => {
                 self.uf.set_extent(scope.nodes[v], *n as usize, *s)?

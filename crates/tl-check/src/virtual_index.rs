@@ -12,19 +12,59 @@ use std::collections::HashMap;
 use tl_syntax::ast::{self, IndexArg, StmtKind};
 use tl_syntax::Span;
 
-/// The tensors some equation writes at a virtual index, with where it first does.
-pub fn virtual_tensors(program: &ast::Program) -> HashMap<String, Span> {
-    let mut out = HashMap::new();
+/// The tensors some equation writes at a virtual index, each with the number of its loop:
+/// tensors that read each other at steps share a loop (and so its number of steps).
+pub fn virtual_tensors(program: &ast::Program) -> HashMap<String, usize> {
+    let mut names: Vec<&str> = Vec::new();
+    let mut steps: Vec<&ast::Equation> = Vec::new();
     for stmt in &program.stmts {
         if let StmtKind::Equation(eq) = &stmt.kind {
-            let at = eq.lhs.indices.iter().flatten().find(|ix| is_virtual(&ix.arg));
-            if let Some(ix) = at {
-                out.entry(eq.lhs.name.name.clone())
-                    .or_insert_with(|| ix.arg.span());
+            if eq.lhs.indices.iter().flatten().any(|ix| is_virtual(&ix.arg)) {
+                steps.push(eq);
+                if !names.contains(&eq.lhs.name.name.as_str()) {
+                    names.push(eq.lhs.name.name.as_str());
+                }
             }
         }
     }
-    out
+    let mut parent: Vec<usize> = (0..names.len()).collect();
+    fn root(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    for eq in steps {
+        let mut reads = Vec::new();
+        stepped_reads(&eq.rhs, &mut reads);
+        let Some(a) = names.iter().position(|n| *n == eq.lhs.name.name) else {
+            continue;
+        };
+        for name in reads {
+            if let Some(b) = names.iter().position(|n| *n == name) {
+                let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+                parent[ra] = rb;
+            }
+        }
+    }
+    (0..names.len())
+        .map(|k| (names[k].to_string(), root(&mut parent, k)))
+        .collect()
+}
+
+/// The names of the tensors an expression reads at a step.
+fn stepped_reads<'e>(e: &'e ast::Expr, out: &mut Vec<&'e str>) {
+    match &e.kind {
+        ast::ExprKind::Access(a) if a.args.iter().any(is_virtual) => out.push(&a.name.name),
+        ast::ExprKind::Access(_) | ast::ExprKind::Number(_) | ast::ExprKind::Index(_) => {}
+        ast::ExprKind::Call { args, .. } => args.iter().for_each(|x| stepped_reads(x, out)),
+        ast::ExprKind::Neg(x) => stepped_reads(x, out),
+        ast::ExprKind::Binary { lhs, rhs, .. } => {
+            stepped_reads(lhs, out);
+            stepped_reads(rhs, out);
+        }
+    }
 }
 
 /// The error for a `*` read outside the right-hand side of a step equation.
@@ -37,6 +77,20 @@ pub fn outside_a_step(span: Span) -> CheckError {
 }
 
 impl Checker<'_> {
+    /// The union-find node of the number of steps of loop `group`, made on first use: every
+    /// step variable of the loop's equations is joined with it, so that one use that sizes
+    /// the step (`U[t, j]`) sizes all of them.
+    pub fn loop_steps(&mut self, group: usize) -> crate::unify::Node {
+        if let Some(&node) = self.loop_step_nodes.get(&group) {
+            return node;
+        }
+        let node = self
+            .uf
+            .node("the steps of a loop".to_string(), String::new());
+        self.loop_step_nodes.insert(group, node);
+        node
+    }
+
     /// Resolves a read with a virtual index, inside a step equation: the tensor's indices,
     /// then the step index.
     pub fn step_access(
@@ -106,5 +160,12 @@ mod tests {
         assert!(errors.is_empty());
         let found = virtual_tensors(&program);
         assert_eq!(found.keys().collect::<Vec<_>>(), vec!["S"]);
+        let (program, _) = tl_syntax::parse(
+            "H[i, *t+1] = C[i, *t+1]\nC[i, *t+1] = C[i, *t] + H[i, *t]\nR[*t+1] = R[*t]",
+            FileId(0),
+        );
+        let found = virtual_tensors(&program);
+        assert_eq!(found.get("H"), found.get("C"));
+        assert_ne!(found.get("H"), found.get("R"));
     }
 }

@@ -195,9 +195,13 @@ impl Engine<'_> {
                     if self.record {
                         let key = &sp.plan as *const EquationPlan as usize;
                         if let Some(trace) = self.traces.remove(&key) {
+                            // Loads are the tensors read, not copies: only results count.
+                            let nodes = &sp.plan.graph.nodes;
                             tape.bytes = trace
                                 .iter()
-                                .fold(tape.bytes, |a, x| a.saturating_add(bytes_of(x)));
+                                .zip(nodes)
+                                .filter(|(_, node)| !matches!(node.op, tl_plan::Op::Load { .. }))
+                                .fold(tape.bytes, |a, (x, _)| a.saturating_add(bytes_of(x)));
                             kept[e] = Some(trace);
                         }
                     }
