@@ -138,6 +138,7 @@ impl Checker<'_> {
                 .flat_map(|p| p.scope.nodes.iter().copied()),
         );
         nodes.extend(self.domain_nodes.values().copied());
+        nodes.extend(self.loop_step_nodes.values().copied());
         nodes
     }
 
