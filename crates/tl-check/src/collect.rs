@@ -346,13 +346,9 @@ impl<'a> Checker<'a> {
     fn note_access(&mut self, a: &ast::Access) {
         let id = self.tensor(&a.name.name, a.name.span);
         if a.args.iter().any(is_virtual) {
-            // Only a tensor written at steps is read at one; any other is an error when the
-            // read is resolved, not a rank to learn from.
+            // A read at a step is checked against the tensor's rank when it is resolved;
+            // a `*` where it means nothing is an error then, not a rank to learn from.
             self.drafts[id].read_as_tensor = true;
-            if self.virtuals.contains_key(&a.name.name) {
-                let rank = a.args.iter().filter(|x| !is_virtual(x)).count();
-                self.set_rank(id, rank, a.span);
-            }
             return;
         }
         match a.style {
@@ -392,7 +388,13 @@ impl<'a> Checker<'a> {
     fn data(&mut self, def: &ast::DataDef) -> Result<(), CheckError> {
         let id = self.tensor(&def.lhs.name.name, def.lhs.name.span);
         let span = def.lhs.span.to(def.source.span());
-        if let Some(ix) = def.lhs.indices.iter().flatten().find(|x| is_virtual(&x.arg)) {
+        if let Some(ix) = def
+            .lhs
+            .indices
+            .iter()
+            .flatten()
+            .find(|x| is_virtual(&x.arg))
+        {
             return Err(CheckError::VirtualMisplaced {
                 what: "data has no steps".into(),
                 span: ix.arg.span(),

@@ -51,10 +51,7 @@ impl Checker<'_> {
             return Err(CheckError::VirtualMisplaced {
                 what: "a query reads a tensor after its loop, which keeps no steps".into(),
                 span: arg.span(),
-                hint: format!(
-                    "query the last step without `*`: `{}?`",
-                    a.name.name
-                ),
+                hint: format!("query the last step without `*`: `{}?`", a.name.name),
             });
         }
         if a.style != AccessStyle::Bare {

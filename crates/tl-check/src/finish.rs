@@ -346,8 +346,8 @@ impl SymbolFixer<'_> {
             let def = match &d.source {
                 _ if derived => {
                     // Data of a tensor written at steps is its value before the loop.
-                    let start = ck.virtuals.contains_key(&d.name)
-                        && matches!(d.source, Source::Data(..));
+                    let start =
+                        ck.virtuals.contains_key(&d.name) && matches!(d.source, Source::Data(..));
                     if let Some(data) = source_span(&d.source).filter(|_| !start) {
                         // The later of the two definitions is the one reported as repeated.
                         let derived = d.derived_at.unwrap_or(d.span);

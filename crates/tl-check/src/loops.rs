@@ -273,7 +273,10 @@ fn one_loop(
     ranks: &[usize],
 ) -> Result<Loop, Vec<CheckError>> {
     let mut errors = Vec::new();
-    let span = equations.first().map(|e| e.equation.span).unwrap_or_default();
+    let span = equations
+        .first()
+        .map(|e| e.equation.span)
+        .unwrap_or_default();
     let steps = equations.first().map_or(0, StepEquation::steps);
     let mut members: Vec<TensorId> = Vec::new();
     for eq in &equations {
@@ -389,7 +392,11 @@ fn one_loop(
 
 /// Errors for reads that use the step variable other than as one row `t + c` of one axis (or,
 /// for a read at a step, other than in the step).
-fn step_uses(eq: &StepEquation, ranks: &[usize], name: &dyn Fn(TensorId) -> String) -> Vec<CheckError> {
+fn step_uses(
+    eq: &StepEquation,
+    ranks: &[usize],
+    name: &dyn Fn(TensorId) -> String,
+) -> Vec<CheckError> {
     let mut all = Vec::new();
     accesses(&eq.equation.rhs, &mut all);
     let mut errors = Vec::new();
@@ -414,7 +421,11 @@ fn step_uses(eq: &StepEquation, ranks: &[usize], name: &dyn Fn(TensorId) -> Stri
             _ => false,
         };
         if !fine {
-            let t = eq.equation.vars.get(eq.var).map_or("t", |v| v.name.as_str());
+            let t = eq
+                .equation
+                .vars
+                .get(eq.var)
+                .map_or("t", |v| v.name.as_str());
             errors.push(CheckError::VirtualMisplaced {
                 what: format!("the step `{t}` indexes `{}` in a way a step cannot read", name(a.tensor)),
                 span: a.span,

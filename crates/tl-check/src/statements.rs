@@ -55,13 +55,10 @@ impl Checker<'_> {
         let order = bare_order(&bare, known);
         for k in order {
             let (eq, span) = bare[k];
-            if let Err(e) = self
-                .equation(eq, span, &mut out.hints)
-                .map(|(p, step)| {
-                    out.equations.push(p);
-                    out.step_vars.push(step);
-                })
-            {
+            if let Err(e) = self.equation(eq, span, &mut out.hints).map(|(p, step)| {
+                out.equations.push(p);
+                out.step_vars.push(step);
+            }) {
                 self.errors.push(e);
             }
         }
@@ -202,7 +199,9 @@ impl Checker<'_> {
             return Err(CheckError::VirtualMisplaced {
                 what: "a left-hand side has at most one virtual index".into(),
                 span: second.arg.span(),
-                hint: "a loop runs over one step variable; nest a second loop in a tensor of its own".into(),
+                hint:
+                    "a loop runs over one step variable; nest a second loop in a tensor of its own"
+                        .into(),
             });
         }
         let IndexArg::Virtual { var, offset, span } = &ix.arg else {

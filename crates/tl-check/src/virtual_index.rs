@@ -19,7 +19,13 @@ pub fn virtual_tensors(program: &ast::Program) -> HashMap<String, usize> {
     let mut steps: Vec<&ast::Equation> = Vec::new();
     for stmt in &program.stmts {
         if let StmtKind::Equation(eq) = &stmt.kind {
-            if eq.lhs.indices.iter().flatten().any(|ix| is_virtual(&ix.arg)) {
+            if eq
+                .lhs
+                .indices
+                .iter()
+                .flatten()
+                .any(|ix| is_virtual(&ix.arg))
+            {
                 steps.push(eq);
                 if !names.contains(&eq.lhs.name.name.as_str()) {
                     names.push(eq.lhs.name.name.as_str());
@@ -128,11 +134,23 @@ impl Checker<'_> {
             return Err(CheckError::VirtualMisplaced {
                 what: format!("this equation steps over `{step_name}`, not `{}`", var.name),
                 span: var.span,
-                hint: format!("read `{name}` at `*{step_name}`, the step the left-hand side writes"),
+                hint: format!(
+                    "read `{name}` at `*{step_name}`, the step the left-hand side writes"
+                ),
             });
         }
         let tensor = self.by_name.get(name).copied().unwrap_or(0);
         let axes = self.drafts[tensor].axes.clone();
+        let found = a.args.len() - 1;
+        if let Some((rank, first)) = self.drafts[tensor].rank.filter(|(r, _)| *r != found) {
+            return Err(CheckError::RankMismatch {
+                tensor: name.clone(),
+                expected: rank,
+                found,
+                span: a.span,
+                first,
+            });
+        }
         let mut indices = Vec::new();
         for (arg, &axis) in a.args.iter().filter(|x| !is_virtual(x)).zip(&axes) {
             indices.push(self.index(scope, hints, arg, axis, None)?);

@@ -231,9 +231,10 @@ impl Engine<'_> {
         let mut req = vec![false; nodes.len()];
         for (id, node) in nodes.iter().enumerate() {
             req[id] = match &node.op {
-                Op::Load { tensor } | Op::Gather { tensor, .. } => {
-                    wanted.get(self.grad_index(*tensor)).copied().unwrap_or(false)
-                }
+                Op::Load { tensor } | Op::Gather { tensor, .. } => wanted
+                    .get(self.grad_index(*tensor))
+                    .copied()
+                    .unwrap_or(false),
                 Op::Const(_) | Op::IndexValue(_) => false,
                 _ => plan.graph.inputs(id).iter().any(|&i| req[i]),
             };

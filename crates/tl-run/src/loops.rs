@@ -209,7 +209,12 @@ impl Engine<'_> {
                         None => value,
                         Some(a) => self
                             .backend
-                            .map(&combine(sp.plan.combine), &[&a, &value], value.shape(), self.dtype())
+                            .map(
+                                &combine(sp.plan.combine),
+                                &[&a, &value],
+                                value.shape(),
+                                self.dtype(),
+                            )
                             .map_err(|e| RunError::backend(e, sp.plan.span))?,
                     });
                 }
@@ -387,7 +392,12 @@ impl Engine<'_> {
         by_tensor.dedup();
         for u in by_tensor {
             let shape = self.shape(u);
-            let cells = self.fits(&shape, 8, || "a gradient of a tensor steps read".into(), span)?;
+            let cells = self.fits(
+                &shape,
+                8,
+                || "a gradient of a tensor steps read".into(),
+                span,
+            )?;
             let mut data = vec![0f64; cells];
             for (_, axis, r, g) in row_grads.iter().filter(|x| x.0 == u) {
                 let host = self
@@ -401,7 +411,8 @@ impl Engine<'_> {
                 for o in 0..outer {
                     for i in 0..inner {
                         let to = (o * extent + r) * inner + i;
-                        if let (Some(cell), Some(v)) = (data.get_mut(to), values.get(o * inner + i)) {
+                        if let (Some(cell), Some(v)) = (data.get_mut(to), values.get(o * inner + i))
+                        {
                             *cell += v;
                         }
                     }
@@ -427,7 +438,8 @@ mod tests {
 
     fn scalar(x: f64) -> Tensor {
         let be = tl_backend::cpu::CpuBackend::new();
-        be.full(&[], x, DType::F64).unwrap_or_else(|e| panic!("{e}"))
+        be.full(&[], x, DType::F64)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     #[test]
@@ -443,7 +455,9 @@ mod tests {
         let read = |k| {
             track.at(k).map(|t| {
                 let be = tl_backend::cpu::CpuBackend::new();
-                be.download(&t).map(|h| h.data.to_f64()[0]).unwrap_or(f64::NAN)
+                be.download(&t)
+                    .map(|h| h.data.to_f64()[0])
+                    .unwrap_or(f64::NAN)
             })
         };
         assert_eq!(read(4), Some(4.0));

@@ -180,7 +180,9 @@ fn a_recorded_loop_longer_than_memory_allows_is_an_error_not_an_abort() {
     )
     .expect("starts");
     let loss = checked.tensor_named("Loss").expect("Loss");
-    let err = engine.loss_and_gradients(loss).expect_err("too many steps to keep");
+    let err = engine
+        .loss_and_gradients(loss)
+        .expect_err("too many steps to keep");
     assert!(
         err.to_string().contains("backpropagation through time"),
         "{err}"

@@ -24,8 +24,7 @@ fn run(steps: usize) {
     );
     let (checked, plan) = planned(&text);
     let backend = CpuBackend::new();
-    let mut engine =
-        Engine::new(&checked, &plan, &backend, RunOptions::default()).expect("starts");
+    let mut engine = Engine::new(&checked, &plan, &backend, RunOptions::default()).expect("starts");
     engine.evaluate_all().expect("runs");
 }
 

@@ -7,7 +7,10 @@ use crate::span::FileId;
 /// The virtual indices of a parsed equation: its left-hand side's, then its accesses'.
 fn virtual_indices(text: &str) -> Vec<(String, i64)> {
     let (program, errors) = parse(text, FileId(0));
-    assert!(errors.is_empty(), "unexpected errors for {text:?}: {errors:?}");
+    assert!(
+        errors.is_empty(),
+        "unexpected errors for {text:?}: {errors:?}"
+    );
     let mut out = Vec::new();
     let Some(StmtKind::Equation(eq)) = program.stmts.first().map(|s| &s.kind) else {
         panic!("not an equation: {text:?}");
@@ -68,7 +71,12 @@ fn a_virtual_index_takes_an_extent_on_the_left() {
 
 #[test]
 fn anything_but_a_step_plus_a_constant_is_tl0014() {
-    for text in ["S[*2] = A[0]", "S[*t*2] = A[0]", "S[*t+u] = A[0]", "S[i] = S[*(2 - t)]"] {
+    for text in [
+        "S[*2] = A[0]",
+        "S[*t*2] = A[0]",
+        "S[*t+u] = A[0]",
+        "S[i] = S[*(2 - t)]",
+    ] {
         let (_, errors) = parse(text, FileId(0));
         assert_eq!(
             errors.first().map(|e| e.code()),
