@@ -25,7 +25,7 @@ fn virtual_indices(text: &str) -> Vec<(String, i64)> {
     }
     fn walk(e: &Expr, push: &mut dyn FnMut(&IndexArg)) {
         match &e.kind {
-            ExprKind::Access(a) => a.args.iter().for_each(|x| push(x)),
+            ExprKind::Access(a) => a.args.iter().for_each(&mut *push),
             ExprKind::Call { args, .. } => args.iter().for_each(|x| walk(x, push)),
             ExprKind::Neg(x) => walk(x, push),
             ExprKind::Binary { lhs, rhs, .. } => {
