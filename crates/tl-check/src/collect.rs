@@ -84,6 +84,13 @@ pub struct Checker<'a> {
     pub placed_nodes: HashSet<Node>,
     /// Variables sized by the axis they index with arithmetic (class root to the axis's root).
     pub sized_by: HashMap<Node, Node>,
+    /// Tensors that an equation writes at a virtual index (`S[i, *t+1] = …`), by name, with
+    /// the number of their loop.
+    pub virtuals: HashMap<String, usize>,
+    /// The node of each loop's number of steps, by loop number.
+    pub loop_step_nodes: HashMap<usize, Node>,
+    /// While the right-hand side of a step equation is resolved: its step variable and name.
+    pub step: Option<(usize, String)>,
 }
 
 impl<'a> Checker<'a> {
@@ -100,6 +107,9 @@ impl<'a> Checker<'a> {
             safetensors: data::SafetensorsCache::default(),
             placed_nodes: HashSet::new(),
             sized_by: HashMap::new(),
+            virtuals: HashMap::new(),
+            loop_step_nodes: HashMap::new(),
+            step: None,
         }
     }
 
@@ -169,6 +179,7 @@ impl<'a> Checker<'a> {
 
     /// Pass 1 over all statements.
     pub fn collect(&mut self, program: &ast::Program) {
+        self.virtuals = crate::virtual_index::virtual_tensors(program);
         for (k, stmt) in program.stmts.iter().enumerate() {
             if let Err(e) = self.collect_stmt(k, stmt) {
                 self.errors.push(e);
@@ -233,7 +244,8 @@ impl<'a> Checker<'a> {
             StmtKind::Equation(eq) => {
                 let id = self.tensor(&eq.lhs.name.name, eq.lhs.name.span);
                 if let Some(ix) = &eq.lhs.indices {
-                    self.set_rank(id, ix.len(), eq.lhs.span);
+                    let rank = ix.iter().filter(|x| !is_virtual(&x.arg)).count();
+                    self.set_rank(id, rank, eq.lhs.span);
                 }
                 self.drafts[id].equations.push(k);
                 self.drafts[id].derived_at.get_or_insert(stmt.span);
@@ -347,6 +359,12 @@ impl<'a> Checker<'a> {
 
     fn note_access(&mut self, a: &ast::Access) {
         let id = self.tensor(&a.name.name, a.name.span);
+        if a.args.iter().any(is_virtual) {
+            // A read at a step is checked against the tensor's rank when it is resolved;
+            // a `*` where it means nothing is an error then, not a rank to learn from.
+            self.drafts[id].read_as_tensor = true;
+            return;
+        }
         match a.style {
             AccessStyle::Bare => self.drafts[id].read_as_tensor = true,
             AccessStyle::Bracket => {
@@ -384,6 +402,22 @@ impl<'a> Checker<'a> {
     fn data(&mut self, def: &ast::DataDef) -> Result<(), CheckError> {
         let id = self.tensor(&def.lhs.name.name, def.lhs.name.span);
         let span = def.lhs.span.to(def.source.span());
+        if let Some(ix) = def
+            .lhs
+            .indices
+            .iter()
+            .flatten()
+            .find(|x| is_virtual(&x.arg))
+        {
+            return Err(CheckError::VirtualMisplaced {
+                what: "data has no steps".into(),
+                span: ix.arg.span(),
+                hint: format!(
+                    "data given for a tensor written at steps is its value before the loop: `{} = …` without `*`",
+                    def.lhs.name.name
+                ),
+            });
+        }
         let loaded = match &def.source {
             DataSource::Array(lit) => Loaded::Tensor(data::literal(lit)),
             DataSource::File(f) => {
@@ -469,6 +503,11 @@ impl<'a> Checker<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether an index argument is a virtual index (`*t`).
+pub fn is_virtual(arg: &ast::IndexArg) -> bool {
+    matches!(arg, ast::IndexArg::Virtual { .. })
 }
 
 fn source_span(s: &Source) -> Option<Span> {

@@ -47,6 +47,13 @@ impl Checker<'_> {
         let tensor = self.by_name.get(&a.name.name).copied().unwrap_or(0);
         let axes = self.drafts[tensor].axes.clone();
         let mut args = Vec::new();
+        if let Some(arg) = a.args.iter().find(|x| crate::collect::is_virtual(x)) {
+            return Err(CheckError::VirtualMisplaced {
+                what: "a query reads a tensor after its loop, which keeps no steps".into(),
+                span: arg.span(),
+                hint: format!("query the last step without `*`: `{}?`", a.name.name),
+            });
+        }
         if a.style != AccessStyle::Bare {
             for (arg, &axis) in a.args.iter().zip(&axes) {
                 let d = domains.of(self, axis);
@@ -80,6 +87,9 @@ impl Checker<'_> {
                             });
                         }
                         QueryArg::Slice(s, e)
+                    }
+                    IndexArg::Virtual { span, .. } => {
+                        return Err(crate::virtual_index::outside_a_step(*span))
                     }
                     IndexArg::Expr(other) => {
                         return Err(CheckError::Misplaced {

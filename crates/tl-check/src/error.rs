@@ -186,6 +186,48 @@ pub enum CheckError {
         /// The statement naming the file.
         span: Span,
     },
+    /// A virtual index (`*t`) where it means nothing: outside an equation that steps, on a
+    /// tensor no equation writes at a step, twice on one left-hand side, in a rule or query.
+    #[error("{what}")]
+    VirtualMisplaced {
+        /// What is wrong.
+        what: String,
+        /// Where.
+        span: Span,
+        /// How to write it instead.
+        hint: String,
+    },
+    /// The number of steps of a loop, which nothing sizes.
+    #[error("the number of steps of `*{var}` cannot be inferred")]
+    StepsUnknown {
+        /// The step variable.
+        var: String,
+        /// The virtual index on the left-hand side.
+        span: Span,
+    },
+    /// Two equations of one loop that disagree: on the steps, or on the step a tensor writes.
+    #[error("{what}")]
+    LoopMismatch {
+        /// What differs.
+        what: String,
+        /// The second equation.
+        span: Span,
+        /// The first one.
+        first: Span,
+        /// How to make them agree.
+        hint: String,
+    },
+    /// A loop that cannot run step by step: a read of a step not computed yet, equations of
+    /// one step that read each other in a cycle, or a loop that reads its own result.
+    #[error("{what}")]
+    StepOrder {
+        /// What is wrong.
+        what: String,
+        /// Where.
+        span: Span,
+        /// How to write it instead.
+        hint: String,
+    },
     /// A tensor that is used but never defined and cannot be learned (a relation or unsized).
     #[error("`{tensor}` is used but never defined")]
     Undefined {
@@ -253,6 +295,13 @@ impl ToDiagnostic for CheckError {
                     None => d.with_help("paths are relative to the folder of the program file"),
                 }
             }
+            CheckError::VirtualMisplaced { span, hint, .. } => Diagnostic::error("TL0130", msg, *span, "here").with_help(hint.clone()),
+            CheckError::StepsUnknown { span, var } => Diagnostic::error("TL0131", msg, *span, format!("`{var}` counts steps, but nothing says how many"))
+                .with_help(format!("index a tensor with `{var}` (`U[{var}, j]`: one step per row of `U`), or state the number on the left: `[…, *{var}+1: 10]`")),
+            CheckError::LoopMismatch { span, first, hint, .. } => Diagnostic::error("TL0132", msg, *span, "here")
+                .with_label(*first, "and here")
+                .with_help(hint.clone()),
+            CheckError::StepOrder { span, hint, .. } => Diagnostic::error("TL0133", msg, *span, "here").with_help(hint.clone()),
             CheckError::Undefined { span, .. } => Diagnostic::error("TL0116", msg, *span, "no facts, data or equations define this")
                 .with_help("define it with facts, data, an equation or `param`"),
         }

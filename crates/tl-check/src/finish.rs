@@ -138,6 +138,7 @@ impl Checker<'_> {
                 .flat_map(|p| p.scope.nodes.iter().copied()),
         );
         nodes.extend(self.domain_nodes.values().copied());
+        nodes.extend(self.loop_step_nodes.values().copied());
         nodes
     }
 
@@ -334,7 +335,10 @@ impl SymbolFixer<'_> {
             }
             let def = match &d.source {
                 _ if derived => {
-                    if let Some(data) = source_span(&d.source) {
+                    // Data of a tensor written at steps is its value before the loop.
+                    let start =
+                        ck.virtuals.contains_key(&d.name) && matches!(d.source, Source::Data(..));
+                    if let Some(data) = source_span(&d.source).filter(|_| !start) {
                         // The later of the two definitions is the one reported as repeated.
                         let derived = d.derived_at.unwrap_or(d.span);
                         let key = |s: tl_syntax::Span| (s.file, s.start);

@@ -40,6 +40,11 @@ pub fn mark_integers(p: &mut CheckedProgram) {
             for &r in &decl.rules {
                 reads_learned |= p.rules[r].body.iter().any(|a| learned[a.tensor]);
             }
+            for s in p.loop_of(t).iter().flat_map(|l| &l.equations) {
+                let mut reads = Vec::new();
+                crate::strata::collect_reads(&s.equation.rhs, &mut reads);
+                reads_learned |= reads.iter().any(|&(r, _)| learned[r]);
+            }
         }
         for &t in &stratum.tensors {
             learned[t] |= reads_learned;
@@ -53,7 +58,8 @@ pub fn mark_integers(p: &mut CheckedProgram) {
                 && matches!(decl.def, Definition::Derived)
                 && decl.rules.is_empty()
                 && decl.facts.is_empty()
-                && !decl.equations.is_empty();
+                && !decl.equations.is_empty()
+                && p.loop_of(t).is_none();
             let integral = candidate
                 && decl.equations.iter().all(|&e| {
                     let eq = &p.equations[e];

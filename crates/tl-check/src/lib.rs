@@ -15,14 +15,17 @@ mod finish;
 pub mod integer;
 pub mod learn;
 pub mod lint;
+pub mod loops;
 mod place;
 pub mod program;
 mod resolve;
 mod statements;
 pub mod strata;
 mod unify;
+mod virtual_index;
 
 pub use error::CheckError;
+pub use loops::{Loop, LoopTensor, StepEquation};
 pub use program::*;
 
 use collect::Checker;
@@ -45,14 +48,37 @@ pub fn check(
         return Err(ck.errors);
     }
     let domains = ck.domains(&resolved);
+    name_unsized_steps(&mut ck, &resolved);
     let fixer = SymbolFixer { domains: &domains };
     let mut tensors = fixer.tensors(&mut ck);
     let mut equations = Vec::new();
-    for p in resolved.equations {
+    let mut steps = Vec::new();
+    for (p, step) in resolved.equations.into_iter().zip(resolved.step_vars) {
         let eq = fixer.equation(&mut ck, p);
-        tensors[eq.lhs].equations.push(equations.len());
-        equations.push(eq);
+        match step {
+            Some(var) => steps.push(loops::StepEquation { equation: eq, var }),
+            None => {
+                tensors[eq.lhs].equations.push(equations.len());
+                equations.push(eq);
+            }
+        }
     }
+    let starts = ck
+        .drafts
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| ck.virtuals.contains_key(&d.name))
+        .filter_map(|(t, d)| match &d.source {
+            collect::Source::Data(h, _) => Some((t, h.clone())),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<String> = tensors.iter().map(|t| t.name.clone()).collect();
+    let ranks: Vec<usize> = tensors.iter().map(|t| t.axes.len()).collect();
+    let loops = loops::build_loops(steps, starts, &names, &ranks).unwrap_or_else(|e| {
+        ck.errors.extend(e);
+        Vec::new()
+    });
     let mut rules = Vec::new();
     for p in resolved.rules {
         let rule = fixer.rule(&mut ck, p);
@@ -78,10 +104,12 @@ pub fn check(
         rules,
         strata: Vec::new(),
         commands,
+        loops,
     };
     match strata::stratify(&checked) {
         Ok(s) => {
             checked.strata = s;
+            ck.errors.extend(loops::check_loop_strata(&checked));
             integer::mark_integers(&mut checked);
         }
         Err(e) => ck.errors.push(e),
@@ -90,5 +118,24 @@ pub fn check(
         Ok(checked)
     } else {
         Err(ck.errors)
+    }
+}
+
+/// Says "the number of steps" where the size of a step variable is unknown.
+fn name_unsized_steps(ck: &mut Checker, resolved: &statements::Resolved) {
+    for (p, step) in resolved.equations.iter().zip(&resolved.step_vars) {
+        let Some(v) = *step else { continue };
+        let (Some(name), Some(&span)) = (p.scope.names.get(v), p.scope.spans.get(v)) else {
+            continue;
+        };
+        for e in ck.errors.iter_mut() {
+            if matches!(e, CheckError::UnsizedIndex { index, span: s } if index == name && *s == span)
+            {
+                *e = CheckError::StepsUnknown {
+                    var: name.clone(),
+                    span,
+                };
+            }
+        }
     }
 }

@@ -77,9 +77,15 @@ pub fn placed_positions(eq: &ast::Equation) -> Vec<usize> {
     };
     let mut out: Vec<usize> = indices
         .iter()
+        .filter(|ix| !matches!(ix.arg, IndexArg::Virtual { .. }))
         .enumerate()
         .filter(|(_, ix)| !matches!(ix.arg, IndexArg::Expr(ast::IndexExpr::Var(_))))
-        .filter(|(_, ix)| !matches!(ix.arg, IndexArg::Slice { .. } | IndexArg::Symbol { .. }))
+        .filter(|(_, ix)| {
+            !matches!(
+                ix.arg,
+                IndexArg::Slice { .. } | IndexArg::Symbol { .. } | IndexArg::Virtual { .. }
+            )
+        })
         .map(|(k, _)| k)
         .collect();
     if let Some(args) = concat_args(&eq.rhs) {
@@ -104,6 +110,7 @@ pub fn concat_position(eq: &ast::Equation, args: &[ast::Expr]) -> Result<usize, 
     let indices = eq.lhs.indices.as_deref().unwrap_or(&[]);
     let fresh: Vec<usize> = indices
         .iter()
+        .filter(|ix| !matches!(ix.arg, IndexArg::Virtual { .. }))
         .enumerate()
         .filter(|(_, ix)| match &ix.arg {
             IndexArg::Expr(ast::IndexExpr::Var(id)) => !on_right.contains(&id.name),
@@ -331,13 +338,16 @@ impl Checker<'_> {
                 return Ok((Index::Const(*c), PlaceForm::Expr(IndexExpr::Const(*c))))
             }
             IndexArg::Expr(e) => crate::resolve::index_expr(self, scope, e),
-            IndexArg::Symbol { span, .. } | IndexArg::Slice { span, .. } => {
-                return Err(CheckError::Misplaced {
-                    what: "this axis places elements by position, so it takes no symbol or slice here".into(),
-                    span: *span,
-                    hint: "index it with a variable, an integer or arithmetic, as its other equations do".into(),
-                })
-            }
+            IndexArg::Symbol { span, .. }
+            | IndexArg::Slice { span, .. }
+            | IndexArg::Virtual { span, .. } => return Err(CheckError::Misplaced {
+                what: "this axis places elements by position, so it takes no symbol or slice here"
+                    .into(),
+                span: *span,
+                hint:
+                    "index it with a variable, an integer or arithmetic, as its other equations do"
+                        .into(),
+            }),
         };
         let mut vs = Vec::new();
         expr.vars(&mut vs);

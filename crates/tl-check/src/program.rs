@@ -401,6 +401,8 @@ pub struct CheckedProgram {
     pub strata: Vec<Stratum>,
     /// Commands in program order.
     pub commands: Vec<Command>,
+    /// The loops that compute the tensors written at a virtual index (`S[i, *t+1] = …`).
+    pub loops: Vec<crate::loops::Loop>,
 }
 
 impl CheckedProgram {

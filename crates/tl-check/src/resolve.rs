@@ -166,6 +166,9 @@ impl Checker<'_> {
                 });
                 Index::Slice { var: v, start }
             }
+            IndexArg::Virtual { span, .. } => {
+                return Err(crate::virtual_index::outside_a_step(*span))
+            }
         })
     }
 
@@ -178,6 +181,9 @@ impl Checker<'_> {
         a: &ast::Access,
         anon: &[usize],
     ) -> Result<Access, CheckError> {
+        if a.args.iter().any(crate::collect::is_virtual) {
+            return self.step_access(scope, hints, a);
+        }
         let tensor = self.by_name.get(&a.name.name).copied().unwrap_or(0);
         let axes = self.drafts[tensor].axes.clone();
         let indices = match a.style {
@@ -393,6 +399,12 @@ impl Checker<'_> {
                 self.uf.add_symbol(axis, name, *span)?;
                 Ok(Term::Symbol(self.symbol_ref(name, axis)))
             }
+            IndexArg::Virtual { span, .. } => Err(CheckError::VirtualMisplaced {
+                what: "rules have no steps".into(),
+                span: *span,
+                hint: "virtual indices belong in tensor equations: `S[i, *t+1] = f(S[j, *t])`"
+                    .into(),
+            }),
             other => Err(CheckError::Misplaced {
                 what: "rules take variables, symbols and integers as arguments".into(),
                 span: other.span(),

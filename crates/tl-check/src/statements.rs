@@ -1,7 +1,7 @@
 //! Pass 2 over whole statements: equations and rules become their resolved forms, waiting
 //! only for domains to be settled.
 
-use crate::collect::Checker;
+use crate::collect::{is_virtual, Checker};
 use crate::error::CheckError;
 use crate::place::{self, ConcatPart, PlaceHint};
 use crate::program::{Equation, Index, Rule};
@@ -18,6 +18,17 @@ pub struct Resolved {
     pub rules: Vec<Pending<Rule>>,
     /// Size hints.
     pub hints: Vec<Hint>,
+    /// For each equation, its step variable when it writes a step (`S[i, *t+1] = …`).
+    pub step_vars: Vec<Option<usize>>,
+}
+
+impl Resolved {
+    fn extend(&mut self, equations: Vec<(Pending<Equation>, Option<usize>)>) {
+        for (p, step) in equations {
+            self.equations.push(p);
+            self.step_vars.push(step);
+        }
+    }
 }
 
 impl Checker<'_> {
@@ -41,7 +52,7 @@ impl Checker<'_> {
                 }
                 StmtKind::Equation(eq) => self
                     .equations(eq, stmt.span, &mut out.hints)
-                    .map(|ps| out.equations.extend(ps)),
+                    .map(|ps| out.extend(ps)),
                 StmtKind::Rule(rule) => self.rule(rule, stmt.span).map(|p| out.rules.push(p)),
                 _ => Ok(()),
             };
@@ -59,7 +70,7 @@ impl Checker<'_> {
             let (eq, span) = bare[k];
             if let Err(e) = self
                 .equations(eq, span, &mut out.hints)
-                .map(|ps| out.equations.extend(ps))
+                .map(|ps| out.extend(ps))
             {
                 self.errors.push(e);
             }
@@ -74,13 +85,14 @@ impl Checker<'_> {
         eq: &ast::Equation,
         span: tl_syntax::Span,
         hints: &mut Vec<Hint>,
-    ) -> Result<Vec<Pending<Equation>>, CheckError> {
+    ) -> Result<Vec<(Pending<Equation>, Option<usize>)>, CheckError> {
         let Some(args) = place::concat_args(&eq.rhs) else {
             return Ok(vec![self.equation(eq, &eq.rhs, None, span, hints)?]);
         };
         let pos = place::concat_position(eq, args)?;
         let mut on_left = Vec::new();
-        for (k, ix) in eq.lhs.indices.iter().flatten().enumerate() {
+        let kept = eq.lhs.indices.iter().flatten();
+        for (k, ix) in kept.filter(|ix| !is_virtual(&ix.arg)).enumerate() {
             if let (IndexArg::Expr(e), true) = (&ix.arg, k != pos) {
                 place::index_expr_names(e, &mut on_left);
             }
@@ -133,8 +145,8 @@ impl Checker<'_> {
                         before: before.clone(),
                     };
                     let p = self.equation(eq, arg, Some((pos, part)), span, hints)?;
-                    if let Some(v) = p.scope.lookup(name) {
-                        before.push(p.scope.nodes[v]);
+                    if let Some(v) = p.0.scope.lookup(name) {
+                        before.push(p.0.scope.nodes[v]);
                     }
                     out.push(p);
                 }
@@ -150,7 +162,7 @@ impl Checker<'_> {
         concat: Option<(usize, ConcatPart)>,
         span: tl_syntax::Span,
         hints: &mut Vec<Hint>,
-    ) -> Result<Pending<Equation>, CheckError> {
+    ) -> Result<(Pending<Equation>, Option<usize>), CheckError> {
         let lhs = self.by_name.get(&eq.lhs.name.name).copied().unwrap_or(0);
         let mut scope = Scope::default();
         let mut lhs_indices = Vec::new();
@@ -158,10 +170,15 @@ impl Checker<'_> {
         let mut anon = Vec::new();
         let mut places = Vec::new();
         let mut deferred_part = None;
+        let step = match &eq.lhs.indices {
+            Some(indices) => self.step_head(&mut scope, indices, &eq.lhs.name.name)?,
+            None => None,
+        };
         match &eq.lhs.indices {
             Some(indices) => {
                 let axes = self.drafts[lhs].axes.clone();
-                for (k, (ix, &axis)) in indices.iter().zip(&axes).enumerate() {
+                let kept = indices.iter().filter(|ix| !is_virtual(&ix.arg));
+                for (k, (ix, &axis)) in kept.zip(&axes).enumerate() {
                     if let Some((_, part)) = concat.as_ref().filter(|(p, _)| *p == k) {
                         places.push((k, axis, None, ix.arg.span()));
                         deferred_part = Some(part.clone());
@@ -227,7 +244,23 @@ impl Checker<'_> {
                 }
             }
         }
-        let rhs = self.expr(&mut scope, hints, rhs, &anon)?;
+        if let Some((v, _)) = step {
+            let mut used = Vec::new();
+            for ix in &lhs_indices {
+                crate::loops::index_vars(ix, &mut used);
+            }
+            if used.contains(&v) || norm_var == Some(v) {
+                return Err(CheckError::VirtualMisplaced {
+                    what: format!("`{}` is both the step and an axis here", scope.names[v]),
+                    span: scope.spans[v],
+                    hint: "the step variable names no axis of the tensor it writes; use another name for the axis".into(),
+                });
+            }
+            self.step = Some((v, scope.names[v].clone()));
+        }
+        let rhs = self.expr(&mut scope, hints, rhs, &anon);
+        self.step = None;
+        let rhs = rhs?;
         let name = &eq.lhs.name.name;
         let mut deferred = Vec::new();
         for (position, axis, form, at) in places {
@@ -252,20 +285,74 @@ impl Checker<'_> {
                 span: at,
             }));
         }
+        if let Some((v, offset)) = step {
+            lhs_indices.push(crate::loops::step_index(v, offset));
+        }
         let vars = scope.infos();
-        Ok(Pending {
-            item: Equation {
-                lhs,
-                lhs_indices,
-                norm_var,
-                projection: eq.projection,
-                rhs,
-                vars,
-                span,
+        Ok((
+            Pending {
+                item: Equation {
+                    lhs,
+                    lhs_indices,
+                    norm_var,
+                    projection: eq.projection,
+                    rhs,
+                    vars,
+                    span,
+                },
+                scope,
+                deferred,
             },
-            scope,
-            deferred,
-        })
+            step.map(|(v, _)| v),
+        ))
+    }
+
+    /// The step variable and offset of a left-hand side written at a virtual index
+    /// (`S[i, *t+1]`), with the step's extent annotation applied; `None` without one.
+    fn step_head(
+        &mut self,
+        scope: &mut Scope,
+        indices: &[ast::LhsIndex],
+        tensor: &str,
+    ) -> Result<Option<(usize, i64)>, CheckError> {
+        let mut stepped = indices.iter().filter(|ix| is_virtual(&ix.arg));
+        let Some(ix) = stepped.next() else {
+            return Ok(None);
+        };
+        if let Some(second) = stepped.next() {
+            return Err(CheckError::VirtualMisplaced {
+                what: "a left-hand side has at most one virtual index".into(),
+                span: second.arg.span(),
+                hint:
+                    "a loop runs over one step variable; nest a second loop in a tensor of its own"
+                        .into(),
+            });
+        }
+        let IndexArg::Virtual { var, offset, span } = &ix.arg else {
+            return Ok(None);
+        };
+        if ix.dotted {
+            return Err(CheckError::VirtualMisplaced {
+                what: "a virtual index has no axis to normalise along".into(),
+                span: *span,
+                hint: "put the `.` on an index without `*`".into(),
+            });
+        }
+        let v = scope.var(self, &var.name, var.span);
+        let group = self.virtuals.get(tensor).copied().unwrap_or(0);
+        let steps = self.loop_steps(group);
+        self.uf.union_at(scope.nodes[v], steps, var.span)?;
+        match &ix.extent {
+            Some(ast::ExtentAnn::Size(n, s)) => {
+                self.uf.set_extent(scope.nodes[v], *n as usize, *s)?
+            }
+            Some(ast::ExtentAnn::Domain(d)) => {
+                let dn = self.domain_node(d)?;
+                self.uf.union(scope.nodes[v], dn)?;
+            }
+            None => {}
+        }
+        Ok(Some((v, *offset)))
     }
 
     /// The number of unnamed axes a right-hand side keeps: the most axes of any bare tensor

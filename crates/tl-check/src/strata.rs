@@ -19,6 +19,19 @@ fn dependencies(p: &CheckedProgram) -> Vec<Vec<(TensorId, bool, Span)>> {
             deps[rule.head].push((atom.tensor, atom.negated, rule.span));
         }
     }
+    // A loop's tensors run together: its step equations' reads, and a ring of edges through
+    // its tensors that makes them one stratum.
+    for l in &p.loops {
+        for s in &l.equations {
+            let mut reads = Vec::new();
+            collect_reads(&s.equation.rhs, &mut reads);
+            deps[s.equation.lhs].extend(reads.into_iter().map(|(t, sp)| (t, false, sp)));
+        }
+        let ring = l.tensors.iter().zip(l.tensors.iter().cycle().skip(1));
+        for (a, b) in ring {
+            deps[a.tensor].push((b.tensor, false, l.span));
+        }
+    }
     deps
 }
 

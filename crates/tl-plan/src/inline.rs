@@ -260,6 +260,16 @@ pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: 
     for t in p.rules.iter().flat_map(|r| r.body.iter().map(|a| a.tensor)) {
         outside[t] = true;
     }
+    // Step equations read tensors every step of their loop, and their loops' tensors are
+    // computed only there.
+    for l in &p.loops {
+        for s in &l.equations {
+            found.clear();
+            tl_check::strata::collect_reads(&s.equation.rhs, &mut found);
+            found.iter().for_each(|&(t, _)| outside[t] = true);
+        }
+        l.tensors.iter().for_each(|x| outside[x.tensor] = true);
+    }
     for c in &p.commands {
         match c {
             Command::Query { tensor, .. } => outside[*tensor] = true,
@@ -269,6 +279,7 @@ pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: 
     }
     let plain = |t: TensorId| {
         stratum_of[t].is_some_and(|s| !p.strata[s].recursive && layers.stratum(s).is_none())
+            && p.loop_of(t).is_none()
     };
     for stratum in &p.strata {
         let [t] = stratum.tensors[..] else { continue };

@@ -457,7 +457,8 @@ fn same_row_order(
 pub fn plan_layers(p: &CheckedProgram, shapes: &[Vec<usize>]) -> Result<Layers, PlanError> {
     let mut layers = Layers::default();
     for (index, s) in p.strata.iter().enumerate() {
-        if !s.recursive {
+        // A loop over a virtual index is recursive too, but runs as a loop (`crate::loops`).
+        if !s.recursive || s.tensors.iter().any(|&t| p.loop_of(t).is_some()) {
             continue;
         }
         if let Some(l) = layered_stratum(p, shapes, index, &mut layers.slot_shapes)? {

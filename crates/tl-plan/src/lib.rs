@@ -11,9 +11,11 @@
 //!    last round's delta;
 //! 5. `layers`: a recursive group whose equations write layer row `l + c` from rows at most
 //!    `l + c` gets row plans, so it runs one pass per layer instead of as a fixpoint;
-//! 6. `fuse`: each graph gets a fused twin (map chains as one kernel, contractions with their
+//! 6. `loops`: the equations that write a virtual index (`S[i, *t+1] = …`) get step plans,
+//!    which the engine runs once per step;
+//! 7. `fuse`: each graph gets a fused twin (map chains as one kernel, contractions with their
 //!    elementwise epilogue, attention) for evaluations that need no backward pass;
-//! 7. `inline`: an equation whose result only other equations read (in a layer recursion,
+//! 8. `inline`: an equation whose result only other equations read (in a layer recursion,
 //!    in the same row; elsewhere, one equation) is spliced into its readers' fused plans.
 //!
 //! [`Graph::verify`] runs after lowering in debug builds.
@@ -25,6 +27,7 @@ pub mod fuse;
 pub mod graph;
 pub mod inline;
 pub mod layers;
+pub mod loops;
 pub mod lower;
 pub mod order;
 pub mod rules;
@@ -150,6 +153,15 @@ pub struct ProgramPlan {
     pub options: PlanOptions,
     /// Recursive strata that run one layer row at a time (see [`layers`]).
     pub layers: layers::Layers,
+    /// Loops over virtual indices, run one step at a time (see [`loops`]).
+    pub loops: Vec<loops::LoopPlan>,
+}
+
+impl ProgramPlan {
+    /// The loop that stratum `s` is, if it is one.
+    pub fn loop_of_stratum(&self, s: usize) -> Option<&loops::LoopPlan> {
+        self.loops.iter().find(|l| l.stratum == s)
+    }
 }
 
 fn projection_op(p: Projection) -> ReduceOp {
@@ -325,7 +337,8 @@ pub fn plan_with(p: &CheckedProgram, options: PlanOptions) -> Result<ProgramPlan
         .iter()
         .map(|r| semi_naive(p, &kinds, &shapes, r))
         .collect();
-    let layers = layers::plan_layers(p, &shapes).map_err(|e| vec![e])?;
+    let mut layers = layers::plan_layers(p, &shapes).map_err(|e| vec![e])?;
+    let loops = loops::plan_loops(p, &shapes, &mut layers.slot_shapes).map_err(|e| vec![e])?;
     inline::inline_equations(p, &mut equations, &layers);
     Ok(ProgramPlan {
         equations,
@@ -333,6 +346,7 @@ pub fn plan_with(p: &CheckedProgram, options: PlanOptions) -> Result<ProgramPlan
         deltas,
         storage,
         layers,
+        loops,
         options,
     })
 }

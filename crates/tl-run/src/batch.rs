@@ -66,6 +66,14 @@ impl Batcher {
                     .filter(|v| v.domain == self.domain)
                     .for_each(|v| v.extent = len);
             }
+            let steps = bp.loops.iter_mut().flat_map(|l| l.equations.iter_mut());
+            for s in steps {
+                s.equation
+                    .vars
+                    .iter_mut()
+                    .filter(|v| v.domain == self.domain)
+                    .for_each(|v| v.extent = len);
+            }
             for r in bp.rules.iter_mut() {
                 r.vars
                     .iter_mut()

@@ -129,6 +129,9 @@ pub struct Engine<'a> {
     /// Bytes one host tensor may take (`--max-memory`, else nine tenths of the memory free
     /// when the run started).
     pub host_limit: usize,
+    /// The steps of each loop over a virtual index, by loop, kept while a backward pass is
+    /// recorded (`loops.rs`).
+    pub loop_tapes: HashMap<usize, crate::loops::Tape>,
 }
 
 /// What the tuple engine did for one stratum: per head, how it was held and how many tuples
@@ -197,6 +200,7 @@ impl<'a> Engine<'a> {
             host_limit,
             sparse_cache: HashMap::new(),
             sparse_counts: HashMap::new(),
+            loop_tapes: HashMap::new(),
         }
     }
 

@@ -39,6 +39,16 @@ fn equal(a: MapExpr, b: MapExpr) -> MapExpr {
     )
 }
 
+/// The error for a gradient with no place to go (a plan read a tensor id the caller's
+/// gradients do not cover).
+fn no_entry(span: Span) -> RunError {
+    RunError::Unsupported {
+        what: "internal: a gradient for a tensor the backward pass does not track".into(),
+        hint: None,
+        span,
+    }
+}
+
 /// Gradients by tensor id (ids past the tensor count are unused).
 pub type Grads = Vec<Option<Tensor>>;
 
@@ -98,7 +108,22 @@ impl Engine<'_> {
         self.map_labelled(&input(0), &[(&reduced, &kept)], to, to_shape, span)
     }
 
-    fn accumulate(&self, slot: &mut Option<Tensor>, g: Tensor, span: Span) -> Result<(), RunError> {
+    /// Where the gradient of tensor id `t` is kept in a [`Grads`]: a delta shares its tensor's
+    /// entry, and slots (ids past twice the tensor count) follow the tensors.
+    fn grad_index(&self, t: TensorId) -> usize {
+        let n = self.program.tensors.len();
+        match t.checked_sub(2 * n) {
+            Some(k) => n + k,
+            None => t % n.max(1),
+        }
+    }
+
+    pub(crate) fn accumulate(
+        &self,
+        slot: &mut Option<Tensor>,
+        g: Tensor,
+        span: Span,
+    ) -> Result<(), RunError> {
         *slot = Some(match slot.take() {
             None => g,
             Some(a) => self
@@ -115,7 +140,7 @@ impl Engine<'_> {
     }
 
     /// The gradient of a plan's root from the gradient of its target.
-    fn place_backward(
+    pub(crate) fn place_backward(
         &mut self,
         plan: &EquationPlan,
         root: &Tensor,
@@ -184,7 +209,7 @@ impl Engine<'_> {
 
     /// Backpropagates `g_root` through one recorded plan, adding into `grads` for every tensor
     /// with `wanted[t]`.
-    fn graph_backward(
+    pub(crate) fn graph_backward(
         &mut self,
         plan: &EquationPlan,
         g_root: Tensor,
@@ -192,7 +217,6 @@ impl Engine<'_> {
         wanted: &[bool],
     ) -> Result<(), RunError> {
         let span = plan.span;
-        let n = self.program.tensors.len();
         let key = plan as *const EquationPlan as usize;
         let vals = self
             .traces
@@ -207,9 +231,10 @@ impl Engine<'_> {
         let mut req = vec![false; nodes.len()];
         for (id, node) in nodes.iter().enumerate() {
             req[id] = match &node.op {
-                Op::Load { tensor } | Op::Gather { tensor, .. } => {
-                    wanted.get(tensor % n).copied().unwrap_or(false)
-                }
+                Op::Load { tensor } | Op::Gather { tensor, .. } => wanted
+                    .get(self.grad_index(*tensor))
+                    .copied()
+                    .unwrap_or(false),
                 Op::Const(_) | Op::IndexValue(_) | Op::DropMask { .. } => false,
                 _ => plan.graph.inputs(id).iter().any(|&i| req[i]),
             };
@@ -223,7 +248,12 @@ impl Engine<'_> {
             let Some(g) = gn[id].take() else { continue };
             let node = &nodes[id];
             match &node.op {
-                Op::Load { tensor } => self.accumulate(&mut grads[tensor % n], g, span)?,
+                Op::Load { tensor } => {
+                    let entry = grads
+                        .get_mut(self.grad_index(*tensor))
+                        .ok_or_else(|| no_entry(span))?;
+                    self.accumulate(entry, g, span)?
+                }
                 Op::Gather { tensor, indices } => {
                     let shape = self.shape(*tensor);
                     let idx = self
@@ -241,7 +271,10 @@ impl Engine<'_> {
                     let back = be
                         .scatter_shared(&g, &idx, &shape, ReduceOp::Sum)
                         .map_err(self.err(span))?;
-                    self.accumulate(&mut grads[tensor % n], back, span)?;
+                    let entry = grads
+                        .get_mut(self.grad_index(*tensor))
+                        .ok_or_else(|| no_entry(span))?;
+                    self.accumulate(entry, back, span)?;
                 }
                 Op::Const(_) | Op::IndexValue(_) | Op::DropMask { .. } => {}
                 Op::Map { expr, inputs } => {
@@ -461,7 +494,7 @@ impl Engine<'_> {
 
     /// Backpropagates the gradient of one derived tensor through its equations (rules and
     /// facts hold no parameters; a Boolean head's `step` passes gradients straight through).
-    fn tensor_backward(
+    pub(crate) fn tensor_backward(
         &mut self,
         t: TensorId,
         g: &Tensor,
@@ -514,7 +547,9 @@ impl Engine<'_> {
         }
         for (i, s) in self.program.strata.iter().enumerate().rev() {
             if s.tensors.iter().any(|&t| grads[t].is_some()) {
-                if s.recursive {
+                if let Some(lp) = self.plan.loop_of_stratum(i) {
+                    self.loop_backward(lp, &mut grads, wanted)?;
+                } else if s.recursive {
                     self.stratum_adjoint(s, &mut grads, wanted)?;
                 } else {
                     for &t in &s.tensors {

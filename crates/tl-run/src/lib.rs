@@ -15,6 +15,7 @@ pub mod eval;
 pub mod grad;
 pub mod interrupt;
 pub mod layers;
+pub mod loops;
 pub mod observe;
 pub mod optim;
 pub mod parallel;

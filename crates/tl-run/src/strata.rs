@@ -143,6 +143,10 @@ impl Engine<'_> {
     /// Evaluates every stratum in order.
     pub fn evaluate_all(&mut self) -> Result<(), RunError> {
         for (index, stratum) in self.program.strata.iter().enumerate() {
+            if let Some(lp) = self.plan.loop_of_stratum(index) {
+                self.run_loop(lp)?;
+                continue;
+            }
             if let Some(layered) = self.plan.layers.stratum(index) {
                 self.layered(layered)?;
                 continue;
@@ -158,6 +162,10 @@ impl Engine<'_> {
         for (index, stratum) in self.program.strata.iter().enumerate() {
             let known = |t: &TensorId| self.values[*t].is_some() || self.spliced_away(*t);
             if stratum.tensors.iter().all(known) {
+                continue;
+            }
+            if let Some(lp) = self.plan.loop_of_stratum(index) {
+                self.run_loop(lp)?;
                 continue;
             }
             if let Some(layered) = self.plan.layers.stratum(index) {

@@ -47,6 +47,12 @@ impl Engine<'_> {
         for &r in &self.program.tensors[t].rules {
             out.extend(self.program.rules[r].body.iter().map(|a| a.tensor));
         }
+        // A tensor of a loop reads what every step of its loop reads.
+        for s in self.program.loop_of(t).iter().flat_map(|l| &l.equations) {
+            let mut r = Vec::new();
+            tl_check::strata::collect_reads(&s.equation.rhs, &mut r);
+            out.extend(r.into_iter().map(|(x, _)| x));
+        }
         out
     }
 

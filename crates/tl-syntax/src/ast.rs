@@ -204,6 +204,16 @@ pub enum IndexArg {
         /// Where it is.
         span: Span,
     },
+    /// A virtual index `*t`, `*t+1`, `*t-1`: the step `t` of a loop whose steps overwrite
+    /// each other (LANGUAGE.md, "Virtual indices"), plus a constant.
+    Virtual {
+        /// The step variable.
+        var: Ident,
+        /// The constant added to the step.
+        offset: i64,
+        /// The whole index, `*` included.
+        span: Span,
+    },
 }
 
 impl IndexArg {
@@ -211,7 +221,9 @@ impl IndexArg {
     pub fn span(&self) -> Span {
         match self {
             IndexArg::Expr(e) => e.span(),
-            IndexArg::Symbol { span, .. } | IndexArg::Slice { span, .. } => *span,
+            IndexArg::Symbol { span, .. }
+            | IndexArg::Slice { span, .. }
+            | IndexArg::Virtual { span, .. } => *span,
         }
     }
 }

@@ -100,6 +100,12 @@ pub enum ParseError {
         /// The annotated index.
         span: Span,
     },
+    /// A `*` index that is not a step variable plus a constant (`*2`, `*t*2`).
+    #[error("a virtual index is a step variable plus a constant")]
+    VirtualIndex {
+        /// The index, `*` included.
+        span: Span,
+    },
     /// Nesting deeper than the parser accepts.
     #[error("expression nested more than {MAX_DEPTH} levels deep")]
     TooDeep {
@@ -122,6 +128,7 @@ impl ParseError {
             | ParseError::DuplicateClause { span, .. }
             | ParseError::DataProjection { span }
             | ParseError::MisplacedAnnotation { span }
+            | ParseError::VirtualIndex { span }
             | ParseError::TooDeep { span } => *span,
             ParseError::RaggedArray { row, .. } => *row,
         }
@@ -142,6 +149,7 @@ impl ParseError {
             ParseError::DataProjection { .. } => "TL0011",
             ParseError::MisplacedAnnotation { .. } => "TL0012",
             ParseError::TooDeep { .. } => "TL0013",
+            ParseError::VirtualIndex { .. } => "TL0014",
         }
     }
 }
@@ -215,6 +223,10 @@ impl ToDiagnostic for ParseError {
             ParseError::MisplacedAnnotation { .. } => base(
                 "annotation not allowed here",
                 "a trailing `.` or `: extent` belongs on an index of an equation's left-hand side",
+            ),
+            ParseError::VirtualIndex { .. } => base(
+                "not a step",
+                "write `*t` (the step), `*t+1` (the next step) or `*t-1` (the one before)",
             ),
             ParseError::TooDeep { .. } => base(
                 "nesting limit reached here",

@@ -15,12 +15,24 @@ impl Parser {
                 return Ok(IndexArg::Symbol { name, span: start });
             }
             TokenKind::Colon => return self.slice_rest(None, start),
+            TokenKind::Star => return self.virtual_index(start),
             _ => {}
         }
         if let Some(first) = self.slice_bound_ahead() {
             return self.slice_rest(Some(first), start);
         }
         self.index_sum().map(IndexArg::Expr)
+    }
+
+    /// `virtual = "*" lower [("+" | "-") INT]` (also `INT + lower`): a step of a loop.
+    fn virtual_index(&mut self, start: crate::span::Span) -> PResult<IndexArg> {
+        self.bump();
+        let expr = self.index_sum()?;
+        let span = self.since(start);
+        match step_form(&expr) {
+            Some((var, offset)) => Ok(IndexArg::Virtual { var, offset, span }),
+            None => Err(ParseError::VirtualIndex { span }),
+        }
     }
 
     /// A signed integer followed by `:` starts a slice; consumes the integer when it does.
@@ -159,6 +171,22 @@ impl Parser {
             dotted,
             extent,
         })
+    }
+}
+
+/// The variable and constant of `t`, `t + c`, `c + t` or `t - c`.
+fn step_form(e: &IndexExpr) -> Option<(crate::ast::Ident, i64)> {
+    match e {
+        IndexExpr::Var(v) => Some((v.clone(), 0)),
+        IndexExpr::Binary { op, lhs, rhs, .. } => match (op, lhs.as_ref(), rhs.as_ref()) {
+            (IndexOp::Add, IndexExpr::Var(v), IndexExpr::Int(c, _))
+            | (IndexOp::Add, IndexExpr::Int(c, _), IndexExpr::Var(v)) => Some((v.clone(), *c)),
+            (IndexOp::Sub, IndexExpr::Var(v), IndexExpr::Int(c, _)) => {
+                Some((v.clone(), c.checked_neg()?))
+            }
+            _ => None,
+        },
+        IndexExpr::Int(..) => None,
     }
 }
 

@@ -68,6 +68,8 @@ mod recovery_tests;
 mod stmt;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod virtual_tests;
 
 pub use error::ParseError;
 

@@ -167,6 +167,7 @@ fn ix(arg: &IndexArg) -> String {
             start.map_or(String::new(), |s| s.to_string()),
             end.map_or(String::new(), |s| s.to_string())
         ),
+        IndexArg::Virtual { var, offset, .. } => format!("*{}{offset:+}", var.name),
     }
 }
 
