@@ -22,8 +22,11 @@ pub struct Resolved {
     pub step_vars: Vec<Option<usize>>,
 }
 
+/// A resolved equation and its step variable, if it writes a step.
+type Stepped = (Pending<Equation>, Option<usize>);
+
 impl Resolved {
-    fn extend(&mut self, equations: Vec<(Pending<Equation>, Option<usize>)>) {
+    fn extend(&mut self, equations: Vec<Stepped>) {
         for (p, step) in equations {
             self.equations.push(p);
             self.step_vars.push(step);
@@ -85,7 +88,7 @@ impl Checker<'_> {
         eq: &ast::Equation,
         span: tl_syntax::Span,
         hints: &mut Vec<Hint>,
-    ) -> Result<Vec<(Pending<Equation>, Option<usize>)>, CheckError> {
+    ) -> Result<Vec<Stepped>, CheckError> {
         let Some(args) = place::concat_args(&eq.rhs) else {
             return Ok(vec![self.equation(eq, &eq.rhs, None, span, hints)?]);
         };
@@ -162,7 +165,7 @@ impl Checker<'_> {
         concat: Option<(usize, ConcatPart)>,
         span: tl_syntax::Span,
         hints: &mut Vec<Hint>,
-    ) -> Result<(Pending<Equation>, Option<usize>), CheckError> {
+    ) -> Result<Stepped, CheckError> {
         let lhs = self.by_name.get(&eq.lhs.name.name).copied().unwrap_or(0);
         let mut scope = Scope::default();
         let mut lhs_indices = Vec::new();
