@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 pub mod closure;
+pub mod demand;
 pub mod error;
 pub mod fuse;
 pub mod graph;
