@@ -130,7 +130,15 @@ pub(crate) fn apply(
     for (k, rule) in rules.iter().enumerate() {
         tensors_rules.get_mut(rule.head)?.push(k);
     }
-    let strata = stratify(p, &decls, &rules, &tensors_rules)?;
+    // A relation left with no rules (one no longer computed, a magic relation of seeds alone)
+    // is its facts, like any relation stated by facts: no stratum evaluates it.
+    let base = p.tensors.len();
+    let facts_only: Vec<bool> = tensors_rules
+        .iter()
+        .enumerate()
+        .map(|(t, list)| list.is_empty() && (t >= base || is_dropped(t)))
+        .collect();
+    let strata = stratify(p, &decls, &rules, &tensors_rules, &facts_only)?;
     let mut query_edits = Vec::new();
     for &(c, t) in &d.query_edits {
         let new = map(t)?;
@@ -139,10 +147,12 @@ pub(crate) fn apply(
             *tensor = new;
         }
     }
-    let base = p.tensors.len();
     p.tensors.extend(decls);
-    for (decl, list) in p.tensors.iter_mut().zip(tensors_rules) {
+    for ((decl, list), only) in p.tensors.iter_mut().zip(tensors_rules).zip(facts_only) {
         decl.rules = list;
+        if only {
+            decl.def = Definition::Tuples(std::mem::take(&mut decl.facts));
+        }
     }
     p.rules = rules;
     p.strata = strata;
@@ -179,14 +189,15 @@ fn stratify(
     new: &[TensorDecl],
     rules: &[Rule],
     tensors_rules: &[Vec<usize>],
+    facts_only: &[bool],
 ) -> Option<Vec<tl_check::Stratum>> {
-    let light = |t: &TensorDecl, list: &Vec<usize>| TensorDecl {
+    let light = |t: &TensorDecl, (list, &only): (&Vec<usize>, &bool)| TensorDecl {
         name: t.name.clone(),
         span: t.span,
         kind: t.kind,
         axes: t.axes.clone(),
         def: match t.def {
-            Definition::Derived => Definition::Derived,
+            Definition::Derived if !only => Definition::Derived,
             _ => Definition::Tuples(Vec::new()),
         },
         facts: Vec::new(),
@@ -198,8 +209,8 @@ fn stratify(
             .tensors
             .iter()
             .chain(new)
-            .zip(tensors_rules)
-            .map(|(t, list)| light(t, list))
+            .zip(tensors_rules.iter().zip(facts_only))
+            .map(|(t, rest)| light(t, rest))
             .collect(),
         domains: Vec::new(),
         equations: p.equations.clone(),

@@ -3,7 +3,7 @@
 //! the relations no longer computed.
 
 use super::Rewrite;
-use tl_check::{BodyAtom, CheckedProgram, Rule, TensorId, Term};
+use tl_check::{BodyAtom, CheckedProgram, Definition, Rule, TensorId, Term};
 use tl_syntax::ast::CompareOp;
 
 /// The name of a constant of axis `axis` of `tensor`: its symbol, or its number.
@@ -115,7 +115,11 @@ impl Rewrite {
         }
         for &m in &self.magic {
             if let Some(decl) = p.tensors.get(m) {
-                for fact in &decl.facts {
+                let seeds = match &decl.def {
+                    Definition::Tuples(rows) => rows,
+                    _ => &decl.facts,
+                };
+                for fact in seeds {
                     let args: Vec<String> = fact
                         .iter()
                         .enumerate()
