@@ -89,27 +89,25 @@ pub fn rewrite(p: &mut CheckedProgram, mode: Mode) -> Option<Rewrite> {
         },
     );
     let mut whole = vec![false; n];
-    // Each round marks more relations to compute whole, so this ends within n + 1 rounds.
+    // Each round marks one more relation to compute whole (the first copy, in the order demand
+    // reached them, that does not pay: copies further from the goals may only exist because of
+    // it), so this ends within n + 1 rounds.
     let (draft, needed) = loop {
         let draft = adorn::draft(p, &whole)?;
         let needed = cost::needed(p, &draft);
         if mode == Mode::Always {
             break (draft, needed);
         }
-        let mut changed = false;
-        for (k, e) in draft.entries.iter().enumerate() {
+        let loses = draft.entries.iter().enumerate().find_map(|(k, e)| {
             let rel = e.key.relation;
-            if !needed.get(draft.adorned(k)).copied().unwrap_or(false) || whole[rel] {
-                continue;
-            }
+            let used = needed.get(draft.adorned(k)).copied().unwrap_or(false);
             let needed_whole = needed.get(rel).copied().unwrap_or(true);
-            if needed_whole || cost::estimate(p, &draft, k) >= cost::cells(p, rel) {
-                whole[rel] = true;
-                changed = true;
-            }
-        }
-        if !changed {
-            break (draft, needed);
+            let pays = !needed_whole && cost::estimate(p, &draft, k) < cost::cells(p, rel);
+            (used && !pays).then_some(rel)
+        });
+        match loses {
+            Some(rel) if !whole[rel] => whole[rel] = true,
+            _ => break (draft, needed),
         }
     };
     let used: Vec<usize> = (0..draft.entries.len())

@@ -103,7 +103,7 @@ impl Rewrite {
                 .map(|&b| if b { 'b' } else { 'f' })
                 .collect();
             out += &format!(
-                "  {}: the tuples of {} that demand reaches ({pattern}: bound, free)\n",
+                "  {}: the tuples of {} that demand reaches (arguments {pattern}: b bound, f free)\n",
                 name(p, id),
                 name(p, original)
             );

@@ -27,7 +27,7 @@ fn a_bound_query_reads_a_single_source_copy() {
     let text = rewritten(&src, Mode::Auto).unwrap_or_default();
     let expected = "\
   not computed: Reach
-  Reach.bf: the tuples of Reach that demand reaches (bf: bound, free)
+  Reach.bf: the tuples of Reach that demand reaches (arguments bf: b bound, f free)
   query `Reach(1, y)?` reads Reach.bf
   magic.Reach.bf(1)
   Reach.bf(x, y) <- magic.Reach.bf(x), Edge(x, y)
