@@ -83,7 +83,7 @@ fn program(seed: u64) -> String {
                 ));
             }
             // Head and comparison variables come from the body, which gives them a size.
-            let mut bound_term = |c: &mut Choices, constants: usize| {
+            let bound_term = |c: &mut Choices, constants: usize| {
                 if used.is_empty() || c.chance(constants) {
                     c.below(n).to_string()
                 } else {

@@ -208,6 +208,8 @@ fn emit(diags: &[Diagnostic], sources: &SourceMap) -> bool {
     diags.iter().any(|d| d.severity == Severity::Error)
 }
 
+// The command line's options, as parsed.
+#[allow(clippy::too_many_arguments)]
 fn run(
     file: PathBuf,
     json: bool,
