@@ -419,3 +419,40 @@ fn compact(mut rule: Rule) -> Rule {
     rule.vars = vars;
     rule
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var(name: &str) -> VarInfo {
+        VarInfo {
+            name: name.to_string(),
+            domain: 0,
+            extent: 4,
+        }
+    }
+
+    #[test]
+    fn compact_keeps_only_the_variables_a_rule_uses() {
+        let rule = Rule {
+            head: 0,
+            head_args: vec![Term::Var(2)],
+            body: vec![BodyAtom {
+                tensor: 1,
+                args: vec![Term::Var(2), Term::Const(3), Term::Var(0)],
+                negated: false,
+            }],
+            comparisons: Vec::new(),
+            vars: vec![var("a"), var("b"), var("c")],
+            span: tl_syntax::Span::default(),
+        };
+        let c = compact(rule);
+        assert_eq!(c.head_args, vec![Term::Var(0)]);
+        assert_eq!(
+            c.body[0].args,
+            vec![Term::Var(0), Term::Const(3), Term::Var(1)]
+        );
+        let names: Vec<&str> = c.vars.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["c", "a"]);
+    }
+}
