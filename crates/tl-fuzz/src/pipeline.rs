@@ -67,7 +67,7 @@ pub fn run(text: &str, scratch: &Path) -> Result<(), Finding> {
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Ok(());
     }
-    let checked = match tl_check::check(&program, &sources) {
+    let mut checked = match tl_check::check(&program, &sources) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors {
@@ -79,6 +79,8 @@ pub fn run(text: &str, scratch: &Path) -> Result<(), Finding> {
     for w in tl_check::lint::warnings(&checked, &[]) {
         inspect(&w, &sources)?;
     }
+    // As `tl run` does: bound demands goal-directed where that pays.
+    tl_plan::demand::rewrite(&mut checked, tl_plan::demand::Mode::Auto);
     let plan = match tl_plan::plan(&checked) {
         Ok(p) => p,
         Err(errors) => {

@@ -19,9 +19,13 @@
 //!    in the same row; elsewhere, one equation) is spliced into its readers' fused plans.
 //!
 //! [`Graph::verify`] runs after lowering in debug builds.
+//!
+//! Before these passes, [`demand::rewrite`] may rewrite the checked program itself so that bound
+//! queries and rule bodies compute only the tuples they ask for (goal-directed evaluation).
 #![deny(missing_docs)]
 
 pub mod closure;
+pub mod demand;
 pub mod error;
 pub mod fuse;
 pub mod graph;

@@ -62,6 +62,11 @@ enum Cmd {
         /// each).
         #[arg(long)]
         profile: bool,
+        /// When to answer a query or rule body that binds arguments of a relation defined
+        /// by rules by evaluating only what it needs (a demand rewrite): auto (where the
+        /// planner estimates it cheaper), off or always.
+        #[arg(long, value_enum, default_value = "auto")]
+        goal_directed: pipeline::GoalDirected,
         #[command(flatten)]
         train: TrainArgs,
         #[command(flatten)]
@@ -71,9 +76,14 @@ enum Cmd {
     Check {
         /// The program file.
         file: PathBuf,
-        /// Also print the planned graph of every equation and rule.
+        /// Also print the goal-directed rewrite and the planned graph of every equation and
+        /// rule.
         #[arg(long)]
         dump_plan: bool,
+        /// When to answer bound queries and rule bodies by a demand rewrite: auto, off or
+        /// always.
+        #[arg(long, value_enum, default_value = "auto")]
+        goal_directed: pipeline::GoalDirected,
     },
     /// Time a program: the median of many runs after warm-up (a training step when it has a
     /// `minimize`, else an evaluation of every definition).
@@ -198,12 +208,15 @@ fn emit(diags: &[Diagnostic], sources: &SourceMap) -> bool {
     diags.iter().any(|d| d.severity == Severity::Error)
 }
 
+// The command line's options, as parsed.
+#[allow(clippy::too_many_arguments)]
 fn run(
     file: PathBuf,
     json: bool,
     profile: bool,
     device: device::DeviceChoice,
     options: RunOptions,
+    goal_directed: pipeline::GoalDirected,
     train: TrainArgs,
     parallel: workers::ParallelArgs,
 ) -> ExitCode {
@@ -258,8 +271,8 @@ fn run(
         }
     }
     let (program, diags) = tl_syntax::load_program(&file, &mut sources);
-    let (checked, plan) = match pipeline::compile(&program, diags, &sources) {
-        Ok(x) => x,
+    let (checked, plan) = match pipeline::compile_with(&program, diags, &sources, goal_directed) {
+        Ok(c) => (c.checked, c.plan),
         Err(diags) => {
             emit(&diags, &sources);
             return ExitCode::FAILURE;
@@ -402,14 +415,18 @@ fn run(
     }
 }
 
-fn check(file: PathBuf, dump_plan: bool) -> ExitCode {
+fn check(file: PathBuf, dump_plan: bool, goal_directed: pipeline::GoalDirected) -> ExitCode {
     let mut sources = SourceMap::new();
     let (program, diags) = tl_syntax::load_program(&file, &mut sources);
-    match pipeline::compile(&program, diags, &sources) {
-        Ok((checked, plan)) => {
-            emit(&pipeline::warnings(&checked, &[]), &sources);
-            print!("{}", pipeline::summary(&checked));
+    match pipeline::compile_with(&program, diags, &sources, goal_directed) {
+        Ok(compiled) => {
+            let (checked, plan) = (&compiled.checked, &compiled.plan);
+            emit(&pipeline::warnings(checked, &[]), &sources);
+            print!("{}", compiled.summary);
             if dump_plan {
+                if let Some(rewrite) = &compiled.rewrite {
+                    print!("{}", rewrite.render(checked));
+                }
                 // A spliced plan runs inside its readers' fused plans (and on its own only
                 // while gradients are recorded).
                 let spliced = |p: &tl_plan::EquationPlan| {
@@ -466,6 +483,7 @@ fn main() -> ExitCode {
             max_iters,
             max_memory,
             profile,
+            goal_directed,
             train,
             parallel,
         } => run(
@@ -485,10 +503,15 @@ fn main() -> ExitCode {
                 stop_checkpoint: Some(signals::default_checkpoint(&file)),
                 ..RunOptions::default()
             },
+            goal_directed,
             train,
             parallel,
         ),
-        Cmd::Check { file, dump_plan } => check(file, dump_plan),
+        Cmd::Check {
+            file,
+            dump_plan,
+            goal_directed,
+        } => check(file, dump_plan, goal_directed),
         Cmd::Bench {
             file,
             device,

@@ -5,24 +5,77 @@ use tl_check::CheckedProgram;
 use tl_plan::ProgramPlan;
 use tl_syntax::{ast, Diagnostic, Severity, ToDiagnostic};
 
-/// A program ready to run, or the diagnostics that stop it.
+/// A program ready to run, or the diagnostics that stop it; bound demands are evaluated
+/// goal-directed where that pays ([`tl_plan::demand`]).
 pub fn compile(
+    program: &ast::Program,
+    diags: Vec<Diagnostic>,
+    sources: &tl_syntax::SourceMap,
+) -> Result<(CheckedProgram, ProgramPlan), Vec<Diagnostic>> {
+    compile_with(program, diags, sources, GoalDirected::Auto).map(|c| (c.checked, c.plan))
+}
+
+/// When `tl run` and `tl check` answer bound queries and rule bodies through the demand
+/// rewrite (`--goal-directed`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum GoalDirected {
+    /// Where the planner estimates it cheaper than computing the relations whole.
+    #[default]
+    Auto,
+    /// Never: every relation is computed whole.
+    Off,
+    /// Wherever a query or rule body binds an argument of a relation defined by rules.
+    Always,
+}
+
+impl From<GoalDirected> for tl_plan::demand::Mode {
+    fn from(g: GoalDirected) -> Self {
+        match g {
+            GoalDirected::Auto => tl_plan::demand::Mode::Auto,
+            GoalDirected::Off => tl_plan::demand::Mode::Off,
+            GoalDirected::Always => tl_plan::demand::Mode::Always,
+        }
+    }
+}
+
+/// A compiled program with what `tl check` shows of it.
+pub struct Compiled {
+    /// The program that runs (rewritten when `rewrite` is set).
+    pub checked: CheckedProgram,
+    /// Its plan.
+    pub plan: ProgramPlan,
+    /// The goal-directed rewrite, when one was applied.
+    pub rewrite: Option<tl_plan::demand::Rewrite>,
+    /// [`summary`] of the program as written, before the rewrite.
+    pub summary: String,
+}
+
+/// [`compile`], choosing when the demand rewrite applies.
+pub fn compile_with(
     program: &ast::Program,
     mut diags: Vec<Diagnostic>,
     sources: &tl_syntax::SourceMap,
-) -> Result<(CheckedProgram, ProgramPlan), Vec<Diagnostic>> {
+    goal_directed: GoalDirected,
+) -> Result<Compiled, Vec<Diagnostic>> {
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Err(diags);
     }
-    let checked = match tl_check::check(program, sources) {
+    let mut checked = match tl_check::check(program, sources) {
         Ok(c) => c,
         Err(errors) => {
             diags.extend(errors.iter().map(ToDiagnostic::to_diagnostic));
             return Err(diags);
         }
     };
+    let summary = summary(&checked);
+    let rewrite = tl_plan::demand::rewrite(&mut checked, goal_directed.into());
     match tl_plan::plan(&checked) {
-        Ok(plan) => Ok((checked, plan)),
+        Ok(plan) => Ok(Compiled {
+            checked,
+            plan,
+            rewrite,
+            summary,
+        }),
         Err(errors) => {
             diags.extend(errors.iter().map(ToDiagnostic::to_diagnostic));
             Err(diags)

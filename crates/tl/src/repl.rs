@@ -138,8 +138,9 @@ impl Session {
         let mut sources = SourceMap::new();
         if trimmed == ":shapes" {
             let (program, diags, ..) = self.parse(None, &mut sources);
-            return match pipeline::compile(&program, diags, &sources) {
-                Ok((checked, _)) => (pipeline::summary(&checked), String::new(), false),
+            let auto = pipeline::GoalDirected::Auto;
+            return match pipeline::compile_with(&program, diags, &sources, auto) {
+                Ok(compiled) => (compiled.summary, String::new(), false),
                 Err(diags) => (String::new(), render(&diags, &sources), false),
             };
         }
