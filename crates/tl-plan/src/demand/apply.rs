@@ -217,6 +217,7 @@ fn stratify(
         rules: rules.to_vec(),
         strata: Vec::new(),
         commands: Vec::new(),
+        loops: p.loops.clone(),
     };
     tl_check::strata::stratify(&program).ok()
 }
