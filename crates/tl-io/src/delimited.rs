@@ -167,7 +167,14 @@ mod tests {
         assert!(matches!(e, IoError::Ragged { line: 2, .. }), "{e}");
         let e = read("1\n-4\n", &[true]).unwrap_err();
         assert!(
-            matches!(e, IoError::BadField { line: 2, column: 1, .. }),
+            matches!(
+                e,
+                IoError::BadField {
+                    line: 2,
+                    column: 1,
+                    ..
+                }
+            ),
             "{e}"
         );
         assert!(e.hint().unwrap().contains("symbol"));

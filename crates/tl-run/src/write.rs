@@ -145,7 +145,10 @@ impl Engine<'_> {
     ) -> Result<(), RunError> {
         let Some(&t) = tensors.first().filter(|_| tensors.len() == 1) else {
             return Err(RunError::Unsupported {
-                what: format!("a delimited text file holds one relation, but {} are named", tensors.len()),
+                what: format!(
+                    "a delimited text file holds one relation, but {} are named",
+                    tensors.len()
+                ),
                 hint: Some("write each relation to a file of its own".into()),
                 span,
             });

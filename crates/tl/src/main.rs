@@ -8,6 +8,7 @@ mod relay;
 mod repl;
 mod report;
 mod signals;
+mod souffle;
 mod train_ui;
 mod workers;
 
@@ -66,6 +67,8 @@ enum Cmd {
         train: TrainArgs,
         #[command(flatten)]
         parallel: workers::ParallelArgs,
+        #[command(flatten)]
+        souffle: souffle::SouffleArgs,
     },
     /// Parse and check a program: print inferred shapes, domains and implicit params.
     Check {
@@ -74,6 +77,8 @@ enum Cmd {
         /// Also print the planned graph of every equation and rule.
         #[arg(long)]
         dump_plan: bool,
+        #[command(flatten)]
+        souffle: souffle::SouffleArgs,
     },
     /// Time a program: the median of many runs after warm-up (a training step when it has a
     /// `minimize`, else an evaluation of every definition).
@@ -206,6 +211,7 @@ fn run(
     options: RunOptions,
     train: TrainArgs,
     parallel: workers::ParallelArgs,
+    souffle: souffle::SouffleArgs,
 ) -> ExitCode {
     let started = Instant::now();
     let mut sources = SourceMap::new();
@@ -257,7 +263,7 @@ fn run(
             return ExitCode::FAILURE;
         }
     }
-    let (program, diags) = tl_syntax::load_program(&file, &mut sources);
+    let (program, diags) = souffle::load(&file, &mut sources, &souffle);
     let (checked, plan) = match pipeline::compile(&program, diags, &sources) {
         Ok(x) => x,
         Err(diags) => {
@@ -402,9 +408,9 @@ fn run(
     }
 }
 
-fn check(file: PathBuf, dump_plan: bool) -> ExitCode {
+fn check(file: PathBuf, dump_plan: bool, souffle: souffle::SouffleArgs) -> ExitCode {
     let mut sources = SourceMap::new();
-    let (program, diags) = tl_syntax::load_program(&file, &mut sources);
+    let (program, diags) = souffle::load(&file, &mut sources, &souffle);
     match pipeline::compile(&program, diags, &sources) {
         Ok((checked, plan)) => {
             emit(&pipeline::warnings(&checked, &[]), &sources);
@@ -468,6 +474,7 @@ fn main() -> ExitCode {
             profile,
             train,
             parallel,
+            souffle,
         } => run(
             file.clone(),
             json,
@@ -487,8 +494,13 @@ fn main() -> ExitCode {
             },
             train,
             parallel,
+            souffle,
         ),
-        Cmd::Check { file, dump_plan } => check(file, dump_plan),
+        Cmd::Check {
+            file,
+            dump_plan,
+            souffle,
+        } => check(file, dump_plan, souffle),
         Cmd::Bench {
             file,
             device,
