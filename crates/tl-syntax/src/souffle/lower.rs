@@ -371,16 +371,22 @@ impl Lowering<'_> {
             }
         }
         let ungrounded = |t: &Term| first_ungrounded(t, &grounded);
-        let head_decl_types: Vec<Base> = self.decl(head)?.attrs.iter().map(|a| a.1).collect();
+        let head_attrs: Vec<(Base, Span)> = self
+            .decl(head)?
+            .attrs
+            .iter()
+            .map(|(n, b)| (*b, n.1))
+            .collect();
         let mut head_args = Vec::new();
-        for (t, base) in head.args.iter().zip(&head_decl_types) {
+        for (t, &(base, at)) in head.args.iter().zip(&head_attrs) {
             if let Term::Anon(s) = t {
                 return Err(SouffleError::UnderscoreInHead { span: *s });
             }
             if let Some((name, s)) = ungrounded(t) {
                 return Err(SouffleError::Ungrounded { name, span: s });
             }
-            head_args.push(self.arg(t, *base, &mut types)?);
+            check_type(t, base, at, &mut types)?;
+            head_args.push(self.arg(t, base, &mut types)?);
         }
         let mut items = Vec::new();
         for lit in conj {
