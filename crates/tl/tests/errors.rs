@@ -323,7 +323,7 @@ fn every_error_example_has_an_expected_stderr_file() {
     }
     let root = repo_root();
     for prog in programs(&root) {
-        let expected = root.join(sidecar(prog, ".stderr"));
+        let expected = root.join(sidecar(&prog, ".stderr"));
         assert!(expected.is_file(), "{} is missing", expected.display());
     }
 }

@@ -153,8 +153,8 @@ impl Lowering<'_> {
         let mut names: Vec<&&str> = defs.keys().collect();
         names.sort();
         for name in names {
-            let resolved = self.resolve_type(name, &defs, 0);
-            self.types.insert(name.to_string(), resolved);
+            // Errors are recorded; the result is cached in `self.types`.
+            let _ = self.resolve_type(name, &defs, 0);
         }
     }
 
@@ -165,9 +165,25 @@ impl Lowering<'_> {
         defs: &HashMap<&str, (&Name, &Vec<Name>)>,
         depth: usize,
     ) -> Result<Base, Span> {
+        if let Some(known) = self.types.get(name) {
+            return *known;
+        }
         let Some(&(own, of)) = defs.get(name) else {
             return Err(Span::default());
         };
+        let resolved = self.resolve_parts(name, own, of, defs, depth);
+        self.types.insert(name.to_string(), resolved);
+        resolved
+    }
+
+    fn resolve_parts(
+        &mut self,
+        name: &str,
+        own: &Name,
+        of: &[Name],
+        defs: &HashMap<&str, (&Name, &Vec<Name>)>,
+        depth: usize,
+    ) -> Result<Base, Span> {
         if depth > defs.len() {
             self.errors.push(SouffleError::Unsupported {
                 construct: format!("the recursive type `{name}`"),

@@ -108,3 +108,6 @@ pub fn load_souffle(
         errors.iter().map(ToDiagnostic::to_diagnostic).collect(),
     )
 }
+
+#[cfg(test)]
+mod tests;

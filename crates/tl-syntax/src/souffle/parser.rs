@@ -446,10 +446,11 @@ impl Parser<'_> {
         let end = self.expect(".")?;
         if let Tok::Directive(d) = self.peek() {
             if d == "plan" {
+                let span = self.bump().1;
                 return Err(self.unsupported(
                     "query plans (`.plan`)",
                     "remove the `.plan`; `tl` orders joins itself",
-                    self.span(),
+                    span,
                 ));
             }
         }
