@@ -163,7 +163,11 @@ impl Engine<'_> {
                 span,
             });
         }
-        let rows = self.text_rows(t, true, span)?;
+        let mut rows = self.text_rows(t, true, span)?;
+        // Soufflé writes the empty tuple of a true nullary relation as `()`.
+        for row in rows.iter_mut().filter(|r| r.is_empty()) {
+            row.push("()".into());
+        }
         tl_io::write_delimited_relation(path, delimiter, &rows).map_err(|e| io(e, span))
     }
 }

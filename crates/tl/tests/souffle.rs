@@ -106,6 +106,26 @@ fn defaults_options_and_input_beside_facts() {
 }
 
 #[test]
+fn nullary_relations_are_true_or_false() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("p.dl"),
+        ".decl p()\np().\n.decl q()\nq() :- p().\n.decl r()\nr() :- !p().\n\
+         .output q\n.output r\n",
+    )
+    .unwrap();
+    ok(&tl(d, &["p.dl"]));
+    assert_eq!(std::fs::read_to_string(d.join("q.csv")).unwrap(), "()\n");
+    assert_eq!(std::fs::read_to_string(d.join("r.csv")).unwrap(), "");
+    let printed = ok(&tl(d, &["--json", "p.dl", "-D", "-"]));
+    assert!(
+        printed.starts_with(r#"{"query":"q","vars":[],"rows":[[]]}"#),
+        "{printed}"
+    );
+}
+
+#[test]
 fn a_bad_facts_file_is_a_diagnostic_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
