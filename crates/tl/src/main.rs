@@ -204,14 +204,13 @@ fn emit(diags: &[Diagnostic], sources: &SourceMap) -> bool {
 }
 
 fn run(
-    file: PathBuf,
+    source: souffle::Source,
     json: bool,
     profile: bool,
     device: device::DeviceChoice,
     options: RunOptions,
     train: TrainArgs,
     parallel: workers::ParallelArgs,
-    souffle: souffle::SouffleArgs,
 ) -> ExitCode {
     let started = Instant::now();
     let mut sources = SourceMap::new();
@@ -263,7 +262,7 @@ fn run(
             return ExitCode::FAILURE;
         }
     }
-    let (program, diags) = souffle::load(&file, &mut sources, &souffle);
+    let (program, diags) = source.load(&mut sources);
     let (checked, plan) = match pipeline::compile(&program, diags, &sources) {
         Ok(x) => x,
         Err(diags) => {
@@ -476,7 +475,10 @@ fn main() -> ExitCode {
             parallel,
             souffle,
         } => run(
-            file.clone(),
+            souffle::Source {
+                file: file.clone(),
+                flags: souffle,
+            },
             json,
             profile,
             device,
@@ -494,7 +496,6 @@ fn main() -> ExitCode {
             },
             train,
             parallel,
-            souffle,
         ),
         Cmd::Check {
             file,

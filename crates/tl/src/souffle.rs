@@ -18,6 +18,21 @@ pub struct SouffleArgs {
     pub output_dir: Option<PathBuf>,
 }
 
+/// A program file with the flags that say where a Soufflé program's files are.
+pub struct Source {
+    /// The program.
+    pub file: PathBuf,
+    /// `-F` and `-D`.
+    pub flags: SouffleArgs,
+}
+
+impl Source {
+    /// Loads the program (see [`load`]).
+    pub fn load(&self, sources: &mut SourceMap) -> (ast::Program, Vec<Diagnostic>) {
+        load(&self.file, sources, &self.flags)
+    }
+}
+
 /// Whether `file` is a Soufflé program (by its `.dl` extension).
 pub fn is_souffle(file: &Path) -> bool {
     file.extension()
