@@ -425,6 +425,9 @@ impl<'a> Checker<'a> {
                 data::load_file(&dir, f, &def.lhs.name.name, &mut self.safetensors)?
             }
             DataSource::Tokenized(t) => data::tokenize(&self.sources.dir_of(t.span.file), t)?,
+            DataSource::Delimited(d) => {
+                data::load_delimited(&self.sources.dir_of(d.file.span.file), d)?
+            }
         };
         match loaded {
             Loaded::Tensor(t) => {

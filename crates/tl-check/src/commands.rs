@@ -24,6 +24,7 @@ impl Checker<'_> {
                         .iter()
                         .map(|t| self.by_name.get(&t.name).copied().unwrap_or(0))
                         .collect(),
+                    delimiter: w.delimiter,
                     span: stmt.span,
                 }),
                 StmtKind::Minimize(m) => self.minimize(m, stmt.span).map(Command::Minimize),

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use tl_backend::{DType, HostTensor};
-use tl_syntax::ast::{ArrayLit, FileRef, Tokenized};
+use tl_syntax::ast::{ArrayLit, DelimitedFile, FileRef, Tokenized};
 use tl_syntax::Span;
 
 /// What a data statement provides.
@@ -98,6 +98,14 @@ pub fn resolve_path(dir: &Path, path: &str) -> PathBuf {
 
 /// Safetensors files read so far, by resolved path.
 pub type SafetensorsCache = HashMap<PathBuf, Rc<tl_io::SafetensorsFile>>;
+
+/// Reads a relation from plain delimited text with declared column types (Soufflé's `.input`).
+pub fn load_delimited(dir: &Path, d: &DelimitedFile) -> Result<Loaded, CheckError> {
+    let path = resolve_path(dir, &d.file.path);
+    tl_io::read_delimited_relation(&path, d.delimiter, &d.numbers)
+        .map(Loaded::Rows)
+        .map_err(|e| io_error(&e, d.file.span))
+}
 
 /// Reads the file a data statement names; a safetensors file is read once per check and kept
 /// in `cache` for the program's other reads of it.

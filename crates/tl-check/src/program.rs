@@ -379,6 +379,8 @@ pub enum Command {
         path: PathBuf,
         /// The tensors, in order.
         tensors: Vec<TensorId>,
+        /// `Some(c)`: one relation as plain text, fields split by `c` (Soufflé's `.output`).
+        delimiter: Option<char>,
         /// Where it is.
         span: Span,
     },

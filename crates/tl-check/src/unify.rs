@@ -164,8 +164,19 @@ impl Unifier {
         if ra == rb {
             return Ok(());
         }
-        let other = std::mem::take(&mut self.info[rb]);
+        let mut other = std::mem::take(&mut self.info[rb]);
         self.parent[rb] = ra;
+        // Open classes merge the smaller symbol set into the larger (their order is the
+        // program's order of first appearance, sorted later, not the order of these lists).
+        let mine = &mut self.info[ra];
+        if mine.closed.is_none()
+            && other.closed.is_none()
+            && other.symbols.len() > mine.symbols.len()
+        {
+            std::mem::swap(&mut mine.symbols, &mut other.symbols);
+            std::mem::swap(&mut mine.symbol_spans, &mut other.symbol_spans);
+            std::mem::swap(&mut mine.symbol_set, &mut other.symbol_set);
+        }
         if let Some((e, span)) = other.extent {
             self.set_extent(ra, e, span)?;
         }
@@ -224,22 +235,25 @@ impl Unifier {
     /// Settles a class's extent from its symbols or integer constants, checking consistency.
     pub fn settle(&mut self, n: Node, use_constants: bool) -> Result<Option<usize>, CheckError> {
         let r = self.find(n);
-        let info = self.info[r].clone();
+        // Only the small fields: a class may hold millions of symbols, and every axis in it
+        // is settled.
+        let info = &self.info[r];
+        let what = || info.what.clone();
+        let count = info.symbols.len();
         if let (Some(sym), Some((_, int_span))) = (info.symbol_span, info.min_extent) {
-            if !info.symbols.is_empty() {
+            if count > 0 {
                 return Err(CheckError::MixedDomain {
-                    what: info.what,
+                    what: what(),
                     symbol: sym,
                     integer: int_span,
                 });
             }
         }
-        if !info.symbols.is_empty() {
-            let count = info.symbols.len();
+        if count > 0 {
             if let Some((e, span)) = info.extent {
                 if e != count {
                     return Err(CheckError::ExtentMismatch {
-                        what: info.what,
+                        what: what(),
                         first_extent: count,
                         first: info.symbol_span.unwrap_or(span),
                         second_extent: e,
@@ -248,7 +262,8 @@ impl Unifier {
                     });
                 }
             }
-            self.info[r].extent = Some((count, info.symbol_span.unwrap_or_default()));
+            let at = info.symbol_span.unwrap_or_default();
+            self.info[r].extent = Some((count, at));
             return Ok(Some(count));
         }
         if let Some((e, _)) = info.extent {
@@ -256,7 +271,7 @@ impl Unifier {
                 if m > e {
                     return Err(CheckError::OutOfRange {
                         value: m as i64 - 1,
-                        what: info.what,
+                        what: what(),
                         extent: e,
                         span,
                     });
@@ -264,8 +279,9 @@ impl Unifier {
             }
             return Ok(Some(e));
         }
+        let min_extent = info.min_extent;
         if use_constants {
-            if let Some((m, span)) = info.min_extent {
+            if let Some((m, span)) = min_extent {
                 self.info[r].extent = Some((m, span));
                 return Ok(Some(m));
             }

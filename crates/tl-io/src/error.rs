@@ -110,6 +110,19 @@ pub enum IoError {
         /// Number of fields in the offending row.
         found: usize,
     },
+    /// A field of delimited text that its column's type does not allow (a `number` column
+    /// holding text or a negative number).
+    #[error("{}:{line}: column {column}: {detail}", .path.display())]
+    BadField {
+        /// The text file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: u64,
+        /// 1-based column number.
+        column: usize,
+        /// What is wrong with the field.
+        detail: String,
+    },
     /// A `tokenizer.json` that the `tokenizers` library cannot load.
     #[error("{}: not a usable tokenizer: {detail}", .path.display())]
     BadTokenizer {
@@ -158,6 +171,7 @@ impl IoError {
             | IoError::StackGap { path, .. }
             | IoError::Mismatch { path, .. }
             | IoError::Ragged { path, .. }
+            | IoError::BadField { path, .. }
             | IoError::BadTokenizer { path, .. }
             | IoError::Tokenize { path, .. }
             | IoError::EmptyText { path }
@@ -195,6 +209,12 @@ impl IoError {
             }
             IoError::Ragged { .. } => Some(
                 "every fact must have the same number of fields; quote fields containing commas"
+                    .into(),
+            ),
+            IoError::BadField { .. } => Some(
+                "a `number` column holds non-negative integers (negative numbers are not supported); \
+                 declare the column \
+                 `symbol` to read it as text"
                     .into(),
             ),
             IoError::BadTokenizer { .. } => Some(

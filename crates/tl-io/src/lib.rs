@@ -13,6 +13,7 @@
 
 mod atomic;
 mod csv;
+mod delimited;
 mod error;
 mod npy;
 mod npy_header;
@@ -21,6 +22,7 @@ mod tokenize;
 
 pub use crate::atomic::{replace_folder, write_atomic, write_atomic_with};
 pub use crate::csv::{read_csv_relation, write_csv_relation, CsvColumn, CsvColumns};
+pub use crate::delimited::{read_delimited_relation, write_delimited_relation};
 pub use crate::error::IoError;
 pub use crate::npy::{read_npy, write_npy};
 pub use crate::safetensors::{

@@ -287,7 +287,11 @@ impl<'a> Engine<'a> {
         let shape = self.shape(t);
         if self.plan.storage[t % self.program.tensors.len()] == Storage::Sparse {
             let flat: Vec<u32> = tuples.iter().flatten().copied().collect();
-            return Ok(Value::Sparse(Relation::from_flat(shape.len(), flat)));
+            return Ok(Value::Sparse(relation_of(
+                shape.len(),
+                flat,
+                !tuples.is_empty(),
+            )));
         }
         self.fits_dense_relation(t, &shape, span)?;
         let host = tuples_to_dense(&shape, tuples.iter().map(Vec::as_slice));
@@ -389,7 +393,8 @@ impl<'a> Engine<'a> {
                     .backend
                     .download(&x)
                     .map_err(|e| RunError::backend(e, span))?;
-                Ok(Relation::from_flat(arity, dense_to_tuples(&host)))
+                let any = host.data.to_f64().iter().any(|&x| x > 0.0);
+                Ok(relation_of(arity, dense_to_tuples(&host), any))
             }
             None => Ok(Relation::empty(arity)),
         }
@@ -434,6 +439,15 @@ pub fn tuples_to_dense<'t>(shape: &[usize], tuples: impl Iterator<Item = &'t [u3
     HostTensor {
         shape: shape.to_vec(),
         data: HostData::F32(data),
+    }
+}
+
+/// A relation from flat row-major tuples; `any` says whether there is at least one tuple,
+/// which for a nullary relation (no values at all) is the difference between true and false.
+pub fn relation_of(arity: usize, flat: Vec<u32>, any: bool) -> Relation {
+    match (arity, any) {
+        (0, true) => Relation::unit(),
+        _ => Relation::from_flat(arity, flat),
     }
 }
 

@@ -55,8 +55,9 @@ impl Engine<'_> {
                 Command::Write {
                     path,
                     tensors,
+                    delimiter,
                     span,
-                } => self.write(path, tensors, *span)?,
+                } => self.write(path, tensors, *delimiter, *span)?,
                 Command::Minimize(m) => self.minimize(m, observer)?,
             }
         }

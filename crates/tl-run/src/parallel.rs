@@ -650,8 +650,9 @@ impl Engine<'_> {
                 Command::Write {
                     path,
                     tensors,
+                    delimiter,
                     span,
-                } if leader => self.write(path, tensors, *span)?,
+                } if leader => self.write(path, tensors, *delimiter, *span)?,
                 Command::Query { .. } | Command::Write { .. } => {}
                 Command::Minimize(m) => self.minimize_with(m, observer, Some(dp))?,
             }

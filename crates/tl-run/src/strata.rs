@@ -421,7 +421,8 @@ impl Engine<'_> {
                 .flatten()
                 .copied()
                 .collect();
-            slots[head] = tl_relation::Relation::from_flat(self.shape(head).len(), facts);
+            let any = !self.program.tensors[head].facts.is_empty();
+            slots[head] = crate::engine::relation_of(self.shape(head).len(), facts, any);
             for &r in &self.program.tensors[head].rules {
                 let rule = &self.program.rules[r];
                 for atom in &rule.body {

@@ -24,8 +24,18 @@ impl Engine<'_> {
             .map_err(|e| RunError::backend(e, span))
     }
 
-    /// Writes tensors to a file, by its extension.
-    pub fn write(&mut self, path: &Path, tensors: &[TensorId], span: Span) -> Result<(), RunError> {
+    /// Writes tensors to a file: by its extension, or, with a `delimiter`, one relation as
+    /// plain delimited text (Soufflé's `.output`).
+    pub fn write(
+        &mut self,
+        path: &Path,
+        tensors: &[TensorId],
+        delimiter: Option<char>,
+        span: Span,
+    ) -> Result<(), RunError> {
+        if let Some(delimiter) = delimiter {
+            return self.write_delimited(path, tensors, delimiter, span);
+        }
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -66,24 +76,7 @@ impl Engine<'_> {
                         span,
                     });
                 }
-                let rel = self.tuples(t, span)?;
-                let axes = &self.program.tensors[t].axes;
-                let rows: Vec<Vec<String>> = rel
-                    .iter()
-                    .map(|tuple| {
-                        tuple
-                            .iter()
-                            .zip(axes)
-                            .map(|(&x, &d)| {
-                                self.program.domains[d]
-                                    .symbols
-                                    .get(x as usize)
-                                    .cloned()
-                                    .unwrap_or_else(|| x.to_string())
-                            })
-                            .collect()
-                    })
-                    .collect();
+                let rows = self.text_rows(t, false, span)?;
                 tl_io::write_csv_relation(path, &rows).map_err(|e| io(e, span))
             }
             _ => Err(RunError::Unsupported {
@@ -95,5 +88,86 @@ impl Engine<'_> {
                 span,
             }),
         }
+    }
+}
+
+impl Engine<'_> {
+    /// A relation's tuples as text, one row per tuple: symbols by name, integers in decimal;
+    /// `sorted` orders the rows as query answers are (integers numerically, symbols by name).
+    fn text_rows(
+        &mut self,
+        t: TensorId,
+        sorted: bool,
+        span: Span,
+    ) -> Result<Vec<Vec<String>>, RunError> {
+        let rel = self.tuples(t, span)?;
+        let axes = &self.program.tensors[t].axes;
+        let domains = &self.program.domains;
+        let mut tuples: Vec<&[u32]> = rel.iter().collect();
+        if sorted {
+            let key = |tuple: &[u32]| -> Vec<(u32, String)> {
+                tuple
+                    .iter()
+                    .zip(axes)
+                    .map(|(&x, &d)| match domains[d].symbols.get(x as usize) {
+                        Some(s) => (0, s.clone()),
+                        None => (x, String::new()),
+                    })
+                    .collect()
+            };
+            tuples.sort_by_cached_key(|tuple| key(tuple));
+        }
+        Ok(tuples
+            .into_iter()
+            .map(|tuple| {
+                tuple
+                    .iter()
+                    .zip(axes)
+                    .map(|(&x, &d)| {
+                        domains[d]
+                            .symbols
+                            .get(x as usize)
+                            .cloned()
+                            .unwrap_or_else(|| x.to_string())
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// Writes one relation as plain delimited text, its rows sorted.
+    fn write_delimited(
+        &mut self,
+        path: &Path,
+        tensors: &[TensorId],
+        delimiter: char,
+        span: Span,
+    ) -> Result<(), RunError> {
+        let Some(&t) = tensors.first().filter(|_| tensors.len() == 1) else {
+            return Err(RunError::Unsupported {
+                what: format!(
+                    "a delimited text file holds one relation, but {} are named",
+                    tensors.len()
+                ),
+                hint: Some("write each relation to a file of its own".into()),
+                span,
+            });
+        };
+        if self.program.tensors[t].kind != TensorKind::Relation {
+            return Err(RunError::Unsupported {
+                what: format!(
+                    "delimited text holds relations, and `{}` is a tensor",
+                    self.program.tensors[t].name
+                ),
+                hint: Some("write tensors to `.npy` or `.safetensors` files".into()),
+                span,
+            });
+        }
+        let mut rows = self.text_rows(t, true, span)?;
+        // Soufflé writes the empty tuple of a true nullary relation as `()`.
+        for row in rows.iter_mut().filter(|r| r.is_empty()) {
+            row.push("()".into());
+        }
+        tl_io::write_delimited_relation(path, delimiter, &rows).map_err(|e| io(e, span))
     }
 }

@@ -369,6 +369,20 @@ pub enum DataSource {
     File(FileRef),
     /// `"sentences.txt" tokenized by "tokenizer.json" max 256 length 128`.
     Tokenized(Tokenized),
+    /// A relation as plain delimited text with declared column types (Soufflé's `.input`).
+    Delimited(DelimitedFile),
+}
+
+/// A relation read from plain delimited text (Soufflé's `.facts` files): fields split at one
+/// character and taken verbatim, each column a symbol or a number as declared.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DelimitedFile {
+    /// The file.
+    pub file: FileRef,
+    /// The character between fields.
+    pub delimiter: char,
+    /// Per column: whether it holds numbers (else symbols).
+    pub numbers: Vec<bool>,
 }
 
 /// Sentences of a text file encoded by a tokenizer: the relation `Tok(sentence, position,
@@ -394,6 +408,7 @@ impl DataSource {
             DataSource::Array(a) => a.span,
             DataSource::File(f) => f.span,
             DataSource::Tokenized(t) => t.span,
+            DataSource::Delimited(d) => d.file.span,
         }
     }
 }
@@ -427,6 +442,9 @@ pub struct WriteCmd {
     pub file: FileRef,
     /// The tensors to write.
     pub tensors: Vec<Ident>,
+    /// `Some(c)`: a relation as plain text with fields split by `c`, whatever the file's
+    /// extension (Soufflé's `.output`); `None`: the format the extension names.
+    pub delimiter: Option<char>,
 }
 
 /// `param W[8, 2] ~ normal(0, 0.5)` or `param B[8] = 0`.

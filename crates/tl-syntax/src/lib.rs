@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod lexer;
 pub mod loader;
 pub mod parser;
+pub mod souffle;
 pub mod span;
 
 pub use diagnostic::{Diagnostic, Label, Severity, ToDiagnostic};

@@ -8,6 +8,7 @@ mod relay;
 mod repl;
 mod report;
 mod signals;
+mod souffle;
 mod train_ui;
 mod workers;
 
@@ -71,6 +72,8 @@ enum Cmd {
         train: TrainArgs,
         #[command(flatten)]
         parallel: workers::ParallelArgs,
+        #[command(flatten)]
+        souffle: souffle::SouffleArgs,
     },
     /// Parse and check a program: print inferred shapes, domains and implicit params.
     Check {
@@ -84,6 +87,8 @@ enum Cmd {
         /// always.
         #[arg(long, value_enum, default_value = "auto")]
         goal_directed: pipeline::GoalDirected,
+        #[command(flatten)]
+        souffle: souffle::SouffleArgs,
     },
     /// Time a program: the median of many runs after warm-up (a training step when it has a
     /// `minimize`, else an evaluation of every definition).
@@ -211,7 +216,7 @@ fn emit(diags: &[Diagnostic], sources: &SourceMap) -> bool {
 // The command line's options, as parsed.
 #[allow(clippy::too_many_arguments)]
 fn run(
-    file: PathBuf,
+    source: souffle::Source,
     json: bool,
     profile: bool,
     device: device::DeviceChoice,
@@ -270,7 +275,7 @@ fn run(
             return ExitCode::FAILURE;
         }
     }
-    let (program, diags) = tl_syntax::load_program(&file, &mut sources);
+    let (program, diags) = source.load(&mut sources);
     let (checked, plan) = match pipeline::compile_with(&program, diags, &sources, goal_directed) {
         Ok(c) => (c.checked, c.plan),
         Err(diags) => {
@@ -415,9 +420,14 @@ fn run(
     }
 }
 
-fn check(file: PathBuf, dump_plan: bool, goal_directed: pipeline::GoalDirected) -> ExitCode {
+fn check(
+    file: PathBuf,
+    dump_plan: bool,
+    goal_directed: pipeline::GoalDirected,
+    souffle: souffle::SouffleArgs,
+) -> ExitCode {
     let mut sources = SourceMap::new();
-    let (program, diags) = tl_syntax::load_program(&file, &mut sources);
+    let (program, diags) = souffle::load(&file, &mut sources, &souffle);
     match pipeline::compile_with(&program, diags, &sources, goal_directed) {
         Ok(compiled) => {
             let (checked, plan) = (&compiled.checked, &compiled.plan);
@@ -486,8 +496,12 @@ fn main() -> ExitCode {
             goal_directed,
             train,
             parallel,
+            souffle,
         } => run(
-            file.clone(),
+            souffle::Source {
+                file: file.clone(),
+                flags: souffle,
+            },
             json,
             profile,
             device,
@@ -511,7 +525,8 @@ fn main() -> ExitCode {
             file,
             dump_plan,
             goal_directed,
-        } => check(file, dump_plan, goal_directed),
+            souffle,
+        } => check(file, dump_plan, goal_directed, souffle),
         Cmd::Bench {
             file,
             device,

@@ -1,6 +1,7 @@
-//! Golden tests for diagnostics: every `examples/errors/NAME.tl` holds one mistake, and
-//! `examples/errors/NAME.stderr` holds exactly what `tl run [ARGS] examples/errors/NAME.tl`
-//! prints on standard error, run from the repository root with that relative path.
+//! Golden tests for diagnostics: every `examples/errors/NAME.tl` (or Soufflé program
+//! `NAME.dl`) holds one mistake, and `examples/errors/NAME.stderr` holds exactly what
+//! `tl run [ARGS] examples/errors/NAME.tl` prints on standard error, run from the repository
+//! root with that relative path.
 //!
 //! **Environment.** Every run has `NO_COLOR=1`; `TL_MAX_MEMORY=8G`, so that messages stating the
 //! memory limit read the same on every machine; and `TL_NO_CUDA=1`, so that every run sees no
@@ -92,15 +93,24 @@ fn files_ending(root: &Path, suffix: &str) -> Vec<String> {
 
 /// The programs under `examples/errors`, as paths relative to the root, sorted.
 fn programs(root: &Path) -> Vec<String> {
-    files_ending(root, ".tl")
+    let mut out: Vec<String> = files_ending(root, ".tl")
         .into_iter()
+        .chain(files_ending(root, ".dl"))
         .map(|n| format!("examples/errors/{n}"))
-        .collect()
+        .collect();
+    out.sort();
+    out
+}
+
+/// The file beside a program with the same stem and another suffix (`.stderr`, `.args`).
+fn sidecar(prog: &str, suffix: &str) -> String {
+    let stem = prog.rsplit_once('.').map_or(prog, |(stem, _)| stem);
+    format!("{stem}{suffix}")
 }
 
 /// The extra arguments of a program from its `.args` sidecar, if it has one.
 fn extra_args(root: &Path, prog: &str) -> Option<Vec<String>> {
-    let path = root.join(prog.replace(".tl", ".args"));
+    let path = root.join(sidecar(prog, ".args"));
     let text = std::fs::read_to_string(path).ok()?;
     Some(text.split_whitespace().map(str::to_string).collect())
 }
@@ -276,7 +286,7 @@ fn error_examples_match_their_expected_stderr() {
             .expect("the tl binary runs");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let expected_path = root.join(prog.replace(".tl", ".stderr"));
+        let expected_path = root.join(sidecar(prog, ".stderr"));
         let mut problems = problems_of(&out.status, &stdout, &stderr, extra.is_some());
         if bless {
             std::fs::write(&expected_path, &stderr).expect("write the .stderr file");
@@ -313,7 +323,7 @@ fn every_error_example_has_an_expected_stderr_file() {
     }
     let root = repo_root();
     for prog in programs(&root) {
-        let expected = root.join(prog.replace(".tl", ".stderr"));
+        let expected = root.join(sidecar(&prog, ".stderr"));
         assert!(expected.is_file(), "{} is missing", expected.display());
     }
 }
@@ -323,10 +333,11 @@ fn every_sidecar_belongs_to_a_program() {
     let root = repo_root();
     for suffix in [".stderr", ".args"] {
         for name in files_ending(&root, suffix) {
-            let prog = root
-                .join("examples/errors")
-                .join(name.replace(suffix, ".tl"));
-            assert!(prog.is_file(), "examples/errors/{name} has no program");
+            let folder = root.join("examples/errors");
+            let has_program = [".tl", ".dl"]
+                .iter()
+                .any(|ext| folder.join(name.replace(suffix, ext)).is_file());
+            assert!(has_program, "examples/errors/{name} has no program");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Runs every program in `examples/` that has a `.expected.jsonl` beside it and compares
+//! Runs every program in `examples/` (`.tl`, or Soufflé's `.dl`, whose `.output` relations are
+//! printed with `-D -`) that has a `.expected.jsonl` beside it and compares
 //! `tl run --json` with the expected answers: relations exactly, numbers within a relative
 //! tolerance of 1e-4 (the expected values are computed in float64 outside TensorLogic; the
 //! engine computes in float32). An expected answer may carry `"tolerance": x`: every number in
@@ -22,6 +23,22 @@ fn repo_root() -> PathBuf {
     }
 }
 
+/// A Soufflé program (`.dl`) reads its `.facts` beside it and prints its `.output` relations
+/// as query answers.
+fn souffle_flags(program: &Path) -> Vec<String> {
+    if program.extension().is_some_and(|x| x == "dl") {
+        let dir = program.parent().unwrap_or(Path::new("."));
+        vec![
+            "-F".into(),
+            dir.display().to_string(),
+            "-D".into(),
+            "-".into(),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
 fn programs(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -30,7 +47,7 @@ fn programs(dir: &Path, out: &mut Vec<PathBuf>) {
         let p = e.path();
         if p.is_dir() && p.file_name().is_some_and(|n| n != "errors") {
             programs(&p, out);
-        } else if p.extension().is_some_and(|x| x == "tl")
+        } else if p.extension().is_some_and(|x| x == "tl" || x == "dl")
             && p.with_extension("expected.jsonl").is_file()
         {
             out.push(p);
@@ -90,6 +107,7 @@ fn every_example_gives_its_expected_answers() {
         let out = Command::new(env!("CARGO_BIN_EXE_tl"))
             .current_dir(&root)
             .args(["run", "--json", "--device", "cpu"])
+            .args(souffle_flags(rel))
             .arg(rel)
             .output();
         let Ok(out) = out else {

@@ -247,6 +247,7 @@ impl Parser {
         Ok(StmtKind::Write(WriteCmd {
             file: file_ref(&text, span),
             tensors,
+            delimiter: None,
         }))
     }
 }

@@ -386,6 +386,7 @@ fn write_commands() {
                 span: Span::default(),
             },
             tensors: vec![id("W1"), id("B1")],
+            delimiter: None,
         }),
     );
 }

@@ -1,0 +1,933 @@
+//! Soufflé items to Tensor Logic statements: declarations resolved to symbol or number
+//! attributes, disjunctions expanded into one rule per alternative, `_` renamed, Soufflé's
+//! safety rules checked (every variable grounded by a positive atom), and `.input`/`.output`
+//! turned into data statements and writes (or queries, for `-D -`).
+//!
+//! Two kinds of hidden relation keep the meaning exact; their names end with a prime, which a
+//! Soufflé program cannot write, so they never clash with the program's own:
+//! - `!r(x, _)` means "no tuple of `r` starts with `x`", but a Tensor Logic variable found only
+//!   in a negated atom ranges over its domain (`not R(x, y)` for some `y`). So the `_`
+//!   positions are projected away first: `r'x_(x) <- r(x, y)`, and the rule reads
+//!   `!r'x_(x)`.
+//! - Soufflé has one symbol table and one number type for the whole program, so a relation
+//!   that holds no tuple still has attributes with values to range over. One rule per attribute
+//!   of every relation, `symbol'(x) <- r(x, _)`, puts every attribute of a type into one
+//!   domain, as the checker unifies the axes a variable joins.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use super::error::SouffleError;
+use super::parser::{Body, Item, Name, SAtom, Term};
+use super::{Options, Output};
+use crate::ast::{
+    Access, AccessStyle, Atom, BodyItem, DataDef, DataSource, DelimitedFile, FileRef, Ident,
+    IndexArg, IndexExpr, Lhs, Program, Query, Rule, Stmt, StmtKind, WriteCmd,
+};
+use crate::span::Span;
+
+/// Most rules one clause may expand into (disjunctions multiply).
+const MAX_ALTERNATIVES: usize = 4096;
+
+/// The two kinds of value an attribute holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Base {
+    Symbol,
+    Number,
+}
+
+impl Base {
+    fn name(self) -> &'static str {
+        match self {
+            Base::Symbol => "symbol",
+            Base::Number => "number",
+        }
+    }
+}
+
+/// A declared relation.
+struct Decl {
+    attrs: Vec<(Name, Base)>,
+    span: Span,
+}
+
+/// One literal of a conjunction.
+#[derive(Clone)]
+enum Lit<'a> {
+    Pos(&'a SAtom),
+    Neg(&'a SAtom),
+    Cmp(&'a Body),
+}
+
+/// Lowers parsed items into a program, with every error found.
+pub fn lower(items: &[Item], options: &Options) -> (Program, Vec<SouffleError>) {
+    let mut l = Lowering {
+        options,
+        types: HashMap::new(),
+        decls: HashMap::new(),
+        order: Vec::new(),
+        stmts: Vec::new(),
+        errors: Vec::new(),
+        fresh: 0,
+        helpers: HashSet::new(),
+        defined: HashSet::new(),
+    };
+    l.collect_types(items);
+    l.collect_decls(items);
+    for item in items {
+        if let Item::Clause { heads, body, span } = item {
+            if let Err(e) = l.clause(heads, body.as_ref(), *span) {
+                l.errors.push(e);
+            }
+        }
+    }
+    let mut inputs = HashSet::new();
+    for item in items {
+        if let Item::Io {
+            output,
+            name,
+            options,
+        } = item
+        {
+            let result = if *output {
+                l.output(name, options)
+            } else if !inputs.insert(name.0.clone()) {
+                Err(SouffleError::BadOption {
+                    what: format!("`.input {}` given twice", name.0),
+                    hint: "keep one `.input` per relation".into(),
+                    span: name.1,
+                })
+            } else {
+                l.input(name, options)
+            };
+            if let Err(e) = result {
+                l.errors.push(e);
+            }
+        }
+    }
+    l.universes();
+    (Program { stmts: l.stmts }, l.errors)
+}
+
+struct Lowering<'o> {
+    options: &'o Options,
+    types: HashMap<String, Result<Base, Span>>,
+    decls: HashMap<String, Decl>,
+    order: Vec<String>,
+    stmts: Vec<Stmt>,
+    errors: Vec<SouffleError>,
+    fresh: usize,
+    helpers: HashSet<String>,
+    /// Relations with facts or rules in the program.
+    defined: HashSet<String>,
+}
+
+fn ident(name: &str, span: Span) -> Ident {
+    Ident {
+        name: name.to_string(),
+        span,
+    }
+}
+
+fn var(name: &str, span: Span) -> IndexArg {
+    IndexArg::Expr(IndexExpr::Var(ident(name, span)))
+}
+
+impl Lowering<'_> {
+    fn collect_types(&mut self, items: &[Item]) {
+        let mut defs: HashMap<&str, (&Name, &Vec<Name>)> = HashMap::new();
+        for item in items {
+            if let Item::Type { name, of } = item {
+                if let Some((first, _)) = defs.get(name.0.as_str()) {
+                    self.errors.push(SouffleError::Duplicate {
+                        kind: "type",
+                        name: name.0.clone(),
+                        span: name.1,
+                        first: first.1,
+                    });
+                    continue;
+                }
+                defs.insert(&name.0, (name, of));
+            }
+        }
+        let mut names: Vec<&&str> = defs.keys().collect();
+        names.sort();
+        for name in names {
+            // Errors are recorded; the result is cached in `self.types`.
+            let _ = self.resolve_type(name, &defs, 0);
+        }
+    }
+
+    /// The base of a type, or the span of the reference that has none (an error is recorded).
+    fn resolve_type(
+        &mut self,
+        name: &str,
+        defs: &HashMap<&str, (&Name, &Vec<Name>)>,
+        depth: usize,
+    ) -> Result<Base, Span> {
+        if let Some(known) = self.types.get(name) {
+            return *known;
+        }
+        let Some(&(own, of)) = defs.get(name) else {
+            return Err(Span::default());
+        };
+        let resolved = self.resolve_parts(name, own, of, defs, depth);
+        self.types.insert(name.to_string(), resolved);
+        resolved
+    }
+
+    fn resolve_parts(
+        &mut self,
+        name: &str,
+        own: &Name,
+        of: &[Name],
+        defs: &HashMap<&str, (&Name, &Vec<Name>)>,
+        depth: usize,
+    ) -> Result<Base, Span> {
+        if depth > defs.len() {
+            self.errors.push(SouffleError::Unsupported {
+                construct: format!("the recursive type `{name}`"),
+                hint: "define each type from `symbol`, `number` or types defined before".into(),
+                span: own.1,
+            });
+            return Err(own.1);
+        }
+        let mut base: Option<(Base, Span)> = None;
+        for part in of {
+            let b = match builtin(&part.0) {
+                Some(Ok(b)) => b,
+                Some(Err(construct)) => {
+                    self.errors.push(float_error(construct, part.1));
+                    return Err(part.1);
+                }
+                None if defs.contains_key(part.0.as_str()) => {
+                    self.resolve_type(&part.0, defs, depth + 1)?
+                }
+                None => {
+                    self.errors.push(SouffleError::Undeclared {
+                        kind: "type",
+                        name: part.0.clone(),
+                        span: part.1,
+                    });
+                    return Err(part.1);
+                }
+            };
+            match base {
+                Some((first, at)) if first != b => {
+                    self.errors.push(SouffleError::TypeMismatch {
+                        what: format!(
+                            "the union `{name}` mixes `{}` and `{}` types",
+                            first.name(),
+                            b.name()
+                        ),
+                        span: part.1,
+                        other: at,
+                    });
+                    return Err(part.1);
+                }
+                _ => base = Some((b, part.1)),
+            }
+        }
+        base.map(|(b, _)| b).ok_or(own.1)
+    }
+
+    fn base_of(&mut self, ty: &Name) -> Option<Base> {
+        match builtin(&ty.0) {
+            Some(Ok(b)) => return Some(b),
+            Some(Err(construct)) => {
+                self.errors.push(float_error(construct, ty.1));
+                return None;
+            }
+            None => {}
+        }
+        match self.types.get(&ty.0) {
+            Some(Ok(b)) => Some(*b),
+            Some(Err(_)) => None,
+            None => {
+                self.errors.push(SouffleError::Undeclared {
+                    kind: "type",
+                    name: ty.0.clone(),
+                    span: ty.1,
+                });
+                None
+            }
+        }
+    }
+
+    fn collect_decls(&mut self, items: &[Item]) {
+        for item in items {
+            let Item::Decl { name, attrs } = item else {
+                continue;
+            };
+            if let Some(first) = self.decls.get(&name.0) {
+                self.errors.push(SouffleError::Duplicate {
+                    kind: "relation",
+                    name: name.0.clone(),
+                    span: name.1,
+                    first: first.span,
+                });
+                continue;
+            }
+            let mut resolved = Vec::new();
+            let mut seen: HashMap<&str, Span> = HashMap::new();
+            for (attr, ty) in attrs {
+                if let Some(&first) = seen.get(attr.0.as_str()) {
+                    self.errors.push(SouffleError::Duplicate {
+                        kind: "attribute",
+                        name: attr.0.clone(),
+                        span: attr.1,
+                        first,
+                    });
+                }
+                seen.insert(&attr.0, attr.1);
+                // An attribute whose type is in error still counts, as a symbol, so that
+                // the relation's arity is known and one mistake gives one message.
+                let base = self.base_of(ty).unwrap_or(Base::Symbol);
+                resolved.push((attr.clone(), base));
+            }
+            self.order.push(name.0.clone());
+            self.decls.insert(
+                name.0.clone(),
+                Decl {
+                    attrs: resolved,
+                    span: name.1,
+                },
+            );
+        }
+    }
+
+    fn decl(&self, atom: &SAtom) -> Result<&Decl, SouffleError> {
+        let decl = self
+            .decls
+            .get(&atom.name.0)
+            .ok_or_else(|| SouffleError::Undeclared {
+                kind: "relation",
+                name: atom.name.0.clone(),
+                span: atom.name.1,
+            })?;
+        if decl.attrs.len() != atom.args.len() {
+            return Err(SouffleError::Arity {
+                relation: atom.name.0.clone(),
+                expected: decl.attrs.len(),
+                found: atom.args.len(),
+                span: atom.span,
+                decl: decl.span,
+            });
+        }
+        Ok(decl)
+    }
+
+    fn fresh_var(&mut self) -> String {
+        self.fresh += 1;
+        format!("_{}'", self.fresh)
+    }
+
+    fn clause(
+        &mut self,
+        heads: &[SAtom],
+        body: Option<&Body>,
+        span: Span,
+    ) -> Result<(), SouffleError> {
+        let alternatives = match body {
+            None => vec![Vec::new()],
+            Some(b) => dnf(b, span)?,
+        };
+        for head in heads {
+            self.decl(head)?;
+            self.defined.insert(head.name.0.clone());
+            for conj in &alternatives {
+                let stmt = self.rule(head, conj, body.is_some(), span)?;
+                self.stmts.push(stmt);
+            }
+        }
+        Ok(())
+    }
+
+    fn rule(
+        &mut self,
+        head: &SAtom,
+        conj: &[Lit<'_>],
+        has_body: bool,
+        span: Span,
+    ) -> Result<Stmt, SouffleError> {
+        let mut types: HashMap<String, (Base, Span)> = HashMap::new();
+        let mut grounded: HashSet<String> = HashSet::new();
+        for lit in conj {
+            match lit {
+                Lit::Pos(a) => {
+                    self.typecheck_atom(a, &mut types)?;
+                    grounded.extend(vars_of(a));
+                }
+                Lit::Neg(a) => self.typecheck_atom(a, &mut types)?,
+                Lit::Cmp(_) => {}
+            }
+        }
+        // `x = y` grounds one side when the other is grounded, repeatedly.
+        loop {
+            let before = grounded.len();
+            for lit in conj {
+                if let Lit::Cmp(Body::Compare {
+                    op: crate::ast::CompareOp::Eq,
+                    lhs,
+                    rhs,
+                    ..
+                }) = lit
+                {
+                    for (a, b) in [(lhs, rhs), (rhs, lhs)] {
+                        if let Term::Var((name, _)) = a {
+                            if term_grounded(b, &grounded) {
+                                grounded.insert(name.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            if grounded.len() == before {
+                break;
+            }
+        }
+        let ungrounded = |t: &Term| first_ungrounded(t, &grounded);
+        let head_attrs: Vec<(Base, Span)> = self
+            .decl(head)?
+            .attrs
+            .iter()
+            .map(|(n, b)| (*b, n.1))
+            .collect();
+        let mut head_args = Vec::new();
+        for (t, &(base, at)) in head.args.iter().zip(&head_attrs) {
+            if let Term::Anon(s) = t {
+                return Err(SouffleError::UnderscoreInHead { span: *s });
+            }
+            if let Some((name, s)) = ungrounded(t) {
+                return Err(SouffleError::Ungrounded { name, span: s });
+            }
+            check_type(t, base, at, &mut types)?;
+            head_args.push(self.arg(t, base, &mut types)?);
+        }
+        let mut items = Vec::new();
+        for lit in conj {
+            match lit {
+                Lit::Pos(a) => items.push(BodyItem::Atom {
+                    negated: false,
+                    atom: self.body_atom(a, &mut types)?,
+                }),
+                Lit::Neg(a) => {
+                    for t in &a.args {
+                        if let Some((name, s)) = ungrounded(t) {
+                            return Err(SouffleError::Ungrounded { name, span: s });
+                        }
+                    }
+                    items.push(BodyItem::Atom {
+                        negated: true,
+                        atom: self.negated_atom(a, &mut types)?,
+                    });
+                }
+                Lit::Cmp(Body::Compare { op, lhs, rhs, span }) => {
+                    for t in [lhs, rhs] {
+                        if let Some((name, s)) = ungrounded(t) {
+                            return Err(SouffleError::Ungrounded { name, span: s });
+                        }
+                    }
+                    let base = [lhs, rhs]
+                        .iter()
+                        .find_map(|t| term_base(t, &types))
+                        .unwrap_or(Base::Number);
+                    items.push(BodyItem::Compare {
+                        op: *op,
+                        lhs: self.arg(lhs, base, &mut types)?,
+                        rhs: self.arg(rhs, base, &mut types)?,
+                        span: *span,
+                    });
+                }
+                Lit::Cmp(_) => {}
+            }
+        }
+        let atom = Atom {
+            name: ident(&head.name.0, head.name.1),
+            args: head_args,
+            span: head.span,
+        };
+        let kind = if has_body {
+            StmtKind::Rule(Rule {
+                head: atom,
+                body: items,
+            })
+        } else {
+            StmtKind::Fact(atom)
+        };
+        Ok(Stmt { kind, span })
+    }
+
+    /// Records the type of each variable of an atom, checking constants and earlier uses.
+    fn typecheck_atom(
+        &mut self,
+        a: &SAtom,
+        types: &mut HashMap<String, (Base, Span)>,
+    ) -> Result<(), SouffleError> {
+        let bases: Vec<(Base, Span)> = self.decl(a)?.attrs.iter().map(|(n, b)| (*b, n.1)).collect();
+        for (t, (base, at)) in a.args.iter().zip(bases) {
+            check_type(t, base, at, types)?;
+        }
+        Ok(())
+    }
+
+    fn body_atom(
+        &mut self,
+        a: &SAtom,
+        types: &mut HashMap<String, (Base, Span)>,
+    ) -> Result<Atom, SouffleError> {
+        let bases: Vec<Base> = self.decl(a)?.attrs.iter().map(|x| x.1).collect();
+        let mut args = Vec::new();
+        for (t, base) in a.args.iter().zip(bases) {
+            args.push(match t {
+                Term::Anon(s) => {
+                    let v = self.fresh_var();
+                    var(&v, *s)
+                }
+                _ => self.arg(t, base, types)?,
+            });
+        }
+        Ok(Atom {
+            name: ident(&a.name.0, a.name.1),
+            args,
+            span: a.span,
+        })
+    }
+
+    /// `!r(x, _)`: reads the projection of `r` onto its named positions (see the module doc).
+    fn negated_atom(
+        &mut self,
+        a: &SAtom,
+        types: &mut HashMap<String, (Base, Span)>,
+    ) -> Result<Atom, SouffleError> {
+        if !a.args.iter().any(|t| matches!(t, Term::Anon(_))) {
+            return self.body_atom(a, types);
+        }
+        let pattern: String = a
+            .args
+            .iter()
+            .map(|t| if matches!(t, Term::Anon(_)) { '_' } else { 'x' })
+            .collect();
+        let helper = format!("{}'{pattern}", a.name.0);
+        let vars: Vec<String> = (0..a.args.len()).map(|_| self.fresh_var()).collect();
+        if self.helpers.insert(helper.clone()) {
+            let head_args = a
+                .args
+                .iter()
+                .zip(&vars)
+                .filter(|(t, _)| !matches!(t, Term::Anon(_)))
+                .map(|(_, v)| var(v, a.span))
+                .collect();
+            let body_args = vars.iter().map(|v| var(v, a.span)).collect();
+            self.stmts.push(Stmt {
+                kind: StmtKind::Rule(Rule {
+                    head: Atom {
+                        name: ident(&helper, a.name.1),
+                        args: head_args,
+                        span: a.span,
+                    },
+                    body: vec![BodyItem::Atom {
+                        negated: false,
+                        atom: Atom {
+                            name: ident(&a.name.0, a.name.1),
+                            args: body_args,
+                            span: a.span,
+                        },
+                    }],
+                }),
+                span: a.span,
+            });
+        }
+        let full = self.body_atom(a, types)?;
+        let args = full
+            .args
+            .into_iter()
+            .zip(&a.args)
+            .filter(|(_, t)| !matches!(t, Term::Anon(_)))
+            .map(|(x, _)| x)
+            .collect();
+        Ok(Atom {
+            name: ident(&helper, a.name.1),
+            args,
+            span: a.span,
+        })
+    }
+
+    /// One argument: a variable, or a constant of the attribute's type.
+    fn arg(
+        &mut self,
+        t: &Term,
+        base: Base,
+        types: &mut HashMap<String, (Base, Span)>,
+    ) -> Result<IndexArg, SouffleError> {
+        check_type(t, base, t.span(), types)?;
+        match t {
+            Term::Var((name, s)) => Ok(var(name, *s)),
+            Term::Str(v, s) => Ok(IndexArg::Symbol {
+                name: v.clone(),
+                span: *s,
+            }),
+            Term::Anon(s) => Ok(var(&self.fresh_var(), *s)),
+            Term::Aggregate(word, s) => Err(SouffleError::Unsupported {
+                construct: format!("the aggregate `{word}`"),
+                hint: "`tl` programs count with integer tensors (`N[x] = R(x, y)`); a Soufflé \
+                       program cannot use an aggregate's value yet"
+                    .into(),
+                span: *s,
+            }),
+            Term::Int(..) | Term::Arith { .. } => match fold(t) {
+                Some(n) if (0..=i64::from(u32::MAX - 1)).contains(&n) => {
+                    Ok(IndexArg::Expr(IndexExpr::Int(n, t.span())))
+                }
+                Some(n) => Err(SouffleError::Unsupported {
+                    construct: format!("the number {n}"),
+                    hint: "`tl` stores numbers as non-negative 32-bit integers".into(),
+                    span: t.span(),
+                }),
+                None => Err(SouffleError::Unsupported {
+                    construct: "arithmetic on variables".into(),
+                    hint: "`tl` compares numbers in rules but does not compute new ones yet; \
+                           arithmetic on constants is folded"
+                        .into(),
+                    span: t.span(),
+                }),
+            },
+        }
+    }
+
+    fn input(&mut self, name: &Name, options: &[(Name, Name)]) -> Result<(), SouffleError> {
+        let (file, delimiter) = io_options(name, options, "facts")?;
+        let numbers: Vec<bool> = self
+            .decls
+            .get(&name.0)
+            .ok_or_else(|| SouffleError::Undeclared {
+                kind: "relation",
+                name: name.0.clone(),
+                span: name.1,
+            })?
+            .attrs
+            .iter()
+            .map(|a| a.1 == Base::Number)
+            .collect();
+        let path = join(&self.options.fact_dir, &file);
+        let source = DataSource::Delimited(DelimitedFile {
+            file: FileRef {
+                path: path.to_string_lossy().into_owned(),
+                selector: None,
+                span: name.1,
+            },
+            delimiter,
+            numbers: numbers.clone(),
+        });
+        let target = if self.defined.contains(&name.0) {
+            // Facts or rules define the relation too: read the file into a relation of its
+            // own, and add its tuples by a rule.
+            let hidden = format!("{}'input", name.0);
+            let vars: Vec<IndexArg> = numbers
+                .iter()
+                .map(|_| {
+                    let v = self.fresh_var();
+                    var(&v, name.1)
+                })
+                .collect();
+            self.stmts.push(Stmt {
+                kind: StmtKind::Rule(Rule {
+                    head: Atom {
+                        name: ident(&name.0, name.1),
+                        args: vars.clone(),
+                        span: name.1,
+                    },
+                    body: vec![BodyItem::Atom {
+                        negated: false,
+                        atom: Atom {
+                            name: ident(&hidden, name.1),
+                            args: vars,
+                            span: name.1,
+                        },
+                    }],
+                }),
+                span: name.1,
+            });
+            hidden
+        } else {
+            name.0.clone()
+        };
+        self.stmts.push(Stmt {
+            kind: StmtKind::Data(DataDef {
+                lhs: Lhs {
+                    name: ident(&target, name.1),
+                    indices: None,
+                    span: name.1,
+                },
+                source,
+            }),
+            span: name.1,
+        });
+        Ok(())
+    }
+
+    fn output(&mut self, name: &Name, options: &[(Name, Name)]) -> Result<(), SouffleError> {
+        let (file, delimiter) = io_options(name, options, "csv")?;
+        let decl = self
+            .decls
+            .get(&name.0)
+            .ok_or_else(|| SouffleError::Undeclared {
+                kind: "relation",
+                name: name.0.clone(),
+                span: name.1,
+            })?;
+        let kind = match &self.options.output {
+            Output::Stdout => StmtKind::Query(Query {
+                access: Access {
+                    name: ident(&name.0, name.1),
+                    style: AccessStyle::Paren,
+                    args: decl.attrs.iter().map(|(a, _)| var(&a.0, name.1)).collect(),
+                    span: name.1,
+                },
+            }),
+            Output::Dir(dir) => StmtKind::Write(WriteCmd {
+                file: FileRef {
+                    path: join(dir, &file).to_string_lossy().into_owned(),
+                    selector: None,
+                    span: name.1,
+                },
+                tensors: vec![ident(&name.0, name.1)],
+                delimiter: Some(delimiter),
+            }),
+        };
+        self.stmts.push(Stmt { kind, span: name.1 });
+        Ok(())
+    }
+
+    /// One rule per attribute of every declared relation into `symbol'` or `number'` (see
+    /// the module doc).
+    fn universes(&mut self) {
+        let mut rules = Vec::new();
+        for name in &self.order {
+            let Some(decl) = self.decls.get(name) else {
+                continue;
+            };
+            let vars: Vec<String> = (0..decl.attrs.len()).map(|k| format!("_{k}'")).collect();
+            for ((attr, base), v) in decl.attrs.iter().zip(&vars) {
+                let universe = format!("{}'", base.name());
+                rules.push(Stmt {
+                    kind: StmtKind::Rule(Rule {
+                        head: Atom {
+                            name: ident(&universe, attr.1),
+                            args: vec![var(v, attr.1)],
+                            span: attr.1,
+                        },
+                        body: vec![BodyItem::Atom {
+                            negated: false,
+                            atom: Atom {
+                                name: ident(name, decl.span),
+                                args: vars.iter().map(|x| var(x, attr.1)).collect(),
+                                span: decl.span,
+                            },
+                        }],
+                    }),
+                    span: attr.1,
+                });
+            }
+        }
+        self.stmts.extend(rules);
+    }
+}
+
+/// `symbol`, `number` and `unsigned` are bases; `float` is outside the subset.
+fn builtin(name: &str) -> Option<Result<Base, &'static str>> {
+    match name {
+        "symbol" => Some(Ok(Base::Symbol)),
+        "number" | "unsigned" => Some(Ok(Base::Number)),
+        "float" => Some(Err("`float` attributes")),
+        _ => None,
+    }
+}
+
+fn float_error(construct: &str, span: Span) -> SouffleError {
+    SouffleError::Unsupported {
+        construct: construct.into(),
+        hint: "`tl` runs `symbol` and `number` (integer) attributes".into(),
+        span,
+    }
+}
+
+/// The file and delimiter that `.input`/`.output` options name (default `NAME.EXT`, tab).
+fn io_options(
+    name: &Name,
+    options: &[(Name, Name)],
+    ext: &str,
+) -> Result<(String, char), SouffleError> {
+    let mut file = format!("{}.{ext}", name.0);
+    let mut delimiter = '\t';
+    for ((key, key_span), (value, value_span)) in options {
+        match key.as_str() {
+            "filename" => file = value.clone(),
+            "delimiter" => {
+                let mut chars = value.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => delimiter = c,
+                    _ => {
+                        return Err(SouffleError::BadOption {
+                            what: format!("the delimiter \"{value}\" is not one character"),
+                            hint: "give one character, e.g. `delimiter=\",\"`".into(),
+                            span: *value_span,
+                        })
+                    }
+                }
+            }
+            "IO" if value == "file" => {}
+            _ => {
+                return Err(SouffleError::BadOption {
+                    what: format!("the option `{key}={value}` is not supported"),
+                    hint: "`tl` reads and writes files with `filename=` and `delimiter=` \
+                           (`IO=file`)"
+                        .into(),
+                    span: *key_span,
+                })
+            }
+        }
+    }
+    Ok((file, delimiter))
+}
+
+fn join(dir: &Path, file: &str) -> PathBuf {
+    dir.join(file)
+}
+
+/// The body as a disjunction of conjunctions.
+fn dnf(b: &Body, span: Span) -> Result<Vec<Vec<Lit<'_>>>, SouffleError> {
+    Ok(match b {
+        Body::Atom(a) => vec![vec![Lit::Pos(a)]],
+        Body::Not(a) => vec![vec![Lit::Neg(a)]],
+        Body::Compare { .. } => vec![vec![Lit::Cmp(b)]],
+        Body::Or(alts) => {
+            let mut out = Vec::new();
+            for a in alts {
+                out.extend(dnf(a, span)?);
+                if out.len() > MAX_ALTERNATIVES {
+                    return Err(too_many(span));
+                }
+            }
+            out
+        }
+        Body::And(items) => {
+            let mut out: Vec<Vec<Lit<'_>>> = vec![Vec::new()];
+            for item in items {
+                let alts = dnf(item, span)?;
+                if out.len().saturating_mul(alts.len()) > MAX_ALTERNATIVES {
+                    return Err(too_many(span));
+                }
+                out = out
+                    .iter()
+                    .flat_map(|prefix| {
+                        alts.iter().map(move |alt| {
+                            let mut c = prefix.clone();
+                            c.extend(alt.iter().cloned());
+                            c
+                        })
+                    })
+                    .collect();
+            }
+            out
+        }
+    })
+}
+
+fn too_many(span: Span) -> SouffleError {
+    SouffleError::Unsupported {
+        construct: format!("a body with more than {MAX_ALTERNATIVES} alternatives"),
+        hint: "split the disjunctions into rules for intermediate relations".into(),
+        span,
+    }
+}
+
+fn vars_of(a: &SAtom) -> impl Iterator<Item = String> + '_ {
+    a.args.iter().filter_map(|t| match t {
+        Term::Var((n, _)) => Some(n.clone()),
+        _ => None,
+    })
+}
+
+fn term_grounded(t: &Term, grounded: &HashSet<String>) -> bool {
+    first_ungrounded(t, grounded).is_none() && !matches!(t, Term::Anon(_))
+}
+
+fn first_ungrounded(t: &Term, grounded: &HashSet<String>) -> Option<(String, Span)> {
+    match t {
+        Term::Var((n, s)) if !grounded.contains(n) => Some((n.clone(), *s)),
+        Term::Arith { lhs, rhs, .. } => {
+            first_ungrounded(lhs, grounded).or_else(|| first_ungrounded(rhs, grounded))
+        }
+        _ => None,
+    }
+}
+
+/// The value of arithmetic on constants (`None` when a variable is involved, on division by
+/// zero or on overflow).
+fn fold(t: &Term) -> Option<i64> {
+    match t {
+        Term::Int(n, _) => Some(*n),
+        Term::Arith { op, lhs, rhs, .. } => {
+            let (a, b) = (fold(lhs)?, fold(rhs)?);
+            match op {
+                '+' => a.checked_add(b),
+                '-' => a.checked_sub(b),
+                '*' => a.checked_mul(b),
+                '/' => a.checked_div(b),
+                '%' => a.checked_rem(b),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn term_base(t: &Term, types: &HashMap<String, (Base, Span)>) -> Option<Base> {
+    match t {
+        Term::Var((n, _)) => types.get(n).map(|x| x.0),
+        Term::Str(..) => Some(Base::Symbol),
+        Term::Int(..) | Term::Arith { .. } => Some(Base::Number),
+        _ => None,
+    }
+}
+
+/// Checks a term against an attribute's type, recording a variable's first type.
+fn check_type(
+    t: &Term,
+    base: Base,
+    at: Span,
+    types: &mut HashMap<String, (Base, Span)>,
+) -> Result<(), SouffleError> {
+    let clash =
+        |what: String, span: Span, other: Span| SouffleError::TypeMismatch { what, span, other };
+    match t {
+        Term::Var((n, s)) => match types.get(n) {
+            Some(&(b, first)) if b != base => Err(clash(
+                format!(
+                    "`{n}` is used as a `{}` and as a `{}`",
+                    b.name(),
+                    base.name()
+                ),
+                *s,
+                first,
+            )),
+            Some(_) => Ok(()),
+            None => {
+                types.insert(n.clone(), (base, *s));
+                Ok(())
+            }
+        },
+        Term::Str(v, s) if base == Base::Number => Err(clash(
+            format!("the string \"{v}\" is given for a `number` attribute"),
+            *s,
+            at,
+        )),
+        Term::Int(..) | Term::Arith { .. } if base == Base::Symbol => Err(clash(
+            "a number is given for a `symbol` attribute".into(),
+            t.span(),
+            at,
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,71 @@
+//! Soufflé programs on the command line: `tl run prog.dl [-F FACT_DIR] [-D OUT_DIR]` reads the
+//! program through `tl_syntax::souffle`; any other file is a Tensor Logic program.
+
+use clap::Args;
+use std::path::{Path, PathBuf};
+use tl_syntax::{ast, Diagnostic, SourceMap};
+
+/// Soufflé's `-F` and `-D`, for `.dl` programs.
+#[derive(Args, Clone, Debug, Default)]
+pub struct SouffleArgs {
+    /// For Soufflé programs (`.dl`): the folder of the `.input` files (default: the current
+    /// folder).
+    #[arg(short = 'F', long = "fact-dir", value_name = "DIR")]
+    pub fact_dir: Option<PathBuf>,
+    /// For Soufflé programs (`.dl`): the folder the `.output` files are written to (default:
+    /// the current folder); `-` prints them instead.
+    #[arg(short = 'D', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+}
+
+/// A program file with the flags that say where a Soufflé program's files are.
+pub struct Source {
+    /// The program.
+    pub file: PathBuf,
+    /// `-F` and `-D`.
+    pub flags: SouffleArgs,
+}
+
+impl Source {
+    /// Loads the program (see [`load`]).
+    pub fn load(&self, sources: &mut SourceMap) -> (ast::Program, Vec<Diagnostic>) {
+        load(&self.file, sources, &self.flags)
+    }
+}
+
+/// Whether `file` is a Soufflé program (by its `.dl` extension).
+pub fn is_souffle(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("dl"))
+}
+
+/// Loads a program, Soufflé's or Tensor Logic's by the file's extension.
+pub fn load(
+    file: &Path,
+    sources: &mut SourceMap,
+    args: &SouffleArgs,
+) -> (ast::Program, Vec<Diagnostic>) {
+    if !is_souffle(file) {
+        return tl_syntax::load_program(file, sources);
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let options = tl_syntax::souffle::Options::from_flags(
+        args.fact_dir.as_deref(),
+        args.output_dir.as_deref(),
+        &cwd,
+    );
+    tl_syntax::souffle::load_souffle(file, sources, &options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_extension_picks_the_front_end() {
+        assert!(is_souffle(Path::new("a/prog.dl")));
+        assert!(is_souffle(Path::new("PROG.DL")));
+        assert!(!is_souffle(Path::new("prog.tl")));
+        assert!(!is_souffle(Path::new("dl")));
+    }
+}
