@@ -15,15 +15,12 @@
 //!   domain, as the checker unifies the axes a variable joins.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 
 use super::error::SouffleError;
-use super::parser::{Body, Item, Name, SAtom, Term};
-use super::{Options, Output};
-use crate::ast::{
-    Access, AccessStyle, Atom, BodyItem, DataDef, DataSource, DelimitedFile, FileRef, Ident,
-    IndexArg, IndexExpr, Lhs, Program, Query, Rule, Stmt, StmtKind, WriteCmd,
-};
+use super::parser::{Body, Item, SAtom, Term};
+use super::types::{check_type, term_base};
+use super::Options;
+use crate::ast::{Atom, BodyItem, Ident, IndexArg, IndexExpr, Program, Rule, Stmt, StmtKind};
 use crate::span::Span;
 
 /// Most rules one clause may expand into (disjunctions multiply).
@@ -31,13 +28,13 @@ const MAX_ALTERNATIVES: usize = 4096;
 
 /// The two kinds of value an attribute holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Base {
+pub(super) enum Base {
     Symbol,
     Number,
 }
 
 impl Base {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Base::Symbol => "symbol",
             Base::Number => "number",
@@ -46,9 +43,9 @@ impl Base {
 }
 
 /// A declared relation.
-struct Decl {
-    attrs: Vec<(Name, Base)>,
-    span: Span,
+pub(super) struct Decl {
+    pub(super) attrs: Vec<(super::parser::Name, Base)>,
+    pub(super) span: Span,
 }
 
 /// One literal of a conjunction.
@@ -109,151 +106,32 @@ pub fn lower(items: &[Item], options: &Options) -> (Program, Vec<SouffleError>) 
     (Program { stmts: l.stmts }, l.errors)
 }
 
-struct Lowering<'o> {
-    options: &'o Options,
-    types: HashMap<String, Result<Base, Span>>,
-    decls: HashMap<String, Decl>,
-    order: Vec<String>,
-    stmts: Vec<Stmt>,
-    errors: Vec<SouffleError>,
-    fresh: usize,
-    helpers: HashSet<String>,
+/// The state of one lowering: what is declared, and the statements made so far.
+pub(super) struct Lowering<'o> {
+    pub(super) options: &'o Options,
+    pub(super) types: HashMap<String, Result<Base, Span>>,
+    pub(super) decls: HashMap<String, Decl>,
+    pub(super) order: Vec<String>,
+    pub(super) stmts: Vec<Stmt>,
+    pub(super) errors: Vec<SouffleError>,
+    pub(super) fresh: usize,
+    pub(super) helpers: HashSet<String>,
     /// Relations with facts or rules in the program.
-    defined: HashSet<String>,
+    pub(super) defined: HashSet<String>,
 }
 
-fn ident(name: &str, span: Span) -> Ident {
+pub(super) fn ident(name: &str, span: Span) -> Ident {
     Ident {
         name: name.to_string(),
         span,
     }
 }
 
-fn var(name: &str, span: Span) -> IndexArg {
+pub(super) fn var(name: &str, span: Span) -> IndexArg {
     IndexArg::Expr(IndexExpr::Var(ident(name, span)))
 }
 
 impl Lowering<'_> {
-    fn collect_types(&mut self, items: &[Item]) {
-        let mut defs: HashMap<&str, (&Name, &Vec<Name>)> = HashMap::new();
-        for item in items {
-            if let Item::Type { name, of } = item {
-                if let Some((first, _)) = defs.get(name.0.as_str()) {
-                    self.errors.push(SouffleError::Duplicate {
-                        kind: "type",
-                        name: name.0.clone(),
-                        span: name.1,
-                        first: first.1,
-                    });
-                    continue;
-                }
-                defs.insert(&name.0, (name, of));
-            }
-        }
-        let mut names: Vec<&&str> = defs.keys().collect();
-        names.sort();
-        for name in names {
-            // Errors are recorded; the result is cached in `self.types`.
-            let _ = self.resolve_type(name, &defs, 0);
-        }
-    }
-
-    /// The base of a type, or the span of the reference that has none (an error is recorded).
-    fn resolve_type(
-        &mut self,
-        name: &str,
-        defs: &HashMap<&str, (&Name, &Vec<Name>)>,
-        depth: usize,
-    ) -> Result<Base, Span> {
-        if let Some(known) = self.types.get(name) {
-            return *known;
-        }
-        let Some(&(own, of)) = defs.get(name) else {
-            return Err(Span::default());
-        };
-        let resolved = self.resolve_parts(name, own, of, defs, depth);
-        self.types.insert(name.to_string(), resolved);
-        resolved
-    }
-
-    fn resolve_parts(
-        &mut self,
-        name: &str,
-        own: &Name,
-        of: &[Name],
-        defs: &HashMap<&str, (&Name, &Vec<Name>)>,
-        depth: usize,
-    ) -> Result<Base, Span> {
-        if depth > defs.len() {
-            self.errors.push(SouffleError::Unsupported {
-                construct: format!("the recursive type `{name}`"),
-                hint: "define each type from `symbol`, `number` or types defined before".into(),
-                span: own.1,
-            });
-            return Err(own.1);
-        }
-        let mut base: Option<(Base, Span)> = None;
-        for part in of {
-            let b = match builtin(&part.0) {
-                Some(Ok(b)) => b,
-                Some(Err(construct)) => {
-                    self.errors.push(float_error(construct, part.1));
-                    return Err(part.1);
-                }
-                None if defs.contains_key(part.0.as_str()) => {
-                    self.resolve_type(&part.0, defs, depth + 1)?
-                }
-                None => {
-                    self.errors.push(SouffleError::Undeclared {
-                        kind: "type",
-                        name: part.0.clone(),
-                        span: part.1,
-                    });
-                    return Err(part.1);
-                }
-            };
-            match base {
-                Some((first, at)) if first != b => {
-                    self.errors.push(SouffleError::TypeMismatch {
-                        what: format!(
-                            "the union `{name}` mixes `{}` and `{}` types",
-                            first.name(),
-                            b.name()
-                        ),
-                        span: part.1,
-                        other: at,
-                    });
-                    return Err(part.1);
-                }
-                _ => base = Some((b, part.1)),
-            }
-        }
-        base.map(|(b, _)| b).ok_or(own.1)
-    }
-
-    fn base_of(&mut self, ty: &Name) -> Option<Base> {
-        match builtin(&ty.0) {
-            Some(Ok(b)) => return Some(b),
-            Some(Err(construct)) => {
-                self.errors.push(float_error(construct, ty.1));
-                return None;
-            }
-            None => {}
-        }
-        match self.types.get(&ty.0) {
-            Some(Ok(b)) => Some(*b),
-            Some(Err(_)) => None,
-            None => {
-                self.errors.push(SouffleError::Undeclared {
-                    kind: "type",
-                    name: ty.0.clone(),
-                    span: ty.1,
-                });
-                None
-            }
-        }
-    }
-
     fn collect_decls(&mut self, items: &[Item]) {
         for item in items {
             let Item::Decl { name, attrs } = item else {
@@ -296,7 +174,7 @@ impl Lowering<'_> {
         }
     }
 
-    fn decl(&self, atom: &SAtom) -> Result<&Decl, SouffleError> {
+    pub(super) fn decl(&self, atom: &SAtom) -> Result<&Decl, SouffleError> {
         let decl = self
             .decls
             .get(&atom.name.0)
@@ -317,7 +195,7 @@ impl Lowering<'_> {
         Ok(decl)
     }
 
-    fn fresh_var(&mut self) -> String {
+    pub(super) fn fresh_var(&mut self) -> String {
         self.fresh += 1;
         format!("_{}'", self.fresh)
     }
@@ -594,205 +472,6 @@ impl Lowering<'_> {
             },
         }
     }
-
-    fn input(&mut self, name: &Name, options: &[(Name, Name)]) -> Result<(), SouffleError> {
-        let (file, delimiter) = io_options(name, options, "facts")?;
-        let numbers: Vec<bool> = self
-            .decls
-            .get(&name.0)
-            .ok_or_else(|| SouffleError::Undeclared {
-                kind: "relation",
-                name: name.0.clone(),
-                span: name.1,
-            })?
-            .attrs
-            .iter()
-            .map(|a| a.1 == Base::Number)
-            .collect();
-        let path = join(&self.options.fact_dir, &file);
-        let source = DataSource::Delimited(DelimitedFile {
-            file: FileRef {
-                path: path.to_string_lossy().into_owned(),
-                selector: None,
-                span: name.1,
-            },
-            delimiter,
-            numbers: numbers.clone(),
-        });
-        let target = if self.defined.contains(&name.0) {
-            // Facts or rules define the relation too: read the file into a relation of its
-            // own, and add its tuples by a rule.
-            let hidden = format!("{}'input", name.0);
-            let vars: Vec<IndexArg> = numbers
-                .iter()
-                .map(|_| {
-                    let v = self.fresh_var();
-                    var(&v, name.1)
-                })
-                .collect();
-            self.stmts.push(Stmt {
-                kind: StmtKind::Rule(Rule {
-                    head: Atom {
-                        name: ident(&name.0, name.1),
-                        args: vars.clone(),
-                        span: name.1,
-                    },
-                    body: vec![BodyItem::Atom {
-                        negated: false,
-                        atom: Atom {
-                            name: ident(&hidden, name.1),
-                            args: vars,
-                            span: name.1,
-                        },
-                    }],
-                }),
-                span: name.1,
-            });
-            hidden
-        } else {
-            name.0.clone()
-        };
-        self.stmts.push(Stmt {
-            kind: StmtKind::Data(DataDef {
-                lhs: Lhs {
-                    name: ident(&target, name.1),
-                    indices: None,
-                    span: name.1,
-                },
-                source,
-            }),
-            span: name.1,
-        });
-        Ok(())
-    }
-
-    fn output(&mut self, name: &Name, options: &[(Name, Name)]) -> Result<(), SouffleError> {
-        let (file, delimiter) = io_options(name, options, "csv")?;
-        let decl = self
-            .decls
-            .get(&name.0)
-            .ok_or_else(|| SouffleError::Undeclared {
-                kind: "relation",
-                name: name.0.clone(),
-                span: name.1,
-            })?;
-        let kind = match &self.options.output {
-            Output::Stdout => StmtKind::Query(Query {
-                access: Access {
-                    name: ident(&name.0, name.1),
-                    style: AccessStyle::Paren,
-                    args: decl.attrs.iter().map(|(a, _)| var(&a.0, name.1)).collect(),
-                    span: name.1,
-                },
-            }),
-            Output::Dir(dir) => StmtKind::Write(WriteCmd {
-                file: FileRef {
-                    path: join(dir, &file).to_string_lossy().into_owned(),
-                    selector: None,
-                    span: name.1,
-                },
-                tensors: vec![ident(&name.0, name.1)],
-                delimiter: Some(delimiter),
-            }),
-        };
-        self.stmts.push(Stmt { kind, span: name.1 });
-        Ok(())
-    }
-
-    /// One rule per attribute of every declared relation into `symbol'` or `number'` (see
-    /// the module doc).
-    fn universes(&mut self) {
-        let mut rules = Vec::new();
-        for name in &self.order {
-            let Some(decl) = self.decls.get(name) else {
-                continue;
-            };
-            let vars: Vec<String> = (0..decl.attrs.len()).map(|k| format!("_{k}'")).collect();
-            for ((attr, base), v) in decl.attrs.iter().zip(&vars) {
-                let universe = format!("{}'", base.name());
-                rules.push(Stmt {
-                    kind: StmtKind::Rule(Rule {
-                        head: Atom {
-                            name: ident(&universe, attr.1),
-                            args: vec![var(v, attr.1)],
-                            span: attr.1,
-                        },
-                        body: vec![BodyItem::Atom {
-                            negated: false,
-                            atom: Atom {
-                                name: ident(name, decl.span),
-                                args: vars.iter().map(|x| var(x, attr.1)).collect(),
-                                span: decl.span,
-                            },
-                        }],
-                    }),
-                    span: attr.1,
-                });
-            }
-        }
-        self.stmts.extend(rules);
-    }
-}
-
-/// `symbol`, `number` and `unsigned` are bases; `float` is outside the subset.
-fn builtin(name: &str) -> Option<Result<Base, &'static str>> {
-    match name {
-        "symbol" => Some(Ok(Base::Symbol)),
-        "number" | "unsigned" => Some(Ok(Base::Number)),
-        "float" => Some(Err("`float` attributes")),
-        _ => None,
-    }
-}
-
-fn float_error(construct: &str, span: Span) -> SouffleError {
-    SouffleError::Unsupported {
-        construct: construct.into(),
-        hint: "`tl` runs `symbol` and `number` (integer) attributes".into(),
-        span,
-    }
-}
-
-/// The file and delimiter that `.input`/`.output` options name (default `NAME.EXT`, tab).
-fn io_options(
-    name: &Name,
-    options: &[(Name, Name)],
-    ext: &str,
-) -> Result<(String, char), SouffleError> {
-    let mut file = format!("{}.{ext}", name.0);
-    let mut delimiter = '\t';
-    for ((key, key_span), (value, value_span)) in options {
-        match key.as_str() {
-            "filename" => file = value.clone(),
-            "delimiter" => {
-                let mut chars = value.chars();
-                match (chars.next(), chars.next()) {
-                    (Some(c), None) => delimiter = c,
-                    _ => {
-                        return Err(SouffleError::BadOption {
-                            what: format!("the delimiter \"{value}\" is not one character"),
-                            hint: "give one character, e.g. `delimiter=\",\"`".into(),
-                            span: *value_span,
-                        })
-                    }
-                }
-            }
-            "IO" if value == "file" => {}
-            _ => {
-                return Err(SouffleError::BadOption {
-                    what: format!("the option `{key}={value}` is not supported"),
-                    hint: "`tl` reads and writes files with `filename=` and `delimiter=` \
-                           (`IO=file`)"
-                        .into(),
-                    span: *key_span,
-                })
-            }
-        }
-    }
-    Ok((file, delimiter))
-}
-
-fn join(dir: &Path, file: &str) -> PathBuf {
-    dir.join(file)
 }
 
 /// The body as a disjunction of conjunctions.
@@ -880,54 +559,5 @@ fn fold(t: &Term) -> Option<i64> {
             }
         }
         _ => None,
-    }
-}
-
-fn term_base(t: &Term, types: &HashMap<String, (Base, Span)>) -> Option<Base> {
-    match t {
-        Term::Var((n, _)) => types.get(n).map(|x| x.0),
-        Term::Str(..) => Some(Base::Symbol),
-        Term::Int(..) | Term::Arith { .. } => Some(Base::Number),
-        _ => None,
-    }
-}
-
-/// Checks a term against an attribute's type, recording a variable's first type.
-fn check_type(
-    t: &Term,
-    base: Base,
-    at: Span,
-    types: &mut HashMap<String, (Base, Span)>,
-) -> Result<(), SouffleError> {
-    let clash =
-        |what: String, span: Span, other: Span| SouffleError::TypeMismatch { what, span, other };
-    match t {
-        Term::Var((n, s)) => match types.get(n) {
-            Some(&(b, first)) if b != base => Err(clash(
-                format!(
-                    "`{n}` is used as a `{}` and as a `{}`",
-                    b.name(),
-                    base.name()
-                ),
-                *s,
-                first,
-            )),
-            Some(_) => Ok(()),
-            None => {
-                types.insert(n.clone(), (base, *s));
-                Ok(())
-            }
-        },
-        Term::Str(v, s) if base == Base::Number => Err(clash(
-            format!("the string \"{v}\" is given for a `number` attribute"),
-            *s,
-            at,
-        )),
-        Term::Int(..) | Term::Arith { .. } if base == Base::Symbol => Err(clash(
-            "a number is given for a `symbol` attribute".into(),
-            t.span(),
-            at,
-        )),
-        _ => Ok(()),
     }
 }

@@ -9,13 +9,16 @@
 //! arithmetic on variables, subsumption, `.plan`, floats, preprocessor lines — is error
 //! `TL0032`, which names the construct.
 //!
-//! [`lexer`] splits the text, [`parser`] builds a small tree of Soufflé's own, and [`lower`]
-//! turns that into statements.
+//! [`lexer`] splits the text, [`parser`] (with `terms`) builds a small tree of Soufflé's own,
+//! and [`lower`] (with `types` and `io`) turns that into statements.
 
 pub mod error;
+mod io;
 pub mod lexer;
 pub mod lower;
 pub mod parser;
+mod terms;
+mod types;
 
 use std::path::{Path, PathBuf};
 

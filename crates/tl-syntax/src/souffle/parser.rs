@@ -163,31 +163,33 @@ pub fn parse(tokens: &[(Tok, Span)]) -> (Vec<Item>, Vec<SouffleError>) {
     (p.items, errors)
 }
 
-struct Parser<'t> {
+/// The parser's state: the tokens, the position, and the items parsed so far.
+pub(super) struct Parser<'t> {
     tokens: &'t [(Tok, Span)],
     pos: usize,
     items: Vec<Item>,
 }
 
-type PResult<T> = Result<T, SouffleError>;
+/// A parse step's result.
+pub(super) type PResult<T> = Result<T, SouffleError>;
 
 impl Parser<'_> {
-    fn peek(&self) -> &Tok {
+    pub(super) fn peek(&self) -> &Tok {
         self.tokens.get(self.pos).map_or(&Tok::Eof, |(t, _)| t)
     }
 
-    fn peek_at(&self, k: usize) -> &Tok {
+    pub(super) fn peek_at(&self, k: usize) -> &Tok {
         self.tokens.get(self.pos + k).map_or(&Tok::Eof, |(t, _)| t)
     }
 
-    fn span(&self) -> Span {
+    pub(super) fn span(&self) -> Span {
         self.tokens
             .get(self.pos)
             .or(self.tokens.last())
             .map_or(Span::default(), |(_, s)| *s)
     }
 
-    fn bump(&mut self) -> (Tok, Span) {
+    pub(super) fn bump(&mut self) -> (Tok, Span) {
         let t = self
             .tokens
             .get(self.pos)
@@ -199,11 +201,11 @@ impl Parser<'_> {
         t
     }
 
-    fn is(&self, p: &str) -> bool {
+    pub(super) fn is(&self, p: &str) -> bool {
         matches!(self.peek(), Tok::Punct(q) if *q == p)
     }
 
-    fn eat(&mut self, p: &str) -> bool {
+    pub(super) fn eat(&mut self, p: &str) -> bool {
         let yes = self.is(p);
         if yes {
             self.pos += 1;
@@ -211,7 +213,7 @@ impl Parser<'_> {
         yes
     }
 
-    fn error(&self, expected: &str) -> SouffleError {
+    pub(super) fn error(&self, expected: &str) -> SouffleError {
         match self.peek() {
             Tok::Unknown(c) => SouffleError::Lexical {
                 what: format!("unexpected character `{c}`"),
@@ -233,7 +235,7 @@ impl Parser<'_> {
         }
     }
 
-    fn expect(&mut self, p: &str) -> PResult<Span> {
+    pub(super) fn expect(&mut self, p: &str) -> PResult<Span> {
         if self.is(p) {
             Ok(self.bump().1)
         } else {
@@ -267,7 +269,7 @@ impl Parser<'_> {
         }
     }
 
-    fn unsupported(&self, construct: &str, hint: &str, span: Span) -> SouffleError {
+    pub(super) fn unsupported(&self, construct: &str, hint: &str, span: Span) -> SouffleError {
         SouffleError::Unsupported {
             construct: construct.into(),
             hint: hint.into(),
@@ -462,7 +464,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn atom(&mut self) -> PResult<SAtom> {
+    pub(super) fn atom(&mut self) -> PResult<SAtom> {
         let name = self.ident("a relation name")?;
         if let Some((Tok::Directive(_), next)) = self.tokens.get(self.pos) {
             if next.start == name.1.end {
@@ -491,7 +493,7 @@ impl Parser<'_> {
         })
     }
 
-    fn disjunction(&mut self, depth: usize) -> PResult<Body> {
+    pub(super) fn disjunction(&mut self, depth: usize) -> PResult<Body> {
         let mut alts = vec![self.conjunction(depth)?];
         while self.eat(";") {
             alts.push(self.conjunction(depth)?);
@@ -538,7 +540,7 @@ impl Parser<'_> {
             self.pos = save;
         }
         if let (Tok::Ident(_), Tok::Punct("(")) = (self.peek(), self.peek_at(1)) {
-            if !is_functor_word(self.peek()) {
+            if !super::terms::is_functor_word(self.peek()) {
                 return Ok(Body::Atom(self.atom()?));
             }
         }
@@ -559,135 +561,5 @@ impl Parser<'_> {
             lhs,
             rhs,
         })
-    }
-
-    fn term(&mut self, depth: usize) -> PResult<Term> {
-        let mut lhs = self.product(depth)?;
-        while let Tok::Punct(p @ ("+" | "-")) = self.peek() {
-            let op = if *p == "+" { '+' } else { '-' };
-            self.bump();
-            let rhs = self.product(depth)?;
-            lhs = arith(op, lhs, rhs);
-        }
-        Ok(lhs)
-    }
-
-    fn product(&mut self, depth: usize) -> PResult<Term> {
-        let mut lhs = self.unary(depth)?;
-        while let Tok::Punct(p @ ("*" | "/" | "%")) = self.peek() {
-            let op = p.chars().next().unwrap_or('*');
-            self.bump();
-            let rhs = self.unary(depth)?;
-            lhs = arith(op, lhs, rhs);
-        }
-        if let Tok::Punct(p @ "^") = self.peek() {
-            return Err(self.unsupported(
-                &format!("the operator `{p}`"),
-                "`tl` has `+ - * / %` on numbers",
-                self.span(),
-            ));
-        }
-        Ok(lhs)
-    }
-
-    fn unary(&mut self, depth: usize) -> PResult<Term> {
-        if depth > super::MAX_DEPTH {
-            return Err(self.unsupported("nesting this deep", "split the expression", self.span()));
-        }
-        if self.is("-") {
-            let start = self.bump().1;
-            let inner = self.unary(depth + 1)?;
-            return Ok(match inner {
-                Term::Int(n, s) => Term::Int(n.wrapping_neg(), start.to(s)),
-                t => arith('-', Term::Int(0, start), t),
-            });
-        }
-        self.primary(depth)
-    }
-
-    fn primary(&mut self, depth: usize) -> PResult<Term> {
-        let span = self.span();
-        match self.peek().clone() {
-            Tok::Underscore => Ok(Term::Anon(self.bump().1)),
-            Tok::Int(n) => Ok(Term::Int(n, self.bump().1)),
-            Tok::Str(s) => Ok(Term::Str(s, self.bump().1)),
-            Tok::Float(f) => Err(self.unsupported(
-                &format!("the float `{f}`"),
-                "`tl` runs `symbol` and `number` (integer) attributes",
-                span,
-            )),
-            Tok::Punct("(") => {
-                self.bump();
-                let t = self.term(depth + 1)?;
-                self.expect(")")?;
-                Ok(t)
-            }
-            Tok::Punct(p @ ("@" | "$" | "[")) => {
-                let what = match p {
-                    "@" => "user-defined functors (`@f(…)`)",
-                    "$" => "algebraic data types (`$Branch(…)`)",
-                    _ => "records (`[a, b]`)",
-                };
-                Err(self.unsupported(what, "`tl` runs relations of symbols and numbers", span))
-            }
-            Tok::Ident(w) => {
-                let next = self.peek_at(1);
-                if (w == "count" && matches!(next, Tok::Punct(":")))
-                    || (matches!(w.as_str(), "sum" | "min" | "max" | "mean")
-                        && matches!(next, Tok::Ident(_) | Tok::Underscore | Tok::Int(_)))
-                {
-                    return self.aggregate(w, depth);
-                }
-                if matches!(self.peek_at(1), Tok::Punct("(")) {
-                    return Err(self.unsupported(
-                        &format!("the functor `{w}(…)`"),
-                        "`tl` has `+ - * / %` on numbers and no built-in functions",
-                        span,
-                    ));
-                }
-                if w == "nil" {
-                    return Err(self.unsupported(
-                        "records (`nil`)",
-                        "`tl` runs relations of symbols and numbers",
-                        span,
-                    ));
-                }
-                Ok(Term::Var((w, self.bump().1)))
-            }
-            _ => Err(self.error("a variable, `_`, a number or a string")),
-        }
-    }
-
-    /// An aggregate, `count : { … }`, `sum x : { … }` or `min x : atom`, kept as its keyword
-    /// and span (lowering reports it).
-    fn aggregate(&mut self, word: String, depth: usize) -> PResult<Term> {
-        let start = self.bump().1;
-        if word != "count" {
-            self.term(depth + 1)?;
-        }
-        self.expect(":")?;
-        let end = if self.eat("{") {
-            self.disjunction(depth + 1)?;
-            self.expect("}")?
-        } else {
-            self.atom()?.span
-        };
-        Ok(Term::Aggregate(word, start.to(end)))
-    }
-}
-
-/// Words that, followed by `(`, are Soufflé's built-in functors rather than atoms.
-fn is_functor_word(t: &Tok) -> bool {
-    matches!(t, Tok::Ident(w) if matches!(w.as_str(),
-        "cat" | "ord" | "strlen" | "substr" | "contains" | "match" | "to_number" | "to_string"
-        | "to_float" | "to_unsigned" | "as" | "range" | "autoinc" | "max" | "min" | "lor" | "land"))
-}
-
-fn arith(op: char, lhs: Term, rhs: Term) -> Term {
-    Term::Arith {
-        op,
-        span: lhs.span().to(rhs.span()),
-        lhs: Box::new(lhs),
-        rhs: Box::new(rhs),
     }
 }
