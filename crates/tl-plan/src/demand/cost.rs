@@ -165,17 +165,7 @@ pub(crate) fn estimate(p: &CheckedProgram, d: &Draft, k: usize) -> u128 {
 mod tests {
     use super::*;
     use crate::demand::adorn;
-
-    fn checked(src: &str) -> CheckedProgram {
-        let mut sources = tl_syntax::SourceMap::new();
-        let (program, diags) =
-            tl_syntax::load_source("t.tl", src, &mut sources, std::path::Path::new("."));
-        assert!(diags.is_empty(), "{diags:?}");
-        match tl_check::check(&program, &sources) {
-            Ok(p) => p,
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    use crate::demand::tests::checked;
 
     const RULES: &str = "Edge(0, 1)\nEdge(1, 2)\nEdge(98, 99)\nStart(0)\nStart(1)\n\
                          Reach(x, y) <- Edge(x, y)\nReach(x, z) <- Reach(x, y), Edge(y, z)\n";

@@ -103,17 +103,7 @@ fn closure_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn checked(src: &str) -> CheckedProgram {
-        let mut sources = tl_syntax::SourceMap::new();
-        let (program, diags) =
-            tl_syntax::load_source("t.tl", src, &mut sources, std::path::Path::new("."));
-        assert!(diags.is_empty(), "{diags:?}");
-        match tl_check::check(&program, &sources) {
-            Ok(p) => p,
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    use crate::demand::tests::checked;
 
     /// The step rule's body as (tensor name, variable names) pairs.
     fn step_body(p: &CheckedProgram, rules: &[Rule]) -> Vec<(String, Vec<String>)> {

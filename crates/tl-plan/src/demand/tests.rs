@@ -1,6 +1,7 @@
 use super::*;
 
-fn checked(src: &str) -> CheckedProgram {
+/// A checked program from source text (the demand tests' shared fixture).
+pub(crate) fn checked(src: &str) -> CheckedProgram {
     let mut sources = tl_syntax::SourceMap::new();
     let (program, diags) =
         tl_syntax::load_source("t.tl", src, &mut sources, std::path::Path::new("."));
