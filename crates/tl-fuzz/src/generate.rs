@@ -61,10 +61,12 @@ impl Gen<'_, '_> {
         self.u.arbitrary::<u8>().unwrap_or(255) < in_256
     }
 
-    /// An index position: a variable, sometimes with arithmetic, a constant or a symbol.
+    /// An index position: a variable, sometimes with arithmetic, a constant, a symbol or a
+    /// step.
     fn index(&mut self) -> String {
         let v = self.pick(INDICES);
-        match self.below(10) {
+        match self.below(11) {
+            5 => format!("*{v}"),
             0 => format!("{v}+1"),
             1 => format!("{v}/2"),
             2 => format!("{v}-1"),
@@ -108,10 +110,22 @@ impl Gen<'_, '_> {
                 self.expr(depth - 1),
                 self.pick(&["2", "0", "0.5", "-1"])
             ),
-            5 => {
-                let f = self.pick(FUNCTIONS);
-                format!("{f}({})", self.expr(depth - 1))
-            }
+            5 => match self.below(8) {
+                0 => format!(
+                    "dropout({}, {})",
+                    self.expr(depth - 1),
+                    self.pick(&["0", "0.5", "0.99", "1", "-1"])
+                ),
+                1 => {
+                    let n = self.below(3);
+                    let args: Vec<String> = (0..=n).map(|_| self.access()).collect();
+                    format!("concat({})", args.join(", "))
+                }
+                _ => {
+                    let f = self.pick(FUNCTIONS);
+                    format!("{f}({})", self.expr(depth - 1))
+                }
+            },
             6 => format!("-({})", self.expr(depth - 1)),
             7 => format!("({})", self.expr(depth - 1)),
             _ => self.expr(0),
@@ -136,9 +150,13 @@ impl Gen<'_, '_> {
         let mut args = Vec::new();
         for k in 0..rank {
             let v = self.pick(INDICES);
-            let mut a = match self.below(8) {
+            let mut a = match self.below(12) {
                 0 => format!("{v}+1"),
                 1 => format!("{v}: {}", 1 + self.below(5)),
+                2 => format!("{v}+3"),
+                3 => self.pick(&["0", "2"]).to_string(),
+                4 => format!("*{v}+1"),
+                5 => format!("*{v}"),
                 _ => v.to_string(),
             };
             if k + 1 == rank && self.chance(40) {
