@@ -57,6 +57,26 @@ impl Batcher {
         len: usize,
         span: Span,
     ) -> Result<&(CheckedProgram, ProgramPlan), RunError> {
+        // A loop's starting value given as data would need cutting per batch, as data is; the
+        // same value written as an equation (`S[e, i] = H0[e, i]`) reads data that is cut.
+        for lt in p.loops.iter().flat_map(|l| l.tensors.iter()) {
+            let batched = p
+                .tensors
+                .get(lt.tensor)
+                .is_some_and(|d| d.axes.contains(&self.domain));
+            if lt.initial.is_some() && batched {
+                let name = p.tensors.get(lt.tensor).map_or("", |d| d.name.as_str());
+                return Err(RunError::Unsupported {
+                    what: format!(
+                        "`{name}` starts its loop from data with the batch axis, which mini-batches cannot cut yet"
+                    ),
+                    hint: Some(format!(
+                        "read the data into a tensor of its own and start from an equation, e.g. `{name}[e, i] = {name}0[e, i]`"
+                    )),
+                    span,
+                });
+            }
+        }
         if !self.plans.contains_key(&len) {
             let mut bp = p.clone();
             bp.domains[self.domain].extent = len;

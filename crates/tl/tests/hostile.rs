@@ -163,3 +163,24 @@ fn a_nullary_relation_defined_by_rules_answers() {
         ]
     );
 }
+
+#[test]
+fn a_loop_started_from_batched_data_is_an_error_in_mini_batches() {
+    // The starting value of `S` is data along the batch axis `e`: an error naming the
+    // `minimize` (it was an internal shape mismatch); the same start as an equation trains.
+    let program = |start: &str| {
+        format!(
+            "U = [[[1, 0.5], [0, 1]], [[0.2, 0.1], [1, 1]], [[0, 0], [0.3, 0.3]], [[1, 1], [1, 1]]]\n\
+             T = [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6], [0.7, 0.8]]\n{start}\n\
+             param W[2, 2] = 0.1\n\
+             S[e, i, *t+1] = tanh(W[i, j] S[e, j, *t] + U[e, t, i])\n\
+             Loss = (S[e, i] - T[e, i])^2\n\
+             minimize Loss with sgd(lr=0.1) for 2 epochs batch e 2\nW?\n"
+        )
+    };
+    let data = "S = [[1, 0], [0, 1], [1, 1], [0, 0]]";
+    fails(&program(data), "TL0305", "7:1");
+    let equation = "S0 = [[1, 0], [0, 1], [1, 1], [0, 0]]\nS[e, i] = S0[e, i]";
+    let (ok, _, err) = run(&program(equation));
+    assert!(ok, "{err}");
+}
