@@ -84,6 +84,8 @@ pub struct Checker<'a> {
     pub placed_nodes: HashSet<Node>,
     /// Variables sized by the axis they index with arithmetic (class root to the axis's root).
     pub sized_by: HashMap<Node, Node>,
+    /// Bare reads resolved before their tensor had a rank (read as scalars), with where.
+    pub unranked_bare: Vec<(usize, Span)>,
     /// Tensors that an equation writes at a virtual index (`S[i, *t+1] = …`), by name, with
     /// the number of their loop.
     pub virtuals: HashMap<String, usize>,
@@ -107,6 +109,7 @@ impl<'a> Checker<'a> {
             safetensors: data::SafetensorsCache::default(),
             placed_nodes: HashSet::new(),
             sized_by: HashMap::new(),
+            unranked_bare: Vec::new(),
             virtuals: HashMap::new(),
             loop_step_nodes: HashMap::new(),
             step: None,

@@ -188,6 +188,9 @@ impl Checker<'_> {
         let axes = self.drafts[tensor].axes.clone();
         let indices = match a.style {
             AccessStyle::Bare => {
+                if self.drafts[tensor].rank.is_none() {
+                    self.unranked_bare.push((tensor, a.span));
+                }
                 if axes.len() > anon.len() {
                     return Err(CheckError::Misplaced {
                         what: format!(
@@ -487,7 +490,7 @@ pub fn index_expr(ck: &mut Checker, scope: &mut Scope, e: &ast::IndexExpr) -> In
     }
 }
 
-fn index_names(n: usize) -> String {
+pub fn index_names(n: usize) -> String {
     ["i", "j", "k", "l", "m", "n"]
         .iter()
         .cycle()

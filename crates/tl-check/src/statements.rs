@@ -78,6 +78,21 @@ impl Checker<'_> {
                 self.errors.push(e);
             }
         }
+        // A bare read resolved before its tensor had a rank was read as a scalar; a tensor that
+        // turned out to have axes cannot be read so (a bare name keeps all of its axes).
+        for (t, span) in std::mem::take(&mut self.unranked_bare) {
+            if let Some((rank, _)) = self.drafts[t].rank.filter(|(r, _)| *r > 0) {
+                let name = self.drafts[t].name.clone();
+                self.errors.push(CheckError::Misplaced {
+                    what: format!("`{name}` has {rank} axes; a bare name keeps all of them"),
+                    span,
+                    hint: format!(
+                        "name its indices where it is read, e.g. `{name}[{}]`",
+                        crate::resolve::index_names(rank)
+                    ),
+                });
+            }
+        }
         out
     }
 

@@ -184,3 +184,19 @@ fn a_loop_started_from_batched_data_is_an_error_in_mini_batches() {
     let (ok, _, err) = run(&program(equation));
     assert!(ok, "{err}");
 }
+
+#[test]
+fn a_bare_read_of_a_tensor_ranked_later_is_located() {
+    // `A` gets its three axes from a bare equation resolved after the equation that reads it
+    // bare: an error at the read (it was an internal shape mismatch in the plan).
+    fails(
+        "A = Edge * Edge\nEdge[2, 2, 2] += (A / 0 / 0 + 0)^2\nA?\n",
+        "TL0114",
+        "2:19",
+    );
+    fails("A = Edge\nEdge[2, 2, 2] += A\nA?\n", "TL0114", "2:18");
+    answers(
+        "S = 3\nA = S\nX = [1, 2]\nY[i] = A + X[i]\nY?\n",
+        &[r#"{"query":"Y","shape":[2],"data":[4.0,5.0]}"#],
+    );
+}
