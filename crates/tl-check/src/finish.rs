@@ -106,13 +106,13 @@ impl Checker<'_> {
                         self.uf.settle(n, use_constants)?;
                     }
                     let hinted = self.apply_hints(&resolved.hints)?;
-                    let placed = self.apply_placements(&places, &fixed, false)?;
+                    let placed = self.apply_placements(&places, false)?;
                     if !hinted && !placed {
                         break;
                     }
                 }
             }
-            if !self.apply_placements(&places, &fixed, true)? {
+            if !self.apply_placements(&places, true)? {
                 break;
             }
         }

@@ -199,12 +199,8 @@ pub fn reach(
     extent: &mut dyn FnMut(Node) -> Option<usize>,
     vars: &[Node],
 ) -> Reach {
-    let extent = std::cell::RefCell::new(extent);
-    let ext_node = |n: Node| (extent.borrow_mut())(n);
-    let of = |v: VarId| -> Option<i64> {
-        let e = vars.get(v).and_then(|&n| ext_node(n))?;
-        Some(i64::try_from(e).unwrap_or(i64::MAX))
-    };
+    let mut of_node = |n: Node| extent(n).map(|e| i64::try_from(e).unwrap_or(i64::MAX));
+    let mut of = |v: VarId| vars.get(v).and_then(|&n| of_node(n));
     let range = |lo: Option<i64>, n: i64| match lo.and_then(|lo| Some((lo, lo.checked_add(n - 1)?)))
     {
         _ if n <= 0 => Reach::Empty,
@@ -226,16 +222,16 @@ pub fn reach(
             }
         }
         PlaceForm::Shift { var, before } => {
+            let Some(n) = of(*var) else {
+                return Reach::Unknown;
+            };
             let mut offset: Option<i64> = Some(0);
             for &b in before {
-                let Some(e) = ext_node(b) else {
+                let Some(e) = extent(b) else {
                     return Reach::Unknown;
                 };
                 offset = offset.and_then(|o| o.checked_add(i64::try_from(e).ok()?));
             }
-            let Some(n) = of(*var) else {
-                return Reach::Unknown;
-            };
             range(offset, n)
         }
         PlaceForm::Expr(e) => {
@@ -389,7 +385,6 @@ impl Checker<'_> {
     pub fn apply_placements(
         &mut self,
         hints: &[PlaceHint],
-        fixed: &HashMap<Node, usize>,
         partial: bool,
     ) -> Result<bool, CheckError> {
         let mut groups: Vec<(Node, Vec<&PlaceHint>)> = Vec::new();
@@ -401,7 +396,8 @@ impl Checker<'_> {
             }
         }
         for (root, group) in groups {
-            if fixed.contains_key(&root) || self.uf.known_extent(root).is_some() {
+            // Known already: fixed before any placement, or sized by an earlier round.
+            if self.uf.known_extent(root).is_some() {
                 continue;
             }
             let mut top: Option<i64> = None;

@@ -366,15 +366,15 @@ impl Engine<'_> {
                     };
                     be.upload(&host).map_err(err)?
                 }
-                Op::DropMask { .. } => {
-                    let one = be.full(&[], 1.0, dtype).map_err(err)?;
-                    one.broadcast_scalar(&node.shape).unwrap_or(one)
-                }
-                Op::Const(c) => {
+                Op::Const(_) | Op::DropMask { .. } => {
+                    let c = match &node.op {
+                        Op::Const(c) => *c,
+                        _ => 1.0,
+                    };
                     let scalar = match self.constants.get(&(c.to_bits(), dtype)) {
                         Some(t) => t.clone(),
                         None => {
-                            let t = be.full(&[], *c, dtype).map_err(err)?;
+                            let t = be.full(&[], c, dtype).map_err(err)?;
                             self.constants.insert((c.to_bits(), dtype), t.clone());
                             t
                         }

@@ -136,21 +136,20 @@ fn an_earlier_step_is_kept_as_long_as_it_is_read() {
     assert_eq!(value_of(&engine, &backend, "F"), vec![143.0]);
 }
 
+/// Default options under a memory limit of `bytes`.
+fn within(bytes: u64) -> RunOptions {
+    RunOptions {
+        max_memory: Some(bytes),
+        ..RunOptions::default()
+    }
+}
+
 #[test]
 fn a_query_only_run_keeps_no_steps() {
     let text = "param W[64, 64] ~ normal(0, 0.05)\nS[i, *t+1: 20000] = tanh(W[i, j] S[j, *t] + 0.1)\nY = S[i]";
     let (checked, plan) = planned(text);
     let backend = CpuBackend::new();
-    let mut engine = Engine::new(
-        &checked,
-        &plan,
-        &backend,
-        RunOptions {
-            max_memory: Some(64 << 20),
-            ..RunOptions::default()
-        },
-    )
-    .expect("starts");
+    let mut engine = Engine::new(&checked, &plan, &backend, within(64 << 20)).expect("starts");
     engine.evaluate_all().expect("runs within the limit");
     assert!(engine.loop_tapes.is_empty());
     let s = checked.tensor_named("S").expect("S");
@@ -169,16 +168,7 @@ fn a_recorded_loop_longer_than_memory_allows_is_an_error_not_an_abort() {
     let text = "param W[64, 64] ~ normal(0, 0.05)\nS[i, *t+1: 20000] = tanh(W[i, j] S[j, *t] + 0.1)\nLoss = S[i] S[i]";
     let (checked, plan) = planned(text);
     let backend = CpuBackend::new();
-    let mut engine = Engine::new(
-        &checked,
-        &plan,
-        &backend,
-        RunOptions {
-            max_memory: Some(8 << 20),
-            ..RunOptions::default()
-        },
-    )
-    .expect("starts");
+    let mut engine = Engine::new(&checked, &plan, &backend, within(8 << 20)).expect("starts");
     let loss = checked.tensor_named("Loss").expect("Loss");
     let err = engine
         .loss_and_gradients(loss)

@@ -24,6 +24,23 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0
     }
+
+    /// An n×n matrix with about half its cells 0 and the rest digits 1 to 9.
+    fn half_digits(&mut self, n: usize) -> Vec<Vec<f64>> {
+        (0..n)
+            .map(|_| {
+                (0..n)
+                    .map(|_| {
+                        if self.next().is_multiple_of(2) {
+                            0.0
+                        } else {
+                            (1 + self.next() % 9) as f64
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
 fn literal(m: &[Vec<f64>]) -> String {
@@ -81,18 +98,10 @@ fn shortest_paths_match_floyd_warshall() {
 fn max_product_paths_match_the_recursion_in_f64() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let n = 9;
-    let p: Vec<Vec<f64>> = (0..n)
-        .map(|_| {
-            (0..n)
-                .map(|_| {
-                    if rng.next().is_multiple_of(2) {
-                        0.0
-                    } else {
-                        (1 + rng.next() % 9) as f64 / 10.0
-                    }
-                })
-                .collect()
-        })
+    let p: Vec<Vec<f64>> = rng
+        .half_digits(n)
+        .into_iter()
+        .map(|row| row.into_iter().map(|d| d / 10.0).collect())
         .collect();
     // Best path probability: iterate to the fixpoint (probabilities below 1 make it finite).
     let mut v = p.clone();
@@ -126,19 +135,7 @@ fn widest_paths_match_floyd_warshall_over_max_min() {
     let mut rng = Rng(0x853c_49e6_748f_ea9b);
     for n in [1usize, 3, 8, 11] {
         // Capacities 1..=9 on about half the pairs, 0 (no edge) elsewhere.
-        let cap: Vec<Vec<f64>> = (0..n)
-            .map(|_| {
-                (0..n)
-                    .map(|_| {
-                        if rng.next().is_multiple_of(2) {
-                            0.0
-                        } else {
-                            (1 + rng.next() % 9) as f64
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let cap = rng.half_digits(n);
         // Bottleneck paths of one edge or more: Floyd–Warshall over (max, min).
         let mut w = cap.clone();
         for k in 0..n {
