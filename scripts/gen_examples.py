@@ -620,6 +620,42 @@ def concat():
     ])
 
 
+def weighted_roads():
+    """examples/weighted/roads.tl: shortest road distances over a weighted CSV edge list
+    (Floyd-Warshall in float64; pairs no route joins are `inf`), and the relation of its rows."""
+    roads = [("Ashford", "Bexley", 12.5), ("Ashford", "Crayford", 30), ("Bexley", "Crayford", 9),
+             ("Bexley", "Dartford", 21), ("Crayford", "Dartford", 4.5), ("Dartford", "Erith", 0),
+             ("Erith", "Bexley", 7), ("Gravesend", "Ashford", 40)]
+    write_text("weighted/roads.csv",
+               "# from,to,km (one-way roads; a road of 0 km is a real road)\n"
+               + "".join(f"{a},{b},{fmt_num(w)}\n" for a, b, w in roads))
+    names = []
+    for a, b, _ in roads:
+        for v in (a, b):
+            if v not in names:
+                names.append(v)
+    ix = {v: i for i, v in enumerate(names)}
+    n = len(names)
+    d = np.full((n, n), np.inf)
+    for a, b, w in roads:
+        d[ix[a], ix[b]] = min(d[ix[a], ix[b]], w)
+    for k in range(n):
+        d = np.minimum(d, d[:, k:k + 1] + d[k:k + 1, :])
+    cell = lambda x: "inf" if np.isinf(x) else float(x)
+    km = {"query": "Km", "shape": [n, n], "data": [cell(x) for x in d.reshape(-1)],
+          "labels": [names, names]}
+    reach = {(a, b) for a in range(n) for b in range(n) if np.isfinite(d[a, b])}
+    froms = {ix[a] for a, _, _ in roads}
+    tos = {ix[b] for _, b, _ in roads}
+    unreachable = [(names[a], names[b]) for a in froms for b in tos if (a, b) not in reach]
+    write_expected("weighted/roads.expected.jsonl", [
+        km,
+        {"query": "Km[Ashford, Erith]", "shape": [], "data": [cell(d[ix["Ashford"], ix["Erith"]])]},
+        rel_answer("Unreachable(a, b)", ["a", "b"], unreachable),
+        {"query": "Roads", "shape": [], "data": [len(roads)]},
+    ])
+
+
 def main():
     family()
     reachability()
@@ -631,6 +667,7 @@ def main():
     attention()
     pagerank()
     concat()
+    weighted_roads()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ pub enum Source {
     Rows(tl_io::CsvColumns, Span),
     /// Relation tuples as element numbers, over axes whose extents are already fixed.
     Tuples(Vec<Vec<u32>>, Span),
+    /// A weighted relation from a CSV file ([`crate::weighted`]): the key columns, and the
+    /// value of each row.
+    Weighted(tl_io::CsvColumns, Vec<f64>, Span),
     /// A declared parameter.
     Param(Init, Span),
 }
@@ -93,6 +96,9 @@ pub struct Checker<'a> {
     pub loop_step_nodes: HashMap<usize, Node>,
     /// While the right-hand side of a step equation is resolved: its step variable and name.
     pub step: Option<(usize, String)>,
+    /// Tensors read from a CSV file with a value column, by name: the name of the relation of
+    /// their defined cells ([`crate::weighted`]).
+    pub weighted: HashMap<String, String>,
 }
 
 impl<'a> Checker<'a> {
@@ -113,6 +119,7 @@ impl<'a> Checker<'a> {
             virtuals: HashMap::new(),
             loop_step_nodes: HashMap::new(),
             step: None,
+            weighted: HashMap::new(),
         }
     }
 
@@ -402,6 +409,45 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
+    /// Adds the values of CSV columns to the domains of their axes: an integer column needs
+    /// an extent past its largest value, a symbol column adds its symbols.
+    pub(crate) fn column_domains(
+        &mut self,
+        tensor: &str,
+        axes: &[Node],
+        columns: &[tl_io::CsvColumn],
+        span: Span,
+    ) -> Result<(), CheckError> {
+        for (position, (column, &axis)) in columns.iter().zip(axes).enumerate() {
+            match column {
+                tl_io::CsvColumn::Ints(values) => {
+                    let Some(&max) = values.iter().max() else {
+                        continue;
+                    };
+                    // Element numbers are 32-bit: the largest is 2^32 - 2.
+                    if max >= u64::from(u32::MAX) {
+                        return Err(CheckError::Data {
+                            message: format!(
+                                "`{tensor}` has the integer {max} in column {}, past the largest element number, {}",
+                                position + 1,
+                                u32::MAX - 1
+                            ),
+                            hint: Some("integer columns index axes; renumber the values, or quote them so they read as symbols".into()),
+                            span,
+                        });
+                    }
+                    self.uf.add_integer(axis, max as i64, span);
+                }
+                tl_io::CsvColumn::Symbols { names, .. } => {
+                    for name in names {
+                        self.uf.add_symbol(axis, name, span)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn data(&mut self, def: &ast::DataDef) -> Result<(), CheckError> {
         let id = self.tensor(&def.lhs.name.name, def.lhs.name.span);
         let span = def.lhs.span.to(def.source.span());
@@ -454,37 +500,24 @@ impl<'a> Checker<'a> {
             }
             Loaded::Rows(rows) => {
                 let arity = rows.columns.len();
+                match def.lhs.indices.as_ref().map(Vec::len) {
+                    // One column more than indices: the last is the value (a weighted relation).
+                    Some(k) if k + 1 == arity => return self.weighted_data(id, def, rows, span),
+                    Some(k) if k != arity && arity > 0 => {
+                        return Err(CheckError::RankMismatch {
+                            tensor: def.lhs.name.name.clone(),
+                            expected: arity,
+                            found: k,
+                            span: def.lhs.span,
+                            first: span,
+                        })
+                    }
+                    _ => {}
+                }
                 self.drafts[id].relation = true;
                 if self.set_rank(id, arity, span) {
                     let axes = self.drafts[id].axes.clone();
-                    for (column, &axis) in rows.columns.iter().zip(&axes) {
-                        match column {
-                            tl_io::CsvColumn::Ints(values) => {
-                                let Some(&max) = values.iter().max() else {
-                                    continue;
-                                };
-                                // Element numbers are 32-bit: the largest is 2^32 - 2.
-                                if max >= u64::from(u32::MAX) {
-                                    return Err(CheckError::Data {
-                                        message: format!(
-                                            "`{}` has the integer {max} in column {}, past the largest element number, {}",
-                                            def.lhs.name.name,
-                                            axes.iter().position(|a| *a == axis).unwrap_or(0) + 1,
-                                            u32::MAX - 1
-                                        ),
-                                        hint: Some("integer columns index axes; renumber the values, or quote them so they read as symbols".into()),
-                                        span,
-                                    });
-                                }
-                                self.uf.add_integer(axis, max as i64, span);
-                            }
-                            tl_io::CsvColumn::Symbols { names, .. } => {
-                                for name in names {
-                                    self.uf.add_symbol(axis, name, span)?;
-                                }
-                            }
-                        }
-                    }
+                    self.column_domains(&def.lhs.name.name, &axes, &rows.columns, span)?;
                 }
                 self.set_source(id, Source::Rows(rows, span), span);
             }
@@ -516,11 +549,13 @@ pub fn is_virtual(arg: &ast::IndexArg) -> bool {
     matches!(arg, ast::IndexArg::Virtual { .. })
 }
 
-fn source_span(s: &Source) -> Option<Span> {
+/// Where a tensor's data or `param` statement is, if it has one.
+pub(crate) fn source_span(s: &Source) -> Option<Span> {
     match s {
         Source::None => None,
         Source::Data(_, span)
         | Source::Rows(_, span)
+        | Source::Weighted(_, _, span)
         | Source::Tuples(_, span)
         | Source::Param(_, span) => Some(*span),
     }

@@ -1,7 +1,7 @@
 //! Pass 3: settle every extent (direct uses first, then arithmetic and slice hints, then integer
 //! constants), turn union-find classes into domains, and assemble the checked tensors.
 
-use crate::collect::{Checker, FactArg, Source};
+use crate::collect::{source_span, Checker, FactArg, Source};
 use crate::error::CheckError;
 use crate::place::PlaceHint;
 use crate::program::{
@@ -309,6 +309,44 @@ impl SymbolFixer<'_> {
         p.item
     }
 
+    /// Each CSV column's values as element numbers of its axis's domain: integers are their
+    /// own number (or a symbol's, in a symbolic domain), symbols are looked up once per
+    /// distinct symbol; `None` where a value is not in the domain.
+    fn element_numbers(
+        &self,
+        columns: &[tl_io::CsvColumn],
+        axes: &[DomainId],
+    ) -> Vec<Vec<Option<u32>>> {
+        columns
+            .iter()
+            .zip(axes)
+            .map(|(column, &dom)| {
+                let domain = &self.domains.list[dom];
+                match column {
+                    tl_io::CsvColumn::Ints(values) => values
+                        .iter()
+                        .map(|&v| {
+                            if domain.is_symbolic() {
+                                domain.index_of(&v.to_string()).map(|p| p as u32)
+                            } else {
+                                u32::try_from(v).ok()
+                            }
+                        })
+                        .collect(),
+                    tl_io::CsvColumn::Symbols { ids, names } => {
+                        let of_name: Vec<Option<u32>> = names
+                            .iter()
+                            .map(|n| domain.index_of(n).map(|p| p as u32))
+                            .collect();
+                        ids.iter()
+                            .map(|&i| of_name.get(i as usize).copied().flatten())
+                            .collect()
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// Builds the checked tensor declarations (facts and CSV rows become element indices).
     pub fn tensors(&self, ck: &mut Checker) -> Vec<TensorDecl> {
         let mut out = Vec::new();
@@ -359,37 +397,7 @@ impl SymbolFixer<'_> {
                 Source::Data(h, _) => Definition::Data(h.clone()),
                 Source::Param(init, _) => Definition::Param(init.clone()),
                 Source::Rows(rows, _) => {
-                    // Each column's values as element numbers: integers are their own
-                    // number, symbols are looked up once per distinct symbol.
-                    let numbers: Vec<Vec<Option<u32>>> = rows
-                        .columns
-                        .iter()
-                        .zip(&axes)
-                        .map(|(column, &dom)| {
-                            let domain = &self.domains.list[dom];
-                            match column {
-                                tl_io::CsvColumn::Ints(values) => values
-                                    .iter()
-                                    .map(|&v| {
-                                        if domain.is_symbolic() {
-                                            domain.index_of(&v.to_string()).map(|p| p as u32)
-                                        } else {
-                                            u32::try_from(v).ok()
-                                        }
-                                    })
-                                    .collect(),
-                                tl_io::CsvColumn::Symbols { ids, names } => {
-                                    let of_name: Vec<Option<u32>> = names
-                                        .iter()
-                                        .map(|n| domain.index_of(n).map(|p| p as u32))
-                                        .collect();
-                                    ids.iter()
-                                        .map(|&i| of_name.get(i as usize).copied().flatten())
-                                        .collect()
-                                }
-                            }
-                        })
-                        .collect();
+                    let numbers = self.element_numbers(&rows.columns, &axes);
                     let mut tuples = std::mem::take(&mut facts);
                     tuples.reserve(rows.rows);
                     for i in 0..rows.rows {
@@ -400,6 +408,22 @@ impl SymbolFixer<'_> {
                         tuples.extend(tuple);
                     }
                     Definition::Tuples(tuples)
+                }
+                Source::Weighted(keys, values, span) => {
+                    let numbers = self.element_numbers(&keys.columns, &axes);
+                    let shape: Vec<usize> =
+                        axes.iter().map(|&a| self.domains.list[a].extent).collect();
+                    match crate::weighted::dense(&d.name, &numbers, values, shape) {
+                        Ok(t) => Definition::Data(t),
+                        Err(message) => {
+                            ck.errors.push(CheckError::Data {
+                                message,
+                                hint: Some(crate::weighted::HINT.into()),
+                                span: *span,
+                            });
+                            Definition::Tuples(Vec::new())
+                        }
+                    }
                 }
                 Source::Tuples(tuples, _) => {
                     let mut all = std::mem::take(&mut facts);
@@ -424,15 +448,5 @@ impl SymbolFixer<'_> {
             });
         }
         out
-    }
-}
-
-fn source_span(s: &Source) -> Option<tl_syntax::Span> {
-    match s {
-        Source::None => None,
-        Source::Data(_, span)
-        | Source::Rows(_, span)
-        | Source::Tuples(_, span)
-        | Source::Param(_, span) => Some(*span),
     }
 }

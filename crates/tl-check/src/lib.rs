@@ -23,6 +23,7 @@ mod statements;
 pub mod strata;
 mod unify;
 mod virtual_index;
+pub mod weighted;
 
 pub use error::CheckError;
 pub use loops::{Loop, LoopTensor, StepEquation};
@@ -40,6 +41,8 @@ pub fn check(
 ) -> Result<CheckedProgram, Vec<CheckError>> {
     let mut ck = Checker::new(sources);
     ck.collect(program);
+    let rewritten = weighted::rewrite(program, &ck.weighted);
+    let program = rewritten.as_ref().unwrap_or(program);
     let resolved = ck.resolve_all(program);
     if let Err(e) = ck.settle(&resolved) {
         ck.errors.push(e);
