@@ -4,14 +4,29 @@
 
 use std::process::Command;
 
+/// The `tl` binary: `TL_BIN` when set (a GPU machine runs these tests with a binary carried
+/// there), else the one cargo built.
+pub fn tl_bin() -> std::path::PathBuf {
+    std::env::var_os("TL_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tl").into())
+}
+
+/// The device the tests run on: `TL_TEST_DEVICE` when set (`cuda` on a GPU machine), else
+/// `cpu`.
+pub fn device() -> String {
+    std::env::var("TL_TEST_DEVICE").unwrap_or_else(|_| "cpu".into())
+}
+
 /// Runs `tl run --json --device cpu ARGS` on `text` (written to `p.tl` in a fresh folder);
 /// (success, standard output, standard error). Fails the test on a panic or an internal error.
+/// [`tl_bin`] and [`device`] say which binary and device.
 pub fn run_raw(text: &str, args: &[&str]) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let prog = dir.path().join("p.tl");
     std::fs::write(&prog, text).unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(env!("CARGO_BIN_EXE_tl"))
-        .args(["run", "--json", "--device", "cpu"])
+    let out = Command::new(tl_bin())
+        .args(["run", "--json", "--device", &device()])
         .args(args)
         .arg(&prog)
         .env("NO_COLOR", "1")
