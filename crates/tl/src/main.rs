@@ -1,6 +1,7 @@
 //! `tl`: run, check and explore Tensor Logic programs.
 
 mod bench;
+mod computed;
 mod device;
 mod pipeline;
 mod profile;
@@ -49,7 +50,8 @@ enum Cmd {
         /// Seed of the random generator (initialisers, batch shuffles).
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Bound on iterations of real-valued recursion.
+        /// Bound on iterations of real-valued recursion, and on the runs that settle a Soufflé
+        /// program's rules that compute numbers.
         #[arg(long, default_value_t = 1000)]
         max_iters: usize,
         /// Memory the run may use (e.g. 512M, 8G; default: nine tenths of the memory free when
@@ -427,7 +429,7 @@ fn check(
     souffle: souffle::SouffleArgs,
 ) -> ExitCode {
     let mut sources = SourceMap::new();
-    let (program, diags) = souffle::load(&file, &mut sources, &souffle);
+    let (program, diags) = souffle::load(&file, &mut sources, &souffle, None);
     match pipeline::compile_with(&program, diags, &sources, goal_directed) {
         Ok(compiled) => {
             let (checked, plan) = (&compiled.checked, &compiled.plan);
@@ -501,6 +503,7 @@ fn main() -> ExitCode {
             souffle::Source {
                 file: file.clone(),
                 flags: souffle,
+                rounds: Some(max_iters),
             },
             json,
             profile,

@@ -24,12 +24,15 @@ pub struct Source {
     pub file: PathBuf,
     /// `-F` and `-D`.
     pub flags: SouffleArgs,
+    /// Most runs that settle rules computing numbers (`--max-iters`); `None` leaves them
+    /// unsettled (`tl check` runs nothing).
+    pub rounds: Option<usize>,
 }
 
 impl Source {
     /// Loads the program (see [`load`]).
     pub fn load(&self, sources: &mut SourceMap) -> (ast::Program, Vec<Diagnostic>) {
-        load(&self.file, sources, &self.flags)
+        load(&self.file, sources, &self.flags, self.rounds)
     }
 }
 
@@ -39,11 +42,13 @@ pub fn is_souffle(file: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("dl"))
 }
 
-/// Loads a program, Soufflé's or Tensor Logic's by the file's extension.
+/// Loads a program, Soufflé's or Tensor Logic's by the file's extension. A Soufflé program's
+/// rules that compute numbers are settled in at most `rounds` runs ([`crate::computed`]).
 pub fn load(
     file: &Path,
     sources: &mut SourceMap,
     args: &SouffleArgs,
+    rounds: Option<usize>,
 ) -> (ast::Program, Vec<Diagnostic>) {
     if !is_souffle(file) {
         return tl_syntax::load_program(file, sources);
@@ -54,7 +59,20 @@ pub fn load(
         args.output_dir.as_deref(),
         &cwd,
     );
-    tl_syntax::souffle::load_souffle(file, sources, &options)
+    let (program, computed, mut diags) = tl_syntax::souffle::load_souffle(file, sources, &options);
+    let failed = diags
+        .iter()
+        .any(|d| d.severity == tl_syntax::Severity::Error);
+    let Some(rounds) = rounds.filter(|_| !computed.is_empty() && !failed) else {
+        return (program, diags);
+    };
+    match crate::computed::settle(program, &computed, sources, rounds) {
+        Ok(program) => (program, diags),
+        Err(more) => {
+            diags.extend(more);
+            (ast::Program::default(), diags)
+        }
+    }
 }
 
 #[cfg(test)]

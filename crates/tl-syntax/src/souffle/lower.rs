@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::computed::ComputedRule;
 use super::error::SouffleError;
 use super::parser::{Body, Item, SAtom, Term};
 use super::types::{check_type, term_base};
@@ -56,8 +57,9 @@ enum Lit<'a> {
     Cmp(&'a Body),
 }
 
-/// Lowers parsed items into a program, with every error found.
-pub fn lower(items: &[Item], options: &Options) -> (Program, Vec<SouffleError>) {
+/// Lowers parsed items into a program and the rules that compute numbers, with every error
+/// found.
+pub fn lower(items: &[Item], options: &Options) -> (Program, Vec<ComputedRule>, Vec<SouffleError>) {
     let mut l = Lowering {
         options,
         types: HashMap::new(),
@@ -68,6 +70,7 @@ pub fn lower(items: &[Item], options: &Options) -> (Program, Vec<SouffleError>) 
         fresh: 0,
         helpers: HashSet::new(),
         defined: HashSet::new(),
+        computed: Vec::new(),
     };
     l.collect_types(items);
     l.collect_decls(items);
@@ -103,7 +106,7 @@ pub fn lower(items: &[Item], options: &Options) -> (Program, Vec<SouffleError>) 
         }
     }
     l.universes();
-    (Program { stmts: l.stmts }, l.errors)
+    (Program { stmts: l.stmts }, l.computed, l.errors)
 }
 
 /// The state of one lowering: what is declared, and the statements made so far.
@@ -118,6 +121,8 @@ pub(super) struct Lowering<'o> {
     pub(super) helpers: HashSet<String>,
     /// Relations with facts or rules in the program.
     pub(super) defined: HashSet<String>,
+    /// Rules that compute numbers ([`super::computed`]).
+    pub(super) computed: Vec<ComputedRule>,
 }
 
 pub(super) fn ident(name: &str, span: Span) -> Ident {
@@ -264,6 +269,16 @@ impl Lowering<'_> {
                 break;
             }
         }
+        let computes = head.args.iter().any(computes_number)
+            || conj.iter().any(|lit| match lit {
+                Lit::Cmp(Body::Compare { lhs, rhs, .. }) => {
+                    computes_number(lhs) || computes_number(rhs)
+                }
+                _ => false,
+            });
+        if computes && has_body {
+            return self.computed_rule(head, conj, &grounded, &mut types, span);
+        }
         let ungrounded = |t: &Term| first_ungrounded(t, &grounded);
         let head_attrs: Vec<(Base, Span)> = self
             .decl(head)?
@@ -334,6 +349,154 @@ impl Lowering<'_> {
             StmtKind::Fact(atom)
         };
         Ok(Stmt { kind, span })
+    }
+
+    /// A rule with arithmetic on variables ([`super::computed`]): its atoms and plain
+    /// comparisons become the hidden relation `computed'K` of the variables they bind; the
+    /// comparisons with arithmetic, those on variables only they bind, and the head are kept
+    /// as a [`ComputedRule`].
+    fn computed_rule(
+        &mut self,
+        head: &SAtom,
+        conj: &[Lit<'_>],
+        grounded: &HashSet<String>,
+        types: &mut HashMap<String, (Base, Span)>,
+        span: Span,
+    ) -> Result<Stmt, SouffleError> {
+        let head_attrs: Vec<(Base, Span)> = self
+            .decl(head)?
+            .attrs
+            .iter()
+            .map(|(n, b)| (*b, n.1))
+            .collect();
+        for (t, &(base, at)) in head.args.iter().zip(&head_attrs) {
+            if let Term::Anon(s) = t {
+                return Err(SouffleError::UnderscoreInHead { span: *s });
+            }
+            if let Some((name, s)) = first_ungrounded(t, grounded) {
+                return Err(SouffleError::Ungrounded { name, span: s });
+            }
+            if let Term::Aggregate(..) = t {
+                self.arg(t, base, types)?;
+            }
+            check_type(t, base, at, types)?;
+        }
+        // The variables the tensor program binds: the atoms', then those plain `x = y`
+        // comparisons bind from them.
+        let mut bound: Vec<String> = Vec::new();
+        for lit in conj {
+            if let Lit::Pos(a) = lit {
+                for v in vars_of(a) {
+                    if !bound.contains(&v) {
+                        bound.push(v);
+                    }
+                }
+            }
+        }
+        let plain = |lhs: &Term, rhs: &Term, bound: &[String]| {
+            let set: HashSet<String> = bound.iter().cloned().collect();
+            !computes_number(lhs)
+                && !computes_number(rhs)
+                && first_ungrounded(lhs, &set).is_none()
+                && first_ungrounded(rhs, &set).is_none()
+        };
+        loop {
+            let before = bound.len();
+            for lit in conj {
+                if let Lit::Cmp(Body::Compare {
+                    op: crate::ast::CompareOp::Eq,
+                    lhs,
+                    rhs,
+                    ..
+                }) = lit
+                {
+                    if computes_number(lhs) || computes_number(rhs) {
+                        continue;
+                    }
+                    for (a, b) in [(lhs, rhs), (rhs, lhs)] {
+                        let set: HashSet<String> = bound.iter().cloned().collect();
+                        if let Term::Var((name, _)) = a {
+                            if !set.contains(name) && term_grounded(b, &set) {
+                                bound.push(name.clone());
+                            }
+                        }
+                    }
+                }
+            }
+            if bound.len() == before {
+                break;
+            }
+        }
+        let mut items = Vec::new();
+        let mut checks = Vec::new();
+        for lit in conj {
+            match lit {
+                Lit::Pos(a) => items.push(BodyItem::Atom {
+                    negated: false,
+                    atom: self.body_atom(a, types)?,
+                }),
+                Lit::Neg(a) => {
+                    let set: HashSet<String> = bound.iter().cloned().collect();
+                    for t in &a.args {
+                        if let Some((name, s)) = first_ungrounded(t, &set) {
+                            return Err(SouffleError::Unsupported {
+                                construct: format!("a negation of `{name}`, which arithmetic computes"),
+                                hint: "negate a relation of the computed values instead: put the arithmetic in a rule of its own".into(),
+                                span: s,
+                            });
+                        }
+                    }
+                    items.push(BodyItem::Atom {
+                        negated: true,
+                        atom: self.negated_atom(a, types)?,
+                    });
+                }
+                Lit::Cmp(Body::Compare { op, lhs, rhs, span }) => {
+                    for t in [lhs, rhs] {
+                        if let Some((name, s)) = first_ungrounded(t, grounded) {
+                            return Err(SouffleError::Ungrounded { name, span: s });
+                        }
+                    }
+                    let base = [lhs, rhs]
+                        .iter()
+                        .find_map(|t| term_base(t, types))
+                        .unwrap_or(Base::Number);
+                    if plain(lhs, rhs, &bound) {
+                        items.push(BodyItem::Compare {
+                            op: *op,
+                            lhs: self.arg(lhs, base, types)?,
+                            rhs: self.arg(rhs, base, types)?,
+                            span: *span,
+                        });
+                    } else {
+                        check_type(lhs, base, *span, types)?;
+                        check_type(rhs, base, *span, types)?;
+                        checks.push((*op, (*lhs).clone(), (*rhs).clone()));
+                    }
+                }
+                Lit::Cmp(_) => {}
+            }
+        }
+        let name = format!("computed'{}", self.computed.len() + 1);
+        self.computed.push(ComputedRule {
+            head: head.name.0.clone(),
+            args: head.args.clone(),
+            body: name.clone(),
+            vars: bound.clone(),
+            checks,
+            span,
+        });
+        Ok(Stmt {
+            kind: StmtKind::Rule(Rule {
+                head: Atom {
+                    name: ident(&name, head.name.1),
+                    args: bound.iter().map(|v| var(v, head.span)).collect(),
+                    span: head.span,
+                },
+                body: items,
+            }),
+            span,
+        })
     }
 
     /// Records the type of each variable of an atom, checking constants and earlier uses.
@@ -463,10 +626,8 @@ impl Lowering<'_> {
                     span: t.span(),
                 }),
                 None => Err(SouffleError::Unsupported {
-                    construct: "arithmetic on variables".into(),
-                    hint: "`tl` compares numbers in rules but does not compute new ones yet; \
-                           arithmetic on constants is folded"
-                        .into(),
+                    construct: "arithmetic on variables inside a body atom".into(),
+                    hint: "name the value with a variable and compare: `b(y), y = x + 1`".into(),
                     span: t.span(),
                 }),
             },
@@ -526,6 +687,22 @@ fn vars_of(a: &SAtom) -> impl Iterator<Item = String> + '_ {
         Term::Var((n, _)) => Some(n.clone()),
         _ => None,
     })
+}
+
+/// Whether a term is arithmetic on a variable (a number computed while the program runs).
+fn computes_number(t: &Term) -> bool {
+    match t {
+        Term::Arith { lhs, rhs, .. } => fold(t).is_none() && (has_var(lhs) || has_var(rhs)),
+        _ => false,
+    }
+}
+
+fn has_var(t: &Term) -> bool {
+    match t {
+        Term::Var(_) => true,
+        Term::Arith { lhs, rhs, .. } => has_var(lhs) || has_var(rhs),
+        _ => false,
+    }
 }
 
 fn term_grounded(t: &Term, grounded: &HashSet<String>) -> bool {

@@ -3,15 +3,17 @@
 //!
 //! The subset (docs/language.md, "Soufflé programs"): `.type T <: symbol` (or `number`, and
 //! unions `T = A | B`), `.decl`, `.input` and `.output` (with `filename=` and `delimiter=`),
-//! facts, rules with `:-`, `,`, `;`, `!` and comparisons, `//` and `/* */` comments. Soufflé
+//! facts, rules with `:-`, `,`, `;`, `!`, comparisons and arithmetic on numbers (rules that
+//! compute numbers are split off as [`computed`] rules), `//` and `/* */` comments. Soufflé
 //! variables are any names, so `X` and `x` alike become index variables, and strings become
 //! symbols. Everything else Soufflé has — components, ADTs, records, functors, aggregates,
-//! arithmetic on variables, subsumption, `.plan`, floats, preprocessor lines — is error
-//! `TL0032`, which names the construct.
+//! negative numbers, subsumption, `.plan`, floats, preprocessor lines — is error `TL0032`,
+//! which names the construct.
 //!
 //! [`lexer`] splits the text, [`parser`] (with `terms`) builds a small tree of Soufflé's own,
 //! and [`lower`] (with `types` and `io`) turns that into statements.
 
+pub mod computed;
 pub mod error;
 mod io;
 pub mod lexer;
@@ -22,6 +24,7 @@ mod types;
 
 use std::path::{Path, PathBuf};
 
+pub use computed::{ComputedRule, Value};
 pub use error::SouffleError;
 
 use crate::ast::Program;
@@ -70,8 +73,13 @@ impl Options {
     }
 }
 
-/// Parses a Soufflé program's text into statements, with every error found.
-pub fn parse_souffle(text: &str, file: FileId, options: &Options) -> (Program, Vec<SouffleError>) {
+/// Parses a Soufflé program's text into statements and the rules that compute numbers
+/// ([`computed`]), with every error found.
+pub fn parse_souffle(
+    text: &str,
+    file: FileId,
+    options: &Options,
+) -> (Program, Vec<ComputedRule>, Vec<SouffleError>) {
     // A byte-order mark becomes three spaces, so that spans stay byte offsets of the file.
     let text = match text.strip_prefix('\u{feff}') {
         Some(rest) => format!("   {rest}"),
@@ -79,11 +87,11 @@ pub fn parse_souffle(text: &str, file: FileId, options: &Options) -> (Program, V
     };
     let tokens = lexer::lex(&text, file);
     let (items, mut errors) = parser::parse(&tokens);
-    let (program, lowering) = lower::lower(&items, options);
+    let (program, computed, lowering) = lower::lower(&items, options);
     errors.extend(lowering);
     errors.sort_by_key(|e| (e.span().start, e.span().end));
     errors.dedup();
-    (program, errors)
+    (program, computed, errors)
 }
 
 /// Reads and parses the Soufflé program in `path`, adding it to `sources`.
@@ -91,7 +99,7 @@ pub fn load_souffle(
     path: &Path,
     sources: &mut SourceMap,
     options: &Options,
-) -> (Program, Vec<Diagnostic>) {
+) -> (Program, Vec<ComputedRule>, Vec<Diagnostic>) {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -101,13 +109,14 @@ pub fn load_souffle(
                 span: None,
             }
             .to_diagnostic();
-            return (Program::default(), vec![d]);
+            return (Program::default(), Vec::new(), vec![d]);
         }
     };
     let id = sources.add(path, text.clone());
-    let (program, errors) = parse_souffle(&text, id, options);
+    let (program, computed, errors) = parse_souffle(&text, id, options);
     (
         program,
+        computed,
         errors.iter().map(ToDiagnostic::to_diagnostic).collect(),
     )
 }

@@ -193,6 +193,11 @@ pub(super) fn check_type(
             t.span(),
             at,
         )),
+        // Arithmetic works on numbers.
+        Term::Arith { lhs, rhs, .. } => {
+            check_type(lhs, Base::Number, at, types)?;
+            check_type(rhs, Base::Number, at, types)
+        }
         _ => Ok(()),
     }
 }

@@ -1,0 +1,148 @@
+//! Soufflé rules that compute numbers ([`tl_syntax::souffle::computed`]): the program runs on
+//! the CPU without its commands, each computed rule is applied to every tuple of its hidden
+//! relation, and the head tuples become facts of the next run, until no fact changes. The
+//! program with those facts is then what `tl run` compiles, on any device.
+
+use std::collections::BTreeSet;
+use tl_backend::cpu::CpuBackend;
+use tl_check::CheckedProgram;
+use tl_run::{Engine, RunOptions};
+use tl_syntax::ast::{self, Atom, IndexArg, IndexExpr, Stmt, StmtKind};
+use tl_syntax::souffle::{ComputedRule, Value};
+use tl_syntax::{Diagnostic, SourceMap, Span, ToDiagnostic};
+
+/// A computed head tuple: the relation and its values.
+type Fact = (String, Vec<Value>);
+
+/// The program with the facts its computed rules derive in at most `rounds` runs, or the
+/// diagnostics that stop it.
+pub fn settle(
+    program: ast::Program,
+    computed: &[ComputedRule],
+    sources: &SourceMap,
+    rounds: usize,
+) -> Result<ast::Program, Vec<Diagnostic>> {
+    let base = ast::Program {
+        stmts: program
+            .stmts
+            .iter()
+            .filter(|s| !matches!(s.kind, StmtKind::Query(_) | StmtKind::Write(_)))
+            .cloned()
+            .collect(),
+    };
+    let mut facts: BTreeSet<Fact> = BTreeSet::new();
+    let mut span = computed.first().map_or_else(Span::default, |c| c.span);
+    for _ in 0..rounds {
+        let round = with_facts(&base, &facts);
+        let compiled = crate::pipeline::compile_with(
+            &round,
+            Vec::new(),
+            sources,
+            crate::pipeline::GoalDirected::Off,
+        )?;
+        let next = derive(&compiled.checked, &compiled.plan, computed)?;
+        if next == facts {
+            return Ok(with_facts(&program, &facts));
+        }
+        // The rule blamed if this never ends: one whose head gained or lost a fact.
+        let changed = next
+            .symmetric_difference(&facts)
+            .next()
+            .map(|(r, _)| r.clone());
+        if let Some(rule) = computed.iter().find(|c| Some(&c.head) == changed.as_ref()) {
+            span = rule.span;
+        }
+        facts = next;
+    }
+    Err(vec![Diagnostic::error(
+        "TL0317",
+        format!("rules that compute numbers still make new facts after {rounds} runs"),
+        span,
+        "this rule computes numbers",
+    )
+    .with_help(
+        "bound the recursion with a comparison (`n < 100`), or allow more runs with `--max-iters`",
+    )])
+}
+
+/// `program` with the facts added.
+fn with_facts(program: &ast::Program, facts: &BTreeSet<Fact>) -> ast::Program {
+    let mut out = program.clone();
+    for (relation, values) in facts {
+        let span = Span::default();
+        let args = values
+            .iter()
+            .map(|v| match v {
+                Value::Num(n) => IndexArg::Expr(IndexExpr::Int(*n, span)),
+                Value::Sym(s) => IndexArg::Symbol {
+                    name: s.clone(),
+                    span,
+                },
+            })
+            .collect();
+        out.stmts.push(Stmt {
+            kind: StmtKind::Fact(Atom {
+                name: ast::Ident {
+                    name: relation.clone(),
+                    span,
+                },
+                args,
+                span,
+            }),
+            span,
+        });
+    }
+    out
+}
+
+/// Runs the program once and applies every computed rule to its hidden relation.
+fn derive(
+    checked: &CheckedProgram,
+    plan: &tl_plan::ProgramPlan,
+    computed: &[ComputedRule],
+) -> Result<BTreeSet<Fact>, Vec<Diagnostic>> {
+    let backend = CpuBackend::new();
+    let run_error = |e: tl_run::RunError| vec![e.to_diagnostic()];
+    let mut engine =
+        Engine::new(checked, plan, &backend, RunOptions::default()).map_err(run_error)?;
+    engine.evaluate_all().map_err(run_error)?;
+    let mut out = BTreeSet::new();
+    for rule in computed {
+        let Some(t) = checked.tensors.iter().position(|d| d.name == rule.body) else {
+            continue;
+        };
+        let decl = &checked.tensors[t];
+        let tuples = engine.tuples(t, rule.span).map_err(run_error)?;
+        for tuple in tuples.iter() {
+            let binding: Vec<Value> = tuple
+                .iter()
+                .zip(&decl.axes)
+                .map(|(&e, &d)| {
+                    let domain = &checked.domains[d];
+                    match domain.symbols.get(e as usize) {
+                        Some(s) if domain.is_symbolic() => Value::Sym(s.clone()),
+                        _ => Value::Num(i64::from(e)),
+                    }
+                })
+                .collect();
+            match rule.apply(&binding) {
+                Ok(Some(head)) => {
+                    out.insert((rule.head.clone(), head));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(vec![Diagnostic::error(
+                        "TL0032",
+                        e.message,
+                        e.span,
+                        "computed here",
+                    )
+                    .with_help(
+                        "`tl` stores Soufflé numbers as integers from 0 to 2^32 - 2",
+                    )])
+                }
+            }
+        }
+    }
+    Ok(out)
+}
