@@ -3,11 +3,12 @@
 //! relation, and the head tuples become facts of the next run, until no fact changes. The
 //! program with those facts is then what `tl run` compiles, on any device.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use tl_backend::cpu::CpuBackend;
 use tl_check::CheckedProgram;
 use tl_run::{Engine, RunOptions};
 use tl_syntax::ast::{self, Atom, IndexArg, IndexExpr, Stmt, StmtKind};
+use tl_syntax::souffle::computed::Groups;
 use tl_syntax::souffle::{ComputedRule, Value};
 use tl_syntax::{Diagnostic, SourceMap, Span, ToDiagnostic};
 
@@ -106,26 +107,20 @@ fn derive(
     let mut engine =
         Engine::new(checked, plan, &backend, RunOptions::default()).map_err(run_error)?;
     engine.evaluate_all().map_err(run_error)?;
+    // Each aggregate's tuples, grouped by its leading (grouping) columns.
+    let mut groups = Groups::new();
+    for agg in computed.iter().flat_map(|r| &r.aggregates) {
+        let mut by_key: HashMap<Vec<Value>, Vec<Vec<Value>>> = HashMap::new();
+        for mut row in rows(checked, &engine, &agg.relation, agg.span)? {
+            let inner = row.split_off(agg.outer.len().min(row.len()));
+            by_key.entry(row).or_default().push(inner);
+        }
+        groups.insert(agg.relation.clone(), by_key);
+    }
     let mut out = BTreeSet::new();
     for rule in computed {
-        let Some(t) = checked.tensors.iter().position(|d| d.name == rule.body) else {
-            continue;
-        };
-        let decl = &checked.tensors[t];
-        let tuples = engine.tuples(t, rule.span).map_err(run_error)?;
-        for tuple in tuples.iter() {
-            let binding: Vec<Value> = tuple
-                .iter()
-                .zip(&decl.axes)
-                .map(|(&e, &d)| {
-                    let domain = &checked.domains[d];
-                    match domain.symbols.get(e as usize) {
-                        Some(s) if domain.is_symbolic() => Value::Sym(s.clone()),
-                        _ => Value::Num(i64::from(e)),
-                    }
-                })
-                .collect();
-            match rule.apply(&binding) {
+        for binding in rows(checked, &engine, &rule.body, rule.span)? {
+            match rule.apply(&binding, &groups) {
                 Ok(Some(head)) => {
                     out.insert((rule.head.clone(), head));
                 }
@@ -145,4 +140,36 @@ fn derive(
         }
     }
     Ok(out)
+}
+
+/// The tuples of a hidden relation as values (symbols by name, numbers as themselves).
+fn rows(
+    checked: &CheckedProgram,
+    engine: &Engine,
+    relation: &str,
+    span: Span,
+) -> Result<Vec<Vec<Value>>, Vec<Diagnostic>> {
+    let Some(t) = checked.tensors.iter().position(|d| d.name == relation) else {
+        return Ok(Vec::new());
+    };
+    let axes = &checked.tensors[t].axes;
+    let tuples = engine
+        .tuples(t, span)
+        .map_err(|e| vec![e.to_diagnostic()])?;
+    Ok(tuples
+        .iter()
+        .map(|tuple| {
+            tuple
+                .iter()
+                .zip(axes)
+                .map(|(&e, &d)| {
+                    let domain = &checked.domains[d];
+                    match domain.symbols.get(e as usize) {
+                        Some(s) if domain.is_symbolic() => Value::Sym(s.clone()),
+                        _ => Value::Num(i64::from(e)),
+                    }
+                })
+                .collect()
+        })
+        .collect())
 }

@@ -234,3 +234,77 @@ fn computed_numbers_feed_negation_and_bound_variables() {
     assert_eq!(flat("odd"), ["1", "3", "5", "7"]);
     assert_eq!(flat("half"), ["0 0", "4 2", "6 3"]);
 }
+
+#[test]
+fn aggregates_match_a_reference_on_random_graphs() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for (nodes, edges) in [(3u64, 4), (8, 15), (20, 60)] {
+        let mut list = std::collections::BTreeSet::new();
+        for _ in 0..edges {
+            list.insert((next() % nodes, next() % nodes, next() % 10));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let facts: String = list
+            .iter()
+            .map(|(a, b, w)| format!("n{a}\tn{b}\t{w}\n"))
+            .collect();
+        std::fs::write(dir.path().join("e.facts"), facts).unwrap();
+        std::fs::write(
+            dir.path().join("p.dl"),
+            ".decl e(x: symbol, y: symbol, w: number)\n.input e\n\
+             .decl node(x: symbol)\nnode(x) :- e(x, _, _).\nnode(y) :- e(_, y, _).\n\
+             .decl reach(x: symbol, y: symbol)\nreach(x, y) :- e(x, y, _).\n\
+             reach(x, z) :- reach(x, y), e(y, z, _).\n\
+             .decl stats(x: symbol, out: number, total: number, reached: number)\n.output stats\n\
+             stats(x, o, t, r) :- node(x), o = count : { e(x, _, _) }, \
+             t = sum w : { e(x, _, w) }, r = count : { reach(x, _) }.\n\
+             .decl light(x: symbol, lo: number, hi: number)\n.output light\n\
+             light(x, lo, hi) :- node(x), lo = min w : { e(x, _, w) }, hi = max w : e(x, _, w), \
+             hi - lo >= 2.\n",
+        )
+        .unwrap();
+        let printed = ok(&tl(dir.path(), &["--json", "p.dl", "-D", "-"]));
+        let mut node_set = std::collections::BTreeSet::new();
+        for (a, b, _) in &list {
+            node_set.insert(*a);
+            node_set.insert(*b);
+        }
+        let mut stats = Vec::new();
+        let mut light = Vec::new();
+        for &x in &node_set {
+            let out: Vec<u64> = list.iter().filter(|e| e.0 == x).map(|e| e.2).collect();
+            // Nodes reachable from x by one edge or more.
+            let mut seen = std::collections::BTreeSet::new();
+            let mut todo: Vec<u64> = list.iter().filter(|e| e.0 == x).map(|e| e.1).collect();
+            while let Some(y) = todo.pop() {
+                if seen.insert(y) {
+                    todo.extend(list.iter().filter(|e| e.0 == y).map(|e| e.1));
+                }
+            }
+            let total: u64 = out.iter().sum();
+            stats.push(format!("n{x} {} {total} {}", out.len(), seen.len()));
+            if let (Some(lo), Some(hi)) = (out.iter().min(), out.iter().max()) {
+                if hi - lo >= 2 {
+                    light.push(format!("n{x} {lo} {hi}"));
+                }
+            }
+        }
+        // Rows print sorted by symbol name, as the reference's are.
+        stats.sort();
+        light.sort();
+        let flat = |name| -> Vec<String> {
+            rows_of(&printed, name)
+                .into_iter()
+                .map(|r| r.join(" "))
+                .collect()
+        };
+        assert_eq!(flat("stats"), stats, "{list:?}");
+        assert_eq!(flat("light"), light, "{list:?}");
+    }
+}

@@ -9,10 +9,55 @@
 //! command line runs the program, reads each hidden relation, applies its computed rule to
 //! every tuple and adds the head tuples as facts, and repeats until no fact changes
 //! (`tl`'s `souffle` module). The numbers then join the number domain like any other.
+//!
+//! An aggregate (`n = count : { e(x, _) }`) is one more hidden relation, `aggregate'K`, of
+//! the tuples its body ranges over: first the variables it shares with the rest of the rule
+//! (which group it), then its own. Its value for one binding of the rule is computed from the
+//! tuples of the group, and binds a variable like `n = …` does.
+
+use std::collections::HashMap;
 
 use super::parser::Term;
 use crate::ast::CompareOp;
 use crate::span::Span;
+
+/// The tuples of each aggregate's hidden relation, by relation and then by the values of its
+/// grouping variables: the values of its own variables.
+pub type Groups = HashMap<String, HashMap<Vec<Value>, Vec<Vec<Value>>>>;
+
+/// What an aggregate computes over its group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateKind {
+    /// The number of tuples (0 for none).
+    Count,
+    /// The sum of the target (0 for none).
+    Sum,
+    /// The least target (no value, so no head tuple, for none).
+    Min,
+    /// The greatest target (no value for none).
+    Max,
+}
+
+/// An aggregate of a computed rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggregateRule {
+    /// The hidden variable its value binds (it stands for the aggregate in a comparison).
+    pub var: String,
+    /// What it computes.
+    pub kind: AggregateKind,
+    /// The term it adds up or compares, over the group's variables.
+    pub target: Option<Term>,
+    /// The hidden relation of its body's tuples.
+    pub relation: String,
+    /// Its grouping variables (the relation's first columns), shared with the rule.
+    pub outer: Vec<String>,
+    /// Its own variables (the remaining columns).
+    pub inner: Vec<String>,
+    /// Comparisons each row must pass, over its variables and the rule's (`y < x`).
+    pub filters: Vec<(CompareOp, Term, Term)>,
+    /// The aggregate term.
+    pub span: Span,
+}
 
 /// A value of a Soufflé attribute.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,6 +81,8 @@ pub struct ComputedRule {
     pub vars: Vec<String>,
     /// The comparisons with arithmetic, and those that bind a variable (`z = y * 2`).
     pub checks: Vec<(CompareOp, Term, Term)>,
+    /// Its aggregates, each binding a hidden variable the checks read.
+    pub aggregates: Vec<AggregateRule>,
     /// The whole rule.
     pub span: Span,
 }
@@ -53,8 +100,13 @@ pub struct ComputeError {
 pub const MAX_NUMBER: i64 = u32::MAX as i64 - 1;
 
 impl ComputedRule {
-    /// The head tuple for one tuple of the hidden relation, or `None` when a comparison fails.
-    pub fn apply(&self, binding: &[Value]) -> Result<Option<Vec<Value>>, ComputeError> {
+    /// The head tuple for one tuple of the hidden relation, or `None` when a comparison fails
+    /// (or a `min`/`max` has an empty group); `groups` holds the aggregates' tuples.
+    pub fn apply(
+        &self,
+        binding: &[Value],
+        groups: &Groups,
+    ) -> Result<Option<Vec<Value>>, ComputeError> {
         let mut env: Vec<(&str, Value)> = self
             .vars
             .iter()
@@ -62,8 +114,30 @@ impl ComputedRule {
             .zip(binding.iter().cloned())
             .collect();
         let mut done = vec![false; self.checks.len()];
+        let mut aggregated = vec![false; self.aggregates.len()];
         loop {
             let mut progress = false;
+            for (k, agg) in self.aggregates.iter().enumerate() {
+                if aggregated[k] {
+                    continue;
+                }
+                let key: Option<Vec<Value>> = agg
+                    .outer
+                    .iter()
+                    .map(|v| env.iter().find(|(n, _)| n == v).map(|(_, x)| x.clone()))
+                    .collect();
+                let Some(key) = key else { continue };
+                let rows = groups
+                    .get(&agg.relation)
+                    .and_then(|g| g.get(&key))
+                    .map_or(&[][..], Vec::as_slice);
+                match agg.value(&env, rows)? {
+                    Some(v) => env.push((agg.var.as_str(), v)),
+                    None => return Ok(None),
+                }
+                aggregated[k] = true;
+                progress = true;
+            }
             for (k, (op, lhs, rhs)) in self.checks.iter().enumerate() {
                 if done[k] {
                     continue;
@@ -115,6 +189,64 @@ impl ComputedRule {
     }
 }
 
+impl AggregateRule {
+    /// The aggregate over one group's rows (the values of [`Self::inner`]), with the rule's
+    /// bindings in `env`; `None` for the `min` or `max` of no rows.
+    fn value(
+        &self,
+        env: &[(&str, Value)],
+        rows: &[Vec<Value>],
+    ) -> Result<Option<Value>, ComputeError> {
+        let mut acc: Option<i64> = None;
+        let mut count = 0i64;
+        'rows: for row in rows {
+            let mut local: Vec<(&str, Value)> = env.to_vec();
+            local.extend(
+                self.inner
+                    .iter()
+                    .map(String::as_str)
+                    .zip(row.iter().cloned()),
+            );
+            for (op, lhs, rhs) in &self.filters {
+                match (eval(lhs, &local)?, eval(rhs, &local)?) {
+                    (Some(a), Some(b)) if holds(*op, &a, &b) => {}
+                    (Some(_), Some(_)) => continue 'rows,
+                    _ => {
+                        return Err(ComputeError {
+                            message: "this comparison has a variable nothing binds".into(),
+                            span: lhs.span().to(rhs.span()),
+                        })
+                    }
+                }
+            }
+            count += 1;
+            let Some(target) = &self.target else {
+                continue;
+            };
+            let Some(Value::Num(x)) = eval(target, &local)? else {
+                return Err(ComputeError {
+                    message: "an aggregate's target must be a number of its tuples".into(),
+                    span: target.span(),
+                });
+            };
+            acc = Some(match (acc, self.kind) {
+                (None, _) => x,
+                (Some(a), AggregateKind::Sum) => a.checked_add(x).ok_or_else(|| ComputeError {
+                    message: "this sum overflows 64 bits".into(),
+                    span: self.span,
+                })?,
+                (Some(a), AggregateKind::Min) => a.min(x),
+                (Some(a), _) => a.max(x),
+            });
+        }
+        Ok(match (acc, self.kind) {
+            (_, AggregateKind::Count) => Some(Value::Num(count)),
+            (None, AggregateKind::Sum) => Some(Value::Num(0)),
+            (acc, _) => acc.map(Value::Num),
+        })
+    }
+}
+
 fn bind<'e>(t: &'e Term, v: Value, env: &mut Vec<(&'e str, Value)>) {
     if let Term::Var((name, _)) = t {
         env.push((name.as_str(), v));
@@ -163,10 +295,10 @@ fn eval(t: &Term, env: &[(&str, Value)]) -> Result<Option<Value>, ComputeError> 
                 span: *span,
             })?))
         }
-        Term::Anon(s) | Term::Aggregate(_, s) => {
+        Term::Anon(_) | Term::Aggregate(_) => {
             return Err(ComputeError {
                 message: "this term has no value here".into(),
-                span: *s,
+                span: t.span(),
             })
         }
     })
@@ -196,6 +328,7 @@ mod tests {
             body: "computed'1".into(),
             vars: vec!["a".into(), "b".into()],
             checks,
+            aggregates: Vec::new(),
             span: Span::default(),
         }
     }
@@ -204,7 +337,7 @@ mod tests {
     fn heads_compute_and_comparisons_filter_and_bind() {
         let r = rule(vec![v("a"), add(v("a"), v("b"))], vec![]);
         assert_eq!(
-            r.apply(&[Value::Num(2), Value::Num(3)]),
+            r.apply(&[Value::Num(2), Value::Num(3)], &Groups::new()),
             Ok(Some(vec![Value::Num(2), Value::Num(5)]))
         );
         let r = rule(
@@ -219,10 +352,13 @@ mod tests {
             ],
         );
         assert_eq!(
-            r.apply(&[Value::Num(1), Value::Num(3)]),
+            r.apply(&[Value::Num(1), Value::Num(3)], &Groups::new()),
             Ok(Some(vec![Value::Num(4)]))
         );
-        assert_eq!(r.apply(&[Value::Num(2), Value::Num(3)]), Ok(None));
+        assert_eq!(
+            r.apply(&[Value::Num(2), Value::Num(3)], &Groups::new()),
+            Ok(None)
+        );
     }
 
     #[test]
@@ -234,7 +370,7 @@ mod tests {
             span: Span::default(),
         };
         let r = rule(vec![minus], vec![]);
-        let e = r.apply(&[Value::Num(1), Value::Num(3)]);
+        let e = r.apply(&[Value::Num(1), Value::Num(3)], &Groups::new());
         assert!(matches!(e, Err(ComputeError { ref message, .. }) if message.contains("-2")));
         let div = Term::Arith {
             op: '/',
@@ -243,7 +379,7 @@ mod tests {
             span: Span::default(),
         };
         assert!(rule(vec![div], vec![])
-            .apply(&[Value::Num(1), Value::Num(0)])
+            .apply(&[Value::Num(1), Value::Num(0)], &Groups::new())
             .is_err());
     }
 }

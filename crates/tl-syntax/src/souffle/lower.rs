@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::arith::computes_number;
 use super::computed::ComputedRule;
 use super::error::SouffleError;
 use super::parser::{Body, Item, SAtom, Term};
@@ -51,9 +52,12 @@ pub(super) struct Decl {
 
 /// One literal of a conjunction.
 #[derive(Clone)]
-enum Lit<'a> {
+pub(super) enum Lit<'a> {
+    /// A positive atom.
     Pos(&'a SAtom),
+    /// A negated atom.
     Neg(&'a SAtom),
+    /// A comparison.
     Cmp(&'a Body),
 }
 
@@ -71,6 +75,7 @@ pub fn lower(items: &[Item], options: &Options) -> (Program, Vec<ComputedRule>, 
         helpers: HashSet::new(),
         defined: HashSet::new(),
         computed: Vec::new(),
+        aggregates: 0,
     };
     l.collect_types(items);
     l.collect_decls(items);
@@ -123,6 +128,8 @@ pub(super) struct Lowering<'o> {
     pub(super) defined: HashSet<String>,
     /// Rules that compute numbers ([`super::computed`]).
     pub(super) computed: Vec<ComputedRule>,
+    /// Aggregates lowered so far (numbering their hidden relations).
+    pub(super) aggregates: usize,
 }
 
 pub(super) fn ident(name: &str, span: Span) -> Ident {
@@ -271,9 +278,9 @@ impl Lowering<'_> {
         }
         let computes = head.args.iter().any(computes_number)
             || conj.iter().any(|lit| match lit {
-                Lit::Cmp(Body::Compare { lhs, rhs, .. }) => {
-                    computes_number(lhs) || computes_number(rhs)
-                }
+                Lit::Cmp(Body::Compare { lhs, rhs, .. }) => [lhs, rhs]
+                    .iter()
+                    .any(|t| computes_number(t) || matches!(t, Term::Aggregate(_))),
                 _ => false,
             });
         if computes && has_body {
@@ -351,156 +358,8 @@ impl Lowering<'_> {
         Ok(Stmt { kind, span })
     }
 
-    /// A rule with arithmetic on variables ([`super::computed`]): its atoms and plain
-    /// comparisons become the hidden relation `computed'K` of the variables they bind; the
-    /// comparisons with arithmetic, those on variables only they bind, and the head are kept
-    /// as a [`ComputedRule`].
-    fn computed_rule(
-        &mut self,
-        head: &SAtom,
-        conj: &[Lit<'_>],
-        grounded: &HashSet<String>,
-        types: &mut HashMap<String, (Base, Span)>,
-        span: Span,
-    ) -> Result<Stmt, SouffleError> {
-        let head_attrs: Vec<(Base, Span)> = self
-            .decl(head)?
-            .attrs
-            .iter()
-            .map(|(n, b)| (*b, n.1))
-            .collect();
-        for (t, &(base, at)) in head.args.iter().zip(&head_attrs) {
-            if let Term::Anon(s) = t {
-                return Err(SouffleError::UnderscoreInHead { span: *s });
-            }
-            if let Some((name, s)) = first_ungrounded(t, grounded) {
-                return Err(SouffleError::Ungrounded { name, span: s });
-            }
-            if let Term::Aggregate(..) = t {
-                self.arg(t, base, types)?;
-            }
-            check_type(t, base, at, types)?;
-        }
-        // The variables the tensor program binds: the atoms', then those plain `x = y`
-        // comparisons bind from them.
-        let mut bound: Vec<String> = Vec::new();
-        for lit in conj {
-            if let Lit::Pos(a) = lit {
-                for v in vars_of(a) {
-                    if !bound.contains(&v) {
-                        bound.push(v);
-                    }
-                }
-            }
-        }
-        let plain = |lhs: &Term, rhs: &Term, bound: &[String]| {
-            let set: HashSet<String> = bound.iter().cloned().collect();
-            !computes_number(lhs)
-                && !computes_number(rhs)
-                && first_ungrounded(lhs, &set).is_none()
-                && first_ungrounded(rhs, &set).is_none()
-        };
-        loop {
-            let before = bound.len();
-            for lit in conj {
-                if let Lit::Cmp(Body::Compare {
-                    op: crate::ast::CompareOp::Eq,
-                    lhs,
-                    rhs,
-                    ..
-                }) = lit
-                {
-                    if computes_number(lhs) || computes_number(rhs) {
-                        continue;
-                    }
-                    for (a, b) in [(lhs, rhs), (rhs, lhs)] {
-                        let set: HashSet<String> = bound.iter().cloned().collect();
-                        if let Term::Var((name, _)) = a {
-                            if !set.contains(name) && term_grounded(b, &set) {
-                                bound.push(name.clone());
-                            }
-                        }
-                    }
-                }
-            }
-            if bound.len() == before {
-                break;
-            }
-        }
-        let mut items = Vec::new();
-        let mut checks = Vec::new();
-        for lit in conj {
-            match lit {
-                Lit::Pos(a) => items.push(BodyItem::Atom {
-                    negated: false,
-                    atom: self.body_atom(a, types)?,
-                }),
-                Lit::Neg(a) => {
-                    let set: HashSet<String> = bound.iter().cloned().collect();
-                    for t in &a.args {
-                        if let Some((name, s)) = first_ungrounded(t, &set) {
-                            return Err(SouffleError::Unsupported {
-                                construct: format!("a negation of `{name}`, which arithmetic computes"),
-                                hint: "negate a relation of the computed values instead: put the arithmetic in a rule of its own".into(),
-                                span: s,
-                            });
-                        }
-                    }
-                    items.push(BodyItem::Atom {
-                        negated: true,
-                        atom: self.negated_atom(a, types)?,
-                    });
-                }
-                Lit::Cmp(Body::Compare { op, lhs, rhs, span }) => {
-                    for t in [lhs, rhs] {
-                        if let Some((name, s)) = first_ungrounded(t, grounded) {
-                            return Err(SouffleError::Ungrounded { name, span: s });
-                        }
-                    }
-                    let base = [lhs, rhs]
-                        .iter()
-                        .find_map(|t| term_base(t, types))
-                        .unwrap_or(Base::Number);
-                    if plain(lhs, rhs, &bound) {
-                        items.push(BodyItem::Compare {
-                            op: *op,
-                            lhs: self.arg(lhs, base, types)?,
-                            rhs: self.arg(rhs, base, types)?,
-                            span: *span,
-                        });
-                    } else {
-                        check_type(lhs, base, *span, types)?;
-                        check_type(rhs, base, *span, types)?;
-                        checks.push((*op, (*lhs).clone(), (*rhs).clone()));
-                    }
-                }
-                Lit::Cmp(_) => {}
-            }
-        }
-        let name = format!("computed'{}", self.computed.len() + 1);
-        self.computed.push(ComputedRule {
-            head: head.name.0.clone(),
-            args: head.args.clone(),
-            body: name.clone(),
-            vars: bound.clone(),
-            checks,
-            span,
-        });
-        Ok(Stmt {
-            kind: StmtKind::Rule(Rule {
-                head: Atom {
-                    name: ident(&name, head.name.1),
-                    args: bound.iter().map(|v| var(v, head.span)).collect(),
-                    span: head.span,
-                },
-                body: items,
-            }),
-            span,
-        })
-    }
-
     /// Records the type of each variable of an atom, checking constants and earlier uses.
-    fn typecheck_atom(
+    pub(super) fn typecheck_atom(
         &mut self,
         a: &SAtom,
         types: &mut HashMap<String, (Base, Span)>,
@@ -512,7 +371,7 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    fn body_atom(
+    pub(super) fn body_atom(
         &mut self,
         a: &SAtom,
         types: &mut HashMap<String, (Base, Span)>,
@@ -536,7 +395,7 @@ impl Lowering<'_> {
     }
 
     /// `!r(x, _)`: reads the projection of `r` onto its named positions (see the module doc).
-    fn negated_atom(
+    pub(super) fn negated_atom(
         &mut self,
         a: &SAtom,
         types: &mut HashMap<String, (Base, Span)>,
@@ -595,7 +454,7 @@ impl Lowering<'_> {
     }
 
     /// One argument: a variable, or a constant of the attribute's type.
-    fn arg(
+    pub(super) fn arg(
         &mut self,
         t: &Term,
         base: Base,
@@ -609,12 +468,10 @@ impl Lowering<'_> {
                 span: *s,
             }),
             Term::Anon(s) => Ok(var(&self.fresh_var(), *s)),
-            Term::Aggregate(word, s) => Err(SouffleError::Unsupported {
-                construct: format!("the aggregate `{word}`"),
-                hint: "`tl` programs count with integer tensors (`N[x] = R(x, y)`); a Soufflé \
-                       program cannot use an aggregate's value yet"
-                    .into(),
-                span: *s,
+            Term::Aggregate(agg) => Err(SouffleError::Unsupported {
+                construct: format!("the aggregate `{}` as an argument", agg.word),
+                hint: "bind its value to a variable in the body: `n = count : { … }`".into(),
+                span: agg.span,
             }),
             Term::Int(..) | Term::Arith { .. } => match fold(t) {
                 Some(n) if (0..=i64::from(u32::MAX - 1)).contains(&n) => {
@@ -636,7 +493,7 @@ impl Lowering<'_> {
 }
 
 /// The body as a disjunction of conjunctions.
-fn dnf(b: &Body, span: Span) -> Result<Vec<Vec<Lit<'_>>>, SouffleError> {
+pub(super) fn dnf(b: &Body, span: Span) -> Result<Vec<Vec<Lit<'_>>>, SouffleError> {
     Ok(match b {
         Body::Atom(a) => vec![vec![Lit::Pos(a)]],
         Body::Not(a) => vec![vec![Lit::Neg(a)]],
@@ -682,34 +539,18 @@ fn too_many(span: Span) -> SouffleError {
     }
 }
 
-fn vars_of(a: &SAtom) -> impl Iterator<Item = String> + '_ {
+pub(super) fn vars_of(a: &SAtom) -> impl Iterator<Item = String> + '_ {
     a.args.iter().filter_map(|t| match t {
         Term::Var((n, _)) => Some(n.clone()),
         _ => None,
     })
 }
 
-/// Whether a term is arithmetic on a variable (a number computed while the program runs).
-fn computes_number(t: &Term) -> bool {
-    match t {
-        Term::Arith { lhs, rhs, .. } => fold(t).is_none() && (has_var(lhs) || has_var(rhs)),
-        _ => false,
-    }
-}
-
-fn has_var(t: &Term) -> bool {
-    match t {
-        Term::Var(_) => true,
-        Term::Arith { lhs, rhs, .. } => has_var(lhs) || has_var(rhs),
-        _ => false,
-    }
-}
-
-fn term_grounded(t: &Term, grounded: &HashSet<String>) -> bool {
+pub(super) fn term_grounded(t: &Term, grounded: &HashSet<String>) -> bool {
     first_ungrounded(t, grounded).is_none() && !matches!(t, Term::Anon(_))
 }
 
-fn first_ungrounded(t: &Term, grounded: &HashSet<String>) -> Option<(String, Span)> {
+pub(super) fn first_ungrounded(t: &Term, grounded: &HashSet<String>) -> Option<(String, Span)> {
     match t {
         Term::Var((n, s)) if !grounded.contains(n) => Some((n.clone(), *s)),
         Term::Arith { lhs, rhs, .. } => {
@@ -721,7 +562,7 @@ fn first_ungrounded(t: &Term, grounded: &HashSet<String>) -> Option<(String, Spa
 
 /// The value of arithmetic on constants (`None` when a variable is involved, on division by
 /// zero or on overflow).
-fn fold(t: &Term) -> Option<i64> {
+pub(super) fn fold(t: &Term) -> Option<i64> {
     match t {
         Term::Int(n, _) => Some(*n),
         Term::Arith { op, lhs, rhs, .. } => {

@@ -13,6 +13,7 @@
 //! [`lexer`] splits the text, [`parser`] (with `terms`) builds a small tree of Soufflé's own,
 //! and [`lower`] (with `types` and `io`) turns that into statements.
 
+mod arith;
 pub mod computed;
 pub mod error;
 mod io;

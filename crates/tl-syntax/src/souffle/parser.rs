@@ -105,8 +105,21 @@ pub enum Term {
         /// The whole expression.
         span: Span,
     },
-    /// An aggregate such as `count : { … }` (named by its keyword).
-    Aggregate(String, Span),
+    /// An aggregate: `count : { … }`, `sum x : { … }`, `min x : atom`, …
+    Aggregate(Box<Aggregate>),
+}
+
+/// The parts of an aggregate term.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Aggregate {
+    /// Its keyword: `count`, `sum`, `min`, `max` or `mean`.
+    pub word: String,
+    /// What it adds up or compares (`x` of `sum x : …`); none for `count`.
+    pub target: Option<Term>,
+    /// The tuples it ranges over.
+    pub body: Body,
+    /// The whole term.
+    pub span: Span,
 }
 
 impl Term {
@@ -114,7 +127,8 @@ impl Term {
     pub fn span(&self) -> Span {
         match self {
             Term::Var((_, s)) | Term::Anon(s) | Term::Int(_, s) | Term::Str(_, s) => *s,
-            Term::Arith { span, .. } | Term::Aggregate(_, span) => *span,
+            Term::Arith { span, .. } => *span,
+            Term::Aggregate(a) => a.span,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! start like a term but are outside the subset (aggregates, functors, records, ADTs).
 
 use super::lexer::Tok;
-use super::parser::{PResult, Parser, Term};
+use super::parser::{Aggregate, Body, PResult, Parser, Term};
 
 impl Parser<'_> {
     pub(super) fn term(&mut self, depth: usize) -> PResult<Term> {
@@ -102,21 +102,29 @@ impl Parser<'_> {
         }
     }
 
-    /// An aggregate, `count : { … }`, `sum x : { … }` or `min x : atom`, kept as its keyword
-    /// and span (lowering reports it).
+    /// An aggregate, `count : { … }`, `sum x : { … }` or `min x : atom`.
     pub(super) fn aggregate(&mut self, word: String, depth: usize) -> PResult<Term> {
         let start = self.bump().1;
-        if word != "count" {
-            self.term(depth + 1)?;
-        }
-        self.expect(":")?;
-        let end = if self.eat("{") {
-            self.disjunction(depth + 1)?;
-            self.expect("}")?
+        let target = if word != "count" {
+            Some(self.term(depth + 1)?)
         } else {
-            self.atom()?.span
+            None
         };
-        Ok(Term::Aggregate(word, start.to(end)))
+        self.expect(":")?;
+        let (body, end) = if self.eat("{") {
+            let body = self.disjunction(depth + 1)?;
+            (body, self.expect("}")?)
+        } else {
+            let atom = self.atom()?;
+            let end = atom.span;
+            (Body::Atom(atom), end)
+        };
+        Ok(Term::Aggregate(Box::new(Aggregate {
+            word,
+            target,
+            body,
+            span: start.to(end),
+        })))
     }
 }
 
