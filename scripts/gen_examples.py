@@ -656,6 +656,43 @@ def weighted_roads():
     ])
 
 
+def souffle_timetable():
+    """examples/souffle/timetable.dl: aggregates and arithmetic over flight.facts, computed
+    here directly (counts, sums, minima, a bounded breadth-first search, ranks)."""
+    flights = []
+    with open(path("souffle", "flight.facts")) as f:
+        for line in f:
+            if line.strip():
+                a, x, y, m = line.rstrip("\n").split("\t")
+                flights.append((a, x, y, int(m)))
+    fleet = []
+    for a in sorted({f[0] for f in flights}):
+        mine = {f for f in flights if f[0] == a}
+        fleet.append([a, len(mine), sum(f[3] for f in mine)])
+    trips = {(x, y, m) for _, x, y, m in flights}
+    trips |= {(x, z, m1 + 60 + m2) for _, x, y, m1 in flights for _, y2, z, m2 in flights
+              if y2 == y and x != z}
+    quickest = sorted({(x, y, min(m for a, b, m in trips if (a, b) == (x, y)))
+                       for x, y, _ in trips})
+    succ = {(x, y) for _, x, y, _ in flights}
+    hops = {(x, y, 1) for x, y in succ}
+    frontier = set(hops)
+    while frontier:
+        frontier = {(x, z, n + 1) for x, y, n in frontier for y2, z in succ
+                    if y2 == y and n < 4} - hops
+        hops |= frontier
+    fewest = sorted({(x, y, min(n for a, b, n in hops if (a, b) == (x, y))) for x, y, _ in hops})
+    departures = {c: len({f for f in flights if f[1] == c}) for c in {f[1] for f in flights}}
+    rank = sorted((c, 1 + sum(1 for k in departures.values() if k > n))
+                  for c, n in departures.items())
+    write_expected("souffle/timetable.expected.jsonl", [
+        {"query": "fleet", "vars": ["airline", "flights", "minutes"], "rows": fleet},
+        rel_answer("quickest", ["from", "to", "minutes"], quickest),
+        rel_answer("fewest", ["from", "to", "n"], fewest),
+        rel_answer("rank", ["city", "r"], rank),
+    ])
+
+
 def main():
     family()
     reachability()
@@ -668,6 +705,7 @@ def main():
     pagerank()
     concat()
     weighted_roads()
+    souffle_timetable()
 
 
 if __name__ == "__main__":
