@@ -8,7 +8,8 @@
 #      semirings, weighted relations, placement and concat, dropout, hostile input) run with
 #      TL_TEST_DEVICE=cuda and TL_BIN=.gpu/tl, so their answers come from the GPU;
 #   2. the Soufflé example on `--device cuda`: its output files must equal
-#      examples/souffle/expected/ byte for byte.
+#      examples/souffle/expected/ byte for byte; and timetable.dl (arithmetic, aggregates),
+#      whose printed relations must equal its .expected.jsonl.
 # Writes logs under $OUT (default target/gpu-language). Exit status 0 when everything passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +36,15 @@ else
   echo "FAIL routes.dl"; tail -20 "$OUT/souffle.stderr"; status=1
 fi
 cat "$OUT/souffle.stderr"
+
+echo "== Soufflé arithmetic and aggregates on --device cuda"
+if .gpu/tl run --json --device cuda examples/souffle/timetable.dl -F examples/souffle -D - \
+    > "$OUT/timetable.jsonl" 2> "$OUT/timetable.stderr" \
+  && python3 -c 'import json,sys; a=[json.loads(l) for l in open(sys.argv[1]) if l.strip()]; b=[json.loads(l) for l in open(sys.argv[2]) if l.strip()]; sys.exit(a != b)' \
+    "$OUT/timetable.jsonl" examples/souffle/timetable.expected.jsonl; then
+  echo "ok   timetable.dl ($(wc -l < "$OUT/timetable.jsonl") relations, as expected)"
+else
+  echo "FAIL timetable.dl"; tail -20 "$OUT/timetable.stderr"; status=1
+fi
+cat "$OUT/timetable.stderr"
 exit $status
