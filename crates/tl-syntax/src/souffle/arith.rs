@@ -374,6 +374,70 @@ impl Lowering<'_> {
     }
 }
 
+impl Lowering<'_> {
+    /// Cycles through an aggregate, or through a negation in a rule that computes numbers:
+    /// the settling runs would give such a program some answer, where Soufflé rejects it.
+    pub(super) fn check_strata(&mut self) {
+        // Who depends on whom, with whether through an aggregate or a negation.
+        let mut edges: HashMap<&str, Vec<(&str, Option<&'static str>)>> = HashMap::new();
+        for stmt in &self.stmts {
+            if let StmtKind::Rule(r) = &stmt.kind {
+                for item in &r.body {
+                    if let BodyItem::Atom { negated, atom } = item {
+                        let through = negated.then_some("a negation");
+                        edges
+                            .entry(&r.head.name.name)
+                            .or_default()
+                            .push((&atom.name.name, through));
+                    }
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for c in &self.computed {
+            edges.entry(&c.head).or_default().push((&c.body, None));
+            for a in &c.aggregates {
+                edges
+                    .entry(&c.head)
+                    .or_default()
+                    .push((&a.relation, Some("an aggregate")));
+            }
+        }
+        for c in &self.computed {
+            // Whether the head is reached again, by a path with a negation or an aggregate.
+            let mut stack: Vec<(&str, Option<&'static str>, Vec<&str>)> =
+                vec![(c.head.as_str(), None, vec![c.head.as_str()])];
+            let mut seen: HashSet<(&str, bool)> = HashSet::new();
+            while let Some((node, through, path)) = stack.pop() {
+                for &(next, how) in edges.get(node).map_or(&[][..], Vec::as_slice) {
+                    let through = through.or(how);
+                    let mut path = path.clone();
+                    path.push(next);
+                    if next == c.head && through.is_some() {
+                        found.push(SouffleError::Unstratified {
+                            through: through.unwrap_or("a negation"),
+                            cycle: visible(&path),
+                            span: c.span,
+                        });
+                        stack.clear();
+                        break;
+                    }
+                    if seen.insert((next, through.is_some())) {
+                        stack.push((next, through, path));
+                    }
+                }
+            }
+        }
+        self.errors.extend(found);
+    }
+}
+
+/// A cycle of relations as the program names them (hidden ones left out).
+fn visible(path: &[&str]) -> String {
+    let names: Vec<&str> = path.iter().copied().filter(|n| !n.contains('\'')).collect();
+    names.join(" -> ")
+}
+
 /// The named variables of a term.
 fn term_vars(t: &Term, out: &mut HashSet<String>) {
     match t {

@@ -106,6 +106,17 @@ pub enum SouffleError {
         /// Where the other type comes from.
         other: Span,
     },
+    /// A relation that depends on itself through a negation or an aggregate that a rule
+    /// computing numbers holds (the checker sees the other cycles).
+    #[error("recursion through {through}: {cycle}")]
+    Unstratified {
+        /// `an aggregate` or `a negation`.
+        through: &'static str,
+        /// The relations on the cycle.
+        cycle: String,
+        /// The rule.
+        span: Span,
+    },
 }
 
 impl SouffleError {
@@ -121,7 +132,8 @@ impl SouffleError {
             | SouffleError::UnderscoreInHead { span }
             | SouffleError::Duplicate { span, .. }
             | SouffleError::BadOption { span, .. }
-            | SouffleError::TypeMismatch { span, .. } => *span,
+            | SouffleError::TypeMismatch { span, .. }
+            | SouffleError::Unstratified { span, .. } => *span,
         }
     }
 
@@ -138,6 +150,7 @@ impl SouffleError {
             SouffleError::Duplicate { .. } => "TL0037",
             SouffleError::BadOption { .. } => "TL0038",
             SouffleError::TypeMismatch { .. } => "TL0039",
+            SouffleError::Unstratified { .. } => "TL0110",
         }
     }
 }
@@ -192,6 +205,11 @@ impl ToDiagnostic for SouffleError {
                  make the types agree",
             )
             .with_label(*other, "the type comes from here"),
+            SouffleError::Unstratified { .. } => base(
+                "this rule",
+                "a negation or an aggregate must read relations computed before it; Soufflé \
+                 rejects this program too",
+            ),
         }
     }
 }

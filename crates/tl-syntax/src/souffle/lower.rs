@@ -86,6 +86,7 @@ pub fn lower(items: &[Item], options: &Options) -> (Program, Vec<ComputedRule>, 
             }
         }
     }
+    l.check_strata();
     let mut inputs = HashSet::new();
     for item in items {
         if let Item::Io {

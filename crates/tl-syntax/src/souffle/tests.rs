@@ -213,6 +213,20 @@ fn rules_with_arithmetic_on_variables_are_split() {
 }
 
 #[test]
+fn recursion_through_an_aggregate_or_a_computed_negation_is_rejected() {
+    assert_eq!(
+        codes(".decl r(n: number)\nr(0).\nr(n) :- n = count : { r(_) }.\n"),
+        ["TL0110"]
+    );
+    assert_eq!(
+        codes(".decl q(n: number)\n.decl p(n: number)\np(n + 1) :- q(n), !p(n).\n"),
+        ["TL0110"]
+    );
+    // Recursion through arithmetic alone is fine (it is monotone).
+    assert!(codes(".decl p(n: number)\np(0).\np(n + 1) :- p(n), n < 3.\n").is_empty());
+}
+
+#[test]
 fn several_errors_are_reported_in_one_run() {
     assert_eq!(
         codes(".decl r(x: symbol)\nr(x) :- .\nr(\"a\", \"b\").\nr(\"ok\").\ns(\"b\").\n"),
