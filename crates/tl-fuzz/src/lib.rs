@@ -3,7 +3,9 @@
 //! fast) and reports what must never happen besides a panic: an error that calls itself a
 //! problem in the engine (a program the checker accepted but the engine could not carry out).
 //! [`generate::program`] turns arbitrary bytes into a program that mostly parses and checks,
-//! so that mutations of bytes reach the planner and the engine, not only the lexer.
+//! so that mutations of bytes reach the planner and the engine, not only the lexer;
+//! [`souffle::program`] does the same for Soufflé programs, which [`pipeline::run_souffle`] runs.
 
 pub mod generate;
 pub mod pipeline;
+pub mod souffle;

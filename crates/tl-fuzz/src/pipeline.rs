@@ -67,17 +67,73 @@ pub fn run(text: &str, scratch: &Path) -> Result<(), Finding> {
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Ok(());
     }
-    let mut checked = match tl_check::check(&program, &sources) {
+    run_program(&program, &sources)
+}
+
+/// Runs `text` as a Soufflé program (`.dl`; `.input` files and relative paths in `scratch`,
+/// outputs printed): its rules that compute numbers settled in at most [`SOUFFLE_ROUNDS`]
+/// runs, then every phase as [`run`].
+pub fn run_souffle(text: &str, scratch: &Path) -> Result<(), Finding> {
+    let mut sources = SourceMap::new();
+    let file = sources.add(scratch.join("fuzz.dl"), text.to_string());
+    let options = tl_syntax::souffle::Options {
+        fact_dir: scratch.to_path_buf(),
+        output: tl_syntax::souffle::Output::Stdout,
+    };
+    let (program, computed, errors) = tl_syntax::souffle::parse_souffle(text, file, &options);
+    for e in &errors {
+        inspect(&e.to_diagnostic(), &sources)?;
+    }
+    if !errors.is_empty() {
+        return Ok(());
+    }
+    let program = if computed.is_empty() {
+        program
+    } else {
+        match tl_run::computed::settle(
+            program,
+            &computed,
+            &sources,
+            SOUFFLE_ROUNDS,
+            &options_of_a_case(),
+        ) {
+            Ok(p) => p,
+            Err(diags) => {
+                for d in &diags {
+                    inspect(d, &sources)?;
+                }
+                return Ok(());
+            }
+        }
+    };
+    run_program(&program, &sources)
+}
+
+/// Most runs that settle a fuzzed Soufflé program's rules that compute numbers.
+pub const SOUFFLE_ROUNDS: usize = 20;
+
+/// The run options of one fuzzing case: few iterations, little memory.
+fn options_of_a_case() -> RunOptions {
+    RunOptions {
+        max_iters: 50,
+        max_memory: Some(MAX_MEMORY),
+        ..RunOptions::default()
+    }
+}
+
+/// Checks, plans and runs a parsed program, inspecting every diagnostic.
+fn run_program(program: &tl_syntax::ast::Program, sources: &SourceMap) -> Result<(), Finding> {
+    let mut checked = match tl_check::check(program, sources) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors {
-                inspect(&e.to_diagnostic(), &sources)?;
+                inspect(&e.to_diagnostic(), sources)?;
             }
             return Ok(());
         }
     };
     for w in tl_check::lint::warnings(&checked, &[]) {
-        inspect(&w, &sources)?;
+        inspect(&w, sources)?;
     }
     // As `tl run` does: bound demands goal-directed where that pays.
     tl_plan::demand::rewrite(&mut checked, tl_plan::demand::Mode::Auto);
@@ -85,7 +141,7 @@ pub fn run(text: &str, scratch: &Path) -> Result<(), Finding> {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors {
-                inspect(&e.to_diagnostic(), &sources)?;
+                inspect(&e.to_diagnostic(), sources)?;
             }
             return Ok(());
         }
@@ -94,14 +150,9 @@ pub fn run(text: &str, scratch: &Path) -> Result<(), Finding> {
         return Ok(());
     }
     let backend = CpuBackend::new();
-    let options = RunOptions {
-        max_iters: 50,
-        max_memory: Some(MAX_MEMORY),
-        ..RunOptions::default()
-    };
-    let mut engine = match Engine::new(&checked, &plan, &backend, options) {
+    let mut engine = match Engine::new(&checked, &plan, &backend, options_of_a_case()) {
         Ok(e) => e,
-        Err(e) => return inspect(&e.to_diagnostic(), &sources),
+        Err(e) => return inspect(&e.to_diagnostic(), sources),
     };
     let result = engine.run(
         &mut |answer| {
@@ -111,11 +162,11 @@ pub fn run(text: &str, scratch: &Path) -> Result<(), Finding> {
         &mut tl_run::observe::Silent,
     );
     for w in &engine.warnings {
-        inspect(w, &sources)?;
+        inspect(w, sources)?;
     }
     match result {
         Ok(()) => Ok(()),
-        Err(e) => inspect(&e.to_diagnostic(), &sources),
+        Err(e) => inspect(&e.to_diagnostic(), sources),
     }
 }
 

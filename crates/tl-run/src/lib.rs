@@ -8,6 +8,7 @@ pub mod batch;
 mod budget;
 pub mod checkpoint;
 mod closure;
+pub mod computed;
 pub mod device_rules;
 pub mod engine;
 pub mod error;

@@ -1,7 +1,6 @@
 //! `tl`: run, check and explore Tensor Logic programs.
 
 mod bench;
-mod computed;
 mod device;
 mod pipeline;
 mod profile;
@@ -503,7 +502,15 @@ fn main() -> ExitCode {
             souffle::Source {
                 file: file.clone(),
                 flags: souffle,
-                rounds: Some(max_iters),
+                settle: Some((
+                    max_iters,
+                    RunOptions {
+                        dtype,
+                        max_iters,
+                        max_memory,
+                        ..RunOptions::default()
+                    },
+                )),
             },
             json,
             profile,

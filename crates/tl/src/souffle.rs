@@ -24,15 +24,15 @@ pub struct Source {
     pub file: PathBuf,
     /// `-F` and `-D`.
     pub flags: SouffleArgs,
-    /// Most runs that settle rules computing numbers (`--max-iters`); `None` leaves them
-    /// unsettled (`tl check` runs nothing).
-    pub rounds: Option<usize>,
+    /// Most runs that settle rules computing numbers (`--max-iters`), and the options of
+    /// each; `None` leaves them unsettled (`tl check` runs nothing).
+    pub settle: Option<(usize, tl_run::RunOptions)>,
 }
 
 impl Source {
     /// Loads the program (see [`load`]).
     pub fn load(&self, sources: &mut SourceMap) -> (ast::Program, Vec<Diagnostic>) {
-        load(&self.file, sources, &self.flags, self.rounds)
+        load(&self.file, sources, &self.flags, self.settle.as_ref())
     }
 }
 
@@ -43,12 +43,12 @@ pub fn is_souffle(file: &Path) -> bool {
 }
 
 /// Loads a program, Soufflé's or Tensor Logic's by the file's extension. A Soufflé program's
-/// rules that compute numbers are settled in at most `rounds` runs ([`crate::computed`]).
+/// rules that compute numbers are settled as `settle` says ([`tl_run::computed`]).
 pub fn load(
     file: &Path,
     sources: &mut SourceMap,
     args: &SouffleArgs,
-    rounds: Option<usize>,
+    settle: Option<&(usize, tl_run::RunOptions)>,
 ) -> (ast::Program, Vec<Diagnostic>) {
     if !is_souffle(file) {
         return tl_syntax::load_program(file, sources);
@@ -63,10 +63,10 @@ pub fn load(
     let failed = diags
         .iter()
         .any(|d| d.severity == tl_syntax::Severity::Error);
-    let Some(rounds) = rounds.filter(|_| !computed.is_empty() && !failed) else {
+    let Some((rounds, options)) = settle.filter(|_| !computed.is_empty() && !failed) else {
         return (program, diags);
     };
-    match crate::computed::settle(program, &computed, sources, rounds) {
+    match tl_run::computed::settle(program, &computed, sources, *rounds, options) {
         Ok(program) => (program, diags),
         Err(more) => {
             diags.extend(more);

@@ -1,12 +1,13 @@
 //! Soufflé rules that compute numbers ([`tl_syntax::souffle::computed`]): the program runs on
 //! the CPU without its commands, each computed rule is applied to every tuple of its hidden
 //! relation, and the head tuples become facts of the next run, until no fact changes. The
-//! program with those facts is then what `tl run` compiles, on any device.
+//! program with those facts is then what `tl run` compiles, on any device. Lives with the
+//! engine, which it drives, so that the command line and the fuzzer share it.
 
+use crate::{Engine, RunOptions};
 use std::collections::{BTreeSet, HashMap};
 use tl_backend::cpu::CpuBackend;
 use tl_check::CheckedProgram;
-use tl_run::{Engine, RunOptions};
 use tl_syntax::ast::{self, Atom, IndexArg, IndexExpr, Stmt, StmtKind};
 use tl_syntax::souffle::computed::Groups;
 use tl_syntax::souffle::{ComputedRule, Value};
@@ -15,13 +16,14 @@ use tl_syntax::{Diagnostic, SourceMap, Span, ToDiagnostic};
 /// A computed head tuple: the relation and its values.
 type Fact = (String, Vec<Value>);
 
-/// The program with the facts its computed rules derive in at most `rounds` runs, or the
-/// diagnostics that stop it.
+/// The program with the facts its computed rules derive in at most `rounds` runs, each with
+/// `options` (its memory limit, say), or the diagnostics that stop it.
 pub fn settle(
     program: ast::Program,
     computed: &[ComputedRule],
     sources: &SourceMap,
     rounds: usize,
+    options: &RunOptions,
 ) -> Result<ast::Program, Vec<Diagnostic>> {
     let base = ast::Program {
         stmts: program
@@ -35,13 +37,9 @@ pub fn settle(
     let mut span = computed.first().map_or_else(Span::default, |c| c.span);
     for _ in 0..rounds {
         let round = with_facts(&base, &facts);
-        let compiled = crate::pipeline::compile_with(
-            &round,
-            Vec::new(),
-            sources,
-            crate::pipeline::GoalDirected::Off,
-        )?;
-        let next = derive(&compiled.checked, &compiled.plan, computed)?;
+        let checked = tl_check::check(&round, sources).map_err(|e| diagnostics(&e))?;
+        let plan = tl_plan::plan(&checked).map_err(|e| diagnostics(&e))?;
+        let next = derive(&checked, &plan, computed, options)?;
         if next == facts {
             return Ok(with_facts(&program, &facts));
         }
@@ -64,6 +62,11 @@ pub fn settle(
     .with_help(
         "bound the recursion with a comparison (`n < 100`), or allow more runs with `--max-iters`",
     )])
+}
+
+/// Errors of a phase as diagnostics.
+fn diagnostics<E: ToDiagnostic>(errors: &[E]) -> Vec<Diagnostic> {
+    errors.iter().map(ToDiagnostic::to_diagnostic).collect()
 }
 
 /// `program` with the facts added.
@@ -101,11 +104,11 @@ fn derive(
     checked: &CheckedProgram,
     plan: &tl_plan::ProgramPlan,
     computed: &[ComputedRule],
+    options: &RunOptions,
 ) -> Result<BTreeSet<Fact>, Vec<Diagnostic>> {
     let backend = CpuBackend::new();
-    let run_error = |e: tl_run::RunError| vec![e.to_diagnostic()];
-    let mut engine =
-        Engine::new(checked, plan, &backend, RunOptions::default()).map_err(run_error)?;
+    let run_error = |e: crate::RunError| vec![e.to_diagnostic()];
+    let mut engine = Engine::new(checked, plan, &backend, options.clone()).map_err(run_error)?;
     engine.evaluate_all().map_err(run_error)?;
     // Each aggregate's tuples, grouped by its leading (grouping) columns.
     let mut groups = Groups::new();
