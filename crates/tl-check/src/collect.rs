@@ -63,6 +63,8 @@ pub struct Draft {
     pub derived_at: Option<Span>,
     /// The axes some equation places by arithmetic, a constant or `concat` ([`crate::place`]).
     pub placed: Vec<usize>,
+    /// Read as an atom of a rule body (so, if nothing else defines it, an empty relation).
+    pub in_rule_body: bool,
 }
 
 /// State shared by the checker's passes.
@@ -141,6 +143,7 @@ impl<'a> Checker<'a> {
             rules: Vec::new(),
             derived_at: None,
             placed: Vec::new(),
+            in_rule_body: false,
         });
         self.by_name.insert(name.to_string(), self.drafts.len() - 1);
         self.drafts.len() - 1
@@ -247,7 +250,8 @@ impl<'a> Checker<'a> {
                 self.drafts[head].derived_at.get_or_insert(stmt.span);
                 for item in &rule.body {
                     if let ast::BodyItem::Atom { atom, .. } = item {
-                        self.atom(atom);
+                        let id = self.atom(atom);
+                        self.drafts[id].in_rule_body = true;
                     }
                 }
             }

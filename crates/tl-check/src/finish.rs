@@ -353,7 +353,13 @@ impl SymbolFixer<'_> {
         for t in 0..ck.drafts.len() {
             let d = ck.drafts[t].clone();
             let axes: Vec<DomainId> = d.axes.iter().map(|&n| self.domains.of(ck, n)).collect();
-            let kind = if d.relation {
+            // A tensor that only rule bodies read, and nothing defines, is an empty relation
+            // (kept as tuples, not as cells of its domains).
+            let empty_relation = d.in_rule_body
+                && !d.read_as_tensor
+                && matches!(d.source, Source::None)
+                && d.equations.is_empty();
+            let kind = if d.relation || empty_relation {
                 TensorKind::Relation
             } else {
                 TensorKind::Real

@@ -9,3 +9,4 @@
 pub mod generate;
 pub mod pipeline;
 pub mod souffle;
+pub mod souffle_ref;

@@ -67,13 +67,26 @@ pub fn run(text: &str, scratch: &Path) -> Result<(), Finding> {
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Ok(());
     }
-    run_program(&program, &sources)
+    run_program(&program, &sources, &mut |answer| {
+        let _ = answer.to_json();
+        let _ = answer.to_human();
+    })
+    .map(|_| ())
 }
 
 /// Runs `text` as a Soufflé program (`.dl`; `.input` files and relative paths in `scratch`,
 /// outputs printed): its rules that compute numbers settled in at most [`SOUFFLE_ROUNDS`]
 /// runs, then every phase as [`run`].
 pub fn run_souffle(text: &str, scratch: &Path) -> Result<(), Finding> {
+    souffle_answers(text, scratch).map(|_| ())
+}
+
+/// [`run_souffle`], returning the printed relations (as JSON) when the program ran to the end,
+/// or `None` when it stopped with an error of its own.
+pub fn souffle_answers(
+    text: &str,
+    scratch: &Path,
+) -> Result<Option<Vec<serde_json::Value>>, Finding> {
     let mut sources = SourceMap::new();
     let file = sources.add(scratch.join("fuzz.dl"), text.to_string());
     let options = tl_syntax::souffle::Options {
@@ -85,7 +98,7 @@ pub fn run_souffle(text: &str, scratch: &Path) -> Result<(), Finding> {
         inspect(&e.to_diagnostic(), &sources)?;
     }
     if !errors.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let program = if computed.is_empty() {
         program
@@ -102,11 +115,15 @@ pub fn run_souffle(text: &str, scratch: &Path) -> Result<(), Finding> {
                 for d in &diags {
                     inspect(d, &sources)?;
                 }
-                return Ok(());
+                return Ok(None);
             }
         }
     };
-    run_program(&program, &sources)
+    let mut answers = Vec::new();
+    let ok = run_program(&program, &sources, &mut |a| {
+        answers.push(serde_json::from_str(&a.to_json()).unwrap_or_default());
+    })?;
+    Ok(ok.then_some(answers))
 }
 
 /// Most runs that settle a fuzzed Soufflé program's rules that compute numbers.
@@ -121,15 +138,20 @@ fn options_of_a_case() -> RunOptions {
     }
 }
 
-/// Checks, plans and runs a parsed program, inspecting every diagnostic.
-fn run_program(program: &tl_syntax::ast::Program, sources: &SourceMap) -> Result<(), Finding> {
+/// Checks, plans and runs a parsed program, inspecting every diagnostic and handing each
+/// answer to `emit`; whether it ran to the end.
+fn run_program(
+    program: &tl_syntax::ast::Program,
+    sources: &SourceMap,
+    emit: &mut dyn FnMut(&tl_run::Answer),
+) -> Result<bool, Finding> {
     let mut checked = match tl_check::check(program, sources) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors {
                 inspect(&e.to_diagnostic(), sources)?;
             }
-            return Ok(());
+            return Ok(false);
         }
     };
     for w in tl_check::lint::warnings(&checked, &[]) {
@@ -143,30 +165,24 @@ fn run_program(program: &tl_syntax::ast::Program, sources: &SourceMap) -> Result
             for e in &errors {
                 inspect(&e.to_diagnostic(), sources)?;
             }
-            return Ok(());
+            return Ok(false);
         }
     };
     if !small_enough(&checked) {
-        return Ok(());
+        return Ok(false);
     }
     let backend = CpuBackend::new();
     let mut engine = match Engine::new(&checked, &plan, &backend, options_of_a_case()) {
         Ok(e) => e,
-        Err(e) => return inspect(&e.to_diagnostic(), sources),
+        Err(e) => return inspect(&e.to_diagnostic(), sources).map(|_| false),
     };
-    let result = engine.run(
-        &mut |answer| {
-            let _ = answer.to_json();
-            let _ = answer.to_human();
-        },
-        &mut tl_run::observe::Silent,
-    );
+    let result = engine.run(emit, &mut tl_run::observe::Silent);
     for w in &engine.warnings {
         inspect(w, sources)?;
     }
     match result {
-        Ok(()) => Ok(()),
-        Err(e) => inspect(&e.to_diagnostic(), sources),
+        Ok(()) => Ok(true),
+        Err(e) => inspect(&e.to_diagnostic(), sources).map(|_| false),
     }
 }
 

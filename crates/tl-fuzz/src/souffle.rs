@@ -260,7 +260,79 @@ mod tests {
             }
         }
         // The generator is worth running only if a good share reaches the engine.
+        eprintln!("{clean} of 300 pass the front end, {computed} compute numbers");
         assert!(clean >= 60, "{clean} of 300 programs pass the front end");
         assert!(computed >= 20, "{computed} of them compute numbers");
+    }
+
+    /// `tl`'s answer for each `.output` relation, as sets of tuples.
+    fn answers_of(json: &[serde_json::Value]) -> crate::souffle_ref::Db {
+        use crate::souffle_ref::V;
+        json.iter()
+            .map(|a| {
+                let name = a["query"].as_str().unwrap_or_default().to_string();
+                let rows = a["rows"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|r| {
+                        r.as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|v| match v.as_str() {
+                                Some(s) => V::S(s.to_string()),
+                                None => V::N(v.as_i64().unwrap_or(i64::MIN)),
+                            })
+                            .collect()
+                    })
+                    .collect();
+                (name, rows)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn generated_programs_answer_as_the_reference_evaluator_does() {
+        let scratch = std::env::temp_dir().join("tl-fuzz-souffle-diff");
+        let _ = std::fs::create_dir_all(&scratch);
+        let cases: u64 = std::env::var("TL_SOUFFLE_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(400);
+        let mut compared = 0;
+        let mut computing = 0;
+        for seed in 0..cases {
+            let text = program(&bytes(seed.wrapping_mul(7919) + 11, 240));
+            let Ok(want) = crate::souffle_ref::evaluate(&text) else {
+                continue;
+            };
+            let got = match crate::pipeline::souffle_answers(&text, &scratch) {
+                Ok(Some(a)) => answers_of(&a),
+                Ok(None) => continue,
+                Err(f) => panic!("{f}\n{text}"),
+            };
+            assert_eq!(got, want, "\n{text}");
+            compared += 1;
+            let options = tl_syntax::souffle::Options {
+                fact_dir: scratch.clone(),
+                output: tl_syntax::souffle::Output::Stdout,
+            };
+            let (_, rules, _) =
+                tl_syntax::souffle::parse_souffle(&text, tl_syntax::FileId(0), &options);
+            computing += usize::from(!rules.is_empty());
+        }
+        eprintln!(
+            "{compared} of {cases} programs compared, {computing} with rules that compute numbers"
+        );
+        assert!(
+            compared >= cases as usize / 5,
+            "only {compared} programs compared"
+        );
+        assert!(
+            computing >= compared / 4,
+            "only {computing} compute numbers"
+        );
     }
 }

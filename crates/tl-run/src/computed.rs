@@ -16,6 +16,10 @@ use tl_syntax::{Diagnostic, SourceMap, Span, ToDiagnostic};
 /// A computed head tuple: the relation and its values.
 type Fact = (String, Vec<Value>);
 
+/// Memory one computed fact takes on its way through a run, as a statement, checked and
+/// planned (an estimate, measured on programs whose facts grow without bound).
+const BYTES_PER_FACT: usize = 4096;
+
 /// The program with the facts its computed rules derive in at most `rounds` runs, each with
 /// `options` (its memory limit, say), or the diagnostics that stop it.
 pub fn settle(
@@ -50,6 +54,21 @@ pub fn settle(
             .map(|(r, _)| r.clone());
         if let Some(rule) = computed.iter().find(|c| Some(&c.head) == changed.as_ref()) {
             span = rule.span;
+        }
+        let budget = crate::budget::budget_now(options.max_memory);
+        if next.len().saturating_mul(BYTES_PER_FACT) > budget {
+            return Err(vec![Diagnostic::error(
+                "TL0317",
+                format!(
+                    "rules that compute numbers have made {} facts, about {} MB to run, more than the {} MB the run may use",
+                    next.len(),
+                    next.len().saturating_mul(BYTES_PER_FACT) >> 20,
+                    budget >> 20
+                ),
+                span,
+                "this rule computes numbers",
+            )
+            .with_help("bound the recursion with a comparison (`n < 100`), or allow more memory with `--max-memory`")]);
         }
         facts = next;
     }
