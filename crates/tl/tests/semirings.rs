@@ -15,32 +15,23 @@ fn answer(text: &str) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
-/// A small deterministic generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
+use common::Rng;
 
-    /// An n×n matrix with about half its cells 0 and the rest digits 1 to 9.
-    fn half_digits(&mut self, n: usize) -> Vec<Vec<f64>> {
-        (0..n)
-            .map(|_| {
-                (0..n)
-                    .map(|_| {
-                        if self.next().is_multiple_of(2) {
-                            0.0
-                        } else {
-                            (1 + self.next() % 9) as f64
-                        }
-                    })
-                    .collect()
-            })
-            .collect()
-    }
+/// An n×n matrix with about half its cells 0 and the rest digits 1 to 9.
+fn half_digits(rng: &mut Rng, n: usize) -> Vec<Vec<f64>> {
+    (0..n)
+        .map(|_| {
+            (0..n)
+                .map(|_| {
+                    if rng.next().is_multiple_of(2) {
+                        0.0
+                    } else {
+                        (1 + rng.next() % 9) as f64
+                    }
+                })
+                .collect()
+        })
+        .collect()
 }
 
 fn literal(m: &[Vec<f64>]) -> String {
@@ -98,8 +89,7 @@ fn shortest_paths_match_floyd_warshall() {
 fn max_product_paths_match_the_recursion_in_f64() {
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     let n = 9;
-    let p: Vec<Vec<f64>> = rng
-        .half_digits(n)
+    let p: Vec<Vec<f64>> = half_digits(&mut rng, n)
         .into_iter()
         .map(|row| row.into_iter().map(|d| d / 10.0).collect())
         .collect();
@@ -135,7 +125,7 @@ fn widest_paths_match_floyd_warshall_over_max_min() {
     let mut rng = Rng(0x853c_49e6_748f_ea9b);
     for n in [1usize, 3, 8, 11] {
         // Capacities 1..=9 on about half the pairs, 0 (no edge) elsewhere.
-        let cap = rng.half_digits(n);
+        let cap = half_digits(&mut rng, n);
         // Bottleneck paths of one edge or more: Floyd–Warshall over (max, min).
         let mut w = cap.clone();
         for k in 0..n {

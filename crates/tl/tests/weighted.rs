@@ -8,16 +8,7 @@ mod common;
 
 use std::collections::BinaryHeap;
 
-/// A small deterministic generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+use common::Rng;
 
 /// A random directed graph on `n` nodes, each edge with probability about `1/every`, and its
 /// weight from `weight`, distinct (from, to) pairs only.

@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use super::computed::{AggregateKind, AggregateRule, ComputedRule};
 use super::error::SouffleError;
 use super::lower::{
-    dnf, first_ungrounded, fold, ident, term_grounded, var, vars_of, Base, Lit, Lowering,
+    dnf, first_ungrounded, fold, ground_by_equalities, ident, var, vars_of, Base, Lit, Lowering,
 };
 use super::parser::{Aggregate, Body, SAtom, Term};
 use super::types::{check_type, term_base};
@@ -65,34 +65,7 @@ impl Lowering<'_> {
                 && first_ungrounded(lhs, &set).is_none()
                 && first_ungrounded(rhs, &set).is_none()
         };
-        loop {
-            let before = bound.len();
-            for lit in conj {
-                if let Lit::Cmp(Body::Compare {
-                    op: crate::ast::CompareOp::Eq,
-                    lhs,
-                    rhs,
-                    ..
-                }) = lit
-                {
-                    let computed = |t: &Term| computes_number(t) || matches!(t, Term::Aggregate(_));
-                    if computed(lhs) || computed(rhs) {
-                        continue;
-                    }
-                    for (a, b) in [(lhs, rhs), (rhs, lhs)] {
-                        let set: HashSet<String> = bound.iter().cloned().collect();
-                        if let Term::Var((name, _)) = a {
-                            if !set.contains(name) && term_grounded(b, &set) {
-                                bound.push(name.clone());
-                            }
-                        }
-                    }
-                }
-            }
-            if bound.len() == before {
-                break;
-            }
-        }
+        ground_by_equalities(conj, &mut bound, true);
         let mut items = Vec::new();
         let mut checks = Vec::new();
         let mut aggregates = Vec::new();

@@ -253,6 +253,18 @@ fn bind<'e>(t: &'e Term, v: Value, env: &mut Vec<(&'e str, Value)>) {
     }
 }
 
+/// Soufflé's arithmetic on numbers, in 64 bits: `None` on overflow or division by zero.
+pub(super) fn arith(op: char, a: i64, b: i64) -> Option<i64> {
+    match op {
+        '+' => a.checked_add(b),
+        '-' => a.checked_sub(b),
+        '*' => a.checked_mul(b),
+        '/' => a.checked_div(b),
+        '%' => a.checked_rem(b),
+        _ => None,
+    }
+}
+
 /// A comparison of two values: numbers by value, symbols by text.
 fn holds(op: CompareOp, a: &Value, b: &Value) -> bool {
     match op {
@@ -282,17 +294,11 @@ fn eval(t: &Term, env: &[(&str, Value)]) -> Result<Option<Value>, ComputeError> 
                     span: *span,
                 });
             };
-            let r = match op {
-                '+' => a.checked_add(b),
-                '-' => a.checked_sub(b),
-                '*' => a.checked_mul(b),
-                '/' => a.checked_div(b),
-                '%' => a.checked_rem(b),
-                _ => None,
-            };
-            Some(Value::Num(r.ok_or_else(|| ComputeError {
-                message: format!("`{a} {op} {b}` has no value (overflow or division by zero)"),
-                span: *span,
+            Some(Value::Num(arith(*op, a, b).ok_or_else(|| {
+                ComputeError {
+                    message: format!("`{a} {op} {b}` has no value (overflow or division by zero)"),
+                    span: *span,
+                }
             })?))
         }
         Term::Anon(_) | Term::Aggregate(_) => {

@@ -253,30 +253,9 @@ impl Lowering<'_> {
                 Lit::Cmp(_) => {}
             }
         }
-        // `x = y` grounds one side when the other is grounded, repeatedly.
-        loop {
-            let before = grounded.len();
-            for lit in conj {
-                if let Lit::Cmp(Body::Compare {
-                    op: crate::ast::CompareOp::Eq,
-                    lhs,
-                    rhs,
-                    ..
-                }) = lit
-                {
-                    for (a, b) in [(lhs, rhs), (rhs, lhs)] {
-                        if let Term::Var((name, _)) = a {
-                            if term_grounded(b, &grounded) {
-                                grounded.insert(name.clone());
-                            }
-                        }
-                    }
-                }
-            }
-            if grounded.len() == before {
-                break;
-            }
-        }
+        let mut order: Vec<String> = grounded.iter().cloned().collect();
+        ground_by_equalities(conj, &mut order, false);
+        grounded.extend(order);
         let computes = head.args.iter().any(computes_number)
             || conj.iter().any(|lit| match lit {
                 Lit::Cmp(Body::Compare { lhs, rhs, .. }) => [lhs, rhs]
@@ -493,6 +472,43 @@ impl Lowering<'_> {
     }
 }
 
+/// Adds to `bound` the variables that `x = term` comparisons ground from it, repeatedly, in
+/// order; with `plain_only`, only through comparisons without arithmetic on variables or
+/// aggregates (those the tensor program itself can do).
+pub(super) fn ground_by_equalities(conj: &[Lit<'_>], bound: &mut Vec<String>, plain_only: bool) {
+    let skip = |t: &Term| {
+        plain_only && (super::arith::computes_number(t) || matches!(t, Term::Aggregate(_)))
+    };
+    loop {
+        let before = bound.len();
+        for lit in conj {
+            let Lit::Cmp(Body::Compare {
+                op: crate::ast::CompareOp::Eq,
+                lhs,
+                rhs,
+                ..
+            }) = lit
+            else {
+                continue;
+            };
+            if skip(lhs) || skip(rhs) {
+                continue;
+            }
+            for (a, b) in [(lhs, rhs), (rhs, lhs)] {
+                let set: HashSet<String> = bound.iter().cloned().collect();
+                if let Term::Var((name, _)) = a {
+                    if !set.contains(name) && term_grounded(b, &set) {
+                        bound.push(name.clone());
+                    }
+                }
+            }
+        }
+        if bound.len() == before {
+            break;
+        }
+    }
+}
+
 /// The body as a disjunction of conjunctions.
 pub(super) fn dnf(b: &Body, span: Span) -> Result<Vec<Vec<Lit<'_>>>, SouffleError> {
     Ok(match b {
@@ -566,17 +582,7 @@ pub(super) fn first_ungrounded(t: &Term, grounded: &HashSet<String>) -> Option<(
 pub(super) fn fold(t: &Term) -> Option<i64> {
     match t {
         Term::Int(n, _) => Some(*n),
-        Term::Arith { op, lhs, rhs, .. } => {
-            let (a, b) = (fold(lhs)?, fold(rhs)?);
-            match op {
-                '+' => a.checked_add(b),
-                '-' => a.checked_sub(b),
-                '*' => a.checked_mul(b),
-                '/' => a.checked_div(b),
-                '%' => a.checked_rem(b),
-                _ => None,
-            }
-        }
+        Term::Arith { op, lhs, rhs, .. } => super::computed::arith(*op, fold(lhs)?, fold(rhs)?),
         _ => None,
     }
 }

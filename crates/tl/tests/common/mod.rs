@@ -69,3 +69,16 @@ pub fn fails(text: &str, code: &str, at: &str) {
     assert!(err.contains(code), "{text}\n{err}");
     assert!(err.contains(&format!("p.tl:{at}")), "{text}\n{err}");
 }
+
+/// A small deterministic generator (xorshift) for tests that draw random programs and data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
