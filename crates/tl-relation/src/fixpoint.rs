@@ -194,6 +194,12 @@ impl Recursive {
 
     /// Moves the relation into bits (when they can be allocated).
     fn move_into_bits(&mut self) {
+        // A nullary relation stays a relation: its one tuple has no values, so a round's
+        // output of it could not tell a new tuple from none (it read as no change, and the
+        // rules reading it never ran again).
+        if self.arity() == 0 {
+            return;
+        }
         let Some(cells) = Cells::new(&self.extents) else {
             return;
         };
@@ -213,9 +219,6 @@ impl Recursive {
             })
             .sum();
         cells.counted(inserted);
-        if self.arity() == 0 && !self.full.is_empty() && cells.insert(&[]) {
-            cells.counted(1);
-        }
         self.live = Some(Live::Bits(Arc::new(cells)));
         self.full = Arc::new(Relation::empty(self.arity()));
         self.old = Arc::new(Relation::empty(self.arity()));

@@ -200,3 +200,17 @@ fn a_bare_read_of_a_tensor_ranked_later_is_located() {
         &[r#"{"query":"Y","shape":[2],"data":[4.0,5.0]}"#],
     );
 }
+
+#[test]
+fn a_nullary_relation_in_a_recursion_feeds_the_rules_that_read_it() {
+    // `P()` becomes true in the first round; `H(4) <- P()` must then run again (a round that
+    // made only a nullary tuple used to read as no change, so `H` stayed empty). Found by the
+    // Soufflé reference evaluator.
+    let (ok, answers, err) = common::run_json(
+        "G(0)\nG(w) <- H(w)\nP() <- G(x)\nH(4) <- P()\nH(w)?\nG(w)?\n",
+        &[],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(answers[0]["rows"], serde_json::json!([[4]]));
+    assert_eq!(answers[1]["rows"], serde_json::json!([[0], [4]]));
+}

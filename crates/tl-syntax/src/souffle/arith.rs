@@ -73,7 +73,7 @@ impl Lowering<'_> {
             match lit {
                 Lit::Pos(a) => items.push(BodyItem::Atom {
                     negated: false,
-                    atom: self.body_atom(a, types)?,
+                    atom: self.projected_atom(a, types)?,
                 }),
                 Lit::Neg(a) => {
                     let set: HashSet<String> = bound.iter().cloned().collect();
@@ -88,7 +88,7 @@ impl Lowering<'_> {
                     }
                     items.push(BodyItem::Atom {
                         negated: true,
-                        atom: self.negated_atom(a, types)?,
+                        atom: self.projected_atom(a, types)?,
                     });
                 }
                 Lit::Cmp(Body::Compare { op, lhs, rhs, span }) => {
@@ -240,7 +240,7 @@ impl Lowering<'_> {
                     self.typecheck_atom(a, types)?;
                     items.push(BodyItem::Atom {
                         negated: true,
-                        atom: self.negated_atom(a, types)?,
+                        atom: self.projected_atom(a, types)?,
                     });
                 }
                 Lit::Cmp(Body::Compare { op, lhs, rhs, span }) => {

@@ -8,7 +8,9 @@
 //! - `!r(x, _)` means "no tuple of `r` starts with `x`", but a Tensor Logic variable found only
 //!   in a negated atom ranges over its domain (`not R(x, y)` for some `y`). So the `_`
 //!   positions are projected away first: `r'x_(x) <- r(x, y)`, and the rule reads
-//!   `!r'x_(x)`.
+//!   `!r'x_(x)`. A positive atom with `_` reads the same projection, so that a join never
+//!   enumerates the positions nobody reads (`r(x, y) :- e(x, _), e(_, y).` joins the distinct
+//!   `x` with the distinct `y`, not every pair of tuples).
 //! - Soufflé has one symbol table and one number type for the whole program, so a relation
 //!   that holds no tuple still has attributes with values to range over. One rule per attribute
 //!   of every relation, `symbol'(x) <- r(x, _)`, puts every attribute of a type into one
@@ -289,7 +291,7 @@ impl Lowering<'_> {
             match lit {
                 Lit::Pos(a) => items.push(BodyItem::Atom {
                     negated: false,
-                    atom: self.body_atom(a, &mut types)?,
+                    atom: self.projected_atom(a, &mut types)?,
                 }),
                 Lit::Neg(a) => {
                     for t in &a.args {
@@ -299,7 +301,7 @@ impl Lowering<'_> {
                     }
                     items.push(BodyItem::Atom {
                         negated: true,
-                        atom: self.negated_atom(a, &mut types)?,
+                        atom: self.projected_atom(a, &mut types)?,
                     });
                 }
                 Lit::Cmp(Body::Compare { op, lhs, rhs, span }) => {
@@ -374,8 +376,9 @@ impl Lowering<'_> {
         })
     }
 
-    /// `!r(x, _)`: reads the projection of `r` onto its named positions (see the module doc).
-    pub(super) fn negated_atom(
+    /// `r(x, _)` or `!r(x, _)`: reads the projection of `r` onto its named positions (see the
+    /// module doc); an atom without `_` as it is.
+    pub(super) fn projected_atom(
         &mut self,
         a: &SAtom,
         types: &mut HashMap<String, (Base, Span)>,
