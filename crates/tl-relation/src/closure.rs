@@ -380,6 +380,9 @@ pub fn closure_base(rules: &[Rule], head: usize) -> Option<usize> {
     };
     let mut base = None;
     let mut recursive = false;
+    // The base rule `R(x, y) <- E(x, y)` must be there: without it `R` stays empty, whatever
+    // the recursive rules say (it was taken as the closure of `E`).
+    let mut seeded = false;
     for rule in rules {
         if rule.head != head || !rule.comparisons.is_empty() || rule.body.iter().any(|l| l.negated)
         {
@@ -392,6 +395,7 @@ pub fn closure_base(rules: &[Rule], head: usize) -> Option<usize> {
                     return None;
                 }
                 base = Some(only.slot);
+                seeded = true;
             }
             [p, q] => {
                 let (p_args, q_args) = (var_pair(&p.args)?, var_pair(&q.args)?);
@@ -420,12 +424,35 @@ pub fn closure_base(rules: &[Rule], head: usize) -> Option<usize> {
             _ => return None,
         }
     }
-    base.filter(|_| recursive)
+    base.filter(|_| recursive && seeded)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rule::Literal;
+
+    #[test]
+    fn a_recursion_without_its_base_rule_is_not_a_closure() {
+        let v = Term::Var;
+        let rule = |body: Vec<Literal>| Rule {
+            head: 1,
+            head_args: vec![v(0), v(2)],
+            body,
+            comparisons: Vec::new(),
+            var_extents: vec![5; 3],
+        };
+        let atom = |slot, a, b| Literal {
+            slot,
+            args: vec![v(a), v(b)],
+            negated: false,
+        };
+        let step = rule(vec![atom(1, 0, 1), atom(0, 1, 2)]);
+        // `R(x, z) <- R(x, y), E(y, z)` alone derives nothing (found by engine_props).
+        assert_eq!(closure_base(std::slice::from_ref(&step), 1), None);
+        let base = rule(vec![atom(0, 0, 2)]);
+        assert_eq!(closure_base(&[base, step], 1), Some(0));
+    }
 
     /// Reachability by a depth-first search from every node.
     fn naive(edges: &[(u32, u32)], n: u32) -> Vec<u32> {
