@@ -16,8 +16,10 @@ use tl_syntax::{Diagnostic, SourceMap, Span, ToDiagnostic};
 /// A computed head tuple: the relation and its values.
 type Fact = (String, Vec<Value>);
 
-/// Memory one computed fact takes on its way through a run, as a statement, checked and
-/// planned (an estimate, measured on programs whose facts grow without bound).
+/// Memory counted for one computed fact on its way through a run (a statement, then checked
+/// and planned). A deliberate over-estimate: a program whose facts grow without bound peaked
+/// at about 0.5 KB of resident memory per fact here; the margin keeps the stop well before
+/// the limit.
 const BYTES_PER_FACT: usize = 4096;
 
 /// The program with the facts its computed rules derive in at most `rounds` runs, each with

@@ -20,13 +20,7 @@ impl Lowering<'_> {
     ) -> Result<(), SouffleError> {
         let (file, delimiter) = io_options(name, options, "facts")?;
         let numbers: Vec<bool> = self
-            .decls
-            .get(&name.0)
-            .ok_or_else(|| SouffleError::Undeclared {
-                kind: "relation",
-                name: name.0.clone(),
-                span: name.1,
-            })?
+            .declared(name)?
             .attrs
             .iter()
             .map(|a| a.1 == Base::Number)
@@ -94,14 +88,7 @@ impl Lowering<'_> {
         options: &[(Name, Name)],
     ) -> Result<(), SouffleError> {
         let (file, delimiter) = io_options(name, options, "csv")?;
-        let decl = self
-            .decls
-            .get(&name.0)
-            .ok_or_else(|| SouffleError::Undeclared {
-                kind: "relation",
-                name: name.0.clone(),
-                span: name.1,
-            })?;
+        let decl = self.declared(name)?;
         let kind = match &self.options.output {
             Output::Stdout => StmtKind::Query(Query {
                 access: Access {

@@ -189,15 +189,19 @@ impl Lowering<'_> {
         }
     }
 
-    pub(super) fn decl(&self, atom: &SAtom) -> Result<&Decl, SouffleError> {
-        let decl = self
-            .decls
-            .get(&atom.name.0)
+    /// The declaration of a relation named in the program (`TL0033` without one).
+    pub(super) fn declared(&self, name: &super::parser::Name) -> Result<&Decl, SouffleError> {
+        self.decls
+            .get(&name.0)
             .ok_or_else(|| SouffleError::Undeclared {
                 kind: "relation",
-                name: atom.name.0.clone(),
-                span: atom.name.1,
-            })?;
+                name: name.0.clone(),
+                span: name.1,
+            })
+    }
+
+    pub(super) fn decl(&self, atom: &SAtom) -> Result<&Decl, SouffleError> {
+        let decl = self.declared(&atom.name)?;
         if decl.attrs.len() != atom.args.len() {
             return Err(SouffleError::Arity {
                 relation: atom.name.0.clone(),
