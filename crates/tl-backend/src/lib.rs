@@ -18,6 +18,7 @@ pub mod ops;
 pub mod paths;
 pub mod profiled;
 pub mod rows;
+pub mod split;
 pub mod tensor;
 
 pub use attention::AttentionArgs;

@@ -1274,6 +1274,56 @@ fn map_rows_matches_cpu() -> R {
     Ok(())
 }
 
+/// Sums of hundreds of inputs and constants, more than one kernel's arguments hold, through
+/// `map`, `map_reduce` and `map_normalize`: the backend cuts them into pieces.
+fn expressions_past_one_kernel_are_cut_into_pieces() -> R {
+    let Some(be) = cuda_or_skip() else {
+        return Ok(());
+    };
+    let cpu = CpuBackend::new();
+    let mut rng = Rng(0x5eed_0bad);
+    for (shape, terms) in [
+        (&[7usize][..], 700usize),
+        (&[3, 129][..], 300),
+        (&[1][..], 600),
+    ] {
+        for d in [DType::F32, DType::F64] {
+            let mut gpu = Vec::new();
+            let mut host = Vec::new();
+            for _ in 0..terms.min(400) {
+                let (g, h) = pair(be, &mut rng, shape, d)?;
+                gpu.push(g);
+                host.push(h);
+            }
+            // Σ_k c_k · x_{k mod inputs}, each constant its own argument word.
+            let mut e = MapExpr::Input(0);
+            for k in 1..terms {
+                let term = MapExpr::Binary(
+                    BinaryFn::Mul,
+                    Box::new(MapExpr::Input(k % gpu.len())),
+                    Box::new(MapExpr::Const(0.01 + (k % 7) as f64 * 0.005)),
+                );
+                e = MapExpr::Binary(BinaryFn::Add, Box::new(e), Box::new(term));
+            }
+            let e = MapExpr::Unary(UnaryFn::Tanh, Box::new(e));
+            let g: Vec<&Tensor> = gpu.iter().collect();
+            let h: Vec<&Tensor> = host.iter().collect();
+            let what = format!("{terms} terms {d} {shape:?}");
+            let got = be.map(&e, &g, shape, d)?;
+            let want = cpu.map(&e, &h, shape, DType::F64)?;
+            close(be, &got, &want, tol(d), &what)?;
+            let last = shape.len() - 1;
+            let got = be.map_reduce(&e, &g, shape, 1, ReduceOp::Sum, d)?;
+            let want = cpu.map_reduce(&e, &h, shape, 1, ReduceOp::Sum, DType::F64)?;
+            close(be, &got, &want, tol(d), &format!("{what} map_reduce"))?;
+            let got = be.map_normalize(&e, &g, shape, last, NormFn::Softmax, d)?;
+            let want = cpu.map_normalize(&e, &h, shape, last, NormFn::Softmax, DType::F64)?;
+            close(be, &got, &want, tol(d), &format!("{what} map_normalize"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs the tests, each ignored (visibly, in the summary) where no CUDA device is usable.
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -1323,6 +1373,10 @@ fn main() {
         ("out_of_memory_is_an_error", out_of_memory_is_an_error),
         ("attention_kernel_matches_cpu", attention_kernel_matches_cpu),
         ("map_rows_matches_cpu", map_rows_matches_cpu),
+        (
+            "expressions_past_one_kernel_are_cut_into_pieces",
+            expressions_past_one_kernel_are_cut_into_pieces,
+        ),
     ];
     let missing = CudaBackend::open().err().map(|e| e.to_string());
     if let Some(why) = &missing {

@@ -135,12 +135,17 @@ impl ToDiagnostic for RunError {
     fn to_diagnostic(&self) -> Diagnostic {
         let msg = self.to_string();
         match self {
-            RunError::Backend { span, error } => {
-                let help = match error {
-                    tl_backend::BackendError::OutOfMemory { .. } => "use smaller domains, `--dtype bf16`, or the CPU (`--device cpu`)",
-                    _ => "this is a problem in the engine or the device; please report it with the program",
-                };
-                Diagnostic::error("TL0301", msg, *span, "while evaluating this").with_help(help)
+            // A device out of memory is the GPU's form of a tensor too large (`TL0314`).
+            RunError::Backend {
+                span,
+                error: tl_backend::BackendError::OutOfMemory { .. },
+            } => Diagnostic::error("TL0314", msg, *span, "while evaluating this").with_help(
+                "use smaller domains, `--dtype bf16`, or the CPU (`--device cpu`)",
+            ),
+            RunError::Backend { span, .. } => {
+                Diagnostic::error("TL0301", msg, *span, "while evaluating this").with_help(
+                    "this is a problem in the engine or the device; please report it with the program",
+                )
             }
             RunError::Io { span, hint, .. } => {
                 Diagnostic::error("TL0302", msg, *span, "while writing this").with_help(

@@ -41,9 +41,8 @@ use std::process::Command;
 const UNTESTABLE: &[(&str, &str)] = &[
     (
         "TL0301",
-        "a failure of the backend: the device ran out of memory (on the CPU, `--max-memory` \
-         stops a run first, with TL0303 or TL0314), or an error the engine should never meet; \
-         any diagnostic asking for a report fails the no-panic properties driven by tl-fuzz \
+        "a failure of the backend that the engine should never meet (a device out of memory \
+         is TL0314); any diagnostic asking for a report fails the no-panic properties driven by tl-fuzz \
          (crates/tl/tests/no_panic.rs)",
     ),
     (

@@ -237,8 +237,11 @@ pub(crate) fn divisor(e: usize) -> i64 {
 /// Capacity (in 64-bit words) of the `TlMeta` argument for `len` words, or `None` when the
 /// argument would exceed CUDA's 4 KiB parameter limit.
 pub(crate) fn meta_cap(len: usize) -> Option<usize> {
-    [16, 64, 480].into_iter().find(|&c| len <= c)
+    [16, 64, MAX_META_WORDS].into_iter().find(|&c| len <= c)
 }
+
+/// The most words a `TlMeta` argument holds (3,840 bytes, under CUDA's 4 KiB).
+pub(crate) const MAX_META_WORDS: usize = 480;
 
 /// The common head of every kernel: conversions, `real`, `TlMeta`, the math helpers.
 pub(crate) fn header(real: Real, cap: usize) -> String {

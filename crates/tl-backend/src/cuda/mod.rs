@@ -18,6 +18,7 @@ mod contract;
 mod lt;
 pub mod nccl;
 mod paths;
+mod pieces;
 mod record;
 mod rows;
 mod staging;
@@ -655,6 +656,10 @@ impl CudaBackend {
             return Ok(());
         }
         let fused = self.fused_expr(outs, inputs, out_shape, out_ptrs, real)?;
+        if !pieces::one_kernel(&fused.sig, 0) {
+            drop(fused);
+            return self.elementwise_pieces(outs, inputs, out_shape, out_ptrs, real);
+        }
         let sig = &fused.sig;
         // Four consecutive elements per thread, with wide loads and stores, where rows split
         // into fours and the wide accesses are aligned.
@@ -1254,6 +1259,12 @@ impl Backend for CudaBackend {
         let out = self.alloc(rows, real.dtype())?;
         let outs = [(expr.clone(), real.dtype())];
         let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], real)?;
+        if !pieces::one_kernel(&fused.sig, 1) {
+            drop(fused);
+            let values = self.map(expr, inputs, shape, dtype)?;
+            let axes: Vec<usize> = (split..shape.len()).collect();
+            return self.reduce(&values, &axes, op);
+        }
         let mut meta = fused.meta;
         meta.push(r as i64);
         let warp = r <= codegen::WARP_ROW_MAX;
@@ -1302,6 +1313,12 @@ impl Backend for CudaBackend {
         let out = self.alloc(n, storage)?;
         let outs = [(expr.clone(), storage)];
         let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], Real::of(storage))?;
+        // Two more words, and a stride per strided input.
+        if !pieces::one_kernel(&fused.sig, 2 + inputs.len()) {
+            drop(fused);
+            let values = self.map(expr, inputs, shape, dtype)?;
+            return self.normalize(&values, axis, func);
+        }
         let mut meta = fused.meta;
         meta.extend([len as i64, inner as i64]);
         // Each strided input's step along the normalised axis.
