@@ -36,13 +36,11 @@ from pathlib import Path
 STRINGLY = ("harvested from Soufflé's minmax test with its numbers turned into strings: the "
             "rules compare `number` attributes (from `succ`) with the string \"6\", a type "
             "error in Soufflé and in tl's front end (TL0039)")
-NEGATIVE = "not supported by tl yet: negative numbers (`1-2-3` is -4), error TL0032"
 EXCEPTIONS: dict[str, str] = {
     "souffle_minmax_minimum": STRINGLY,
     "souffle_minmax_maximum": STRINGLY,
     "strict_only_souffle_minmax_minimum": STRINGLY,
     "strict_only_souffle_minmax_maximum": STRINGLY,
-    "subtraction_chains_are_left_associative": NEGATIVE,
 }
 
 # Dialect notes, applied when a case is turned into a Soufflé program:

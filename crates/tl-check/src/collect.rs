@@ -27,6 +27,15 @@ pub enum Source {
     Param(Init, Span),
 }
 
+/// A constant in a rule, resolved to an element once the domains are known.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleConst {
+    /// A symbol.
+    Symbol(String),
+    /// A number (element `number - origin` of an integer domain).
+    Int(i64),
+}
+
 /// A fact's argument before domains are settled.
 #[derive(Clone, Debug)]
 pub enum FactArg {
@@ -81,8 +90,9 @@ pub struct Checker<'a> {
     pub uf: Unifier,
     /// Errors so far (checking goes on after an error to report several).
     pub errors: Vec<CheckError>,
-    /// Symbols written in rules, by the id a `Term::Symbol` holds: the name and its axis node.
-    pub symbol_refs: Vec<(String, Node)>,
+    /// Constants written in rules, by the id a `Term::Symbol` holds: the constant and its axis
+    /// node (its element is known once the domains are).
+    pub symbol_refs: Vec<(RuleConst, Node)>,
     /// Safetensors files already read, by path, so a model's many `#name` reads load it once.
     pub safetensors: data::SafetensorsCache,
     /// The axis nodes of placed axes ([`crate::place`]), known once every rank is.
@@ -210,17 +220,18 @@ impl<'a> Checker<'a> {
                     .iter()
                     .map(|a| match a {
                         ast::IndexArg::Symbol { name, .. } => Ok(FactArg::Symbol(name.clone())),
-                        // Element numbers are 32-bit: the largest is 2^32 - 2.
+                        // Element numbers are 32-bit: the numbers run from -2^31 to 2^32 - 2.
                         ast::IndexArg::Expr(ast::IndexExpr::Int(v, span))
-                            if *v < 0 || *v >= i64::from(u32::MAX) =>
+                            if *v < i64::from(i32::MIN) || *v >= i64::from(u32::MAX) =>
                         {
                             Err(CheckError::Misplaced {
                                 what: format!(
-                                    "the fact argument {v} is not an element number (0 to {})",
+                                    "the fact argument {v} is outside the numbers a relation holds ({} to {})",
+                                    i32::MIN,
                                     u32::MAX - 1
                                 ),
                                 hint:
-                                    "integer arguments index an axis; use a symbol for other values"
+                                    "integer arguments are 32-bit; use a symbol for other values"
                                         .into(),
                                 span: *span,
                             })
@@ -238,7 +249,7 @@ impl<'a> Checker<'a> {
                 for ((arg, syntax), &axis) in args.iter().zip(&atom.args).zip(&axes) {
                     match arg {
                         FactArg::Symbol(s) => self.uf.add_symbol(axis, s, syntax.span())?,
-                        FactArg::Int(v) => self.uf.add_integer(axis, *v, syntax.span()),
+                        FactArg::Int(v) => self.uf.add_number(axis, *v, syntax.span()),
                     }
                 }
                 self.drafts[id].facts.push((args, stmt.span));
@@ -345,9 +356,10 @@ impl<'a> Checker<'a> {
         Ok(())
     }
 
-    /// Records a symbol written in a rule and returns the id a `Term::Symbol` refers to it by.
-    pub fn symbol_ref(&mut self, name: &str, axis: Node) -> u32 {
-        self.symbol_refs.push((name.to_string(), axis));
+    /// Records a constant written in a rule and returns the id a `Term::Symbol` refers to it
+    /// by.
+    pub fn symbol_ref(&mut self, constant: RuleConst, axis: Node) -> u32 {
+        self.symbol_refs.push((constant, axis));
         (self.symbol_refs.len() - 1) as u32
     }
 
@@ -425,11 +437,23 @@ impl<'a> Checker<'a> {
         for (position, (column, &axis)) in columns.iter().zip(axes).enumerate() {
             match column {
                 tl_io::CsvColumn::Ints(values) => {
-                    let Some(&max) = values.iter().max() else {
+                    let (Some(&min), Some(&max)) = (values.iter().min(), values.iter().max())
+                    else {
                         continue;
                     };
-                    // Element numbers are 32-bit: the largest is 2^32 - 2.
-                    if max >= u64::from(u32::MAX) {
+                    // Element numbers are 32-bit: the numbers run from -2^31 to 2^32 - 2.
+                    if min < i64::from(i32::MIN) {
+                        return Err(CheckError::Data {
+                            message: format!(
+                                "`{tensor}` has the integer {min} in column {}, below the smallest number a relation holds, {}",
+                                position + 1,
+                                i32::MIN
+                            ),
+                            hint: Some("integer columns index axes; renumber the values, or quote them so they read as symbols".into()),
+                            span,
+                        });
+                    }
+                    if max >= i64::from(u32::MAX) {
                         return Err(CheckError::Data {
                             message: format!(
                                 "`{tensor}` has the integer {max} in column {}, past the largest element number, {}",
@@ -440,7 +464,8 @@ impl<'a> Checker<'a> {
                             span,
                         });
                     }
-                    self.uf.add_integer(axis, max as i64, span);
+                    self.uf.add_number(axis, max, span);
+                    self.uf.add_number(axis, min, span);
                 }
                 tl_io::CsvColumn::Symbols { names, .. } => {
                     for name in names {

@@ -61,6 +61,11 @@ impl Checker<'_> {
                 let dom = &domains.list[d];
                 args.push(match arg {
                     IndexArg::Expr(ast::IndexExpr::Var(v)) => QueryArg::Var(v.name.clone()),
+                    // In a domain whose numbers start below 0, a number it lacks matches no
+                    // row, as a symbol does.
+                    IndexArg::Expr(ast::IndexExpr::Int(c, _)) if dom.origin != 0 => {
+                        QueryArg::Const(dom.element_of_int(*c).map(|p| p as i64))
+                    }
                     IndexArg::Expr(ast::IndexExpr::Int(c, s)) => {
                         if dom.is_symbolic() || *c < 0 || *c as usize >= dom.extent {
                             return Err(CheckError::OutOfRange {

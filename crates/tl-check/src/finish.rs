@@ -1,7 +1,7 @@
 //! Pass 3: settle every extent (direct uses first, then arithmetic and slice hints, then integer
 //! constants), turn union-find classes into domains, and assemble the checked tensors.
 
-use crate::collect::{source_span, Checker, FactArg, Source};
+use crate::collect::{source_span, Checker, FactArg, RuleConst, Source};
 use crate::error::CheckError;
 use crate::place::PlaceHint;
 use crate::program::{
@@ -12,6 +12,7 @@ use crate::resolve::{Hint, Pending};
 use crate::statements::Resolved;
 use crate::unify::Node;
 use std::collections::HashMap;
+use tl_syntax::ast::BinOp;
 
 /// Domains by union-find class, built once every class is settled.
 pub struct Domains {
@@ -191,7 +192,12 @@ impl Checker<'_> {
             };
             out.by_root.insert(root, out.list.len());
             let symbols = self.uf.ordered_symbols(root);
-            out.list.push(Domain::new(name, extent, symbols));
+            let origin = match info.lowest {
+                Some((low, _)) if info.from_numbers => low,
+                _ => 0,
+            };
+            out.list
+                .push(Domain::new(name, extent, symbols).with_origin(origin));
         }
         out
     }
@@ -225,6 +231,7 @@ impl SymbolFixer<'_> {
             Expr::Access(a) => {
                 for (k, ix) in a.indices.iter_mut().enumerate() {
                     self.index(ck, ix);
+                    self.numbered(ck, a.tensor, k, ix);
                     self.plain(ck, a.tensor, k, ix, vars);
                 }
             }
@@ -234,7 +241,35 @@ impl SymbolFixer<'_> {
                 self.expr(ck, a, vars);
                 self.expr(ck, b, vars);
             }
-            Expr::Number(_) | Expr::IndexValue(_) => {}
+            // An index used as a number is its element's number.
+            Expr::IndexValue(v) => {
+                let origin = vars
+                    .get(*v)
+                    .map_or(0, |i| self.domains.list[i.domain].origin);
+                if origin != 0 {
+                    *e = Expr::Binary(
+                        BinOp::Add,
+                        Box::new(Expr::IndexValue(*v)),
+                        Box::new(Expr::Number(origin as f64)),
+                    );
+                }
+            }
+            Expr::Number(_) => {}
+        }
+    }
+
+    /// An integer constant on an axis whose numbers start below 0 names the element of that
+    /// number (`Temp[Oslo, -5]`).
+    fn numbered(&self, ck: &mut Checker, tensor: usize, k: usize, ix: &mut Index) {
+        let Index::Const(c) = ix else {
+            return;
+        };
+        let Some(&axis) = ck.drafts.get(tensor).and_then(|d| d.axes.get(k)) else {
+            return;
+        };
+        let domain = &self.domains.list[self.domains.of(ck, axis)];
+        if domain.origin != 0 {
+            *c = domain.element_of_int(*c).map_or(-1, |p| p as i64);
         }
     }
 
@@ -255,13 +290,13 @@ impl SymbolFixer<'_> {
 
     fn term(&self, ck: &mut Checker, t: &mut Term) {
         if let Term::Symbol(k) = *t {
-            let (name, node) = ck.symbol_refs[k as usize].clone();
-            let d = self.domains.of(ck, node);
-            *t = Term::Const(
-                self.domains.list[d]
-                    .index_of(&name)
-                    .map_or(u32::MAX, |p| p as u32),
-            );
+            let (constant, node) = ck.symbol_refs[k as usize].clone();
+            let domain = &self.domains.list[self.domains.of(ck, node)];
+            let element = match constant {
+                RuleConst::Symbol(name) => domain.index_of(&name),
+                RuleConst::Int(v) => domain.element_of_int(v),
+            };
+            *t = Term::Const(element.map_or(u32::MAX, |p| p as u32));
         }
     }
 
@@ -282,6 +317,7 @@ impl SymbolFixer<'_> {
         }
         for (k, ix) in p.item.lhs_indices.iter_mut().enumerate() {
             self.index(ck, ix);
+            self.numbered(ck, p.item.lhs, k, ix);
             self.plain(ck, p.item.lhs, k, ix, &vars);
         }
         self.expr(ck, &mut p.item.rhs, &vars);
@@ -325,13 +361,7 @@ impl SymbolFixer<'_> {
                 match column {
                     tl_io::CsvColumn::Ints(values) => values
                         .iter()
-                        .map(|&v| {
-                            if domain.is_symbolic() {
-                                domain.index_of(&v.to_string()).map(|p| p as u32)
-                            } else {
-                                u32::try_from(v).ok()
-                            }
-                        })
+                        .map(|&v| domain.element_of_int(v).map(|p| p as u32))
                         .collect(),
                     tl_io::CsvColumn::Symbols { ids, names } => {
                         let of_name: Vec<Option<u32>> = names
@@ -372,7 +402,9 @@ impl SymbolFixer<'_> {
                     .zip(&axes)
                     .map(|(a, &dom)| match a {
                         FactArg::Symbol(s) => self.domains.list[dom].index_of(s).map(|p| p as u32),
-                        FactArg::Int(v) => u32::try_from(*v).ok(),
+                        FactArg::Int(v) => {
+                            self.domains.list[dom].element_of_int(*v).map(|p| p as u32)
+                        }
                     })
                     .collect();
                 facts.extend(tuple);

@@ -34,6 +34,9 @@ pub struct Domain {
     pub extent: usize,
     /// For a symbolic domain, the symbol of each element in order; empty for integer domains.
     pub symbols: Vec<String>,
+    /// For an integer domain, the value of element 0: 0, or the smallest (negative) number
+    /// a relation holds (`Temp(Oslo, -5)`), so that element `k` is the number `origin + k`.
+    pub origin: i64,
     lookup: HashMap<String, usize>,
 }
 
@@ -49,7 +52,36 @@ impl Domain {
             name,
             extent,
             symbols,
+            origin: 0,
             lookup,
+        }
+    }
+
+    /// The domain with its element 0 standing for the number `origin`.
+    pub fn with_origin(mut self, origin: i64) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// The element standing for an integer, if the domain has it.
+    pub fn element_of_int(&self, value: i64) -> Option<usize> {
+        if self.is_symbolic() {
+            return self.index_of(&value.to_string());
+        }
+        let k = usize::try_from(value.checked_sub(self.origin)?).ok()?;
+        (k < self.extent).then_some(k)
+    }
+
+    /// The number an element of an integer domain stands for.
+    pub fn int_of(&self, element: u32) -> i64 {
+        self.origin.saturating_add(i64::from(element))
+    }
+
+    /// An element as it prints: its symbol, or its number.
+    pub fn label(&self, element: u32) -> String {
+        match self.symbols.get(element as usize) {
+            Some(s) => s.clone(),
+            None => self.int_of(element).to_string(),
         }
     }
 

@@ -2,7 +2,7 @@
 //! writing a variable directly in an axis joins its domain with the axis's (union-find), and
 //! arithmetic, slices and bare tensors leave hints for sizes settled later.
 
-use crate::collect::Checker;
+use crate::collect::{Checker, RuleConst};
 use crate::error::CheckError;
 use crate::program::{Access, BodyAtom, Comparison, Expr, Func, Index, IndexExpr, Term, VarInfo};
 use crate::unify::Node;
@@ -383,15 +383,28 @@ impl Checker<'_> {
                 Ok(Term::Var(v))
             }
             IndexArg::Expr(ast::IndexExpr::Int(c, span)) => {
-                let c = u32::try_from(*c).map_err(|_| CheckError::Misplaced {
-                    what: format!("{c} cannot index an axis"),
-                    span: *span,
-                    hint: "indices run from 0 upwards".into(),
-                })?;
-                if let Some(axis) = axis {
-                    self.uf.add_integer(axis, i64::from(c), *span);
+                if !(i64::from(i32::MIN)..i64::from(u32::MAX)).contains(c) {
+                    return Err(CheckError::Misplaced {
+                        what: format!("{c} is outside the numbers a relation holds"),
+                        span: *span,
+                        hint: format!("numbers run from {} to {}", i32::MIN, u32::MAX - 1),
+                    });
                 }
-                Ok(Term::Const(c))
+                match axis {
+                    // Its element is known once the domain's origin is.
+                    Some(axis) => {
+                        self.uf.add_number(axis, *c, *span);
+                        Ok(Term::Symbol(self.symbol_ref(RuleConst::Int(*c), axis)))
+                    }
+                    None => {
+                        let c = u32::try_from(*c).map_err(|_| CheckError::Misplaced {
+                            what: format!("{c} cannot be compared without a variable"),
+                            span: *span,
+                            hint: "compare a variable with a number: `x < -1`".into(),
+                        })?;
+                        Ok(Term::Const(c))
+                    }
+                }
             }
             IndexArg::Symbol { name, span } => {
                 let axis = axis.ok_or_else(|| CheckError::Misplaced {
@@ -400,7 +413,9 @@ impl Checker<'_> {
                     hint: "e.g. `x != Bob`".into(),
                 })?;
                 self.uf.add_symbol(axis, name, *span)?;
-                Ok(Term::Symbol(self.symbol_ref(name, axis)))
+                Ok(Term::Symbol(
+                    self.symbol_ref(RuleConst::Symbol(name.clone()), axis),
+                ))
             }
             IndexArg::Virtual { span, .. } => Err(CheckError::VirtualMisplaced {
                 what: "rules have no steps".into(),

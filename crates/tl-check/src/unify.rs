@@ -25,6 +25,11 @@ pub struct ClassInfo {
     pub closed: Option<(String, Span)>,
     /// One past the largest integer constant seen, and where.
     pub min_extent: Option<(usize, Span)>,
+    /// The smallest negative number a relation holds in this class, and where: the domain's
+    /// element 0 then stands for it.
+    pub lowest: Option<(i64, Span)>,
+    /// Whether `extent` was settled from the numbers seen, `lowest` included.
+    pub from_numbers: bool,
     /// A human description (`axis 1 of Parent`, `index j`), for messages.
     pub what: String,
     /// A name for the domain (declared name or `Tensor.axis`).
@@ -123,6 +128,19 @@ impl Unifier {
         }
     }
 
+    /// Records a number a relation holds (a fact, a CSV row, a rule's constant): negative
+    /// ones move the domain's origin below 0.
+    pub fn add_number(&mut self, n: Node, value: i64, span: Span) {
+        self.add_integer(n, value, span);
+        if value < 0 {
+            let r = self.find(n);
+            let info = &mut self.info[r];
+            if info.lowest.is_none_or(|(m, _)| value < m) {
+                info.lowest = Some((value, span));
+            }
+        }
+    }
+
     /// Declares a node's class to be exactly the given symbols (a `domain` declaration).
     pub fn close(&mut self, n: Node, name: &str, symbols: &[String], span: Span) {
         let r = self.find(n);
@@ -202,6 +220,11 @@ impl Unifier {
                 info.min_extent = Some((m, span));
             }
         }
+        if let Some((m, span)) = other.lowest {
+            if info.lowest.is_none_or(|(mine, _)| m < mine) {
+                info.lowest = Some((m, span));
+            }
+        }
         if info.name.is_empty()
             || (info.name.contains('.') && !other.name.contains('.') && !other.name.is_empty())
         {
@@ -267,6 +290,14 @@ impl Unifier {
             return Ok(Some(count));
         }
         if let Some((e, _)) = info.extent {
+            if let (Some((low, span)), false) = (info.lowest, info.from_numbers) {
+                return Err(CheckError::OutOfRange {
+                    value: low,
+                    what: what(),
+                    extent: e,
+                    span,
+                });
+            }
             if let Some((m, span)) = info.min_extent {
                 if m > e {
                     return Err(CheckError::OutOfRange {
@@ -279,9 +310,29 @@ impl Unifier {
             }
             return Ok(Some(e));
         }
-        let min_extent = info.min_extent;
+        let (min_extent, lowest) = (info.min_extent, info.lowest);
         if use_constants {
             if let Some((m, span)) = min_extent {
+                // Negative numbers put element 0 at the lowest: the extent runs from it.
+                let (m, span) = match lowest {
+                    Some((low, at)) => {
+                        let count = (m as i128) - i128::from(low);
+                        if count > i128::from(u32::MAX) {
+                            return Err(CheckError::Data {
+                                message: format!(
+                                    "the numbers of {} run from {low} to {}, more than 2^32 - 1 elements",
+                                    what(),
+                                    m - 1
+                                ),
+                                hint: Some("numbers index elements of 32-bit domains; use a narrower range".into()),
+                                span: at,
+                            });
+                        }
+                        self.info[r].from_numbers = true;
+                        (count as usize, span)
+                    }
+                    None => (m, span),
+                };
                 self.info[r].extent = Some((m, span));
                 return Ok(Some(m));
             }

@@ -66,7 +66,7 @@ pub fn program(data: &[u8]) -> String {
 
 fn constant(c: &mut Choices, t: char) -> String {
     if t == 'n' {
-        c.below(6).to_string()
+        (c.below(8) as i64 - 2).to_string()
     } else {
         format!("\"{}\"", ["a", "b", "c"][c.below(3)])
     }
@@ -110,7 +110,7 @@ impl Bound {
 fn number(c: &mut Choices, b: &Bound, depth: usize) -> String {
     match c.below(if depth > 1 { 2 } else { 4 }) {
         0 => b.pick(c, 'n'),
-        1 => c.below(5).to_string(),
+        1 => (c.below(7) as i64 - 2).to_string(),
         _ => {
             let op = ["+", "+", "-", "*", "/", "%"][c.below(6)];
             format!(

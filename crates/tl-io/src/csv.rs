@@ -54,7 +54,7 @@ pub struct CsvColumns {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CsvColumn {
     /// Every field is a non-negative integer: the values, one per row.
-    Ints(Vec<u64>),
+    Ints(Vec<i64>),
     /// Symbols: each row's symbol number, and the symbols in order of first appearance.
     Symbols {
         /// One symbol number per row.
@@ -68,7 +68,7 @@ impl CsvColumn {
     /// The field of row `i` as text.
     pub fn text(&self, i: usize) -> Option<String> {
         match self {
-            CsvColumn::Ints(v) => v.get(i).map(u64::to_string),
+            CsvColumn::Ints(v) => v.get(i).map(i64::to_string),
             CsvColumn::Symbols { ids, names } => {
                 ids.get(i).and_then(|&k| names.get(k as usize)).cloned()
             }
@@ -78,7 +78,7 @@ impl CsvColumn {
 
 /// One column being read.
 enum Building {
-    Ints(Vec<u64>),
+    Ints(Vec<i64>),
     Symbols {
         ids: Vec<u32>,
         names: Vec<String>,
@@ -155,7 +155,7 @@ fn read_columns(
                 Cow::Borrowed(text)
             };
             match column {
-                Building::Ints(values) => match text.parse::<u64>() {
+                Building::Ints(values) => match text.parse::<i64>() {
                     Ok(v) => values.push(v),
                     _ => return Ok(Err(c)),
                 },

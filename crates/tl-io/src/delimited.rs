@@ -91,7 +91,7 @@ pub fn write_delimited_relation(
 
 /// One column being read.
 enum Column {
-    Ints(Vec<u64>),
+    Ints(Vec<i64>),
     Symbols {
         ids: Vec<u32>,
         names: Vec<String>,
@@ -110,9 +110,11 @@ impl Column {
         match self {
             Column::Ints(values) => {
                 let value = field
-                    .parse::<u32>()
-                    .map_err(|_| bad(format!("`{field}` is not a non-negative 32-bit integer")))?;
-                values.push(u64::from(value));
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|v| (i64::from(i32::MIN)..i64::from(u32::MAX)).contains(v))
+                    .ok_or_else(|| bad(format!("`{field}` is not a 32-bit integer")))?;
+                values.push(value);
             }
             Column::Symbols { ids, names, lookup } => {
                 let id = match lookup.get(field) {
@@ -165,7 +167,7 @@ mod tests {
     fn bad_fields_and_ragged_lines_name_the_line() {
         let e = read("1\t2\n3\n", &[true, true]).unwrap_err();
         assert!(matches!(e, IoError::Ragged { line: 2, .. }), "{e}");
-        let e = read("1\n-4\n", &[true]).unwrap_err();
+        let e = read("1\n-2147483649\n", &[true]).unwrap_err();
         assert!(
             matches!(
                 e,

@@ -385,7 +385,7 @@ impl Engine<'_> {
                             let cell = dom
                                 .symbols
                                 .get(x as usize)
-                                .map_or(Cell::Int(i64::from(x)), |s| Cell::Symbol(s.clone()));
+                                .map_or(Cell::Int(dom.int_of(x)), |s| Cell::Symbol(s.clone()));
                             acc.push((v.clone(), cell));
                         }
                         acc
@@ -423,9 +423,17 @@ impl Engine<'_> {
         let mut labels: Vec<Option<Vec<String>>> = Vec::new();
         let mut slices = 0;
         let axes = &self.program.tensors[tensor].axes;
-        // The names of an axis's elements `from..from + n`, when its domain is symbolic.
+        // The names of an axis's elements `from..from + n`, when its domain is symbolic or
+        // its numbers start below 0.
         let names = |k: usize, from: usize, n: usize| {
             let dom = &self.program.domains[*axes.get(k)?];
+            if dom.origin != 0 {
+                return Some(
+                    (from..from + n)
+                        .map(|p| dom.label(u32::try_from(p).unwrap_or(u32::MAX)))
+                        .collect(),
+                );
+            }
             dom.is_symbolic()
                 .then(|| dom.symbols.iter().skip(from).take(n).cloned().collect())
         };

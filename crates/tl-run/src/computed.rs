@@ -157,7 +157,7 @@ fn derive(
                         "computed here",
                     )
                     .with_help(
-                        "`tl` stores Soufflé numbers as integers from 0 to 2^32 - 2",
+                        "`tl` stores Soufflé numbers as integers from -2^31 to 2^32 - 2",
                     )])
                 }
             }
@@ -190,7 +190,7 @@ fn rows(
                     let domain = &checked.domains[d];
                     match domain.symbols.get(e as usize) {
                         Some(s) if domain.is_symbolic() => Value::Sym(s.clone()),
-                        _ => Value::Num(i64::from(e)),
+                        _ => Value::Num(domain.int_of(e)),
                     }
                 })
                 .collect()

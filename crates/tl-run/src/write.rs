@@ -111,6 +111,7 @@ impl Engine<'_> {
                     .zip(axes)
                     .map(|(&x, &d)| match domains[d].symbols.get(x as usize) {
                         Some(s) => (0, s.clone()),
+                        // Elements are in the order of their numbers.
                         None => (x, String::new()),
                     })
                     .collect()
@@ -123,13 +124,7 @@ impl Engine<'_> {
                 tuple
                     .iter()
                     .zip(axes)
-                    .map(|(&x, &d)| {
-                        domains[d]
-                            .symbols
-                            .get(x as usize)
-                            .cloned()
-                            .unwrap_or_else(|| x.to_string())
-                    })
+                    .map(|(&x, &d)| domains[d].label(x))
                     .collect()
             })
             .collect())

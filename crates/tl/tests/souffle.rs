@@ -129,7 +129,7 @@ fn nullary_relations_are_true_or_false() {
 fn a_bad_facts_file_is_a_diagnostic_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("n.facts"), "1\n-2\n").unwrap();
+    std::fs::write(d.join("n.facts"), "1\n2.5\n").unwrap();
     std::fs::write(d.join("p.dl"), ".decl n(x: number)\n.input n\n.output n\n").unwrap();
     let out = tl(d, &["p.dl", "-D", "-"]);
     assert!(!out.status.success());

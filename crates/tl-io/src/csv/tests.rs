@@ -151,9 +151,15 @@ fn integer_columns_stay_numbers_and_others_keep_their_text() {
             names: vec!["007".into(), "x".into(), "5".into()],
         }
     );
+    // Negative numbers are integers too; a sign alone is not.
     let (_dir2, p2) = file("neg.csv", "-1\n2\n");
+    assert_eq!(
+        read_csv_relation(&p2).unwrap().columns[0],
+        CsvColumn::Ints(vec![-1, 2])
+    );
+    let (_dir3, p3) = file("sign.csv", "-\n2\n");
     assert!(matches!(
-        &read_csv_relation(&p2).unwrap().columns[0],
+        &read_csv_relation(&p3).unwrap().columns[0],
         CsvColumn::Symbols { .. }
     ));
 }

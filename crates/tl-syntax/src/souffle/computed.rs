@@ -99,6 +99,9 @@ pub struct ComputeError {
 /// Largest number `tl` stores: numbers index axes of at most 2^32 − 1 elements.
 pub const MAX_NUMBER: i64 = u32::MAX as i64 - 1;
 
+/// Smallest number `tl` stores: Soufflé's `number` is a signed 32-bit integer.
+pub const MIN_NUMBER: i64 = i32::MIN as i64;
+
 impl ComputedRule {
     /// The head tuple for one tuple of the hidden relation, or `None` when a comparison fails
     /// (or a `min`/`max` has an empty group); `groups` holds the aggregates' tuples.
@@ -174,10 +177,10 @@ impl ComputedRule {
                 span: t.span(),
             })?;
             if let Value::Num(n) = v {
-                if !(0..=MAX_NUMBER).contains(&n) {
+                if !(MIN_NUMBER..=MAX_NUMBER).contains(&n) {
                     return Err(ComputeError {
                         message: format!(
-                            "this rule computes the number {n}; `tl` stores numbers from 0 to {MAX_NUMBER}"
+                            "this rule computes the number {n}; `tl` stores numbers from {MIN_NUMBER} to {MAX_NUMBER}"
                         ),
                         span: t.span(),
                     });
@@ -377,7 +380,14 @@ mod tests {
         };
         let r = rule(vec![minus], vec![]);
         let e = r.apply(&[Value::Num(1), Value::Num(3)], &Groups::new());
-        assert!(matches!(e, Err(ComputeError { ref message, .. }) if message.contains("-2")));
+        assert_eq!(e, Ok(Some(vec![Value::Num(-2)])));
+        let e = r.apply(
+            &[Value::Num(-MAX_NUMBER), Value::Num(MAX_NUMBER)],
+            &Groups::new(),
+        );
+        assert!(
+            matches!(e, Err(ComputeError { ref message, .. }) if message.contains("-8589934588"))
+        );
         let div = Term::Arith {
             op: '/',
             lhs: Box::new(v("a")),

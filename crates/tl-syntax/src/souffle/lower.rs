@@ -19,7 +19,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::arith::computes_number;
-use super::computed::ComputedRule;
+use super::computed::{ComputedRule, MAX_NUMBER, MIN_NUMBER};
 use super::error::SouffleError;
 use super::parser::{Body, Item, SAtom, Term};
 use super::types::{check_type, term_base};
@@ -461,12 +461,12 @@ impl Lowering<'_> {
                 span: agg.span,
             }),
             Term::Int(..) | Term::Arith { .. } => match fold(t) {
-                Some(n) if (0..=i64::from(u32::MAX - 1)).contains(&n) => {
+                Some(n) if (MIN_NUMBER..=MAX_NUMBER).contains(&n) => {
                     Ok(IndexArg::Expr(IndexExpr::Int(n, t.span())))
                 }
                 Some(n) => Err(SouffleError::Unsupported {
                     construct: format!("the number {n}"),
-                    hint: "`tl` stores numbers as non-negative 32-bit integers".into(),
+                    hint: format!("`tl` stores numbers from {MIN_NUMBER} to {MAX_NUMBER}"),
                     span: t.span(),
                 }),
                 None => Err(SouffleError::Unsupported {

@@ -6,9 +6,8 @@
 //! facts, rules with `:-`, `,`, `;`, `!`, comparisons and arithmetic on numbers (rules that
 //! compute numbers are split off as [`computed`] rules), `//` and `/* */` comments. Soufflé
 //! variables are any names, so `X` and `x` alike become index variables, and strings become
-//! symbols. Everything else Soufflé has — components, ADTs, records, functors, aggregates,
-//! negative numbers, subsumption, `.plan`, floats, preprocessor lines — is error `TL0032`,
-//! which names the construct.
+//! symbols. Everything else Soufflé has — components, ADTs, records, functors, subsumption,
+//! `.plan`, floats, preprocessor lines — is error `TL0032`, which names the construct.
 //!
 //! [`lexer`] splits the text, [`parser`] (with `terms`) builds a small tree of Soufflé's own,
 //! and [`lower`] (with `types` and `io`) turns that into statements.

@@ -170,7 +170,7 @@ fn unsupported_constructs_name_themselves() {
         ".decl r(x: number)\nr(n) :- r(m), n = mean x : { r(x) }.",
         ".decl r(x: number)\nr(n) :- r(m), n = count : { r(1) ; r(2) }.",
         ".decl r(x: number)\nr(count : { r(_) }) :- r(1).",
-        ".decl r(x: number)\nr(-1).",
+        ".decl r(x: number)\nr(-2147483649).",
         ".decl r(x: number)\nr(@f(1)).",
         ".decl r(x: number)\nr(x) <= r(y) :- r(x), r(y).",
         ".decl r(x: float)",
