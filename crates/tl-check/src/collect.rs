@@ -88,6 +88,9 @@ pub struct Checker<'a> {
     pub domain_nodes: HashMap<String, Node>,
     /// The union-find.
     pub uf: Unifier,
+    /// Tensors whose data is given from outside ([`crate::inputs`]): their data statements
+    /// are skipped.
+    pub given: HashSet<String>,
     /// Errors so far (checking goes on after an error to report several).
     pub errors: Vec<CheckError>,
     /// Constants written in rules, by the id a `Term::Symbol` holds: the constant and its axis
@@ -124,6 +127,7 @@ impl<'a> Checker<'a> {
             uf: Unifier::default(),
             errors: Vec::new(),
             symbol_refs: Vec::new(),
+            given: HashSet::new(),
             safetensors: data::SafetensorsCache::default(),
             placed_nodes: HashSet::new(),
             sized_by: HashMap::new(),
@@ -187,7 +191,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn set_source(&mut self, id: usize, source: Source, span: Span) {
+    pub(crate) fn set_source(&mut self, id: usize, source: Source, span: Span) {
         if let Some(first) = source_span(&self.drafts[id].source) {
             self.errors.push(CheckError::Redefined {
                 tensor: self.drafts[id].name.clone(),
@@ -416,7 +420,7 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn fix_shape(&mut self, id: usize, shape: &[usize], span: Span) -> Result<(), CheckError> {
+    pub(crate) fn fix_shape(&mut self, id: usize, shape: &[usize], span: Span) -> Result<(), CheckError> {
         for (k, &n) in shape.iter().enumerate() {
             if let Some(&node) = self.drafts[id].axes.get(k) {
                 self.uf.set_extent(node, n, span)?;
@@ -478,6 +482,9 @@ impl<'a> Checker<'a> {
     }
 
     fn data(&mut self, def: &ast::DataDef) -> Result<(), CheckError> {
+        if self.given.contains(&def.lhs.name.name) {
+            return Ok(());
+        }
         let id = self.tensor(&def.lhs.name.name, def.lhs.name.span);
         let span = def.lhs.span.to(def.source.span());
         if let Some(ix) = def

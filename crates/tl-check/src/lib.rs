@@ -12,6 +12,7 @@ mod commands;
 pub mod data;
 pub mod error;
 mod finish;
+pub mod inputs;
 pub mod integer;
 pub mod learn;
 pub mod lint;
@@ -26,6 +27,7 @@ mod virtual_index;
 pub mod weighted;
 
 pub use error::CheckError;
+pub use inputs::{Input, Inputs};
 pub use loops::{Loop, LoopTensor, StepEquation};
 pub use program::*;
 
@@ -39,7 +41,17 @@ pub fn check(
     program: &ast::Program,
     sources: &SourceMap,
 ) -> Result<CheckedProgram, Vec<CheckError>> {
+    check_with(program, sources, &Inputs::default())
+}
+
+/// [`check`], with the data of some tensors given from outside the program ([`inputs`]).
+pub fn check_with(
+    program: &ast::Program,
+    sources: &SourceMap,
+    inputs: &Inputs,
+) -> Result<CheckedProgram, Vec<CheckError>> {
     let mut ck = Checker::new(sources);
+    ck.apply_inputs(inputs);
     ck.collect(program);
     let rewritten = weighted::rewrite(program, &ck.weighted);
     let program = rewritten.as_ref().unwrap_or(program);

@@ -1,16 +1,15 @@
 //! `tl`: run, check and explore Tensor Logic programs.
 
 mod bench;
-mod device;
-mod pipeline;
 mod profile;
 mod relay;
 mod repl;
-mod report;
 mod signals;
 mod souffle;
 mod train_ui;
 mod workers;
+
+use tensorlogic::{device, pipeline, report};
 
 use clap::{Args, Parser, Subcommand};
 use std::io::{IsTerminal, Write};

@@ -53,14 +53,26 @@ pub struct Compiled {
 /// [`compile`], choosing when the demand rewrite applies.
 pub fn compile_with(
     program: &ast::Program,
+    diags: Vec<Diagnostic>,
+    sources: &tl_syntax::SourceMap,
+    goal_directed: GoalDirected,
+) -> Result<Compiled, Vec<Diagnostic>> {
+    compile_given(program, diags, sources, goal_directed, &tl_check::Inputs::default())
+}
+
+/// [`compile_with`], with the data of some tensors given from outside the program (a
+/// Python caller's arrays and tuples, [`tl_check::inputs`]).
+pub fn compile_given(
+    program: &ast::Program,
     mut diags: Vec<Diagnostic>,
     sources: &tl_syntax::SourceMap,
     goal_directed: GoalDirected,
+    inputs: &tl_check::Inputs,
 ) -> Result<Compiled, Vec<Diagnostic>> {
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Err(diags);
     }
-    let mut checked = match tl_check::check(program, sources) {
+    let mut checked = match tl_check::check_with(program, sources, inputs) {
         Ok(c) => c,
         Err(errors) => {
             diags.extend(errors.iter().map(ToDiagnostic::to_diagnostic));

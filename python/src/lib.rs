@@ -1,0 +1,361 @@
+//! The native half of the `tensorlogic` Python package: a [`Session`] holds a program's text,
+//! the data given from Python and what training learned, and compiles and runs them with the
+//! same pipeline as `tl run`. Answers cross into Python as the JSON lines `tl run --json`
+//! prints, and errors as the diagnostic's code, message, place and rendering; the Python half
+//! (`tensorlogic/__init__.py`) turns both into NumPy arrays, rows and exceptions.
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use std::path::PathBuf;
+use tensorlogic::{device, pipeline, report};
+use tl_backend::{DType, HostData, HostTensor};
+use tl_check::{Input, Inputs};
+use tl_run::observe::{StepInfo, TrainObserver};
+use tl_run::{Engine, RunOptions};
+use tl_syntax::ast::{Program, StmtKind};
+use tl_syntax::{Diagnostic, SourceMap, ToDiagnostic};
+
+create_exception!(
+    _native,
+    RawError,
+    PyException,
+    "A diagnostic: (code, message, line, column, rendered)."
+);
+
+/// A program with its inputs and learned values, compiled anew for each request.
+#[pyclass]
+struct Session {
+    text: String,
+    name: String,
+    dir: PathBuf,
+    device: device::DeviceChoice,
+    dtype: DType,
+    seed: u64,
+    inputs: Inputs,
+    learned: Vec<(String, HostTensor)>,
+}
+
+/// Which statements a request keeps: the program's commands (a run), or none of them and
+/// other statements instead (a query, a `minimize` asked for from Python).
+enum Commands<'a> {
+    Program,
+    Instead(&'a str),
+}
+
+/// The diagnostics as a Python exception: the first error's code, message, line and column,
+/// and all of them rendered.
+fn raise(diags: &[Diagnostic], sources: &SourceMap) -> PyErr {
+    let rendered: String = diags
+        .iter()
+        .map(|d| report::render_to_string(d, sources))
+        .collect();
+    let first = diags
+        .iter()
+        .find(|d| d.severity == tl_syntax::Severity::Error)
+        .or(diags.first());
+    let (code, message) = first.map_or(("TL0000", String::new()), |d| (d.code, d.message.clone()));
+    let (line, column) = first
+        .and_then(|d| d.span)
+        .filter(|s| (s.file.0 as usize) < sources.files().len())
+        .map_or((0, 0), |s| sources.line_col(s.file, s.start));
+    RawError::new_err((code, message, line, column, rendered))
+}
+
+/// Hands each finished training step to a Python callable `(step, total, loss, lr)`; the
+/// first exception it raises is kept and raised when the run ends.
+struct PyObserver<'py> {
+    py: Python<'py>,
+    callback: Option<&'py Bound<'py, PyAny>>,
+    error: Option<PyErr>,
+}
+
+impl TrainObserver for PyObserver<'_> {
+    fn step(&mut self, info: &StepInfo) {
+        let (Some(f), None) = (self.callback, &self.error) else {
+            return;
+        };
+        if let Err(e) = f.call1((info.step, info.total, info.loss, info.lr)) {
+            self.error = Some(e);
+        }
+        let _ = self.py;
+    }
+}
+
+fn parse_dtype(name: &str) -> PyResult<DType> {
+    Ok(match name {
+        "f32" | "float32" => DType::F32,
+        "f64" | "float64" => DType::F64,
+        "f16" | "float16" => DType::F16,
+        "bf16" | "bfloat16" => DType::BF16,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown dtype `{other}`: use f32, f64, f16 or bf16"
+            )))
+        }
+    })
+}
+
+fn parse_device(name: &str) -> PyResult<device::DeviceChoice> {
+    Ok(match name {
+        "auto" => device::DeviceChoice::Auto,
+        "cpu" => device::DeviceChoice::Cpu,
+        "cuda" => device::DeviceChoice::Cuda,
+        other => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown device `{other}`: use auto, cpu or cuda"
+            )))
+        }
+    })
+}
+
+impl Session {
+    /// The program's statements (without its commands when `commands` is a query, which is
+    /// added), parsed.
+    fn parse(
+        &self,
+        commands: &Commands<'_>,
+        sources: &mut SourceMap,
+    ) -> (Program, Vec<Diagnostic>) {
+        let (mut program, mut diags) =
+            tl_syntax::load_source(&self.name, &self.text, sources, &self.dir);
+        if let Commands::Instead(text) = commands {
+            program.stmts.retain(|s| {
+                !matches!(
+                    s.kind,
+                    StmtKind::Query(_) | StmtKind::Minimize(_) | StmtKind::Write(_)
+                )
+            });
+            let (extra, d) = tl_syntax::load_source("<python>", text, sources, &self.dir);
+            program.stmts.extend(extra.stmts);
+            diags.extend(d);
+        }
+        (program, diags)
+    }
+
+    /// Compiles and runs the request, returning its answers as JSON lines.
+    fn execute(
+        &mut self,
+        py: Python<'_>,
+        commands: Commands<'_>,
+        on_step: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<String>> {
+        let mut sources = SourceMap::new();
+        let (program, diags) = self.parse(&commands, &mut sources);
+        let compiled = pipeline::compile_given(
+            &program,
+            diags,
+            &sources,
+            pipeline::GoalDirected::Auto,
+            &self.inputs,
+        )
+        .map_err(|d| raise(&d, &sources))?;
+        let backend = device::open(self.device).map_err(|d| raise(&[*d], &sources))?;
+        let plan = pipeline::for_backend(&compiled.checked, compiled.plan, backend.as_ref())
+            .map_err(|d| raise(&d, &sources))?;
+        let options = RunOptions {
+            dtype: self.dtype,
+            seed: self.seed,
+            ..RunOptions::default()
+        };
+        let run_error = |e: tl_run::RunError| raise(&[e.to_diagnostic()], &sources);
+        let mut engine =
+            Engine::new(&compiled.checked, &plan, backend.as_ref(), options).map_err(run_error)?;
+        engine
+            .set_learned_values(&self.learned)
+            .map_err(run_error)?;
+        let mut answers = Vec::new();
+        let mut observer = PyObserver {
+            py,
+            callback: on_step,
+            error: None,
+        };
+        let result = engine.run(&mut |a| answers.push(a.to_json()), &mut observer);
+        // What was learned, also up to an error, stays learned.
+        if let Ok(values) = engine.learned_values() {
+            self.learned = values;
+        }
+        if let Some(e) = observer.error {
+            return Err(e);
+        }
+        result.map_err(run_error)?;
+        Ok(answers)
+    }
+}
+
+#[pymethods]
+impl Session {
+    /// A session for a program's text; `name` names it in diagnostics and `dir` is where its
+    /// relative file paths start. Parses the program at once; it is checked when it first
+    /// runs (its data may still be given from Python), or by [`Session::check`].
+    #[new]
+    #[pyo3(signature = (text, name, dir, device="cpu", dtype="f32", seed=0))]
+    fn new(
+        text: String,
+        name: String,
+        dir: String,
+        device: &str,
+        dtype: &str,
+        seed: u64,
+    ) -> PyResult<Self> {
+        let s = Session {
+            text,
+            name,
+            dir: PathBuf::from(dir),
+            device: parse_device(device)?,
+            dtype: parse_dtype(dtype)?,
+            seed,
+            inputs: Inputs::default(),
+            learned: Vec::new(),
+        };
+        let mut sources = SourceMap::new();
+        let (_, diags) = s.parse(&Commands::Program, &mut sources);
+        if diags
+            .iter()
+            .any(|d| d.severity == tl_syntax::Severity::Error)
+        {
+            return Err(raise(&diags, &sources));
+        }
+        Ok(s)
+    }
+
+    /// Parses and checks the program with its inputs (no evaluation).
+    fn check(&self) -> PyResult<()> {
+        let mut sources = SourceMap::new();
+        let (program, diags) = self.parse(&Commands::Program, &mut sources);
+        pipeline::compile_given(
+            &program,
+            diags,
+            &sources,
+            pipeline::GoalDirected::Auto,
+            &self.inputs,
+        )
+        .map(|_| ())
+        .map_err(|d| raise(&d, &sources))
+    }
+
+    /// Runs the program's commands; each answer as a JSON line. `on_step(step, total, loss,
+    /// lr)` is called after every training step.
+    #[pyo3(signature = (on_step=None))]
+    fn run(&mut self, py: Python<'_>, on_step: Option<Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
+        self.execute(py, Commands::Program, on_step.as_ref())
+    }
+
+    /// Runs `commands` (queries, `minimize`) over the program's definitions instead of its
+    /// own commands; each answer as a JSON line.
+    #[pyo3(signature = (commands, on_step=None))]
+    fn run_instead(
+        &mut self,
+        py: Python<'_>,
+        commands: String,
+        on_step: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<String>> {
+        self.execute(py, Commands::Instead(&commands), on_step.as_ref())
+    }
+
+    /// Gives tensor `name` the row-major values in `data` (raw bytes of `dtype`), of `shape`,
+    /// in place of its data statement.
+    fn set_array(
+        &mut self,
+        name: &str,
+        shape: Vec<usize>,
+        data: &[u8],
+        dtype: &str,
+    ) -> PyResult<()> {
+        let bad = |m: String| pyo3::exceptions::PyValueError::new_err(m);
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &e| a.checked_mul(e))
+            .ok_or_else(|| bad("the shape is too large".into()))?;
+        let words = |size: usize| -> PyResult<()> {
+            if n.checked_mul(size) == Some(data.len()) {
+                Ok(())
+            } else {
+                Err(bad(format!(
+                    "{} bytes do not hold {n} values of {dtype}",
+                    data.len()
+                )))
+            }
+        };
+        let host = match dtype {
+            "f32" => {
+                words(4)?;
+                HostData::F32(
+                    data.chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect(),
+                )
+            }
+            "f64" => {
+                words(8)?;
+                HostData::F64(
+                    data.chunks_exact(8)
+                        .map(|b| f64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or([0; 8])))
+                        .collect(),
+                )
+            }
+            other => {
+                return Err(bad(format!(
+                    "arrays of {other} are not read: pass float32 or float64"
+                )))
+            }
+        };
+        self.inputs
+            .set(name, Input::Tensor(HostTensor { shape, data: host }));
+        Ok(())
+    }
+
+    /// Gives relation `name` these tuples, column by column: each column either integers or
+    /// symbols.
+    fn set_rows(
+        &mut self,
+        name: &str,
+        rows: usize,
+        ints: Vec<Option<Vec<i64>>>,
+        symbols: Vec<Option<Vec<String>>>,
+    ) -> PyResult<()> {
+        let mut columns = Vec::new();
+        for (i, s) in ints.into_iter().zip(symbols) {
+            columns.push(match (i, s) {
+                (Some(v), _) => tl_io::CsvColumn::Ints(v),
+                (None, Some(names)) => {
+                    let mut distinct: Vec<String> = Vec::new();
+                    let mut lookup = std::collections::HashMap::new();
+                    let ids = names
+                        .into_iter()
+                        .map(|n| {
+                            *lookup.entry(n.clone()).or_insert_with(|| {
+                                distinct.push(n);
+                                (distinct.len() - 1) as u32
+                            })
+                        })
+                        .collect();
+                    tl_io::CsvColumn::Symbols {
+                        ids,
+                        names: distinct,
+                    }
+                }
+                (None, None) => tl_io::CsvColumn::Ints(Vec::new()),
+            });
+        }
+        self.inputs
+            .set(name, Input::Rows(tl_io::CsvColumns { rows, columns }));
+        Ok(())
+    }
+
+    /// The learned values so far: `(name, shape, row-major values)` each.
+    fn parameters(&self) -> Vec<(String, Vec<usize>, Vec<f64>)> {
+        self.learned
+            .iter()
+            .map(|(n, t)| (n.clone(), t.shape.clone(), t.data.to_f64()))
+            .collect()
+    }
+}
+
+/// The module `tensorlogic._native`.
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Session>()?;
+    m.add("RawError", m.py().get_type::<RawError>())?;
+    Ok(())
+}

@@ -1,0 +1,240 @@
+"""Tensor Logic from Python.
+
+A :class:`Program` holds a Tensor Logic program (its text or a ``.tl`` file), the data
+given to it from Python, and what training learned. Rules, equations and training run in
+the same Rust engine as ``tl run``::
+
+    import numpy as np
+    import tensorlogic as tl
+
+    prog = tl.Program(source="Ancestor(x, y) <- Parent(x, y)\\n"
+                             "Ancestor(x, z) <- Ancestor(x, y), Parent(y, z)\\n")
+    prog["Parent"] = [("Alice", "Bob"), ("Bob", "Carol")]
+    prog.query("Ancestor(Alice, x)").rows      # [('Bob',), ('Carol',)]
+
+Values cross as NumPy arrays (dense tensors) and :class:`Relation` rows (relations).
+Errors are :class:`TLError` subclasses carrying the diagnostic's code, message, line and
+column, and its rendering with the source line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _native
+
+__all__ = [
+    "Program",
+    "Relation",
+    "TLError",
+    "ParseError",
+    "CheckError",
+    "PlanError",
+    "RunError",
+]
+
+
+class TLError(Exception):
+    """A diagnostic from the engine: ``code`` (``TL0101``), ``message``, ``line`` and
+    ``column`` (1-based; 0 where the error has no place in the text) and ``rendered`` (the
+    report ``tl`` prints, with the source line and a hint)."""
+
+    def __init__(self, code: str, message: str, line: int, column: int, rendered: str):
+        super().__init__(f"[{code}] {message}" + (f" (line {line}, column {column})" if line else ""))
+        self.code = code
+        self.message = message
+        self.line = line
+        self.column = column
+        self.rendered = rendered
+
+
+class ParseError(TLError):
+    """The text is not a program (codes ``TL00xx``)."""
+
+
+class CheckError(TLError):
+    """Names, shapes, domains or types do not fit (``TL01xx``)."""
+
+
+class PlanError(TLError):
+    """No evaluation order fits (``TL02xx``)."""
+
+
+class RunError(TLError):
+    """Evaluation or training failed (``TL03xx``)."""
+
+
+_BY_PREFIX = {"TL00": ParseError, "TL01": CheckError, "TL02": PlanError, "TL03": RunError}
+
+
+def _error(raw: BaseException) -> TLError:
+    code, message, line, column, rendered = raw.args
+    cls = _BY_PREFIX.get(code[:4], TLError)
+    return cls(code, message, line, column, rendered)
+
+
+class Relation:
+    """The rows of a relation query: ``vars`` names the columns, ``rows`` holds tuples of
+    Python values (``int`` or ``str``), sorted. A ground query (no variables) is true when it
+    has its one empty row; ``bool(relation)`` says whether any row matched."""
+
+    def __init__(self, query: str, vars: Sequence[str], rows: Iterable[Sequence[Any]]):
+        self.query = query
+        self.vars = list(vars)
+        self.rows = [tuple(r) for r in rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __bool__(self) -> bool:
+        return bool(self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Relation):
+            return self.vars == other.vars and self.rows == other.rows
+        if isinstance(other, (list, set, tuple)):
+            return set(self.rows) == {tuple(r) for r in other}
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Relation({self.query!r}, vars={self.vars}, rows={self.rows})"
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{_html(v)}</th>" for v in self.vars)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_html(x)}</td>" for x in r) + "</tr>" for r in self.rows[:200]
+        )
+        more = f"<p>… {len(self.rows) - 200} more rows</p>" if len(self.rows) > 200 else ""
+        return (f"<p><code>{_html(self.query)}</code>: {len(self.rows)} rows</p>"
+                f"<table><tr>{head}</tr>{body}</table>{more}")
+
+
+def _html(x: Any) -> str:
+    return str(x).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+_SPECIAL = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _answer(line: str) -> Union[np.ndarray, Relation]:
+    a = json.loads(line)
+    if "rows" in a:
+        return Relation(a["query"], a["vars"], a["rows"])
+    data = [_SPECIAL.get(x, x) if isinstance(x, str) else x for x in a["data"]]
+    return np.asarray(data, dtype=np.float64).reshape(a["shape"])
+
+
+def _array_bytes(value: np.ndarray) -> Tuple[List[int], bytes, str]:
+    if value.dtype == np.float64:
+        arr, kind = np.ascontiguousarray(value, dtype="<f8"), "f64"
+    else:
+        arr, kind = np.ascontiguousarray(value, dtype="<f4"), "f32"
+    return list(arr.shape), arr.tobytes(), kind
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> Tuple[List[Optional[List[int]]], List[Optional[List[str]]]]:
+    arity = len(rows[0]) if rows else 0
+    ints: List[Optional[List[int]]] = []
+    symbols: List[Optional[List[str]]] = []
+    for k in range(arity):
+        column = [r[k] for r in rows]
+        if all(isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in column):
+            ints.append([int(x) for x in column])
+            symbols.append(None)
+        else:
+            ints.append(None)
+            symbols.append([str(x) for x in column])
+    return ints, symbols
+
+
+class Program:
+    """A Tensor Logic program: from ``source`` (its text) or ``path`` (a ``.tl`` file),
+    run on ``device`` (``"cpu"``, ``"cuda"`` or ``"auto"``) in ``dtype`` (``"f32"``,
+    ``"f64"``, ``"f16"``, ``"bf16"``) with random ``seed``. The text is parsed at once (a
+    syntax error raises :class:`ParseError` here); it is checked when it first runs, since
+    its data may still be given from Python, or when :meth:`check` is called."""
+
+    def __init__(self, source: Optional[str] = None, path: Optional[Union[str, os.PathLike]] = None,
+                 device: str = "cpu", dtype: str = "f32", seed: int = 0):
+        if (source is None) == (path is None):
+            raise ValueError("give either source= or path=")
+        if path is not None:
+            path = os.fspath(path)
+            with open(path, encoding="utf-8") as f:
+                source = f.read()
+            name, folder = path, os.path.dirname(os.path.abspath(path))
+        else:
+            name, folder = "<source>", os.getcwd()
+        try:
+            self._session = _native.Session(source, name, folder, device, dtype, seed)
+        except _native.RawError as e:
+            raise _error(e) from None
+
+    def check(self) -> None:
+        """Checks the program with the data given so far (names, shapes, domains, types) and
+        plans it, raising the first :class:`TLError` found."""
+        try:
+            self._session.check()
+        except _native.RawError as e:
+            raise _error(e) from None
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        """Gives tensor ``name`` its data in place of the program's data statement: a float
+        (or bool) NumPy array, or anything ``np.asarray`` makes one of, is a dense tensor; an
+        integer array of shape ``(n, k)`` or a list of tuples is a relation of ``n`` tuples
+        (integers and strings as its elements)."""
+        try:
+            if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim == 2:
+                self._session.set_rows(name, value.shape[0], *_columns(value.tolist()))
+            elif isinstance(value, np.ndarray) or isinstance(value, (int, float)):
+                self._session.set_array(name, *_array_bytes(np.asarray(value)))
+            else:
+                rows = [tuple(r) if isinstance(r, (tuple, list)) else (r,) for r in value]
+                if rows and isinstance(rows[0][0], float):
+                    self._session.set_array(name, *_array_bytes(np.asarray(value, dtype=np.float32)))
+                else:
+                    self._session.set_rows(name, len(rows), *_columns(rows))
+        except _native.RawError as e:
+            raise _error(e) from None
+
+    def __getitem__(self, name: str) -> Union[np.ndarray, Relation]:
+        """The value of tensor ``name`` (after evaluating what it depends on): a NumPy array,
+        or a :class:`Relation` for a relation."""
+        return self.query(name)
+
+    def query(self, query: str) -> Union[np.ndarray, Relation]:
+        """Answers one query over the program's definitions (its own commands do not run):
+        ``"Ancestor(Alice, x)"``, ``"W"``, ``"Y[0, i]"``."""
+        return self._instead(query.strip().rstrip("?") + "?\n")[-1]
+
+    def run(self, on_step: Optional[Callable[[int, int, float, float], Any]] = None) -> List[Union[np.ndarray, Relation]]:
+        """Runs the program's commands (queries, ``minimize``) in order and returns the
+        answers; ``on_step(step, total, loss, lr)`` is called after every training step."""
+        try:
+            return [_answer(line) for line in self._session.run(on_step)]
+        except _native.RawError as e:
+            raise _error(e) from None
+
+    def minimize(self, loss: str, optimizer: str = "adam(lr=0.01)", steps: int = 100,
+                 on_step: Optional[Callable[[int, int, float, float], Any]] = None) -> None:
+        """Trains the parameters ``loss`` depends on, as ``minimize LOSS with OPTIMIZER for
+        STEPS steps`` would; later queries and runs see the trained values."""
+        self._instead(f"minimize {loss} with {optimizer} for {int(steps)} steps\n", on_step)
+
+    def parameters(self) -> dict:
+        """The learned tensors (after training), by name, as NumPy arrays."""
+        return {n: np.asarray(v, dtype=np.float64).reshape(s) for n, s, v in self._session.parameters()}
+
+    def _instead(self, commands: str, on_step=None) -> list:
+        try:
+            return [_answer(line) for line in self._session.run_instead(commands, on_step)]
+        except _native.RawError as e:
+            raise _error(e) from None
