@@ -420,7 +420,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    pub(crate) fn fix_shape(&mut self, id: usize, shape: &[usize], span: Span) -> Result<(), CheckError> {
+    pub(crate) fn fix_shape(
+        &mut self,
+        id: usize,
+        shape: &[usize],
+        span: Span,
+    ) -> Result<(), CheckError> {
         for (k, &n) in shape.iter().enumerate() {
             if let Some(&node) = self.drafts[id].axes.get(k) {
                 self.uf.set_extent(node, n, span)?;

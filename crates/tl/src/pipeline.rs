@@ -57,7 +57,13 @@ pub fn compile_with(
     sources: &tl_syntax::SourceMap,
     goal_directed: GoalDirected,
 ) -> Result<Compiled, Vec<Diagnostic>> {
-    compile_given(program, diags, sources, goal_directed, &tl_check::Inputs::default())
+    compile_given(
+        program,
+        diags,
+        sources,
+        goal_directed,
+        &tl_check::Inputs::default(),
+    )
 }
 
 /// [`compile_with`], with the data of some tensors given from outside the program (a
