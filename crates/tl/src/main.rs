@@ -1,6 +1,7 @@
 //! `tl`: run, check and explore Tensor Logic programs.
 
 mod bench;
+mod lsp;
 mod profile;
 mod relay;
 mod repl;
@@ -121,6 +122,9 @@ enum Cmd {
     },
     /// An interactive session: type statements and queries.
     Repl,
+    /// A language server on standard input and output, for editors: diagnostics as you type,
+    /// hover, go to definition.
+    Lsp,
 }
 
 /// How `tl run` reports and saves training (`minimize`).
@@ -559,5 +563,6 @@ fn main() -> ExitCode {
             profile,
         }),
         Cmd::Repl => repl::main(),
+        Cmd::Lsp => lsp::main(),
     }
 }
