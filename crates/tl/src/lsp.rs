@@ -139,10 +139,7 @@ fn publish(uri: &str, docs: &mut HashMap<String, Document>) -> Notification {
                 diags
             }
         };
-        diagnostics = found
-            .iter()
-            .map(|d| lsp_diagnostic(d, &doc.text, &sources))
-            .collect();
+        diagnostics = found.iter().map(|d| lsp_diagnostic(d, &doc.text)).collect();
     }
     Notification::new(
         "textDocument/publishDiagnostics".into(),
@@ -151,8 +148,8 @@ fn publish(uri: &str, docs: &mut HashMap<String, Document>) -> Notification {
 }
 
 /// A diagnostic in LSP's form; one without a place in this document sits at its start.
-fn lsp_diagnostic(d: &Diagnostic, text: &str, sources: &SourceMap) -> Value {
-    let in_doc = |s: &Span| s.file.0 == 0 && sources.files().len() > 0;
+fn lsp_diagnostic(d: &Diagnostic, text: &str) -> Value {
+    let in_doc = |s: &Span| s.file.0 == 0;
     let range = match d.span.filter(in_doc) {
         Some(s) => range(text, s.start as usize, s.end as usize),
         None => range(text, 0, 0),
