@@ -233,6 +233,16 @@ class Program:
         """The learned tensors (after training), by name, as NumPy arrays."""
         return {n: np.asarray(v, dtype=np.float64).reshape(s) for n, s, v in self._session.parameters()}
 
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the learned tensors to a ``.safetensors`` file (written atomically), by
+        their names, as ``"PATH" = W, B`` in the program would; PyTorch reads it with
+        ``safetensors.torch.load_file``."""
+        names = list(self.parameters())
+        if not names:
+            raise ValueError("no learned tensors yet: run or train the program first")
+        path = os.path.abspath(os.fspath(path)).replace("\\", "\\\\").replace('"', '\\"')
+        self._instead(f'"{path}" = {", ".join(names)}\n')
+
     def _instead(self, commands: str, on_step=None) -> list:
         try:
             return [_answer(line) for line in self._session.run_instead(commands, on_step)]

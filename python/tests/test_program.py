@@ -158,3 +158,23 @@ def test_the_readme_examples_print_what_they_say(readme, tmp_path, capsys, monke
     exec(compile(code, readme, "exec"), {})
     printed = [line.strip() for line in capsys.readouterr().out.splitlines()]
     assert printed == shown
+
+
+def test_saved_parameters_read_back_as_safetensors(tmp_path):
+    import json
+    import struct
+
+    prog = tl.Program(source="param W[2, 3] ~ normal(0, 1)\nLoss = (W[i, j] - 1)^2\n", dtype="f64")
+    prog.minimize("Loss", "sgd(lr=0.1)", 5)
+    prog.save(tmp_path / "w.safetensors")
+    raw = (tmp_path / "w.safetensors").read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    entry = header["W"]
+    assert entry["shape"] == [2, 3]
+    start, end = entry["data_offsets"]
+    kind = {"F64": "<f8", "F32": "<f4"}[entry["dtype"]]
+    w = np.frombuffer(raw[8 + n + start:8 + n + end], dtype=kind).reshape(2, 3)
+    np.testing.assert_allclose(w, prog.parameters()["W"], rtol=1e-6)
+    with pytest.raises(ValueError):
+        tl.Program(source="X = [1]\n").save(tmp_path / "none.safetensors")
