@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::process::Command;
-
 /// One recurrent step written out per time step (no virtual index), sequences of 5 bits.
 fn unrolled(optimizer: &str) -> String {
     let mut p = String::from(
@@ -33,21 +31,8 @@ fn answers(text: &str, device: &str) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().expect("a scratch folder");
     let prog = dir.path().join("p.tl");
     std::fs::write(&prog, text).expect("written");
-    let out = Command::new(common::tl_bin())
-        .args(["run", "--json", "--dtype", "f64", "--device", device])
-        .arg(&prog)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("tl runs");
-    assert!(
-        out.status.success(),
-        "{device}: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("JSON lines"))
-        .collect()
+    let prog = prog.to_string_lossy().into_owned();
+    common::tl_json(&["run", "--json", "--dtype", "f64", "--device", device, &prog])
 }
 
 /// Asserts that the device's answers equal the CPU's within 1e-9 (relative, or absolute

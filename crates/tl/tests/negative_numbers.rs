@@ -5,7 +5,6 @@ mod common;
 
 use common::Rng;
 use std::collections::BTreeSet;
-use std::process::Command;
 
 /// The rows of the JSON answer named `query`, each as numbers.
 fn rows(answers: &[serde_json::Value], query: &str) -> BTreeSet<Vec<i64>> {
@@ -85,18 +84,9 @@ fn csv_rows_with_negative_numbers_are_integers() {
         "Temp(c, t) = \"t.csv\"\nCold(c) <- Temp(c, t), t < 0\nCold(c)?\nTemp(c, -5)?\nN[t] = Temp(c, t) t\nS = N[t]\nS?\n",
     )
     .expect("written");
-    let out = Command::new(common::tl_bin())
-        .args(["run", "--json", "--device", &common::device()])
-        .arg(&prog)
-        .output()
-        .expect("tl runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<&str> = text.lines().collect();
+    let prog = prog.to_string_lossy().into_owned();
+    let answers = common::tl_json(&["run", "--json", "--device", &common::device(), &prog]);
+    let lines: Vec<String> = answers.iter().map(|a| a.to_string()).collect();
     assert_eq!(
         lines,
         [
@@ -123,23 +113,11 @@ fn souffle_arithmetic_computes_negative_numbers() {
             ".decl v(x: number)\n.input v\n.decl d(x: number, y: number, z: number)\n.output d\nd(x, y, z) :- v(x), v(y), z = x - y - 3.\n.decl low(m: number)\n.output low\nlow(m) :- v(_), m = min x : { v(x) }.\n",
         )
         .expect("written");
-        let out = Command::new(common::tl_bin())
-            .args(["run", "--json", "--device", &common::device()])
-            .arg(&prog)
-            .args(["-F"])
-            .arg(dir.path())
-            .args(["-D", "-"])
-            .output()
-            .expect("tl runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let answers: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("JSON"))
-            .collect();
+        let (prog, facts) = (prog.to_string_lossy(), dir.path().to_string_lossy());
+        let device = common::device();
+        let answers = common::tl_json(&[
+            "run", "--json", "--device", &device, &prog, "-F", &facts, "-D", "-",
+        ]);
         let set: BTreeSet<i64> = xs.iter().copied().collect();
         let d: BTreeSet<Vec<i64>> = set
             .iter()

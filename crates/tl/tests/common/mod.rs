@@ -87,3 +87,25 @@ impl Rng {
         self.0
     }
 }
+
+/// Runs `tl` with `args` (e.g. `run --json FILE`), which must succeed, and returns one JSON
+/// value per line of its standard output.
+pub fn tl_json<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<serde_json::Value> {
+    let out = Command::new(tl_bin())
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tl: {e}"));
+    assert!(
+        out.status.success(),
+        "tl {:?}: {}",
+        args.iter()
+            .map(|a| a.as_ref().to_string_lossy().into_owned())
+            .collect::<Vec<_>>(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON {l}: {e}")))
+        .collect()
+}
