@@ -52,6 +52,9 @@ pub enum Unavailable {
     /// The driver library (`libcuda.so`) is not installed.
     #[error("no CUDA driver library (libcuda.so) could be loaded")]
     NoDriver,
+    /// Linux shows no NVIDIA driver (no `/dev/nvidiactl`, `/dev/dxg` or `/proc/driver/nvidia`).
+    #[error("no NVIDIA driver is loaded (no /dev/nvidiactl, /dev/dxg or /proc/driver/nvidia)")]
+    NoKernelDriver,
     /// The runtime compiler library is not installed.
     #[error("the CUDA runtime compiler (libnvrtc.so) could not be loaded")]
     NoNvrtc,
@@ -198,6 +201,20 @@ impl std::fmt::Debug for CudaBackend {
     }
 }
 
+/// Whether an NVIDIA driver may be loaded: on Linux its kernel module shows as
+/// `/dev/nvidiactl` (or `/dev/dxg` under WSL) and `/proc/driver/nvidia`; elsewhere, assumed.
+fn kernel_driver_may_exist() -> bool {
+    !cfg!(target_os = "linux")
+        || [
+            "/dev/nvidiactl",
+            "/dev/nvidia0",
+            "/dev/dxg",
+            "/proc/driver/nvidia",
+        ]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists())
+}
+
 /// Locks a mutex, recovering from poisoning (the guarded maps stay consistent).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -269,6 +286,11 @@ impl CudaBackend {
     pub fn open() -> std::result::Result<CudaBackend, Unavailable> {
         if disabled() {
             return Err(Unavailable::Disabled);
+        }
+        // Searching the library path for libcuda takes most of a millisecond; a machine whose
+        // kernel shows no NVIDIA driver has no usable GPU, so `--device auto` need not search.
+        if !kernel_driver_may_exist() {
+            return Err(Unavailable::NoKernelDriver);
         }
         // SAFETY: each probe only tries to open the shared library and closes it again.
         if !unsafe { dsys::is_culib_present() } {
