@@ -140,8 +140,16 @@ def _array_bytes(value: np.ndarray) -> Tuple[List[int], bytes, str]:
     return list(arr.shape), arr.tobytes(), kind
 
 
-def _columns(rows: Sequence[Sequence[Any]]) -> Tuple[List[Optional[List[int]]], List[Optional[List[str]]]]:
-    arity = len(rows[0]) if rows else 0
+def _columns(rows: Sequence[Sequence[Any]], arity: Optional[int] = None) -> Tuple[List[Optional[List[int]]], List[Optional[List[str]]]]:
+    if arity is None:
+        if not rows:
+            raise ValueError("an empty list does not say the relation's arity: pass "
+                             "np.empty((0, k), dtype=np.int64) for an empty relation of k columns")
+        arity = len(rows[0])
+    for r in rows:
+        if len(r) != arity:
+            raise ValueError(f"every tuple of a relation has the same length: {tuple(r)!r} "
+                             f"has {len(r)}, the first has {arity}")
     ints: List[Optional[List[int]]] = []
     symbols: List[Optional[List[str]]] = []
     for k in range(arity):
@@ -193,7 +201,7 @@ class Program:
         (integers and strings as its elements)."""
         try:
             if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim == 2:
-                self._session.set_rows(name, value.shape[0], *_columns(value.tolist()))
+                self._session.set_rows(name, value.shape[0], *_columns(value.tolist(), value.shape[1]))
             elif isinstance(value, np.ndarray) or isinstance(value, (int, float)):
                 self._session.set_array(name, *_array_bytes(np.asarray(value)))
             else:

@@ -178,3 +178,17 @@ def test_saved_parameters_read_back_as_safetensors(tmp_path):
     np.testing.assert_allclose(w, prog.parameters()["W"], rtol=1e-6)
     with pytest.raises(ValueError):
         tl.Program(source="X = [1]\n").save(tmp_path / "none.safetensors")
+
+
+def test_relations_of_unclear_shape_are_clear_errors():
+    prog = tl.Program(source="R(x) <- E(x, y)\nN = R(x)\n")
+    with pytest.raises(ValueError, match="arity"):
+        prog["E"] = []
+    with pytest.raises(ValueError, match="same length"):
+        prog["E"] = [(1, 2), (3,)]
+    # An empty relation of two columns is accepted; with nothing else sizing its domains, the
+    # checker says so when the program runs.
+    prog["E"] = np.empty((0, 2), dtype=np.int64)
+    with pytest.raises(tl.CheckError) as e:
+        prog["R"]
+    assert e.value.code == "TL0107"
