@@ -62,8 +62,9 @@ fn raise(diags: &[Diagnostic], sources: &SourceMap) -> PyErr {
     RawError::new_err((code, message, line, column, rendered))
 }
 
-/// Hands each finished training step to a Python callable `(step, total, loss, lr)`; the
-/// first exception it raises is kept and raised when the run ends.
+/// Hands each finished training step to a Python callable `(step, total, loss, lr)` and
+/// looks for a pending Ctrl-C: the first exception (the callable's, or `KeyboardInterrupt`)
+/// stops training after that step and is raised when the run ends.
 struct PyObserver<'py> {
     py: Python<'py>,
     callback: Option<&'py Bound<'py, PyAny>>,
@@ -72,13 +73,19 @@ struct PyObserver<'py> {
 
 impl TrainObserver for PyObserver<'_> {
     fn step(&mut self, info: &StepInfo) {
-        let (Some(f), None) = (self.callback, &self.error) else {
+        if self.error.is_some() {
             return;
-        };
-        if let Err(e) = f.call1((info.step, info.total, info.loss, info.lr)) {
-            self.error = Some(e);
         }
-        let _ = self.py;
+        let called = match self.callback {
+            Some(f) => f
+                .call1((info.step, info.total, info.loss, info.lr))
+                .map(drop),
+            None => Ok(()),
+        };
+        if let Err(e) = called.and_then(|()| self.py.check_signals()) {
+            self.error = Some(e);
+            tl_run::interrupt::request_stop();
+        }
     }
 }
 
@@ -282,7 +289,7 @@ impl Session {
                 words(4)?;
                 HostData::F32(
                     data.chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .map(|b| f32::from_le_bytes(<[u8; 4]>::try_from(b).unwrap_or([0; 4])))
                         .collect(),
                 )
             }

@@ -192,3 +192,19 @@ def test_relations_of_unclear_shape_are_clear_errors():
     with pytest.raises(tl.CheckError) as e:
         prog["R"]
     assert e.value.code == "TL0107"
+
+
+def test_an_exception_in_the_step_callback_stops_training_after_that_step():
+    prog = tl.Program(source="param W = 1\nLoss = (W - 3)^2\n", dtype="f64")
+    seen = []
+
+    def stop(step, total, loss, lr):
+        seen.append(step)
+        if step == 3:
+            raise RuntimeError("enough")
+
+    with pytest.raises(RuntimeError, match="enough"):
+        prog.minimize("Loss", "sgd(lr=0.1)", 50, on_step=stop)
+    assert seen == [1, 2, 3]
+    # Three steps of W ← W − 0.1·2(W − 3) from 1: 3 − 2·0.8³.
+    assert abs(float(prog.parameters()["W"]) - (3 - 2 * 0.8**3)) < 1e-12

@@ -250,7 +250,7 @@ fn solve(lits: &[Body], env: Env, db: &Db, outside: &[String]) -> Result<Vec<Env
                         let b = value(rhs, &env, db, outside)?;
                         match (a, b) {
                             (Some(a), Some(b)) => {
-                                if !holds(*op, &a, &b) {
+                                if !op.holds(&a, &b) {
                                     continue 'env;
                                 }
                             }
@@ -382,15 +382,4 @@ fn eval(t: &Term, env: &[(String, V)]) -> Result<Option<V>, &'static str> {
         }
         _ => return Err("a term the reference does not evaluate here"),
     })
-}
-
-fn holds(op: CompareOp, a: &V, b: &V) -> bool {
-    match op {
-        CompareOp::Eq => a == b,
-        CompareOp::Ne => a != b,
-        CompareOp::Lt => a < b,
-        CompareOp::Le => a <= b,
-        CompareOp::Gt => a > b,
-        CompareOp::Ge => a >= b,
-    }
 }

@@ -126,6 +126,20 @@ pub enum CompareOp {
     Ge,
 }
 
+impl CompareOp {
+    /// Whether `a op b` holds, for any ordered values (numbers by value, symbols by text).
+    pub fn holds<T: PartialOrd + ?Sized>(self, a: &T, b: &T) -> bool {
+        match self {
+            CompareOp::Eq => a == b,
+            CompareOp::Ne => a != b,
+            CompareOp::Lt => a < b,
+            CompareOp::Le => a <= b,
+            CompareOp::Gt => a > b,
+            CompareOp::Ge => a >= b,
+        }
+    }
+}
+
 /// How an equation projects the indices its left-hand side drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Projection {

@@ -97,17 +97,13 @@ fn changed(n: &Notification, docs: &mut HashMap<String, Document>) -> Option<Str
 fn path_of(uri: &str) -> PathBuf {
     let raw = uri.strip_prefix("file://").unwrap_or(uri);
     let bytes = raw.as_bytes();
+    let hex = |k: usize| bytes.get(k).and_then(|&b| (b as char).to_digit(16));
     let mut out = Vec::with_capacity(bytes.len());
     let mut k = 0;
     while k < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            bytes[k],
-            bytes.get(k + 1).copied(),
-            bytes.get(k + 2).copied(),
-        ) {
-            (b'%', Some(a), Some(b)) if hex(a).is_some() && hex(b).is_some() => {
-                out.push((hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0)) as u8);
+        match (bytes[k], hex(k + 1), hex(k + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
                 k += 3;
             }
             (b, ..) => {
@@ -306,4 +302,40 @@ fn describe(p: &CheckedProgram, t: usize) -> String {
         s.push_str(&format!("\n\ndomains: {}", domains.join(", ")));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_decode_to_paths() {
+        assert_eq!(
+            path_of("file:///tmp/a%20b/p.tl"),
+            PathBuf::from("/tmp/a b/p.tl")
+        );
+        assert_eq!(
+            path_of("file:///tmp/%E2%82%AC.tl"),
+            PathBuf::from("/tmp/€.tl")
+        );
+        // A stray `%` stays as it is.
+        assert_eq!(
+            path_of("file:///tmp/100%.tl"),
+            PathBuf::from("/tmp/100%.tl")
+        );
+    }
+
+    #[test]
+    fn positions_count_utf16_units_and_round_trip() {
+        let text = "X = 1\n# é𝄞\nY = 2\n";
+        let at = text.find('Y').unwrap_or(0);
+        assert_eq!(position(text, at), json!({"line": 2, "character": 0}));
+        let after = text.find("\nY").unwrap_or(0);
+        // `# é𝄞` is 2 + 1 + 2 UTF-16 units.
+        assert_eq!(position(text, after), json!({"line": 1, "character": 5}));
+        assert_eq!(offset(text, 2, 0), at);
+        assert_eq!(offset(text, 1, 5), after);
+        assert_eq!(offset(text, 9, 0), text.len());
+        assert_eq!(word_at(text, at), Some("Y"));
+    }
 }

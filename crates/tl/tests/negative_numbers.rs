@@ -135,3 +135,27 @@ fn a_negative_number_on_an_axis_of_fixed_size_is_an_error() {
     assert!(!ok);
     assert!(err.contains("TL01"), "{err}");
 }
+
+#[test]
+fn the_dumped_plan_names_negative_constants_by_their_numbers() {
+    let dir = tempfile::tempdir().expect("a scratch folder");
+    let prog = dir.path().join("p.tl");
+    std::fs::write(
+        &prog,
+        "E(-3, 1)\nE(1, 2)\nE(2, -3)\nReach(x, y) <- E(x, y)\nReach(x, z) <- Reach(x, y), E(y, z)\nR(y) <- Reach(-3, y)\nR(y)?\n",
+    )
+    .expect("written");
+    let out = std::process::Command::new(common::tl_bin())
+        .args(["check", "--dump-plan", "--goal-directed", "always"])
+        .arg(&prog)
+        .output()
+        .expect("tl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("magic.Reach.bf(-3)"), "{text}");
+    assert!(text.contains("R(y) <- Reach.bf(-3, y)"), "{text}");
+}

@@ -12,9 +12,7 @@ fn constant(p: &CheckedProgram, tensor: TensorId, axis: usize, c: u32) -> String
         .get(tensor)
         .and_then(|t| t.axes.get(axis))
         .and_then(|&d| p.domains.get(d))
-        .and_then(|d| d.symbols.get(c as usize))
-        .cloned()
-        .unwrap_or_else(|| c.to_string())
+        .map_or_else(|| c.to_string(), |d| d.label(c))
 }
 
 fn term(p: &CheckedProgram, rule: &Rule, tensor: TensorId, axis: usize, t: &Term) -> String {

@@ -148,7 +148,7 @@ impl ComputedRule {
                 let (a, b) = (eval(lhs, &env)?, eval(rhs, &env)?);
                 match (a, b) {
                     (Some(a), Some(b)) => {
-                        if !holds(*op, &a, &b) {
+                        if !op.holds(&a, &b) {
                             return Ok(None);
                         }
                     }
@@ -212,7 +212,7 @@ impl AggregateRule {
             );
             for (op, lhs, rhs) in &self.filters {
                 match (eval(lhs, &local)?, eval(rhs, &local)?) {
-                    (Some(a), Some(b)) if holds(*op, &a, &b) => {}
+                    (Some(a), Some(b)) if op.holds(&a, &b) => {}
                     (Some(_), Some(_)) => continue 'rows,
                     _ => {
                         return Err(ComputeError {
@@ -265,18 +265,6 @@ pub(super) fn arith(op: char, a: i64, b: i64) -> Option<i64> {
         '/' => a.checked_div(b),
         '%' => a.checked_rem(b),
         _ => None,
-    }
-}
-
-/// A comparison of two values: numbers by value, symbols by text.
-fn holds(op: CompareOp, a: &Value, b: &Value) -> bool {
-    match op {
-        CompareOp::Eq => a == b,
-        CompareOp::Ne => a != b,
-        CompareOp::Lt => a < b,
-        CompareOp::Le => a <= b,
-        CompareOp::Gt => a > b,
-        CompareOp::Ge => a >= b,
     }
 }
 
