@@ -701,6 +701,43 @@ fn contract_map_epilogues_match_cpu() -> R {
                         &format!("epilogue {e} {d} {m}x{k}x{n} transposed {b_transposed}"),
                     )?;
                 }
+                // Terms broadcast along the columns are no bias vector: a scalar (seen with
+                // size-1 axes, as a plan passes it) and a value per row.
+                let (s, cs) = pair(be, &mut rng, &[], d)?;
+                let (col, ccol) = pair(be, &mut rng, &[m], d)?;
+                let views = [
+                    (s.expanded_to_rank(&[], 2), cs.expanded_to_rank(&[], 2)),
+                    (
+                        col.expanded_to_rank(&[0], 2),
+                        ccol.expanded_to_rank(&[0], 2),
+                    ),
+                ];
+                for (v, (g, c)) in views.iter().enumerate() {
+                    let biased = [add(Input(0), Input(1)), exprs[2].clone(), exprs[7].clone()];
+                    for (e, expr) in biased.iter().enumerate() {
+                        let got =
+                            be.contract_map(&x, &[0, 1], &w, &lw, &[0, 2], expr, &[g, &res], d)?;
+                        let want = cpu.contract_map(
+                            &cx,
+                            &[0, 1],
+                            &cw,
+                            &lw,
+                            &[0, 2],
+                            expr,
+                            &[c, &cres],
+                            DType::F64,
+                        )?;
+                        close(
+                            be,
+                            &got,
+                            &want,
+                            tol(d).max(1e-5),
+                            &format!(
+                                "broadcast term {v}, epilogue {e} {d} {m}x{k}x{n} transposed {b_transposed}"
+                            ),
+                        )?;
+                    }
+                }
             }
         }
     }

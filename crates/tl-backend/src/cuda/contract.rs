@@ -270,26 +270,31 @@ fn epilogue_terms(expr: &MapExpr) -> Option<(bool, f64, Vec<usize>)> {
     Some((relu, scale, terms))
 }
 
-/// The address of a bias: a tensor of the result's rank that varies only along the last
-/// `cols` axes, row-major there. `None` when `t` is not one.
+/// The address of a bias: a tensor that varies only along the result's last `cols` axes,
+/// holding every element of them row-major (the epilogue reads a whole column vector, so a
+/// value broadcast along those axes, such as a scalar, is not one). `None` when `t` is not one.
 fn bias_address(
     be: &CudaBackend,
     t: &Tensor,
+    out_shape: &[usize],
     cols: usize,
     dtype: DType,
 ) -> Option<(Arc<dyn DeviceStorage>, u64)> {
     let rank = t.rank();
-    if t.dtype != dtype || cols > rank {
+    if t.dtype != dtype || cols > rank || cols > out_shape.len() {
         return None;
     }
     let l = &t.layout;
     let outer_broadcast = (0..rank - cols).all(|a| l.shape[a] == 1 || l.strides[a] == 0);
     let mut want = 1usize;
-    for a in (rank - cols..rank).rev() {
-        if l.shape[a] > 1 && l.strides[a] != want {
+    for (a, &extent) in (rank - cols..rank)
+        .zip(&out_shape[out_shape.len() - cols..])
+        .rev()
+    {
+        if l.shape[a] != extent || (extent > 1 && l.strides[a] != want) {
             return None;
         }
-        want *= l.shape[a];
+        want *= extent;
     }
     if !outer_broadcast {
         return None;
@@ -355,7 +360,7 @@ pub(super) fn contract_epilogue(
             && prep.product.epilogue.bias.is_none()
             && prep.product.nb == 1
         {
-            match bias_address(be, t, prep.cols, dtype) {
+            match bias_address(be, t, &pw.out_shape, prep.cols, dtype) {
                 Some((k, ptr)) => {
                     keep.push(k);
                     prep.product.epilogue.bias = Some(ptr);
