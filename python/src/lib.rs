@@ -4,13 +4,14 @@
 //! prints, and errors as the diagnostic's code, message, place and rendering; the Python half
 //! (`tensorlogic/__init__.py`) turns both into NumPy arrays, rows and exceptions.
 
+use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use std::path::PathBuf;
 use tensorlogic::{device, pipeline, report};
 use tl_backend::{DType, HostData, HostTensor};
-use tl_check::{Input, Inputs};
+use tl_check::{CheckedProgram, Input, Inputs};
 use tl_run::observe::{StepInfo, TrainObserver};
 use tl_run::{Engine, RunOptions};
 use tl_syntax::ast::{Program, StmtKind};
@@ -140,13 +141,16 @@ impl Session {
         (program, diags)
     }
 
-    /// Compiles and runs the request, returning its answers as JSON lines.
-    fn execute(
-        &mut self,
-        py: Python<'_>,
+    /// Compiles the program (its commands replaced as `commands` says) with `inputs` given,
+    /// starts an engine on the session's device with `learned` values for its parameters,
+    /// and hands it to `f`.
+    fn with_engine<R>(
+        &self,
         commands: Commands<'_>,
-        on_step: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Vec<String>> {
+        inputs: &Inputs,
+        learned: &[(String, HostTensor)],
+        f: impl FnOnce(&mut Engine<'_>, &CheckedProgram, &SourceMap) -> PyResult<R>,
+    ) -> PyResult<R> {
         let mut sources = SourceMap::new();
         let (program, diags) = self.parse(&commands, &mut sources);
         let compiled = pipeline::compile_given(
@@ -154,7 +158,7 @@ impl Session {
             diags,
             &sources,
             pipeline::GoalDirected::Auto,
-            &self.inputs,
+            inputs,
         )
         .map_err(|d| raise(&d, &sources))?;
         let backend = device::open(self.device).map_err(|d| raise(&[*d], &sources))?;
@@ -165,29 +169,102 @@ impl Session {
             seed: self.seed,
             ..RunOptions::default()
         };
-        let run_error = |e: tl_run::RunError| raise(&[e.to_diagnostic()], &sources);
-        let mut engine =
-            Engine::new(&compiled.checked, &plan, backend.as_ref(), options).map_err(run_error)?;
+        let mut engine = Engine::new(&compiled.checked, &plan, backend.as_ref(), options)
+            .map_err(|e| run_error(e, &sources))?;
         engine
-            .set_learned_values(&self.learned)
-            .map_err(run_error)?;
-        let mut answers = Vec::new();
-        let mut observer = PyObserver {
-            py,
-            callback: on_step,
-            error: None,
-        };
-        let result = engine.run(&mut |a| answers.push(a.to_json()), &mut observer);
-        // What was learned, also up to an error, stays learned.
-        if let Ok(values) = engine.learned_values() {
-            self.learned = values;
-        }
-        if let Some(e) = observer.error {
-            return Err(e);
-        }
-        result.map_err(run_error)?;
-        Ok(answers)
+            .set_learned_values(learned)
+            .map_err(|e| run_error(e, &sources))?;
+        f(&mut engine, &compiled.checked, &sources)
     }
+
+    /// Compiles and runs the request, returning its answers as JSON lines.
+    fn execute(
+        &mut self,
+        py: Python<'_>,
+        commands: Commands<'_>,
+        on_step: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<String>> {
+        let inputs = std::mem::take(&mut self.inputs);
+        let learned = std::mem::take(&mut self.learned);
+        let mut kept = learned.clone();
+        let result = self.with_engine(commands, &inputs, &learned, |engine, _, sources| {
+            let mut answers = Vec::new();
+            let mut observer = PyObserver {
+                py,
+                callback: on_step,
+                error: None,
+            };
+            let result = engine.run(&mut |a| answers.push(a.to_json()), &mut observer);
+            // What was learned, also up to an error, stays learned.
+            if let Ok(values) = engine.learned_values() {
+                kept = values;
+            }
+            if let Some(e) = observer.error {
+                return Err(e);
+            }
+            result.map_err(|e| run_error(e, sources))?;
+            Ok(answers)
+        });
+        self.inputs = inputs;
+        self.learned = kept;
+        result
+    }
+}
+
+fn run_error(e: tl_run::RunError, sources: &SourceMap) -> PyErr {
+    raise(&[e.to_diagnostic()], sources)
+}
+
+/// A NumPy array of floats (float32 or float64, any layout) as a host tensor of its own type.
+fn host_of(array: &Bound<'_, PyAny>) -> PyResult<HostTensor> {
+    if let Ok(a) = array.downcast::<PyArrayDyn<f32>>() {
+        let a = a.readonly();
+        let shape = a.shape().to_vec();
+        let data = a.as_array().iter().copied().collect();
+        return Ok(HostTensor {
+            shape,
+            data: HostData::F32(data),
+        });
+    }
+    if let Ok(a) = array.downcast::<PyArrayDyn<f64>>() {
+        let a = a.readonly();
+        let shape = a.shape().to_vec();
+        let data = a.as_array().iter().copied().collect();
+        return Ok(HostTensor {
+            shape,
+            data: HostData::F64(data),
+        });
+    }
+    Err(pyo3::exceptions::PyTypeError::new_err(
+        "expected a NumPy array of float32 or float64",
+    ))
+}
+
+/// A host tensor as a NumPy array (float32 for the 16-bit and 32-bit types, float64 for
+/// float64), its elements moved, not copied, where they already have that type.
+fn array_of<'py>(py: Python<'py>, t: HostTensor) -> PyResult<Bound<'py, PyAny>> {
+    let shape = t.shape;
+    let flat = match t.data {
+        HostData::F64(v) => v.into_pyarray(py).into_any(),
+        HostData::F32(v) => v.into_pyarray(py).into_any(),
+        other => other.to_f32().into_pyarray(py).into_any(),
+    };
+    flat.call_method1("reshape", (shape,))
+}
+
+/// NumPy arrays handed to Python.
+type Arrays<'py> = Vec<Bound<'py, PyAny>>;
+
+/// The ids of tensors named in `names`, or an error naming the first unknown one.
+fn ids(checked: &CheckedProgram, names: &[String]) -> PyResult<Vec<tl_check::TensorId>> {
+    names
+        .iter()
+        .map(|n| {
+            checked.tensor_named(n).ok_or_else(|| {
+                pyo3::exceptions::PyKeyError::new_err(format!("the program has no tensor `{n}`"))
+            })
+        })
+        .collect()
 }
 
 #[pymethods]
@@ -347,6 +424,109 @@ impl Session {
         }
         self.inputs
             .set(name, Input::Rows(tl_io::CsvColumns { rows, columns }));
+        Ok(())
+    }
+
+    /// Evaluates the program with `given` data (name, array) added to the session's and
+    /// `learned` values (name, array) for some parameters, and returns the values of
+    /// `outputs`; with `seeds` (one array per output, its upstream gradient) also the
+    /// gradient of Σ seed·output with respect to each tensor named in `wrt`. The session keeps
+    /// none of it: what a differentiable function of other frameworks calls.
+    #[pyo3(signature = (given, learned, outputs, seeds=None, wrt=Vec::new()))]
+    fn vjp<'py>(
+        &self,
+        py: Python<'py>,
+        given: Vec<(String, Bound<'py, PyAny>)>,
+        learned: Vec<(String, Bound<'py, PyAny>)>,
+        outputs: Vec<String>,
+        seeds: Option<Vec<Bound<'py, PyAny>>>,
+        wrt: Vec<String>,
+    ) -> PyResult<(Arrays<'py>, Arrays<'py>)> {
+        let mut inputs = self.inputs.clone();
+        for (name, array) in &given {
+            inputs.set(name, Input::Tensor(host_of(array)?));
+        }
+        let mut values = self.learned.clone();
+        for (name, array) in &learned {
+            let host = host_of(array)?;
+            values.retain(|(n, _)| n != name);
+            values.push((name.clone(), host));
+        }
+        let seeds = seeds
+            .unwrap_or_default()
+            .iter()
+            .map(host_of)
+            .collect::<PyResult<Vec<_>>>()?;
+        let wrt = if seeds.is_empty() { Vec::new() } else { wrt };
+        let result = self.with_engine(
+            Commands::Instead(""),
+            &inputs,
+            &values,
+            |engine, checked, sources| {
+                let outs = ids(checked, &outputs)?;
+                let ins = ids(checked, &wrt)?;
+                let seeds = if seeds.is_empty() {
+                    outs.iter()
+                        .map(|&o| {
+                            let shape = engine.shape(o);
+                            let n = shape.iter().product();
+                            HostTensor {
+                                shape,
+                                data: HostData::F64(vec![0.0; n]),
+                            }
+                        })
+                        .collect()
+                } else {
+                    seeds
+                };
+                engine
+                    .vjp(&outs, &seeds, &ins)
+                    .map_err(|e| run_error(e, sources))
+            },
+        )?;
+        let values = result
+            .values
+            .into_iter()
+            .map(|t| array_of(py, t))
+            .collect::<PyResult<_>>()?;
+        let grads = result
+            .grads
+            .into_iter()
+            .map(|t| array_of(py, t))
+            .collect::<PyResult<_>>()?;
+        Ok((values, grads))
+    }
+
+    /// The parameters' values as training would start from them (their initialisers, or
+    /// what the session learned), with `given` data (name, array) added to the session's:
+    /// `(name, array)` each.
+    #[pyo3(signature = (given=Vec::new()))]
+    fn initial_parameters<'py>(
+        &self,
+        py: Python<'py>,
+        given: Vec<(String, Bound<'py, PyAny>)>,
+    ) -> PyResult<Vec<(String, Bound<'py, PyAny>)>> {
+        let mut inputs = self.inputs.clone();
+        for (name, array) in &given {
+            inputs.set(name, Input::Tensor(host_of(array)?));
+        }
+        let values = self.with_engine(
+            Commands::Instead(""),
+            &inputs,
+            &self.learned,
+            |engine, _, sources| engine.learned_values().map_err(|e| run_error(e, sources)),
+        )?;
+        values
+            .into_iter()
+            .map(|(n, t)| Ok((n, array_of(py, t)?)))
+            .collect()
+    }
+
+    /// Makes `array` the learned value of parameter `name` (as training would leave it).
+    fn set_parameter(&mut self, name: String, array: Bound<'_, PyAny>) -> PyResult<()> {
+        let host = host_of(&array)?;
+        self.learned.retain(|(n, _)| *n != name);
+        self.learned.push((name, host));
         Ok(())
     }
 

@@ -181,6 +181,8 @@ class Program:
             name, folder = path, os.path.dirname(os.path.abspath(path))
         else:
             name, folder = "<source>", os.getcwd()
+        self.dtype = dtype
+        self.device = device
         try:
             self._session = _native.Session(source, name, folder, device, dtype, seed)
         except _native.RawError as e:

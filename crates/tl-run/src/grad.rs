@@ -531,15 +531,33 @@ impl Engine<'_> {
         finals: &[TensorId],
         done: &mut dyn FnMut(TensorId, Option<Tensor>) -> Result<(), RunError>,
     ) -> Result<Grads, RunError> {
-        let n = self.program.tensors.len();
         let span = self.program.tensors[loss].span;
+        let ones = self
+            .backend
+            .full(&self.shape(loss), 1.0, self.dtype())
+            .map_err(self.err(span))?;
+        self.backward_seeded(vec![(loss, ones)], wanted, finals, done)
+    }
+
+    /// [`Engine::backward_with`] from given gradients of some tensors (`seeds`, each shaped
+    /// like its tensor) instead of a scalar loss's 1: the gradients of Σ seed·tensor, a
+    /// vector-Jacobian product.
+    pub(crate) fn backward_seeded(
+        &mut self,
+        seeds: Vec<(TensorId, Tensor)>,
+        wanted: &[bool],
+        finals: &[TensorId],
+        done: &mut dyn FnMut(TensorId, Option<Tensor>) -> Result<(), RunError>,
+    ) -> Result<Grads, RunError> {
+        let n = self.program.tensors.len();
         let last_reader = self.last_readers(finals);
         let mut grads: Grads = vec![None; n];
-        grads[loss] = Some(
-            self.backend
-                .full(&self.shape(loss), 1.0, self.dtype())
-                .map_err(self.err(span))?,
-        );
+        for (t, g) in seeds {
+            let span = self.program.tensors[t].span;
+            let mut slot = grads[t].take();
+            self.accumulate(&mut slot, g, span)?;
+            grads[t] = slot;
+        }
         for (k, f) in finals.iter().enumerate() {
             if last_reader[k].is_none() {
                 done(*f, grads[*f].take())?;

@@ -25,6 +25,7 @@ pub mod rng;
 pub mod sparse;
 pub mod strata;
 pub mod train;
+pub mod vjp;
 pub mod write;
 
 pub use answer::Answer;

@@ -80,7 +80,7 @@ impl Engine<'_> {
 
     /// The tensors a training step recomputes: those that depend on `params`, or that draw
     /// random numbers (`dropout`), and whatever reads them.
-    fn depends_on(&self, params: &[TensorId]) -> Vec<bool> {
+    pub(crate) fn depends_on(&self, params: &[TensorId]) -> Vec<bool> {
         let n = self.program.tensors.len();
         let p = self.program;
         let draws = |t: TensorId| {
@@ -296,7 +296,7 @@ impl Engine<'_> {
     /// The forward pass of a training step: derived tensors that do not depend on a
     /// parameter keep their values from the last step; the rest are recomputed, recording
     /// what the backward pass reads.
-    fn forward_recorded(&mut self, wanted: &[bool]) -> Result<(), RunError> {
+    pub(crate) fn forward_recorded(&mut self, wanted: &[bool]) -> Result<(), RunError> {
         for (t, decl) in self.program.tensors.iter().enumerate() {
             if wanted[t] && matches!(decl.def, Definition::Derived) {
                 self.values[t] = None;

@@ -176,3 +176,118 @@ fn step_passes_gradients_straight_through() {
     let (_, grads) = engine.loss_and_gradients(loss).expect("gradients");
     assert_eq!(grads[0].1.data.to_f64(), vec![1.5, -2.0, 0.5]);
 }
+
+/// Programs with outputs `Y` (and `Z`) read from data `A`, `V` and parameter `W`, for
+/// vector-Jacobian products.
+const VJP_PROGRAMS: &[(&str, &[&str], &[&str])] = &[
+    ("join", &["Y"], &["A", "W"]),
+    ("unused input", &["Z"], &["A", "V"]),
+    ("two outputs", &["Y"], &["A", "V", "W"]),
+    ("two outputs", &["Z"], &["A", "V", "W"]),
+    ("two outputs", &["Y", "Z"], &["A", "V", "W"]),
+];
+
+fn vjp_text(name: &str) -> &'static str {
+    match name {
+        "join" => "param W[{m}, {n}] ~ normal(0, 1)\nY[i, k] = tanh(A[i, j] W[j, k])",
+        "two outputs" => "param W[{m}, {n}] ~ normal(0, 1)\nY[i, k] = tanh(A[i, j] W[j, k]) V[k]\nZ[i] = sig(Y[i, k] V[k]) + V[i]^2",
+        _ => "Y[i] = A[i, j]\nZ[i] = V[i] V[i]",
+    }
+}
+
+/// Checks every element of every gradient of a vector-Jacobian product against a central
+/// difference of Σ seed·output.
+fn vjp_check(text: &str, outputs: &[&str], wrt: &[&str], seed: u64) -> Result<(), String> {
+    let mut sources = SourceMap::new();
+    let (parsed, _) =
+        tl_syntax::load_source("<test>", text, &mut sources, std::path::Path::new("."));
+    let checked =
+        tl_check::check(&parsed, &sources).map_err(|e| format!("check: {e:?}\n{text}"))?;
+    let plan = tl_plan::plan(&checked).map_err(|e| format!("plan: {e:?}"))?;
+    let backend = CpuBackend::new();
+    let options = RunOptions {
+        dtype: DType::F64,
+        seed,
+        ..RunOptions::default()
+    };
+    let mut engine = Engine::new(&checked, &plan, &backend, options).map_err(|e| e.to_string())?;
+    let id = |n: &str| checked.tensor_named(n).ok_or(format!("no {n}"));
+    let outs = outputs
+        .iter()
+        .map(|n| id(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ins = wrt.iter().map(|n| id(n)).collect::<Result<Vec<_>, _>>()?;
+    let mut rng = tl_run::rng::Rng::new(seed);
+    let seeds: Vec<HostTensor> = outs
+        .iter()
+        .map(|&o| {
+            let shape = engine.shape(o);
+            let n = shape.iter().product();
+            HostTensor::from_f64(shape, (0..n).map(|_| rng.normal()).collect(), DType::F64)
+        })
+        .collect();
+    let r = engine.vjp(&outs, &seeds, &ins).map_err(|e| e.to_string())?;
+    // The outputs' values after a change of an input (a product with respect to nothing
+    // evaluates them as the product does).
+    let weighted = |engine: &mut Engine| -> Result<f64, String> {
+        engine.reset_derived();
+        let v = engine.vjp(&outs, &seeds, &[]).map_err(|e| e.to_string())?;
+        Ok(v.values
+            .iter()
+            .zip(&seeds)
+            .map(|(v, s)| {
+                v.data
+                    .to_f64()
+                    .iter()
+                    .zip(s.data.to_f64())
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+            })
+            .sum())
+    };
+    let h = 1e-6;
+    for (&t, g) in ins.iter().zip(&r.grads) {
+        let Some(Value::Dense(base)) = engine.values[t].clone() else {
+            return Err("input not dense".into());
+        };
+        let host = backend.download(&base).map_err(|e| e.to_string())?;
+        let values = host.data.to_f64();
+        let exact = g.data.to_f64();
+        if g.shape != host.shape {
+            return Err(format!("gradient shape {:?} vs {:?}", g.shape, host.shape));
+        }
+        for i in 0..values.len() {
+            let mut at = |delta: f64| -> Result<f64, String> {
+                let mut v = values.clone();
+                v[i] += delta;
+                let up = backend
+                    .upload(&HostTensor::from_f64(host.shape.clone(), v, DType::F64))
+                    .map_err(|e| e.to_string())?;
+                engine.values[t] = Some(Value::Dense(up));
+                weighted(&mut engine)
+            };
+            let fd = (at(h)? - at(-h)?) / (2.0 * h);
+            if (fd - exact[i]).abs() > 1e-6 * fd.abs().max(1.0) {
+                return Err(format!(
+                    "d / d {}[{i}]: vjp {} vs finite difference {fd}\n{text}",
+                    checked.tensors[t].name, exact[i]
+                ));
+            }
+        }
+        engine.values[t] = Some(Value::Dense(base));
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+    #[test]
+    fn vector_jacobian_products_match_finite_differences(n in 2usize..5, m in 1usize..4, seed in 0u64..1000, data in proptest::collection::vec(-1.5f64..1.5, 64)) {
+        for (name, outputs, wrt) in VJP_PROGRAMS {
+            let text = program(vjp_text(name), n, m, &data);
+            if let Err(e) = vjp_check(&text, outputs, wrt, seed) {
+                return Err(TestCaseError::fail(format!("{name} {outputs:?}: {e}")));
+            }
+        }
+    }
+}

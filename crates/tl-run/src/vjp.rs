@@ -1,0 +1,128 @@
+//! Vector-Jacobian products: the gradients of some outputs, weighted by given upstream
+//! gradients, with respect to some data tensors and parameters. This is what lets a program
+//! sit inside another framework's automatic differentiation (the Python package's PyTorch
+//! function): the framework hands over the gradient of its loss with respect to the
+//! program's outputs and gets the gradients with respect to the program's inputs back.
+
+use crate::engine::Engine;
+use crate::error::RunError;
+use tl_backend::{HostTensor, Tensor};
+use tl_check::{Definition, TensorId};
+use tl_syntax::Span;
+
+/// What [`Engine::vjp`] computed: the outputs' values and the gradients.
+#[derive(Debug)]
+pub struct Vjp {
+    /// The value of each output, in the order asked for.
+    pub values: Vec<HostTensor>,
+    /// For each tensor asked about, Σ seed·∂output/∂tensor over the outputs, shaped like
+    /// the tensor (zeros where no output depends on it).
+    pub grads: Vec<HostTensor>,
+}
+
+impl Engine<'_> {
+    /// Evaluates the program from its current data and parameters, recording what a
+    /// backward pass reads, and returns the values of `outputs` and the gradient of
+    /// Σₒ Σ seedₒ·outputₒ with respect to each tensor of `wrt` (data tensors or parameters).
+    /// `seeds[k]` has the shape of `outputs[k]`.
+    pub fn vjp(
+        &mut self,
+        outputs: &[TensorId],
+        seeds: &[HostTensor],
+        wrt: &[TensorId],
+    ) -> Result<Vjp, RunError> {
+        let span = Span::default();
+        if outputs.len() != seeds.len() {
+            return Err(invalid(
+                format!(
+                    "{} upstream gradients for {} outputs",
+                    seeds.len(),
+                    outputs.len()
+                ),
+                span,
+            ));
+        }
+        for &t in wrt {
+            let decl = &self.program.tensors[t];
+            if !matches!(
+                decl.def,
+                Definition::Data(_) | Definition::Param(_) | Definition::ImplicitParam
+            ) {
+                return Err(invalid(
+                    format!(
+                        "`{}` is computed by the program, so it has no gradient of its own to ask for",
+                        decl.name
+                    ),
+                    decl.span,
+                ));
+            }
+        }
+        let mut seeded: Vec<(TensorId, Tensor)> = Vec::with_capacity(outputs.len());
+        for (&t, seed) in outputs.iter().zip(seeds) {
+            let shape = self.shape(t);
+            if seed.shape != shape {
+                return Err(invalid(
+                    format!(
+                        "the upstream gradient of `{}` has shape {:?}, but `{}` has shape {shape:?}",
+                        self.program.tensors[t].name, seed.shape, self.program.tensors[t].name
+                    ),
+                    self.program.tensors[t].span,
+                ));
+            }
+            let host = HostTensor {
+                shape,
+                data: seed.data.convert(self.dtype()),
+            };
+            let g = self
+                .backend
+                .upload(&host)
+                .map_err(|e| RunError::backend(e, span))?;
+            seeded.push((t, g));
+        }
+        let wanted = self.depends_on(wrt);
+        self.forward_recorded(&wanted)?;
+        let values = outputs
+            .iter()
+            .map(|&t| self.download(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self.backward_seeded(seeded, &wanted, &[], &mut |_, _| Ok(()));
+        self.traces.clear();
+        let mut grads = result?;
+        let mut out = Vec::with_capacity(wrt.len());
+        for &t in wrt {
+            let g = match grads[t].take() {
+                Some(g) => g,
+                None => self
+                    .backend
+                    .full(&self.shape(t), 0.0, self.dtype())
+                    .map_err(|e| RunError::backend(e, span))?,
+            };
+            out.push(
+                self.backend
+                    .download(&g)
+                    .map_err(|e| RunError::backend(e, span))?,
+            );
+        }
+        Ok(Vjp { values, grads: out })
+    }
+
+    /// The dense value of `t` in host memory.
+    fn download(&self, t: TensorId) -> Result<HostTensor, RunError> {
+        let span = self.program.tensors[t].span;
+        let v = self.dense(t, span)?;
+        self.backend
+            .download(&v)
+            .map_err(|e| RunError::backend(e, span))
+    }
+}
+
+fn invalid(what: String, span: Span) -> RunError {
+    RunError::Unsupported {
+        what,
+        hint: Some(
+            "ask for the gradients of computed tensors with respect to data tensors and `param`s"
+                .into(),
+        ),
+        span,
+    }
+}
