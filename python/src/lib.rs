@@ -10,7 +10,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use std::path::PathBuf;
 use tensorlogic::{device, pipeline, report};
-use tl_backend::{DType, HostData, HostTensor};
+use tl_backend::{Buf, DType, HostData, HostTensor};
 use tl_check::{CheckedProgram, Input, Inputs};
 use tl_run::observe::{StepInfo, TrainObserver};
 use tl_run::{Engine, RunOptions};
@@ -215,24 +215,31 @@ fn run_error(e: tl_run::RunError, sources: &SourceMap) -> PyErr {
     raise(&[e.to_diagnostic()], sources)
 }
 
-/// A NumPy array of floats (float32 or float64, any layout) as a host tensor of its own type.
+/// A NumPy array of floats (float32 or float64, any layout) as a host tensor of its own type:
+/// a C-contiguous array lends its memory (the tensor keeps the array alive), any other is
+/// copied.
 fn host_of(array: &Bound<'_, PyAny>) -> PyResult<HostTensor> {
+    fn read<T: numpy::Element + Copy + 'static>(a: &Bound<'_, PyArrayDyn<T>>) -> Buf<T> {
+        if a.is_c_contiguous() {
+            let owner: Py<PyArrayDyn<T>> = a.clone().unbind();
+            // SAFETY: a C-contiguous array holds `len` values of `T` from its data pointer;
+            // the owner (a reference to the array) keeps that memory alive, and NumPy cannot
+            // resize an array something else refers to.
+            return unsafe { Buf::lent(a.data(), a.len(), Box::new(owner)) };
+        }
+        let r = a.readonly();
+        r.as_array().iter().copied().collect()
+    }
     if let Ok(a) = array.downcast::<PyArrayDyn<f32>>() {
-        let a = a.readonly();
-        let shape = a.shape().to_vec();
-        let data = a.as_array().iter().copied().collect();
         return Ok(HostTensor {
-            shape,
-            data: HostData::F32(data),
+            shape: a.shape().to_vec(),
+            data: HostData::F32(read(a)),
         });
     }
     if let Ok(a) = array.downcast::<PyArrayDyn<f64>>() {
-        let a = a.readonly();
-        let shape = a.shape().to_vec();
-        let data = a.as_array().iter().copied().collect();
         return Ok(HostTensor {
-            shape,
-            data: HostData::F64(data),
+            shape: a.shape().to_vec(),
+            data: HostData::F64(read(a)),
         });
     }
     Err(pyo3::exceptions::PyTypeError::new_err(
@@ -241,12 +248,28 @@ fn host_of(array: &Bound<'_, PyAny>) -> PyResult<HostTensor> {
 }
 
 /// A host tensor as a NumPy array (float32 for the 16-bit and 32-bit types, float64 for
-/// float64), its elements moved, not copied, where they already have that type.
+/// float64), without copying where its elements already have that type: an array given from
+/// Python comes back as a read-only view of itself, elements of the engine's own are moved
+/// into the array (copied only when still shared).
 fn array_of<'py>(py: Python<'py>, t: HostTensor) -> PyResult<Bound<'py, PyAny>> {
+    fn give<'py, T: numpy::Element + Copy + 'static>(
+        py: Python<'py>,
+        b: Buf<T>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(owner) = b
+            .owner()
+            .and_then(|o| o.downcast_ref::<Py<PyArrayDyn<T>>>())
+        {
+            let view = owner.bind(py).call_method0("view")?;
+            view.getattr("flags")?.setattr("writeable", false)?;
+            return Ok(view);
+        }
+        Ok(b.into_vec().into_pyarray(py).into_any())
+    }
     let shape = t.shape;
     let flat = match t.data {
-        HostData::F64(v) => v.into_pyarray(py).into_any(),
-        HostData::F32(v) => v.into_pyarray(py).into_any(),
+        HostData::F64(v) => give(py, v)?,
+        HostData::F32(v) => give(py, v)?,
         other => other.to_f32().into_pyarray(py).into_any(),
     };
     flat.call_method1("reshape", (shape,))
@@ -337,55 +360,11 @@ impl Session {
         self.execute(py, Commands::Instead(&commands), on_step.as_ref())
     }
 
-    /// Gives tensor `name` the row-major values in `data` (raw bytes of `dtype`), of `shape`,
-    /// in place of its data statement.
-    fn set_array(
-        &mut self,
-        name: &str,
-        shape: Vec<usize>,
-        data: &[u8],
-        dtype: &str,
-    ) -> PyResult<()> {
-        let bad = |m: String| pyo3::exceptions::PyValueError::new_err(m);
-        let n = shape
-            .iter()
-            .try_fold(1usize, |a, &e| a.checked_mul(e))
-            .ok_or_else(|| bad("the shape is too large".into()))?;
-        let words = |size: usize| -> PyResult<()> {
-            if n.checked_mul(size) == Some(data.len()) {
-                Ok(())
-            } else {
-                Err(bad(format!(
-                    "{} bytes do not hold {n} values of {dtype}",
-                    data.len()
-                )))
-            }
-        };
-        let host = match dtype {
-            "f32" => {
-                words(4)?;
-                HostData::F32(
-                    data.chunks_exact(4)
-                        .map(|b| f32::from_le_bytes(<[u8; 4]>::try_from(b).unwrap_or([0; 4])))
-                        .collect(),
-                )
-            }
-            "f64" => {
-                words(8)?;
-                HostData::F64(
-                    data.chunks_exact(8)
-                        .map(|b| f64::from_le_bytes(<[u8; 8]>::try_from(b).unwrap_or([0; 8])))
-                        .collect(),
-                )
-            }
-            other => {
-                return Err(bad(format!(
-                    "arrays of {other} are not read: pass float32 or float64"
-                )))
-            }
-        };
-        self.inputs
-            .set(name, Input::Tensor(HostTensor { shape, data: host }));
+    /// Gives tensor `name` the values of a float32 or float64 NumPy array, in place of its
+    /// data statement. A C-contiguous array is read where it lies (not copied), so changing it
+    /// later changes the data of the next run.
+    fn set_array(&mut self, name: &str, array: Bound<'_, PyAny>) -> PyResult<()> {
+        self.inputs.set(name, Input::Tensor(host_of(&array)?));
         Ok(())
     }
 
@@ -430,9 +409,12 @@ impl Session {
     /// Evaluates the program with `given` data (name, array) added to the session's and
     /// `learned` values (name, array) for some parameters, and returns the values of
     /// `outputs`; with `seeds` (one array per output, its upstream gradient) also the
-    /// gradient of Σ seed·output with respect to each tensor named in `wrt`. The session keeps
-    /// none of it: what a differentiable function of other frameworks calls.
-    #[pyo3(signature = (given, learned, outputs, seeds=None, wrt=Vec::new()))]
+    /// gradient of Σ seed·output with respect to each tensor named in `wrt`. Without seeds the
+    /// outputs are evaluated for a backward pass to come (dropout on) when `record`, else as
+    /// a run evaluates them. The session keeps none of it: what a differentiable function of
+    /// other frameworks calls.
+    #[pyo3(signature = (given, learned, outputs, seeds=None, wrt=Vec::new(), record=true))]
+    #[allow(clippy::too_many_arguments)]
     fn vjp<'py>(
         &self,
         py: Python<'py>,
@@ -441,6 +423,7 @@ impl Session {
         outputs: Vec<String>,
         seeds: Option<Vec<Bound<'py, PyAny>>>,
         wrt: Vec<String>,
+        record: bool,
     ) -> PyResult<(Arrays<'py>, Arrays<'py>)> {
         let mut inputs = self.inputs.clone();
         for (name, array) in &given {
@@ -458,30 +441,29 @@ impl Session {
             .map(host_of)
             .collect::<PyResult<Vec<_>>>()?;
         let wrt = if seeds.is_empty() { Vec::new() } else { wrt };
+        // Without a backward pass to come, the outputs are evaluated as a run evaluates them
+        // (dropout off) unless `record` asks for a training-mode evaluation.
+        let queries: String = if record || !seeds.is_empty() {
+            String::new()
+        } else {
+            outputs.iter().map(|n| format!("{n}?\n")).collect()
+        };
         let result = self.with_engine(
-            Commands::Instead(""),
+            Commands::Instead(&queries),
             &inputs,
             &values,
             |engine, checked, sources| {
                 let outs = ids(checked, &outputs)?;
                 let ins = ids(checked, &wrt)?;
-                let seeds = if seeds.is_empty() {
-                    outs.iter()
-                        .map(|&o| {
-                            let shape = engine.shape(o);
-                            let n = shape.iter().product();
-                            HostTensor {
-                                shape,
-                                data: HostData::F64(vec![0.0; n]),
-                            }
-                        })
-                        .collect()
+                if queries.is_empty() {
+                    engine.vjp(&outs, &seeds, &ins)
                 } else {
-                    seeds
-                };
-                engine
-                    .vjp(&outs, &seeds, &ins)
-                    .map_err(|e| run_error(e, sources))
+                    engine.values(&outs).map(|values| tl_run::vjp::Vjp {
+                        values,
+                        grads: Vec::new(),
+                    })
+                }
+                .map_err(|e| run_error(e, sources))
             },
         )?;
         let values = result
@@ -495,6 +477,48 @@ impl Session {
             .map(|t| array_of(py, t))
             .collect::<PyResult<_>>()?;
         Ok((values, grads))
+    }
+
+    /// The values of real-valued tensors `names` (evaluated as a run evaluates them), as
+    /// NumPy arrays; `None` in place of a relation, a count or a tensor written at a virtual
+    /// index, which a query answers instead.
+    fn values<'py>(
+        &self,
+        py: Python<'py>,
+        names: Vec<String>,
+    ) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
+        let queries: String = names.iter().map(|n| format!("{n}?\n")).collect();
+        let found = self.with_engine(
+            Commands::Instead(&queries),
+            &self.inputs,
+            &self.learned,
+            |engine, checked, sources| {
+                let looped = |t: tl_check::TensorId| {
+                    checked
+                        .loops
+                        .iter()
+                        .any(|l| l.tensors.iter().any(|lt| lt.tensor == t))
+                };
+                let ts = ids(checked, &names)?;
+                let direct: Vec<_> = ts
+                    .iter()
+                    .copied()
+                    .filter(|&t| {
+                        checked.tensors[t].kind == tl_check::TensorKind::Real && !looped(t)
+                    })
+                    .collect();
+                let got = engine.values(&direct).map_err(|e| run_error(e, sources))?;
+                let mut got = got.into_iter();
+                Ok(ts
+                    .iter()
+                    .map(|t| direct.contains(t).then(|| got.next()).flatten())
+                    .collect::<Vec<_>>())
+            },
+        )?;
+        found
+            .into_iter()
+            .map(|h| h.map(|h| array_of(py, h)).transpose())
+            .collect()
     }
 
     /// The parameters' values as training would start from them (their initialisers, or

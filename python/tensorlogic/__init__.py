@@ -132,12 +132,13 @@ def _answer(line: str) -> Union[np.ndarray, Relation]:
     return np.asarray(data, dtype=np.float64).reshape(a["shape"])
 
 
-def _array_bytes(value: np.ndarray) -> Tuple[List[int], bytes, str]:
-    if value.dtype == np.float64:
-        arr, kind = np.ascontiguousarray(value, dtype="<f8"), "f64"
-    else:
-        arr, kind = np.ascontiguousarray(value, dtype="<f4"), "f32"
-    return list(arr.shape), arr.tobytes(), kind
+def _floats(value: Any) -> np.ndarray:
+    """A float64 or float32 array as it is (read in place where C-contiguous); anything else
+    converted to float32."""
+    arr = np.asarray(value)
+    if arr.dtype in (np.float64, np.float32):
+        return arr
+    return arr.astype(np.float32)
 
 
 def _columns(rows: Sequence[Sequence[Any]], arity: Optional[int] = None) -> Tuple[List[Optional[List[int]]], List[Optional[List[str]]]]:
@@ -200,16 +201,18 @@ class Program:
         """Gives tensor ``name`` its data in place of the program's data statement: a float
         (or bool) NumPy array, or anything ``np.asarray`` makes one of, is a dense tensor; an
         integer array of shape ``(n, k)`` or a list of tuples is a relation of ``n`` tuples
-        (integers and strings as its elements)."""
+        (integers and strings as its elements). A C-contiguous float32 or float64 array is
+        read where it lies, not copied: changing it later changes what the program reads
+        (as with ``torch.from_numpy``)."""
         try:
             if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim == 2:
                 self._session.set_rows(name, value.shape[0], *_columns(value.tolist(), value.shape[1]))
             elif isinstance(value, np.ndarray) or isinstance(value, (int, float)):
-                self._session.set_array(name, *_array_bytes(np.asarray(value)))
+                self._session.set_array(name, _floats(value))
             else:
                 rows = [tuple(r) if isinstance(r, (tuple, list)) else (r,) for r in value]
                 if rows and isinstance(rows[0][0], float):
-                    self._session.set_array(name, *_array_bytes(np.asarray(value, dtype=np.float32)))
+                    self._session.set_array(name, np.asarray(value, dtype=np.float32))
                 else:
                     self._session.set_rows(name, len(rows), *_columns(rows))
         except _native.RawError as e:
@@ -217,8 +220,16 @@ class Program:
 
     def __getitem__(self, name: str) -> Union[np.ndarray, Relation]:
         """The value of tensor ``name`` (after evaluating what it depends on): a NumPy array,
-        or a :class:`Relation` for a relation."""
-        return self.query(name)
+        or a :class:`Relation` for a relation. A real-valued tensor comes back without a
+        copy: an array given with ``prog[name] = array`` as a read-only view of that array,
+        a computed one in memory the engine hands over."""
+        try:
+            value = self._session.values([name])[0]
+        except _native.RawError as e:
+            raise _error(e) from None
+        except KeyError:
+            value = None
+        return self.query(name) if value is None else value
 
     def query(self, query: str) -> Union[np.ndarray, Relation]:
         """Answers one query over the program's definitions (its own commands do not run):

@@ -40,10 +40,10 @@ class _Call(torch.autograd.Function):
     """One evaluation of a program: tensors in (named by ``spec``), outputs out."""
 
     @staticmethod
-    def forward(ctx, spec: "Function", *tensors: torch.Tensor):  # type: ignore[override]
+    def forward(ctx, spec: "Function", record: bool, *tensors: torch.Tensor):  # type: ignore[override]
         given, learned = spec._split([_array(t, spec._np_dtype) for t in tensors])
         try:
-            values, _ = spec._program._session.vjp(given, learned, spec.outputs)
+            values, _ = spec._program._session.vjp(given, learned, spec.outputs, record=record)
         except _native.RawError as e:
             raise _error(e) from None
         ctx.spec = spec
@@ -56,9 +56,9 @@ class _Call(torch.autograd.Function):
         spec: Function = ctx.spec
         tensors = ctx.saved_tensors
         names = spec._names()
-        want = [k for k in range(len(tensors)) if ctx.needs_input_grad[1 + k]]
+        want = [k for k in range(len(tensors)) if ctx.needs_input_grad[2 + k]]
         if not want:
-            return (None,) * (1 + len(tensors))
+            return (None,) * (2 + len(tensors))
         given, learned = spec._split([_array(t, spec._np_dtype) for t in tensors])
         seeds = [_array(g, spec._np_dtype) for g in upstream]
         try:
@@ -70,14 +70,16 @@ class _Call(torch.autograd.Function):
         for k, g in zip(want, grads):
             out[k] = torch.from_numpy(np.array(g)).to(device=tensors[k].device,
                                                       dtype=tensors[k].dtype)
-        return (None, *out)
+        return (None, None, *out)
 
 
 class Function:
     """A program as a differentiable function: ``f(*tensors)`` gives ``inputs`` (data
     tensors of the program) and then ``params`` (its ``param`` tensors) the values passed in,
     in that order, evaluates the program and returns the ``outputs`` (one tensor, or a tuple
-    for several). Gradients flow back to every tensor passed in that requires them."""
+    for several). Gradients flow back to every tensor passed in that requires them. While
+    ``training`` (the default) and gradients are wanted, the program is evaluated as a
+    training step evaluates it (``dropout`` on); otherwise as a run evaluates it."""
 
     def __init__(self, program: Program, inputs: Sequence[str], outputs: Sequence[str],
                  params: Sequence[str] = ()):
@@ -88,6 +90,7 @@ class Function:
         self.params = list(params)
         self.outputs = list(outputs)
         self._np_dtype = np.float64 if program.dtype == "f64" else np.float32
+        self.training = True
 
     def _names(self) -> List[str]:
         return self.inputs + self.params
@@ -101,7 +104,11 @@ class Function:
         if len(tensors) != expected:
             raise TypeError(f"expected {expected} tensors ({', '.join(self._names())}), "
                             f"got {len(tensors)}")
-        out = _Call.apply(self, *tensors)
+        # Evaluated as the backward pass will evaluate it (dropout on) when gradients will be
+        # asked for, else as a run evaluates it.
+        record = self.training and torch.is_grad_enabled() and any(
+            t.requires_grad for t in tensors)
+        out = _Call.apply(self, record, *tensors)
         return out[0] if len(out) == 1 else out
 
 
@@ -136,6 +143,7 @@ class Module(torch.nn.Module):
         self._function = Function(program, inputs, outputs, list(self.tl_params.keys()))
 
     def forward(self, *tensors: torch.Tensor):
+        self._function.training = self.training
         return self._function(*tensors, *self.tl_params.values())
 
     def store(self) -> None:

@@ -116,10 +116,27 @@ def test_errors_raise_tl_errors():
     with pytest.raises(TypeError):
         f(torch.zeros(2, 3, dtype=torch.float64))
     bad = tlt.Function(prog, inputs=["X", "S"], outputs=["Nope"], params=["W"])
-    with pytest.raises(KeyError):
+    with pytest.raises((KeyError, tl.CheckError)):
         bad(torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, dtype=torch.float64),
             torch.zeros(3, 2, dtype=torch.float64))
     # A shape the program's equations reject is a check error with its place.
     with pytest.raises(tl.CheckError):
         f(torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, dtype=torch.float64),
           torch.zeros(3, 2, dtype=torch.float64))
+
+
+def test_dropout_is_on_while_training_and_off_in_eval_mode():
+    prog = tl.Program(source="param W[8, 8] ~ normal(0, 0.5)\n"
+                             "H[b, j] = dropout(X[b, i] W[i, j], 0.5)\n", dtype="f64")
+    x = torch.randn(3, 8, dtype=torch.float64)
+    prog["X"] = x.numpy()
+    block = tlt.Module(prog, inputs=["X"], outputs=["H"])
+    block.eval()
+    np.testing.assert_allclose(block(x).detach().numpy(), prog["H"], rtol=1e-12)
+    block.train()
+    h = block(x)
+    assert (h.detach().numpy() == 0).sum() > 0
+    h.sum().backward()
+    # Gradients see the same dropped units as the values.
+    g = block.tl_params["W"].grad.numpy()
+    assert np.isfinite(g).all() and np.abs(g).sum() > 0

@@ -1,6 +1,7 @@
 //! Tensors in host memory, in a plain row-major form: what files are read into and written
 //! from, what queries print, and how data moves onto and off a device.
 
+use crate::buf::Buf;
 use crate::dtype::DType;
 use half::{bf16, f16};
 
@@ -8,17 +9,17 @@ use half::{bf16, f16};
 #[derive(Clone, Debug, PartialEq)]
 pub enum HostData {
     /// f32 elements.
-    F32(Vec<f32>),
+    F32(Buf<f32>),
     /// f64 elements.
-    F64(Vec<f64>),
+    F64(Buf<f64>),
     /// f16 elements.
-    F16(Vec<f16>),
+    F16(Buf<f16>),
     /// bf16 elements.
-    BF16(Vec<bf16>),
+    BF16(Buf<bf16>),
     /// Booleans as 0/1 bytes.
-    Bool(Vec<u8>),
+    Bool(Buf<u8>),
     /// i64 elements.
-    I64(Vec<i64>),
+    I64(Buf<i64>),
 }
 
 /// A dense row-major tensor in host memory.
@@ -64,7 +65,7 @@ impl HostData {
     pub fn to_f64(&self) -> Vec<f64> {
         match self {
             HostData::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
-            HostData::F64(v) => v.clone(),
+            HostData::F64(v) => v.to_vec(),
             HostData::F16(v) => v.iter().map(|x| x.to_f64()).collect(),
             HostData::BF16(v) => v.iter().map(|x| x.to_f64()).collect(),
             HostData::Bool(v) => v.iter().map(|&x| f64::from(x)).collect(),
@@ -75,7 +76,7 @@ impl HostData {
     /// Every element converted to f32.
     pub fn to_f32(&self) -> Vec<f32> {
         match self {
-            HostData::F32(v) => v.clone(),
+            HostData::F32(v) => v.to_vec(),
             HostData::F64(v) => v.iter().map(|&x| x as f32).collect(),
             HostData::F16(v) => v.iter().map(|x| x.to_f32()).collect(),
             HostData::BF16(v) => v.iter().map(|x| x.to_f32()).collect(),
@@ -92,7 +93,7 @@ impl HostData {
         let v = self.to_f64();
         match dtype {
             DType::F32 => HostData::F32(v.iter().map(|&x| x as f32).collect()),
-            DType::F64 => HostData::F64(v),
+            DType::F64 => HostData::F64(v.into()),
             DType::F16 => HostData::F16(v.iter().map(|&x| f16::from_f64(x)).collect()),
             DType::BF16 => HostData::BF16(v.iter().map(|&x| bf16::from_f64(x)).collect()),
             DType::Bool => HostData::Bool(v.iter().map(|&x| u8::from(x != 0.0)).collect()),
@@ -106,7 +107,7 @@ impl HostTensor {
     pub fn from_f64(shape: Vec<usize>, data: Vec<f64>, dtype: DType) -> Self {
         HostTensor {
             shape,
-            data: HostData::F64(data).convert(dtype),
+            data: HostData::F64(data.into()).convert(dtype),
         }
     }
 
@@ -114,7 +115,7 @@ impl HostTensor {
     pub fn from_f32(shape: Vec<usize>, data: Vec<f32>) -> Self {
         HostTensor {
             shape,
-            data: HostData::F32(data),
+            data: HostData::F32(data.into()),
         }
     }
 

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod attention;
+pub mod buf;
 mod check;
 pub mod cpu;
 pub mod cuda;
@@ -22,6 +23,7 @@ pub mod split;
 pub mod tensor;
 
 pub use attention::AttentionArgs;
+pub use buf::Buf;
 pub use dtype::DType;
 pub use error::{BackendError, Result};
 pub use host::{HostData, HostTensor};

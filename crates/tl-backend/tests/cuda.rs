@@ -755,11 +755,11 @@ fn boolean_contractions_count_paths_exactly() -> R {
             |len: usize| -> Vec<u8> { (0..len).map(|_| u8::from(rng.next() > 0.0)).collect() };
         let a = HostTensor {
             shape: vec![m, k],
-            data: tl_backend::HostData::Bool(bits(m * k)),
+            data: tl_backend::HostData::Bool(bits(m * k).into()),
         };
         let b = HostTensor {
             shape: vec![k, n],
-            data: tl_backend::HostData::Bool(bits(k * n)),
+            data: tl_backend::HostData::Bool(bits(k * n).into()),
         };
         let got = be.contract(&be.upload(&a)?, &[0, 1], &be.upload(&b)?, &[1, 2], &[0, 2])?;
         let want = cpu.contract(

@@ -211,7 +211,7 @@ fn decode(path: &Path, t: ElemType, data: &[u8]) -> Result<HostData, IoError> {
                 })?;
                 out.push(v);
             }
-            HostData::I64(out)
+            HostData::I64(out.into())
         }
     })
 }
@@ -246,12 +246,12 @@ fn fortran_to_c<T: Copy>(src: &[T], shape: &[usize]) -> Vec<T> {
 /// Applies [`fortran_to_c`] to whichever element type `data` holds.
 fn reorder_fortran(data: &HostData, shape: &[usize]) -> HostData {
     match data {
-        HostData::F32(v) => HostData::F32(fortran_to_c(v, shape)),
-        HostData::F64(v) => HostData::F64(fortran_to_c(v, shape)),
-        HostData::F16(v) => HostData::F16(fortran_to_c(v, shape)),
-        HostData::BF16(v) => HostData::BF16(fortran_to_c(v, shape)),
-        HostData::Bool(v) => HostData::Bool(fortran_to_c(v, shape)),
-        HostData::I64(v) => HostData::I64(fortran_to_c(v, shape)),
+        HostData::F32(v) => HostData::F32(fortran_to_c(v, shape).into()),
+        HostData::F64(v) => HostData::F64(fortran_to_c(v, shape).into()),
+        HostData::F16(v) => HostData::F16(fortran_to_c(v, shape).into()),
+        HostData::BF16(v) => HostData::BF16(fortran_to_c(v, shape).into()),
+        HostData::Bool(v) => HostData::Bool(fortran_to_c(v, shape).into()),
+        HostData::I64(v) => HostData::I64(fortran_to_c(v, shape).into()),
     }
 }
 

@@ -9,7 +9,7 @@ use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use tl_backend::{HostData, HostTensor};
+use tl_backend::{Buf, HostData, HostTensor};
 
 /// An opened safetensors file: its bytes and parsed, validated header, ready to hand out any
 /// number of tensors without touching the disk again.
@@ -142,7 +142,7 @@ fn decode(path: &Path, name: &str, dtype: Dtype, b: &[u8]) -> Result<HostData, I
                     )
                 })?);
             }
-            HostData::I64(out)
+            HostData::I64(out.into())
         }
     })
 }
@@ -243,12 +243,12 @@ pub fn read_stacked(
     let mut data = first.data;
     for p in parts {
         match (&mut data, p) {
-            (HostData::F32(a), HostData::F32(b)) => a.extend(b),
-            (HostData::F64(a), HostData::F64(b)) => a.extend(b),
-            (HostData::F16(a), HostData::F16(b)) => a.extend(b),
-            (HostData::BF16(a), HostData::BF16(b)) => a.extend(b),
-            (HostData::Bool(a), HostData::Bool(b)) => a.extend(b),
-            (HostData::I64(a), HostData::I64(b)) => a.extend(b),
+            (HostData::F32(a), HostData::F32(b)) => append(a, &b),
+            (HostData::F64(a), HostData::F64(b)) => append(a, &b),
+            (HostData::F16(a), HostData::F16(b)) => append(a, &b),
+            (HostData::BF16(a), HostData::BF16(b)) => append(a, &b),
+            (HostData::Bool(a), HostData::Bool(b)) => append(a, &b),
+            (HostData::I64(a), HostData::I64(b)) => append(a, &b),
             _ => {
                 return Err(IoError::malformed(
                     &file.path,
@@ -258,6 +258,13 @@ pub fn read_stacked(
         }
     }
     Ok((HostTensor { shape, data }, indices))
+}
+
+/// `b`'s elements after `a`'s (moving `a`'s vector out rather than copying it).
+fn append<T: Clone>(a: &mut Buf<T>, b: &[T]) {
+    let mut v = std::mem::take(a).into_vec();
+    v.extend_from_slice(b);
+    *a = v.into();
 }
 
 /// One tensor prepared for serialisation: its safetensors dtype, shape and little-endian bytes.

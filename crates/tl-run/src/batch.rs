@@ -104,7 +104,7 @@ impl Batcher {
                 if let Definition::Data(_) = t.def {
                     t.def = Definition::Data(HostTensor {
                         shape: Vec::new(),
-                        data: HostData::F32(Vec::new()),
+                        data: HostData::F32(Vec::new().into()),
                     });
                 }
             }
@@ -152,12 +152,12 @@ fn cut(host: &HostTensor, axes: &[usize], rows: &[usize]) -> HostTensor {
         shape[axis] = rows.len();
         let s = &host.shape;
         let data = match &host.data {
-            HostData::F32(v) => HostData::F32(cut_axis(v, s, axis, rows)),
-            HostData::F64(v) => HostData::F64(cut_axis(v, s, axis, rows)),
-            HostData::F16(v) => HostData::F16(cut_axis(v, s, axis, rows)),
-            HostData::BF16(v) => HostData::BF16(cut_axis(v, s, axis, rows)),
-            HostData::Bool(v) => HostData::Bool(cut_axis(v, s, axis, rows)),
-            HostData::I64(v) => HostData::I64(cut_axis(v, s, axis, rows)),
+            HostData::F32(v) => HostData::F32(cut_axis(v, s, axis, rows).into()),
+            HostData::F64(v) => HostData::F64(cut_axis(v, s, axis, rows).into()),
+            HostData::F16(v) => HostData::F16(cut_axis(v, s, axis, rows).into()),
+            HostData::BF16(v) => HostData::BF16(cut_axis(v, s, axis, rows).into()),
+            HostData::Bool(v) => HostData::Bool(cut_axis(v, s, axis, rows).into()),
+            HostData::I64(v) => HostData::I64(cut_axis(v, s, axis, rows).into()),
         };
         return HostTensor { shape, data };
     }

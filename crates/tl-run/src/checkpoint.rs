@@ -140,7 +140,7 @@ pub fn load(dir: &Path) -> Result<Checkpoint, IoError> {
 fn scalar_i64(v: i64) -> HostTensor {
     HostTensor {
         shape: Vec::new(),
-        data: HostData::I64(vec![v]),
+        data: HostData::I64(vec![v].into()),
     }
 }
 
@@ -246,7 +246,7 @@ mod tests {
         let o = SafetensorsFile::open(&tmp.path().join(OPTIMIZER_FILE)).unwrap();
         let step = o.get(STEP).unwrap();
         assert!(step.shape.is_empty());
-        assert_eq!(step.data, HostData::I64(vec![7]));
+        assert_eq!(step.data, HostData::I64(vec![7].into()));
     }
 
     #[test]

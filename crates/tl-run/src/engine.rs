@@ -438,7 +438,7 @@ pub fn tuples_to_dense<'t>(shape: &[usize], tuples: impl Iterator<Item = &'t [u3
     }
     HostTensor {
         shape: shape.to_vec(),
-        data: HostData::F32(data),
+        data: HostData::F32(data.into()),
     }
 }
 

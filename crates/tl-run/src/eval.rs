@@ -362,7 +362,7 @@ impl Engine<'_> {
                         .collect();
                     let host = HostTensor {
                         shape: node.shape.clone(),
-                        data: HostData::F64(data).convert(dtype),
+                        data: HostData::F64(data.into()).convert(dtype),
                     };
                     be.upload(&host).map_err(err)?
                 }

@@ -302,7 +302,7 @@ impl OptimizerState {
             "step".to_string(),
             HostTensor {
                 shape: Vec::new(),
-                data: tl_backend::HostData::I64(vec![self.step.min(i64::MAX as u64) as i64]),
+                data: tl_backend::HostData::I64(vec![self.step.min(i64::MAX as u64) as i64].into()),
             },
         ));
         Ok(out)

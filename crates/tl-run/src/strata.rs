@@ -159,9 +159,27 @@ impl Engine<'_> {
     /// Evaluates the strata that have a tensor without a value, in order: after a training
     /// step forgets what depends on the parameters, what does not is kept, not recomputed.
     pub fn evaluate_missing(&mut self) -> Result<(), RunError> {
+        self.evaluate_missing_of(None)
+    }
+
+    /// [`Engine::evaluate_missing`] for the strata `targets` depend on only: reading one
+    /// tensor evaluates what it reads, not the rest of the program.
+    pub fn evaluate_needed(&mut self, targets: &[TensorId]) -> Result<(), RunError> {
+        let mut needed = vec![false; self.program.tensors.len()];
+        let mut work: Vec<TensorId> = targets.to_vec();
+        while let Some(t) = work.pop() {
+            if !std::mem::replace(&mut needed[t], true) {
+                work.extend(self.reads(t));
+            }
+        }
+        self.evaluate_missing_of(Some(&needed))
+    }
+
+    fn evaluate_missing_of(&mut self, needed: Option<&[bool]>) -> Result<(), RunError> {
         for (index, stratum) in self.program.strata.iter().enumerate() {
             let known = |t: &TensorId| self.values[*t].is_some() || self.spliced_away(*t);
-            if stratum.tensors.iter().all(known) {
+            let wanted = |t: &TensorId| needed.is_none_or(|n| n[*t]);
+            if stratum.tensors.iter().all(known) || !stratum.tensors.iter().any(wanted) {
                 continue;
             }
             if let Some(lp) = self.plan.loop_of_stratum(index) {

@@ -21,10 +21,19 @@ pub struct Vjp {
 }
 
 impl Engine<'_> {
+    /// Evaluates what `outputs` depend on and is not yet evaluated (as a run does: dropout
+    /// off) and returns their values; they must not be spliced into their readers (a plan
+    /// made with queries of them keeps them whole).
+    pub fn values(&mut self, outputs: &[TensorId]) -> Result<Vec<HostTensor>, RunError> {
+        self.evaluate_needed(outputs)?;
+        outputs.iter().map(|&t| self.download(t)).collect()
+    }
+
     /// Evaluates the program from its current data and parameters, recording what a
-    /// backward pass reads, and returns the values of `outputs` and the gradient of
-    /// Σₒ Σ seedₒ·outputₒ with respect to each tensor of `wrt` (data tensors or parameters).
-    /// `seeds[k]` has the shape of `outputs[k]`.
+    /// backward pass reads (dropout on, as in training), and returns the values of `outputs`
+    /// and the gradient of Σₒ Σ seedₒ·outputₒ with respect to each tensor of `wrt` (data
+    /// tensors or parameters). `seeds[k]` has the shape of `outputs[k]`; with no `wrt` there
+    /// is no backward pass and `seeds` may be empty.
     pub fn vjp(
         &mut self,
         outputs: &[TensorId],
@@ -32,6 +41,15 @@ impl Engine<'_> {
         wrt: &[TensorId],
     ) -> Result<Vjp, RunError> {
         let span = Span::default();
+        if wrt.is_empty() && seeds.is_empty() {
+            self.forward_recorded(&vec![false; self.program.tensors.len()])?;
+            let values: Result<Vec<_>, _> = outputs.iter().map(|&t| self.download(t)).collect();
+            self.traces.clear();
+            return Ok(Vjp {
+                values: values?,
+                grads: Vec::new(),
+            });
+        }
         if outputs.len() != seeds.len() {
             return Err(invalid(
                 format!(

@@ -61,7 +61,7 @@ pub(crate) fn gather_bool(
     };
     check_layout("gather", &t.layout, v.len())?;
     let flat = strided_collect(v, &t.layout, |x| x);
-    Ok(Some(HostData::Bool(gather_slice(&flat, index)?)))
+    Ok(Some(HostData::Bool(gather_slice(&flat, index)?.into())))
 }
 
 /// Gathers in compute type `T`.
@@ -186,10 +186,13 @@ mod tests {
         }
         let b = be.upload(&HostTensor {
             shape: vec![3],
-            data: HostData::Bool(vec![1, 0, 1]),
+            data: HostData::Bool(vec![1, 0, 1].into()),
         })?;
         let g = be.gather(&b, &[2, -1, 1, 0], &[2, 2])?;
-        assert_eq!(be.download(&g)?.data, HostData::Bool(vec![1, 0, 0, 1]));
+        assert_eq!(
+            be.download(&g)?.data,
+            HostData::Bool(vec![1, 0, 0, 1].into())
+        );
         let x = tensor(&[3], &[1.0, 2.0, 3.0], DType::F32);
         assert!(matches!(
             be.gather(&x, &[3], &[1]),

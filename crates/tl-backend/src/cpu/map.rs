@@ -532,7 +532,7 @@ mod tests {
             &[2],
             DType::Bool,
         )?;
-        assert_eq!(be.download(&c)?.data, HostData::Bool(vec![1, 1]));
+        assert_eq!(be.download(&c)?.data, HostData::Bool(vec![1, 1].into()));
         Ok(())
     }
 }

@@ -68,12 +68,12 @@ impl Backend for CpuBackend {
     fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         let n = numel_checked(shape)?;
         let data = match dtype {
-            DType::F32 => HostData::F32(vec![value as f32; n]),
-            DType::F64 => HostData::F64(vec![value; n]),
-            DType::F16 => HostData::F16(vec![f16::from_f64(value); n]),
-            DType::BF16 => HostData::BF16(vec![bf16::from_f64(value); n]),
-            DType::Bool => HostData::Bool(vec![u8::from(value != 0.0); n]),
-            DType::I64 => HostData::I64(vec![value as i64; n]),
+            DType::F32 => HostData::F32(vec![value as f32; n].into()),
+            DType::F64 => HostData::F64(vec![value; n].into()),
+            DType::F16 => HostData::F16(vec![f16::from_f64(value); n].into()),
+            DType::BF16 => HostData::BF16(vec![bf16::from_f64(value); n].into()),
+            DType::Bool => HostData::Bool(vec![u8::from(value != 0.0); n].into()),
+            DType::I64 => HostData::I64(vec![value as i64; n].into()),
         };
         Ok(tensor(shape, data))
     }
@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(fetch(&be, &tt)?.1, vec![1.0, 0.25, -2.0, 5.0, 3.5, -6.0]);
         let bad = HostTensor {
             shape: vec![4],
-            data: HostData::F32(vec![1.0]),
+            data: HostData::F32(vec![1.0].into()),
         };
         assert!(matches!(be.upload(&bad), Err(BackendError::Shape { .. })));
         for dtype in [

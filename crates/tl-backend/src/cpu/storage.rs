@@ -102,7 +102,7 @@ macro_rules! impl_float {
                 }
             }
             fn into_host(v: Vec<Self>) -> HostData {
-                HostData::$variant(v)
+                HostData::$variant(v.into())
             }
             #[inline(always)]
             fn exp(self) -> Self {
@@ -201,18 +201,22 @@ pub(crate) fn output<T: Float>(shape: &[usize], v: Vec<T>, dtype: DType) -> Tens
     tensor(shape, to_host(v, dtype))
 }
 
-/// The row-major copy of a tensor's view in its own element type.
+/// The row-major elements of a tensor's view in its own element type: the storage itself
+/// (shared, not copied) when the view is all of it in order, else a copy.
 pub(crate) fn copy_raw(op: &'static str, t: &Tensor) -> Result<HostData> {
     let data = host(t)?;
     check_layout(op, &t.layout, data.len())?;
     let l = &t.layout;
+    if l.offset == 0 && l.is_contiguous() && l.numel() == data.len() {
+        return Ok(data.as_ref().clone());
+    }
     Ok(match data.as_ref() {
-        HostData::F32(v) => HostData::F32(strided_collect(v, l, |x| x)),
-        HostData::F64(v) => HostData::F64(strided_collect(v, l, |x| x)),
-        HostData::F16(v) => HostData::F16(strided_collect(v, l, |x| x)),
-        HostData::BF16(v) => HostData::BF16(strided_collect(v, l, |x| x)),
-        HostData::Bool(v) => HostData::Bool(strided_collect(v, l, |x| x)),
-        HostData::I64(v) => HostData::I64(strided_collect(v, l, |x| x)),
+        HostData::F32(v) => HostData::F32(strided_collect(v, l, |x| x).into()),
+        HostData::F64(v) => HostData::F64(strided_collect(v, l, |x| x).into()),
+        HostData::F16(v) => HostData::F16(strided_collect(v, l, |x| x).into()),
+        HostData::BF16(v) => HostData::BF16(strided_collect(v, l, |x| x).into()),
+        HostData::Bool(v) => HostData::Bool(strided_collect(v, l, |x| x).into()),
+        HostData::I64(v) => HostData::I64(strided_collect(v, l, |x| x).into()),
     })
 }
 

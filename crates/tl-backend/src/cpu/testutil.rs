@@ -59,7 +59,7 @@ impl Rng {
 
 /// `x` rounded to the precision of `dtype`.
 pub fn round_to(x: f64, dtype: DType) -> f64 {
-    HostData::F64(vec![x]).convert(dtype).to_f64()[0]
+    HostData::F64(vec![x].into()).convert(dtype).to_f64()[0]
 }
 
 /// Row-major strides of a shape.
@@ -116,7 +116,7 @@ pub fn permuted_view(shape: &[usize], data: &[f64], dtype: DType, phys: &[usize]
     Tensor {
         layout: layout.permuted(&inv),
         dtype,
-        storage: Storage::Host(Arc::new(HostData::F64(stored).convert(dtype))),
+        storage: Storage::Host(Arc::new(HostData::F64(stored.into()).convert(dtype))),
     }
 }
 

@@ -1044,12 +1044,12 @@ impl Backend for CudaBackend {
             self.packed(t, t.dtype)?
         };
         let data = match t.dtype {
-            DType::F32 => HostData::F32(self.download_vec(ptr, n, 0f32)?),
-            DType::F64 => HostData::F64(self.download_vec(ptr, n, 0f64)?),
-            DType::F16 => HostData::F16(self.download_vec(ptr, n, f16::ZERO)?),
-            DType::BF16 => HostData::BF16(self.download_vec(ptr, n, bf16::ZERO)?),
-            DType::Bool => HostData::Bool(self.download_vec(ptr, n, 0u8)?),
-            DType::I64 => HostData::I64(self.download_vec(ptr, n, 0i64)?),
+            DType::F32 => HostData::F32(self.download_vec(ptr, n, 0f32)?.into()),
+            DType::F64 => HostData::F64(self.download_vec(ptr, n, 0f64)?.into()),
+            DType::F16 => HostData::F16(self.download_vec(ptr, n, f16::ZERO)?.into()),
+            DType::BF16 => HostData::BF16(self.download_vec(ptr, n, bf16::ZERO)?.into()),
+            DType::Bool => HostData::Bool(self.download_vec(ptr, n, 0u8)?.into()),
+            DType::I64 => HostData::I64(self.download_vec(ptr, n, 0i64)?.into()),
         };
         Ok(HostTensor {
             shape: t.shape().to_vec(),

@@ -29,7 +29,7 @@ fn round_trips_every_dtype_and_odd_shapes() {
     }
     round_trip(&HostTensor {
         shape: vec![2],
-        data: HostData::I64(vec![i64::MIN, i64::MAX]),
+        data: HostData::I64(vec![i64::MIN, i64::MAX].into()),
     });
     round_trip(&HostTensor::from_f32(
         vec![3],
@@ -42,7 +42,7 @@ fn bf16_is_refused_and_nothing_written() {
     let (_dir, p) = tmp("b.npy");
     let t = HostTensor {
         shape: vec![1],
-        data: HostData::BF16(vec![bf16::ONE]),
+        data: HostData::BF16(vec![bf16::ONE].into()),
     };
     let err = write_npy(&p, &t).unwrap_err();
     assert!(matches!(err, IoError::Unsupported { .. }), "{err}");
@@ -87,7 +87,7 @@ fn fortran_order_is_transposed() {
     let h = "{'descr': '<i4', 'fortran_order': True, 'shape': (2, 3), }";
     let t = parse(&npy_bytes(1, h, &data)).unwrap();
     assert_eq!(t.shape, vec![2, 3]);
-    assert_eq!(t.data, HostData::I64(vec![1, 2, 3, 4, 5, 6]));
+    assert_eq!(t.data, HostData::I64(vec![1, 2, 3, 4, 5, 6].into()));
 }
 
 #[test]
@@ -113,22 +113,26 @@ fn versions_two_and_three_and_big_endian() {
     for major in [2, 3] {
         let h = "{'descr': '>f8', 'fortran_order': False, 'shape': (2,), }";
         let t = parse(&npy_bytes(major, h, &data)).unwrap();
-        assert_eq!(t.data, HostData::F64(vec![1.5, -2.0]));
+        assert_eq!(t.data, HostData::F64(vec![1.5, -2.0].into()));
     }
 }
 
 #[test]
 fn integer_and_bool_kinds_widen() {
     let cases: [(&str, Vec<u8>, HostData); 5] = [
-        ("|i1", vec![0xff, 0x7f], HostData::I64(vec![-1, 127])),
-        ("|u1", vec![0xff, 0x00], HostData::I64(vec![255, 0])),
-        ("<u2", vec![0xff, 0xff, 1, 0], HostData::I64(vec![65535, 1])),
+        ("|i1", vec![0xff, 0x7f], HostData::I64(vec![-1, 127].into())),
+        ("|u1", vec![0xff, 0x00], HostData::I64(vec![255, 0].into())),
+        (
+            "<u2",
+            vec![0xff, 0xff, 1, 0],
+            HostData::I64(vec![65535, 1].into()),
+        ),
         (
             "<u4",
             vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0],
-            HostData::I64(vec![4294967295, 0]),
+            HostData::I64(vec![4294967295, 0].into()),
         ),
-        ("|b1", vec![1, 0], HostData::Bool(vec![1, 0])),
+        ("|b1", vec![1, 0], HostData::Bool(vec![1, 0].into())),
     ];
     for (descr, data, want) in cases {
         let h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2,), }}");

@@ -85,12 +85,12 @@ fn narrow_integer_types_widen_to_i64() {
     );
     let f = SafetensorsFile::open(&p).unwrap();
     let ints = |n: &str| f.get(n).unwrap().data;
-    assert_eq!(ints("i32"), HostData::I64(vec![-1, 0, 70000]));
-    assert_eq!(ints("i16"), HostData::I64(vec![-300, 300]));
-    assert_eq!(ints("i8"), HostData::I64(vec![-128, 127]));
-    assert_eq!(ints("u8"), HostData::I64(vec![0, 255]));
-    assert_eq!(ints("u16"), HostData::I64(vec![65535]));
-    assert_eq!(ints("bool"), HostData::Bool(vec![0, 1, 1]));
+    assert_eq!(ints("i32"), HostData::I64(vec![-1, 0, 70000].into()));
+    assert_eq!(ints("i16"), HostData::I64(vec![-300, 300].into()));
+    assert_eq!(ints("i8"), HostData::I64(vec![-128, 127].into()));
+    assert_eq!(ints("u8"), HostData::I64(vec![0, 255].into()));
+    assert_eq!(ints("u16"), HostData::I64(vec![65535].into()));
+    assert_eq!(ints("bool"), HostData::Bool(vec![0, 1, 1].into()));
     assert!(matches!(f.get("u64"), Err(IoError::Unsupported { .. })));
     let err = f.get("f8").unwrap_err();
     assert!(matches!(err, IoError::Unsupported { .. }) && err.to_string().contains("F8_E4M3"));
