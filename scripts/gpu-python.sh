@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # The Python package on the GPU machine: installs the wheel carried in .gpu/wheels (built here
 # by `maturin build --release -m python/Cargo.toml -o .gpu/wheels`) into the machine's Python,
-# which has PyTorch with CUDA and NumPy, and runs python/tests/test_torch.py: gradcheck
-# through a program on `device="cuda"` with CUDA tensors, besides the CPU cases. Uses pytest
+# which has PyTorch with CUDA and NumPy, and runs python/tests/test_torch.py (gradcheck
+# through a program on `device="cuda"` with CUDA tensors, besides the CPU cases) and
+# python/tests/test_dlpack.py (CUDA tensors in and out without visiting the host), then
+# scripts/dlpack-memory.py (the memory report for a 1 GiB tensor). Uses pytest
 # where the machine has it, else calls each test itself. Builds nothing.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 python3 -m pip install --quiet --no-deps --no-index --target .gpu/py .gpu/wheels/tensorlogic-*.whl || exit 1
 export PYTHONPATH="$PWD/.gpu/py" TL_TORCH_REQUIRED=1
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.cuda.is_available())'
+python3 scripts/dlpack-memory.py
 if python3 -c 'import pytest' 2>/dev/null; then
-    exec python3 -m pytest -q -rA python/tests/test_torch.py
+    exec python3 -m pytest -q -rA python/tests/test_torch.py python/tests/test_dlpack.py
 fi
 exec python3 - <<'PY'
 import inspect, sys, traceback

@@ -4,6 +4,8 @@
 //! prints, and errors as the diagnostic's code, message, place and rendering; the Python half
 //! (`tensorlogic/__init__.py`) turns both into NumPy arrays, rows and exceptions.
 
+mod dlpack;
+
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -35,6 +37,8 @@ struct Session {
     seed: u64,
     inputs: Inputs,
     learned: Vec<(String, HostTensor)>,
+    /// The device's memory report after the last request (GPU only).
+    report: std::sync::Mutex<Option<String>>,
 }
 
 /// Which statements a request keeps: the program's commands (a run), or none of them and
@@ -164,17 +168,32 @@ impl Session {
         let backend = device::open(self.device).map_err(|d| raise(&[*d], &sources))?;
         let plan = pipeline::for_backend(&compiled.checked, compiled.plan, backend.as_ref())
             .map_err(|d| raise(&d, &sources))?;
+        let external = inputs
+            .values
+            .iter()
+            .filter_map(|(n, i)| match i {
+                Input::Device(t) => Some((n.clone(), t.clone())),
+                _ => None,
+            })
+            .collect();
         let options = RunOptions {
             dtype: self.dtype,
             seed: self.seed,
+            external,
             ..RunOptions::default()
         };
-        let mut engine = Engine::new(&compiled.checked, &plan, backend.as_ref(), options)
-            .map_err(|e| run_error(e, &sources))?;
-        engine
-            .set_learned_values(learned)
-            .map_err(|e| run_error(e, &sources))?;
-        f(&mut engine, &compiled.checked, &sources)
+        let result = Engine::new(&compiled.checked, &plan, backend.as_ref(), options)
+            .map_err(|e| run_error(e, &sources))
+            .and_then(|mut engine| {
+                engine
+                    .set_learned_values(learned)
+                    .map_err(|e| run_error(e, &sources))?;
+                f(&mut engine, &compiled.checked, &sources)
+            });
+        if let Ok(mut r) = self.report.lock() {
+            *r = backend.memory_report();
+        }
+        result
     }
 
     /// Compiles and runs the request, returning its answers as JSON lines.
@@ -314,6 +333,7 @@ impl Session {
             seed,
             inputs: Inputs::default(),
             learned: Vec::new(),
+            report: std::sync::Mutex::new(None),
         };
         let mut sources = SourceMap::new();
         let (_, diags) = s.parse(&Commands::Program, &mut sources);
@@ -482,10 +502,12 @@ impl Session {
     /// The values of real-valued tensors `names` (evaluated as a run evaluates them), as
     /// NumPy arrays; `None` in place of a relation, a count or a tensor written at a virtual
     /// index, which a query answers instead.
+    #[pyo3(signature = (names, device=false))]
     fn values<'py>(
         &self,
         py: Python<'py>,
         names: Vec<String>,
+        device: bool,
     ) -> PyResult<Vec<Option<Bound<'py, PyAny>>>> {
         let queries: String = names.iter().map(|n| format!("{n}?\n")).collect();
         let found = self.with_engine(
@@ -507,18 +529,52 @@ impl Session {
                         checked.tensors[t].kind == tl_check::TensorKind::Real && !looped(t)
                     })
                     .collect();
-                let got = engine.values(&direct).map_err(|e| run_error(e, sources))?;
+                let got = engine.tensors(&direct).map_err(|e| run_error(e, sources))?;
+                if device {
+                    // Another framework reads the results on its own stream: they must be done.
+                    engine.backend.synchronize().map_err(|e| {
+                        run_error(tl_run::RunError::backend(e, Default::default()), sources)
+                    })?;
+                }
+                let mut out = Vec::with_capacity(ts.len());
                 let mut got = got.into_iter();
-                Ok(ts
-                    .iter()
-                    .map(|t| direct.contains(t).then(|| got.next()).flatten())
-                    .collect::<Vec<_>>())
+                for t in &ts {
+                    let Some(v) = direct.contains(t).then(|| got.next()).flatten() else {
+                        out.push(None);
+                        continue;
+                    };
+                    if device {
+                        if let Some(capsule) = dlpack::export(py, &v)? {
+                            out.push(Some(capsule));
+                            continue;
+                        }
+                    }
+                    let host = engine.backend.download(&v).map_err(|e| {
+                        run_error(
+                            tl_run::RunError::backend(e, checked.tensors[*t].span),
+                            sources,
+                        )
+                    })?;
+                    out.push(Some(array_of(py, host)?));
+                }
+                Ok(out)
             },
         )?;
-        found
-            .into_iter()
-            .map(|h| h.map(|h| array_of(py, h)).transpose())
-            .collect()
+        Ok(found)
+    }
+
+    /// Gives tensor `name` the values of a CUDA array in a DLPack capsule
+    /// (`tensor.__dlpack__()`), read where it lies on the device: it never visits the host.
+    fn set_dlpack(&mut self, name: &str, capsule: Bound<'_, PyAny>) -> PyResult<()> {
+        self.inputs
+            .set(name, Input::Device(dlpack::consume(&capsule)?));
+        Ok(())
+    }
+
+    /// The device's memory report after the last request (in use, peak, allocations, bytes
+    /// copied to and from the host); `None` on the CPU.
+    fn memory_report(&self) -> Option<String> {
+        self.report.lock().ok().and_then(|r| r.clone())
     }
 
     /// The parameters' values as training would start from them (their initialisers, or

@@ -132,6 +132,10 @@ def _answer(line: str) -> Union[np.ndarray, Relation]:
     return np.asarray(data, dtype=np.float64).reshape(a["shape"])
 
 
+def _is_torch(value: Any) -> bool:
+    return type(value).__module__.startswith("torch") and hasattr(value, "__dlpack__")
+
+
 def _floats(value: Any) -> np.ndarray:
     """A float64 or float32 array as it is (read in place where C-contiguous); anything else
     converted to float32."""
@@ -205,6 +209,11 @@ class Program:
         read where it lies, not copied: changing it later changes what the program reads
         (as with ``torch.from_numpy``)."""
         try:
+            if _is_torch(value):
+                if value.is_cuda and self.device != "cpu":
+                    self._set_cuda(name, value)
+                    return
+                value = value.detach().cpu().numpy()
             if isinstance(value, np.ndarray) and value.dtype.kind in "iu" and value.ndim == 2:
                 self._session.set_rows(name, value.shape[0], *_columns(value.tolist(), value.shape[1]))
             elif isinstance(value, np.ndarray) or isinstance(value, (int, float)):
@@ -217,6 +226,42 @@ class Program:
                     self._session.set_rows(name, len(rows), *_columns(rows))
         except _native.RawError as e:
             raise _error(e) from None
+
+    def _set_cuda(self, name: str, value: Any) -> None:
+        import torch
+
+        value = value.detach()
+        if not value.is_floating_point():
+            value = value.float()
+        value = value.contiguous()
+        # The program reads it on its own stream: what PyTorch queued must be done first.
+        torch.cuda.current_stream(value.device).synchronize()
+        self._session.set_dlpack(name, value.__dlpack__())
+
+    def get(self, name: str, as_torch: bool = False) -> Any:
+        """``prog[name]``, or with ``as_torch=True`` a PyTorch tensor: on a GPU a CUDA tensor
+        over the program's own device memory (handed over through DLPack, never copied to
+        the host), else one sharing the NumPy array's memory."""
+        if not as_torch:
+            return self[name]
+        import torch
+
+        try:
+            value = self._session.values([name], device=True)[0]
+        except _native.RawError as e:
+            raise _error(e) from None
+        except KeyError:
+            value = None
+        if value is None:
+            return self.query(name)
+        if isinstance(value, np.ndarray):
+            return torch.from_numpy(np.array(value) if not value.flags.writeable else value)
+        return torch.from_dlpack(value)
+
+    def memory_report(self) -> Optional[str]:
+        """The GPU's memory report after the last evaluation: memory in use and at peak,
+        allocations, and the bytes copied to and from the host; ``None`` on the CPU."""
+        return self._session.memory_report()
 
     def __getitem__(self, name: str) -> Union[np.ndarray, Relation]:
         """The value of tensor ``name`` (after evaluating what it depends on): a NumPy array,

@@ -25,6 +25,8 @@ pub enum Source {
     Weighted(tl_io::CsvColumns, Vec<f64>, Span),
     /// A declared parameter.
     Param(Init, Span),
+    /// Dense data given in device memory ([`crate::inputs::Input::Device`]).
+    External(Span),
 }
 
 /// A constant in a rule, resolved to an element once the domains are known.
@@ -598,7 +600,8 @@ pub(crate) fn source_span(s: &Source) -> Option<Span> {
         | Source::Rows(_, span)
         | Source::Weighted(_, _, span)
         | Source::Tuples(_, span)
-        | Source::Param(_, span) => Some(*span),
+        | Source::Param(_, span)
+        | Source::External(span) => Some(*span),
     }
 }
 

@@ -433,6 +433,7 @@ impl SymbolFixer<'_> {
                     Definition::Derived
                 }
                 Source::Data(h, _) => Definition::Data(h.clone()),
+                Source::External(_) => Definition::External,
                 Source::Param(init, _) => Definition::Param(init.clone()),
                 Source::Rows(rows, _) => {
                     let numbers = self.element_numbers(&rows.columns, &axes);

@@ -14,6 +14,9 @@ pub enum Input {
     Tensor(HostTensor),
     /// The tuples of a relation, column by column (integers or symbols).
     Rows(tl_io::CsvColumns),
+    /// A dense tensor in device memory (handed over by another framework): its values are
+    /// never read while checking, only its shape; the engine uses it where it lies.
+    Device(tl_backend::Tensor),
 }
 
 /// Values by tensor name, in the order they were given.
@@ -54,6 +57,15 @@ impl Checker<'_> {
                         Ok(())
                     }
                     .map(|()| self.set_source(id, Source::Data(t.clone(), span), span))
+                }
+                Input::Device(t) => {
+                    self.drafts[id].read_as_tensor = true;
+                    if self.set_rank(id, t.rank(), span) {
+                        self.fix_shape(id, t.shape(), span)
+                    } else {
+                        Ok(())
+                    }
+                    .map(|()| self.set_source(id, Source::External(span), span))
                 }
                 Input::Rows(rows) => {
                     self.drafts[id].relation = true;

@@ -101,6 +101,9 @@ impl Domain {
 pub enum Definition {
     /// Data known before evaluation: literals, constants and files, loaded at check time.
     Data(HostTensor),
+    /// Dense data given in device memory from outside (its shape is the tensor's): the
+    /// engine is handed the tensor itself ([`crate::inputs::Input::Device`]).
+    External,
     /// Tuples of a relation read from facts or a CSV file (element indices per axis).
     Tuples(Vec<Vec<u32>>),
     /// A declared parameter with its initialiser.

@@ -232,6 +232,7 @@ impl Engine<'_> {
                 let host = tuples_to_dense(&shape, kept.iter().map(Vec::as_slice));
                 Ok(Some(Value::Dense(self.backend.upload(&host).map_err(|e| RunError::backend(e, span))?)))
             }
+            Definition::External => Err(RunError::Unsupported { what: format!("`{}` was given in device memory, and such a tensor is not cut into mini-batches", decl.name), hint: Some("give it as a host array (NumPy), or train on the whole batch".into()), span }),
             _ => Err(RunError::Unsupported { what: format!("parameter `{}` has an axis along the batch index; batches cut data, not parameters", decl.name), hint: Some("batch along the index that numbers the examples, which the data has and the parameters do not".into()), span }),
         }
     }

@@ -55,6 +55,8 @@ pub struct RunOptions {
     /// Where an interrupted `minimize` saves its checkpoint when `checkpoint` names no folder
     /// (`None`: an interrupt then stops training without a checkpoint).
     pub stop_checkpoint: Option<std::path::PathBuf>,
+    /// The values of tensors given in device memory (`Definition::External`), by name.
+    pub external: Vec<(String, Tensor)>,
 }
 
 impl Default for RunOptions {
@@ -70,6 +72,7 @@ impl Default for RunOptions {
             replay: true,
             max_memory: None,
             stop_checkpoint: None,
+            external: Vec::new(),
         }
     }
 }
@@ -273,8 +276,28 @@ impl<'a> Engine<'a> {
             Definition::ImplicitParam => {
                 Some(Value::Dense(self.init_param(t, &Init::Xavier, span)?))
             }
+            Definition::External => Some(Value::Dense(self.external(t, span)?)),
             Definition::Derived => None,
         })
+    }
+
+    /// The value given in device memory for `t`, in the engine's element type (converted on
+    /// the device when it has another).
+    fn external(&self, t: TensorId, span: Span) -> Result<Tensor, RunError> {
+        let name = &self.program.tensors[t].name;
+        let Some((_, value)) = self.options.external.iter().find(|(n, _)| n == name) else {
+            return Err(RunError::Unsupported {
+                what: format!("`{name}` was given in device memory, but its value is missing"),
+                hint: Some("give the tensor again".into()),
+                span,
+            });
+        };
+        if value.dtype == self.dtype_of(t) {
+            return Ok(value.clone());
+        }
+        self.backend
+            .cast(value, self.dtype_of(t))
+            .map_err(|e| RunError::backend(e, span))
     }
 
     /// A relation's value from tuples, in the storage the plan chose.

@@ -29,6 +29,15 @@ impl Engine<'_> {
         outputs.iter().map(|&t| self.download(t)).collect()
     }
 
+    /// [`Engine::values`] left where the backend keeps them (device memory on a GPU).
+    pub fn tensors(&mut self, outputs: &[TensorId]) -> Result<Vec<Tensor>, RunError> {
+        self.evaluate_needed(outputs)?;
+        outputs
+            .iter()
+            .map(|&t| self.dense(t, self.program.tensors[t].span))
+            .collect()
+    }
+
     /// Evaluates the program from its current data and parameters, recording what a
     /// backward pass reads (dropout on, as in training), and returns the values of `outputs`
     /// and the gradient of Σₒ Σ seedₒ·outputₒ with respect to each tensor of `wrt` (data
@@ -64,7 +73,10 @@ impl Engine<'_> {
             let decl = &self.program.tensors[t];
             if !matches!(
                 decl.def,
-                Definition::Data(_) | Definition::Param(_) | Definition::ImplicitParam
+                Definition::Data(_)
+                    | Definition::External
+                    | Definition::Param(_)
+                    | Definition::ImplicitParam
             ) {
                 return Err(invalid(
                     format!(

@@ -274,6 +274,7 @@ fn describe(p: &CheckedProgram, t: usize) -> String {
     };
     let how = match &decl.def {
         Definition::Data(_) => "data",
+        Definition::External => "data (device)",
         Definition::Tuples(_) => "tuples read from a file",
         Definition::Param(_) => "`param` (learned)",
         Definition::ImplicitParam => "implicit param (learned)",

@@ -147,6 +147,7 @@ pub fn summary(p: &CheckedProgram) -> String {
         };
         let def = match &t.def {
             Definition::Data(_) => "data",
+            Definition::External => "data (device)",
             Definition::Tuples(_) => "facts",
             Definition::Param(_) => "param",
             Definition::ImplicitParam => "implicit param (xavier)",

@@ -15,6 +15,7 @@ mod alloc;
 mod attention;
 mod codegen;
 mod contract;
+pub mod foreign;
 mod lt;
 pub mod nccl;
 mod paths;
@@ -25,9 +26,7 @@ mod staging;
 
 pub use alloc::MemoryStats;
 
-use crate::check::{
-    broadcastable, check_expr, check_layout, numel_checked, reduced_axes, shape_err, upload_len,
-};
+use crate::check::{broadcastable, check_expr, numel_checked, reduced_axes, shape_err, upload_len};
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};
 use crate::host::{HostData, HostTensor};
@@ -43,7 +42,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Why the CUDA backend cannot be used on this machine.
@@ -193,6 +192,9 @@ pub struct CudaBackend {
     recording: Mutex<Option<u64>>,
     /// Page-locked memory for short read-backs, made at the first one.
     staging: Mutex<Option<staging::Staging>>,
+    /// Bytes copied from the host to the device and back, for the memory report.
+    to_device: AtomicU64,
+    to_host: AtomicU64,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -353,6 +355,8 @@ impl CudaBackend {
             tf32: AtomicBool::new(false),
             recording: Mutex::new(None),
             staging: Mutex::new(None),
+            to_device: AtomicU64::new(0),
+            to_host: AtomicU64::new(0),
         })
     }
 
@@ -486,22 +490,7 @@ impl CudaBackend {
                 }
             }
         };
-        let (base, len, dtype) = match keep.as_any().downcast_ref::<CudaStorage>() {
-            Some(s) => (s.ptr(), s.len, s.dtype),
-            None => {
-                return Err(BackendError::Device(format!(
-                    "{op}: the CUDA backend was handed storage of another device"
-                )))
-            }
-        };
-        if dtype != t.dtype {
-            return Err(shape_err(
-                op,
-                format!("tensor says {} but its storage holds {dtype}", t.dtype),
-            ));
-        }
-        check_layout(op, &t.layout, len)?;
-        Ok(DevRef { keep, base, len })
+        DevRef::of(op, t, keep)
     }
 
     /// The compiled kernel of a source (memory cache, then disk cache, then NVRTC).
@@ -815,6 +804,8 @@ impl CudaBackend {
         }
         let s = self.alloc(v.len(), dtype)?;
         if !v.is_empty() {
+            self.to_device
+                .fetch_add(std::mem::size_of_val(v) as u64, Ordering::Relaxed);
             self.bind()?;
             // SAFETY: the block holds at least `size_of_val(v)` bytes. From pageable memory the
             // call returns once `v` has been staged, so `v` may go away after it; the copy is
@@ -828,6 +819,8 @@ impl CudaBackend {
     /// Copies `n` elements from the device into a host vector.
     fn download_vec<T: Copy>(&self, ptr: u64, n: usize, zero: T) -> Result<Vec<T>> {
         let mut v = vec![zero; n];
+        self.to_host
+            .fetch_add((n * std::mem::size_of::<T>()) as u64, Ordering::Relaxed);
         if n > 0 && n * std::mem::size_of::<T>() <= staging::STAGING_BYTES {
             self.bind()?;
             let mut cell = lock(&self.staging);
@@ -1653,7 +1646,12 @@ impl Backend for CudaBackend {
     }
 
     fn memory_report(&self) -> Option<String> {
-        Some(format_memory_stats(&self.memory_stats()))
+        Some(format!(
+            "{}; copied to the device {}, to the host {}",
+            format_memory_stats(&self.memory_stats()),
+            mib(self.to_device.load(Ordering::Relaxed) as usize),
+            mib(self.to_host.load(Ordering::Relaxed) as usize)
+        ))
     }
 }
 
