@@ -679,9 +679,10 @@ fn contract_map_epilogues_match_cpu() -> R {
                 let (bias, cbias) = pair(be, &mut rng, &[n], d)?;
                 let (res, cres) = pair(be, &mut rng, &[m, n], d)?;
                 let (gb, cb) = (broadcast_rows(&bias, m), broadcast_rows(&cbias, m));
-                for (e, expr) in exprs.iter().enumerate() {
+                // The GPU's `expr(x·w, bias, residual)` against the CPU's in float64.
+                let check = |expr: &MapExpr, bias: (&Tensor, &Tensor), label: String| -> R {
                     let got =
-                        be.contract_map(&x, &[0, 1], &w, &lw, &[0, 2], expr, &[&gb, &res], d)?;
+                        be.contract_map(&x, &[0, 1], &w, &lw, &[0, 2], expr, &[bias.0, &res], d)?;
                     let want = cpu.contract_map(
                         &cx,
                         &[0, 1],
@@ -689,17 +690,15 @@ fn contract_map_epilogues_match_cpu() -> R {
                         &lw,
                         &[0, 2],
                         expr,
-                        &[&cb, &cres],
+                        &[bias.1, &cres],
                         DType::F64,
                     )?;
-                    assert_eq!(got.dtype, d, "epilogue {e} result type");
-                    close(
-                        be,
-                        &got,
-                        &want,
-                        tol(d).max(1e-5),
-                        &format!("epilogue {e} {d} {m}x{k}x{n} transposed {b_transposed}"),
-                    )?;
+                    assert_eq!(got.dtype, d, "{label} result type");
+                    let label = format!("{label} {d} {m}x{k}x{n} transposed {b_transposed}");
+                    close(be, &got, &want, tol(d).max(1e-5), &label)
+                };
+                for (e, expr) in exprs.iter().enumerate() {
+                    check(expr, (&gb, &cb), format!("epilogue {e}"))?;
                 }
                 // Terms broadcast along the columns are no bias vector: a scalar (seen with
                 // size-1 axes, as a plan passes it) and a value per row.
@@ -712,30 +711,10 @@ fn contract_map_epilogues_match_cpu() -> R {
                         ccol.expanded_to_rank(&[0], 2),
                     ),
                 ];
+                let biased = [add(Input(0), Input(1)), exprs[2].clone(), exprs[7].clone()];
                 for (v, (g, c)) in views.iter().enumerate() {
-                    let biased = [add(Input(0), Input(1)), exprs[2].clone(), exprs[7].clone()];
                     for (e, expr) in biased.iter().enumerate() {
-                        let got =
-                            be.contract_map(&x, &[0, 1], &w, &lw, &[0, 2], expr, &[g, &res], d)?;
-                        let want = cpu.contract_map(
-                            &cx,
-                            &[0, 1],
-                            &cw,
-                            &lw,
-                            &[0, 2],
-                            expr,
-                            &[c, &cres],
-                            DType::F64,
-                        )?;
-                        close(
-                            be,
-                            &got,
-                            &want,
-                            tol(d).max(1e-5),
-                            &format!(
-                                "broadcast term {v}, epilogue {e} {d} {m}x{k}x{n} transposed {b_transposed}"
-                            ),
-                        )?;
+                        check(expr, (g, c), format!("broadcast term {v}, epilogue {e}"))?;
                     }
                 }
             }

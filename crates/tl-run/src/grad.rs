@@ -514,6 +514,18 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// The gradient of `t` taken out of `grads`, or zeros of its shape where nothing flowed
+    /// back to it.
+    pub(crate) fn grad_or_zeros(&self, grads: &mut Grads, t: TensorId) -> Result<Tensor, RunError> {
+        match grads[t].take() {
+            Some(g) => Ok(g),
+            None => self
+                .backend
+                .full(&self.shape(t), 0.0, self.dtype())
+                .map_err(self.err(self.program.tensors[t].span)),
+        }
+    }
+
     /// Gradients of the scalar `loss` with respect to every tensor with `wanted[t]`, after a
     /// forward pass run with `record` on.
     pub fn backward(&mut self, loss: TensorId, wanted: &[bool]) -> Result<Grads, RunError> {

@@ -322,18 +322,10 @@ impl Engine<'_> {
         let loss_sum = self.summed(&self.dense(loss, span)?, span)?;
         let mut grads = self.backward(loss, wanted)?;
         self.traces.clear();
-        let mut out = Vec::with_capacity(params.len());
-        for &p in params {
-            let pspan = self.program.tensors[p].span;
-            let g = match grads[p].take() {
-                Some(g) => g,
-                None => self
-                    .backend
-                    .full(&self.shape(p), 0.0, self.dtype())
-                    .map_err(|e| RunError::backend(e, pspan))?,
-            };
-            out.push(g);
-        }
+        let out = params
+            .iter()
+            .map(|&p| self.grad_or_zeros(&mut grads, p))
+            .collect::<Result<Vec<_>, _>>()?;
         self.device_pass(loss_sum, out, span)
     }
 

@@ -120,13 +120,7 @@ impl Engine<'_> {
         let mut grads = result?;
         let mut out = Vec::with_capacity(wrt.len());
         for &t in wrt {
-            let g = match grads[t].take() {
-                Some(g) => g,
-                None => self
-                    .backend
-                    .full(&self.shape(t), 0.0, self.dtype())
-                    .map_err(|e| RunError::backend(e, span))?,
-            };
+            let g = self.grad_or_zeros(&mut grads, t)?;
             out.push(
                 self.backend
                     .download(&g)

@@ -84,8 +84,8 @@ fn program(template: &str, n: usize, m: usize, data: &[f64]) -> String {
     )
 }
 
-/// Checks every parameter element's gradient against a central difference.
-fn gradcheck(text: &str, seed: u64) -> Result<(), String> {
+/// `text` parsed, checked and planned, or what went wrong.
+fn planned(text: &str) -> Result<(tl_check::CheckedProgram, tl_plan::ProgramPlan), String> {
     let mut sources = SourceMap::new();
     let (parsed, diags) =
         tl_syntax::load_source("<test>", text, &mut sources, std::path::Path::new("."));
@@ -95,6 +95,12 @@ fn gradcheck(text: &str, seed: u64) -> Result<(), String> {
     let checked =
         tl_check::check(&parsed, &sources).map_err(|e| format!("check: {e:?}\n{text}"))?;
     let plan = tl_plan::plan(&checked).map_err(|e| format!("plan: {e:?}"))?;
+    Ok((checked, plan))
+}
+
+/// Checks every parameter element's gradient against a central difference.
+fn gradcheck(text: &str, seed: u64) -> Result<(), String> {
+    let (checked, plan) = planned(text)?;
     let backend = CpuBackend::new();
     let options = RunOptions {
         dtype: DType::F64,
@@ -109,34 +115,58 @@ fn gradcheck(text: &str, seed: u64) -> Result<(), String> {
     if grads.is_empty() {
         return Err(format!("no parameters to check\n{text}"));
     }
-    let h = 1e-6;
     for (p, g) in grads {
-        let Some(Value::Dense(t)) = engine.values[p].clone() else {
-            return Err("param not dense".into());
-        };
-        let base = backend.download(&t).map_err(|e| e.to_string())?;
-        let values = base.data.to_f64();
-        let exact = g.data.to_f64();
-        for i in 0..values.len() {
-            let mut at = |delta: f64| -> Result<f64, String> {
-                let mut v = values.clone();
-                v[i] += delta;
-                let up = backend
-                    .upload(&HostTensor::from_f64(base.shape.clone(), v, DType::F64))
-                    .map_err(|e| e.to_string())?;
-                engine.values[p] = Some(Value::Dense(up));
-                engine.loss_value(loss).map_err(|e| e.to_string())
-            };
-            let fd = (at(h)? - at(-h)?) / (2.0 * h);
-            if (fd - exact[i]).abs() > 1e-6 * fd.abs().max(1.0) {
-                return Err(format!(
-                    "d Loss / d {}[{i}]: autograd {} vs finite difference {fd}\n{text}",
-                    checked.tensors[p].name, exact[i]
-                ));
-            }
-        }
-        engine.values[p] = Some(Value::Dense(t));
+        let what = format!("d Loss / d {}", checked.tensors[p].name);
+        compare_with_differences(&mut engine, &backend, p, &g.data.to_f64(), &what, &|e| {
+            e.loss_value(loss).map_err(|e| e.to_string())
+        })
+        .map_err(|e| format!("{e}\n{text}"))?;
     }
+    Ok(())
+}
+
+/// Compares `exact`, the gradient of `f` with respect to tensor `t`, element by element with
+/// central differences of `f`, and gives `t` its value back.
+fn compare_with_differences(
+    engine: &mut Engine,
+    backend: &CpuBackend,
+    t: usize,
+    exact: &[f64],
+    what: &str,
+    f: &dyn Fn(&mut Engine) -> Result<f64, String>,
+) -> Result<(), String> {
+    let Some(Value::Dense(base)) = engine.values[t].clone() else {
+        return Err(format!("{what}: not a dense tensor"));
+    };
+    let host = backend.download(&base).map_err(|e| e.to_string())?;
+    let values = host.data.to_f64();
+    if exact.len() != values.len() {
+        return Err(format!(
+            "{what}: {} gradient elements for {}",
+            exact.len(),
+            values.len()
+        ));
+    }
+    let h = 1e-6;
+    for i in 0..values.len() {
+        let mut at = |delta: f64| -> Result<f64, String> {
+            let mut v = values.clone();
+            v[i] += delta;
+            let up = backend
+                .upload(&HostTensor::from_f64(host.shape.clone(), v, DType::F64))
+                .map_err(|e| e.to_string())?;
+            engine.values[t] = Some(Value::Dense(up));
+            f(engine)
+        };
+        let fd = (at(h)? - at(-h)?) / (2.0 * h);
+        if (fd - exact[i]).abs() > 1e-6 * fd.abs().max(1.0) {
+            return Err(format!(
+                "{what}[{i}]: exact {} vs finite difference {fd}",
+                exact[i]
+            ));
+        }
+    }
+    engine.values[t] = Some(Value::Dense(base));
     Ok(())
 }
 
@@ -198,12 +228,7 @@ fn vjp_text(name: &str) -> &'static str {
 /// Checks every element of every gradient of a vector-Jacobian product against a central
 /// difference of Σ seed·output.
 fn vjp_check(text: &str, outputs: &[&str], wrt: &[&str], seed: u64) -> Result<(), String> {
-    let mut sources = SourceMap::new();
-    let (parsed, _) =
-        tl_syntax::load_source("<test>", text, &mut sources, std::path::Path::new("."));
-    let checked =
-        tl_check::check(&parsed, &sources).map_err(|e| format!("check: {e:?}\n{text}"))?;
-    let plan = tl_plan::plan(&checked).map_err(|e| format!("plan: {e:?}"))?;
+    let (checked, plan) = planned(text)?;
     let backend = CpuBackend::new();
     let options = RunOptions {
         dtype: DType::F64,
@@ -245,36 +270,17 @@ fn vjp_check(text: &str, outputs: &[&str], wrt: &[&str], seed: u64) -> Result<()
             })
             .sum())
     };
-    let h = 1e-6;
     for (&t, g) in ins.iter().zip(&r.grads) {
-        let Some(Value::Dense(base)) = engine.values[t].clone() else {
-            return Err("input not dense".into());
-        };
-        let host = backend.download(&base).map_err(|e| e.to_string())?;
-        let values = host.data.to_f64();
-        let exact = g.data.to_f64();
-        if g.shape != host.shape {
-            return Err(format!("gradient shape {:?} vs {:?}", g.shape, host.shape));
+        if g.shape != engine.shape(t) {
+            return Err(format!(
+                "gradient shape {:?} vs {:?}",
+                g.shape,
+                engine.shape(t)
+            ));
         }
-        for i in 0..values.len() {
-            let mut at = |delta: f64| -> Result<f64, String> {
-                let mut v = values.clone();
-                v[i] += delta;
-                let up = backend
-                    .upload(&HostTensor::from_f64(host.shape.clone(), v, DType::F64))
-                    .map_err(|e| e.to_string())?;
-                engine.values[t] = Some(Value::Dense(up));
-                weighted(&mut engine)
-            };
-            let fd = (at(h)? - at(-h)?) / (2.0 * h);
-            if (fd - exact[i]).abs() > 1e-6 * fd.abs().max(1.0) {
-                return Err(format!(
-                    "d / d {}[{i}]: vjp {} vs finite difference {fd}\n{text}",
-                    checked.tensors[t].name, exact[i]
-                ));
-            }
-        }
-        engine.values[t] = Some(Value::Dense(base));
+        let what = format!("d / d {}", checked.tensors[t].name);
+        compare_with_differences(&mut engine, &backend, t, &g.data.to_f64(), &what, &weighted)
+            .map_err(|e| format!("{e}\n{text}"))?;
     }
     Ok(())
 }
