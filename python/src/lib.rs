@@ -8,7 +8,7 @@ mod dlpack;
 
 use numpy::{IntoPyArray, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::prelude::*;
 use std::path::PathBuf;
 use tensorlogic::{device, pipeline, report};
@@ -294,6 +294,47 @@ fn array_of<'py>(py: Python<'py>, t: HostTensor) -> PyResult<Bound<'py, PyAny>> 
     flat.call_method1("reshape", (shape,))
 }
 
+/// A value given from Python: a DLPack capsule (`x.__dlpack__()`) of device memory, or a
+/// float array.
+fn input_of(value: &Bound<'_, PyAny>) -> PyResult<Input> {
+    if value.downcast::<pyo3::types::PyCapsule>().is_ok() {
+        return Ok(Input::Device(dlpack::consume(value)?));
+    }
+    Ok(Input::Tensor(host_of(value)?))
+}
+
+/// Why a result could not be handed out: Python's own error, or the backend's.
+enum HandOut {
+    Py(PyErr),
+    Backend(tl_backend::BackendError),
+}
+
+impl HandOut {
+    fn into_py(self, fail: impl Fn(tl_backend::BackendError) -> PyErr) -> PyErr {
+        match self {
+            HandOut::Py(e) => e,
+            HandOut::Backend(e) => fail(e),
+        }
+    }
+}
+
+/// A result for Python: with `device`, a DLPack capsule when it is in device memory (the
+/// backend's work synchronised first), else a NumPy array.
+fn hand_out<'py>(
+    py: Python<'py>,
+    backend: &dyn tl_backend::Backend,
+    t: &tl_backend::Tensor,
+    device: bool,
+) -> Result<Bound<'py, PyAny>, HandOut> {
+    if device {
+        if let Some(capsule) = dlpack::export(py, t).map_err(HandOut::Py)? {
+            return Ok(capsule);
+        }
+    }
+    let host = backend.download(t).map_err(HandOut::Backend)?;
+    array_of(py, host).map_err(HandOut::Py)
+}
+
 /// NumPy arrays handed to Python.
 type Arrays<'py> = Vec<Bound<'py, PyAny>>;
 
@@ -426,14 +467,15 @@ impl Session {
         Ok(())
     }
 
-    /// Evaluates the program with `given` data (name, array) added to the session's and
-    /// `learned` values (name, array) for some parameters, and returns the values of
-    /// `outputs`; with `seeds` (one array per output, its upstream gradient) also the
-    /// gradient of Σ seed·output with respect to each tensor named in `wrt`. Without seeds the
-    /// outputs are evaluated for a backward pass to come (dropout on) when `record`, else as
-    /// a run evaluates them. The session keeps none of it: what a differentiable function of
-    /// other frameworks calls.
-    #[pyo3(signature = (given, learned, outputs, seeds=None, wrt=Vec::new(), record=true))]
+    /// Evaluates the program with `given` data (name, array or DLPack capsule) added to the
+    /// session's and `learned` values (name, array) for some parameters, and returns the
+    /// values of `outputs`; with `seeds` (one array or capsule per output, its upstream
+    /// gradient) also the gradient of Σ seed·output with respect to each tensor named in
+    /// `wrt`. Without seeds the outputs are evaluated for a backward pass to come (dropout on)
+    /// when `record`, else as a run evaluates them. With `device`, results in device memory
+    /// come back as DLPack capsules, the rest as arrays. The session keeps none of it: what
+    /// a differentiable function of other frameworks calls.
+    #[pyo3(signature = (given, learned, outputs, seeds=None, wrt=Vec::new(), record=true, device=false))]
     #[allow(clippy::too_many_arguments)]
     fn vjp<'py>(
         &self,
@@ -444,10 +486,11 @@ impl Session {
         seeds: Option<Vec<Bound<'py, PyAny>>>,
         wrt: Vec<String>,
         record: bool,
+        device: bool,
     ) -> PyResult<(Arrays<'py>, Arrays<'py>)> {
         let mut inputs = self.inputs.clone();
-        for (name, array) in &given {
-            inputs.set(name, Input::Tensor(host_of(array)?));
+        for (name, value) in &given {
+            inputs.set(name, input_of(value)?);
         }
         let mut values = self.learned.clone();
         for (name, array) in &learned {
@@ -458,7 +501,7 @@ impl Session {
         let seeds = seeds
             .unwrap_or_default()
             .iter()
-            .map(host_of)
+            .map(input_of)
             .collect::<PyResult<Vec<_>>>()?;
         let wrt = if seeds.is_empty() { Vec::new() } else { wrt };
         // Without a backward pass to come, the outputs are evaluated as a run evaluates them
@@ -468,35 +511,44 @@ impl Session {
         } else {
             outputs.iter().map(|n| format!("{n}?\n")).collect()
         };
-        let result = self.with_engine(
+        self.with_engine(
             Commands::Instead(&queries),
             &inputs,
             &values,
             |engine, checked, sources| {
+                let fail = |e| run_error(tl_run::RunError::backend(e, Default::default()), sources);
                 let outs = ids(checked, &outputs)?;
                 let ins = ids(checked, &wrt)?;
-                if queries.is_empty() {
-                    engine.vjp(&outs, &seeds, &ins)
+                let mut on_backend = Vec::with_capacity(seeds.len());
+                for s in seeds {
+                    on_backend.push(match s {
+                        Input::Tensor(h) => engine.backend.upload(&h).map_err(fail)?,
+                        Input::Device(t) => t,
+                        Input::Rows(_) => return Err(PyTypeError::new_err("a gradient is dense")),
+                    });
+                }
+                let result = if queries.is_empty() {
+                    engine.vjp(&outs, &on_backend, &ins)
                 } else {
-                    engine.values(&outs).map(|values| tl_run::vjp::Vjp {
+                    engine.tensors(&outs).map(|values| tl_run::vjp::Vjp {
                         values,
                         grads: Vec::new(),
                     })
                 }
-                .map_err(|e| run_error(e, sources))
+                .map_err(|e| run_error(e, sources))?;
+                let backend = engine.backend;
+                if device {
+                    // Another framework reads the results on its own stream: they must be done.
+                    backend.synchronize().map_err(fail)?;
+                }
+                let give = |ts: Vec<tl_backend::Tensor>| -> PyResult<Arrays<'py>> {
+                    ts.iter()
+                        .map(|t| hand_out(py, backend, t, device).map_err(|e| e.into_py(fail)))
+                        .collect()
+                };
+                Ok((give(result.values)?, give(result.grads)?))
             },
-        )?;
-        let values = result
-            .values
-            .into_iter()
-            .map(|t| array_of(py, t))
-            .collect::<PyResult<_>>()?;
-        let grads = result
-            .grads
-            .into_iter()
-            .map(|t| array_of(py, t))
-            .collect::<PyResult<_>>()?;
-        Ok((values, grads))
+        )
     }
 
     /// The values of real-valued tensors `names` (evaluated as a run evaluates them), as
@@ -530,32 +582,21 @@ impl Session {
                     })
                     .collect();
                 let got = engine.tensors(&direct).map_err(|e| run_error(e, sources))?;
+                let fail = |e| run_error(tl_run::RunError::backend(e, Default::default()), sources);
                 if device {
                     // Another framework reads the results on its own stream: they must be done.
-                    engine.backend.synchronize().map_err(|e| {
-                        run_error(tl_run::RunError::backend(e, Default::default()), sources)
-                    })?;
+                    engine.backend.synchronize().map_err(fail)?;
                 }
                 let mut out = Vec::with_capacity(ts.len());
                 let mut got = got.into_iter();
                 for t in &ts {
-                    let Some(v) = direct.contains(t).then(|| got.next()).flatten() else {
-                        out.push(None);
-                        continue;
-                    };
-                    if device {
-                        if let Some(capsule) = dlpack::export(py, &v)? {
-                            out.push(Some(capsule));
-                            continue;
-                        }
-                    }
-                    let host = engine.backend.download(&v).map_err(|e| {
-                        run_error(
-                            tl_run::RunError::backend(e, checked.tensors[*t].span),
-                            sources,
-                        )
-                    })?;
-                    out.push(Some(array_of(py, host)?));
+                    out.push(match direct.contains(t).then(|| got.next()).flatten() {
+                        Some(v) => Some(
+                            hand_out(py, engine.backend, &v, device)
+                                .map_err(|e| e.into_py(fail))?,
+                        ),
+                        None => None,
+                    });
                 }
                 Ok(out)
             },

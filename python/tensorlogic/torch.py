@@ -14,9 +14,11 @@ into the PyTorch tensors passed in and into the program's parameters::
     block = tlt.Module(prog, inputs=["X"], outputs=["H"])
     model = torch.nn.Sequential(torch.nn.Linear(5, 4, dtype=torch.float64), block)
 
-The program runs on its own device (``Program(device=...)``); tensors cross as host
-arrays in the program's float type (``dtype="f64"`` for ``torch.autograd.gradcheck``) and
-the results come back on the device of the first tensor passed in. The backward pass
+The program runs on its own device (``Program(device=...)``). On the GPU, CUDA inputs,
+upstream gradients and results cross through DLPack without visiting the host; parameters,
+and everything for a program on the CPU, cross as host arrays in the program's float type
+(``dtype="f64"`` for ``torch.autograd.gradcheck``). Results come back on the device of the
+first tensor passed in. The backward pass
 evaluates the program again, recording what the gradients read.
 """
 
@@ -36,20 +38,44 @@ def _array(t: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     return np.asarray(t.detach().to("cpu").numpy(), dtype=dtype, order="C")
 
 
+def _on_device(spec: "Function", t: torch.Tensor) -> bool:
+    return t.is_cuda and spec._program.device != "cpu"
+
+
+def _given(spec: "Function", t: torch.Tensor):
+    """A tensor for the program: a CUDA tensor of a program on the GPU as a DLPack capsule
+    (read where it lies), anything else as a host array."""
+    if _on_device(spec, t):
+        t = t.detach().contiguous()
+        # The program reads it on its own stream: what PyTorch queued must be done first.
+        torch.cuda.current_stream(t.device).synchronize()
+        return t.__dlpack__()
+    return _array(t, spec._np_dtype)
+
+
+def _taken(value, device: torch.device, dtype=None) -> torch.Tensor:
+    """A result from the program: a DLPack capsule (device memory) or a NumPy array."""
+    t = torch.from_numpy(np.array(value)) if isinstance(value, np.ndarray) else torch.from_dlpack(value)
+    return t.to(device=device, dtype=dtype)
+
+
 class _Call(torch.autograd.Function):
-    """One evaluation of a program: tensors in (named by ``spec``), outputs out."""
+    """One evaluation of a program: tensors in (named by ``spec``), outputs out. A program on
+    the GPU takes CUDA inputs and gives its results through DLPack, so they never visit the
+    host; parameters cross as host arrays."""
 
     @staticmethod
     def forward(ctx, spec: "Function", record: bool, *tensors: torch.Tensor):  # type: ignore[override]
-        given, learned = spec._split([_array(t, spec._np_dtype) for t in tensors])
+        given, learned = spec._inputs(tensors)
+        device = tensors[0].device if tensors else torch.device("cpu")
         try:
-            values, _ = spec._program._session.vjp(given, learned, spec.outputs, record=record)
+            values, _ = spec._program._session.vjp(given, learned, spec.outputs, record=record,
+                                                   device=device.type == "cuda")
         except _native.RawError as e:
             raise _error(e) from None
         ctx.spec = spec
         ctx.save_for_backward(*tensors)
-        device = tensors[0].device if tensors else torch.device("cpu")
-        return tuple(torch.from_numpy(np.array(v)).to(device) for v in values)
+        return tuple(_taken(v, device) for v in values)
 
     @staticmethod
     def backward(ctx, *upstream: torch.Tensor):  # type: ignore[override]
@@ -59,17 +85,17 @@ class _Call(torch.autograd.Function):
         want = [k for k in range(len(tensors)) if ctx.needs_input_grad[2 + k]]
         if not want:
             return (None,) * (2 + len(tensors))
-        given, learned = spec._split([_array(t, spec._np_dtype) for t in tensors])
-        seeds = [_array(g, spec._np_dtype) for g in upstream]
+        given, learned = spec._inputs(tensors)
+        seeds = [_given(spec, g) for g in upstream]
         try:
             _, grads = spec._program._session.vjp(
-                given, learned, spec.outputs, seeds, [names[k] for k in want])
+                given, learned, spec.outputs, seeds, [names[k] for k in want],
+                device=any(t.is_cuda for t in tensors))
         except _native.RawError as e:
             raise _error(e) from None
         out: List = [None] * len(tensors)
         for k, g in zip(want, grads):
-            out[k] = torch.from_numpy(np.array(g)).to(device=tensors[k].device,
-                                                      dtype=tensors[k].dtype)
+            out[k] = _taken(g, tensors[k].device, tensors[k].dtype)
         return (None, None, *out)
 
 
@@ -95,9 +121,11 @@ class Function:
     def _names(self) -> List[str]:
         return self.inputs + self.params
 
-    def _split(self, arrays: List[np.ndarray]) -> Tuple[list, list]:
+    def _inputs(self, tensors: Sequence[torch.Tensor]) -> Tuple[list, list]:
         k = len(self.inputs)
-        return list(zip(self.inputs, arrays[:k])), list(zip(self.params, arrays[k:]))
+        given = [(n, _given(self, t)) for n, t in zip(self.inputs, tensors[:k])]
+        learned = [(n, _array(t, self._np_dtype)) for n, t in zip(self.params, tensors[k:])]
+        return given, learned
 
     def __call__(self, *tensors: torch.Tensor):
         expected = len(self.inputs) + len(self.params)

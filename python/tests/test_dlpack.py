@@ -57,3 +57,26 @@ def test_a_cuda_tensor_for_a_cpu_program_goes_through_the_host():
     prog["X"] = x
     torch.testing.assert_close(torch.from_numpy(prog["Y"]), (x * x).cpu())
     assert prog.memory_report() is None
+
+
+def test_a_program_inside_pytorch_keeps_cuda_tensors_on_the_device():
+    import tensorlogic.torch as tlt
+
+    prog = tl.Program(source="param W[64, 32] ~ normal(0, 0.1)\n"
+                             "H[b, j] = tanh(X[b, i] W[i, j])\n", device="cuda", dtype="f64")
+    x = torch.randn(16384, 64, device="cuda", dtype=torch.float64, requires_grad=True)  # 8 MiB
+    w = torch.randn(64, 32, device="cuda", dtype=torch.float64, requires_grad=True)
+    f = tlt.Function(prog, inputs=["X"], outputs=["H"], params=["W"])
+    h = f(x, w)
+    assert h.is_cuda
+    torch.testing.assert_close(h, torch.tanh(x @ w))
+    to_device, to_host = copied_mib(prog.memory_report())
+    assert to_device < 0.1 and to_host < 0.1, prog.memory_report()
+    (h * h).sum().backward()
+    to_device, to_host = copied_mib(prog.memory_report())
+    assert to_device < 0.1 and to_host < 0.1, prog.memory_report()
+    hx = x.detach().requires_grad_()
+    hw = w.detach().requires_grad_()
+    (torch.tanh(hx @ hw) ** 2).sum().backward()
+    torch.testing.assert_close(x.grad, hx.grad)
+    torch.testing.assert_close(w.grad, hw.grad)

@@ -10,14 +10,14 @@ use tl_backend::{HostTensor, Tensor};
 use tl_check::{Definition, TensorId};
 use tl_syntax::Span;
 
-/// What [`Engine::vjp`] computed: the outputs' values and the gradients.
+/// What [`Engine::vjp`] computed, where the backend keeps it (device memory on a GPU).
 #[derive(Debug)]
 pub struct Vjp {
     /// The value of each output, in the order asked for.
-    pub values: Vec<HostTensor>,
+    pub values: Vec<Tensor>,
     /// For each tensor asked about, Σ seed·∂output/∂tensor over the outputs, shaped like
     /// the tensor (zeros where no output depends on it).
-    pub grads: Vec<HostTensor>,
+    pub grads: Vec<Tensor>,
 }
 
 impl Engine<'_> {
@@ -32,10 +32,7 @@ impl Engine<'_> {
     /// [`Engine::values`] left where the backend keeps them (device memory on a GPU).
     pub fn tensors(&mut self, outputs: &[TensorId]) -> Result<Vec<Tensor>, RunError> {
         self.evaluate_needed(outputs)?;
-        outputs
-            .iter()
-            .map(|&t| self.dense(t, self.program.tensors[t].span))
-            .collect()
+        self.dense_all(outputs)
     }
 
     /// Evaluates the program from its current data and parameters, recording what a
@@ -46,13 +43,13 @@ impl Engine<'_> {
     pub fn vjp(
         &mut self,
         outputs: &[TensorId],
-        seeds: &[HostTensor],
+        seeds: &[Tensor],
         wrt: &[TensorId],
     ) -> Result<Vjp, RunError> {
         let span = Span::default();
         if wrt.is_empty() && seeds.is_empty() {
             self.forward_recorded(&vec![false; self.program.tensors.len()])?;
-            let values: Result<Vec<_>, _> = outputs.iter().map(|&t| self.download(t)).collect();
+            let values = self.dense_all(outputs);
             self.traces.clear();
             return Ok(Vjp {
                 values: values?,
@@ -90,44 +87,45 @@ impl Engine<'_> {
         let mut seeded: Vec<(TensorId, Tensor)> = Vec::with_capacity(outputs.len());
         for (&t, seed) in outputs.iter().zip(seeds) {
             let shape = self.shape(t);
-            if seed.shape != shape {
+            let decl = &self.program.tensors[t];
+            if seed.shape() != shape.as_slice() {
                 return Err(invalid(
                     format!(
                         "the upstream gradient of `{}` has shape {:?}, but `{}` has shape {shape:?}",
-                        self.program.tensors[t].name, seed.shape, self.program.tensors[t].name
+                        decl.name,
+                        seed.shape(),
+                        decl.name
                     ),
-                    self.program.tensors[t].span,
+                    decl.span,
                 ));
             }
-            let host = HostTensor {
-                shape,
-                data: seed.data.convert(self.dtype()),
+            let g = if seed.dtype == self.dtype() {
+                seed.clone()
+            } else {
+                self.backend
+                    .cast(seed, self.dtype())
+                    .map_err(|e| RunError::backend(e, span))?
             };
-            let g = self
-                .backend
-                .upload(&host)
-                .map_err(|e| RunError::backend(e, span))?;
             seeded.push((t, g));
         }
         let wanted = self.depends_on(wrt);
         self.forward_recorded(&wanted)?;
-        let values = outputs
-            .iter()
-            .map(|&t| self.download(t))
-            .collect::<Result<Vec<_>, _>>()?;
+        let values = self.dense_all(outputs)?;
         let result = self.backward_seeded(seeded, &wanted, &[], &mut |_, _| Ok(()));
         self.traces.clear();
         let mut grads = result?;
-        let mut out = Vec::with_capacity(wrt.len());
-        for &t in wrt {
-            let g = self.grad_or_zeros(&mut grads, t)?;
-            out.push(
-                self.backend
-                    .download(&g)
-                    .map_err(|e| RunError::backend(e, span))?,
-            );
-        }
-        Ok(Vjp { values, grads: out })
+        let grads = wrt
+            .iter()
+            .map(|&t| self.grad_or_zeros(&mut grads, t))
+            .collect::<Result<_, _>>()?;
+        Ok(Vjp { values, grads })
+    }
+
+    fn dense_all(&self, outputs: &[TensorId]) -> Result<Vec<Tensor>, RunError> {
+        outputs
+            .iter()
+            .map(|&t| self.dense(t, self.program.tensors[t].span))
+            .collect()
     }
 
     /// The dense value of `t` in host memory.

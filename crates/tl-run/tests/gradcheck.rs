@@ -251,26 +251,33 @@ fn vjp_check(text: &str, outputs: &[&str], wrt: &[&str], seed: u64) -> Result<()
             HostTensor::from_f64(shape, (0..n).map(|_| rng.normal()).collect(), DType::F64)
         })
         .collect();
-    let r = engine.vjp(&outs, &seeds, &ins).map_err(|e| e.to_string())?;
+    let on_backend = seeds
+        .iter()
+        .map(|s| backend.upload(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    let host = |t: &tl_backend::Tensor| backend.download(t).map_err(|e| e.to_string());
+    let r = engine
+        .vjp(&outs, &on_backend, &ins)
+        .map_err(|e| e.to_string())?;
+    let grads = r.grads.iter().map(host).collect::<Result<Vec<_>, _>>()?;
     // The outputs' values after a change of an input (a product with respect to nothing
     // evaluates them as the product does).
     let weighted = |engine: &mut Engine| -> Result<f64, String> {
         engine.reset_derived();
-        let v = engine.vjp(&outs, &seeds, &[]).map_err(|e| e.to_string())?;
-        Ok(v.values
-            .iter()
-            .zip(&seeds)
-            .map(|(v, s)| {
-                v.data
-                    .to_f64()
-                    .iter()
-                    .zip(s.data.to_f64())
-                    .map(|(a, b)| a * b)
-                    .sum::<f64>()
-            })
-            .sum())
+        let v = engine.vjp(&outs, &[], &[]).map_err(|e| e.to_string())?;
+        let mut total = 0.0;
+        for (v, s) in v.values.iter().zip(&seeds) {
+            let v = host(v)?.data.to_f64();
+            total += v
+                .iter()
+                .zip(s.data.to_f64())
+                .map(|(a, b)| a * b)
+                .sum::<f64>();
+        }
+        Ok(total)
     };
-    for (&t, g) in ins.iter().zip(&r.grads) {
+    for (&t, g) in ins.iter().zip(&grads) {
         if g.shape != engine.shape(t) {
             return Err(format!(
                 "gradient shape {:?} vs {:?}",
