@@ -37,8 +37,12 @@ struct Session {
     seed: u64,
     inputs: Inputs,
     learned: Vec<(String, HostTensor)>,
-    /// The device's memory report after the last request (GPU only).
+    /// The device's memory report after the last request (GPU only; its counters run from
+    /// the session's first request).
     report: std::sync::Mutex<Option<String>>,
+    /// The backend, opened at the first request and kept: a GPU's context, compiled kernels
+    /// and memory pool serve every later request.
+    backend: std::sync::Mutex<Option<std::sync::Arc<dyn tl_backend::Backend>>>,
 }
 
 /// Which statements a request keeps: the program's commands (a run), or none of them and
@@ -145,6 +149,18 @@ impl Session {
         (program, diags)
     }
 
+    /// The session's backend, opened on first use (a failure is not kept: the next request
+    /// tries again).
+    fn backend(&self) -> Result<std::sync::Arc<dyn tl_backend::Backend>, Box<Diagnostic>> {
+        let mut slot = self.backend.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = slot.as_ref() {
+            return Ok(b.clone());
+        }
+        let opened: std::sync::Arc<dyn tl_backend::Backend> = device::open(self.device)?.into();
+        *slot = Some(opened.clone());
+        Ok(opened)
+    }
+
     /// Compiles the program (its commands replaced as `commands` says) with `inputs` given,
     /// starts an engine on the session's device with `learned` values for its parameters,
     /// and hands it to `f`.
@@ -165,7 +181,7 @@ impl Session {
             inputs,
         )
         .map_err(|d| raise(&d, &sources))?;
-        let backend = device::open(self.device).map_err(|d| raise(&[*d], &sources))?;
+        let backend = self.backend().map_err(|d| raise(&[*d], &sources))?;
         let plan = pipeline::for_backend(&compiled.checked, compiled.plan, backend.as_ref())
             .map_err(|d| raise(&d, &sources))?;
         let external = inputs
@@ -375,6 +391,7 @@ impl Session {
             inputs: Inputs::default(),
             learned: Vec::new(),
             report: std::sync::Mutex::new(None),
+            backend: std::sync::Mutex::new(None),
         };
         let mut sources = SourceMap::new();
         let (_, diags) = s.parse(&Commands::Program, &mut sources);
@@ -612,8 +629,8 @@ impl Session {
         Ok(())
     }
 
-    /// The device's memory report after the last request (in use, peak, allocations, bytes
-    /// copied to and from the host); `None` on the CPU.
+    /// The device's memory report (in use, peak, allocations, bytes copied to and from the
+    /// host, counted since the session's first request); `None` on the CPU.
     fn memory_report(&self) -> Option<String> {
         self.report.lock().ok().and_then(|r| r.clone())
     }

@@ -260,7 +260,9 @@ class Program:
 
     def memory_report(self) -> Optional[str]:
         """The GPU's memory report after the last evaluation: memory in use and at peak,
-        allocations, and the bytes copied to and from the host; ``None`` on the CPU."""
+        allocations, and the bytes copied to and from the host, counted since the program's
+        first evaluation (the GPU and its memory pool serve all of them); ``None`` on the
+        CPU."""
         return self._session.memory_report()
 
     def __getitem__(self, name: str) -> Union[np.ndarray, Relation]:
