@@ -23,7 +23,7 @@ create_exception!(
     _native,
     RawError,
     PyException,
-    "A diagnostic: (code, message, line, column, rendered)."
+    "A diagnostic: (code, message, line, column, rendered, file)."
 );
 
 /// A program with its inputs and learned values, compiled anew for each request.
@@ -64,11 +64,14 @@ fn raise(diags: &[Diagnostic], sources: &SourceMap) -> PyErr {
         .find(|d| d.severity == tl_syntax::Severity::Error)
         .or(diags.first());
     let (code, message) = first.map_or(("TL0000", String::new()), |d| (d.code, d.message.clone()));
-    let (line, column) = first
+    let place = first
         .and_then(|d| d.span)
-        .filter(|s| (s.file.0 as usize) < sources.files().len())
-        .map_or((0, 0), |s| sources.line_col(s.file, s.start));
-    RawError::new_err((code, message, line, column, rendered))
+        .filter(|s| (s.file.0 as usize) < sources.files().len());
+    let (line, column) = place.map_or((0, 0), |s| sources.line_col(s.file, s.start));
+    let file = place.map_or(String::new(), |s| {
+        sources.file(s.file).path.display().to_string()
+    });
+    RawError::new_err((code, message, line, column, rendered, file))
 }
 
 /// Hands each finished training step to a Python callable `(step, total, loss, lr)` and

@@ -40,14 +40,17 @@ __all__ = [
 
 
 class TLError(Exception):
-    """A diagnostic from the engine: ``code`` (``TL0101``), ``message``, ``line`` and
-    ``column`` (1-based; 0 where the error has no place in the text) and ``rendered`` (the
-    report ``tl`` prints, with the source line and a hint)."""
+    """A diagnostic from the engine: ``code`` (``TL0101``), ``message``, ``file`` (the
+    program's path, ``<source>`` for text, ``<python>`` for a query; empty where the error
+    has no place), ``line`` and ``column`` (1-based; 0 where the error has no place in the
+    text) and ``rendered`` (the report ``tl`` prints, with the source line and a hint)."""
 
-    def __init__(self, code: str, message: str, line: int, column: int, rendered: str):
+    def __init__(self, code: str, message: str, line: int, column: int, rendered: str,
+                 file: str = ""):
         super().__init__(f"[{code}] {message}" + (f" (line {line}, column {column})" if line else ""))
         self.code = code
         self.message = message
+        self.file = file
         self.line = line
         self.column = column
         self.rendered = rendered
@@ -73,9 +76,9 @@ _BY_PREFIX = {"TL00": ParseError, "TL01": CheckError, "TL02": PlanError, "TL03":
 
 
 def _error(raw: BaseException) -> TLError:
-    code, message, line, column, rendered = raw.args
+    code, message, line, column, rendered, file = raw.args
     cls = _BY_PREFIX.get(code[:4], TLError)
-    return cls(code, message, line, column, rendered)
+    return cls(code, message, line, column, rendered, file)
 
 
 class Relation:

@@ -3,7 +3,7 @@
 from typing import Any, Callable, List, Optional, Tuple
 
 class RawError(Exception):
-    """A diagnostic: args are (code, message, line, column, rendered)."""
+    """A diagnostic: args are (code, message, line, column, rendered, file)."""
 
 class Session:
     def __init__(self, text: str, name: str, dir: str, device: str = "cpu", dtype: str = "f32",

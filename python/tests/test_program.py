@@ -125,6 +125,10 @@ def test_errors_carry_code_place_and_rendering():
     with pytest.raises(tl.CheckError) as e:
         prog.run()
     assert e.value.code.startswith("TL01") and e.value.line == 3
+    assert e.value.file == "<source>"
+    with pytest.raises(tl.CheckError) as e:
+        tl.Program(source="X = [1, 2]\n").query("Nope[i]")
+    assert e.value.file == "<python>" and e.value.line == 1
     with pytest.raises(ValueError):
         tl.Program(source="X = [1]\n", device="tpu")
 
