@@ -64,17 +64,19 @@ def test_a_program_inside_pytorch_keeps_cuda_tensors_on_the_device():
 
     prog = tl.Program(source="param W[64, 32] ~ normal(0, 0.1)\n"
                              "H[b, j] = tanh(X[b, i] W[i, j])\n", device="cuda", dtype="f64")
-    x = torch.randn(16384, 64, device="cuda", dtype=torch.float64, requires_grad=True)  # 8 MiB
+    x = torch.randn(65536, 64, device="cuda", dtype=torch.float64, requires_grad=True)  # 32 MiB
     w = torch.randn(64, 32, device="cuda", dtype=torch.float64, requires_grad=True)
     f = tlt.Function(prog, inputs=["X"], outputs=["H"], params=["W"])
     h = f(x, w)
     assert h.is_cuda
     torch.testing.assert_close(h, torch.tanh(x @ w))
+    # The parameter W (16 KiB) crosses as a host array each call; X, H and the gradients of
+    # X and H (32 MiB each) never do. The counters run from the program's first call.
     to_device, to_host = copied_mib(prog.memory_report())
-    assert to_device < 0.1 and to_host < 0.1, prog.memory_report()
+    assert to_device < 1.0 and to_host < 1.0, prog.memory_report()
     (h * h).sum().backward()
     to_device, to_host = copied_mib(prog.memory_report())
-    assert to_device < 0.1 and to_host < 0.1, prog.memory_report()
+    assert to_device < 1.0 and to_host < 1.0, prog.memory_report()
     hx = x.detach().requires_grad_()
     hw = w.detach().requires_grad_()
     (torch.tanh(hx @ hw) ** 2).sum().backward()
