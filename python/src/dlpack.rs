@@ -88,8 +88,9 @@ pub fn consume(capsule: &Bound<'_, PyAny>) -> PyResult<Tensor> {
         // SAFETY: `shape` holds `ndim` extents.
         unsafe { std::slice::from_raw_parts(t.shape, t.ndim as usize) }
             .iter()
-            .map(|&e| usize::try_from(e).unwrap_or(0))
-            .collect()
+            .map(|&e| usize::try_from(e))
+            .collect::<Result<_, _>>()
+            .map_err(|_| PyValueError::new_err("a DLPack tensor with a negative extent"))?
     };
     if t.device.device_type != CUDA || t.device.device_id != 0 {
         return Err(PyValueError::new_err(format!(

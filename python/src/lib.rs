@@ -254,30 +254,34 @@ fn run_error(e: tl_run::RunError, sources: &SourceMap) -> PyErr {
 }
 
 /// A NumPy array of floats (float32 or float64, any layout) as a host tensor of its own type:
-/// a C-contiguous array lends its memory (the tensor keeps the array alive), any other is
-/// copied.
+/// a C-contiguous, aligned array lends its memory (the tensor keeps the array alive), any
+/// other is copied by NumPy first.
 fn host_of(array: &Bound<'_, PyAny>) -> PyResult<HostTensor> {
-    fn read<T: numpy::Element + Copy + 'static>(a: &Bound<'_, PyArrayDyn<T>>) -> Buf<T> {
-        if a.is_c_contiguous() {
-            let owner: Py<PyArrayDyn<T>> = a.clone().unbind();
-            // SAFETY: a C-contiguous array holds `len` values of `T` from its data pointer;
-            // the owner (a reference to the array) keeps that memory alive, and NumPy cannot
-            // resize an array something else refers to.
-            return unsafe { Buf::lent(a.data(), a.len(), Box::new(owner)) };
-        }
-        let r = a.readonly();
-        r.as_array().iter().copied().collect()
+    fn read<T: numpy::Element + Copy + 'static>(a: &Bound<'_, PyArrayDyn<T>>) -> PyResult<Buf<T>> {
+        // A view, or an array whose elements are not aligned for `T`, is copied by NumPy
+        // into a fresh C-contiguous array first.
+        let aligned = (a.data() as usize).is_multiple_of(std::mem::align_of::<T>());
+        let a = if a.is_c_contiguous() && aligned {
+            a.clone()
+        } else {
+            a.call_method0("copy")?.downcast_into::<PyArrayDyn<T>>()?
+        };
+        let owner: Py<PyArrayDyn<T>> = a.clone().unbind();
+        // SAFETY: a C-contiguous, aligned array holds `len` values of `T` from its data
+        // pointer; the owner (a reference to the array) keeps that memory alive, and NumPy
+        // cannot resize an array something else refers to.
+        Ok(unsafe { Buf::lent(a.data(), a.len(), Box::new(owner)) })
     }
     if let Ok(a) = array.downcast::<PyArrayDyn<f32>>() {
         return Ok(HostTensor {
             shape: a.shape().to_vec(),
-            data: HostData::F32(read(a)),
+            data: HostData::F32(read(a)?),
         });
     }
     if let Ok(a) = array.downcast::<PyArrayDyn<f64>>() {
         return Ok(HostTensor {
             shape: a.shape().to_vec(),
-            data: HostData::F64(read(a)),
+            data: HostData::F64(read(a)?),
         });
     }
     Err(pyo3::exceptions::PyTypeError::new_err(

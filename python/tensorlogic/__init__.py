@@ -139,6 +139,16 @@ def _is_torch(value: Any) -> bool:
     return type(value).__module__.startswith("torch") and hasattr(value, "__dlpack__")
 
 
+def _torch_tensor(value: Any) -> Any:
+    """A PyTorch tensor over a result: a DLPack capsule's device memory, or a NumPy array's
+    memory (copied only when the array is read-only, a view of data given from Python)."""
+    import torch
+
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value if value.flags.writeable else value.copy())
+    return torch.from_dlpack(value)
+
+
 def _floats(value: Any) -> np.ndarray:
     """A float64 or float32 array as it is (read in place where C-contiguous); anything else
     converted to float32."""
@@ -247,19 +257,17 @@ class Program:
         the host), else one sharing the NumPy array's memory."""
         if not as_torch:
             return self[name]
-        import torch
+        value = self._value(name, device=True)
+        return self.query(name) if value is None else _torch_tensor(value)
 
+    def _value(self, name: str, device: bool) -> Any:
+        """A real-valued tensor's value without a copy (``None`` for what a query answers)."""
         try:
-            value = self._session.values([name], device=True)[0]
+            return self._session.values([name], device=device)[0]
         except _native.RawError as e:
             raise _error(e) from None
         except KeyError:
-            value = None
-        if value is None:
-            return self.query(name)
-        if isinstance(value, np.ndarray):
-            return torch.from_numpy(np.array(value) if not value.flags.writeable else value)
-        return torch.from_dlpack(value)
+            return None
 
     def memory_report(self) -> Optional[str]:
         """The GPU's memory report after the last evaluation: memory in use and at peak,
@@ -273,12 +281,7 @@ class Program:
         or a :class:`Relation` for a relation. A real-valued tensor comes back without a
         copy: an array given with ``prog[name] = array`` as a read-only view of that array,
         a computed one in memory the engine hands over."""
-        try:
-            value = self._session.values([name])[0]
-        except _native.RawError as e:
-            raise _error(e) from None
-        except KeyError:
-            value = None
+        value = self._value(name, device=False)
         return self.query(name) if value is None else value
 
     def query(self, query: str) -> Union[np.ndarray, Relation]:

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from . import Program, _error, _native
+from . import Program, _error, _native, _torch_tensor
 
 __all__ = ["Function", "Module"]
 
@@ -55,8 +55,7 @@ def _given(spec: "Function", t: torch.Tensor):
 
 def _taken(value, device: torch.device, dtype=None) -> torch.Tensor:
     """A result from the program: a DLPack capsule (device memory) or a NumPy array."""
-    t = torch.from_numpy(np.array(value)) if isinstance(value, np.ndarray) else torch.from_dlpack(value)
-    return t.to(device=device, dtype=dtype)
+    return _torch_tensor(value).to(device=device, dtype=dtype)
 
 
 class _Call(torch.autograd.Function):
@@ -166,7 +165,7 @@ class Module(torch.nn.Module):
                             f"inputs: Module(..., example=(x,)))",)
             raise err from None
         self.tl_params = torch.nn.ParameterDict(
-            {name: torch.nn.Parameter(torch.from_numpy(np.array(v)).to(dtype))
+            {name: torch.nn.Parameter(_torch_tensor(v).to(dtype))
              for name, v in initial if name not in inputs})
         self._function = Function(program, inputs, outputs, list(self.tl_params.keys()))
 

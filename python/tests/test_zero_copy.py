@@ -61,5 +61,12 @@ def test_views_and_other_types_are_copied():
     prog["X"] = x.T                               # not C-contiguous: copied
     np.testing.assert_array_equal(prog["Y"], x.T)
     assert not np.shares_memory(prog["X"], x)
+    # Elements not aligned for their type (a buffer read at an odd offset) are copied too.
+    raw = np.frombuffer(bytes(1) + np.arange(5, dtype=np.float32).tobytes(), np.float32,
+                        count=5, offset=1)
+    assert raw.ctypes.data % 4 != 0
+    single = tl.Program(source="Y[i] = X[i] + 1\n")
+    single["X"] = raw
+    np.testing.assert_array_equal(single["Y"], np.arange(5) + 1)
     prog["X"] = np.arange(6, dtype=np.int16).reshape(2, 3).astype(bool)
     assert prog["Y"].dtype == np.float32 and prog["Y"].shape == (2, 3)

@@ -6,7 +6,7 @@
 
 use crate::engine::Engine;
 use crate::error::RunError;
-use tl_backend::{HostTensor, Tensor};
+use tl_backend::Tensor;
 use tl_check::{Definition, TensorId};
 use tl_syntax::Span;
 
@@ -22,14 +22,9 @@ pub struct Vjp {
 
 impl Engine<'_> {
     /// Evaluates what `outputs` depend on and is not yet evaluated (as a run does: dropout
-    /// off) and returns their values; they must not be spliced into their readers (a plan
-    /// made with queries of them keeps them whole).
-    pub fn values(&mut self, outputs: &[TensorId]) -> Result<Vec<HostTensor>, RunError> {
-        self.evaluate_needed(outputs)?;
-        outputs.iter().map(|&t| self.download(t)).collect()
-    }
-
-    /// [`Engine::values`] left where the backend keeps them (device memory on a GPU).
+    /// off) and returns their values where the backend keeps them (device memory on a GPU);
+    /// they must not be spliced into their readers (a plan made with queries of them keeps
+    /// them whole).
     pub fn tensors(&mut self, outputs: &[TensorId]) -> Result<Vec<Tensor>, RunError> {
         self.evaluate_needed(outputs)?;
         self.dense_all(outputs)
@@ -126,15 +121,6 @@ impl Engine<'_> {
             .iter()
             .map(|&t| self.dense(t, self.program.tensors[t].span))
             .collect()
-    }
-
-    /// The dense value of `t` in host memory.
-    fn download(&self, t: TensorId) -> Result<HostTensor, RunError> {
-        let span = self.program.tensors[t].span;
-        let v = self.dense(t, span)?;
-        self.backend
-            .download(&v)
-            .map_err(|e| RunError::backend(e, span))
     }
 }
 
