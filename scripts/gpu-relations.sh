@@ -8,8 +8,8 @@
 #   1. the test executables (the CUDA backend against the CPU, device strata against the tuple
 #      engine), then the examples on --device cuda (scripts/gpu-check.sh);
 #   2. where a CUDA process's start-up goes (scripts/cuda_startup.py), the fixed cost of a CUDA
-#      run (a one-fact program), and `--profile` of closures and same-generation programs on
-#      cuda and on the cpu;
+#      run (a one-fact program, and its system calls where strace is installed), and
+#      `--profile` of closures and same-generation programs on cuda and on the cpu;
 #   3. scripts/gpu-logic.sh on the quick workloads (TL cuda, TL cpu, ascent_par! on every core),
 #      then on the heavy ones (ascent_par! within TIMEOUT) and the largest (TL only).
 # PARTS (default "tests profiles quick heavy largest") picks which of these to run.
@@ -34,6 +34,9 @@ python3 scripts/cuda_startup.py 3 2>&1 | tee "$out/startup.log"
 printf 'A(1)\nA(x)?\n' > /tmp/one.tl
 for i in 1 2 3; do /usr/bin/time -f "one fact, cuda: %e s, %M KB" "$TL" run --device cuda /tmp/one.tl >/dev/null; done
 "$TL" run --profile --device cuda /tmp/one.tl 2>&1 | grep phases
+# Where the rest of a one-fact CUDA process goes: every system call with its time of day.
+command -v strace >/dev/null &&
+  strace -f -tt -T -o "$out/strace-one.txt" "$TL" run --device cuda /tmp/one.tl >/dev/null 2>&1
 for w in tc-rand-1e4-5e4 sg-rand-1e4 tc-rand-1e5 sg-rand-3e4 sg-rand-5e4; do
   for d in ${PROFILE_DEVICES:-cuda cpu}; do
     echo "-- $w on $d"

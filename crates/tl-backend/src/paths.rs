@@ -151,12 +151,53 @@ pub struct PathOutcome {
     pub rule_tuples: Vec<u64>,
 }
 
+/// A graph condensed to its strongly connected components (components sinks first, so a
+/// component's successors come before it), for a transitive closure without rounds: the set
+/// a component reaches is the union of what its successors reach and their members, plus its
+/// own members when it lies on a cycle, and every member of a component shares that set.
+#[derive(Clone, Debug, Default)]
+pub struct CondensedGraph {
+    /// Nodes `0..nodes`: the extent of both columns.
+    pub nodes: usize,
+    /// The component of each node.
+    pub comp: Vec<u32>,
+    /// A member of each component (where its set is built before the others copy it).
+    pub rep: Vec<u32>,
+    /// Whether each component lies on a cycle.
+    pub cyclic: Vec<bool>,
+    /// Component `c`'s distinct successors are `succ[succ_offsets[c]..succ_offsets[c + 1]]`.
+    pub succ_offsets: Vec<usize>,
+    /// The successor lists, concatenated.
+    pub succ: Vec<u32>,
+}
+
+impl CondensedGraph {
+    /// Each component's level: 0 for a sink, else one more than its highest successor's.
+    /// Components of one level depend only on lower ones.
+    pub fn levels(&self) -> Vec<u32> {
+        let mut level = vec![0u32; self.rep.len()];
+        for c in 0..self.rep.len() {
+            let (a, b) = (self.succ_offsets[c], self.succ_offsets[c + 1]);
+            level[c] = self.succ[a..b]
+                .iter()
+                .map(|&d| level[d as usize] + 1)
+                .max()
+                .unwrap_or(0);
+        }
+        level
+    }
+}
+
 /// A device that runs path programs and answers questions about their results without
 /// copying them back.
 pub trait PathDevice {
     /// Runs `program` to its least fixpoint. Fails (before starting) when the heads' bits
     /// would not fit in the device's memory, saying how many bytes they would take.
     fn run_paths(&self, program: &PathProgram<'_>) -> Result<PathOutcome>;
+
+    /// The transitive closure of a condensed graph as bits, without rounds. Fails (before
+    /// starting) when its bits would not fit in the device's memory.
+    fn closure(&self, graph: &CondensedGraph) -> Result<DeviceBits>;
 
     /// The number of tuples of each row (first value) of `bits`.
     fn row_counts(&self, bits: &DeviceBits) -> Result<Vec<u64>>;

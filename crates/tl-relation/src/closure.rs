@@ -172,41 +172,69 @@ fn components(g: &Graph, n: usize) -> (Vec<u32>, Vec<Vec<Value>>) {
     (comp, comps)
 }
 
-/// Calls `f` with the component of every successor of `members` (component `c`) that is not
-/// `c` itself (repeats possible); returns whether `c` lies on a cycle.
-fn successor_components(
-    g: &Graph,
-    comp: &[u32],
-    members: &[Value],
-    c: usize,
-    mut f: impl FnMut(usize),
-) -> bool {
-    let mut cyclic = members.len() > 1;
-    for &u in members {
-        for &v in g.successors(u as usize) {
-            let d = comp[v as usize] as usize;
-            if d == c {
-                cyclic = true;
-            } else {
-                f(d);
+/// A graph condensed to its strongly connected components: what a closure without rounds
+/// walks, here and on a device (the runtime hands it to a GPU's path engine).
+#[derive(Clone, Debug)]
+pub struct Condensed {
+    /// The component of each node.
+    pub comp: Vec<u32>,
+    /// Each component's members, sorted; components sinks first (reverse topological order).
+    pub members: Vec<Vec<Value>>,
+    /// Each component's distinct successor components, all earlier in the order.
+    pub successors: Vec<Vec<u32>>,
+    /// Whether each component lies on a cycle (and so reaches its own members).
+    pub cyclic: Vec<bool>,
+}
+
+/// Condenses the graph of `edges` (binary, sorted) over nodes `0..n`. `None` when a value is
+/// `n` or more.
+pub fn condense(edges: &Relation, n: usize) -> Option<Condensed> {
+    if edges.arity() != 2 || edges.values().iter().any(|&v| v as usize >= n) {
+        return None;
+    }
+    let g = Graph::new(edges, n);
+    let (comp, members) = components(&g, n);
+    let mut successors = Vec::with_capacity(members.len());
+    let mut cyclic = Vec::with_capacity(members.len());
+    let mut seen = vec![u32::MAX; members.len()];
+    for (c, m) in members.iter().enumerate() {
+        let mut children = Vec::new();
+        let mut on_cycle = m.len() > 1;
+        for &u in m {
+            for &v in g.successors(u as usize) {
+                let d = comp[v as usize];
+                if d as usize == c {
+                    on_cycle = true;
+                } else if seen[d as usize] != c as u32 {
+                    seen[d as usize] = c as u32;
+                    children.push(d);
+                }
             }
         }
+        successors.push(children);
+        cyclic.push(on_cycle);
     }
-    cyclic
+    Some(Condensed {
+        comp,
+        members,
+        successors,
+        cyclic,
+    })
 }
 
 /// At most the number of pairs of the closure: each component reaches at least its own
 /// members when it lies on a cycle, and at least what its largest-reaching successor
 /// reaches plus that successor's members; every node counts its component's bound.
-fn size_lower_bound(g: &Graph, comp: &[u32], comps: &[Vec<Value>]) -> u128 {
-    let mut lower = vec![0u64; comps.len()];
+fn size_lower_bound(g: &Condensed) -> u128 {
+    let mut lower = vec![0u64; g.members.len()];
     let mut total: u128 = 0;
-    for (c, members) in comps.iter().enumerate() {
-        let mut best = 0u64;
-        let cyclic = successor_components(g, comp, members, c, |d| {
-            best = best.max(lower[d] + comps[d].len() as u64);
-        });
-        if cyclic {
+    for (c, members) in g.members.iter().enumerate() {
+        let mut best = g.successors[c]
+            .iter()
+            .map(|&d| lower[d as usize] + g.members[d as usize].len() as u64)
+            .max()
+            .unwrap_or(0);
+        if g.cyclic[c] {
             best = best.max(members.len() as u64);
         }
         lower[c] = best;
@@ -232,11 +260,12 @@ pub fn transitive_closure(
         .copied()
         .max()
         .map_or(0, |m| m as usize + 1);
-    let g = Graph::new(edges, n);
-    let (comp, comps) = components(&g, n);
+    let Some(g) = condense(edges, n) else {
+        return Ok(Relation::empty(2));
+    };
     // A lower bound of the result, in one pass over the condensed graph, so a closure far
     // too large fails at once rather than after building most of it.
-    let lower = size_lower_bound(&g, &comp, &comps);
+    let lower = size_lower_bound(&g);
     if lower > max_tuples as u128 {
         return Err(RelationError::TooManyTuples {
             slot: usize::MAX,
@@ -252,17 +281,12 @@ pub fn transitive_closure(
         });
     }
     let words = n.div_ceil(64);
+    let comps = &g.members;
     let mut reach: Vec<Reach> = Vec::with_capacity(comps.len());
-    let mut seen = vec![u32::MAX; comps.len()];
     let mut bytes = 0usize;
     for (c, members) in comps.iter().enumerate() {
-        let mut children = Vec::new();
-        let cyclic = successor_components(&g, &comp, members, c, |d| {
-            if seen[d] != c as u32 {
-                seen[d] = c as u32;
-                children.push(d);
-            }
-        });
+        let children: Vec<usize> = g.successors[c].iter().map(|&d| d as usize).collect();
+        let cyclic = g.cyclic[c];
         let estimate: usize = children
             .iter()
             .map(|&d| reach[d].len() + comps[d].len())
@@ -317,7 +341,7 @@ pub fn transitive_closure(
     // Each node's pairs start where the pairs of the nodes before it end.
     let mut starts = Vec::with_capacity(n + 1);
     let mut total = 0usize;
-    for &c in &comp {
+    for &c in &g.comp {
         starts.push(total);
         total = total.saturating_add(reach[c as usize].len());
     }
@@ -361,7 +385,7 @@ pub fn transitive_closure(
         let base = starts[lo];
         for node in lo..hi {
             let (a, b) = ((starts[node] - base) * 2, (starts[node + 1] - base) * 2);
-            if let (Some(out), Some(&c)) = (piece.get_mut(a..b), comp.get(node)) {
+            if let (Some(out), Some(&c)) = (piece.get_mut(a..b), g.comp.get(node)) {
                 reach[c as usize].write_pairs(node as Value, out);
             }
         }

@@ -9,7 +9,8 @@ use crate::engine::{Engine, StratumProfile, Value};
 use crate::error::RunError;
 use std::sync::{Arc, OnceLock};
 use tl_backend::paths::{
-    DeviceBits, Hop, HopSource, PairTest, PathHead, PathInput, PathProgram, PathRule,
+    CondensedGraph, DeviceBits, Hop, HopSource, PairTest, PathHead, PathInput, PathOutcome,
+    PathProgram, PathRule,
 };
 use tl_backend::Backend;
 use tl_check::Stratum;
@@ -45,6 +46,30 @@ impl DeviceRelation {
         let rel = Relation::from_flat(2, device.pairs(&self.bits)?);
         Ok(self.host.get_or_init(|| rel).clone())
     }
+}
+
+/// The graph of `edges` over nodes `0..nodes`, condensed for [`tl_backend::paths::PathDevice::closure`].
+fn condensed_graph(edges: &Relation, nodes: usize) -> Option<CondensedGraph> {
+    let c = tl_relation::closure::condense(edges, nodes)?;
+    let mut succ_offsets = Vec::with_capacity(c.successors.len() + 1);
+    succ_offsets.push(0);
+    let mut succ = Vec::new();
+    for s in &c.successors {
+        succ.extend_from_slice(s);
+        succ_offsets.push(succ.len());
+    }
+    Some(CondensedGraph {
+        nodes,
+        rep: c
+            .members
+            .iter()
+            .map(|m| m.first().copied())
+            .collect::<Option<_>>()?,
+        comp: c.comp,
+        cyclic: c.cyclic,
+        succ_offsets,
+        succ,
+    })
 }
 
 fn pair_test(op: CmpOp) -> PairTest {
@@ -185,7 +210,23 @@ impl Engine<'_> {
             rules: program_rules,
         };
         let started = std::time::Instant::now();
-        let outcome = device.run_paths(&program).map_err(|e| {
+        // A closure over one domain runs without rounds, over the condensed graph.
+        let condensed = match (closure, &program.inputs[..], &program.heads[..]) {
+            (Some(_), [e], [h]) if h.rows == h.cols && e.rows == h.rows && e.cols == h.cols => {
+                condensed_graph(&slots[inputs[0]], h.rows)
+            }
+            _ => None,
+        };
+        let outcome = match &condensed {
+            // One pass, as the CPU's closure reports it (the levels are launches, not rounds).
+            Some(g) => device.closure(g).map(|bits| PathOutcome {
+                rounds: 1,
+                rule_tuples: vec![bits.tuples],
+                heads: vec![bits],
+            }),
+            None => device.run_paths(&program),
+        }
+        .map_err(|e| {
             let names: Vec<&str> = heads
                 .iter()
                 .map(|&h| self.program.tensors[h].name.as_str())
@@ -225,7 +266,12 @@ impl Engine<'_> {
                     .map(|(&h, b)| {
                         (
                             self.program.tensors[h].name.clone(),
-                            "bits on the device".to_string(),
+                            if condensed.is_some() {
+                                "closure by components, bits on the device"
+                            } else {
+                                "bits on the device"
+                            }
+                            .to_string(),
                             b.tuples as usize,
                         )
                     })

@@ -115,6 +115,7 @@ fn device_strata_match_the_tuple_engine() {
         (130, 300),
         (300, 290),
         (200, 1200),
+        (2000, 2600),
     ]
     .into_iter()
     .enumerate()
@@ -128,6 +129,41 @@ fn device_strata_match_the_tuple_engine() {
             assert!(warnings.is_empty(), "{what}: {warnings:?}");
             assert!(!on_device.is_empty(), "{what}: nothing ran on the device");
         }
+    }
+}
+
+/// A closure the device builds from the condensed graph: a component with more successors
+/// than one thread gathers, a long chain (many levels), cycles, self-loops, and nodes that
+/// reach nothing, in the closure's three forms.
+fn closures_by_components_match_the_tuple_engine() {
+    let Some(gpu) = cuda_or_skip() else {
+        return;
+    };
+    let cpu = CpuBackend::new();
+    let mut edges: Vec<(u32, u32)> = (1..100).map(|i| (0, i)).collect();
+    edges.extend((1..400).map(|i| (i, i + 1)));
+    edges.extend([
+        (150, 151),
+        (151, 150),
+        (160, 160),
+        (470, 0),
+        (480, 480),
+        (401, 480),
+    ]);
+    let facts: String = edges
+        .iter()
+        .map(|(a, b)| format!("E({a}, {b})\n"))
+        .collect();
+    for (what, rules) in &PROGRAMS[..3] {
+        let text = format!("{facts}{rules}");
+        let (want, _, _) = outcome(&text, &cpu);
+        let (got, warnings, on_device) = outcome(&text, &gpu);
+        assert_eq!(got, want, "{what}");
+        assert!(warnings.is_empty(), "{what}: {warnings:?}");
+        assert!(
+            on_device.contains(&"R".to_string()),
+            "{what}: {on_device:?}"
+        );
     }
 }
 
@@ -152,6 +188,10 @@ fn main() {
         (
             "device_strata_match_the_tuple_engine",
             device_strata_match_the_tuple_engine,
+        ),
+        (
+            "closures_by_components_match_the_tuple_engine",
+            closures_by_components_match_the_tuple_engine,
         ),
         (
             "a_stratum_the_device_cannot_run_says_so_and_runs_on_the_cpu",

@@ -1737,6 +1737,7 @@ mod tests {
         }
         let floats = [DType::F32, DType::F64, DType::F16, DType::BF16];
         let mut out = super::super::paths::example_sources();
+        out.extend(super::super::closure::example_sources());
         for out_t in [DType::F32, DType::F64, DType::F16, DType::BF16, DType::Bool] {
             let inputs = vec![
                 (DType::F16, Access::Contiguous),

@@ -13,6 +13,7 @@
 
 mod alloc;
 mod attention;
+mod closure;
 mod codegen;
 mod contract;
 pub mod foreign;

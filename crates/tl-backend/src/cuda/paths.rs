@@ -19,7 +19,9 @@
 use super::{codegen, dev_err, CudaBackend, CudaStorage};
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};
-use crate::paths::{DeviceBits, HopSource, PathDevice, PathOutcome, PathProgram, PathRule};
+use crate::paths::{
+    CondensedGraph, DeviceBits, HopSource, PathDevice, PathOutcome, PathProgram, PathRule,
+};
 use crate::tensor::{Layout, Storage, Tensor};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -180,7 +182,7 @@ fn grid(items: usize) -> u32 {
 }
 
 impl CudaBackend {
-    fn upload_u32(&self, v: &[u32]) -> Result<CudaStorage> {
+    pub(super) fn upload_u32(&self, v: &[u32]) -> Result<CudaStorage> {
         // Never read as floats: F32 stands for "4-byte elements" here.
         self.upload_slice(if v.is_empty() { &[0] } else { v }, DType::F32)
     }
@@ -192,7 +194,7 @@ impl CudaBackend {
         Ok(s)
     }
 
-    fn zeroed_words(&self, n: usize) -> Result<CudaStorage> {
+    pub(super) fn zeroed_words(&self, n: usize) -> Result<CudaStorage> {
         let s = self.alloc(n.max(1), DType::I64)?;
         self.fill_bits(&s, n.max(1), 0)?;
         Ok(s)
@@ -283,7 +285,7 @@ impl CudaBackend {
         Ok(counts.first().copied().unwrap_or(0))
     }
 
-    fn read_counters(&self, c: &CudaStorage, n: usize) -> Result<Vec<u64>> {
+    pub(super) fn read_counters(&self, c: &CudaStorage, n: usize) -> Result<Vec<u64>> {
         let v: Vec<i64> = self.download_vec(c.ptr(), n, 0i64)?;
         Ok(v.into_iter().map(|x| x as u64).collect())
     }
@@ -463,6 +465,10 @@ impl PathDevice for CudaBackend {
             rounds,
             rule_tuples: before,
         })
+    }
+
+    fn closure(&self, graph: &CondensedGraph) -> Result<DeviceBits> {
+        self.condensed_closure(graph)
     }
 
     fn row_counts(&self, bits: &DeviceBits) -> Result<Vec<u64>> {
