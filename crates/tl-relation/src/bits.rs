@@ -10,7 +10,6 @@
 //! zero, so a lookup in a sparse row skips its empty words.
 
 use crate::relation::{Relation, Value};
-use rayon::prelude::*;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// A set of tuples over fixed column extents, one bit per cell, safe to insert into from many
@@ -233,31 +232,39 @@ impl Cells {
     pub(crate) fn to_relation(&self) -> Relation {
         let arity = self.extents.len();
         let total_words = self.words.len();
-        let pieces = (rayon::current_num_threads() * 8).max(1);
-        let step = total_words.div_ceil(pieces).max(1);
+        // Count by fixed runs of words (on the pool only for many words), then cut the
+        // output into pieces of similar tuple counts: one unless there are many tuples.
         let ranges: Vec<(usize, usize)> = (0..total_words)
-            .step_by(step)
-            .map(|a| (a, (a + step).min(total_words)))
+            .step_by(1024)
+            .map(|a| (a, (a + 1024).min(total_words)))
             .collect();
-        let counts: Vec<usize> = ranges
-            .par_iter()
-            .map(|&(a, b)| {
-                self.words[a..b]
-                    .iter()
-                    .map(|w| w.load(Relaxed).count_ones() as usize)
-                    .sum()
-            })
-            .collect();
+        let count = |(a, b): (usize, usize)| -> usize {
+            self.words[a..b]
+                .iter()
+                .map(|w| w.load(Relaxed).count_ones() as usize)
+                .sum()
+        };
+        let counts: Vec<usize> = if total_words < crate::par::SMALL {
+            ranges.iter().map(|&r| count(r)).collect()
+        } else {
+            crate::par::map(ranges.clone(), count)
+        };
         let total: usize = counts.iter().sum();
+        let target = total.div_ceil(crate::par::pieces(total, 8)).max(1);
         let mut data: Vec<Value> = vec![0; total * arity];
         let mut rest: &mut [Value] = &mut data;
-        let mut jobs = Vec::with_capacity(ranges.len());
-        for (&range, &count) in ranges.iter().zip(&counts) {
-            let (piece, tail) = rest.split_at_mut((count * arity).min(rest.len()));
-            rest = tail;
-            jobs.push((range, piece));
+        let mut jobs = Vec::new();
+        let (mut start, mut held) = (0, 0);
+        for (k, (&(_, b), &c)) in ranges.iter().zip(&counts).enumerate() {
+            held += c;
+            if held >= target || k + 1 == ranges.len() {
+                let (piece, tail) = rest.split_at_mut((held * arity).min(rest.len()));
+                rest = tail;
+                jobs.push(((start, b), piece));
+                (start, held) = (b, 0);
+            }
         }
-        jobs.into_par_iter().for_each(|((a, b), piece)| {
+        crate::par::for_each(jobs, |((a, b), piece)| {
             if let [_, width] = self.extents[..] {
                 // Pairs: follow the row as cells increase, with no division per tuple.
                 let mut slots = piece.chunks_exact_mut(2);

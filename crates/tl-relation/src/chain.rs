@@ -15,7 +15,6 @@ use crate::index::{Index, IndexCache};
 use crate::join::BodySource;
 use crate::relation::Value;
 use crate::rule::{CmpOp, Rule, Term};
-use rayon::prelude::*;
 use std::sync::Arc;
 
 /// One atom of the path, as the walk crosses it.
@@ -144,7 +143,7 @@ impl Chain {
         }
         let forward = self.hops[q].forward;
         let pairs = delta.rel.values().as_chunks::<2>().0;
-        let chunk = (pairs.len() / (rayon::current_num_threads() * 8)).max(4096);
+        let chunk = crate::par::chunk(pairs.len(), 4096, 8);
         let work = |part: &[[Value; 2]]| {
             let mut out = Vec::new();
             let (mut xs, mut ys) = (Vec::new(), Vec::new());
@@ -168,11 +167,7 @@ impl Chain {
             out
         };
         // Small deltas (deep recursions add a few tuples per round) stay on this thread.
-        let parts: Vec<Vec<Value>> = if pairs.len() <= chunk {
-            vec![work(pairs)]
-        } else {
-            pairs.par_chunks(chunk).map(work).collect()
-        };
+        let parts: Vec<Vec<Value>> = crate::par::map_adaptive(pairs.chunks(chunk).collect(), work);
         let produced: usize = parts.iter().map(|p| p.len() / 2).sum();
         if let Some(cells) = cells {
             cells.counted(produced);

@@ -14,7 +14,6 @@
 use crate::error::RelationError;
 use crate::relation::{Relation, Value};
 use crate::rule::{Rule, Term};
-use rayon::prelude::*;
 
 /// The set of nodes reached from one component.
 enum Reach {
@@ -363,7 +362,7 @@ pub fn transitive_closure(
     }
     let mut data: Vec<Value> = vec![0; total * 2];
     // Split the output at node boundaries into pieces of similar size, one task each.
-    let pieces = (rayon::current_num_threads() * 8).max(1);
+    let pieces = crate::par::pieces(total, 8);
     let mut jobs = Vec::with_capacity(pieces);
     let mut rest: &mut [Value] = &mut data;
     let mut u = 0usize;
@@ -381,7 +380,7 @@ pub fn transitive_closure(
         rest = tail;
         jobs.push((first, u, piece));
     }
-    jobs.into_par_iter().for_each(|(lo, hi, piece)| {
+    let write = |(lo, hi, piece): (usize, usize, &mut [Value])| {
         let base = starts[lo];
         for node in lo..hi {
             let (a, b) = ((starts[node] - base) * 2, (starts[node + 1] - base) * 2);
@@ -389,7 +388,8 @@ pub fn transitive_closure(
                 reach[c as usize].write_pairs(node as Value, out);
             }
         }
-    });
+    };
+    crate::par::for_each(jobs, write);
     Ok(Relation::from_sorted_flat(2, data))
 }
 

@@ -9,7 +9,6 @@ use crate::linear::delta_step;
 use crate::relation::{Relation, Value};
 use crate::rows::Rows;
 use crate::rule::{Rule, Term};
-use rayon::prelude::*;
 use std::sync::Arc;
 
 /// Resource limits for one stratum evaluation.
@@ -207,17 +206,15 @@ impl Recursive {
             self.full = Arc::new(rows.to_relation());
         }
         let arity = self.arity().max(1);
-        let inserted: usize = self
-            .full
-            .values()
-            .par_chunks(arity * 4096)
-            .map(|chunk| {
-                chunk
-                    .chunks_exact(arity)
-                    .filter(|t| cells.insert(t))
-                    .count()
-            })
-            .sum();
+        let chunks: Vec<&[Value]> = self.full.values().chunks(arity * 4096).collect();
+        let inserted: usize = crate::par::map(chunks, |chunk| {
+            chunk
+                .chunks_exact(arity)
+                .filter(|t| cells.insert(t))
+                .count()
+        })
+        .into_iter()
+        .sum();
         cells.counted(inserted);
         self.live = Some(Live::Bits(Arc::new(cells)));
         self.full = Arc::new(Relation::empty(self.arity()));

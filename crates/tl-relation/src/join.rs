@@ -19,7 +19,6 @@ use crate::index::{Index, IndexCache, RelRef, SourceId};
 use crate::relation::{Relation, Value};
 use crate::rows::Rows;
 use crate::rule::{CmpOp, Comparison, Rule, Term};
-use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -348,7 +347,7 @@ impl<'a> Plan<'a> {
                 }
                 let key: Vec<Value> = key.iter().map(|&t| value(t, &binding)).collect();
                 let (lo, hi) = index.range(&key);
-                let chunk = ((hi - lo) / (rayon::current_num_threads() * 8)).max(256);
+                let chunk = crate::par::chunk(hi - lo, 256, 8);
                 let starts: Vec<usize> = (lo..hi).step_by(chunk).collect();
                 let work = |start: usize| {
                     let mut sink = Sink::new(arity, limit, target, produced);
@@ -363,12 +362,7 @@ impl<'a> Plan<'a> {
                     }
                     sink
                 };
-                // One chunk (a small first relation) runs on this thread.
-                if starts.len() <= 1 {
-                    starts.into_iter().map(work).collect()
-                } else {
-                    starts.into_par_iter().map(work).collect()
-                }
+                crate::par::map_adaptive(starts, work)
             }
             _ => {
                 let mut sink = Sink::new(arity, limit, target, produced);

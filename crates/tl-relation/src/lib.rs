@@ -31,6 +31,7 @@ pub mod fixpoint;
 mod index;
 mod join;
 mod linear;
+mod par;
 pub mod relation;
 mod rows;
 pub mod rule;

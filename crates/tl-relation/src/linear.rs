@@ -10,7 +10,6 @@
 
 use crate::index::Index;
 use crate::relation::{Relation, Value};
-use rayon::prelude::*;
 
 /// Adjacency of the stepping relation: the `w`s of key `y` are `targets[offsets[y]..offsets[y + 1]]`.
 struct Adjacency {
@@ -54,7 +53,7 @@ pub(crate) fn delta_step(delta: &Relation, step: &Index<'_>, full: &Relation) ->
     let pairs = delta.values().as_chunks::<2>().0;
     let full_pairs = full.values().as_chunks::<2>().0;
     // Chunk boundaries on changes of `u`, so that each source is handled by one task.
-    let target = (pairs.len() / (rayon::current_num_threads() * 16)).max(64);
+    let target = crate::par::chunk(pairs.len(), 64, 16);
     let mut bounds = vec![0];
     let mut pos = target;
     while pos < pairs.len() {
@@ -67,21 +66,19 @@ pub(crate) fn delta_step(delta: &Relation, step: &Index<'_>, full: &Relation) ->
     }
     bounds.push(pairs.len());
     bounds.dedup();
-    let pieces: Vec<Vec<Value>> = bounds
-        .par_windows(2)
-        .map(|w| {
-            let chunk = pairs.get(w[0]..w[1]).unwrap_or(&[]);
-            let mut bits: Vec<u64> = Vec::new();
-            let mut out = Vec::new();
-            for group in chunk.chunk_by(|p, q| p[0] == q[0]) {
-                let Some(&[u, _]) = group.first() else {
-                    continue;
-                };
-                extend_source(u, group, &adj, full_pairs, &mut bits, &mut out);
-            }
-            out
-        })
-        .collect();
+    let spans: Vec<(usize, usize)> = bounds.windows(2).map(|w| (w[0], w[1])).collect();
+    let pieces: Vec<Vec<Value>> = crate::par::map_adaptive(spans, |(a, b)| {
+        let chunk = pairs.get(a..b).unwrap_or(&[]);
+        let mut bits: Vec<u64> = Vec::new();
+        let mut out = Vec::new();
+        for group in chunk.chunk_by(|p, q| p[0] == q[0]) {
+            let Some(&[u, _]) = group.first() else {
+                continue;
+            };
+            extend_source(u, group, &adj, full_pairs, &mut bits, &mut out);
+        }
+        out
+    });
     Relation::from_sorted_flat(2, pieces.concat())
 }
 

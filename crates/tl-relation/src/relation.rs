@@ -310,10 +310,10 @@ fn sort_dedup(arity: usize, mut values: Vec<Value>) -> Vec<Value> {
 /// below that point's value. As the inputs are disjoint, the piece's output starts at the sum of
 /// the two start positions, so every piece writes its own slice of the output.
 fn par_merge_disjoint<T: Ord + Copy + Default + Send + Sync>(a: &[T], b: &[T]) -> Vec<T> {
-    let pieces = rayon::current_num_threads() * 4;
     if a.len() + b.len() < 1 << 18 || a.is_empty() {
         return merge_union(a, b);
     }
+    let pieces = rayon::current_num_threads() * 4;
     let mut cuts: Vec<(usize, usize)> = (0..pieces)
         .map(|k| {
             let ai = k * a.len() / pieces;
