@@ -6,30 +6,24 @@
 #![deny(missing_docs)]
 
 pub mod attention;
-pub mod buf;
 mod check;
 pub mod cpu;
 pub mod cuda;
-pub mod dtype;
 mod einsum;
 pub mod error;
-pub mod grad_expr;
-pub mod host;
-pub mod ops;
 pub mod paths;
 pub mod profiled;
 pub mod rows;
 pub mod split;
-pub mod tensor;
 
 pub use attention::AttentionArgs;
-pub use buf::Buf;
-pub use dtype::DType;
 pub use error::{BackendError, Result};
 pub use host::{HostData, HostTensor};
 pub use ops::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};
 pub use rows::RowMapArgs;
 pub use tensor::{Layout, Storage, Tensor};
+pub use tl_core::{buf, dtype, grad_expr, host, ops, tensor};
+pub use tl_core::{Buf, DType};
 
 use std::sync::Arc;
 

@@ -5,7 +5,7 @@ use crate::error::CheckError;
 use crate::program::Init;
 use crate::unify::{Node, Unifier};
 use std::collections::{HashMap, HashSet};
-use tl_backend::HostTensor;
+use tl_core::HostTensor;
 use tl_syntax::ast::{self, AccessStyle, DataSource, Expr, ExprKind, StmtKind};
 use tl_syntax::{SourceMap, Span};
 

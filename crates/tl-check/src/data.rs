@@ -5,7 +5,7 @@ use crate::error::CheckError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use tl_backend::{DType, HostTensor};
+use tl_core::{DType, HostTensor};
 use tl_syntax::ast::{ArrayLit, DelimitedFile, FileRef, Tokenized};
 use tl_syntax::Span;
 

@@ -4,7 +4,7 @@
 //! axes of a tensor, its values add to the domains of a relation.
 
 use crate::collect::{Checker, Source};
-use tl_backend::HostTensor;
+use tl_core::HostTensor;
 use tl_syntax::Span;
 
 /// One value given from outside.
@@ -16,7 +16,7 @@ pub enum Input {
     Rows(tl_io::CsvColumns),
     /// A dense tensor in device memory (handed over by another framework): its values are
     /// never read while checking, only its shape; the engine uses it where it lies.
-    Device(tl_backend::Tensor),
+    Device(tl_core::Tensor),
 }
 
 /// Values by tensor name, in the order they were given.

@@ -15,7 +15,7 @@
 use crate::error::CheckError;
 use crate::program::{CheckedProgram, Equation, Expr, Index, IndexExpr, TensorId, VarId};
 use std::collections::HashMap;
-use tl_backend::HostTensor;
+use tl_core::HostTensor;
 use tl_syntax::ast::IndexOp;
 use tl_syntax::Span;
 

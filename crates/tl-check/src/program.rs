@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use tl_backend::{HostTensor, NormFn, UnaryFn};
+use tl_core::{HostTensor, NormFn, UnaryFn};
 use tl_syntax::ast::{BinOp, CompareOp, Projection};
 use tl_syntax::Span;
 

@@ -7,7 +7,7 @@ use crate::error::CheckError;
 use crate::program::{Access, BodyAtom, Comparison, Expr, Func, Index, IndexExpr, Term, VarInfo};
 use crate::unify::Node;
 use std::collections::HashMap;
-use tl_backend::ops::{NORM_NAMES, UNARY_NAMES};
+use tl_core::ops::{NORM_NAMES, UNARY_NAMES};
 use tl_syntax::ast::{self, AccessStyle, ExprKind, IndexArg};
 use tl_syntax::Span;
 

@@ -21,7 +21,7 @@
 use crate::collect::{Checker, Source};
 use crate::error::CheckError;
 use std::collections::{HashMap, HashSet};
-use tl_backend::{DType, HostTensor};
+use tl_core::{DType, HostTensor};
 use tl_syntax::ast::{self, AccessStyle, BinOp, Expr, ExprKind, IndexArg, IndexExpr, StmtKind};
 use tl_syntax::Span;
 

@@ -31,7 +31,7 @@ pub use crate::safetensors::{
 pub use crate::tokenize::{
     load_tokenizer, read_sentences, tokenize_file, TokenizeOptions, TokenizedText,
 };
-pub use tl_backend::{DType, HostData, HostTensor};
+pub use tl_core::{DType, HostData, HostTensor};
 
 #[cfg(test)]
 mod tests {

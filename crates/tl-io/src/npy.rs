@@ -6,7 +6,7 @@ use crate::atomic::write_atomic;
 use crate::error::IoError;
 use half::f16;
 use std::path::Path;
-use tl_backend::{DType, HostData, HostTensor};
+use tl_core::{DType, HostData, HostTensor};
 
 /// The six bytes every `.npy` file starts with.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";

@@ -9,7 +9,7 @@ use safetensors::tensor::Metadata;
 use safetensors::{Dtype, SafeTensors, View};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use tl_backend::{Buf, HostData, HostTensor};
+use tl_core::{Buf, HostData, HostTensor};
 
 /// An opened safetensors file: its bytes and parsed, validated header, ready to hand out any
 /// number of tensors without touching the disk again.

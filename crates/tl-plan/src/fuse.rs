@@ -23,8 +23,8 @@
 //! the unfused graph, whose every intermediate value it needs.
 
 use crate::graph::{Graph, NodeId, Op};
-use tl_backend::{MapExpr, NormFn, ReduceOp};
 use tl_check::VarId;
+use tl_core::{MapExpr, NormFn, ReduceOp};
 
 /// The most nodes a map's expression may have to be absorbed into a reader that reads it
 /// twice.
@@ -201,7 +201,7 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             (None, None) => continue,
         };
         let product = MapExpr::Binary(
-            tl_backend::BinaryFn::Mul,
+            tl_core::BinaryFn::Mul,
             Box::new(MapExpr::Input(0)),
             Box::new(MapExpr::Const(c)),
         );
@@ -257,7 +257,7 @@ fn constant_factor(expr: &MapExpr) -> Option<f64> {
 
 /// `(e, c)` when `expr` is `e` times (or divided by) the constant `c`.
 fn split_factor(expr: &MapExpr) -> Option<(MapExpr, f64)> {
-    use tl_backend::BinaryFn::{Div, Mul};
+    use tl_core::BinaryFn::{Div, Mul};
     match expr {
         MapExpr::Binary(Mul, x, y) => match (&**x, &**y) {
             (e, MapExpr::Const(c)) | (MapExpr::Const(c), e) => Some((e.clone(), *c)),
@@ -573,7 +573,7 @@ fn attention(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
                     inputs: inputs.clone(),
                 };
                 let scaled = MapExpr::Binary(
-                    tl_backend::BinaryFn::Mul,
+                    tl_core::BinaryFn::Mul,
                     Box::new(MapExpr::Input(0)),
                     Box::new(MapExpr::Const(c)),
                 );
@@ -668,7 +668,7 @@ fn attention_of(g: &Graph, uses: &[usize], out: NodeId, w: NodeId, v: NodeId) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tl_backend::{BinaryFn, UnaryFn};
+    use tl_core::{BinaryFn, UnaryFn};
 
     fn add(a: MapExpr, b: MapExpr) -> MapExpr {
         MapExpr::Binary(BinaryFn::Add, Box::new(a), Box::new(b))
@@ -935,7 +935,7 @@ mod tests {
         let root = g.push(
             Op::Reduce {
                 input: sq,
-                op: tl_backend::ReduceOp::Mean,
+                op: tl_core::ReduceOp::Mean,
             },
             vec![0],
             vec![3],
@@ -957,7 +957,7 @@ mod tests {
             (over.as_slice(), over_shape.as_slice()),
             (&[0, 1][..], &[3, 4][..])
         );
-        assert_eq!(*op, tl_backend::ReduceOp::Mean);
+        assert_eq!(*op, tl_core::ReduceOp::Mean);
         assert_eq!(inputs.len(), 2);
         assert_eq!(expr.eval(&[5.0, 2.0]), 9.0);
     }
@@ -991,7 +991,7 @@ mod tests {
             Op::Normalize {
                 input: masked,
                 axis: 1,
-                func: tl_backend::NormFn::Softmax,
+                func: tl_core::NormFn::Softmax,
             },
             vec![0, 1],
             vec![3, 5],

@@ -3,8 +3,8 @@
 //! `%4 = contract %1 %2 : [i, k] (64, 128)`.
 
 use std::fmt;
-use tl_backend::{MapExpr, NormFn, ReduceOp};
 use tl_check::{Index, IndexExpr, TensorId, VarId};
+use tl_core::{MapExpr, NormFn, ReduceOp};
 
 /// Index of a node in its [`Graph`].
 pub type NodeId = usize;

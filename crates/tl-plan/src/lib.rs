@@ -41,8 +41,8 @@ pub use error::PlanError;
 pub use graph::{Graph, Node, NodeId, Op};
 
 use lower::Lowerer;
-use tl_backend::ReduceOp;
 use tl_check::{CheckedProgram, Equation, Index, Rule, TensorId, TensorKind, VarId, VarInfo};
+use tl_core::ReduceOp;
 use tl_syntax::ast::Projection;
 use tl_syntax::Span;
 

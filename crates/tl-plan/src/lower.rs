@@ -7,8 +7,8 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::order;
 use crate::terms::{is_sum, split_factors, split_sum, TermId};
 use std::collections::{HashMap, HashSet};
-use tl_backend::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
 use tl_check::{Access, Expr, Func, Index, VarId, VarInfo};
+use tl_core::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
 use tl_syntax::ast::BinOp;
 use tl_syntax::Span;
 
@@ -454,7 +454,7 @@ impl<'a> Lowerer<'a> {
             Func::Norm(nf) => {
                 let input = inputs.first().copied().unwrap_or(0);
                 let labels = self.labels(input).to_vec();
-                let name = if nf == tl_backend::NormFn::Softmax {
+                let name = if nf == tl_core::NormFn::Softmax {
                     "softmax"
                 } else {
                     "lnorm"

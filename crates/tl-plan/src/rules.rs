@@ -4,8 +4,8 @@
 
 use crate::graph::{NodeId, Op};
 use crate::lower::Lowerer;
-use tl_backend::{BinaryFn, MapExpr, UnaryFn};
 use tl_check::{Access, Index, Rule, TensorKind, Term, VarId};
+use tl_core::{BinaryFn, MapExpr, UnaryFn};
 use tl_syntax::ast::CompareOp;
 
 fn term_index(t: &Term) -> Index {

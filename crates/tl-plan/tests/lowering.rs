@@ -2,7 +2,7 @@
 //! results come out in the left-hand side's index order, a mean of one factor is one
 //! reduction, and a square is a product.
 
-use tl_backend::{BinaryFn, MapExpr, ReduceOp};
+use tl_core::{BinaryFn, MapExpr, ReduceOp};
 use tl_plan::{EquationPlan, Op};
 
 /// The unfused plan of the last equation of `text`.

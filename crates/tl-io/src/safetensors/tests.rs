@@ -1,5 +1,5 @@
 use super::*;
-use tl_backend::DType;
+use tl_core::DType;
 
 fn tmp() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();

@@ -350,7 +350,7 @@ pub enum NormFn {
 pub const NORM_NAMES: &[(&str, NormFn)] =
     &[("softmax", NormFn::Softmax), ("lnorm", NormFn::LayerNorm)];
 
-/// A fused elementwise expression over the inputs of one [`crate::Backend::map`] call.
+/// A fused elementwise expression over the inputs of one backend `map` call.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MapExpr {
     /// The k-th input tensor.

@@ -1,0 +1,20 @@
+//! What every phase of TensorLogic shares, with no compute behind it: element types
+//! ([`DType`]), host tensors and the memory behind them ([`HostTensor`], [`Buf`]), layouts
+//! and the tensor handle a backend fills ([`Layout`], [`Tensor`]), and the closed table of
+//! elementwise operations with their symbolic derivatives ([`ops`], [`grad_expr`]). Checking
+//! and planning depend on this crate alone, so they never compile a backend.
+
+#![deny(missing_docs)]
+
+pub mod buf;
+pub mod dtype;
+pub mod grad_expr;
+pub mod host;
+pub mod ops;
+pub mod tensor;
+
+pub use buf::Buf;
+pub use dtype::DType;
+pub use host::{HostData, HostTensor};
+pub use ops::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};
+pub use tensor::{Layout, Storage, Tensor};
