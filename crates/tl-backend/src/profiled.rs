@@ -203,6 +203,13 @@ impl Backend for ProfiledBackend<'_> {
         )
     }
 
+    fn non_finite_flag(&self, tensors: &[&Tensor]) -> Result<Tensor> {
+        self.timed(
+            || format!("non_finite_flag over {} tensors", tensors.len()),
+            || self.inner.non_finite_flag(tensors),
+        )
+    }
+
     fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
         self.timed(
             || format!("reduce {op:?} {} over {axes:?}", describe(input)),
@@ -453,6 +460,31 @@ impl Backend for ProfiledBackend<'_> {
 mod tests {
     use super::*;
     use crate::cpu::CpuBackend;
+
+    /// A method the wrapper does not forward would run the trait's default (often an unfused
+    /// composition) under `--profile` and so measure something else than a plain run.
+    #[test]
+    fn every_backend_method_is_forwarded() {
+        let names = |text: &str, from: &str, to: &str| -> Vec<String> {
+            let start = text.find(from).unwrap_or(0);
+            let end = text[start..].find(to).map_or(text.len(), |e| start + e);
+            text[start..end]
+                .lines()
+                .filter_map(|l| l.strip_prefix("    fn "))
+                .filter_map(|l| l.split(['(', '<']).next())
+                .map(str::to_string)
+                .collect()
+        };
+        let declared = names(include_str!("lib.rs"), "pub trait Backend", "\n}\n");
+        let forwarded = names(
+            include_str!("profiled.rs"),
+            "impl Backend for ProfiledBackend",
+            "\n}\n",
+        );
+        assert!(declared.len() > 20, "{declared:?}");
+        let missing: Vec<&String> = declared.iter().filter(|n| !forwarded.contains(n)).collect();
+        assert!(missing.is_empty(), "not forwarded: {missing:?}");
+    }
 
     #[test]
     fn records_only_after_enable_and_groups_by_shape() {
