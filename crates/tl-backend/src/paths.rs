@@ -13,6 +13,7 @@
 //! falls back to the CPU tuple engine (saying so) for anything else.
 
 use crate::{Result, Tensor};
+use tl_core::Compare;
 
 /// Which relation an atom of a path reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,49 +33,6 @@ pub struct Hop {
     pub forward: bool,
 }
 
-/// A comparison of a head tuple's two values, `x op y` (as `x != y` in same generation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum PairTest {
-    /// `x == y`
-    Eq,
-    /// `x != y`
-    Ne,
-    /// `x < y`
-    Lt,
-    /// `x <= y`
-    Le,
-    /// `x > y`
-    Gt,
-    /// `x >= y`
-    Ge,
-}
-
-impl PairTest {
-    /// Whether the test holds for `(x, y)`.
-    pub fn holds(self, x: u32, y: u32) -> bool {
-        match self {
-            PairTest::Eq => x == y,
-            PairTest::Ne => x != y,
-            PairTest::Lt => x < y,
-            PairTest::Le => x <= y,
-            PairTest::Gt => x > y,
-            PairTest::Ge => x >= y,
-        }
-    }
-
-    /// The test as a C expression over `x` and `y`.
-    pub fn c_expr(self) -> &'static str {
-        match self {
-            PairTest::Eq => "x == y",
-            PairTest::Ne => "x != y",
-            PairTest::Lt => "x < y",
-            PairTest::Le => "x <= y",
-            PairTest::Gt => "x > y",
-            PairTest::Ge => "x >= y",
-        }
-    }
-}
-
 /// `head(x, y) <- hops…, test(x, y)`: a path of atoms from `x` to `y`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PathRule {
@@ -83,7 +41,7 @@ pub struct PathRule {
     /// The atoms from `x` to `y`, at least one; at most one may read a head.
     pub hops: Vec<Hop>,
     /// A condition on `x` and `y`.
-    pub test: Option<PairTest>,
+    pub test: Option<Compare>,
 }
 
 /// A binary relation given to the device: sorted, distinct pairs, flat.
@@ -234,6 +192,5 @@ mod tests {
         // Two rows of 70 columns: two words each.
         let words = [0b101i64, 1 << 5, 0, i64::MIN];
         assert_eq!(bits_to_pairs(&words, 2), vec![0, 0, 0, 2, 0, 69, 1, 127]);
-        assert!(PairTest::Ne.holds(1, 2) && !PairTest::Lt.holds(2, 2));
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use tl_core::{HostTensor, NormFn, UnaryFn};
-use tl_syntax::ast::{BinOp, CompareOp, Projection};
+use tl_syntax::ast::{BinOp, Compare, Projection};
 use tl_syntax::Span;
 
 /// Index of a tensor in [`CheckedProgram::tensors`].
@@ -349,7 +349,7 @@ pub struct BodyAtom {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
     /// The operator.
-    pub op: CompareOp,
+    pub op: Compare,
     /// Left side.
     pub lhs: Term,
     /// Right side.

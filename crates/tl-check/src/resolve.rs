@@ -436,7 +436,7 @@ impl Checker<'_> {
     pub fn comparison(
         &mut self,
         scope: &mut Scope,
-        op: ast::CompareOp,
+        op: ast::Compare,
         lhs: &IndexArg,
         rhs: &IndexArg,
     ) -> Result<Comparison, CheckError> {

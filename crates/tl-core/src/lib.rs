@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod buf;
+pub mod compare;
 pub mod dtype;
 pub mod grad_expr;
 pub mod host;
@@ -14,6 +15,7 @@ pub mod ops;
 pub mod tensor;
 
 pub use buf::Buf;
+pub use compare::Compare;
 pub use dtype::DType;
 pub use host::{HostData, HostTensor};
 pub use ops::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};

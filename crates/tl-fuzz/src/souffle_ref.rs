@@ -5,7 +5,7 @@
 //! checks. Programs outside its reach (disjunctions, errors, too many tuples) are skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use tl_syntax::ast::CompareOp;
+use tl_syntax::ast::Compare;
 use tl_syntax::souffle::parser::{Aggregate, Body, Item, SAtom, Term};
 use tl_syntax::FileId;
 
@@ -254,11 +254,11 @@ fn solve(lits: &[Body], env: Env, db: &Db, outside: &[String]) -> Result<Vec<Env
                                     continue 'env;
                                 }
                             }
-                            (None, Some(v)) if *op == CompareOp::Eq => match lhs {
+                            (None, Some(v)) if *op == Compare::Eq => match lhs {
                                 Term::Var((n, _)) => env.push((n.clone(), v)),
                                 _ => continue,
                             },
-                            (Some(v), None) if *op == CompareOp::Eq => match rhs {
+                            (Some(v), None) if *op == Compare::Eq => match rhs {
                                 Term::Var((n, _)) => env.push((n.clone(), v)),
                                 _ => continue,
                             },

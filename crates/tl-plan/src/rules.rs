@@ -6,7 +6,7 @@ use crate::graph::{NodeId, Op};
 use crate::lower::Lowerer;
 use tl_check::{Access, Index, Rule, TensorKind, Term, VarId};
 use tl_core::{BinaryFn, MapExpr, UnaryFn};
-use tl_syntax::ast::CompareOp;
+use tl_syntax::ast::Compare;
 
 fn term_index(t: &Term) -> Index {
     match *t {
@@ -80,17 +80,17 @@ impl Lowerer<'_> {
             let (x, y) = (MapExpr::Input(0), MapExpr::Input(1));
             // Indices are integers, so each comparison is exact as a step of a difference.
             let mask = match c.op {
-                CompareOp::Lt => un(UnaryFn::Step, bin(BinaryFn::Sub, y, x)),
-                CompareOp::Gt => un(UnaryFn::Step, bin(BinaryFn::Sub, x, y)),
-                CompareOp::Le => un(
+                Compare::Lt => un(UnaryFn::Step, bin(BinaryFn::Sub, y, x)),
+                Compare::Gt => un(UnaryFn::Step, bin(BinaryFn::Sub, x, y)),
+                Compare::Le => un(
                     UnaryFn::Step,
                     bin(BinaryFn::Add, bin(BinaryFn::Sub, y, x), MapExpr::Const(0.5)),
                 ),
-                CompareOp::Ge => un(
+                Compare::Ge => un(
                     UnaryFn::Step,
                     bin(BinaryFn::Add, bin(BinaryFn::Sub, x, y), MapExpr::Const(0.5)),
                 ),
-                CompareOp::Eq => un(
+                Compare::Eq => un(
                     UnaryFn::Step,
                     bin(
                         BinaryFn::Sub,
@@ -98,7 +98,7 @@ impl Lowerer<'_> {
                         un(UnaryFn::Abs, bin(BinaryFn::Sub, x, y)),
                     ),
                 ),
-                CompareOp::Ne => un(
+                Compare::Ne => un(
                     UnaryFn::Step,
                     bin(
                         BinaryFn::Sub,

@@ -14,7 +14,7 @@ use crate::bits::Cells;
 use crate::index::{Index, IndexCache};
 use crate::join::BodySource;
 use crate::relation::Value;
-use crate::rule::{CmpOp, Rule, Term};
+use crate::rule::{Compare, Rule, Term};
 use std::sync::Arc;
 
 /// One atom of the path, as the walk crosses it.
@@ -39,7 +39,7 @@ pub struct PathShape {
     /// is the end nearer `x`).
     pub hops: Vec<(usize, bool)>,
     /// A comparison `x op y` from the rule's body, if it has one.
-    pub test: Option<CmpOp>,
+    pub test: Option<Compare>,
 }
 
 /// The path of `rule`, when it is one: a binary head `H(x, y)` with `x != y`, and one or

@@ -1,6 +1,6 @@
 //! Unit tests of stratum evaluation: recursion, negation, comparisons, constants, broadcasting.
 use super::*;
-use crate::rule::{CmpOp, Comparison, Literal};
+use crate::rule::{Compare, Comparison, Literal};
 use crate::Value;
 
 fn v(i: usize) -> Term {
@@ -108,7 +108,7 @@ fn same_generation() {
         vec![6; 3],
     );
     sibling.comparisons.push(Comparison {
-        op: CmpOp::Ne,
+        op: Compare::Ne,
         lhs: v(0),
         rhs: v(1),
     });
@@ -177,7 +177,7 @@ fn comparisons_and_constants() {
         vec![8],
     );
     big.comparisons.push(Comparison {
-        op: CmpOp::Gt,
+        op: Compare::Gt,
         lhs: v(0),
         rhs: Term::Const(1),
     });
@@ -188,12 +188,12 @@ fn comparisons_and_constants() {
         vec![8, 8],
     );
     pair.comparisons.push(Comparison {
-        op: CmpOp::Lt,
+        op: Compare::Lt,
         lhs: v(0),
         rhs: v(1),
     });
     pair.comparisons.push(Comparison {
-        op: CmpOp::Eq,
+        op: Compare::Eq,
         lhs: v(1),
         rhs: Term::Const(4),
     });
@@ -214,7 +214,7 @@ fn head_only_variables_range_over_domain() {
     let row = rule(1, vec![v(0), v(1)], vec![lit(0, vec![v(0)])], vec![4, 3]);
     let mut same = rule(2, vec![v(0), v(1)], vec![lit(0, vec![v(0)])], vec![4, 2]);
     same.comparisons.push(Comparison {
-        op: CmpOp::Eq,
+        op: Compare::Eq,
         lhs: v(1),
         rhs: v(0),
     });
@@ -225,7 +225,7 @@ fn head_only_variables_range_over_domain() {
     // No positive literal at all: All(x, y) <- x != y over 0..3.
     let mut all = rule(0, vec![v(0), v(1)], vec![], vec![3, 3]);
     all.comparisons.push(Comparison {
-        op: CmpOp::Ne,
+        op: Compare::Ne,
         lhs: v(0),
         rhs: v(1),
     });

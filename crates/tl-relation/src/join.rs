@@ -18,7 +18,7 @@ use crate::error::RelationError;
 use crate::index::{Index, IndexCache, RelRef, SourceId};
 use crate::relation::{Relation, Value};
 use crate::rows::Rows;
-use crate::rule::{CmpOp, Comparison, Rule, Term};
+use crate::rule::{Compare, Comparison, Rule, Term};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -245,7 +245,7 @@ impl<'a> Plan<'a> {
             let assign = filters_left
                 .iter()
                 .find_map(|c| match (c.op, c.lhs, c.rhs) {
-                    (CmpOp::Eq, Term::Var(v), other) | (CmpOp::Eq, other, Term::Var(v))
+                    (Compare::Eq, Term::Var(v), other) | (Compare::Eq, other, Term::Var(v))
                         if v == var && is_bound(other) =>
                     {
                         Some(other)
@@ -341,7 +341,7 @@ impl<'a> Plan<'a> {
                 if prefix_ok && matches!(**index, Index::Sorted { .. }) =>
             {
                 let binding = vec![0; self.vars];
-                let holds = |s: &Step| matches!(s, Step::Filter(c) if c.op.holds(value(c.lhs, &binding), value(c.rhs, &binding)));
+                let holds = |s: &Step| matches!(s, Step::Filter(c) if c.op.holds(&value(c.lhs, &binding), &value(c.rhs, &binding)));
                 if !self.steps.iter().take(f).all(holds) {
                     return Ok(Produced::Sorted(Relation::empty(arity)));
                 }
@@ -532,7 +532,7 @@ impl<'a> Plan<'a> {
             (_, c @ Cursor::Once) => {
                 *c = Cursor::Done;
                 match step {
-                    Step::Filter(c) => c.op.holds(value(c.lhs, binding), value(c.rhs, binding)),
+                    Step::Filter(c) => c.op.holds(&value(c.lhs, binding), &value(c.rhs, binding)),
                     Step::Negate { rel, args } => {
                         let (mut buf, mut owned) = ([0; 8], Vec::new());
                         !rel.contains(values_of(args, binding, &mut buf, &mut owned))

@@ -40,4 +40,4 @@ pub use chain::{path_shape, PathShape};
 pub use error::RelationError;
 pub use fixpoint::{evaluate_stratum, FixpointStats, Form, Limits, RuleStats};
 pub use relation::{Relation, Value};
-pub use rule::{CmpOp, Comparison, Literal, Rule, Term};
+pub use rule::{Compare, Comparison, Literal, Rule, Term};

@@ -17,53 +17,13 @@ pub enum Term {
     Const(Value),
 }
 
-/// Comparison operators allowed between two terms of a rule body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CmpOp {
-    /// `=`
-    Eq,
-    /// `!=`
-    Ne,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-}
-
-impl CmpOp {
-    /// The operator with its operands swapped (`a < b` is `b > a`).
-    pub fn flipped(self) -> CmpOp {
-        match self {
-            CmpOp::Lt => CmpOp::Gt,
-            CmpOp::Le => CmpOp::Ge,
-            CmpOp::Gt => CmpOp::Lt,
-            CmpOp::Ge => CmpOp::Le,
-            same => same,
-        }
-    }
-
-    /// Applies the operator to two element indices (integer domains compare as integers).
-    pub fn holds(self, lhs: Value, rhs: Value) -> bool {
-        match self {
-            CmpOp::Eq => lhs == rhs,
-            CmpOp::Ne => lhs != rhs,
-            CmpOp::Lt => lhs < rhs,
-            CmpOp::Le => lhs <= rhs,
-            CmpOp::Gt => lhs > rhs,
-            CmpOp::Ge => lhs >= rhs,
-        }
-    }
-}
+pub use tl_core::Compare;
 
 /// A body condition such as `x != y` or `n < 10`; it filters bindings, it never produces them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Comparison {
     /// The operator.
-    pub op: CmpOp,
+    pub op: Compare,
     /// Left operand.
     pub lhs: Term,
     /// Right operand.
@@ -215,11 +175,5 @@ mod tests {
             missing.validate(&slots, |_| false),
             Err(RelationError::UnknownSlot { slot: 9, .. })
         ));
-    }
-
-    #[test]
-    fn comparison_operators() {
-        assert!(CmpOp::Lt.holds(1, 2) && CmpOp::Le.holds(2, 2) && CmpOp::Ne.holds(1, 2));
-        assert!(!CmpOp::Gt.holds(1, 2) && CmpOp::Ge.holds(3, 2) && CmpOp::Eq.holds(5, 5));
     }
 }

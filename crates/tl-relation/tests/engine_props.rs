@@ -6,7 +6,7 @@
 
 use proptest::prelude::*;
 use std::collections::BTreeSet;
-use tl_relation::{evaluate_stratum, CmpOp, Comparison, Limits, Literal, Relation, Rule, Term};
+use tl_relation::{evaluate_stratum, Compare, Comparison, Limits, Literal, Relation, Rule, Term};
 
 /// Slots 0..3 are inputs (arities 2, 2, 1), slots 3..6 are heads (arities 2, 2, 1).
 const ARITY: [usize; 6] = [2, 2, 1, 2, 2, 1];
@@ -35,12 +35,12 @@ fn literal(heads: bool) -> impl Strategy<Value = Literal> {
 fn comparison() -> impl Strategy<Value = Comparison> {
     (
         prop_oneof![
-            Just(CmpOp::Ne),
-            Just(CmpOp::Lt),
-            Just(CmpOp::Le),
-            Just(CmpOp::Eq),
-            Just(CmpOp::Gt),
-            Just(CmpOp::Ge),
+            Just(Compare::Ne),
+            Just(Compare::Lt),
+            Just(Compare::Le),
+            Just(Compare::Eq),
+            Just(Compare::Gt),
+            Just(Compare::Ge),
         ],
         term(),
         term(),
@@ -142,7 +142,7 @@ fn naive(rules: &[Rule], inputs: &[Relation]) -> Vec<BTreeSet<Vec<u32>>> {
                     rels[l.slot].contains(&t) != l.negated
                 });
                 let cmps = rule.comparisons.iter().all(|c| {
-                    c.op.holds(value(c.lhs, &assignment), value(c.rhs, &assignment))
+                    c.op.holds(&value(c.lhs, &assignment), &value(c.rhs, &assignment))
                 });
                 if body && cmps {
                     let t: Vec<u32> = rule

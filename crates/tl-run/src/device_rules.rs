@@ -9,12 +9,12 @@ use crate::engine::{Engine, StratumProfile, Value};
 use crate::error::RunError;
 use std::sync::{Arc, OnceLock};
 use tl_backend::paths::{
-    CondensedGraph, DeviceBits, Hop, HopSource, PairTest, PathHead, PathInput, PathOutcome,
-    PathProgram, PathRule,
+    CondensedGraph, DeviceBits, Hop, HopSource, PathHead, PathInput, PathOutcome, PathProgram,
+    PathRule,
 };
 use tl_backend::Backend;
 use tl_check::Stratum;
-use tl_relation::{CmpOp, Relation};
+use tl_relation::Relation;
 use tl_syntax::{Diagnostic, Span};
 
 /// A relation a device derived, held there as bits; its tuples are copied to the host the
@@ -70,17 +70,6 @@ fn condensed_graph(edges: &Relation, nodes: usize) -> Option<CondensedGraph> {
         succ_offsets,
         succ,
     })
-}
-
-fn pair_test(op: CmpOp) -> PairTest {
-    match op {
-        CmpOp::Eq => PairTest::Eq,
-        CmpOp::Ne => PairTest::Ne,
-        CmpOp::Lt => PairTest::Lt,
-        CmpOp::Le => PairTest::Le,
-        CmpOp::Gt => PairTest::Gt,
-        CmpOp::Ge => PairTest::Ge,
-    }
 }
 
 impl Engine<'_> {
@@ -174,7 +163,7 @@ impl Engine<'_> {
                 program_rules.push(PathRule {
                     head,
                     hops,
-                    test: shape.test.map(pair_test),
+                    test: shape.test,
                 });
             }
         }

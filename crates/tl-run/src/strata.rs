@@ -574,14 +574,14 @@ fn term(t: &Term) -> tl_relation::Term {
     }
 }
 
-fn cmp(op: tl_syntax::ast::CompareOp) -> tl_relation::CmpOp {
-    use tl_syntax::ast::CompareOp as C;
+fn cmp(op: tl_syntax::ast::Compare) -> tl_relation::Compare {
+    use tl_syntax::ast::Compare as C;
     match op {
-        C::Eq => tl_relation::CmpOp::Eq,
-        C::Ne => tl_relation::CmpOp::Ne,
-        C::Lt => tl_relation::CmpOp::Lt,
-        C::Le => tl_relation::CmpOp::Le,
-        C::Gt => tl_relation::CmpOp::Gt,
-        C::Ge => tl_relation::CmpOp::Ge,
+        C::Eq => tl_relation::Compare::Eq,
+        C::Ne => tl_relation::Compare::Ne,
+        C::Lt => tl_relation::Compare::Lt,
+        C::Le => tl_relation::Compare::Le,
+        C::Gt => tl_relation::Compare::Gt,
+        C::Ge => tl_relation::Compare::Ge,
     }
 }

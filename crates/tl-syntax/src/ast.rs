@@ -99,7 +99,7 @@ pub enum BodyItem {
     /// `x != y`, `x < 3`.
     Compare {
         /// The comparison.
-        op: CompareOp,
+        op: Compare,
         /// Left side.
         lhs: IndexArg,
         /// Right side.
@@ -109,36 +109,7 @@ pub enum BodyItem {
     },
 }
 
-/// A comparison operator in a rule body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CompareOp {
-    /// `==`
-    Eq,
-    /// `!=`
-    Ne,
-    /// `<`
-    Lt,
-    /// `<=`
-    Le,
-    /// `>`
-    Gt,
-    /// `>=`
-    Ge,
-}
-
-impl CompareOp {
-    /// Whether `a op b` holds, for any ordered values (numbers by value, symbols by text).
-    pub fn holds<T: PartialOrd + ?Sized>(self, a: &T, b: &T) -> bool {
-        match self {
-            CompareOp::Eq => a == b,
-            CompareOp::Ne => a != b,
-            CompareOp::Lt => a < b,
-            CompareOp::Le => a <= b,
-            CompareOp::Gt => a > b,
-            CompareOp::Ge => a >= b,
-        }
-    }
-}
+pub use tl_core::Compare;
 
 /// How an equation projects the indices its left-hand side drops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

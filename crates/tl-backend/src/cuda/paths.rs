@@ -115,7 +115,9 @@ fn rule_source(rule: &PathRule, driver: usize, cap: usize) -> String {
         at = format!("p{k}");
         depth += 1;
     }
-    let test = rule.test.map_or("true", |t| t.c_expr());
+    let test = rule
+        .test
+        .map_or("true".to_string(), |t| format!("x {} y", t.symbol()));
     let _ = writeln!(
         s,
         "      const unsigned int y = {at};\n      if ((long long)x < R && (long long)y < K && ({test})) {{\n        const unsigned long long w = (unsigned long long)x * W + (y >> 6);\n        const unsigned long long bit = 1ull << (y & 63);\n        if (!(((volatile unsigned long long*)F)[w] & bit)) {{\n          const unsigned long long old = atomicOr(F + w, bit);\n          if (!(old & bit)) {{ ++added; touched[x] = 1u; }}\n        }}\n      }}"
@@ -506,7 +508,8 @@ impl PathDevice for CudaBackend {
 /// The path kernels' sources, for the test that compiles every generated kernel.
 #[cfg(test)]
 pub(crate) fn example_sources() -> Vec<(String, String)> {
-    use crate::paths::{Hop, PairTest};
+    use crate::paths::Hop;
+    use tl_core::Compare;
     // Same generation's recursive rule (driven by the head) and its base rule (driven by its
     // first atom, with a test).
     let sg = PathRule {
@@ -530,7 +533,7 @@ pub(crate) fn example_sources() -> Vec<(String, String)> {
     let base = PathRule {
         head: 0,
         hops: vec![sg.hops[0], sg.hops[2]],
-        test: Some(PairTest::Ne),
+        test: Some(Compare::Ne),
     };
     vec![
         ("path rule driven by a head".into(), rule_source(&sg, 1, 16)),

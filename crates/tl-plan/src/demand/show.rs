@@ -4,7 +4,6 @@
 
 use super::Rewrite;
 use tl_check::{BodyAtom, CheckedProgram, Definition, Rule, TensorId, Term};
-use tl_syntax::ast::CompareOp;
 
 /// The name of a constant of axis `axis` of `tensor`: its symbol, or its number.
 fn constant(p: &CheckedProgram, tensor: TensorId, axis: usize, c: u32) -> String {
@@ -47,17 +46,6 @@ fn body_atom(p: &CheckedProgram, rule: &Rule, a: &BodyAtom) -> String {
     }
 }
 
-fn op(op: CompareOp) -> &'static str {
-    match op {
-        CompareOp::Eq => "==",
-        CompareOp::Ne => "!=",
-        CompareOp::Lt => "<",
-        CompareOp::Le => "<=",
-        CompareOp::Gt => ">",
-        CompareOp::Ge => ">=",
-    }
-}
-
 /// A rule in the language's syntax.
 pub(crate) fn rule_text(p: &CheckedProgram, rule: &Rule) -> String {
     let mut parts: Vec<String> = rule.body.iter().map(|a| body_atom(p, rule, a)).collect();
@@ -69,7 +57,7 @@ pub(crate) fn rule_text(p: &CheckedProgram, rule: &Rule) -> String {
                 .map_or_else(|| format!("_{v}"), |i| i.name.clone()),
             Term::Const(c) | Term::Symbol(c) => c.to_string(),
         };
-        parts.push(format!("{} {} {}", side(&c.lhs), op(c.op), side(&c.rhs)));
+        parts.push(format!("{} {} {}", side(&c.lhs), c.op.symbol(), side(&c.rhs)));
     }
     format!(
         "{} <- {}",

@@ -4,7 +4,7 @@
 use super::literal::file_ref;
 use super::{PResult, ParseError, Parser};
 use crate::ast::{
-    Atom, BodyItem, CompareOp, DataDef, DataSource, Equation, IndexArg, IndexExpr, Lhs, LhsIndex,
+    Atom, BodyItem, Compare, DataDef, DataSource, Equation, IndexArg, IndexExpr, Lhs, LhsIndex,
     Projection, Query, Rule, StmtKind, StrLit, Tokenized, WriteCmd,
 };
 use crate::lexer::{Keyword, TokenKind};
@@ -222,12 +222,12 @@ impl Parser {
         }
         let lhs = self.access_arg()?;
         let op = match self.peek() {
-            TokenKind::EqEq => CompareOp::Eq,
-            TokenKind::Ne => CompareOp::Ne,
-            TokenKind::Lt => CompareOp::Lt,
-            TokenKind::Le => CompareOp::Le,
-            TokenKind::Gt => CompareOp::Gt,
-            TokenKind::Ge => CompareOp::Ge,
+            TokenKind::EqEq => Compare::Eq,
+            TokenKind::Ne => Compare::Ne,
+            TokenKind::Lt => Compare::Lt,
+            TokenKind::Le => Compare::Le,
+            TokenKind::Gt => Compare::Gt,
+            TokenKind::Ge => Compare::Ge,
             _ => return Err(self.expected("an atom such as `Parent(x, y)` or a comparison")),
         };
         self.bump();

@@ -248,19 +248,19 @@ fn negation_and_comparisons_in_rule_bodies() {
                     atom: atom("B", vec![var("x")]),
                 },
                 BodyItem::Compare {
-                    op: CompareOp::Ne,
+                    op: Compare::Ne,
                     lhs: var("x"),
                     rhs: var("y"),
                     span: Span::default(),
                 },
                 BodyItem::Compare {
-                    op: CompareOp::Lt,
+                    op: Compare::Lt,
                     lhs: var("x"),
                     rhs: int(3),
                     span: Span::default(),
                 },
                 BodyItem::Compare {
-                    op: CompareOp::Eq,
+                    op: Compare::Eq,
                     lhs: var("x"),
                     rhs: sym("Bob"),
                     span: Span::default(),

@@ -18,7 +18,7 @@
 use std::collections::HashMap;
 
 use super::parser::Term;
-use crate::ast::CompareOp;
+use crate::ast::Compare;
 use crate::span::Span;
 
 /// The tuples of each aggregate's hidden relation, by relation and then by the values of its
@@ -54,7 +54,7 @@ pub struct AggregateRule {
     /// Its own variables (the remaining columns).
     pub inner: Vec<String>,
     /// Comparisons each row must pass, over its variables and the rule's (`y < x`).
-    pub filters: Vec<(CompareOp, Term, Term)>,
+    pub filters: Vec<(Compare, Term, Term)>,
     /// The aggregate term.
     pub span: Span,
 }
@@ -80,7 +80,7 @@ pub struct ComputedRule {
     /// The hidden relation's attributes: the variables the body's atoms bind, in order.
     pub vars: Vec<String>,
     /// The comparisons with arithmetic, and those that bind a variable (`z = y * 2`).
-    pub checks: Vec<(CompareOp, Term, Term)>,
+    pub checks: Vec<(Compare, Term, Term)>,
     /// Its aggregates, each binding a hidden variable the checks read.
     pub aggregates: Vec<AggregateRule>,
     /// The whole rule.
@@ -153,8 +153,8 @@ impl ComputedRule {
                         }
                     }
                     // `v = expression` binds `v`.
-                    (None, Some(v)) if *op == CompareOp::Eq => bind(lhs, v, &mut env),
-                    (Some(v), None) if *op == CompareOp::Eq => bind(rhs, v, &mut env),
+                    (None, Some(v)) if *op == Compare::Eq => bind(lhs, v, &mut env),
+                    (Some(v), None) if *op == Compare::Eq => bind(rhs, v, &mut env),
                     _ => continue,
                 }
                 done[k] = true;
@@ -318,7 +318,7 @@ mod tests {
         }
     }
 
-    fn rule(args: Vec<Term>, checks: Vec<(CompareOp, Term, Term)>) -> ComputedRule {
+    fn rule(args: Vec<Term>, checks: Vec<(Compare, Term, Term)>) -> ComputedRule {
         ComputedRule {
             head: "h".into(),
             args,
@@ -341,11 +341,11 @@ mod tests {
             vec![v("c")],
             vec![
                 (
-                    CompareOp::Lt,
+                    Compare::Lt,
                     add(v("a"), Term::Int(1, Span::default())),
                     v("b"),
                 ),
-                (CompareOp::Eq, v("c"), add(v("a"), v("b"))),
+                (Compare::Eq, v("c"), add(v("a"), v("b"))),
             ],
         );
         assert_eq!(

@@ -490,7 +490,7 @@ pub(super) fn ground_by_equalities(conj: &[Lit<'_>], bound: &mut Vec<String>, pl
         let before = bound.len();
         for lit in conj {
             let Lit::Cmp(Body::Compare {
-                op: crate::ast::CompareOp::Eq,
+                op: crate::ast::Compare::Eq,
                 lhs,
                 rhs,
                 ..

@@ -29,7 +29,7 @@
 
 use super::error::SouffleError;
 use super::lexer::Tok;
-use crate::ast::CompareOp;
+use crate::ast::Compare;
 use crate::span::Span;
 
 /// A name with where it is written.
@@ -147,7 +147,7 @@ pub enum Body {
     /// `a < b`, `a = b`, …
     Compare {
         /// The comparison.
-        op: CompareOp,
+        op: Compare,
         /// Left side.
         lhs: Term,
         /// Right side.
@@ -560,12 +560,12 @@ impl Parser<'_> {
         }
         let lhs = self.term(depth)?;
         let (op, _) = match self.peek() {
-            Tok::Punct("=") => (CompareOp::Eq, self.bump()),
-            Tok::Punct("!=") => (CompareOp::Ne, self.bump()),
-            Tok::Punct("<") => (CompareOp::Lt, self.bump()),
-            Tok::Punct("<=") => (CompareOp::Le, self.bump()),
-            Tok::Punct(">") => (CompareOp::Gt, self.bump()),
-            Tok::Punct(">=") => (CompareOp::Ge, self.bump()),
+            Tok::Punct("=") => (Compare::Eq, self.bump()),
+            Tok::Punct("!=") => (Compare::Ne, self.bump()),
+            Tok::Punct("<") => (Compare::Lt, self.bump()),
+            Tok::Punct("<=") => (Compare::Le, self.bump()),
+            Tok::Punct(">") => (Compare::Gt, self.bump()),
+            Tok::Punct(">=") => (Compare::Ge, self.bump()),
             _ => return Err(self.error("an atom, `!atom` or a comparison")),
         };
         let rhs = self.term(depth)?;
