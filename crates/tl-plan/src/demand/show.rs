@@ -57,7 +57,12 @@ pub(crate) fn rule_text(p: &CheckedProgram, rule: &Rule) -> String {
                 .map_or_else(|| format!("_{v}"), |i| i.name.clone()),
             Term::Const(c) | Term::Symbol(c) => c.to_string(),
         };
-        parts.push(format!("{} {} {}", side(&c.lhs), c.op.symbol(), side(&c.rhs)));
+        parts.push(format!(
+            "{} {} {}",
+            side(&c.lhs),
+            c.op.symbol(),
+            side(&c.rhs)
+        ));
     }
     format!(
         "{} <- {}",
