@@ -17,6 +17,7 @@ pub mod integer;
 pub mod learn;
 pub mod lint;
 pub mod loops;
+pub mod loss_kind;
 mod place;
 pub mod program;
 mod resolve;
