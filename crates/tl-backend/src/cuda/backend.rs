@@ -1,0 +1,540 @@
+//! The CUDA engine as a [`Backend`]: each primitive mapped onto the generated kernels,
+//! cuBLASLt products, recordings and the memory pool of this module.
+
+use super::*;
+
+impl Backend for CudaBackend {
+    fn name(&self) -> String {
+        format!("cuda:0 {}", self.device_name)
+    }
+
+    fn upload(&self, host: &HostTensor) -> Result<Tensor> {
+        upload_len(host)?;
+        let s = match &host.data {
+            HostData::F32(v) => self.upload_slice(v, DType::F32)?,
+            HostData::F64(v) => self.upload_slice(v, DType::F64)?,
+            HostData::F16(v) => self.upload_slice(v, DType::F16)?,
+            HostData::BF16(v) => self.upload_slice(v, DType::BF16)?,
+            HostData::Bool(v) => self.upload_slice(v, DType::Bool)?,
+            HostData::I64(v) => self.upload_slice(v, DType::I64)?,
+        };
+        Ok(Self::wrap(s, &host.shape))
+    }
+
+    fn download(&self, t: &Tensor) -> Result<HostTensor> {
+        let n = numel_checked(t.shape())?;
+        let r = self.dev("download", t)?;
+        // A row-major view is copied straight; any other layout is packed on the device.
+        let (_keep, ptr) = if t.layout.is_contiguous() {
+            (r.keep, r.base + (t.layout.offset * t.dtype.size()) as u64)
+        } else {
+            self.packed(t, t.dtype)?
+        };
+        let data = match t.dtype {
+            DType::F32 => HostData::F32(self.download_vec(ptr, n, 0f32)?.into()),
+            DType::F64 => HostData::F64(self.download_vec(ptr, n, 0f64)?.into()),
+            DType::F16 => HostData::F16(self.download_vec(ptr, n, f16::ZERO)?.into()),
+            DType::BF16 => HostData::BF16(self.download_vec(ptr, n, bf16::ZERO)?.into()),
+            DType::Bool => HostData::Bool(self.download_vec(ptr, n, 0u8)?.into()),
+            DType::I64 => HostData::I64(self.download_vec(ptr, n, 0i64)?.into()),
+        };
+        Ok(HostTensor {
+            shape: t.shape().to_vec(),
+            data,
+        })
+    }
+
+    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+        let n = numel_checked(shape)?;
+        let s = self.alloc(n, dtype)?;
+        self.fill_bits(&s, n, bits_of(value, dtype))?;
+        Ok(Self::wrap(s, shape))
+    }
+
+    fn map(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, inputs.len())?;
+        self.elementwise(expr, inputs, out_shape, dtype, Real::of(dtype))
+    }
+
+    fn map_many(
+        &self,
+        exprs: &[MapExpr],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        dtype: DType,
+    ) -> Result<Vec<Tensor>> {
+        for e in exprs {
+            check_expr(e, inputs.len())?;
+        }
+        let outs: Vec<(MapExpr, DType)> = exprs.iter().map(|e| (e.clone(), dtype)).collect();
+        self.elementwise_many(&outs, inputs, out_shape, Real::of(dtype))
+    }
+
+    fn map_many_into(
+        &self,
+        exprs: &[MapExpr],
+        inputs: &[&Tensor],
+        out_shape: &[usize],
+        outs: &[&Tensor],
+    ) -> Result<()> {
+        if exprs.len() != outs.len() {
+            return Err(shape_err(
+                "map_many_into",
+                format!("{} expressions for {} outputs", exprs.len(), outs.len()),
+            ));
+        }
+        broadcastable(inputs, out_shape)?;
+        let mut keep = Vec::with_capacity(outs.len());
+        let mut typed = Vec::with_capacity(outs.len());
+        for (e, t) in exprs.iter().zip(outs) {
+            check_expr(e, inputs.len())?;
+            if t.shape() != out_shape || !t.layout.is_contiguous() || t.layout.offset != 0 {
+                return Err(shape_err(
+                    "map_many_into",
+                    format!(
+                        "an output must be a whole row-major tensor of {out_shape:?}, not a view of {:?}",
+                        t.shape()
+                    ),
+                ));
+            }
+            keep.push(self.dev("map_many_into", t)?);
+            typed.push((e.clone(), t.dtype));
+        }
+        let real = if typed.iter().any(|(_, d)| *d == DType::F64) {
+            Real::F64
+        } else {
+            Real::F32
+        };
+        let ptrs: Vec<u64> = keep.iter().map(|d| d.base).collect();
+        self.elementwise_into(&typed, inputs, out_shape, &ptrs, real)
+    }
+
+    fn can_record(&self) -> bool {
+        true
+    }
+
+    fn non_finite_flag(&self, tensors: &[&Tensor]) -> Result<Tensor> {
+        let out = self.alloc(1, DType::F32)?;
+        self.fill_bits(&out, 1, 0)?;
+        // One kernel per element type, over as many whole row-major tensors as its argument
+        // block holds; views are checked through a copy.
+        let mut groups: Vec<(DType, Vec<(DevRef, usize)>)> = Vec::new();
+        for t in tensors {
+            let n = t.numel();
+            if n == 0 {
+                continue;
+            }
+            let d = if t.layout.is_contiguous() {
+                let r = self.dev("non_finite_flag", t)?;
+                DevRef {
+                    base: r.base + (t.layout.offset * t.dtype.size()) as u64,
+                    ..r
+                }
+            } else {
+                let copy = self.cast(t, t.dtype)?;
+                self.dev("non_finite_flag", &copy)?
+            };
+            match groups.iter_mut().find(|(g, _)| *g == t.dtype) {
+                Some((_, list)) => list.push((d, n)),
+                None => groups.push((t.dtype, vec![(d, n)])),
+            }
+        }
+        const PER_LAUNCH: usize = 200;
+        for (dtype, list) in &groups {
+            let storage = match dtype {
+                DType::F64 | DType::F32 | DType::F16 | DType::BF16 => *dtype,
+                // Booleans and integers are always finite.
+                _ => continue,
+            };
+            for chunk in list.chunks(PER_LAUNCH) {
+                let mut meta = vec![out.ptr() as i64, chunk.len() as i64];
+                for (d, n) in chunk {
+                    meta.extend([d.base as i64, *n as i64]);
+                }
+                let most = chunk.iter().map(|(_, n)| *n).max().unwrap_or(1);
+                let Some(cap) = codegen::meta_cap(meta.len()) else {
+                    return Err(BackendError::Device(
+                        "non_finite_flag: too many tensors for one kernel".into(),
+                    ));
+                };
+                self.launch(
+                    codegen::kernel_key(&("non_finite", storage, cap)),
+                    || Ok(codegen::non_finite_source(storage, cap)),
+                    &meta,
+                    grid_for(most).min(2048),
+                )?;
+            }
+        }
+        drop(groups);
+        Ok(Self::wrap(out, &[]))
+    }
+
+    fn begin_recording(&self) -> Result<()> {
+        let mut current = lock(&self.recording);
+        if current.is_some() {
+            return Err(BackendError::Device(
+                "a recording is already being captured".into(),
+            ));
+        }
+        self.bind()?;
+        self.stream
+            .begin_capture(dsys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_RELAXED)
+            .map_err(|e| dev_err("starting a graph capture", e))?;
+        *current = Some(self.pool.begin_recording());
+        Ok(())
+    }
+
+    fn end_recording(&self) -> Result<crate::Recording> {
+        let Some(id) = lock(&self.recording).take() else {
+            return Err(BackendError::Device(
+                "no recording is being captured".into(),
+            ));
+        };
+        self.pool.end_recording();
+        let graph = match self.stream.end_capture(dsys::CUgraphInstantiate_flags(0)) {
+            Ok(Some(g)) => g,
+            Ok(None) => {
+                self.pool.release_recording(id);
+                return Err(BackendError::Device("the capture recorded nothing".into()));
+            }
+            Err(e) => {
+                self.pool.release_recording(id);
+                return Err(dev_err("capturing a graph", e));
+            }
+        };
+        Ok(crate::Recording {
+            inner: Box::new(record::CudaRecording {
+                graph: Mutex::new(record::GraphCell(graph)),
+                id,
+                pool: self.pool.clone(),
+                ctx: self.ctx.clone(),
+            }),
+        })
+    }
+
+    fn replay(&self, recording: &crate::Recording) -> Result<()> {
+        let Some(r) = recording.inner.downcast_ref::<record::CudaRecording>() else {
+            return Err(BackendError::Device(
+                "replay: the recording is not from the CUDA backend".into(),
+            ));
+        };
+        lock(&r.graph)
+            .0
+            .launch()
+            .map_err(|e| dev_err("launching a graph", e))
+    }
+
+    fn map_reduce(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        reduced: usize,
+        op: ReduceOp,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, inputs.len())?;
+        broadcastable(inputs, shape)?;
+        let split = shape.len().saturating_sub(reduced);
+        let r: usize = shape[split..].iter().product();
+        let rows: usize = shape[..split].iter().product();
+        // Longer rows over several axes: the last axes first (fused, as below), then the
+        // rest of the partial results (a mean of equal-sized means is the mean).
+        if r > 1 << 16 && reduced >= 2 && shape[shape.len() - 1] <= 1 << 16 {
+            let mut inner = 1;
+            let mut k = 0;
+            while k < reduced && inner * shape[shape.len() - 1 - k] <= 1 << 16 {
+                inner *= shape[shape.len() - 1 - k];
+                k += 1;
+            }
+            let partial = self.map_reduce(expr, inputs, shape, k, op, dtype)?;
+            let axes: Vec<usize> = (split..shape.len() - k).collect();
+            return self.reduce(&partial, &axes, op);
+        }
+        // Rows of a few thousand at most, in one warp or block each; other shapes (and empty
+        // ones) map, then reduce.
+        if reduced == 0 || r == 0 || rows == 0 || r > 1 << 16 {
+            let values = self.map(expr, inputs, shape, dtype)?;
+            let axes: Vec<usize> = (split..shape.len()).collect();
+            return self.reduce(&values, &axes, op);
+        }
+        let real = Real::of(dtype);
+        let out = self.alloc(rows, real.dtype())?;
+        let outs = [(expr.clone(), real.dtype())];
+        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], real)?;
+        if !pieces::one_kernel(&fused.sig, 1) {
+            drop(fused);
+            let values = self.map(expr, inputs, shape, dtype)?;
+            let axes: Vec<usize> = (split..shape.len()).collect();
+            return self.reduce(&values, &axes, op);
+        }
+        let mut meta = fused.meta;
+        meta.push(r as i64);
+        let warp = r <= codegen::WARP_ROW_MAX;
+        let per_block = if warp {
+            codegen::BLOCK as usize / 32
+        } else {
+            1
+        };
+        let sig = &fused.sig;
+        self.launch(
+            codegen::kernel_key(&("map_reduce", sig.key(), op, warp)),
+            || {
+                sig.reduce_source(op, warp)
+                    .ok_or_else(|| too_many("map_reduce", inputs.len()))
+            },
+            &meta,
+            rows.div_ceil(per_block).min(1 << 20) as u32,
+        )?;
+        drop(fused.keep);
+        Ok(Self::wrap(out, &shape[..split]))
+    }
+
+    fn map_normalize(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        axis: usize,
+        func: NormFn,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, inputs.len())?;
+        broadcastable(inputs, shape)?;
+        let storage = match dtype {
+            DType::F64 | DType::F32 | DType::F16 | DType::BF16 => dtype,
+            _ => DType::F32,
+        };
+        let n = numel_checked(shape)?;
+        if axis >= shape.len() || n == 0 {
+            let values = self.map(expr, inputs, shape, dtype)?;
+            return self.normalize(&values, axis, func);
+        }
+        let len = shape[axis];
+        let inner: usize = shape[axis + 1..].iter().product();
+        let rows = n / len;
+        let out = self.alloc(n, storage)?;
+        let outs = [(expr.clone(), storage)];
+        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], Real::of(storage))?;
+        // Two more words, and a stride per strided input.
+        if !pieces::one_kernel(&fused.sig, 2 + inputs.len()) {
+            drop(fused);
+            let values = self.map(expr, inputs, shape, dtype)?;
+            return self.normalize(&values, axis, func);
+        }
+        let mut meta = fused.meta;
+        meta.extend([len as i64, inner as i64]);
+        // Each strided input's step along the normalised axis.
+        for (t, (_, access)) in inputs.iter().zip(&fused.sig.inputs) {
+            if *access == Access::Strided {
+                let step = if t.shape()[axis] == 1 {
+                    0
+                } else {
+                    t.layout.strides[axis]
+                };
+                meta.push(step as i64);
+            }
+        }
+        let warp = len <= codegen::WARP_ROW_MAX;
+        let cached = codegen::row_cache(len);
+        let per_block = if warp {
+            codegen::BLOCK as usize / 32
+        } else {
+            1
+        };
+        let sig = &fused.sig;
+        // Rows contiguous along the axis, of a length divisible by four, move four elements
+        // per lane with wide accesses (when those are aligned).
+        let wide = inner == 1 && cached >= 4 && len.is_multiple_of(4) && sig.fours_aligned(&meta);
+        self.launch(
+            codegen::kernel_key(&(
+                "map_normalize",
+                sig.key(),
+                func,
+                storage,
+                warp,
+                cached,
+                wide,
+            )),
+            || {
+                sig.normalize_source(func, storage, warp, cached, wide)
+                    .ok_or_else(|| too_many("map_normalize", inputs.len()))
+            },
+            &meta,
+            rows.div_ceil(per_block).min(1 << 20) as u32,
+        )?;
+        drop(fused.keep);
+        Ok(Self::wrap(out, shape))
+    }
+
+    fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
+        self.reduce_axes(input, axes, op)
+    }
+
+    fn contract(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+    ) -> Result<Tensor> {
+        contract::contract(self, a, a_labels, b, b_labels, out_labels)
+    }
+
+    fn is_accelerator(&self) -> bool {
+        true
+    }
+
+    fn paths(&self) -> Option<&dyn crate::paths::PathDevice> {
+        Some(self)
+    }
+
+    fn contract_map(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+        expr: &MapExpr,
+        extra: &[&Tensor],
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, extra.len() + 1)?;
+        if let Some(t) = contract::contract_epilogue(
+            self, a, a_labels, b, b_labels, out_labels, expr, extra, dtype,
+        )? {
+            return Ok(t);
+        }
+        // The epilogue reads the product where cuBLASLt left it, permuting it on the way. In
+        // a 16-bit program the product is stored in the program's type, as the unfused plan
+        // stores it: half the bytes to write and to read back.
+        let half =
+            matches!(dtype, DType::F16 | DType::BF16) && a.dtype == dtype && b.dtype == dtype;
+        let store = half.then_some(dtype);
+        let product = contract::contract_view(self, a, a_labels, b, b_labels, out_labels, store)?;
+        let mut inputs = Vec::with_capacity(extra.len() + 1);
+        inputs.push(&product);
+        inputs.extend_from_slice(extra);
+        let shape = product.shape().to_vec();
+        self.map(expr, &inputs, &shape, dtype)
+    }
+
+    fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor> {
+        let rank = input.rank();
+        if axis >= rank {
+            return Err(shape_err(
+                "normalize",
+                format!("axis {axis} of a rank-{rank} tensor"),
+            ));
+        }
+        // Normalised in the compute type, stored in the input's floating type.
+        let storage = match input.dtype {
+            DType::F64 | DType::F32 | DType::F16 | DType::BF16 => input.dtype,
+            _ => DType::F32,
+        };
+        let real = Real::of(storage);
+        let shape = input.shape();
+        let numel = numel_checked(shape)?;
+        let n = shape[axis];
+        let inner: usize = shape[axis + 1..].iter().product();
+        let outer: usize = shape[..axis].iter().product();
+        let (_keep, x) = self.packed(input, storage)?;
+        let out = self.alloc(numel, storage)?;
+        if numel > 0 {
+            let rows = outer * inner;
+            let meta = [
+                rows as i64,
+                n as i64,
+                inner as i64,
+                x as i64,
+                out.ptr() as i64,
+            ];
+            let warp = n <= codegen::WARP_ROW_MAX;
+            let cached = codegen::row_cache(n);
+            let per_block = if warp {
+                codegen::BLOCK as usize / 32
+            } else {
+                1
+            };
+            self.launch(
+                codegen::kernel_key(&("normalize", func, real, storage, warp, cached)),
+                || Ok(codegen::normalize_source(func, real, storage, warp, cached)),
+                &meta,
+                rows.div_ceil(per_block).min(1 << 20) as u32,
+            )?;
+        }
+        Ok(Self::wrap(out, shape))
+    }
+
+    fn map_rows(&self, args: &crate::RowMapArgs<'_>) -> Result<Tensor> {
+        self.map_rows_call(args)
+    }
+
+    fn attention(&self, args: &crate::AttentionArgs<'_>) -> Result<Tensor> {
+        self.attention_call(args)
+    }
+
+    fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor> {
+        self.gather_with(input, index, None, out_shape)
+    }
+
+    fn gather_shared(
+        &self,
+        input: &Tensor,
+        index: &Arc<Vec<i64>>,
+        out_shape: &[usize],
+    ) -> Result<Tensor> {
+        self.gather_with(input, index, Some(index), out_shape)
+    }
+
+    fn scatter(
+        &self,
+        values: &Tensor,
+        index: &[i64],
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        self.scatter_with(values, index, None, out_shape, op)
+    }
+
+    fn scatter_shared(
+        &self,
+        values: &Tensor,
+        index: &Arc<Vec<i64>>,
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        self.scatter_with(values, index, Some(index), out_shape, op)
+    }
+
+    fn cast(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
+        let wide = matches!(input.dtype, DType::F64 | DType::I64)
+            || matches!(dtype, DType::F64 | DType::Bool | DType::I64);
+        let real = if wide { Real::F64 } else { Real::F32 };
+        self.elementwise(&MapExpr::Input(0), &[input], input.shape(), dtype, real)
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.bind()?;
+        self.stream
+            .synchronize()
+            .map_err(|e| dev_err("waiting for the device", e))
+    }
+
+    fn memory_report(&self) -> Option<String> {
+        Some(format!(
+            "{}; copied to the device {}, to the host {}",
+            format_memory_stats(&self.memory_stats()),
+            mib(self.to_device.load(Ordering::Relaxed) as usize),
+            mib(self.to_host.load(Ordering::Relaxed) as usize)
+        ))
+    }
+}
