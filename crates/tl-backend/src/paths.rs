@@ -130,8 +130,36 @@ pub struct CondensedGraph {
 }
 
 impl CondensedGraph {
+    /// Whether the parts agree: every node in a component, every representative a member of
+    /// its own component, the successor lists well cut, and every successor earlier than its
+    /// component (sinks first). A closure built from a graph that breaks any of these would
+    /// be wrong, not just slow, so a device checks before it starts.
+    pub fn holds_together(&self) -> bool {
+        let comps = self.rep.len();
+        let offsets_ok = self.succ_offsets.len() == comps + 1
+            && self.succ_offsets.first() == Some(&0)
+            && self.succ_offsets.last() == Some(&self.succ.len())
+            && self.succ_offsets.windows(2).all(|w| w[0] <= w[1]);
+        offsets_ok
+            && self.comp.len() == self.nodes
+            && self.cyclic.len() == comps
+            && u32::try_from(self.nodes).is_ok()
+            && self.comp.iter().all(|&c| (c as usize) < comps)
+            && self.rep.iter().enumerate().all(|(c, &r)| {
+                self.comp
+                    .get(r as usize)
+                    .is_some_and(|&rc| rc as usize == c)
+            })
+            && (0..comps).all(|c| {
+                self.succ[self.succ_offsets[c]..self.succ_offsets[c + 1]]
+                    .iter()
+                    .all(|&d| (d as usize) < c)
+            })
+    }
+
     /// Each component's level: 0 for a sink, else one more than its highest successor's.
-    /// Components of one level depend only on lower ones.
+    /// Components of one level depend only on lower ones. The graph must hold together
+    /// ([`CondensedGraph::holds_together`]).
     pub fn levels(&self) -> Vec<u32> {
         let mut level = vec![0u32; self.rep.len()];
         for c in 0..self.rep.len() {
@@ -186,6 +214,30 @@ pub fn bits_to_pairs(words: &[i64], row_words: usize) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn condensed_graphs_are_checked_before_use() {
+        // 0 → 1 ↔ 2: components {1, 2} (cyclic, first: a sink) and {0}.
+        let good = CondensedGraph {
+            nodes: 3,
+            comp: vec![1, 0, 0],
+            rep: vec![1, 0],
+            cyclic: vec![true, false],
+            succ_offsets: vec![0, 0, 1],
+            succ: vec![0],
+        };
+        assert!(good.holds_together());
+        assert_eq!(good.levels(), vec![0, 1]);
+        let mut later = good.clone();
+        (later.succ_offsets, later.succ) = (vec![0, 1, 1], vec![1]);
+        let mut outsider = good.clone();
+        outsider.rep = vec![0, 0];
+        let mut short = good.clone();
+        short.succ_offsets = vec![0, 0, 2];
+        for bad in [later, outsider, short] {
+            assert!(!bad.holds_together(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn bit_rows_decode_in_order() {

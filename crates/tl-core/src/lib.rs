@@ -2,7 +2,7 @@
 //! ([`DType`]), host tensors and the memory behind them ([`HostTensor`], [`Buf`]), layouts
 //! and the tensor handle a backend fills ([`Layout`], [`Tensor`]), and the closed table of
 //! elementwise operations with their symbolic derivatives ([`ops`], [`grad_expr`]). Checking
-//! and planning depend on this crate alone, so they never compile a backend.
+//! and planning depend on this crate instead of a backend, so they never compile one.
 
 #![deny(missing_docs)]
 

@@ -284,11 +284,10 @@ pub fn transitive_closure(
     let mut reach: Vec<Reach> = Vec::with_capacity(comps.len());
     let mut bytes = 0usize;
     for (c, members) in comps.iter().enumerate() {
-        let children: Vec<usize> = g.successors[c].iter().map(|&d| d as usize).collect();
+        let children = || g.successors[c].iter().map(|&d| d as usize);
         let cyclic = g.cyclic[c];
-        let estimate: usize = children
-            .iter()
-            .map(|&d| reach[d].len() + comps[d].len())
+        let estimate: usize = children()
+            .map(|d| reach[d].len() + comps[d].len())
             .sum::<usize>()
             + if cyclic { members.len() } else { 0 };
         let set = if estimate.saturating_mul(32) >= n {
@@ -298,7 +297,7 @@ pub fn transitive_closure(
                     *w |= 1 << (x % 64);
                 }
             };
-            for &d in &children {
+            for d in children() {
                 comps[d].iter().for_each(|&x| mark(x));
                 if let Reach::List(v) = &reach[d] {
                     v.iter().for_each(|&x| mark(x));
@@ -307,7 +306,7 @@ pub fn transitive_closure(
             if cyclic {
                 members.iter().for_each(|&x| mark(x));
             }
-            for &d in &children {
+            for d in children() {
                 if let Reach::Bits(w, _) = &reach[d] {
                     bits.iter_mut().zip(w).for_each(|(a, b)| *a |= b);
                 }
@@ -316,7 +315,7 @@ pub fn transitive_closure(
             Reach::Bits(bits, count)
         } else {
             let mut v: Vec<Value> = Vec::with_capacity(estimate);
-            for &d in &children {
+            for d in children() {
                 v.extend_from_slice(&comps[d]);
                 reach[d].extend_into(&mut v);
             }

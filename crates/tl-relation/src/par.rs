@@ -15,9 +15,15 @@ pub(crate) const SMALL: usize = 1 << 15;
 /// How long the calling thread works alone before [`map_adaptive`] shares the rest.
 const ALONE: Duration = Duration::from_micros(200);
 
-/// Whether [`map_adaptive`] has started the pool: once it has, its cost is paid, and work of
-/// unknown cost goes to the pool at once.
+/// Whether this crate has handed work to the pool: once it has, the pool's start is paid, and
+/// work of unknown cost goes to it at once.
 static POOL: AtomicBool = AtomicBool::new(false);
+
+/// The pool's thread count, starting it (and noting that it runs).
+fn pool_threads() -> usize {
+    POOL.store(true, Relaxed);
+    rayon::current_num_threads()
+}
 
 /// Pieces to cut `items` items of cheap, even work into: one (the pool untouched) when they
 /// are few, else `per_thread` per thread.
@@ -25,7 +31,7 @@ pub(crate) fn pieces(items: usize, per_thread: usize) -> usize {
     if items < SMALL {
         1
     } else {
-        (rayon::current_num_threads() * per_thread).max(1)
+        (pool_threads() * per_thread).max(1)
     }
 }
 
@@ -48,6 +54,7 @@ pub(crate) fn for_each<T: Send>(jobs: Vec<T>, f: impl Fn(T) + Sync + Send) {
     if jobs.len() <= 1 {
         jobs.into_iter().for_each(f);
     } else {
+        POOL.store(true, Relaxed);
         jobs.into_par_iter().for_each(f);
     }
 }
@@ -57,6 +64,7 @@ pub(crate) fn map<T: Send, R: Send>(jobs: Vec<T>, f: impl Fn(T) -> R + Sync + Se
     if jobs.len() <= 1 {
         jobs.into_iter().map(f).collect()
     } else {
+        POOL.store(true, Relaxed);
         jobs.into_par_iter().map(f).collect()
     }
 }
@@ -80,7 +88,6 @@ pub(crate) fn map_adaptive<T: Send, R: Send>(
             None => return out,
         }
     }
-    POOL.store(true, Relaxed);
     out.extend(map(rest.collect(), f));
     out
 }

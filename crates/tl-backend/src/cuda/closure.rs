@@ -63,8 +63,8 @@ struct Plan {
     level_starts: Vec<usize>,
 }
 
-/// Orders the components by level and cuts their successor lists into pieces. `None` when a
-/// list index would not fit in 32 bits.
+/// Orders the components by level and cuts their successor lists into pieces, for a graph
+/// that holds together. `None` when a list index would not fit in 32 bits.
 fn plan(g: &CondensedGraph) -> Option<Plan> {
     let level = g.levels();
     let top = level.iter().copied().max().unwrap_or(0) as usize;
@@ -105,17 +105,12 @@ impl CudaBackend {
     /// See the module's documentation.
     pub(super) fn condensed_closure(&self, g: &CondensedGraph) -> Result<DeviceBits> {
         let n = g.nodes;
-        let comps = g.rep.len();
-        let consistent = g.comp.len() == n
-            && g.cyclic.len() == comps
-            && g.succ_offsets.len() == comps + 1
-            && g.comp.iter().all(|&c| (c as usize) < comps)
-            && g.rep.iter().all(|&r| (r as usize) < n)
-            && g.succ.iter().all(|&d| (d as usize) < comps)
-            && u32::try_from(n).is_ok();
-        let plan = plan(g).filter(|_| consistent).ok_or_else(|| {
-            BackendError::Device("a condensed graph that does not hold together".into())
-        })?;
+        let plan = Some(g)
+            .filter(|g| g.holds_together())
+            .and_then(plan)
+            .ok_or_else(|| {
+                BackendError::Device("a condensed graph that does not hold together".into())
+            })?;
         let words = n.div_ceil(64);
         let cells = n.checked_mul(words).ok_or_else(|| BackendError::TooLarge {
             elements: n as u128 * words as u128,

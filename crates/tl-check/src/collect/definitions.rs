@@ -40,17 +40,7 @@ impl Checker<'_> {
         match loaded {
             Loaded::Tensor(t) => {
                 let shape = t.shape.clone();
-                if let Some(ix) = &def.lhs.indices {
-                    if ix.len() != shape.len() {
-                        return Err(CheckError::RankMismatch {
-                            tensor: def.lhs.name.name.clone(),
-                            expected: shape.len(),
-                            found: ix.len(),
-                            span: def.lhs.span,
-                            first: span,
-                        });
-                    }
-                }
+                indices_match(def, shape.len(), span)?;
                 self.drafts[id].read_as_tensor = true;
                 if self.set_rank(id, shape.len(), span) {
                     self.fix_shape(id, &shape, span)?;
@@ -81,17 +71,7 @@ impl Checker<'_> {
                 self.set_source(id, Source::Rows(rows, span), span);
             }
             Loaded::Tuples { tuples, shape } => {
-                if let Some(ix) = &def.lhs.indices {
-                    if ix.len() != shape.len() {
-                        return Err(CheckError::RankMismatch {
-                            tensor: def.lhs.name.name.clone(),
-                            expected: shape.len(),
-                            found: ix.len(),
-                            span: def.lhs.span,
-                            first: span,
-                        });
-                    }
-                }
+                indices_match(def, shape.len(), span)?;
                 self.drafts[id].relation = true;
                 if self.set_rank(id, shape.len(), span) {
                     self.fix_shape(id, &shape, span)?;
@@ -100,5 +80,19 @@ impl Checker<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A definition whose left-hand side lists indices must list one per axis of what it reads.
+fn indices_match(def: &ast::DataDef, rank: usize, span: Span) -> Result<(), CheckError> {
+    match &def.lhs.indices {
+        Some(ix) if ix.len() != rank => Err(CheckError::RankMismatch {
+            tensor: def.lhs.name.name.clone(),
+            expected: rank,
+            found: ix.len(),
+            span: def.lhs.span,
+            first: span,
+        }),
+        _ => Ok(()),
     }
 }
