@@ -1,4 +1,4 @@
-//! Times f32 GEMM and einsum contractions through `Backend::contract` on the CPU backend.
+//! Times f32 GEMM and einsum contractions through `Calls::contract` on the CPU backend.
 //!
 //! Run with `cargo run --release -p tl-backend --example bench_cpu`. Prints one JSON line per
 //! case: `{"case": ..., "median_s": ..., "runs": ...}` (median of many runs after warm-up), in
@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 use tl_backend::cpu::CpuBackend;
-use tl_backend::{Backend, HostTensor, Result, Tensor};
+use tl_backend::{Backend, Calls, HostTensor, Result, Tensor};
 
 /// Deterministic nonzero test data in ±[0.1, 1.1).
 fn data(n: usize, seed: u64) -> Vec<f32> {

@@ -1,5 +1,5 @@
 //! Times square GEMMs through the CUDA backend as the engine runs a contraction: with
-//! `Backend::contract_map` storing the product in the program's element type (f32 for f32 and
+//! `Calls::contract_map` storing the product in the program's element type (f32 for f32 and
 //! tf32, f16 or bf16 with f32 accumulation for the 16-bit types, as `torch.matmul` does).
 //!
 //! Build with `cargo build --release -p tl-backend --example bench_gemm_cuda`. For n in 64 …
@@ -15,6 +15,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 use tl_backend::cuda::CudaBackend;
+use tl_backend::Calls;
 use tl_backend::{Backend, DType, HostTensor, MapExpr, Result, Tensor};
 
 /// Sizes of the square operands.

@@ -4,9 +4,9 @@
 //! of scores in registers); the default composes it from contractions and a softmax, which
 //! is exactly what the unfused plan evaluates.
 
-use crate::{Backend, DType, MapExpr, NormFn, Result, Tensor};
+use crate::{Backend, Calls, DType, MapExpr, NormFn, Result, Tensor};
 
-/// The operands of [`Backend::attention`]. Labels name axes as in [`Backend::contract`].
+/// The operands of [`Backend::attention`]. Labels name axes as in [`Calls::contract`].
 #[derive(Clone, Copy, Debug)]
 pub struct AttentionArgs<'a> {
     /// Queries, with their axis labels.

@@ -1,12 +1,12 @@
-//! Maps that read reductions of their own inputs along one axis (`Backend::map_rows`): the
+//! Maps that read reductions of their own inputs along one axis (`Calls::map_rows`): the
 //! steps of a layer norm written by hand (`Z = X - mean(X)`, `Y = G Z / sqrt(mean(Z²) + ε) +
 //! B`), or a softmax written as `exp(S - max(S)) / sum(…)`, once the planner has put each
 //! reduction together with the map that reads it. A backend may compute each row in one pass
 //! (CUDA: one warp per row); the default reduces, then maps.
 
-use crate::{Backend, DType, MapExpr, ReduceOp, Result, Tensor};
+use crate::{Backend, Calls, DType, MapExpr, ReduceOp, Result, Tensor};
 
-/// The operands of [`Backend::map_rows`].
+/// The operands of [`Calls::map_rows`].
 #[derive(Clone, Copy, Debug)]
 pub struct RowMapArgs<'a> {
     /// The map: `Input(k)` is `inputs[k]`, `Input(inputs.len() + j)` reduction `j`.
@@ -24,9 +24,9 @@ pub struct RowMapArgs<'a> {
     pub dtype: DType,
 }
 
-/// The default [`Backend::map_rows`]: each reduction in turn with [`Backend::map_reduce`] over
+/// The default [`Calls::map_rows`]: each reduction in turn with [`Calls::map_reduce`] over
 /// the axis moved last (reading the inputs and the reductions before it), then one
-/// [`Backend::map`] reading the inputs and the reductions, each broadcast along the axis.
+/// [`Calls::map`] reading the inputs and the reductions, each broadcast along the axis.
 pub(crate) fn reduce_then_map<B: Backend + ?Sized>(
     be: &B,
     args: &RowMapArgs<'_>,

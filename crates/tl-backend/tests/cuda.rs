@@ -6,6 +6,7 @@
 use std::sync::{Arc, OnceLock};
 use tl_backend::cpu::CpuBackend;
 use tl_backend::cuda::CudaBackend;
+use tl_backend::Calls;
 use tl_backend::{
     Backend, BackendError, BinaryFn, DType, HostTensor, Layout, MapExpr, NormFn, ReduceOp,
     RowMapArgs, Tensor, UnaryFn,
@@ -530,8 +531,8 @@ fn gather_and_scatter_match_cpu() -> R {
             (g.clone(), c.clone()),
             (g.permuted(&[1, 0]), c.permuted(&[1, 0])),
         ] {
-            let got = be.gather(&gv, &index, &[10, 100])?;
-            let want = cpu.gather(&cv, &index, &[10, 100])?;
+            let got = be.gather_once(&gv, &index, &[10, 100])?;
+            let want = cpu.gather_once(&cv, &index, &[10, 100])?;
             close(be, &got, &want, tol(d).max(1e-6), &format!("gather {d}"))?;
         }
         let (v, cvals) = pair(be, &mut rng, &[1000], d)?;
@@ -540,8 +541,8 @@ fn gather_and_scatter_match_cpu() -> R {
             .map(|k| if k % 11 == 0 { -1 } else { (k % 129) as i64 })
             .collect();
         for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
-            let got = be.scatter(&v, &sidx, &[200], op)?;
-            let want = cpu.scatter(&cvals, &sidx, &[200], op)?;
+            let got = be.scatter_once(&v, &sidx, &[200], op)?;
+            let want = cpu.scatter_once(&cvals, &sidx, &[200], op)?;
             close(
                 be,
                 &got,
@@ -557,11 +558,11 @@ fn gather_and_scatter_match_cpu() -> R {
         DType::Bool,
     );
     let idx = [6, -1, 0, 1, 1];
-    let got = be.gather(&be.upload(&bits)?, &idx, &[5])?;
-    let want = cpu.gather(&cpu.upload(&bits)?, &idx, &[5])?;
+    let got = be.gather_once(&be.upload(&bits)?, &idx, &[5])?;
+    let want = cpu.gather_once(&cpu.upload(&bits)?, &idx, &[5])?;
     assert_eq!(be.download(&got)?, cpu.download(&want)?);
     assert!(matches!(
-        be.gather(&got, &[5], &[1]),
+        be.gather_once(&got, &[5], &[1]),
         Err(BackendError::Shape { .. })
     ));
     Ok(())
@@ -766,9 +767,12 @@ fn shared_index_vectors_are_reused_and_still_checked() -> R {
             .collect(),
     );
     let reversed: Arc<Vec<i64>> = Arc::new((0..1000).rev().collect());
-    let plain = be.download(&be.gather(&x, &index, &[129])?)?.data.to_f64();
+    let plain = be
+        .download(&be.gather_once(&x, &index, &[129])?)?
+        .data
+        .to_f64();
     let plain_back = be
-        .download(&be.scatter(&x, &reversed, &[1000], ReduceOp::Sum)?)?
+        .download(&be.scatter_once(&x, &reversed, &[1000], ReduceOp::Sum)?)?
         .data
         .to_f64();
     for _ in 0..3 {

@@ -6,6 +6,11 @@
 //! variables joined with axes in a union-find) → `finish` (extents settled, domains built) →
 //! `strata` (dependency order) → `integer` (exact counts) → `commands`.
 #![deny(missing_docs)]
+// Library code reports failures as errors; only tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod collect;
 mod commands;

@@ -7,7 +7,7 @@ use crate::error::CheckError;
 use crate::program::{Access, BodyAtom, Comparison, Expr, Func, Index, IndexExpr, Term, VarInfo};
 use crate::unify::Node;
 use std::collections::HashMap;
-use tl_core::ops::{NORM_NAMES, UNARY_NAMES};
+use tl_core::ops::{UnaryFn, NORM_NAMES};
 use tl_syntax::ast::{self, AccessStyle, ExprKind, IndexArg};
 use tl_syntax::Span;
 
@@ -312,7 +312,7 @@ impl Checker<'_> {
                         hint: "give it an equation of its own, `C[k] = concat(A[i], B[j])`, and use `C` here".into(),
                     });
                 }
-                let f = if let Some((_, u)) = UNARY_NAMES.iter().find(|(n, _)| *n == name) {
+                let f = if let Some((_, u)) = UnaryFn::NAMES.iter().find(|(n, _)| *n == name) {
                     match (name, args.len()) {
                         ("sig", 2) => Func::SigmoidT,
                         (_, 1) => Func::Unary(*u),
@@ -344,7 +344,7 @@ impl Checker<'_> {
                     }
                     Func::Norm(*nf)
                 } else {
-                    let known: Vec<&str> = UNARY_NAMES
+                    let known: Vec<&str> = UnaryFn::NAMES
                         .iter()
                         .map(|(n, _)| *n)
                         .chain(NORM_NAMES.iter().map(|(n, _)| *n))

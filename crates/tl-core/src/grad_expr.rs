@@ -3,11 +3,11 @@
 
 use crate::ops::{BinaryFn, MapExpr, UnaryFn};
 
-fn c(x: f64) -> MapExpr {
+pub(crate) fn c(x: f64) -> MapExpr {
     MapExpr::Const(x)
 }
 
-fn un(f: UnaryFn, x: MapExpr) -> MapExpr {
+pub(crate) fn un(f: UnaryFn, x: MapExpr) -> MapExpr {
     MapExpr::Unary(f, Box::new(x))
 }
 
@@ -31,89 +31,12 @@ pub fn add(a: MapExpr, b: MapExpr) -> MapExpr {
     }
 }
 
-fn sub(a: MapExpr, b: MapExpr) -> MapExpr {
+pub(crate) fn sub(a: MapExpr, b: MapExpr) -> MapExpr {
     MapExpr::Binary(BinaryFn::Sub, Box::new(a), Box::new(b))
 }
 
-fn bin(f: BinaryFn, a: MapExpr, b: MapExpr) -> MapExpr {
+pub(crate) fn bin(f: BinaryFn, a: MapExpr, b: MapExpr) -> MapExpr {
     MapExpr::Binary(f, Box::new(a), Box::new(b))
-}
-
-impl UnaryFn {
-    /// f'(x) as an expression of `x` (matching [`UnaryFn::derivative`]).
-    pub fn derivative_expr(self, x: MapExpr) -> MapExpr {
-        match self {
-            UnaryFn::Neg => c(-1.0),
-            UnaryFn::Recip => un(UnaryFn::Neg, un(UnaryFn::Recip, mul(x.clone(), x))),
-            UnaryFn::Step => c(1.0),
-            UnaryFn::Sigmoid => {
-                let s = un(UnaryFn::Sigmoid, x);
-                mul(s.clone(), sub(c(1.0), s))
-            }
-            UnaryFn::Relu => un(UnaryFn::Step, x),
-            UnaryFn::Gelu => un(UnaryFn::GeluGrad, x),
-            UnaryFn::Tanh => {
-                let t = un(UnaryFn::Tanh, x);
-                sub(c(1.0), mul(t.clone(), t))
-            }
-            UnaryFn::Exp => un(UnaryFn::Exp, x),
-            UnaryFn::Log => un(UnaryFn::Recip, x),
-            UnaryFn::Sqrt => mul(c(0.5), un(UnaryFn::Recip, un(UnaryFn::Sqrt, x))),
-            UnaryFn::Abs => sub(
-                un(UnaryFn::Step, x.clone()),
-                un(UnaryFn::Step, un(UnaryFn::Neg, x)),
-            ),
-            UnaryFn::Sin => un(UnaryFn::Cos, x),
-            UnaryFn::Cos => un(UnaryFn::Neg, un(UnaryFn::Sin, x)),
-            UnaryFn::GeluGrad => {
-                // φ(x)(2 − x²), φ the standard normal density.
-                let pdf = mul(
-                    c(1.0 / (2.0 * std::f64::consts::PI).sqrt()),
-                    un(UnaryFn::Exp, mul(c(-0.5), mul(x.clone(), x.clone()))),
-                );
-                mul(pdf, sub(c(2.0), mul(x.clone(), x)))
-            }
-        }
-    }
-}
-
-impl BinaryFn {
-    /// (∂f/∂a, ∂f/∂b) as expressions of `a` and `b` (matching [`BinaryFn::derivatives`]).
-    pub fn derivative_exprs(self, a: MapExpr, b: MapExpr) -> (MapExpr, MapExpr) {
-        match self {
-            BinaryFn::Add => (c(1.0), c(1.0)),
-            BinaryFn::Sub => (c(1.0), c(-1.0)),
-            BinaryFn::Mul => (b, a),
-            BinaryFn::Div => {
-                let inv = un(UnaryFn::Recip, b.clone());
-                (inv.clone(), un(UnaryFn::Neg, mul(a, mul(inv.clone(), inv))))
-            }
-            BinaryFn::Pow => {
-                let da = mul(
-                    b.clone(),
-                    bin(BinaryFn::Pow, a.clone(), sub(b.clone(), c(1.0))),
-                );
-                // a^b ln a, taken as 0 where a <= 0 (no real logarithm there).
-                let pos = un(UnaryFn::Step, a.clone());
-                let safe = add(mul(pos.clone(), a.clone()), sub(c(1.0), pos.clone()));
-                let db = mul(pos, mul(bin(BinaryFn::Pow, a, b), un(UnaryFn::Log, safe)));
-                (da, db)
-            }
-            BinaryFn::Max => {
-                let b_wins = un(UnaryFn::Step, sub(b, a));
-                (sub(c(1.0), b_wins.clone()), b_wins)
-            }
-            BinaryFn::Min => {
-                let b_wins = un(UnaryFn::Step, sub(a, b));
-                (sub(c(1.0), b_wins.clone()), b_wins)
-            }
-            BinaryFn::SigmoidT => (
-                bin(BinaryFn::SigmoidTGradA, a.clone(), b.clone()),
-                bin(BinaryFn::SigmoidTGradT, a, b),
-            ),
-            BinaryFn::SigmoidTGradA | BinaryFn::SigmoidTGradT => (c(0.0), c(0.0)),
-        }
-    }
 }
 
 impl MapExpr {

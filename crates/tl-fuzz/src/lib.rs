@@ -6,6 +6,11 @@
 //! so that mutations of bytes reach the planner and the engine, not only the lexer;
 //! [`souffle::program`] does the same for Soufflé programs, which [`pipeline::run_souffle`] runs.
 
+// Library code reports failures as errors; only tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 pub mod generate;
 pub mod pipeline;
 pub mod souffle;

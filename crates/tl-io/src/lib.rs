@@ -10,6 +10,11 @@
 //! Every failure is an [`IoError`] that names the file involved and can suggest a fix
 //! ([`IoError::hint`]). Malformed input yields errors, never panics.
 #![deny(missing_docs)]
+// Library code reports failures as errors; only tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod atomic;
 mod csv;

@@ -23,6 +23,11 @@
 //! Before these passes, [`demand::rewrite`] may rewrite the checked program itself so that bound
 //! queries and rule bodies compute only the tuples they ask for (goal-directed evaluation).
 #![deny(missing_docs)]
+// Library code reports failures as errors; only tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod closure;
 pub mod demand;

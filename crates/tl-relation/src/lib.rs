@@ -22,6 +22,11 @@
 //! by their bound columns), `join` (greedy join plans), `linear` (a fast path for linear
 //! recursion), [`fixpoint`] (the loop) and [`error`].
 #![deny(missing_docs)]
+// Library code reports failures as errors; only tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod bits;
 pub mod chain;

@@ -4,6 +4,7 @@
 
 use crate::engine::{Engine, Value};
 use crate::error::RunError;
+use tl_backend::Calls;
 use tl_backend::{BinaryFn, DType, MapExpr, UnaryFn};
 use tl_plan::closure::Closure;
 

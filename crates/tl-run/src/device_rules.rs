@@ -13,6 +13,7 @@ use tl_backend::paths::{
     PathRule,
 };
 use tl_backend::Backend;
+use tl_backend::Calls;
 use tl_check::Stratum;
 use tl_relation::Relation;
 use tl_syntax::{Diagnostic, Span};

@@ -5,6 +5,7 @@ use crate::error::RunError;
 use crate::rng::Rng;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tl_backend::Calls;
 use tl_backend::{Backend, DType, HostData, HostTensor, Tensor};
 use tl_check::{CheckedProgram, Definition, Init, TensorId, TensorKind};
 use tl_plan::{ProgramPlan, Storage};

@@ -4,6 +4,7 @@
 use crate::engine::Engine;
 use crate::error::RunError;
 use std::sync::Arc;
+use tl_backend::Calls;
 use tl_backend::{HostData, HostTensor, Tensor};
 use tl_check::{Index, IndexExpr, VarInfo};
 use tl_plan::{EquationPlan, Graph, Op, Placement};
@@ -222,7 +223,7 @@ fn aligned(
 }
 
 impl Engine<'_> {
-    /// A pairwise product ([`tl_backend::Backend::contract`]); in a 16-bit program it is
+    /// A pairwise product ([`tl_backend::Calls::contract`]); in a 16-bit program it is
     /// stored in the program's type straight from the GEMM (no f32 result to convert).
     pub(crate) fn multiply(
         &self,

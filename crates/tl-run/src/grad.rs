@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::error::RunError;
 use crate::eval::index_vector;
 use tl_backend::grad_expr::mul;
+use tl_backend::Calls;
 use tl_backend::{BinaryFn, MapExpr, NormFn, ReduceOp, Tensor, UnaryFn};
 use tl_check::{Stratum, TensorId};
 use tl_plan::{EquationPlan, Op, Placement};

@@ -12,6 +12,7 @@
 
 use crate::engine::{Engine, Value};
 use crate::error::RunError;
+use tl_backend::Calls;
 use tl_backend::{BinaryFn, MapExpr, ReduceOp, Tensor};
 use tl_check::{Index, TensorId};
 use tl_plan::layers::{LayeredStratum, Row};
@@ -153,7 +154,7 @@ impl Engine<'_> {
             let index = row_positions(&shape, axis, r);
             let placed = self
                 .backend
-                .scatter(row, &index, &shape, ReduceOp::Sum)
+                .scatter_once(row, &index, &shape, ReduceOp::Sum)
                 .map_err(err)?;
             acc = Some(match acc {
                 None => placed,
@@ -222,7 +223,7 @@ impl Engine<'_> {
         }
         let index = crate::eval::index_vector(&plan.vars, &node.labels, &rest, &row_shape);
         self.backend
-            .gather(&row, &index, &node.shape)
+            .gather_once(&row, &index, &node.shape)
             .map(Some)
             .map_err(err)
     }

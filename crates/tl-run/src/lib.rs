@@ -2,6 +2,11 @@
 //! strata in dependency order (fixpoints for recursive ones), then carries out the commands
 //! (queries, file writes) in program order.
 #![deny(missing_docs)]
+// Library code reports failures as errors; only tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod answer;
 pub mod batch;

@@ -12,6 +12,7 @@ use crate::engine::{Engine, Value};
 use crate::error::RunError;
 use crate::grad::Grads;
 use std::collections::{HashMap, VecDeque};
+use tl_backend::Calls;
 use tl_backend::{BinaryFn, HostTensor, MapExpr, ReduceOp, Tensor};
 use tl_check::TensorId;
 use tl_plan::loops::{LoopPlan, SlotSource, StepSlot};

@@ -11,13 +11,14 @@
 //!   `p ← p − (lr/bc1) · m / (sqrt(v)/sqrt(bc2) + eps)`.
 //! - **AdamW**: `p ← p·(1 − lr·weight_decay)` first, then Adam with the plain gradient.
 //!
-//! Every update is one pass per parameter ([`Backend::map_many`]: the parameter and its
+//! Every update is one pass per parameter ([`Calls::map_many`]: the parameter and its
 //! moments or momentum buffer from the same inputs), in the parameter's element type (f32 by
 //! default, f64 when the parameters are f64); scalars such as the learning rate and the bias
 //! corrections enter as constants. On a backend that records work, later steps update the
 //! parameters and buffers in place ([`OptimizerState::step_in_place`], the bias corrections
 //! then read from device scalars), so that one recorded step can be replayed.
 
+use tl_backend::Calls;
 use tl_backend::{Backend, BinaryFn, DType, HostTensor, MapExpr, Result, Tensor, UnaryFn};
 use tl_check::learn::{Optimizer, Schedule};
 
@@ -166,7 +167,7 @@ impl OptimizerState {
     }
 
     /// [`OptimizerState::step`] writing the new values into the parameters' and buffers' own
-    /// memory ([`Backend::map_many_into`]), with Adam's bias corrections read from device
+    /// memory ([`Calls::map_many_into`]), with Adam's bias corrections read from device
     /// scalars: the same work, over the same memory, at every step, which is what lets a
     /// recorded training step be replayed. The results equal `step`'s up to rounding.
     pub fn step_in_place(

@@ -35,6 +35,7 @@ use crate::observe::{Silent, TrainObserver};
 use crate::train::StepResult;
 use crate::Answer;
 use std::ops::Range;
+use tl_backend::Calls;
 use tl_backend::{Backend, BackendError, BinaryFn, DType, HostTensor, MapExpr, Tensor};
 use tl_check::learn::MinimizeSpec;
 pub use tl_check::loss_kind::{loss_kind, LossKind};

@@ -16,6 +16,7 @@ use crate::engine::{Engine, Value};
 use crate::error::RunError;
 use crate::optim::OptimizerState;
 use crate::train::DevicePass;
+use tl_backend::Calls;
 use tl_backend::{Recording, Tensor};
 use tl_check::{Definition, TensorId};
 use tl_syntax::Span;

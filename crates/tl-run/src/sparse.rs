@@ -12,6 +12,7 @@ use crate::engine::{Engine, Value};
 use crate::error::RunError;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tl_backend::Calls;
 use tl_backend::{ReduceOp, Tensor};
 use tl_plan::{Graph, Op};
 use tl_relation::Relation;

@@ -7,6 +7,7 @@
 
 use crate::engine::{Engine, Value};
 use crate::error::RunError;
+use tl_backend::Calls;
 use tl_backend::{BinaryFn, DType, MapExpr, ReduceOp, Tensor, UnaryFn};
 use tl_check::{Stratum, TensorId, TensorKind, Term};
 use tl_plan::Storage;

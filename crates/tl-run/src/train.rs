@@ -11,6 +11,7 @@ use crate::observe::{StepInfo, TrainObserver};
 use crate::optim::{learning_rate, OptimizerState};
 use crate::parallel::DataParallel;
 use crate::replay::{Replay, StepTarget};
+use tl_backend::Calls;
 use tl_backend::{BinaryFn, DType, HostTensor, MapExpr, Tensor};
 use tl_check::learn::MinimizeSpec;
 use tl_check::{Definition, TensorId};

@@ -6,6 +6,7 @@
 
 use crate::engine::Engine;
 use crate::error::RunError;
+use tl_backend::Calls;
 use tl_backend::Tensor;
 use tl_check::{Definition, TensorId};
 use tl_syntax::Span;

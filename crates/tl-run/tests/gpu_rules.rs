@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use tl_backend::cpu::CpuBackend;
 use tl_backend::cuda::CudaBackend;
 use tl_backend::Backend;
+use tl_backend::Calls;
 use tl_run::{Engine, RunOptions, Value};
 use tl_syntax::SourceMap;
 

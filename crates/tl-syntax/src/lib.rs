@@ -3,6 +3,11 @@
 //! This crate depends on none of the other TensorLogic crates; everything downstream consumes
 //! its [`ast::Program`].
 #![deny(missing_docs)]
+// Library code reports failures as errors; only tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod ast;
 pub mod diagnostic;

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use tl_backend::profiled::{OpTime, ProfiledBackend};
+use tl_backend::Calls;
 use tl_check::Command;
 use tl_run::observe::{StepInfo, TrainObserver};
 use tl_run::{Engine, RunError, RunOptions};

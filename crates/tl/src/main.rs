@@ -1,5 +1,10 @@
 //! `tl`: run, check and explore Tensor Logic programs.
 
+// Library code reports failures as errors; only tests may unwrap.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 mod bench;
 mod lsp;
 mod profile;

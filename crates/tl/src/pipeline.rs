@@ -1,6 +1,7 @@
 //! The front-to-back pipeline shared by `run`, `check` and the REPL: parse → check → plan,
 //! collecting every diagnostic along the way.
 
+use tl_backend::Calls;
 use tl_check::CheckedProgram;
 use tl_plan::ProgramPlan;
 use tl_syntax::{ast, Diagnostic, Severity, ToDiagnostic};

@@ -4,13 +4,12 @@
 //! an expression folds each block as it is computed (`map_reduce`), so the expression's values
 //! never reach memory whole.
 
-use super::math::MathFloat;
 use super::reduce::{fold_row, sum_f64};
 use super::storage::{output, read_view, Float};
 use crate::check::{broadcastable, check_expr};
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::ops::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
+use crate::ops::{Apply1, Apply2, BinaryFn, Compute, MapExpr, ReduceOp, UnaryFn};
 use crate::tensor::{Layout, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -38,7 +37,7 @@ enum Val<'a, T> {
 }
 
 /// Evaluates `expr` over `out_shape`, computing in `T` and storing as `dtype`.
-pub(crate) fn map<T: MathFloat>(
+pub(crate) fn map<T: Float + Compute>(
     expr: &MapExpr,
     inputs: &[&Tensor],
     out_shape: &[usize],
@@ -54,7 +53,7 @@ pub(crate) fn map<T: MathFloat>(
 /// Evaluates every expression of `exprs` over `out_shape` in one pass over the inputs (block by
 /// block, each block's inputs read once for all the expressions), computing in `T` and storing
 /// each as `dtype`.
-pub(crate) fn map_many<T: MathFloat>(
+pub(crate) fn map_many<T: Float + Compute>(
     exprs: &[MapExpr],
     inputs: &[&Tensor],
     out_shape: &[usize],
@@ -96,7 +95,7 @@ pub(crate) fn map_many<T: MathFloat>(
 }
 
 /// Each input read as `T`, with its strides in the index space `out_shape`.
-fn sources<'a, T: MathFloat>(
+fn sources<'a, T: Float + Compute>(
     inputs: &[&'a Tensor],
     out_shape: &[usize],
 ) -> Result<Vec<Source<'a, T>>> {
@@ -133,7 +132,7 @@ fn sources<'a, T: MathFloat>(
 /// the expression is evaluated block by block (blocks of every row in parallel) and each block
 /// folded at once, so its values are never stored whole. Sums accumulate in f64, as
 /// [`super::reduce`] does. Returns the elements and the kept shape.
-pub(crate) fn map_reduce<T: MathFloat>(
+pub(crate) fn map_reduce<T: Float + Compute>(
     expr: &MapExpr,
     inputs: &[&Tensor],
     shape: &[usize],
@@ -187,7 +186,7 @@ pub(crate) fn map_reduce<T: MathFloat>(
 }
 
 /// Evaluates one node over the outputs `start..start + len`.
-fn eval<'a, T: MathFloat>(
+fn eval<'a, T: Float + Compute>(
     expr: &MapExpr,
     sources: &'a [Source<'a, T>],
     shape: &[usize],
@@ -277,18 +276,23 @@ fn apply1<T: Float>(v: Val<'_, T>, len: usize, f: impl Fn(T) -> T) -> Val<'stati
     }
 }
 
-fn unary<T: MathFloat>(f: UnaryFn, v: Val<'_, T>, len: usize) -> Val<'static, T> {
-    // The common cheap functions get their own loops so they vectorise.
-    match f {
-        UnaryFn::Neg => apply1(v, len, |x| -x),
-        UnaryFn::Relu => apply1(v, len, |x| x.max(T::ZERO)),
-        UnaryFn::Exp => apply1(v, len, T::fast_exp),
-        UnaryFn::Sigmoid => apply1(v, len, T::fast_sigmoid),
-        UnaryFn::Sqrt => apply1(v, len, |x| x.sqrt()),
-        UnaryFn::Tanh => apply1(v, len, T::fast_tanh),
-        UnaryFn::Gelu => apply1(v, len, T::fast_gelu),
-        _ => apply1(v, len, |x| T::unary(f, x)),
+/// A value and its length, to which the table hands one function (so each function runs
+/// its own loop, which the compiler vectorises).
+struct Elements<'a, T>(Val<'a, T>, usize);
+
+impl<T: Float> Apply1<T> for Elements<'_, T> {
+    type Out = Val<'static, T>;
+    #[inline(always)]
+    fn apply<F: Fn(T) -> T>(self, f: F) -> Val<'static, T> {
+        apply1(self.0, self.1, f)
     }
+}
+
+// Kept out of the recursive `eval` (each function's loop is inlined here, which makes a
+// large frame; in `eval` it would multiply by the depth of deep expressions).
+#[inline(never)]
+fn unary<T: Float + Compute>(f: UnaryFn, v: Val<'_, T>, len: usize) -> Val<'static, T> {
+    T::apply_unary(f, Elements(v, len))
 }
 
 /// Applies `f` pairwise, reusing whichever operand already owns a buffer.
@@ -329,16 +333,26 @@ fn apply2<T: Float>(
     }
 }
 
-fn binary<T: MathFloat>(f: BinaryFn, a: Val<'_, T>, b: Val<'_, T>, len: usize) -> Val<'static, T> {
-    match f {
-        BinaryFn::Add => apply2(a, b, len, |x, y| x + y),
-        BinaryFn::Sub => apply2(a, b, len, |x, y| x - y),
-        BinaryFn::Mul => apply2(a, b, len, |x, y| x * y),
-        BinaryFn::Div => apply2(a, b, len, |x, y| x / y),
-        BinaryFn::Max => apply2(a, b, len, |x, y| x.max(y)),
-        BinaryFn::Min => apply2(a, b, len, |x, y| x.min(y)),
-        _ => apply2(a, b, len, |x, y| T::binary(f, x, y)),
+/// Two values and their length, to which the table hands one function.
+struct Pairs<'a, 'b, T>(Val<'a, T>, Val<'b, T>, usize);
+
+impl<T: Float> Apply2<T> for Pairs<'_, '_, T> {
+    type Out = Val<'static, T>;
+    #[inline(always)]
+    fn apply<F: Fn(T, T) -> T>(self, f: F) -> Val<'static, T> {
+        apply2(self.0, self.1, self.2, f)
     }
+}
+
+// Kept out of the recursive `eval`, as `unary`.
+#[inline(never)]
+fn binary<T: Float + Compute>(
+    f: BinaryFn,
+    a: Val<'_, T>,
+    b: Val<'_, T>,
+    len: usize,
+) -> Val<'static, T> {
+    T::apply_binary(f, Pairs(a, b, len))
 }
 
 #[cfg(test)]
@@ -349,7 +363,7 @@ mod tests {
     use crate::error::{BackendError, Result};
     use crate::host::HostData;
     use crate::ops::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
-    use crate::Backend;
+    use crate::{Backend, Calls};
 
     /// A fused expression touching every function, reading three inputs.
     fn big_expr() -> MapExpr {

@@ -10,7 +10,6 @@ mod copy;
 mod gather;
 mod gemv;
 mod map;
-mod math;
 mod normalize;
 mod reduce;
 mod simd;
@@ -24,48 +23,44 @@ use crate::check::upload_len;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::host::{HostData, HostTensor};
+use crate::kernel::{Body, Info, Kernel, Product};
 use crate::ops::{MapExpr, NormFn, ReduceOp};
 use crate::tensor::Tensor;
-use crate::Backend;
+use crate::{calls, Backend, Index};
 use half::{bf16, f16};
 use storage::{copy_raw, numel_checked, output, tensor, Float};
 
 /// The backend that runs every primitive on the host CPU.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CpuBackend {
-    _private: (),
+    info: Info,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        CpuBackend::new()
+    }
 }
 
 impl CpuBackend {
-    /// A CPU backend using rayon's global thread pool.
+    /// A CPU backend using rayon's global thread pool (counted without starting it, as
+    /// rayon will size it: `RAYON_NUM_THREADS`, else the available parallelism).
     pub fn new() -> Self {
-        CpuBackend { _private: () }
-    }
-}
-
-/// Whether a tensor is computed in f64 (otherwise f32).
-fn is_f64(t: &Tensor) -> bool {
-    t.dtype.compute() == DType::F64
-}
-
-impl Backend for CpuBackend {
-    fn name(&self) -> String {
-        format!("cpu ({} threads)", rayon::current_num_threads())
-    }
-
-    fn upload(&self, host: &HostTensor) -> Result<Tensor> {
-        upload_len(host)?;
-        Ok(tensor(&host.shape, host.data.clone()))
+        let threads = std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        CpuBackend {
+            info: Info {
+                name: format!("cpu ({threads} threads)"),
+                accelerator: false,
+                recordable: false,
+            },
+        }
     }
 
-    fn download(&self, t: &Tensor) -> Result<HostTensor> {
-        Ok(HostTensor {
-            shape: t.shape().to_vec(),
-            data: copy_raw("download", t)?,
-        })
-    }
-
-    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+    fn fill_tensor(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         let n = numel_checked(shape)?;
         let data = match dtype {
             DType::F32 => HostData::F32(vec![value as f32; n].into()),
@@ -78,7 +73,7 @@ impl Backend for CpuBackend {
         Ok(tensor(shape, data))
     }
 
-    fn map(
+    fn map_one(
         &self,
         expr: &MapExpr,
         inputs: &[&Tensor],
@@ -93,7 +88,7 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn map_many(
+    fn map_several(
         &self,
         exprs: &[MapExpr],
         inputs: &[&Tensor],
@@ -108,7 +103,7 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn map_reduce(
+    fn map_reduce_rows(
         &self,
         expr: &MapExpr,
         inputs: &[&Tensor],
@@ -127,7 +122,7 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
+    fn reduce_tensor(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
         if is_f64(input) {
             let (v, shape) = reduce::reduce::<f64>(input, axes, op)?;
             Ok(output(&shape, v, DType::F64))
@@ -137,7 +132,7 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn contract(
+    fn contract_pair(
         &self,
         a: &Tensor,
         a_labels: &[u32],
@@ -154,7 +149,7 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor> {
+    fn normalize_rows(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor> {
         if is_f64(input) {
             let v = normalize::normalize::<f64>(input, axis, func)?;
             Ok(output(input.shape(), v, DType::F64))
@@ -164,7 +159,96 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor> {
+    fn cast_to(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
+        let shape = input.shape();
+        if input.dtype == dtype {
+            return Ok(tensor(shape, copy_raw("cast", input)?));
+        }
+        match (input.dtype, dtype) {
+            (_, DType::Bool | DType::I64) => {
+                Ok(tensor(shape, copy_raw("cast", input)?.convert(dtype)))
+            }
+            (DType::F64 | DType::I64, _) | (_, DType::F64) => {
+                Ok(output(shape, read_all::<f64>(input)?, dtype))
+            }
+            _ => Ok(output(shape, read_all::<f32>(input)?, dtype)),
+        }
+    }
+}
+
+/// Whether a tensor is computed in f64 (otherwise f32).
+fn is_f64(t: &Tensor) -> bool {
+    t.dtype.compute() == DType::F64
+}
+
+impl Backend for CpuBackend {
+    fn info(&self) -> &Info {
+        &self.info
+    }
+
+    fn upload(&self, host: &HostTensor) -> Result<Tensor> {
+        upload_len(host)?;
+        Ok(tensor(&host.shape, host.data.clone()))
+    }
+
+    fn download(&self, t: &Tensor) -> Result<HostTensor> {
+        Ok(HostTensor {
+            shape: t.shape().to_vec(),
+            data: copy_raw("download", t)?,
+        })
+    }
+
+    fn kernel(&self, k: &Kernel<'_>) -> Result<Vec<Tensor>> {
+        if k.into.is_some() {
+            return Err(crate::not_recordable());
+        }
+        let one = |t: Result<Tensor>| t.map(|t| vec![t]);
+        let single_input = match k.inputs {
+            [x] if x.shape() == k.shape => Some(*x),
+            _ => None,
+        };
+        match (k.body, k.fill(), k.conversion(), single_input) {
+            (Body::Map(_), Some(v), _, _) => one(self.fill_tensor(k.shape, v, k.dtype)),
+            (Body::Map(_), None, Some(x), _) => one(self.cast_to(x, k.dtype)),
+            (Body::Map([expr]), ..) => one(self.map_one(expr, k.inputs, k.shape, k.dtype)),
+            (Body::Map(exprs), ..) => self.map_several(exprs, k.inputs, k.shape, k.dtype),
+            (
+                Body::Reduce {
+                    expr: MapExpr::Input(0),
+                    axes,
+                    op,
+                },
+                _,
+                _,
+                Some(x),
+            ) => one(self.reduce_tensor(x, axes, op)),
+            (Body::Reduce { expr, op, .. }, ..) => match k.trailing_reduction() {
+                Some(n) => one(self.map_reduce_rows(expr, k.inputs, k.shape, n, op, k.dtype)),
+                None => calls::composed(self, k),
+            },
+            (
+                Body::Normalize {
+                    expr: MapExpr::Input(0),
+                    axis,
+                    func,
+                },
+                _,
+                _,
+                Some(x),
+            ) => one(self.normalize_rows(x, axis, func)),
+            _ => calls::composed(self, k),
+        }
+    }
+
+    fn product(&self, p: &Product<'_>) -> Result<Tensor> {
+        match p.epilogue {
+            None => self.contract_pair(p.a.0, p.a.1, p.b.0, p.b.1, p.out_labels),
+            Some(_) => calls::multiply_then_map(self, p),
+        }
+    }
+
+    fn gather(&self, input: &Tensor, index: Index<'_>, out_shape: &[usize]) -> Result<Tensor> {
+        let index = index.values();
         if let Some(data) = gather::gather_bool(input, index, out_shape)? {
             return Ok(tensor(out_shape, data));
         }
@@ -180,33 +264,18 @@ impl Backend for CpuBackend {
     fn scatter(
         &self,
         values: &Tensor,
-        index: &[i64],
+        index: Index<'_>,
         out_shape: &[usize],
         op: ReduceOp,
     ) -> Result<Tensor> {
         numel_checked(out_shape)?;
+        let index = index.values();
         if is_f64(values) {
             let v = gather::scatter::<f64>(values, index, out_shape, op)?;
             Ok(output(out_shape, v, DType::F64))
         } else {
             let v = gather::scatter::<f32>(values, index, out_shape, op)?;
             Ok(output(out_shape, v, DType::F32))
-        }
-    }
-
-    fn cast(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
-        let shape = input.shape();
-        if input.dtype == dtype {
-            return Ok(tensor(shape, copy_raw("cast", input)?));
-        }
-        match (input.dtype, dtype) {
-            (_, DType::Bool | DType::I64) => {
-                Ok(tensor(shape, copy_raw("cast", input)?.convert(dtype)))
-            }
-            (DType::F64 | DType::I64, _) | (_, DType::F64) => {
-                Ok(output(shape, read_all::<f64>(input)?, dtype))
-            }
-            _ => Ok(output(shape, read_all::<f32>(input)?, dtype)),
         }
     }
 
@@ -227,7 +296,7 @@ mod tests {
     use crate::dtype::DType;
     use crate::error::{BackendError, Result};
     use crate::host::{HostData, HostTensor};
-    use crate::Backend;
+    use crate::{Backend, Calls};
 
     #[test]
     fn upload_download_full_cast() -> Result<()> {

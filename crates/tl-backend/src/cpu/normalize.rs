@@ -7,11 +7,10 @@
 use super::storage::{read, shape_err, Float};
 use crate::error::Result;
 use crate::ops::NormFn;
+use crate::ops::LAYER_NORM_EPS as EPS;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
 
-/// Layer-norm epsilon (PyTorch's default).
-const EPS: f64 = 1e-5;
 /// Elements per parallel task.
 const GRAIN: usize = 1 << 14;
 
@@ -124,7 +123,7 @@ mod tests {
     use crate::dtype::DType;
     use crate::error::{BackendError, Result};
     use crate::ops::NormFn;
-    use crate::Backend;
+    use crate::Calls;
 
     #[test]
     fn normalize_matches_reference() -> Result<()> {

@@ -220,7 +220,7 @@ mod tests {
     use crate::dtype::DType;
     use crate::error::{BackendError, Result};
     use crate::ops::ReduceOp;
-    use crate::Backend;
+    use crate::Calls;
 
     #[test]
     fn reduce_matches_reference() -> Result<()> {

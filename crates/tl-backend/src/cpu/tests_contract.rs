@@ -5,7 +5,7 @@ use super::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};
 use crate::tensor::{DeviceStorage, Layout, Storage, Tensor};
-use crate::Backend;
+use crate::Calls;
 use proptest::prelude::{any, prop_assert, proptest, ProptestConfig};
 use std::any::Any;
 use std::collections::BTreeMap;

@@ -3,55 +3,15 @@
 
 use super::*;
 
-impl Backend for CudaBackend {
-    fn name(&self) -> String {
-        format!("cuda:0 {}", self.device_name)
-    }
-
-    fn upload(&self, host: &HostTensor) -> Result<Tensor> {
-        upload_len(host)?;
-        let s = match &host.data {
-            HostData::F32(v) => self.upload_slice(v, DType::F32)?,
-            HostData::F64(v) => self.upload_slice(v, DType::F64)?,
-            HostData::F16(v) => self.upload_slice(v, DType::F16)?,
-            HostData::BF16(v) => self.upload_slice(v, DType::BF16)?,
-            HostData::Bool(v) => self.upload_slice(v, DType::Bool)?,
-            HostData::I64(v) => self.upload_slice(v, DType::I64)?,
-        };
-        Ok(Self::wrap(s, &host.shape))
-    }
-
-    fn download(&self, t: &Tensor) -> Result<HostTensor> {
-        let n = numel_checked(t.shape())?;
-        let r = self.dev("download", t)?;
-        // A row-major view is copied straight; any other layout is packed on the device.
-        let (_keep, ptr) = if t.layout.is_contiguous() {
-            (r.keep, r.base + (t.layout.offset * t.dtype.size()) as u64)
-        } else {
-            self.packed(t, t.dtype)?
-        };
-        let data = match t.dtype {
-            DType::F32 => HostData::F32(self.download_vec(ptr, n, 0f32)?.into()),
-            DType::F64 => HostData::F64(self.download_vec(ptr, n, 0f64)?.into()),
-            DType::F16 => HostData::F16(self.download_vec(ptr, n, f16::ZERO)?.into()),
-            DType::BF16 => HostData::BF16(self.download_vec(ptr, n, bf16::ZERO)?.into()),
-            DType::Bool => HostData::Bool(self.download_vec(ptr, n, 0u8)?.into()),
-            DType::I64 => HostData::I64(self.download_vec(ptr, n, 0i64)?.into()),
-        };
-        Ok(HostTensor {
-            shape: t.shape().to_vec(),
-            data,
-        })
-    }
-
-    fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
+impl CudaBackend {
+    pub(crate) fn fill_tensor(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         let n = numel_checked(shape)?;
         let s = self.alloc(n, dtype)?;
         self.fill_bits(&s, n, bits_of(value, dtype))?;
         Ok(Self::wrap(s, shape))
     }
 
-    fn map(
+    pub(crate) fn map_one(
         &self,
         expr: &MapExpr,
         inputs: &[&Tensor],
@@ -62,7 +22,7 @@ impl Backend for CudaBackend {
         self.elementwise(expr, inputs, out_shape, dtype, Real::of(dtype))
     }
 
-    fn map_many(
+    pub(crate) fn map_several(
         &self,
         exprs: &[MapExpr],
         inputs: &[&Tensor],
@@ -76,7 +36,7 @@ impl Backend for CudaBackend {
         self.elementwise_many(&outs, inputs, out_shape, Real::of(dtype))
     }
 
-    fn map_many_into(
+    pub(crate) fn map_into(
         &self,
         exprs: &[MapExpr],
         inputs: &[&Tensor],
@@ -115,8 +75,388 @@ impl Backend for CudaBackend {
         self.elementwise_into(&typed, inputs, out_shape, &ptrs, real)
     }
 
-    fn can_record(&self) -> bool {
-        true
+    pub(crate) fn map_reduce_rows(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        reduced: usize,
+        op: ReduceOp,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, inputs.len())?;
+        broadcastable(inputs, shape)?;
+        let split = shape.len().saturating_sub(reduced);
+        let r: usize = shape[split..].iter().product();
+        let rows: usize = shape[..split].iter().product();
+        // Longer rows over several axes: the last axes first (fused, as below), then the
+        // rest of the partial results (a mean of equal-sized means is the mean).
+        if r > 1 << 16 && reduced >= 2 && shape[shape.len() - 1] <= 1 << 16 {
+            let mut inner = 1;
+            let mut k = 0;
+            while k < reduced && inner * shape[shape.len() - 1 - k] <= 1 << 16 {
+                inner *= shape[shape.len() - 1 - k];
+                k += 1;
+            }
+            let partial = self.map_reduce_rows(expr, inputs, shape, k, op, dtype)?;
+            let axes: Vec<usize> = (split..shape.len() - k).collect();
+            return self.reduce_axes(&partial, &axes, op);
+        }
+        // Rows of a few thousand at most, in one warp or block each; other shapes (and empty
+        // ones) map, then reduce.
+        if reduced == 0 || r == 0 || rows == 0 || r > 1 << 16 {
+            let values = self.map_one(expr, inputs, shape, dtype)?;
+            let axes: Vec<usize> = (split..shape.len()).collect();
+            return self.reduce_axes(&values, &axes, op);
+        }
+        let real = Real::of(dtype);
+        let out = self.alloc(rows, real.dtype())?;
+        let outs = [(expr.clone(), real.dtype())];
+        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], real)?;
+        if !pieces::one_kernel(&fused.sig, 1) {
+            drop(fused);
+            let values = self.map_one(expr, inputs, shape, dtype)?;
+            let axes: Vec<usize> = (split..shape.len()).collect();
+            return self.reduce_axes(&values, &axes, op);
+        }
+        let mut meta = fused.meta;
+        meta.push(r as i64);
+        let warp = r <= codegen::WARP_ROW_MAX;
+        let per_block = if warp {
+            codegen::BLOCK as usize / 32
+        } else {
+            1
+        };
+        let sig = &fused.sig;
+        self.launch(
+            codegen::kernel_key(&("map_reduce", sig.key(), op, warp)),
+            || {
+                sig.reduce_source(op, warp)
+                    .ok_or_else(|| too_many("map_reduce", inputs.len()))
+            },
+            &meta,
+            rows.div_ceil(per_block).min(1 << 20) as u32,
+        )?;
+        drop(fused.keep);
+        Ok(Self::wrap(out, &shape[..split]))
+    }
+
+    pub(crate) fn map_normalize_rows(
+        &self,
+        expr: &MapExpr,
+        inputs: &[&Tensor],
+        shape: &[usize],
+        axis: usize,
+        func: NormFn,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        check_expr(expr, inputs.len())?;
+        broadcastable(inputs, shape)?;
+        let storage = match dtype {
+            DType::F64 | DType::F32 | DType::F16 | DType::BF16 => dtype,
+            _ => DType::F32,
+        };
+        let n = numel_checked(shape)?;
+        if axis >= shape.len() || n == 0 {
+            let values = self.map_one(expr, inputs, shape, dtype)?;
+            return self.normalize_rows(&values, axis, func);
+        }
+        let len = shape[axis];
+        let inner: usize = shape[axis + 1..].iter().product();
+        let rows = n / len;
+        let out = self.alloc(n, storage)?;
+        let outs = [(expr.clone(), storage)];
+        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], Real::of(storage))?;
+        // Two more words, and a stride per strided input.
+        if !pieces::one_kernel(&fused.sig, 2 + inputs.len()) {
+            drop(fused);
+            let values = self.map_one(expr, inputs, shape, dtype)?;
+            return self.normalize_rows(&values, axis, func);
+        }
+        let mut meta = fused.meta;
+        meta.extend([len as i64, inner as i64]);
+        // Each strided input's step along the normalised axis.
+        for (t, (_, access)) in inputs.iter().zip(&fused.sig.inputs) {
+            if *access == Access::Strided {
+                let step = if t.shape()[axis] == 1 {
+                    0
+                } else {
+                    t.layout.strides[axis]
+                };
+                meta.push(step as i64);
+            }
+        }
+        let warp = len <= codegen::WARP_ROW_MAX;
+        let cached = codegen::row_cache(len);
+        let per_block = if warp {
+            codegen::BLOCK as usize / 32
+        } else {
+            1
+        };
+        let sig = &fused.sig;
+        // Rows contiguous along the axis, of a length divisible by four, move four elements
+        // per lane with wide accesses (when those are aligned).
+        let wide = inner == 1 && cached >= 4 && len.is_multiple_of(4) && sig.fours_aligned(&meta);
+        self.launch(
+            codegen::kernel_key(&(
+                "map_normalize",
+                sig.key(),
+                func,
+                storage,
+                warp,
+                cached,
+                wide,
+            )),
+            || {
+                sig.normalize_source(func, storage, warp, cached, wide)
+                    .ok_or_else(|| too_many("map_normalize", inputs.len()))
+            },
+            &meta,
+            rows.div_ceil(per_block).min(1 << 20) as u32,
+        )?;
+        drop(fused.keep);
+        Ok(Self::wrap(out, shape))
+    }
+
+    pub(crate) fn reduce_tensor(
+        &self,
+        input: &Tensor,
+        axes: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        self.reduce_axes(input, axes, op)
+    }
+
+    pub(crate) fn contract_pair(
+        &self,
+        a: &Tensor,
+        a_labels: &[u32],
+        b: &Tensor,
+        b_labels: &[u32],
+        out_labels: &[u32],
+    ) -> Result<Tensor> {
+        contract::contract(self, a, a_labels, b, b_labels, out_labels)
+    }
+
+    pub(crate) fn product_with_epilogue(
+        &self,
+        p: &Product<'_>,
+        e: crate::kernel::Epilogue<'_>,
+    ) -> Result<Tensor> {
+        let ((a, a_labels), (b, b_labels), out_labels) = (p.a, p.b, p.out_labels);
+        let (expr, extra, dtype) = (e.expr, e.extra, e.dtype);
+        check_expr(expr, extra.len() + 1)?;
+        if let Some(t) = contract::contract_epilogue(
+            self, a, a_labels, b, b_labels, out_labels, expr, extra, dtype,
+        )? {
+            return Ok(t);
+        }
+        // The epilogue reads the product where cuBLASLt left it, permuting it on the way. In
+        // a 16-bit program the product is stored in the program's type, as the unfused plan
+        // stores it: half the bytes to write and to read back.
+        let half =
+            matches!(dtype, DType::F16 | DType::BF16) && a.dtype == dtype && b.dtype == dtype;
+        let store = half.then_some(dtype);
+        let product = contract::contract_view(self, a, a_labels, b, b_labels, out_labels, store)?;
+        let mut inputs = Vec::with_capacity(extra.len() + 1);
+        inputs.push(&product);
+        inputs.extend_from_slice(extra);
+        let shape = product.shape().to_vec();
+        self.map_one(expr, &inputs, &shape, dtype)
+    }
+
+    pub(crate) fn normalize_rows(
+        &self,
+        input: &Tensor,
+        axis: usize,
+        func: NormFn,
+    ) -> Result<Tensor> {
+        let rank = input.rank();
+        if axis >= rank {
+            return Err(shape_err(
+                "normalize",
+                format!("axis {axis} of a rank-{rank} tensor"),
+            ));
+        }
+        // Normalised in the compute type, stored in the input's floating type.
+        let storage = match input.dtype {
+            DType::F64 | DType::F32 | DType::F16 | DType::BF16 => input.dtype,
+            _ => DType::F32,
+        };
+        let real = Real::of(storage);
+        let shape = input.shape();
+        let numel = numel_checked(shape)?;
+        let n = shape[axis];
+        let inner: usize = shape[axis + 1..].iter().product();
+        let outer: usize = shape[..axis].iter().product();
+        let (_keep, x) = self.packed(input, storage)?;
+        let out = self.alloc(numel, storage)?;
+        if numel > 0 {
+            let rows = outer * inner;
+            let meta = [
+                rows as i64,
+                n as i64,
+                inner as i64,
+                x as i64,
+                out.ptr() as i64,
+            ];
+            let warp = n <= codegen::WARP_ROW_MAX;
+            let cached = codegen::row_cache(n);
+            let per_block = if warp {
+                codegen::BLOCK as usize / 32
+            } else {
+                1
+            };
+            self.launch(
+                codegen::kernel_key(&("normalize", func, real, storage, warp, cached)),
+                || Ok(codegen::normalize_source(func, real, storage, warp, cached)),
+                &meta,
+                rows.div_ceil(per_block).min(1 << 20) as u32,
+            )?;
+        }
+        Ok(Self::wrap(out, shape))
+    }
+
+    pub(crate) fn cast_to(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
+        let wide = matches!(input.dtype, DType::F64 | DType::I64)
+            || matches!(dtype, DType::F64 | DType::Bool | DType::I64);
+        let real = if wide { Real::F64 } else { Real::F32 };
+        self.elementwise(&MapExpr::Input(0), &[input], input.shape(), dtype, real)
+    }
+}
+
+impl Backend for CudaBackend {
+    fn info(&self) -> &Info {
+        &self.info
+    }
+
+    fn kernel(&self, k: &Kernel<'_>) -> Result<Vec<Tensor>> {
+        let one = |t: Result<Tensor>| t.map(|t| vec![t]);
+        if let Some(outs) = k.into {
+            let Body::Map(exprs) = k.body else {
+                return Err(shape_err(
+                    "kernel",
+                    "only maps write into existing tensors".to_string(),
+                ));
+            };
+            self.map_into(exprs, k.inputs, k.shape, outs)?;
+            return Ok(Vec::new());
+        }
+        let single_input = match k.inputs {
+            [x] if x.shape() == k.shape => Some(*x),
+            _ => None,
+        };
+        match (k.body, k.fill(), k.conversion(), single_input) {
+            (Body::Map(_), Some(v), _, _) => one(self.fill_tensor(k.shape, v, k.dtype)),
+            (Body::Map(_), None, Some(x), _) => one(self.cast_to(x, k.dtype)),
+            (Body::Map([expr]), ..) => one(self.map_one(expr, k.inputs, k.shape, k.dtype)),
+            (Body::Map(exprs), ..) => self.map_several(exprs, k.inputs, k.shape, k.dtype),
+            (
+                Body::Reduce {
+                    expr: MapExpr::Input(0),
+                    axes,
+                    op,
+                },
+                _,
+                _,
+                Some(x),
+            ) => one(self.reduce_tensor(x, axes, op)),
+            (Body::Reduce { expr, op, .. }, ..) => match k.trailing_reduction() {
+                Some(n) => one(self.map_reduce_rows(expr, k.inputs, k.shape, n, op, k.dtype)),
+                None => calls::composed(self, k),
+            },
+            (
+                Body::Normalize {
+                    expr: MapExpr::Input(0),
+                    axis,
+                    func,
+                },
+                _,
+                _,
+                Some(x),
+            ) if x.dtype == k.dtype => one(self.normalize_rows(x, axis, func)),
+            (Body::Normalize { expr, axis, func }, ..) => {
+                one(self.map_normalize_rows(expr, k.inputs, k.shape, axis, func, k.dtype))
+            }
+            (
+                Body::Rows {
+                    expr,
+                    reductions,
+                    axis,
+                },
+                ..,
+            ) => one(self.map_rows_call(&crate::RowMapArgs {
+                expr,
+                inputs: k.inputs,
+                reductions,
+                shape: k.shape,
+                axis,
+                dtype: k.dtype,
+            })),
+        }
+    }
+
+    fn product(&self, p: &Product<'_>) -> Result<Tensor> {
+        match p.epilogue {
+            None => self.contract_pair(p.a.0, p.a.1, p.b.0, p.b.1, p.out_labels),
+            Some(e) => self.product_with_epilogue(p, e),
+        }
+    }
+
+    fn gather(&self, input: &Tensor, index: Index<'_>, out_shape: &[usize]) -> Result<Tensor> {
+        match index {
+            Index::Once(v) => self.gather_with(input, v, None, out_shape),
+            Index::Shared(v) => self.gather_with(input, v, Some(v), out_shape),
+        }
+    }
+
+    fn scatter(
+        &self,
+        values: &Tensor,
+        index: Index<'_>,
+        out_shape: &[usize],
+        op: ReduceOp,
+    ) -> Result<Tensor> {
+        match index {
+            Index::Once(v) => self.scatter_with(values, v, None, out_shape, op),
+            Index::Shared(v) => self.scatter_with(values, v, Some(v), out_shape, op),
+        }
+    }
+
+    fn upload(&self, host: &HostTensor) -> Result<Tensor> {
+        upload_len(host)?;
+        let s = match &host.data {
+            HostData::F32(v) => self.upload_slice(v, DType::F32)?,
+            HostData::F64(v) => self.upload_slice(v, DType::F64)?,
+            HostData::F16(v) => self.upload_slice(v, DType::F16)?,
+            HostData::BF16(v) => self.upload_slice(v, DType::BF16)?,
+            HostData::Bool(v) => self.upload_slice(v, DType::Bool)?,
+            HostData::I64(v) => self.upload_slice(v, DType::I64)?,
+        };
+        Ok(Self::wrap(s, &host.shape))
+    }
+
+    fn download(&self, t: &Tensor) -> Result<HostTensor> {
+        let n = numel_checked(t.shape())?;
+        let r = self.dev("download", t)?;
+        // A row-major view is copied straight; any other layout is packed on the device.
+        let (_keep, ptr) = if t.layout.is_contiguous() {
+            (r.keep, r.base + (t.layout.offset * t.dtype.size()) as u64)
+        } else {
+            self.packed(t, t.dtype)?
+        };
+        let data = match t.dtype {
+            DType::F32 => HostData::F32(self.download_vec(ptr, n, 0f32)?.into()),
+            DType::F64 => HostData::F64(self.download_vec(ptr, n, 0f64)?.into()),
+            DType::F16 => HostData::F16(self.download_vec(ptr, n, f16::ZERO)?.into()),
+            DType::BF16 => HostData::BF16(self.download_vec(ptr, n, bf16::ZERO)?.into()),
+            DType::Bool => HostData::Bool(self.download_vec(ptr, n, 0u8)?.into()),
+            DType::I64 => HostData::I64(self.download_vec(ptr, n, 0i64)?.into()),
+        };
+        Ok(HostTensor {
+            shape: t.shape().to_vec(),
+            data,
+        })
     }
 
     fn non_finite_flag(&self, tensors: &[&Tensor]) -> Result<Tensor> {
@@ -137,7 +477,7 @@ impl Backend for CudaBackend {
                     ..r
                 }
             } else {
-                let copy = self.cast(t, t.dtype)?;
+                let copy = self.cast_to(t, t.dtype)?;
                 self.dev("non_finite_flag", &copy)?
             };
             match groups.iter_mut().find(|(g, _)| *g == t.dtype) {
@@ -230,296 +570,12 @@ impl Backend for CudaBackend {
             .map_err(|e| dev_err("launching a graph", e))
     }
 
-    fn map_reduce(
-        &self,
-        expr: &MapExpr,
-        inputs: &[&Tensor],
-        shape: &[usize],
-        reduced: usize,
-        op: ReduceOp,
-        dtype: DType,
-    ) -> Result<Tensor> {
-        check_expr(expr, inputs.len())?;
-        broadcastable(inputs, shape)?;
-        let split = shape.len().saturating_sub(reduced);
-        let r: usize = shape[split..].iter().product();
-        let rows: usize = shape[..split].iter().product();
-        // Longer rows over several axes: the last axes first (fused, as below), then the
-        // rest of the partial results (a mean of equal-sized means is the mean).
-        if r > 1 << 16 && reduced >= 2 && shape[shape.len() - 1] <= 1 << 16 {
-            let mut inner = 1;
-            let mut k = 0;
-            while k < reduced && inner * shape[shape.len() - 1 - k] <= 1 << 16 {
-                inner *= shape[shape.len() - 1 - k];
-                k += 1;
-            }
-            let partial = self.map_reduce(expr, inputs, shape, k, op, dtype)?;
-            let axes: Vec<usize> = (split..shape.len() - k).collect();
-            return self.reduce(&partial, &axes, op);
-        }
-        // Rows of a few thousand at most, in one warp or block each; other shapes (and empty
-        // ones) map, then reduce.
-        if reduced == 0 || r == 0 || rows == 0 || r > 1 << 16 {
-            let values = self.map(expr, inputs, shape, dtype)?;
-            let axes: Vec<usize> = (split..shape.len()).collect();
-            return self.reduce(&values, &axes, op);
-        }
-        let real = Real::of(dtype);
-        let out = self.alloc(rows, real.dtype())?;
-        let outs = [(expr.clone(), real.dtype())];
-        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], real)?;
-        if !pieces::one_kernel(&fused.sig, 1) {
-            drop(fused);
-            let values = self.map(expr, inputs, shape, dtype)?;
-            let axes: Vec<usize> = (split..shape.len()).collect();
-            return self.reduce(&values, &axes, op);
-        }
-        let mut meta = fused.meta;
-        meta.push(r as i64);
-        let warp = r <= codegen::WARP_ROW_MAX;
-        let per_block = if warp {
-            codegen::BLOCK as usize / 32
-        } else {
-            1
-        };
-        let sig = &fused.sig;
-        self.launch(
-            codegen::kernel_key(&("map_reduce", sig.key(), op, warp)),
-            || {
-                sig.reduce_source(op, warp)
-                    .ok_or_else(|| too_many("map_reduce", inputs.len()))
-            },
-            &meta,
-            rows.div_ceil(per_block).min(1 << 20) as u32,
-        )?;
-        drop(fused.keep);
-        Ok(Self::wrap(out, &shape[..split]))
-    }
-
-    fn map_normalize(
-        &self,
-        expr: &MapExpr,
-        inputs: &[&Tensor],
-        shape: &[usize],
-        axis: usize,
-        func: NormFn,
-        dtype: DType,
-    ) -> Result<Tensor> {
-        check_expr(expr, inputs.len())?;
-        broadcastable(inputs, shape)?;
-        let storage = match dtype {
-            DType::F64 | DType::F32 | DType::F16 | DType::BF16 => dtype,
-            _ => DType::F32,
-        };
-        let n = numel_checked(shape)?;
-        if axis >= shape.len() || n == 0 {
-            let values = self.map(expr, inputs, shape, dtype)?;
-            return self.normalize(&values, axis, func);
-        }
-        let len = shape[axis];
-        let inner: usize = shape[axis + 1..].iter().product();
-        let rows = n / len;
-        let out = self.alloc(n, storage)?;
-        let outs = [(expr.clone(), storage)];
-        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], Real::of(storage))?;
-        // Two more words, and a stride per strided input.
-        if !pieces::one_kernel(&fused.sig, 2 + inputs.len()) {
-            drop(fused);
-            let values = self.map(expr, inputs, shape, dtype)?;
-            return self.normalize(&values, axis, func);
-        }
-        let mut meta = fused.meta;
-        meta.extend([len as i64, inner as i64]);
-        // Each strided input's step along the normalised axis.
-        for (t, (_, access)) in inputs.iter().zip(&fused.sig.inputs) {
-            if *access == Access::Strided {
-                let step = if t.shape()[axis] == 1 {
-                    0
-                } else {
-                    t.layout.strides[axis]
-                };
-                meta.push(step as i64);
-            }
-        }
-        let warp = len <= codegen::WARP_ROW_MAX;
-        let cached = codegen::row_cache(len);
-        let per_block = if warp {
-            codegen::BLOCK as usize / 32
-        } else {
-            1
-        };
-        let sig = &fused.sig;
-        // Rows contiguous along the axis, of a length divisible by four, move four elements
-        // per lane with wide accesses (when those are aligned).
-        let wide = inner == 1 && cached >= 4 && len.is_multiple_of(4) && sig.fours_aligned(&meta);
-        self.launch(
-            codegen::kernel_key(&(
-                "map_normalize",
-                sig.key(),
-                func,
-                storage,
-                warp,
-                cached,
-                wide,
-            )),
-            || {
-                sig.normalize_source(func, storage, warp, cached, wide)
-                    .ok_or_else(|| too_many("map_normalize", inputs.len()))
-            },
-            &meta,
-            rows.div_ceil(per_block).min(1 << 20) as u32,
-        )?;
-        drop(fused.keep);
-        Ok(Self::wrap(out, shape))
-    }
-
-    fn reduce(&self, input: &Tensor, axes: &[usize], op: ReduceOp) -> Result<Tensor> {
-        self.reduce_axes(input, axes, op)
-    }
-
-    fn contract(
-        &self,
-        a: &Tensor,
-        a_labels: &[u32],
-        b: &Tensor,
-        b_labels: &[u32],
-        out_labels: &[u32],
-    ) -> Result<Tensor> {
-        contract::contract(self, a, a_labels, b, b_labels, out_labels)
-    }
-
-    fn is_accelerator(&self) -> bool {
-        true
-    }
-
     fn paths(&self) -> Option<&dyn crate::paths::PathDevice> {
         Some(self)
     }
 
-    fn contract_map(
-        &self,
-        a: &Tensor,
-        a_labels: &[u32],
-        b: &Tensor,
-        b_labels: &[u32],
-        out_labels: &[u32],
-        expr: &MapExpr,
-        extra: &[&Tensor],
-        dtype: DType,
-    ) -> Result<Tensor> {
-        check_expr(expr, extra.len() + 1)?;
-        if let Some(t) = contract::contract_epilogue(
-            self, a, a_labels, b, b_labels, out_labels, expr, extra, dtype,
-        )? {
-            return Ok(t);
-        }
-        // The epilogue reads the product where cuBLASLt left it, permuting it on the way. In
-        // a 16-bit program the product is stored in the program's type, as the unfused plan
-        // stores it: half the bytes to write and to read back.
-        let half =
-            matches!(dtype, DType::F16 | DType::BF16) && a.dtype == dtype && b.dtype == dtype;
-        let store = half.then_some(dtype);
-        let product = contract::contract_view(self, a, a_labels, b, b_labels, out_labels, store)?;
-        let mut inputs = Vec::with_capacity(extra.len() + 1);
-        inputs.push(&product);
-        inputs.extend_from_slice(extra);
-        let shape = product.shape().to_vec();
-        self.map(expr, &inputs, &shape, dtype)
-    }
-
-    fn normalize(&self, input: &Tensor, axis: usize, func: NormFn) -> Result<Tensor> {
-        let rank = input.rank();
-        if axis >= rank {
-            return Err(shape_err(
-                "normalize",
-                format!("axis {axis} of a rank-{rank} tensor"),
-            ));
-        }
-        // Normalised in the compute type, stored in the input's floating type.
-        let storage = match input.dtype {
-            DType::F64 | DType::F32 | DType::F16 | DType::BF16 => input.dtype,
-            _ => DType::F32,
-        };
-        let real = Real::of(storage);
-        let shape = input.shape();
-        let numel = numel_checked(shape)?;
-        let n = shape[axis];
-        let inner: usize = shape[axis + 1..].iter().product();
-        let outer: usize = shape[..axis].iter().product();
-        let (_keep, x) = self.packed(input, storage)?;
-        let out = self.alloc(numel, storage)?;
-        if numel > 0 {
-            let rows = outer * inner;
-            let meta = [
-                rows as i64,
-                n as i64,
-                inner as i64,
-                x as i64,
-                out.ptr() as i64,
-            ];
-            let warp = n <= codegen::WARP_ROW_MAX;
-            let cached = codegen::row_cache(n);
-            let per_block = if warp {
-                codegen::BLOCK as usize / 32
-            } else {
-                1
-            };
-            self.launch(
-                codegen::kernel_key(&("normalize", func, real, storage, warp, cached)),
-                || Ok(codegen::normalize_source(func, real, storage, warp, cached)),
-                &meta,
-                rows.div_ceil(per_block).min(1 << 20) as u32,
-            )?;
-        }
-        Ok(Self::wrap(out, shape))
-    }
-
-    fn map_rows(&self, args: &crate::RowMapArgs<'_>) -> Result<Tensor> {
-        self.map_rows_call(args)
-    }
-
     fn attention(&self, args: &crate::AttentionArgs<'_>) -> Result<Tensor> {
         self.attention_call(args)
-    }
-
-    fn gather(&self, input: &Tensor, index: &[i64], out_shape: &[usize]) -> Result<Tensor> {
-        self.gather_with(input, index, None, out_shape)
-    }
-
-    fn gather_shared(
-        &self,
-        input: &Tensor,
-        index: &Arc<Vec<i64>>,
-        out_shape: &[usize],
-    ) -> Result<Tensor> {
-        self.gather_with(input, index, Some(index), out_shape)
-    }
-
-    fn scatter(
-        &self,
-        values: &Tensor,
-        index: &[i64],
-        out_shape: &[usize],
-        op: ReduceOp,
-    ) -> Result<Tensor> {
-        self.scatter_with(values, index, None, out_shape, op)
-    }
-
-    fn scatter_shared(
-        &self,
-        values: &Tensor,
-        index: &Arc<Vec<i64>>,
-        out_shape: &[usize],
-        op: ReduceOp,
-    ) -> Result<Tensor> {
-        self.scatter_with(values, index, Some(index), out_shape, op)
-    }
-
-    fn cast(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
-        let wide = matches!(input.dtype, DType::F64 | DType::I64)
-            || matches!(dtype, DType::F64 | DType::Bool | DType::I64);
-        let real = if wide { Real::F64 } else { Real::F32 };
-        self.elementwise(&MapExpr::Input(0), &[input], input.shape(), dtype, real)
     }
 
     fn synchronize(&self) -> Result<()> {

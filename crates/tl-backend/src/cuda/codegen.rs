@@ -8,7 +8,7 @@
 //! needed.
 
 use crate::dtype::DType;
-use crate::ops::{MapExpr, NormFn, ReduceOp};
+use crate::ops::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};
 use std::fmt::Write;
 use std::hash::{Hash, Hasher};
 
@@ -85,73 +85,6 @@ __device__ __forceinline__ unsigned short tl_f2bf(float f) {
   return (unsigned short)(u >> 16);
 #endif
 }
-"#;
-
-/// The functions `UnaryFn::c_expr`/`BinaryFn::c_expr` call besides libm, matching the f64
-/// definitions in `ops.rs`. Written in the float dialect over `real`.
-const MATH: &str = r#"
-__device__ __forceinline__ real tl_sigmoid(real x) {
-  if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-  real e = expf(x);
-  return e / (1.0f + e);
-}
-__device__ __forceinline__ real tl_pow(real a, real b) {
-  if (floorf(b) == b && fabsf(b) <= 64.0f) {
-    int n = (int)b;
-    unsigned int e = n < 0 ? (unsigned int)(-n) : (unsigned int)n;
-    real r = 1.0f;
-    real base = a;
-    while (e) { if (e & 1u) r *= base; base *= base; e >>= 1; }
-    return n < 0 ? 1.0f / r : r;
-  }
-  return powf(a, b);
-}
-__device__ __forceinline__ real tl_sig_t(real a, real t) {
-  if (t == 0.0f) return a > 0.0f ? 1.0f : 0.0f;
-  return tl_sigmoid(a / t);
-}
-__device__ __forceinline__ real tl_sig_t_grad_a(real a, real t) {
-  if (t == 0.0f) return 1.0f;
-  real s = tl_sigmoid(a / t);
-  return s * (1.0f - s) / t;
-}
-__device__ __forceinline__ real tl_sig_t_grad_t(real a, real t) {
-  if (t == 0.0f) return 0.0f;
-  real s = tl_sigmoid(a / t);
-  return -s * (1.0f - s) * a / (t * t);
-}
-__device__ __forceinline__ real tl_gelu(real x) {
-  return 0.5f * x * tl_erfc(-x * 0.70710678118654752f);
-}
-__device__ __forceinline__ real tl_gelu_grad(real x) {
-  real cdf = 0.5f * tl_erfc(-x * 0.70710678118654752f);
-  real pdf = expf(-0.5f * x * x) * 0.39894228040143268f;
-  return cdf + x * pdf;
-}
-"#;
-
-/// `erfc` in single precision: a Chebyshev fit (fractional error below 1.2e-7 for every x)
-/// of `erfc(z) = t·exp(-z² + P(t))`, `t = 1/(1 + z/2)`, with the hardware's reciprocal and
-/// exponential instead of the library `erfcf` (`scripts/gpu-ncu.sh` on MiniLM, H100: the
-/// bias + GELU pass from 166 to 108 µs a call). Evaluated in single precision the fit stays
-/// within about 1e-6 relative for |x| < 3 and 2e-5 out to where erfc underflows; GELU
-/// through it passes the f32 checks against f64 (`tests/cuda.rs`). It keeps its relative
-/// precision where `1 + erf` would cancel, which GELU of large negative inputs needs.
-const ERFC_F32: &str = r#"
-__device__ __forceinline__ float tl_erfc(float x) {
-  const float z = fabsf(x);
-  const float t = __fdividef(1.0f, 1.0f + 0.5f * z);
-  const float p = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f +
-    t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f +
-    t * (-0.82215223f + t * 0.17087277f))))))));
-  const float r = t * __expf(fmaf(-z, z, p));
-  return x >= 0.0f ? r : 2.0f - r;
-}
-"#;
-
-/// `erfc` in double precision: the library's.
-const ERFC_F64: &str = r#"
-__device__ __forceinline__ double tl_erfc(double x) { return erfc(x); }
 "#;
 
 /// float-dialect math functions and their double names.
@@ -248,11 +181,9 @@ pub(crate) fn header(real: Real, cap: usize) -> String {
     let mut s = String::from(CONVERSIONS);
     let _ = writeln!(s, "typedef {} real;", real.c());
     let _ = writeln!(s, "struct TlMeta {{ long long v[{cap}]; }};");
-    s.push_str(match real {
-        Real::F32 => ERFC_F32,
-        Real::F64 => ERFC_F64,
-    });
-    s.push_str(&dialect(MATH, real));
+    s.push_str(&tl_core::math::erfc_fit_c(real == Real::F64));
+    let math = UnaryFn::c_definitions() + &BinaryFn::c_definitions();
+    s.push_str(&dialect(&math, real));
     s
 }
 

@@ -15,7 +15,7 @@ use crate::einsum::{groups, Pairwise};
 use crate::error::Result;
 use crate::ops::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
 use crate::tensor::{DeviceStorage, Tensor};
-use crate::Backend;
+use crate::Calls;
 use std::sync::Arc;
 
 /// Sums out `drop` labels of an operand, returning the tensor and its remaining labels.

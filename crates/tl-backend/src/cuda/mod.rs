@@ -37,9 +37,10 @@ use crate::check::{broadcastable, check_expr, numel_checked, reduced_axes, shape
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};
 use crate::host::{HostData, HostTensor};
+use crate::kernel::{Body, Info, Kernel, Product};
 use crate::ops::{MapExpr, NormFn, ReduceOp};
 use crate::tensor::{DeviceStorage, Layout, Storage, Tensor};
-use crate::Backend;
+use crate::{calls, Backend, Index};
 use alloc::{AllocError, Block, Pool, RawError, RawMemory};
 use codegen::{Access, ElemSig, Real};
 use cudarc::driver::{result as drv, sys as dsys, CudaContext, CudaFunction, CudaStream};
@@ -194,6 +195,8 @@ pub struct CudaBackend {
     target: String,
     include: Vec<String>,
     device_name: String,
+    /// Name and capabilities, for [`Backend::info`].
+    info: Info,
     tf32: AtomicBool,
     /// The pool's number for the recording being captured, if one is.
     recording: Mutex<Option<u64>>,
@@ -358,6 +361,11 @@ impl CudaBackend {
             // exact chip); NVRTC only returns PTX for `compute_*` targets.
             target: format!("compute_{major}{minor}"),
             include: include_dirs(),
+            info: Info {
+                name: format!("cuda:0 {device_name}"),
+                accelerator: true,
+                recordable: true,
+            },
             device_name,
             tf32: AtomicBool::new(false),
             recording: Mutex::new(None),

@@ -19,6 +19,7 @@ use super::CudaBackend;
 use crate::dtype::DType;
 use crate::ops::MapExpr;
 use crate::tensor::{Storage, Tensor};
+use crate::Calls;
 use cudarc::driver::{CudaEvent, CudaStream};
 use cudarc::nccl::{result as nres, sys as nsys};
 use std::ffi::CStr;
@@ -345,7 +346,6 @@ impl<'b> NcclComm<'b> {
         if owned {
             return Ok(t);
         }
-        use crate::Backend;
         self.backend
             .map(&MapExpr::Input(0), &[&t], t.shape(), t.dtype)
             .map_err(|e| NcclError::Call {

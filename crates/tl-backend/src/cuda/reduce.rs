@@ -2,6 +2,7 @@
 //! by columns, whichever its layout makes contiguous.
 
 use super::*;
+use crate::Calls;
 
 impl CudaBackend {
     pub(super) fn reduce_axes(

@@ -1,4 +1,4 @@
-//! `Backend::map_rows` on CUDA: one warp per row along the reduced axis. The warp reads the
+//! `Calls::map_rows` on CUDA: one warp per row along the reduced axis. The warp reads the
 //! row once per reduction (shuffles combine the lanes; a later reduction may read an earlier
 //! one, as a variance reads its mean), then once more to write the map: a layer norm written
 //! by hand costs one kernel and one round trip through memory instead of reductions,

@@ -1,4 +1,5 @@
 use super::*;
+use crate::Calls;
 
 #[test]
 fn open_never_panics() {

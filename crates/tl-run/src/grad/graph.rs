@@ -1,6 +1,7 @@
 //! Reverse mode through one recorded plan: the gradient rule of each kind of node.
 
 use super::*;
+use tl_backend::Calls;
 
 impl Engine<'_> {
     /// Backpropagates `g_root` through one recorded plan, adding into `grads` for every tensor
@@ -250,7 +251,7 @@ impl Engine<'_> {
                                 bin(
                                     BinaryFn::Add,
                                     bin(BinaryFn::Mul, input(3), inv_len.clone()),
-                                    MapExpr::Const(1e-5),
+                                    MapExpr::Const(tl_backend::ops::LAYER_NORM_EPS),
                                 ),
                             );
                             let num = bin(

@@ -3,6 +3,7 @@
 //! values.
 
 use super::*;
+use tl_backend::Calls;
 
 impl Engine<'_> {
     pub(crate) fn scalar(&self, t: TensorId, span: Span) -> Result<f64, RunError> {

@@ -195,10 +195,11 @@ pub(super) fn normalize_rows(
             each(&format!("      out0[i] = {};\n", store(storage, "expf(v - mx) * inv")))
         ),
         NormFn::LayerNorm => format!(
-            "    real sum = 0.0f;\n{}    const real mean = tl_row_sum(sum, sh) / (real)len;\n    real var = 0.0f;\n{}    var = tl_row_sum(var, sh) / (real)len;\n    const real inv = 1.0f / sqrtf(var + 1e-5f);\n{}",
+            "    real sum = 0.0f;\n{}    const real mean = tl_row_sum(sum, sh) / (real)len;\n    real var = 0.0f;\n{}    var = tl_row_sum(var, sh) / (real)len;\n    const real inv = 1.0f / sqrtf(var + {eps});\n{}",
             each("      sum += v;\n"),
             each("      { const real d = v - mean; var += d * d; }\n"),
-            each(&format!("      out0[i] = {};\n", store(storage, "(v - mean) * inv")))
+            each(&format!("      out0[i] = {};\n", store(storage, "(v - mean) * inv"))),
+            eps = layer_norm_eps(),
         ),
     };
     format!(
@@ -253,9 +254,10 @@ pub(super) fn normalize_cached_rows(
             each("        vals[u] = expf(vals[u] - mx);\n        sum += vals[u];\n"),
         ),
         NormFn::LayerNorm => format!(
-            "    real sum = 0.0f;\n{}    const real mean = tl_row_sum(sum, sh) / (real)len;\n    real var = 0.0f;\n{}    var = tl_row_sum(var, sh) / (real)len;\n    const real inv = 1.0f / sqrtf(var + 1e-5f);\n{write}",
+            "    real sum = 0.0f;\n{}    const real mean = tl_row_sum(sum, sh) / (real)len;\n    real var = 0.0f;\n{}    var = tl_row_sum(var, sh) / (real)len;\n    const real inv = 1.0f / sqrtf(var + {eps});\n{write}",
             each("        sum += vals[u];\n"),
             each("        const real d = vals[u] - mean;\n        var += d * d;\n"),
+            eps = layer_norm_eps(),
         ),
     };
     format!(
@@ -306,6 +308,11 @@ pub(super) fn four_stores(
             .map(|u| format!("{pad}({at})[{u}] = {};\n", store(d, &value(u))))
             .collect(),
     }
+}
+
+/// The layer norm's ε as a float-dialect literal.
+fn layer_norm_eps() -> String {
+    format!("{:e}f", crate::ops::LAYER_NORM_EPS)
 }
 
 /// Values per lane a warp keeps in registers for a row of `len` elements, or 0 when the row

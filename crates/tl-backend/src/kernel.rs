@@ -1,0 +1,162 @@
+//! What one fused call of a backend computes, as data: a [`Kernel`] (elementwise
+//! expressions over broadcast inputs, optionally normalised or reduced along axes, or reading
+//! reductions of their own rows) and a [`Product`] (a pairwise contraction with an optional
+//! elementwise epilogue). Every map, reduction, normalisation, cast and fill the planner
+//! emits is one `Kernel`, so a backend has one entry point for all of them and a wrapper
+//! (profiling, recording) has one method to wrap.
+
+use crate::{DType, MapExpr, NormFn, ReduceOp, Tensor};
+
+/// What a backend is, for messages and for the planner's choices.
+#[derive(Clone, Debug)]
+pub struct Info {
+    /// A human name for messages, e.g. `cpu (2 threads)` or `cuda:0 NVIDIA H100`.
+    pub name: String,
+    /// Whether the backend is a GPU (the planner then keeps larger relations dense, for its
+    /// matrix units).
+    pub accelerator: bool,
+    /// Whether [`crate::Backend::begin_recording`], `end_recording`, `replay` and kernels
+    /// written into existing tensors ([`Kernel::into`]) work here.
+    pub recordable: bool,
+}
+
+/// One fused elementwise kernel. Every input has the rank of `shape`, each of its axes of
+/// `shape`'s extent or 1 (broadcast), in any layout. Arithmetic runs in `dtype.compute()`.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel<'a> {
+    /// The tensors the expressions read as `Input(k)`.
+    pub inputs: &'a [&'a Tensor],
+    /// The shape the expressions are evaluated over.
+    pub shape: &'a [usize],
+    /// The type the values are computed in (its compute type) and stored as.
+    pub dtype: DType,
+    /// What is computed.
+    pub body: Body<'a>,
+    /// For [`Body::Map`]: write the results into these tensors (contiguous, of `shape`,
+    /// any of which may also be an input: each element is read before it is written)
+    /// instead of fresh ones, so that a recorded step replays over the same memory. Only
+    /// backends whose [`Info::recordable`] is true accept it.
+    pub into: Option<&'a [&'a Tensor]>,
+}
+
+/// The computation of a [`Kernel`].
+#[derive(Clone, Copy, Debug)]
+pub enum Body<'a> {
+    /// Each expression stored as its own tensor of the kernel's shape and type. One
+    /// expression `Input(0)` over an input of the kernel's shape is a conversion (exact
+    /// between integer types); `Const(v)` over no inputs is a fill.
+    Map(&'a [MapExpr]),
+    /// The reduction with `op` of the expression's values over `axes` (removed from the
+    /// result). An empty reduction yields 0. Typed as the reductions of a backend type their
+    /// results: f64 for f64, f32 otherwise.
+    Reduce {
+        /// The values reduced.
+        expr: &'a MapExpr,
+        /// The axes reduced, ascending.
+        axes: &'a [usize],
+        /// How values combine.
+        op: ReduceOp,
+    },
+    /// Softmax or layer norm along `axis` of the expression's values.
+    Normalize {
+        /// The values normalised.
+        expr: &'a MapExpr,
+        /// The axis normalised along.
+        axis: usize,
+        /// Which normalisation.
+        func: NormFn,
+    },
+    /// A map that also reads reductions along `axis`: reduction `j` reduces its expression
+    /// (of the inputs and the reductions before it) along `axis`, and `expr` reads it as
+    /// `Input(inputs.len() + j)`, the same value all along the axis. The steps of a layer
+    /// norm or softmax written by hand become one of these.
+    Rows {
+        /// The map.
+        expr: &'a MapExpr,
+        /// Each reduction's expression and how it reduces.
+        reductions: &'a [(MapExpr, ReduceOp)],
+        /// The axis the reductions run along.
+        axis: usize,
+    },
+}
+
+impl<'a> Kernel<'a> {
+    /// A kernel computing `body` over `inputs`, into fresh tensors.
+    pub fn new(inputs: &'a [&'a Tensor], shape: &'a [usize], dtype: DType, body: Body<'a>) -> Self {
+        Kernel {
+            inputs,
+            shape,
+            dtype,
+            body,
+            into: None,
+        }
+    }
+
+    /// How many tensors the kernel yields.
+    pub fn outputs(&self) -> usize {
+        match self.body {
+            Body::Map(exprs) => exprs.len(),
+            _ => 1,
+        }
+    }
+
+    /// The one input this kernel converts to its type, when it is a plain conversion (see
+    /// [`Body::Map`]).
+    pub fn conversion(&self) -> Option<&'a Tensor> {
+        match (self.body, self.inputs) {
+            (Body::Map([MapExpr::Input(0)]), [x]) if x.shape() == self.shape => Some(x),
+            _ => None,
+        }
+    }
+
+    /// The value this kernel fills its result with, when it is a plain fill.
+    pub fn fill(&self) -> Option<f64> {
+        match (self.body, self.inputs) {
+            (Body::Map([MapExpr::Const(v)]), []) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The reduced axes of a [`Body::Reduce`] when they are the last `n` (the form a backend
+    /// may compute without storing the values), as `n`.
+    pub fn trailing_reduction(&self) -> Option<usize> {
+        match self.body {
+            Body::Reduce { axes, .. } => {
+                let rank = self.shape.len();
+                let n = axes.len();
+                (n <= rank && axes.iter().copied().eq(rank - n..rank)).then_some(n)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A pairwise einsum with the sum-product semiring, optionally followed by an elementwise
+/// epilogue. Axis `k` of `a` carries label `a_labels[k]` (likewise `b`); the result has one
+/// axis per `out_labels` entry; labels absent from `out_labels` are summed. Labels are
+/// distinct within each operand.
+#[derive(Clone, Copy, Debug)]
+pub struct Product<'a> {
+    /// The left operand and its labels.
+    pub a: (&'a Tensor, &'a [u32]),
+    /// The right operand and its labels.
+    pub b: (&'a Tensor, &'a [u32]),
+    /// The result's labels.
+    pub out_labels: &'a [u32],
+    /// An elementwise function of the product, applied before it is stored.
+    pub epilogue: Option<Epilogue<'a>>,
+}
+
+/// What a [`Product`] applies to its result: `expr` reads the product as `Input(0)` and
+/// `extra[k]` as `Input(k + 1)`; every extra input has the product's rank, each axis of the
+/// product's extent or 1. The result is stored as `dtype`. Backends fuse what they can (a
+/// bias, a residual and ReLU run inside the GEMM on CUDA).
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    /// The function of the product.
+    pub expr: &'a MapExpr,
+    /// The other tensors it reads.
+    pub extra: &'a [&'a Tensor],
+    /// The stored type.
+    pub dtype: DType,
+}
