@@ -35,7 +35,7 @@
 use crate::engine::Engine;
 use crate::error::RunError;
 use crate::observe::{Silent, TrainObserver};
-use crate::train::StepResult;
+use crate::pass_result::StepResult;
 use crate::Answer;
 use std::ops::Range;
 use tl_backend::{Backend, Tensor};
