@@ -57,7 +57,7 @@ pub fn settle(
         if let Some(rule) = computed.iter().find(|c| Some(&c.head) == changed.as_ref()) {
             span = rule.span;
         }
-        let budget = crate::budget::budget_now(options.max_memory);
+        let budget = crate::host_memory::budget_now(options.max_memory);
         if next.len().saturating_mul(BYTES_PER_FACT) > budget {
             return Err(vec![Diagnostic::error(
                 "TL0317",

@@ -5,49 +5,17 @@
 //! tuples back once. A stratum the device cannot run goes to the CPU's tuple engine with a
 //! warning that says why: rules never move off the device unannounced.
 
+pub use crate::device_relation::DeviceRelation;
 use crate::engine::{Engine, StratumProfile, Value};
 use crate::error::RunError;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tl_backend::paths::{
-    CondensedGraph, DeviceBits, Hop, HopSource, PathHead, PathInput, PathOutcome, PathProgram,
-    PathRule,
+    CondensedGraph, Hop, HopSource, PathHead, PathInput, PathOutcome, PathProgram, PathRule,
 };
-use tl_backend::Backend;
 use tl_backend::Calls;
 use tl_check::Stratum;
 use tl_relation::Relation;
 use tl_syntax::{Diagnostic, Span};
-
-/// A relation a device derived, held there as bits; its tuples are copied to the host the
-/// first time something needs them.
-#[derive(Debug)]
-pub struct DeviceRelation {
-    /// The bits on the device.
-    pub bits: DeviceBits,
-    host: OnceLock<Relation>,
-}
-
-impl DeviceRelation {
-    /// Wraps a device result.
-    pub fn new(bits: DeviceBits) -> Self {
-        DeviceRelation {
-            bits,
-            host: OnceLock::new(),
-        }
-    }
-
-    /// The tuples, copied from the device on first use.
-    pub fn relation(&self, backend: &dyn Backend) -> Result<Relation, tl_backend::BackendError> {
-        if let Some(r) = self.host.get() {
-            return Ok(r.clone());
-        }
-        let device = backend.paths().ok_or_else(|| {
-            tl_backend::BackendError::Device("a device relation on a backend without one".into())
-        })?;
-        let rel = Relation::from_flat(2, device.pairs(&self.bits)?);
-        Ok(self.host.get_or_init(|| rel).clone())
-    }
-}
 
 /// The graph of `edges` over nodes `0..nodes`, condensed for [`tl_backend::paths::PathDevice::closure`].
 fn condensed_graph(edges: &Relation, nodes: usize) -> Option<CondensedGraph> {

@@ -2,7 +2,12 @@
 //! tuples for large relations), and how values are made from data, facts and initialisers.
 
 use crate::error::RunError;
+use crate::eval_replay::EvalReplay;
+use crate::host_memory::budget_now;
+use crate::loop_tape::Tape;
 use crate::rng::Rng;
+use crate::sparse_cache::{SparseCountCache, SparseIndexCache};
+pub use crate::value::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tl_backend::Calls;
@@ -11,25 +16,6 @@ use tl_check::{CheckedProgram, Definition, Init, TensorId, TensorKind};
 use tl_plan::{ProgramPlan, Storage};
 use tl_relation::Relation;
 use tl_syntax::{Diagnostic, Span};
-
-/// The value of one tensor.
-#[derive(Clone, Debug)]
-pub enum Value {
-    /// A dense tensor on the backend.
-    Dense(Tensor),
-    /// A relation as sorted tuples (element indices).
-    Sparse(Relation),
-    /// A binary relation a device derived and holds as bits.
-    Device(Arc<crate::device_rules::DeviceRelation>),
-    /// A tensor of a layered recursion, kept as its rows along the layer axis (`None`: a row
-    /// nothing wrote, all 0), as the row-by-row evaluation made them.
-    Layers {
-        /// The layer axis.
-        axis: usize,
-        /// Each row: the tensor without the layer axis.
-        rows: Vec<Option<Tensor>>,
-    },
-}
 
 /// Options of one run.
 #[derive(Clone, Debug)]
@@ -117,11 +103,11 @@ pub struct Engine<'a> {
     /// Evaluations replayed from a recording ([`Engine::evaluate_again`]).
     pub replayed_evaluations: u64,
     /// Where repeated evaluations stand with replaying ([`Engine::evaluate_again`]).
-    pub eval_replay: crate::replay::EvalReplay,
+    pub eval_replay: EvalReplay,
     /// Index vectors of joins with sparse relations, computed once per relation value.
-    pub sparse_cache: crate::sparse::SparseIndexCache,
+    pub sparse_cache: SparseIndexCache,
     /// Sums and maxima of sparse relations, computed once per relation value.
-    pub sparse_counts: crate::sparse::SparseCountCache,
+    pub sparse_counts: SparseCountCache,
     /// When set, every plan evaluation is timed (the device synchronised around it) and its
     /// time added to its statement's entry (`tl bench --profile`).
     pub profile: Option<HashMap<Span, (std::time::Duration, usize)>>,
@@ -135,7 +121,7 @@ pub struct Engine<'a> {
     pub host_limit: usize,
     /// The steps of each loop over a virtual index, by loop, kept while a backward pass is
     /// recorded (`loops.rs`).
-    pub loop_tapes: HashMap<usize, crate::loops::Tape>,
+    pub loop_tapes: HashMap<usize, Tape>,
 }
 
 /// What the tuple engine did for one stratum: per head, how it was held and how many tuples
@@ -180,7 +166,7 @@ impl<'a> Engine<'a> {
         let n = program.tensors.len();
         let slots = plan.layers.slot_shapes.len();
         let rng = Rng::new(options.seed);
-        let host_limit = crate::budget::budget_now(options.max_memory);
+        let host_limit = budget_now(options.max_memory);
         Engine {
             program,
             plan,
@@ -190,7 +176,7 @@ impl<'a> Engine<'a> {
             evaluations: 0,
             replayed_steps: 0,
             replayed_evaluations: 0,
-            eval_replay: crate::replay::EvalReplay::Cold,
+            eval_replay: EvalReplay::Cold,
             warnings: Vec::new(),
             index_cache: HashMap::new(),
             constants: HashMap::new(),

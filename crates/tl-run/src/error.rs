@@ -67,7 +67,7 @@ pub enum RunError {
     #[error("{error}")]
     Parallel {
         /// What went wrong, naming the rank.
-        error: crate::parallel::ReduceError,
+        error: tl_dist::ReduceError,
         /// The `minimize`.
         span: Span,
     },
@@ -174,7 +174,7 @@ impl ToDiagnostic for RunError {
                 )
             }
             RunError::Parallel { span, error } => {
-                use crate::parallel::ReduceError as R;
+                use tl_dist::ReduceError as R;
                 let help = match error {
                     R::Lost { .. } => "the other ranks stopped with it; its own error is printed above, and `--checkpoint DIR` makes the run resumable with `--resume DIR`",
                     R::Timeout { .. } => "a rank is stuck or far slower than the others; raise `--collective-timeout` if a first step is slow, or resume from a checkpoint",

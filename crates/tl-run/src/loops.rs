@@ -11,6 +11,7 @@
 use crate::engine::{Engine, Value};
 use crate::error::RunError;
 use crate::grad::Grads;
+pub use crate::loop_tape::Tape;
 use std::collections::{HashMap, VecDeque};
 use tl_backend::Calls;
 use tl_backend::{BinaryFn, HostTensor, MapExpr, ReduceOp, Tensor};
@@ -18,15 +19,6 @@ use tl_check::TensorId;
 use tl_plan::loops::{LoopPlan, SlotSource, StepSlot};
 use tl_plan::EquationPlan;
 use tl_syntax::Span;
-
-/// The node values of every step plan at every step, kept for the backward pass.
-#[derive(Default)]
-pub struct Tape {
-    /// Per step, per step plan (in the loop plan's order): the plan's node values.
-    steps: Vec<Vec<Option<Vec<Tensor>>>>,
-    /// Bytes held, checked against the run's memory limit.
-    bytes: usize,
-}
 
 /// One tensor of a running loop: its value before the loop and its latest steps.
 struct Track {

@@ -12,10 +12,11 @@
 //! fixpoint's convergence test does, or uploads) leaves everything as it was and runs op by
 //! op from then on.
 
-use crate::engine::{Engine, Value};
+use crate::engine::Engine;
 use crate::error::RunError;
+pub use crate::eval_replay::{EvalReplay, RecordedEvaluation};
 use crate::optim::OptimizerState;
-use crate::train::DevicePass;
+use crate::pass_result::DevicePass;
 use tl_backend::Calls;
 use tl_backend::{Recording, Tensor};
 use tl_check::{Definition, TensorId};
@@ -129,26 +130,6 @@ impl Engine<'_> {
     fn param_tensors(&self, params: &[TensorId], span: Span) -> Result<Vec<Tensor>, RunError> {
         params.iter().map(|&p| self.dense(p, span)).collect()
     }
-}
-
-/// A recorded evaluation and the derived values each replay of it rewrites.
-pub struct RecordedEvaluation {
-    recording: Recording,
-    values: Vec<(TensorId, Value)>,
-}
-
-/// Where repeated evaluations stand with replaying (see [`Engine::evaluate_again`]).
-#[derive(Default)]
-pub enum EvalReplay {
-    /// Nothing evaluated through `evaluate_again` yet.
-    #[default]
-    Cold,
-    /// Evaluated once; the next evaluation is recorded.
-    Warm,
-    /// Evaluations replay this recording.
-    Ready(RecordedEvaluation),
-    /// Evaluations run op by op (recording failed, or the backend cannot record).
-    Off,
 }
 
 impl Engine<'_> {

@@ -10,23 +10,13 @@
 
 use crate::engine::{Engine, Value};
 use crate::error::RunError;
-use std::collections::HashMap;
+pub use crate::sparse_cache::{SparseCountCache, SparseIndexCache};
 use std::sync::Arc;
 use tl_backend::Calls;
 use tl_backend::{ReduceOp, Tensor};
 use tl_plan::{Graph, Op};
 use tl_relation::Relation;
 use tl_syntax::Span;
-
-/// Gather and scatter index vectors of one sparse join (an empty scatter vector: each point
-/// lands in its own cell, in order), keyed by (plan address, node) and kept with the relation
-/// value they were built from (which the entry keeps alive, so a later relation cannot take
-/// its place unnoticed): a join over unchanged data is indexed once.
-pub type SparseIndexCache = HashMap<(usize, usize), (Relation, Arc<Vec<i64>>, Arc<Vec<i64>>)>;
-
-/// Sums and maxima of sparse relations ([`Engine::sparse_reduce`]), keyed like
-/// [`SparseIndexCache`] and by the element type they are stored in.
-pub type SparseCountCache = HashMap<(usize, usize, tl_backend::DType), (Relation, Tensor)>;
 
 /// The row-major strides of a shape.
 fn strides(shape: &[usize]) -> Vec<i64> {

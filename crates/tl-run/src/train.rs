@@ -10,6 +10,7 @@ use crate::error::RunError;
 use crate::observe::{StepInfo, TrainObserver};
 use crate::optim::{learning_rate, OptimizerState};
 use crate::parallel::DataParallel;
+use crate::pass_result::{DevicePass, StepResult};
 use crate::replay::{Replay, StepTarget};
 use tl_backend::Calls;
 use tl_backend::{BinaryFn, DType, HostTensor, MapExpr, Tensor};
@@ -22,21 +23,6 @@ mod pass;
 /// The hint of a checkpoint that does not fit the program resuming from it.
 const RESUME_HINT: &str = "resume with the program (and options) that saved the checkpoint, or \
                            drop `--resume` to train from the start";
-
-/// What one forward and backward pass gives: the loss and each parameter's gradient.
-pub(crate) struct StepResult {
-    pub(crate) loss: f64,
-    pub(crate) grads: Vec<Tensor>,
-}
-
-/// A forward and backward pass still on the device: the gradients, the loss summed, and
-/// the loss plus a flag (0, or NaN when a gradient holds a non-finite value), which is all a
-/// step reads back.
-pub(crate) struct DevicePass {
-    pub(crate) loss_sum: Tensor,
-    pub(crate) total: Tensor,
-    pub(crate) grads: Vec<Tensor>,
-}
 
 impl Engine<'_> {
     /// Tensors each tensor reads through its equations and rules.

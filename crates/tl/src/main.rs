@@ -8,7 +8,6 @@
 mod bench;
 mod lsp;
 mod profile;
-mod relay;
 mod repl;
 mod signals;
 mod souffle;
@@ -380,7 +379,7 @@ fn run(
             let result = engine.run_parallel(&mut print, &mut ui, &mut dp);
             if parallel.comm_stats && role.is_leader() {
                 if let Some(s) = r.stats() {
-                    eprintln!("{}", workers::stats_line(&s, r.world()));
+                    eprintln!("{}", tl_dist::stats_line(&s, r.world()));
                 }
             }
             result

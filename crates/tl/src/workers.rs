@@ -9,27 +9,24 @@
 //! past `--collective-timeout`, it stops every rank and reports the one that failed.
 //!
 //! With `--device cpu`, `--gpus N` starts N CPU workers instead, which send their gradients to
-//! the launcher to be summed ([`crate::relay`]): the same sharding, weighting and bucketing
+//! the launcher to be summed ([`tl_dist::relay`]): the same sharding, weighting and bucketing
 //! code as over NCCL, runnable anywhere (tests). `--gpus 1` needs no communication and runs in
 //! this process with one rank.
+//!
+//! The machinery itself (the launcher, the relay, the reducers) is `tl-dist`'s; this module is
+//! the command line's side: the flags, the role they give this process, and its backend.
 
 use crate::device::DeviceChoice;
-use crate::relay::{read_frames, Coordinator, Event, Frame, RelayExchange};
-use std::io::Read;
-use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tl_backend::cpu::CpuBackend;
-use tl_backend::cuda::nccl::{self, NcclComm, NcclError};
+use tl_backend::cuda::nccl;
 use tl_backend::cuda::CudaBackend;
-use tl_backend::{Backend, Tensor};
-use tl_run::parallel::{ExchangeStats, HostReducer, ReduceError, Reducer, SingleRank};
+use tl_backend::Backend;
+use tl_dist::{Reducer, SingleRank, Transport, Worker};
 use tl_syntax::Diagnostic;
 
-mod launcher;
-pub use launcher::launch;
+pub use tl_dist::launch;
 
 /// How many GPUs `--gpus` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,15 +47,6 @@ fn parse_gpus(s: &str) -> Result<GpuCount, String> {
             "expected a number of GPUs (1 or more) or `all`, got `{s}`"
         )),
     }
-}
-
-/// How ranks exchange gradients.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Transport {
-    /// NCCL between GPUs.
-    Nccl,
-    /// Through the launcher, on the host (CPU workers).
-    Relay,
 }
 
 /// The data-parallel flags of `tl run`.
@@ -89,16 +77,6 @@ pub struct ParallelArgs {
     /// How ranks exchange gradients (set by the launcher).
     #[arg(long, hide = true, value_enum)]
     pub transport: Option<Transport>,
-}
-
-/// One worker of a launched run.
-#[derive(Clone, Debug)]
-pub struct Worker {
-    rank: usize,
-    world: usize,
-    transport: Transport,
-    coordinator: PathBuf,
-    timeout: Duration,
 }
 
 /// What this `tl run` process does.
@@ -239,148 +217,21 @@ pub fn open(device: DeviceChoice, role: &Role) -> Result<Opened, Box<Diagnostic>
     }
 }
 
-/// Sums gradients over NCCL: the [`Reducer`] of GPU workers.
-struct NcclReducer<'b> {
-    comm: NcclComm<'b>,
-}
-
-fn reduce_error(rank: usize, e: NcclError) -> ReduceError {
-    match e {
-        NcclError::Timeout { what, seconds } => ReduceError::Timeout {
-            rank,
-            what,
-            seconds,
-        },
-        other => ReduceError::Transport {
-            rank,
-            detail: other.to_string(),
-        },
-    }
-}
-
-impl Reducer for NcclReducer<'_> {
-    fn rank(&self) -> usize {
-        self.comm.rank()
-    }
-    fn world(&self) -> usize {
-        self.comm.world()
-    }
-    fn start(&mut self, _backend: &dyn Backend, bucket: Vec<Tensor>) -> Result<(), ReduceError> {
-        let rank = self.rank();
-        self.comm.start(bucket).map_err(|e| reduce_error(rank, e))
-    }
-    fn finish(&mut self, _backend: &dyn Backend) -> Result<Vec<Vec<Tensor>>, ReduceError> {
-        let rank = self.rank();
-        self.comm.wait().map_err(|e| reduce_error(rank, e))
-    }
-    fn stats(&self) -> Option<ExchangeStats> {
-        let s = self.comm.stats();
-        Some(ExchangeStats {
-            buckets: s.groups,
-            bytes: s.bytes,
-            seconds: s.seconds,
-        })
-    }
-}
-
-/// The `--comm-stats` line: how much was all-reduced and at what bandwidth. The bus bandwidth
-/// is NCCL's measure for all-reduce, the algorithm bandwidth times `2 (N - 1) / N`.
-pub fn stats_line(s: &ExchangeStats, world: usize) -> String {
-    let gb = s.bytes as f64 / 1e9;
-    let alg = if s.seconds > 0.0 { gb / s.seconds } else { 0.0 };
-    let bus = alg * 2.0 * (world.saturating_sub(1)) as f64 / world.max(1) as f64;
-    format!(
-        "tl: gradient all-reduce over {world} ranks: {} buckets, {gb:.3} GB in {:.3} s \
-         ({alg:.1} GB/s algorithm bandwidth, {bus:.1} GB/s bus bandwidth)",
-        s.buckets, s.seconds
-    )
-}
-
-fn worker_error(rank: usize, what: String, help: &str) -> Box<Diagnostic> {
-    Box::new(
-        Diagnostic::spanless("TL0406", format!("rank {rank}: {what}")).with_help(help.to_string()),
-    )
-}
-
 /// The reducer of this process's rank: none for a plain run, one rank for `--gpus 1`, and for
 /// a worker a connection to the launcher (and NCCL on GPUs).
 pub fn connect<'a>(
     role: &Role,
     opened: &'a Opened,
 ) -> Result<Option<Box<dyn Reducer + 'a>>, Box<Diagnostic>> {
-    let w = match role {
-        Role::Plain | Role::Launch { .. } => return Ok(None),
-        Role::Single => return Ok(Some(Box::new(SingleRank::default()))),
-        Role::Worker(w) => w,
-    };
-    let rank = w.rank;
-    let lost = |e: std::io::Error| {
-        worker_error(
-            rank,
-            format!(
-                "cannot reach the launcher at {}: {e}",
-                w.coordinator.display()
-            ),
-            "workers are started by `tl run --gpus N`; another rank may have stopped",
-        )
-    };
-    let mut stream = UnixStream::connect(&w.coordinator).map_err(lost)?;
-    Frame::Hello(rank as u32).write(&mut stream).map_err(lost)?;
-    if w.transport == Transport::Relay {
-        let exchange = RelayExchange::new(stream, rank, w.world, w.timeout);
-        return Ok(Some(Box::new(HostReducer::new(exchange))));
-    }
-    let Opened::Cuda(cuda) = opened else {
-        return Err(worker_error(
-            rank,
-            "an NCCL worker has no GPU".into(),
-            "run on a GPU machine",
-        ));
-    };
-    let nccl_help = "install NCCL (PyTorch's wheels bundle it as nvidia/nccl/lib/libnccl.so.2) or \
-                     point TL_NCCL_LIBRARY at libnccl.so.2";
-    if !nccl::library_loads() {
-        return Err(worker_error(
-            rank,
-            "the NCCL library does not load".into(),
-            nccl_help,
-        ));
-    }
-    let id = if rank == 0 {
-        let id = nccl::unique_id().map_err(|e| worker_error(rank, e.to_string(), nccl_help))?;
-        Frame::NcclId(Box::new(id))
-            .write(&mut stream)
-            .map_err(lost)?;
-        id
-    } else {
-        stream.set_read_timeout(Some(w.timeout)).map_err(lost)?;
-        match Frame::read(&mut stream) {
-            Ok(Frame::NcclId(id)) => *id,
-            Ok(other) => {
-                return Err(worker_error(
-                    rank,
-                    format!("unexpected message {other:?}"),
-                    nccl_help,
-                ))
-            }
-            Err(e) => return Err(lost(e)),
+    match role {
+        Role::Plain | Role::Launch { .. } => Ok(None),
+        Role::Single => Ok(Some(Box::new(SingleRank::default()))),
+        Role::Worker(w) => {
+            let cuda = match opened {
+                Opened::Cuda(c) => Some(c.as_ref()),
+                Opened::Any(_) => None,
+            };
+            w.join(cuda).map(Some)
         }
-    };
-    let comm = NcclComm::new(cuda, rank, w.world, &id, w.timeout).map_err(|e| {
-        worker_error(
-            rank,
-            e.to_string(),
-            "every rank must start; raise `--collective-timeout` if start-up is slow",
-        )
-    })?;
-    // The launcher's connection stays open while the run lasts; when it closes, the launcher
-    // has stopped, and so does this worker (rather than wait on ranks that are gone).
-    let _ = stream.set_read_timeout(None);
-    std::thread::spawn(move || {
-        let mut stream = stream;
-        while Frame::read(&mut stream).is_ok() {}
-        eprintln!("tl: rank {rank}: the launcher has stopped; stopping too");
-        std::process::exit(1);
-    });
-    Ok(Some(Box::new(NcclReducer { comm })))
+    }
 }

@@ -290,7 +290,7 @@ fn a_killed_worker_stops_the_run_and_is_named() {
 /// A rank's side of a run whose other rank has gone: every exchange fails.
 struct Abandoned;
 
-impl tl_run::parallel::Reducer for Abandoned {
+impl tl_dist::Reducer for Abandoned {
     fn rank(&self) -> usize {
         0
     }
@@ -301,8 +301,8 @@ impl tl_run::parallel::Reducer for Abandoned {
         &mut self,
         _: &dyn tl_backend::Backend,
         _: Vec<tl_backend::Tensor>,
-    ) -> Result<(), tl_run::parallel::ReduceError> {
-        Err(tl_run::parallel::ReduceError::Lost {
+    ) -> Result<(), tl_dist::ReduceError> {
+        Err(tl_dist::ReduceError::Lost {
             rank: 1,
             detail: "its connection closed".into(),
         })
@@ -310,7 +310,7 @@ impl tl_run::parallel::Reducer for Abandoned {
     fn finish(
         &mut self,
         _: &dyn tl_backend::Backend,
-    ) -> Result<Vec<Vec<tl_backend::Tensor>>, tl_run::parallel::ReduceError> {
+    ) -> Result<Vec<Vec<tl_backend::Tensor>>, tl_dist::ReduceError> {
         Ok(Vec::new())
     }
 }

@@ -2,27 +2,9 @@ use super::*;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 use tl_backend::cpu::CpuBackend;
+use tl_backend::DType;
+use tl_dist::{HostExchange, HostReducer, ReduceError};
 use tl_syntax::SourceMap;
-
-#[test]
-fn shards_cover_the_batch_in_order_and_differ_by_at_most_one() {
-    for len in 0..40 {
-        for world in 1..9 {
-            let mut next = 0;
-            let mut sizes = Vec::new();
-            for rank in 0..world {
-                let r = shard(len, rank, world);
-                assert_eq!(r.start, next, "len {len} world {world} rank {rank}");
-                next = r.end;
-                sizes.push(r.len());
-            }
-            assert_eq!(next, len);
-            let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
-            assert!(hi - lo <= 1, "{sizes:?}");
-            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
-        }
-    }
-}
 
 fn checked(text: &str) -> (CheckedProgram, tl_plan::ProgramPlan) {
     let mut sources = SourceMap::new();

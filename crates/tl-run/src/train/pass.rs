@@ -122,7 +122,7 @@ impl Engine<'_> {
     pub(crate) fn reduced_result(
         &self,
         dp: &mut DataParallel<'_>,
-        stream: crate::parallel::Streaming,
+        stream: tl_dist::Buckets,
         loss_sum: &Tensor,
         loss: TensorId,
         params: &[TensorId],

@@ -2,10 +2,20 @@
 //! watched until all finish or one fails (the others are then stopped, and the failure is
 //! reported with the tail of that worker's standard error).
 
-use super::*;
+use crate::reducer::ReduceError;
+use crate::relay::{read_frames, Coordinator, Event, Frame};
+use crate::worker::Transport;
+use std::io::Read;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tl_backend::cuda::nccl;
+use tl_syntax::Diagnostic;
 
 /// A scratch folder removed when dropped: the launcher's socket and library link.
-pub(super) struct Scratch(PathBuf);
+struct Scratch(PathBuf);
 
 impl Drop for Scratch {
     fn drop(&mut self) {
@@ -17,21 +27,21 @@ impl Drop for Scratch {
 type StderrTail = (Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>);
 
 /// A started worker and the tail of its standard error (ranks other than 0).
-pub(super) struct Running {
+struct Running {
     child: Child,
     stderr: Option<StderrTail>,
     exited: bool,
 }
 
 /// Standard error kept per worker for the report when it fails.
-pub(super) const STDERR_TAIL: usize = 16 << 10;
+const STDERR_TAIL: usize = 16 << 10;
 
-pub(super) fn launch_error(message: String, help: &str) -> Box<Diagnostic> {
+fn launch_error(message: String, help: &str) -> Box<Diagnostic> {
     Box::new(Diagnostic::spanless("TL0406", message).with_help(help.to_string()))
 }
 
 /// The device each rank sees: entry `rank` of `$CUDA_VISIBLE_DEVICES` when set, else `rank`.
-pub(super) fn device_for(rank: usize) -> String {
+fn device_for(rank: usize) -> String {
     match std::env::var("CUDA_VISIBLE_DEVICES") {
         Ok(list) if !list.trim().is_empty() => list
             .split(',')
@@ -63,10 +73,12 @@ pub fn launch(
     let mut library_path = std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default();
     if transport == Transport::Nccl {
         let lib = nccl::find_library().map_err(|e| {
-            gpus_error(
-                format!("`--gpus {world}`: {e}"),
-                "install NCCL (PyTorch's wheels bundle it as nvidia/nccl/lib/libnccl.so.2), or \
-                 point TL_NCCL_LIBRARY at libnccl.so.2",
+            Box::new(
+                Diagnostic::spanless("TL0405", format!("`--gpus {world}`: {e}")).with_help(
+                    "install NCCL (PyTorch's wheels bundle it as nvidia/nccl/lib/libnccl.so.2), \
+                     or point TL_NCCL_LIBRARY at libnccl.so.2"
+                        .to_string(),
+                ),
             )
         })?;
         std::os::unix::fs::symlink(&lib, dir.join("libnccl.so")).map_err(scratch_err)?;
@@ -159,7 +171,7 @@ pub fn launch(
 }
 
 /// Kills every worker still running and waits for it.
-pub(super) fn stop(workers: &mut [Running]) {
+fn stop(workers: &mut [Running]) {
     for w in workers.iter_mut().filter(|w| !w.exited) {
         let _ = w.child.kill();
         let _ = w.child.wait();
@@ -168,7 +180,7 @@ pub(super) fn stop(workers: &mut [Running]) {
 }
 
 /// A worker's exit, if it has exited: `Ok(())` for success, else a description.
-pub(super) fn exited(w: &mut Running) -> Option<Result<(), String>> {
+fn exited(w: &mut Running) -> Option<Result<(), String>> {
     if w.exited {
         return None;
     }
@@ -193,12 +205,7 @@ pub(super) fn exited(w: &mut Running) -> Option<Result<(), String>> {
 }
 
 /// Stops all workers and reports rank `rank`'s failure, with its standard error.
-pub(super) fn failed(
-    workers: &mut [Running],
-    world: usize,
-    rank: usize,
-    what: String,
-) -> Box<Diagnostic> {
+fn failed(workers: &mut [Running], world: usize, rank: usize, what: String) -> Box<Diagnostic> {
     stop(workers);
     if let Some((tail, reader)) = workers.get_mut(rank).and_then(|w| w.stderr.take()) {
         let _ = reader.join();
@@ -216,7 +223,7 @@ pub(super) fn failed(
 }
 
 /// Accepts the workers' connections, relays and sums for them, and waits for them to finish.
-pub(super) fn watch(
+fn watch(
     listener: &UnixListener,
     workers: &mut [Running],
     world: usize,
