@@ -402,7 +402,7 @@ fn layered_stratum(
             slots,
         });
     }
-    let mut layered = LayeredStratum {
+    let layered = LayeredStratum {
         stratum: index,
         axes: group
             .iter()
@@ -412,7 +412,6 @@ fn layered_stratum(
         order,
         equations,
     };
-    crate::inline::inline_rows(p, &mut layered);
     Ok(Some(layered))
 }
 

@@ -23,12 +23,12 @@ fn the_plan_dump_marks_spliced_equations() {
         let header = format!("plan {k} → {name} (Direct) (spliced into its readers):");
         assert!(text.contains(&header), "no `{header}` in:\n{text}");
     }
-    // Out is queried, so it keeps its plan, and its fused plan is one attention node.
+    // Out is queried, so it keeps its plan, and its fused plan ends in one attention node.
     let out_plan = text
         .split("plan 4 → Out (Direct):")
         .nth(1)
         .unwrap_or_else(|| panic!("no plan for Out in:\n{text}"));
-    assert!(out_plan.contains("= attention %"), "{out_plan}");
+    assert!(out_plan.contains("= attention softmax("), "{out_plan}");
 }
 
 /// Runs `tl run` on a program text; returns (stdout, stderr).
