@@ -1,7 +1,8 @@
 //! The planner's passes, in the order they run: the table of contents of this crate.
 //!
 //! [`PROGRAM`] turns a checked program into a [`ProgramPlan`], one pass at a time over a
-//! [`Planning`]. One of them, [`fuse`], runs the graph passes of [`FUSION`] on every plan.
+//! [`Planning`]. One of them, the `fuse` pass, runs the graph passes of [`FUSION`] on every
+//! plan.
 //! In debug builds (and so in every test) [`Graph::verify`] checks each graph after every
 //! pass, and a graph that fails names the pass that broke it ([`PlanError::BrokenGraph`],
 //! [`Broken`]); release builds skip the checks.
@@ -65,7 +66,7 @@ pub const PROGRAM: &[ProgramPass] = &[
     },
 ];
 
-/// The fusion passes over one graph, in order (the [`fuse`] pass runs them on every plan, and
+/// The fusion passes over one graph, in order (the `fuse` pass runs them on every plan, and
 /// each splice on the plans it joins). Until `prune`, they rewrite nodes in place and share the
 /// use counts of the lowered graph ([`Fusing::uses`]).
 pub const FUSION: &[FusionPass] = &[
@@ -127,7 +128,7 @@ pub const FUSION: &[FusionPass] = &[
 /// [`crate::order::MAX_INTERMEDIATE_CELLS`] is an error, `TL0203`). The result is then laid
 /// onto the left-hand side (*placement*: a permutation or broadcast, or a scatter when the
 /// left-hand side has constants or arithmetic). Afterwards: one plan per equation, in the
-/// checked program's order, each unfused (its `fused` graph empty until [`fuse`]).
+/// checked program's order, each unfused (its `fused` graph empty until the `fuse` pass).
 fn lower_equations(s: &mut Planning) -> Result<(), Vec<PlanError>> {
     let mut errors = Vec::new();
     for eq in &s.program.equations {
