@@ -3,6 +3,8 @@
 //! `%5 = relu(%1·%2 + %4) summing [k] : [i: 64, j: 128]`.
 
 use crate::graph::{Graph, NodeId, Op};
+use crate::layers::Row;
+use crate::loops::SlotSource;
 use crate::{EquationPlan, Placement, ProgramPlan};
 use std::fmt::{self, Write};
 use tl_check::{CheckedProgram, Index, IndexExpr, TensorId, VarId};
@@ -19,18 +21,54 @@ pub struct Names<'a> {
 }
 
 /// The name of every tensor id a plan of `p` reads: its tensors, then their semi-naive deltas
-/// (`ΔT`), then the slots of layer rows and loop steps (`slot3`).
+/// (`ΔT`), then the slots of layer rows (`X@l+1`: row `l + 1` of `X`, `l` the layer) and of
+/// loop steps (`S@t-1`: `S` at step `t - 1`; `step`: the step number).
 pub fn tensor_names(p: &CheckedProgram, plan: &ProgramPlan) -> Vec<String> {
     let n = p.tensors.len();
-    let deltas = p.tensors.iter().map(|t| format!("Δ{}", t.name));
-    let slots = (0..plan.layers.slot_shapes.len()).map(|k| format!("slot{k}"));
-    p.tensors
-        .iter()
-        .map(|t| t.name.clone())
-        .chain(deltas)
-        .chain(slots)
-        .take(2 * n + plan.layers.slot_shapes.len())
-        .collect()
+    let name = |t: TensorId| {
+        p.tensors
+            .get(t)
+            .map_or_else(|| format!("t{t}"), |d| d.name.clone())
+    };
+    let mut names: Vec<String> = (0..n).map(name).collect();
+    names.extend((0..n).map(|t| format!("Δ{}", name(t))));
+    names.extend((0..plan.layers.slot_shapes.len()).map(|k| format!("slot{k}")));
+    let offset = |base: &str, c: i64| match c {
+        0 => base.to_string(),
+        c if c > 0 => format!("{base}+{c}"),
+        c => format!("{base}{c}"),
+    };
+    let mut set = |id: TensorId, text: String| {
+        if let Some(slot) = names.get_mut(id) {
+            *slot = text;
+        }
+    };
+    for ls in &plan.layers.strata {
+        for re in &ls.equations {
+            for slot in re.slots.iter().chain(&re.fused_slots) {
+                let row = match slot.row {
+                    Row::Offset(c) => offset("l", c),
+                    Row::Fixed(c) => c.to_string(),
+                };
+                set(slot.id, format!("{}@{row}", name(slot.source)));
+            }
+        }
+    }
+    for l in &plan.loops {
+        for slot in l.equations.iter().flat_map(|s| &s.slots) {
+            let text = match &slot.source {
+                SlotSource::State { tensor, offset: c }
+                | SlotSource::Row {
+                    tensor, offset: c, ..
+                } => {
+                    format!("{}@{}", name(*tensor), offset("t", *c))
+                }
+                SlotSource::Step => "step".to_string(),
+            };
+            set(slot.id, text);
+        }
+    }
+    names
 }
 
 impl<'a> Names<'a> {
