@@ -541,3 +541,6 @@ pub fn render(p: &CheckedProgram, plan: &ProgramPlan) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests;
