@@ -14,7 +14,7 @@ pub enum Op {
     /// A tensor read whose indices are distinct plain variables: the node's labels are those
     /// variables in axis order (no data moves).
     Load {
-        /// The tensor (ids at or past the program's tensor count name semi-naive deltas).
+        /// The tensor: a program tensor, a semi-naive delta or a slot ([`crate::TensorRef`]).
         tensor: TensorId,
     },
     /// A tensor read with constants, arithmetic, slices or a repeated variable: a gather over

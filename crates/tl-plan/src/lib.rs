@@ -18,10 +18,12 @@ pub mod order;
 pub mod passes;
 pub mod rules;
 pub mod show;
+pub mod tensor_ref;
 pub mod terms;
 
 pub use error::PlanError;
 pub use graph::{Graph, Node, NodeId, Op};
+pub use tensor_ref::TensorRef;
 
 use lower::Lowerer;
 use tl_check::{CheckedProgram, Equation, Index, Rule, TensorId, TensorKind, VarId, VarInfo};
@@ -132,7 +134,7 @@ pub struct ProgramPlan {
     /// One dense plan per rule.
     pub rules: Vec<EquationPlan>,
     /// For each rule, one plan per body atom over a tensor of the rule's recursive stratum,
-    /// reading that atom from the delta (tensor id + tensor count).
+    /// reading that atom from the delta ([`TensorRef::Delta`]).
     pub deltas: Vec<Vec<(usize, EquationPlan)>>,
     /// Storage of each tensor.
     pub storage: Vec<Storage>,
@@ -396,7 +398,12 @@ pub(crate) fn semi_naive(
         .enumerate()
         .filter(|(_, a)| !a.negated && stratum.tensors.contains(&a.tensor))
         .map(|(k, a)| {
-            let plan = plan_rule(kinds, &delta_shapes, rule, Some((k, a.tensor + n)))?;
+            let plan = plan_rule(
+                kinds,
+                &delta_shapes,
+                rule,
+                Some((k, TensorRef::Delta(a.tensor).id(n))),
+            )?;
             Ok((k, plan))
         })
         .collect()

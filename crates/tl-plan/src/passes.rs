@@ -172,7 +172,7 @@ fn lower_rules(s: &mut Planning) -> Result<(), Vec<PlanError>> {
 }
 
 /// **semi-naive**: a rule of a recursive stratum gets one variant per body atom over that
-/// stratum, reading the last round's delta (tensor id + tensor count) there. Afterwards:
+/// stratum, reading the last round's delta ([`crate::TensorRef::Delta`]) there. Afterwards:
 /// `deltas` holds one list per rule, empty outside recursion, each plan unfused.
 fn semi_naive(s: &mut Planning) -> Result<(), Vec<PlanError>> {
     let mut deltas = Vec::with_capacity(s.program.rules.len());
@@ -186,7 +186,7 @@ fn semi_naive(s: &mut Planning) -> Result<(), Vec<PlanError>> {
 /// **layers**: a recursive group whose equations write layer row `l + c` from rows at most
 /// `l + c` gets row plans ([`crate::layers`]), so it runs one pass per layer instead of as a
 /// fixpoint. Afterwards: `layers` holds those groups, their row plans unfused, and the shapes
-/// of the slots (tensor ids from twice the tensor count) the row plans read.
+/// of the slots ([`crate::TensorRef::Slot`]) the row plans read.
 fn plan_layers(s: &mut Planning) -> Result<(), Vec<PlanError>> {
     s.plan.layers = layers::plan_layers(s.program, &s.shapes).map_err(|e| vec![e])?;
     Ok(())

@@ -5,7 +5,7 @@
 use crate::graph::{Graph, NodeId, Op};
 use crate::layers::Row;
 use crate::loops::SlotSource;
-use crate::{EquationPlan, Placement, ProgramPlan};
+use crate::{EquationPlan, Placement, ProgramPlan, TensorRef};
 use std::fmt::{self, Write};
 use tl_check::{CheckedProgram, Index, IndexExpr, TensorId, VarId};
 use tl_core::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};
@@ -30,9 +30,14 @@ pub fn tensor_names(p: &CheckedProgram, plan: &ProgramPlan) -> Vec<String> {
             .get(t)
             .map_or_else(|| format!("t{t}"), |d| d.name.clone())
     };
-    let mut names: Vec<String> = (0..n).map(name).collect();
-    names.extend((0..n).map(|t| format!("Δ{}", name(t))));
-    names.extend((0..plan.layers.slot_shapes.len()).map(|k| format!("slot{k}")));
+    let ids = TensorRef::Slot(plan.layers.slot_shapes.len()).id(n);
+    let mut names: Vec<String> = (0..ids)
+        .map(|id| match TensorRef::of(id, n) {
+            TensorRef::Tensor(t) => name(t),
+            TensorRef::Delta(t) => format!("Δ{}", name(t)),
+            TensorRef::Slot(k) => format!("slot{k}"),
+        })
+        .collect();
     let offset = |base: &str, c: i64| match c {
         0 => base.to_string(),
         c if c > 0 => format!("{base}+{c}"),
