@@ -40,6 +40,17 @@ pub enum PlanError {
         /// The equation.
         span: Span,
     },
+    /// A planner pass left a graph that breaks the invariants of [`crate::Graph::verify`]
+    /// (checked after every pass in debug builds): a bug in the planner, never in the program.
+    #[error("the planner's `{pass}` pass broke the plan of this statement: {problem}")]
+    BrokenGraph {
+        /// The pass.
+        pass: &'static str,
+        /// What [`crate::Graph::verify`] found.
+        problem: String,
+        /// The statement planned.
+        span: Span,
+    },
 }
 
 /// A number of cells for a message: exact below 2^64, else the power of two it reaches (sizes
@@ -62,6 +73,8 @@ impl ToDiagnostic for PlanError {
                 .with_help("dot the left-hand index that the argument varies along"),
             PlanError::TooLarge { span, .. } => Diagnostic::error("TL0203", msg, *span, "no order of this join found keeps less at once")
                 .with_help("its factors share indices too densely (a large treewidth): give the shared indices smaller domains, or join fewer of the factors that share them"),
+            PlanError::BrokenGraph { span, .. } => Diagnostic::error("TL0204", msg, *span, "while planning this")
+                .with_help("this is a problem in the planner, not in the program; please report it with the program"),
         }
     }
 }

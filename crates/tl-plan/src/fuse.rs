@@ -19,12 +19,14 @@
 //!   each single-use) becomes one [`Op::Attention`], which a backend may compute without
 //!   storing the scores.
 //!
-//! The pass is applied to graphs that are evaluated without a backward pass; autograd works on
-//! the unfused graph, whose every intermediate value it needs.
+//! Each rule above is a pass of its own, a function of a [`Fusing`] graph; [`crate::passes::FUSION`]
+//! lists them in the order they run. Fusion is applied to graphs that are evaluated without a
+//! backward pass; autograd works on the unfused graph, whose every intermediate value it needs.
 
 use crate::graph::{Graph, NodeId, Op};
-use attention::attention;
-use rows::rows;
+use crate::passes::{self, Broken};
+pub(crate) use attention::attention;
+pub(crate) use rows::rows;
 use tl_check::VarId;
 use tl_core::{MapExpr, NormFn, ReduceOp};
 
@@ -32,16 +34,52 @@ use tl_core::{MapExpr, NormFn, ReduceOp};
 /// twice.
 const SMALL_MAP: usize = 8;
 
-/// The fused form of `graph` and the id its `root` has there.
-pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
-    let mut g = graph.clone();
-    let uses = use_counts(&g, root);
-    // First each map absorbs the single-use maps it reads once (a chain becomes one kernel).
+/// A graph part-way through fusion, with what its passes share.
+#[derive(Clone, Debug)]
+pub struct Fusing {
+    /// The graph; the passes before the first [`prune`] rewrite its nodes in place, leaving
+    /// the nodes they absorb where they are, read by nothing.
+    pub graph: Graph,
+    /// The node holding the result.
+    pub root: NodeId,
+    /// How many times each node is read, the root's use counted as the result. Counted on the
+    /// lowered graph and kept through the in-place passes (a node they absorb still counts as
+    /// a reader of its inputs), recounted by [`prune`].
+    pub uses: Vec<usize>,
+    /// Maps taken into a normalisation ([`normalisations`]), which [`epilogues`] leaves alone.
+    pub absorbed: Vec<bool>,
+}
+
+impl Fusing {
+    /// A graph about to be fused.
+    pub fn new(graph: Graph, root: NodeId) -> Self {
+        let uses = use_counts(&graph, root);
+        let absorbed = vec![false; graph.nodes.len()];
+        Fusing {
+            graph,
+            root,
+            uses,
+            absorbed,
+        }
+    }
+}
+
+/// The fused form of `graph` and the id its `root` has there: the passes of
+/// [`passes::FUSION`] in order, each checked by [`Graph::verify`] in debug builds.
+pub fn fuse(graph: &Graph, root: NodeId) -> Result<(Graph, NodeId), Broken> {
+    passes::run_fusion(Fusing::new(graph.clone(), root), passes::FUSION)
+}
+
+/// Elementwise chains: each map absorbs the single-use maps it reads, so a chain becomes one
+/// kernel, and writes the constants it reads into its expression; a map of constants alone
+/// becomes a constant.
+pub fn chains(f: &mut Fusing) {
+    let (g, uses) = (&mut f.graph, &f.uses);
     for id in 0..g.nodes.len() {
         let Op::Map { expr, inputs } = &g.nodes[id].op else {
             continue;
         };
-        let (mut expr, mut inputs) = fold_constants(&g, expr, inputs);
+        let (mut expr, mut inputs) = fold_constants(g, expr, inputs);
         // Absorb single-use maps, until none is left. An absorbed map over fewer indices (a
         // per-row scale, say) is recomputed for every element that reads it: a few arithmetic
         // operations instead of a round trip through memory. A small map read twice (the `Z`
@@ -76,7 +114,7 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             });
             inputs.extend(inner_inputs);
             (expr, inputs) = compact(&expr, &inputs);
-            (expr, inputs) = fold_constants(&g, &expr, &inputs);
+            (expr, inputs) = fold_constants(g, &expr, &inputs);
         }
         g.nodes[id].op = if inputs.is_empty() {
             // Constants only (`1 / sqrt(32)`): computed here, once.
@@ -85,11 +123,15 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             Op::Map { expr, inputs }
         };
     }
-    // Maps taken into a normalisation, which the epilogue pass must leave alone.
-    let mut absorbed = vec![false; g.nodes.len()];
-    // A softmax or layer norm of a single-use map computes the map's values as it reads its
-    // rows (the scores' scale and mask inside the softmax); this comes before epilogues, so
-    // the product under such a map is left plain and the map runs where it is free.
+}
+
+/// Normalisations of maps: a softmax or layer norm of a single-use map computes the map's
+/// values as it reads its rows (the scores' scale and mask inside the softmax). This comes
+/// before [`epilogues`], so the product under such a map is left plain and the map runs where
+/// it is free.
+pub fn normalisations(f: &mut Fusing) {
+    let g = &mut f.graph;
+    f.absorbed = vec![false; g.nodes.len()];
     for id in 0..g.nodes.len() {
         let Op::Normalize { input, axis, func } = g.nodes[id].op else {
             continue;
@@ -97,7 +139,7 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
         let Op::Map { expr, inputs } = &g.nodes[input].op else {
             continue;
         };
-        if uses[input] != 1 || g.nodes[input].labels != g.nodes[id].labels {
+        if f.uses[input] != 1 || g.nodes[input].labels != g.nodes[id].labels {
             continue;
         }
         g.nodes[id].op = Op::MapNormalize {
@@ -106,10 +148,15 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             axis,
             func,
         };
-        absorbed[input] = true;
+        f.absorbed[input] = true;
     }
-    // Then each map takes in a single-use contraction it reads once, as the epilogue's product.
-    for id in (0..g.nodes.len()).filter(|&id| !absorbed[id]) {
+}
+
+/// Contraction epilogues: each map (not taken into a normalisation) takes in a single-use
+/// contraction it reads once, as the epilogue's product.
+pub fn epilogues(f: &mut Fusing) {
+    let (g, uses, root) = (&mut f.graph, &f.uses, f.root);
+    for id in (0..g.nodes.len()).filter(|&id| !f.absorbed.get(id).copied().unwrap_or(false)) {
         let Op::Map { expr, inputs } = &g.nodes[id].op else {
             continue;
         };
@@ -153,8 +200,12 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             None => Op::Map { expr, inputs },
         };
     }
-    // A reduction of a single-use map computes the map's values as it reads them, so they
-    // never reach memory: one kernel, not two.
+}
+
+/// Reductions of maps: a reduction of a single-use map computes the map's values as it reads
+/// them, so they never reach memory: one kernel, not two.
+pub fn map_reductions(f: &mut Fusing) {
+    let g = &mut f.graph;
     for id in 0..g.nodes.len() {
         let Op::Reduce { input, op } = g.nodes[id].op else {
             continue;
@@ -162,7 +213,7 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
         let Op::Map { expr, inputs } = &g.nodes[input].op else {
             continue;
         };
-        if uses[input] != 1 {
+        if f.uses[input] != 1 {
             continue;
         }
         let kept = g.nodes[id].labels.clone();
@@ -182,8 +233,12 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             op,
         };
     }
-    // Last, a constant factor on a product's operand moves into its epilogue:
-    // (c·A)·B = c·(A·B), which saves the pass that scaled the operand.
+}
+
+/// Constant factors: a constant factor on a product's operand moves into its epilogue,
+/// (c·A)·B = c·(A·B), which saves the pass that scaled the operand.
+pub fn constant_factors(f: &mut Fusing) {
+    let (g, uses) = (&mut f.graph, &f.uses);
     for id in 0..g.nodes.len() {
         let (a, b, expr, extra) = match &g.nodes[id].op {
             Op::Contract { a, b } => (*a, *b, MapExpr::Input(0), Vec::new()),
@@ -221,9 +276,6 @@ pub fn fuse(graph: &Graph, root: NodeId) -> (Graph, NodeId) {
             inputs: extra,
         };
     }
-    let (g, root) = prune(&g, root);
-    let (g, root) = attention(g, root);
-    rows(g, root)
 }
 
 /// `expr` over `inputs` with input `pos` (a product) replaced by `product` (an expression of
@@ -316,8 +368,15 @@ fn compact(expr: &MapExpr, inputs: &[NodeId]) -> (MapExpr, Vec<NodeId>) {
     (expr.substitute(&|k| MapExpr::Input(at[k])), kept)
 }
 
+/// Dead nodes: drops the nodes the root does not depend on (those earlier passes absorbed),
+/// renumbering the rest in order, and recounts uses, which are then exact.
+pub fn prune(f: &mut Fusing) {
+    let (g, root) = pruned(&f.graph, f.root);
+    *f = Fusing::new(g, root);
+}
+
 /// The nodes the root depends on, renumbered in order.
-fn prune(g: &Graph, root: NodeId) -> (Graph, NodeId) {
+fn pruned(g: &Graph, root: NodeId) -> (Graph, NodeId) {
     let mut live = vec![false; g.nodes.len()];
     if root < live.len() {
         live[root] = true;

@@ -1,8 +1,7 @@
 //! The plan's IR: an arena of nodes, each a tensor whose axes are labelled by the equation's
-//! index variables. `Display` prints one line per node, e.g.
-//! `%4 = contract %1 %2 : [i, k] (64, 128)`.
+//! index variables. [`crate::show`] prints it one line per node, e.g.
+//! `%4 = %1·%2 summing [j] : [i: 64, k: 128]`.
 
-use std::fmt;
 use tl_check::{Index, IndexExpr, TensorId, VarId};
 use tl_core::{MapExpr, NormFn, ReduceOp};
 
@@ -15,7 +14,7 @@ pub enum Op {
     /// A tensor read whose indices are distinct plain variables: the node's labels are those
     /// variables in axis order (no data moves).
     Load {
-        /// The tensor (ids at or past the program's tensor count name semi-naive deltas).
+        /// The tensor: a program tensor, a semi-naive delta or a slot ([`crate::TensorRef`]).
         tensor: TensorId,
     },
     /// A tensor read with constants, arithmetic, slices or a repeated variable: a gather over
@@ -339,77 +338,6 @@ impl Graph {
                     ));
                 }
             }
-        }
-        Ok(())
-    }
-}
-
-/// `%1, %4, …` for a list of nodes.
-fn node_list(ids: &[NodeId]) -> String {
-    ids.iter()
-        .map(|i| format!("%{i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-impl fmt::Display for Graph {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (id, n) in self.nodes.iter().enumerate() {
-            let op = match &n.op {
-                Op::Load { tensor } => format!("load t{tensor}"),
-                Op::Gather { tensor, indices } => format!("gather t{tensor} {indices:?}"),
-                Op::Const(c) => format!("const {c}"),
-                Op::IndexValue(v) => format!("index v{v}"),
-                Op::DropMask { p } => format!("dropout mask {p}"),
-                Op::Map { expr, inputs } => format!("map {expr:?} ({})", node_list(inputs)),
-                Op::Contract { a, b } => format!("contract %{a} %{b}"),
-                Op::ContractMap { a, b, expr, inputs } => format!(
-                    "contract %{a} %{b} then map {expr:?} ({})",
-                    node_list(inputs)
-                ),
-                Op::Reduce { input, op } => format!("reduce {op:?} %{input}"),
-                Op::MapReduce {
-                    expr, inputs, op, ..
-                } => format!("reduce {op:?} of map {expr:?} ({})", node_list(inputs)),
-                Op::Normalize { input, axis, func } => format!("{func:?} %{input} along v{axis}"),
-                Op::MapRows {
-                    expr,
-                    inputs,
-                    reductions,
-                    axis,
-                } => format!(
-                    "map {expr:?} ({}) with {reductions:?} along v{axis}",
-                    node_list(inputs)
-                ),
-                Op::Attention {
-                    q,
-                    k,
-                    v,
-                    expr,
-                    inputs,
-                    key,
-                    ..
-                } => format!(
-                    "attention %{q} %{k} %{v}, softmax of {expr:?} ({}) along v{key}",
-                    node_list(inputs)
-                ),
-                Op::MapNormalize {
-                    expr,
-                    inputs,
-                    axis,
-                    func,
-                } => format!(
-                    "{func:?} of map {expr:?} ({}) along v{axis}",
-                    node_list(inputs)
-                ),
-            };
-            let labels = n
-                .labels
-                .iter()
-                .map(|l| format!("v{l}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            writeln!(f, "%{id} = {op} : [{labels}] {:?}", n.shape)?;
         }
         Ok(())
     }

@@ -21,12 +21,13 @@
 use crate::fuse::fuse;
 use crate::graph::{Graph, NodeId, Op};
 use crate::layers::{LayeredStratum, Layers, Row};
-use crate::{EquationPlan, Placement};
+use crate::passes::verified;
+use crate::{EquationPlan, Placement, PlanError};
 use tl_check::{CheckedProgram, Command, Expr, TensorId, TensorKind, VarInfo};
 
 /// Splices every row plan that qualifies into its reader's fused plan, marking it
-/// [`crate::EquationPlan::inlined`].
-pub fn inline_rows(p: &CheckedProgram, ls: &mut LayeredStratum) {
+/// [`crate::EquationPlan::inlined`], and fuses those readers again.
+pub fn inline_rows(p: &CheckedProgram, ls: &mut LayeredStratum) -> Result<(), PlanError> {
     // The working (unfused) graph of each row equation, with what was spliced into it.
     let mut spliced: Vec<(Graph, NodeId)> = ls
         .equations
@@ -59,11 +60,13 @@ pub fn inline_rows(p: &CheckedProgram, ls: &mut LayeredStratum) {
     for (k, re) in ls.equations.iter_mut().enumerate() {
         if changed[k] {
             let (graph, root) = &spliced[k];
-            let (fused, fused_root) = fuse(graph, *root);
+            verified("splice rows", graph).map_err(|b| b.at(re.plan.span))?;
+            let (fused, fused_root) = fuse(graph, *root).map_err(|b| b.at(re.plan.span))?;
             re.plan.fused = fused;
             re.plan.fused_root = fused_root;
         }
     }
+    Ok(())
 }
 
 /// For tensor `t`: its row equation, and each reader's row equation with the node of its
@@ -228,8 +231,12 @@ const SPLICE_NODES_MAX: usize = 64;
 /// Splices top-level equations (outside layer recursions) into their one reader: a tensor of
 /// a stratum of its own, defined by one equation, read by one equation of another
 /// non-recursive stratum outside any layer recursion (once, through a plain load) and by
-/// nothing else, becomes part of that equation's fused plan.
-pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: &Layers) {
+/// nothing else, becomes part of that equation's fused plan, fused again.
+pub fn inline_equations(
+    p: &CheckedProgram,
+    plans: &mut [EquationPlan],
+    layers: &Layers,
+) -> Result<(), PlanError> {
     let mut spliced: Vec<(Graph, NodeId)> =
         plans.iter().map(|e| (e.graph.clone(), e.root)).collect();
     let mut changed = vec![false; plans.len()];
@@ -332,9 +339,11 @@ pub fn inline_equations(p: &CheckedProgram, plans: &mut [EquationPlan], layers: 
         // A plan spliced into its reader runs only there (or unfused, while training).
         if changed[k] && !plan.inlined {
             let (graph, root) = &spliced[k];
-            let (fused, fused_root) = fuse(graph, *root);
+            verified("splice equations", graph).map_err(|b| b.at(plan.span))?;
+            let (fused, fused_root) = fuse(graph, *root).map_err(|b| b.at(plan.span))?;
             plan.fused = fused;
             plan.fused_root = fused_root;
         }
     }
+    Ok(())
 }

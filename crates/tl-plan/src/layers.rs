@@ -103,7 +103,7 @@ impl LayeredStratum {
 pub struct Layers {
     /// One entry per recursive stratum that runs layer by layer.
     pub strata: Vec<LayeredStratum>,
-    /// The shape of slot `2 n + k` (n the program's tensor count) at index k.
+    /// The shape of slot `k` ([`crate::TensorRef::Slot`]) at index k.
     pub slot_shapes: Vec<Vec<usize>>,
 }
 
@@ -166,7 +166,7 @@ impl Builder<'_> {
     fn slot(&mut self, source: TensorId, axis: usize, row: Row) -> Slot {
         let mut shape = self.shapes[source].clone();
         shape.remove(axis);
-        let id = 2 * self.p.tensors.len() + self.slot_shapes.len();
+        let id = crate::TensorRef::Slot(self.slot_shapes.len()).id(self.p.tensors.len());
         self.slot_shapes.push(shape);
         Slot {
             id,
@@ -402,7 +402,7 @@ fn layered_stratum(
             slots,
         });
     }
-    let mut layered = LayeredStratum {
+    let layered = LayeredStratum {
         stratum: index,
         axes: group
             .iter()
@@ -412,7 +412,6 @@ fn layered_stratum(
         order,
         equations,
     };
-    crate::inline::inline_rows(p, &mut layered);
     Ok(Some(layered))
 }
 

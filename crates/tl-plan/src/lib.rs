@@ -1,27 +1,8 @@
-//! Plans the evaluation of a checked program. The passes, in order:
-//! 1. `lower`: each equation's right-hand side and each rule's body becomes a [`Graph`] of
-//!    load / gather / map / contract / reduce / normalise nodes (the projection rule decides
-//!    where each index is summed; multi-operand joins are contracted pairwise in the order
-//!    [`order`] chooses, and an equation whose largest intermediate would pass
-//!    [`order::MAX_INTERMEDIATE_CELLS`] is an error);
-//! 2. `place`: the result is laid onto the left-hand side (a permutation or broadcast, or a
-//!    scatter when the left-hand side has constants or arithmetic);
-//! 3. `pick_storage`: each relation is dense or sparse (sorted tuples), by size;
-//! 4. `semi_naive`: recursive dense rules get one variant per recursive body atom reading the
-//!    last round's delta;
-//! 5. `layers`: a recursive group whose equations write layer row `l + c` from rows at most
-//!    `l + c` gets row plans, so it runs one pass per layer instead of as a fixpoint;
-//! 6. `loops`: the equations that write a virtual index (`S[i, *t+1] = …`) get step plans,
-//!    which the engine runs once per step;
-//! 7. `fuse`: each graph gets a fused twin (map chains as one kernel, contractions with their
-//!    elementwise epilogue, attention) for evaluations that need no backward pass;
-//! 8. `inline`: an equation whose result only other equations read (in a layer recursion,
-//!    in the same row; elsewhere, one equation) is spliced into its readers' fused plans.
-//!
-//! [`Graph::verify`] runs after lowering in debug builds.
-//!
-//! Before these passes, [`demand::rewrite`] may rewrite the checked program itself so that bound
-//! queries and rule bodies compute only the tuples they ask for (goal-directed evaluation).
+//! Plans the evaluation of a checked program: a pass manager over the plan. [`passes`] lists
+//! the passes in the order they run (lowering with its contraction order and placement,
+//! storage, rules, semi-naive variants, layer rows, loop steps, fusion, splicing), each with
+//! what it guarantees to the passes after it; [`Graph::verify`] checks every graph after every
+//! pass in debug builds.
 #![deny(missing_docs)]
 // Library code reports failures as errors; only tests may unwrap.
 #![cfg_attr(
@@ -39,11 +20,15 @@ pub mod layers;
 pub mod loops;
 pub mod lower;
 pub mod order;
+pub mod passes;
 pub mod rules;
+pub mod show;
+pub mod tensor_ref;
 pub mod terms;
 
 pub use error::PlanError;
 pub use graph::{Graph, Node, NodeId, Op};
+pub use tensor_ref::TensorRef;
 
 use lower::Lowerer;
 use tl_check::{CheckedProgram, Equation, Index, Rule, TensorId, TensorKind, VarId, VarInfo};
@@ -77,7 +62,7 @@ pub struct EquationPlan {
     /// The node holding the result.
     pub root: NodeId,
     /// The graph with elementwise work fused (see [`fuse`]), for evaluations that keep no
-    /// intermediate values for a backward pass.
+    /// intermediate values for a backward pass; empty until the fuse pass ([`passes`]).
     pub fused: Graph,
     /// The node of `fused` holding the result.
     pub fused_root: NodeId,
@@ -154,7 +139,7 @@ pub struct ProgramPlan {
     /// One dense plan per rule.
     pub rules: Vec<EquationPlan>,
     /// For each rule, one plan per body atom over a tensor of the rule's recursive stratum,
-    /// reading that atom from the delta (tensor id + tensor count).
+    /// reading that atom from the delta ([`TensorRef::Delta`]).
     pub deltas: Vec<Vec<(usize, EquationPlan)>>,
     /// Storage of each tensor.
     pub storage: Vec<Storage>,
@@ -229,7 +214,8 @@ fn place(lw: &mut Lowerer, root: NodeId, indices: &[Index], op: ReduceOp) -> (No
     (node, placement)
 }
 
-/// Plans one equation.
+/// Lowers and places one equation (the `lower` pass of [`passes`]); its fused graph is left
+/// empty for the fuse pass.
 pub fn plan_equation(
     p: &CheckedProgram,
     shapes: &[Vec<usize>],
@@ -244,6 +230,7 @@ pub fn plan_equation(
     let mut lw = Lowerer::new(shapes, &eq.vars, sites, op, eq.norm_var);
     lw.head = kept;
     let root = lw.sum(&eq.rhs, true)?;
+    passes::verified("lower", &lw.graph).map_err(|b| b.at(eq.span))?;
     if let Some((cells, labels)) = &lw.largest {
         if *cells > order::MAX_INTERMEDIATE_CELLS {
             return Err(PlanError::TooLarge {
@@ -264,19 +251,18 @@ pub fn plan_equation(
         op
     };
     let (root, placement) = place(&mut lw, root, &eq.lhs_indices, scatter_op);
-    debug_assert_eq!(lw.graph.verify(), Ok(()));
+    passes::verified("place", &lw.graph).map_err(|b| b.at(eq.span))?;
     let combine = if op == ReduceOp::Mean {
         ReduceOp::Sum
     } else {
         op
     };
-    let (fused, fused_root) = fuse::fuse(&lw.graph, root);
     Ok(EquationPlan {
         target: eq.lhs,
         graph: lw.graph,
         root,
-        fused,
-        fused_root,
+        fused: Graph::default(),
+        fused_root: 0,
         placement,
         inlined: false,
         combine,
@@ -285,33 +271,34 @@ pub fn plan_equation(
     })
 }
 
-/// Plans one rule (dense), optionally reading body atom `delta.0` from tensor `delta.1`.
+/// Lowers and places one rule (dense), optionally reading body atom `delta.0` from tensor
+/// `delta.1`; its fused graph is left empty for the fuse pass.
 pub fn plan_rule(
     kinds: &[TensorKind],
     shapes: &[Vec<usize>],
     rule: &Rule,
     delta: Option<(usize, usize)>,
-) -> EquationPlan {
+) -> Result<EquationPlan, PlanError> {
     let mut lw = Lowerer::new(shapes, &rule.vars, Default::default(), ReduceOp::Sum, None);
     for ix in &rules::head_indices(rule) {
         lower::index_vars(ix, &mut lw.head);
     }
     let body = lw.rule_body(rule, kinds, delta);
+    passes::verified("lower", &lw.graph).map_err(|b| b.at(rule.span))?;
     let (root, placement) = place(&mut lw, body, &rules::head_indices(rule), ReduceOp::Max);
-    debug_assert_eq!(lw.graph.verify(), Ok(()));
-    let (fused, fused_root) = fuse::fuse(&lw.graph, root);
-    EquationPlan {
+    passes::verified("place", &lw.graph).map_err(|b| b.at(rule.span))?;
+    Ok(EquationPlan {
         target: rule.head,
         graph: lw.graph,
         root,
-        fused,
-        fused_root,
+        fused: Graph::default(),
+        fused_root: 0,
         placement,
         inlined: false,
         combine: ReduceOp::Max,
         vars: rule.vars.clone(),
         span: rule.span,
-    }
+    })
 }
 
 /// Plans the whole program with the default (CPU) options.
@@ -319,45 +306,25 @@ pub fn plan(p: &CheckedProgram) -> Result<ProgramPlan, Vec<PlanError>> {
     plan_with(p, PlanOptions::default())
 }
 
-/// Plans the whole program.
+/// Plans the whole program: the passes of [`passes::PROGRAM`] in order.
 pub fn plan_with(p: &CheckedProgram, options: PlanOptions) -> Result<ProgramPlan, Vec<PlanError>> {
     let n = p.tensors.len();
-    let shapes: Vec<Vec<usize>> = (0..n).map(|t| p.shape(t)).collect();
-    let kinds: Vec<TensorKind> = p.tensors.iter().map(|t| t.kind).collect();
-    let mut errors = Vec::new();
-    let mut equations = Vec::new();
-    for eq in &p.equations {
-        match plan_equation(p, &shapes, eq) {
-            Ok(plan) => equations.push(plan),
-            Err(e) => errors.push(e),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let storage = pick_storage(p, &shapes, options.dense_cells, options.dense_rules);
-    let rules = p
-        .rules
-        .iter()
-        .map(|r| plan_rule(&kinds, &shapes, r, None))
-        .collect();
-    let deltas = p
-        .rules
-        .iter()
-        .map(|r| semi_naive(p, &kinds, &shapes, r))
-        .collect();
-    let mut layers = layers::plan_layers(p, &shapes).map_err(|e| vec![e])?;
-    let loops = loops::plan_loops(p, &shapes, &mut layers.slot_shapes).map_err(|e| vec![e])?;
-    inline::inline_equations(p, &mut equations, &layers);
-    Ok(ProgramPlan {
-        equations,
-        rules,
-        deltas,
-        storage,
-        layers,
-        loops,
-        options,
-    })
+    let mut planning = passes::Planning {
+        program: p,
+        shapes: (0..n).map(|t| p.shape(t)).collect(),
+        kinds: p.tensors.iter().map(|t| t.kind).collect(),
+        plan: ProgramPlan {
+            equations: Vec::new(),
+            rules: Vec::new(),
+            deltas: Vec::new(),
+            storage: Vec::new(),
+            options,
+            layers: layers::Layers::default(),
+            loops: Vec::new(),
+        },
+    };
+    passes::run_program(&mut planning, passes::PROGRAM)?;
+    Ok(planning.plan)
 }
 
 /// Dense or sparse, per tensor. A relation defined only by facts and rules is sorted tuples,
@@ -365,7 +332,7 @@ pub fn plan_with(p: &CheckedProgram, options: PlanOptions) -> Result<ProgramPlan
 /// (`dense_readers` false), whenever no real equation reads it: there the tuple engine's
 /// joins, bitsets and closure beat Boolean matrix products at every size. Every relation a rule
 /// derives within the stratum of a sparse one is sparse too.
-fn pick_storage(
+pub(crate) fn pick_storage(
     p: &CheckedProgram,
     shapes: &[Vec<usize>],
     dense_cells: u128,
@@ -415,18 +382,18 @@ fn pick_storage(
 }
 
 /// The semi-naive variants of a rule whose body reads tensors of its own recursive stratum.
-fn semi_naive(
+pub(crate) fn semi_naive(
     p: &CheckedProgram,
     kinds: &[TensorKind],
     shapes: &[Vec<usize>],
     rule: &Rule,
-) -> Vec<(usize, EquationPlan)> {
+) -> Result<Vec<(usize, EquationPlan)>, PlanError> {
     let Some(stratum) = p
         .strata
         .iter()
         .find(|s| s.recursive && s.tensors.contains(&rule.head))
     else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let n = p.tensors.len();
     let mut delta_shapes = shapes.to_vec();
@@ -436,10 +403,13 @@ fn semi_naive(
         .enumerate()
         .filter(|(_, a)| !a.negated && stratum.tensors.contains(&a.tensor))
         .map(|(k, a)| {
-            (
-                k,
-                plan_rule(kinds, &delta_shapes, rule, Some((k, a.tensor + n))),
-            )
+            let plan = plan_rule(
+                kinds,
+                &delta_shapes,
+                rule,
+                Some((k, TensorRef::Delta(a.tensor).id(n))),
+            )?;
+            Ok((k, plan))
         })
         .collect()
 }

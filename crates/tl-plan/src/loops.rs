@@ -200,7 +200,7 @@ pub fn plan_loops(
                 shapes,
                 members: members.clone(),
                 var: s.var,
-                first_id: 2 * n,
+                first_id: crate::TensorRef::Slot(0).id(n),
                 slot_shapes: &mut *slot_shapes,
                 slots: Vec::new(),
             };

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tl_backend::Calls;
 use tl_backend::{Backend, DType, HostData, HostTensor, Tensor};
 use tl_check::{CheckedProgram, Definition, Init, TensorId, TensorKind};
-use tl_plan::{ProgramPlan, Storage};
+use tl_plan::{ProgramPlan, Storage, TensorRef};
 use tl_relation::Relation;
 use tl_syntax::{Diagnostic, Span};
 
@@ -203,8 +203,12 @@ impl<'a> Engine<'a> {
     /// are 64-bit floating point, exact up to 2^53, whatever the real type is.
     pub fn dtype_of(&self, t: TensorId) -> DType {
         let n = self.program.tensors.len();
-        match self.program.tensors.get(t % n.max(1)).map(|d| d.kind) {
-            Some(TensorKind::Integer) if t < 2 * n => DType::F64,
+        let tensor = TensorRef::of(t, n).tensor();
+        match tensor
+            .and_then(|t| self.program.tensors.get(t))
+            .map(|d| d.kind)
+        {
+            Some(TensorKind::Integer) => DType::F64,
             _ => self.dtype(),
         }
     }
@@ -227,18 +231,17 @@ impl<'a> Engine<'a> {
         Ok(v)
     }
 
-    /// The shape of a tensor (delta ids wrap around; row slots have their own shapes).
+    /// The shape of a tensor id (a delta has its tensor's shape; slots have their own).
     pub fn shape(&self, t: TensorId) -> Vec<usize> {
-        let n = self.program.tensors.len();
-        match t.checked_sub(2 * n) {
-            Some(k) => self
+        match TensorRef::of(t, self.program.tensors.len()) {
+            TensorRef::Slot(k) => self
                 .plan
                 .layers
                 .slot_shapes
                 .get(k)
                 .cloned()
                 .unwrap_or_default(),
-            None => self.program.shape(t % n),
+            TensorRef::Tensor(t) | TensorRef::Delta(t) => self.program.shape(t),
         }
     }
 

@@ -16,7 +16,7 @@ use tl_backend::grad_expr::mul;
 use tl_backend::Calls;
 use tl_backend::{BinaryFn, MapExpr, NormFn, ReduceOp, Tensor, UnaryFn};
 use tl_check::{Stratum, TensorId};
-use tl_plan::{EquationPlan, Op, Placement};
+use tl_plan::{EquationPlan, Op, Placement, TensorRef};
 use tl_syntax::Span;
 
 mod graph;
@@ -115,9 +115,9 @@ impl Engine<'_> {
     /// entry, and slots (ids past twice the tensor count) follow the tensors.
     fn grad_index(&self, t: TensorId) -> usize {
         let n = self.program.tensors.len();
-        match t.checked_sub(2 * n) {
-            Some(k) => n + k,
-            None => t % n.max(1),
+        match TensorRef::of(t, n) {
+            TensorRef::Tensor(t) | TensorRef::Delta(t) => t,
+            TensorRef::Slot(k) => n + k,
         }
     }
 

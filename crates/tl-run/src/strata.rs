@@ -10,7 +10,7 @@ use crate::error::RunError;
 use tl_backend::Calls;
 use tl_backend::{BinaryFn, DType, MapExpr, ReduceOp, Tensor, UnaryFn};
 use tl_check::{Stratum, TensorId, TensorKind, Term};
-use tl_plan::Storage;
+use tl_plan::{Storage, TensorRef};
 use tl_syntax::{Diagnostic, Span};
 
 fn bin(f: BinaryFn) -> MapExpr {
@@ -374,7 +374,7 @@ impl Engine<'_> {
         let span = self.span_of(s.tensors[0]);
         for &t in &s.tensors {
             let v = self.compute(t)?;
-            self.values[t + n] = Some(Value::Dense(v.clone()));
+            self.values[TensorRef::Delta(t).id(n)] = Some(Value::Dense(v.clone()));
             self.values[t] = Some(Value::Dense(v));
         }
         loop {
@@ -410,14 +410,14 @@ impl Engine<'_> {
                 let full = self.dense(t, span)?;
                 let merged = self.binary(bin(BinaryFn::Max), &full, &delta, span)?;
                 self.values[t] = Some(Value::Dense(merged));
-                self.values[t + n] = Some(Value::Dense(delta));
+                self.values[TensorRef::Delta(t).id(n)] = Some(Value::Dense(delta));
             }
             if !any {
                 break;
             }
         }
         for &t in &s.tensors {
-            self.values[t + n] = None;
+            self.values[TensorRef::Delta(t).id(n)] = None;
         }
         Ok(())
     }

@@ -445,39 +445,7 @@ fn check(
                 if let Some(rewrite) = &compiled.rewrite {
                     print!("{}", rewrite.render(checked));
                 }
-                // A spliced plan runs inside its readers' fused plans (and on its own only
-                // while gradients are recorded).
-                let spliced = |p: &tl_plan::EquationPlan| {
-                    if p.inlined {
-                        " (spliced into its readers)"
-                    } else {
-                        ""
-                    }
-                };
-                for (k, p) in plan.equations.iter().chain(&plan.rules).enumerate() {
-                    println!(
-                        "plan {k} → {} ({:?}){}:\n{}fused: {} kernel launches (unfused: {}):\n{}",
-                        checked.tensors[p.target].name,
-                        p.placement,
-                        spliced(p),
-                        p.graph,
-                        p.fused.kernel_count(),
-                        p.graph.kernel_count(),
-                        p.fused
-                    );
-                }
-                for stratum in &plan.layers.strata {
-                    for re in &stratum.equations {
-                        println!(
-                            "row plan → {} (one layer row){}: fused: {} kernel launches (unfused: {}):\n{}",
-                            checked.tensors[re.target].name,
-                            spliced(&re.plan),
-                            re.plan.fused.kernel_count(),
-                            re.plan.graph.kernel_count(),
-                            re.plan.fused
-                        );
-                    }
-                }
+                print!("{}", tl_plan::show::render(checked, plan));
             }
             ExitCode::SUCCESS
         }

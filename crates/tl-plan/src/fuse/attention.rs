@@ -2,10 +2,11 @@
 
 use super::*;
 
-/// Replaces `softmax_key(f(Q·K, …))·V` (the product, the softmax and its function each used
-/// once, the outer product summing only `key`) with one [`Op::Attention`] node.
-pub(super) fn attention(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
-    let uses = use_counts(&g, root);
+/// Attention: replaces `softmax_key(f(Q·K, …))·V` (the product, the softmax and its function
+/// each used once, the outer product summing only `key`) with one [`Op::Attention`] node,
+/// then drops the nodes it took in ([`prune`]). Needs exact use counts.
+pub fn attention(f: &mut Fusing) {
+    let (g, uses) = (&mut f.graph, &f.uses);
     let mut found = false;
     for id in 0..g.nodes.len() {
         let (a, b) = match &g.nodes[id].op {
@@ -20,7 +21,7 @@ pub(super) fn attention(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
         };
         let Some(mut op) = [(a, b), (b, a)]
             .into_iter()
-            .find_map(|(w, v)| attention_of(&g, &uses, id, w, v))
+            .find_map(|(w, v)| attention_of(g, uses, id, w, v))
         else {
             continue;
         };
@@ -67,9 +68,7 @@ pub(super) fn attention(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
         found = true;
     }
     if found {
-        prune(&g, root)
-    } else {
-        (g, root)
+        prune(f);
     }
 }
 

@@ -3,11 +3,13 @@
 
 use super::*;
 
-/// Replaces each map that reads single-use reductions along one of its axes (each over that
-/// axis of inputs spanning the map's labels, possibly reading earlier such reductions, as a
-/// variance reads a mean) with one [`Op::MapRows`].
-pub(super) fn rows(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
-    let uses = use_counts(&g, root);
+/// Row kernels: replaces each map that reads single-use reductions along one of its axes
+/// (each over that axis of inputs spanning the map's labels, possibly reading earlier such
+/// reductions, as a variance reads a mean) with one [`Op::MapRows`], then drops the nodes it
+/// absorbed ([`prune`]: a reduction it took in may read a load it renamed, and would no longer
+/// verify). Needs exact use counts.
+pub fn rows(f: &mut Fusing) {
+    let (g, uses) = (&mut f.graph, &f.uses);
     let mut found = false;
     for id in 0..g.nodes.len() {
         let Op::Map { expr, inputs } = &g.nodes[id].op else {
@@ -26,7 +28,7 @@ pub(super) fn rows(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
         let mut at = Vec::with_capacity(inputs.len());
         for &i in &inputs {
             let mut trial = rows.clone();
-            match trial.absorb(&g, &uses, i) {
+            match trial.absorb(g, uses, i) {
                 Some(j) => {
                     rows = trial;
                     at.push(PLACEHOLDER + j);
@@ -66,9 +68,7 @@ pub(super) fn rows(mut g: Graph, root: NodeId) -> (Graph, NodeId) {
         found = true;
     }
     if found {
-        prune(&g, root)
-    } else {
-        (g, root)
+        prune(f);
     }
 }
 

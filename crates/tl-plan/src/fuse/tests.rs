@@ -1,6 +1,11 @@
 use super::*;
 use tl_core::{BinaryFn, UnaryFn};
 
+/// The fused graph, every pass having kept it well formed.
+fn fused(g: &Graph, root: NodeId) -> (Graph, NodeId) {
+    fuse(g, root).unwrap_or_else(|broken| panic!("{broken}"))
+}
+
 fn add(a: MapExpr, b: MapExpr) -> MapExpr {
     MapExpr::Binary(BinaryFn::Add, Box::new(a), Box::new(b))
 }
@@ -41,7 +46,7 @@ fn dense_layer() -> (Graph, NodeId) {
 fn a_dense_layer_becomes_one_contraction_with_its_epilogue() {
     let (g, root) = dense_layer();
     assert_eq!(g.kernel_count(), 3);
-    let (f, froot) = fuse(&g, root);
+    let (f, froot) = fused(&g, root);
     assert_eq!(f.verify(), Ok(()));
     assert_eq!(f.kernel_count(), 1);
     let Op::ContractMap { expr, inputs, .. } = &f.nodes[froot].op else {
@@ -66,7 +71,7 @@ fn shared_values_are_not_fused_away() {
         vec![0, 1],
         vec![4, 5],
     );
-    let (f, froot) = fuse(&g, both);
+    let (f, froot) = fused(&g, both);
     assert_eq!(f.verify(), Ok(()));
     // The sum (now the contraction's epilogue) and one map reading it twice over.
     assert_eq!(f.kernel_count(), 2);
@@ -106,7 +111,7 @@ fn a_chain_of_maps_is_one_map_with_the_same_values() {
         vec![0],
         vec![3],
     );
-    let (f, froot) = fuse(&g, root);
+    let (f, froot) = fused(&g, root);
     assert_eq!(f.kernel_count(), 1);
     let Op::Map { expr, inputs } = &f.nodes[froot].op else {
         panic!("root is {:?}", f.nodes[froot].op);
@@ -173,7 +178,7 @@ fn a_layer_norm_line_is_one_kernel_with_its_constants_inside() {
         vec![0, 1],
         vec![3, 4],
     );
-    let (f, froot) = fuse(&g, root);
+    let (f, froot) = fused(&g, root);
     assert_eq!(f.verify(), Ok(()));
     assert_eq!(f.kernel_count(), 1, "{f:?}");
     let Op::Map { expr, inputs } = &f.nodes[froot].op else {
@@ -210,7 +215,7 @@ fn a_constant_factor_of_an_operand_moves_into_the_epilogue() {
     );
     let k = g.push(Op::Load { tensor: 1 }, vec![1, 2], vec![5, 4]);
     let root = g.push(Op::Contract { a: qs, b: k }, vec![0, 1], vec![3, 5]);
-    let (f, froot) = fuse(&g, root);
+    let (f, froot) = fused(&g, root);
     assert_eq!(f.verify(), Ok(()));
     assert_eq!(f.kernel_count(), 1);
     let Op::ContractMap {
@@ -236,7 +241,7 @@ fn a_map_of_constants_only_is_computed_once_here() {
         vec![],
         vec![],
     );
-    let (f, froot) = fuse(&g, root);
+    let (f, froot) = fused(&g, root);
     assert_eq!(f.nodes[froot].op, Op::Const(1.0 / 32f64.sqrt()));
 }
 
@@ -271,7 +276,7 @@ fn a_reduction_of_a_map_is_one_node_over_the_map_s_labels() {
         vec![0],
         vec![3],
     );
-    let (f, froot) = fuse(&g, root);
+    let (f, froot) = fused(&g, root);
     assert_eq!(f.verify(), Ok(()));
     assert_eq!(f.kernel_count(), 1);
     let Op::MapReduce {
@@ -327,7 +332,7 @@ fn attention_scores_scale_in_the_product_and_mask_in_the_softmax() {
         vec![0, 1],
         vec![3, 5],
     );
-    let (f, froot) = fuse(&g, root);
+    let (f, froot) = fused(&g, root);
     assert_eq!(f.verify(), Ok(()));
     assert_eq!(f.kernel_count(), 2, "{f}");
     let Op::MapNormalize { expr, inputs, .. } = &f.nodes[froot].op else {

@@ -1,0 +1,117 @@
+use super::*;
+use crate::graph::Op;
+use crate::PlanOptions;
+
+fn checked(text: &str) -> CheckedProgram {
+    let (program, errors) = tl_syntax::parse(text, tl_syntax::FileId(0));
+    assert!(errors.is_empty(), "{errors:?}");
+    let sources = tl_syntax::SourceMap::default();
+    tl_check::check(&program, &sources).unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+/// Makes the first node read the last one, which comes after it.
+fn read_later(g: &mut Graph) {
+    let last = g.nodes.len() - 1;
+    g.nodes[0].op = Op::Reduce {
+        input: last,
+        op: tl_core::ReduceOp::Sum,
+    };
+}
+
+fn breaks_the_graph(f: &mut Fusing) {
+    read_later(&mut f.graph);
+}
+
+#[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "graphs are verified in debug builds only"
+)]
+fn a_fusion_pass_that_breaks_the_graph_is_named() {
+    let mut g = Graph::default();
+    let x = g.push(Op::Load { tensor: 0 }, vec![0], vec![3]);
+    let root = g.push(
+        Op::Map {
+            expr: tl_core::MapExpr::Input(0),
+            inputs: vec![x],
+        },
+        vec![0],
+        vec![3],
+    );
+    let mut passes: Vec<FusionPass> = FUSION
+        .iter()
+        .map(|p| FusionPass {
+            name: p.name,
+            run: p.run,
+        })
+        .collect();
+    assert!(run_fusion(Fusing::new(g.clone(), root), &passes).is_ok());
+    passes.insert(
+        2,
+        FusionPass {
+            name: "deliberately broken",
+            run: breaks_the_graph,
+        },
+    );
+    let err = run_fusion(Fusing::new(g, root), &passes).err();
+    let Some(Broken { pass, problem }) = err else {
+        panic!("the broken graph was not caught");
+    };
+    assert_eq!(pass, "deliberately broken");
+    assert!(problem.contains("comes later"), "{problem}");
+}
+
+fn breaks_a_plan(s: &mut Planning) -> Result<(), Vec<PlanError>> {
+    if let Some(plan) = s.plan.equations.last_mut() {
+        read_later(&mut plan.fused);
+    }
+    Ok(())
+}
+
+#[test]
+#[cfg_attr(
+    not(debug_assertions),
+    ignore = "graphs are verified in debug builds only"
+)]
+fn a_program_pass_that_breaks_a_graph_is_named_at_its_statement() {
+    let p = checked("A = [1, 2, 3]\nB[i] = relu(A[i] + 1)\nC[i] = A[i] B[i]\nC?\n");
+    let mut planning = Planning {
+        program: &p,
+        shapes: (0..p.tensors.len()).map(|t| p.shape(t)).collect(),
+        kinds: p.tensors.iter().map(|t| t.kind).collect(),
+        plan: crate::plan_with(&p, PlanOptions::default()).unwrap_or_else(|e| panic!("{e:?}")),
+    };
+    let broken = [ProgramPass {
+        name: "deliberately broken",
+        run: breaks_a_plan,
+    }];
+    let Err(errors) = run_program(&mut planning, &broken) else {
+        panic!("the broken graph was not caught");
+    };
+    let [PlanError::BrokenGraph {
+        pass,
+        problem,
+        span,
+    }] = &errors[..]
+    else {
+        panic!("{errors:?}");
+    };
+    assert_eq!(*pass, "deliberately broken");
+    assert!(problem.contains("comes later"), "{problem}");
+    let last = p.equations.last().map(|e| e.span);
+    assert_eq!(Some(*span), last);
+    let d = tl_syntax::ToDiagnostic::to_diagnostic(&errors[0]);
+    assert_eq!(d.code, "TL0204");
+}
+
+#[test]
+fn every_pass_has_a_distinct_name_within_its_list() {
+    let mut names: Vec<&str> = PROGRAM.iter().map(|p| p.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), PROGRAM.len());
+    let mut names: Vec<&str> = FUSION.iter().map(|p| p.name).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), FUSION.len());
+}
