@@ -9,6 +9,8 @@
 #      both sides (fp16 weights and Adam state overflow at the largest size);
 #   3. transitive closure of a random graph (out-degree 2) as a recursive rule.
 # Sizes can be narrowed with FUSED_SIZES, MLP_SHAPES ("64x128 …") and CLOSURE_SIZES.
+# TL_BEFORE=path/to/an/earlier/tl adds that binary's timings (same inputs, same call) as a
+# "TL before" column, for before/after comparisons of a change.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export FUSED_SIZES="${FUSED_SIZES-128 256 512 1024 2048 4096}"
@@ -35,8 +37,9 @@ for n in map(int, os.environ["CLOSURE_SIZES"].split()):
         f.writelines(f"v{a},v{b}\n" for a, b in edges)
 PY
 
+tl_runs() {
+local tl=$1
 tlb() { "$tl" bench --device cuda --dtype f16 --json "$@"; }
-{
 for n in $FUSED_SIZES; do
   cat > "$work/relu_$n.tl" <<TL
 param X[$n, $n] ~ normal(0, 1)
@@ -67,11 +70,17 @@ Reach(x, z) <- Reach(x, y), Edge(y, z)
 TL
   tlb --warmup 2 --runs 5 "$work/closure_$n.tl" | sed "s/^{/{\"case\": \"closure\", \"n\": $n, /"
 done
-} > "$work/tl.jsonl" 2> "$work/tl.err"
+}
+tl_runs "$tl" > "$work/tl.jsonl" 2> "$work/tl.err"
 cat "$work/tl.err" | sort | uniq -c | head -20
+: > "$work/before.jsonl"
+if [ -n "${TL_BEFORE:-}" ]; then
+  tl_runs "$TL_BEFORE" > "$work/before.jsonl" 2> "$work/before.err"
+  cat "$work/before.err" | sort | uniq -c | head -20
+fi
 python3 scripts/bench_fusion_torch.py "$work" > "$work/torch.jsonl" 2> "$work/torch.err" || tail -20 "$work/torch.err"
 
-python3 - "$work/tl.jsonl" "$work/torch.jsonl" <<'PY'
+python3 - "$work/tl.jsonl" "$work/torch.jsonl" "$work/before.jsonl" <<'PY'
 import json, sys
 def rows(p):
     out = []
@@ -80,9 +89,10 @@ def rows(p):
         if l.startswith("{"):
             out.append(json.loads(l))
     return out
-tl, pt = rows(sys.argv[1]), rows(sys.argv[2])
+tl, pt, before = rows(sys.argv[1]), rows(sys.argv[2]), rows(sys.argv[3])
 key = lambda r: (r["case"], str(r.get("n", r.get("shape"))))
 tlm = {key(r): r["median_ms"] for r in tl}
+bm = {key(r): r["median_ms"] for r in before}
 ptm = {}
 for r in pt:
     ptm.setdefault(key(r), {})[r["mode"]] = r["median_ms"]
@@ -93,8 +103,9 @@ for r in tl + pt:
 for c in cases:
     dt = "bf16" if c.startswith("mlp") else "fp16"
     print(f"\n### {c} ({dt}, ms per run, median)\n")
-    print("| size | TL | PyTorch eager | torch.compile | eager/TL | compile/TL |")
-    print("|---|---:|---:|---:|---:|---:|")
+    extra = " TL before | before/TL |" if bm else ""
+    print("| size | TL | PyTorch eager | torch.compile | eager/TL | compile/TL |" + extra)
+    print("|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if bm else ""))
     sizes = []
     for r in tl + pt:
         k = key(r)
@@ -104,5 +115,7 @@ for c in cases:
         t = tlm.get(k); e = ptm.get(k, {}).get("eager"); m = ptm.get(k, {}).get("compile")
         f = lambda x: "—" if x is None else f"{x:.4f}"
         q = lambda a, b: "—" if a is None or b is None else f"{a / b:.2f}"
-        print(f"| {k[1]} | {f(t)} | {f(e)} | {f(m)} | {q(e, t)} | {q(m, t)} |")
+        b = bm.get(k)
+        cols = f" {f(b)} | {q(b, t)} |" if bm else ""
+        print(f"| {k[1]} | {f(t)} | {f(e)} | {f(m)} | {q(e, t)} | {q(m, t)} |" + cols)
 PY

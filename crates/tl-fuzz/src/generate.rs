@@ -6,6 +6,7 @@
 
 use arbitrary::Unstructured;
 use std::fmt::Write as _;
+use tl_backend::ops::{UnaryFn, NORM_NAMES};
 
 const TENSORS: &[&str] = &[
     "A", "B", "C", "W", "X", "Y", "Z", "S", "M", "V", "Loss", "Parent", "Edge", "Reach", "Anc",
@@ -13,10 +14,6 @@ const TENSORS: &[&str] = &[
 const RELATIONS: &[&str] = &["Parent", "Edge", "Reach", "Anc", "R", "S"];
 const INDICES: &[&str] = &["i", "j", "k", "x", "y", "z", "p", "q"];
 const SYMBOLS: &[&str] = &["Alice", "Bob", "Carol", "Dave", "\"New York\""];
-const FUNCTIONS: &[&str] = &[
-    "step", "sig", "relu", "gelu", "tanh", "exp", "log", "sqrt", "abs", "sin", "cos", "softmax",
-    "lnorm",
-];
 const NUMBERS: &[&str] = &[
     "0",
     "1",
@@ -122,7 +119,13 @@ impl Gen<'_, '_> {
                     format!("concat({})", args.join(", "))
                 }
                 _ => {
-                    let f = self.pick(FUNCTIONS);
+                    // Every surface name of the function table and the normalisations.
+                    let names: Vec<&str> = UnaryFn::NAMES
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .chain(NORM_NAMES.iter().map(|(n, _)| *n))
+                        .collect();
+                    let f = self.pick(&names);
                     format!("{f}({})", self.expr(depth - 1))
                 }
             },

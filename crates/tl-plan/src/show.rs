@@ -416,7 +416,7 @@ fn written(expr: &MapExpr, input: &dyn Fn(usize) -> String, outer: u8) -> String
         MapExpr::Unary(UnaryFn::Recip, x) => {
             bracket(format!("1 / {}", written(x, input, 3)), outer > 2)
         }
-        MapExpr::Unary(f, x) => format!("{}({})", unary_name(*f), written(x, input, 0)),
+        MapExpr::Unary(f, x) => format!("{}({})", f.name(), written(x, input, 0)),
         MapExpr::Binary(BinaryFn::Pow, a, b) => bracket(
             // `^` groups to the right.
             format!("{} ^ {}", written(a, input, 5), written(b, input, 4)),
@@ -441,46 +441,12 @@ fn written(expr: &MapExpr, input: &dyn Fn(usize) -> String, outer: u8) -> String
                 ),
                 None => format!(
                     "{}({}, {})",
-                    binary_name(*f),
+                    f.name(),
                     written(a, input, 0),
                     written(b, input, 0)
                 ),
             }
         }
-    }
-}
-
-fn unary_name(f: UnaryFn) -> &'static str {
-    match f {
-        UnaryFn::Neg => "neg",
-        UnaryFn::Recip => "recip",
-        UnaryFn::Step => "step",
-        UnaryFn::Sigmoid => "sig",
-        UnaryFn::Relu => "relu",
-        UnaryFn::Gelu => "gelu",
-        UnaryFn::Tanh => "tanh",
-        UnaryFn::Exp => "exp",
-        UnaryFn::Log => "log",
-        UnaryFn::Sqrt => "sqrt",
-        UnaryFn::Abs => "abs",
-        UnaryFn::Sin => "sin",
-        UnaryFn::Cos => "cos",
-        UnaryFn::GeluGrad => "gelu'",
-    }
-}
-
-fn binary_name(f: BinaryFn) -> &'static str {
-    match f {
-        BinaryFn::Max => "max",
-        BinaryFn::Min => "min",
-        BinaryFn::SigmoidT => "sig",
-        BinaryFn::SigmoidTGradA => "sig'a",
-        BinaryFn::SigmoidTGradT => "sig'T",
-        BinaryFn::Add => "add",
-        BinaryFn::Sub => "sub",
-        BinaryFn::Mul => "mul",
-        BinaryFn::Div => "div",
-        BinaryFn::Pow => "pow",
     }
 }
 
