@@ -8,8 +8,9 @@ use crate::{rows, Backend, BackendError, DType, Index, MapExpr, NormFn, ReduceOp
 use crate::{BinaryFn, Result, RowMapArgs, Tensor};
 use std::sync::Arc;
 
-/// The one result of a kernel with one output.
-fn single(mut out: Vec<Tensor>, op: &'static str) -> Result<Tensor> {
+/// Runs a kernel with one output and returns that output.
+fn single<B: Backend + ?Sized>(be: &B, kernel: Kernel<'_>, op: &'static str) -> Result<Tensor> {
+    let mut out = be.kernel(&kernel)?;
     match out.pop() {
         Some(t) if out.is_empty() => Ok(t),
         _ => Err(BackendError::Device(format!(
@@ -40,7 +41,8 @@ pub trait Calls: Backend {
     fn full(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         let expr = [MapExpr::Const(value)];
         single(
-            self.kernel(&Kernel::new(&[], shape, dtype, Body::Map(&expr)))?,
+            self,
+            Kernel::new(&[], shape, dtype, Body::Map(&expr)),
             "full",
         )
     }
@@ -55,7 +57,8 @@ pub trait Calls: Backend {
     ) -> Result<Tensor> {
         let exprs = std::slice::from_ref(expr);
         single(
-            self.kernel(&Kernel::new(inputs, out_shape, dtype, Body::Map(exprs)))?,
+            self,
+            Kernel::new(inputs, out_shape, dtype, Body::Map(exprs)),
             "map",
         )
     }
@@ -109,10 +112,7 @@ pub trait Calls: Backend {
             axes: &axes,
             op,
         };
-        single(
-            self.kernel(&Kernel::new(inputs, shape, dtype, body))?,
-            "map_reduce",
-        )
+        single(self, Kernel::new(inputs, shape, dtype, body), "map_reduce")
     }
 
     /// Combines the elements along `axes` with `op`, removing those axes. With no axes it
@@ -125,7 +125,8 @@ pub trait Calls: Backend {
         };
         let inputs = [input];
         single(
-            self.kernel(&Kernel::new(&inputs, input.shape(), input.dtype, body))?,
+            self,
+            Kernel::new(&inputs, input.shape(), input.dtype, body),
             "reduce",
         )
     }
@@ -139,7 +140,8 @@ pub trait Calls: Backend {
         };
         let inputs = [input];
         single(
-            self.kernel(&Kernel::new(&inputs, input.shape(), input.dtype, body))?,
+            self,
+            Kernel::new(&inputs, input.shape(), input.dtype, body),
             "normalize",
         )
     }
@@ -156,7 +158,8 @@ pub trait Calls: Backend {
     ) -> Result<Tensor> {
         let body = Body::Normalize { expr, axis, func };
         single(
-            self.kernel(&Kernel::new(inputs, shape, dtype, body))?,
+            self,
+            Kernel::new(inputs, shape, dtype, body),
             "map_normalize",
         )
     }
@@ -169,7 +172,8 @@ pub trait Calls: Backend {
             axis: args.axis,
         };
         single(
-            self.kernel(&Kernel::new(args.inputs, args.shape, args.dtype, body))?,
+            self,
+            Kernel::new(args.inputs, args.shape, args.dtype, body),
             "map_rows",
         )
     }
@@ -179,12 +183,8 @@ pub trait Calls: Backend {
         let inputs = [input];
         let expr = [MapExpr::Input(0)];
         single(
-            self.kernel(&Kernel::new(
-                &inputs,
-                input.shape(),
-                dtype,
-                Body::Map(&expr),
-            ))?,
+            self,
+            Kernel::new(&inputs, input.shape(), dtype, Body::Map(&expr)),
             "cast",
         )
     }
@@ -267,35 +267,34 @@ pub trait Calls: Backend {
 
 impl<B: Backend + ?Sized> Calls for B {}
 
-/// A kernel computed from simpler ones, for the forms a backend does not fuse: several maps
-/// one by one, a reduction or normalisation of an expression as a map and then a reduction
-/// or normalisation of the stored values, row reductions as reductions and then a map.
-/// Every step is a kernel of a form backends compute directly (one map; a reduction or
-/// normalisation of `Input(0)`), so this never calls itself without end.
+/// A kernel computed from simpler ones, for the forms a backend does not fuse: a reduction
+/// or normalisation of an expression as a map and then a reduction or normalisation of the
+/// stored values, row reductions as reductions and then a map, several maps one by one. Each
+/// step is a form every backend computes directly (one map; a reduction or normalisation of
+/// a stored tensor of the kernel's shape and type), so this never calls itself without end.
 pub fn composed<B: Backend + ?Sized>(be: &B, k: &Kernel<'_>) -> Result<Vec<Tensor>> {
-    if k.into.is_some() {
-        return Err(crate::not_recordable());
-    }
-    let identity =
-        |e: &MapExpr| *e == MapExpr::Input(0) && matches!(k.inputs, [x] if x.shape() == k.shape);
-    match k.body {
-        Body::Map(exprs) if exprs.len() != 1 => exprs
+    match (k.body, k.into) {
+        (_, Some(_)) => Err(crate::not_recordable()),
+        (Body::Map(exprs), None) => exprs
             .iter()
             .map(|e| be.map(e, k.inputs, k.shape, k.dtype))
             .collect(),
-        Body::Reduce { expr, axes, op } if !identity(expr) => {
+        (Body::Reduce { expr, axes, op }, None) => {
             let values = be.map(expr, k.inputs, k.shape, k.dtype)?;
             Ok(vec![be.reduce(&values, axes, op)?])
         }
-        Body::Normalize { expr, axis, func } if !identity(expr) => {
+        (Body::Normalize { expr, axis, func }, None) => {
             let values = be.map(expr, k.inputs, k.shape, k.dtype)?;
             Ok(vec![be.normalize(&values, axis, func)?])
         }
-        Body::Rows {
-            expr,
-            reductions,
-            axis,
-        } => Ok(vec![rows::reduce_then_map(
+        (
+            Body::Rows {
+                expr,
+                reductions,
+                axis,
+            },
+            None,
+        ) => Ok(vec![rows::reduce_then_map(
             be,
             &RowMapArgs {
                 expr,
@@ -306,10 +305,6 @@ pub fn composed<B: Backend + ?Sized>(be: &B, k: &Kernel<'_>) -> Result<Vec<Tenso
                 dtype: k.dtype,
             },
         )?]),
-        _ => Err(BackendError::Device(format!(
-            "a backend does not compute the kernel {:?} itself",
-            k.body
-        ))),
     }
 }
 

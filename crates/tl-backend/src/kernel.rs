@@ -5,7 +5,7 @@
 //! emits is one `Kernel`, so a backend has one entry point for all of them and a wrapper
 //! (profiling, recording) has one method to wrap.
 
-use crate::{DType, MapExpr, NormFn, ReduceOp, Tensor};
+use crate::{BackendError, DType, MapExpr, NormFn, ReduceOp, Result, RowMapArgs, Tensor};
 
 /// What a backend is, for messages and for the planner's choices.
 #[derive(Clone, Debug)]
@@ -117,18 +117,120 @@ impl<'a> Kernel<'a> {
         }
     }
 
-    /// The reduced axes of a [`Body::Reduce`] when they are the last `n` (the form a backend
-    /// may compute without storing the values), as `n`.
-    pub fn trailing_reduction(&self) -> Option<usize> {
-        match self.body {
-            Body::Reduce { axes, .. } => {
-                let rank = self.shape.len();
-                let n = axes.len();
-                (n <= rank && axes.iter().copied().eq(rank - n..rank)).then_some(n)
-            }
+    /// Which of the forms backends compute directly this kernel is. Every backend reads a
+    /// kernel through this one classification, so they agree on what each form means.
+    pub fn form(&self) -> Result<Form<'a>> {
+        // The kernel's one input, when it has the kernel's shape (not broadcast).
+        let whole = match self.inputs {
+            [x] if x.shape() == self.shape => Some(*x),
             _ => None,
-        }
+        };
+        Ok(match (self.body, self.into) {
+            (Body::Map(exprs), Some(outs)) => Form::MapInto(exprs, outs),
+            (_, Some(_)) => {
+                return Err(BackendError::Shape {
+                    op: "kernel",
+                    detail: "only maps write into existing tensors".into(),
+                })
+            }
+            (Body::Map(_), None) => match (self.fill(), self.conversion(), self.body) {
+                (Some(v), ..) => Form::Fill(v),
+                (None, Some(x), _) => Form::Convert(x),
+                (.., Body::Map([expr])) => Form::Map(expr),
+                (.., Body::Map(exprs)) => Form::MapMany(exprs),
+                _ => Form::Composed,
+            },
+            (Body::Reduce { expr, axes, op }, None) => match (expr, whole) {
+                (MapExpr::Input(0), Some(input)) => Form::Reduce { input, axes, op },
+                _ => {
+                    let rank = self.shape.len();
+                    let n = axes.len();
+                    if n <= rank && axes.iter().copied().eq(rank - n..rank) {
+                        Form::MapReduce { expr, last: n, op }
+                    } else {
+                        Form::Composed
+                    }
+                }
+            },
+            (Body::Normalize { expr, axis, func }, None) => match (expr, whole) {
+                (MapExpr::Input(0), Some(input)) if input.dtype == self.dtype => {
+                    Form::Normalize { input, axis, func }
+                }
+                _ => Form::MapNormalize { expr, axis, func },
+            },
+            (
+                Body::Rows {
+                    expr,
+                    reductions,
+                    axis,
+                },
+                None,
+            ) => Form::Rows(RowMapArgs {
+                expr,
+                inputs: self.inputs,
+                reductions,
+                shape: self.shape,
+                axis,
+                dtype: self.dtype,
+            }),
+        })
     }
+}
+
+/// The forms of [`Kernel`] backends compute directly ([`Kernel::form`]); a backend hands
+/// the forms it does not fuse to `calls::composed`.
+#[derive(Clone, Copy, Debug)]
+pub enum Form<'a> {
+    /// Every element `value`.
+    Fill(f64),
+    /// The input converted to the kernel's type (exact between integer types).
+    Convert(&'a Tensor),
+    /// One expression.
+    Map(&'a MapExpr),
+    /// Several expressions over the same inputs.
+    MapMany(&'a [MapExpr]),
+    /// Expressions written into existing tensors.
+    MapInto(&'a [MapExpr], &'a [&'a Tensor]),
+    /// A stored tensor reduced over any axes.
+    Reduce {
+        /// The tensor.
+        input: &'a Tensor,
+        /// The axes reduced.
+        axes: &'a [usize],
+        /// How values combine.
+        op: ReduceOp,
+    },
+    /// An expression reduced over its last `last` axes.
+    MapReduce {
+        /// The values reduced.
+        expr: &'a MapExpr,
+        /// How many trailing axes are reduced.
+        last: usize,
+        /// How values combine.
+        op: ReduceOp,
+    },
+    /// A stored tensor of the kernel's type normalised along one axis.
+    Normalize {
+        /// The tensor.
+        input: &'a Tensor,
+        /// The axis.
+        axis: usize,
+        /// Which normalisation.
+        func: NormFn,
+    },
+    /// An expression normalised along one axis.
+    MapNormalize {
+        /// The values normalised.
+        expr: &'a MapExpr,
+        /// The axis.
+        axis: usize,
+        /// Which normalisation.
+        func: NormFn,
+    },
+    /// A map reading reductions of its rows.
+    Rows(RowMapArgs<'a>),
+    /// Anything else (an expression reduced over axes that are not the last ones).
+    Composed,
 }
 
 /// A pairwise einsum with the sum-product semiring, optionally followed by an elementwise
@@ -159,4 +261,62 @@ pub struct Epilogue<'a> {
     pub extra: &'a [&'a Tensor],
     /// The stored type.
     pub dtype: DType,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::CpuBackend;
+    use crate::{Backend, HostTensor};
+
+    #[test]
+    fn kernels_read_as_the_forms_backends_compute() -> Result<()> {
+        let be = CpuBackend::new();
+        let up = |shape: &[usize]| {
+            let n = shape.iter().product();
+            be.upload(&HostTensor::from_f64(
+                shape.to_vec(),
+                vec![1.5; n],
+                DType::F32,
+            ))
+        };
+        let (x, row) = (up(&[3, 4])?, up(&[1, 4])?);
+        let (whole, bcast) = ([&x], [&row]);
+        let shape = [3usize, 4];
+        let id = [MapExpr::Input(0)];
+        let exp = MapExpr::Unary(crate::UnaryFn::Exp, Box::new(MapExpr::Input(0)));
+        let form = |inputs, body| Kernel::new(inputs, &shape, DType::F32, body).form();
+        assert!(matches!(
+            Kernel::new(&[], &shape, DType::F32, Body::Map(&[MapExpr::Const(2.0)])).form()?,
+            Form::Fill(v) if v == 2.0
+        ));
+        assert!(matches!(form(&whole, Body::Map(&id))?, Form::Convert(_)));
+        // A broadcast input is mapped, not converted or reduced as stored.
+        assert!(matches!(form(&bcast, Body::Map(&id))?, Form::Map(_)));
+        let reduce = |expr, axes| Body::Reduce {
+            expr,
+            axes,
+            op: ReduceOp::Sum,
+        };
+        let first = reduce(&id[0], &[0]);
+        assert!(matches!(form(&whole, first)?, Form::Reduce { .. }));
+        assert!(matches!(
+            form(&bcast, reduce(&id[0], &[1]))?,
+            Form::MapReduce { last: 1, .. }
+        ));
+        assert!(matches!(form(&whole, reduce(&exp, &[0]))?, Form::Composed));
+        let norm = Body::Normalize {
+            expr: &id[0],
+            axis: 1,
+            func: NormFn::Softmax,
+        };
+        assert!(matches!(form(&whole, norm)?, Form::Normalize { .. }));
+        // Normalising into another type first converts.
+        let f64_norm = Kernel::new(&whole, &shape, DType::F64, norm).form()?;
+        assert!(matches!(f64_norm, Form::MapNormalize { .. }));
+        let mut into = Kernel::new(&whole, &shape, DType::F32, first);
+        into.into = Some(&whole);
+        assert!(into.form().is_err());
+        Ok(())
+    }
 }

@@ -5,7 +5,7 @@
 //! are grouped by what they are and the shapes they touch, which is what says where a
 //! program's time goes below the level of its statements.
 
-use crate::kernel::{Body, Info, Kernel, Product};
+use crate::kernel::{Body, Form, Info, Kernel, Product};
 use crate::{AttentionArgs, Backend, HostTensor, Index, MapExpr, ReduceOp, Result, Tensor};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -106,64 +106,57 @@ fn ins(inputs: &[&Tensor]) -> String {
 /// shape (`map(3 nodes) 64x64:f32 -> 64x64:f32`).
 fn kernel_label(k: &Kernel<'_>) -> String {
     let (shape, dtype) = (dims(k.shape), k.dtype);
-    if k.fill().is_some() {
-        return format!("full {shape}:{dtype}");
-    }
-    if let (Some(x), None) = (k.conversion(), k.into) {
-        return format!("cast {} -> {dtype}", describe(x));
-    }
     let inputs = ins(k.inputs);
-    match k.body {
-        Body::Map(exprs) => {
-            let nodes: usize = exprs.iter().map(MapExpr::size).sum();
-            match (exprs.len(), k.into) {
-                (1, None) => format!("map({nodes} nodes) {inputs} -> {shape}:{dtype}"),
-                (n, into) => {
-                    let name = if into.is_some() {
-                        "map_many_into"
-                    } else {
-                        "map_many"
-                    };
-                    format!("{name}({n} outputs, {nodes} nodes) {inputs} -> {shape}:{dtype}")
-                }
-            }
-        }
-        Body::Reduce {
-            expr: MapExpr::Input(0),
-            axes,
-            op,
-        } if k.inputs.len() == 1 => format!("reduce {op:?} {inputs} over {axes:?}"),
-        Body::Reduce { expr, axes, op } => {
-            let over = match k.trailing_reduction() {
-                Some(n) => format!("the last {n}"),
-                None => format!("{axes:?}"),
+    let nodes = |exprs: &[MapExpr]| exprs.iter().map(MapExpr::size).sum::<usize>();
+    let Ok(form) = k.form() else {
+        return format!("kernel (not computable) {inputs} -> {shape}:{dtype}");
+    };
+    match form {
+        Form::Fill(_) => format!("full {shape}:{dtype}"),
+        Form::Convert(x) => format!("cast {} -> {dtype}", describe(x)),
+        Form::Map(e) => format!("map({} nodes) {inputs} -> {shape}:{dtype}", e.size()),
+        Form::MapMany(exprs) | Form::MapInto(exprs, _) => {
+            let name = if k.into.is_some() {
+                "map_many_into"
+            } else {
+                "map_many"
             };
+            let n = exprs.len();
             format!(
-                "map_reduce({} nodes) {inputs} -> {shape}:{dtype}, {op:?} over {over}",
-                expr.size()
+                "{name}({n} outputs, {} nodes) {inputs} -> {shape}:{dtype}",
+                nodes(exprs)
             )
         }
-        Body::Normalize {
-            expr: MapExpr::Input(0),
-            axis,
-            func,
-        } if k.inputs.len() == 1 => format!("normalize {func:?} {inputs} axis {axis}"),
-        Body::Normalize { expr, axis, func } => format!(
+        Form::Reduce { axes, op, .. } => format!("reduce {op:?} {inputs} over {axes:?}"),
+        Form::MapReduce { expr, last, op } => format!(
+            "map_reduce({} nodes) {inputs} -> {shape}:{dtype}, {op:?} over the last {last}",
+            expr.size()
+        ),
+        Form::Normalize { axis, func, .. } => format!("normalize {func:?} {inputs} axis {axis}"),
+        Form::MapNormalize { expr, axis, func } => format!(
             "map_normalize({} nodes) {inputs} -> {shape}:{dtype}, {func:?} axis {axis}",
             expr.size()
         ),
-        Body::Rows {
-            expr,
-            reductions,
-            axis,
-        } => {
-            let ops: Vec<String> = reductions.iter().map(|(_, op)| format!("{op:?}")).collect();
+        Form::Rows(args) => {
+            let ops: Vec<String> = args
+                .reductions
+                .iter()
+                .map(|(_, op)| format!("{op:?}"))
+                .collect();
             format!(
-                "map_rows({} nodes) {inputs} -> {shape}:{dtype}, {} along axis {axis}",
-                expr.size() + reductions.iter().map(|(e, _)| e.size()).sum::<usize>(),
+                "map_rows({} nodes) {inputs} -> {shape}:{dtype}, {} along axis {}",
+                args.expr.size() + args.reductions.iter().map(|(e, _)| e.size()).sum::<usize>(),
                 ops.join(" "),
+                args.axis,
             )
         }
+        Form::Composed => match k.body {
+            Body::Reduce { expr, axes, op } => format!(
+                "map_reduce({} nodes) {inputs} -> {shape}:{dtype}, {op:?} over {axes:?}",
+                expr.size()
+            ),
+            _ => format!("kernel {inputs} -> {shape}:{dtype}"),
+        },
     }
 }
 

@@ -23,7 +23,7 @@ use crate::check::upload_len;
 use crate::dtype::DType;
 use crate::error::Result;
 use crate::host::{HostData, HostTensor};
-use crate::kernel::{Body, Info, Kernel, Product};
+use crate::kernel::{Form, Info, Kernel, Product};
 use crate::ops::{MapExpr, NormFn, ReduceOp};
 use crate::tensor::Tensor;
 use crate::{calls, Backend, Index};
@@ -199,44 +199,19 @@ impl Backend for CpuBackend {
     }
 
     fn kernel(&self, k: &Kernel<'_>) -> Result<Vec<Tensor>> {
-        if k.into.is_some() {
-            return Err(crate::not_recordable());
-        }
         let one = |t: Result<Tensor>| t.map(|t| vec![t]);
-        let single_input = match k.inputs {
-            [x] if x.shape() == k.shape => Some(*x),
-            _ => None,
-        };
-        match (k.body, k.fill(), k.conversion(), single_input) {
-            (Body::Map(_), Some(v), _, _) => one(self.fill_tensor(k.shape, v, k.dtype)),
-            (Body::Map(_), None, Some(x), _) => one(self.cast_to(x, k.dtype)),
-            (Body::Map([expr]), ..) => one(self.map_one(expr, k.inputs, k.shape, k.dtype)),
-            (Body::Map(exprs), ..) => self.map_several(exprs, k.inputs, k.shape, k.dtype),
-            (
-                Body::Reduce {
-                    expr: MapExpr::Input(0),
-                    axes,
-                    op,
-                },
-                _,
-                _,
-                Some(x),
-            ) => one(self.reduce_tensor(x, axes, op)),
-            (Body::Reduce { expr, op, .. }, ..) => match k.trailing_reduction() {
-                Some(n) => one(self.map_reduce_rows(expr, k.inputs, k.shape, n, op, k.dtype)),
-                None => calls::composed(self, k),
-            },
-            (
-                Body::Normalize {
-                    expr: MapExpr::Input(0),
-                    axis,
-                    func,
-                },
-                _,
-                _,
-                Some(x),
-            ) => one(self.normalize_rows(x, axis, func)),
-            _ => calls::composed(self, k),
+        match k.form()? {
+            Form::Fill(v) => one(self.fill_tensor(k.shape, v, k.dtype)),
+            Form::Convert(x) => one(self.cast_to(x, k.dtype)),
+            Form::Map(expr) => one(self.map_one(expr, k.inputs, k.shape, k.dtype)),
+            Form::MapMany(exprs) => self.map_several(exprs, k.inputs, k.shape, k.dtype),
+            Form::MapInto(..) => Err(crate::not_recordable()),
+            Form::Reduce { input, axes, op } => one(self.reduce_tensor(input, axes, op)),
+            Form::MapReduce { expr, last, op } => {
+                one(self.map_reduce_rows(expr, k.inputs, k.shape, last, op, k.dtype))
+            }
+            Form::Normalize { input, axis, func } => one(self.normalize_rows(input, axis, func)),
+            Form::MapNormalize { .. } | Form::Rows(_) | Form::Composed => calls::composed(self, k),
         }
     }
 

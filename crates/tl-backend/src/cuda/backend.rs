@@ -332,67 +332,25 @@ impl Backend for CudaBackend {
 
     fn kernel(&self, k: &Kernel<'_>) -> Result<Vec<Tensor>> {
         let one = |t: Result<Tensor>| t.map(|t| vec![t]);
-        if let Some(outs) = k.into {
-            let Body::Map(exprs) = k.body else {
-                return Err(shape_err(
-                    "kernel",
-                    "only maps write into existing tensors".to_string(),
-                ));
-            };
-            self.map_into(exprs, k.inputs, k.shape, outs)?;
-            return Ok(Vec::new());
-        }
-        let single_input = match k.inputs {
-            [x] if x.shape() == k.shape => Some(*x),
-            _ => None,
-        };
-        match (k.body, k.fill(), k.conversion(), single_input) {
-            (Body::Map(_), Some(v), _, _) => one(self.fill_tensor(k.shape, v, k.dtype)),
-            (Body::Map(_), None, Some(x), _) => one(self.cast_to(x, k.dtype)),
-            (Body::Map([expr]), ..) => one(self.map_one(expr, k.inputs, k.shape, k.dtype)),
-            (Body::Map(exprs), ..) => self.map_several(exprs, k.inputs, k.shape, k.dtype),
-            (
-                Body::Reduce {
-                    expr: MapExpr::Input(0),
-                    axes,
-                    op,
-                },
-                _,
-                _,
-                Some(x),
-            ) => one(self.reduce_tensor(x, axes, op)),
-            (Body::Reduce { expr, op, .. }, ..) => match k.trailing_reduction() {
-                Some(n) => one(self.map_reduce_rows(expr, k.inputs, k.shape, n, op, k.dtype)),
-                None => calls::composed(self, k),
-            },
-            (
-                Body::Normalize {
-                    expr: MapExpr::Input(0),
-                    axis,
-                    func,
-                },
-                _,
-                _,
-                Some(x),
-            ) if x.dtype == k.dtype => one(self.normalize_rows(x, axis, func)),
-            (Body::Normalize { expr, axis, func }, ..) => {
+        match k.form()? {
+            Form::Fill(v) => one(self.fill_tensor(k.shape, v, k.dtype)),
+            Form::Convert(x) => one(self.cast_to(x, k.dtype)),
+            Form::Map(expr) => one(self.map_one(expr, k.inputs, k.shape, k.dtype)),
+            Form::MapMany(exprs) => self.map_several(exprs, k.inputs, k.shape, k.dtype),
+            Form::MapInto(exprs, outs) => {
+                self.map_into(exprs, k.inputs, k.shape, outs)?;
+                Ok(Vec::new())
+            }
+            Form::Reduce { input, axes, op } => one(self.reduce_tensor(input, axes, op)),
+            Form::MapReduce { expr, last, op } => {
+                one(self.map_reduce_rows(expr, k.inputs, k.shape, last, op, k.dtype))
+            }
+            Form::Normalize { input, axis, func } => one(self.normalize_rows(input, axis, func)),
+            Form::MapNormalize { expr, axis, func } => {
                 one(self.map_normalize_rows(expr, k.inputs, k.shape, axis, func, k.dtype))
             }
-            (
-                Body::Rows {
-                    expr,
-                    reductions,
-                    axis,
-                },
-                ..,
-            ) => one(self.map_rows_call(&crate::RowMapArgs {
-                expr,
-                inputs: k.inputs,
-                reductions,
-                shape: k.shape,
-                axis,
-                dtype: k.dtype,
-            })),
+            Form::Rows(args) => one(self.map_rows_call(&args)),
+            Form::Composed => calls::composed(self, k),
         }
     }
 

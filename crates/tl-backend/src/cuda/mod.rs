@@ -37,7 +37,7 @@ use crate::check::{broadcastable, check_expr, numel_checked, reduced_axes, shape
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};
 use crate::host::{HostData, HostTensor};
-use crate::kernel::{Body, Info, Kernel, Product};
+use crate::kernel::{Form, Info, Kernel, Product};
 use crate::ops::{MapExpr, NormFn, ReduceOp};
 use crate::tensor::{DeviceStorage, Layout, Storage, Tensor};
 use crate::{calls, Backend, Index};
