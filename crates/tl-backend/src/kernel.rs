@@ -57,7 +57,8 @@ pub enum Body<'a> {
         /// How values combine.
         op: ReduceOp,
     },
-    /// Softmax or layer norm along `axis` of the expression's values.
+    /// Softmax or layer norm along `axis` of the expression's values: the [`Body::Rows`]
+    /// of [`NormFn::as_rows`], named so that a backend may run its own loop for it.
     Normalize {
         /// The values normalised.
         expr: &'a MapExpr,

@@ -60,3 +60,44 @@ pub(crate) fn reduce_then_map<B: Backend + ?Sized>(
     let all: Vec<&Tensor> = all.iter().collect();
     be.map(expr, &all, shape, dtype)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::CpuBackend;
+    use crate::{HostTensor, NormFn};
+
+    /// Softmax and layer norm are their `as_rows` forms: reducing, then mapping, gives what
+    /// the CPU's own normalisation gives, along every axis.
+    #[test]
+    fn normalisations_are_their_row_forms() -> Result<()> {
+        let be = CpuBackend::new();
+        let shape = [3usize, 5, 4];
+        let values: Vec<f64> = (0..60)
+            .map(|k| ((k * 37 % 23) as f64 - 11.0) * 0.7)
+            .collect();
+        let x = be.upload(&HostTensor::from_f64(shape.to_vec(), values, DType::F64))?;
+        for func in [NormFn::Softmax, NormFn::LayerNorm] {
+            let (reductions, expr) = func.as_rows();
+            for axis in 0..3 {
+                let args = RowMapArgs {
+                    expr: &expr,
+                    inputs: &[&x],
+                    reductions: &reductions,
+                    shape: &shape,
+                    axis,
+                    dtype: DType::F64,
+                };
+                let rows = be.download(&reduce_then_map(&be, &args)?)?.data.to_f64();
+                let direct = be.download(&be.normalize(&x, axis, func)?)?.data.to_f64();
+                for (a, b) in rows.iter().zip(&direct) {
+                    assert!(
+                        (a - b).abs() <= 1e-12 * (1.0 + b.abs()),
+                        "{func:?} {axis}: {a} {b}"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -27,6 +27,51 @@ pub enum NormFn {
     LayerNorm,
 }
 
+impl NormFn {
+    /// The normalisation as plain expressions over reductions along its axis: each element's
+    /// value is `Input(0)`, reduction `j` (of its expression, over the row) is read as
+    /// `Input(1 + j)` by the reductions after it and by the map, which gives the result.
+    /// Softmax subtracts the row's maximum before `exp` (so large values do not overflow);
+    /// layer norm divides by `sqrt(var + LAYER_NORM_EPS)` with the biased variance. A backend
+    /// without a kernel of its own for a normalisation computes it from this form.
+    pub fn as_rows(self) -> (Vec<(MapExpr, ReduceOp)>, MapExpr) {
+        use MapExpr::{Binary, Const, Input, Unary};
+        let bin = |f, a, b| Binary(f, Box::new(a), Box::new(b));
+        let un = |f, a| Unary(f, Box::new(a));
+        let centred = || bin(BinaryFn::Sub, Input(0), Input(1));
+        match self {
+            NormFn::Softmax => (
+                vec![
+                    (Input(0), ReduceOp::Max),
+                    (un(UnaryFn::Exp, centred()), ReduceOp::Sum),
+                ],
+                bin(
+                    BinaryFn::Mul,
+                    un(UnaryFn::Exp, centred()),
+                    un(UnaryFn::Recip, Input(2)),
+                ),
+            ),
+            NormFn::LayerNorm => (
+                vec![
+                    (Input(0), ReduceOp::Mean),
+                    (bin(BinaryFn::Mul, centred(), centred()), ReduceOp::Mean),
+                ],
+                bin(
+                    BinaryFn::Mul,
+                    centred(),
+                    un(
+                        UnaryFn::Recip,
+                        un(
+                            UnaryFn::Sqrt,
+                            bin(BinaryFn::Add, Input(2), Const(LAYER_NORM_EPS)),
+                        ),
+                    ),
+                ),
+            ),
+        }
+    }
+}
+
 /// The ε added to the variance of `lnorm` (PyTorch's default), named once for every engine.
 pub const LAYER_NORM_EPS: f64 = 1e-5;
 

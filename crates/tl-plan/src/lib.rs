@@ -55,6 +55,9 @@ pub enum Placement {
 /// The plan of one equation or rule: a graph whose root is the value written to `target`.
 #[derive(Clone, Debug)]
 pub struct EquationPlan {
+    /// This plan's number, distinct among the plans of one [`ProgramPlan`] (given by the
+    /// last pass, `number`): what caches of per-plan values are keyed by.
+    pub id: usize,
     /// The tensor written.
     pub target: TensorId,
     /// The nodes.
@@ -155,6 +158,34 @@ impl ProgramPlan {
     /// The loop that stratum `s` is, if it is one.
     pub fn loop_of_stratum(&self, s: usize) -> Option<&loops::LoopPlan> {
         self.loops.iter().find(|l| l.stratum == s)
+    }
+
+    /// The program tensor a slot id ([`TensorRef::Slot`]) holds values of (a row of it, or
+    /// it at another step), so that the slot is typed like it; `None` for a loop's step
+    /// number and for ids that are not slots of this plan.
+    pub fn slot_source(&self, id: TensorId) -> Option<TensorId> {
+        let layered = self
+            .layers
+            .strata
+            .iter()
+            .flat_map(|l| &l.equations)
+            .flat_map(|e| &e.slots)
+            .find(|s| s.id == id)
+            .map(|s| s.source);
+        layered.or_else(|| {
+            let slot = self
+                .loops
+                .iter()
+                .flat_map(|l| &l.equations)
+                .flat_map(|e| &e.slots)
+                .find(|s| s.id == id)?;
+            match slot.source {
+                loops::SlotSource::State { tensor, .. } | loops::SlotSource::Row { tensor, .. } => {
+                    Some(tensor)
+                }
+                loops::SlotSource::Step => None,
+            }
+        })
     }
 }
 
@@ -258,6 +289,7 @@ pub fn plan_equation(
         op
     };
     Ok(EquationPlan {
+        id: 0,
         target: eq.lhs,
         graph: lw.graph,
         root,
@@ -288,6 +320,7 @@ pub fn plan_rule(
     let (root, placement) = place(&mut lw, body, &rules::head_indices(rule), ReduceOp::Max);
     passes::verified("place", &lw.graph).map_err(|b| b.at(rule.span))?;
     Ok(EquationPlan {
+        id: 0,
         target: rule.head,
         graph: lw.graph,
         root,

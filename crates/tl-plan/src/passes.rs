@@ -64,6 +64,11 @@ pub const PROGRAM: &[ProgramPass] = &[
         name: "splice equations",
         run: splice_equations,
     },
+    // Every plan's number, for the runtime's caches.
+    ProgramPass {
+        name: "number",
+        run: number_plans,
+    },
 ];
 
 /// The fusion passes over one graph, in order (the `fuse` pass runs them on every plan, and
@@ -297,6 +302,15 @@ pub fn verified(pass: &'static str, graph: &Graph) -> Result<(), Broken> {
         return Ok(());
     }
     graph.verify().map_err(|problem| Broken { pass, problem })
+}
+
+/// Numbers the plans ([`EquationPlan::id`]) in [`ProgramPlan::plans_mut`] order. Afterwards:
+/// no two plans share a number.
+fn number_plans(s: &mut Planning) -> Result<(), Vec<PlanError>> {
+    for (k, plan) in s.plan.plans_mut().enumerate() {
+        plan.id = k;
+    }
+    Ok(())
 }
 
 /// Runs `passes` on a program's plan, verifying every graph after each.

@@ -202,15 +202,33 @@ impl<'a> Engine<'a> {
     /// The element type a tensor is stored in: integer tensors (counts, [`TensorKind::Integer`])
     /// are 64-bit floating point, exact up to 2^53, whatever the real type is.
     pub fn dtype_of(&self, t: TensorId) -> DType {
-        let n = self.program.tensors.len();
-        let tensor = TensorRef::of(t, n).tensor();
-        match tensor
-            .and_then(|t| self.program.tensors.get(t))
-            .map(|d| d.kind)
-        {
-            Some(TensorKind::Integer) => DType::F64,
+        match self.kind_of(t) {
+            TensorKind::Integer => DType::F64,
             _ => self.dtype(),
         }
+    }
+
+    /// The program tensor whose values `t` holds: itself, the tensor of a delta, or the
+    /// source of a slot (`None` for a loop's step number).
+    pub fn holder(&self, t: TensorId) -> Option<TensorId> {
+        match TensorRef::of(t, self.program.tensors.len()) {
+            TensorRef::Tensor(x) | TensorRef::Delta(x) => Some(x),
+            TensorRef::Slot(_) => self.plan.slot_source(t),
+        }
+    }
+
+    /// What `t` holds, as its holder is declared ([`Engine::holder`]; real for a step number).
+    pub fn kind_of(&self, t: TensorId) -> TensorKind {
+        self.holder(t)
+            .and_then(|x| self.program.tensors.get(x))
+            .map_or(TensorKind::Real, |d| d.kind)
+    }
+
+    /// The name messages give `t`: its holder's.
+    pub fn name_of(&self, t: TensorId) -> String {
+        self.holder(t)
+            .and_then(|x| self.program.tensors.get(x))
+            .map_or_else(|| "the step number".to_string(), |d| d.name.clone())
     }
 
     /// The value of `t` as an operand of a plan computing in `dtype`: in an exact plan
@@ -218,8 +236,7 @@ impl<'a> Engine<'a> {
     /// exactly; in a real plan integer tensors are read in the real type.
     pub fn operand(&self, t: TensorId, dtype: DType, span: Span) -> Result<Tensor, RunError> {
         let v = self.dense(t, span)?;
-        let n = self.program.tensors.len();
-        let kind = self.program.tensors[t % n].kind;
+        let kind = self.kind_of(t);
         let widen = dtype == DType::F64 && kind != TensorKind::Real;
         let narrow = dtype != DType::F64 && kind == TensorKind::Integer;
         if (widen || narrow) && v.dtype != dtype {
@@ -298,7 +315,8 @@ impl<'a> Engine<'a> {
         span: Span,
     ) -> Result<Value, RunError> {
         let shape = self.shape(t);
-        if self.plan.storage[t % self.program.tensors.len()] == Storage::Sparse {
+        let sparse = self.holder(t).and_then(|x| self.plan.storage.get(x));
+        if sparse == Some(&Storage::Sparse) {
             let flat: Vec<u32> = tuples.iter().flatten().copied().collect();
             return Ok(Value::Sparse(relation_of(
                 shape.len(),
@@ -362,9 +380,7 @@ impl<'a> Engine<'a> {
         let shape = self.shape(t);
         let cells: u128 = shape.iter().map(|&e| e as u128).product();
         if cells > DENSIFY_CELLS {
-            let name = self.program.tensors[t % self.program.tensors.len()]
-                .name
-                .clone();
+            let name = self.name_of(t);
             return Err(RunError::TooDense {
                 tensor: name,
                 cells,
@@ -382,7 +398,7 @@ impl<'a> Engine<'a> {
         shape: &[usize],
         span: Span,
     ) -> Result<(), RunError> {
-        let name = &self.program.tensors[t % self.program.tensors.len()].name;
+        let name = self.name_of(t);
         self.fits(
             shape,
             4,
@@ -415,7 +431,7 @@ impl<'a> Engine<'a> {
 
     /// Whether a tensor holds truth values.
     pub fn is_relation(&self, t: TensorId) -> bool {
-        self.program.tensors[t % self.program.tensors.len()].kind == TensorKind::Relation
+        self.kind_of(t) == TensorKind::Relation
     }
 }
 

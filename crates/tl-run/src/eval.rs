@@ -244,12 +244,8 @@ impl Engine<'_> {
         node: usize,
         build: impl FnOnce() -> Vec<i64>,
     ) -> Arc<Vec<i64>> {
-        // Plans are 8-byte aligned, so the low bit of the address can tell the fused graph's
-        // nodes from the unfused one's.
-        let key = (
-            plan as *const EquationPlan as usize | usize::from(fused),
-            node,
-        );
+        // The low bit tells the fused graph's nodes from the unfused one's.
+        let key = (2 * plan.id + usize::from(fused), node);
         self.index_cache
             .entry(key)
             .or_insert_with(|| Arc::new(build()))
@@ -298,8 +294,7 @@ impl Engine<'_> {
         })?;
         let out = self.place(plan, root);
         if self.record {
-            self.traces
-                .insert(plan as *const EquationPlan as usize, vals);
+            self.traces.insert(plan.id, vals);
         }
         out
     }
@@ -315,7 +310,7 @@ impl Engine<'_> {
         let err = |e| RunError::backend(e, span);
         let mut vals: Vec<Option<Tensor>> = vec![None; graph.nodes.len()];
         let sparse = self.sparse_loads(graph);
-        let plan_key = plan as *const EquationPlan as usize | usize::from(fused);
+        let plan_key = 2 * plan.id + usize::from(fused);
         let host_results = !be.is_accelerator();
         for (id, node) in graph.nodes.iter().enumerate() {
             if host_results && !matches!(node.op, Op::Load { .. }) {
@@ -559,9 +554,7 @@ impl Engine<'_> {
             Placement::Scatter { indices, op } => {
                 let shape = self.shape(plan.target);
                 if !be.is_accelerator() {
-                    // Targets past the program's tensors are their shadow slots (deltas).
-                    let n = self.program.tensors.len().max(1);
-                    let name = &self.program.tensors[plan.target % n].name;
+                    let name = self.name_of(plan.target);
                     let bytes = root.dtype.size();
                     self.fits(&shape, bytes, || format!("`{name}` {shape:?}"), span)?;
                 }

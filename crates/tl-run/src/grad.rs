@@ -155,7 +155,7 @@ impl Engine<'_> {
         };
         let shape = self.shape(plan.target);
         let labels = plan.graph.nodes[plan.root].labels.clone();
-        let key = (plan as *const EquationPlan as usize, usize::MAX);
+        let key = (2 * plan.id, usize::MAX);
         let idx = self
             .index_cache
             .entry(key)
@@ -222,8 +222,7 @@ impl Engine<'_> {
         let plan = self.plan;
         for &e in &self.program.tensors[t].equations {
             let p = &plan.equations[e];
-            let key = p as *const EquationPlan as usize;
-            let Some(root) = self.traces.get(&key).and_then(|v| v.get(p.root)).cloned() else {
+            let Some(root) = self.traces.get(&p.id).and_then(|v| v.get(p.root)).cloned() else {
                 continue;
             };
             let g_root = self.place_backward(p, &root, g)?;

@@ -17,7 +17,6 @@ use tl_backend::Calls;
 use tl_backend::{BinaryFn, HostTensor, MapExpr, ReduceOp, Tensor};
 use tl_check::TensorId;
 use tl_plan::loops::{LoopPlan, SlotSource, StepSlot};
-use tl_plan::EquationPlan;
 use tl_syntax::Span;
 
 /// One tensor of a running loop: its value before the loop and its latest steps.
@@ -186,7 +185,7 @@ impl Engine<'_> {
                     self.fill_slots(&sp.slots, t, &tracks, &rows, sp.plan.span)?;
                     let value = self.evaluate(&sp.plan)?;
                     if self.record {
-                        let key = &sp.plan as *const EquationPlan as usize;
+                        let key = sp.plan.id;
                         if let Some(trace) = self.traces.remove(&key) {
                             // Loads are the tensors read, not copies: only results count.
                             let nodes = &sp.plan.graph.nodes;
@@ -314,7 +313,7 @@ impl Engine<'_> {
                         .get(sp.plan.root)
                         .cloned()
                         .ok_or_else(|| internal("a step without its result", span))?;
-                    let key = &sp.plan as *const EquationPlan as usize;
+                    let key = sp.plan.id;
                     self.traces.insert(key, trace);
                     let g_root = self.place_backward(&sp.plan, &root, &g)?;
                     let mut local: Grads = vec![None; n + slot_count];

@@ -172,7 +172,7 @@ fn out_len(shape: &[usize]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::testutil::{ravel, unravel, Rng};
+    use crate::cpu::fixtures::{ravel, unravel, Rng};
 
     /// Every permutation of a few shapes (small, and large enough for the parallel paths)
     /// copies to the same elements as a naive index walk.

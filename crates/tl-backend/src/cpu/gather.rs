@@ -130,7 +130,7 @@ pub(crate) fn scatter<T: Float>(
 
 #[cfg(test)]
 mod tests {
-    use crate::cpu::testutil::*;
+    use crate::cpu::fixtures::*;
     use crate::cpu::CpuBackend;
     use crate::dtype::DType;
     use crate::error::{BackendError, Result};

@@ -134,7 +134,7 @@ pub(crate) fn matvec<T: Float>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::testutil::{check, Rng};
+    use crate::cpu::fixtures::{check, Rng};
     use crate::dtype::DType;
 
     /// Both kernels, serial and parallel, against a float64 loop over odd sizes.

@@ -357,7 +357,7 @@ fn binary<T: Float + Compute>(
 
 #[cfg(test)]
 mod tests {
-    use crate::cpu::testutil::*;
+    use crate::cpu::fixtures::*;
     use crate::cpu::CpuBackend;
     use crate::dtype::DType;
     use crate::error::{BackendError, Result};

@@ -7,6 +7,8 @@
 
 mod contract;
 mod copy;
+#[cfg(test)]
+mod fixtures;
 mod gather;
 mod gemv;
 mod map;
@@ -16,8 +18,6 @@ mod simd;
 mod storage;
 #[cfg(test)]
 mod tests_contract;
-#[cfg(test)]
-mod testutil;
 
 use crate::check::upload_len;
 use crate::dtype::DType;
@@ -266,7 +266,7 @@ fn read_all<T: Float>(t: &Tensor) -> Result<Vec<T>> {
 
 #[cfg(test)]
 mod tests {
-    use crate::cpu::testutil::*;
+    use crate::cpu::fixtures::*;
     use crate::cpu::CpuBackend;
     use crate::dtype::DType;
     use crate::error::{BackendError, Result};

@@ -118,7 +118,7 @@ fn columns<T: Float>(v: &mut [T], n: usize, inner: usize, func: NormFn) {
 
 #[cfg(test)]
 mod tests {
-    use crate::cpu::testutil::*;
+    use crate::cpu::fixtures::*;
     use crate::cpu::CpuBackend;
     use crate::dtype::DType;
     use crate::error::{BackendError, Result};

@@ -215,7 +215,7 @@ pub(crate) fn sum_axes<T: Float>(t: &Tensor, axes: &[usize]) -> Result<(Vec<T>, 
 
 #[cfg(test)]
 mod tests {
-    use crate::cpu::testutil::*;
+    use crate::cpu::fixtures::*;
     use crate::cpu::CpuBackend;
     use crate::dtype::DType;
     use crate::error::{BackendError, Result};

@@ -211,7 +211,7 @@ entry_points!(f64, dot_f64, axpy_f64, dot4_f64);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::testutil::{check, Rng};
+    use crate::cpu::fixtures::{check, Rng};
     use crate::dtype::DType;
 
     /// Every entry point (the AVX-512 path where the CPU has it) and the portable loop agree

@@ -1,6 +1,6 @@
 //! Contractions checked against a naive float64 einsum loop.
 
-use super::testutil::*;
+use super::fixtures::*;
 use super::CpuBackend;
 use crate::dtype::DType;
 use crate::error::{BackendError, Result};

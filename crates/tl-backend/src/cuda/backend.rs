@@ -7,7 +7,7 @@ impl CudaBackend {
     pub(crate) fn fill_tensor(&self, shape: &[usize], value: f64, dtype: DType) -> Result<Tensor> {
         let n = numel_checked(shape)?;
         let s = self.alloc(n, dtype)?;
-        self.fill_bits(&s, n, bits_of(value, dtype))?;
+        self.fill_value(&s, n, value)?;
         Ok(Self::wrap(s, shape))
     }
 
@@ -112,30 +112,26 @@ impl CudaBackend {
         let real = Real::of(dtype);
         let out = self.alloc(rows, real.dtype())?;
         let outs = [(expr.clone(), real.dtype())];
-        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], real)?;
-        if !pieces::one_kernel(&fused.sig, 1) {
+        let layout = if r <= render::WARP_ROW_MAX {
+            FoldLayout::Warp
+        } else {
+            FoldLayout::Block
+        };
+        let walk = Walk::Fold { op, layout };
+        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], real, walk)?;
+        if !pieces::one_kernel(&fused.spec) {
             drop(fused);
             let values = self.map_one(expr, inputs, shape, dtype)?;
             let axes: Vec<usize> = (split..shape.len()).collect();
             return self.reduce_axes(&values, &axes, op);
         }
         let mut meta = fused.meta;
-        meta.push(r as i64);
-        let warp = r <= codegen::WARP_ROW_MAX;
-        let per_block = if warp {
-            codegen::BLOCK as usize / 32
-        } else {
-            1
-        };
-        let sig = &fused.sig;
-        self.launch(
-            codegen::kernel_key(&("map_reduce", sig.key(), op, warp)),
-            || {
-                sig.reduce_source(op, warp)
-                    .ok_or_else(|| too_many("map_reduce", inputs.len()))
-            },
+        meta.extend([rows, r, r, 1, r].map(|w| w as i64));
+        self.launch_spec(
+            "map_reduce",
+            &fused.spec,
             &meta,
-            rows.div_ceil(per_block).min(1 << 20) as u32,
+            reduce::fold_grid(layout, rows),
         )?;
         drop(fused.keep);
         Ok(Self::wrap(out, &shape[..split]))
@@ -151,71 +147,21 @@ impl CudaBackend {
         dtype: DType,
     ) -> Result<Tensor> {
         check_expr(expr, inputs.len())?;
-        broadcastable(inputs, shape)?;
-        let storage = match dtype {
+        // Normalised in the compute type, stored in a floating type.
+        let dtype = match dtype {
             DType::F64 | DType::F32 | DType::F16 | DType::BF16 => dtype,
             _ => DType::F32,
         };
-        let n = numel_checked(shape)?;
-        if axis >= shape.len() || n == 0 {
-            let values = self.map_one(expr, inputs, shape, dtype)?;
-            return self.normalize_rows(&values, axis, func);
-        }
-        let len = shape[axis];
-        let inner: usize = shape[axis + 1..].iter().product();
-        let rows = n / len;
-        let out = self.alloc(n, storage)?;
-        let outs = [(expr.clone(), storage)];
-        let fused = self.fused_expr(&outs, inputs, shape, &[out.ptr()], Real::of(storage))?;
-        // Two more words, and a stride per strided input.
-        if !pieces::one_kernel(&fused.sig, 2 + inputs.len()) {
-            drop(fused);
-            let values = self.map_one(expr, inputs, shape, dtype)?;
-            return self.normalize_rows(&values, axis, func);
-        }
-        let mut meta = fused.meta;
-        meta.extend([len as i64, inner as i64]);
-        // Each strided input's step along the normalised axis.
-        for (t, (_, access)) in inputs.iter().zip(&fused.sig.inputs) {
-            if *access == Access::Strided {
-                let step = if t.shape()[axis] == 1 {
-                    0
-                } else {
-                    t.layout.strides[axis]
-                };
-                meta.push(step as i64);
-            }
-        }
-        let warp = len <= codegen::WARP_ROW_MAX;
-        let cached = codegen::row_cache(len);
-        let per_block = if warp {
-            codegen::BLOCK as usize / 32
-        } else {
-            1
+        let (reductions, out) = func.as_rows();
+        let rows = RowMapArgs {
+            expr: &out,
+            inputs,
+            reductions: &reductions,
+            shape,
+            axis,
+            dtype,
         };
-        let sig = &fused.sig;
-        // Rows contiguous along the axis, of a length divisible by four, move four elements
-        // per lane with wide accesses (when those are aligned).
-        let wide = inner == 1 && cached >= 4 && len.is_multiple_of(4) && sig.fours_aligned(&meta);
-        self.launch(
-            codegen::kernel_key(&(
-                "map_normalize",
-                sig.key(),
-                func,
-                storage,
-                warp,
-                cached,
-                wide,
-            )),
-            || {
-                sig.normalize_source(func, storage, warp, cached, wide)
-                    .ok_or_else(|| too_many("map_normalize", inputs.len()))
-            },
-            &meta,
-            rows.div_ceil(per_block).min(1 << 20) as u32,
-        )?;
-        drop(fused.keep);
-        Ok(Self::wrap(out, shape))
+        self.rows_of(std::slice::from_ref(expr), &rows)
     }
 
     pub(crate) fn reduce_tensor(
@@ -283,38 +229,8 @@ impl CudaBackend {
             DType::F64 | DType::F32 | DType::F16 | DType::BF16 => input.dtype,
             _ => DType::F32,
         };
-        let real = Real::of(storage);
-        let shape = input.shape();
-        let numel = numel_checked(shape)?;
-        let n = shape[axis];
-        let inner: usize = shape[axis + 1..].iter().product();
-        let outer: usize = shape[..axis].iter().product();
-        let (_keep, x) = self.packed(input, storage)?;
-        let out = self.alloc(numel, storage)?;
-        if numel > 0 {
-            let rows = outer * inner;
-            let meta = [
-                rows as i64,
-                n as i64,
-                inner as i64,
-                x as i64,
-                out.ptr() as i64,
-            ];
-            let warp = n <= codegen::WARP_ROW_MAX;
-            let cached = codegen::row_cache(n);
-            let per_block = if warp {
-                codegen::BLOCK as usize / 32
-            } else {
-                1
-            };
-            self.launch(
-                codegen::kernel_key(&("normalize", func, real, storage, warp, cached)),
-                || Ok(codegen::normalize_source(func, real, storage, warp, cached)),
-                &meta,
-                rows.div_ceil(per_block).min(1 << 20) as u32,
-            )?;
-        }
-        Ok(Self::wrap(out, shape))
+        let shape = input.shape().to_vec();
+        self.map_normalize_rows(&MapExpr::Input(0), &[input], &shape, axis, func, storage)
     }
 
     pub(crate) fn cast_to(&self, input: &Tensor, dtype: DType) -> Result<Tensor> {
@@ -419,7 +335,7 @@ impl Backend for CudaBackend {
 
     fn non_finite_flag(&self, tensors: &[&Tensor]) -> Result<Tensor> {
         let out = self.alloc(1, DType::F32)?;
-        self.fill_bits(&out, 1, 0)?;
+        self.fill_value(&out, 1, 0.0)?;
         // One kernel per element type, over as many whole row-major tensors as its argument
         // block holds; views are checked through a copy.
         let mut groups: Vec<(DType, Vec<(DevRef, usize)>)> = Vec::new();

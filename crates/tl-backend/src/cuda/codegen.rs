@@ -1,21 +1,22 @@
-//! CUDA C source for every kernel the backend launches, generated from the op description.
+//! The pieces of CUDA C every kernel is made of, and the fixed kernels (gathers, scatters,
+//! the finiteness check) that are not rendered from a [`crate::Kernel`] (those are
+//! [`super::render`]'s).
 //!
 //! Kernels take one by-value argument, `TlMeta` (an array of 64-bit words: element counts,
-//! device addresses, extents and strides), so a kernel depends only on the *signature* of a
-//! call (expression, element types, rank, which inputs are strided), not on its sizes. Math is
-//! written once in the `float` dialect; for f64 the source is rewritten to the `double` one
-//! ([`dialect`]). Half and bfloat16 conversions use PTX / bit operations, so no CUDA header is
-//! needed.
+//! device addresses, extents and strides), so a kernel depends only on what it computes, not
+//! on its sizes. Math is written once in the `float` dialect; for f64 the source is rewritten
+//! to the `double` one ([`dialect`]). Half and bfloat16 conversions use PTX / bit operations,
+//! so no CUDA header is needed.
 
 use crate::dtype::DType;
-use crate::ops::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};
+use crate::ops::{BinaryFn, MapExpr, ReduceOp, UnaryFn};
 use std::fmt::Write;
 use std::hash::{Hash, Hasher};
 
 /// Threads per block of every kernel.
 pub(crate) const BLOCK: u32 = 256;
 
-/// Elements each thread of an elementwise kernel handles per pass (see [`ElemSig::source`]).
+/// Elements each thread of an element walk handles per pass (see [`super::render::Walk`]).
 pub(crate) const ELEM_UNROLL: usize = 4;
 
 /// The arithmetic type of a kernel.
@@ -192,17 +193,26 @@ pub(crate) fn header(real: Real, cap: usize) -> String {
 /// literals, so expressions differing only in constants (a learning rate, a step count)
 /// share one compiled kernel.
 pub(crate) fn expr_c(e: &MapExpr, next_const: &mut usize) -> String {
+    expr_named(e, next_const, &|k| format!("x{k}"))
+}
+
+/// [`expr_c`] with input `k` named `name(k)`.
+pub(crate) fn expr_named(
+    e: &MapExpr,
+    next_const: &mut usize,
+    name: &dyn Fn(usize) -> String,
+) -> String {
     match e {
-        MapExpr::Input(k) => format!("x{k}"),
+        MapExpr::Input(k) => name(*k),
         MapExpr::Const(_) => {
             let j = *next_const;
             *next_const += 1;
             format!("c{j}")
         }
-        MapExpr::Unary(f, x) => f.c_expr(&expr_c(x, next_const)),
+        MapExpr::Unary(f, x) => f.c_expr(&expr_named(x, next_const, name)),
         MapExpr::Binary(f, a, b) => {
-            let ca = expr_c(a, next_const);
-            let cb = expr_c(b, next_const);
+            let ca = expr_named(a, next_const, name);
+            let cb = expr_named(b, next_const, name);
             f.c_expr(&ca, &cb)
         }
     }
@@ -242,31 +252,6 @@ pub(crate) fn store(d: DType, v: &str) -> String {
     }
 }
 
-/// How an elementwise kernel addresses one input.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) enum Access {
-    /// Laid out like the output: element `i` is at `i`.
-    Contiguous,
-    /// One value for every output.
-    Scalar,
-    /// Through the strides in `TlMeta`.
-    Strided,
-}
-
-/// The signature an elementwise kernel is generated for: one or more outputs, each an
-/// expression over the same inputs, computed in one pass over them.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct ElemSig {
-    /// Each output's expression over inputs `x0…` and its stored element type.
-    pub outs: Vec<(MapExpr, DType)>,
-    /// Element type and access of each input.
-    pub inputs: Vec<(DType, Access)>,
-    /// Arithmetic type.
-    pub real: Real,
-    /// Rank of the (coalesced) index space.
-    pub rank: usize,
-}
-
 /// A hash of everything a generated kernel's source depends on, for the launch cache.
 pub(crate) fn kernel_key(parts: &impl Hash) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -277,101 +262,8 @@ pub(crate) fn kernel_key(parts: &impl Hash) -> u64 {
 /// A hash of an expression's shape (constants left out, as in kernel keys).
 pub(crate) fn expr_key(e: &MapExpr) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    hash_expr(e, &mut h);
+    super::render::hash_expr(e, &mut h);
     h.finish()
-}
-
-/// Feeds an expression's shape into a hasher. Constant values are left out: kernels read them
-/// from `TlMeta`, so one kernel serves every value (a scheduled learning rate, say).
-fn hash_expr(e: &MapExpr, h: &mut impl Hasher) {
-    match e {
-        MapExpr::Input(k) => (0u8, *k).hash(h),
-        MapExpr::Const(_) => 1u8.hash(h),
-        MapExpr::Unary(f, x) => {
-            (2u8, f).hash(h);
-            hash_expr(x, h);
-        }
-        MapExpr::Binary(f, a, b) => {
-            (3u8, f).hash(h);
-            hash_expr(a, h);
-            hash_expr(b, h);
-        }
-    }
-}
-
-impl ElemSig {
-    /// The launch-cache key of this signature (see [`kernel_key`]).
-    pub(crate) fn key(&self) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        "map".hash(&mut h);
-        for (e, d) in &self.outs {
-            hash_expr(e, &mut h);
-            d.hash(&mut h);
-        }
-        (&self.inputs, self.real, self.rank).hash(&mut h);
-        h.finish()
-    }
-
-    /// Whether the kernel moves elements unchanged (a copy of one input of the output's type).
-    fn raw(&self) -> bool {
-        matches!(&self.outs[..], [(MapExpr::Input(0), d)] if self.inputs.len() == 1 && self.inputs[0].0 == *d)
-    }
-
-    /// Index of the first input pointer in `TlMeta`.
-    pub(crate) fn inputs_at(&self) -> usize {
-        1 + self.outs.len()
-    }
-
-    fn n_strided(&self) -> usize {
-        self.inputs
-            .iter()
-            .filter(|(_, a)| *a == Access::Strided)
-            .count()
-    }
-
-    /// The constants of every output's expression, in order.
-    fn all_constants(&self) -> Vec<f64> {
-        let mut c = Vec::new();
-        for (e, _) in &self.outs {
-            constants(e, &mut c);
-        }
-        c
-    }
-
-    /// Index of the first constant in `TlMeta`.
-    fn consts_at(&self) -> usize {
-        self.inputs_at() + self.inputs.len() + 2 * self.rank + self.n_strided() * self.rank
-    }
-
-    /// Words of `TlMeta`: `[n, out_0 … out_{O-1}, in_0 … in_{K-1}, extents (rank), their
-    /// divisors (rank, see [`divisor`]), strides of each strided input (rank each), the
-    /// expressions' constants (f64 bits)]`.
-    pub(crate) fn meta_len(&self) -> usize {
-        self.consts_at() + self.all_constants().len()
-    }
-
-    /// The `TlMeta` words of one launch. `strides` lists the strides of the strided inputs
-    /// in input order.
-    pub(crate) fn meta(
-        &self,
-        n: usize,
-        outs: &[u64],
-        inputs: &[u64],
-        shape: &[usize],
-        strides: &[Vec<usize>],
-    ) -> Vec<i64> {
-        let mut m = Vec::with_capacity(self.meta_len());
-        m.push(n as i64);
-        m.extend(outs.iter().map(|&p| p as i64));
-        m.extend(inputs.iter().map(|&p| p as i64));
-        m.extend(shape.iter().map(|&e| e as i64));
-        m.extend(shape.iter().map(|&e| divisor(e)));
-        for s in strides {
-            m.extend(s.iter().map(|&x| x as i64));
-        }
-        m.extend(self.all_constants().iter().map(|x| x.to_bits() as i64));
-        m
-    }
 }
 
 /// `out[k] = index[k] < 0 ? 0 : src[index[k]]` over elements of `d`.
@@ -473,22 +365,6 @@ pub(crate) fn non_finite_source(storage: DType, cap: usize) -> String {
     s
 }
 
-/// Fills `n` elements of `width` bytes with one bit pattern. `TlMeta = [n, out, bits]`.
-pub(crate) fn fill_source(width: usize) -> String {
-    let t = match width {
-        1 => "unsigned char",
-        2 => "unsigned short",
-        4 => "unsigned int",
-        _ => "unsigned long long",
-    };
-    let mut s = header(Real::F32, 16);
-    let _ = write!(
-        s,
-        "extern \"C\" __global__ void tl_kernel(const TlMeta m) {{\n  const long long n = m.v[0];\n  {t}* out = ({t}*)m.v[1];\n  const {t} v = ({t})(unsigned long long)m.v[2];\n  const long long step = (long long)gridDim.x * blockDim.x;\n  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) out[i] = v;\n}}\n"
-    );
-    s
-}
-
 /// Collapses an index space: drops extent-1 axes and merges neighbours that every operand
 /// walks with one stride. `strides[q]` are operand `q`'s strides over `shape`; returns the new
 /// shape and strides (row-major order kept).
@@ -536,10 +412,3 @@ pub(crate) fn cache_key(source: &str, target: &str) -> u64 {
     }
     h
 }
-
-mod elem;
-mod rows;
-pub(crate) use rows::*;
-
-#[cfg(test)]
-mod tests;

@@ -55,57 +55,56 @@ impl CudaBackend {
         if n == 0 {
             return Ok(());
         }
-        let fused = self.fused_expr(outs, inputs, out_shape, out_ptrs, real)?;
-        if !pieces::one_kernel(&fused.sig, 0) {
+        let mut fused = self.fused_expr(outs, inputs, out_shape, out_ptrs, real, Walk::Elements)?;
+        if !pieces::one_kernel(&fused.spec) {
             drop(fused);
             return self.elementwise_pieces(outs, inputs, out_shape, out_ptrs, real);
         }
-        let sig = &fused.sig;
+        let spec = &mut fused.spec;
         // Four consecutive elements per thread, with wide loads and stores, where rows split
         // into fours and the wide accesses are aligned.
-        let inner = match sig.rank {
+        let inner = match spec.rank {
             0 => 1,
-            r => fused.meta[sig.inputs_at() + sig.inputs.len() + r - 1] as usize,
+            r => fused.meta[spec.inputs_at() + spec.inputs.len() + r - 1] as usize,
         };
-        let vector = sig.vectorizable(inner) && n >= 4 && sig.fours_aligned(&fused.meta);
-        if vector {
-            let source = || {
-                sig.vector_source()
-                    .ok_or_else(|| too_many("map", inputs.len()))
-            };
-            let grid = grid_for(n / 4);
-            self.launch(
-                codegen::kernel_key(&("map4", sig.key())),
-                source,
-                &fused.meta,
-                grid,
-            )?;
-            drop(fused.keep);
-            return Ok(());
-        }
-        let source = || {
-            sig.source().ok_or_else(|| {
-                shape_err(
-                    "map",
-                    format!(
-                        "{} inputs and {} outputs over {} axes is too many for one kernel",
-                        inputs.len(),
-                        outs.len(),
-                        sig.rank
-                    ),
-                )
-            })
+        let grid = if spec.vectorizable(inner) && n >= 4 && spec.fours_aligned(&fused.meta) {
+            spec.walk = Walk::Fours;
+            grid_for(n / 4)
+        } else {
+            grid_for(n.div_ceil(codegen::ELEM_UNROLL))
         };
-        let grid = grid_for(n.div_ceil(codegen::ELEM_UNROLL));
-        self.launch(sig.key(), source, &fused.meta, grid)?;
+        self.launch_spec("map", spec, &fused.meta, grid)?;
         drop(fused.keep);
         Ok(())
     }
 
-    /// The signature and `TlMeta` words (without a kernel's own trailing words) of
-    /// expressions over `inputs` broadcast onto `shape`, each written to its `out_ptrs` entry
-    /// as its type, computed in `real`: elementwise kernels, and those that fold an expression
-    /// into a reduction or normalisation.
+    /// Launches the kernel `spec` renders with these `TlMeta` words.
+    pub(super) fn launch_spec(
+        &self,
+        op: &'static str,
+        spec: &Spec,
+        meta: &[i64],
+        grid: u32,
+    ) -> Result<()> {
+        let source = || {
+            spec.source().ok_or_else(|| {
+                shape_err(
+                    op,
+                    format!(
+                        "{} inputs and {} outputs over {} axes is too many for one kernel",
+                        spec.inputs.len(),
+                        spec.outs.len(),
+                        spec.rank
+                    ),
+                )
+            })
+        };
+        self.launch(spec.key(), source, meta, grid)
+    }
+
+    /// The spec and `TlMeta` words (without the walk's own) of expressions over `inputs`
+    /// broadcast onto `shape`, each written to its `out_ptrs` entry as its type, computed in
+    /// `real`, walked by `walk`.
     pub(super) fn fused_expr(
         &self,
         outs: &[(MapExpr, DType)],
@@ -113,6 +112,7 @@ impl CudaBackend {
         shape: &[usize],
         out_ptrs: &[u64],
         real: Real,
+        walk: Walk,
     ) -> Result<FusedExpr> {
         let n = numel_checked(shape)?;
         let mut keep = Vec::with_capacity(inputs.len());
@@ -145,13 +145,14 @@ impl CudaBackend {
             };
             access.push((t.dtype, a));
         }
-        let sig = ElemSig {
+        let spec = Spec {
             outs: outs.to_vec(),
             inputs: access,
             real,
             rank: cshape.len(),
+            walk,
         };
-        let meta = sig.meta(n, out_ptrs, &ptrs, &cshape, &strided);
-        Ok(FusedExpr { sig, meta, keep })
+        let meta = spec.meta(n, out_ptrs, &ptrs, &cshape, &strided);
+        Ok(FusedExpr { spec, meta, keep })
     }
 }

@@ -97,7 +97,7 @@ impl CudaBackend {
             ReduceOp::Max => f64::NEG_INFINITY,
             ReduceOp::Min => f64::INFINITY,
         };
-        self.fill_bits(&out, n, bits_of(init, real.dtype()))?;
+        self.fill_value(&out, n, init)?;
         if n == 0 {
             return Ok(Self::wrap(out, out_shape));
         }
@@ -105,7 +105,7 @@ impl CudaBackend {
             None
         } else {
             let c = self.alloc_bytes(n * 4, n, DType::F32)?;
-            self.fill_bits(&c, n, 0)?;
+            self.fill_value(&c, n, 0.0)?;
             Some(c)
         };
         let count_ptr = count.as_ref().map_or(0, |c| c.ptr());

@@ -27,6 +27,7 @@ mod paths;
 mod pieces;
 mod record;
 mod reduce;
+mod render;
 mod rows;
 mod staging;
 mod transfer;
@@ -39,13 +40,15 @@ use crate::error::{BackendError, Result};
 use crate::host::{HostData, HostTensor};
 use crate::kernel::{Form, Info, Kernel, Product};
 use crate::ops::{MapExpr, NormFn, ReduceOp};
+use crate::rows::RowMapArgs;
 use crate::tensor::{DeviceStorage, Layout, Storage, Tensor};
 use crate::{calls, Backend, Index};
 use alloc::{AllocError, Block, Pool, RawError, RawMemory};
-use codegen::{Access, ElemSig, Real};
+use codegen::Real;
 use cudarc::driver::{result as drv, sys as dsys, CudaContext, CudaFunction, CudaStream};
 use cudarc::driver::{LaunchConfig, PushKernelArg};
 use half::{bf16, f16};
+use render::{Access, FoldLayout, Spec, Walk};
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -242,17 +245,13 @@ fn grid_for(n: usize) -> u32 {
     n.div_ceil(codegen::BLOCK as usize).clamp(1, 1 << 20) as u32
 }
 
-/// An expression prepared for a fused kernel: its signature, its `TlMeta` words, and the
+/// An expression prepared for a fused kernel: its spec, its `TlMeta` words (but the walk's
+/// own), and the
 /// inputs' device memory, kept alive until the launch is queued.
 struct FusedExpr {
-    sig: ElemSig,
+    spec: Spec,
     meta: Vec<i64>,
     keep: Vec<DevRef>,
-}
-
-/// The error for an expression with more inputs than one kernel's arguments can address.
-fn too_many(op: &'static str, inputs: usize) -> BackendError {
-    shape_err(op, format!("{inputs} inputs is too many for one kernel"))
 }
 
 /// Folders searched for CUDA headers (passed to NVRTC when present; the generated kernels
@@ -506,18 +505,6 @@ impl CudaBackend {
             }
         };
         DevRef::of(op, t, keep)
-    }
-}
-
-/// The bit pattern of `value` stored as `dtype`.
-fn bits_of(value: f64, dtype: DType) -> u64 {
-    match dtype {
-        DType::F32 => u64::from((value as f32).to_bits()),
-        DType::F64 => value.to_bits(),
-        DType::F16 => u64::from(f16::from_f64(value).to_bits()),
-        DType::BF16 => u64::from(bf16::from_f64(value).to_bits()),
-        DType::Bool => u64::from(value != 0.0),
-        DType::I64 => (value as i64) as u64,
     }
 }
 

@@ -192,13 +192,13 @@ impl CudaBackend {
     fn zeroed_u32(&self, n: usize) -> Result<CudaStorage> {
         // Never read as floats: F32 stands for "4-byte elements" here.
         let s = self.alloc(n.max(1), DType::F32)?;
-        self.fill_bits(&s, n.max(1), 0)?;
+        self.fill_value(&s, n.max(1), 0.0)?;
         Ok(s)
     }
 
     pub(super) fn zeroed_words(&self, n: usize) -> Result<CudaStorage> {
         let s = self.alloc(n.max(1), DType::I64)?;
-        self.fill_bits(&s, n.max(1), 0)?;
+        self.fill_value(&s, n.max(1), 0.0)?;
         Ok(s)
     }
 
@@ -248,7 +248,7 @@ impl CudaBackend {
     /// rows (unless `first`: before the first round the delta is the facts as they are), and
     /// returns how many new tuples there were (each head's `listed` updated).
     fn list_rows(&self, heads: &mut [Head], round: &CudaStorage, first: bool) -> Result<u64> {
-        self.fill_bits(round, 1 + heads.len(), 0)?;
+        self.fill_value(round, 1 + heads.len(), 0.0)?;
         for (j, h) in heads.iter().enumerate() {
             let listed = round.ptr() + 8 * (1 + j as u64);
             self.launch(

@@ -1,7 +1,8 @@
 //! Elementwise expressions too large for one kernel ([`crate::split`]) run as several: each
 //! piece into a temporary of the compute type, then what remains into the outputs.
 
-use super::codegen::{self, ElemSig, Real};
+use super::codegen::{self, Real};
+use super::render::Spec;
 use super::CudaBackend;
 use crate::error::Result;
 use crate::ops::MapExpr;
@@ -12,11 +13,9 @@ use crate::tensor::Tensor;
 /// compiler's nesting limits.
 const MAX_NODES: usize = 512;
 
-/// Whether the expressions of `sig`, with `extra` more argument words, compile into one
-/// kernel.
-pub(super) fn one_kernel(sig: &ElemSig, extra: usize) -> bool {
-    codegen::meta_cap(sig.meta_len() + extra).is_some()
-        && sig.outs.iter().all(|(e, _)| e.size() <= MAX_NODES)
+/// Whether the expressions of `spec` compile into one kernel.
+pub(super) fn one_kernel(spec: &Spec) -> bool {
+    codegen::meta_cap(spec.meta_len()).is_some() && spec.exprs().all(|e| e.size() <= MAX_NODES)
 }
 
 /// Pieces small enough for one kernel over `rank` axes: each input may take a pointer and a

@@ -34,26 +34,22 @@ impl CudaBackend {
         let by_column = input.dtype == storage
             && !input.permuted(&rows_first).layout.is_contiguous()
             && input.permuted(&cols_first).layout.is_contiguous();
-        let run = |layout: codegen::ReduceLayout,
+        // One fold of a stored array (`Input(0)` over one contiguous input of `storage`).
+        let run = |layout: FoldLayout,
                    op: ReduceOp,
                    storage: DType,
                    [outputs, r, x, out, len, chunks, count]: [usize; 7]| {
-            let meta = [outputs, r, x, out, len, chunks, count].map(|v| v as i64);
-            let grid = match layout {
-                codegen::ReduceLayout::PerThread | codegen::ReduceLayout::Column => {
-                    grid_for(outputs)
-                }
-                codegen::ReduceLayout::Warp => {
-                    outputs.div_ceil(codegen::BLOCK as usize / 32).min(1 << 20) as u32
-                }
-                codegen::ReduceLayout::Block => outputs.min(1 << 20) as u32,
+            let total = outputs / chunks * r;
+            let spec = Spec {
+                outs: vec![(MapExpr::Input(0), real.dtype())],
+                inputs: vec![(storage, Access::Contiguous)],
+                real,
+                rank: 1,
+                walk: Walk::Fold { op, layout },
             };
-            self.launch(
-                codegen::kernel_key(&("reduce", op, real, storage, layout)),
-                || Ok(codegen::reduce_source(op, real, storage, layout)),
-                &meta,
-                grid,
-            )
+            let mut meta = spec.meta(total, &[out as u64], &[x as u64], &[total], &[]);
+            meta.extend([outputs, r, len, chunks, count].map(|v| v as i64));
+            self.launch_spec("reduce", &spec, &meta, fold_grid(layout, outputs))
         };
         // A chunked first pass sums (a mean divides once, at the end).
         let first = if op == ReduceOp::Mean {
@@ -69,7 +65,7 @@ impl CudaBackend {
             let chunks = (131_072 / m).clamp(1, r.div_ceil(32).max(1));
             let len = r.div_ceil(chunks);
             let chunks = r.div_ceil(len);
-            let col = codegen::ReduceLayout::Column;
+            let col = FoldLayout::Column;
             if chunks == 1 {
                 run(col, op, storage, [m, r, x, out.ptr() as usize, r, 1, r])?;
             } else {
@@ -85,19 +81,9 @@ impl CudaBackend {
         let x = x as usize;
         let o = out.ptr() as usize;
         if r <= 32 {
-            run(
-                codegen::ReduceLayout::PerThread,
-                op,
-                storage,
-                [m, r, x, o, r, 1, r],
-            )?;
-        } else if r <= codegen::WARP_ROW_MAX {
-            run(
-                codegen::ReduceLayout::Warp,
-                op,
-                storage,
-                [m, r, x, o, r, 1, r],
-            )?;
+            run(FoldLayout::PerThread, op, storage, [m, r, x, o, r, 1, r])?;
+        } else if r <= render::WARP_ROW_MAX {
+            run(FoldLayout::Warp, op, storage, [m, r, x, o, r, 1, r])?;
         } else {
             // Few long rows: split each row over many blocks, then combine the partial results.
             let chunks = if m < 512 && r >= 1 << 15 {
@@ -106,7 +92,7 @@ impl CudaBackend {
                 1
             };
             let len = r.div_ceil(chunks);
-            let block = codegen::ReduceLayout::Block;
+            let block = FoldLayout::Block;
             if chunks == 1 {
                 run(block, op, storage, [m, r, x, o, r, 1, r])?;
             } else {
@@ -114,7 +100,7 @@ impl CudaBackend {
                 let p = partial.ptr() as usize;
                 run(block, first, storage, [m * chunks, r, x, p, len, chunks, r])?;
                 run(
-                    codegen::ReduceLayout::Warp,
+                    FoldLayout::Warp,
                     op,
                     real.dtype(),
                     [m, chunks, p, o, chunks, 1, r],
@@ -122,5 +108,14 @@ impl CudaBackend {
             }
         }
         Ok(Self::wrap(out, &out_shape))
+    }
+}
+
+/// Blocks for a fold with `outputs` results.
+pub(super) fn fold_grid(layout: FoldLayout, outputs: usize) -> u32 {
+    match layout {
+        FoldLayout::PerThread | FoldLayout::Column => grid_for(outputs),
+        FoldLayout::Warp => outputs.div_ceil(codegen::BLOCK as usize / 32).min(1 << 20) as u32,
+        FoldLayout::Block => outputs.min(1 << 20) as u32,
     }
 }

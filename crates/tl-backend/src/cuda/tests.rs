@@ -36,19 +36,6 @@ fn memory_report_line() {
 }
 
 #[test]
-fn fill_patterns() {
-    assert_eq!(bits_of(1.0, DType::F32), 0x3f80_0000);
-    assert_eq!(bits_of(1.0, DType::F16), 0x3c00);
-    assert_eq!(bits_of(1.0, DType::BF16), 0x3f80);
-    assert_eq!(bits_of(2.0, DType::Bool), 1);
-    assert_eq!(bits_of(-1.0, DType::I64), u64::MAX);
-    assert_eq!(
-        bits_of(f64::NEG_INFINITY, DType::F64),
-        0xfff0_0000_0000_0000
-    );
-}
-
-#[test]
 fn cache_dir_follows_the_environment() {
     if std::env::var_os("TL_PTX_CACHE").is_none() {
         if let Some(d) = ptx_cache_dir() {

@@ -16,18 +16,16 @@ impl CudaBackend {
         Ok((r.keep, r.base))
     }
 
-    /// Fills a fresh buffer of `n` elements of `dtype` with a bit pattern.
-    pub(super) fn fill_bits(&self, storage: &CudaStorage, n: usize, bits: u64) -> Result<()> {
-        if n == 0 {
-            return Ok(());
-        }
-        let size = storage.dtype.size();
-        self.launch(
-            codegen::kernel_key(&("fill", size)),
-            || Ok(codegen::fill_source(size)),
-            &[n as i64, storage.ptr() as i64, bits as i64],
-            grid_for(n),
-        )
+    /// Fills the first `n` elements of a buffer with `value`, in the buffer's type.
+    pub(super) fn fill_value(&self, storage: &CudaStorage, n: usize, value: f64) -> Result<()> {
+        let dtype = storage.dtype;
+        // Integers are exact up to 2^53 only in double.
+        let real = match dtype {
+            DType::F64 | DType::I64 => Real::F64,
+            _ => Real::F32,
+        };
+        let fill = [(MapExpr::Const(value), dtype)];
+        self.elementwise_into(&fill, &[], &[n], &[storage.ptr()], real)
     }
 
     /// Copies host elements into a fresh device buffer.

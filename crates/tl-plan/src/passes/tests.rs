@@ -115,3 +115,38 @@ fn every_pass_has_a_distinct_name_within_its_list() {
     names.dedup();
     assert_eq!(names.len(), FUSION.len());
 }
+
+#[test]
+fn every_plan_has_its_own_number() {
+    let p = checked(
+        "Edge(1, 2)\nEdge(2, 3)\nPath(x, y) <- Edge(x, y)\nPath(x, z) <- Path(x, y), Edge(y, z)\n\
+         X[e: 4, t: 3] = sin(e + t)\nparam W[4, 4] ~ normal(0, 0.3)\n\
+         H[e, i, *t+1] = tanh(W[i, j] H[e, j, *t] + X[e, t])\nY[e] = H[e, i]\n",
+    );
+    let mut plan = crate::plan(&p).unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(!plan.deltas.iter().all(Vec::is_empty) && !plan.loops.is_empty());
+    let mut ids: Vec<usize> = plan.plans_mut().map(|q| q.id).collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count);
+    assert_eq!(ids.last(), Some(&(count - 1)));
+    // Each slot is typed by the tensor it holds values of.
+    let h = p.tensors.iter().position(|t| t.name == "H");
+    let slots: Vec<_> = plan
+        .loops
+        .iter()
+        .flat_map(|l| &l.equations)
+        .flat_map(|e| &e.slots)
+        .collect();
+    assert!(!slots.is_empty());
+    for s in slots {
+        let expected = match s.source {
+            crate::loops::SlotSource::State { tensor, .. }
+            | crate::loops::SlotSource::Row { tensor, .. } => Some(tensor),
+            crate::loops::SlotSource::Step => None,
+        };
+        assert_eq!(plan.slot_source(s.id), expected);
+    }
+    assert!(h.is_some_and(|h| (0..100).any(|id| plan.slot_source(id) == Some(h))));
+}

@@ -14,7 +14,7 @@ impl Engine<'_> {
         wanted: &[bool],
     ) -> Result<(), RunError> {
         let span = plan.span;
-        let key = plan as *const EquationPlan as usize;
+        let key = plan.id;
         let vals = self
             .traces
             .get(&key)

@@ -1,12 +1,53 @@
 use super::*;
-use crate::ops::{BinaryFn, UnaryFn};
+use crate::cuda::codegen::{
+    cache_key, coalesce, dialect, gather_source, non_finite_source, scatter_finish_source,
+    scatter_source,
+};
+use crate::ops::{BinaryFn, NormFn, UnaryFn};
 
-fn sig(expr: MapExpr, inputs: Vec<(DType, Access)>, out: DType, rank: usize) -> ElemSig {
-    ElemSig {
+fn sig(expr: MapExpr, inputs: Vec<(DType, Access)>, out: DType, rank: usize) -> Spec {
+    Spec {
         real: Real::of(out),
         outs: vec![(expr, out)],
         inputs,
         rank,
+        walk: Walk::Elements,
+    }
+}
+
+/// `spec` walked by `walk`.
+fn walked(spec: &Spec, walk: Walk) -> Spec {
+    Spec {
+        walk,
+        ..spec.clone()
+    }
+}
+
+/// A fold of one stored array, as the backend launches it.
+fn stored_fold(op: ReduceOp, real: Real, storage: DType, layout: FoldLayout) -> String {
+    let spec = Spec {
+        outs: vec![(MapExpr::Input(0), real.dtype())],
+        inputs: vec![(storage, Access::Contiguous)],
+        real,
+        rank: 1,
+        walk: Walk::Fold { op, layout },
+    };
+    spec.source().unwrap_or_default()
+}
+
+/// A softmax or layer norm of `value` (over `inputs`) along rows, as the backend launches it.
+fn normalize(func: NormFn, value: &Spec, block: bool, cached: usize, wide: bool) -> Spec {
+    let (reductions, out) = func.as_rows();
+    Spec {
+        outs: vec![(out, value.outs[0].1)],
+        walk: Walk::Rows(RowWalk {
+            values: vec![value.outs[0].0.clone()],
+            reductions,
+            block,
+            cached,
+            wide,
+        }),
+        ..value.clone()
     }
 }
 
@@ -99,7 +140,7 @@ fn map_source_splices_the_op_table() {
 
 #[test]
 fn several_outputs_share_one_pass_and_number_constants_in_order() {
-    let two = ElemSig {
+    let two = Spec {
         outs: vec![
             (
                 MapExpr::Binary(
@@ -124,6 +165,7 @@ fn several_outputs_share_one_pass_and_number_constants_in_order() {
         ],
         real: Real::F32,
         rank: 1,
+        walk: Walk::Elements,
     };
     let src = two.source().unwrap_or_default();
     assert!(src.contains("float* out0 = (float*)m.v[1];"), "{src}");
@@ -181,19 +223,19 @@ fn dialect_rewrites_names_and_literals_only() {
     assert_eq!(dialect(f, Real::F32), f);
 }
 
-const REDUCE_LAYOUTS: [ReduceLayout; 4] = [
-    ReduceLayout::PerThread,
-    ReduceLayout::Warp,
-    ReduceLayout::Block,
-    ReduceLayout::Column,
+const FOLD_LAYOUTS: [FoldLayout; 4] = [
+    FoldLayout::PerThread,
+    FoldLayout::Warp,
+    FoldLayout::Block,
+    FoldLayout::Column,
 ];
 
 #[test]
-fn other_kernels_generate() {
+fn folds_rows_and_templates_generate() {
     for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
         for real in [Real::F32, Real::F64] {
-            for layout in REDUCE_LAYOUTS {
-                let s = reduce_source(op, real, real.dtype(), layout);
+            for layout in FOLD_LAYOUTS {
+                let s = stored_fold(op, real, real.dtype(), layout);
                 assert!(s.contains("tl_kernel"));
                 if op == ReduceOp::Max {
                     assert_eq!(real == Real::F32, s.contains("fmaxf("));
@@ -204,27 +246,55 @@ fn other_kernels_generate() {
             let _ = scatter_finish_source(op, real);
         }
     }
-    let split = reduce_source(ReduceOp::Mean, Real::F32, DType::F32, ReduceLayout::Block);
+    let split = stored_fold(ReduceOp::Mean, Real::F32, DType::F32, FoldLayout::Block);
     assert!(split.contains("(real)(a / (double)count)"));
     assert!(split.contains("const long long start = (q % chunks) * len;"));
-    let warp = reduce_source(ReduceOp::Sum, Real::F32, DType::BF16, ReduceLayout::Warp);
+    let warp = stored_fold(ReduceOp::Sum, Real::F32, DType::BF16, FoldLayout::Warp);
+    assert!(warp.contains("const long long i = row * r + jj;"), "{warp}");
     assert!(
-        warp.contains("(double)(real)tl_bf2f(x[row * r + j])"),
+        warp.contains("const real x0 = (real)tl_bf2f(in0[i]);"),
         "{warp}"
     );
+    assert!(warp.contains("a = (a) + ((double)(x0));"), "{warp}");
     assert!(warp.contains("__shfl_xor_sync"));
-    let col = reduce_source(ReduceOp::Max, Real::F32, DType::F16, ReduceLayout::Column);
-    assert!(col.contains("x[i * cols + col]"), "{col}");
-    let n = normalize_source(NormFn::LayerNorm, Real::F64, DType::F64, false, 0);
-    assert!(n.contains("sqrt(var + 1e-5)"));
-    let n = normalize_source(NormFn::Softmax, Real::F32, DType::BF16, true, 0);
+    let col = stored_fold(ReduceOp::Max, Real::F32, DType::F16, FoldLayout::Column);
     assert!(
-        n.contains("const real v = (real)tl_bf2f(x[i]);") && n.contains("expf(v - mx)"),
+        col.contains("const long long i = jj * cols + col;"),
+        "{col}"
+    );
+    // Softmax and layer norm are row walks over their `as_rows` form: no code of their own.
+    let x = sig(
+        MapExpr::Input(0),
+        vec![(DType::F64, Access::Contiguous)],
+        DType::F64,
+        1,
+    );
+    let n = normalize(NormFn::LayerNorm, &x, true, 0, false)
+        .source()
+        .unwrap_or_default();
+    assert!(n.contains("sh[threadIdx.x] = acc0;") && n.contains("acc1 / (real)len"));
+    assert!(n.contains("(1.0/(sqrt(((x2)+(c0)))))"), "{n}");
+    let bf = sig(
+        MapExpr::Input(0),
+        vec![(DType::BF16, Access::Strided)],
+        DType::BF16,
+        2,
+    );
+    let n = normalize(NormFn::Softmax, &bf, false, 0, false)
+        .source()
+        .unwrap_or_default();
+    assert!(
+        n.contains("const real l0 = (real)tl_bf2f(in0[ob0 + j * st0]);"),
         "{n}"
     );
-    assert!(n.contains("__shfl_xor_sync") && n.contains("unsigned short* out"));
+    assert!(n.contains("acc0 = fmaxf(acc0, (x0));"), "{n}");
+    assert!(n.contains("expf(((x0)-(x1)))"), "{n}");
+    assert!(n.contains("__shfl_xor_sync") && n.contains("unsigned short* out0"));
+    let kept = normalize(NormFn::Softmax, &bf, false, 8, false)
+        .source()
+        .unwrap_or_default();
+    assert!(kept.contains("real val0[8];") && kept.contains("const real x0 = val0[u];"));
     assert!(gather_source(DType::Bool).contains("unsigned char* out"));
-    assert!(fill_source(8).contains("unsigned long long* out"));
 }
 
 #[test]
@@ -284,11 +354,12 @@ fn coalescing_merges_walkable_axes() {
 
 #[test]
 fn launch_keys_ignore_constant_values_only() {
-    let sig = |expr: MapExpr, out: DType| ElemSig {
+    let sig = |expr: MapExpr, out: DType| Spec {
         outs: vec![(expr, out)],
         inputs: vec![(DType::F32, Access::Contiguous)],
         real: Real::F32,
         rank: 1,
+        walk: Walk::Elements,
     };
     let scaled = |c: f64| {
         MapExpr::Binary(
@@ -307,6 +378,25 @@ fn launch_keys_ignore_constant_values_only() {
         Box::new(MapExpr::Const(0.5)),
     );
     assert_ne!(a.key(), sig(added, DType::F32).key());
+    // The walk is part of the kernel.
+    assert_ne!(a.key(), walked(&a, Walk::Fours).key());
+    let fold = |op| Walk::Fold {
+        op,
+        layout: FoldLayout::Warp,
+    };
+    assert_ne!(
+        walked(&a, fold(ReduceOp::Sum)).key(),
+        walked(&a, fold(ReduceOp::Max)).key()
+    );
+    let soft = normalize(NormFn::Softmax, &a, false, 0, false);
+    assert_ne!(
+        soft.key(),
+        normalize(NormFn::Softmax, &a, false, 4, false).key()
+    );
+    assert_ne!(
+        soft.key(),
+        normalize(NormFn::LayerNorm, &a, false, 0, false).key()
+    );
 }
 
 #[test]
@@ -338,8 +428,8 @@ fn every_source() -> Vec<(String, String)> {
         expr = MapExpr::Binary(b, Box::new(expr), Box::new(other));
     }
     let floats = [DType::F32, DType::F64, DType::F16, DType::BF16];
-    let mut out = super::super::paths::example_sources();
-    out.extend(super::super::closure::example_sources());
+    let mut out = crate::cuda::paths::example_sources();
+    out.extend(crate::cuda::closure::example_sources());
     for out_t in [DType::F32, DType::F64, DType::F16, DType::BF16, DType::Bool] {
         let inputs = vec![
             (DType::F16, Access::Contiguous),
@@ -369,46 +459,85 @@ fn every_source() -> Vec<(String, String)> {
         }
         out.push((
             format!("three outputs, four at a time {out_t}"),
-            flat.vector_source().unwrap_or_default(),
+            walked(&flat, Walk::Fours).source().unwrap_or_default(),
         ));
         out.push((
             format!("three outputs, four at a time, strided {out_t}"),
-            many.vector_source().unwrap_or_default(),
+            walked(&many, Walk::Fours).source().unwrap_or_default(),
         ));
         if out_t != DType::Bool {
             for func in [NormFn::Softmax, NormFn::LayerNorm] {
-                for (warp, cached, wide) in [
-                    (false, 0, false),
+                for (block, cached, wide) in [
                     (true, 0, false),
-                    (true, 4, false),
-                    (true, 8, true),
+                    (false, 0, false),
+                    (false, 4, false),
+                    (false, 8, true),
                 ] {
                     out.push((
-                        format!("map_normalize {func:?} {out_t} {warp} {cached} {wide}"),
-                        e.normalize_source(func, out_t, warp, cached, wide)
+                        format!("normalize {func:?} {out_t} {block} {cached} {wide}"),
+                        normalize(func, &e, block, cached, wide)
+                            .source()
                             .unwrap_or_default(),
                     ));
                 }
             }
             let red = sig(expr.clone(), e.inputs.clone(), Real::of(out_t).dtype(), 3);
             for op in [Sum, Mean, Max, Min] {
-                for warp in [false, true] {
+                for layout in FOLD_LAYOUTS {
+                    let fold = walked(&red, Walk::Fold { op, layout });
                     out.push((
-                        format!("map_reduce {op:?} {out_t} {warp}"),
-                        red.reduce_source(op, warp).unwrap_or_default(),
+                        format!("map_reduce {op:?} {out_t} {layout:?}"),
+                        fold.source().unwrap_or_default(),
                     ));
                 }
+            }
+            // A layer norm written by hand: the inputs are the values, two reductions.
+            let centred = MapExpr::Binary(
+                BinaryFn::Sub,
+                Box::new(MapExpr::Input(0)),
+                Box::new(MapExpr::Input(4)),
+            );
+            let square = MapExpr::Binary(
+                BinaryFn::Mul,
+                Box::new(centred.clone()),
+                Box::new(centred.clone()),
+            );
+            let scaled = MapExpr::Binary(
+                BinaryFn::Mul,
+                Box::new(MapExpr::Binary(
+                    BinaryFn::Div,
+                    Box::new(centred),
+                    Box::new(MapExpr::Unary(UnaryFn::Sqrt, Box::new(MapExpr::Input(5)))),
+                )),
+                Box::new(MapExpr::Input(1)),
+            );
+            for (block, cached, wide) in [(true, 0, false), (false, 0, false), (false, 4, true)] {
+                let rows = Spec {
+                    outs: vec![(scaled.clone(), out_t)],
+                    walk: Walk::Rows(RowWalk {
+                        values: (0..4).map(MapExpr::Input).collect(),
+                        reductions: vec![(MapExpr::Input(0), Mean), (square.clone(), Max)],
+                        block,
+                        cached,
+                        wide,
+                    }),
+                    ..e.clone()
+                };
+                out.push((
+                    format!("map_rows {out_t} {block} {cached} {wide}"),
+                    rows.source().unwrap_or_default(),
+                ));
             }
         }
     }
     for op in [Sum, Mean, Max, Min] {
         for real in [Real::F32, Real::F64] {
-            for layout in REDUCE_LAYOUTS {
+            for layout in FOLD_LAYOUTS {
                 for storage in floats {
                     if Real::of(storage) == real {
                         out.push((
                             format!("reduce {op:?} {real:?} {storage} {layout:?}"),
-                            reduce_source(op, real, storage, layout),
+                            stored_fold(op, real, storage, layout),
                         ));
                     }
                 }
@@ -420,15 +549,23 @@ fn every_source() -> Vec<(String, String)> {
             ));
         }
     }
-    for func in [NormFn::Softmax, NormFn::LayerNorm] {
-        for storage in floats {
-            for (warp, cached) in [(false, 0), (true, 0), (true, 1), (true, 32)] {
-                out.push((
-                    format!("normalize {func:?} {storage} {warp} {cached}"),
-                    normalize_source(func, Real::of(storage), storage, warp, cached),
-                ));
-            }
-        }
+    for d in [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::Bool,
+        DType::I64,
+    ] {
+        let real = Real::of(if d == DType::I64 { DType::F64 } else { d });
+        let fill = Spec {
+            outs: vec![(MapExpr::Const(-1.0), d)],
+            inputs: Vec::new(),
+            real,
+            rank: 1,
+            walk: Walk::Elements,
+        };
+        out.push((format!("fill {d}"), fill.source().unwrap_or_default()));
     }
     for d in [
         DType::F32,
@@ -440,17 +577,13 @@ fn every_source() -> Vec<(String, String)> {
     ] {
         out.push((format!("gather {d}"), gather_source(d)));
     }
-    for width in [1, 2, 4, 8] {
-        out.push((format!("fill {width}"), fill_source(width)));
-    }
     for storage in floats {
         out.push((
             format!("non-finite {storage}"),
             non_finite_source(storage, 64),
         ));
     }
-    out.extend(super::super::attention::sample_sources());
-    out.extend(super::super::rows::sample_sources());
+    out.extend(crate::cuda::attention::sample_sources());
     out
 }
 

@@ -1,4 +1,4 @@
-//! Test helpers: a seeded generator, tensors built as permuted/broadcast/offset views, and
+//! Test fixtures: a seeded generator, tensors built as permuted/broadcast/offset views, and
 //! norm-wise error checks against float64 references.
 
 use crate::dtype::DType;
