@@ -10,7 +10,8 @@
 #   3. transitive closure of a random graph (out-degree 2) as a recursive rule.
 # Sizes can be narrowed with FUSED_SIZES, MLP_SHAPES ("64x128 …") and CLOSURE_SIZES.
 # TL_BEFORE=path/to/an/earlier/tl adds that binary's timings (same inputs, same call) as a
-# "TL before" column, for before/after comparisons of a change.
+# "TL before" column, for before/after comparisons of a change; TL_ONLY=1 then leaves PyTorch out
+# (its columns read "—"), for a before/after run where device time is short.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export FUSED_SIZES="${FUSED_SIZES-128 256 512 1024 2048 4096}"
@@ -78,7 +79,11 @@ if [ -n "${TL_BEFORE:-}" ]; then
   tl_runs "$TL_BEFORE" > "$work/before.jsonl" 2> "$work/before.err"
   cat "$work/before.err" | sort | uniq -c | head -20
 fi
-python3 scripts/bench_fusion_torch.py "$work" > "$work/torch.jsonl" 2> "$work/torch.err" || tail -20 "$work/torch.err"
+if [ -n "${TL_ONLY:-}" ]; then
+  : > "$work/torch.jsonl"
+else
+  python3 scripts/bench_fusion_torch.py "$work" > "$work/torch.jsonl" 2> "$work/torch.err" || tail -20 "$work/torch.err"
+fi
 
 python3 - "$work/tl.jsonl" "$work/torch.jsonl" "$work/before.jsonl" <<'PY'
 import json, sys
