@@ -176,14 +176,7 @@ fn upload_download_full_and_cast() -> R {
     };
     let cpu = CpuBackend::new();
     let mut rng = Rng(7);
-    let all = [
-        DType::F32,
-        DType::F64,
-        DType::F16,
-        DType::BF16,
-        DType::Bool,
-        DType::I64,
-    ];
+    let all = DType::ALL;
     for &d in &all {
         let h = HostTensor::from_f64(
             vec![3, 129],

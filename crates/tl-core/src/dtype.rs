@@ -20,6 +20,16 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every element type, for code and tests that go through all of them.
+    pub const ALL: [DType; 6] = [
+        DType::F32,
+        DType::F64,
+        DType::F16,
+        DType::BF16,
+        DType::Bool,
+        DType::I64,
+    ];
+
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {

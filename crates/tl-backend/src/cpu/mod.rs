@@ -291,14 +291,7 @@ mod tests {
             data: HostData::F32(vec![1.0].into()),
         };
         assert!(matches!(be.upload(&bad), Err(BackendError::Shape { .. })));
-        for dtype in [
-            DType::F32,
-            DType::F64,
-            DType::F16,
-            DType::BF16,
-            DType::Bool,
-            DType::I64,
-        ] {
+        for dtype in DType::ALL {
             let f = be.full(&[3, 2], 2.0, dtype)?;
             assert_eq!(f.dtype, dtype);
             assert_eq!(

@@ -40,13 +40,7 @@ impl CudaBackend {
                    storage: DType,
                    [outputs, r, x, out, len, chunks, count]: [usize; 7]| {
             let total = outputs / chunks * r;
-            let spec = Spec {
-                outs: vec![(MapExpr::Input(0), real.dtype())],
-                inputs: vec![(storage, Access::Contiguous)],
-                real,
-                rank: 1,
-                walk: Walk::Fold { op, layout },
-            };
+            let spec = Spec::stored_fold(op, real, storage, layout);
             let mut meta = spec.meta(total, &[out as u64], &[x as u64], &[total], &[]);
             meta.extend([outputs, r, len, chunks, count].map(|v| v as i64));
             self.launch_spec("reduce", &spec, &meta, fold_grid(layout, outputs))

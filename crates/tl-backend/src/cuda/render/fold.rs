@@ -55,6 +55,23 @@ impl FoldCode {
 }
 
 impl Spec {
+    /// A fold of one stored contiguous array of `storage` (the expression `Input(0)`) into
+    /// results of `real`.
+    pub(crate) fn stored_fold(
+        op: ReduceOp,
+        real: Real,
+        storage: DType,
+        layout: FoldLayout,
+    ) -> Spec {
+        Spec {
+            outs: vec![(MapExpr::Input(0), real.dtype())],
+            inputs: vec![(storage, Access::Contiguous)],
+            real,
+            rank: 1,
+            walk: Walk::Fold { op, layout },
+        }
+    }
+
     /// [`Walk::Fold`] of the one output's expression.
     pub(super) fn fold_body(&self, op: ReduceOp, layout: FoldLayout) -> String {
         let fold = FoldCode::new(op);

@@ -25,14 +25,9 @@ fn walked(spec: &Spec, walk: Walk) -> Spec {
 
 /// A fold of one stored array, as the backend launches it.
 fn stored_fold(op: ReduceOp, real: Real, storage: DType, layout: FoldLayout) -> String {
-    let spec = Spec {
-        outs: vec![(MapExpr::Input(0), real.dtype())],
-        inputs: vec![(storage, Access::Contiguous)],
-        real,
-        rank: 1,
-        walk: Walk::Fold { op, layout },
-    };
-    spec.source().unwrap_or_default()
+    Spec::stored_fold(op, real, storage, layout)
+        .source()
+        .unwrap_or_default()
 }
 
 /// A softmax or layer norm of `value` (over `inputs`) along rows, as the backend launches it.
@@ -549,14 +544,7 @@ fn every_source() -> Vec<(String, String)> {
             ));
         }
     }
-    for d in [
-        DType::F32,
-        DType::F64,
-        DType::F16,
-        DType::BF16,
-        DType::Bool,
-        DType::I64,
-    ] {
+    for d in DType::ALL {
         let real = Real::of(if d == DType::I64 { DType::F64 } else { d });
         let fill = Spec {
             outs: vec![(MapExpr::Const(-1.0), d)],
@@ -567,14 +555,7 @@ fn every_source() -> Vec<(String, String)> {
         };
         out.push((format!("fill {d}"), fill.source().unwrap_or_default()));
     }
-    for d in [
-        DType::F32,
-        DType::F64,
-        DType::F16,
-        DType::BF16,
-        DType::Bool,
-        DType::I64,
-    ] {
+    for d in DType::ALL {
         out.push((format!("gather {d}"), gather_source(d)));
     }
     for storage in floats {
