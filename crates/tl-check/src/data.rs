@@ -122,7 +122,25 @@ pub fn load_file(
         .unwrap_or("")
         .to_ascii_lowercase();
     let span = file.span;
+    let ext = if tl_io::is_idx_name(&path) {
+        "idx".to_string()
+    } else {
+        ext
+    };
     match ext.as_str() {
+        "idx" => {
+            if file.selector.is_some() {
+                return Err(CheckError::Misplaced {
+                    what: "an IDX file holds one array; `#name` selects from `.safetensors` files"
+                        .into(),
+                    span,
+                    hint: "drop the `#…` part".into(),
+                });
+            }
+            tl_io::read_idx(&path)
+                .map(Loaded::Tensor)
+                .map_err(|e| io_error(&e, span))
+        }
         "npy" => {
             if file.selector.is_some() {
                 return Err(CheckError::Misplaced {
@@ -175,7 +193,7 @@ pub fn load_file(
         _ => Err(CheckError::Data {
             message: format!("cannot read `{}`: unknown file type", path.display()),
             hint: Some(
-                "data files are `.npy`, `.safetensors` (tensors) or `.csv` (relations)".into(),
+                "data files are `.npy`, `.safetensors`, IDX (`…-idx3-ubyte`, optionally `.gz`; tensors) or `.csv` (relations)".into(),
             ),
             span,
         }),

@@ -4,6 +4,7 @@
 //! - safetensors ([`SafetensorsFile`], [`read_safetensors`], [`read_stacked`],
 //!   [`write_safetensors`]) for model weights, including per-layer tensors stacked into one;
 //! - text through a Hugging Face `tokenizer.json` ([`tokenize_file`]), for language models;
+//! - IDX files ([`read_idx`]), plain or gzip-compressed, for the MNIST family of datasets;
 //! - CSV relations ([`read_csv_relation`], [`write_csv_relation`]) for ground facts;
 //! - [`write_atomic`], used by every writer, so an interrupted save never leaves a torn file.
 //!
@@ -20,6 +21,7 @@ mod atomic;
 mod csv;
 mod delimited;
 mod error;
+mod idx;
 mod npy;
 mod npy_header;
 mod safetensors;
@@ -29,6 +31,7 @@ pub use crate::atomic::{replace_folder, write_atomic, write_atomic_with};
 pub use crate::csv::{read_csv_relation, write_csv_relation, CsvColumn, CsvColumns};
 pub use crate::delimited::{read_delimited_relation, write_delimited_relation};
 pub use crate::error::IoError;
+pub use crate::idx::{is_idx_name, read_idx};
 pub use crate::npy::{read_npy, write_npy};
 pub use crate::safetensors::{
     read_safetensors, read_stacked, safetensors_names, write_safetensors, SafetensorsFile,
