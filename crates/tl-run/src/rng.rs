@@ -15,6 +15,16 @@ impl Rng {
         }
     }
 
+    /// The generator of one training step's draws (dropout masks) for one part of its batch
+    /// (`part`: the first example a rank computes), derived from the run's seed: each step and
+    /// each part draws afresh, and the run's own stream (initialisers, shuffles) is untouched.
+    pub fn for_step(seed: u64, step: u64, part: u64) -> Self {
+        let mut s = Rng::new(seed);
+        let a = Rng::new(step).next_u64();
+        let b = Rng::new(part.wrapping_add(0x5851_F42D_4C95_7F2D)).next_u64();
+        Rng::new(s.next_u64() ^ a ^ b.rotate_left(17))
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);

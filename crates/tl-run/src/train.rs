@@ -12,6 +12,7 @@ use crate::optim::{learning_rate, OptimizerState};
 use crate::parallel::DataParallel;
 use crate::pass_result::{DevicePass, StepResult};
 use crate::replay::{Replay, StepTarget};
+use crate::rng::Rng;
 use tl_backend::Calls;
 use tl_backend::{BinaryFn, DType, HostTensor, MapExpr, Tensor};
 use tl_check::learn::MinimizeSpec;
@@ -503,6 +504,7 @@ impl Engine<'_> {
                 let mine = dp
                     .as_deref()
                     .map_or(0..batch.len(), |d| d.shard(batch.len()));
+                let part = mine.start as u64;
                 let rows: Vec<usize> = batch[mine].to_vec();
                 // Examples this rank computes, and in the whole batch (the shard's weight).
                 let rows_of = (rows.len(), batch.len());
@@ -518,6 +520,8 @@ impl Engine<'_> {
                     let (bp, bplan) =
                         b.plan_for(self.program, self.plan.options, rows.len(), span)?;
                     let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
+                    // A fresh engine per step: its masks are this step's, not the seed's first.
+                    sub.rng = Rng::for_step(self.options.seed, step, part);
                     for t in 0..self.program.tensors.len() {
                         sub.values[t] = self.batch_value(t, domain, &rows, span)?;
                     }

@@ -70,6 +70,26 @@ fn each_step_draws_a_fresh_mask_from_the_seed() {
 }
 
 #[test]
+fn each_mini_batch_step_draws_a_fresh_mask() {
+    // One example per batch, two steps: as above, A = -(m1 + m2), so elements kept in exactly
+    // one step read -2; a mask drawn again from the seed at every step would give none.
+    let (n, p) = (20_000, 0.5);
+    let text = format!(
+        "domain N = {n}\nX[e: 2, i: N] = 1\nparam A[{n}] = 0\n\
+         Loss = X[e, i] dropout(A[i], {p})\n\
+         minimize Loss with sgd(lr=1) for 2 steps batch e 1\nA?\n"
+    );
+    let a = &answers(&text, "3")[0];
+    let once = a.iter().filter(|&&x| (x + 2.0).abs() < 1e-12).count();
+    let expected = 2.0 * p * (1.0 - p) * n as f64;
+    assert!(
+        (once as f64 - expected).abs() < 5.0 * (expected * 0.5).sqrt(),
+        "{once} elements kept in exactly one of two mini-batch steps"
+    );
+    assert_eq!(a, &answers(&text, "3")[0]);
+}
+
+#[test]
 fn the_rate_is_a_number_below_one() {
     fails(
         "X = [1, 2]\nY[i] = dropout(X[i], 1)\nY?\n",
