@@ -2,7 +2,7 @@
 //! shrinks to the batch, every data tensor and relation with an axis in that domain is cut to
 //! the batch's examples, and the program is re-planned once per batch size.
 
-use crate::engine::{tuples_to_dense, Engine, Value};
+use crate::engine::{tuples_to_dense, Engine, IndexCache, Value};
 use crate::error::RunError;
 use std::collections::HashMap;
 use tl_backend::{HostData, HostTensor};
@@ -18,6 +18,9 @@ pub struct Batcher {
     pub size: usize,
     /// Re-planned programs by batch length (data definitions left empty; values come in per batch).
     plans: HashMap<usize, (CheckedProgram, ProgramPlan)>,
+    /// The index vectors of each re-planned program, kept from one step to the next (each
+    /// step runs a fresh engine).
+    caches: HashMap<usize, IndexCache>,
 }
 
 /// The domain of the index variable called `name` in the equations (it must be one domain).
@@ -46,17 +49,19 @@ impl Batcher {
             domain,
             size: size.max(1),
             plans: HashMap::new(),
+            caches: HashMap::new(),
         }
     }
 
-    /// The program and plan for batches of `len` examples.
+    /// The program and plan for batches of `len` examples, and the index vectors that plan's
+    /// steps have built so far (for the step's engine to take and give back).
     pub fn plan_for(
         &mut self,
         p: &CheckedProgram,
         options: tl_plan::PlanOptions,
         len: usize,
         span: Span,
-    ) -> Result<&(CheckedProgram, ProgramPlan), RunError> {
+    ) -> Result<(&(CheckedProgram, ProgramPlan), &mut IndexCache), RunError> {
         // A loop's starting value given as data would need cutting per batch, as data is; the
         // same value written as an equation (`S[e, i] = H0[e, i]`) reads data that is cut.
         for lt in p.loops.iter().flat_map(|l| l.tensors.iter()) {
@@ -118,11 +123,12 @@ impl Batcher {
             })?;
             self.plans.insert(len, (bp, plan));
         }
-        self.plans.get(&len).ok_or_else(|| RunError::Unsupported {
+        let plan = self.plans.get(&len).ok_or_else(|| RunError::Unsupported {
             what: "internal: batch plan missing".into(),
             hint: None,
             span,
-        })
+        })?;
+        Ok((plan, self.caches.entry(len).or_default()))
     }
 }
 

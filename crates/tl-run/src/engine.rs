@@ -67,6 +67,10 @@ impl Default for RunOptions {
 /// Dense relations may be made from sparse ones up to this many cells.
 pub const DENSIFY_CELLS: u128 = 1 << 28;
 
+/// Index vectors of gathers and scatters by (plan number and graph, node): they depend on the
+/// plan alone, so they are built once and kept as long as the plan is.
+pub type IndexCache = HashMap<(usize, usize), Arc<Vec<i64>>>;
+
 /// A program being run: its plan, backend and current values.
 pub struct Engine<'a> {
     /// The checked program.
@@ -83,7 +87,7 @@ pub struct Engine<'a> {
     /// Warnings raised while running (e.g. a fixpoint that did not converge).
     pub warnings: Vec<Diagnostic>,
     /// Gather and scatter index vectors, by (plan address, node), computed once.
-    pub index_cache: HashMap<(usize, usize), Arc<Vec<i64>>>,
+    pub index_cache: IndexCache,
     /// Scalar constants on the backend, by (value bits, element type), made once: a plan's
     /// constants are then no allocation or launch of their own on later evaluations.
     pub constants: HashMap<(u64, DType), Tensor>,

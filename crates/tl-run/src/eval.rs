@@ -6,7 +6,7 @@ use crate::error::RunError;
 use std::sync::Arc;
 use tl_backend::Calls;
 use tl_backend::{HostData, HostTensor, Tensor};
-use tl_check::{Index, IndexExpr, VarInfo};
+use tl_check::{Index, VarInfo};
 use tl_plan::{EquationPlan, Graph, Op, Placement};
 use tl_syntax::Span;
 
@@ -57,104 +57,6 @@ pub fn index_vector(
         out.push(if inside { flat } else { -1 });
     });
     out
-}
-
-/// `Σ coef[v]·v + c` for an index expression that is affine in its variables (sums,
-/// differences and products by constants); `None` for anything else.
-fn affine(e: &IndexExpr) -> Option<(Vec<(usize, i64)>, i64)> {
-    use tl_syntax::ast::IndexOp;
-    fn scale(t: (Vec<(usize, i64)>, i64), k: i64) -> Option<(Vec<(usize, i64)>, i64)> {
-        let terms =
-            t.0.into_iter()
-                .map(|(v, c)| Some((v, c.checked_mul(k)?)))
-                .collect::<Option<_>>()?;
-        Some((terms, t.1.checked_mul(k)?))
-    }
-    fn add(
-        a: (Vec<(usize, i64)>, i64),
-        b: (Vec<(usize, i64)>, i64),
-    ) -> Option<(Vec<(usize, i64)>, i64)> {
-        let mut terms = a.0;
-        for (v, c) in b.0 {
-            match terms.iter_mut().find(|(u, _)| *u == v) {
-                Some(t) => t.1 = t.1.checked_add(c)?,
-                None => terms.push((v, c)),
-            }
-        }
-        Some((terms, a.1.checked_add(b.1)?))
-    }
-    match e {
-        IndexExpr::Var(v) => Some((vec![(*v, 1)], 0)),
-        IndexExpr::Const(c) => Some((Vec::new(), *c)),
-        IndexExpr::Binary(op, a, b) => {
-            let (a, b) = (affine(a)?, affine(b)?);
-            match op {
-                IndexOp::Add => add(a, b),
-                IndexOp::Sub => add(a, scale(b, -1)?),
-                IndexOp::Mul if a.0.is_empty() => scale(b, a.1),
-                IndexOp::Mul if b.0.is_empty() => scale(a, b.1),
-                _ => None,
-            }
-        }
-    }
-}
-
-/// A read `source[indices]` over the points of `labels` as a strided view of `source`, when
-/// every index is affine in the variables with non-negative coefficients and stays inside its
-/// axis at every point (`W[l, 32*h + k, i]` is `W` seen as `[l, h, k, i]`; `W[0, d]` one row):
-/// no data moves and no index vector is built. `None` when a gather is needed.
-pub(crate) fn affine_view(
-    source: &Tensor,
-    indices: &[Index],
-    labels: &[usize],
-    vars: &[VarInfo],
-) -> Option<Tensor> {
-    if indices.len() != source.rank() {
-        return None;
-    }
-    let mut strides = vec![0usize; labels.len()];
-    let mut offset = source.layout.offset;
-    for (axis, ix) in indices.iter().enumerate() {
-        let (terms, c) = match ix {
-            Index::Var(v) => (vec![(*v, 1)], 0),
-            Index::Const(c) => (Vec::new(), *c),
-            Index::Slice { var, start } => (vec![(*var, 1)], *start),
-            Index::Expr(e) => affine(e)?,
-            Index::Symbol(..) => return None,
-        };
-        // Coefficients are non-negative, so the smallest index is `c` (every variable at 0).
-        let (lo, mut hi) = (c, c);
-        for &(v, coef) in &terms {
-            let n = vars.get(v)?.extent as i64;
-            if coef < 0 || n == 0 {
-                return None;
-            }
-            hi = hi.checked_add(coef.checked_mul(n - 1)?)?;
-        }
-        let extent = source.layout.shape[axis] as i64;
-        if lo < 0 || hi >= extent {
-            return None;
-        }
-        let step = source.layout.strides[axis];
-        offset += usize::try_from(c).ok()? * step;
-        for (v, coef) in terms {
-            let k = labels.iter().position(|&l| l == v)?;
-            strides[k] += usize::try_from(coef).ok()? * step;
-        }
-    }
-    let shape: Vec<usize> = labels
-        .iter()
-        .map(|&v| vars.get(v).map(|x| x.extent))
-        .collect::<Option<_>>()?;
-    Some(Tensor {
-        layout: tl_backend::Layout {
-            shape,
-            strides,
-            offset,
-        },
-        dtype: source.dtype,
-        storage: source.storage.clone(),
-    })
 }
 
 /// Where axis k of a tensor labelled `from` goes among `to`, as a permutation to apply and the
@@ -237,7 +139,9 @@ impl Engine<'_> {
         tl_backend::stored_product(self.backend, (a, la), (b, lb), lo, dtype)
     }
 
-    fn cached_index(
+    /// The index vector of node `node` of `plan`'s fused or unfused graph (`usize::MAX`: its
+    /// placement), built once per engine: the one place that keys the index cache.
+    pub(crate) fn cached_index(
         &mut self,
         plan: &EquationPlan,
         fused: bool,
@@ -343,6 +247,22 @@ impl Engine<'_> {
                         continue;
                     }
                     let shape = source.shape().to_vec();
+                    // Past the edges only by a margin (a convolution's padding): one padded
+                    // copy of the source, read as a view.
+                    if let Some(pads) = views::padding(&source, indices, &plan.vars) {
+                        let idx = self.cached_index(plan, fused, PADDING + id, || {
+                            views::pad_index(&shape, &pads)
+                        });
+                        let padded_shape = views::padded_shape(&shape, &pads);
+                        let padded = be
+                            .gather_shared(&source, &idx, &padded_shape)
+                            .map_err(err)?;
+                        let (labels, vars) = (&node.labels, &plan.vars);
+                        if let Some(v) = views::padded_view(&padded, indices, labels, vars, &pads) {
+                            vals[id] = Some(v);
+                            continue;
+                        }
+                    }
                     let idx = self.cached_index(plan, fused, id, || {
                         index_vector(&plan.vars, &node.labels, indices, &shape)
                     });
@@ -559,6 +479,12 @@ impl Engine<'_> {
                     self.fits(&shape, bytes, || format!("`{name}` {shape:?}"), span)?;
                 }
                 let labels = plan.graph.nodes[plan.root].labels.clone();
+                // Pooling: the root viewed with each pooled axis split, the windows reduced.
+                if let Some((view, axes)) =
+                    views::pooled(&root, &labels, indices, &plan.vars, &shape)
+                {
+                    return be.reduce(&view, &axes, *op).map_err(err);
+                }
                 let idx = self.cached_index(plan, false, usize::MAX, || {
                     index_vector(&plan.vars, &labels, indices, &shape)
                 });
@@ -567,6 +493,12 @@ impl Engine<'_> {
         }
     }
 }
+
+mod views;
+pub(crate) use views::affine_view;
+
+/// Added to a node's number in the index cache for the gather that pads its source.
+const PADDING: usize = usize::MAX / 2;
 
 #[cfg(test)]
 mod tests;

@@ -155,14 +155,9 @@ impl Engine<'_> {
         };
         let shape = self.shape(plan.target);
         let labels = plan.graph.nodes[plan.root].labels.clone();
-        let key = (2 * plan.id, usize::MAX);
-        let idx = self
-            .index_cache
-            .entry(key)
-            .or_insert_with(|| {
-                std::sync::Arc::new(index_vector(&plan.vars, &labels, indices, &shape))
-            })
-            .clone();
+        let idx = self.cached_index(plan, false, usize::MAX, || {
+            index_vector(&plan.vars, &labels, indices, &shape)
+        });
         let be = self.backend;
         let root_shape = root.shape().to_vec();
         match op {

@@ -517,20 +517,24 @@ impl Engine<'_> {
                     }
                 } else {
                     let domain = b.domain;
-                    let (bp, bplan) =
+                    let ((bp, bplan), cache) =
                         b.plan_for(self.program, self.plan.options, rows.len(), span)?;
                     let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
-                    // A fresh engine per step: its masks are this step's, not the seed's first.
+                    // A fresh engine per step: its masks are this step's, not the seed's first,
+                    // and the index vectors of earlier steps of this batch length are reused.
                     sub.rng = Rng::for_step(self.options.seed, step, part);
+                    sub.index_cache = std::mem::take(cache);
                     for t in 0..self.program.tensors.len() {
                         sub.values[t] = self.batch_value(t, domain, &rows, span)?;
                     }
-                    match dp.as_deref_mut() {
+                    let result = match dp.as_deref_mut() {
                         Some(d) => {
-                            sub.pass_reduced(spec.loss, params, wanted, step + 1, span, d, rows_of)?
+                            sub.pass_reduced(spec.loss, params, wanted, step + 1, span, d, rows_of)
                         }
-                        None => sub.pass(spec.loss, params, wanted, step + 1, span)?,
-                    }
+                        None => sub.pass(spec.loss, params, wanted, step + 1, span),
+                    };
+                    *cache = std::mem::take(&mut sub.index_cache);
+                    result?
                 }
             }
         };

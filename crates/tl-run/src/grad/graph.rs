@@ -53,18 +53,9 @@ impl Engine<'_> {
                 }
                 Op::Gather { tensor, indices } => {
                     let shape = self.shape(*tensor);
-                    let idx = self
-                        .index_cache
-                        .entry((key, id))
-                        .or_insert_with(|| {
-                            std::sync::Arc::new(index_vector(
-                                &plan.vars,
-                                &node.labels,
-                                indices,
-                                &shape,
-                            ))
-                        })
-                        .clone();
+                    let idx = self.cached_index(plan, false, id, || {
+                        index_vector(&plan.vars, &node.labels, indices, &shape)
+                    });
                     let back = be
                         .scatter_shared(&g, &idx, &shape, ReduceOp::Sum)
                         .map_err(self.err(span))?;
