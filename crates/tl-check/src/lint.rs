@@ -2,11 +2,14 @@
 //! the paper, a tensor that is read but never defined is learned (an implicit `param`, drawn
 //! at random); when no `minimize` learns it, the program prints random numbers and succeeds,
 //! which is what a misspelt tensor name looks like. Such tensors are listed, with the defined
-//! name each one most likely misspells.
+//! name each one most likely misspells. An index summed over one read inside a nested sum
+//! (`avg= (X[n] - M)^2`) is reported too ([`lone_sum`]).
 
 use crate::program::{CheckedProgram, Command, Definition, TensorId};
 use crate::strata::collect_reads;
 use tl_syntax::Diagnostic;
+
+mod lone_sum;
 
 /// Every warning of a checked program; `trained` names tensors already trained by commands
 /// that are not part of it (an earlier `minimize` of a REPL session).
@@ -14,6 +17,7 @@ pub fn warnings(p: &CheckedProgram, trained: &[&str]) -> Vec<Diagnostic> {
     untrained_implicit_params(p, trained)
         .into_iter()
         .map(|t| untrained_warning(p, t))
+        .chain(lone_sum::lone_sums(p))
         .collect()
 }
 
