@@ -128,32 +128,23 @@ pub fn load_file(
         ext
     };
     match ext.as_str() {
-        "idx" => {
+        "idx" | "npy" => {
             if file.selector.is_some() {
+                let what = if ext == "idx" { "an IDX" } else { "a `.npy`" };
                 return Err(CheckError::Misplaced {
-                    what: "an IDX file holds one array; `#name` selects from `.safetensors` files"
-                        .into(),
+                    what: format!(
+                        "{what} file holds one array; `#name` selects from `.safetensors` files"
+                    ),
                     span,
                     hint: "drop the `#…` part".into(),
                 });
             }
-            tl_io::read_idx(&path)
-                .map(Loaded::Tensor)
-                .map_err(|e| io_error(&e, span))
-        }
-        "npy" => {
-            if file.selector.is_some() {
-                return Err(CheckError::Misplaced {
-                    what:
-                        "a `.npy` file holds one array; `#name` selects from `.safetensors` files"
-                            .into(),
-                    span,
-                    hint: "drop the `#…` part".into(),
-                });
-            }
-            tl_io::read_npy(&path)
-                .map(Loaded::Tensor)
-                .map_err(|e| io_error(&e, span))
+            let read = if ext == "idx" {
+                tl_io::read_idx(&path)
+            } else {
+                tl_io::read_npy(&path)
+            };
+            read.map(Loaded::Tensor).map_err(|e| io_error(&e, span))
         }
         "safetensors" => {
             let st = match cache.get(&path) {
