@@ -403,7 +403,8 @@ impl<'a> Checker<'a> {
             AccessStyle::Bare => self.drafts[id].read_as_tensor = true,
             AccessStyle::Bracket => {
                 self.drafts[id].read_as_tensor = true;
-                self.set_rank(id, a.args.len(), a.span);
+                let rank = a.args.len() + self.implicit_axes(a);
+                self.set_rank(id, rank, a.span);
             }
             AccessStyle::Paren => {
                 self.set_rank(id, a.args.len(), a.span);
@@ -494,6 +495,29 @@ impl<'a> Checker<'a> {
 /// Whether an index argument is a virtual index (`*t`).
 pub fn is_virtual(arg: &ast::IndexArg) -> bool {
     matches!(arg, ast::IndexArg::Virtual { .. })
+}
+
+impl Checker<'_> {
+    /// How many whole trailing axes a read of slices only leaves implicit, as NumPy does
+    /// (`X = Img[0:256]` on a rank-3 `Img` is `Img[0:256, :, :]`): the tensor's known rank
+    /// less the slices given; 0 for any other read.
+    pub(crate) fn implicit_axes(&self, a: &ast::Access) -> usize {
+        let slices_only = matches!(a.style, ast::AccessStyle::Bracket)
+            && !a.args.is_empty()
+            && a.args
+                .iter()
+                .all(|x| matches!(x, ast::IndexArg::Slice { .. }));
+        let rank = self
+            .by_name
+            .get(&a.name.name)
+            .and_then(|&t| self.drafts[t].rank)
+            .map_or(0, |(r, _)| r);
+        if slices_only {
+            rank.saturating_sub(a.args.len())
+        } else {
+            0
+        }
+    }
 }
 
 /// Where a tensor's data or `param` statement is, if it has one.

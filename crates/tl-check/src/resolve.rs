@@ -217,8 +217,14 @@ impl Checker<'_> {
                 out
             }
             _ => {
-                let slices = a
-                    .args
+                // Trailing axes a read of slices leaves out are whole (NumPy's `Img[0:256]`).
+                let mut args = a.args.clone();
+                args.extend((0..self.implicit_axes(a)).map(|_| IndexArg::Slice {
+                    start: None,
+                    end: None,
+                    span: a.span,
+                }));
+                let slices = args
                     .iter()
                     .filter(|x| matches!(x, IndexArg::Slice { .. }))
                     .count();
@@ -231,7 +237,7 @@ impl Checker<'_> {
                 }
                 let mut next_slice = anon.len() - slices;
                 let mut out = Vec::new();
-                for (arg, &axis) in a.args.iter().zip(&axes) {
+                for (arg, &axis) in args.iter().zip(&axes) {
                     let slice_var = if matches!(arg, IndexArg::Slice { .. }) {
                         next_slice += 1;
                         anon.get(next_slice - 1).copied()

@@ -384,11 +384,13 @@ impl Checker<'_> {
                     .get(&a.name.name)
                     .and_then(|&t| self.drafts[t].rank)
                     .map_or(0, |(r, _)| r),
-                _ => a
-                    .args
-                    .iter()
-                    .filter(|x| matches!(x, IndexArg::Slice { .. }))
-                    .count(),
+                _ => {
+                    a.args
+                        .iter()
+                        .filter(|x| matches!(x, IndexArg::Slice { .. }))
+                        .count()
+                        + self.implicit_axes(a)
+                }
             },
             ExprKind::Call { args, .. } => {
                 args.iter().map(|a| self.anon_rank(a)).max().unwrap_or(0)

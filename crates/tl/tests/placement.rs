@@ -204,3 +204,19 @@ fn gradients_flow_through_placements_and_concat() {
     }
     close(&got[0].1, &want);
 }
+
+#[test]
+fn a_read_of_leading_slices_keeps_the_trailing_axes_whole() {
+    // NumPy's `A[1:3]` on a rank-3 array: the slice of the first axis, the others whole.
+    let base = "A[i: 4, j: 2, k: 3] = 100 i + 10 j + k\n";
+    let got = dense(&format!("{base}B = A[1:3]\nB?\nC = A[0:1, 1:2]\nC?\n"));
+    let b: Vec<f64> = (1..3)
+        .flat_map(|i| {
+            (0..2).flat_map(move |j| (0..3).map(move |k| f64::from(100 * i + 10 * j + k)))
+        })
+        .collect();
+    assert_eq!(got[0], (vec![2, 2, 3], b));
+    assert_eq!(got[1], (vec![1, 1, 3], vec![10.0, 11.0, 12.0]));
+    // A read with too few named indices is still an error.
+    fails(&format!("{base}D[i] = A[i]\nD?\n"), "TL0105", "2:8");
+}
