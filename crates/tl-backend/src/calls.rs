@@ -198,6 +198,10 @@ pub trait Calls: Backend {
         b_labels: &[u32],
         out_labels: &[u32],
     ) -> Result<Tensor> {
+        let ab = ((a, a_labels), (b, b_labels));
+        if let Some(t) = broadcast_product(self, ab.0, ab.1, out_labels, None)? {
+            return Ok(t);
+        }
         self.product(&Product {
             a: (a, a_labels),
             b: (b, b_labels),
@@ -346,7 +350,11 @@ pub fn stored_product<B: Backend + ?Sized>(
     out_labels: &[u32],
     dtype: DType,
 ) -> Result<Tensor> {
-    let epilogue = matches!(dtype, DType::F16 | DType::BF16).then_some(Epilogue {
+    let half = matches!(dtype, DType::F16 | DType::BF16);
+    if let Some(t) = broadcast_product(be, a, b, out_labels, half.then_some(dtype))? {
+        return Ok(t);
+    }
+    let epilogue = half.then_some(Epilogue {
         expr: &MapExpr::Input(0),
         extra: &[],
         dtype,
@@ -357,6 +365,66 @@ pub fn stored_product<B: Backend + ?Sized>(
         out_labels,
         epilogue,
     })
+}
+
+/// A contraction in which nothing is summed (every label of either operand is kept, as in the
+/// gradient `G[c] D[n, c, y, x]` of a variance) as one broadcast multiply: the same numbers
+/// as the contraction (one rounding each), without packing the operands for a matrix product.
+/// `None` when a label is summed, repeated or missing from the operands, or extents disagree.
+/// The result is stored as `store`, or as the contraction's own type (f64 when an operand is
+/// f64, else f32).
+fn broadcast_product<B: Backend + ?Sized>(
+    be: &B,
+    a: (&Tensor, &[u32]),
+    b: (&Tensor, &[u32]),
+    out_labels: &[u32],
+    store: Option<DType>,
+) -> Result<Option<Tensor>> {
+    let position = |l: &u32| out_labels.iter().position(|o| o == l);
+    let (Some(pa), Some(pb)) = (
+        a.1.iter().map(position).collect::<Option<Vec<usize>>>(),
+        b.1.iter().map(position).collect::<Option<Vec<usize>>>(),
+    ) else {
+        return Ok(None);
+    };
+    if a.0.rank() != a.1.len() || b.0.rank() != b.1.len() {
+        return Ok(None);
+    }
+    let mut shape = vec![0usize; out_labels.len()];
+    for (t, pos) in [(a.0, &pa), (b.0, &pb)] {
+        for (k, &p) in pos.iter().enumerate() {
+            let e = t.shape()[k];
+            if shape[p] != 0 && shape[p] != e {
+                return Ok(None);
+            }
+            shape[p] = e;
+        }
+    }
+    let distinct = |pos: &[usize]| {
+        let mut seen = pos.to_vec();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len() == pos.len()
+    };
+    if !distinct(&pa) || !distinct(&pb) || shape.contains(&0) {
+        return Ok(None);
+    }
+    let dtype = match store {
+        Some(d) => d,
+        None if a.0.dtype == DType::F64 || b.0.dtype == DType::F64 => DType::F64,
+        None => DType::F32,
+    };
+    let rank = out_labels.len();
+    let (va, vb) = (
+        a.0.expanded_to_rank(&pa, rank),
+        b.0.expanded_to_rank(&pb, rank),
+    );
+    let product = MapExpr::Binary(
+        BinaryFn::Mul,
+        Box::new(MapExpr::Input(0)),
+        Box::new(MapExpr::Input(1)),
+    );
+    be.map(&product, &[&va, &vb], &shape, dtype).map(Some)
 }
 
 /// A product with an epilogue as two steps, the contraction then a map (the unfused way,

@@ -306,3 +306,39 @@ fn a_launch_log_counts_one_call_per_kernel() -> Result<()> {
     assert_eq!(launches(&log), 3);
     Ok(())
 }
+
+/// Contractions in which nothing is summed (a broadcast multiply, as gradients often are),
+/// against an f64 reference: `C[n, c, y] = G[c] D[n, c, y]`, the operands in either order and
+/// with permuted labels, and a Hadamard product.
+fn products_that_sum_nothing(be: &dyn Backend) -> Result<()> {
+    let (n, c, y) = (3usize, 5, 7);
+    let (g, d) = (values(c, 11), values(n * c * y, 12));
+    let want: Vec<f64> = (0..n * c * y).map(|i| g[(i / y) % c] * d[i]).collect();
+    for dtype in [DType::F32, DType::F64] {
+        let tg = upload(be, &[c], &g, dtype)?;
+        let td = upload(be, &[n, c, y], &d, dtype)?;
+        let got = be.contract(&tg, &[1], &td, &[0, 1, 2], &[0, 1, 2])?;
+        assert_close("G[c] D[n, c, y]", &fetch(be, &got)?, &want, dtype);
+        let swapped = be.contract(&td, &[0, 1, 2], &tg, &[1], &[0, 1, 2])?;
+        assert_close("D[n, c, y] G[c]", &fetch(be, &swapped)?, &want, dtype);
+        // The result laid out as [y, n, c].
+        let permuted = be.contract(&tg, &[1], &td, &[0, 1, 2], &[2, 0, 1])?;
+        let want_p: Vec<f64> = (0..n * c * y)
+            .map(|k| {
+                let (yy, rest) = (k / (n * c), k % (n * c));
+                let (nn, cc) = (rest / c, rest % c);
+                want[(nn * c + cc) * y + yy]
+            })
+            .collect();
+        assert_close("[y, n, c]", &fetch(be, &permuted)?, &want_p, dtype);
+        let square = be.contract(&td, &[0, 1, 2], &td, &[0, 1, 2], &[0, 1, 2])?;
+        let want_sq: Vec<f64> = d.iter().map(|x| x * x).collect();
+        assert_close("D D", &fetch(be, &square)?, &want_sq, dtype);
+    }
+    Ok(())
+}
+
+test_device!(
+    products_that_sum_nothing_are_broadcast_multiplies,
+    products_that_sum_nothing
+);
