@@ -73,3 +73,13 @@ fn adam_steps_leave_the_same_network_and_loss() {
 fn a_trained_recurrence_over_steps_answers_the_same() {
     same_on_both(VIRTUAL);
 }
+
+/// A convolution by index arithmetic (read past the edges: a padded copy seen as a view), batch
+/// norm as equations, max pooling by `y / 2` (a view reduced) and mini-batches (index vectors
+/// kept from step to step).
+const CONVOLUTION: &str = "X[e: 8, y: 6, x: 6] = sin(0.7 e + 1.3 y - 0.4 x)\nT[e] = step(X[e, 2, 3])\nparam K[3, 3, 3] ~ normal(0, 0.5)\nC[e, c, y, x] = K[c, dy, dx] X[e, y + dy - 1, x + dx - 1]\nM[c] avg= C[e, c, y, x]\nD[e, c, y, x] = C[e, c, y, x] - M[c]\nV[c] avg= D[e, c, y, x] D[e, c, y, x]\nH[e, c, y, x] = relu(D[e, c, y, x] / sqrt(V[c] + 0.00001))\nP[e, c, y / 2, x / 2] max= H[e, c, y, x]\nparam W[3, 3, 3] ~ normal(0, 0.3)\nY[e] = W[c, y, x] P[e, c, y, x]\nLoss avg= (Y[e] - T[e])^2\nLoss?\nminimize Loss with adam(lr=0.05) for 6 steps batch e 4\nLoss?\nK?\nW?\nP?\n";
+
+#[test]
+fn a_convolution_with_pooling_trained_in_batches_answers_the_same() {
+    same_on_both(CONVOLUTION);
+}
