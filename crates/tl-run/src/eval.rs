@@ -250,10 +250,14 @@ impl Engine<'_> {
                     // Past the edges only by a margin (a convolution's padding): one padded
                     // copy of the source, read as a view.
                     if let Some(pads) = views::padding(&source, indices, &plan.vars) {
+                        let padded_shape = views::padded_shape(&shape, &pads);
+                        // The copy and its index vector (8 bytes a cell) are budgeted first.
+                        let per = 8 + source.dtype.size();
+                        let what = || format!("a padded copy {padded_shape:?} of a read");
+                        self.fits(&padded_shape, per, what, span)?;
                         let idx = self.cached_index(plan, fused, PADDING + id, || {
                             views::pad_index(&shape, &pads)
                         });
-                        let padded_shape = views::padded_shape(&shape, &pads);
                         let padded = be
                             .gather_shared(&source, &idx, &padded_shape)
                             .map_err(err)?;
