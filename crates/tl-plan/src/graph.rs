@@ -229,7 +229,19 @@ fn relabel_index_expr(e: &IndexExpr, f: &dyn Fn(VarId) -> VarId) -> IndexExpr {
     }
 }
 
-/// One node: its operation, the variables labelling its axes, and its shape.
+/// The element type a node computes in. Plans are made before a run's `--dtype` is known, so a
+/// node names one of the run's two types: the real tensors' type, or `f64`, in which sums over
+/// relations (counts, `TensorKind::Integer`) are exact up to 2^53.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// The run's real type (`--dtype`).
+    #[default]
+    Real,
+    /// `f64` whatever the run's real type: counts stay exact.
+    Exact,
+}
+
+/// One node: its operation, the variables labelling its axes, its shape and its element type.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
     /// What it computes.
@@ -238,6 +250,8 @@ pub struct Node {
     pub labels: Vec<VarId>,
     /// The extent of each axis.
     pub shape: Vec<usize>,
+    /// The type it computes in (the `types` pass sets it; [`Precision::Real`] before).
+    pub precision: Precision,
 }
 
 /// An arena of nodes in evaluation order (inputs before users).
@@ -250,7 +264,12 @@ pub struct Graph {
 impl Graph {
     /// Appends a node and returns its id.
     pub fn push(&mut self, op: Op, labels: Vec<VarId>, shape: Vec<usize>) -> NodeId {
-        self.nodes.push(Node { op, labels, shape });
+        self.nodes.push(Node {
+            op,
+            labels,
+            shape,
+            precision: Precision::Real,
+        });
         self.nodes.len() - 1
     }
 
@@ -288,8 +307,8 @@ impl Graph {
             .count()
     }
 
-    /// Checks the invariants every pass must keep: inputs precede users, labels are distinct
-    /// and match shapes, reductions drop labels, contractions keep only their operands' labels.
+    /// Checks the invariants every pass must keep: inputs precede users and share their
+    /// precision, labels are distinct and match shapes, reductions drop labels, contractions keep only their operands' labels.
     pub fn verify(&self) -> Result<(), String> {
         for (id, n) in self.nodes.iter().enumerate() {
             if n.labels.len() != n.shape.len() {
@@ -308,6 +327,10 @@ impl Graph {
             for i in self.inputs(id) {
                 if i >= id {
                     return Err(format!("%{id} reads %{i}, which comes later"));
+                }
+                // Values change type only where a tensor is read.
+                if self.nodes[i].precision != n.precision {
+                    return Err(format!("%{id} reads %{i}, of another precision"));
                 }
                 if let Op::Reduce { .. } = n.op {
                     if !n.labels.iter().all(|l| self.nodes[i].labels.contains(l)) {

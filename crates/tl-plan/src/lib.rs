@@ -27,7 +27,7 @@ pub mod tensor_ref;
 pub mod terms;
 
 pub use error::PlanError;
-pub use graph::{Graph, Node, NodeId, Op};
+pub use graph::{Graph, Node, NodeId, Op, Precision};
 pub use tensor_ref::TensorRef;
 
 use lower::Lowerer;

@@ -12,9 +12,11 @@
 //! evaluation).
 
 use crate::fuse::{self, Fusing};
-use crate::{layers, loops, EquationPlan, Graph, NodeId, PlanError, ProgramPlan};
+use crate::{
+    layers, loops, EquationPlan, Graph, NodeId, PlanError, Precision, ProgramPlan, TensorRef,
+};
 use std::fmt;
-use tl_check::{CheckedProgram, TensorKind};
+use tl_check::{CheckedProgram, TensorId, TensorKind};
 use tl_syntax::Span;
 
 /// The passes over a whole program, in order (each documented at its function below).
@@ -63,6 +65,11 @@ pub const PROGRAM: &[ProgramPass] = &[
     ProgramPass {
         name: "splice equations",
         run: splice_equations,
+    },
+    // Every node's element type: exact where the plan computes a count.
+    ProgramPass {
+        name: "types",
+        run: type_nodes,
     },
     // Every plan's number, for the runtime's caches.
     ProgramPass {
@@ -302,6 +309,34 @@ pub fn verified(pass: &'static str, graph: &Graph) -> Result<(), Broken> {
         return Ok(());
     }
     graph.verify().map_err(|problem| Broken { pass, problem })
+}
+
+/// Sets every node's [`Precision`]: [`Precision::Exact`] in the plans of integer tensors (a
+/// slot's plan by the tensor the slot holds), whose operands are relations and counts, read in
+/// `f64`; [`Precision::Real`] elsewhere. Splicing joins only real tensors' plans, so a plan's
+/// nodes share one precision, and a value changes type only where a tensor is read.
+fn type_nodes(s: &mut Planning) -> Result<(), Vec<PlanError>> {
+    let n = s.program.tensors.len();
+    let targets: Vec<TensorId> = s.plan.plans_mut().map(|p| p.target).collect();
+    let precisions: Vec<Precision> = targets
+        .into_iter()
+        .map(|t| {
+            let holder = match TensorRef::of(t, n) {
+                TensorRef::Tensor(x) | TensorRef::Delta(x) => Some(x),
+                TensorRef::Slot(_) => s.plan.slot_source(t),
+            };
+            match holder.and_then(|x| s.kinds.get(x)) {
+                Some(TensorKind::Integer) => Precision::Exact,
+                _ => Precision::Real,
+            }
+        })
+        .collect();
+    for (plan, precision) in s.plan.plans_mut().zip(precisions) {
+        for graph in [&mut plan.graph, &mut plan.fused] {
+            graph.nodes.iter_mut().for_each(|n| n.precision = precision);
+        }
+    }
+    Ok(())
 }
 
 /// Numbers the plans ([`EquationPlan::id`]) in [`ProgramPlan::plans_mut`] order. Afterwards:

@@ -2,7 +2,7 @@
 //! elementwise expressions written as formulas over the nodes they read, e.g.
 //! `%5 = relu(%1·%2 + %4) summing [k] : [i: 64, j: 128]`.
 
-use crate::graph::{Graph, NodeId, Op};
+use crate::graph::{Graph, NodeId, Op, Precision};
 use crate::layers::Row;
 use crate::loops::SlotSource;
 use crate::{EquationPlan, Placement, ProgramPlan, TensorRef};
@@ -185,7 +185,12 @@ impl fmt::Display for Shown<'_> {
                 .collect::<Vec<_>>()
                 .join(", ");
             let indent = self.indent;
-            writeln!(f, "{indent}%{id} = {} : [{axes}]", node_text(g, id, names))?;
+            let exact = match n.precision {
+                Precision::Exact => " f64",
+                Precision::Real => "",
+            };
+            let text = node_text(g, id, names);
+            writeln!(f, "{indent}%{id} = {text} : [{axes}]{exact}")?;
         }
         Ok(())
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tl_backend::Calls;
 use tl_backend::{Backend, DType, HostData, HostTensor, Tensor};
 use tl_check::{CheckedProgram, Definition, Init, TensorId, TensorKind};
-use tl_plan::{ProgramPlan, Storage, TensorRef};
+use tl_plan::{Precision, ProgramPlan, Storage, TensorRef};
 use tl_relation::Relation;
 use tl_syntax::{Diagnostic, Span};
 
@@ -201,6 +201,14 @@ impl<'a> Engine<'a> {
     /// The element type real tensors are stored in.
     pub fn dtype(&self) -> DType {
         self.options.dtype
+    }
+
+    /// The element type of a plan node's values ([`Precision`]).
+    pub fn dtype_in(&self, precision: Precision) -> DType {
+        match precision {
+            Precision::Exact => DType::F64,
+            Precision::Real => self.dtype(),
+        }
     }
 
     /// The element type a tensor is stored in: integer tensors (counts, [`TensorKind::Integer`])

@@ -210,13 +210,13 @@ impl Engine<'_> {
         let graph = if fused { &plan.fused } else { &plan.graph };
         let span = plan.span;
         let be = self.backend;
-        let dtype = self.dtype_of(plan.target);
         let err = |e| RunError::backend(e, span);
         let mut vals: Vec<Option<Tensor>> = vec![None; graph.nodes.len()];
         let sparse = self.sparse_loads(graph);
         let plan_key = 2 * plan.id + usize::from(fused);
         let host_results = !be.is_accelerator();
         for (id, node) in graph.nodes.iter().enumerate() {
+            let dtype = self.dtype_in(node.precision);
             if host_results && !matches!(node.op, Op::Load { .. }) {
                 // Every result is a fresh host tensor: too large is an error, not an abort.
                 let shape = &node.shape;

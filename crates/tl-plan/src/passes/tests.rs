@@ -150,3 +150,47 @@ fn every_plan_has_its_own_number() {
     }
     assert!(h.is_some_and(|h| (0..100).any(|id| plan.slot_source(id) == Some(h))));
 }
+
+#[test]
+fn a_count_computes_exactly_and_a_real_equation_in_the_run_type() {
+    let p = checked(
+        "Edge(1, 2)\nEdge(2, 3)\nEdge(1, 3)\nOut[x] += Edge(x, y)\nW[i: 4] = sin(i + 0.5)\n\
+         S = W[i] W[i]\n",
+    );
+    let mut plan = crate::plan(&p).unwrap_or_else(|e| panic!("{e:?}"));
+    let tensor = |name: &str| p.tensors.iter().position(|t| t.name == name);
+    let (out, s) = (tensor("Out"), tensor("S"));
+    let mut seen = 0;
+    for q in plan.plans_mut() {
+        let want = if Some(q.target) == out {
+            Precision::Exact
+        } else {
+            Precision::Real
+        };
+        seen += usize::from(Some(q.target) == out || Some(q.target) == s);
+        for graph in [&q.graph, &q.fused] {
+            assert!(graph.nodes.iter().all(|n| n.precision == want), "{graph}");
+        }
+    }
+    assert_eq!(seen, 2);
+    // Dumped plans say which nodes are exact.
+    assert!(crate::show::render(&p, &plan).contains(" f64"));
+}
+
+#[test]
+fn a_node_reading_another_precision_breaks_the_graph() {
+    let mut g = Graph::default();
+    let x = g.push(Op::Load { tensor: 0 }, vec![0], vec![3]);
+    g.push(
+        Op::Map {
+            expr: tl_core::MapExpr::Input(0),
+            inputs: vec![x],
+        },
+        vec![0],
+        vec![3],
+    );
+    assert_eq!(g.verify(), Ok(()));
+    g.nodes[x].precision = Precision::Exact;
+    let problem = g.verify().err().unwrap_or_default();
+    assert!(problem.contains("another precision"), "{problem}");
+}
