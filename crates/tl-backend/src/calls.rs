@@ -279,6 +279,10 @@ impl<B: Backend + ?Sized> Calls for B {}
 pub fn composed<B: Backend + ?Sized>(be: &B, k: &Kernel<'_>) -> Result<Vec<Tensor>> {
     match (k.body, k.into) {
         (_, Some(_)) => Err(crate::not_recordable()),
+        (Body::Mask { .. }, None) => Err(BackendError::Shape {
+            op: "mask",
+            detail: "a mask is drawn by the backend itself, not composed".into(),
+        }),
         (Body::Map(exprs), None) => exprs
             .iter()
             .map(|e| be.map(e, k.inputs, k.shape, k.dtype))

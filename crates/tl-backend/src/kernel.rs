@@ -79,6 +79,16 @@ pub enum Body<'a> {
         /// The axis the reductions run along.
         axis: usize,
     },
+    /// A dropout mask: each element 0 with probability `p`, else `1 / (1 - p)`, drawn by
+    /// [`tl_core::random`] from `stream`, a counter and the element's row-major position. The
+    /// one input is the counter, an `f64` scalar holding an integer (the training step), so
+    /// a recorded step draws fresh masks when the counter advances.
+    Mask {
+        /// The dropout rate, in [0, 1).
+        p: f64,
+        /// The stream (the run's seed, the statement, the mask).
+        stream: u64,
+    },
 }
 
 impl<'a> Kernel<'a> {
@@ -159,6 +169,17 @@ impl<'a> Kernel<'a> {
                 }
                 _ => Form::MapNormalize { expr, axis, func },
             },
+            (Body::Mask { p, stream }, None) => match self.inputs {
+                [counter] if counter.dtype == DType::F64 && counter.numel() == 1 => {
+                    Form::Mask { p, stream, counter }
+                }
+                _ => {
+                    return Err(BackendError::Shape {
+                        op: "mask",
+                        detail: "a mask reads one f64 scalar, its counter".into(),
+                    })
+                }
+            },
             (
                 Body::Rows {
                     expr,
@@ -230,6 +251,15 @@ pub enum Form<'a> {
     },
     /// A map reading reductions of its rows.
     Rows(RowMapArgs<'a>),
+    /// A dropout mask ([`Body::Mask`]).
+    Mask {
+        /// The dropout rate.
+        p: f64,
+        /// The stream.
+        stream: u64,
+        /// The counter, an f64 scalar.
+        counter: &'a Tensor,
+    },
     /// Anything else (an expression reduced over axes that are not the last ones).
     Composed,
 }

@@ -32,7 +32,7 @@ pub use kernel::{Body, Epilogue, Info, Kernel, Product};
 pub use ops::{BinaryFn, MapExpr, NormFn, ReduceOp, UnaryFn};
 pub use rows::RowMapArgs;
 pub use tensor::{Layout, Storage, Tensor};
-pub use tl_core::{buf, dtype, grad_expr, host, ops, tensor};
+pub use tl_core::{buf, dtype, grad_expr, host, ops, random, tensor};
 pub use tl_core::{Buf, DType};
 
 use std::sync::Arc;

@@ -150,6 +150,7 @@ fn kernel_label(k: &Kernel<'_>) -> String {
                 args.axis,
             )
         }
+        Form::Mask { p, .. } => format!("mask p={p} -> {shape}:{dtype}"),
         Form::Composed => match k.body {
             Body::Reduce { expr, axes, op } => format!(
                 "map_reduce({} nodes) {inputs} -> {shape}:{dtype}, {op:?} over {axes:?}",

@@ -19,6 +19,7 @@ pub mod grad_expr;
 pub mod host;
 pub mod math;
 pub mod ops;
+pub mod random;
 pub mod tensor;
 
 pub use buf::Buf;

@@ -5,6 +5,7 @@ use crate::error::RunError;
 use crate::eval_replay::EvalReplay;
 use crate::host_memory::budget_now;
 use crate::loop_tape::Tape;
+use crate::masks::Masks;
 use crate::rng::Rng;
 use crate::sparse_cache::{SparseCountCache, SparseIndexCache};
 pub use crate::value::Value;
@@ -94,8 +95,10 @@ pub struct Engine<'a> {
     /// The values `0, 1, …, n-1` of an index used as a number, by (extent, element type),
     /// uploaded once.
     pub index_values: HashMap<(usize, DType), Tensor>,
-    /// The random generator.
+    /// The random generator (initialisers, shuffles).
     pub rng: Rng,
+    /// Dropout's mask counter and stream ([`crate::masks`]).
+    pub masks: Masks,
     /// Whether `evaluate` keeps node values for a backward pass.
     pub record: bool,
     /// Node values by plan address, kept while `record` is on.
@@ -186,6 +189,7 @@ impl<'a> Engine<'a> {
             constants: HashMap::new(),
             index_values: HashMap::new(),
             rng,
+            masks: Masks::default(),
             record: false,
             traces: HashMap::new(),
             profile: None,

@@ -275,16 +275,7 @@ impl Engine<'_> {
                 // A training step (a recorded forward pass) draws a fresh mask; everything
                 // else sees 1, and dropout is the identity.
                 Op::DropMask { p } if self.record => {
-                    let keep = 1.0 / (1.0 - p);
-                    let n: usize = node.shape.iter().product();
-                    let data: Vec<f64> = (0..n)
-                        .map(|_| if self.rng.uniform() < *p { 0.0 } else { keep })
-                        .collect();
-                    let host = HostTensor {
-                        shape: node.shape.clone(),
-                        data: HostData::F64(data.into()).convert(dtype),
-                    };
-                    be.upload(&host).map_err(err)?
+                    self.dropout_mask((plan.id, id), &node.shape, *p, dtype, span)?
                 }
                 Op::Const(_) | Op::DropMask { .. } => {
                     let c = match &node.op {

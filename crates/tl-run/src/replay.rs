@@ -62,9 +62,11 @@ impl Engine<'_> {
     ) -> Result<f64, RunError> {
         let span = s.span;
         let backend_err = |e| RunError::backend(e, span);
+        self.masks.begin_step(s.step);
         match state {
             Replay::Ready(rec) => {
                 self.backend.replay(&rec.recording).map_err(backend_err)?;
+                self.masks.replayed();
                 let loss = self.checked(&rec.pass, s.loss, s.params, s.step, span)?;
                 opt.count_replayed_step();
                 self.replayed_steps += 1;
@@ -98,6 +100,7 @@ impl Engine<'_> {
                         // Nothing recorded ran: the optimiser goes back to its state before.
                         *opt = before;
                         self.forget_capture();
+                        self.masks.forget();
                         *state = Replay::Off;
                         self.step_in_place(opt, s)
                     }

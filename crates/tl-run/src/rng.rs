@@ -1,5 +1,6 @@
 //! The one deterministic random generator a run draws from (`--seed`): parameter
-//! initialisers and batch shuffling, so a run with the same seed repeats exactly.
+//! initialisers and batch shuffling, so a run with the same seed repeats exactly. (Dropout
+//! masks come from a counter-based generator instead, `crate::masks`.)
 
 /// SplitMix64: small, fast and well distributed; enough for initialisers and shuffles.
 #[derive(Clone, Debug)]
@@ -13,16 +14,6 @@ impl Rng {
         Rng {
             state: seed ^ 0x9E37_79B9_7F4A_7C15,
         }
-    }
-
-    /// The generator of one training step's draws (dropout masks) for one part of its batch
-    /// (`part`: the first example a rank computes), derived from the run's seed: each step and
-    /// each part draws afresh, and the run's own stream (initialisers, shuffles) is untouched.
-    pub fn for_step(seed: u64, step: u64, part: u64) -> Self {
-        let mut s = Rng::new(seed);
-        let a = Rng::new(step).next_u64();
-        let b = Rng::new(part.wrapping_add(0x5851_F42D_4C95_7F2D)).next_u64();
-        Rng::new(s.next_u64() ^ a ^ b.rotate_left(17))
     }
 
     /// The next 64 random bits.

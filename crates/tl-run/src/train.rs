@@ -7,12 +7,12 @@
 use crate::batch::{batch_domain, Batcher};
 use crate::engine::{Engine, Value};
 use crate::error::RunError;
+use crate::masks::Masks;
 use crate::observe::{StepInfo, TrainObserver};
 use crate::optim::{learning_rate, OptimizerState};
 use crate::parallel::DataParallel;
 use crate::pass_result::{DevicePass, StepResult};
 use crate::replay::{Replay, StepTarget};
-use crate::rng::Rng;
 use tl_backend::Calls;
 use tl_backend::{BinaryFn, DType, HostTensor, MapExpr, Tensor};
 use tl_check::learn::MinimizeSpec;
@@ -520,9 +520,9 @@ impl Engine<'_> {
                     let ((bp, bplan), cache) =
                         b.plan_for(self.program, self.plan.options, rows.len(), span)?;
                     let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
-                    // A fresh engine per step: its masks are this step's, not the seed's first,
-                    // and the index vectors of earlier steps of this batch length are reused.
-                    sub.rng = Rng::for_step(self.options.seed, step, part);
+                    // A fresh engine per step, drawing this part's masks; the index vectors of
+                    // earlier steps of this batch length are reused.
+                    sub.masks = Masks::for_part(part);
                     sub.index_cache = std::mem::take(cache);
                     for t in 0..self.program.tensors.len() {
                         sub.values[t] = self.batch_value(t, domain, &rows, span)?;

@@ -21,15 +21,20 @@ impl TrainObserver for Losses {
     }
 }
 
-/// A two-layer network with biases on a fixed input, trained with `optimizer`.
+/// A two-layer network with biases on a fixed input, trained with `optimizer` (a plain hidden
+/// layer, or with `hidden` applied to it, e.g. `dropout(…, 0.2)`).
 fn program(optimizer: &str) -> String {
+    with_hidden(optimizer, "relu(W1[h, i] X[e, i] + B1[h])")
+}
+
+fn with_hidden(optimizer: &str, hidden: &str) -> String {
     format!(
         "X[e: 16, i: 9] = sin(0.3 * e + 0.7 * i)\n\
          T[e: 16, c: 3] = cos(0.2 * e - 0.5 * c)\n\
          param W1[33, 9] ~ normal(0, 0.3)\n\
          param B1[33] = 0\n\
          param W2[3, 33] ~ normal(0, 0.3)\n\
-         H[e, h] = relu(W1[h, i] X[e, i] + B1[h])\n\
+         H[e, h] = {hidden}\n\
          Y[e, c] = W2[c, h] H[e, h]\n\
          Loss avg= (Y[e, c] - T[e, c])^2\n\
          minimize Loss with {optimizer} for 25 steps\n"
@@ -38,8 +43,11 @@ fn program(optimizer: &str) -> String {
 
 /// The losses of every step, the final parameters and the number of replayed steps.
 fn train(be: &CudaBackend, optimizer: &str, replay: bool) -> (Vec<f64>, Vec<Vec<f64>>, u64) {
-    let src = program(optimizer);
-    let (checked, plan) = planned(&src);
+    train_program(be, &program(optimizer), replay)
+}
+
+fn train_program(be: &CudaBackend, src: &str, replay: bool) -> (Vec<f64>, Vec<Vec<f64>>, u64) {
+    let (checked, plan) = planned(src);
     let options = RunOptions {
         dtype: DType::F32,
         replay,
@@ -92,6 +100,31 @@ fn replayed_steps_train_like_steps_queued_one_by_one() {
         );
         assert_eq!(p0, p1, "{optimizer}: parameters op by op and replayed");
     }
+}
+
+/// Dropout's masks are drawn from a counter that the recorded step advances in its own
+/// memory: a replayed run draws a fresh mask at every step, the same masks as a run queued op by
+/// op, so the two end bit for bit alike.
+fn replayed_steps_with_dropout_draw_fresh_masks() {
+    let be = match CudaBackend::open() {
+        Ok(be) => be,
+        Err(why) => {
+            eprintln!("skipped: no CUDA driver ({why})");
+            return;
+        }
+    };
+    let src = with_hidden(
+        "adam(lr=0.01)",
+        "dropout(relu(W1[h, i] X[e, i] + B1[h]), 0.3)",
+    );
+    let (l0, p0, r0) = train_program(&be, &src, false);
+    let (l1, p1, r1) = train_program(&be, &src, true);
+    assert_eq!((r0, r1), (0, 23), "replayed steps");
+    assert_eq!(l0, l1, "losses op by op and replayed");
+    assert_eq!(p0, p1, "parameters op by op and replayed");
+    // A replay that kept drawing its recorded step's masks would end elsewhere than the run
+    // queued op by op, which draws each step's own.
+    assert!(l1[24] < l1[0], "it trains ({} -> {})", l1[0], l1[24]);
 }
 
 /// Every value of `names` after evaluating `src` with `evaluate_again` `times` times, and the
@@ -165,6 +198,10 @@ fn main() {
         (
             "replayed_steps_train_like_steps_queued_one_by_one",
             replayed_steps_train_like_steps_queued_one_by_one,
+        ),
+        (
+            "replayed_steps_with_dropout_draw_fresh_masks",
+            replayed_steps_with_dropout_draw_fresh_masks,
         ),
         (
             "replayed_evaluations_give_the_values_of_ordinary_ones",

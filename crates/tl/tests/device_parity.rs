@@ -83,3 +83,13 @@ const CONVOLUTION: &str = "X[e: 8, y: 6, x: 6] = sin(0.7 e + 1.3 y - 0.4 x)\nT[e
 fn a_convolution_with_pooling_trained_in_batches_answers_the_same() {
     same_on_both(CONVOLUTION);
 }
+
+/// Dropout: the CPU and the device draw the same masks (one counter-based generator), so a
+/// network trained with dropout, full-batch (replayed on a device that records) and in
+/// mini-batches, ends the same on both.
+const DROPOUT: &str = "X[e: 12, i: 5] = sin(0.3 e + 0.7 i)\nT[e] = cos(0.4 e)\nparam W[8, 5] ~ normal(0, 0.4)\nparam B[8] = 0\nparam V[8] ~ normal(0, 0.4)\nH[e, h] = dropout(relu(W[h, i] X[e, i] + B[h]), 0.25)\nY[e] = V[h] H[e, h]\nLoss avg= (Y[e] - T[e])^2\nminimize Loss with adam(lr=0.03) for 30 steps\nLoss?\nW?\nV?\nminimize Loss with adam(lr=0.01) for 9 steps batch e 5\nLoss?\nW?\n";
+
+#[test]
+fn a_network_trained_with_dropout_answers_the_same() {
+    same_on_both(DROPOUT);
+}

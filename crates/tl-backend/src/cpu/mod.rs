@@ -28,6 +28,7 @@ use crate::ops::{MapExpr, NormFn, ReduceOp};
 use crate::tensor::Tensor;
 use crate::{calls, Backend, Index};
 use half::{bf16, f16};
+use rayon::prelude::*;
 use storage::{copy_raw, numel_checked, output, tensor, Float};
 
 /// The backend that runs every primitive on the host CPU.
@@ -71,6 +72,36 @@ impl CpuBackend {
             DType::I64 => HostData::I64(vec![value as i64; n].into()),
         };
         Ok(tensor(shape, data))
+    }
+
+    /// A dropout mask ([`crate::Body::Mask`]), element by element in parallel.
+    fn mask(
+        &self,
+        shape: &[usize],
+        p: f64,
+        stream: u64,
+        counter: &Tensor,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        let n = numel_checked(shape)?;
+        let count = self.download(counter)?.data.to_f64();
+        let key = tl_core::random::mask_key(stream, count.first().copied().unwrap_or(0.0) as u64);
+        // Computed in the type's compute type, as a device computes it.
+        let keep = match dtype.compute() {
+            DType::F64 => 1.0 / (1.0 - p),
+            _ => f64::from((1.0 / (1.0 - p)) as f32),
+        };
+        let values: Vec<f64> = (0..n as u64)
+            .into_par_iter()
+            .map(|i| {
+                if tl_core::random::kept(key, i, p) {
+                    keep
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Ok(tensor(shape, HostData::F64(values.into()).convert(dtype)))
     }
 
     fn map_one(
@@ -211,6 +242,9 @@ impl Backend for CpuBackend {
                 one(self.map_reduce_rows(expr, k.inputs, k.shape, last, op, k.dtype))
             }
             Form::Normalize { input, axis, func } => one(self.normalize_rows(input, axis, func)),
+            Form::Mask { p, stream, counter } => {
+                one(self.mask(k.shape, p, stream, counter, k.dtype))
+            }
             Form::MapNormalize { .. } | Form::Rows(_) | Form::Composed => calls::composed(self, k),
         }
     }

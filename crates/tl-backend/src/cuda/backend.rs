@@ -266,6 +266,9 @@ impl Backend for CudaBackend {
                 one(self.map_normalize_rows(expr, k.inputs, k.shape, axis, func, k.dtype))
             }
             Form::Rows(args) => one(self.map_rows_call(&args)),
+            Form::Mask { p, stream, counter } => {
+                one(self.mask(k.shape, (p, stream), counter, k.dtype))
+            }
             Form::Composed => calls::composed(self, k),
         }
     }

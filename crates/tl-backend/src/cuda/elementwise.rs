@@ -78,6 +78,34 @@ impl CudaBackend {
         Ok(())
     }
 
+    /// A dropout mask ([`crate::Body::Mask`]) of `shape`, as `dtype`, drawn by [`Walk::Mask`].
+    pub(super) fn mask(
+        &self,
+        shape: &[usize],
+        (p, stream): (f64, u64),
+        counter: &Tensor,
+        dtype: DType,
+    ) -> Result<Tensor> {
+        let n = numel_checked(shape)?;
+        let storage = self.alloc(n, dtype)?;
+        if n > 0 {
+            let c = self.dev("mask", counter)?;
+            let counter_ptr = c.base + (counter.layout.offset * counter.dtype.size()) as u64;
+            let spec = Spec {
+                outs: vec![(MapExpr::Const(1.0 / (1.0 - p)), dtype)],
+                inputs: vec![(DType::F64, Access::Scalar)],
+                real: Real::of(dtype),
+                rank: 1,
+                walk: Walk::Mask,
+            };
+            let mut meta = spec.meta(n, &[storage.ptr()], &[counter_ptr], &[n], &[]);
+            meta.extend([stream as i64, p.to_bits() as i64]);
+            self.launch_spec("mask", &spec, &meta, grid_for(n))?;
+            drop(c);
+        }
+        Ok(Self::wrap(storage, shape))
+    }
+
     /// Launches the kernel `spec` renders with these `TlMeta` words.
     pub(super) fn launch_spec(
         &self,

@@ -61,6 +61,10 @@ pub(crate) enum Walk {
     /// Reductions along the middle axis of `[outer, len, inner]`, then the outputs stored
     /// at every element of the row (see [`RowWalk`]).
     Rows(RowWalk),
+    /// A dropout mask ([`crate::Body::Mask`]): the one output's expression (the value kept
+    /// elements take) where element `i`'s draw keeps it, else 0. The one input is the
+    /// counter, an f64 scalar; walk words: `[stream, the rate's bits]`.
+    Mask,
 }
 
 /// One launch's kernel: what it computes and how it walks its index space.
@@ -128,6 +132,7 @@ impl Spec {
                     op.hash(&mut h);
                 }
             }
+            Walk::Mask => 4u8.hash(&mut h),
         }
         h.finish()
     }
@@ -188,6 +193,7 @@ impl Spec {
             Walk::Elements | Walk::Fours => 0,
             Walk::Fold { .. } => 5,
             Walk::Rows(_) => 2 + self.n_strided(),
+            Walk::Mask => 2,
         }
     }
 
@@ -258,8 +264,12 @@ impl Spec {
             Walk::Fours => self.fours_body(),
             Walk::Fold { op, layout } => self.fold_body(*op, *layout),
             Walk::Rows(w) => self.rows_body(w),
+            Walk::Mask => self.mask_body(),
         };
         let mut s = header(self.real, cap);
+        if self.walk == Walk::Mask {
+            s.push_str(tl_core::random::CUDA);
+        }
         s.push_str(&codegen::dialect(&body, self.real));
         Some(s)
     }

@@ -45,6 +45,7 @@ impl Engine<'_> {
         step: u64,
         span: Span,
     ) -> Result<StepResult, RunError> {
+        self.masks.begin_step(step);
         let d = self.pass_on_device(loss, params, wanted, span)?;
         let loss_value = self.checked(&d, loss, params, step, span)?;
         Ok(StepResult {
@@ -68,6 +69,7 @@ impl Engine<'_> {
         dp: &mut DataParallel<'_>,
         rows: (usize, usize),
     ) -> Result<StepResult, RunError> {
+        self.masks.begin_step(step);
         self.forward_recorded(wanted)?;
         let loss_sum = self.summed(&self.dense(loss, span)?, span)?;
         let backend = self.backend;
@@ -168,6 +170,7 @@ impl Engine<'_> {
         let loss_sum = self.summed(&self.dense(loss, span)?, span)?;
         let mut grads = self.backward(loss, wanted)?;
         self.traces.clear();
+        self.advance_masks(span)?;
         let out = params
             .iter()
             .map(|&p| self.grad_or_zeros(&mut grads, p))

@@ -181,6 +181,40 @@ impl Spec {
     }
 }
 
+impl Spec {
+    /// [`Walk::Mask`]: one key per launch from the stream and the counter, then each element
+    /// kept or zeroed by its own draw (`tl_core::random`, the same function as the CPU's).
+    pub(super) fn mask_body(&self) -> String {
+        let w = self.walk_at();
+        let code = self.code();
+        let d = self.outs.first().map_or(DType::F32, |(_, d)| *d);
+        let kept = code
+            .outs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "(real)1".into());
+        let mut body = self.kernel_head();
+        let _ = writeln!(
+            body,
+            "  const unsigned long long key = tl_mask_key((unsigned long long)m.v[{w}], (unsigned long long)in0[0]);
+  const double p = __longlong_as_double(m.v[{}]);
+  const real kept = {kept};",
+            w + 1
+        );
+        let _ = writeln!(
+            body,
+            "  const long long stride = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {{
+    out0[i] = tl_kept(key, (unsigned long long)i, p) ? {} : {};
+  }}
+}}",
+            store(d, "kept"),
+            store(d, "(real)0")
+        );
+        body
+    }
+}
+
 /// Code storing four consecutive `real` values (`value(u)`) as `d` from address `at` on: one
 /// 8-byte (16-bit types) or 16-byte (f32) store, else one by one.
 pub(super) fn four_stores(

@@ -434,6 +434,14 @@ fn every_source() -> Vec<(String, String)> {
         ];
         let e = sig(expr.clone(), inputs, out_t, 3);
         out.push((format!("map -> {out_t}"), e.source().unwrap_or_default()));
+        let mask = Spec {
+            outs: vec![(MapExpr::Const(1.25), out_t)],
+            inputs: vec![(DType::F64, Access::Scalar)],
+            real: Real::of(out_t),
+            rank: 1,
+            walk: Walk::Mask,
+        };
+        out.push((format!("mask {out_t}"), mask.source().unwrap_or_default()));
         let copy = sig(MapExpr::Input(0), vec![(out_t, Access::Strided)], out_t, 2);
         out.push((format!("copy {out_t}"), copy.source().unwrap_or_default()));
         let mut many = sig(expr.clone(), e.inputs.clone(), out_t, 3);
