@@ -5,6 +5,7 @@
 use crate::engine::{tuples_to_dense, Engine, IndexCache, Value};
 use crate::error::RunError;
 use std::collections::HashMap;
+use std::sync::Arc;
 use tl_backend::{HostData, HostTensor};
 use tl_check::{CheckedProgram, Definition, DomainId, TensorId};
 use tl_plan::ProgramPlan;
@@ -17,11 +18,14 @@ pub struct Batcher {
     /// Examples per batch.
     pub size: usize,
     /// Re-planned programs by batch length (data definitions left empty; values come in per batch).
-    plans: HashMap<usize, (CheckedProgram, ProgramPlan)>,
+    plans: HashMap<usize, Arc<Planned>>,
     /// The index vectors of each re-planned program, kept from one step to the next (each
     /// step runs a fresh engine).
     caches: HashMap<usize, IndexCache>,
 }
+
+/// A program re-planned for one batch length, and its plan.
+pub type Planned = (CheckedProgram, ProgramPlan);
 
 /// The domain of the index variable called `name` in the equations (it must be one domain).
 pub fn batch_domain(p: &CheckedProgram, name: &str, span: Span) -> Result<DomainId, RunError> {
@@ -61,7 +65,7 @@ impl Batcher {
         options: tl_plan::PlanOptions,
         len: usize,
         span: Span,
-    ) -> Result<(&(CheckedProgram, ProgramPlan), &mut IndexCache), RunError> {
+    ) -> Result<(Arc<Planned>, &mut IndexCache), RunError> {
         // A loop's starting value given as data would need cutting per batch, as data is; the
         // same value written as an equation (`S[e, i] = H0[e, i]`) reads data that is cut.
         for lt in p.loops.iter().flat_map(|l| l.tensors.iter()) {
@@ -121,14 +125,14 @@ impl Batcher {
                 hint: Some("try another batch size, or train without `batch`".into()),
                 span,
             })?;
-            self.plans.insert(len, (bp, plan));
+            self.plans.insert(len, Arc::new((bp, plan)));
         }
         let plan = self.plans.get(&len).ok_or_else(|| RunError::Unsupported {
             what: "internal: batch plan missing".into(),
             hint: None,
             span,
         })?;
-        Ok((plan, self.caches.entry(len).or_default()))
+        Ok((Arc::clone(plan), self.caches.entry(len).or_default()))
     }
 }
 

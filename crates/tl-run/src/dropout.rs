@@ -18,6 +18,7 @@ impl Engine<'_> {
         span: Span,
     ) -> Result<Tensor, RunError> {
         let err = |e| RunError::backend(e, span);
+        self.sync_masks(span)?;
         let step = self.masks.step;
         let counter = match &self.masks.counter {
             Some((at, t)) if *at == step => t.clone(),
@@ -40,6 +41,25 @@ impl Engine<'_> {
             hint: None,
             span,
         })
+    }
+
+    /// Makes the counter hold the step under way, writing it into the counter's own memory
+    /// where a recording may read that memory (a backend that records): a recorded step of one
+    /// batch length replays after steps of another have run.
+    pub(crate) fn sync_masks(&mut self, span: Span) -> Result<(), RunError> {
+        let step = self.masks.step;
+        if !self.backend.can_record() {
+            return Ok(());
+        }
+        if let Some((at, t)) = &mut self.masks.counter {
+            if *at != step {
+                self.backend
+                    .map_many_into(&[MapExpr::Const(step as f64)], &[], &[], &[&*t])
+                    .map_err(|e| RunError::backend(e, span))?;
+                *at = step;
+            }
+        }
+        Ok(())
     }
 
     /// Ends a pass that drew masks: on a backend that records, the counter advances in its

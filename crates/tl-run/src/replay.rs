@@ -30,8 +30,8 @@ pub(crate) struct RecordedStep {
 
 /// Where a training run stands with replaying.
 pub(crate) enum Replay {
-    /// Every step runs op by op (a mini-batch, a schedule, several ranks, a profile, a backend
-    /// that cannot record, or `--no-replay`).
+    /// Every step runs op by op (a schedule, several ranks, a profile, a backend that cannot
+    /// record, or `--no-replay`; mini-batches replay per batch length, `train/batched.rs`).
     Off,
     /// The next step updates in place, unrecorded.
     Warming,
@@ -63,6 +63,7 @@ impl Engine<'_> {
         let span = s.span;
         let backend_err = |e| RunError::backend(e, span);
         self.masks.begin_step(s.step);
+        self.sync_masks(span)?;
         match state {
             Replay::Ready(rec) => {
                 self.backend.replay(&rec.recording).map_err(backend_err)?;

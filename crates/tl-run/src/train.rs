@@ -19,13 +19,17 @@ use tl_check::learn::MinimizeSpec;
 use tl_check::{Definition, TensorId};
 use tl_syntax::{Diagnostic, Span};
 
+mod batched;
 mod pass;
+
+use batched::BatchedReplay;
+use std::collections::HashMap;
 
 /// The hint of a checkpoint that does not fit the program resuming from it.
 const RESUME_HINT: &str = "resume with the program (and options) that saved the checkpoint, or \
                            drop `--resume` to train from the start";
 
-impl Engine<'_> {
+impl<'a> Engine<'a> {
     /// Tensors each tensor reads through its equations and rules.
     pub(crate) fn reads(&self, t: TensorId) -> Vec<TensorId> {
         let mut out = Vec::new();
@@ -344,6 +348,32 @@ impl Engine<'_> {
                 start = start.min(total);
             }
         }
+        // Mini-batched steps replay where a full-batch step would, and their data can be
+        // copied into memory of their own: each batch length is planned now.
+        let cut = batcher.as_ref().and_then(|b| self.replayable_cut(b.domain));
+        let replays = self.options.replay
+            && self.backend.can_record()
+            && dp.is_none()
+            && spec.schedule.is_none()
+            && self.profile.is_none();
+        let mut planned = HashMap::new();
+        if let (true, Some(b), Some(_)) = (replays, batcher.as_mut(), &cut) {
+            for len in [b.size.min(examples), examples % b.size] {
+                if len > 0 {
+                    let (p, _) = b.plan_for(self.program, self.plan.options, len, span)?;
+                    planned.insert(len, p);
+                }
+            }
+        }
+        let mut batched = match (replays, cut) {
+            (true, Some(cut)) => {
+                let mut seeds = params.clone();
+                seeds.extend(&cut);
+                let wanted = self.depends_on(&seeds);
+                Some(BatchedReplay::new(&planned, cut, wanted))
+            }
+            _ => None,
+        };
         observer.start(&self.program.tensors[spec.loss].name, total);
         // An interrupt stops a run of its own cleanly; the ranks of a data-parallel run would
         // have to agree on the step, so there it ends the processes instead.
@@ -359,7 +389,9 @@ impl Engine<'_> {
             per_epoch,
             observer,
             dp,
+            batched.as_mut(),
         );
+        self.replayed_steps += batched.as_ref().map_or(0, BatchedReplay::replayed_steps);
         observer.finish();
         result?;
         self.reset_derived();
@@ -367,7 +399,7 @@ impl Engine<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn train_steps(
+    fn train_steps<'h>(
         &mut self,
         spec: &MinimizeSpec,
         params: &[TensorId],
@@ -379,7 +411,11 @@ impl Engine<'_> {
         per_epoch: u64,
         observer: &mut dyn TrainObserver,
         mut dp: Option<&mut DataParallel<'_>>,
-    ) -> Result<(), RunError> {
+        mut batched: Option<&mut BatchedReplay<'h>>,
+    ) -> Result<(), RunError>
+    where
+        'a: 'h,
+    {
         let span = spec.span;
         let leader = dp.as_ref().is_none_or(|d| d.is_leader());
         let base_lr = match spec.optimizer {
@@ -423,6 +459,22 @@ impl Engine<'_> {
                     span,
                 };
                 self.replayed_step(&mut replay, opt, &target)?
+            } else if let (Some(br), Some(b), true) = (
+                batched.as_deref_mut(),
+                batcher.as_deref(),
+                opt.can_step_in_place(),
+            ) {
+                let k = (step % per_epoch) as usize;
+                let rows = &order[k * b.size..((k + 1) * b.size).min(order.len())];
+                let target = StepTarget {
+                    loss: spec.loss,
+                    params,
+                    wanted,
+                    step: step + 1,
+                    lr,
+                    span,
+                };
+                self.batched_step(br, b.domain, rows, opt, &target)?
             } else {
                 self.step_one_by_one(
                     spec,
@@ -517,8 +569,9 @@ impl Engine<'_> {
                     }
                 } else {
                     let domain = b.domain;
-                    let ((bp, bplan), cache) =
+                    let (planned, cache) =
                         b.plan_for(self.program, self.plan.options, rows.len(), span)?;
+                    let (bp, bplan) = &*planned;
                     let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
                     // A fresh engine per step, drawing this part's masks; the index vectors of
                     // earlier steps of this batch length are reused.

@@ -127,6 +127,32 @@ fn replayed_steps_with_dropout_draw_fresh_masks() {
     assert!(l1[24] < l1[0], "it trains ({} -> {})", l1[0], l1[24]);
 }
 
+/// Mini-batches (with a shorter last batch, and dropout) replay too: each batch length
+/// records its own step, a step copies its examples into that recording's memory, and the
+/// run ends bit for bit where the run queued op by op ends.
+fn replayed_mini_batches_train_like_batches_queued_one_by_one() {
+    let be = match CudaBackend::open() {
+        Ok(be) => be,
+        Err(why) => {
+            eprintln!("skipped: no CUDA driver ({why})");
+            return;
+        }
+    };
+    for hidden in [
+        "relu(W1[h, i] X[e, i] + B1[h])",
+        "dropout(relu(W1[h, i] X[e, i] + B1[h]), 0.3)",
+    ] {
+        let src =
+            with_hidden("adam(lr=0.01)", hidden).replace("for 25 steps", "for 25 steps batch e 5");
+        let (l0, p0, r0) = train_program(&be, &src, false);
+        let (l1, p1, r1) = train_program(&be, &src, true);
+        assert_eq!(r0, 0, "{hidden}: no replays asked for");
+        assert!(r1 >= 15, "{hidden}: {r1} replayed steps");
+        assert_eq!(l0, l1, "{hidden}: losses op by op and replayed");
+        assert_eq!(p0, p1, "{hidden}: parameters op by op and replayed");
+    }
+}
+
 /// Every value of `names` after evaluating `src` with `evaluate_again` `times` times, and the
 /// plan evaluations the last two of those made.
 fn evaluate_repeatedly(
@@ -202,6 +228,10 @@ fn main() {
         (
             "replayed_steps_with_dropout_draw_fresh_masks",
             replayed_steps_with_dropout_draw_fresh_masks,
+        ),
+        (
+            "replayed_mini_batches_train_like_batches_queued_one_by_one",
+            replayed_mini_batches_train_like_batches_queued_one_by_one,
         ),
         (
             "replayed_evaluations_give_the_values_of_ordinary_ones",
