@@ -11,7 +11,7 @@ use tl_plan::{EquationPlan, Graph, Op, Placement};
 use tl_syntax::Span;
 
 /// Row-major points over `extents`, calling `f` with each point's coordinates.
-fn for_each_point(extents: &[usize], mut f: impl FnMut(&[i64])) {
+pub(crate) fn for_each_point(extents: &[usize], mut f: impl FnMut(&[i64])) {
     let n: usize = extents.iter().product();
     let mut point = vec![0i64; extents.len()];
     for _ in 0..n {
@@ -489,7 +489,7 @@ impl Engine<'_> {
     }
 }
 
-mod views;
+pub(crate) mod views;
 pub(crate) use views::affine_view;
 
 /// Added to a node's number in the index cache for the gather that pads its source.

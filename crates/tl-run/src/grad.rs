@@ -20,6 +20,7 @@ use tl_plan::{EquationPlan, Op, Placement, TensorRef};
 use tl_syntax::Span;
 
 mod graph;
+mod transposed;
 
 fn input(k: usize) -> MapExpr {
     MapExpr::Input(k)

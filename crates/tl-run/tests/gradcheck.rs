@@ -1,7 +1,7 @@
 //! Autograd against central finite differences in float64, for every differentiable construct:
 //! joins (matmul), each elementwise function, `sig(x, T)` with a learned temperature, softmax
 //! and layer norm along a dotted axis, `max=`/`min=`/`avg=` projections, index arithmetic,
-//! slices, constants, scatters onto computed left-hand indices, powers and divisions, and
+//! convolutions (the transposed product of a shifted read), slices, constants, scatters onto computed left-hand indices, powers and divisions, and
 //! real-valued recursion (a fixpoint, differentiated implicitly, and a layer recursion). Shapes and values are drawn
 //! at random for each case; the gradient must match to 1e-6 relative.
 
@@ -25,6 +25,8 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("min_avg", "param W[{n}, {m}] ~ normal(0, 1)\nM[i] min= W[i, j]\nG[j] avg= W[i, j]^2\nLoss = M[i] V[i] + G[j] V2[j]"),
     ("shift", "param W[{n}] ~ normal(0, 1)\nS[i] = W[i + 1] - W[i]\nLoss = S[i]^2 + W[0] W[{last}]"),
     ("conv", "param F[2] ~ normal(0, 1)\nConv[x] = F[dx] V[x + dx]\nLoss = (Conv[x] - V[x])^2"),
+    ("conv2d", "param X[{n}, 4, 5] ~ normal(0, 1)\nparam K[2, {n}, 3, 3] ~ normal(0, 1)\nCv[c, y, x] = K[c, d, dy, dx] X[d, y + dy - 1, x + dx - 1]\nLoss = (Cv[c, y, x] - 0.1)^2 + Cv[c, y, x] X[0, y, x]"),
+    ("conv_shifts", "param X[5, {n}] ~ normal(0, 1)\nparam K[2, 3, {m}] ~ normal(0, 1)\nCv[y, x, c] = K[c, dy, dx] X[y + dy - 2, x + dx]\nLoss = sin(Cv[y, x, c]) + X[y, x] X[y, x]"),
     ("slice", "param W[{n}] ~ normal(0, 1)\nMid = W[1:{last}]\nLoss = Mid[i] Mid[i] Mid[i]"),
     ("scatter", "param W[{n}] ~ normal(0, 1)\nP[x/2] max= W[x]\nQ[x/2] = W[x] W[x]\nR[x/2] avg= W[x]\nLoss = P[i] U[i] + Q[i] + R[i]^2"),
     ("power", "param W[{n}] ~ normal(0, 1)\nparam P = 1.5\nLoss = (W[i]^2 + 1)^P / (2 + W[i]^2)"),

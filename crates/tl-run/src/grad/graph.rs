@@ -119,6 +119,20 @@ impl Engine<'_> {
                         if !req[x] {
                             continue;
                         }
+                        // A read at shifted indices (a convolution's input): its source's
+                        // gradient as a product with the other operand reversed.
+                        if let Op::Gather { tensor, .. } = &nodes[x].op {
+                            let ids = (id, x, other);
+                            if let Some(dx) =
+                                self.transposed_gradient(plan, ids, &g, &vals[other], span)?
+                            {
+                                let entry = grads
+                                    .get_mut(self.grad_index(*tensor))
+                                    .ok_or_else(|| no_entry(span))?;
+                                self.accumulate(entry, dx, span)?;
+                                continue;
+                            }
+                        }
                         let (lx, lo) = (&nodes[x].labels, &nodes[other].labels);
                         let present: Vec<usize> = lx
                             .iter()
