@@ -35,6 +35,11 @@ pub struct OptimizerState {
     /// count `t` they hold, so that the bias corrections are read from the device (a recorded
     /// step replayed later must not carry the step count of its recording).
     powers: Option<(u64, Tensor, Tensor)>,
+    /// f32 copies of 16-bit parameters, updated in their stead (the master weights of
+    /// mixed-precision training: an update below a 16-bit parameter's resolution is kept),
+    /// the parameter rounded from its copy after each step; `None` for wider parameters and
+    /// before the first step.
+    masters: Vec<Option<Tensor>>,
 }
 
 // Small builders for map expressions.
@@ -80,13 +85,22 @@ fn decayed_grad(grad: MapExpr, param: MapExpr, wd: f64) -> MapExpr {
     }
 }
 
-/// The element type updates are stored in: the parameter's own floating type (f32 for
-/// non-float parameters, which do not occur for learned tensors).
+/// The element type updates and optimiser buffers are kept in: the parameter's own type if
+/// it is f32 or f64, else f32 (16-bit parameters are updated through their master copies;
+/// non-float parameters do not occur for learned tensors).
 fn float_type(t: &Tensor) -> DType {
     match t.dtype {
-        DType::Bool | DType::I64 => DType::F32,
-        d => d,
+        DType::F64 => DType::F64,
+        _ => DType::F32,
     }
+}
+
+/// The checkpoint entry of a parameter's master copy (`{k}.master`).
+const MASTER: &str = "master";
+
+/// Whether a parameter of this type is updated through an f32 master copy.
+fn needs_master(d: DType) -> bool {
+    matches!(d, DType::F16 | DType::BF16)
 }
 
 fn state_error(detail: String) -> tl_backend::BackendError {
@@ -105,6 +119,7 @@ impl OptimizerState {
             first: vec![None; params],
             second: vec![None; params],
             powers: None,
+            masters: vec![None; params],
         }
     }
 
@@ -133,9 +148,10 @@ impl OptimizerState {
         for (k, (p, g)) in params.iter_mut().zip(grads).enumerate() {
             let shape = p.shape().to_vec();
             let dt = float_type(p);
+            let master = self.master(backend, k, p)?;
             let state: Vec<&Tensor> = self.first[k].iter().chain(&self.second[k]).collect();
             let exprs = self.update_exprs(lr, !state.is_empty(), Corrections::Step(t));
-            let mut inputs: Vec<&Tensor> = vec![p, g];
+            let mut inputs: Vec<&Tensor> = vec![master.as_ref().unwrap_or(p), g];
             inputs.extend(state);
             let mut out = backend.map_many(&exprs, &inputs, &shape, dt)?;
             let new_p = out.pop().ok_or_else(missing_output)?;
@@ -150,7 +166,12 @@ impl OptimizerState {
                     self.second[k] = Some(rest.next().ok_or_else(missing_output)?);
                 }
             }
-            *p = new_p;
+            if master.is_some() {
+                *p = backend.cast(&new_p, p.dtype)?;
+                self.masters[k] = Some(new_p);
+            } else {
+                *p = new_p;
+            }
         }
         self.step = t;
         Ok(())
@@ -203,9 +224,12 @@ impl OptimizerState {
             )?;
         }
         for (k, (p, g)) in params.iter().zip(grads).enumerate() {
+            // Made in an ordinary step, so never while a step is recorded.
+            let master = self.master(backend, k, p)?;
+            self.masters[k].clone_from(&master);
             let state: Vec<&Tensor> = self.first[k].iter().chain(&self.second[k]).collect();
-            let exprs = self.update_exprs(lr, true, Corrections::Device);
-            let mut inputs: Vec<&Tensor> = vec![p, g];
+            let mut exprs = self.update_exprs(lr, true, Corrections::Device);
+            let mut inputs: Vec<&Tensor> = vec![master.as_ref().unwrap_or(p), g];
             inputs.extend(state.iter().copied());
             // The scalars, broadcast over the parameter's axes.
             let scalars = powers.as_ref().map(|(b1, b2)| {
@@ -217,14 +241,32 @@ impl OptimizerState {
             if let Some(s) = &scalars {
                 inputs.extend(s);
             }
-            // The buffers' new values go where they were, then the parameter's.
+            // The buffers' new values go where they were, then the parameter's (its master's,
+            // then the parameter rounded from it).
             let mut outs = state;
+            if let Some(m) = &master {
+                outs.push(m);
+                if let Some(last) = exprs.last().cloned() {
+                    exprs.push(last);
+                }
+            }
             outs.push(p);
             backend.map_many_into(&exprs, &inputs, p.shape(), &outs)?;
         }
         self.step += 1;
         self.powers = powers.map(|(b1, b2)| (self.step, b1, b2));
         Ok(())
+    }
+
+    /// The f32 master copy of parameter `k` when it is 16-bit (made from it the first time).
+    fn master(&self, backend: &dyn Backend, k: usize, p: &Tensor) -> Result<Option<Tensor>> {
+        if !needs_master(p.dtype) {
+            return Ok(None);
+        }
+        match self.masters.get(k) {
+            Some(Some(m)) => Ok(Some(m.clone())),
+            _ => Ok(Some(backend.cast(p, DType::F32)?)),
+        }
     }
 
     /// Counts one step that ran without this state's help: a replay of a recorded
@@ -312,7 +354,8 @@ impl OptimizerState {
     /// The per-parameter buffers as named host tensors, without the step count (for
     /// [`crate::checkpoint::save`], which stores the step itself): `{k}.momentum_buffer` (SGD
     /// with momentum) or `{k}.exp_avg` and `{k}.exp_avg_sq` (Adam, AdamW) for each parameter
-    /// index `k` that has them (none before the first step), in that order.
+    /// index `k` that has them (none before the first step), in that order, then `{k}.master`
+    /// for each 16-bit parameter's f32 master copy.
     pub fn buffers(&self, backend: &dyn Backend) -> Result<Vec<(String, HostTensor)>> {
         let mut out = Vec::new();
         for (k, kind) in self.entry_names() {
@@ -323,6 +366,11 @@ impl OptimizerState {
             };
             if let Some(t) = slot {
                 out.push((format!("{k}.{kind}"), backend.download(t)?));
+            }
+        }
+        for (k, m) in self.masters.iter().enumerate() {
+            if let Some(m) = m {
+                out.push((format!("{k}.{MASTER}"), backend.download(m)?));
             }
         }
         Ok(out)
@@ -416,6 +464,28 @@ impl OptimizerState {
                 }
             }
         }
+        // Master copies of 16-bit parameters, where the checkpoint has them (else they are
+        // made from the parameters at the next step).
+        let mut masters = vec![None; params.len()];
+        for (k, p) in params.iter().enumerate() {
+            let name = format!("{k}.{MASTER}");
+            let Some(pos) = entries.iter().position(|(n, _)| *n == name) else {
+                continue;
+            };
+            let t = entries.swap_remove(pos).1;
+            if t.shape != p.shape() || !needs_master(p.dtype) {
+                problems.push(format!("`{name}` does not fit parameter {k}"));
+                continue;
+            }
+            let host = HostTensor {
+                shape: t.shape,
+                data: t.data.convert(DType::F32),
+            };
+            match backend.upload(&host) {
+                Ok(dev) => masters[k] = Some(dev),
+                Err(e) => problems.push(format!("`{name}`: {e}")),
+            }
+        }
         let mut unknown: Vec<String> = entries.into_iter().map(|(n, _)| n).collect();
         unknown.sort();
         for n in unknown {
@@ -441,6 +511,7 @@ impl OptimizerState {
         self.step = step;
         self.first = first;
         self.second = second;
+        self.masters = masters;
         self.powers = None;
         Ok(())
     }
