@@ -47,9 +47,18 @@ fn train(be: &CudaBackend, optimizer: &str, replay: bool) -> (Vec<f64>, Vec<Vec<
 }
 
 fn train_program(be: &CudaBackend, src: &str, replay: bool) -> (Vec<f64>, Vec<Vec<f64>>, u64) {
+    train_typed(be, src, replay, DType::F32)
+}
+
+fn train_typed(
+    be: &CudaBackend,
+    src: &str,
+    replay: bool,
+    dtype: DType,
+) -> (Vec<f64>, Vec<Vec<f64>>, u64) {
     let (checked, plan) = planned(src);
     let options = RunOptions {
-        dtype: DType::F32,
+        dtype,
         replay,
         ..RunOptions::default()
     };
@@ -124,6 +133,25 @@ fn replayed_steps_with_dropout_draw_fresh_masks() {
     assert_eq!(p0, p1, "parameters op by op and replayed");
     // A replay that kept drawing its recorded step's masks would end elsewhere than the run
     // queued op by op, which draws each step's own.
+    assert!(l1[24] < l1[0], "it trains ({} -> {})", l1[0], l1[24]);
+}
+
+/// In bf16 the optimiser updates f32 master copies and writes the rounded parameters in the
+/// same kernel: replayed, that ends bit for bit where the steps queued op by op end.
+fn replayed_bf16_steps_update_master_weights() {
+    let be = match CudaBackend::open() {
+        Ok(be) => be,
+        Err(why) => {
+            eprintln!("skipped: no CUDA driver ({why})");
+            return;
+        }
+    };
+    let src = program("adam(lr=0.01)");
+    let (l0, p0, r0) = train_typed(&be, &src, false, DType::BF16);
+    let (l1, p1, r1) = train_typed(&be, &src, true, DType::BF16);
+    assert_eq!((r0, r1), (0, 23), "replayed steps");
+    assert_eq!(l0, l1, "losses op by op and replayed");
+    assert_eq!(p0, p1, "parameters op by op and replayed");
     assert!(l1[24] < l1[0], "it trains ({} -> {})", l1[0], l1[24]);
 }
 
@@ -228,6 +256,10 @@ fn main() {
         (
             "replayed_steps_with_dropout_draw_fresh_masks",
             replayed_steps_with_dropout_draw_fresh_masks,
+        ),
+        (
+            "replayed_bf16_steps_update_master_weights",
+            replayed_bf16_steps_update_master_weights,
         ),
         (
             "replayed_mini_batches_train_like_batches_queued_one_by_one",
