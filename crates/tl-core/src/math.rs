@@ -125,7 +125,8 @@ pub fn exp_f32(x: f32) -> f32 {
     let xc = x.clamp(LO, HI);
     // Round x·log2(e) to nearest with the 1.5·2^23 trick (no rounding instruction needed).
     const MAGIC: f32 = 12_582_912.0;
-    let n = (xc * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
+    let shifted = xc * std::f32::consts::LOG2_E + MAGIC;
+    let n = shifted - MAGIC;
     let r = xc - n * 0.693_359_4 - n * -2.121_944_4e-4;
     let p = ((((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
         * r
@@ -137,9 +138,11 @@ pub fn exp_f32(x: f32) -> f32 {
         + r
         + 1.0;
     // 2^n as two factors so n = 128 (x just below the overflow bound) stays representable.
-    let ni = n as i32;
+    // n as an integer from the bits of `shifted` (MAGIC + n, exactly): integer operations
+    // only, where a float-to-integer cast would keep the loop from vectorising.
+    let ni = shifted.to_bits().wrapping_sub(MAGIC.to_bits()) as i32;
     let (n1, n2) = (ni >> 1, ni - (ni >> 1));
-    let pow2 = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    let pow2 = |k: i32| f32::from_bits((k.wrapping_add(127) as u32) << 23);
     let y = p * pow2(n1) * pow2(n2);
     if x > HI {
         f32::INFINITY

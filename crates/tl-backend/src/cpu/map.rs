@@ -6,6 +6,7 @@
 
 use super::reduce::{fold_row, sum_f64};
 use super::storage::{output, read_view, Float};
+use super::vector;
 use crate::check::{broadcastable, check_expr};
 use crate::dtype::DType;
 use crate::error::Result;
@@ -266,11 +267,13 @@ fn load<'a, T: Float>(
 fn apply1<T: Float>(v: Val<'_, T>, len: usize, f: impl Fn(T) -> T) -> Val<'static, T> {
     match v {
         Val::Scalar(x) => Val::Scalar(f(x)),
-        Val::Slice(s) => Val::Buf(s[..len].iter().map(|&x| f(x)).collect()),
+        Val::Slice(s) => {
+            let mut b = s[..len].to_vec();
+            vector::each(&mut b, &f);
+            Val::Buf(b)
+        }
         Val::Buf(mut b) => {
-            for x in b.iter_mut() {
-                *x = f(*x);
-            }
+            vector::each(&mut b, &f);
             Val::Buf(b)
         }
     }

@@ -18,6 +18,7 @@ mod simd;
 mod storage;
 #[cfg(test)]
 mod tests_contract;
+mod vector;
 
 use crate::check::upload_len;
 use crate::dtype::DType;
