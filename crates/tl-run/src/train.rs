@@ -25,6 +25,13 @@ mod pass;
 use batched::BatchedReplay;
 use std::collections::HashMap;
 
+/// The examples of batch `k` of an epoch in the order `order`, batches of `size`.
+fn batch_rows(order: &[usize], k: u64, size: usize) -> &[usize] {
+    let k = usize::try_from(k).unwrap_or(usize::MAX);
+    let start = k.saturating_mul(size).min(order.len());
+    &order[start..start.saturating_add(size).min(order.len())]
+}
+
 /// The hint of a checkpoint that does not fit the program resuming from it.
 const RESUME_HINT: &str = "resume with the program (and options) that saved the checkpoint, or \
                            drop `--resume` to train from the start";
@@ -449,31 +456,22 @@ impl<'a> Engine<'a> {
                 continue;
             }
             let lr = learning_rate(base_lr, spec.schedule.as_ref(), step, total);
+            let target = StepTarget {
+                loss: spec.loss,
+                params,
+                wanted,
+                step: step + 1,
+                lr,
+                span,
+            };
             let loss = if !matches!(replay, Replay::Off) && opt.can_step_in_place() {
-                let target = StepTarget {
-                    loss: spec.loss,
-                    params,
-                    wanted,
-                    step: step + 1,
-                    lr,
-                    span,
-                };
                 self.replayed_step(&mut replay, opt, &target)?
             } else if let (Some(br), Some(b), true) = (
                 batched.as_deref_mut(),
                 batcher.as_deref(),
                 opt.can_step_in_place(),
             ) {
-                let k = (step % per_epoch) as usize;
-                let rows = &order[k * b.size..((k + 1) * b.size).min(order.len())];
-                let target = StepTarget {
-                    loss: spec.loss,
-                    params,
-                    wanted,
-                    step: step + 1,
-                    lr,
-                    span,
-                };
+                let rows = batch_rows(&order, step % per_epoch, b.size);
                 self.batched_step(br, b.domain, rows, opt, &target)?
             } else {
                 self.step_one_by_one(
@@ -551,8 +549,7 @@ impl<'a> Engine<'a> {
                 None => self.pass(spec.loss, params, wanted, step + 1, span)?,
             },
             Some(b) => {
-                let k = (step % per_epoch) as usize;
-                let batch = &order[k * b.size..((k + 1) * b.size).min(order.len())];
+                let batch = batch_rows(order, step % per_epoch, b.size);
                 let mine = dp
                     .as_deref()
                     .map_or(0..batch.len(), |d| d.shard(batch.len()));

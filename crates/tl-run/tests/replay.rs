@@ -12,6 +12,17 @@ use tl_syntax::Span;
 mod common;
 use common::{minimize_spec, planned};
 
+/// The CUDA backend, or `None` (said on standard error) where no driver is usable.
+fn cuda() -> Option<CudaBackend> {
+    match CudaBackend::open() {
+        Ok(be) => Some(be),
+        Err(why) => {
+            eprintln!("skipped: no CUDA driver ({why})");
+            None
+        }
+    }
+}
+
 /// Records every step's loss.
 struct Losses(Vec<f64>);
 
@@ -79,13 +90,7 @@ fn train_typed(
 }
 
 fn replayed_steps_train_like_steps_queued_one_by_one() {
-    let be = match CudaBackend::open() {
-        Ok(be) => be,
-        Err(why) => {
-            eprintln!("skipped: no CUDA driver ({why})");
-            return;
-        }
-    };
+    let Some(be) = cuda() else { return };
     for optimizer in [
         "adam(lr=0.01)",
         "adamw(lr=0.01, weight_decay=0.1)",
@@ -115,13 +120,7 @@ fn replayed_steps_train_like_steps_queued_one_by_one() {
 /// memory: a replayed run draws a fresh mask at every step, the same masks as a run queued op by
 /// op, so the two end bit for bit alike.
 fn replayed_steps_with_dropout_draw_fresh_masks() {
-    let be = match CudaBackend::open() {
-        Ok(be) => be,
-        Err(why) => {
-            eprintln!("skipped: no CUDA driver ({why})");
-            return;
-        }
-    };
+    let Some(be) = cuda() else { return };
     let src = with_hidden(
         "adam(lr=0.01)",
         "dropout(relu(W1[h, i] X[e, i] + B1[h]), 0.3)",
@@ -139,13 +138,7 @@ fn replayed_steps_with_dropout_draw_fresh_masks() {
 /// In bf16 the optimiser updates f32 master copies and writes the rounded parameters in the
 /// same kernel: replayed, that ends bit for bit where the steps queued op by op end.
 fn replayed_bf16_steps_update_master_weights() {
-    let be = match CudaBackend::open() {
-        Ok(be) => be,
-        Err(why) => {
-            eprintln!("skipped: no CUDA driver ({why})");
-            return;
-        }
-    };
+    let Some(be) = cuda() else { return };
     let src = program("adam(lr=0.01)");
     let (l0, p0, r0) = train_typed(&be, &src, false, DType::BF16);
     let (l1, p1, r1) = train_typed(&be, &src, true, DType::BF16);
@@ -159,13 +152,7 @@ fn replayed_bf16_steps_update_master_weights() {
 /// records its own step, a step copies its examples into that recording's memory, and the
 /// run ends bit for bit where the run queued op by op ends.
 fn replayed_mini_batches_train_like_batches_queued_one_by_one() {
-    let be = match CudaBackend::open() {
-        Ok(be) => be,
-        Err(why) => {
-            eprintln!("skipped: no CUDA driver ({why})");
-            return;
-        }
-    };
+    let Some(be) = cuda() else { return };
     for hidden in [
         "relu(W1[h, i] X[e, i] + B1[h])",
         "dropout(relu(W1[h, i] X[e, i] + B1[h]), 0.3)",
@@ -214,13 +201,7 @@ fn evaluate_repeatedly(
 }
 
 fn replayed_evaluations_give_the_values_of_ordinary_ones() {
-    let be = match CudaBackend::open() {
-        Ok(be) => be,
-        Err(why) => {
-            eprintln!("skipped: no CUDA driver ({why})");
-            return;
-        }
-    };
+    let Some(be) = cuda() else { return };
     let network = "X[e: 13, i: 9] = sin(0.3 * e + 0.7 * i)\n\
                    param W[9, 17] ~ normal(0, 0.3)\n\
                    param B[17] ~ normal(0, 0.1)\n\
