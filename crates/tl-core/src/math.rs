@@ -204,9 +204,8 @@ pub fn tanh_f32(x: f32) -> f32 {
     let z = x * x;
     let near = x + x
         * z
-        * ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1)
-            * z
-            - 3.333_328_2e-1);
+        * ((((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_5e-2) * z + 1.333_144_2e-1) * z
+            - 3.333_328e-1);
     // Capped where tanh is 1 in f32; NaN passes (a comparison, not `min`, which drops it).
     let t = 2.0 * a;
     let e = exp_f32(if t > 40.0 { 40.0 } else { t });
