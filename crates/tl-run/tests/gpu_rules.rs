@@ -6,23 +6,12 @@
 
 use std::collections::BTreeMap;
 use tl_backend::cpu::CpuBackend;
-use tl_backend::cuda::CudaBackend;
 use tl_backend::Backend;
 use tl_backend::Calls;
 use tl_run::{Engine, RunOptions, Value};
 use tl_syntax::SourceMap;
 
 mod common;
-
-fn cuda_or_skip() -> Option<CudaBackend> {
-    match CudaBackend::open() {
-        Ok(be) => Some(be),
-        Err(why) => {
-            eprintln!("skipped: no CUDA driver ({why})");
-            None
-        }
-    }
-}
 
 /// Every relation's sorted tuples and every integer tensor's values after running `text` on
 /// `backend`, with the warnings' codes, and which relations stayed on the device.
@@ -105,7 +94,7 @@ const PROGRAMS: &[(&str, &str)] = &[
 ];
 
 fn device_strata_match_the_tuple_engine() {
-    let Some(gpu) = cuda_or_skip() else {
+    let Some(gpu) = common::cuda() else {
         return;
     };
     let cpu = CpuBackend::new();
@@ -137,7 +126,7 @@ fn device_strata_match_the_tuple_engine() {
 /// than one thread gathers, a long chain (many levels), cycles, self-loops, and nodes that
 /// reach nothing, in the closure's three forms.
 fn closures_by_components_match_the_tuple_engine() {
-    let Some(gpu) = cuda_or_skip() else {
+    let Some(gpu) = common::cuda() else {
         return;
     };
     let cpu = CpuBackend::new();
@@ -169,7 +158,7 @@ fn closures_by_components_match_the_tuple_engine() {
 }
 
 fn a_stratum_the_device_cannot_run_says_so_and_runs_on_the_cpu() {
-    let Some(gpu) = cuda_or_skip() else {
+    let Some(gpu) = common::cuda() else {
         return;
     };
     let cpu = CpuBackend::new();

@@ -10,18 +10,7 @@ use tl_run::{Engine, RunOptions};
 use tl_syntax::Span;
 
 mod common;
-use common::{minimize_spec, planned};
-
-/// The CUDA backend, or `None` (said on standard error) where no driver is usable.
-fn cuda() -> Option<CudaBackend> {
-    match CudaBackend::open() {
-        Ok(be) => Some(be),
-        Err(why) => {
-            eprintln!("skipped: no CUDA driver ({why})");
-            None
-        }
-    }
-}
+use common::{cuda, minimize_spec, planned};
 
 /// Records every step's loss.
 struct Losses(Vec<f64>);

@@ -1,4 +1,5 @@
-//! What the engine tests share: a program text checked and planned, and its `minimize`.
+//! What the engine tests share: a program text checked and planned, and its `minimize`; the
+//! CUDA backend where there is one.
 
 use tl_check::learn::MinimizeSpec;
 use tl_check::{CheckedProgram, Command};
@@ -54,4 +55,17 @@ pub fn run_gpu_tests(tests: &[(&'static str, fn())]) {
         })
         .collect();
     libtest_mimic::run(&args, trials).exit();
+}
+
+/// The CUDA backend, or `None` (said on standard error) where no driver is usable. (Only the
+/// GPU test crates use it.)
+#[allow(dead_code)]
+pub fn cuda() -> Option<tl_backend::cuda::CudaBackend> {
+    match tl_backend::cuda::CudaBackend::open() {
+        Ok(be) => Some(be),
+        Err(why) => {
+            eprintln!("skipped: no CUDA driver ({why})");
+            None
+        }
+    }
 }
