@@ -55,6 +55,38 @@ class Rng:
         return int(self.uniform() * n) % max(n, 1)
 
 
+def train_epochs(rng, n, batch, epochs, steps, step, dev):
+    """TL's training order: per epoch one Fisher-Yates shuffle of the `n` examples drawn from
+    `rng`, then batches of `batch` handed to `step(rows)` (a tensor of example numbers), each
+    timed with the device synchronised around it; stops after `steps` steps when that is not
+    0. Prints each epoch's mean loss; returns the step times (seconds) and the steps done."""
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    per_epoch = math.ceil(n / batch)
+    times, done = [], 0
+    for epoch in range(epochs):
+        order = list(range(n))
+        for i in range(n - 1, 0, -1):
+            j = rng.below(i + 1)
+            order[i], order[j] = order[j], order[i]
+        order = torch.tensor(order, device=dev)
+        losses = []
+        for k in range(per_epoch):
+            rows = order[k * batch:(k + 1) * batch]
+            sync()
+            t0 = time.perf_counter()
+            loss = step(rows)
+            sync()
+            times.append(time.perf_counter() - t0)
+            losses.append(float(loss))
+            done += 1
+            if steps and done >= steps:
+                break
+        print(json.dumps({"epoch": epoch + 1, "mean_loss": statistics.fmean(losses)}), flush=True)
+        if steps and done >= steps:
+            break
+    return times, done
+
+
 def idx(path):
     data = gzip.open(path).read()
     rank = data[3]
@@ -162,31 +194,8 @@ def main():
 
     if a.mode != "eager":
         step = torch.compile(step, mode=None if a.mode == "compile" else "reduce-overhead")
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    n = x.shape[0]
-    per_epoch = math.ceil(n / a.batch)
-    times, done = [], 0
-    for epoch in range(a.epochs):
-        order = list(range(n))
-        for i in range(n - 1, 0, -1):
-            j = rng.below(i + 1)
-            order[i], order[j] = order[j], order[i]
-        order = torch.tensor(order, device=dev)
-        losses = []
-        for k in range(per_epoch):
-            rows = order[k * a.batch:(k + 1) * a.batch]
-            sync()
-            t0 = time.perf_counter()
-            loss = step(x[rows], onehot[rows])
-            sync()
-            times.append(time.perf_counter() - t0)
-            losses.append(float(loss))
-            done += 1
-            if a.steps and done >= a.steps:
-                break
-        print(json.dumps({"epoch": epoch + 1, "mean_loss": statistics.fmean(losses)}), flush=True)
-        if a.steps and done >= a.steps:
-            break
+    times, done = train_epochs(rng, x.shape[0], a.batch, a.epochs, a.steps,
+                               lambda rows: step(x[rows], onehot[rows]), dev)
     with torch.no_grad():
         _, stats = forward(p, x, False)
         z, _ = forward(p, tx, False, stats)

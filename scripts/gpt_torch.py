@@ -15,13 +15,12 @@ import argparse
 import json
 import math
 import statistics
-import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from fashion_torch import Rng
+from fashion_torch import Rng, train_epochs
 
 L, D, H, HD, FF, T, V = 6, 64, 4, 16, 256, 32, 76
 
@@ -106,31 +105,8 @@ def main():
         step = torch.compile(step, mode=None if a.mode == "compile" else "reduce-overhead")
     with torch.no_grad():
         print(json.dumps({"loss_before": float(loss_of(p, ids, causal))}), flush=True)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    n = ids.shape[0]
-    per_epoch = math.ceil(n / a.batch)
-    times, done = [], 0
-    for epoch in range(a.epochs):
-        order = list(range(n))
-        for i in range(n - 1, 0, -1):
-            j = rng.below(i + 1)
-            order[i], order[j] = order[j], order[i]
-        order = torch.tensor(order, device=dev)
-        losses = []
-        for k in range(per_epoch):
-            rows = order[k * a.batch:(k + 1) * a.batch]
-            sync()
-            t0 = time.perf_counter()
-            loss = step(ids[rows])
-            sync()
-            times.append(time.perf_counter() - t0)
-            losses.append(float(loss))
-            done += 1
-            if a.steps and done >= a.steps:
-                break
-        print(json.dumps({"epoch": epoch + 1, "mean_loss": statistics.fmean(losses)}), flush=True)
-        if a.steps and done >= a.steps:
-            break
+    times, done = train_epochs(rng, ids.shape[0], a.batch, a.epochs, a.steps,
+                               lambda rows: step(ids[rows]), dev)
     with torch.no_grad():
         after = float(loss_of(p, ids, causal))
     warm = times[min(10, len(times) // 2):]

@@ -128,10 +128,17 @@ impl Engine<'_> {
                     });
                     out_labels.push(u);
                     // primary = u - Σ shift - c = u + Σ (n - 1 - shift) - Σ (n - 1) - c.
-                    let mut c = -s.constant;
+                    // Constants come from the program: overflow gives up the rewrite.
+                    let Some(mut c) = s.constant.checked_neg() else {
+                        return Ok(None);
+                    };
                     let mut e = IndexExpr::Var(u);
                     for &r in &s.shifts {
-                        c -= vars[r].extent as i64 - 1;
+                        let last = i64::try_from(vars[r].extent).unwrap_or(i64::MAX) - 1;
+                        let Some(next) = c.checked_sub(last) else {
+                            return Ok(None);
+                        };
+                        c = next;
                         e = IndexExpr::Binary(
                             IndexOp::Add,
                             Box::new(e),

@@ -85,8 +85,8 @@ impl<'a> Engine<'a> {
                 span,
             })?;
             let (bp, bplan) = &**planned;
+            // Its masks are those of part 0 (`Masks::default`): no data parallelism here.
             let mut sub = Engine::bare(bp, bplan, self.backend, self.options.clone());
-            sub.masks = Masks::for_part(0);
             for t in 0..self.program.tensors.len() {
                 sub.values[t] = self.batch_value(t, domain, rows, span)?;
             }
