@@ -266,7 +266,7 @@ impl Engine<'_> {
             .iter()
             .map(|&t| self.program.tensors[t].name.as_str())
             .collect();
-        self.warnings.push(
+        self.warn(
             Diagnostic::error(
                 "TL0313",
                 format!(

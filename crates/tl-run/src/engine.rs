@@ -129,6 +129,9 @@ pub struct Engine<'a> {
     /// The steps of each loop over a virtual index, by loop, kept while a backward pass is
     /// recorded (`loops.rs`).
     pub loop_tapes: HashMap<usize, Tape>,
+    /// The rows of each layer recursion, by stratum, kept while a backward pass is recorded
+    /// (`layers.rs`).
+    pub layer_tapes: HashMap<usize, Tape>,
 }
 
 /// What the tuple engine did for one stratum: per head, how it was held and how many tuples
@@ -199,6 +202,7 @@ impl<'a> Engine<'a> {
             sparse_cache: HashMap::new(),
             sparse_counts: HashMap::new(),
             loop_tapes: HashMap::new(),
+            layer_tapes: HashMap::new(),
         }
     }
 
@@ -369,6 +373,18 @@ impl<'a> Engine<'a> {
             &HostTensor::from_f64(shape.to_vec(), data, DType::F64),
             span,
         )
+    }
+
+    /// Adds a warning, once per code and place: a recursion evaluated at every training step
+    /// warns once, not once a step.
+    pub fn warn(&mut self, d: Diagnostic) {
+        if !self
+            .warnings
+            .iter()
+            .any(|w| w.code == d.code && w.span == d.span)
+        {
+            self.warnings.push(d);
+        }
     }
 
     /// The dense value of a tensor: sparse relations are expanded, and tensors not yet

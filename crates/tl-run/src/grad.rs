@@ -5,7 +5,8 @@
 //! the gradient), a gather scatters back (0 outside), softmax and layer norm use their
 //! closed-form Jacobian products, and `step` passes gradients straight through.
 //!
-//! Recursive strata are differentiated at their fixpoint x* = F(x*, θ) by the implicit
+//! A layer recursion is walked back row by row (`grad/layers.rs`). Other recursive strata are
+//! differentiated at their fixpoint x* = F(x*, θ) by the implicit
 //! function theorem: the adjoint λ = g + (∂F/∂x)ᵀ λ is iterated to convergence (each round one
 //! backward pass through the stratum's equations at x*), then θ receives (∂F/∂θ)ᵀ λ.
 
@@ -17,9 +18,10 @@ use tl_backend::Calls;
 use tl_backend::{BinaryFn, MapExpr, NormFn, ReduceOp, Tensor, UnaryFn};
 use tl_check::{Stratum, TensorId};
 use tl_plan::{EquationPlan, Op, Placement, TensorRef};
-use tl_syntax::Span;
+use tl_syntax::{Diagnostic, Span};
 
 mod graph;
+mod layers;
 mod transposed;
 
 fn input(k: usize) -> MapExpr {
@@ -292,6 +294,8 @@ impl Engine<'_> {
             if s.tensors.iter().any(|&t| grads[t].is_some()) {
                 if let Some(lp) = self.plan.loop_of_stratum(i) {
                     self.loop_backward(lp, &mut grads, wanted)?;
+                } else if let Some(ls) = self.plan.layers.stratum(i) {
+                    self.layered_backward(ls, &mut grads, wanted)?;
                 } else if s.recursive {
                     self.stratum_adjoint(s, &mut grads, wanted)?;
                 } else {
@@ -358,6 +362,7 @@ impl Engine<'_> {
             .filter_map(|&t| grads[t].clone().map(|g| (t, g)))
             .collect();
         let mut lambda: Vec<(TensorId, Tensor)> = incoming.clone();
+        let mut converged = false;
         for _ in 0..self.options.max_iters {
             let mut local: Grads = vec![None; n];
             for (t, l) in &lambda {
@@ -365,6 +370,7 @@ impl Engine<'_> {
             }
             let mut next = Vec::new();
             let mut change: f64 = 0.0;
+            let mut scale: f64 = 0.0;
             for &t in &s.tensors {
                 let parts: Vec<Tensor> = incoming
                     .iter()
@@ -399,12 +405,38 @@ impl Engine<'_> {
                     None => v.clone(),
                 };
                 change = change.max(self.max_abs(&d, span)?);
+                scale = scale.max(self.max_abs(&v, span)?);
                 next.push((t, v));
             }
             lambda = next;
-            if change <= self.options.tolerance || change.is_nan() {
+            // Relative to the adjoint's size: gradients are often far below the tolerance
+            // the values converge to, and stopping on an absolute change would cut the
+            // gradient short of the rounds that carry it through the recursion.
+            if change <= self.options.tolerance * scale || change.is_nan() {
+                converged = true;
                 break;
             }
+        }
+        if !converged {
+            let names: Vec<&str> = s
+                .tensors
+                .iter()
+                .map(|&t| self.program.tensors[t].name.as_str())
+                .collect();
+            self.warn(
+                Diagnostic::error(
+                    "TL0318",
+                    format!(
+                        "the gradient through the recursion defining `{}` did not converge in {} iterations",
+                        names.join("`, `"),
+                        self.options.max_iters
+                    ),
+                    span,
+                    "this recursion",
+                )
+                .warning()
+                .with_help("raise `--max-iters`, or check that the iteration is a contraction"),
+            );
         }
         let mut local: Grads = vec![None; n];
         for (t, l) in &lambda {

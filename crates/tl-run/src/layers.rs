@@ -6,12 +6,12 @@
 //!
 //! The group's tensors are kept as rows ([`Value::Layers`]); a read of one constant row (the
 //! last layer's output, say) takes that row as it is, and any other use stacks the rows into
-//! one tensor. While a backward pass is recorded, the group's equations are evaluated once
-//! more over whole tensors at the result, which is their fixpoint, so the implicit-function
-//! gradient of recursive strata (`grad.rs`) applies unchanged.
+//! one tensor. While a backward pass is recorded, every row plan's node values are kept on a
+//! tape, which the backward pass (`grad/layers.rs`) walks from the last row to the first.
 
 use crate::engine::{Engine, Value};
 use crate::error::RunError;
+use crate::loop_tape::Tape;
 use tl_backend::Calls;
 use tl_backend::{BinaryFn, MapExpr, ReduceOp, Tensor};
 use tl_check::{Index, TensorId};
@@ -34,10 +34,15 @@ impl Engine<'_> {
                 .find(|(u, _)| *u == t)
                 .and_then(|(_, rs)| rs.get(r).cloned().flatten())
         };
+        let mut tape = Tape::default();
         for w in 0..ls.rows {
+            let mut kept: Vec<Option<Vec<Tensor>>> = vec![None; ls.equations.len()];
             for &t in &ls.order {
                 let mut acc: Option<Tensor> = None;
-                for re in ls.equations.iter().filter(|re| re.target == t) {
+                for (e, re) in ls.equations.iter().enumerate() {
+                    if re.target != t {
+                        continue;
+                    }
                     let v = match re.head {
                         Row::Offset(c) => w as i64 - c,
                         Row::Fixed(c) if c == w as i64 => 0,
@@ -77,6 +82,9 @@ impl Engine<'_> {
                         self.values[slot.id] = Some(Value::Dense(row));
                     }
                     let value = self.evaluate(&re.plan)?;
+                    if let Some(trace) = self.traces.remove(&re.plan.id).filter(|_| self.record) {
+                        kept[e] = Some(tape.count(trace, &re.plan.graph.nodes));
+                    }
                     acc = Some(match acc {
                         None => value,
                         Some(a) => {
@@ -104,6 +112,22 @@ impl Engine<'_> {
                     *slot = acc;
                 }
             }
+            if self.record {
+                if tape.bytes > self.host_limit {
+                    return Err(RunError::TooLarge {
+                        what: format!(
+                            "the layers of `{}` kept for the backward pass ({} of {})",
+                            self.program.tensors[ls.order[0]].name,
+                            w + 1,
+                            ls.rows
+                        ),
+                        bytes: tape.bytes as u128,
+                        limit: self.host_limit as u128,
+                        span,
+                    });
+                }
+                tape.steps.push(kept);
+            }
         }
         for re in &ls.equations {
             for slot in re.slots.iter().chain(&re.fused_slots) {
@@ -115,25 +139,9 @@ impl Engine<'_> {
             self.values[t] = Some(Value::Layers { axis, rows: rs });
         }
         if self.record {
-            self.record_layered(ls)?;
-        }
-        Ok(())
-    }
-
-    /// Stacks the group's tensors into whole tensors and evaluates their equations once over
-    /// them, recording the node values a backward pass reads.
-    fn record_layered(&mut self, ls: &LayeredStratum) -> Result<(), RunError> {
-        for &t in &ls.order {
-            let span = self.program.tensors[t].span;
-            let whole = self.dense(t, span)?;
-            self.values[t] = Some(Value::Dense(whole));
-        }
-        let mut computed = Vec::new();
-        for &t in &ls.order {
-            computed.push((t, self.compute(t)?));
-        }
-        for (t, v) in computed {
-            self.values[t] = Some(Value::Dense(v));
+            self.layer_tapes.insert(ls.stratum, tape);
+        } else {
+            self.layer_tapes.remove(&ls.stratum);
         }
         Ok(())
     }

@@ -59,14 +59,6 @@ fn internal(what: &str, span: Span) -> RunError {
     }
 }
 
-/// The bytes a tensor's elements take (views counted as if they were copies).
-fn bytes_of(t: &Tensor) -> usize {
-    t.shape()
-        .iter()
-        .try_fold(t.dtype.size(), |a, &e| a.checked_mul(e))
-        .unwrap_or(usize::MAX)
-}
-
 impl Engine<'_> {
     /// The value of a loop tensor before its loop: its data, its equations without `*`, or 0.
     fn before_loop(&mut self, lp: &LoopPlan, t: TensorId) -> Result<Tensor, RunError> {
@@ -187,14 +179,7 @@ impl Engine<'_> {
                     if self.record {
                         let key = sp.plan.id;
                         if let Some(trace) = self.traces.remove(&key) {
-                            // Loads are the tensors read, not copies: only results count.
-                            let nodes = &sp.plan.graph.nodes;
-                            tape.bytes = trace
-                                .iter()
-                                .zip(nodes)
-                                .filter(|(_, node)| !matches!(node.op, tl_plan::Op::Load { .. }))
-                                .fold(tape.bytes, |a, (x, _)| a.saturating_add(bytes_of(x)));
-                            kept[e] = Some(trace);
+                            kept[e] = Some(tape.count(trace, &sp.plan.graph.nodes));
                         }
                     }
                     acc = Some(match acc {

@@ -298,7 +298,7 @@ impl Engine<'_> {
             let nan = delta.is_nan()
                 || ((converged || out_of_iterations) && self.any_nan(&s.tensors, span)?);
             if nan {
-                self.warnings.push(
+                self.warn(
                     Diagnostic::error(
                         "TL0311",
                         format!(
@@ -321,7 +321,7 @@ impl Engine<'_> {
                 break;
             }
             if out_of_iterations {
-                self.warnings.push(
+                self.warn(
                     Diagnostic::error("TL0310", format!("the recursion defining `{}` did not converge in {} iterations (last max |Δ| = {delta:.3e})", names.join("`, `"), self.options.max_iters), span, "this recursion")
                         .warning()
                         .with_help("raise `--max-iters`, or check that the iteration is a contraction"),

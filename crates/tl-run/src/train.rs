@@ -338,7 +338,7 @@ impl<'a> Engine<'a> {
                 self.options.resume = None;
                 start = self.resume(&dir, &params, &mut opt, span)?;
                 if start >= total {
-                    self.warnings.push(
+                    self.warn(
                         Diagnostic::error(
                             "TL0316",
                             format!(

@@ -32,6 +32,10 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("power", "param W[{n}] ~ normal(0, 1)\nparam P = 1.5\nLoss = (W[i]^2 + 1)^P / (2 + W[i]^2)"),
     ("fixpoint", "param W[{n}, {n}] ~ normal(0, 1)\nR[i] = V[i] + 0.1 tanh(W[i, j]) R[j] / {n}\nLoss = R[i] V[i]"),
     ("layers", "param W[3, {n}, {n}] ~ normal(0, 1)\nX[0, i] = V[i]\nH[l, i] = tanh(W[l, i, j] X[l, j] / {n}) + X[l, i]\nX[l+1, i] = H[l, i]\nLoss = H[2, i] V[i] + H[l, i]^2"),
+    ("layers_rows", "param W[3, {n}, {n}] ~ normal(0, 1)\nparam P[{n}] ~ normal(0, 1)\nX[0, i] = V[i]\nX[l+1, i] = tanh(W[l, i, j] X[l, j] / {n}) + P[i] X[0, i] + X[l, i]\nLoss = X[3, i]^2"),
+    ("layers_max", "param W[3, {n}, {n}] ~ normal(0, 1)\nX[0, i] = V[i]\nH[l, i] max= W[l, i, j] X[l, j]\nX[l+1, i] = tanh(H[l, i]) + X[l, i]\nLoss = X[3, i] V[i]"),
+    ("layers_two_writers", "param W[3, {n}, {n}] ~ normal(0, 1)\nparam P[3, {n}] ~ normal(0, 1)\nX[0, i] = V[i]\nX[l+1, i] = tanh(W[l, i, j] X[l, j] / {n})\nX[l+1, i] = P[l, i] X[l, i]\nLoss = X[3, i] V[i] + X[2, i]^2"),
+    ("layers_max_writers", "param W[3, {n}, {n}] ~ normal(0, 1)\nX[0, i] = V[i]\nX[l+1, i] max= W[l, i, j] X[l, j]\nX[l+1, i] max= 0.5 X[l, i]\nLoss = X[3, i] V[i]"),
     ("relaxed_rule", "param W[{n}, {n}] ~ normal(0, 1)\nparam Tm = 1.3\nAnc[x, z] = sig(W[x, z] + 0.2 Anc[x, y] W[y, z] / {n} - 0.5, Tm)\nLoss = Anc[x, y]^2"),
 ];
 
@@ -207,6 +211,44 @@ fn step_passes_gradients_straight_through() {
     let loss = checked.tensor_named("Loss").expect("Loss");
     let (_, grads) = engine.loss_and_gradients(loss).expect("gradients");
     assert_eq!(grads[0].1.data.to_f64(), vec![1.5, -2.0, 0.5]);
+}
+
+/// The gradient of `Loss` with respect to its one parameter, in f64, the recursions run to
+/// `tolerance`.
+fn gradient_at(text: &str, tolerance: f64) -> Vec<f64> {
+    let (checked, plan) = planned(text).expect("plans");
+    let backend = CpuBackend::new();
+    let options = RunOptions {
+        dtype: DType::F64,
+        tolerance,
+        ..RunOptions::default()
+    };
+    let mut engine = Engine::new(&checked, &plan, &backend, options).expect("starts");
+    let loss = checked.tensor_named("Loss").expect("Loss");
+    let (_, grads) = engine.loss_and_gradients(loss).expect("gradients");
+    grads[0].1.data.to_f64()
+}
+
+#[test]
+fn a_small_gradient_goes_all_the_way_through_a_recursion() {
+    // The loss is scaled far below the default tolerance (1e-6): the adjoint iteration must
+    // stop on a change small against the adjoint, not on an absolute one, or the gradient
+    // keeps only its first round (here about half of it).
+    for (name, body) in [
+        ("fixpoint", "R[i] = V[i] + 0.5 tanh(W[i, j]) R[j] / 3\nLoss = 0.000000001 R[i] V[i]"),
+        ("layers", "X[0, i] = V[i]\nX[l+1, i] = tanh(W[i, j] X[l, j]) + X[l, i]\nLoss = 0.000000001 X[5, i] V[i]"),
+    ] {
+        let text = format!("param W[3, 3] ~ normal(0, 1)\nV = [0.7, -1.2, 0.4]\n{body}\n");
+        let loose = gradient_at(&text, 1e-6);
+        let exact = gradient_at(&text, 1e-15);
+        let scale = exact.iter().fold(0f64, |m, x| m.max(x.abs()));
+        for (a, b) in loose.iter().zip(&exact) {
+            assert!(
+                (a - b).abs() <= 1e-4 * scale,
+                "{name}: {loose:?} against {exact:?}"
+            );
+        }
+    }
 }
 
 /// Programs with outputs `Y` (and `Z`) read from data `A`, `V` and parameter `W`, for
