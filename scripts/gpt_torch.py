@@ -6,7 +6,7 @@ then one Fisher-Yates shuffle of the windows per epoch). Adam with TL's settings
 step runs under autocast with f32 weights, as TL keeps f32 master weights.
 
 Usage: python3 scripts/gpt_torch.py examples/gpt/data/train.npy [--device cuda]
-       [--mode eager|compile|reduce-overhead] [--dtype f32|bf16] [--epochs 10] [--steps N]
+       [--mode eager|compile|reduce-overhead] [--dtype f32|bf16|f64] [--epochs 10] [--steps N]
 Prints the loss over all windows before training, one JSON line per epoch, and one with the
 totals (the loss over all windows after training and the median step time).
 """
@@ -38,13 +38,13 @@ PARAMS = [
 ]
 
 
-def init(rng, device):
+def init(rng, device, dtype):
     out = {}
     for name, shape, how in PARAMS:
         n = math.prod(shape)
         vals = [how[1] * rng.normal() for _ in range(n)] if isinstance(how, tuple) else [how] * n
         t = torch.tensor(vals, dtype=torch.float64).reshape(shape)
-        out[name] = t.to(device=device, dtype=torch.float32).requires_grad_(True)
+        out[name] = t.to(device=device, dtype=dtype).requires_grad_(True)
     return out
 
 
@@ -55,8 +55,9 @@ def lnorm(x):
 def loss_of(p, ids, causal):
     """The mean cross-entropy of predicting each next character of the windows `ids`."""
     n = ids.shape[0]
-    inp = F.one_hot(ids[:, :T], V).float()
-    nxt = F.one_hot(ids[:, 1:], V).float()
+    dt = p["Wte"].dtype
+    inp = F.one_hot(ids[:, :T], V).to(dt)
+    nxt = F.one_hot(ids[:, 1:], V).to(dt)
     x = inp @ p["Wte"] + p["Wpe"]
     for l in range(L):
         a1 = p["G1"][l] * lnorm(x) + p["B1"][l]
@@ -69,7 +70,7 @@ def loss_of(p, ids, causal):
         f = F.gelu((p["G2"][l] * lnorm(r) + p["B2"][l]) @ p["W1"][l].T + p["C1"][l])
         x = f @ p["W2"][l].T + p["C2"][l] + r
     z = torch.softmax((p["Gf"] * lnorm(x) + p["Bf"]) @ p["Wte"].T, dim=-1)
-    return (-(nxt * torch.log(z.float() + 1e-9)).sum(dim=-1)).mean()
+    return (-(nxt * torch.log(z.to(dt) + 1e-9)).sum(dim=-1)).mean()
 
 
 def main():
@@ -77,7 +78,7 @@ def main():
     ap.add_argument("data")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--mode", default="eager", choices=["eager", "compile", "reduce-overhead"])
-    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"])
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16", "f64"])
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=0.003)
@@ -87,9 +88,10 @@ def main():
     dev = torch.device(a.device)
     ids = torch.tensor(np.load(a.data).astype(np.int64), device=dev)
     pq = torch.arange(T, device=dev)
-    causal = -1e9 * (pq[None, :] > pq[:, None]).float()
+    dt = torch.float64 if a.dtype == "f64" else torch.float32
+    causal = -1e9 * (pq[None, :] > pq[:, None]).to(dt)
     rng = Rng(a.seed)
-    p = init(rng, dev)
+    p = init(rng, dev, dt)
     opt = torch.optim.Adam(p.values(), lr=a.lr, foreach=False)
     amp = a.dtype == "bf16"
 
