@@ -1,7 +1,10 @@
-//! Atomic file replacement: write a temporary file beside the target, flush it to disk, then
-//! rename it over the target. Readers see either the old file or the complete new one, never a
-//! half-written file, and a failed write leaves the target untouched. A folder of several files
-//! (a training checkpoint) is replaced the same way, as one unit ([`replace_folder`]).
+//! Atomic file replacement: write a temporary file beside the target, then rename it over the
+//! target. Readers see either the old file or the complete new one, never a half-written file,
+//! and a failed or interrupted write leaves the target untouched. A folder of several files (a
+//! training checkpoint) is replaced the same way, as one unit ([`replace_folder`]), and is
+//! also flushed to disk before it takes the old folder's place, so that even a crash of the
+//! machine leaves a whole checkpoint, old or new. Single files are not flushed (as NumPy's and
+//! PyTorch's saves are not): waiting for the disk would double the time of writing an output.
 //!
 //! Temporary names are `.<name>.<pid>.<n>.tmp`. A process killed in the middle of a write
 //! leaves one behind; the next write to the same target removes those whose process is gone.
@@ -16,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to `path` atomically: the data goes to a temporary file in the same folder,
-/// is fsynced, and is renamed over `path`. On any failure the target is unchanged and the
+/// which is renamed over `path`. On any failure the target is unchanged and the
 /// temporary file is removed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     write_atomic_with(path, |w| w.write_all(bytes))
@@ -51,13 +54,12 @@ where
     let (tmp_path, file) = create_temp(&folder, &file_name.to_string_lossy())
         .map_err(|e| write_err(format!("cannot create a temporary file: {e}")))?;
 
-    let result = fill_and_sync(file, fill).and_then(|()| fs::rename(&tmp_path, path));
+    let result = fill_and_flush(file, fill).and_then(|()| replace_file(&tmp_path, path));
     if let Err(e) = result {
         // Best effort: the temporary file is ours and must not be left behind.
         let _ = fs::remove_file(&tmp_path);
         return Err(write_err(e.to_string()));
     }
-    sync_folder(&folder);
     Ok(())
 }
 
@@ -167,6 +169,7 @@ where
     let tmp = parent.join(format!(".{name}.{pid}.{n}.tmp"));
     fs::create_dir(&tmp).map_err(|e| write_err(format!("cannot create {}: {e}", tmp.display())))?;
     let result = fill(&tmp).and_then(|()| {
+        sync_files(&tmp).map_err(|e| write_err(format!("cannot flush the checkpoint: {e}")))?;
         sync_folder(&tmp);
         swap_into_place(&tmp, dir).map_err(|e| write_err(e.to_string()))
     });
@@ -195,15 +198,42 @@ fn swap_into_place(new: &Path, dir: &Path) -> io::Result<()> {
     }
 }
 
-/// Runs `fill` on a buffered writer over `file`, flushes, and fsyncs the data.
-fn fill_and_sync<F>(file: File, fill: F) -> io::Result<()>
+/// Puts the file `new` at `path`. On Linux an existing file is exchanged with the new one in
+/// one step and then removed: ext4 flushes a file renamed over another to disk on the spot,
+/// which would cost a write of 16 MB about as long again as writing it.
+fn replace_file(new: &Path, path: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        if path.is_file() && renameat_with(CWD, new, CWD, path, RenameFlags::EXCHANGE).is_ok() {
+            // The new file is in place; a failure to remove the old one leaves a temporary
+            // file that the next write to `path` removes.
+            let _ = fs::remove_file(new);
+            return Ok(());
+        }
+    }
+    fs::rename(new, path)
+}
+
+/// Runs `fill` on a buffered writer over `file` and flushes it.
+fn fill_and_flush<F>(file: File, fill: F) -> io::Result<()>
 where
     F: FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 {
     let mut w = BufWriter::with_capacity(1 << 20, file);
     fill(&mut w)?;
-    let file = w.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()
+    w.flush()
+}
+
+/// Flushes every file of `folder` to disk.
+fn sync_files(folder: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(folder)? {
+        let path = entry?.path();
+        if path.is_file() {
+            OpenOptions::new().write(true).open(&path)?.sync_all()?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes the rename itself durable where the platform allows (unix); failures are ignored

@@ -1,15 +1,29 @@
 //! NumPy `.npy` files (format versions 1, 2 and 3): the simplest way to move one array between
 //! Python and TensorLogic. Reading accepts float, integer and bool arrays in either byte order
 //! and either memory order; writing produces little-endian, C-order files NumPy loads directly.
+//!
+//! Files of [`MAP_MIN`] bytes or more are memory-mapped, and when their elements are already
+//! what the engine computes with (little-endian `f2`, `f4`, `f8` or `i8`, C order, aligned) the
+//! tensor is the mapped file itself: nothing is copied or converted, and pages are read as
+//! they are used. Like NumPy's `mmap_mode`, this assumes nobody rewrites the file in place
+//! while a program reads it (TensorLogic's own writes replace files by renaming, which leaves
+//! a mapped file as it was).
 
-use crate::atomic::write_atomic;
+use crate::atomic::write_atomic_with;
 use crate::error::IoError;
 use half::f16;
+use std::fs::File;
+use std::io::{Read, Write};
 use std::path::Path;
-use tl_core::{DType, HostData, HostTensor};
+use std::sync::Arc;
+use tl_core::{Buf, DType, HostData, HostTensor};
 
 /// The six bytes every `.npy` file starts with.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
+
+/// Files at least this large are memory-mapped rather than read (below it, reading is cheaper
+/// than setting up a mapping).
+pub const MAP_MIN: u64 = 1 << 20;
 
 /// Reads a NumPy `.npy` file into a row-major host tensor.
 ///
@@ -18,19 +32,44 @@ const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// (bool). Both byte orders are accepted; Fortran-order arrays are transposed into row-major
 /// order, and 0-d arrays become scalars (empty shape).
 pub fn read_npy(path: &Path) -> Result<HostTensor, IoError> {
-    let bytes = std::fs::read(path).map_err(|e| IoError::from_read(path, &e))?;
+    let read_err = |e: std::io::Error| IoError::from_read(path, &e);
+    let mut file = File::open(path).map_err(read_err)?;
+    let len = file.metadata().map_err(read_err)?.len();
+    if len >= MAP_MIN {
+        // SAFETY: the map is only ever read; a file rewritten in place while mapped is outside
+        // what this reader supports (see the module documentation).
+        if let Ok(map) = unsafe { memmap2::Mmap::map(&file) } {
+            let map = Arc::new(map);
+            return parse(path, &map[..], Some(&map));
+        }
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(read_err)?;
     parse_npy(path, &bytes)
 }
 
 /// Writes `t` as a little-endian, C-order `.npy` file (format 1.0, or 2.0 when the header is
 /// too long for 1.0), atomically. bf16 has no NumPy equivalent and is refused.
 pub fn write_npy(path: &Path, t: &HostTensor) -> Result<(), IoError> {
-    let bytes = encode_npy(path, t)?;
-    write_atomic(path, &bytes)
+    let header = header_of(path, t)?;
+    write_atomic_with(path, |w| {
+        w.write_all(&header)?;
+        write_elements(w, &t.data)
+    })
 }
 
 /// Parses the bytes of a `.npy` file; `path` is only used in error messages.
 fn parse_npy(path: &Path, bytes: &[u8]) -> Result<HostTensor, IoError> {
+    parse(path, bytes, None)
+}
+
+/// Parses the bytes of a `.npy` file, lending them from `map` instead of copying where the
+/// elements can be used as they are.
+fn parse(
+    path: &Path,
+    bytes: &[u8],
+    map: Option<&Arc<memmap2::Mmap>>,
+) -> Result<HostTensor, IoError> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err(IoError::malformed(
             path,
@@ -92,6 +131,15 @@ fn parse_npy(path: &Path, bytes: &[u8]) -> Result<HostTensor, IoError> {
         ));
     }
 
+    let c_order = !info.fortran_order || info.shape.len() <= 1;
+    if let (Some(map), true) = (map, c_order) {
+        if let Some(data) = lend(elem, data, map) {
+            return Ok(HostTensor {
+                shape: info.shape,
+                data,
+            });
+        }
+    }
     let mut host = decode(path, elem, data)?;
     if info.fortran_order && info.shape.len() > 1 {
         host = reorder_fortran(&host, &info.shape);
@@ -149,6 +197,31 @@ impl ElemType {
             size,
             big_endian,
         })
+    }
+}
+
+/// The elements of a mapped file as they lie, where they need no conversion: little-endian
+/// floats or 8-byte integers on a little-endian machine, aligned for their type.
+fn lend(t: ElemType, data: &[u8], map: &Arc<memmap2::Mmap>) -> Option<HostData> {
+    if t.big_endian
+        || cfg!(target_endian = "big")
+        || !(data.as_ptr() as usize).is_multiple_of(t.size)
+    {
+        return None;
+    }
+    let n = data.len() / t.size;
+    let owner = || Box::new(map.clone()) as Box<dyn std::any::Any + Send + Sync>;
+    // SAFETY: `data` lies in the map, which `owner` keeps alive, is aligned for the element
+    // type (checked above) and holds `n` elements of it (the length was checked against the
+    // shape); every bit pattern is a valid value of these types.
+    unsafe {
+        match (t.kind, t.size) {
+            (Kind::Float, 2) => Some(HostData::F16(Buf::lent(data.as_ptr().cast(), n, owner()))),
+            (Kind::Float, 4) => Some(HostData::F32(Buf::lent(data.as_ptr().cast(), n, owner()))),
+            (Kind::Float, 8) => Some(HostData::F64(Buf::lent(data.as_ptr().cast(), n, owner()))),
+            (Kind::Int, 8) => Some(HostData::I64(Buf::lent(data.as_ptr().cast(), n, owner()))),
+            _ => None,
+        }
     }
 }
 
@@ -255,8 +328,9 @@ fn reorder_fortran(data: &HostData, shape: &[usize]) -> HostData {
     }
 }
 
-/// Serialises `t` into `.npy` bytes; `path` is only used in error messages.
-fn encode_npy(path: &Path, t: &HostTensor) -> Result<Vec<u8>, IoError> {
+/// The magic bytes, version, header length and header of a `.npy` file for `t`, padded so
+/// the data starts on a 64-byte boundary; `path` is only used in error messages.
+fn header_of(path: &Path, t: &HostTensor) -> Result<Vec<u8>, IoError> {
     let numel = t.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
     if numel != Some(t.data.len()) {
         return Err(IoError::Write {
@@ -295,7 +369,7 @@ fn encode_npy(path: &Path, t: &HostTensor) -> Result<Vec<u8>, IoError> {
     header.push_str(&" ".repeat(total - prefix - header.len() - 1));
     header.push('\n');
 
-    let mut out = Vec::with_capacity(total + t.data.len() * t.dtype().size());
+    let mut out = Vec::with_capacity(total);
     out.extend_from_slice(MAGIC);
     if v1 {
         out.extend_from_slice(&[1, 0]);
@@ -307,24 +381,42 @@ fn encode_npy(path: &Path, t: &HostTensor) -> Result<Vec<u8>, IoError> {
         out.extend_from_slice(&len.to_le_bytes());
     }
     out.extend_from_slice(header.as_bytes());
-    match &t.data {
-        HostData::F32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        HostData::F64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        HostData::F16(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        HostData::BF16(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        HostData::I64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        HostData::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b != 0))),
+    Ok(out)
+}
+
+/// Writes the elements little-endian, a block at a time (no copy of the whole tensor).
+fn write_elements(w: &mut impl Write, data: &HostData) -> std::io::Result<()> {
+    fn blocks<T, const N: usize>(
+        w: &mut impl Write,
+        v: &[T],
+        bytes: impl Fn(&T) -> [u8; N],
+    ) -> std::io::Result<()> {
+        let mut block = Vec::with_capacity(1 << 16);
+        for chunk in v.chunks((1 << 16) / N) {
+            block.clear();
+            block.extend(chunk.iter().flat_map(&bytes));
+            w.write_all(&block)?;
+        }
+        Ok(())
     }
+    match data {
+        HostData::F32(v) => blocks(w, v, |x| x.to_le_bytes()),
+        HostData::F64(v) => blocks(w, v, |x| x.to_le_bytes()),
+        HostData::F16(v) => blocks(w, v, |x| x.to_le_bytes()),
+        HostData::BF16(v) => blocks(w, v, |x| x.to_le_bytes()),
+        HostData::I64(v) => blocks(w, v, |x| x.to_le_bytes()),
+        HostData::Bool(v) => blocks(w, v, |&b| [u8::from(b != 0)]),
+    }
+}
+
+/// Serialises `t` into `.npy` bytes; `path` is only used in error messages.
+#[cfg(test)]
+fn encode_npy(path: &Path, t: &HostTensor) -> Result<Vec<u8>, IoError> {
+    let mut out = header_of(path, t)?;
+    write_elements(&mut out, &t.data).map_err(|e| IoError::Write {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
     Ok(out)
 }
 

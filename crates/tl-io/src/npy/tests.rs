@@ -243,3 +243,79 @@ fn single_byte_corruptions_never_panic() {
         }
     }
 }
+
+/// Element bytes for `n` values of `size` bytes, varied and never all zero.
+fn pattern(n: usize, size: usize) -> Vec<u8> {
+    (0..n * size)
+        .map(|i| ((i * 7919 + i / size * 31) % 251) as u8)
+        .collect()
+}
+
+#[test]
+fn mapped_files_read_as_the_decoded_bytes() {
+    // Each case is above the mapping threshold; some are lent as they lie (little-endian
+    // floats and 8-byte integers), the others decoded from the map.
+    let cases: [(&str, usize, bool); 9] = [
+        ("<f4", 4, false),
+        ("<f8", 8, false),
+        ("<f2", 2, false),
+        ("<i8", 8, false),
+        (">f4", 4, false),
+        ("<f4", 4, true),
+        ("<i4", 4, false),
+        ("|b1", 1, false),
+        ("|u1", 1, false),
+    ];
+    for (descr, size, fortran) in cases {
+        let rows = 3;
+        let cols = (MAP_MIN as usize / size / rows) + 5;
+        let mut data = pattern(rows * cols, size);
+        if descr == "|b1" {
+            data.iter_mut().for_each(|b| *b %= 2);
+        }
+        if descr.contains('f') {
+            // A small high byte keeps every value finite (NaN would not compare equal).
+            let high = if descr.starts_with('>') { 0 } else { size - 1 };
+            data.chunks_mut(size).for_each(|c| c[high] %= 0x40);
+        }
+        let order = if fortran { "True" } else { "False" };
+        let header = format!(
+            "{{'descr': '{descr}', 'fortran_order': {order}, 'shape': ({rows}, {cols}), }}"
+        );
+        // Pad the header so the data is aligned, as NumPy does.
+        let pad = (64 - (10 + header.len() + 1) % 64) % 64;
+        let bytes = npy_bytes(1, &format!("{header}{}", " ".repeat(pad)), &data);
+        let (_dir, p) = tmp("big.npy");
+        std::fs::write(&p, &bytes).unwrap();
+        assert!(std::fs::metadata(&p).unwrap().len() >= MAP_MIN);
+        let mapped = read_npy(&p).unwrap();
+        assert_eq!(mapped, parse(&bytes).unwrap(), "{descr} fortran={fortran}");
+        let lent = match &mapped.data {
+            HostData::F32(b) => b.owner().is_some(),
+            HostData::F64(b) => b.owner().is_some(),
+            HostData::F16(b) => b.owner().is_some(),
+            HostData::I64(b) => b.owner().is_some(),
+            _ => false,
+        };
+        let as_is = ["<f4", "<f8", "<f2", "<i8"].contains(&descr) && !fortran;
+        assert_eq!(
+            lent, as_is,
+            "{descr} fortran={fortran}: the file itself or a copy"
+        );
+    }
+}
+
+#[test]
+fn a_mapped_tensor_outlives_its_file_being_replaced() {
+    let (_dir, p) = tmp("big.npy");
+    let n = MAP_MIN as usize / 4 + 3;
+    let first: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 7.0).collect();
+    write_npy(&p, &HostTensor::from_f32(vec![n], first.clone())).unwrap();
+    let read = read_npy(&p).unwrap();
+    write_npy(&p, &HostTensor::from_f32(vec![n], vec![1.5; n])).unwrap();
+    assert_eq!(read, HostTensor::from_f32(vec![n], first));
+    assert_eq!(
+        read_npy(&p).unwrap(),
+        HostTensor::from_f32(vec![n], vec![1.5; n])
+    );
+}
