@@ -5,8 +5,8 @@
 //! never reach memory whole.
 
 use super::reduce::{fold_row, sum_f64};
-use super::storage::{output, read_view, Float};
-use super::vector;
+use super::storage::{output, read_view, reserve, Float};
+use super::vector::{self, Operand};
 use crate::check::{broadcastable, check_expr};
 use crate::dtype::DType;
 use crate::error::Result;
@@ -14,6 +14,7 @@ use crate::ops::{Apply1, Apply2, BinaryFn, Compute, MapExpr, ReduceOp, UnaryFn};
 use crate::tensor::{Layout, Tensor};
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 /// Outputs evaluated per block: large enough for long loops, small enough to stay in L1/L2.
 const BLOCK: usize = 2048;
@@ -66,22 +67,25 @@ pub(crate) fn map_many<T: Float + Compute>(
     broadcastable(inputs, out_shape)?;
     let sources = sources::<T>(inputs, out_shape)?;
     let numel: usize = out_shape.iter().product();
-    let mut outs: Vec<Vec<T>> = exprs.iter().map(|_| vec![T::ZERO; numel]).collect();
+    let mut outs: Vec<Vec<T>> = exprs
+        .iter()
+        .map(|_| reserve::<T>(numel))
+        .collect::<Result<_>>()?;
     // Each block's slice of every output, so blocks run in parallel over all outputs at once.
-    let mut blocks: Vec<Vec<&mut [T]>> = (0..numel.div_ceil(BLOCK)).map(|_| Vec::new()).collect();
+    // The outputs are not zeroed up front (a pass over all of memory): each block is zeroed
+    // just before it is written, while it sits in the cache.
+    let mut blocks: Vec<Vec<&mut [MaybeUninit<T>]>> =
+        (0..numel.div_ceil(BLOCK)).map(|_| Vec::new()).collect();
     for out in outs.iter_mut() {
-        for (b, chunk) in out.chunks_mut(BLOCK).enumerate() {
+        let room = out.spare_capacity_mut();
+        for (b, chunk) in room[..numel].chunks_mut(BLOCK).enumerate() {
             blocks[b].push(chunk);
         }
     }
-    let run = |(bi, chunks): (usize, Vec<&mut [T]>)| {
+    let run = |(bi, chunks): (usize, Vec<&mut [MaybeUninit<T>]>)| {
         let start = bi * BLOCK;
         for (expr, chunk) in exprs.iter().zip(chunks) {
-            match eval(expr, &sources, out_shape, start, chunk.len()) {
-                Val::Slice(s) => chunk.copy_from_slice(s),
-                Val::Scalar(c) => chunk.fill(c),
-                Val::Buf(b) => chunk.copy_from_slice(&b),
-            }
+            eval_into(expr, &sources, out_shape, start, zeroed(chunk));
         }
     };
     if numel > BLOCK {
@@ -89,10 +93,27 @@ pub(crate) fn map_many<T: Float + Compute>(
     } else {
         blocks.into_iter().enumerate().for_each(run);
     }
+    for out in outs.iter_mut() {
+        // SAFETY: every block of the first `numel` elements was zeroed (then written) above.
+        unsafe { out.set_len(numel) };
+    }
     Ok(outs
         .into_iter()
         .map(|o| output(out_shape, o, dtype))
         .collect())
+}
+
+/// A block of not yet initialised elements, set to zero.
+fn zeroed<T: Float>(chunk: &mut [MaybeUninit<T>]) -> &mut [T] {
+    let len = chunk.len();
+    let ptr = chunk.as_mut_ptr().cast::<T>();
+    // SAFETY: `ptr` points to `len` writable elements of `T`; the compute types (f32, f64) are
+    // plain floats for which all-zero bytes are the value 0, so after the write the block is
+    // initialised, and the returned slice borrows `chunk` exclusively.
+    unsafe {
+        std::ptr::write_bytes(ptr, 0, len);
+        std::slice::from_raw_parts_mut(ptr, len)
+    }
 }
 
 /// Each input read as `T`, with its strides in the index space `out_shape`.
@@ -210,6 +231,85 @@ fn eval<'a, T: Float + Compute>(
             binary(*f, va, vb, len)
         }
     }
+}
+
+/// Evaluates `expr` over the outputs `start..start + out.len()` into `out`: the root's function
+/// writes its results where they are kept, with no buffer of its own.
+fn eval_into<T: Float + Compute>(
+    expr: &MapExpr,
+    sources: &[Source<'_, T>],
+    shape: &[usize],
+    start: usize,
+    out: &mut [T],
+) {
+    let len = out.len();
+    match expr {
+        MapExpr::Unary(f, x) => {
+            let v = eval(x, sources, shape, start, len);
+            unary_into(*f, v, out)
+        }
+        MapExpr::Binary(f, a, b) => {
+            let va = eval(a, sources, shape, start, len);
+            let vb = eval(b, sources, shape, start, len);
+            binary_into(*f, va, vb, out)
+        }
+        _ => match eval(expr, sources, shape, start, len) {
+            Val::Slice(s) => out.copy_from_slice(s),
+            Val::Scalar(c) => out.fill(c),
+            Val::Buf(b) => out.copy_from_slice(&b),
+        },
+    }
+}
+
+impl<'a, T: Copy> Val<'a, T> {
+    /// The value as a loop operand (`len` elements).
+    fn operand(&self, len: usize) -> Operand<'_, T> {
+        match self {
+            Val::Slice(s) => Operand::Values(&s[..len]),
+            Val::Scalar(c) => Operand::Scalar(*c),
+            Val::Buf(b) => Operand::Values(b),
+        }
+    }
+}
+
+/// A value and the block it is to be written into, to which the table hands one function.
+struct Into1<'a, 'o, T>(Val<'a, T>, &'o mut [T]);
+
+impl<T: Float> Apply1<T> for Into1<'_, '_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn apply<F: Fn(T) -> T>(self, f: F) {
+        let Into1(v, out) = self;
+        match v.operand(out.len()) {
+            Operand::Values(s) => vector::each_from(out, s, &f),
+            Operand::Scalar(c) => out.fill(f(c)),
+        }
+    }
+}
+
+// Kept out of `eval_into`, as `unary` is out of `eval`.
+#[inline(never)]
+fn unary_into<T: Float + Compute>(f: UnaryFn, v: Val<'_, T>, out: &mut [T]) {
+    T::apply_unary(f, Into1(v, out))
+}
+
+/// Two values and the block their results go into.
+struct Into2<'a, 'b, 'o, T>(Val<'a, T>, Val<'b, T>, &'o mut [T]);
+
+impl<T: Float> Apply2<T> for Into2<'_, '_, '_, T> {
+    type Out = ();
+    #[inline(always)]
+    fn apply<F: Fn(T, T) -> T>(self, f: F) {
+        let Into2(a, b, out) = self;
+        let len = out.len();
+        vector::pairs(out, a.operand(len), b.operand(len), &f)
+    }
+}
+
+// Kept out of `eval_into`, as `binary` is out of `eval`.
+#[inline(never)]
+fn binary_into<T: Float + Compute>(f: BinaryFn, a: Val<'_, T>, b: Val<'_, T>, out: &mut [T]) {
+    T::apply_binary(f, Into2(a, b, out))
 }
 
 /// Reads one input over a block: borrowed when dense, gathered through strides otherwise.
