@@ -6,7 +6,7 @@
 
 use crate::grad_expr::{add, bin, c, mul, sub, un};
 use crate::math::INV_SQRT_2PI;
-use crate::math::{erfc, erfc_fit, exp_f32, exp_f64, integer_power_or_powf, tanh_f32};
+use crate::math::{erfc, exp_f32, integer_power_or_powf, normal_f32, tanh_f32};
 use crate::ops::MapExpr;
 #[macro_use]
 mod table;
@@ -81,10 +81,7 @@ unary_table! {
         names: ["gelu"],
         shown: "gelu",
         f64: |x| 0.5 * x * erfc(-x * FRAC_1_SQRT_2),
-        f32: |x| {
-            let xd = f64::from(x);
-            (0.5 * xd * erfc_fit(-xd * FRAC_1_SQRT_2)) as f32
-        },
+        f32: |x| x * normal_f32(x).0,
         cuda: "tl_gelu({x})",
         defining "__device__ __forceinline__ real tl_gelu(real x) {
   return 0.5f * x * tl_erfc(-x * 0.70710678118654752f);
@@ -164,9 +161,8 @@ unary_table! {
         shown: "gelu'",
         f64: |x| 0.5 * erfc(-x * FRAC_1_SQRT_2) + x * (-0.5 * x * x).exp() * INV_SQRT_2PI,
         f32: |x| {
-            let xd = f64::from(x);
-            (0.5 * erfc_fit(-xd * FRAC_1_SQRT_2) + xd * exp_f64(-0.5 * xd * xd) * INV_SQRT_2PI)
-                as f32
+            let (cdf, e) = normal_f32(x);
+            cdf + x * e * INV_SQRT_2PI as f32
         },
         cuda: "tl_gelu_grad({x})",
         defining "__device__ __forceinline__ real tl_gelu_grad(real x) {

@@ -158,7 +158,7 @@ macro_rules! unary_table {
             #[inline(always)]
             pub fn apply_f32<A: Apply1<f32>>(self, a: A) -> A::Out {
                 match self {
-                    $(UnaryFn::$v => a.apply(|$x32: f32| -> f32 { $f32 }),)*
+                    $(UnaryFn::$v => a.apply(#[inline(always)] |$x32: f32| -> f32 { $f32 }),)*
                 }
             }
 
