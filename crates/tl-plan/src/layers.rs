@@ -83,6 +83,29 @@ pub struct LayeredStratum {
     pub equations: Vec<RowEquation>,
 }
 
+impl RowEquation {
+    /// The value of the layer variable with which the equation writes row `w`, if it writes
+    /// that row at all (the range of the variable is checked by the caller).
+    pub fn variable_at(&self, w: usize) -> Option<i64> {
+        let w = i64::try_from(w).ok()?;
+        match self.head {
+            Row::Offset(c) => Some(w - c),
+            Row::Fixed(c) if c == w => Some(0),
+            Row::Fixed(_) => None,
+        }
+    }
+}
+
+impl Slot {
+    /// The row the slot reads when the layer variable is `v`.
+    pub fn row_at(&self, v: i64) -> i64 {
+        match self.row {
+            Row::Offset(c) => v + c,
+            Row::Fixed(c) => c,
+        }
+    }
+}
+
 impl LayeredStratum {
     /// The layer axis of a tensor of the group.
     pub fn axis_of(&self, t: TensorId) -> Option<usize> {

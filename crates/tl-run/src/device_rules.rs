@@ -261,17 +261,13 @@ impl Engine<'_> {
 
     /// Says that a stratum of rules runs on the CPU although the program runs on a device.
     pub(crate) fn warn_cpu_stratum(&mut self, s: &Stratum, why: &str, span: Span) {
-        let names: Vec<&str> = s
-            .tensors
-            .iter()
-            .map(|&t| self.program.tensors[t].name.as_str())
-            .collect();
+        let names = self.stratum_names(s);
         self.warn(
             Diagnostic::error(
                 "TL0313",
                 format!(
                     "the rules of `{}` run on the CPU's tuple engine, not on {}: {why}",
-                    names.join("`, `"),
+                    names,
                     self.backend.name()
                 ),
                 span,

@@ -375,6 +375,17 @@ impl<'a> Engine<'a> {
         )
     }
 
+    /// The names of a stratum's tensors as a message shows them: `` A`, `B `` (inside the
+    /// message's own backquotes).
+    pub(crate) fn stratum_names(&self, s: &tl_check::Stratum) -> String {
+        let names: Vec<&str> = s
+            .tensors
+            .iter()
+            .map(|&t| self.program.tensors[t].name.as_str())
+            .collect();
+        names.join("`, `")
+    }
+
     /// Adds a warning, once per code and place: a recursion evaluated at every training step
     /// warns once, not once a step.
     pub fn warn(&mut self, d: Diagnostic) {

@@ -418,17 +418,13 @@ impl Engine<'_> {
             }
         }
         if !converged {
-            let names: Vec<&str> = s
-                .tensors
-                .iter()
-                .map(|&t| self.program.tensors[t].name.as_str())
-                .collect();
+            let names = self.stratum_names(s);
             self.warn(
                 Diagnostic::error(
                     "TL0318",
                     format!(
                         "the gradient through the recursion defining `{}` did not converge in {} iterations",
-                        names.join("`, `"),
+                        names,
                         self.options.max_iters
                     ),
                     span,

@@ -15,7 +15,7 @@ use crate::loop_tape::Tape;
 use tl_backend::Calls;
 use tl_backend::{BinaryFn, MapExpr, ReduceOp, Tensor};
 use tl_check::{Index, TensorId};
-use tl_plan::layers::{LayeredStratum, Row};
+use tl_plan::layers::LayeredStratum;
 use tl_plan::{EquationPlan, Graph, Op};
 use tl_syntax::Span;
 
@@ -43,11 +43,7 @@ impl Engine<'_> {
                     if re.target != t {
                         continue;
                     }
-                    let v = match re.head {
-                        Row::Offset(c) => w as i64 - c,
-                        Row::Fixed(c) if c == w as i64 => 0,
-                        Row::Fixed(_) => continue,
-                    };
+                    let Some(v) = re.variable_at(w) else { continue };
                     // A row plan spliced into its reader's fused plan runs only while a
                     // backward pass is recorded (which reads the unfused plans).
                     if v < 0 || v >= re.extent as i64 || (re.plan.inlined && !self.record) {
@@ -59,10 +55,7 @@ impl Engine<'_> {
                         &re.fused_slots
                     };
                     for slot in slots {
-                        let r = match slot.row {
-                            Row::Offset(c) => v + c,
-                            Row::Fixed(c) => c,
-                        };
+                        let r = slot.row_at(v);
                         let extent = self.shape(slot.source)[slot.axis] as i64;
                         let row = if r < 0 || r >= extent {
                             None

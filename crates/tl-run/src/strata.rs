@@ -259,11 +259,7 @@ impl Engine<'_> {
     /// such a tensor has converged when no cell changes at all.
     fn iterate(&mut self, s: &Stratum) -> Result<(), RunError> {
         let span = self.span_of(s.tensors[0]);
-        let names: Vec<String> = s
-            .tensors
-            .iter()
-            .map(|&t| self.program.tensors[t].name.clone())
-            .collect();
+        let names = self.stratum_names(s);
         for &t in &s.tensors {
             let start = match self.combination(t) {
                 ReduceOp::Min => f64::INFINITY,
@@ -303,7 +299,7 @@ impl Engine<'_> {
                         "TL0311",
                         format!(
                             "the recursion defining `{}` produced NaN after {} iteration{}",
-                            names.join("`, `"),
+                            names,
                             iteration + 1,
                             if iteration == 0 { "" } else { "s" }
                         ),
@@ -322,7 +318,7 @@ impl Engine<'_> {
             }
             if out_of_iterations {
                 self.warn(
-                    Diagnostic::error("TL0310", format!("the recursion defining `{}` did not converge in {} iterations (last max |Δ| = {delta:.3e})", names.join("`, `"), self.options.max_iters), span, "this recursion")
+                    Diagnostic::error("TL0310", format!("the recursion defining `{}` did not converge in {} iterations (last max |Δ| = {delta:.3e})", names, self.options.max_iters), span, "this recursion")
                         .warning()
                         .with_help("raise `--max-iters`, or check that the iteration is a contraction"),
                 );

@@ -8,7 +8,7 @@
 
 use super::*;
 use crate::engine::Value;
-use tl_plan::layers::{LayeredStratum, Row};
+use tl_plan::layers::LayeredStratum;
 
 /// Gradients by (tensor, axis, row): of the group's rows still to be walked, or of the rows
 /// of other tensors the row plans read.
@@ -68,11 +68,7 @@ impl Engine<'_> {
                     if re.target != t {
                         continue;
                     }
-                    let v = match re.head {
-                        Row::Offset(c) => w as i64 - c,
-                        Row::Fixed(c) if c == w as i64 => 0,
-                        Row::Fixed(_) => continue,
-                    };
+                    let Some(v) = re.variable_at(w) else { continue };
                     let Some(trace) = kept.get_mut(e).and_then(Option::take) else {
                         continue;
                     };
@@ -124,10 +120,7 @@ impl Engine<'_> {
                         let Some(gs) = gs.and_then(Option::take) else {
                             continue;
                         };
-                        let r = match slot.row {
-                            Row::Offset(c) => v + c,
-                            Row::Fixed(c) => c,
-                        };
+                        let r = slot.row_at(v);
                         // A row outside its tensor read as zeros: nothing flows back.
                         let Ok(r) = usize::try_from(r) else { continue };
                         if r >= self.shape(slot.source)[slot.axis] {
