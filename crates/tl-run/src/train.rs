@@ -278,8 +278,22 @@ impl<'a> Engine<'a> {
     }
 
     /// Runs one `minimize` command alone (`dp` is `None`) or as one rank of a data-parallel
-    /// run, computing its shard of every batch and summing gradients through `dp`.
+    /// run, computing its shard of every batch and summing gradients through `dp`; then the
+    /// program's values after training.
     pub fn minimize_with(
+        &mut self,
+        spec: &MinimizeSpec,
+        observer: &mut dyn TrainObserver,
+        dp: Option<&mut DataParallel<'_>>,
+    ) -> Result<(), RunError> {
+        self.minimize_steps(spec, observer, dp)?;
+        self.reset_derived();
+        self.evaluate_all()
+    }
+
+    /// The training steps of one `minimize` command, without evaluating the program after
+    /// them (`tl bench` times and profiles the steps alone).
+    pub fn minimize_steps(
         &mut self,
         spec: &MinimizeSpec,
         observer: &mut dyn TrainObserver,
@@ -400,9 +414,7 @@ impl<'a> Engine<'a> {
         );
         self.replayed_steps += batched.as_ref().map_or(0, BatchedReplay::replayed_steps);
         observer.finish();
-        result?;
-        self.reset_derived();
-        self.evaluate_all()
+        result
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -574,6 +586,9 @@ impl<'a> Engine<'a> {
                     // earlier steps of this batch length are reused.
                     sub.masks = Masks::for_part(part);
                     sub.index_cache = std::mem::take(cache);
+                    // A profile goes on in the batch's engine (its statements are this
+                    // program's, at the same places).
+                    sub.profile = self.profile.take();
                     for t in 0..self.program.tensors.len() {
                         sub.values[t] = self.batch_value(t, domain, &rows, span)?;
                     }
@@ -584,6 +599,7 @@ impl<'a> Engine<'a> {
                         None => sub.pass(spec.loss, params, wanted, step + 1, span),
                     };
                     *cache = std::mem::take(&mut sub.index_cache);
+                    self.profile = sub.profile.take();
                     result?
                 }
             }
