@@ -5,7 +5,7 @@
 //! never reach memory whole.
 
 use super::reduce::{fold_row, sum_f64};
-use super::storage::{output, read_view, reserve, Float};
+use super::storage::{output, read_view, reserve, zeroed, Float};
 use super::vector::{self, Operand};
 use crate::check::{broadcastable, check_expr};
 use crate::dtype::DType;
@@ -101,19 +101,6 @@ pub(crate) fn map_many<T: Float + Compute>(
         .into_iter()
         .map(|o| output(out_shape, o, dtype))
         .collect())
-}
-
-/// A block of not yet initialised elements, set to zero.
-fn zeroed<T: Float>(chunk: &mut [MaybeUninit<T>]) -> &mut [T] {
-    let len = chunk.len();
-    let ptr = chunk.as_mut_ptr().cast::<T>();
-    // SAFETY: `ptr` points to `len` writable elements of `T`; the compute types (f32, f64) are
-    // plain floats for which all-zero bytes are the value 0, so after the write the block is
-    // initialised, and the returned slice borrows `chunk` exclusively.
-    unsafe {
-        std::ptr::write_bytes(ptr, 0, len);
-        std::slice::from_raw_parts_mut(ptr, len)
-    }
 }
 
 /// Each input read as `T`, with its strides in the index space `out_shape`.

@@ -4,12 +4,13 @@
 //! normalised run is contiguous, otherwise each `[n, inner]` slab is processed a row at a time
 //! so the loops stay unit-stride.
 
-use super::storage::{read, shape_err, Float};
+use super::storage::{read, reserve, shape_err, zeroed, Float};
 use crate::error::Result;
 use crate::ops::NormFn;
 use crate::ops::LAYER_NORM_EPS as EPS;
 use crate::tensor::Tensor;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Elements per parallel task.
 const GRAIN: usize = 1 << 14;
@@ -28,18 +29,36 @@ pub(crate) fn normalize<T: Float>(t: &Tensor, axis: usize, func: NormFn) -> Resu
     let n = shape[axis];
     let inner: usize = shape[axis + 1..].iter().product();
     let slab = n * inner;
-    let mut out = x.into_owned();
-    if slab == 0 || out.is_empty() {
-        return Ok(out);
+    if slab == 0 || x.is_empty() {
+        return Ok(x.into_owned());
     }
     let per_task = (GRAIN / slab).max(1) * slab;
+    if inner == 1 {
+        // Runs along the last axis: each row is read from the input and written once into
+        // an output that is not zeroed in advance (see `map`).
+        let mut out = reserve::<T>(x.len())?;
+        let room = &mut out.spare_capacity_mut()[..x.len()];
+        let work = |(src, dst): (&[T], &mut [MaybeUninit<T>])| {
+            let dst = zeroed(dst);
+            for (a, b) in src.chunks(n).zip(dst.chunks_mut(n)) {
+                wide_row(a, b, func);
+            }
+        };
+        if x.len() > per_task {
+            x.par_chunks(per_task)
+                .zip(room.par_chunks_mut(per_task))
+                .for_each(work);
+        } else {
+            work((&x, room));
+        }
+        // SAFETY: every task zeroed, then wrote, its part of the first `x.len()` elements.
+        unsafe { out.set_len(x.len()) };
+        return Ok(out);
+    }
+    let mut out = x.into_owned();
     let work = |s: &mut [T]| {
         for one in s.chunks_mut(slab) {
-            if inner == 1 {
-                row(one, func);
-            } else {
-                columns(one, n, inner, func);
-            }
+            columns(one, n, inner, func);
         }
     };
     if out.len() > per_task {
@@ -50,25 +69,95 @@ pub(crate) fn normalize<T: Float>(t: &Tensor, axis: usize, func: NormFn) -> Resu
     Ok(out)
 }
 
-/// Normalises one contiguous run in place.
-fn row<T: Float>(v: &mut [T], func: NormFn) {
-    let len = T::from_usize(v.len());
+/// [`row`] in the widest copy this processor runs (see `vector`).
+fn wide_row<T: Float>(x: &[T], out: &mut [T], func: NormFn) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+        unsafe fn avx512<T: Float>(x: &[T], out: &mut [T], func: NormFn) {
+            row(x, out, func)
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<T: Float>(x: &[T], out: &mut [T], func: NormFn) {
+            row(x, out, func)
+        }
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the processor has every feature the function is compiled for.
+            return unsafe { avx512(x, out, func) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: as above.
+            return unsafe { avx2(x, out, func) };
+        }
+    }
+    row(x, out, func)
+}
+
+/// Lanes of the partial maxima and sums of a row: independent accumulators, so the
+/// reductions vectorise (one float accumulator would be a chain the compiler must keep).
+const LANES: usize = 16;
+
+/// `f` folded over `x` into [`LANES`] partial results, then those combined with `combine`.
+#[inline(always)]
+fn fold<T: Float>(x: &[T], init: T, f: impl Fn(T, T) -> T, combine: impl Fn(T, T) -> T) -> T {
+    let mut acc = [init; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for c in &mut chunks {
+        for k in 0..LANES {
+            acc[k] = f(acc[k], c[k]);
+        }
+    }
+    for (k, &v) in chunks.remainder().iter().enumerate() {
+        acc[k] = f(acc[k], v);
+    }
+    acc.iter().fold(init, |a, &b| combine(a, b))
+}
+
+fn add<T: Float>(a: T, b: T) -> T {
+    a + b
+}
+
+/// Normalises one contiguous run `x` into `out`.
+#[inline(always)]
+fn row<T: Float>(x: &[T], out: &mut [T], func: NormFn) {
+    let len = T::from_usize(x.len());
     match func {
         NormFn::Softmax => {
-            let mx = v.iter().fold(-T::INF, |a, &b| a.max(b));
-            let mut sum = T::ZERO;
-            for x in v.iter_mut() {
-                *x = (*x - mx).exp();
-                sum += *x;
+            let mx = fold(x, -T::INF, T::max, T::max);
+            // e^(x - max) written and summed in one pass, in lanes.
+            let mut acc = [T::ZERO; LANES];
+            let mut os = out.chunks_exact_mut(LANES);
+            let mut xs = x.chunks_exact(LANES);
+            for (o, v) in (&mut os).zip(&mut xs) {
+                for k in 0..LANES {
+                    o[k] = (v[k] - mx).exp();
+                    acc[k] += o[k];
+                }
             }
-            let inv = T::from_f64(1.0) / sum;
-            v.iter_mut().for_each(|x| *x = *x * inv);
+            for (k, (o, &v)) in os
+                .into_remainder()
+                .iter_mut()
+                .zip(xs.remainder())
+                .enumerate()
+            {
+                *o = (v - mx).exp();
+                acc[k] += *o;
+            }
+            let inv = T::from_f64(1.0) / acc.iter().fold(T::ZERO, |a, &b| a + b);
+            out.iter_mut().for_each(|o| *o = *o * inv);
         }
         NormFn::LayerNorm => {
-            let mean = v.iter().fold(T::ZERO, |a, &b| a + b) / len;
-            let var = v.iter().fold(T::ZERO, |a, &b| a + (b - mean) * (b - mean)) / len;
+            let mean = fold(x, T::ZERO, add, add) / len;
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = v - mean;
+            }
+            let var = fold(out, T::ZERO, |a, b| a + b * b, add) / len;
             let inv = T::from_f64(1.0) / (var + T::from_f64(EPS)).sqrt();
-            v.iter_mut().for_each(|x| *x = (*x - mean) * inv);
+            out.iter_mut().for_each(|o| *o = *o * inv);
         }
     }
 }

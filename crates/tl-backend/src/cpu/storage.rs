@@ -47,7 +47,7 @@ pub(crate) trait Float:
     fn slice(data: &HostData) -> Option<&[Self]>;
     /// Wraps computed elements as host data of this type.
     fn into_host(v: Vec<Self>) -> HostData;
-    /// `e^x`.
+    /// `e^x`, branch-free (`tl_core::math`), so loops over it vectorise.
     fn exp(self) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
@@ -66,7 +66,7 @@ pub(crate) trait Float:
 }
 
 macro_rules! impl_float {
-    ($t:ty, $dt:expr, $variant:ident, $dot:ident, $axpy:ident, $dot4:ident) => {
+    ($t:ty, $dt:expr, $variant:ident, $dot:ident, $axpy:ident, $dot4:ident, $exp:path) => {
         impl Float for $t {
             #[inline]
             fn dot4(rows: [&[Self]; 4], v: &[Self]) -> [Self; 4] {
@@ -106,7 +106,7 @@ macro_rules! impl_float {
             }
             #[inline(always)]
             fn exp(self) -> Self {
-                <$t>::exp(self)
+                $exp(self)
             }
             #[inline(always)]
             fn sqrt(self) -> Self {
@@ -134,8 +134,24 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, DType::F32, F32, dot_f32, axpy_f32, dot4_f32);
-impl_float!(f64, DType::F64, F64, dot_f64, axpy_f64, dot4_f64);
+impl_float!(
+    f32,
+    DType::F32,
+    F32,
+    dot_f32,
+    axpy_f32,
+    dot4_f32,
+    tl_core::math::exp_f32
+);
+impl_float!(
+    f64,
+    DType::F64,
+    F64,
+    dot_f64,
+    axpy_f64,
+    dot4_f64,
+    tl_core::math::exp_f64
+);
 
 /// The host data behind a tensor, or a `Device` error for storage of another backend.
 pub(crate) fn host(t: &Tensor) -> Result<&Arc<HostData>> {
@@ -218,6 +234,19 @@ pub(crate) fn copy_raw(op: &'static str, t: &Tensor) -> Result<HostData> {
         HostData::Bool(v) => HostData::Bool(strided_collect(v, l, |x| x).into()),
         HostData::I64(v) => HostData::I64(strided_collect(v, l, |x| x).into()),
     })
+}
+
+/// A block of not yet initialised elements, set to zero.
+pub(crate) fn zeroed<T: Float>(chunk: &mut [std::mem::MaybeUninit<T>]) -> &mut [T] {
+    let len = chunk.len();
+    let ptr = chunk.as_mut_ptr().cast::<T>();
+    // SAFETY: `ptr` points to `len` writable elements of `T`; the compute types (f32, f64) are
+    // plain floats for which all-zero bytes are the value 0, so after the write the block is
+    // initialised, and the returned slice borrows `chunk` exclusively.
+    unsafe {
+        std::ptr::write_bytes(ptr, 0, len);
+        std::slice::from_raw_parts_mut(ptr, len)
+    }
 }
 
 /// An empty buffer with room for `numel` elements, or an `OutOfMemory` error instead of the
