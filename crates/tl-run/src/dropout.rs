@@ -32,7 +32,13 @@ impl Engine<'_> {
             }
         };
         self.masks.drawn = true;
-        let stream = stream(self.options.seed, self.masks.part, plan, node);
+        let stream = stream(
+            self.options.seed,
+            self.masks.part,
+            plan,
+            node,
+            self.masks.layer,
+        );
         let inputs = [&counter];
         let kernel = Kernel::new(&inputs, shape, dtype, Body::Mask { p, stream });
         let mut out = self.backend.kernel(&kernel).map_err(err)?;

@@ -36,6 +36,7 @@ impl Engine<'_> {
         };
         let mut tape = Tape::default();
         for w in 0..ls.rows {
+            self.masks.layer = w as u64 + 1;
             let mut kept: Vec<Option<Vec<Tensor>>> = vec![None; ls.equations.len()];
             for &t in &ls.order {
                 let mut acc: Option<Tensor> = None;
@@ -122,6 +123,7 @@ impl Engine<'_> {
                 tape.steps.push(kept);
             }
         }
+        self.masks.layer = 0;
         for re in &ls.equations {
             for slot in re.slots.iter().chain(&re.fused_slots) {
                 self.values[slot.id] = None;

@@ -1,6 +1,6 @@
 //! Dropout masks in a training step. Each mask is drawn on the backend by the counter-based
 //! generator of `tl_core::random` from a stream (the run's seed, the part of the batch this
-//! engine computes, the plan and its node) and a counter that holds the step's number, so:
+//! engine computes, the plan and its node, and the row of a layer recursion) and a counter that holds the step's number, so:
 //! every step and every mask draws afresh; the CPU and a GPU draw the same masks; and a
 //! recorded step replays with fresh masks, because the step ends by advancing the counter in
 //! its own memory (a kernel the recording holds), as Adam's bias corrections advance. The
@@ -21,6 +21,9 @@ pub struct Masks {
     pub(crate) counter: Option<(u64, Tensor)>,
     /// Whether the pass under way drew a mask.
     pub(crate) drawn: bool,
+    /// The row of a layer recursion being computed, plus one (0 outside one): every row
+    /// evaluates the same row plan, and each must draw its own masks.
+    pub(crate) layer: u64,
 }
 
 impl Masks {
@@ -51,8 +54,9 @@ impl Masks {
     }
 }
 
-/// The stream of the mask at node `node` of plan `plan`.
-pub(crate) fn stream(seed: u64, part: u64, plan: usize, node: usize) -> u64 {
-    let place = ((plan as u64) << 32) ^ node as u64;
+/// The stream of the mask at node `node` of plan `plan`, in row `layer - 1` of a layer
+/// recursion (`layer` 0 elsewhere).
+pub(crate) fn stream(seed: u64, part: u64, plan: usize, node: usize, layer: u64) -> u64 {
+    let place = ((plan as u64) << 32) ^ node as u64 ^ mix64(layer);
     mix64(seed ^ mix64(part.wrapping_add(0x5851_F42D_4C95_7F2D) ^ mix64(place)))
 }

@@ -103,3 +103,30 @@ fn the_rate_is_a_number_below_one() {
     );
     fails("X = [1, 2]\nY[i] = dropout(X[i])\nY?\n", "TL0112", "2:8");
 }
+
+#[test]
+fn each_layer_of_a_layer_recursion_draws_its_own_mask() {
+    // H[1] = dropout(H[0] + A[0]), H[2] = dropout(H[1] + A[1]), Loss = Σ H[2]: one step of lr
+    // 1 from A = 0 leaves A[0] = -4·m1·m2 (and A[1] = -2·m2). With each layer's own mask about
+    // a quarter of A[0] is -4; had both layers drawn one mask, half would be.
+    let n = 8_000;
+    let text = format!(
+        "domain N = {n}\nX[i: N] = 1\nparam A[2, {n}] = 0\nH[0, i] = X[i]\n\
+         H[l+1, i] = dropout(H[l, i] + A[l, i], 0.5)\nLoss = H[2, i]\n\
+         minimize Loss with sgd(lr=1) for 1 steps\nA?\n"
+    );
+    let a = &answers(&text, "3")[0];
+    let first = &a[..n];
+    let both = first.iter().filter(|&&x| (x + 4.0).abs() < 1e-12).count();
+    assert_eq!(
+        both + first.iter().filter(|&&x| x == 0.0).count(),
+        n,
+        "every element of A[0] is 0 or -4"
+    );
+    // Binomial(n, 1/4): mean 2000, standard deviation about 39.
+    let sd = (n as f64 * 0.25 * 0.75).sqrt();
+    assert!(
+        (both as f64 - n as f64 / 4.0).abs() < 5.0 * sd,
+        "{both} of {n} elements kept by both layers"
+    );
+}
