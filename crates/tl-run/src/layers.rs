@@ -76,8 +76,10 @@ impl Engine<'_> {
                         self.values[slot.id] = Some(Value::Dense(row));
                     }
                     let value = self.evaluate(&re.plan)?;
-                    if let Some(trace) = self.traces.remove(&re.plan.id).filter(|_| self.record) {
-                        kept[e] = Some(tape.count(trace, &re.plan.graph.nodes));
+                    if self.record {
+                        if let Some(trace) = self.traces.remove(&re.plan.id) {
+                            kept[e] = Some(tape.count(trace, &re.plan.graph.nodes));
+                        }
                     }
                     acc = Some(match acc {
                         None => value,

@@ -69,33 +69,10 @@ pub(crate) fn normalize<T: Float>(t: &Tensor, axis: usize, func: NormFn) -> Resu
     Ok(out)
 }
 
-/// [`row`] in the widest copy this processor runs (see `vector`).
-fn wide_row<T: Float>(x: &[T], out: &mut [T], func: NormFn) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-        unsafe fn avx512<T: Float>(x: &[T], out: &mut [T], func: NormFn) {
-            row(x, out, func)
-        }
-        #[target_feature(enable = "avx2,fma")]
-        unsafe fn avx2<T: Float>(x: &[T], out: &mut [T], func: NormFn) {
-            row(x, out, func)
-        }
-        if std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
-            && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the processor has every feature the function is compiled for.
-            return unsafe { avx512(x, out, func) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: as above.
-            return unsafe { avx2(x, out, func) };
-        }
-    }
-    row(x, out, func)
-}
+super::vector::widest!(
+    /// [`row`] in the widest copy this processor runs.
+    wide_row, row, Float, (x: &[T], out: &mut [T], func: NormFn)
+);
 
 /// Lanes of the partial maxima and sums of a row: independent accumulators, so the
 /// reductions vectorise (one float accumulator would be a chain the compiler must keep).
@@ -128,26 +105,10 @@ fn row<T: Float>(x: &[T], out: &mut [T], func: NormFn) {
     match func {
         NormFn::Softmax => {
             let mx = fold(x, -T::INF, T::max, T::max);
-            // e^(x - max) written and summed in one pass, in lanes.
-            let mut acc = [T::ZERO; LANES];
-            let mut os = out.chunks_exact_mut(LANES);
-            let mut xs = x.chunks_exact(LANES);
-            for (o, v) in (&mut os).zip(&mut xs) {
-                for k in 0..LANES {
-                    o[k] = (v[k] - mx).exp();
-                    acc[k] += o[k];
-                }
-            }
-            for (k, (o, &v)) in os
-                .into_remainder()
-                .iter_mut()
-                .zip(xs.remainder())
-                .enumerate()
-            {
+            for (o, &v) in out.iter_mut().zip(x) {
                 *o = (v - mx).exp();
-                acc[k] += *o;
             }
-            let inv = T::from_f64(1.0) / acc.iter().fold(T::ZERO, |a, &b| a + b);
+            let inv = T::from_f64(1.0) / fold(out, T::ZERO, add, add);
             out.iter_mut().for_each(|o| *o = *o * inv);
         }
         NormFn::LayerNorm => {

@@ -13,20 +13,21 @@ pub(crate) enum Operand<'a, T> {
     Scalar(T),
 }
 
-/// Defines `$name` as the loop `$portable` run in the widest copy this processor has.
+/// Defines `$name` as the loop `$portable` (generic over `T: $bound`) run in the widest copy
+/// this processor has.
 macro_rules! widest {
-    ($(#[$doc:meta])* $name:ident, $portable:ident, ($($arg:ident: $ty:ty),*)) => {
+    ($(#[$doc:meta])* $name:ident, $portable:ident, $bound:path, ($($arg:ident: $ty:ty),*)) => {
         $(#[$doc])*
         #[inline(always)]
-        pub(crate) fn $name<T: Copy>($($arg: $ty),*) {
+        pub(crate) fn $name<T: $bound>($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-                unsafe fn avx512<T: Copy>($($arg: $ty),*) {
+                unsafe fn avx512<T: $bound>($($arg: $ty),*) {
                     $portable($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2<T: Copy>($($arg: $ty),*) {
+                unsafe fn avx2<T: $bound>($($arg: $ty),*) {
                     $portable($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx512f")
@@ -50,17 +51,19 @@ macro_rules! widest {
     };
 }
 
+pub(crate) use widest;
+
 widest!(
     /// Applies `f` to every element of `b` in place.
-    each, each_portable, (b: &mut [T], f: &impl Fn(T) -> T)
+    each, each_portable, Copy, (b: &mut [T], f: &impl Fn(T) -> T)
 );
 widest!(
     /// Writes `f` of each element of `src` into `dst` (of the same length).
-    each_from, each_from_portable, (dst: &mut [T], src: &[T], f: &impl Fn(T) -> T)
+    each_from, each_from_portable, Copy, (dst: &mut [T], src: &[T], f: &impl Fn(T) -> T)
 );
 widest!(
     /// Writes `f` of each pair of elements of `a` and `b` into `dst`.
-    pairs, pairs_portable, (dst: &mut [T], a: Operand<'_, T>, b: Operand<'_, T>, f: &impl Fn(T, T) -> T)
+    pairs, pairs_portable, Copy, (dst: &mut [T], a: Operand<'_, T>, b: Operand<'_, T>, f: &impl Fn(T, T) -> T)
 );
 
 #[inline(always)]

@@ -154,7 +154,9 @@ macro_rules! unary_table {
                 }
             }
 
-            /// Hands the f32 function to `a`.
+            /// Hands the f32 function to `a`. The closure is inlined into the caller's loop
+            /// even when large (`gelu`), so the loop's vector copies (`tl_backend`'s
+            /// run-time dispatch) compute it at their width instead of calling it per element.
             #[inline(always)]
             pub fn apply_f32<A: Apply1<f32>>(self, a: A) -> A::Out {
                 match self {
@@ -239,7 +241,9 @@ macro_rules! binary_table {
                 }
             }
 
-            /// Hands the f32 function to `a`.
+            /// Hands the f32 function to `a`. The closure is inlined into the caller's loop
+            /// even when large (`gelu`), so the loop's vector copies (`tl_backend`'s
+            /// run-time dispatch) compute it at their width instead of calling it per element.
             #[inline(always)]
             pub fn apply_f32<A: Apply2<f32>>(self, a: A) -> A::Out {
                 match self {
